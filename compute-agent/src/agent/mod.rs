@@ -1,0 +1,548 @@
+//! The agent's loops: register, heartbeat, long-poll for tasks, execute them,
+//! report results, and reconcile power states.
+//!
+//! Everything is started by [`run_agent`] (or [`run_agent_with_driver`]) and stops
+//! when the `shutdown` future completes. Tasks for different instances run
+//! concurrently, tasks for one instance one after the other.
+
+mod client;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use novum_wire::{HeartbeatRequest, InstancePower, Inventory, Task, TaskResult};
+use tokio::sync::oneshot::{self, error::TryRecvError};
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
+use uuid::Uuid;
+
+pub use client::{Client, RpcError};
+
+use crate::credentials::CredentialStore;
+use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
+use crate::execute::execute;
+
+/// Default libvirt URI: libvirt's test driver (no daemon needed).
+pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
+/// Default heartbeat interval.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default long-poll wait.
+pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(30);
+/// Default interval between power-state samples.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
+/// First delay after a failed call; doubled on each failure up to [`MAX_BACKOFF`].
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest delay between retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long shutdown waits for running tasks to finish and report.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything an agent needs to know.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Base URL of the controller (`http://controller:8774`).
+    pub controller_url: String,
+    /// This agent's host name (Nova's service `host`), unique in the cloud.
+    pub host: String,
+    /// libvirt URI (`test:///default`, `test:///abs/node.xml`, `qemu:///system`).
+    pub libvirt_uri: String,
+    /// Enrollment credential for registering (not needed while a stored agent
+    /// credential is accepted).
+    pub enrollment_token: Option<String>,
+    /// Heartbeat interval (the controller may ask for another at registration).
+    pub heartbeat_interval: Duration,
+    /// How long one task long-poll waits on the controller.
+    pub poll_wait: Duration,
+    /// How often power states are sampled; a change triggers a heartbeat at once.
+    pub reconcile_interval: Duration,
+    /// Directory for the stored agent credential; `None`: memory only.
+    pub state_dir: Option<PathBuf>,
+    /// Host IP to report; `None`: the local address used to reach the controller.
+    pub host_ip: Option<String>,
+    /// libvirt driver settings.
+    pub libvirt: LibvirtOptions,
+}
+
+impl AgentConfig {
+    /// A configuration with every default, for `host` talking to `controller_url`.
+    pub fn new(controller_url: impl Into<String>, host: impl Into<String>) -> Self {
+        AgentConfig {
+            controller_url: controller_url.into(),
+            host: host.into(),
+            libvirt_uri: DEFAULT_LIBVIRT_URI.to_string(),
+            enrollment_token: None,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            poll_wait: DEFAULT_POLL_WAIT,
+            reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
+            state_dir: None,
+            host_ip: None,
+            libvirt: LibvirtOptions::default(),
+        }
+    }
+}
+
+/// Why an agent stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The hypervisor could not be opened or read.
+    #[error("driver: {0}")]
+    Driver(#[from] DriverError),
+    /// A call to the controller failed in a way retrying cannot fix.
+    #[error("rpc: {0}")]
+    Rpc(#[from] RpcError),
+    /// The stored credential could not be read.
+    #[error("reading the stored credential: {0}")]
+    Credential(#[from] std::io::Error),
+    /// A blocking driver call panicked or was cancelled.
+    #[error("driver thread: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Run an agent on the libvirt driver named by `config.libvirt_uri` until
+/// `shutdown` completes.
+///
+/// For a `test:` URI the hypervisor hostname defaults to `config.host`, so that
+/// several fake hypervisors on one machine stay distinct.
+pub async fn run_agent(
+    mut config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    if config.libvirt_uri.starts_with("test:") && config.libvirt.hypervisor_hostname.is_none() {
+        config.libvirt.hypervisor_hostname = Some(config.host.clone());
+    }
+    let uri = config.libvirt_uri.clone();
+    let options = config.libvirt.clone();
+    let driver = tokio::task::spawn_blocking(move || LibvirtDriver::open(&uri, options)).await??;
+    run_agent_with_driver(config, Arc::new(driver), shutdown).await
+}
+
+/// Run an agent on `driver` until `shutdown` completes.
+pub async fn run_agent_with_driver(
+    config: AgentConfig,
+    driver: Arc<dyn VirtDriver>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    let span = info_span!("agent", host = %config.host);
+    async move {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = cancel_tx.send(true);
+        });
+        let agent = Arc::new(Agent::new(config, driver)?);
+        agent.run(Cancel(cancel_rx)).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// A cancellation signal shared by the loops.
+#[derive(Clone)]
+struct Cancel(watch::Receiver<bool>);
+
+impl Cancel {
+    fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once shutdown was asked for (or its sender is gone).
+    async fn cancelled(&mut self) {
+        let _ = self.0.wait_for(|cancelled| *cancelled).await;
+    }
+
+    /// Sleep for `duration`; `false` when cancelled meanwhile.
+    async fn sleep(&mut self, duration: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancelled() => false,
+            _ = tokio::time::sleep(duration) => true,
+        }
+    }
+}
+
+/// Exponential backoff between retries.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(INITIAL_BACKOFF)
+    }
+
+    fn next(&mut self) -> Duration {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(MAX_BACKOFF);
+        delay
+    }
+}
+
+struct Agent {
+    config: AgentConfig,
+    driver: Arc<dyn VirtDriver>,
+    client: Client,
+    heartbeat_interval: StdMutex<Duration>,
+    /// Wakes the heartbeat loop early (power states changed).
+    heartbeat_now: Notify,
+    /// Power states as last sent, sorted by uuid.
+    last_reported: StdMutex<Vec<InstancePower>>,
+    /// Serializes (re-)registrations: several loops may see a `401` at once.
+    registering: Mutex<()>,
+    /// Tasks received and not yet reported, so a re-delivery does not run twice.
+    in_flight: StdMutex<HashSet<Uuid>>,
+}
+
+impl Agent {
+    fn new(config: AgentConfig, driver: Arc<dyn VirtDriver>) -> Result<Self, AgentError> {
+        let store = CredentialStore::new(config.state_dir.as_deref());
+        let token = store.load(&config.controller_url, &config.host)?;
+        if token.is_some() {
+            info!("using the stored agent credential");
+        }
+        let client = Client::new(
+            &config.controller_url,
+            &config.host,
+            config.enrollment_token.clone(),
+            store,
+            token,
+        )?;
+        Ok(Agent {
+            heartbeat_interval: StdMutex::new(config.heartbeat_interval),
+            config,
+            driver,
+            client,
+            heartbeat_now: Notify::new(),
+            last_reported: StdMutex::new(Vec::new()),
+            registering: Mutex::new(()),
+            in_flight: StdMutex::new(HashSet::new()),
+        })
+    }
+
+    async fn run(self: Arc<Self>, mut cancel: Cancel) -> Result<(), AgentError> {
+        if self.client.token().await.is_none() {
+            let mut backoff = Backoff::new();
+            loop {
+                match self.register_if_refused(None).await {
+                    Ok(()) => break,
+                    Err(AgentError::Rpc(e)) if e.is_transient() => {
+                        warn!(error = %e, "registration failed; retrying");
+                        if !cancel.sleep(backoff.next()).await {
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat_loop(cancel.clone()));
+        let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop(cancel.clone()));
+        let poll = tokio::spawn(Arc::clone(&self).poll_loop(cancel.clone()));
+        let (heartbeat, reconcile, poll) = tokio::join!(heartbeat, reconcile, poll);
+        heartbeat?;
+        reconcile?;
+        poll?;
+        info!("agent stopped");
+        Ok(())
+    }
+
+    /// Run a blocking driver call on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn VirtDriver) -> Result<T, DriverError> + Send + 'static,
+    ) -> Result<T, AgentError> {
+        let driver = Arc::clone(&self.driver);
+        Ok(tokio::task::spawn_blocking(move || f(driver.as_ref())).await??)
+    }
+
+    async fn inventory(&self) -> Result<Inventory, AgentError> {
+        let mut inventory = self.blocking(|d| d.inventory()).await?;
+        inventory.host_ip = self
+            .config
+            .host_ip
+            .clone()
+            .or_else(|| local_ip_towards(&self.config.controller_url));
+        Ok(inventory)
+    }
+
+    /// Register, unless the credential changed since `refused` was refused (then
+    /// another loop registered already).
+    async fn register_if_refused(&self, refused: Option<String>) -> Result<(), AgentError> {
+        let _guard = self.registering.lock().await;
+        if self.client.token().await != refused {
+            return Ok(());
+        }
+        let inventory = self.inventory().await?;
+        if let Some(seconds) = self.client.register(inventory).await? {
+            let interval = Duration::from_secs(seconds.max(1));
+            if let Ok(mut current) = self.heartbeat_interval.lock() {
+                *current = interval;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make an authenticated call; on `401` register again and retry once.
+    async fn authed<'a, T, F, Fut>(&'a self, call: F) -> Result<T, AgentError>
+    where
+        F: Fn(&'a Client) -> Fut,
+        Fut: Future<Output = Result<T, RpcError>> + 'a,
+    {
+        let token = self.client.token().await;
+        match call(&self.client).await {
+            Err(e) if e.is_unauthorized() => {
+                warn!("controller refused the agent credential; registering again");
+                self.register_if_refused(token).await?;
+                Ok(call(&self.client).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn heartbeat_once(&self) -> Result<(), AgentError> {
+        let inventory = self.inventory().await?;
+        let mut instances = self.blocking(|d| d.list_instances()).await?;
+        instances.sort_by_key(|p| p.uuid);
+        let beat = HeartbeatRequest {
+            inventory,
+            instances,
+        };
+        self.authed(|client| client.heartbeat(&beat)).await?;
+        if let Ok(mut last) = self.last_reported.lock() {
+            *last = beat.instances;
+        }
+        debug!("heartbeat sent");
+        Ok(())
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, mut cancel: Cancel) {
+        let mut backoff = Backoff::new();
+        loop {
+            let delay = match self
+                .heartbeat_once()
+                .instrument(info_span!("heartbeat"))
+                .await
+            {
+                Ok(()) => {
+                    backoff = Backoff::new();
+                    self.heartbeat_interval
+                        .lock()
+                        .map(|i| *i)
+                        .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL)
+                }
+                Err(e) => {
+                    warn!(error = %e, "heartbeat failed");
+                    backoff.next()
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.heartbeat_now.notified() => {}
+            }
+        }
+    }
+
+    /// Sample power states; when they differ from what the controller last
+    /// heard, heartbeat at once so it can reconcile without waiting.
+    async fn reconcile_loop(self: Arc<Self>, mut cancel: Cancel) {
+        while cancel.sleep(self.config.reconcile_interval).await {
+            let mut now = match self.blocking(|d| d.list_instances()).await {
+                Ok(now) => now,
+                Err(e) => {
+                    warn!(error = %e, "reading power states");
+                    continue;
+                }
+            };
+            now.sort_by_key(|p| p.uuid);
+            let changed = self
+                .last_reported
+                .lock()
+                .map(|last| *last != now)
+                .unwrap_or(true);
+            if changed {
+                info!("power states changed; reporting");
+                self.heartbeat_now.notify_one();
+            }
+        }
+    }
+
+    async fn poll_loop(self: Arc<Self>, mut cancel: Cancel) {
+        let mut running = JoinSet::new();
+        // Per instance, the completion signal of its last task received: the
+        // next one waits for it, so one instance's tasks run in the order
+        // they came (spawned tasks start in no particular order).
+        let mut last_of: HashMap<Uuid, oneshot::Receiver<()>> = HashMap::new();
+        let mut backoff = Backoff::new();
+        while !cancel.is_cancelled() {
+            let polled = tokio::select! {
+                _ = cancel.cancelled() => break,
+                polled = self.authed(|client| client.poll(self.config.poll_wait)) => polled,
+            };
+            match polled {
+                Ok(tasks) => {
+                    backoff = Backoff::new();
+                    for task in tasks {
+                        let fresh = self
+                            .in_flight
+                            .lock()
+                            .map(|mut f| f.insert(task.id))
+                            .unwrap_or(false);
+                        if fresh {
+                            let (done, done_rx) = oneshot::channel();
+                            let after = last_of.insert(task.instance_uuid, done_rx);
+                            running.spawn(Arc::clone(&self).run_task(
+                                task,
+                                after,
+                                done,
+                                cancel.clone(),
+                            ));
+                        } else {
+                            debug!(task = %task.id, "task already running");
+                        }
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "polling for tasks failed");
+                    if !cancel.sleep(backoff.next()).await {
+                        break;
+                    }
+                }
+            }
+            while let Some(done) = running.try_join_next() {
+                if let Err(e) = done {
+                    error!(error = %e, "task runner panicked");
+                }
+            }
+            // Forget the instances whose last task is over.
+            last_of.retain(|_, done| matches!(done.try_recv(), Err(TryRecvError::Empty)));
+        }
+        // Let running tasks finish and report, within the grace period.
+        if !running.is_empty() {
+            info!(tasks = running.len(), "waiting for running tasks");
+            let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                while running.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                warn!("tasks still running at shutdown; the controller will re-deliver them");
+                running.abort_all();
+            }
+        }
+    }
+
+    /// Runs `task` once the previous task of its instance (`after`) is over,
+    /// reports it, and signals `done` (by dropping it) to the next one.
+    async fn run_task(
+        self: Arc<Self>,
+        task: Task,
+        after: Option<oneshot::Receiver<()>>,
+        done: oneshot::Sender<()>,
+        cancel: Cancel,
+    ) {
+        let span = info_span!(
+            "task",
+            task = %task.id,
+            kind = task.action.kind(),
+            instance = %task.instance_uuid,
+            request_id = task.request_id.as_deref().unwrap_or(""),
+        );
+        let id = task.id;
+        async {
+            if let Some(previous) = after {
+                // Err: the previous runner is gone (finished or aborted).
+                let _ = previous.await;
+            }
+            let outcome = {
+                let driver = Arc::clone(&self.driver);
+                let task = task.clone();
+                let span = tracing::Span::current();
+                tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| execute(driver.as_ref(), &task))
+                })
+                .await
+            };
+            match outcome {
+                Ok(outcome) => self.report(&task, TaskResult { outcome }, cancel).await,
+                Err(e) => error!(error = %e, "task execution panicked; not reporting"),
+            }
+        }
+        .instrument(span)
+        .await;
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&id);
+        }
+        drop(done);
+    }
+
+    /// Report a result, retrying transient failures until it lands or the agent
+    /// stops (the controller then re-delivers the task; running it again is
+    /// idempotent).
+    async fn report(&self, task: &Task, result: TaskResult, mut cancel: Cancel) {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.authed(|client| client.report(task, &result)).await {
+                Ok(()) => {
+                    debug!("result reported");
+                    return;
+                }
+                Err(AgentError::Rpc(e)) if e.is_transient() => {
+                    warn!(error = %e, "reporting the result failed; retrying");
+                    if !cancel.sleep(backoff.next()).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "the controller refused the result; dropping it");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The local address this machine uses to reach the controller (no packet is
+/// sent: connecting a UDP socket only picks the route).
+fn local_ip_towards(controller_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(controller_url).ok()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let target: SocketAddr = (host.trim_matches(|c| c == '[' || c == ']'), port)
+        .to_socket_addrs()
+        .ok()?
+        .next()?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(bind).ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut backoff = Backoff::new();
+        assert_eq!(backoff.next(), INITIAL_BACKOFF);
+        assert_eq!(backoff.next(), INITIAL_BACKOFF * 2);
+        for _ in 0..20 {
+            backoff.next();
+        }
+        assert_eq!(backoff.next(), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn local_ip_of_a_loopback_controller() {
+        assert_eq!(
+            local_ip_towards("http://127.0.0.1:8774").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(local_ip_towards("not a url"), None);
+    }
+}

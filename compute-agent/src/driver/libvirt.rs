@@ -1,0 +1,504 @@
+//! [`VirtDriver`] on libvirt through the `virt` crate.
+
+use std::path::PathBuf;
+use std::sync::Once;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use novum_wire::{InstancePower, Inventory, PowerState, RebootType, SpawnSpec};
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+use virt::storage_pool::StoragePool;
+use virt::sys;
+
+use super::store::{DomainStore, StoredDomain};
+use super::xml::{self, DiskLayout};
+use super::{DriverError, VirtDriver};
+
+/// How long a clean shutdown may take before the domain is stopped hard
+/// (Nova's `shutdown_timeout` default).
+pub const DEFAULT_CLEAN_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where instance disks live by default.
+pub const DEFAULT_INSTANCES_PATH: &str = "/var/lib/novum/instances";
+
+/// How often the state is polled while waiting for a clean shutdown.
+const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+const BYTES_PER_GIB: u64 = 1024 * 1024 * 1024;
+
+/// Settings of a [`LibvirtDriver`].
+#[derive(Debug, Clone)]
+pub struct LibvirtOptions {
+    /// Directory holding one sub-directory of disks per instance.
+    pub instances_path: String,
+    /// Storage pool whose capacity is the host's disk; `None`: the first active pool.
+    pub storage_pool: Option<String>,
+    /// Disk size to report instead of the pool's capacity.
+    pub disk_gb: Option<u64>,
+    /// Hypervisor hostname to report instead of libvirt's (useful when several
+    /// test-driver hosts share one machine).
+    pub hypervisor_hostname: Option<String>,
+    /// Clean-shutdown timeout of [`VirtDriver::power_off`].
+    pub clean_shutdown_timeout: Duration,
+    /// Guest architectures a host on libvirt's *test* driver reports on top of
+    /// the test driver's own (which knows only `i686`), with the same
+    /// hypervisor types and VM modes. The test driver runs nothing, so it can
+    /// stand in for a host of any architecture; a real hypervisor ignores this
+    /// and reports only what libvirt says it can run.
+    pub test_guest_archs: Vec<String>,
+    /// Directory remembering the domains this driver defines, restored when
+    /// the hypervisor lost them (see [`DomainStore`]); for the test driver,
+    /// whose domains die with the agent process. `None`: nothing kept.
+    pub domain_store: Option<PathBuf>,
+}
+
+impl Default for LibvirtOptions {
+    fn default() -> Self {
+        LibvirtOptions {
+            instances_path: DEFAULT_INSTANCES_PATH.to_string(),
+            storage_pool: None,
+            disk_gb: None,
+            hypervisor_hostname: None,
+            clean_shutdown_timeout: DEFAULT_CLEAN_SHUTDOWN_TIMEOUT,
+            test_guest_archs: Vec::new(),
+            domain_store: None,
+        }
+    }
+}
+
+/// A libvirt connection, closed when dropped (`virt::Connect` does not close itself).
+struct Connection(Connect);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.close() {
+            warn!(error = %e, "closing the libvirt connection");
+        }
+    }
+}
+
+/// The libvirt driver. It keeps ONE connection for its lifetime: each connection
+/// to a test-driver node file has private state, so reopening would lose every
+/// domain.
+pub struct LibvirtDriver {
+    conn: Connection,
+    uri: String,
+    options: LibvirtOptions,
+    store: Option<DomainStore>,
+}
+
+fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
+    move |e| DriverError::Libvirt {
+        op,
+        message: e.message().to_string(),
+    }
+}
+
+/// Nova's power state for a libvirt domain state. A shut-off domain with a
+/// managed-save image is `SUSPENDED` (that is how [`VirtDriver::suspend`] leaves it).
+fn power_state_of(state: sys::virDomainState, managed_save: bool) -> PowerState {
+    match state {
+        sys::VIR_DOMAIN_RUNNING | sys::VIR_DOMAIN_BLOCKED => PowerState::Running,
+        sys::VIR_DOMAIN_PAUSED => PowerState::Paused,
+        sys::VIR_DOMAIN_SHUTDOWN => PowerState::Shutdown,
+        sys::VIR_DOMAIN_SHUTOFF if managed_save => PowerState::Suspended,
+        sys::VIR_DOMAIN_SHUTOFF => PowerState::Shutdown,
+        sys::VIR_DOMAIN_CRASHED => PowerState::Crashed,
+        sys::VIR_DOMAIN_PMSUSPENDED => PowerState::Suspended,
+        _ => PowerState::NoState,
+    }
+}
+
+impl LibvirtDriver {
+    /// Open `uri` (`test:///default`, `test:///abs/node.xml`, `qemu:///system`).
+    pub fn open(uri: &str, options: LibvirtOptions) -> Result<Self, DriverError> {
+        static SILENCE: Once = Once::new();
+        // libvirt prints every error to stderr by default; ours are values.
+        SILENCE.call_once(virt::error::clear_error_callback);
+        let conn = Connect::open(Some(uri)).map_err(lv("open"))?;
+        info!(uri, "libvirt connection open");
+        let store = options.domain_store.as_ref().map(DomainStore::new);
+        let driver = LibvirtDriver {
+            conn: Connection(conn),
+            uri: uri.to_string(),
+            options,
+            store,
+        };
+        driver.restore()?;
+        Ok(driver)
+    }
+
+    /// Defines again the remembered domains the hypervisor does not know, and
+    /// starts those that were running.
+    fn restore(&self) -> Result<(), DriverError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let domains = store.all().map_err(|e| DriverError::Libvirt {
+            op: "read the domain store",
+            message: e.to_string(),
+        })?;
+        let mut restored = 0;
+        for stored in domains {
+            if self.lookup(stored.instance)?.is_some() {
+                continue;
+            }
+            let domain = Domain::define_xml(&self.conn.0, &stored.xml).map_err(lv("define"))?;
+            if stored.running {
+                Self::start(&domain)?;
+            }
+            restored += 1;
+        }
+        if restored > 0 {
+            info!(uri = %self.uri, restored, "restored the domains the hypervisor had lost");
+        }
+        Ok(())
+    }
+
+    /// Records in the domain store (if any) what became of `instance`:
+    /// `Some(running)` for a live domain, `None` once it is gone. A store that
+    /// cannot be written is logged, not fatal: the hypervisor did the work.
+    fn remember(&self, instance: Uuid, running: Option<bool>, xml: Option<&str>) {
+        let Some(store) = &self.store else { return };
+        let result = match (running, xml) {
+            (Some(running), Some(xml)) => store.save(&StoredDomain {
+                instance,
+                xml: xml.to_string(),
+                running,
+            }),
+            (Some(running), None) => store.set_running(instance, running),
+            (None, _) => store.forget(instance),
+        };
+        if let Err(e) = result {
+            warn!(%instance, error = %e, "cannot update the domain store");
+        }
+    }
+
+    /// The driver's libvirt connection, for inspecting what the driver made.
+    pub fn connect(&self) -> &Connect {
+        &self.conn.0
+    }
+
+    /// The URI this driver is connected to.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn lookup(&self, instance: Uuid) -> Result<Option<Domain>, DriverError> {
+        match Domain::lookup_by_uuid_string(&self.conn.0, &instance.to_string()) {
+            Ok(domain) => Ok(Some(domain)),
+            Err(e) if e.code() == ErrorNumber::NoDomain => Ok(None),
+            Err(e) => Err(lv("lookup")(e)),
+        }
+    }
+
+    fn domain(&self, instance: Uuid) -> Result<Domain, DriverError> {
+        self.lookup(instance)?
+            .ok_or(DriverError::NotFound(instance))
+    }
+
+    fn state_of(domain: &Domain) -> Result<PowerState, DriverError> {
+        let (state, _reason) = domain.get_state().map_err(lv("get state"))?;
+        let managed_save = state == sys::VIR_DOMAIN_SHUTOFF
+            && domain.has_managed_save(0).map_err(lv("has managed save"))?;
+        Ok(power_state_of(state, managed_save))
+    }
+
+    fn disk_gb(&self) -> Result<u64, DriverError> {
+        if let Some(gb) = self.options.disk_gb {
+            return Ok(gb);
+        }
+        let pool = match &self.options.storage_pool {
+            Some(name) => {
+                Some(StoragePool::lookup_by_name(&self.conn.0, name).map_err(lv("storage pool"))?)
+            }
+            None => self
+                .conn
+                .0
+                .list_all_storage_pools(sys::VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
+                .map_err(lv("list storage pools"))?
+                .into_iter()
+                .next(),
+        };
+        match pool {
+            Some(pool) => {
+                Ok(pool.get_info().map_err(lv("storage pool info"))?.capacity / BYTES_PER_GIB)
+            }
+            None => {
+                warn!(uri = %self.uri, "no storage pool and no configured disk size: reporting 0 GB");
+                Ok(0)
+            }
+        }
+    }
+
+    fn start(domain: &Domain) -> Result<(), DriverError> {
+        domain.create().map(drop).map_err(lv("start"))
+    }
+
+    fn hard_stop(domain: &Domain) -> Result<(), DriverError> {
+        match domain.destroy() {
+            Ok(()) => Ok(()),
+            // Raced with the guest powering off by itself.
+            Err(_) if !domain.is_active().map_err(lv("is active"))? => Ok(()),
+            Err(e) => Err(lv("destroy")(e)),
+        }
+    }
+
+    /// libvirt's capabilities, plus the test driver's stand-in architectures
+    /// ([`LibvirtOptions::test_guest_archs`]).
+    fn capabilities(&self) -> Result<xml::Capabilities, DriverError> {
+        let caps_xml = self.conn.0.get_capabilities().map_err(lv("capabilities"))?;
+        let mut caps = xml::parse_capabilities(&caps_xml)?;
+        let test_driver = self
+            .conn
+            .0
+            .get_type()
+            .map_err(lv("hypervisor type"))?
+            .eq_ignore_ascii_case("test");
+        if test_driver {
+            xml::add_guest_archs(&mut caps, &self.options.test_guest_archs);
+        }
+        Ok(caps)
+    }
+
+    /// Shuts the domain of `instance` down: cleanly, then hard after the
+    /// timeout (nothing to do when it is not running).
+    fn shut_down(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Shutdown
+            | PowerState::Suspended
+            | PowerState::NoState
+            | PowerState::Crashed
+                if !domain.is_active().map_err(lv("is active"))? =>
+            {
+                return Ok(());
+            }
+            // A paused guest cannot answer the ACPI request.
+            PowerState::Paused => return Self::hard_stop(&domain),
+            _ => {}
+        }
+        if let Err(e) = domain.shutdown() {
+            warn!(%instance, error = %e.message(), "clean shutdown refused; stopping hard");
+            return Self::hard_stop(&domain);
+        }
+        let deadline = Instant::now() + self.options.clean_shutdown_timeout;
+        while domain.is_active().map_err(lv("is active"))? {
+            if Instant::now() >= deadline {
+                warn!(%instance, "guest did not shut down in time; stopping hard");
+                return Self::hard_stop(&domain);
+            }
+            thread::sleep(SHUTDOWN_POLL_INTERVAL);
+        }
+        Ok(())
+    }
+
+    fn hard_reboot(domain: &Domain) -> Result<(), DriverError> {
+        if domain.is_active().map_err(lv("is active"))? {
+            Self::hard_stop(domain)?;
+        }
+        if domain.has_managed_save(0).map_err(lv("has managed save"))? {
+            domain
+                .managed_save_remove(0)
+                .map_err(lv("remove managed save"))?;
+        }
+        Self::start(domain)
+    }
+}
+
+impl VirtDriver for LibvirtDriver {
+    fn inventory(&self) -> Result<Inventory, DriverError> {
+        let node = self.conn.0.get_node_info().map_err(lv("node info"))?;
+        let mut caps = self.capabilities()?;
+        if caps.cpu.topology.sockets == 0 {
+            caps.cpu.topology = novum_wire::CpuTopology {
+                sockets: node.sockets * node.nodes.max(1),
+                cores: node.cores,
+                threads: node.threads,
+            };
+        }
+        let hypervisor_hostname = match &self.options.hypervisor_hostname {
+            Some(name) => name.clone(),
+            None => self.conn.0.get_hostname().map_err(lv("hostname"))?,
+        };
+        Ok(Inventory {
+            vcpus: node.cpus,
+            memory_mb: node.memory / 1024,
+            disk_gb: self.disk_gb()?,
+            cpu_info: caps.cpu,
+            hypervisor_type: self.conn.0.get_type().map_err(lv("hypervisor type"))?,
+            hypervisor_version: u64::from(
+                self.conn
+                    .0
+                    .get_hyp_version()
+                    .map_err(lv("hypervisor version"))?,
+            ),
+            hypervisor_hostname,
+            host_ip: None,
+            supported_instances: caps.supported_instances,
+        })
+    }
+
+    fn list_instances(&self) -> Result<Vec<InstancePower>, DriverError> {
+        let domains = self
+            .conn
+            .0
+            .list_all_domains(0)
+            .map_err(lv("list domains"))?;
+        let mut out = Vec::with_capacity(domains.len());
+        for domain in &domains {
+            let uuid = domain.get_uuid_string().map_err(lv("domain uuid"))?;
+            let Ok(uuid) = Uuid::parse_str(&uuid) else {
+                warn!(uuid, "domain with an unparsable uuid");
+                continue;
+            };
+            match Self::state_of(domain) {
+                Ok(power_state) => out.push(InstancePower { uuid, power_state }),
+                // The domain vanished between listing and asking.
+                Err(e) => debug!(%uuid, error = %e, "skipping domain"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn power_state(&self, instance: Uuid) -> Result<Option<PowerState>, DriverError> {
+        self.lookup(instance)?
+            .as_ref()
+            .map(Self::state_of)
+            .transpose()
+    }
+
+    fn spawn(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError> {
+        if let Some(domain) = self.lookup(instance)? {
+            return match Self::state_of(&domain)? {
+                PowerState::Running => Ok(()),
+                PowerState::Paused => domain.resume().map(drop).map_err(lv("resume")),
+                _ => Self::start(&domain),
+            };
+        }
+        let caps = self.capabilities()?;
+        let guest = xml::choose_guest(&caps, spec)?;
+        let layout = DiskLayout {
+            instances_path: self.options.instances_path.clone(),
+        };
+        let definition = xml::domain_xml(instance, spec, &guest, &layout);
+        debug!(%instance, xml = %definition, "defining domain");
+        let domain = Domain::define_xml(&self.conn.0, &definition).map_err(lv("define"))?;
+        if let Err(e) = Self::start(&domain) {
+            // Leave nothing half-made behind: a retry starts from scratch.
+            if let Err(undefine) = domain.undefine() {
+                warn!(%instance, error = %undefine, "undefining after a failed start");
+            }
+            return Err(e);
+        }
+        self.remember(instance, Some(true), Some(&definition));
+        Ok(())
+    }
+
+    fn destroy(&self, instance: Uuid) -> Result<(), DriverError> {
+        let Some(domain) = self.lookup(instance)? else {
+            self.remember(instance, None, None);
+            return Ok(());
+        };
+        if domain.is_active().map_err(lv("is active"))? {
+            Self::hard_stop(&domain)?;
+        }
+        domain
+            .undefine_flags(
+                sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+            )
+            .map_err(lv("undefine"))?;
+        self.remember(instance, None, None);
+        Ok(())
+    }
+
+    fn power_on(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Running => Ok(()),
+            PowerState::Paused => domain.resume().map(drop).map_err(lv("resume")),
+            _ => Self::start(&domain),
+        }?;
+        self.remember(instance, Some(true), None);
+        Ok(())
+    }
+
+    fn power_off(&self, instance: Uuid) -> Result<(), DriverError> {
+        self.shut_down(instance)?;
+        self.remember(instance, Some(false), None);
+        Ok(())
+    }
+
+    fn reboot(&self, instance: Uuid, reboot_type: RebootType) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        if reboot_type == RebootType::Soft && Self::state_of(&domain)? == PowerState::Running {
+            match domain.reboot(0) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    warn!(%instance, error = %e.message(), "soft reboot failed; rebooting hard")
+                }
+            }
+        }
+        Self::hard_reboot(&domain)
+    }
+
+    fn pause(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Paused => Ok(()),
+            PowerState::Running => domain.suspend().map(drop).map_err(lv("pause")),
+            state => Err(DriverError::InvalidState {
+                op: "pause",
+                instance,
+                state,
+            }),
+        }
+    }
+
+    fn unpause(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Running => Ok(()),
+            PowerState::Paused => domain.resume().map(drop).map_err(lv("unpause")),
+            state => Err(DriverError::InvalidState {
+                op: "unpause",
+                instance,
+                state,
+            }),
+        }
+    }
+
+    fn suspend(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Suspended => Ok(()),
+            PowerState::Running | PowerState::Paused => {
+                domain.managed_save(0).map(drop).map_err(lv("managed save"))
+            }
+            state => Err(DriverError::InvalidState {
+                op: "suspend",
+                instance,
+                state,
+            }),
+        }
+    }
+
+    fn resume(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Running => Ok(()),
+            PowerState::Suspended if !domain.is_active().map_err(lv("is active"))? => {
+                Self::start(&domain)
+            }
+            state => Err(DriverError::InvalidState {
+                op: "resume",
+                instance,
+                state,
+            }),
+        }
+    }
+}

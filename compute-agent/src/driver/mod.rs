@@ -1,0 +1,125 @@
+//! Virt drivers: what the agent needs from a hypervisor, and its libvirt
+//! implementation.
+//!
+//! The [`VirtDriver`] operations are at the level of Nova's compute driver
+//! (spawn, destroy, power on/off, ...), each idempotent where the outcome is
+//! already reached: spawning a running instance, destroying a missing one or
+//! stopping a stopped one succeeds without doing anything. Calls block (libvirt
+//! is synchronous); async callers run them on a blocking thread.
+
+mod libvirt;
+mod store;
+mod xml;
+
+use novum_wire::{InstancePower, Inventory, PowerState, RebootType, SpawnSpec};
+use uuid::Uuid;
+
+pub use libvirt::{
+    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, LibvirtDriver, LibvirtOptions,
+};
+pub use store::{DomainStore, StoredDomain};
+pub use xml::{
+    Capabilities, DiskLayout, add_guest_archs, canonical_arch, choose_guest, domain_name,
+    domain_xml, parse_capabilities, test_node_xml,
+};
+
+/// What went wrong in a driver call.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// libvirt refused or failed.
+    #[error("libvirt {op}: {message}")]
+    Libvirt {
+        /// The operation that failed (`define`, `create`, ...).
+        op: &'static str,
+        /// libvirt's message.
+        message: String,
+    },
+    /// The instance has no domain on this host.
+    #[error("instance {0} has no domain on this host")]
+    NotFound(Uuid),
+    /// The domain is in a state from which the operation cannot proceed.
+    #[error("cannot {op} instance {instance} while it is {state}")]
+    InvalidState {
+        /// The operation asked for.
+        op: &'static str,
+        /// The instance.
+        instance: Uuid,
+        /// Its current power state.
+        state: PowerState,
+    },
+    /// The host cannot run what was asked (architecture, hypervisor type, ...).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An XML document could not be read.
+    #[error("xml: {0}")]
+    Xml(String),
+}
+
+/// A hypervisor the agent drives. Every method blocks.
+pub trait VirtDriver: Send + Sync {
+    /// The host's resources and capabilities. `host_ip` is left for the agent to fill.
+    fn inventory(&self) -> Result<Inventory, DriverError>;
+
+    /// Every domain on the hypervisor with its power state.
+    fn list_instances(&self) -> Result<Vec<InstancePower>, DriverError>;
+
+    /// The power state of an instance, `None` when it has no domain.
+    fn power_state(&self, instance: Uuid) -> Result<Option<PowerState>, DriverError>;
+
+    /// Define the instance's domain from the spec and boot it. If the domain
+    /// exists already it is only started (when not running).
+    fn spawn(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError>;
+
+    /// Power off and undefine the domain. No domain: nothing to do.
+    fn destroy(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Boot a stopped domain (or continue a paused one). Running: nothing to do.
+    fn power_on(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Clean shutdown, then a hard stop after the driver's timeout.
+    /// Already off: nothing to do.
+    fn power_off(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Reboot. Soft asks the guest and falls back to hard.
+    fn reboot(&self, instance: Uuid, reboot_type: RebootType) -> Result<(), DriverError>;
+
+    /// Pause the vCPUs. Paused already: nothing to do.
+    fn pause(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Continue a paused domain. Running: nothing to do.
+    fn unpause(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Save memory to disk and stop. Suspended already: nothing to do.
+    fn suspend(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Restore a suspended domain. Running: nothing to do.
+    fn resume(&self, instance: Uuid) -> Result<(), DriverError>;
+}
+
+/// A test-driver node file on disk describing a host of a given size (see
+/// [`test_node_xml`]); removed again when dropped. Open [`TestNode::uri`] with
+/// [`LibvirtDriver::open`] to get a fake hypervisor with private state.
+#[derive(Debug)]
+pub struct TestNode {
+    path: std::path::PathBuf,
+}
+
+impl TestNode {
+    /// Write a node file for `vcpus` CPUs and `memory_mb` MiB under the temp dir.
+    pub fn create(vcpus: u32, memory_mb: u64) -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!("novum-node-{}.xml", Uuid::new_v4()));
+        std::fs::write(&path, test_node_xml(vcpus, memory_mb))?;
+        Ok(TestNode { path })
+    }
+
+    /// `test:///<absolute path of the file>`.
+    pub fn uri(&self) -> String {
+        format!("test://{}", self.path.display())
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,133 @@
+//! `novum-agent`: the compute agent of one hypervisor host.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use novum_agent::agent::{
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LIBVIRT_URI, DEFAULT_POLL_WAIT, DEFAULT_RECONCILE_INTERVAL,
+};
+use novum_agent::driver::{DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, LibvirtOptions};
+use novum_agent::{AgentConfig, run_agent};
+use tracing_subscriber::EnvFilter;
+
+/// Run the novum compute agent for this hypervisor.
+#[derive(Debug, Parser)]
+#[command(name = "novum-agent", version, about)]
+struct Args {
+    /// Base URL of the novum controller.
+    #[arg(long, env = "NOVUM_CONTROLLER", value_name = "URL")]
+    controller: String,
+    /// Host name of this compute service (default: the machine's hostname).
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// libvirt URI (`test:///default`, `test:///abs/node.xml`, `qemu:///system`).
+    #[arg(long, default_value = DEFAULT_LIBVIRT_URI)]
+    libvirt_uri: String,
+    /// Enrollment token for registering with the controller.
+    #[arg(long, env = "NOVUM_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = DEFAULT_HEARTBEAT_INTERVAL.as_secs())]
+    heartbeat_seconds: u64,
+    /// Seconds one task long-poll waits on the controller.
+    #[arg(long, default_value_t = DEFAULT_POLL_WAIT.as_secs())]
+    poll_seconds: u64,
+    /// Seconds between power-state samples.
+    #[arg(long, default_value_t = DEFAULT_RECONCILE_INTERVAL.as_secs())]
+    reconcile_seconds: u64,
+    /// Directory keeping the agent's credential across restarts.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Host IP to report (default: the address used to reach the controller).
+    #[arg(long)]
+    host_ip: Option<String>,
+    /// Directory of instance disks.
+    #[arg(long, default_value = novum_agent::driver::DEFAULT_INSTANCES_PATH)]
+    instances_path: String,
+    /// Storage pool whose capacity is reported as disk (default: first active pool).
+    #[arg(long)]
+    storage_pool: Option<String>,
+    /// Disk size in GB to report instead of the storage pool's capacity.
+    #[arg(long)]
+    disk_gb: Option<u64>,
+    /// Seconds a clean shutdown may take before the domain is stopped hard.
+    #[arg(long, default_value_t = DEFAULT_CLEAN_SHUTDOWN_TIMEOUT.as_secs())]
+    shutdown_timeout_seconds: u64,
+    /// On libvirt's test driver only: guest architectures the fake host
+    /// reports on top of the test driver's `i686` (repeatable).
+    #[arg(long = "test-guest-arch")]
+    test_guest_archs: Vec<String>,
+}
+
+fn hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("reading the hostname; pass --host")?;
+    Ok(name.trim().to_string())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let host = match args.host {
+        Some(host) => host,
+        None => hostname()?,
+    };
+    if args.state_dir.is_none() {
+        tracing::warn!("no --state-dir: the agent credential is not kept across restarts");
+    }
+    // The test driver's hypervisor dies with this process: keep its domains
+    // in the state directory so that a restarted agent finds them again.
+    let domain_store = args
+        .state_dir
+        .as_ref()
+        .filter(|_| args.libvirt_uri.starts_with("test:"))
+        .map(|dir| dir.join("domains"));
+    let config = AgentConfig {
+        libvirt_uri: args.libvirt_uri,
+        enrollment_token: args.token,
+        heartbeat_interval: Duration::from_secs(args.heartbeat_seconds.max(1)),
+        poll_wait: Duration::from_secs(args.poll_seconds),
+        reconcile_interval: Duration::from_secs(args.reconcile_seconds.max(1)),
+        state_dir: args.state_dir,
+        host_ip: args.host_ip,
+        libvirt: LibvirtOptions {
+            instances_path: args.instances_path,
+            storage_pool: args.storage_pool,
+            disk_gb: args.disk_gb,
+            hypervisor_hostname: None,
+            clean_shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
+            test_guest_archs: args.test_guest_archs,
+            domain_store,
+        },
+        ..AgentConfig::new(args.controller, host)
+    };
+    run_agent(config, shutdown_signal())
+        .await
+        .context("the agent stopped")
+}

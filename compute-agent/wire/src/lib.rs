@@ -1,0 +1,545 @@
+//! Wire types shared by the novum controller and its compute agents.
+//!
+//! The protocol is agent-initiated HTTP/JSON: the controller never connects to an
+//! agent and there is no message broker. Every path lives under [`API_PREFIX`]:
+//!
+//! | call | path | body → answer |
+//! |------|------|---------------|
+//! | register | `POST /rpc/v1/agents/register` | [`RegisterRequest`] → [`RegisterResponse`] |
+//! | heartbeat | `POST /rpc/v1/agents/{host}/heartbeat` | [`HeartbeatRequest`] → 2xx (body ignored) |
+//! | poll | `GET /rpc/v1/agents/{host}/tasks?wait=<seconds>` | → [`TaskList`] |
+//! | report | `POST /rpc/v1/agents/{host}/tasks/{task_id}/result` | [`TaskResult`] → 2xx |
+//!
+//! Registration authenticates with the enrollment credential (`Authorization:
+//! Bearer <enrollment token>`) and answers with the agent's own credential; every
+//! later call carries `Authorization: Bearer <agent token>`. A `401` on a later
+//! call means the controller no longer knows that credential: the agent registers
+//! again. Errors come back as [`ErrorBody`].
+//!
+//! Tasks are durable rows on the controller side. An agent may see the same task
+//! more than once (for example after a restart before it reported); executing a
+//! task is idempotent, so that is harmless.
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Prefix of every agent RPC path.
+pub const API_PREFIX: &str = "/rpc/v1";
+
+/// Path of the registration call (relative to the controller's base URL).
+pub const REGISTER_PATH: &str = "/rpc/v1/agents/register";
+
+/// Longest long-poll wait (seconds) an agent asks for; controllers may cap lower.
+pub const MAX_POLL_WAIT_SECONDS: u64 = 60;
+
+/// Path of the heartbeat call for `host`.
+pub fn heartbeat_path(host: &str) -> String {
+    format!("{API_PREFIX}/agents/{host}/heartbeat")
+}
+
+/// Path of the task long-poll for `host` (without the `wait` query).
+pub fn tasks_path(host: &str) -> String {
+    format!("{API_PREFIX}/agents/{host}/tasks")
+}
+
+/// Path of the result report for task `task_id` of `host`.
+pub fn task_result_path(host: &str, task_id: Uuid) -> String {
+    format!("{API_PREFIX}/agents/{host}/tasks/{task_id}/result")
+}
+
+/// Encode a `major.minor.micro` version the way Nova stores hypervisor versions:
+/// `major * 1_000_000 + minor * 1_000 + micro` (libvirt uses the same encoding).
+pub fn encode_version(major: u64, minor: u64, micro: u64) -> u64 {
+    major * 1_000_000 + minor * 1_000 + micro
+}
+
+/// Split a version encoded by [`encode_version`] into `(major, minor, micro)`.
+pub fn decode_version(version: u64) -> (u64, u64, u64) {
+    (
+        version / 1_000_000,
+        (version / 1_000) % 1_000,
+        version % 1_000,
+    )
+}
+
+/// Power state of an instance, with Nova's names and numeric values.
+///
+/// Serialized as its number (`1` for `RUNNING`), exactly as Nova stores
+/// `instances.power_state`; [`PowerState::name`] gives Nova's upper-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
+#[repr(u8)]
+pub enum PowerState {
+    /// `NOSTATE` (0): unknown, or no domain exists.
+    NoState = 0,
+    /// `RUNNING` (1).
+    Running = 1,
+    /// `PAUSED` (3): vCPUs stopped, memory kept in place.
+    Paused = 3,
+    /// `SHUTDOWN` (4): powered off.
+    Shutdown = 4,
+    /// `CRASHED` (6).
+    Crashed = 6,
+    /// `SUSPENDED` (7): memory saved to disk (libvirt managed save or guest PM
+    /// suspend); resumes where it left off.
+    Suspended = 7,
+}
+
+impl PowerState {
+    /// Nova's name for the state (`"RUNNING"`, `"SHUTDOWN"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            PowerState::NoState => "NOSTATE",
+            PowerState::Running => "RUNNING",
+            PowerState::Paused => "PAUSED",
+            PowerState::Shutdown => "SHUTDOWN",
+            PowerState::Crashed => "CRASHED",
+            PowerState::Suspended => "SUSPENDED",
+        }
+    }
+}
+
+impl fmt::Display for PowerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<PowerState> for u8 {
+    fn from(state: PowerState) -> u8 {
+        state as u8
+    }
+}
+
+/// A number that is not one of Nova's power-state values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownPowerState(pub u8);
+
+impl fmt::Display for UnknownPowerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown power state {}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownPowerState {}
+
+impl TryFrom<u8> for PowerState {
+    type Error = UnknownPowerState;
+
+    fn try_from(value: u8) -> Result<Self, Self::Error> {
+        Ok(match value {
+            0 => PowerState::NoState,
+            1 => PowerState::Running,
+            3 => PowerState::Paused,
+            4 => PowerState::Shutdown,
+            6 => PowerState::Crashed,
+            7 => PowerState::Suspended,
+            other => return Err(UnknownPowerState(other)),
+        })
+    }
+}
+
+/// One (architecture, hypervisor type, VM mode) triple a host can run, as in
+/// Nova's `supported_instances` (e.g. `("x86_64", "kvm", "hvm")`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SupportedInstance {
+    /// Guest architecture (`x86_64`, `aarch64`, `i686`, ...).
+    pub arch: String,
+    /// Hypervisor type (libvirt domain type: `kvm`, `qemu`, `test`, ...).
+    pub hv_type: String,
+    /// VM mode (libvirt os type: `hvm`, `xen`, `exe`, ...).
+    pub vm_mode: String,
+}
+
+/// CPU topology of the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTopology {
+    /// Sockets (per NUMA node when libvirt reports it that way).
+    pub sockets: u32,
+    /// Cores per socket.
+    pub cores: u32,
+    /// Threads per core.
+    pub threads: u32,
+}
+
+/// The host CPU, as Nova's `cpu_info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuInfo {
+    /// Host architecture (`x86_64`, ...).
+    pub arch: String,
+    /// CPU model name (`Skylake-Client-IBRS`, ...), when the hypervisor reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// CPU vendor (`Intel`, `AMD`, ...), when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    /// CPU feature flags (`vmx`, `avx2`, ...), sorted.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Socket/core/thread layout.
+    #[serde(default)]
+    pub topology: CpuTopology,
+}
+
+/// What a hypervisor host offers: sent at registration and with every heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Usable physical CPUs (Nova's `vcpus` of the compute node).
+    pub vcpus: u32,
+    /// Physical memory in MiB.
+    pub memory_mb: u64,
+    /// Local disk for instances in GiB (Nova's `local_gb`).
+    pub disk_gb: u64,
+    /// The CPU: architecture, model, features, topology.
+    pub cpu_info: CpuInfo,
+    /// Hypervisor type as the driver names it (`QEMU`, `TEST`, ...).
+    pub hypervisor_type: String,
+    /// Hypervisor version in Nova's encoding, see [`encode_version`].
+    pub hypervisor_version: u64,
+    /// Hostname of the hypervisor (Nova's `hypervisor_hostname`).
+    pub hypervisor_hostname: String,
+    /// IP address of the host, as the controller should show it (`host_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// Every (arch, hv_type, vm_mode) this host can run.
+    pub supported_instances: Vec<SupportedInstance>,
+}
+
+/// First call of an agent: who it is and what it offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The service host name (Nova's `host`), unique per agent.
+    pub host: String,
+    /// The host's resources and capabilities.
+    pub inventory: Inventory,
+    /// Version of the agent software (`CARGO_PKG_VERSION`).
+    pub agent_version: String,
+}
+
+/// The controller's answer to [`RegisterRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// The host name the controller registered (echo of the request).
+    pub host: String,
+    /// The agent's own credential, for `Authorization: Bearer` on every later call.
+    pub agent_token: String,
+    /// Heartbeat interval the controller asks for, if it has a preference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<u64>,
+}
+
+/// Power state of one domain the agent runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancePower {
+    /// The instance uuid (= the domain uuid).
+    pub uuid: Uuid,
+    /// Its current power state.
+    pub power_state: PowerState,
+}
+
+/// Periodic liveness report: current inventory and every domain's power state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// Current inventory (it can change: hot-added memory, a libvirt upgrade).
+    pub inventory: Inventory,
+    /// Every domain on the hypervisor with its power state, for reconciliation.
+    /// Domains the controller does not know are listed too.
+    pub instances: Vec<InstancePower>,
+}
+
+/// Answer to the task long-poll: zero or more tasks, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskList {
+    /// Tasks to execute; empty when the wait expired with nothing to do.
+    pub tasks: Vec<Task>,
+}
+
+/// One unit of work for an agent, about one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Task id (the controller's durable row), used to report the result.
+    pub id: Uuid,
+    /// The instance the task is about.
+    pub instance_uuid: Uuid,
+    /// Request id of the API call that caused the task (`req-...`), for logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// What to do.
+    pub action: TaskAction,
+}
+
+/// What a task asks the agent to do. Serialized with a `kind` tag:
+/// `{"kind": "reboot", "reboot_type": "HARD"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskAction {
+    /// Create the instance's domain and boot it. Succeeds at once if the domain
+    /// already exists and runs.
+    Spawn(SpawnSpec),
+    /// Power off and remove the domain. Succeeds if there is no domain.
+    Destroy,
+    /// Power on (boot a stopped domain, unpause a paused one).
+    Start,
+    /// Power off: clean shutdown, then a hard stop after a timeout.
+    Stop,
+    /// Reboot the domain.
+    Reboot {
+        /// Soft (guest-cooperative, falling back to hard) or hard.
+        reboot_type: RebootType,
+    },
+    /// Pause the vCPUs, keeping memory in place.
+    Pause,
+    /// Continue a paused domain.
+    Unpause,
+    /// Save memory to disk and stop the domain.
+    Suspend,
+    /// Restore a suspended domain.
+    Resume,
+}
+
+impl TaskAction {
+    /// Short name of the action (`"spawn"`, `"reboot"`, ...), as in the `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskAction::Spawn(_) => "spawn",
+            TaskAction::Destroy => "destroy",
+            TaskAction::Start => "start",
+            TaskAction::Stop => "stop",
+            TaskAction::Reboot { .. } => "reboot",
+            TaskAction::Pause => "pause",
+            TaskAction::Unpause => "unpause",
+            TaskAction::Suspend => "suspend",
+            TaskAction::Resume => "resume",
+        }
+    }
+}
+
+/// Nova's reboot types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RebootType {
+    /// Ask the guest to restart; fall back to hard when it does not.
+    Soft,
+    /// Power-cycle the domain.
+    Hard,
+}
+
+/// Everything needed to build an instance's domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnSpec {
+    /// Display name of the instance.
+    pub name: String,
+    /// Sizes from the flavor.
+    pub flavor: FlavorSpec,
+    /// The image and its properties.
+    pub image: ImageSpec,
+    /// User data as given to the API (base64 text), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+    /// Instance metadata (key/value).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The sizes of a flavor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavorSpec {
+    /// Flavor name, for logs and domain metadata.
+    #[serde(default)]
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: u32,
+    /// Memory in MiB.
+    pub memory_mb: u64,
+    /// Root disk in GiB.
+    pub root_gb: u64,
+    /// Ephemeral disk in GiB (0: none).
+    #[serde(default)]
+    pub ephemeral_gb: u64,
+    /// Swap in MiB (0: none), as Nova's flavor `swap`.
+    #[serde(default)]
+    pub swap_mb: u64,
+}
+
+/// Image property naming the architecture (`x86_64`, `aarch64`, ...).
+pub const PROP_ARCHITECTURE: &str = "hw_architecture";
+/// Image property naming the hypervisor type (`kvm`, `qemu`, ...).
+pub const PROP_HV_TYPE: &str = "img_hv_type";
+/// Image property naming the VM mode (`hvm`, `xen`, ...).
+pub const PROP_VM_MODE: &str = "hw_vm_mode";
+/// Image property naming the machine type (`q35`, `pc`, `virt`, ...).
+pub const PROP_MACHINE_TYPE: &str = "hw_machine_type";
+
+/// The image an instance boots from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSpec {
+    /// Image id (Glance uuid).
+    pub id: String,
+    /// Image properties (`hw_architecture`, `img_hv_type`, `hw_vm_mode`, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl ImageSpec {
+    /// A property, trying the current name first and then Nova's legacy name.
+    fn property(&self, name: &str, legacy: &str) -> Option<&str> {
+        self.properties
+            .get(name)
+            .or_else(|| self.properties.get(legacy))
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    /// `hw_architecture` (legacy `architecture`).
+    pub fn architecture(&self) -> Option<&str> {
+        self.property(PROP_ARCHITECTURE, "architecture")
+    }
+
+    /// `img_hv_type` (legacy `hypervisor_type`).
+    pub fn hv_type(&self) -> Option<&str> {
+        self.property(PROP_HV_TYPE, "hypervisor_type")
+    }
+
+    /// `hw_vm_mode` (legacy `vm_mode`).
+    pub fn vm_mode(&self) -> Option<&str> {
+        self.property(PROP_VM_MODE, "vm_mode")
+    }
+
+    /// `hw_machine_type`.
+    pub fn machine_type(&self) -> Option<&str> {
+        self.property(PROP_MACHINE_TYPE, PROP_MACHINE_TYPE)
+    }
+}
+
+/// The outcome of one task, reported by the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// Success or failure.
+    pub outcome: TaskOutcome,
+}
+
+/// Success with the resulting power state, or failure with a message.
+/// Serialized with a `status` tag: `{"status": "succeeded", "power_state": 1}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TaskOutcome {
+    /// The task did what it asked; the domain is now in `power_state`
+    /// (`NOSTATE` after a destroy).
+    Succeeded {
+        /// Power state after the task.
+        power_state: PowerState,
+    },
+    /// The task failed.
+    Failed {
+        /// What went wrong, for the instance fault.
+        message: String,
+        /// Power state after the failure, when it could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        power_state: Option<PowerState>,
+    },
+}
+
+/// Error body of a failed RPC call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Human-readable description.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn power_state_is_nova_number() {
+        assert_eq!(
+            serde_json::to_value(PowerState::Running).ok(),
+            Some(json!(1))
+        );
+        assert_eq!(
+            serde_json::to_value(PowerState::Suspended).ok(),
+            Some(json!(7))
+        );
+        let state: PowerState = serde_json::from_value(json!(4)).unwrap();
+        assert_eq!(state, PowerState::Shutdown);
+        assert!(serde_json::from_value::<PowerState>(json!(2)).is_err());
+        for n in 0..=u8::MAX {
+            if let Ok(state) = PowerState::try_from(n) {
+                assert_eq!(u8::from(state), n);
+            }
+        }
+        assert_eq!(PowerState::Crashed.to_string(), "CRASHED");
+    }
+
+    #[test]
+    fn task_json_shape() {
+        let task = Task {
+            id: Uuid::nil(),
+            instance_uuid: Uuid::nil(),
+            request_id: Some("req-1".into()),
+            action: TaskAction::Reboot {
+                reboot_type: RebootType::Hard,
+            },
+        };
+        let value = serde_json::to_value(&task).unwrap();
+        assert_eq!(
+            value["action"],
+            json!({"kind": "reboot", "reboot_type": "HARD"})
+        );
+        let back: Task = serde_json::from_value(value).unwrap();
+        assert_eq!(back, task);
+
+        let spawn: TaskAction = serde_json::from_value(json!({
+            "kind": "spawn",
+            "name": "vm1",
+            "flavor": {"vcpus": 2, "memory_mb": 512, "root_gb": 1},
+            "image": {"id": "img", "properties": {"architecture": "x86_64"}},
+        }))
+        .unwrap();
+        let TaskAction::Spawn(spec) = spawn else {
+            panic!("not a spawn: {spawn:?}");
+        };
+        assert_eq!(spec.flavor.swap_mb, 0);
+        assert_eq!(spec.image.architecture(), Some("x86_64"));
+        assert_eq!(spec.image.hv_type(), None);
+    }
+
+    #[test]
+    fn outcome_json_shape() {
+        let ok = TaskOutcome::Succeeded {
+            power_state: PowerState::Running,
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).ok(),
+            Some(json!({"status": "succeeded", "power_state": 1}))
+        );
+        let failed: TaskOutcome =
+            serde_json::from_value(json!({"status": "failed", "message": "boom"})).unwrap();
+        assert_eq!(
+            failed,
+            TaskOutcome::Failed {
+                message: "boom".into(),
+                power_state: None
+            }
+        );
+    }
+
+    #[test]
+    fn versions_and_paths() {
+        assert_eq!(encode_version(9, 0, 0), 9_000_000);
+        assert_eq!(decode_version(8_002_001), (8, 2, 1));
+        let id = Uuid::nil();
+        assert_eq!(
+            task_result_path("cmp1", id),
+            format!("/rpc/v1/agents/cmp1/tasks/{id}/result")
+        );
+        assert_eq!(heartbeat_path("cmp1"), "/rpc/v1/agents/cmp1/heartbeat");
+        assert_eq!(tasks_path("cmp1"), "/rpc/v1/agents/cmp1/tasks");
+        assert!(REGISTER_PATH.starts_with(API_PREFIX));
+    }
+}

@@ -1,0 +1,87 @@
+//! Availability zones (`/v2.1/os-availability-zone`, `/detail`): the zones
+//! of the compute services (a host's zone comes from its aggregates'
+//! `availability_zone` metadata, else `[compute] default_availability_zone`).
+//! A zone is available while one of its services is enabled. The list is
+//! open to readers; `detail` (hosts and their service state) is admin only.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::common::api_time_micros;
+use super::services::{self, ServiceRow, service_zone};
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::fault::ApiResult;
+
+/// Zone name → its services, and the names of the zones with an enabled one.
+async fn zones(state: &AppState) -> ApiResult<BTreeMap<String, Vec<ServiceRow>>> {
+    let by_host = services::zones_by_host(state).await?;
+    let mut zones: BTreeMap<String, Vec<ServiceRow>> = BTreeMap::new();
+    for service in services::all(&state.db).await? {
+        zones
+            .entry(service_zone(state, &by_host, &service))
+            .or_default()
+            .push(service);
+    }
+    Ok(zones)
+}
+
+fn available(services: &[ServiceRow]) -> bool {
+    services.iter().any(|service| service.disabled == 0)
+}
+
+/// Any authenticated caller may list zones (Nova's policy: `@`).
+async fn index(State(state): State<AppState>, _auth: AuthContext) -> ApiResult<Json<Value>> {
+    let info: Vec<Value> = zones(&state)
+        .await?
+        .iter()
+        // Nova leaves the internal zone (controller services) out of this list.
+        .filter(|(name, _)| name.as_str() != "internal")
+        .map(|(name, services)| {
+            json!({
+                "zoneName": name,
+                "zoneState": {"available": available(services)},
+                "hosts": null,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": info})))
+}
+
+async fn detail(State(state): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-availability-zone:detail")?;
+    let info: Vec<Value> = zones(&state)
+        .await?
+        .iter()
+        .map(|(name, services)| {
+            let mut hosts: BTreeMap<&str, BTreeMap<&str, Value>> = BTreeMap::new();
+            for service in services {
+                hosts.entry(&service.host).or_default().insert(
+                    &service.binary_name,
+                    json!({
+                        "available": service.is_up(&state),
+                        "active": service.disabled == 0,
+                        "updated_at": service.updated_at.as_deref().map(api_time_micros),
+                    }),
+                );
+            }
+            json!({
+                "zoneName": name,
+                "zoneState": {"available": available(services)},
+                "hosts": hosts,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": info})))
+}
+
+/// The availability zone routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2.1/os-availability-zone", get(index))
+        .route("/v2.1/os-availability-zone/detail", get(detail))
+}

@@ -1,0 +1,849 @@
+//! Flavors: CRUD, detail, extra specs, project access (`/v2.1/flavors…`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::common::{Page, links, next_link, parse_bool};
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::body::JsonBody;
+use crate::api::fault::{ApiError, ApiResult};
+use crate::api::microversion::Microversion;
+use crate::conductor::model::FlavorSnapshot;
+use crate::db::{self, Db, DbError, Tx};
+use crate::notify::builders;
+use crate::notify::payload::FlavorPayload;
+use crate::notify::{Publisher, emit};
+
+/// A flavor row with its extra specs.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct FlavorRow {
+    /// Flavor id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// vCPUs.
+    pub vcpus: i64,
+    /// Memory, MiB.
+    pub memory_mb: i64,
+    /// Root disk, GiB.
+    pub root_gb: i64,
+    /// Ephemeral disk, GiB.
+    pub ephemeral_gb: i64,
+    /// Swap, MiB.
+    pub swap: i64,
+    /// RX/TX factor.
+    pub rxtx_factor: f64,
+    /// Public (0/1).
+    pub is_public: i64,
+    /// Disabled (0/1).
+    pub disabled: i64,
+    /// Description.
+    pub description: Option<String>,
+    /// Created.
+    pub created_at: String,
+}
+
+/// Nova's default flavors: (id, name, vcpus, ram MB, disk GB).
+pub const DEFAULT_FLAVORS: &[(&str, &str, i64, i64, i64)] = &[
+    ("1", "m1.tiny", 1, 512, 1),
+    ("2", "m1.small", 1, 2048, 20),
+    ("3", "m1.medium", 2, 4096, 40),
+    ("4", "m1.large", 4, 8192, 80),
+    ("5", "m1.xlarge", 8, 16384, 160),
+];
+
+/// Creates the default flavors once (at first start; deleting them later sticks).
+pub async fn ensure_defaults(db: &Db) -> Result<(), DbError> {
+    let mut tx = db.begin_serialized("flavors").await?;
+    let done = sqlx::query("SELECT value FROM novum_meta WHERE key = 'default_flavors'")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if done.is_none() {
+        for (id, name, vcpus, ram, disk) in DEFAULT_FLAVORS {
+            sqlx::query(
+                "INSERT INTO flavors (id, name, vcpus, memory_mb, root_gb, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(*id)
+            .bind(*name)
+            .bind(*vcpus)
+            .bind(*ram)
+            .bind(*disk)
+            .bind(db::now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("INSERT INTO novum_meta (key, value) VALUES ('default_flavors', 'created')")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn extra_specs(db: &Db, id: &str) -> Result<BTreeMap<String, String>, DbError> {
+    let rows = sqlx::query("SELECT key, value FROM flavor_extra_specs WHERE flavor_id = $1")
+        .bind(id)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+async fn projects_with_access(db: &Db, id: &str) -> Result<Vec<String>, DbError> {
+    let rows = sqlx::query(
+        "SELECT project_id FROM flavor_projects WHERE flavor_id = $1 ORDER BY project_id",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| row.try_get("project_id"))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Flavor `id` as a `FlavorPayload` (with its extra specs and, for a
+/// private flavor, the projects with access), read in `tx`.
+async fn flavor_payload(tx: &mut Tx, id: &str) -> Result<Option<FlavorPayload>, DbError> {
+    let Some(flavor) = sqlx::query_as::<_, FlavorRow>("SELECT * FROM flavors WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let specs = sqlx::query("SELECT key, value FROM flavor_extra_specs WHERE flavor_id = $1")
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
+        .collect::<Result<BTreeMap<String, String>, sqlx::Error>>()?;
+    let projects = sqlx::query(
+        "SELECT project_id FROM flavor_projects WHERE flavor_id = $1 ORDER BY project_id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|row| row.try_get("project_id"))
+    .collect::<Result<Vec<String>, sqlx::Error>>()?;
+    Ok(Some(FlavorPayload {
+        flavorid: Some(flavor.id),
+        name: flavor.name,
+        memory_mb: Some(flavor.memory_mb),
+        vcpus: Some(flavor.vcpus),
+        root_gb: Some(flavor.root_gb),
+        ephemeral_gb: Some(flavor.ephemeral_gb),
+        swap: flavor.swap,
+        rxtx_factor: Some(flavor.rxtx_factor),
+        vcpu_weight: Some(0),
+        disabled: flavor.disabled != 0,
+        is_public: flavor.is_public != 0,
+        extra_specs: Some(specs),
+        // Nova sends the projects only for private flavors.
+        projects: (flavor.is_public == 0).then_some(projects),
+        description: flavor.description,
+    }))
+}
+
+/// Emits `flavor.<action>` with `payload` in `tx` (nothing without one;
+/// `flavor.delete` takes the payload read before deleting).
+async fn notify_flavor(
+    tx: &mut Tx,
+    state: &AppState,
+    payload: Option<FlavorPayload>,
+    action: &str,
+) -> ApiResult<()> {
+    if let Some(payload) = payload {
+        let publisher = Publisher::api(&state.config.host);
+        emit(tx, &builders::flavor(&publisher, payload, action)).await?;
+    }
+    Ok(())
+}
+
+/// Emits `flavor.update` about flavor `id` as it is now in `tx`.
+async fn flavor_updated(tx: &mut Tx, state: &AppState, id: &str) -> ApiResult<()> {
+    let payload = flavor_payload(tx, id).await?;
+    notify_flavor(tx, state, payload, "update").await
+}
+
+/// Flavor `id` as the caller may see it (private flavors only with access).
+pub async fn get_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<FlavorRow> {
+    let flavor = sqlx::query_as::<_, FlavorRow>("SELECT * FROM flavors WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Flavor {id} could not be found.")))?;
+    if flavor.is_public == 0
+        && !auth.is_admin()
+        && !projects_with_access(db, id)
+            .await?
+            .contains(&auth.project_id)
+    {
+        return Err(ApiError::not_found(format!(
+            "Flavor {id} could not be found."
+        )));
+    }
+    Ok(flavor)
+}
+
+/// The snapshot an instance keeps of flavor `flavor`.
+pub async fn snapshot(db: &Db, flavor: &FlavorRow) -> ApiResult<FlavorSnapshot> {
+    Ok(FlavorSnapshot {
+        id: flavor.id.clone(),
+        name: flavor.name.clone(),
+        vcpus: flavor.vcpus,
+        memory_mb: flavor.memory_mb,
+        root_gb: flavor.root_gb,
+        ephemeral_gb: flavor.ephemeral_gb,
+        swap: flavor.swap,
+        extra_specs: extra_specs(db, &flavor.id).await?,
+    })
+}
+
+fn view(
+    state: &AppState,
+    flavor: &FlavorRow,
+    version: Microversion,
+    detail: bool,
+    specs: Option<&BTreeMap<String, String>>,
+) -> Value {
+    let mut body = json!({
+        "id": flavor.id,
+        "name": flavor.name,
+        "links": links(state, "flavors", &flavor.id),
+    });
+    if version.at_least(55) {
+        body["description"] = json!(flavor.description);
+    }
+    if detail {
+        body["ram"] = json!(flavor.memory_mb);
+        body["disk"] = json!(flavor.root_gb);
+        body["vcpus"] = json!(flavor.vcpus);
+        body["swap"] = if flavor.swap == 0 && !version.at_least(75) {
+            json!("")
+        } else {
+            json!(flavor.swap)
+        };
+        body["OS-FLV-EXT-DATA:ephemeral"] = json!(flavor.ephemeral_gb);
+        body["OS-FLV-DISABLED:disabled"] = json!(flavor.disabled != 0);
+        body["os-flavor-access:is_public"] = json!(flavor.is_public != 0);
+        body["rxtx_factor"] = json!(flavor.rxtx_factor);
+        if version.at_least(61) {
+            body["extra_specs"] = json!(specs.cloned().unwrap_or_default());
+        }
+    }
+    body
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    is_public: Option<String>,
+    #[serde(rename = "minRam")]
+    min_ram: Option<String>,
+    #[serde(rename = "minDisk")]
+    min_disk: Option<String>,
+    sort_key: Option<String>,
+    sort_dir: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+fn number(name: &str, text: &Option<String>) -> ApiResult<Option<i64>> {
+    text.as_ref()
+        .map(|text| {
+            text.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("Invalid {name} filter [{text}]")))
+        })
+        .transpose()
+}
+
+async fn list_flavors(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    query: ListQuery,
+    raw: Option<String>,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    let is_public = match query.is_public.as_deref() {
+        None => Some(true),
+        Some(text) if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("all") => None,
+        Some(text) => {
+            Some(parse_bool(text).ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid is_public filter [{text}]"))
+            })?)
+        }
+    };
+    // Only admins may see private flavors they have no access to.
+    let is_public = if auth.is_admin() {
+        is_public
+    } else {
+        Some(true)
+    };
+    let min_ram = number("minRam", &query.min_ram)?;
+    let min_disk = number("minDisk", &query.min_disk)?;
+    let rows = sqlx::query_as::<_, FlavorRow>("SELECT * FROM flavors")
+        .fetch_all(state.db.pool())
+        .await?;
+    let access = sqlx::query("SELECT flavor_id FROM flavor_projects WHERE project_id = $1")
+        .bind(&auth.project_id)
+        .fetch_all(state.db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("flavor_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut flavors: Vec<FlavorRow> = rows
+        .into_iter()
+        .filter(|flavor| match is_public {
+            Some(true) => flavor.is_public != 0 || access.contains(&flavor.id),
+            Some(false) => flavor.is_public == 0,
+            None => true,
+        })
+        .filter(|flavor| min_ram.is_none_or(|min| flavor.memory_mb >= min))
+        .filter(|flavor| min_disk.is_none_or(|min| flavor.root_gb >= min))
+        .collect();
+    let sort_key = query.sort_key.as_deref().unwrap_or("flavorid");
+    match sort_key {
+        "flavorid" | "id" => flavors.sort_by(|a, b| a.id.cmp(&b.id)),
+        "name" => flavors.sort_by(|a, b| a.name.cmp(&b.name)),
+        "memory_mb" => flavors.sort_by_key(|f| f.memory_mb),
+        "vcpus" => flavors.sort_by_key(|f| f.vcpus),
+        "root_gb" => flavors.sort_by_key(|f| f.root_gb),
+        "created_at" => flavors.sort_by(|a, b| a.created_at.cmp(&b.created_at)),
+        other => return Err(ApiError::bad_request(format!("Invalid sort_key {other}"))),
+    }
+    if query.sort_dir.as_deref() == Some("desc") {
+        flavors.reverse();
+    }
+    let (page, more) = query.page.apply(state, flavors, |flavor| &flavor.id)?;
+    let mut specs: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    if detail && version.at_least(61) {
+        for flavor in &page {
+            specs.insert(flavor.id.clone(), extra_specs(&state.db, &flavor.id).await?);
+        }
+    }
+    let items: Vec<Value> = page
+        .iter()
+        .map(|flavor| view(state, flavor, version, detail, specs.get(&flavor.id)))
+        .collect();
+    let mut body = json!({"flavors": items});
+    if more && let Some(last) = page.last() {
+        let pairs = parse_query(raw.as_deref());
+        body["flavors_links"] = next_link(
+            state,
+            if detail { "flavors/detail" } else { "flavors" },
+            &pairs,
+            &last.id,
+        );
+    }
+    Ok(Json(body))
+}
+
+/// The query string as pairs.
+pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+async fn index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list_flavors(&state, &auth, version, query, raw, false).await
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list_flavors(&state, &auth, version, query, raw, true).await
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let flavor = get_visible(&state.db, &auth, &id).await?;
+    let specs = extra_specs(&state.db, &id).await?;
+    Ok(Json(
+        json!({"flavor": view(&state, &flavor, version, true, Some(&specs))}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlavorCreate {
+    name: String,
+    ram: Value,
+    vcpus: Value,
+    disk: Value,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(rename = "OS-FLV-EXT-DATA:ephemeral", default)]
+    ephemeral: Option<Value>,
+    #[serde(default)]
+    swap: Option<Value>,
+    #[serde(default)]
+    rxtx_factor: Option<Value>,
+    #[serde(rename = "os-flavor-access:is_public", default)]
+    is_public: Option<Value>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FlavorCreateBody {
+    flavor: FlavorCreate,
+}
+
+/// An integer body field (numbers or numeric strings, as Nova accepts), within `min..=max`.
+pub fn int_field(name: &str, value: &Value, min: i64, max: i64) -> ApiResult<i64> {
+    let number = match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(number) if number >= min && number <= max => Ok(number),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {name}. Value: {value}. It must be an integer between {min} and {max}."
+        ))),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    JsonBody(body): JsonBody<FlavorCreateBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-flavor-manage:create")?;
+    let input = body.flavor;
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.len() > 255 {
+        return Err(ApiError::bad_request(
+            "Invalid input for field/attribute name.",
+        ));
+    }
+    if input.description.is_some() && !version.at_least(55) {
+        return Err(ApiError::bad_request(
+            "Additional properties are not allowed ('description' was unexpected)",
+        ));
+    }
+    let ram = int_field("ram", &input.ram, 1, i32::MAX as i64)?;
+    let vcpus = int_field("vcpus", &input.vcpus, 1, i32::MAX as i64)?;
+    let disk = int_field("disk", &input.disk, 0, i32::MAX as i64)?;
+    let ephemeral = input
+        .ephemeral
+        .as_ref()
+        .map(|v| int_field("OS-FLV-EXT-DATA:ephemeral", v, 0, i32::MAX as i64))
+        .transpose()?
+        .unwrap_or(0);
+    let swap = match &input.swap {
+        Some(Value::String(text)) if text.is_empty() => 0,
+        Some(value) => int_field("swap", value, 0, i32::MAX as i64)?,
+        None => 0,
+    };
+    let rxtx =
+        match &input.rxtx_factor {
+            Some(Value::Number(number)) => number
+                .as_f64()
+                .filter(|value| *value > 0.0)
+                .ok_or_else(|| {
+                    ApiError::bad_request("Invalid input for field/attribute rxtx_factor.")
+                })?,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Invalid input for field/attribute rxtx_factor.",
+                ));
+            }
+            None => 1.0,
+        };
+    let is_public = match &input.is_public {
+        Some(Value::Bool(value)) => *value,
+        Some(Value::String(text)) => parse_bool(text).ok_or_else(|| {
+            ApiError::bad_request("Invalid input for field/attribute os-flavor-access:is_public.")
+        })?,
+        Some(Value::Null) | None => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid input for field/attribute os-flavor-access:is_public.",
+            ));
+        }
+    };
+    let id = match &input.id {
+        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
+        Some(Value::String(text)) if !text.trim().is_empty() && text.len() <= 255 => {
+            text.trim().to_string()
+        }
+        Some(Value::Number(number)) => number.to_string(),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute id. Value: {other}."
+            )));
+        }
+    };
+    let mut tx = state.db.begin_serialized("flavors").await?;
+    let clash = sqlx::query("SELECT id, name FROM flavors WHERE id = $1 OR name = $2")
+        .bind(&id)
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(row) = clash {
+        let existing: String = row.try_get("id")?;
+        return Err(ApiError::conflict(if existing == id {
+            format!("Flavor with ID {id} already exists.")
+        } else {
+            format!("Flavor with name {name} already exists.")
+        }));
+    }
+    sqlx::query(
+        "INSERT INTO flavors (id, name, vcpus, memory_mb, root_gb, ephemeral_gb, swap, rxtx_factor, is_public, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(&name)
+    .bind(vcpus)
+    .bind(ram)
+    .bind(disk)
+    .bind(ephemeral)
+    .bind(swap)
+    .bind(rxtx)
+    .bind(i64::from(is_public))
+    .bind(&input.description)
+    .bind(db::now())
+    .execute(&mut *tx)
+    .await?;
+    let payload = flavor_payload(&mut tx, &id).await?;
+    notify_flavor(&mut tx, &state, payload, "create").await?;
+    crate::notify::commit(tx).await?;
+    let flavor = get_visible(&state.db, &auth, &id).await?;
+    Ok(Json(
+        json!({"flavor": view(&state, &flavor, version, true, Some(&BTreeMap::new()))}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct FlavorUpdateBody {
+    flavor: FlavorUpdate,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlavorUpdate {
+    description: Option<String>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<FlavorUpdateBody>,
+) -> ApiResult<Json<Value>> {
+    if !version.at_least(55) {
+        return Err(ApiError::bad_method());
+    }
+    auth.require_admin("os_compute_api:os-flavor-manage:update")?;
+    get_visible(&state.db, &auth, &id).await?;
+    let mut tx = state.db.begin_serialized("flavors").await?;
+    sqlx::query("UPDATE flavors SET description = $1 WHERE id = $2")
+        .bind(&body.flavor.description)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    flavor_updated(&mut tx, &state, &id).await?;
+    crate::notify::commit(tx).await?;
+    show(State(state), auth, version, Path(id)).await
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require_admin("os_compute_api:os-flavor-manage:delete")?;
+    let mut tx = state.db.begin_serialized("flavors").await?;
+    let payload = flavor_payload(&mut tx, &id).await?;
+    let deleted = sqlx::query("DELETE FROM flavors WHERE id = $1")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::not_found(format!(
+            "Flavor {id} could not be found."
+        )));
+    }
+    notify_flavor(&mut tx, &state, payload, "delete").await?;
+    crate::notify::commit(tx).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn specs_index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    get_visible(&state.db, &auth, &id).await?;
+    Ok(Json(
+        json!({"extra_specs": extra_specs(&state.db, &id).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SpecsBody {
+    extra_specs: BTreeMap<String, Value>,
+}
+
+fn spec_value(key: &str, value: &Value) -> ApiResult<String> {
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute extra_specs. Key: {key}."
+        )));
+    }
+    match value {
+        Value::String(text) if text.len() <= 255 => Ok(text.clone()),
+        Value::Number(number) => Ok(number.to_string()),
+        Value::Bool(flag) => Ok(flag.to_string()),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute extra_specs. Value: {other}."
+        ))),
+    }
+}
+
+async fn set_specs(
+    state: &AppState,
+    id: &str,
+    specs: &BTreeMap<String, Value>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    for (key, value) in specs {
+        values.insert(key.clone(), spec_value(key, value)?);
+    }
+    let mut tx = state.db.begin_serialized("flavors").await?;
+    for (key, value) in &values {
+        sqlx::query("DELETE FROM flavor_extra_specs WHERE flavor_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO flavor_extra_specs (flavor_id, key, value) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
+    flavor_updated(&mut tx, state, id).await?;
+    crate::notify::commit(tx).await?;
+    Ok(values)
+}
+
+async fn specs_create(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SpecsBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-flavor-extra-specs:create")?;
+    get_visible(&state.db, &auth, &id).await?;
+    let values = set_specs(&state, &id, &body.extra_specs).await?;
+    Ok(Json(json!({"extra_specs": values})))
+}
+
+async fn spec_show(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    get_visible(&state.db, &auth, &id).await?;
+    let specs = extra_specs(&state.db, &id).await?;
+    let value = specs.get(&key).ok_or_else(|| {
+        ApiError::not_found(format!("Flavor {id} has no extra specs with key {key}."))
+    })?;
+    Ok(Json(json!({ key: value })))
+}
+
+async fn spec_update(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path((id, key)): Path<(String, String)>,
+    JsonBody(body): JsonBody<BTreeMap<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-flavor-extra-specs:update")?;
+    get_visible(&state.db, &auth, &id).await?;
+    if body.len() > 1 {
+        return Err(ApiError::bad_request(
+            "Request body contains too many items.",
+        ));
+    }
+    if !body.contains_key(&key) {
+        return Err(ApiError::bad_request("Request body and URI mismatch"));
+    }
+    let values = set_specs(&state, &id, &body).await?;
+    Ok(Json(json!(values)))
+}
+
+async fn spec_delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    auth.require_admin("os_compute_api:os-flavor-extra-specs:delete")?;
+    get_visible(&state.db, &auth, &id).await?;
+    let mut tx = state.db.begin_serialized("flavors").await?;
+    let deleted = sqlx::query("DELETE FROM flavor_extra_specs WHERE flavor_id = $1 AND key = $2")
+        .bind(&id)
+        .bind(&key)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::not_found(format!(
+            "Flavor {id} has no extra specs with key {key}."
+        )));
+    }
+    flavor_updated(&mut tx, &state, &id).await?;
+    crate::notify::commit(tx).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+fn access_view(id: &str, projects: &[String]) -> Value {
+    json!({"flavor_access": projects.iter().map(|project| json!({"flavor_id": id, "tenant_id": project})).collect::<Vec<_>>()})
+}
+
+async fn access_index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-flavor-access")?;
+    let flavor = get_visible(&state.db, &auth, &id).await?;
+    if flavor.is_public != 0 {
+        return Err(ApiError::not_found(
+            "Access list not available for public flavors.",
+        ));
+    }
+    Ok(Json(access_view(
+        &id,
+        &projects_with_access(&state.db, &id).await?,
+    )))
+}
+
+async fn flavor_action(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<BTreeMap<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let (action, args) = body
+        .iter()
+        .next()
+        .ok_or_else(|| ApiError::bad_request("No action given."))?;
+    let tenant = args
+        .get("tenant")
+        .and_then(Value::as_str)
+        .filter(|tenant| !tenant.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute tenant."))?
+        .to_string();
+    let flavor = match action.as_str() {
+        "addTenantAccess" => {
+            auth.require_admin("os_compute_api:os-flavor-access:add_tenant_access")?;
+            let flavor = get_visible(&state.db, &auth, &id).await?;
+            if flavor.is_public != 0 {
+                return Err(ApiError::conflict("Can not add access to a public flavor."));
+            }
+            if projects_with_access(&state.db, &id)
+                .await?
+                .contains(&tenant)
+            {
+                return Err(ApiError::conflict(format!(
+                    "Flavor access already exists for flavor {id} and project {tenant} combination."
+                )));
+            }
+            let mut tx = state.db.begin_serialized("flavors").await?;
+            sqlx::query("INSERT INTO flavor_projects (flavor_id, project_id) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(&tenant)
+                .execute(&mut *tx)
+                .await?;
+            flavor_updated(&mut tx, &state, &id).await?;
+            crate::notify::commit(tx).await?;
+            flavor
+        }
+        "removeTenantAccess" => {
+            auth.require_admin("os_compute_api:os-flavor-access:remove_tenant_access")?;
+            let flavor = get_visible(&state.db, &auth, &id).await?;
+            let mut tx = state.db.begin_serialized("flavors").await?;
+            let removed =
+                sqlx::query("DELETE FROM flavor_projects WHERE flavor_id = $1 AND project_id = $2")
+                    .bind(&id)
+                    .bind(&tenant)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if removed == 0 {
+                return Err(ApiError::not_found(format!(
+                    "Flavor access not found for {id} / {tenant} combination."
+                )));
+            }
+            flavor_updated(&mut tx, &state, &id).await?;
+            crate::notify::commit(tx).await?;
+            flavor
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Unknown flavor action {other}."
+            )));
+        }
+    };
+    Ok(Json(access_view(
+        &flavor.id,
+        &projects_with_access(&state.db, &id).await?,
+    )))
+}
+
+/// The flavor routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2.1/flavors", get(index).post(create))
+        .route("/v2.1/flavors/detail", get(detail))
+        .route("/v2.1/flavors/{id}", get(show).put(update).delete(delete))
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs",
+            get(specs_index).post(specs_create),
+        )
+        .route(
+            "/v2.1/flavors/{id}/os-extra_specs/{key}",
+            get(spec_show).put(spec_update).delete(spec_delete),
+        )
+        .route("/v2.1/flavors/{id}/os-flavor-access", get(access_index))
+        .route("/v2.1/flavors/{id}/action", post(flavor_action))
+}

@@ -1,0 +1,190 @@
+//! Server actions (`POST /servers/{id}/action`) and instance actions
+//! (`/servers/{id}/os-instance-actions`).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use novum_wire::RebootType;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::common::api_time_micros;
+use super::servers::fetch_visible;
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::body::JsonBody;
+use crate::api::fault::{ApiError, ApiResult};
+use crate::api::microversion::Microversion;
+use crate::api::request_id::RequestId;
+use crate::conductor::Caller;
+use crate::conductor::states::ServerAction;
+
+fn parse_action(name: &str, args: &Value) -> ApiResult<ServerAction> {
+    Ok(match name {
+        "os-start" => ServerAction::Start,
+        "os-stop" => ServerAction::Stop,
+        "pause" => ServerAction::Pause,
+        "unpause" => ServerAction::Unpause,
+        "suspend" => ServerAction::Suspend,
+        "resume" => ServerAction::Resume,
+        "reboot" => match args
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            Some("SOFT") => ServerAction::Reboot(RebootType::Soft),
+            Some("HARD") => ServerAction::Reboot(RebootType::Hard),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Invalid input for field/attribute type. It must be one of ['HARD', 'Hard', 'SOFT', 'Soft']",
+                ));
+            }
+        },
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "There is no such action: {other}"
+            )));
+        }
+    })
+}
+
+async fn action(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<BTreeMap<String, Value>>,
+) -> ApiResult<StatusCode> {
+    if body.len() != 1 {
+        return Err(ApiError::bad_request(
+            "The request body must name exactly one action.",
+        ));
+    }
+    let Some((name, args)) = body.iter().next() else {
+        return Err(ApiError::bad_request(
+            "The request body must name exactly one action.",
+        ));
+    };
+    let action = parse_action(name, args)?;
+    fetch_visible(&state, &auth, &id).await?;
+    auth.require_writer(&format!("os_compute_api:servers:{}", action.name()))?;
+    let caller = Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    };
+    state.conductor.server_action(&id, action, &caller).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+fn action_view(row: &sqlx::any::AnyRow, version: Microversion) -> ApiResult<Value> {
+    let mut view = json!({
+        "action": row.try_get::<String, _>("action")?,
+        "instance_uuid": row.try_get::<String, _>("instance_uuid")?,
+        "request_id": row.try_get::<String, _>("request_id")?,
+        "user_id": row.try_get::<String, _>("user_id")?,
+        "project_id": row.try_get::<String, _>("project_id")?,
+        "start_time": api_time_micros(&row.try_get::<String, _>("start_time")?),
+        "message": row.try_get::<Option<String>, _>("message")?,
+    });
+    if version.at_least(58) {
+        view["updated_at"] = json!(api_time_micros(&row.try_get::<String, _>("updated_at")?));
+    }
+    Ok(view)
+}
+
+async fn instance_actions(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    fetch_visible(&state, &auth, &id).await?;
+    let rows = sqlx::query(
+        "SELECT * FROM instance_actions WHERE instance_uuid = $1 ORDER BY start_time DESC, id DESC",
+    )
+    .bind(&id)
+    .fetch_all(state.db.pool())
+    .await?;
+    let actions = rows
+        .iter()
+        .map(|row| action_view(row, version))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(json!({"instanceActions": actions})))
+}
+
+async fn instance_action(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path((id, request)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    fetch_visible(&state, &auth, &id).await?;
+    let row = sqlx::query("SELECT * FROM instance_actions WHERE instance_uuid = $1 AND request_id = $2 ORDER BY start_time DESC")
+        .bind(&id)
+        .bind(&request)
+        .fetch_optional(state.db.pool())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Action for request_id {request} on instance {id} not found")))?;
+    let mut view = action_view(&row, version)?;
+    let admin = auth.is_admin();
+    if admin || version.at_least(51) {
+        let events = sqlx::query(
+            "SELECT * FROM instance_action_events WHERE action_id = $1 ORDER BY start_time",
+        )
+        .bind(row.try_get::<String, _>("id")?)
+        .fetch_all(state.db.pool())
+        .await?;
+        let mut shown = Vec::new();
+        for event in events {
+            let mut item = json!({
+                "event": event.try_get::<String, _>("event")?,
+                "start_time": api_time_micros(&event.try_get::<String, _>("start_time")?),
+                "finish_time": event.try_get::<Option<String>, _>("finish_time")?.as_deref().map(api_time_micros),
+                "result": event.try_get::<Option<String>, _>("result")?,
+            });
+            let host: Option<String> = event.try_get("host")?;
+            if admin {
+                item["traceback"] = json!(event.try_get::<Option<String>, _>("traceback")?);
+                if version.at_least(62) {
+                    item["host"] = json!(host);
+                }
+            }
+            if version.at_least(62) {
+                let project: String = row.try_get("project_id")?;
+                item["hostId"] = json!(
+                    host.as_ref()
+                        .map(|host| {
+                            use sha2::Digest;
+                            hex::encode(sha2::Sha224::digest(format!("{project}{host}").as_bytes()))
+                        })
+                        .unwrap_or_default()
+                );
+            }
+            if version.at_least(84) {
+                item["details"] = json!(event.try_get::<Option<String>, _>("details")?);
+            }
+            shown.push(item);
+        }
+        view["events"] = json!(shown);
+    }
+    Ok(Json(json!({"instanceAction": view})))
+}
+
+/// The action routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2.1/servers/{id}/action", post(action))
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions",
+            get(instance_actions),
+        )
+        .route(
+            "/v2.1/servers/{id}/os-instance-actions/{request_id}",
+            get(instance_action),
+        )
+}

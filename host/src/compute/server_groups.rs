@@ -1,0 +1,344 @@
+//! Server groups (`/v2.1/os-server-groups`): create, list, show, delete.
+//!
+//! Before 2.64 a group has a one-element `policies` list (`affinity`,
+//! `anti-affinity`; the soft variants from 2.15) and empty `metadata`; from
+//! 2.64 a `policy` and `rules` (`max_server_per_host` for anti-affinity).
+//! `project_id` and `user_id` show from 2.13. The server-groups quota is
+//! checked in the transaction that inserts the group. Servers join a group
+//! with the `group` scheduler hint at create (see `servers`); the conductor
+//! hands the group's policy, rules, members and their hosts to the scheduler.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::body::JsonBody;
+use crate::api::fault::{ApiError, ApiResult};
+use crate::api::microversion::Microversion;
+use crate::api::request_id::RequestId;
+use crate::conductor::notices;
+use crate::db::{self, Db};
+use crate::notify::Publisher;
+
+/// A server group row with its live members.
+#[derive(Clone, Debug)]
+struct Group {
+    uuid: String,
+    name: String,
+    policy: String,
+    rules: Map<String, Value>,
+    project_id: String,
+    user_id: String,
+    members: Vec<String>,
+}
+
+async fn load(db: &Db, uuid: Option<&str>) -> ApiResult<Vec<Group>> {
+    let rows = match uuid {
+        Some(uuid) => {
+            sqlx::query("SELECT * FROM server_groups WHERE uuid = $1")
+                .bind(uuid)
+                .fetch_all(db.pool())
+                .await?
+        }
+        None => {
+            sqlx::query("SELECT * FROM server_groups ORDER BY created_at, uuid")
+                .fetch_all(db.pool())
+                .await?
+        }
+    };
+    let members = sqlx::query(
+        "SELECT m.group_uuid, m.instance_uuid FROM server_group_members m \
+         JOIN instances i ON i.uuid = m.instance_uuid AND i.deleted = 0 ORDER BY i.created_at, m.instance_uuid",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut groups = Vec::with_capacity(rows.len());
+    for row in rows {
+        let uuid: String = row.try_get("uuid")?;
+        let mut group_members = Vec::new();
+        for member in &members {
+            if member.try_get::<String, _>("group_uuid")? == uuid {
+                group_members.push(member.try_get("instance_uuid")?);
+            }
+        }
+        groups.push(Group {
+            name: row.try_get("name")?,
+            policy: row.try_get("policy")?,
+            rules: serde_json::from_str(&row.try_get::<String, _>("rules")?).unwrap_or_default(),
+            project_id: row.try_get("project_id")?,
+            user_id: row.try_get("user_id")?,
+            members: group_members,
+            uuid,
+        });
+    }
+    Ok(groups)
+}
+
+fn view(version: Microversion, group: &Group) -> Value {
+    let mut body = json!({
+        "id": group.uuid,
+        "name": group.name,
+        "members": group.members,
+    });
+    if version.at_least(64) {
+        body["policy"] = json!(group.policy);
+        body["rules"] = json!(group.rules);
+    } else {
+        body["policies"] = json!([group.policy]);
+        body["metadata"] = json!({});
+    }
+    if version.at_least(13) {
+        body["project_id"] = json!(group.project_id);
+        body["user_id"] = json!(group.user_id);
+    }
+    body
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Instance group {id} could not be found."))
+}
+
+/// Group `id` if the caller may see it (its project, or admin).
+async fn fetch_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<Group> {
+    load(db, Some(id))
+        .await?
+        .into_iter()
+        .find(|group| auth.may_see_project(&group.project_id))
+        .ok_or_else(|| not_found(id))
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    all_projects: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+fn count(name: &str, text: Option<&str>) -> ApiResult<Option<usize>> {
+    text.map(|text| {
+        text.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "Invalid input for query parameters {name}. Value: {text}."
+            ))
+        })
+    })
+    .transpose()
+}
+
+async fn index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let all_projects = match query.all_projects.as_deref() {
+        None => false,
+        Some(text) => super::common::parse_bool(text).unwrap_or(true),
+    };
+    if all_projects {
+        auth.require_admin("os_compute_api:os-server-groups:index:all_projects")?;
+    }
+    let limit = count("limit", query.limit.as_deref())?
+        .unwrap_or(state.config.compute.max_limit)
+        .min(state.config.compute.max_limit);
+    let offset = count("offset", query.offset.as_deref())?.unwrap_or(0);
+    let groups: Vec<Value> = load(&state.db, None)
+        .await?
+        .iter()
+        .filter(|group| all_projects || group.project_id == auth.project_id)
+        .skip(offset)
+        .take(limit)
+        .map(|group| view(version, group))
+        .collect();
+    Ok(Json(json!({"server_groups": groups})))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let group = fetch_visible(&state.db, &auth, &id).await?;
+    Ok(Json(json!({"server_group": view(version, &group)})))
+}
+
+const POLICIES: [&str; 4] = [
+    "affinity",
+    "anti-affinity",
+    "soft-affinity",
+    "soft-anti-affinity",
+];
+
+fn invalid(name: &str, value: &Value) -> ApiError {
+    ApiError::bad_request(format!(
+        "Invalid input for field/attribute {name}. Value: {value}."
+    ))
+}
+
+/// The policy a create body asks for, checked against `version`.
+fn policy_of(version: Microversion, input: &Map<String, Value>) -> ApiResult<String> {
+    let allowed: &[&str] = if version.at_least(15) {
+        &POLICIES
+    } else {
+        &POLICIES[..2]
+    };
+    let check = |name: &str, value: &Value| -> ApiResult<String> {
+        value
+            .as_str()
+            .filter(|policy| allowed.contains(policy))
+            .map(str::to_string)
+            .ok_or_else(|| invalid(name, value))
+    };
+    if version.at_least(64) {
+        let value = input
+            .get("policy")
+            .ok_or_else(|| ApiError::bad_request("'policy' is a required property"))?;
+        check("policy", value)
+    } else {
+        match input.get("policies") {
+            Some(Value::Array(items)) if items.len() == 1 => check("policies", &items[0]),
+            Some(other) => Err(invalid("policies", other)),
+            None => Err(ApiError::bad_request("'policies' is a required property")),
+        }
+    }
+}
+
+fn rules_of(policy: &str, input: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let rules = match input.get("rules") {
+        None => return Ok(Map::new()),
+        Some(Value::Object(rules)) => rules,
+        Some(other) => return Err(invalid("rules", other)),
+    };
+    if let Some(key) = rules.keys().find(|key| *key != "max_server_per_host") {
+        return Err(ApiError::bad_request(format!(
+            "Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    if let Some(value) = rules.get("max_server_per_host") {
+        let valid = match value {
+            Value::Number(number) => number.as_i64().is_some_and(|n| n >= 1),
+            Value::String(text) => text.parse::<i64>().is_ok_and(|n| n >= 1),
+            _ => false,
+        };
+        if !valid {
+            return Err(invalid("max_server_per_host", value));
+        }
+        if policy != "anti-affinity" {
+            return Err(ApiError::bad_request(
+                "Only anti-affinity policy supports max_server_per_host rule.",
+            ));
+        }
+    }
+    Ok(rules.clone())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    request_id: RequestId,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    auth.require_writer("os_compute_api:os-server-groups:create")?;
+    let input = match body.get("server_group") {
+        Some(Value::Object(input)) if body.len() == 1 => input,
+        _ => {
+            return Err(ApiError::bad_request(
+                "'server_group' is a required property",
+            ));
+        }
+    };
+    let known: &[&str] = if version.at_least(64) {
+        &["name", "policy", "rules"]
+    } else {
+        &["name", "policies"]
+    };
+    if let Some(key) = input.keys().find(|key| !known.contains(&key.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    let name = match input.get("name") {
+        Some(Value::String(name))
+            if !name.trim().is_empty() && name.trim() == name && name.len() <= 255 =>
+        {
+            name.clone()
+        }
+        Some(other) => return Err(invalid("name", other)),
+        None => return Err(ApiError::bad_request("'name' is a required property")),
+    };
+    let policy = policy_of(version, input)?;
+    let rules = rules_of(&policy, input)?;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut tx = state.quota.begin(&auth.project_id).await?;
+    state
+        .quota
+        .check_server_groups(&mut tx, &auth.project_id, &auth.user_id, &request_id.0)
+        .await?;
+    sqlx::query(
+        "INSERT INTO server_groups (uuid, name, policy, rules, project_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&uuid)
+    .bind(&name)
+    .bind(&policy)
+    .bind(Value::Object(rules.clone()).to_string())
+    .bind(&auth.project_id)
+    .bind(&auth.user_id)
+    .bind(db::now())
+    .execute(&mut *tx)
+    .await?;
+    let publisher = Publisher::api(&state.config.host);
+    if let Some(payload) = notices::server_group_payload(&mut tx, &uuid).await? {
+        notices::server_group(&mut tx, &publisher, payload, "create").await?;
+    }
+    crate::notify::commit(tx).await?;
+    let group = Group {
+        uuid,
+        name,
+        policy,
+        rules,
+        project_id: auth.project_id.clone(),
+        user_id: auth.user_id.clone(),
+        members: Vec::new(),
+    };
+    Ok(Json(json!({"server_group": view(version, &group)})))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let group = fetch_visible(&state.db, &auth, &id).await?;
+    auth.require_writer("os_compute_api:os-server-groups:delete")?;
+    let mut tx = state.db.begin().await?;
+    let payload = notices::server_group_payload(&mut tx, &group.uuid).await?;
+    sqlx::query("DELETE FROM server_group_members WHERE group_uuid = $1")
+        .bind(&group.uuid)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM server_groups WHERE uuid = $1")
+        .bind(&group.uuid)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(payload) = payload {
+        let publisher = Publisher::api(&state.config.host);
+        notices::server_group(&mut tx, &publisher, payload, "delete").await?;
+    }
+    crate::notify::commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The server group routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2.1/os-server-groups", get(index).post(create))
+        .route("/v2.1/os-server-groups/{id}", get(show).delete(delete))
+}

@@ -1,0 +1,898 @@
+//! Servers: create (multi-create, hints, groups, zones, key pairs, boot from
+//! image), list and detail (filters, pagination), show, update, delete.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha224};
+use sqlx::Row;
+
+use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
+use super::flavors::{self, int_field, parse_query};
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::body::JsonBody;
+use crate::api::fault::{ApiError, ApiResult};
+use crate::api::microversion::Microversion;
+use crate::api::request_id::RequestId;
+use crate::conductor::model::Instance;
+use crate::conductor::notices;
+use crate::conductor::snapshot;
+use crate::conductor::states::{self, vm};
+use crate::conductor::{BuildRequest, Caller};
+use crate::images;
+use crate::notify::Publisher;
+
+/// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
+pub async fn fetch_visible(
+    state: &AppState,
+    auth: &AuthContext,
+    uuid: &str,
+) -> ApiResult<Instance> {
+    Instance::fetch(state.db.pool(), uuid)
+        .await?
+        .filter(|instance| instance.deleted == 0 && auth.may_see_project(&instance.project_id))
+        .ok_or_else(|| ApiError::not_found(format!("Instance {uuid} could not be found.")))
+}
+
+/// The instance name an admin sees (`OS-EXT-SRV-ATTR:instance_name`).
+pub fn instance_name(uuid: &str) -> String {
+    format!("instance-{}", uuid.get(..8).unwrap_or(uuid))
+}
+
+fn host_id(instance: &Instance) -> String {
+    match &instance.host {
+        Some(host) => hex::encode(Sha224::digest(
+            format!("{}{host}", instance.project_id).as_bytes(),
+        )),
+        None => String::new(),
+    }
+}
+
+/// The detailed view of a server for `version`.
+pub fn detail_view(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    instance: &Instance,
+) -> Value {
+    let admin = auth.is_admin();
+    let status = states::status(&instance.vm_state, instance.task_state.as_deref());
+    let base = compute_url(state);
+    let flavor = instance.flavor().ok();
+    let flavor_view = match (&flavor, version.at_least(47)) {
+        (Some(flavor), true) => json!({
+            "vcpus": flavor.vcpus,
+            "ram": flavor.memory_mb,
+            "disk": flavor.root_gb,
+            "ephemeral": flavor.ephemeral_gb,
+            "swap": flavor.swap,
+            "original_name": flavor.name,
+            "extra_specs": flavor.extra_specs,
+        }),
+        _ => json!({
+            "id": instance.flavor_id,
+            "links": [{"rel": "bookmark", "href": format!("{base}/flavors/{}", instance.flavor_id)}],
+        }),
+    };
+    let image = if instance.image_ref.is_empty() {
+        json!("")
+    } else {
+        json!({"id": instance.image_ref, "links": [{"rel": "bookmark", "href": format!("{base}/images/{}", instance.image_ref)}]})
+    };
+    let mut body = json!({
+        "id": instance.uuid,
+        "name": instance.display_name,
+        "status": status,
+        "tenant_id": instance.project_id,
+        "user_id": instance.user_id,
+        "metadata": instance.metadata_map(),
+        "hostId": host_id(instance),
+        "image": image,
+        "flavor": flavor_view,
+        "created": api_time(&instance.created_at),
+        "updated": api_time(&instance.updated_at),
+        "addresses": {},
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "links": links(state, "servers", &instance.uuid),
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": instance.availability_zone.clone().unwrap_or_default(),
+        "config_drive": instance.config_drive,
+        "key_name": instance.key_name,
+        "OS-SRV-USG:launched_at": instance.launched_at.as_deref().map(super::common::api_time_micros),
+        "OS-SRV-USG:terminated_at": instance.terminated_at.as_deref().map(super::common::api_time_micros),
+        "OS-EXT-STS:task_state": instance.task_state,
+        "OS-EXT-STS:vm_state": instance.vm_state,
+        "OS-EXT-STS:power_state": instance.power_state,
+        "os-extended-volumes:volumes_attached": [],
+    });
+    let object = body.as_object_mut().map(std::mem::take).unwrap_or_default();
+    let mut object: Map<String, Value> = object;
+    if status == "ACTIVE" || status == "BUILD" {
+        object.insert(
+            "progress".into(),
+            json!(if status == "ACTIVE" { 100 } else { 0 }),
+        );
+    }
+    if admin {
+        object.insert("OS-EXT-SRV-ATTR:host".into(), json!(instance.host));
+        object.insert(
+            "OS-EXT-SRV-ATTR:instance_name".into(),
+            json!(instance_name(&instance.uuid)),
+        );
+        object.insert(
+            "OS-EXT-SRV-ATTR:hypervisor_hostname".into(),
+            json!(instance.node),
+        );
+    }
+    if version.at_least(3) && admin {
+        object.insert(
+            "OS-EXT-SRV-ATTR:reservation_id".into(),
+            json!(instance.reservation_id),
+        );
+        object.insert(
+            "OS-EXT-SRV-ATTR:launch_index".into(),
+            json!(instance.launch_index),
+        );
+        object.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
+        object.insert("OS-EXT-SRV-ATTR:ramdisk_id".into(), json!(""));
+        object.insert("OS-EXT-SRV-ATTR:root_device_name".into(), Value::Null);
+        object.insert(
+            "OS-EXT-SRV-ATTR:user_data".into(),
+            json!(instance.user_data),
+        );
+    }
+    if version.at_least(3) && (admin || version.at_least(90)) {
+        object.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(instance.hostname));
+    }
+    if version.at_least(9) {
+        object.insert("locked".into(), json!(instance.locked != 0));
+    }
+    if version.at_least(73) {
+        object.insert("locked_reason".into(), Value::Null);
+    }
+    if version.at_least(16) && admin && instance.host.is_some() {
+        object.insert("host_status".into(), json!("UP"));
+    }
+    if version.at_least(19) {
+        object.insert("description".into(), json!(instance.description));
+    }
+    if version.at_least(26) {
+        object.insert("tags".into(), json!([]));
+    }
+    if version.at_least(63) {
+        object.insert("trusted_image_certificates".into(), Value::Null);
+    }
+    if version.at_least(96) {
+        object.insert(
+            "pinned_availability_zone".into(),
+            json!(instance.requested_availability_zone),
+        );
+    }
+    if (instance.vm_state == vm::ERROR || instance.vm_state == vm::DELETED)
+        && let Some(fault) = instance
+            .fault
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    {
+        let code = fault["code"].as_u64().unwrap_or(500);
+        let mut shown = json!({
+            "code": code,
+            "message": fault["message"],
+            "created": fault["created"].as_str().map(api_time),
+        });
+        if admin || code != 500 {
+            shown["details"] = fault["details"].clone();
+        }
+        object.insert("fault".into(), shown);
+    }
+    Value::Object(object)
+}
+
+fn summary_view(state: &AppState, instance: &Instance) -> Value {
+    json!({"id": instance.uuid, "name": instance.display_name, "links": links(state, "servers", &instance.uuid)})
+}
+
+/// A tiny regular-expression matcher for the `name` filter: `.`, `*`, `^`,
+/// `$` and literal characters; unanchored patterns match anywhere (as Nova's
+/// database REGEXP does).
+pub fn name_matches(pattern: &str, text: &str) -> bool {
+    fn here(pattern: &[char], text: &[char]) -> bool {
+        match pattern {
+            [] => true,
+            ['$'] => text.is_empty(),
+            [c, '*', rest @ ..] => {
+                let mut index = 0;
+                loop {
+                    if here(rest, &text[index..]) {
+                        return true;
+                    }
+                    if index < text.len() && (*c == '.' || text[index] == *c) {
+                        index += 1;
+                    } else {
+                        return false;
+                    }
+                }
+            }
+            [c, rest @ ..] => {
+                !text.is_empty() && (*c == '.' || text[0] == *c) && here(rest, &text[1..])
+            }
+        }
+    }
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    if let Some(('^', rest)) = pattern.split_first().map(|(first, rest)| (*first, rest)) {
+        return here(rest, &text);
+    }
+    (0..=text.len()).any(|start| here(&pattern, &text[start..]))
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    name: Option<String>,
+    status: Option<String>,
+    host: Option<String>,
+    #[serde(rename = "changes-since")]
+    changes_since: Option<String>,
+    #[serde(rename = "changes-before")]
+    changes_before: Option<String>,
+    all_tenants: Option<String>,
+    project_id: Option<String>,
+    tenant_id: Option<String>,
+    flavor: Option<String>,
+    image: Option<String>,
+    reservation_id: Option<String>,
+    availability_zone: Option<String>,
+    deleted: Option<String>,
+    sort_dir: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+fn parse_time(name: &str, text: &str) -> ApiResult<String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{text}Z")))
+        .map(|time| crate::db::timestamp(time.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "Invalid input for query parameters {name}. Value: {text}."
+            ))
+        })
+}
+
+async fn list(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    query: ListQuery,
+    raw: Option<String>,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    let all_tenants = match query.all_tenants.as_deref() {
+        None => false,
+        Some("") => true,
+        Some(text) => parse_bool(text).unwrap_or(true),
+    };
+    if all_tenants {
+        auth.require_admin("os_compute_api:servers:index:get_all_tenants")?;
+    }
+    let project_filter = if all_tenants {
+        query.project_id.clone().or(query.tenant_id.clone())
+    } else {
+        Some(auth.project_id.clone())
+    };
+    let since = query
+        .changes_since
+        .as_deref()
+        .map(|text| parse_time("changes-since", text))
+        .transpose()?;
+    let before = query
+        .changes_before
+        .as_deref()
+        .map(|text| parse_time("changes-before", text))
+        .transpose()?;
+    let include_deleted = since.is_some()
+        || (auth.is_admin() && query.deleted.as_deref().and_then(parse_bool) == Some(true));
+    let rows = sqlx::query_as::<_, Instance>(
+        "SELECT * FROM instances ORDER BY created_at DESC, uuid DESC",
+    )
+    .fetch_all(state.db.pool())
+    .await?;
+    let statuses = query.status.as_deref().map(states::vm_states_for_status);
+    if let (Some(status), Some(states)) = (&query.status, &statuses)
+        && states.is_empty()
+        && version.at_least(38)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid status value: {status}"
+        )));
+    }
+    let host_filter = if auth.is_admin() {
+        query.host.clone()
+    } else {
+        None
+    };
+    let mut servers: Vec<Instance> = rows
+        .into_iter()
+        .filter(|instance| include_deleted || instance.deleted == 0)
+        .filter(|instance| {
+            project_filter
+                .as_ref()
+                .is_none_or(|project| &instance.project_id == project)
+        })
+        .filter(|instance| {
+            query
+                .name
+                .as_ref()
+                .is_none_or(|name| name_matches(name, &instance.display_name))
+        })
+        .filter(|instance| {
+            statuses
+                .as_ref()
+                .is_none_or(|states| states.contains(&instance.vm_state.as_str()))
+        })
+        .filter(|instance| {
+            host_filter
+                .as_ref()
+                .is_none_or(|host| instance.host.as_ref() == Some(host))
+        })
+        .filter(|instance| {
+            since
+                .as_ref()
+                .is_none_or(|since| &instance.updated_at >= since)
+        })
+        .filter(|instance| {
+            before
+                .as_ref()
+                .is_none_or(|before| &instance.updated_at <= before)
+        })
+        .filter(|instance| {
+            query
+                .flavor
+                .as_ref()
+                .is_none_or(|flavor| &instance.flavor_id == flavor)
+        })
+        .filter(|instance| {
+            query
+                .image
+                .as_ref()
+                .is_none_or(|image| &instance.image_ref == image)
+        })
+        .filter(|instance| {
+            query
+                .reservation_id
+                .as_ref()
+                .is_none_or(|id| &instance.reservation_id == id)
+        })
+        .filter(|instance| {
+            query
+                .availability_zone
+                .as_ref()
+                .is_none_or(|zone| instance.availability_zone.as_ref() == Some(zone))
+        })
+        .collect();
+    if query.sort_dir.as_deref() == Some("asc") {
+        servers.reverse();
+    }
+    let (page, more) = query
+        .page
+        .apply(state, servers, |instance| &instance.uuid)?;
+    let items: Vec<Value> = page
+        .iter()
+        .map(|instance| {
+            if detail {
+                detail_view(state, auth, version, instance)
+            } else {
+                summary_view(state, instance)
+            }
+        })
+        .collect();
+    let mut body = json!({"servers": items});
+    if more && let Some(last) = page.last() {
+        body["servers_links"] = next_link(
+            state,
+            if detail { "servers/detail" } else { "servers" },
+            &parse_query(raw.as_deref()),
+            &last.uuid,
+        );
+    }
+    Ok(Json(body))
+}
+
+async fn index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list(&state, &auth, version, query, raw, false).await
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list(&state, &auth, version, query, raw, true).await
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    Ok(Json(
+        json!({"server": detail_view(&state, &auth, version, &instance)}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    server: Map<String, Value>,
+    #[serde(rename = "os:scheduler_hints", default)]
+    hints: Option<Map<String, Value>>,
+    #[serde(rename = "OS-SCH-HNT:scheduler_hints", default)]
+    legacy_hints: Option<Map<String, Value>>,
+}
+
+fn last_segment(text: &str) -> String {
+    text.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(text)
+        .to_string()
+}
+
+fn string_field(server: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
+    match server.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {name}. Value: {other}. {other} is not of type 'string'"
+        ))),
+    }
+}
+
+fn string_map(name: &str, value: Option<&Value>) -> ApiResult<BTreeMap<String, String>> {
+    match value {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| match value {
+                Value::String(text) if !key.is_empty() && key.len() <= 255 && text.len() <= 255 => {
+                    Ok((key.clone(), text.clone()))
+                }
+                other => Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute {name}. Value: {other}."
+                ))),
+            })
+            .collect(),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {name}. Value: {other}. It is not of type 'object'"
+        ))),
+    }
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "name",
+    "imageRef",
+    "flavorRef",
+    "min_count",
+    "max_count",
+    "networks",
+    "metadata",
+    "availability_zone",
+    "key_name",
+    "user_data",
+    "description",
+    "block_device_mapping_v2",
+    "block_device_mapping",
+    "return_reservation_id",
+    "config_drive",
+    "security_groups",
+    "adminPass",
+    "OS-DCF:diskConfig",
+    "accessIPv4",
+    "accessIPv6",
+    "personality",
+    "hostname",
+    "tags",
+    "trusted_image_certificates",
+    "host",
+    "hypervisor_hostname",
+];
+
+async fn known_zones(state: &AppState) -> ApiResult<Vec<String>> {
+    let aggregates = snapshot::aggregates(&state.db).await?;
+    let mut zones = vec![state.config.compute.default_availability_zone.clone()];
+    for (aggregate, _) in &aggregates {
+        if let Some(zone) = aggregate.metadata("availability_zone")
+            && !zones.iter().any(|known| known == zone)
+        {
+            zones.push(zone.to_string());
+        }
+    }
+    Ok(zones)
+}
+
+/// The image a server boots from, as the caller may see it: 400 when it is
+/// unknown or not active, or when the flavor is too small for it (Nova).
+async fn boot_image(
+    state: &AppState,
+    auth: &AuthContext,
+    image_ref: &str,
+    flavor: &flavors::FlavorRow,
+) -> ApiResult<images::Image> {
+    let image = images::get_for_project(&state.db, image_ref, auth)
+        .await
+        .map_err(|error| match error {
+            images::ImageError::NotFound(_) => {
+                ApiError::bad_request(format!("Image {image_ref} could not be found."))
+            }
+            images::ImageError::Db(error) => ApiError::internal(error),
+        })?;
+    if image.status != images::STATUS_ACTIVE {
+        return Err(ApiError::bad_request(format!(
+            "Image {image_ref} is not active."
+        )));
+    }
+    if flavor.memory_mb < image.min_ram {
+        return Err(ApiError::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
+    }
+    if flavor.root_gb > 0 && flavor.root_gb < image.min_disk {
+        return Err(ApiError::bad_request(
+            "Flavor's disk is too small for requested image.",
+        ));
+    }
+    Ok(image)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    request_id: RequestId,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require_writer("os_compute_api:servers:create")?;
+    let server = &body.server;
+    if let Some(unknown) = server
+        .keys()
+        .find(|key| !KNOWN_FIELDS.contains(&key.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Additional properties are not allowed ('{unknown}' was unexpected)"
+        )));
+    }
+    let name = string_field(server, "name")?
+        .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
+    if name.trim().is_empty() || name.len() > 255 {
+        return Err(ApiError::bad_request(
+            "Invalid input for field/attribute name.",
+        ));
+    }
+    let description = string_field(server, "description")?;
+    if description.is_some() && !version.at_least(19) {
+        return Err(ApiError::bad_request(
+            "Additional properties are not allowed ('description' was unexpected)",
+        ));
+    }
+    let flavor_ref = string_field(server, "flavorRef")?
+        .ok_or_else(|| ApiError::bad_request("'flavorRef' is a required property"))?;
+    let flavor = flavors::get_visible(&state.db, &auth, &last_segment(&flavor_ref))
+        .await
+        .map_err(|_| ApiError::bad_request(format!("Flavor {flavor_ref} could not be found.")))?;
+    if flavor.disabled != 0 {
+        return Err(ApiError::bad_request(format!(
+            "Flavor {flavor_ref} is disabled."
+        )));
+    }
+    let mut image_ref = string_field(server, "imageRef")?
+        .map(|text| last_segment(&text))
+        .unwrap_or_default();
+    if let Some(mappings) = server.get("block_device_mapping_v2") {
+        let mappings = mappings.as_array().ok_or_else(|| {
+            ApiError::bad_request("Invalid input for field/attribute block_device_mapping_v2.")
+        })?;
+        for mapping in mappings {
+            let source = mapping["source_type"].as_str().unwrap_or_default();
+            let destination = mapping["destination_type"].as_str().unwrap_or("local");
+            if destination == "volume" || source == "volume" || source == "snapshot" {
+                return Err(ApiError::bad_request(
+                    "Block device mapping is invalid: volumes are not supported by this cloud.",
+                ));
+            }
+            if source == "image"
+                && mapping["boot_index"]
+                    .as_i64()
+                    .or_else(|| mapping["boot_index"].as_str().and_then(|t| t.parse().ok()))
+                    == Some(0)
+                && let Some(uuid) = mapping["uuid"].as_str()
+            {
+                image_ref = uuid.to_string();
+            }
+        }
+    }
+    if image_ref.is_empty() {
+        return Err(ApiError::bad_request(
+            "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
+        ));
+    }
+    match server.get("networks") {
+        None if version.at_least(37) => {
+            return Err(ApiError::bad_request("'networks' is a required property"));
+        }
+        Some(Value::String(text)) if text == "none" || text == "auto" => {
+            if !version.at_least(37) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute networks. Value: {text}."
+                )));
+            }
+        }
+        None | Some(Value::Array(_)) => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute networks. Value: {other}."
+            )));
+        }
+    }
+    let min_count = server
+        .get("min_count")
+        .map(|v| int_field("min_count", v, 1, i32::MAX as i64))
+        .transpose()?
+        .unwrap_or(1);
+    let max_count = server
+        .get("max_count")
+        .map(|v| int_field("max_count", v, 1, i32::MAX as i64))
+        .transpose()?
+        .unwrap_or(min_count);
+    if min_count > max_count {
+        return Err(ApiError::bad_request("min_count must be <= max_count"));
+    }
+    let metadata = string_map("metadata", server.get("metadata"))?;
+    let availability_zone =
+        string_field(server, "availability_zone")?.filter(|zone| !zone.is_empty());
+    if let Some(zone) = &availability_zone {
+        let (zone_name, host) = zone.split_once(':').unwrap_or((zone.as_str(), ""));
+        if !host.is_empty() {
+            auth.require_admin("os_compute_api:servers:create:forced_host")?;
+        }
+        if !zone_name.is_empty()
+            && !known_zones(&state)
+                .await?
+                .iter()
+                .any(|known| known == zone_name)
+        {
+            return Err(ApiError::bad_request(format!(
+                "The requested availability zone is not available (zone {zone_name})."
+            )));
+        }
+    }
+    let key_name = string_field(server, "key_name")?;
+    let key_data = match &key_name {
+        Some(key_name) => Some(
+            super::keypairs::public_key_of(&state.db, &auth.user_id, key_name)
+                .await?
+                .ok_or_else(|| ApiError::bad_request("Invalid key_name provided."))?,
+        ),
+        None => None,
+    };
+    let user_data = string_field(server, "user_data")?;
+    if let Some(data) = &user_data {
+        use base64::Engine;
+        if base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .is_err()
+        {
+            return Err(ApiError::bad_request(
+                "User data needs to be valid base 64.",
+            ));
+        }
+    }
+    let hints_map = body.hints.or(body.legacy_hints).unwrap_or_default();
+    let mut hints: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, value) in &hints_map {
+        let values = match value {
+            Value::String(text) => vec![text.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| item.to_string())
+                })
+                .collect(),
+            other => vec![other.to_string()],
+        };
+        hints.insert(key.clone(), values);
+    }
+    let group = match hints.get("group").and_then(|values| values.first()) {
+        Some(group) => {
+            let row = sqlx::query("SELECT project_id FROM server_groups WHERE uuid = $1")
+                .bind(group)
+                .fetch_optional(state.db.pool())
+                .await?;
+            match row {
+                Some(row) if auth.may_see_project(&row.try_get::<String, _>("project_id")?) => {
+                    Some(group.clone())
+                }
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid server group {group}: it could not be found."
+                    )));
+                }
+            }
+        }
+        None => None,
+    };
+    let image = boot_image(&state, &auth, &image_ref, &flavor).await?;
+    let flavor = flavors::snapshot(&state.db, &flavor).await?;
+    let request = BuildRequest {
+        name: name.clone(),
+        description,
+        project_id: auth.project_id.clone(),
+        user_id: auth.user_id.clone(),
+        flavor,
+        image_ref,
+        image_properties: image.properties,
+        availability_zone,
+        metadata,
+        key_name,
+        key_data,
+        user_data,
+        hints,
+        group,
+        count: max_count as u32,
+        min_count: min_count as u32,
+        request_id: request_id.0.clone(),
+    };
+    let (uuids, reservation_id) = state.conductor.create_servers(request).await?;
+    if server.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"reservation_id": reservation_id})),
+        ));
+    }
+    let first = uuids.first().cloned().unwrap_or_default();
+    let mut view = json!({
+        "id": first,
+        "links": links(&state, "servers", &first),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+    });
+    if let Some(password) = server.get("adminPass").and_then(Value::as_str) {
+        view["adminPass"] = json!(password);
+    } else {
+        view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"server": view}))))
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    server: Map<String, Value>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require_writer("os_compute_api:servers:update")?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    for key in body.server.keys() {
+        let allowed = matches!(
+            key.as_str(),
+            "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig"
+        ) || (key == "description" && version.at_least(19))
+            || (key == "hostname" && version.at_least(90));
+        if !allowed {
+            return Err(ApiError::bad_request(format!(
+                "Additional properties are not allowed ('{key}' was unexpected)"
+            )));
+        }
+    }
+    let name = string_field(&body.server, "name")?;
+    if let Some(name) = &name
+        && (name.trim().is_empty() || name.len() > 255)
+    {
+        return Err(ApiError::bad_request(
+            "Invalid input for field/attribute name.",
+        ));
+    }
+    let description = match body.server.get("description") {
+        None => instance.description.clone(),
+        Some(Value::Null) => None,
+        Some(Value::String(text)) if text.len() <= 255 => Some(text.clone()),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute description. Value: {other}."
+            )));
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    sqlx::query(
+        "UPDATE instances SET display_name = $1, description = $2, updated_at = $3 WHERE uuid = $4",
+    )
+    .bind(name.unwrap_or_else(|| instance.display_name.clone()))
+    .bind(description)
+    .bind(crate::db::now())
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    let caller = Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    };
+    notices::renamed(
+        &mut tx,
+        &Publisher::api(&state.config.host),
+        &id,
+        &instance.display_name,
+        &notices::caller_context(&caller),
+    )
+    .await?;
+    crate::notify::commit(tx).await?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    Ok(Json(
+        json!({"server": detail_view(&state, &auth, version, &instance)}),
+    ))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    fetch_visible(&state, &auth, &id).await?;
+    auth.require_writer("os_compute_api:servers:delete")?;
+    let caller = Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    };
+    state.conductor.delete_server(&id, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The server routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2.1/servers", get(index).post(create))
+        .route("/v2.1/servers/detail", get(detail))
+        .route("/v2.1/servers/{id}", get(show).put(update).delete(delete))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn name_filter_is_a_regex_search() {
+        assert!(name_matches("web", "my-web-1"));
+        assert!(name_matches("^web", "web-1"));
+        assert!(!name_matches("^web", "my-web"));
+        assert!(name_matches("web-.$", "web-1"));
+        assert!(!name_matches("web$", "web-1"));
+        assert!(name_matches("w.*1", "web-1"));
+        assert!(!name_matches("db", "web"));
+    }
+}

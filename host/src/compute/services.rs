@@ -1,0 +1,466 @@
+//! Compute services (`/v2.1/os-services`): list, enable/disable/force down
+//! (`PUT /os-services/{id}` from 2.53, the `enable`, `disable`,
+//! `disable-log-reason` and `force-down` actions before), delete. Admin only,
+//! as Nova's default policy. The scheduler's ComputeFilter reads the same
+//! `disabled` and `forced_down` columns (see `conductor::snapshot`).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sqlx::Row;
+
+use super::common::api_time_micros;
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::body::JsonBody;
+use crate::api::fault::{ApiError, ApiResult};
+use crate::api::microversion::Microversion;
+use crate::conductor::snapshot;
+use crate::db::{self, Db, DbError};
+use crate::notify::{Publisher, builders, emit};
+use crate::rpc::{COMPUTE_BINARY, service_payload};
+
+/// A `services` row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ServiceRow {
+    /// Integer id (the API id before 2.53).
+    pub id: i64,
+    /// Uuid (the API id from 2.53).
+    pub uuid: String,
+    /// Host name.
+    pub host: String,
+    /// `nova-compute`.
+    pub binary_name: String,
+    /// Disabled (0/1).
+    pub disabled: i64,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// Forced down (0/1).
+    pub forced_down: i64,
+    /// Last heartbeat.
+    pub last_seen_up: Option<String>,
+    /// Created.
+    pub created_at: String,
+    /// Updated.
+    pub updated_at: Option<String>,
+}
+
+impl ServiceRow {
+    /// Up: a heartbeat within `service_down_time` and not forced down.
+    pub fn is_up(&self, state: &AppState) -> bool {
+        snapshot::service_is_up(
+            self.last_seen_up.as_deref(),
+            self.forced_down != 0,
+            state.config.compute.service_down_time,
+        )
+    }
+
+    /// `enabled` or `disabled`.
+    pub fn status(&self) -> &'static str {
+        if self.disabled != 0 {
+            "disabled"
+        } else {
+            "enabled"
+        }
+    }
+
+    /// `up` or `down`.
+    pub fn state(&self, state: &AppState) -> &'static str {
+        if self.is_up(state) { "up" } else { "down" }
+    }
+
+    /// The id the API shows at `version` (uuid from 2.53).
+    pub fn api_id(&self, version: Microversion) -> Value {
+        if version.at_least(53) {
+            json!(self.uuid)
+        } else {
+            json!(self.id)
+        }
+    }
+}
+
+/// Every service, ordered by id.
+pub async fn all(db: &Db) -> Result<Vec<ServiceRow>, DbError> {
+    Ok(
+        sqlx::query_as::<_, ServiceRow>("SELECT id, uuid, host, binary_name, disabled, disabled_reason, forced_down, last_seen_up, created_at, updated_at FROM services ORDER BY id")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// The availability zone of each host (aggregate metadata, else the default).
+pub async fn zones_by_host(state: &AppState) -> Result<HashMap<String, String>, DbError> {
+    let aggregates = snapshot::aggregates(&state.db).await?;
+    Ok(snapshot::host_zones(&aggregates))
+}
+
+/// The zone of a service: its host's zone for `nova-compute`, `internal` otherwise.
+pub fn service_zone(
+    state: &AppState,
+    zones: &HashMap<String, String>,
+    service: &ServiceRow,
+) -> String {
+    if service.binary_name == COMPUTE_BINARY {
+        zones
+            .get(&service.host)
+            .cloned()
+            .unwrap_or_else(|| state.config.compute.default_availability_zone.clone())
+    } else {
+        "internal".to_string()
+    }
+}
+
+fn view(
+    state: &AppState,
+    version: Microversion,
+    zones: &HashMap<String, String>,
+    service: &ServiceRow,
+) -> Value {
+    let mut body = json!({
+        "id": service.api_id(version),
+        "binary": service.binary_name,
+        "host": service.host,
+        "zone": service_zone(state, zones, service),
+        "status": service.status(),
+        "state": service.state(state),
+        "updated_at": service.updated_at.as_deref().map(api_time_micros),
+        "disabled_reason": service.disabled_reason,
+    });
+    if version.at_least(11) {
+        body["forced_down"] = json!(service.forced_down != 0);
+    }
+    body
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    host: Option<String>,
+    binary: Option<String>,
+}
+
+async fn index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-services:list")?;
+    let zones = zones_by_host(&state).await?;
+    let services: Vec<Value> = all(&state.db)
+        .await?
+        .iter()
+        .filter(|service| query.host.as_ref().is_none_or(|host| &service.host == host))
+        .filter(|service| {
+            query
+                .binary
+                .as_ref()
+                .is_none_or(|binary| &service.binary_name == binary)
+        })
+        .map(|service| view(&state, version, &zones, service))
+        .collect();
+    Ok(Json(json!({"services": services})))
+}
+
+async fn find_by_uuid(db: &Db, id: &str) -> ApiResult<ServiceRow> {
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(ApiError::bad_request(format!("Invalid uuid {id}")));
+    }
+    all(db)
+        .await?
+        .into_iter()
+        .find(|service| service.uuid == id)
+        .ok_or_else(|| ApiError::not_found(format!("Service {id} could not be found.")))
+}
+
+async fn find_by_host(db: &Db, host: &str, binary: &str) -> ApiResult<ServiceRow> {
+    all(db)
+        .await?
+        .into_iter()
+        .find(|service| service.host == host && service.binary_name == binary)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Service {binary} on host {host} could not be found."
+            ))
+        })
+}
+
+/// The changes a PUT asks for.
+#[derive(Default)]
+struct Change {
+    disabled: Option<bool>,
+    disabled_reason: Option<Option<String>>,
+    forced_down: Option<bool>,
+}
+
+/// Applies `change` to `service` and notifies it (`service.update`, Nova
+/// sends it when `disabled`, `disabled_reason` or `forced_down` change).
+async fn apply(state: &AppState, service: &ServiceRow, change: &Change) -> ApiResult<()> {
+    let disabled = change.disabled.map(i64::from).unwrap_or(service.disabled);
+    let reason = match (&change.disabled_reason, change.disabled) {
+        (Some(reason), _) => reason.clone(),
+        // Enabling clears the reason.
+        (None, Some(false)) => None,
+        (None, _) => service.disabled_reason.clone(),
+    };
+    let forced_down = change
+        .forced_down
+        .map(i64::from)
+        .unwrap_or(service.forced_down);
+    let mut tx = state.db.begin_serialized("services").await?;
+    sqlx::query(
+        "UPDATE services SET disabled = $1, disabled_reason = $2, forced_down = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(disabled)
+    .bind(reason)
+    .bind(forced_down)
+    .bind(db::now())
+    .bind(service.id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(payload) = service_payload(&mut tx, &state.config, service.id).await? {
+        let publisher = Publisher::api(&state.config.host);
+        emit(&mut tx, &builders::service(&publisher, payload, "update")).await?;
+    }
+    crate::notify::commit(tx).await?;
+    Ok(())
+}
+
+fn reason_field(value: &Value) -> ApiResult<String> {
+    match value {
+        Value::String(text) if !text.trim().is_empty() && text.len() <= 255 => Ok(text.clone()),
+        other => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute disabled_reason. Value: {other}."
+        ))),
+    }
+}
+
+fn bool_field(name: &str, value: &Value) -> ApiResult<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) => super::common::parse_bool(text),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid input for field/attribute {name}. Value: {value}. {value} is not of type 'boolean'"
+        ))
+    })
+}
+
+fn reject_unknown(body: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
+    match body.keys().find(|key| !allowed.contains(&key.as_str())) {
+        Some(key) => Err(ApiError::bad_request(format!(
+            "Additional properties are not allowed ('{key}' was unexpected)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `PUT /os-services/{id}`: from 2.53, `id` is the service uuid and the body
+/// sets `status`, `disabled_reason`, `forced_down`; before 2.53, `id` names
+/// an action (`enable`, `disable`, `disable-log-reason`, `force-down`) on the
+/// service named by `host` and `binary`.
+async fn update(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("os_compute_api:os-services:update")?;
+    if version.at_least(53) {
+        update_by_uuid(&state, version, &id, &body).await
+    } else {
+        legacy_action(&state, version, &id, &body).await
+    }
+}
+
+async fn update_by_uuid(
+    state: &AppState,
+    version: Microversion,
+    id: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<Json<Value>> {
+    reject_unknown(body, &["status", "disabled_reason", "forced_down"])?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "At least one of 'status' or 'forced_down' must be specified in the request body.",
+        ));
+    }
+    let service = find_by_uuid(&state.db, id).await?;
+    let mut change = Change::default();
+    match body.get("status") {
+        None => {}
+        Some(Value::String(status)) if status == "enabled" => change.disabled = Some(false),
+        Some(Value::String(status)) if status == "disabled" => change.disabled = Some(true),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute status. Value: {other}. {other} is not one of ['enabled', 'disabled']"
+            )));
+        }
+    }
+    if let Some(reason) = body.get("disabled_reason") {
+        if change.disabled != Some(true) {
+            return Err(ApiError::bad_request(
+                "Specifying 'disabled_reason' with status 'enabled' is invalid.",
+            ));
+        }
+        change.disabled_reason = Some(Some(reason_field(reason)?));
+    }
+    if let Some(forced) = body.get("forced_down") {
+        change.forced_down = Some(bool_field("forced_down", forced)?);
+    }
+    if service.binary_name != COMPUTE_BINARY {
+        return Err(ApiError::bad_request(format!(
+            "Updating a {} service is not supported. Only nova-compute services can be updated.",
+            service.binary_name
+        )));
+    }
+    apply(state, &service, &change).await?;
+    let service = find_by_uuid(&state.db, id).await?;
+    let zones = zones_by_host(state).await?;
+    Ok(Json(
+        json!({"service": view(state, version, &zones, &service)}),
+    ))
+}
+
+async fn legacy_action(
+    state: &AppState,
+    version: Microversion,
+    action: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<Json<Value>> {
+    let text = |name: &str| -> ApiResult<String> {
+        match body.get(name) {
+            Some(Value::String(text)) if !text.is_empty() && text.len() <= 255 => Ok(text.clone()),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute {name}. Value: {other}."
+            ))),
+            None => Err(ApiError::bad_request(format!(
+                "'{name}' is a required property"
+            ))),
+        }
+    };
+    let (allowed, change): (&[&str], Change) = match action {
+        "enable" => (
+            &["host", "binary"],
+            Change {
+                disabled: Some(false),
+                ..Change::default()
+            },
+        ),
+        "disable" => (
+            &["host", "binary"],
+            Change {
+                disabled: Some(true),
+                ..Change::default()
+            },
+        ),
+        "disable-log-reason" => (
+            &["host", "binary", "disabled_reason"],
+            Change {
+                disabled: Some(true),
+                disabled_reason: Some(Some(reason_field(
+                    body.get("disabled_reason").unwrap_or(&Value::Null),
+                )?)),
+                ..Change::default()
+            },
+        ),
+        "force-down" if version.at_least(11) => (
+            &["host", "binary", "forced_down"],
+            Change {
+                forced_down: Some(bool_field(
+                    "forced_down",
+                    body.get("forced_down").unwrap_or(&Value::Null),
+                )?),
+                ..Change::default()
+            },
+        ),
+        other => {
+            return Err(ApiError::not_found(format!("Unknown action {other}")));
+        }
+    };
+    reject_unknown(body, allowed)?;
+    let host = text("host")?;
+    let binary = text("binary")?;
+    let service = find_by_host(&state.db, &host, &binary).await?;
+    apply(state, &service, &change).await?;
+    let mut shown = json!({"host": host, "binary": binary});
+    if let Some(disabled) = change.disabled {
+        shown["status"] = json!(if disabled { "disabled" } else { "enabled" });
+    }
+    if let Some(Some(reason)) = &change.disabled_reason {
+        shown["disabled_reason"] = json!(reason);
+    }
+    if let Some(forced) = change.forced_down {
+        shown["forced_down"] = json!(forced);
+    }
+    Ok(Json(json!({"service": shown})))
+}
+
+/// `DELETE /os-services/{id}`: removes a compute service and its node; 409
+/// while instances live on the host.
+async fn delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require_admin("os_compute_api:os-services:delete")?;
+    let service = if version.at_least(53) {
+        find_by_uuid(&state.db, &id).await?
+    } else {
+        let number: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("Invalid service id {id}")))?;
+        all(&state.db)
+            .await?
+            .into_iter()
+            .find(|service| service.id == number)
+            .ok_or_else(|| ApiError::not_found(format!("Service {id} could not be found.")))?
+    };
+    let mut tx = state.db.begin_serialized("conductor").await?;
+    let instances: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM instances WHERE host = $1 AND deleted = 0")
+            .bind(&service.host)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+    if instances > 0 {
+        return Err(ApiError::conflict(format!(
+            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first: host {}",
+            service.host
+        )));
+    }
+    sqlx::query("DELETE FROM aggregate_hosts WHERE host = $1")
+        .bind(&service.host)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM compute_nodes WHERE service_id = $1")
+        .bind(service.id)
+        .execute(&mut *tx)
+        .await?;
+    let payload = service_payload(&mut tx, &state.config, service.id).await?;
+    sqlx::query("DELETE FROM services WHERE id = $1")
+        .bind(service.id)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(payload) = payload {
+        let publisher = Publisher::api(&state.config.host);
+        emit(&mut tx, &builders::service(&publisher, payload, "delete")).await?;
+    }
+    crate::notify::commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The service routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2.1/os-services", get(index))
+        .route("/v2.1/os-services/{id}", put(update).delete(delete))
+}

@@ -1,0 +1,162 @@
+//! Rows the conductor and the API share: instances and the flavor snapshot
+//! an instance keeps.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use crate::db::DbError;
+
+/// The flavor as it was when the instance was created (Nova keeps a copy so
+/// that later flavor changes do not change running instances).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlavorSnapshot {
+    /// Flavor id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// vCPUs.
+    pub vcpus: i64,
+    /// Memory, MiB.
+    pub memory_mb: i64,
+    /// Root disk, GiB.
+    pub root_gb: i64,
+    /// Ephemeral disk, GiB.
+    pub ephemeral_gb: i64,
+    /// Swap, MiB.
+    pub swap: i64,
+    /// Extra specs.
+    #[serde(default)]
+    pub extra_specs: BTreeMap<String, String>,
+}
+
+impl FlavorSnapshot {
+    /// Disk the instance takes on its host, GiB (root + ephemeral + swap rounded up).
+    pub fn disk_gb(&self) -> i64 {
+        self.root_gb + self.ephemeral_gb + (self.swap + 1023) / 1024
+    }
+}
+
+/// An instance row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Instance {
+    /// Uuid.
+    pub uuid: String,
+    /// Name.
+    pub display_name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner project.
+    pub project_id: String,
+    /// Creating user.
+    pub user_id: String,
+    /// Flavor id.
+    pub flavor_id: String,
+    /// Flavor snapshot (JSON).
+    pub flavor: String,
+    /// Image id ('' when booted from volume).
+    pub image_ref: String,
+    /// Image properties (JSON object).
+    pub image_properties: String,
+    /// vm_state.
+    pub vm_state: String,
+    /// task_state.
+    pub task_state: Option<String>,
+    /// power_state (Nova's number).
+    pub power_state: i64,
+    /// Compute host.
+    pub host: Option<String>,
+    /// Compute node (hypervisor hostname).
+    pub node: Option<String>,
+    /// Availability zone it runs in.
+    pub availability_zone: Option<String>,
+    /// The zone the user asked for.
+    pub requested_availability_zone: Option<String>,
+    /// Metadata (JSON object).
+    pub metadata: String,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Key pair public key.
+    pub key_data: Option<String>,
+    /// User data (base64).
+    pub user_data: Option<String>,
+    /// Scheduler hints (JSON object of string lists).
+    pub scheduler_hints: String,
+    /// Server group uuid.
+    pub server_group: Option<String>,
+    /// Fault (JSON: code, message, details, created).
+    pub fault: Option<String>,
+    /// Reservation id (`r-…`), shared by a multi-create.
+    pub reservation_id: String,
+    /// Index within a multi-create.
+    pub launch_index: i64,
+    /// Hostname.
+    pub hostname: String,
+    /// Config drive.
+    pub config_drive: String,
+    /// Locked (0/1).
+    pub locked: i64,
+    /// When it first became ACTIVE.
+    pub launched_at: Option<String>,
+    /// When it was deleted on its host.
+    pub terminated_at: Option<String>,
+    /// Created.
+    pub created_at: String,
+    /// Updated.
+    pub updated_at: String,
+    /// Deleted at.
+    pub deleted_at: Option<String>,
+    /// Deleted (0/1).
+    pub deleted: i64,
+}
+
+impl Instance {
+    /// The flavor snapshot.
+    pub fn flavor(&self) -> Result<FlavorSnapshot, DbError> {
+        serde_json::from_str(&self.flavor).map_err(|error| {
+            DbError::Query(sqlx::Error::Decode(
+                format!("instance {} flavor: {error}", self.uuid).into(),
+            ))
+        })
+    }
+
+    /// A JSON column as a string map (empty when malformed).
+    pub fn string_map(text: &str) -> BTreeMap<String, String> {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    /// Metadata.
+    pub fn metadata_map(&self) -> BTreeMap<String, String> {
+        Self::string_map(&self.metadata)
+    }
+
+    /// Image properties.
+    pub fn image_property_map(&self) -> BTreeMap<String, String> {
+        Self::string_map(&self.image_properties)
+    }
+
+    /// Scheduler hints.
+    pub fn hints(&self) -> BTreeMap<String, Vec<String>> {
+        serde_json::from_str(&self.scheduler_hints).unwrap_or_default()
+    }
+
+    /// Fetches instance `uuid` (deleted ones too).
+    pub async fn fetch<'c, E>(executor: E, uuid: &str) -> Result<Option<Instance>, DbError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        Ok(
+            sqlx::query_as::<_, Instance>("SELECT * FROM instances WHERE uuid = $1")
+                .bind(uuid)
+                .fetch_optional(executor)
+                .await?,
+        )
+    }
+}
+
+/// Reads column `name` of `row` as an i64 (booleans, counts).
+pub fn int(row: &AnyRow, name: &str) -> Result<i64, DbError> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(name)?)
+}

@@ -1,0 +1,747 @@
+//! Task results, server actions, delete, recovery and the reaper.
+
+use std::sync::Arc;
+
+use novum_wire::{InstancePower, PowerState, TaskAction, TaskOutcome};
+use sqlx::Row;
+
+use super::model::Instance;
+use super::notices::{self, StateMark};
+use super::states::{ServerAction, reconciled_vm_state, task, vm};
+use super::tasks::{self, state as task_state};
+use super::{
+    ActionData, BUILD, BUILD_EVENT, BuildData, Conductor, ConductorError, DELETE, DELETE_EVENT,
+    Failure, Operation, Result, actions, cancel_operations, claims, fault_json, finish_operation,
+    insert_operation, load_operation, op_state, set_operation, step, to_json,
+};
+use crate::db::{self, Tx};
+use crate::notify::builders::{InstanceAction, RequestContext};
+use crate::notify::{Phase, Publisher};
+
+/// Who asks for an action on an instance.
+#[derive(Clone, Debug)]
+pub struct Caller<'a> {
+    /// User id.
+    pub user_id: &'a str,
+    /// Project id.
+    pub project_id: &'a str,
+    /// The API request id.
+    pub request_id: &'a str,
+}
+
+fn outcome_power(outcome: &TaskOutcome) -> Option<PowerState> {
+    match outcome {
+        TaskOutcome::Succeeded { power_state } => Some(*power_state),
+        TaskOutcome::Failed { power_state, .. } => *power_state,
+    }
+}
+
+impl Conductor {
+    /// Records the result of task `task_id` reported by `host`'s agent and
+    /// advances its operation. Reporting the same result twice is harmless.
+    pub async fn complete_task(
+        self: &Arc<Self>,
+        host: &str,
+        task_id: &str,
+        outcome: TaskOutcome,
+    ) -> Result<()> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let row = sqlx::query("SELECT operation_id, state FROM tasks WHERE id = $1 AND host = $2")
+            .bind(task_id)
+            .bind(host)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(ConductorError::NotFound(format!(
+                "Task {task_id} of host {host} could not be found."
+            )));
+        };
+        let state: String = row.try_get("state")?;
+        if state != task_state::QUEUED && state != task_state::LEASED {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let succeeded = matches!(outcome, TaskOutcome::Succeeded { .. });
+        sqlx::query("UPDATE tasks SET state = $1, result = $2, updated_at = $3 WHERE id = $4")
+            .bind(if succeeded {
+                task_state::DONE
+            } else {
+                task_state::FAILED
+            })
+            .bind(to_json(&outcome))
+            .bind(db::now())
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        let operation_id: String = row.try_get("operation_id")?;
+        let Some(operation) = load_operation(&mut *tx, &operation_id).await? else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        if operation.state != op_state::RUNNING {
+            tx.commit().await?;
+            return Ok(());
+        }
+        let reschedule = match operation.kind.as_str() {
+            BUILD => {
+                self.build_result(&mut tx, &operation, host, &outcome)
+                    .await?
+            }
+            DELETE => {
+                self.delete_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
+            _ => {
+                self.action_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
+        };
+        crate::notify::commit(tx).await?;
+        if reschedule {
+            let conductor = Arc::clone(self);
+            tokio::spawn(async move { conductor.run_build(&operation.id).await });
+        }
+        Ok(())
+    }
+
+    /// A spawn finished: ACTIVE, or release, count the failure and
+    /// reschedule (returns true) until `max_attempts`, then ERROR.
+    async fn build_result(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        host: &str,
+        outcome: &TaskOutcome,
+    ) -> Result<bool> {
+        let now = db::now();
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        let compute = Publisher::compute(host);
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        match outcome {
+            TaskOutcome::Succeeded { power_state } => {
+                sqlx::query(
+                    "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2, launched_at = $3, \
+                     updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+                )
+                .bind(vm::ACTIVE)
+                .bind(i64::from(u8::from(*power_state)))
+                .bind(&now)
+                .bind(&operation.instance_uuid)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE compute_nodes SET failed_builds = 0 WHERE host = $1")
+                    .bind(host)
+                    .execute(&mut **tx)
+                    .await?;
+                finish_operation(tx, operation, None).await?;
+                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+                notices::action(
+                    tx,
+                    &compute,
+                    uuid,
+                    InstanceAction::Create,
+                    Phase::End,
+                    &context,
+                    None,
+                )
+                .await?;
+                Ok(false)
+            }
+            TaskOutcome::Failed { message, .. } => {
+                tracing::warn!(instance = %operation.instance_uuid, host, %message, "spawn failed");
+                claims::release(tx, &operation.instance_uuid).await?;
+                sqlx::query(
+                    "UPDATE compute_nodes SET failed_builds = failed_builds + 1 WHERE host = $1",
+                )
+                .bind(host)
+                .execute(&mut **tx)
+                .await?;
+                if let Some(action_id) = &operation.action_id {
+                    actions::finish_events(tx, action_id, Some(BUILD_EVENT), Some(message)).await?;
+                }
+                let fault = notices::fault("build_and_run_instance", "SpawnFailed", message);
+                notices::action(
+                    tx,
+                    &compute,
+                    uuid,
+                    InstanceAction::Create,
+                    Phase::Error,
+                    &context,
+                    Some(fault.clone()),
+                )
+                .await?;
+                notices::exception(tx, &compute, uuid, fault).await?;
+                let mut data: BuildData = serde_json::from_str(&operation.data).unwrap_or_default();
+                data.attempts += 1;
+                data.tried_hosts.push(host.to_string());
+                data.last_error = Some(message.clone());
+                let max_attempts = self.scheduler.max_attempts.max(1) as u32;
+                if data.attempts >= max_attempts {
+                    let operation = Operation {
+                        data: to_json(&data),
+                        ..operation.clone()
+                    };
+                    let text = format!(
+                        "Exceeded maximum number of retries. Exceeded max scheduling attempts {max_attempts} for instance {}. \
+                         Last exception: {message}",
+                        operation.instance_uuid
+                    );
+                    self.fail_build(
+                        tx,
+                        &operation,
+                        Failure {
+                            code: 500,
+                            message: &text,
+                            details: &format!("tried hosts: {}", data.tried_hosts.join(", ")),
+                            create_error: None,
+                        },
+                    )
+                    .await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE instances SET host = NULL, node = NULL, task_state = $1, updated_at = $2 WHERE uuid = $3",
+                )
+                .bind(task::SCHEDULING)
+                .bind(&now)
+                .bind(&operation.instance_uuid)
+                .execute(&mut **tx)
+                .await?;
+                if let Some(action_id) = &operation.action_id {
+                    actions::start_event(tx, action_id, super::SCHEDULE_EVENT, None).await?;
+                }
+                set_operation(
+                    tx,
+                    &operation.id,
+                    step::SCHEDULE,
+                    op_state::RUNNING,
+                    &to_json(&data),
+                )
+                .await?;
+                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn action_result(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        host: &str,
+        outcome: &TaskOutcome,
+    ) -> Result<()> {
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        let compute = Publisher::compute(host);
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        let notified = notices::named_action(&operation.kind);
+        let data: Option<ActionData> = serde_json::from_str(&operation.data).ok();
+        let power = outcome_power(outcome).map(|state| i64::from(u8::from(state)));
+        match outcome {
+            TaskOutcome::Succeeded { .. } => {
+                let result_state = data
+                    .as_ref()
+                    .map(|data| data.result_state.as_str())
+                    .unwrap_or(vm::ACTIVE);
+                sqlx::query(
+                    "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = COALESCE($2, power_state), \
+                     updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+                )
+                .bind(result_state)
+                .bind(power)
+                .bind(db::now())
+                .bind(&operation.instance_uuid)
+                .execute(&mut **tx)
+                .await?;
+                finish_operation(tx, operation, None).await?;
+                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+                if let Some(action) = notified {
+                    notices::action(tx, &compute, uuid, action, Phase::End, &context, None).await?;
+                }
+            }
+            TaskOutcome::Failed { message, .. } => {
+                sqlx::query(
+                    "UPDATE instances SET task_state = NULL, power_state = COALESCE($1, power_state), fault = $2, \
+                     updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+                )
+                .bind(power)
+                .bind(fault_json(500, message, ""))
+                .bind(db::now())
+                .bind(&operation.instance_uuid)
+                .execute(&mut **tx)
+                .await?;
+                finish_operation(tx, operation, Some(message)).await?;
+                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+                let fault = notices::fault(
+                    &format!("{}_instance", operation.kind),
+                    "InstanceActionFailed",
+                    message,
+                );
+                // Nova has an `.error` phase for reboot (and create) only.
+                if notified == Some(InstanceAction::Reboot) {
+                    notices::action(
+                        tx,
+                        &compute,
+                        uuid,
+                        InstanceAction::Reboot,
+                        Phase::Error,
+                        &context,
+                        Some(fault.clone()),
+                    )
+                    .await?;
+                }
+                notices::exception(tx, &compute, uuid, fault).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_result(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        host: &str,
+        outcome: &TaskOutcome,
+    ) -> Result<()> {
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        let compute = Publisher::compute(host);
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        match outcome {
+            TaskOutcome::Succeeded { .. } => {
+                mark_deleted(tx, &operation.instance_uuid).await?;
+                finish_operation(tx, operation, None).await?;
+                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+                notices::action(
+                    tx,
+                    &compute,
+                    uuid,
+                    InstanceAction::Delete,
+                    Phase::End,
+                    &context,
+                    None,
+                )
+                .await?;
+            }
+            TaskOutcome::Failed { message, .. } => {
+                sqlx::query(
+                    "UPDATE instances SET vm_state = $1, task_state = NULL, fault = $2, updated_at = $3 WHERE uuid = $4",
+                )
+                .bind(vm::ERROR)
+                .bind(fault_json(500, message, ""))
+                .bind(db::now())
+                .bind(&operation.instance_uuid)
+                .execute(&mut **tx)
+                .await?;
+                finish_operation(tx, operation, Some(message)).await?;
+                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+                notices::exception(
+                    tx,
+                    &compute,
+                    uuid,
+                    notices::fault("terminate_instance", "InstanceTerminationFailure", message),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn locked_instance(tx: &mut Tx, uuid: &str) -> Result<Instance> {
+        Instance::fetch(&mut **tx, uuid)
+            .await?
+            .filter(|instance| instance.deleted == 0)
+            .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))
+    }
+
+    /// Starts `action` on instance `uuid` after Nova's state guard (409 when
+    /// the instance is in the wrong state).
+    pub async fn server_action(
+        self: &Arc<Self>,
+        uuid: &str,
+        action: ServerAction,
+        caller: &Caller<'_>,
+    ) -> Result<()> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let instance = Self::locked_instance(&mut tx, uuid).await?;
+        action
+            .check(uuid, &instance.vm_state, instance.task_state.as_deref())
+            .map_err(ConductorError::Conflict)?;
+        let Some(host) = instance.host.clone() else {
+            return Err(ConductorError::Conflict(format!(
+                "Cannot '{}' instance {uuid} while it is in vm_state {}: it has no host",
+                action.name(),
+                instance.vm_state
+            )));
+        };
+        let before = StateMark::of(&instance);
+        sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
+            .bind(action.task_state())
+            .bind(db::now())
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+        let action_id = actions::start_action(
+            &mut tx,
+            uuid,
+            action.name(),
+            caller.request_id,
+            caller.user_id,
+            caller.project_id,
+        )
+        .await?;
+        actions::start_event(&mut tx, &action_id, action.event(), Some(&host)).await?;
+        let data = ActionData {
+            result_state: action.result_state().to_string(),
+            event: action.event().to_string(),
+        };
+        let operation = insert_operation(
+            &mut tx,
+            uuid,
+            action.name(),
+            step::TASK,
+            &to_json(&data),
+            caller.request_id,
+            &action_id,
+        )
+        .await?;
+        tasks::enqueue(
+            &mut tx,
+            &host,
+            uuid,
+            &operation,
+            &action.task(),
+            caller.request_id,
+        )
+        .await?;
+        let context = notices::caller_context(caller);
+        notices::state_changed(
+            &mut tx,
+            &self.api_publisher(),
+            uuid,
+            Some(&before),
+            &context,
+        )
+        .await?;
+        notices::action(
+            &mut tx,
+            &Publisher::compute(&host),
+            uuid,
+            notices::server_action(action),
+            Phase::Start,
+            &context,
+            None,
+        )
+        .await?;
+        crate::notify::commit(tx).await?;
+        self.board.wake(&host);
+        Ok(())
+    }
+
+    /// Deletes instance `uuid`: at once when it has no host, else through a
+    /// destroy task (superseding whatever was in flight).
+    pub async fn delete_server(self: &Arc<Self>, uuid: &str, caller: &Caller<'_>) -> Result<()> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let instance = Self::locked_instance(&mut tx, uuid).await?;
+        let before = StateMark::of(&instance);
+        let context = notices::caller_context(caller);
+        cancel_operations(&mut tx, uuid).await?;
+        let action_id = actions::start_action(
+            &mut tx,
+            uuid,
+            "delete",
+            caller.request_id,
+            caller.user_id,
+            caller.project_id,
+        )
+        .await?;
+        actions::start_event(&mut tx, &action_id, DELETE_EVENT, instance.host.as_deref()).await?;
+        let Some(host) = instance.host.clone() else {
+            // A local delete (nothing on a host): the API notifies both phases.
+            let api = self.api_publisher();
+            notices::action(
+                &mut tx,
+                &api,
+                uuid,
+                InstanceAction::Delete,
+                Phase::Start,
+                &context,
+                None,
+            )
+            .await?;
+            mark_deleted(&mut tx, uuid).await?;
+            actions::finish_events(&mut tx, &action_id, None, None).await?;
+            notices::state_changed(&mut tx, &api, uuid, Some(&before), &context).await?;
+            notices::action(
+                &mut tx,
+                &api,
+                uuid,
+                InstanceAction::Delete,
+                Phase::End,
+                &context,
+                None,
+            )
+            .await?;
+            crate::notify::commit(tx).await?;
+            return Ok(());
+        };
+        sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
+            .bind(task::DELETING)
+            .bind(db::now())
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+        let operation = insert_operation(
+            &mut tx,
+            uuid,
+            DELETE,
+            step::TASK,
+            "{}",
+            caller.request_id,
+            &action_id,
+        )
+        .await?;
+        tasks::enqueue(
+            &mut tx,
+            &host,
+            uuid,
+            &operation,
+            &TaskAction::Destroy,
+            caller.request_id,
+        )
+        .await?;
+        notices::state_changed(
+            &mut tx,
+            &self.api_publisher(),
+            uuid,
+            Some(&before),
+            &context,
+        )
+        .await?;
+        notices::action(
+            &mut tx,
+            &Publisher::compute(&host),
+            uuid,
+            InstanceAction::Delete,
+            Phase::Start,
+            &context,
+            None,
+        )
+        .await?;
+        crate::notify::commit(tx).await?;
+        self.board.wake(&host);
+        Ok(())
+    }
+
+    /// On controller start: leased tasks are offered again, builds waiting
+    /// for a host are scheduled, and operations whose task is gone are failed.
+    pub async fn recover(self: &Arc<Self>) -> Result<()> {
+        let requeued = tasks::requeue_leased(&self.db, None).await?;
+        let rows =
+            sqlx::query("SELECT id FROM conductor_operations WHERE state = $1 ORDER BY created_at")
+                .bind(op_state::RUNNING)
+                .fetch_all(self.db.pool())
+                .await?;
+        let mut resumed = 0;
+        let mut failed = 0;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let mut tx = self.db.begin_serialized("conductor").await?;
+            let Some(operation) = load_operation(&mut *tx, &id).await? else {
+                continue;
+            };
+            if operation.step == step::SCHEDULE {
+                tx.commit().await?;
+                let conductor = Arc::clone(self);
+                tokio::spawn(async move { conductor.run_build(&id).await });
+                resumed += 1;
+                continue;
+            }
+            let live: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM tasks WHERE operation_id = $1 AND state IN ($2, $3)",
+            )
+            .bind(&id)
+            .bind(task_state::QUEUED)
+            .bind(task_state::LEASED)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if live == 0 {
+                let message =
+                    "The operation was interrupted by a controller restart and has no task left.";
+                self.fail_interrupted(&mut tx, &operation, message).await?;
+                failed += 1;
+            } else {
+                resumed += 1;
+            }
+            crate::notify::commit(tx).await?;
+        }
+        tracing::info!(
+            requeued,
+            resumed,
+            failed,
+            "conductor recovered operations in flight"
+        );
+        Ok(())
+    }
+
+    async fn fail_interrupted(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        message: &str,
+    ) -> Result<()> {
+        if operation.kind == BUILD {
+            claims::release(tx, &operation.instance_uuid).await?;
+            let failure = Failure {
+                code: 500,
+                message,
+                details: "",
+                create_error: Some("BuildAbortException"),
+            };
+            return self.fail_build(tx, operation, failure).await;
+        }
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        sqlx::query(
+            "UPDATE instances SET task_state = NULL, fault = $1, updated_at = $2 WHERE uuid = $3",
+        )
+        .bind(fault_json(500, message, ""))
+        .bind(db::now())
+        .bind(&operation.instance_uuid)
+        .execute(&mut **tx)
+        .await?;
+        finish_operation(tx, operation, Some(message)).await?;
+        let publisher = self.conductor_publisher();
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        notices::state_changed(tx, &publisher, uuid, before.as_ref(), &context).await?;
+        let function = format!("{}_instance", operation.kind);
+        notices::exception(
+            tx,
+            &publisher,
+            uuid,
+            notices::fault(&function, "OperationInterrupted", message),
+        )
+        .await
+    }
+
+    /// Fails tasks older than the task timeout (their agent is gone or stuck).
+    pub async fn reap(self: &Arc<Self>) -> Result<usize> {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::seconds(
+                self.compute.task_timeout_seconds.min(i64::MAX as u64) as i64
+            );
+        let rows =
+            sqlx::query("SELECT id, host FROM tasks WHERE state IN ($1, $2) AND created_at < $3")
+                .bind(task_state::QUEUED)
+                .bind(task_state::LEASED)
+                .bind(db::timestamp(cutoff))
+                .fetch_all(self.db.pool())
+                .await?;
+        let count = rows.len();
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let host: String = row.try_get("host")?;
+            let outcome = TaskOutcome::Failed {
+                message: format!(
+                    "Task timed out after {} seconds: the compute agent on {host} did not finish it.",
+                    self.compute.task_timeout_seconds
+                ),
+                power_state: None,
+            };
+            self.complete_task(&host, &id, outcome).await?;
+        }
+        Ok(count)
+    }
+
+    /// Runs [`Conductor::reap`] every `reaper_interval_seconds` until `shutdown`.
+    pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let interval = std::time::Duration::from_secs(self.compute.reaper_interval_seconds.max(1));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(error) = self.reap().await {
+                tracing::error!(%error, "task reaper failed");
+            }
+        }
+    }
+
+    /// Reconciles the power states `host` reports with the instances there
+    /// (instances with a task in progress are left alone).
+    pub async fn reconcile_power(&self, host: &str, reported: &[InstancePower]) -> Result<()> {
+        let rows = sqlx::query(
+            "SELECT uuid, vm_state, power_state FROM instances WHERE host = $1 AND deleted = 0 AND task_state IS NULL",
+        )
+        .bind(host)
+        .fetch_all(self.db.pool())
+        .await?;
+        for row in rows {
+            let uuid: String = row.try_get("uuid")?;
+            let vm_state: String = row.try_get("vm_state")?;
+            let current: i64 = row.try_get("power_state")?;
+            if vm_state == vm::ERROR || vm_state == vm::BUILDING {
+                continue;
+            }
+            let power = reported
+                .iter()
+                .find(|item| item.uuid.to_string() == uuid)
+                .map(|item| item.power_state)
+                .unwrap_or(PowerState::NoState);
+            let new_vm_state = reconciled_vm_state(&vm_state, power);
+            if i64::from(u8::from(power)) == current && new_vm_state.is_none() {
+                continue;
+            }
+            tracing::info!(instance = %uuid, host, power = %power, "power state reconciled");
+            let mut tx = self.db.begin().await?;
+            let before = StateMark::read(&mut tx, &uuid).await?;
+            sqlx::query(
+                "UPDATE instances SET power_state = $1, vm_state = COALESCE($2, vm_state), updated_at = $3 \
+                 WHERE uuid = $4 AND task_state IS NULL",
+            )
+            .bind(i64::from(u8::from(power)))
+            .bind(new_vm_state)
+            .bind(db::now())
+            .bind(&uuid)
+            .execute(&mut *tx)
+            .await?;
+            // A periodic task: no request context, as in Nova.
+            notices::state_changed(
+                &mut tx,
+                &Publisher::compute(host),
+                &uuid,
+                before.as_ref(),
+                &RequestContext::default(),
+            )
+            .await?;
+            crate::notify::commit(tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Marks an instance deleted, releases its claim and group membership.
+async fn mark_deleted(tx: &mut Tx, uuid: &str) -> Result<()> {
+    let now = db::now();
+    sqlx::query(
+        "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = 0, deleted = 1, deleted_at = $2, \
+         terminated_at = $2, updated_at = $2 WHERE uuid = $3",
+    )
+    .bind(vm::DELETED)
+    .bind(now)
+    .bind(uuid)
+    .execute(&mut **tx)
+    .await?;
+    claims::release(tx, uuid).await?;
+    sqlx::query("DELETE FROM server_group_members WHERE instance_uuid = $1")
+        .bind(uuid)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The task queue: durable rows agents long-poll for, and a [`Notify`] per
+//! host that wakes a waiting poll when work arrives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use novum_wire::{Task, TaskAction};
+use sqlx::Row;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::db::{self, Db, DbError, Tx};
+
+/// Task row states.
+pub mod state {
+    /// Waiting for its agent.
+    pub const QUEUED: &str = "queued";
+    /// Handed to its agent, lease running.
+    pub const LEASED: &str = "leased";
+    /// Succeeded.
+    pub const DONE: &str = "done";
+    /// Failed (or timed out).
+    pub const FAILED: &str = "failed";
+    /// No longer wanted (its operation was superseded).
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Wakes the long polls of hosts.
+#[derive(Debug, Default)]
+pub struct TaskBoard {
+    notifies: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl TaskBoard {
+    /// The notifier of `host`.
+    pub fn notify_of(&self, host: &str) -> Arc<Notify> {
+        let mut notifies = self.notifies.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(notifies.entry(host.to_string()).or_default())
+    }
+
+    /// Wakes `host`'s poll (or the next one).
+    pub fn wake(&self, host: &str) {
+        self.notify_of(host).notify_one();
+    }
+}
+
+/// Inserts a queued task in `tx`; returns its id. Wake the host after commit.
+pub async fn enqueue(
+    tx: &mut Tx,
+    host: &str,
+    instance_uuid: &str,
+    operation_id: &str,
+    action: &TaskAction,
+    request_id: &str,
+) -> Result<String, DbError> {
+    let id = Uuid::new_v4().to_string();
+    let now = db::now();
+    let action = serde_json::to_string(action)
+        .map_err(|error| DbError::Query(sqlx::Error::Encode(error.into())))?;
+    sqlx::query(
+        "INSERT INTO tasks (id, host, instance_uuid, operation_id, action, request_id, state, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&id)
+    .bind(host)
+    .bind(instance_uuid)
+    .bind(operation_id)
+    .bind(action)
+    .bind(request_id)
+    .bind(state::QUEUED)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Leases every task offered to `host` (queued, or leased with an expired
+/// lease), oldest first.
+pub async fn lease(db: &Db, host: &str, lease: Duration) -> Result<Vec<Task>, DbError> {
+    let now = chrono::Utc::now();
+    let until =
+        db::timestamp(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX));
+    let now = db::timestamp(now);
+    let mut tx = db.begin_serialized(&format!("tasks:{host}")).await?;
+    // A write first, so that SQLite takes the write lock at once.
+    sqlx::query(
+        "UPDATE tasks SET state = $1, leased_until = $2, offers = offers + 1, updated_at = $3 \
+         WHERE host = $4 AND (state = $5 OR (state = $1 AND leased_until < $3))",
+    )
+    .bind(state::LEASED)
+    .bind(&until)
+    .bind(&now)
+    .bind(host)
+    .bind(state::QUEUED)
+    .execute(&mut *tx)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, instance_uuid, action, request_id FROM tasks WHERE host = $1 AND state = $2 AND updated_at = $3 \
+         ORDER BY created_at, id",
+    )
+    .bind(host)
+    .bind(state::LEASED)
+    .bind(&now)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let instance: String = row.try_get("instance_uuid")?;
+        let action: String = row.try_get("action")?;
+        match (
+            Uuid::parse_str(&id),
+            Uuid::parse_str(&instance),
+            serde_json::from_str(&action),
+        ) {
+            (Ok(id), Ok(instance_uuid), Ok(action)) => tasks.push(Task {
+                id,
+                instance_uuid,
+                request_id: row.try_get("request_id")?,
+                action,
+            }),
+            _ => tracing::error!(task = %id, "malformed task row skipped"),
+        }
+    }
+    Ok(tasks)
+}
+
+/// Offers `host`'s leased tasks again (its agent restarted, or the controller did).
+pub async fn requeue_leased(db: &Db, host: Option<&str>) -> Result<u64, DbError> {
+    let query = match host {
+        Some(_) => {
+            "UPDATE tasks SET state = $1, leased_until = NULL, updated_at = $2 WHERE state = $3 AND host = $4"
+        }
+        None => {
+            "UPDATE tasks SET state = $1, leased_until = NULL, updated_at = $2 WHERE state = $3"
+        }
+    };
+    let mut query = sqlx::query(query)
+        .bind(state::QUEUED)
+        .bind(db::now())
+        .bind(state::LEASED);
+    if let Some(host) = host {
+        query = query.bind(host);
+    }
+    Ok(query.execute(db.pool()).await?.rows_affected())
+}
+
+/// Cancels the unfinished tasks of `instance_uuid` in `tx`.
+pub async fn cancel_for_instance(tx: &mut Tx, instance_uuid: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE tasks SET state = $1, updated_at = $2 WHERE instance_uuid = $3 AND state IN ($4, $5)")
+        .bind(state::CANCELLED)
+        .bind(db::now())
+        .bind(instance_uuid)
+        .bind(state::QUEUED)
+        .bind(state::LEASED)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

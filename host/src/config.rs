@@ -1,0 +1,278 @@
+//! Configuration: one TOML file, every key defaulted, so `novum serve` with no
+//! file runs an all-in-one cloud. Unknown keys are errors that name the key and
+//! the line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The controller's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite database, image files, keys and caches live.
+    pub data_dir: PathBuf,
+    /// Address the API listens on.
+    pub listen: SocketAddr,
+    /// The URL clients reach the API at (catalog endpoints are built from it);
+    /// default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Region name in the catalog.
+    pub region: String,
+    /// This controller's host name (Nova's `[DEFAULT] host`): the `<host>` of
+    /// the `nova-api:<host>`, `nova-scheduler:<host>` and `nova-conductor:<host>`
+    /// notification publishers. Default: the machine's host name.
+    pub host: String,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Identity settings.
+    pub identity: IdentityConfig,
+    /// Compute API settings.
+    pub compute: ComputeConfig,
+    /// Scheduler settings (filters, weighers, attempts).
+    pub scheduler: crate::scheduler::SchedulerConfig,
+    /// Plugin runtime settings.
+    pub plugins: crate::plugins::PluginsConfig,
+    /// Compute agent settings (enrollment, embedded agents).
+    pub agent: AgentConfig,
+    /// Notification settings.
+    pub notifications: crate::notify::NotificationsConfig,
+    /// Quota defaults and policies.
+    pub quota: crate::quota::QuotaConfig,
+    /// The file this configuration was read from (for reloads); not a key.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("novum-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8774)),
+            public_url: None,
+            region: "RegionOne".to_string(),
+            host: system_host_name(),
+            database: DatabaseConfig::default(),
+            identity: IdentityConfig::default(),
+            compute: ComputeConfig::default(),
+            scheduler: crate::scheduler::SchedulerConfig::default(),
+            plugins: crate::plugins::PluginsConfig::default(),
+            agent: AgentConfig::default(),
+            notifications: crate::notify::NotificationsConfig::default(),
+            quota: crate::quota::QuotaConfig::default(),
+            source: None,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; default: SQLite file `novum.db` in the data directory.
+    pub url: Option<String>,
+}
+
+/// `[identity]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Name of the admin user created at first start.
+    pub admin_user: String,
+    /// Name of the admin project created at first start.
+    pub admin_project: String,
+    /// The admin password; else `NOVUM_ADMIN_PASSWORD`; else generated and printed once.
+    pub admin_password: Option<String>,
+    /// Token lifetime in seconds.
+    pub token_expiration_seconds: u64,
+    /// Where the Fernet keys live; default `<data_dir>/fernet-keys`.
+    pub key_repository: Option<PathBuf>,
+    /// How many Fernet keys to keep (primary, secondaries, staged).
+    pub max_active_keys: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            admin_user: "admin".to_string(),
+            admin_project: "admin".to_string(),
+            admin_password: None,
+            token_expiration_seconds: 3600,
+            key_repository: None,
+            max_active_keys: 3,
+        }
+    }
+}
+
+/// `[compute]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// The availability zone of hosts in no zone aggregate.
+    pub default_availability_zone: String,
+    /// Seconds without a heartbeat after which a compute service is down.
+    pub service_down_time: u64,
+    /// The largest `limit` a list accepts.
+    pub max_limit: usize,
+    /// Initial CPU allocation ratio of new compute nodes.
+    pub cpu_allocation_ratio: f64,
+    /// Initial RAM allocation ratio of new compute nodes.
+    pub ram_allocation_ratio: f64,
+    /// Initial disk allocation ratio of new compute nodes.
+    pub disk_allocation_ratio: f64,
+    /// Memory (MB) kept back for the hypervisor on every compute node.
+    pub reserved_host_memory_mb: i64,
+    /// Seconds an agent holds a task before it is offered again.
+    pub task_lease_seconds: u64,
+    /// Seconds after which an unfinished task fails (so nothing stays in a
+    /// transitional state forever).
+    pub task_timeout_seconds: u64,
+    /// Seconds between sweeps for expired leases and timed-out tasks.
+    pub reaper_interval_seconds: u64,
+    /// Create Nova's default flavors (m1.tiny … m1.xlarge) at first start.
+    pub default_flavors: bool,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            default_availability_zone: "nova".to_string(),
+            service_down_time: 60,
+            max_limit: 1000,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            task_lease_seconds: 300,
+            task_timeout_seconds: 900,
+            reaper_interval_seconds: 5,
+            default_flavors: true,
+        }
+    }
+}
+
+/// `[agent]`: how compute agents enroll, and the agents `novum serve` runs
+/// in-process in the all-in-one setup.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The enrollment token agents register with; default: generated into
+    /// `<data_dir>/agent-enrollment-token` at first start.
+    pub enrollment_token: Option<String>,
+    /// Heartbeat interval asked of agents, seconds.
+    pub heartbeat_seconds: u64,
+    /// Longest long-poll wait the controller grants, seconds.
+    pub max_poll_wait_seconds: u64,
+    /// Run compute agents inside `novum serve` (libvirt test driver).
+    pub embedded: bool,
+    /// How many embedded agents (hosts `<embedded_host_prefix>1`, `2`, …).
+    pub embedded_hosts: u32,
+    /// Host name prefix of the embedded agents.
+    pub embedded_host_prefix: String,
+    /// vCPUs of each embedded host.
+    pub embedded_vcpus: u32,
+    /// Memory (MiB) of each embedded host.
+    pub embedded_memory_mb: u64,
+    /// Disk (GiB) of each embedded host.
+    pub embedded_disk_gb: u64,
+    /// libvirt URI of the embedded agents; default: the test driver with a
+    /// node file of the sizes above.
+    pub embedded_libvirt_uri: Option<String>,
+    /// Guest architectures the embedded hosts report on top of libvirt's test
+    /// driver's own `i686` (only on the test driver): images asking for one of
+    /// these boot; any other architecture is still refused by the
+    /// ImagePropertiesFilter.
+    pub embedded_guest_archs: Vec<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            enrollment_token: None,
+            heartbeat_seconds: 10,
+            max_poll_wait_seconds: 30,
+            embedded: true,
+            embedded_hosts: 1,
+            embedded_host_prefix: "compute".to_string(),
+            embedded_vcpus: 8,
+            embedded_memory_mb: 16384,
+            embedded_disk_gb: 200,
+            embedded_libvirt_uri: None,
+            embedded_guest_archs: vec!["x86_64".to_string()],
+        }
+    }
+}
+
+/// The machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`,
+/// else `localhost`).
+pub fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when `None`.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        let mut config = Self::parse(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parses TOML text; the error names the key and the line.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("novum.db").display()
+            )
+        })
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_base_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_all_in_one() {
+        let config = Config::parse("").expect("empty file is valid");
+        assert_eq!(config.compute.default_availability_zone, "nova");
+        assert!(config.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let error = format!(
+            "{:#}",
+            Config::parse("region = \"r\"\n[compute]\nbogus_key = 1\n").expect_err("must fail")
+        );
+        assert!(error.contains("bogus_key"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+    }
+}

@@ -1,0 +1,241 @@
+//! The database: sqlx over SQLite (the embedded default) or PostgreSQL.
+//!
+//! Queries are written once in portable SQL with `$N` placeholders (SQLite
+//! accepts them too) and run through sqlx's `Any` driver. Conventions that keep
+//! the SQL portable: ids are TEXT (uuids) or app-assigned BIGINT, booleans are
+//! INTEGER 0/1 (`i64` in Rust), timestamps are TEXT in RFC 3339 UTC with
+//! microseconds (so they sort as text), JSON is TEXT.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database URL could not be parsed or the database reached.
+    #[error("cannot open database {url}: {source}")]
+    Open {
+        /// The URL, without credentials.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+    /// An optimistic write kept losing to concurrent writers.
+    #[error("too much contention: {0}")]
+    Contended(String),
+}
+
+/// Which SQL engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (file in the data directory).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A connection pool plus what the rest of novum needs to know about it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A transaction on a [`Db`].
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The migrations under host/migrations, applied at start and by `novum db migrate`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Db {
+    /// Opens `url` (`sqlite://path?mode=rwc` or `postgres://…`); does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let open_error = |source| DbError::Open {
+            url: redact(url),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(url).map_err(open_error)?;
+        let pool_options = match backend {
+            // SQLite has one writer: a small pool, WAL, and writers that wait.
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(8).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(32),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens `url` and applies every pending migration.
+    pub async fn open(url: &str) -> Result<Self, DbError> {
+        let db = Self::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool, for queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The engine behind the pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A read transaction (or a write that cannot race: single-row updates).
+    pub async fn begin(&self) -> Result<Tx, DbError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A transaction that serializes with every other `begin_serialized` on the
+    /// same `lock` name: check-then-write sequences (quota check + instance
+    /// insert, claims) run in it so no interleaving can break their invariant.
+    /// SQLite: `BEGIN IMMEDIATE` (the database write lock). PostgreSQL: a
+    /// transaction-scoped advisory lock on the name's hash.
+    pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(advisory_key(lock))
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+
+    /// Joins `lock` from inside a transaction begun with
+    /// [`Db::begin_serialized`] (under another name): PostgreSQL takes the
+    /// name's advisory transaction lock too; SQLite already holds the one
+    /// database write lock.
+    pub async fn serialize_in(&self, tx: &mut Tx, lock: &str) -> Result<(), DbError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(advisory_key(lock))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A stable 63-bit key for a PostgreSQL advisory lock name (FNV-1a).
+fn advisory_key(name: &str) -> i64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash >> 1) as i64
+}
+
+/// Now, as the database stores timestamps (RFC 3339 UTC, microseconds).
+pub fn now() -> String {
+    timestamp(chrono::Utc::now())
+}
+
+/// A timestamp as the database stores it.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Test support: a fresh database for each test, SQLite in a temp dir, or
+/// PostgreSQL (a new schema-isolated database) when `NOVUM_TEST_POSTGRES` or
+/// the default local server is reachable.
+pub mod testing {
+    use super::{Db, DbError};
+
+    /// A fresh, migrated SQLite database in `dir`.
+    pub async fn sqlite(dir: &std::path::Path) -> Result<Db, DbError> {
+        Db::open(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("novum.db").display()
+        ))
+        .await
+    }
+
+    /// The admin URL of the test PostgreSQL server.
+    pub fn postgres_admin_url() -> String {
+        std::env::var("NOVUM_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    /// A fresh, migrated PostgreSQL database (created with a unique name), or
+    /// `None` with the reason printed when no server answers.
+    pub async fn postgres() -> Option<Db> {
+        let url = postgres_url().await?;
+        match Db::open(&url).await {
+            Ok(db) => Some(db),
+            Err(error) => {
+                println!("skipping PostgreSQL: {error}");
+                None
+            }
+        }
+    }
+
+    /// The URL of a fresh, empty PostgreSQL database (created with a unique
+    /// name), or `None` with the reason printed when no server answers.
+    pub async fn postgres_url() -> Option<String> {
+        let admin_url = postgres_admin_url();
+        let admin = match Db::connect(&admin_url).await {
+            Ok(admin) => admin,
+            Err(error) => {
+                println!("skipping PostgreSQL: {error}");
+                return None;
+            }
+        };
+        let name = format!("novum_test_{}", uuid::Uuid::new_v4().simple());
+        if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(admin.pool())
+            .await
+        {
+            println!("skipping PostgreSQL: cannot create a test database: {error}");
+            return None;
+        }
+        admin.pool().close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_string())
+            .unwrap_or(admin_url);
+        Some(format!("{base}/{name}"))
+    }
+}

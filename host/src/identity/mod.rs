@@ -1,0 +1,663 @@
+//! Identity: the Keystone v3 subset clients need (tokens, projects, users,
+//! roles) under `/identity`.
+//!
+//! Tokens are Fernet tokens ([`keys`], [`token`]) naming the user and the
+//! project; every validation re-reads the user, the project and the role
+//! assignments ([`store`]), so changes take effect at once. At first start the
+//! admin project, the admin user and the roles admin, member and reader are
+//! created ([`Identity::new`]).
+
+pub mod api;
+pub mod keys;
+pub mod password;
+pub mod store;
+pub mod token;
+
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::fault::{ApiError, ApiResult, FaultStyle};
+use crate::config::{Config, IdentityConfig};
+use crate::db::{Db, DbError};
+use keys::KeyRepository;
+use store::{DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, DEFAULT_ROLES, Project, Role, User};
+use token::TokenPayload;
+
+/// The environment variable that sets the admin password at first start.
+pub const ADMIN_PASSWORD_ENV: &str = "NOVUM_ADMIN_PASSWORD";
+/// The file written at first start with the admin's credentials.
+pub const ADMIN_OPENRC: &str = "admin-openrc.sh";
+/// The message of every authentication failure (as Keystone's).
+pub const AUTH_REQUIRED: &str = "The request you have made requires authentication.";
+
+/// Why a token did not validate.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token of ours (bad encoding, unknown or rotated-out key).
+    #[error("the token is malformed or signed by an unknown key")]
+    Invalid,
+    /// Past its expiry.
+    #[error("the token has expired")]
+    Expired,
+    /// Revoked.
+    #[error("the token was revoked")]
+    Revoked,
+    /// Its user or project is gone or disabled, or the user lost every role.
+    #[error("the token's user or project is no longer valid: {0}")]
+    Subject(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The key repository failed.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+}
+
+impl TokenError {
+    /// The API error for a token presented as the caller's credential.
+    pub fn into_unauthorized(self) -> ApiError {
+        match self {
+            Self::Db(error) => ApiError::internal(error),
+            Self::Keys(error) => ApiError::internal(error),
+            other => {
+                tracing::info!(reason = %other, "token rejected");
+                ApiError::unauthorized(AUTH_REQUIRED)
+            }
+        }
+    }
+}
+
+/// A token that validated, with what it stands for as of now.
+#[derive(Clone, Debug)]
+pub struct ValidToken {
+    /// The token text.
+    pub token: String,
+    /// What it carries.
+    pub payload: TokenPayload,
+    /// Its user.
+    pub user: User,
+    /// Its project (none: unscoped).
+    pub project: Option<Project>,
+    /// The effective roles on the project (empty when unscoped).
+    pub roles: Vec<Role>,
+}
+
+impl ValidToken {
+    /// The caller's context for the compute and image APIs; 403 when unscoped.
+    pub fn auth_context(&self) -> ApiResult<AuthContext> {
+        let project = self.project.as_ref().ok_or_else(|| {
+            ApiError::forbidden(
+                "The token is not scoped to a project; request a project-scoped token.",
+            )
+        })?;
+        Ok(AuthContext {
+            user_id: self.user.id.clone(),
+            user_name: self.user.name.clone(),
+            project_id: project.id.clone(),
+            project_name: project.name.clone(),
+            roles: self.roles.iter().map(|role| role.name.clone()).collect(),
+            token: self.token.clone(),
+        })
+    }
+
+    /// Holds the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|role| role.name == "admin")
+    }
+}
+
+/// A reference to a domain in an authentication request.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct DomainRef {
+    /// Domain id.
+    pub id: Option<String>,
+    /// Domain name.
+    pub name: Option<String>,
+}
+
+impl DomainRef {
+    /// Whether it names the one domain; `None` when it names nothing.
+    pub fn is_default(&self) -> Option<bool> {
+        match (&self.id, &self.name) {
+            (Some(id), _) => Some(id == DEFAULT_DOMAIN_ID),
+            (None, Some(name)) => Some(name == DEFAULT_DOMAIN_NAME),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The body of `POST /v3/auth/tokens`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthRequest {
+    /// `auth`.
+    pub auth: AuthSpec,
+}
+
+/// `auth`: who and for what.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSpec {
+    /// How the caller proves who it is.
+    pub identity: IdentitySpec,
+    /// What the token is for (none: the default project, else unscoped).
+    #[serde(default)]
+    pub scope: Option<ScopeSpec>,
+}
+
+/// `auth.identity`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct IdentitySpec {
+    /// `password` and/or `token`.
+    pub methods: Vec<String>,
+    /// The password method.
+    #[serde(default)]
+    pub password: Option<PasswordSpec>,
+    /// The token method.
+    #[serde(default)]
+    pub token: Option<TokenSpec>,
+}
+
+/// `auth.identity.password`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PasswordSpec {
+    /// The user.
+    pub user: PasswordUser,
+}
+
+/// `auth.identity.password.user`: by id, or by name and domain.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PasswordUser {
+    /// User id.
+    pub id: Option<String>,
+    /// User name (needs `domain`).
+    pub name: Option<String>,
+    /// The user's domain.
+    pub domain: Option<DomainRef>,
+    /// The password.
+    pub password: String,
+}
+
+/// `auth.identity.token`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TokenSpec {
+    /// An existing token.
+    pub id: String,
+}
+
+/// `auth.scope`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ScopeSpec {
+    /// A project, by id or by name and domain.
+    pub project: Option<ProjectRef>,
+    /// A domain.
+    pub domain: Option<DomainRef>,
+    /// The system.
+    pub system: Option<serde_json::Value>,
+}
+
+/// A project in a scope.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ProjectRef {
+    /// Project id.
+    pub id: Option<String>,
+    /// Project name (needs `domain`).
+    pub name: Option<String>,
+    /// The project's domain.
+    pub domain: Option<DomainRef>,
+}
+
+/// The identity service.
+pub struct Identity {
+    db: Db,
+    config: IdentityConfig,
+    keys: KeyRepository,
+}
+
+/// The key repository directory `config` names.
+pub fn key_repository(config: &Config) -> PathBuf {
+    config
+        .identity
+        .key_repository
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("fernet-keys"))
+}
+
+impl Identity {
+    /// The identity service over `db`: opens (creating at first start) the key
+    /// repository and creates the admin project, user and roles if missing.
+    pub async fn new(db: Db, config: &Config) -> anyhow::Result<Self> {
+        let keys = KeyRepository::open(&key_repository(config), config.identity.max_active_keys)?;
+        let identity = Self {
+            db,
+            config: config.identity.clone(),
+            keys,
+        };
+        identity.bootstrap(config).await?;
+        Ok(identity)
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Rotates the Fernet keys (see [`keys::rotate`]); returns the new primary.
+    pub fn rotate_keys(&self) -> Result<u64, keys::KeyError> {
+        self.keys.rotate()
+    }
+
+    async fn bootstrap(&self, config: &Config) -> anyhow::Result<()> {
+        let mut roles = Vec::new();
+        for name in DEFAULT_ROLES {
+            roles.push(self.ensure_role(name).await?);
+        }
+        let project = match store::get_project_by_name(&self.db, &self.config.admin_project).await?
+        {
+            Some(project) => project,
+            None => {
+                let project = Project {
+                    id: store::new_id(),
+                    name: self.config.admin_project.clone(),
+                    domain_id: DEFAULT_DOMAIN_ID.to_string(),
+                    description: "Bootstrap project for initializing the cloud.".to_string(),
+                    enabled: true,
+                };
+                match store::insert_project(&self.db, &project).await {
+                    Ok(()) => project,
+                    Err(error) if store::is_unique_violation(&error) => {
+                        store::get_project_by_name(&self.db, &project.name)
+                            .await?
+                            .ok_or_else(|| anyhow::anyhow!("admin project vanished"))?
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        };
+        if store::get_user_by_name(&self.db, &self.config.admin_user)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let configured = self.config.admin_password.clone().or_else(|| {
+            std::env::var(ADMIN_PASSWORD_ENV)
+                .ok()
+                .filter(|p| !p.is_empty())
+        });
+        let generated = configured.is_none();
+        let password = configured.unwrap_or_else(password::generate_password);
+        let user = User {
+            id: store::new_id(),
+            name: self.config.admin_user.clone(),
+            domain_id: DEFAULT_DOMAIN_ID.to_string(),
+            default_project_id: Some(project.id.clone()),
+            email: None,
+            description: "Bootstrap administrator.".to_string(),
+            enabled: true,
+            password_hash: Some(password::hash_password(password.clone()).await?),
+        };
+        match store::insert_user(&self.db, &user).await {
+            Ok(()) => {}
+            // Another controller bootstrapped at the same moment.
+            Err(error) if store::is_unique_violation(&error) => return Ok(()),
+            Err(error) => return Err(error.into()),
+        }
+        let admin_role = roles
+            .iter()
+            .find(|role| role.name == "admin")
+            .ok_or_else(|| anyhow::anyhow!("admin role missing"))?;
+        store::grant(&self.db, &user.id, &project.id, &admin_role.id).await?;
+        let openrc = config.data_dir.join(ADMIN_OPENRC);
+        write_openrc(&openrc, config, &password)?;
+        if generated {
+            println!(
+                "novum: created the admin user '{}' with the generated password: {password}",
+                user.name
+            );
+            println!(
+                "novum: credentials written to {} (source it to use the openstack CLI)",
+                openrc.display()
+            );
+        } else {
+            println!(
+                "novum: created the admin user '{}'; credentials written to {}",
+                user.name,
+                openrc.display()
+            );
+        }
+        tracing::info!(user = %user.name, project = %project.name, "identity bootstrapped");
+        Ok(())
+    }
+
+    async fn ensure_role(&self, name: &str) -> anyhow::Result<Role> {
+        if let Some(role) = store::get_role_by_name(&self.db, name).await? {
+            return Ok(role);
+        }
+        let role = Role {
+            id: store::new_id(),
+            name: name.to_string(),
+        };
+        match store::insert_role(&self.db, &role).await {
+            Ok(()) => Ok(role),
+            Err(error) if store::is_unique_violation(&error) => {
+                store::get_role_by_name(&self.db, name)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("role {name} vanished"))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Validates a token for the compute and image APIs: 401 when it is
+    /// unknown, malformed, expired or revoked, or its user or project is no
+    /// longer valid; 403 when it is not scoped to a project. Roles are read
+    /// from the current role assignments.
+    pub async fn validate_token(&self, token: &str) -> ApiResult<AuthContext> {
+        self.check_token(token)
+            .await
+            .map_err(TokenError::into_unauthorized)?
+            .auth_context()
+    }
+
+    /// Checks a token and loads what it stands for now.
+    pub async fn check_token(&self, token: &str) -> Result<ValidToken, TokenError> {
+        let ring = self.keys.ring()?;
+        let payload = ring
+            .decrypt(token.trim())
+            .and_then(|bytes| TokenPayload::decode(&bytes))
+            .ok_or(TokenError::Invalid)?;
+        if payload.is_expired_at(chrono::Utc::now()) {
+            return Err(TokenError::Expired);
+        }
+        if store::is_revoked(&self.db, &payload.audit_ids).await? {
+            return Err(TokenError::Revoked);
+        }
+        self.load_token(token.trim().to_string(), payload).await
+    }
+
+    async fn load_token(
+        &self,
+        token: String,
+        payload: TokenPayload,
+    ) -> Result<ValidToken, TokenError> {
+        let user = store::get_user(&self.db, &payload.user_id)
+            .await?
+            .filter(|user| user.enabled)
+            .ok_or_else(|| {
+                TokenError::Subject(format!("user {} is gone or disabled", payload.user_id))
+            })?;
+        let (project, roles) = match &payload.project_id {
+            None => (None, Vec::new()),
+            Some(project_id) => {
+                let project = store::get_project(&self.db, project_id)
+                    .await?
+                    .filter(|project| project.enabled)
+                    .ok_or_else(|| {
+                        TokenError::Subject(format!("project {project_id} is gone or disabled"))
+                    })?;
+                let roles = store::effective_roles(&self.db, &user.id, project_id).await?;
+                if roles.is_empty() {
+                    return Err(TokenError::Subject(format!(
+                        "user {} has no role on project {project_id}",
+                        user.id
+                    )));
+                }
+                (Some(project), roles)
+            }
+        };
+        Ok(ValidToken {
+            token,
+            payload,
+            user,
+            project,
+            roles,
+        })
+    }
+
+    /// Revokes a token (by its audit id).
+    pub async fn revoke_token(&self, token: &ValidToken) -> Result<(), DbError> {
+        let Some(audit_id) = token.payload.audit_ids.first() else {
+            return Ok(());
+        };
+        store::revoke_token(
+            &self.db,
+            audit_id,
+            &crate::db::timestamp(
+                chrono::DateTime::from_timestamp(token.payload.expires_at, 0).unwrap_or_default(),
+            ),
+        )
+        .await
+    }
+
+    /// Authenticates `request` and issues a token (401 for bad credentials or
+    /// a scope the user holds no role on, 400 for a malformed request).
+    pub async fn authenticate(&self, request: &AuthSpec) -> ApiResult<ValidToken> {
+        let identity = &request.identity;
+        if identity.methods.is_empty() {
+            return Err(ApiError::bad_request(
+                "Expecting to find methods in identity.",
+            ));
+        }
+        let mut user: Option<User> = None;
+        let mut rescoped: Option<TokenPayload> = None;
+        for method in &identity.methods {
+            let authenticated = match method.as_str() {
+                "password" => {
+                    let spec = identity.password.as_ref().ok_or_else(|| {
+                        ApiError::bad_request("Expecting to find password in identity.")
+                    })?;
+                    self.authenticate_password(&spec.user).await?
+                }
+                "token" => {
+                    let spec = identity.token.as_ref().ok_or_else(|| {
+                        ApiError::bad_request("Expecting to find token in identity.")
+                    })?;
+                    let original = self
+                        .check_token(&spec.id)
+                        .await
+                        .map_err(TokenError::into_unauthorized)?;
+                    rescoped = Some(original.payload);
+                    original.user
+                }
+                _ => {
+                    return Err(ApiError::unauthorized(
+                        "Attempted to authenticate with an unsupported method.",
+                    ));
+                }
+            };
+            if user
+                .as_ref()
+                .is_some_and(|known| known.id != authenticated.id)
+            {
+                return Err(ApiError::unauthorized(AUTH_REQUIRED));
+            }
+            user = Some(authenticated);
+        }
+        let user = user.ok_or_else(|| ApiError::unauthorized(AUTH_REQUIRED))?;
+        let project_id = self.resolve_scope(&user, request.scope.as_ref()).await?;
+        let mut payload = TokenPayload::new(
+            user.id.clone(),
+            project_id,
+            identity.methods.clone(),
+            self.config.token_expiration_seconds,
+        );
+        if let Some(original) = rescoped {
+            // A rescoped token never outlives the token it came from.
+            payload.expires_at = payload.expires_at.min(original.expires_at);
+            payload
+                .audit_ids
+                .extend(original.audit_ids.into_iter().take(1));
+            for method in original.methods {
+                if !payload.methods.contains(&method) {
+                    payload.methods.push(method);
+                }
+            }
+        }
+        let ring = self.keys.ring().map_err(ApiError::internal)?;
+        let token = ring.encrypt(&payload.encode());
+        self.load_token(token, payload)
+            .await
+            .map_err(TokenError::into_unauthorized)
+    }
+
+    async fn authenticate_password(&self, spec: &PasswordUser) -> ApiResult<User> {
+        let user = match (&spec.id, &spec.name) {
+            (Some(id), _) => store::get_user(&self.db, id).await?,
+            (None, Some(name)) => {
+                let domain = spec
+                    .domain
+                    .as_ref()
+                    .and_then(DomainRef::is_default)
+                    .ok_or_else(|| ApiError::bad_request("Expecting to find domain in user."))?;
+                if domain {
+                    store::get_user_by_name(&self.db, name).await?
+                } else {
+                    None
+                }
+            }
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "Expecting to find id or name in user.",
+                ));
+            }
+        };
+        let hash = user.as_ref().and_then(|user| user.password_hash.clone());
+        let matches = password::verify_password(spec.password.clone(), hash).await;
+        match user {
+            Some(user) if matches && user.enabled => Ok(user),
+            _ => Err(ApiError::unauthorized(AUTH_REQUIRED)),
+        }
+    }
+
+    /// The project a token for `user` is scoped to.
+    async fn resolve_scope(
+        &self,
+        user: &User,
+        scope: Option<&ScopeSpec>,
+    ) -> ApiResult<Option<String>> {
+        let Some(scope) = scope else {
+            // Keystone scopes a scope-less request to the user's default
+            // project when the user holds a role there; else unscoped.
+            if let Some(default) = &user.default_project_id
+                && let Some(project) = store::get_project(&self.db, default).await?
+                && project.enabled
+                && !store::assigned_roles(&self.db, &user.id, default)
+                    .await?
+                    .is_empty()
+            {
+                return Ok(Some(project.id));
+            }
+            return Ok(None);
+        };
+        if let Some(reference) = &scope.project {
+            let project = match (&reference.id, &reference.name) {
+                (Some(id), _) => store::get_project(&self.db, id).await?,
+                (None, Some(name)) => {
+                    let domain = reference
+                        .domain
+                        .as_ref()
+                        .and_then(DomainRef::is_default)
+                        .ok_or_else(|| {
+                            ApiError::bad_request("Expecting to find domain in project.")
+                        })?;
+                    if domain {
+                        store::get_project_by_name(&self.db, name).await?
+                    } else {
+                        None
+                    }
+                }
+                (None, None) => {
+                    return Err(ApiError::bad_request(
+                        "Expecting to find id or name in project.",
+                    ));
+                }
+            };
+            let project = project.ok_or_else(|| {
+                ApiError::unauthorized(format!(
+                    "Could not find project: {}.",
+                    reference
+                        .id
+                        .as_deref()
+                        .or(reference.name.as_deref())
+                        .unwrap_or_default()
+                ))
+            })?;
+            if !project.enabled {
+                return Err(ApiError::unauthorized(format!(
+                    "Project {} is disabled.",
+                    project.id
+                )));
+            }
+            if store::assigned_roles(&self.db, &user.id, &project.id)
+                .await?
+                .is_empty()
+            {
+                return Err(ApiError::unauthorized(format!(
+                    "User {} has no access to project {}.",
+                    user.id, project.id
+                )));
+            }
+            return Ok(Some(project.id));
+        }
+        if let Some(domain) = &scope.domain {
+            return Err(ApiError::unauthorized(format!(
+                "User {} has no access to domain {}.",
+                user.id,
+                domain
+                    .id
+                    .as_deref()
+                    .or(domain.name.as_deref())
+                    .unwrap_or_default()
+            )));
+        }
+        if scope.system.is_some() {
+            return Err(ApiError::unauthorized(format!(
+                "User {} has no access to the system; novum supports project scope only.",
+                user.id
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// Writes the shell file that sets the admin's `OS_*` variables (owner-only).
+fn write_openrc(path: &Path, config: &Config, password: &str) -> std::io::Result<()> {
+    let quote = |value: &str| format!("'{}'", value.replace('\'', r"'\''"));
+    let text = format!(
+        "# novum admin credentials for the openstack CLI: `source {}`\n\
+         export OS_AUTH_URL={}\n\
+         export OS_USERNAME={}\n\
+         export OS_PASSWORD={}\n\
+         export OS_PROJECT_NAME={}\n\
+         export OS_USER_DOMAIN_NAME={DEFAULT_DOMAIN_NAME}\n\
+         export OS_PROJECT_DOMAIN_NAME={DEFAULT_DOMAIN_NAME}\n\
+         export OS_REGION_NAME={}\n\
+         export OS_IDENTITY_API_VERSION=3\n",
+        path.display(),
+        quote(&format!("{}/identity/v3", config.public_base_url())),
+        quote(&config.identity.admin_user),
+        quote(password),
+        quote(&config.identity.admin_project),
+        quote(&config.region),
+    );
+    std::fs::write(path, text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// The `/identity` routes.
+pub fn routes() -> Router<AppState> {
+    api::routes()
+}
+
+/// Keystone's error shape for an [`ApiError`].
+pub fn keystone(error: ApiError) -> ApiError {
+    error.styled(FaultStyle::Keystone)
+}

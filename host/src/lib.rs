@@ -1,0 +1,20 @@
+//! novum: a compute controller in the spirit of OpenStack Nova, whose
+//! scheduling, quota and notification policy are sandboxed WebAssembly
+//! plugins. See ARCHITECTURE.md for the map.
+
+#![deny(missing_docs)]
+
+pub mod admin_client;
+pub mod api;
+pub mod compute;
+pub mod conductor;
+pub mod config;
+pub mod db;
+pub mod identity;
+pub mod images;
+pub mod notify;
+pub mod plugins;
+pub mod quota;
+pub mod rpc;
+pub mod scheduler;
+pub mod server;

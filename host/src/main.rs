@@ -1,0 +1,195 @@
+//! The `novum` command: the controller and its operator tools.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// novum: an OpenStack-compatible compute controller with WebAssembly policy plugins.
+#[derive(Parser)]
+#[command(name = "novum", version, about)]
+struct Cli {
+    /// The TOML configuration file (every key has a default).
+    #[arg(long, short, global = true, env = "NOVUM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (all-in-one by default).
+    Serve,
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// The plugins of a running controller (uses the `OS_*` environment of
+    /// `<data_dir>/admin-openrc.sh`).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Identity maintenance.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Rotate the Fernet token keys: the staged key becomes the primary, a new
+    /// key is staged, the oldest beyond `max_active_keys` is removed (tokens it
+    /// signed stop validating). Running controllers pick the change up.
+    RotateKeys,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// List the loaded plugins with their metrics.
+    List,
+    /// Re-read the controller's configuration file and swap the plugin set.
+    Reload,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Scheduler decision time: WASM plugins against the same plugins compiled natively.
+    Scheduler {
+        /// Cloud sizes (hosts), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+        hosts: Vec<usize>,
+        /// Time spent per size, in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Compiled-plugin cache directory.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Also print the mean call time of every plugin.
+        #[arg(long)]
+        per_plugin: bool,
+        /// Server group members of the request: a number (the default, 10, is
+        /// Nova's default `server_group_members` quota) or `all` for the
+        /// synthetic cloud's uncapped groups (~1,500 members at 10,000 hosts).
+        #[arg(long, default_value = "10", value_parser = parse_group_members)]
+        group_members: GroupMembers,
+    },
+}
+
+/// `--group-members`: a cap, or none.
+#[derive(Clone, Copy, Debug)]
+struct GroupMembers(Option<usize>);
+
+fn parse_group_members(text: &str) -> Result<GroupMembers, String> {
+    if text == "all" {
+        return Ok(GroupMembers(None));
+    }
+    text.parse::<usize>()
+        .map(|members| GroupMembers(Some(members)))
+        .map_err(|_| format!("`{text}` is neither a number nor `all`"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
+        )
+        .init();
+    let config = novum::config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => novum::server::run(config).await,
+        Command::Db {
+            command: DbCommand::Migrate,
+        } => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            novum::db::Db::open(&config.database_url()).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Scheduler {
+            hosts,
+            seconds,
+            cache_dir,
+            per_plugin,
+            group_members,
+        }) => {
+            let cache_dir =
+                cache_dir.unwrap_or_else(|| std::env::temp_dir().join("novum-plugin-cache"));
+            let engine = novum::plugins::PluginEngine::new(cache_dir)?;
+            let rows = tokio::task::block_in_place(|| {
+                novum::scheduler::bench::run(
+                    &hosts,
+                    &engine,
+                    Duration::from_secs_f64(seconds),
+                    group_members.0,
+                )
+            })?;
+            match group_members.0 {
+                Some(members) => println!(
+                    "request: server group capped at {members} members (Nova's default \
+                     server_group_members quota is 10; --group-members all for the \
+                     uncapped synthetic groups)"
+                ),
+                None => println!(
+                    "request: uncapped synthetic server group (stress case; Nova's default \
+                     server_group_members quota is 10)"
+                ),
+            }
+            print!("{}", novum::scheduler::bench::format(&rows));
+            if per_plugin {
+                print!("{}", novum::scheduler::bench::format_plugins(&rows));
+            }
+            Ok(())
+        }
+        Command::Plugin { command } => {
+            let client = novum::admin_client::AdminClient::from_env().await?;
+            let body = match command {
+                PluginCommand::List => {
+                    client
+                        .call(reqwest::Method::GET, "/novum/v1/plugins")
+                        .await?
+                }
+                PluginCommand::Reload => {
+                    client
+                        .call(reqwest::Method::POST, "/novum/v1/plugins/reload")
+                        .await?
+                }
+            };
+            print!("{}", novum::admin_client::format_plugins(&body));
+            Ok(())
+        }
+        Command::Identity {
+            command: IdentityCommand::RotateKeys,
+        } => {
+            let config = novum::config::Config::load(cli.config.as_deref())?;
+            let dir = novum::identity::key_repository(&config);
+            novum::identity::keys::setup(&dir)?;
+            let primary = novum::identity::keys::rotate(&dir, config.identity.max_active_keys)?;
+            println!(
+                "rotated the Fernet keys in {}: primary key is now {primary}, keys present: {:?}",
+                dir.display(),
+                novum::identity::keys::key_indices(&dir)?
+            );
+            Ok(())
+        }
+    }
+}

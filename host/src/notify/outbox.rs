@@ -1,0 +1,289 @@
+//! The outbox: [`emit`] writes a notification in the caller's transaction,
+//! so a state change and its event commit (or roll back) together. Events
+//! are numbered by a counter row bumped with `UPDATE … RETURNING` (portable
+//! to SQLite and PostgreSQL): the row lock lasts until the emitting
+//! transaction ends, so numbers commit in order and without gaps. Emit last,
+//! just before committing: concurrent emitters wait for the counter row.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::envelope::{Envelope, Notification};
+use crate::db::{self, Db, Tx};
+
+/// Errors of the notification layer.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// A query failed.
+    #[error("notification outbox: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored message is not valid JSON.
+    #[error("notification outbox: stored message {seq} is corrupt: {source}")]
+    Corrupt {
+        /// Its sequence number.
+        seq: i64,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The configuration is unusable.
+    #[error("notifications configuration: {0}")]
+    Config(String),
+}
+
+static WAKE: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Wakes the dispatchers of this process (call after committing emitted
+/// events; [`commit`] does it). Without it, events are picked up at the next
+/// poll.
+pub fn wake() {
+    WAKE.send_modify(|generation| *generation = generation.wrapping_add(1));
+}
+
+pub(crate) fn wake_receiver() -> watch::Receiver<u64> {
+    WAKE.subscribe()
+}
+
+/// Commits `tx` and wakes the dispatchers.
+pub async fn commit(tx: Tx) -> Result<(), NotifyError> {
+    tx.commit().await?;
+    wake();
+    Ok(())
+}
+
+/// Writes `notification` to the outbox in `tx`; returns its sequence number.
+/// Nothing else happens on the caller's path: delivery is the dispatcher's.
+pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, NotifyError> {
+    let body = serde_json::to_string(&notification.envelope)
+        .map_err(|source| NotifyError::Corrupt { seq: 0, source })?;
+    let legacy_body = notification
+        .legacy
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|source| NotifyError::Corrupt { seq: 0, source })?;
+    let (seq,): (i64,) = sqlx::query_as(
+        "UPDATE notification_counters SET value = value + 1 WHERE name = 'outbox' RETURNING value",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO notification_outbox (seq, message_id, ordering_key, event_type, priority, \
+         publisher_id, project_id, instance_uuid, created_at, body, legacy_body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(seq)
+    .bind(&notification.envelope.message_id)
+    .bind(&notification.ordering_key)
+    .bind(&notification.envelope.event_type)
+    .bind(notification.envelope.priority.as_str())
+    .bind(&notification.envelope.publisher_id)
+    .bind(notification.project_id.as_deref())
+    .bind(notification.instance_uuid.as_deref())
+    .bind(db::now())
+    .bind(body)
+    .bind(legacy_body)
+    .execute(&mut **tx)
+    .await?;
+    Ok(seq)
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Sequence number.
+    pub seq: i64,
+    /// Ordering key.
+    pub ordering_key: String,
+    /// Versioned event type.
+    pub event_type: String,
+    /// Project, if any.
+    pub project_id: Option<String>,
+    /// When it was emitted (RFC 3339).
+    pub created_at: String,
+    /// The versioned message.
+    pub envelope: Envelope,
+    /// The legacy message, if any.
+    pub legacy: Option<Envelope>,
+}
+
+type EventRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+);
+
+/// An [`EventRow`] followed by the sink's delivery state and attempts.
+type SinkEventRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// sink, seq, message_id, event_type, attempts, last_error, created_at, body.
+type DeadLetterRow = (String, i64, String, String, i64, String, String, String);
+
+const EVENT_COLUMNS: &str =
+    "o.seq, o.ordering_key, o.event_type, o.project_id, o.created_at, o.body, o.legacy_body";
+
+fn parse_event(row: EventRow) -> Result<StoredEvent, NotifyError> {
+    let (seq, ordering_key, event_type, project_id, created_at, body, legacy_body) = row;
+    let corrupt = |source| NotifyError::Corrupt { seq, source };
+    Ok(StoredEvent {
+        seq,
+        ordering_key,
+        event_type,
+        project_id,
+        created_at,
+        envelope: serde_json::from_str(&body).map_err(corrupt)?,
+        legacy: legacy_body
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(corrupt)?,
+    })
+}
+
+/// An event not yet settled for a sink, with the attempts already made.
+#[derive(Clone, Debug)]
+pub(crate) struct SinkEvent {
+    pub event: StoredEvent,
+    /// `None`: never tried; else the recorded state and attempts.
+    pub state: Option<String>,
+    pub attempts: u32,
+}
+
+/// Events after `after` (by sequence), with `sink`'s delivery state.
+pub(crate) async fn events_after(
+    db: &Db,
+    sink: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<SinkEvent>, NotifyError> {
+    let rows: Vec<SinkEventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS}, d.state, d.attempts FROM notification_outbox o \
+         LEFT JOIN notification_deliveries d ON d.sink = $1 AND d.seq = o.seq \
+         WHERE o.seq > $2 ORDER BY o.seq LIMIT $3"
+    )))
+    .bind(sink)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.into_iter()
+        .map(
+            |(seq, key, event_type, project, created, body, legacy, state, attempts)| {
+                Ok(SinkEvent {
+                    event: parse_event((seq, key, event_type, project, created, body, legacy))?,
+                    state,
+                    attempts: attempts.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Filters of [`list_events`].
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    /// Exact event type, or a prefix ending in `*`.
+    pub event_type: Option<String>,
+    /// Instance uuid.
+    pub instance_uuid: Option<String>,
+    /// Emitted at or after (RFC 3339, database format).
+    pub since: Option<String>,
+    /// At most this many (newest first).
+    pub limit: i64,
+}
+
+/// A `LIKE` pattern matching `text` literally (escape `\`).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Recent events, newest first.
+pub async fn list_events(db: &Db, filter: &EventFilter) -> Result<Vec<StoredEvent>, NotifyError> {
+    let pattern =
+        filter
+            .event_type
+            .as_deref()
+            .map(|event_type| match event_type.strip_suffix('*') {
+                Some(prefix) => format!("{}%", like_literal(prefix)),
+                None => like_literal(event_type),
+            });
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM notification_outbox o \
+         WHERE (CAST($1 AS TEXT) IS NULL OR o.event_type LIKE $1 ESCAPE '\\') \
+         AND (CAST($2 AS TEXT) IS NULL OR o.instance_uuid = $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR o.created_at >= $3) \
+         ORDER BY o.seq DESC LIMIT $4"
+    )))
+    .bind(pattern)
+    .bind(filter.instance_uuid.as_deref())
+    .bind(filter.since.as_deref())
+    .bind(filter.limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.into_iter().map(parse_event).collect()
+}
+
+/// A message a sink gave up on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetter {
+    /// The sink (`jsonl`, `webhook:<name>`, `hook:<plugin>`).
+    pub sink: String,
+    /// The event's sequence number.
+    pub seq: i64,
+    /// The versioned message id.
+    pub message_id: String,
+    /// The versioned event type.
+    pub event_type: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last error.
+    pub last_error: String,
+    /// When it was given up on.
+    pub created_at: String,
+    /// The event (versioned envelope).
+    pub notification: serde_json::Value,
+}
+
+/// Dead letters, newest first.
+pub async fn list_dead_letters(db: &Db, limit: i64) -> Result<Vec<DeadLetter>, NotifyError> {
+    let rows: Vec<DeadLetterRow> = sqlx::query_as(
+        "SELECT sink, seq, message_id, event_type, attempts, last_error, created_at, body \
+         FROM notification_dead_letters ORDER BY created_at DESC, seq DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.into_iter()
+        .map(
+            |(sink, seq, message_id, event_type, attempts, last_error, created_at, body)| {
+                Ok(DeadLetter {
+                    notification: serde_json::from_str(&body)
+                        .map_err(|source| NotifyError::Corrupt { seq, source })?,
+                    sink,
+                    seq,
+                    message_id,
+                    event_type,
+                    attempts,
+                    last_error,
+                    created_at,
+                })
+            },
+        )
+        .collect()
+}

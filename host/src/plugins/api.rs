@@ -1,0 +1,56 @@
+//! novum's plugin admin endpoints (admin only):
+//!
+//! - `GET /novum/v1/plugins`: every loaded plugin — kind, version, the columns
+//!   it reads, where it came from, its multiplier — with its metrics (calls,
+//!   hosts rejected, errors by kind, latency).
+//! - `POST /novum/v1/plugins/reload`: re-reads the configuration file the
+//!   controller started with and swaps the scheduler's plugin set atomically;
+//!   requests in flight finish on the old set. A set where any plugin fails to
+//!   load leaves the running one in place and answers 409 naming the plugin.
+//!   Plugin tables (`[plugins.*]`) and the filter/weigher lists take effect;
+//!   other keys need a restart.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::PluginSelection;
+use crate::api::AppState;
+use crate::api::auth::AuthContext;
+use crate::api::fault::{ApiError, ApiResult};
+use crate::config::Config;
+
+/// The `/novum/v1/plugins` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/novum/v1/plugins", get(list))
+        .route("/novum/v1/plugins/reload", post(reload))
+}
+
+async fn list(State(state): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
+    auth.require_admin("novum:plugins:list")?;
+    Ok(Json(json!({ "plugins": state.conductor.plugins().list() })))
+}
+
+async fn reload(State(state): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
+    auth.require_admin("novum:plugins:reload")?;
+    let Some(path) = state.config.source.clone() else {
+        return Err(ApiError::conflict(
+            "the controller runs on built-in defaults (no --config file): there is nothing to reload",
+        ));
+    };
+    let config = tokio::task::spawn_blocking(move || Config::load(Some(&path)))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
+    let plugins = std::sync::Arc::clone(state.conductor.plugins());
+    let selection = PluginSelection::scheduler(&config.scheduler);
+    let loaded = tokio::task::spawn_blocking(move || {
+        plugins.reload(config.scheduler.backend, &selection, &config.plugins)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|error| ApiError::conflict(format!("plugin set not reloaded: {error}")))?;
+    Ok(Json(json!({ "plugins": loaded.list() })))
+}

@@ -1,0 +1,393 @@
+//! Quota checks: build a [`QuotaRequest`] from limits and usage, run it
+//! through the quota-policy plugins, and, for creates, find how many
+//! instances fit.
+
+use novum_plugin_sdk::{Flavor, KeyValue, QuotaRequest, ResourceUsage};
+
+use super::resources::{LimitMap, Resource};
+use super::{Quota, store};
+use crate::api::fault::ApiError;
+use crate::conductor::model::FlavorSnapshot;
+use crate::db::{DbError, Tx};
+use crate::plugins::{OnError, PluginSet};
+
+/// Why a quota check did not allow a request.
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    /// A policy denied the request; `message` is for the 403.
+    #[error("{message}")]
+    Exceeded {
+        /// The policy that denied.
+        policy: String,
+        /// The resource it named.
+        resource: String,
+        /// Its message, e.g. `Quota exceeded for cores: Requested 4, but
+        /// already used 18 of 20 cores`.
+        message: String,
+    },
+    /// A policy failed (trap, deadline, ...) and its `on_error` is not
+    /// `ignore`.
+    #[error("Quota check failed: quota policy {policy} failed: {message}")]
+    PolicyFailed {
+        /// The failing policy.
+        policy: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for QuotaError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Db(DbError::from(error))
+    }
+}
+
+impl From<QuotaError> for ApiError {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Db(error) => ApiError::internal(error),
+            denied => ApiError::forbidden(denied.to_string()),
+        }
+    }
+}
+
+/// Runs `request` through the quota policies of `set`, in order: the first
+/// denial wins; a failing policy is skipped when its `on_error` is `ignore`
+/// and denies otherwise. No policies: allowed.
+pub fn decide(set: &PluginSet, request_id: &str, request: &QuotaRequest) -> Result<(), QuotaError> {
+    for policy in set.quota_policies() {
+        match policy.check_quota(request_id, request.clone()) {
+            Ok(Ok(())) => {}
+            Ok(Err(denial)) => {
+                tracing::info!(policy = policy.name(), request_id, resource = %denial.resource, message = %denial.message, "quota denied");
+                return Err(QuotaError::Exceeded {
+                    policy: policy.name().to_string(),
+                    resource: denial.resource,
+                    message: denial.message,
+                });
+            }
+            Err(failure) if policy.on_error() == OnError::Ignore => {
+                tracing::warn!(policy = policy.name(), request_id, error = %failure, "quota policy failed; ignored (on_error = ignore)");
+            }
+            Err(failure) => {
+                return Err(QuotaError::PolicyFailed {
+                    policy: policy.name().to_string(),
+                    message: failure.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A server create to check: `min_count..=max_count` instances of `flavor`.
+#[derive(Clone, Debug)]
+pub struct InstanceCheck<'a> {
+    /// The owner project.
+    pub project_id: &'a str,
+    /// The creating user.
+    pub user_id: &'a str,
+    /// The flavor.
+    pub flavor: &'a FlavorSnapshot,
+    /// At least this many (Nova's `min_count`, ≥ 1).
+    pub min_count: u32,
+    /// At most this many (Nova's `max_count`, ≥ `min_count`).
+    pub max_count: u32,
+    /// The server group the instances join.
+    pub group: Option<&'a str>,
+    /// Metadata items per server.
+    pub metadata_items: usize,
+    /// The API request id (plugin logs).
+    pub request_id: &'a str,
+}
+
+/// The SDK flavor of a snapshot.
+pub fn sdk_flavor(flavor: &FlavorSnapshot) -> Flavor {
+    Flavor {
+        id: flavor.id.clone(),
+        name: flavor.name.clone(),
+        vcpus: u32::try_from(flavor.vcpus).unwrap_or(u32::MAX),
+        memory_mb: u64::try_from(flavor.memory_mb).unwrap_or(0),
+        root_gb: u64::try_from(flavor.root_gb).unwrap_or(0),
+        ephemeral_gb: u64::try_from(flavor.ephemeral_gb).unwrap_or(0),
+        swap_mb: u64::try_from(flavor.swap).unwrap_or(0),
+        extra_specs: flavor
+            .extra_specs
+            .iter()
+            .map(|(key, value)| KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// One line of a quota request: `resource` with its usage, limit and the
+/// delta asked for (`per_unit` × count).
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    resource: Resource,
+    in_use: i64,
+    limit: i64,
+    per_unit: i64,
+}
+
+impl Line {
+    fn usage(&self, count: i64) -> ResourceUsage {
+        ResourceUsage {
+            resource: self.resource.name().to_string(),
+            in_use: self.in_use,
+            limit: self.limit,
+            requested: self.per_unit.saturating_mul(count),
+        }
+    }
+
+    /// How many units fit under the limit.
+    fn fits(&self) -> i64 {
+        if self.limit < 0 || self.per_unit <= 0 {
+            i64::MAX
+        } else {
+            (self.limit - self.in_use).max(0) / self.per_unit
+        }
+    }
+}
+
+fn limit_of(limits: &LimitMap, resource: Resource) -> i64 {
+    limits.get(&resource).copied().unwrap_or(-1)
+}
+
+impl Quota {
+    /// Runs `request` through the configured policies (on a blocking thread:
+    /// plugin calls are synchronous, bounded by their deadline).
+    pub async fn decide(&self, request_id: &str, request: QuotaRequest) -> Result<(), QuotaError> {
+        let set = self.plugins.current();
+        let request_id = request_id.to_string();
+        tokio::task::spawn_blocking(move || decide(&set, &request_id, &request))
+            .await
+            .map_err(|error| QuotaError::PolicyFailed {
+                policy: "(all)".to_string(),
+                message: error.to_string(),
+            })?
+    }
+
+    /// Checks a server create inside `tx` (a transaction from
+    /// [`Quota::begin`], or any serialized one: the project's lock is joined)
+    /// and returns how many instances to create: `max_count` when they fit,
+    /// else, like Nova, as many as fit if that is at least `min_count`.
+    /// The caller inserts that many instance rows, with `vcpus` and
+    /// `memory_mb` set from the flavor, in the same transaction.
+    pub async fn check_instances(
+        &self,
+        tx: &mut Tx,
+        check: &InstanceCheck<'_>,
+    ) -> Result<u32, QuotaError> {
+        self.join(tx, check.project_id).await?;
+        let conn = &mut **tx;
+        let project_limits = self.project_limits(conn, check.project_id).await?;
+        let user_rows = store::user_rows(conn, check.project_id, check.user_id).await?;
+        let project_usage = store::count_instances(conn, check.project_id, None).await?;
+        let mut lines = vec![
+            Line {
+                resource: Resource::Instances,
+                in_use: project_usage.instances,
+                limit: limit_of(&project_limits, Resource::Instances),
+                per_unit: 1,
+            },
+            Line {
+                resource: Resource::Cores,
+                in_use: project_usage.cores,
+                limit: limit_of(&project_limits, Resource::Cores),
+                per_unit: check.flavor.vcpus,
+            },
+            Line {
+                resource: Resource::Ram,
+                in_use: project_usage.ram,
+                limit: limit_of(&project_limits, Resource::Ram),
+                per_unit: check.flavor.memory_mb,
+            },
+        ];
+        // Per-user limits only where the user has a row of their own.
+        let scoped = [Resource::Instances, Resource::Cores, Resource::Ram];
+        if scoped
+            .iter()
+            .any(|resource| user_rows.contains_key(resource))
+        {
+            let user_usage =
+                store::count_instances(conn, check.project_id, Some(check.user_id)).await?;
+            for (resource, in_use, per_unit) in [
+                (Resource::Instances, user_usage.instances, 1),
+                (Resource::Cores, user_usage.cores, check.flavor.vcpus),
+                (Resource::Ram, user_usage.ram, check.flavor.memory_mb),
+            ] {
+                if let Some(limit) = user_rows.get(&resource) {
+                    lines.push(Line {
+                        resource,
+                        in_use,
+                        limit: *limit,
+                        per_unit,
+                    });
+                }
+            }
+        }
+        if let Some(group) = check.group {
+            let user_limits = {
+                let mut limits = project_limits.clone();
+                limits.extend(user_rows.clone());
+                limits
+            };
+            lines.push(Line {
+                resource: Resource::ServerGroupMembers,
+                in_use: store::count_group_members(conn, group, check.user_id).await?,
+                limit: limit_of(&user_limits, Resource::ServerGroupMembers),
+                per_unit: 1,
+            });
+        }
+        let metadata = Line {
+            resource: Resource::MetadataItems,
+            in_use: 0,
+            limit: limit_of(&project_limits, Resource::MetadataItems),
+            per_unit: 0,
+        };
+        let flavor_usage = store::flavor_usage(conn, check.project_id).await?;
+        let request = |count: u32| QuotaRequest {
+            project_id: check.project_id.to_string(),
+            user_id: check.user_id.to_string(),
+            action: "create".to_string(),
+            flavor: Some(sdk_flavor(check.flavor)),
+            resources: lines
+                .iter()
+                .map(|line| line.usage(i64::from(count)))
+                .chain(std::iter::once(ResourceUsage {
+                    requested: i64::try_from(check.metadata_items).unwrap_or(i64::MAX),
+                    ..metadata.usage(0)
+                }))
+                .collect(),
+            flavor_usage: flavor_usage.clone(),
+        };
+        let max_count = check.max_count.max(1);
+        let min_count = check.min_count.clamp(1, max_count);
+        let denial = match self.decide(check.request_id, request(max_count)).await {
+            Ok(()) => return Ok(max_count),
+            Err(denial @ QuotaError::Exceeded { .. }) if min_count < max_count => denial,
+            Err(error) => return Err(error),
+        };
+        let fits = lines.iter().map(Line::fits).min().unwrap_or(i64::MAX);
+        let allowed = u32::try_from(fits.min(i64::from(max_count))).unwrap_or(max_count);
+        if allowed >= min_count && allowed < max_count {
+            self.decide(check.request_id, request(allowed)).await?;
+            return Ok(allowed);
+        }
+        Err(denial)
+    }
+
+    /// Checks creating `count` key pairs for `user` (of `project`) inside
+    /// `tx`; key pairs are counted and limited per user.
+    pub async fn check_key_pairs(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        user: &str,
+        count: i64,
+        request_id: &str,
+    ) -> Result<(), QuotaError> {
+        self.join(tx, project).await?;
+        let conn = &mut **tx;
+        let limits = self.user_limits(conn, project, user).await?;
+        let in_use = store::count_key_pairs(conn, user).await?;
+        let line = Line {
+            resource: Resource::KeyPairs,
+            in_use,
+            limit: limit_of(&limits, Resource::KeyPairs),
+            per_unit: 1,
+        };
+        self.decide(
+            request_id,
+            simple_request(project, user, "keypair", vec![line.usage(count)]),
+        )
+        .await
+    }
+
+    /// Checks creating a server group for `user` of `project` inside `tx`.
+    pub async fn check_server_groups(
+        &self,
+        tx: &mut Tx,
+        project: &str,
+        user: &str,
+        request_id: &str,
+    ) -> Result<(), QuotaError> {
+        self.join(tx, project).await?;
+        let conn = &mut **tx;
+        let project_limits = self.project_limits(conn, project).await?;
+        let user_rows = store::user_rows(conn, project, user).await?;
+        let mut resources = vec![
+            Line {
+                resource: Resource::ServerGroups,
+                in_use: store::count_server_groups(conn, project, None).await?,
+                limit: limit_of(&project_limits, Resource::ServerGroups),
+                per_unit: 1,
+            }
+            .usage(1),
+        ];
+        if let Some(limit) = user_rows.get(&Resource::ServerGroups) {
+            let in_use = store::count_server_groups(conn, project, Some(user)).await?;
+            resources.push(
+                Line {
+                    resource: Resource::ServerGroups,
+                    in_use,
+                    limit: *limit,
+                    per_unit: 1,
+                }
+                .usage(1),
+            );
+        }
+        self.decide(
+            request_id,
+            simple_request(project, user, "server-group", resources),
+        )
+        .await
+    }
+
+    /// Checks an absolute limit (`metadata_items`, `injected_files`, ...):
+    /// `requested` against the limit of `user` in `project`, nothing in use.
+    pub async fn check_absolute(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        project: &str,
+        user: &str,
+        resource: Resource,
+        requested: i64,
+        request_id: &str,
+    ) -> Result<(), QuotaError> {
+        let limits = self.user_limits(conn, project, user).await?;
+        let usage = ResourceUsage {
+            resource: resource.name().to_string(),
+            in_use: 0,
+            limit: limit_of(&limits, resource),
+            requested,
+        };
+        self.decide(
+            request_id,
+            simple_request(project, user, resource.name(), vec![usage]),
+        )
+        .await
+    }
+}
+
+fn simple_request(
+    project: &str,
+    user: &str,
+    action: &str,
+    resources: Vec<ResourceUsage>,
+) -> QuotaRequest {
+    QuotaRequest {
+        project_id: project.to_string(),
+        user_id: user.to_string(),
+        action: action.to_string(),
+        flavor: None,
+        resources,
+        flavor_usage: Vec::new(),
+    }
+}

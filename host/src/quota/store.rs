@@ -1,0 +1,318 @@
+//! The quota tables and the usage counts, in portable SQL. Every function
+//! takes a connection so that it runs inside the caller's transaction (the
+//! check and the insert of a create share one serialized transaction).
+
+use std::collections::BTreeMap;
+
+use novum_plugin_sdk::{FlavorUsage, KeyValue};
+use sqlx::{AnyConnection, Row};
+
+use super::resources::{LimitMap, Resource};
+use crate::db::{self, DbError};
+
+/// The quota class that takes part in the lookup.
+pub const DEFAULT_CLASS: &str = "default";
+
+/// Rows of `(resource, hard_limit)` as a map; unknown resource names (from a
+/// newer or older novum) are skipped.
+fn limit_map(rows: Vec<sqlx::any::AnyRow>) -> Result<LimitMap, DbError> {
+    let mut limits = LimitMap::new();
+    for row in rows {
+        let name: String = row.try_get("resource")?;
+        if let Some(resource) = Resource::from_name(&name) {
+            limits.insert(resource, row.try_get("hard_limit")?);
+        }
+    }
+    Ok(limits)
+}
+
+/// The project-wide rows of `project` (no user).
+pub async fn project_rows(conn: &mut AnyConnection, project: &str) -> Result<LimitMap, DbError> {
+    let rows = sqlx::query(
+        "SELECT resource, hard_limit FROM quotas WHERE project_id = $1 AND user_id = ''",
+    )
+    .bind(project)
+    .fetch_all(&mut *conn)
+    .await?;
+    limit_map(rows)
+}
+
+/// The rows of `user` in `project`.
+pub async fn user_rows(
+    conn: &mut AnyConnection,
+    project: &str,
+    user: &str,
+) -> Result<LimitMap, DbError> {
+    let rows = sqlx::query(
+        "SELECT resource, hard_limit FROM quotas WHERE project_id = $1 AND user_id = $2",
+    )
+    .bind(project)
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await?;
+    limit_map(rows)
+}
+
+/// Per resource, the sum of the user rows of `project` and whether any is
+/// unlimited (−1).
+pub async fn user_row_sums(
+    conn: &mut AnyConnection,
+    project: &str,
+) -> Result<BTreeMap<Resource, i64>, DbError> {
+    let rows = sqlx::query(
+        "SELECT resource, hard_limit FROM quotas WHERE project_id = $1 AND user_id <> ''",
+    )
+    .bind(project)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut sums = BTreeMap::new();
+    for row in rows {
+        let name: String = row.try_get("resource")?;
+        let limit: i64 = row.try_get("hard_limit")?;
+        if let Some(resource) = Resource::from_name(&name) {
+            let sum = sums.entry(resource).or_insert(0_i64);
+            *sum = if *sum < 0 || limit < 0 {
+                -1
+            } else {
+                sum.saturating_add(limit)
+            };
+        }
+    }
+    Ok(sums)
+}
+
+/// The rows of quota class `class`.
+pub async fn class_rows(conn: &mut AnyConnection, class: &str) -> Result<LimitMap, DbError> {
+    let rows = sqlx::query("SELECT resource, hard_limit FROM quota_classes WHERE class_name = $1")
+        .bind(class)
+        .fetch_all(&mut *conn)
+        .await?;
+    limit_map(rows)
+}
+
+/// Sets the limit of `resource` for `project` (and `user`, when given).
+pub async fn set_limit(
+    conn: &mut AnyConnection,
+    project: &str,
+    user: Option<&str>,
+    resource: Resource,
+    limit: i64,
+) -> Result<(), DbError> {
+    let now = db::now();
+    sqlx::query(
+        "INSERT INTO quotas (project_id, user_id, resource, hard_limit, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (project_id, user_id, resource) DO UPDATE SET hard_limit = excluded.hard_limit, updated_at = excluded.updated_at",
+    )
+    .bind(project)
+    .bind(user.unwrap_or(""))
+    .bind(resource.name())
+    .bind(limit)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the rows of `user` in `project`, or, without a user, every row of
+/// `project` (its users' included), as Nova does.
+pub async fn delete_limits(
+    conn: &mut AnyConnection,
+    project: &str,
+    user: Option<&str>,
+) -> Result<(), DbError> {
+    match user {
+        Some(user) => {
+            sqlx::query("DELETE FROM quotas WHERE project_id = $1 AND user_id = $2")
+                .bind(project)
+                .bind(user)
+                .execute(&mut *conn)
+                .await?;
+        }
+        None => {
+            sqlx::query("DELETE FROM quotas WHERE project_id = $1")
+                .bind(project)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the limit of `resource` in quota class `class`.
+pub async fn set_class_limit(
+    conn: &mut AnyConnection,
+    class: &str,
+    resource: Resource,
+    limit: i64,
+) -> Result<(), DbError> {
+    let now = db::now();
+    sqlx::query(
+        "INSERT INTO quota_classes (class_name, resource, hard_limit, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = excluded.hard_limit, updated_at = excluded.updated_at",
+    )
+    .bind(class)
+    .bind(resource.name())
+    .bind(limit)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Instances, cores and ram in use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InstanceUsage {
+    /// Instances not deleted.
+    pub instances: i64,
+    /// Their vCPUs.
+    pub cores: i64,
+    /// Their RAM, MiB.
+    pub ram: i64,
+}
+
+/// Counts the instances of `project` (of `user` in it, when given).
+///
+/// Counting rule: every row not deleted counts, whatever its state (building,
+/// error, stopped, shelved, soft-deleted). `vcpus`/`memory_mb` are what the
+/// instance holds: its flavor, or, while a resize awaits confirmation
+/// (VERIFY_RESIZE), the larger of the old and new flavor per resource, so a
+/// revert can never find the old resources taken.
+pub async fn count_instances(
+    conn: &mut AnyConnection,
+    project: &str,
+    user: Option<&str>,
+) -> Result<InstanceUsage, DbError> {
+    const COLUMNS: &str = "SELECT COUNT(*) AS instances, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS cores, \
+                           CAST(COALESCE(SUM(memory_mb), 0) AS BIGINT) AS ram FROM instances";
+    let row = match user {
+        Some(user) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE project_id = $1 AND user_id = $2 AND deleted = 0"
+            )))
+            .bind(project)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE project_id = $1 AND deleted = 0"
+            )))
+            .bind(project)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    Ok(InstanceUsage {
+        instances: row.try_get("instances")?,
+        cores: row.try_get("cores")?,
+        ram: row.try_get("ram")?,
+    })
+}
+
+/// The server groups of `project` (of `user` in it, when given).
+pub async fn count_server_groups(
+    conn: &mut AnyConnection,
+    project: &str,
+    user: Option<&str>,
+) -> Result<i64, DbError> {
+    let row =
+        match user {
+            Some(user) => sqlx::query(
+                "SELECT COUNT(*) AS n FROM server_groups WHERE project_id = $1 AND user_id = $2",
+            )
+            .bind(project)
+            .bind(user)
+            .fetch_one(&mut *conn)
+            .await?,
+            None => {
+                sqlx::query("SELECT COUNT(*) AS n FROM server_groups WHERE project_id = $1")
+                    .bind(project)
+                    .fetch_one(&mut *conn)
+                    .await?
+            }
+        };
+    Ok(row.try_get("n")?)
+}
+
+/// The key pairs of `user` (key pairs belong to users, not projects).
+pub async fn count_key_pairs(conn: &mut AnyConnection, user: &str) -> Result<i64, DbError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM keypairs WHERE user_id = $1")
+        .bind(user)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// The members of server group `group` that `user` created and that are not
+/// deleted (Nova counts group members per user).
+pub async fn count_group_members(
+    conn: &mut AnyConnection,
+    group: &str,
+    user: &str,
+) -> Result<i64, DbError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM server_group_members m JOIN instances i ON i.uuid = m.instance_uuid \
+         WHERE m.group_uuid = $1 AND i.user_id = $2 AND i.deleted = 0",
+    )
+    .bind(group)
+    .bind(user)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// The instances of `project` by flavor (name and extra specs from each
+/// instance's flavor snapshot), for policies that limit flavor classes.
+pub async fn flavor_usage(
+    conn: &mut AnyConnection,
+    project: &str,
+) -> Result<Vec<FlavorUsage>, DbError> {
+    let rows = sqlx::query(
+        "SELECT flavor, COUNT(*) AS n FROM instances WHERE project_id = $1 AND deleted = 0 GROUP BY flavor ORDER BY flavor",
+    )
+    .bind(project)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_name: BTreeMap<String, FlavorUsage> = BTreeMap::new();
+    for row in rows {
+        let text: String = row.try_get("flavor")?;
+        let count: i64 = row.try_get("n")?;
+        let snapshot: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let name = snapshot
+            .get("name")
+            .and_then(|name| name.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let extra_specs: Vec<KeyValue> = snapshot
+            .get("extra_specs")
+            .and_then(|specs| specs.as_object())
+            .map(|specs| {
+                specs
+                    .iter()
+                    .map(|(key, value)| KeyValue {
+                        key: key.clone(),
+                        value: value
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| value.to_string()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let key = format!(
+            "{name}\u{0}{}",
+            serde_json::to_string(&snapshot.get("extra_specs")).unwrap_or_default()
+        );
+        let entry = by_name.entry(key).or_insert_with(|| FlavorUsage {
+            flavor_name: name,
+            extra_specs,
+            count: 0,
+        });
+        entry.count = entry
+            .count
+            .saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
+    }
+    Ok(by_name.into_values().collect())
+}

@@ -1,0 +1,433 @@
+//! The agent RPC under `/rpc/v1` (protocol and types in `novum-wire`):
+//! registration with the enrollment token, per-agent credentials (stored as
+//! SHA-256 hashes of random tokens), heartbeats with inventory and power
+//! states, task long-polls and task results.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use novum_wire::{
+    ErrorBody, HeartbeatRequest, Inventory, RegisterRequest, RegisterResponse, TaskList, TaskResult,
+};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::api::AppState;
+use crate::api::body::parse_json;
+use crate::conductor::{ConductorError, tasks};
+use crate::config::Config;
+use crate::db::{self, DbError, Tx};
+use crate::notify::builders::{self, payload_time};
+use crate::notify::payload::ServiceStatusPayload;
+use crate::notify::{Publisher, emit};
+
+/// The compute service's binary name, as Nova lists it.
+pub const COMPUTE_BINARY: &str = "nova-compute";
+
+/// An RPC error: a status and an [`ErrorBody`].
+#[derive(Debug)]
+pub struct RpcError(StatusCode, String);
+
+impl IntoResponse for RpcError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl From<DbError> for RpcError {
+    fn from(error: DbError) -> Self {
+        tracing::error!(%error, "agent rpc failed");
+        Self(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_string(),
+        )
+    }
+}
+
+impl From<crate::notify::NotifyError> for RpcError {
+    fn from(error: crate::notify::NotifyError) -> Self {
+        tracing::error!(%error, "agent rpc failed");
+        Self(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_string(),
+        )
+    }
+}
+
+impl From<sqlx::Error> for RpcError {
+    fn from(error: sqlx::Error) -> Self {
+        DbError::Query(error).into()
+    }
+}
+
+impl From<ConductorError> for RpcError {
+    fn from(error: ConductorError) -> Self {
+        match error {
+            ConductorError::NotFound(message) => Self(StatusCode::NOT_FOUND, message),
+            ConductorError::Conflict(message) => Self(StatusCode::CONFLICT, message),
+            ConductorError::BadRequest(message) => Self(StatusCode::BAD_REQUEST, message),
+            ConductorError::Db(error) => error.into(),
+            ConductorError::Quota(crate::quota::QuotaError::Db(error)) => error.into(),
+            ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
+            ConductorError::Notify(error) => error.into(),
+        }
+    }
+}
+
+fn unauthorized() -> RpcError {
+    RpcError(
+        StatusCode::UNAUTHORIZED,
+        "unknown or missing agent credential".to_string(),
+    )
+}
+
+/// SHA-256 of a token, hex.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token (256 bits, hex).
+pub fn generate_token() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The enrollment token in effect: from the configuration, else the one in
+/// `<data_dir>/agent-enrollment-token` (generated at first start).
+pub fn enrollment_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.agent.enrollment_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join("agent-enrollment-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let token = generate_token();
+    std::fs::write(&path, format!("{token}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(token)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap, host: &str) -> Result<(), RpcError> {
+    let token = bearer(headers).ok_or_else(unauthorized)?;
+    let known =
+        sqlx::query("SELECT host FROM agent_credentials WHERE host = $1 AND token_hash = $2")
+            .bind(host)
+            .bind(hash_token(token))
+            .fetch_optional(state.db.pool())
+            .await?;
+    known.map(|_| ()).ok_or_else(unauthorized)
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
+    parse_json(bytes)
+        .map_err(|error| RpcError(StatusCode::BAD_REQUEST, error.message().to_string()))
+}
+
+/// The next integer id of `table` (callers hold a serialized transaction).
+pub async fn next_id(tx: &mut Tx, table: &str) -> Result<i64, DbError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COALESCE(MAX(id), 0) + 1 AS next FROM {table}"
+    )))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("next")?)
+}
+
+/// The `ServiceStatusPayload` of service `id`, read in `tx`.
+pub async fn service_payload(
+    tx: &mut Tx,
+    config: &Config,
+    id: i64,
+) -> Result<Option<ServiceStatusPayload>, DbError> {
+    let Some(row) = sqlx::query("SELECT * FROM services WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let host: String = row.try_get("host")?;
+    let zone = sqlx::query(
+        "SELECT m.value FROM aggregate_metadata m JOIN aggregate_hosts h ON h.aggregate_id = m.aggregate_id \
+         WHERE h.host = $1 AND m.key = 'availability_zone' ORDER BY m.value",
+    )
+    .bind(&host)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|row| row.try_get::<String, _>("value"))
+    .transpose()?
+    .unwrap_or_else(|| config.compute.default_availability_zone.clone());
+    Ok(Some(ServiceStatusPayload {
+        host: Some(host),
+        binary: Some(row.try_get("binary_name")?),
+        topic: Some(row.try_get("topic")?),
+        report_count: 0,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        disabled_reason: row.try_get("disabled_reason")?,
+        availability_zone: Some(zone),
+        last_seen_up: row
+            .try_get::<Option<String>, _>("last_seen_up")?
+            .as_deref()
+            .map(payload_time),
+        forced_down: row.try_get::<i64, _>("forced_down")? != 0,
+        version: SERVICE_VERSION,
+        uuid: row.try_get("uuid")?,
+    }))
+}
+
+/// The service version novum reports in service notifications (Nova's
+/// integer `SERVICE_VERSION`; novum's RPC is versioned separately).
+pub const SERVICE_VERSION: i64 = 1;
+
+/// Creates or refreshes the service and compute node rows of `host`; a new
+/// service is notified (`service.create`, in `tx`).
+pub async fn upsert_host(
+    tx: &mut Tx,
+    config: &Config,
+    host: &str,
+    inventory: &Inventory,
+    version: Option<&str>,
+) -> Result<(), RpcError> {
+    let now = db::now();
+    let service = sqlx::query("SELECT id FROM services WHERE host = $1 AND binary_name = $2")
+        .bind(host)
+        .bind(COMPUTE_BINARY)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let service_id = match service {
+        Some(row) => {
+            let id: i64 = row.try_get("id")?;
+            sqlx::query("UPDATE services SET last_seen_up = $1, updated_at = $1, version = COALESCE($2, version) WHERE id = $3")
+                .bind(&now)
+                .bind(version)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            id
+        }
+        None => {
+            let id = next_id(tx, "services").await?;
+            sqlx::query(
+                "INSERT INTO services (id, uuid, host, binary_name, topic, last_seen_up, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'compute', $5, $6, $5, $5)",
+            )
+            .bind(id)
+            .bind(Uuid::new_v4().to_string())
+            .bind(host)
+            .bind(COMPUTE_BINARY)
+            .bind(&now)
+            .bind(version)
+            .execute(&mut **tx)
+            .await?;
+            if let Some(payload) = service_payload(tx, config, id).await? {
+                let notification = builders::service(&Publisher::compute(host), payload, "create");
+                emit(tx, &notification).await?;
+            }
+            id
+        }
+    };
+    let cpu_info = serde_json::to_string(&inventory.cpu_info).unwrap_or_else(|_| "{}".to_string());
+    let supported =
+        serde_json::to_string(&inventory.supported_instances).unwrap_or_else(|_| "[]".to_string());
+    let updated = sqlx::query(
+        "UPDATE compute_nodes SET hypervisor_hostname = $1, vcpus = $2, memory_mb = $3, local_gb = $4, hypervisor_type = $5, \
+         hypervisor_version = $6, cpu_info = $7, host_ip = $8, supported_instances = $9, updated_at = $10 WHERE host = $11",
+    )
+    .bind(&inventory.hypervisor_hostname)
+    .bind(i64::from(inventory.vcpus))
+    .bind(inventory.memory_mb as i64)
+    .bind(inventory.disk_gb as i64)
+    .bind(&inventory.hypervisor_type)
+    .bind(inventory.hypervisor_version as i64)
+    .bind(&cpu_info)
+    .bind(&inventory.host_ip)
+    .bind(&supported)
+    .bind(&now)
+    .bind(host)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        let id = next_id(tx, "compute_nodes").await?;
+        sqlx::query(
+            "INSERT INTO compute_nodes (id, uuid, service_id, host, hypervisor_hostname, vcpus, memory_mb, local_gb, \
+             cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio, reserved_host_memory_mb, hypervisor_type, \
+             hypervisor_version, cpu_info, host_ip, supported_instances, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+        )
+        .bind(id)
+        .bind(Uuid::new_v4().to_string())
+        .bind(service_id)
+        .bind(host)
+        .bind(&inventory.hypervisor_hostname)
+        .bind(i64::from(inventory.vcpus))
+        .bind(inventory.memory_mb as i64)
+        .bind(inventory.disk_gb as i64)
+        .bind(config.compute.cpu_allocation_ratio)
+        .bind(config.compute.ram_allocation_ratio)
+        .bind(config.compute.disk_allocation_ratio)
+        .bind(config.compute.reserved_host_memory_mb)
+        .bind(&inventory.hypervisor_type)
+        .bind(inventory.hypervisor_version as i64)
+        .bind(&cpu_info)
+        .bind(&inventory.host_ip)
+        .bind(&supported)
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<RegisterResponse>, RpcError> {
+    let presented = bearer(&headers).ok_or_else(unauthorized)?;
+    if presented != state.enrollment_token {
+        return Err(RpcError(
+            StatusCode::UNAUTHORIZED,
+            "invalid enrollment token".to_string(),
+        ));
+    }
+    let request: RegisterRequest = body(&bytes)?;
+    if request.host.is_empty() || request.host.contains('/') {
+        return Err(RpcError(
+            StatusCode::BAD_REQUEST,
+            "invalid host name".to_string(),
+        ));
+    }
+    let token = generate_token();
+    let mut tx = state.db.begin_serialized("services").await?;
+    upsert_host(
+        &mut tx,
+        &state.config,
+        &request.host,
+        &request.inventory,
+        Some(&request.agent_version),
+    )
+    .await?;
+    sqlx::query("DELETE FROM agent_credentials WHERE host = $1")
+        .bind(&request.host)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO agent_credentials (host, token_hash, created_at) VALUES ($1, $2, $3)")
+        .bind(&request.host)
+        .bind(hash_token(&token))
+        .bind(db::now())
+        .execute(&mut *tx)
+        .await?;
+    crate::notify::commit(tx).await?;
+    // A (re)registered agent starts afresh: whatever it held is offered again.
+    tasks::requeue_leased(&state.db, Some(&request.host)).await?;
+    state.conductor.board().wake(&request.host);
+    tracing::info!(host = %request.host, "compute agent registered");
+    Ok(Json(RegisterResponse {
+        host: request.host,
+        agent_token: token,
+        heartbeat_seconds: Some(state.config.agent.heartbeat_seconds),
+    }))
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let request: HeartbeatRequest = body(&bytes)?;
+    let mut tx = state.db.begin_serialized("services").await?;
+    upsert_host(&mut tx, &state.config, &host, &request.inventory, None).await?;
+    crate::notify::commit(tx).await?;
+    state
+        .conductor
+        .reconcile_power(&host, &request.instances)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct PollQuery {
+    wait: Option<u64>,
+}
+
+async fn poll(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    Query(query): Query<PollQuery>,
+    headers: HeaderMap,
+) -> Result<Json<TaskList>, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let wait = Duration::from_secs(
+        query
+            .wait
+            .unwrap_or(0)
+            .min(state.config.agent.max_poll_wait_seconds),
+    );
+    let lease = Duration::from_secs(state.config.compute.task_lease_seconds);
+    let deadline = tokio::time::Instant::now() + wait;
+    let notify = state.conductor.board().notify_of(&host);
+    loop {
+        let tasks = tasks::lease(&state.db, &host, lease).await?;
+        if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(TaskList { tasks }));
+        }
+        if tokio::time::timeout_at(deadline, notify.notified())
+            .await
+            .is_err()
+        {
+            return Ok(Json(TaskList::default()));
+        }
+    }
+}
+
+async fn result(
+    State(state): State<AppState>,
+    Path((host, task_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let report: TaskResult = body(&bytes)?;
+    state
+        .conductor
+        .complete_task(&host, &task_id, report.outcome)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The `/rpc/v1` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents/register", post(register))
+        .route("/agents/{host}/heartbeat", post(heartbeat))
+        .route("/agents/{host}/tasks", get(poll))
+        .route("/agents/{host}/tasks/{task_id}/result", post(result))
+}

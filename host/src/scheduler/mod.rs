@@ -1,0 +1,18 @@
+//! The scheduler: host state, the columnar tables plugins read, and the
+//! filter → weigh → select pipeline (see [`pipeline`]).
+
+pub mod bench;
+pub mod config;
+pub mod pipeline;
+pub mod state;
+pub mod synthetic;
+pub mod table;
+
+pub use config::SchedulerConfig;
+pub use pipeline::{
+    ClaimOutcome, Claimer, FilterCount, HostRejection, NoClaims, NoValidHost, Ranking,
+    ScheduleError, Selection, rank, schedule,
+};
+pub use state::{
+    Aggregate, CloudSnapshot, HostState, InstanceOnHost, SchedulingRequest, resource_shortage,
+};

@@ -1,0 +1,369 @@
+//! The agent RPC (`/rpc/v1`) with real agents: the controller served on a
+//! real socket (embedded agents off), the real compute agent
+//! (`novum_agent::run_agent`) on libvirt's test driver. Credentials: a
+//! restarted agent reuses its stored one, a revoked one makes it register
+//! again; bad credentials get 401, a bad host name 400, an unknown task 404.
+//! Tasks queued before any agent exists run in order, each delivered once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use novum::db::Db;
+use novum::rpc::hash_token;
+use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
+use novum_agent::{AgentConfig, run_agent};
+use novum_wire::{
+    ErrorBody, FlavorSpec, ImageSpec, PowerState, RegisterRequest, RegisterResponse, SpawnSpec,
+    TaskAction, TaskOutcome, TaskResult,
+};
+use sqlx::Row;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+mod http_cloud;
+use http_cloud::{Cloud, ENROLLMENT_TOKEN};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn controller() -> (Cloud, Db) {
+    let cloud = Cloud::start(|config| {
+        config.agent.embedded = false;
+        config.agent.heartbeat_seconds = 1;
+    })
+    .await;
+    let db = Db::connect(&cloud.database_url).await.expect("db");
+    (cloud, db)
+}
+
+fn agent_config(cloud: &Cloud, host: &str, node: &TestNode) -> AgentConfig {
+    AgentConfig {
+        libvirt_uri: node.uri(),
+        enrollment_token: Some(ENROLLMENT_TOKEN.to_string()),
+        heartbeat_interval: Duration::from_millis(300),
+        poll_wait: Duration::from_secs(2),
+        reconcile_interval: Duration::from_millis(200),
+        host_ip: Some("127.0.0.1".to_string()),
+        ..AgentConfig::new(cloud.base.clone(), host)
+    }
+}
+
+struct RunningAgent {
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<Result<(), novum_agent::AgentError>>,
+}
+
+fn start_agent(config: AgentConfig) -> RunningAgent {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(run_agent(config, async {
+        let _ = stopped.await;
+    }));
+    RunningAgent { stop, handle }
+}
+
+impl RunningAgent {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(WAIT, self.handle)
+            .await
+            .expect("agent stops in time")
+            .expect("agent task")
+            .expect("agent ends cleanly");
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn spawn_action() -> TaskAction {
+    TaskAction::Spawn(SpawnSpec {
+        name: "rpc".into(),
+        flavor: FlavorSpec {
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            memory_mb: 512,
+            root_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+        },
+        image: ImageSpec {
+            id: "cirros".into(),
+            properties: Default::default(),
+        },
+        user_data: None,
+        metadata: Default::default(),
+    })
+}
+
+/// Queues a task for `host` (its own operation id, which the conductor does
+/// not know: only the task row matters here); returns its id.
+async fn enqueue(db: &Db, host: &str, instance: Uuid, action: &TaskAction) -> String {
+    let mut tx = db.begin().await.expect("tx");
+    let id = novum::conductor::tasks::enqueue(
+        &mut tx,
+        host,
+        &instance.to_string(),
+        &format!("op-{}", Uuid::new_v4()),
+        action,
+        "req-rpc",
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+    id
+}
+
+/// (state, offers, result, updated_at) of task `id`.
+async fn task(db: &Db, id: &str) -> (String, i64, Option<TaskOutcome>, String) {
+    let row = sqlx::query("SELECT state, offers, result, updated_at FROM tasks WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.pool())
+        .await
+        .expect("task row");
+    let result: Option<String> = row.try_get("result").expect("result");
+    (
+        row.try_get("state").expect("state"),
+        row.try_get("offers").expect("offers"),
+        result.and_then(|text| serde_json::from_str(&text).ok()),
+        row.try_get("updated_at").expect("updated"),
+    )
+}
+
+async fn wait_done(db: &Db, id: &str) -> TaskOutcome {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (state, _, result, _) = task(db, id).await;
+        if state == "done" || state == "failed" {
+            return result.expect("a recorded outcome");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for task {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn node_vcpus(db: &Db, host: &str) -> Option<i64> {
+    sqlx::query("SELECT vcpus FROM compute_nodes WHERE host = $1")
+        .bind(host)
+        .fetch_optional(db.pool())
+        .await
+        .expect("node")
+        .map(|row| row.try_get("vcpus").expect("vcpus"))
+}
+
+/// (token hash, created_at) of `host`'s credential.
+async fn credential_row(db: &Db, host: &str) -> Option<(String, String)> {
+    sqlx::query("SELECT token_hash, created_at FROM agent_credentials WHERE host = $1")
+        .bind(host)
+        .fetch_optional(db.pool())
+        .await
+        .expect("credential")
+        .map(|row| {
+            (
+                row.try_get("token_hash").expect("hash"),
+                row.try_get("created_at").expect("created"),
+            )
+        })
+}
+
+fn stored_token(state_dir: &Path) -> String {
+    let text = std::fs::read_to_string(state_dir.join(novum_agent::credentials::CREDENTIAL_FILE))
+        .expect("stored credential");
+    let stored: novum_agent::credentials::StoredCredential =
+        serde_json::from_str(&text).expect("credential json");
+    stored.token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_queued_before_any_agent_run_in_order_each_delivered_once() {
+    let (cloud, db) = controller().await;
+    let vm = Uuid::new_v4();
+    let mut ids = Vec::new();
+    for action in [
+        spawn_action(),
+        TaskAction::Pause,
+        TaskAction::Stop,
+        TaskAction::Start,
+    ] {
+        ids.push(enqueue(&db, "cmp-2", vm, &action).await);
+    }
+    let node = TestNode::create(4, 8192).expect("node");
+    let agent = start_agent(agent_config(&cloud, "cmp-2", &node));
+    let mut outcomes = Vec::new();
+    for id in &ids {
+        outcomes.push(wait_done(&db, id).await);
+    }
+    assert_eq!(
+        outcomes,
+        [
+            PowerState::Running,
+            PowerState::Paused,
+            PowerState::Shutdown,
+            PowerState::Running
+        ]
+        .map(|power_state| TaskOutcome::Succeeded { power_state })
+    );
+    // Each went out once, and finished in queue order.
+    let mut finished = Vec::new();
+    for id in &ids {
+        let (state, offers, _, updated) = task(&db, id).await;
+        assert_eq!((state.as_str(), offers), ("done", 1), "task {id}");
+        finished.push(updated);
+    }
+    let mut sorted = finished.clone();
+    sorted.sort();
+    assert_eq!(finished, sorted, "finished in queue order");
+    agent.stop().await;
+    cloud.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_reuses_its_credential_and_registers_again_once_revoked() {
+    let (cloud, db) = controller().await;
+    let state_dir = std::env::temp_dir().join(format!("novum-rpc-state-{}", Uuid::new_v4()));
+    let node = TestNode::create(4, 8192).expect("node");
+    let config = AgentConfig {
+        state_dir: Some(state_dir.clone()),
+        ..agent_config(&cloud, "cmp-3", &node)
+    };
+
+    let agent = start_agent(config.clone());
+    wait_until("registration", || async {
+        credential_row(&db, "cmp-3").await.is_some()
+    })
+    .await;
+    agent.stop().await;
+    let first = credential_row(&db, "cmp-3").await.expect("credential");
+    assert_eq!(first.0, hash_token(&stored_token(&state_dir)));
+
+    // Restarted without the enrollment token: only the stored credential works.
+    let agent = start_agent(AgentConfig {
+        enrollment_token: None,
+        ..config.clone()
+    });
+    let id = enqueue(&db, "cmp-3", Uuid::new_v4(), &spawn_action()).await;
+    assert_eq!(
+        wait_done(&db, &id).await,
+        TaskOutcome::Succeeded {
+            power_state: PowerState::Running
+        }
+    );
+    agent.stop().await;
+    assert_eq!(
+        credential_row(&db, "cmp-3").await,
+        Some(first.clone()),
+        "no second registration"
+    );
+
+    // Another agent takes the host name: the first one's credential is revoked.
+    let other = TestNode::create(2, 2048).expect("node");
+    let usurper = start_agent(agent_config(&cloud, "cmp-3", &other));
+    wait_until("the usurper's inventory", || async {
+        node_vcpus(&db, "cmp-3").await == Some(2)
+    })
+    .await;
+    usurper.stop().await;
+    assert_ne!(credential_row(&db, "cmp-3").await, Some(first.clone()));
+
+    // The original agent is refused (401), registers again with its
+    // enrollment token, and stores the new credential.
+    let agent = start_agent(config);
+    wait_until("the original agent back", || async {
+        node_vcpus(&db, "cmp-3").await == Some(4)
+    })
+    .await;
+    agent.stop().await;
+    let last = credential_row(&db, "cmp-3").await.expect("credential");
+    assert_ne!(last, first);
+    assert_eq!(last.0, hash_token(&stored_token(&state_dir)));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    cloud.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_refuses_bad_credentials_bad_hosts_and_unknown_tasks() {
+    let (cloud, _db) = controller().await;
+    let http = reqwest::Client::new();
+    let node = TestNode::create(2, 2048).expect("node");
+    let inventory = LibvirtDriver::open(&node.uri(), LibvirtOptions::default())
+        .expect("driver")
+        .inventory()
+        .expect("inventory");
+    let register = |token: &str, host: &str| {
+        http.post(format!("{}{}", cloud.base, novum_wire::REGISTER_PATH))
+            .bearer_auth(token)
+            .json(&RegisterRequest {
+                host: host.into(),
+                inventory: inventory.clone(),
+                agent_version: "test".into(),
+            })
+            .send()
+    };
+    let wrong = register("not-the-token", "cmp-4").await.expect("send");
+    assert_eq!(wrong.status(), 401);
+    let body: ErrorBody = wrong.json().await.expect("error body");
+    assert!(body.error.contains("enrollment"), "{}", body.error);
+
+    for bad in ["../etc", "", "a/b"] {
+        let refused = register(ENROLLMENT_TOKEN, bad).await.expect("send");
+        assert_eq!(refused.status(), 400, "host {bad:?}");
+    }
+
+    let ok = register(ENROLLMENT_TOKEN, "cmp-4").await.expect("send");
+    assert_eq!(ok.status(), 200);
+    let answer: RegisterResponse = ok.json().await.expect("answer");
+    let poll = |token: &str, host: &str| {
+        http.get(format!(
+            "{}{}?wait=0",
+            cloud.base,
+            novum_wire::tasks_path(host)
+        ))
+        .bearer_auth(token)
+        .send()
+    };
+    let status =
+        |response: reqwest::Result<reqwest::Response>| response.expect("send").status().as_u16();
+    assert_eq!(status(poll(&answer.agent_token, "cmp-4").await), 200);
+    // The enrollment token is not an agent credential; credentials are per
+    // host; no credential at all is refused too.
+    assert_eq!(status(poll(ENROLLMENT_TOKEN, "cmp-4").await), 401);
+    register(ENROLLMENT_TOKEN, "cmp-5").await.expect("send");
+    assert_eq!(status(poll(&answer.agent_token, "cmp-5").await), 401);
+    let anonymous = http
+        .get(format!("{}{}", cloud.base, novum_wire::tasks_path("cmp-4")))
+        .send()
+        .await;
+    assert_eq!(status(anonymous), 401);
+
+    // Results for unknown tasks are refused.
+    let unknown = http
+        .post(format!(
+            "{}{}",
+            cloud.base,
+            novum_wire::task_result_path("cmp-4", Uuid::new_v4())
+        ))
+        .bearer_auth(&answer.agent_token)
+        .json(&TaskResult {
+            outcome: TaskOutcome::Succeeded {
+                power_state: PowerState::Running,
+            },
+        })
+        .send()
+        .await;
+    assert_eq!(status(unknown), 404);
+    cloud.stop().await;
+}

@@ -1,0 +1,227 @@
+//! Sandbox containment: misbehaving plugins are stopped by their deadline or
+//! memory cap, or caught answering nonsense; the request completes with the
+//! plugin's `on_error` outcome, the error is counted, and the next request on
+//! the same plugin succeeds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{cloud, load, request, test_plugin};
+use novum::plugins::{FailureKind, OnError, PluginConfig, PluginsConfig};
+use novum::scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn config_with(name: &str, plugin: PluginConfig) -> PluginsConfig {
+    let mut config = PluginsConfig::default();
+    config.plugins.insert(name.to_string(), plugin);
+    config
+}
+
+fn run(
+    set: &novum::plugins::PluginSet,
+    misbehave: Option<&str>,
+) -> Result<Vec<novum::scheduler::Selection>, ScheduleError> {
+    let mut rng = StdRng::seed_from_u64(1);
+    schedule(
+        set,
+        &SchedulerConfig::default(),
+        &cloud(4),
+        &request(misbehave),
+        &NoClaims,
+        &mut rng,
+    )
+}
+
+/// A filter misbehaving as `mode` under `reject-host`: every host rejected
+/// with a reason naming the plugin, the failure counted as `kind`, and the
+/// next well-behaved request served by the same plugin.
+fn filter_is_contained(mode: &str, kind: FailureKind, plugin: PluginConfig) {
+    let set = load(&["misbehaving"], &[], &config_with("misbehaving", plugin));
+    let started = Instant::now();
+    let error = run(&set, Some(mode)).expect_err("every host is rejected");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{mode}: contained quickly"
+    );
+    let ScheduleError::NoValidHost(explanation) = error else {
+        panic!("{mode}: expected no valid host")
+    };
+    assert_eq!(explanation.rejections.len(), 4, "{mode}");
+    for rejection in &explanation.rejections {
+        assert_eq!(rejection.plugin, "misbehaving");
+        assert!(
+            rejection.reason.starts_with("plugin misbehaving failed: "),
+            "{mode}: {}",
+            rejection.reason
+        );
+    }
+    let filter = set.plugin("misbehaving").expect("loaded");
+    assert_eq!(
+        filter.metrics().errors(kind),
+        1,
+        "{mode}: counted as {kind:?}"
+    );
+
+    let selections = run(&set, None).expect("the next request succeeds");
+    assert_eq!(selections.len(), 1);
+    let snapshot = filter.metrics().snapshot();
+    assert_eq!(snapshot.calls, 2);
+    assert_eq!(snapshot.error_count(), 1);
+}
+
+#[test]
+fn endless_loop_hits_the_deadline() {
+    let plugin = PluginConfig {
+        deadline_ms: Some(30),
+        ..test_plugin("misbehaving-filter")
+    };
+    filter_is_contained("loop", FailureKind::Deadline, plugin);
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_cap() {
+    let plugin = PluginConfig {
+        memory_limit_mib: Some(16),
+        // A generous deadline: on a loaded machine, filling 16 MiB must not
+        // be cut short by the clock before the memory cap is reached.
+        deadline_ms: Some(5_000),
+        ..test_plugin("misbehaving-filter")
+    };
+    filter_is_contained("alloc", FailureKind::OutOfMemory, plugin);
+}
+
+#[test]
+fn panic_is_a_trap() {
+    filter_is_contained(
+        "panic",
+        FailureKind::Trap,
+        test_plugin("misbehaving-filter"),
+    );
+}
+
+#[test]
+fn wrong_verdict_count_is_malformed() {
+    filter_is_contained(
+        "wrong-length",
+        FailureKind::Malformed,
+        test_plugin("misbehaving-filter"),
+    );
+}
+
+#[test]
+fn needs_outside_the_declared_columns_are_malformed() {
+    filter_is_contained(
+        "undeclared-needs",
+        FailureKind::Malformed,
+        test_plugin("misbehaving-filter"),
+    );
+}
+
+#[test]
+fn verdict_past_the_reasons_is_malformed() {
+    filter_is_contained(
+        "bad-reason",
+        FailureKind::Malformed,
+        test_plugin("misbehaving-filter"),
+    );
+}
+
+#[test]
+fn filter_on_error_ignore_passes_every_host() {
+    let plugin = PluginConfig {
+        on_error: Some(OnError::Ignore),
+        ..test_plugin("misbehaving-filter")
+    };
+    let set = load(&["misbehaving"], &[], &config_with("misbehaving", plugin));
+    let selections = run(&set, Some("panic")).expect("ignored");
+    assert_eq!(selections.len(), 1);
+    assert_eq!(
+        set.plugin("misbehaving")
+            .expect("loaded")
+            .metrics()
+            .errors(FailureKind::Trap),
+        1
+    );
+}
+
+#[test]
+fn filter_on_error_fail_request_names_the_plugin() {
+    let plugin = PluginConfig {
+        on_error: Some(OnError::FailRequest),
+        ..test_plugin("misbehaving-filter")
+    };
+    let set = load(&["misbehaving"], &[], &config_with("misbehaving", plugin));
+    let error = run(&set, Some("wrong-length")).expect_err("fails");
+    assert!(
+        matches!(&error, ScheduleError::PluginFailed { plugin, .. } if plugin == "misbehaving"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("misbehaving"), "{error}");
+}
+
+#[test]
+fn filter_rejections_and_config_reach_the_plugin() {
+    let mut plugin = test_plugin("misbehaving-filter");
+    plugin
+        .config
+        .insert("mode".into(), toml::Value::String("reject-odd".into()));
+    let set = load(&["odd"], &[], &config_with("odd", plugin));
+    let mut rng = StdRng::seed_from_u64(1);
+    let ranking_hosts = schedule(
+        &set,
+        &SchedulerConfig::default(),
+        &cloud(4),
+        &request(None),
+        &NoClaims,
+        &mut rng,
+    )
+    .expect("even rows pass");
+    assert!(["host-0", "host-2"].contains(&ranking_hosts[0].host.as_str()));
+    let snapshot = set.plugin("odd").expect("loaded").metrics().snapshot();
+    assert_eq!(snapshot.rejections, 2);
+    assert_eq!(snapshot.calls, 1);
+}
+
+#[test]
+fn bad_weights_contribute_nothing_and_are_counted() {
+    for (mode, kind) in [
+        ("wrong-length", FailureKind::Malformed),
+        ("nan", FailureKind::Malformed),
+    ] {
+        let set = load(
+            &[],
+            &["weird"],
+            &config_with("weird", test_plugin("misbehaving-weigher")),
+        );
+        let selections = run(&set, Some(mode)).expect("weigher failures do not fail the request");
+        // With the weigher ignored all weights are 0: the first host wins.
+        assert_eq!(selections[0].host, "host-0", "{mode}");
+        assert_eq!(selections[0].weight, 0.0, "{mode}");
+        let weigher = set.plugin("weird").expect("loaded");
+        assert_eq!(weigher.metrics().errors(kind), 1, "{mode}");
+
+        // Next request: weights by row, so the last host wins.
+        let selections = run(&set, None).expect("next request");
+        assert_eq!(selections[0].host, "host-3", "{mode}");
+    }
+}
+
+#[test]
+fn looping_weigher_hits_the_deadline() {
+    let plugin = PluginConfig {
+        deadline_ms: Some(20),
+        ..test_plugin("misbehaving-weigher")
+    };
+    let set = load(&[], &["weird"], &config_with("weird", plugin));
+    assert!(run(&set, Some("loop")).is_ok());
+    assert_eq!(
+        set.plugin("weird")
+            .expect("loaded")
+            .metrics()
+            .errors(FailureKind::Deadline),
+        1
+    );
+    assert_eq!(run(&set, None).expect("next")[0].host, "host-3");
+}

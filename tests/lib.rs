@@ -1,0 +1,306 @@
+//! Support for novum's end-to-end tests: start the real `novum` binary on a
+//! free port with a private data directory, wait until it answers, and reach
+//! it over real HTTP (and with the real `openstack` CLI).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The admin password every test cloud is started with.
+pub const ADMIN_PASSWORD: &str = "novum-test-admin";
+
+/// The directory holding the workspace's built binaries: `NOVUM_BIN_DIR`, else
+/// the `target/debug` these tests were built into.
+pub fn binary_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NOVUM_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/<test-exe> → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Path of a workspace binary (`novum`, `novum-agent`) in [`binary_dir`].
+pub fn binary(name: &str) -> PathBuf {
+    binary_dir().join(name)
+}
+
+/// The component of test plugin crate `name` (e.g. `spinning-hook`) built
+/// by `host/build.rs` from this checkout: `<target>/wasm-<hash>/wasm32-wasip2/
+/// plugin/<name>.wasm`, picked among the checkouts sharing the target
+/// directory by its dependency file, which names this checkout's sources.
+pub fn test_plugin(name: &str) -> Option<PathBuf> {
+    let file = name.replace('-', "_");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let sources = workspace.join("plugins").display().to_string();
+    let target = binary_dir().parent()?.to_path_buf();
+    std::fs::read_dir(&target)
+        .ok()?
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("wasm-"))
+        .map(|entry| entry.path().join("wasm32-wasip2/plugin"))
+        .find(|dir| {
+            dir.join(format!("{file}.wasm")).exists()
+                && std::fs::read_to_string(dir.join(format!("{file}.d")))
+                    .is_ok_and(|deps| deps.contains(&sources))
+        })
+        .map(|dir| dir.join(format!("{file}.wasm")))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or(0)
+}
+
+/// A running `novum serve`.
+pub struct Cloud {
+    child: Child,
+    /// The base URL, e.g. `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The data directory (a temp dir removed on drop).
+    pub data_dir: PathBuf,
+    /// The configuration file it runs with.
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Cloud {
+    /// Starts `novum serve` with `extra_config` appended to a config that sets
+    /// a free port, a fresh data directory and the admin password.
+    pub fn start(name: &str, extra_config: &str) -> anyhow::Result<Self> {
+        let data_dir =
+            std::env::temp_dir().join(format!("novum-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir)?;
+        Self::start_in(data_dir, extra_config)
+    }
+
+    /// Starts `novum serve` on an existing data directory (a restart).
+    pub fn start_in(data_dir: PathBuf, extra_config: &str) -> anyhow::Result<Self> {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let config_path = data_dir.join("novum.toml");
+        let config = format!(
+            "data_dir = {data_dir:?}\nlisten = \"127.0.0.1:{port}\"\n\n[identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n{extra_config}\n",
+            data_dir = data_dir.display().to_string(),
+        );
+        std::fs::write(&config_path, config)?;
+        let log_path = data_dir.join("novum.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(binary("novum"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        let mut cloud = Self {
+            child,
+            url,
+            data_dir,
+            config_path,
+            log_path,
+        };
+        cloud.wait_ready(Duration::from_secs(120))?;
+        Ok(cloud)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let client = reqwest::blocking::Client::new();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!(
+                    "novum exited with {status} before answering; log:\n{}",
+                    self.log()
+                );
+            }
+            if client
+                .get(format!("{}/identity/v3", self.url))
+                .send()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        anyhow::bail!(
+            "novum did not answer within {timeout:?}; log:\n{}",
+            self.log()
+        )
+    }
+
+    /// What the controller logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the controller (SIGKILL: no graceful shutdown), keeping the data directory.
+    pub fn kill(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data_dir = self.data_dir.clone();
+        std::mem::forget(self);
+        data_dir
+    }
+
+    /// A project-scoped token of the admin user (Keystone password auth).
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }});
+        let response = reqwest::blocking::Client::new()
+            .post(format!("{}/identity/v3/auth/tokens", self.url))
+            .json(&body)
+            .send()?;
+        anyhow::ensure!(
+            response.status().as_u16() == 201,
+            "token request answered {}",
+            response.status()
+        );
+        Ok(response
+            .headers()
+            .get("x-subject-token")
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("no X-Subject-Token"))?
+            .to_string())
+    }
+
+    /// Creates and uploads a small public raw image named `name`; returns its id.
+    pub fn create_image(&self, token: &str, name: &str) -> anyhow::Result<String> {
+        let client = reqwest::blocking::Client::new();
+        let created: serde_json::Value = client
+            .post(format!("{}/image/v2/images", self.url))
+            .header("x-auth-token", token)
+            .json(&serde_json::json!({"name": name, "visibility": "public", "disk_format": "raw", "container_format": "bare"}))
+            .send()?
+            .error_for_status()?
+            .json()?;
+        let id = created["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no image id in {created}"))?
+            .to_string();
+        client
+            .put(format!("{}/image/v2/images/{id}/file", self.url))
+            .header("x-auth-token", token)
+            .header("content-type", "application/octet-stream")
+            .body(vec![0u8; 1024])
+            .send()?
+            .error_for_status()?;
+        Ok(id)
+    }
+
+    /// Calls the compute API (`/compute/v2.1<path>`) at `microversion`;
+    /// returns the status and the JSON body (Null when empty).
+    pub fn compute(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        microversion: &str,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut request = reqwest::blocking::Client::new()
+            .request(method, format!("{}/compute/v2.1{path}", self.url))
+            .header("x-auth-token", token)
+            .header("openstack-api-version", format!("compute {microversion}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        let text = response.text()?;
+        Ok((status, serde_json::from_str(&text).unwrap_or_default()))
+    }
+
+    /// Environment for the `openstack` CLI against this cloud.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OS_AUTH_URL", format!("{}/identity/v3", self.url)),
+            ("OS_USERNAME", "admin".to_string()),
+            ("OS_PASSWORD", ADMIN_PASSWORD.to_string()),
+            ("OS_PROJECT_NAME", "admin".to_string()),
+            ("OS_USER_DOMAIN_NAME", "Default".to_string()),
+            ("OS_PROJECT_DOMAIN_NAME", "Default".to_string()),
+            ("OS_IDENTITY_API_VERSION", "3".to_string()),
+            ("OS_REGION_NAME", "RegionOne".to_string()),
+        ]
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        } else {
+            eprintln!("novum log ({}):\n{}", self.log_path.display(), self.log());
+        }
+    }
+}
+
+/// The `openstack` CLI installed by tests/bootstrap.sh (or `NOVUM_OPENSTACK_CLI`):
+/// `openstack-cli/bin/openstack` in the target directory the tests were built
+/// in (which `CARGO_TARGET_DIR` may move), else in the workspace's `target/`.
+pub fn openstack_cli() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("NOVUM_OPENSTACK_CLI") {
+        return Some(PathBuf::from(path));
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    // The workspace's target/, or the target directory the tests were built
+    // in (CARGO_TARGET_DIR may point elsewhere).
+    let built_in = binary_dir().parent().map(Path::to_path_buf);
+    [Some(workspace.join("target")), built_in]
+        .into_iter()
+        .flatten()
+        .map(|target| target.join("openstack-cli/bin/openstack"))
+        .find(|candidate| candidate.exists())
+}
+
+/// Runs `openstack ARGS -f json` (when `json`) against `cloud`; returns stdout
+/// or an error with stderr.
+pub fn openstack(cloud: &Cloud, args: &[&str]) -> anyhow::Result<String> {
+    let cli = openstack_cli()
+        .ok_or_else(|| anyhow::anyhow!("the openstack CLI is missing: run tests/bootstrap.sh"))?;
+    let output = Command::new(cli)
+        .args(args)
+        .envs(cloud.cli_env())
+        .output()?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "openstack {} failed ({}):\n{}\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs `openstack ARGS -f json` and parses the answer.
+pub fn openstack_json(cloud: &Cloud, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-f", "json"]);
+    let text = openstack(cloud, &all)?;
+    serde_json::from_str(&text).map_err(|error| {
+        anyhow::anyhow!(
+            "openstack {} printed non-JSON ({error}): {text}",
+            args.join(" ")
+        )
+    })
+}
