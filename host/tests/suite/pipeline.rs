@@ -2,7 +2,7 @@
 //! "no valid host" explanation, multi-instance consumption, aggregate
 //! multiplier overrides, claims, and WASM/native equivalence on random clouds.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 

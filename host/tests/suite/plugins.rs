@@ -1,7 +1,7 @@
 //! Plugin sets: atomic hot reload, failing reloads, the compile cache, and
 //! what the API lists.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The image API (Glance v2 subset) through the real router, on SQLite and
 //! PostgreSQL.
 
-mod api_common;
+use crate::api_common;
 
 use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};

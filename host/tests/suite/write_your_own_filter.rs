@@ -3,7 +3,7 @@
 //! the host's build script, loaded by path from a TOML plugin table exactly as
 //! the README shows, and run by the real scheduler.
 
-mod common;
+use crate::common;
 
 use common::{cloud, engine, request};
 use novum::plugins::{Backend, PluginSelection, PluginSet, PluginsConfig};

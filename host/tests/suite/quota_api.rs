@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-mod http_cloud;
+use crate::http_cloud;
 use http_cloud::{Cloud, server};
 
 fn keys(body: &Value) -> Vec<String> {

@@ -3,7 +3,7 @@
 //! plugin's `on_error` outcome, the error is counted, and the next request on
 //! the same plugin succeeds.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-mod http_cloud;
+use crate::http_cloud;
 use http_cloud::{Cloud, server};
 
 /// Where the controller keeps its rows: SQLite (default) or a fresh

@@ -1,7 +1,7 @@
 //! The identity API (Keystone v3 subset) through the real router, on SQLite
 //! and PostgreSQL.
 
-mod api_common;
+use crate::api_common;
 
 use api_common::{ADMIN_PASSWORD, Backend, PUBLIC_URL, TestApp, assert_keystone_error, backends};
 use axum::http::{Method, StatusCode};

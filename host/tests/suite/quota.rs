@@ -5,7 +5,7 @@
 //! the real wasmtime runtime (standard, flavor-class, burst, a misbehaving
 //! policy and its `on_error`).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

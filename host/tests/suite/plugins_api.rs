@@ -2,7 +2,7 @@
 //! with metrics, admin-only access, hot reload from the configuration file,
 //! and a failing reload that leaves the running set in place.
 
-mod api_common;
+use crate::api_common;
 
 use api_common::{TestApp, backends};
 use axum::http::{Method, StatusCode};

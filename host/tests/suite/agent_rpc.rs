@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-mod http_cloud;
+use crate::http_cloud;
 use http_cloud::{Cloud, ENROLLMENT_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);

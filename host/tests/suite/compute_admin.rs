@@ -5,7 +5,7 @@
 //! image, key pair and server group handling as the scheduler sees them.
 //! Hosts enroll through the real agent RPC (the test plays the agent).
 
-mod api_common;
+use crate::api_common;
 
 use std::time::Duration;
 

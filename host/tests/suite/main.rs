@@ -1,0 +1,24 @@
+//! The host's integration tests, in one test binary: wasmtime, libvirt and
+//! sqlx are linked once instead of once per file, which keeps the debug build
+//! small and CI fast. Each module is one former test file; the first three
+//! are the shared support they use.
+
+mod api_common;
+mod common;
+mod http_cloud;
+
+mod agent_rpc;
+mod claims_contention;
+mod compute;
+mod compute_admin;
+mod config_examples;
+mod identity_api;
+mod images_api;
+mod notifications;
+mod pipeline;
+mod plugins;
+mod plugins_api;
+mod quota;
+mod quota_api;
+mod sandbox;
+mod write_your_own_filter;

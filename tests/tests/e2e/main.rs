@@ -1,0 +1,8 @@
+//! End-to-end tests in one test binary: the real `novum` and `novum-agent`
+//! binaries over real HTTP, driven by reqwest and by the real `openstack` CLI.
+
+mod agent_process;
+mod notifications_e2e;
+mod openstack_cli;
+mod plugin_cli;
+mod quota_cli;
