@@ -16,6 +16,7 @@ pub fn execute(driver: &dyn VirtDriver, task: &Task) -> TaskOutcome {
     let instance = task.instance_uuid;
     let result = match &task.action {
         TaskAction::Spawn(spec) => driver.spawn(instance, spec),
+        TaskAction::Redefine { spec, power_on } => driver.redefine(instance, spec, *power_on),
         TaskAction::Destroy => driver.destroy(instance),
         TaskAction::Start => driver.power_on(instance),
         TaskAction::Stop => driver.power_off(instance),

@@ -151,3 +151,46 @@ fn failures_carry_a_message_and_the_state() {
         }
     );
 }
+
+#[test]
+fn redefine_resizes_a_domain_in_place_and_keeps_it_off_when_asked() {
+    let node = TestNode::create(8, 16384).unwrap();
+    let driver = LibvirtDriver::open(&node.uri(), LibvirtOptions::default()).unwrap();
+    let id = Uuid::new_v4();
+    assert_eq!(
+        execute(&driver, &task(id, spawn_action(&[]))),
+        succeeded(PowerState::Running)
+    );
+    let TaskAction::Spawn(mut bigger) = spawn_action(&[]) else {
+        unreachable!("spawn_action builds a spawn")
+    };
+    bigger.flavor.vcpus = 4;
+    bigger.flavor.memory_mb = 4096;
+    let redefine = |spec: &SpawnSpec, power_on| TaskAction::Redefine {
+        spec: spec.clone(),
+        power_on,
+    };
+    // A running domain is powered off, redefined, and booted again.
+    assert_eq!(
+        execute(&driver, &task(id, redefine(&bigger, true))),
+        succeeded(PowerState::Running)
+    );
+    let domain = Domain::lookup_by_uuid_string(driver.connect(), &id.to_string()).unwrap();
+    let info = domain.get_info().unwrap();
+    assert_eq!((info.nr_virt_cpu, info.max_mem), (4, 4096 * 1024));
+    // Delivered twice: the same place.
+    assert_eq!(
+        execute(&driver, &task(id, redefine(&bigger, true))),
+        succeeded(PowerState::Running)
+    );
+    // A stopped instance stays off; an unknown one is defined from scratch.
+    assert_eq!(
+        execute(&driver, &task(id, redefine(&bigger, false))),
+        succeeded(PowerState::Shutdown)
+    );
+    let fresh = Uuid::new_v4();
+    assert_eq!(
+        execute(&driver, &task(fresh, redefine(&bigger, false))),
+        succeeded(PowerState::Shutdown)
+    );
+}

@@ -399,6 +399,32 @@ impl VirtDriver for LibvirtDriver {
         Ok(())
     }
 
+    fn redefine(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        power_on: bool,
+    ) -> Result<(), DriverError> {
+        if let Some(domain) = self.lookup(instance)?
+            && domain.is_active().map_err(lv("is active"))?
+        {
+            Self::hard_stop(&domain)?;
+        }
+        let caps = self.capabilities()?;
+        let guest = xml::choose_guest(&caps, spec)?;
+        let layout = DiskLayout {
+            instances_path: self.options.instances_path.clone(),
+        };
+        let definition = xml::domain_xml(instance, spec, &guest, &layout);
+        debug!(%instance, xml = %definition, "redefining domain");
+        let domain = Domain::define_xml(&self.conn.0, &definition).map_err(lv("define"))?;
+        if power_on {
+            Self::start(&domain)?;
+        }
+        self.remember(instance, Some(power_on), Some(&definition));
+        Ok(())
+    }
+
     fn destroy(&self, instance: Uuid) -> Result<(), DriverError> {
         let Some(domain) = self.lookup(instance)? else {
             self.remember(instance, None, None);

@@ -70,6 +70,12 @@ pub trait VirtDriver: Send + Sync {
     /// exists already it is only started (when not running).
     fn spawn(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError>;
 
+    /// Define the domain from the spec, replacing an existing definition
+    /// (powered off first), and boot it when `power_on`. Delivered twice, it
+    /// ends in the same place.
+    fn redefine(&self, instance: Uuid, spec: &SpawnSpec, power_on: bool)
+    -> Result<(), DriverError>;
+
     /// Power off and undefine the domain. No domain: nothing to do.
     fn destroy(&self, instance: Uuid) -> Result<(), DriverError>;
 

@@ -280,6 +280,17 @@ pub enum TaskAction {
     /// Create the instance's domain and boot it. Succeeds at once if the domain
     /// already exists and runs.
     Spawn(SpawnSpec),
+    /// Define the instance's domain from the spec, replacing the definition
+    /// it has (powering it off first), then boot it when `power_on`. A
+    /// resize finishes with this on the destination host, and a revert on
+    /// the source (with the old flavor). Delivered twice, it ends in the
+    /// same place.
+    Redefine {
+        /// The domain to have.
+        spec: SpawnSpec,
+        /// Whether it should run afterwards (a stopped instance stays off).
+        power_on: bool,
+    },
     /// Power off and remove the domain. Succeeds if there is no domain.
     Destroy,
     /// Power on (boot a stopped domain, unpause a paused one).
@@ -306,6 +317,7 @@ impl TaskAction {
     pub fn kind(&self) -> &'static str {
         match self {
             TaskAction::Spawn(_) => "spawn",
+            TaskAction::Redefine { .. } => "redefine",
             TaskAction::Destroy => "destroy",
             TaskAction::Start => "start",
             TaskAction::Stop => "stop",
