@@ -133,6 +133,10 @@ pub struct ComputeConfig {
     pub reaper_interval_seconds: u64,
     /// Create Nova's default flavors (m1.tiny … m1.xlarge) at first start.
     pub default_flavors: bool,
+    /// Let a resize land on the instance's own host (Nova's option of that
+    /// name; Nova defaults to false, devstack and novum's all-in-one to true,
+    /// so that a one-host cloud can resize).
+    pub allow_resize_to_same_host: bool,
 }
 
 impl Default for ComputeConfig {
@@ -149,6 +153,7 @@ impl Default for ComputeConfig {
             task_timeout_seconds: 900,
             reaper_interval_seconds: 5,
             default_flavors: true,
+            allow_resize_to_same_host: true,
         }
     }
 }

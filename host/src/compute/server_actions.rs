@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::common::api_time_micros;
-use super::servers::fetch_visible;
+use super::flavors;
+use super::servers::{fetch_visible, requested_flavor};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
@@ -22,14 +23,57 @@ use crate::api::request_id::RequestId;
 use crate::conductor::Caller;
 use crate::conductor::states::ServerAction;
 
-fn parse_action(name: &str, args: &Value) -> ApiResult<ServerAction> {
-    Ok(match name {
+/// A server action the API accepts.
+enum Requested {
+    /// One agent task with a state guard (start, stop, reboot, …).
+    Simple(ServerAction),
+    /// `resize` to the flavor `flavorRef` names.
+    Resize(String),
+    /// `confirmResize`.
+    ConfirmResize,
+    /// `revertResize`.
+    RevertResize,
+}
+
+impl Requested {
+    /// The policy rule's last part (`os_compute_api:servers:<name>`).
+    fn policy_name(&self) -> &'static str {
+        match self {
+            Self::Simple(action) => action.name(),
+            Self::Resize(_) => "resize",
+            Self::ConfirmResize => "confirm_resize",
+            Self::RevertResize => "revert_resize",
+        }
+    }
+}
+
+fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
+    Ok(Requested::Simple(match name {
         "os-start" => ServerAction::Start,
         "os-stop" => ServerAction::Stop,
         "pause" => ServerAction::Pause,
         "unpause" => ServerAction::Unpause,
         "suspend" => ServerAction::Suspend,
         "resume" => ServerAction::Resume,
+        "confirmResize" => return Ok(Requested::ConfirmResize),
+        "revertResize" => return Ok(Requested::RevertResize),
+        "resize" => {
+            let flavor_ref = match args.get("flavorRef") {
+                Some(Value::String(text)) if !text.is_empty() => text.clone(),
+                Some(Value::Number(number)) => number.to_string(),
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid input for field/attribute flavorRef. Value: {other}. {other} is not of type 'string'"
+                    )));
+                }
+                None => {
+                    return Err(ApiError::bad_request(
+                        "Invalid input for field/attribute resize. 'flavorRef' is a required property",
+                    ));
+                }
+            };
+            return Ok(Requested::Resize(flavor_ref));
+        }
         "reboot" => match args
             .get("type")
             .and_then(Value::as_str)
@@ -49,7 +93,7 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<ServerAction> {
                 "There is no such action: {other}"
             )));
         }
-    })
+    }))
 }
 
 async fn action(
@@ -69,15 +113,32 @@ async fn action(
             "The request body must name exactly one action.",
         ));
     };
-    let action = parse_action(name, args)?;
+    let requested = parse_action(name, args)?;
     fetch_visible(&state, &auth, &id).await?;
-    auth.require_writer(&format!("os_compute_api:servers:{}", action.name()))?;
+    auth.require_writer(&format!(
+        "os_compute_api:servers:{}",
+        requested.policy_name()
+    ))?;
     let caller = Caller {
         user_id: &auth.user_id,
         project_id: &auth.project_id,
         request_id: &request_id.0,
     };
-    state.conductor.server_action(&id, action, &caller).await?;
+    let conductor = &state.conductor;
+    match requested {
+        Requested::Simple(action) => conductor.server_action(&id, action, &caller).await?,
+        Requested::Resize(flavor_ref) => {
+            let flavor = requested_flavor(&state, &auth, &flavor_ref).await?;
+            let flavor = flavors::snapshot(&state.db, &flavor).await?;
+            conductor.resize_server(&id, flavor, &caller).await?;
+        }
+        Requested::ConfirmResize => {
+            conductor.confirm_resize(&id, &caller).await?;
+            // Nova answers a confirm with 204, every other action with 202.
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        Requested::RevertResize => conductor.revert_resize(&id, &caller).await?,
+    }
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -454,6 +454,24 @@ fn last_segment(text: &str) -> String {
         .to_string()
 }
 
+/// The flavor a request names (`flavorRef`: an id or a link) when the caller
+/// may use it and it is enabled; else a 400 naming it.
+pub(super) async fn requested_flavor(
+    state: &AppState,
+    auth: &AuthContext,
+    flavor_ref: &str,
+) -> ApiResult<flavors::FlavorRow> {
+    let flavor = flavors::get_visible(&state.db, auth, &last_segment(flavor_ref))
+        .await
+        .map_err(|_| ApiError::bad_request(format!("Flavor {flavor_ref} could not be found.")))?;
+    if flavor.disabled != 0 {
+        return Err(ApiError::bad_request(format!(
+            "Flavor {flavor_ref} is disabled."
+        )));
+    }
+    Ok(flavor)
+}
+
 fn string_field(server: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
     match server.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -592,14 +610,7 @@ async fn create(
     }
     let flavor_ref = string_field(server, "flavorRef")?
         .ok_or_else(|| ApiError::bad_request("'flavorRef' is a required property"))?;
-    let flavor = flavors::get_visible(&state.db, &auth, &last_segment(&flavor_ref))
-        .await
-        .map_err(|_| ApiError::bad_request(format!("Flavor {flavor_ref} could not be found.")))?;
-    if flavor.disabled != 0 {
-        return Err(ApiError::bad_request(format!(
-            "Flavor {flavor_ref} is disabled."
-        )));
-    }
+    let flavor = requested_flavor(&state, &auth, &flavor_ref).await?;
     let mut image_ref = string_field(server, "imageRef")?
         .map(|text| last_segment(&text))
         .unwrap_or_default();

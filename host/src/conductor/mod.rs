@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod model;
 pub mod notices;
 pub mod ops;
+pub mod resize;
 pub mod snapshot;
 pub mod states;
 pub mod tasks;
@@ -341,21 +342,46 @@ fn spawn_spec(instance: &Instance, flavor: &FlavorSnapshot) -> SpawnSpec {
     }
 }
 
+/// What a scheduling pass places: a build, or the new flavor of a resize.
+#[derive(Clone, Debug)]
+enum Placement {
+    /// A build: the claim commits the placement and the spawn task.
+    Build {
+        operation: Operation,
+        instance: Instance,
+        flavor: FlavorSnapshot,
+        spec: RequestSpecPayload,
+    },
+    /// A resize: the claim (of the new flavor) commits the destination and
+    /// the resize's first task.
+    Resize {
+        operation: Operation,
+        instance: Instance,
+        flavor: FlavorSnapshot,
+        spec: RequestSpecPayload,
+    },
+}
+
 /// The claimer the scheduling pipeline calls: a claim on the chosen node,
-/// committed with the instance's placement and its spawn task.
-struct BuildClaimer<'a> {
+/// committed with what follows from it for the placement.
+struct PlacementClaimer<'a> {
     conductor: &'a Conductor,
     handle: tokio::runtime::Handle,
-    operation: &'a Operation,
-    instance: &'a Instance,
-    flavor: &'a FlavorSnapshot,
-    spec: &'a RequestSpecPayload,
+    placement: &'a Placement,
     won: Mutex<Option<String>>,
 }
 
-impl Claimer for BuildClaimer<'_> {
+impl Claimer for PlacementClaimer<'_> {
     fn claim(&self, host: &HostState, _request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
-        match self.handle.block_on(self.conductor.claim_on(self, host)) {
+        let claimed = match self.placement {
+            Placement::Build { .. } => self
+                .handle
+                .block_on(self.conductor.claim_on(self.placement, host)),
+            Placement::Resize { .. } => self
+                .handle
+                .block_on(self.conductor.claim_resize_on(self.placement, host)),
+        };
+        match claimed {
             Ok(false) => ClaimOutcome::Lost,
             Ok(true) => {
                 *self.won.lock().unwrap_or_else(PoisonError::into_inner) = Some(host.name.clone());
@@ -710,11 +736,17 @@ impl Conductor {
         // a real shortage): schedule again on a fresh one, a bounded number of
         // times, so the final answer (a host, or NoValidHost) reflects the
         // cloud as it is.
+        let placement = Placement::Build {
+            operation: operation.clone(),
+            instance: instance.clone(),
+            flavor: flavor.clone(),
+            spec: spec.clone(),
+        };
         let mut round = 0;
         let (result, won) = loop {
             round += 1;
             let (result, won) = self
-                .schedule_once(&operation, &instance, &flavor, &spec, &request)
+                .schedule_once(placement.clone(), request.clone())
                 .await?;
             match &result {
                 Err(ScheduleError::NoValidHost(no_valid_host))
@@ -786,11 +818,8 @@ impl Conductor {
     /// the host claimed, if any.
     async fn schedule_once(
         self: &Arc<Self>,
-        operation: &Operation,
-        instance: &Instance,
-        flavor: &FlavorSnapshot,
-        spec: &RequestSpecPayload,
-        request: &SchedulingRequest,
+        placement: Placement,
+        request: SchedulingRequest,
     ) -> Result<(
         Result<Vec<scheduler::Selection>, ScheduleError>,
         Option<String>,
@@ -810,21 +839,11 @@ impl Conductor {
         let config = self.scheduler.clone();
         let conductor = Arc::clone(self);
         let handle = tokio::runtime::Handle::current();
-        let (operation, instance, flavor, spec, request) = (
-            operation.clone(),
-            instance.clone(),
-            flavor.clone(),
-            spec.clone(),
-            request.clone(),
-        );
         tokio::task::spawn_blocking(move || {
-            let claimer = BuildClaimer {
+            let claimer = PlacementClaimer {
                 conductor: &conductor,
                 handle,
-                operation: &operation,
-                instance: &instance,
-                flavor: &flavor,
-                spec: &spec,
+                placement: &placement,
                 won: Mutex::new(None),
             };
             let mut rng = rand::rng();
@@ -844,15 +863,18 @@ impl Conductor {
 
     /// Claims the node of `host` for the build, and commits the placement,
     /// the next step and the spawn task with the claim.
-    async fn claim_on(&self, claimer: &BuildClaimer<'_>, host: &HostState) -> Result<bool> {
-        let instance = claimer.instance;
-        let mut tx = match claims::claim(
-            &self.db,
-            &host.uuid,
-            &instance.uuid,
-            resources(claimer.flavor),
-        )
-        .await?
+    async fn claim_on(&self, placement: &Placement, host: &HostState) -> Result<bool> {
+        let Placement::Build {
+            operation,
+            instance,
+            flavor,
+            spec,
+        } = placement
+        else {
+            return Ok(false);
+        };
+        let mut tx = match claims::claim(&self.db, &host.uuid, &instance.uuid, resources(flavor))
+            .await?
         {
             claims::Claim::Won(tx) => tx,
             claims::Claim::NoRoom(why) => {
@@ -866,7 +888,7 @@ impl Conductor {
         )
         .bind(step::SPAWN)
         .bind(db::now())
-        .bind(&claimer.operation.id)
+        .bind(&operation.id)
         .bind(op_state::RUNNING)
         .bind(step::SCHEDULE)
         .execute(&mut *tx)
@@ -895,30 +917,25 @@ impl Conductor {
         .bind(&instance.uuid)
         .execute(&mut *tx)
         .await?;
-        let spec = spawn_spec(instance, claimer.flavor);
+        let spawn = spawn_spec(instance, flavor);
         tasks::enqueue(
             &mut tx,
             &host.name,
             &instance.uuid,
-            &claimer.operation.id,
-            &TaskAction::Spawn(spec),
-            &claimer.operation.request_id,
+            &operation.id,
+            &TaskAction::Spawn(spawn),
+            &operation.request_id,
         )
         .await?;
-        if let Some(action_id) = &claimer.operation.action_id {
+        if let Some(action_id) = &operation.action_id {
             actions::finish_events(&mut tx, action_id, Some(SCHEDULE_EVENT), None).await?;
             actions::start_event(&mut tx, action_id, BUILD_EVENT, Some(&host.name)).await?;
         }
         let compute = Publisher::compute(&host.name);
-        let context =
-            notices::action_context(&mut tx, claimer.operation.action_id.as_deref()).await?;
+        let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
         notices::send(
             &mut tx,
-            &builders::select_destinations(
-                &self.scheduler_publisher(),
-                claimer.spec.clone(),
-                Phase::End,
-            ),
+            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::End),
         )
         .await?;
         notices::action(

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::model::Instance;
 use super::notices::{self, StateMark};
+use super::resize;
 use super::states::{ServerAction, reconciled_vm_state, task, vm};
 use super::tasks::{self, state as task_state};
 use super::{
@@ -82,6 +83,7 @@ impl Conductor {
             tx.commit().await?;
             return Ok(());
         }
+        let mut wake = None;
         let reschedule = match operation.kind.as_str() {
             BUILD => {
                 self.build_result(&mut tx, &operation, host, &outcome)
@@ -92,6 +94,12 @@ impl Conductor {
                     .await?;
                 false
             }
+            resize::RESIZE | resize::CONFIRM | resize::REVERT => {
+                wake = self
+                    .resize_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
             _ => {
                 self.action_result(&mut tx, &operation, host, &outcome)
                     .await?;
@@ -99,6 +107,9 @@ impl Conductor {
             }
         };
         crate::notify::commit(tx).await?;
+        if let Some(next) = wake {
+            self.board.wake(&next);
+        }
         if reschedule {
             let conductor = Arc::clone(self);
             tokio::spawn(async move { conductor.run_build(&operation.id).await });
@@ -351,7 +362,7 @@ impl Conductor {
         Ok(())
     }
 
-    async fn locked_instance(tx: &mut Tx, uuid: &str) -> Result<Instance> {
+    pub(super) async fn locked_instance(tx: &mut Tx, uuid: &str) -> Result<Instance> {
         Instance::fetch(&mut **tx, uuid)
             .await?
             .filter(|instance| instance.deleted == 0)
@@ -514,6 +525,9 @@ impl Conductor {
             caller.request_id,
         )
         .await?;
+        let other_host = self
+            .delete_resize_leftovers(&mut tx, uuid, &host, &operation, caller.request_id)
+            .await?;
         notices::state_changed(
             &mut tx,
             &self.api_publisher(),
@@ -534,6 +548,9 @@ impl Conductor {
         .await?;
         crate::notify::commit(tx).await?;
         self.board.wake(&host);
+        if let Some(other) = other_host {
+            self.board.wake(&other);
+        }
         Ok(())
     }
 
@@ -557,7 +574,11 @@ impl Conductor {
             if operation.step == step::SCHEDULE {
                 tx.commit().await?;
                 let conductor = Arc::clone(self);
-                tokio::spawn(async move { conductor.run_build(&id).await });
+                if operation.kind == resize::RESIZE {
+                    tokio::spawn(async move { conductor.run_resize(&id).await });
+                } else {
+                    tokio::spawn(async move { conductor.run_build(&id).await });
+                }
                 resumed += 1;
                 continue;
             }
@@ -604,6 +625,12 @@ impl Conductor {
                 create_error: Some("BuildAbortException"),
             };
             return self.fail_build(tx, operation, failure).await;
+        }
+        if matches!(
+            operation.kind.as_str(),
+            resize::RESIZE | resize::CONFIRM | resize::REVERT
+        ) {
+            return self.resize_interrupted(tx, operation, message).await;
         }
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
@@ -739,6 +766,7 @@ async fn mark_deleted(tx: &mut Tx, uuid: &str) -> Result<()> {
     .execute(&mut **tx)
     .await?;
     claims::release(tx, uuid).await?;
+    claims::release(tx, &resize::resize_consumer(uuid)).await?;
     sqlx::query("DELETE FROM server_group_members WHERE instance_uuid = $1")
         .bind(uuid)
         .execute(&mut **tx)

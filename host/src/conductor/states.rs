@@ -19,6 +19,8 @@ pub mod vm {
     pub const ERROR: &str = "error";
     /// Deleted.
     pub const DELETED: &str = "deleted";
+    /// Resized, awaiting confirm or revert (VERIFY_RESIZE).
+    pub const RESIZED: &str = "resized";
 }
 
 /// task_state values.
@@ -33,6 +35,11 @@ pub mod task {
 
 /// The API `status` of an instance.
 pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
+    match task_state {
+        Some(task) if super::resize::is_resizing(task) => return "RESIZE",
+        Some(task) if super::resize::is_reverting(task) => return "REVERT_RESIZE",
+        _ => {}
+    }
     match vm_state {
         vm::BUILDING => "BUILD",
         vm::ACTIVE => match task_state {
@@ -48,7 +55,7 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
         vm::ERROR => "ERROR",
         vm::DELETED => "DELETED",
         "soft-delete" => "SOFT_DELETED",
-        "resized" => "VERIFY_RESIZE",
+        vm::RESIZED => "VERIFY_RESIZE",
         "rescued" => "RESCUE",
         "shelved" => "SHELVED",
         "shelved_offloaded" => "SHELVED_OFFLOADED",
@@ -66,6 +73,7 @@ pub fn vm_states_for_status(status: &str) -> Vec<&'static str> {
         "SUSPENDED" => vec![vm::SUSPENDED],
         "ERROR" => vec![vm::ERROR],
         "DELETED" => vec![vm::DELETED],
+        "VERIFY_RESIZE" => vec![vm::RESIZED],
         _ => vec![],
     }
 }
@@ -243,5 +251,11 @@ mod tests {
         assert_eq!(status(vm::ACTIVE, Some("rebooting_hard")), "HARD_REBOOT");
         assert_eq!(status(vm::ACTIVE, Some("rebooting")), "REBOOT");
         assert_eq!(status(vm::ACTIVE, Some("powering-off")), "ACTIVE");
+        assert_eq!(status(vm::STOPPED, Some("resize_migrating")), "RESIZE");
+        assert_eq!(status(vm::RESIZED, None), "VERIFY_RESIZE");
+        assert_eq!(
+            status(vm::RESIZED, Some("resize_reverting")),
+            "REVERT_RESIZE"
+        );
     }
 }

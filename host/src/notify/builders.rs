@@ -126,7 +126,8 @@ fn payload_times(text: &Option<String>) -> Option<String> {
 
 /// The instance actions with versioned notifications
 /// (`instance.<action>.<phase>`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum InstanceAction {
     Create,

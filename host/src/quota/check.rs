@@ -104,6 +104,21 @@ pub struct InstanceCheck<'a> {
     pub request_id: &'a str,
 }
 
+/// A resize to check (see [`Quota::check_resize`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ResizeCheck<'a> {
+    /// The instance's project.
+    pub project_id: &'a str,
+    /// The instance's user.
+    pub user_id: &'a str,
+    /// The flavor it has.
+    pub old: &'a FlavorSnapshot,
+    /// The flavor it asks for.
+    pub new: &'a FlavorSnapshot,
+    /// The API request id (plugin logs).
+    pub request_id: &'a str,
+}
+
 /// The SDK flavor of a snapshot.
 pub fn sdk_flavor(flavor: &FlavorSnapshot) -> Flavor {
     Flavor {
@@ -188,50 +203,15 @@ impl Quota {
         let conn = &mut **tx;
         let project_limits = self.project_limits(conn, check.project_id).await?;
         let user_rows = store::user_rows(conn, check.project_id, check.user_id).await?;
-        let project_usage = store::count_instances(conn, check.project_id, None).await?;
-        let mut lines = vec![
-            Line {
-                resource: Resource::Instances,
-                in_use: project_usage.instances,
-                limit: limit_of(&project_limits, Resource::Instances),
-                per_unit: 1,
-            },
-            Line {
-                resource: Resource::Cores,
-                in_use: project_usage.cores,
-                limit: limit_of(&project_limits, Resource::Cores),
-                per_unit: check.flavor.vcpus,
-            },
-            Line {
-                resource: Resource::Ram,
-                in_use: project_usage.ram,
-                limit: limit_of(&project_limits, Resource::Ram),
-                per_unit: check.flavor.memory_mb,
-            },
-        ];
-        // Per-user limits only where the user has a row of their own.
-        let scoped = [Resource::Instances, Resource::Cores, Resource::Ram];
-        if scoped
-            .iter()
-            .any(|resource| user_rows.contains_key(resource))
-        {
-            let user_usage =
-                store::count_instances(conn, check.project_id, Some(check.user_id)).await?;
-            for (resource, in_use, per_unit) in [
-                (Resource::Instances, user_usage.instances, 1),
-                (Resource::Cores, user_usage.cores, check.flavor.vcpus),
-                (Resource::Ram, user_usage.ram, check.flavor.memory_mb),
-            ] {
-                if let Some(limit) = user_rows.get(&resource) {
-                    lines.push(Line {
-                        resource,
-                        in_use,
-                        limit: *limit,
-                        per_unit,
-                    });
-                }
-            }
-        }
+        let mut lines = instance_lines(
+            conn,
+            &project_limits,
+            &user_rows,
+            check.project_id,
+            check.user_id,
+            [1, check.flavor.vcpus, check.flavor.memory_mb],
+        )
+        .await?;
         if let Some(group) = check.group {
             let user_limits = {
                 let mut limits = project_limits.clone();
@@ -281,6 +261,47 @@ impl Quota {
             return Ok(allowed);
         }
         Err(denial)
+    }
+
+    /// Checks resizing an instance of `project`/`user` from `old` to `new`
+    /// inside `tx` (the project's lock is joined): like Nova, only growth
+    /// counts, so the request asks for the positive cores and ram deltas and
+    /// no instance; the policies see `action` "resize" and the new flavor.
+    /// The caller then sets the instance's `vcpus`/`memory_mb` to the larger
+    /// of both flavors in the same transaction (a resize awaiting
+    /// confirmation holds both).
+    pub async fn check_resize(
+        &self,
+        tx: &mut Tx,
+        check: &ResizeCheck<'_>,
+    ) -> Result<(), QuotaError> {
+        self.join(tx, check.project_id).await?;
+        let conn = &mut **tx;
+        let project_limits = self.project_limits(conn, check.project_id).await?;
+        let user_rows = store::user_rows(conn, check.project_id, check.user_id).await?;
+        let growth = [
+            0,
+            (check.new.vcpus - check.old.vcpus).max(0),
+            (check.new.memory_mb - check.old.memory_mb).max(0),
+        ];
+        let lines = instance_lines(
+            conn,
+            &project_limits,
+            &user_rows,
+            check.project_id,
+            check.user_id,
+            growth,
+        )
+        .await?;
+        let request = QuotaRequest {
+            project_id: check.project_id.to_string(),
+            user_id: check.user_id.to_string(),
+            action: "resize".to_string(),
+            flavor: Some(sdk_flavor(check.new)),
+            resources: lines.iter().map(|line| line.usage(1)).collect(),
+            flavor_usage: store::flavor_usage(conn, check.project_id).await?,
+        };
+        self.decide(check.request_id, request).await
     }
 
     /// Checks creating `count` key pairs for `user` (of `project`) inside
@@ -374,6 +395,54 @@ impl Quota {
         )
         .await
     }
+}
+
+/// The instances, cores and ram lines of a request that adds `per_unit`
+/// (instances, vCPUs, MiB) per unit: the project's, plus the user's where
+/// the user has limits of their own.
+async fn instance_lines(
+    conn: &mut sqlx::AnyConnection,
+    project_limits: &LimitMap,
+    user_rows: &LimitMap,
+    project: &str,
+    user: &str,
+    per_unit: [i64; 3],
+) -> Result<Vec<Line>, QuotaError> {
+    const SCOPED: [Resource; 3] = [Resource::Instances, Resource::Cores, Resource::Ram];
+    let project_usage = store::count_instances(conn, project, None).await?;
+    let project_in_use = [
+        project_usage.instances,
+        project_usage.cores,
+        project_usage.ram,
+    ];
+    let mut lines: Vec<Line> = SCOPED
+        .iter()
+        .zip(project_in_use.iter().zip(per_unit))
+        .map(|(resource, (in_use, per_unit))| Line {
+            resource: *resource,
+            in_use: *in_use,
+            limit: limit_of(project_limits, *resource),
+            per_unit,
+        })
+        .collect();
+    if SCOPED
+        .iter()
+        .any(|resource| user_rows.contains_key(resource))
+    {
+        let user_usage = store::count_instances(conn, project, Some(user)).await?;
+        let user_in_use = [user_usage.instances, user_usage.cores, user_usage.ram];
+        for (resource, (in_use, per_unit)) in SCOPED.iter().zip(user_in_use.iter().zip(per_unit)) {
+            if let Some(limit) = user_rows.get(resource) {
+                lines.push(Line {
+                    resource: *resource,
+                    in_use: *in_use,
+                    limit: *limit,
+                    per_unit,
+                });
+            }
+        }
+    }
+    Ok(lines)
 }
 
 fn simple_request(

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use sqlx::AnyConnection;
 
-pub use check::{InstanceCheck, QuotaError};
+pub use check::{InstanceCheck, QuotaError, ResizeCheck};
 pub use config::QuotaConfig;
 pub use novum_plugin_sdk::QuotaRequest;
 pub use resources::{LimitMap, MAX_LIMIT, Resource};

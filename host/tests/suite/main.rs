@@ -20,5 +20,6 @@ mod plugins;
 mod plugins_api;
 mod quota;
 mod quota_api;
+mod resize;
 mod sandbox;
 mod write_your_own_filter;

@@ -1,0 +1,1069 @@
+//! Resize, confirm and revert (Nova's `resize`, `confirmResize`,
+//! `revertResize` server actions).
+//!
+//! A resize is checked against quota (only growth counts) and recorded in one
+//! transaction with a `migrations` row; the instance then counts the larger of
+//! both flavors against cores and ram until it is confirmed or reverted. The
+//! scheduler picks a destination for the new flavor (the source host too when
+//! `allow_resize_to_same_host`), the new flavor is claimed there under the
+//! consumer `resize:<uuid>` while the old claim stays on the source, and two
+//! agent tasks run in order: power off on the source, `Redefine` with the new
+//! flavor on the destination. The instance is then VERIFY_RESIZE on the
+//! destination. Confirm destroys the source domain (no task on a same-host
+//! resize) and drops the old claim; revert destroys the destination domain,
+//! redefines the source with the old flavor and drops the new claim.
+//!
+//! Each multi-task operation keeps its remaining [`Step`]s in its durable
+//! data, so a restarted controller finds the running task in `tasks` and the
+//! steps after it in the operation.
+
+use std::sync::Arc;
+
+use novum_wire::{TaskAction, TaskOutcome};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::model::{FlavorSnapshot, Instance};
+use super::notices::{self, StateMark};
+use super::states::vm;
+use super::{
+    BuildData, Conductor, ConductorError, Operation, Placement, Result, actions, claims,
+    fault_json, finish_operation, insert_operation, load_operation, op_state, resources,
+    set_operation, spawn_spec, step, tasks, to_json,
+};
+use crate::db::{self, Tx};
+use crate::notify::builders::{self, InstanceAction, RequestContext};
+use crate::notify::{Phase, Publisher};
+use crate::quota::ResizeCheck;
+use crate::scheduler::{HostState, ScheduleError};
+
+/// Operation kind of a resize.
+pub(super) const RESIZE: &str = "resize";
+/// Operation kind of a confirm.
+pub(super) const CONFIRM: &str = "confirmResize";
+/// Operation kind of a revert.
+pub(super) const REVERT: &str = "revertResize";
+
+const MIGRATE_EVENT: &str = "conductor_migrate_server";
+const PREP_EVENT: &str = "compute_prep_resize";
+const RESIZE_EVENT: &str = "compute_resize_instance";
+const FINISH_EVENT: &str = "compute_finish_resize";
+const CONFIRM_EVENT: &str = "compute_confirm_resize";
+const REVERT_EVENT: &str = "compute_revert_resize";
+const FINISH_REVERT_EVENT: &str = "compute_finish_revert_resize";
+
+/// task_state values of a resize.
+mod resize_task {
+    pub const PREP: &str = "resize_prep";
+    pub const MIGRATING: &str = "resize_migrating";
+    pub const FINISH: &str = "resize_finish";
+    pub const REVERTING: &str = "resize_reverting";
+}
+
+/// `migrations.status` values.
+mod status {
+    pub const PRE_MIGRATING: &str = "pre-migrating";
+    pub const MIGRATING: &str = "migrating";
+    pub const POST_MIGRATING: &str = "post-migrating";
+    pub const FINISHED: &str = "finished";
+    pub const CONFIRMING: &str = "confirming";
+    pub const REVERTING: &str = "reverting";
+    pub const CONFIRMED: &str = "confirmed";
+    pub const REVERTED: &str = "reverted";
+    pub const ERROR: &str = "error";
+}
+
+/// The consumer of the destination claim while a resize is unconfirmed (the
+/// source claim keeps the instance's uuid).
+pub fn resize_consumer(instance_uuid: &str) -> String {
+    format!("resize:{instance_uuid}")
+}
+
+/// Whether a task_state belongs to a resize in progress (API status RESIZE).
+pub fn is_resizing(task_state: &str) -> bool {
+    matches!(
+        task_state,
+        resize_task::PREP | resize_task::MIGRATING | resize_task::FINISH
+    )
+}
+
+/// Whether a task_state is a revert in progress (API status REVERT_RESIZE).
+pub fn is_reverting(task_state: &str) -> bool {
+    task_state == resize_task::REVERTING
+}
+
+/// One agent task of a multi-task operation, with what it changes around it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Step {
+    host: String,
+    action: TaskAction,
+    /// The instance-action event it runs under.
+    event: String,
+    /// The instance's task_state while it runs (`None`: unchanged).
+    task_state: Option<String>,
+    /// The migration's status while it runs.
+    status: String,
+    /// Notified `.start` when it begins.
+    start: Option<InstanceAction>,
+    /// Notified `.end` when it succeeds.
+    end: Option<InstanceAction>,
+}
+
+/// What a resize, confirm or revert operation remembers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct ResizeData {
+    migration: String,
+    /// The running step first, then the ones after it.
+    steps: Vec<Step>,
+    tried_hosts: Vec<String>,
+}
+
+/// A `migrations` row.
+#[derive(Clone, Debug)]
+struct Migration {
+    uuid: String,
+    source_compute: String,
+    source_node: String,
+    dest_compute: Option<String>,
+    dest_node: Option<String>,
+    old_flavor: FlavorSnapshot,
+    new_flavor: FlavorSnapshot,
+    old_vm_state: String,
+}
+
+impl Migration {
+    fn power_on(&self) -> bool {
+        self.old_vm_state == vm::ACTIVE
+    }
+
+    fn same_host(&self) -> bool {
+        self.dest_compute.as_deref() == Some(self.source_compute.as_str())
+    }
+}
+
+fn flavor_of(text: &str) -> Result<FlavorSnapshot> {
+    serde_json::from_str(text).map_err(|error| {
+        ConductorError::Db(crate::db::DbError::Query(sqlx::Error::Decode(error.into())))
+    })
+}
+
+/// The instance's unfinished migration, if any.
+async fn open_migration(tx: &mut Tx, instance_uuid: &str) -> Result<Option<Migration>> {
+    let row = sqlx::query(
+        "SELECT * FROM migrations WHERE instance_uuid = $1 AND status NOT IN ($2, $3, $4) \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(instance_uuid)
+    .bind(status::CONFIRMED)
+    .bind(status::REVERTED)
+    .bind(status::ERROR)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.map(|row| {
+        Ok(Migration {
+            uuid: row.try_get("uuid")?,
+            source_compute: row.try_get("source_compute")?,
+            source_node: row.try_get("source_node")?,
+            dest_compute: row.try_get("dest_compute")?,
+            dest_node: row.try_get("dest_node")?,
+            old_flavor: flavor_of(&row.try_get::<String, _>("old_flavor")?)?,
+            new_flavor: flavor_of(&row.try_get::<String, _>("new_flavor")?)?,
+            old_vm_state: row.try_get("old_vm_state")?,
+        })
+    })
+    .transpose()
+}
+
+async fn set_status(tx: &mut Tx, migration: &str, value: &str) -> Result<()> {
+    sqlx::query("UPDATE migrations SET status = $1, updated_at = $2 WHERE uuid = $3")
+        .bind(value)
+        .bind(db::now())
+        .bind(migration)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets what the instance counts against quota (`vcpus`, `memory_mb`).
+async fn set_counted(tx: &mut Tx, uuid: &str, vcpus: i64, memory_mb: i64) -> Result<()> {
+    sqlx::query("UPDATE instances SET vcpus = $1, memory_mb = $2 WHERE uuid = $3")
+        .bind(vcpus)
+        .bind(memory_mb)
+        .bind(uuid)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets the instance's flavor snapshot and placement.
+async fn place(
+    tx: &mut Tx,
+    uuid: &str,
+    flavor: &FlavorSnapshot,
+    host: &str,
+    node: &str,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE instances SET flavor_id = $1, flavor = $2, host = $3, node = $4, updated_at = $5 WHERE uuid = $6",
+    )
+    .bind(&flavor.id)
+    .bind(to_json(flavor))
+    .bind(host)
+    .bind(node)
+    .bind(db::now())
+    .bind(uuid)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The guard of confirm and revert: VERIFY_RESIZE, nothing in progress.
+fn check_verify_resize(instance: &Instance, action: &str) -> Result<()> {
+    if let Some(task_state) = &instance.task_state {
+        return Err(ConductorError::Conflict(format!(
+            "Cannot '{action}' instance {} while it is in task_state {task_state}",
+            instance.uuid
+        )));
+    }
+    if instance.vm_state != vm::RESIZED {
+        return Err(ConductorError::Conflict(format!(
+            "Cannot '{action}' instance {} while it is in vm_state {}",
+            instance.uuid, instance.vm_state
+        )));
+    }
+    Ok(())
+}
+
+impl Conductor {
+    /// Starts resizing instance `uuid` to `flavor` (Nova's guards: ACTIVE or
+    /// SHUTOFF with nothing in progress, a different flavor, no smaller root
+    /// disk; quota on the growth).
+    pub async fn resize_server(
+        self: &Arc<Self>,
+        uuid: &str,
+        flavor: FlavorSnapshot,
+        caller: &super::Caller<'_>,
+    ) -> Result<()> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let instance = Self::locked_instance(&mut tx, uuid).await?;
+        if let Some(task_state) = &instance.task_state {
+            return Err(ConductorError::Conflict(format!(
+                "Cannot 'resize' instance {uuid} while it is in task_state {task_state}"
+            )));
+        }
+        if instance.vm_state != vm::ACTIVE && instance.vm_state != vm::STOPPED {
+            return Err(ConductorError::Conflict(format!(
+                "Cannot 'resize' instance {uuid} while it is in vm_state {}",
+                instance.vm_state
+            )));
+        }
+        let (Some(host), Some(node)) = (instance.host.clone(), instance.node.clone()) else {
+            return Err(ConductorError::Conflict(format!(
+                "Cannot 'resize' instance {uuid}: it has no host"
+            )));
+        };
+        let old = instance.flavor()?;
+        if old.id == flavor.id {
+            return Err(ConductorError::BadRequest(
+                "When resizing, instances must change flavor!".to_string(),
+            ));
+        }
+        if flavor.root_gb < old.root_gb && !instance.image_ref.is_empty() {
+            return Err(ConductorError::BadRequest(format!(
+                "Resizing to a smaller root disk is not allowed: flavor {} has {} GB, the instance has {} GB.",
+                flavor.name, flavor.root_gb, old.root_gb
+            )));
+        }
+        self.quota
+            .check_resize(
+                &mut tx,
+                &ResizeCheck {
+                    project_id: &instance.project_id,
+                    user_id: &instance.user_id,
+                    old: &old,
+                    new: &flavor,
+                    request_id: caller.request_id,
+                },
+            )
+            .await?;
+        let before = StateMark::of(&instance);
+        let now = db::now();
+        sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
+            .bind(resize_task::PREP)
+            .bind(&now)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+        set_counted(
+            &mut tx,
+            uuid,
+            old.vcpus.max(flavor.vcpus),
+            old.memory_mb.max(flavor.memory_mb),
+        )
+        .await?;
+        let migration = Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO migrations (uuid, instance_uuid, migration_type, source_compute, source_node, old_flavor, \
+             new_flavor, old_vm_state, status, created_at, updated_at) \
+             VALUES ($1, $2, 'resize', $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&migration)
+        .bind(uuid)
+        .bind(&host)
+        .bind(&node)
+        .bind(to_json(&old))
+        .bind(to_json(&flavor))
+        .bind(&instance.vm_state)
+        .bind(status::PRE_MIGRATING)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let action_id = actions::start_action(
+            &mut tx,
+            uuid,
+            RESIZE,
+            caller.request_id,
+            caller.user_id,
+            caller.project_id,
+        )
+        .await?;
+        actions::start_event(&mut tx, &action_id, MIGRATE_EVENT, None).await?;
+        let data = ResizeData {
+            migration,
+            ..ResizeData::default()
+        };
+        let operation = insert_operation(
+            &mut tx,
+            uuid,
+            RESIZE,
+            step::SCHEDULE,
+            &to_json(&data),
+            caller.request_id,
+            &action_id,
+        )
+        .await?;
+        let context = notices::caller_context(caller);
+        notices::state_changed(
+            &mut tx,
+            &self.api_publisher(),
+            uuid,
+            Some(&before),
+            &context,
+        )
+        .await?;
+        crate::notify::commit(tx).await?;
+        let conductor = Arc::clone(self);
+        tokio::spawn(async move { conductor.run_resize(&operation).await });
+        Ok(())
+    }
+
+    /// Runs the scheduling step of resize operation `id`; a failure puts the
+    /// instance back as it was, with a fault.
+    pub(super) async fn run_resize(self: &Arc<Self>, id: &str) {
+        let message = match self.schedule_resize(id).await {
+            Ok(None) => return,
+            Ok(Some(message)) => message,
+            Err(error) => format!("Resize failed: {error}"),
+        };
+        tracing::warn!(operation = id, %message, "resize not scheduled");
+        let result = async {
+            let mut tx = self.db.begin_serialized("conductor").await?;
+            if let Some(operation) = load_operation(&mut *tx, id).await?
+                && operation.state == op_state::RUNNING
+                && operation.step == step::SCHEDULE
+            {
+                self.undo_resize(&mut tx, &operation, &message).await?;
+            }
+            crate::notify::commit(tx).await?;
+            Ok::<_, ConductorError>(())
+        };
+        if let Err(error) = result.await {
+            tracing::error!(operation = id, %error, "cannot record a failed resize");
+        }
+    }
+
+    /// Schedules resize `id`: `Ok(None)` once a destination is claimed (or
+    /// nothing is left to do), `Ok(Some(why))` when no host fits.
+    async fn schedule_resize(self: &Arc<Self>, id: &str) -> Result<Option<String>> {
+        let Some(operation) = load_operation(self.db.pool(), id).await? else {
+            return Ok(None);
+        };
+        if operation.state != op_state::RUNNING || operation.step != step::SCHEDULE {
+            return Ok(None);
+        }
+        let Some(instance) = Instance::fetch(self.db.pool(), &operation.instance_uuid).await?
+        else {
+            return Ok(None);
+        };
+        let data: ResizeData = serde_json::from_str(&operation.data).unwrap_or_default();
+        let mut tx = self.db.begin().await?;
+        let migration = open_migration(&mut tx, &instance.uuid).await?;
+        tx.rollback().await?;
+        let Some(migration) = migration else {
+            return Ok(Some("The resize's migration record is gone.".to_string()));
+        };
+        let build = BuildData {
+            tried_hosts: data.tried_hosts.clone(),
+            ..BuildData::default()
+        };
+        let mut request = self
+            .scheduling_request(
+                &instance,
+                &migration.new_flavor,
+                &build,
+                &operation.request_id,
+            )
+            .await?;
+        request.force_hosts.clear();
+        if !self.compute.allow_resize_to_same_host {
+            request.ignore_hosts.push(migration.source_compute.clone());
+        }
+        let spec = notices::request_spec(&instance, &migration.new_flavor, &request);
+        let mut tx = self.db.begin().await?;
+        notices::send(
+            &mut tx,
+            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start),
+        )
+        .await?;
+        crate::notify::commit(tx).await?;
+        let placement = Placement::Resize {
+            operation: operation.clone(),
+            instance: instance.clone(),
+            flavor: migration.new_flavor.clone(),
+            spec,
+        };
+        let mut round = 0;
+        loop {
+            round += 1;
+            let (result, won) = self
+                .schedule_once(placement.clone(), request.clone())
+                .await?;
+            match result {
+                Ok(_) => {
+                    if let Some(host) = won {
+                        self.board.wake(&host);
+                    }
+                    return Ok(None);
+                }
+                Err(ScheduleError::NoValidHost(no_valid_host))
+                    if !no_valid_host.lost_claims.is_empty()
+                        && round < super::SCHEDULING_ROUNDS => {}
+                Err(ScheduleError::NoValidHost(no_valid_host)) => {
+                    return Ok(Some(format!(
+                        "{no_valid_host} {}",
+                        no_valid_host.explanation()
+                    )));
+                }
+                Err(other) => return Ok(Some(other.to_string())),
+            }
+        }
+    }
+
+    /// Claims the new flavor on `host` for a resize and commits, with the
+    /// claim, the destination, the first task and the prep notifications.
+    pub(super) async fn claim_resize_on(
+        &self,
+        placement: &Placement,
+        host: &HostState,
+    ) -> Result<bool> {
+        let Placement::Resize {
+            operation,
+            instance,
+            flavor,
+            spec,
+        } = placement
+        else {
+            return Ok(false);
+        };
+        let consumer = resize_consumer(&instance.uuid);
+        let mut tx = match claims::claim(&self.db, &host.uuid, &consumer, resources(flavor)).await?
+        {
+            claims::Claim::Won(tx) => tx,
+            claims::Claim::NoRoom(why) => {
+                tracing::info!(instance = %instance.uuid, host = %host.name, %why, "resize claim found no room");
+                return Ok(false);
+            }
+            claims::Claim::NoNode => return Ok(false),
+        };
+        let Some(current) = load_operation(&mut *tx, &operation.id).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let Some(migration) = open_migration(&mut tx, &instance.uuid).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        if current.state != op_state::RUNNING || current.step != step::SCHEDULE {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let node: String =
+            sqlx::query("SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $1")
+                .bind(&host.uuid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("hypervisor_hostname"))
+                .transpose()?
+                .unwrap_or_else(|| host.name.clone());
+        sqlx::query(
+            "UPDATE migrations SET dest_compute = $1, dest_node = $2, updated_at = $3 WHERE uuid = $4",
+        )
+        .bind(&host.name)
+        .bind(&node)
+        .bind(db::now())
+        .bind(&migration.uuid)
+        .execute(&mut *tx)
+        .await?;
+        let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
+        let destination = Publisher::compute(&host.name);
+        if let Some(action_id) = &operation.action_id {
+            actions::finish_events(&mut tx, action_id, Some(MIGRATE_EVENT), None).await?;
+            actions::start_event(&mut tx, action_id, PREP_EVENT, Some(&host.name)).await?;
+            actions::finish_events(&mut tx, action_id, Some(PREP_EVENT), None).await?;
+        }
+        notices::send(
+            &mut tx,
+            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::End),
+        )
+        .await?;
+        for phase in [Phase::Start, Phase::End] {
+            notices::action(
+                &mut tx,
+                &destination,
+                &instance.uuid,
+                InstanceAction::ResizePrep,
+                phase,
+                &context,
+                None,
+            )
+            .await?;
+        }
+        let mut data: ResizeData = serde_json::from_str(&current.data).unwrap_or_default();
+        data.steps = vec![
+            Step {
+                host: migration.source_compute.clone(),
+                action: TaskAction::Stop,
+                event: RESIZE_EVENT.to_string(),
+                task_state: Some(resize_task::MIGRATING.to_string()),
+                status: status::MIGRATING.to_string(),
+                start: Some(InstanceAction::Resize),
+                end: Some(InstanceAction::Resize),
+            },
+            Step {
+                host: host.name.clone(),
+                action: TaskAction::Redefine {
+                    spec: spawn_spec(instance, flavor),
+                    power_on: migration.power_on(),
+                },
+                event: FINISH_EVENT.to_string(),
+                task_state: Some(resize_task::FINISH.to_string()),
+                status: status::POST_MIGRATING.to_string(),
+                start: Some(InstanceAction::ResizeFinish),
+                end: Some(InstanceAction::ResizeFinish),
+            },
+        ];
+        let first = self.begin_step(&mut tx, &current, &data, &context).await?;
+        crate::notify::commit(tx).await?;
+        self.board.wake(&first);
+        Ok(true)
+    }
+
+    /// Enqueues the first of `data.steps` (its task, task_state, migration
+    /// status, event and `.start` notice) and stores `data`; returns the
+    /// host to wake.
+    async fn begin_step(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        data: &ResizeData,
+        context: &RequestContext,
+    ) -> Result<String> {
+        let Some(step) = data.steps.first() else {
+            return Err(ConductorError::Conflict(format!(
+                "operation {} has no step left to begin",
+                operation.id
+            )));
+        };
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        tasks::enqueue(
+            tx,
+            &step.host,
+            uuid,
+            &operation.id,
+            &step.action,
+            &operation.request_id,
+        )
+        .await?;
+        if let Some(task_state) = &step.task_state {
+            sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
+                .bind(task_state)
+                .bind(db::now())
+                .bind(uuid)
+                .execute(&mut **tx)
+                .await?;
+        }
+        set_status(tx, &data.migration, &step.status).await?;
+        if let Some(action_id) = &operation.action_id {
+            actions::start_event(tx, action_id, &step.event, Some(&step.host)).await?;
+        }
+        set_operation(
+            tx,
+            &operation.id,
+            step::TASK,
+            op_state::RUNNING,
+            &to_json(data),
+        )
+        .await?;
+        let compute = Publisher::compute(&step.host);
+        notices::state_changed(tx, &compute, uuid, before.as_ref(), context).await?;
+        if let Some(action) = step.start {
+            notices::action(tx, &compute, uuid, action, Phase::Start, context, None).await?;
+        }
+        Ok(step.host.clone())
+    }
+
+    /// Advances a resize, confirm or revert operation with the result of its
+    /// running step, inside `tx`; returns a host to wake.
+    pub(super) async fn resize_result(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        host: &str,
+        outcome: &TaskOutcome,
+    ) -> Result<Option<String>> {
+        let uuid = operation.instance_uuid.as_str();
+        let mut data: ResizeData = serde_json::from_str(&operation.data).unwrap_or_default();
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        let compute = Publisher::compute(host);
+        if data.steps.is_empty() {
+            return Ok(None);
+        }
+        let done = data.steps.remove(0);
+        if let TaskOutcome::Failed { message, .. } = outcome {
+            let fault = notices::fault(
+                &format!("{}_instance", operation.kind),
+                "ResizeError",
+                message,
+            );
+            if operation.kind == RESIZE {
+                notices::action(
+                    tx,
+                    &compute,
+                    uuid,
+                    InstanceAction::Resize,
+                    Phase::Error,
+                    &context,
+                    Some(fault.clone()),
+                )
+                .await?;
+            }
+            notices::exception(tx, &compute, uuid, fault).await?;
+            self.resize_failed(tx, operation, message).await?;
+            return Ok(None);
+        }
+        if let Some(action_id) = &operation.action_id {
+            actions::finish_events(tx, action_id, Some(&done.event), None).await?;
+        }
+        let power = match outcome {
+            TaskOutcome::Succeeded { power_state } => i64::from(u8::from(*power_state)),
+            TaskOutcome::Failed { .. } => 0,
+        };
+        if !data.steps.is_empty() {
+            if let Some(action) = done.end {
+                notices::action(tx, &compute, uuid, action, Phase::End, &context, None).await?;
+            }
+            let next = self.begin_step(tx, operation, &data, &context).await?;
+            return Ok(Some(next));
+        }
+        let Some(migration) = open_migration(tx, uuid).await? else {
+            finish_operation(
+                tx,
+                operation,
+                Some("The resize's migration record is gone."),
+            )
+            .await?;
+            return Ok(None);
+        };
+        let before = StateMark::read(tx, uuid).await?;
+        match operation.kind.as_str() {
+            RESIZE => self.finish_resize(tx, uuid, &migration, power).await?,
+            CONFIRM => confirm(tx, uuid, &migration).await?,
+            _ => revert(tx, uuid, &migration, power).await?,
+        }
+        let operation = Operation {
+            data: to_json(&data),
+            ..operation.clone()
+        };
+        finish_operation(tx, &operation, None).await?;
+        notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
+        if let Some(action) = done.end {
+            notices::action(tx, &compute, uuid, action, Phase::End, &context, None).await?;
+        }
+        Ok(None)
+    }
+
+    /// The destination runs the new flavor: VERIFY_RESIZE there.
+    async fn finish_resize(
+        &self,
+        tx: &mut Tx,
+        uuid: &str,
+        migration: &Migration,
+        power: i64,
+    ) -> Result<()> {
+        let host = migration
+            .dest_compute
+            .clone()
+            .unwrap_or_else(|| migration.source_compute.clone());
+        let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
+        place(tx, uuid, &migration.new_flavor, &host, &node).await?;
+        sqlx::query(
+            "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2 WHERE uuid = $3",
+        )
+        .bind(vm::RESIZED)
+        .bind(power)
+        .bind(uuid)
+        .execute(&mut **tx)
+        .await?;
+        set_status(tx, &migration.uuid, status::FINISHED).await
+    }
+
+    /// A failed step: the instance in ERROR with a fault, the migration in
+    /// error; a failed resize also drops the new claim and counts the old
+    /// flavor again (the instance is still on its source).
+    async fn resize_failed(&self, tx: &mut Tx, operation: &Operation, message: &str) -> Result<()> {
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        let migration = open_migration(tx, uuid).await?;
+        if operation.kind == RESIZE
+            && let Some(migration) = &migration
+        {
+            claims::release(tx, &resize_consumer(uuid)).await?;
+            set_counted(
+                tx,
+                uuid,
+                migration.old_flavor.vcpus,
+                migration.old_flavor.memory_mb,
+            )
+            .await?;
+        }
+        if let Some(migration) = &migration {
+            set_status(tx, &migration.uuid, status::ERROR).await?;
+        }
+        sqlx::query(
+            "UPDATE instances SET vm_state = $1, task_state = NULL, fault = $2, updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+        )
+        .bind(vm::ERROR)
+        .bind(fault_json(500, message, ""))
+        .bind(db::now())
+        .bind(uuid)
+        .execute(&mut **tx)
+        .await?;
+        finish_operation(tx, operation, Some(message)).await?;
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        notices::state_changed(
+            tx,
+            &self.conductor_publisher(),
+            uuid,
+            before.as_ref(),
+            &context,
+        )
+        .await
+    }
+
+    /// A resize that found no destination: the instance as it was (state,
+    /// quota), with a fault saying why; the action ends in error.
+    async fn undo_resize(&self, tx: &mut Tx, operation: &Operation, message: &str) -> Result<()> {
+        let uuid = operation.instance_uuid.as_str();
+        let before = StateMark::read(tx, uuid).await?;
+        if let Some(migration) = open_migration(tx, uuid).await? {
+            set_counted(
+                tx,
+                uuid,
+                migration.old_flavor.vcpus,
+                migration.old_flavor.memory_mb,
+            )
+            .await?;
+            set_status(tx, &migration.uuid, status::ERROR).await?;
+        }
+        sqlx::query(
+            "UPDATE instances SET task_state = NULL, fault = $1, updated_at = $2 WHERE uuid = $3 AND deleted = 0",
+        )
+        .bind(fault_json(500, message, ""))
+        .bind(db::now())
+        .bind(uuid)
+        .execute(&mut **tx)
+        .await?;
+        finish_operation(tx, operation, Some(message)).await?;
+        let publisher = self.conductor_publisher();
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        notices::state_changed(tx, &publisher, uuid, before.as_ref(), &context).await?;
+        notices::exception(
+            tx,
+            &publisher,
+            uuid,
+            notices::fault("migrate_server", "NoValidHost", message),
+        )
+        .await
+    }
+
+    /// A resize (or its confirm/revert) interrupted by a restart with no
+    /// task left: undone while still scheduling, else failed.
+    pub(super) async fn resize_interrupted(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        message: &str,
+    ) -> Result<()> {
+        if operation.step == step::SCHEDULE {
+            self.undo_resize(tx, operation, message).await
+        } else {
+            self.resize_failed(tx, operation, message).await
+        }
+    }
+
+    /// Confirms the resize of `uuid`: the source domain goes (no task when
+    /// the resize stayed on one host), and so does the old claim.
+    pub async fn confirm_resize(
+        self: &Arc<Self>,
+        uuid: &str,
+        caller: &super::Caller<'_>,
+    ) -> Result<()> {
+        self.settle_resize(uuid, caller, CONFIRM).await
+    }
+
+    /// Reverts the resize of `uuid`: the destination domain goes, the source
+    /// is redefined with the old flavor, and the new claim is dropped.
+    pub async fn revert_resize(
+        self: &Arc<Self>,
+        uuid: &str,
+        caller: &super::Caller<'_>,
+    ) -> Result<()> {
+        self.settle_resize(uuid, caller, REVERT).await
+    }
+
+    async fn settle_resize(
+        self: &Arc<Self>,
+        uuid: &str,
+        caller: &super::Caller<'_>,
+        kind: &str,
+    ) -> Result<()> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let instance = Self::locked_instance(&mut tx, uuid).await?;
+        check_verify_resize(&instance, kind)?;
+        let migration = match open_migration(&mut tx, uuid).await? {
+            Some(migration) if migration.dest_compute.is_some() => migration,
+            _ => {
+                return Err(ConductorError::Conflict(format!(
+                    "Instance {uuid} has not been resized."
+                )));
+            }
+        };
+        let dest = migration
+            .dest_compute
+            .clone()
+            .unwrap_or_else(|| migration.source_compute.clone());
+        let action_id = actions::start_action(
+            &mut tx,
+            uuid,
+            kind,
+            caller.request_id,
+            caller.user_id,
+            caller.project_id,
+        )
+        .await?;
+        let context = notices::caller_context(caller);
+        let (notice, steps) = if kind == CONFIRM {
+            let destroy_source = Step {
+                host: migration.source_compute.clone(),
+                action: TaskAction::Destroy,
+                event: CONFIRM_EVENT.to_string(),
+                task_state: None,
+                status: status::CONFIRMING.to_string(),
+                start: Some(InstanceAction::ResizeConfirm),
+                end: Some(InstanceAction::ResizeConfirm),
+            };
+            let steps = if migration.same_host() {
+                Vec::new()
+            } else {
+                vec![destroy_source]
+            };
+            (InstanceAction::ResizeConfirm, steps)
+        } else {
+            let redefine_source = Step {
+                host: migration.source_compute.clone(),
+                action: TaskAction::Redefine {
+                    spec: spawn_spec(&instance, &migration.old_flavor),
+                    power_on: migration.power_on(),
+                },
+                event: FINISH_REVERT_EVENT.to_string(),
+                task_state: Some(resize_task::REVERTING.to_string()),
+                status: status::REVERTING.to_string(),
+                start: None,
+                end: Some(InstanceAction::ResizeRevert),
+            };
+            let steps = if migration.same_host() {
+                vec![Step {
+                    start: Some(InstanceAction::ResizeRevert),
+                    ..redefine_source
+                }]
+            } else {
+                vec![
+                    Step {
+                        host: dest.clone(),
+                        action: TaskAction::Destroy,
+                        event: REVERT_EVENT.to_string(),
+                        task_state: Some(resize_task::REVERTING.to_string()),
+                        status: status::REVERTING.to_string(),
+                        start: Some(InstanceAction::ResizeRevert),
+                        end: None,
+                    },
+                    redefine_source,
+                ]
+            };
+            (InstanceAction::ResizeRevert, steps)
+        };
+        let data = ResizeData {
+            migration: migration.uuid.clone(),
+            steps,
+            tried_hosts: Vec::new(),
+        };
+        let operation_id = insert_operation(
+            &mut tx,
+            uuid,
+            kind,
+            step::TASK,
+            &to_json(&data),
+            caller.request_id,
+            &action_id,
+        )
+        .await?;
+        let Some(operation) = load_operation(&mut *tx, &operation_id).await? else {
+            return Err(ConductorError::NotFound(format!(
+                "operation {operation_id} vanished"
+            )));
+        };
+        if data.steps.is_empty() {
+            // A same-host confirm: nothing for an agent to do.
+            let before = StateMark::of(&instance);
+            let compute = Publisher::compute(&dest);
+            actions::start_event(&mut tx, &action_id, CONFIRM_EVENT, Some(&dest)).await?;
+            notices::action(
+                &mut tx,
+                &compute,
+                uuid,
+                notice,
+                Phase::Start,
+                &context,
+                None,
+            )
+            .await?;
+            confirm(&mut tx, uuid, &migration).await?;
+            finish_operation(&mut tx, &operation, None).await?;
+            notices::state_changed(&mut tx, &compute, uuid, Some(&before), &context).await?;
+            notices::action(&mut tx, &compute, uuid, notice, Phase::End, &context, None).await?;
+            crate::notify::commit(tx).await?;
+            return Ok(());
+        }
+        let host = self
+            .begin_step(&mut tx, &operation, &data, &context)
+            .await?;
+        crate::notify::commit(tx).await?;
+        self.board.wake(&host);
+        Ok(())
+    }
+
+    /// On delete: the other host of an unfinished resize gets a destroy task
+    /// too (under the delete operation), and the migration ends in error.
+    pub(super) async fn delete_resize_leftovers(
+        &self,
+        tx: &mut Tx,
+        uuid: &str,
+        host: &str,
+        operation_id: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        let Some(migration) = open_migration(tx, uuid).await? else {
+            return Ok(None);
+        };
+        set_status(tx, &migration.uuid, status::ERROR).await?;
+        let other = [
+            Some(migration.source_compute.clone()),
+            migration.dest_compute.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|candidate| candidate != host);
+        if let Some(other) = &other {
+            tasks::enqueue(
+                tx,
+                other,
+                uuid,
+                operation_id,
+                &TaskAction::Destroy,
+                request_id,
+            )
+            .await?;
+        }
+        Ok(other)
+    }
+}
+
+/// Confirmed: the old claim goes, the new one takes the instance's uuid, and
+/// the instance counts the new flavor only.
+async fn confirm(tx: &mut Tx, uuid: &str, migration: &Migration) -> Result<()> {
+    claims::release(tx, uuid).await?;
+    sqlx::query("UPDATE allocations SET instance_uuid = $1 WHERE instance_uuid = $2")
+        .bind(uuid)
+        .bind(resize_consumer(uuid))
+        .execute(&mut **tx)
+        .await?;
+    set_counted(
+        tx,
+        uuid,
+        migration.new_flavor.vcpus,
+        migration.new_flavor.memory_mb,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE instances SET vm_state = $1, task_state = NULL, updated_at = $2 WHERE uuid = $3",
+    )
+    .bind(&migration.old_vm_state)
+    .bind(db::now())
+    .bind(uuid)
+    .execute(&mut **tx)
+    .await?;
+    set_status(tx, &migration.uuid, status::CONFIRMED).await
+}
+
+/// Reverted: the new claim goes, the instance is back on its source with
+/// the old flavor and counts it only.
+async fn revert(tx: &mut Tx, uuid: &str, migration: &Migration, power: i64) -> Result<()> {
+    claims::release(tx, &resize_consumer(uuid)).await?;
+    place(
+        tx,
+        uuid,
+        &migration.old_flavor,
+        &migration.source_compute,
+        &migration.source_node,
+    )
+    .await?;
+    set_counted(
+        tx,
+        uuid,
+        migration.old_flavor.vcpus,
+        migration.old_flavor.memory_mb,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2, updated_at = $3 WHERE uuid = $4",
+    )
+    .bind(&migration.old_vm_state)
+    .bind(power)
+    .bind(db::now())
+    .bind(uuid)
+    .execute(&mut **tx)
+    .await?;
+    set_status(tx, &migration.uuid, status::REVERTED).await
+}
