@@ -89,6 +89,37 @@ fn openstack_cli_sequence() -> anyhow::Result<()> {
     wait_status("SUSPENDED")?;
     openstack(&cloud, &["server", "resume", "demo"])?;
     wait_status("ACTIVE")?;
+    let flavor_name = |shown: &serde_json::Value| {
+        shown["flavor"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| shown["flavor"]["name"].to_string())
+    };
+    openstack(
+        &cloud,
+        &["server", "resize", "--flavor", "m1.small", "--wait", "demo"],
+    )?;
+    wait_status("VERIFY_RESIZE")?;
+    openstack(&cloud, &["server", "resize", "confirm", "demo"])?;
+    wait_status("ACTIVE")?;
+    let shown = openstack_json(&cloud, &["server", "show", "demo"])?;
+    assert!(flavor_name(&shown).contains("m1.small"), "{shown}");
+    openstack(
+        &cloud,
+        &[
+            "server",
+            "resize",
+            "--flavor",
+            "m1.medium",
+            "--wait",
+            "demo",
+        ],
+    )?;
+    wait_status("VERIFY_RESIZE")?;
+    openstack(&cloud, &["server", "resize", "revert", "demo"])?;
+    wait_status("ACTIVE")?;
+    let shown = openstack_json(&cloud, &["server", "show", "demo"])?;
+    assert!(flavor_name(&shown).contains("m1.small"), "{shown}");
 
     let events = openstack_json(&cloud, &["server", "event", "list", "demo"])?;
     let actions: Vec<&str> = events
@@ -96,7 +127,17 @@ fn openstack_cli_sequence() -> anyhow::Result<()> {
         .map(|list| list.iter().map(|e| field(e, "Action")).collect())
         .unwrap_or_default();
     for expected in [
-        "create", "stop", "start", "reboot", "pause", "unpause", "suspend", "resume",
+        "create",
+        "stop",
+        "start",
+        "reboot",
+        "pause",
+        "unpause",
+        "suspend",
+        "resume",
+        "resize",
+        "confirmResize",
+        "revertResize",
     ] {
         assert!(
             actions.contains(&expected),
