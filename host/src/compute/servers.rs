@@ -27,6 +27,7 @@ use crate::conductor::states::{self, vm};
 use crate::conductor::{BuildRequest, Caller};
 use crate::images;
 use crate::notify::Publisher;
+use crate::quota::Resource;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
 pub async fn fetch_visible(
@@ -454,6 +455,75 @@ fn last_segment(text: &str) -> String {
         .to_string()
 }
 
+/// Personality files (microversions before 2.57): how many, the longest path
+/// and the largest content, in bytes (contents as sent, base64, as Nova
+/// counts them). 2.57 removed the field: there it is an unknown property.
+fn personality_sizes(
+    server: &Map<String, Value>,
+    version: Microversion,
+) -> ApiResult<Option<(i64, i64, i64)>> {
+    let Some(personality) = server.get("personality") else {
+        return Ok(None);
+    };
+    if version.at_least(57) {
+        return Err(ApiError::bad_request(
+            "Additional properties are not allowed ('personality' was unexpected)",
+        ));
+    }
+    let files = personality.as_array().ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid input for field/attribute personality. Value: {personality}. {personality} is not of type 'array'"
+        ))
+    })?;
+    let (mut longest_path, mut largest_content) = (0, 0);
+    for file in files {
+        let (Some(path), Some(contents)) = (
+            file.get("path").and_then(Value::as_str),
+            file.get("contents").and_then(Value::as_str),
+        ) else {
+            return Err(ApiError::bad_request(
+                "Invalid input for field/attribute personality: each file needs a 'path' and 'contents' string.",
+            ));
+        };
+        use base64::Engine;
+        if base64::engine::general_purpose::STANDARD
+            .decode(contents)
+            .is_err()
+        {
+            return Err(ApiError::bad_request(format!(
+                "Personality content for {path} cannot be decoded"
+            )));
+        }
+        longest_path = longest_path.max(path.len());
+        largest_content = largest_content.max(contents.len());
+    }
+    let count = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+    Ok(Some((
+        count(files.len()),
+        count(longest_path),
+        count(largest_content),
+    )))
+}
+
+/// What each server of a create asks of the absolute quota resources.
+fn absolute_requests(
+    metadata_items: usize,
+    personality: Option<(i64, i64, i64)>,
+) -> Vec<(Resource, i64)> {
+    let mut absolute = vec![(
+        Resource::MetadataItems,
+        i64::try_from(metadata_items).unwrap_or(i64::MAX),
+    )];
+    if let Some((files, path_bytes, content_bytes)) = personality {
+        absolute.extend([
+            (Resource::InjectedFiles, files),
+            (Resource::InjectedFilePathBytes, path_bytes),
+            (Resource::InjectedFileContentBytes, content_bytes),
+        ]);
+    }
+    absolute
+}
+
 /// The flavor a request names (`flavorRef`: an id or a link) when the caller
 /// may use it and it is enabled; else a 400 naming it.
 pub(super) async fn requested_flavor(
@@ -701,6 +771,7 @@ async fn create(
         ),
         None => None,
     };
+    let personality = personality_sizes(server, version)?;
     let user_data = string_field(server, "user_data")?;
     if let Some(data) = &user_data {
         use base64::Engine;
@@ -760,6 +831,7 @@ async fn create(
         image_ref,
         image_properties: image.properties,
         availability_zone,
+        absolute: absolute_requests(metadata.len(), personality),
         metadata,
         key_name,
         key_data,

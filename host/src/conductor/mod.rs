@@ -140,6 +140,9 @@ pub struct BuildRequest {
     pub availability_zone: Option<String>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
+    /// What each server asks of the absolute quota resources (metadata
+    /// items, personality files); see [`crate::quota::InstanceCheck`].
+    pub absolute: Vec<(crate::quota::Resource, i64)>,
     /// Key pair name.
     pub key_name: Option<String>,
     /// Key pair public key.
@@ -475,7 +478,7 @@ impl Conductor {
             min_count: request.min_count.max(1),
             max_count: request.count.max(1),
             group: request.group.as_deref(),
-            metadata_items: request.metadata.len(),
+            absolute: &request.absolute,
             request_id: &request.request_id,
         };
         let count = self.quota.check_instances(&mut tx, &check).await?;

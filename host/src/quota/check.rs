@@ -98,8 +98,11 @@ pub struct InstanceCheck<'a> {
     pub max_count: u32,
     /// The server group the instances join.
     pub group: Option<&'a str>,
-    /// Metadata items per server.
-    pub metadata_items: usize,
+    /// Per-server absolute resources and what each server asks of them:
+    /// `metadata_items`, and for old microversions' personality files
+    /// `injected_files`, `injected_file_path_bytes` (the longest path) and
+    /// `injected_file_content_bytes` (the largest content).
+    pub absolute: &'a [(Resource, i64)],
     /// The API request id (plugin logs).
     pub request_id: &'a str,
 }
@@ -225,12 +228,16 @@ impl Quota {
                 per_unit: 1,
             });
         }
-        let metadata = Line {
-            resource: Resource::MetadataItems,
-            in_use: 0,
-            limit: limit_of(&project_limits, Resource::MetadataItems),
-            per_unit: 0,
-        };
+        let absolute: Vec<ResourceUsage> = check
+            .absolute
+            .iter()
+            .map(|(resource, requested)| ResourceUsage {
+                resource: resource.name().to_string(),
+                in_use: 0,
+                limit: limit_of(&project_limits, *resource),
+                requested: *requested,
+            })
+            .collect();
         let flavor_usage = store::flavor_usage(conn, check.project_id).await?;
         let request = |count: u32| QuotaRequest {
             project_id: check.project_id.to_string(),
@@ -240,10 +247,7 @@ impl Quota {
             resources: lines
                 .iter()
                 .map(|line| line.usage(i64::from(count)))
-                .chain(std::iter::once(ResourceUsage {
-                    requested: i64::try_from(check.metadata_items).unwrap_or(i64::MAX),
-                    ..metadata.usage(0)
-                }))
+                .chain(absolute.iter().cloned())
                 .collect(),
             flavor_usage: flavor_usage.clone(),
         };

@@ -79,7 +79,7 @@ fn check<'a>(
         min_count: min,
         max_count: max,
         group: None,
-        metadata_items: 0,
+        absolute: &[],
         request_id: "req-quota-test",
     }
 }
