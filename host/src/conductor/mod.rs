@@ -345,24 +345,35 @@ fn spawn_spec(instance: &Instance, flavor: &FlavorSnapshot) -> SpawnSpec {
     }
 }
 
-/// What a scheduling pass places: a build, or the new flavor of a resize.
-#[derive(Clone, Debug)]
-enum Placement {
+/// What a scheduling pass is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
     /// A build: the claim commits the placement and the spawn task.
-    Build {
-        operation: Operation,
-        instance: Instance,
-        flavor: FlavorSnapshot,
-        spec: RequestSpecPayload,
-    },
-    /// A resize: the claim (of the new flavor) commits the destination and
-    /// the resize's first task.
-    Resize {
-        operation: Operation,
-        instance: Instance,
-        flavor: FlavorSnapshot,
-        spec: RequestSpecPayload,
-    },
+    Build,
+    /// A resize: the claim (of the new flavor, under the consumer
+    /// `resize:<uuid>`) commits the destination and the first task.
+    Resize,
+}
+
+/// What a scheduling pass places: the operation, its instance and the
+/// flavor to claim, and the request spec it notifies.
+#[derive(Clone, Debug)]
+struct Placement {
+    purpose: Purpose,
+    operation: Operation,
+    instance: Instance,
+    flavor: FlavorSnapshot,
+    spec: RequestSpecPayload,
+}
+
+impl Placement {
+    /// The consumer its claim is recorded under.
+    fn consumer(&self) -> String {
+        match self.purpose {
+            Purpose::Build => self.instance.uuid.clone(),
+            Purpose::Resize => resize::resize_consumer(&self.instance.uuid),
+        }
+    }
 }
 
 /// The claimer the scheduling pipeline calls: a claim on the chosen node,
@@ -376,11 +387,11 @@ struct PlacementClaimer<'a> {
 
 impl Claimer for PlacementClaimer<'_> {
     fn claim(&self, host: &HostState, _request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
-        let claimed = match self.placement {
-            Placement::Build { .. } => self
+        let claimed = match self.placement.purpose {
+            Purpose::Build => self
                 .handle
                 .block_on(self.conductor.claim_on(self.placement, host)),
-            Placement::Resize { .. } => self
+            Purpose::Resize => self
                 .handle
                 .block_on(self.conductor.claim_resize_on(self.placement, host)),
         };
@@ -739,7 +750,8 @@ impl Conductor {
         // a real shortage): schedule again on a fresh one, a bounded number of
         // times, so the final answer (a host, or NoValidHost) reflects the
         // cloud as it is.
-        let placement = Placement::Build {
+        let placement = Placement {
+            purpose: Purpose::Build,
             operation: operation.clone(),
             instance: instance.clone(),
             flavor: flavor.clone(),
@@ -864,27 +876,38 @@ impl Conductor {
         .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))
     }
 
+    /// Claims `placement`'s flavor on `host`'s node: the open transaction
+    /// holding the claim, or `None` when the node has no room (or is gone).
+    async fn claim_for(&self, placement: &Placement, host: &HostState) -> Result<Option<Tx>> {
+        let wanted = resources(&placement.flavor);
+        match claims::claim(&self.db, &host.uuid, &placement.consumer(), wanted).await? {
+            claims::Claim::Won(tx) => Ok(Some(tx)),
+            claims::Claim::NoRoom(why) => {
+                tracing::info!(
+                    instance = %placement.instance.uuid,
+                    host = %host.name,
+                    purpose = ?placement.purpose,
+                    %why,
+                    "claim found no room"
+                );
+                Ok(None)
+            }
+            claims::Claim::NoNode => Ok(None),
+        }
+    }
+
     /// Claims the node of `host` for the build, and commits the placement,
     /// the next step and the spawn task with the claim.
     async fn claim_on(&self, placement: &Placement, host: &HostState) -> Result<bool> {
-        let Placement::Build {
+        let Placement {
             operation,
             instance,
             flavor,
             spec,
-        } = placement
-        else {
+            ..
+        } = placement;
+        let Some(mut tx) = self.claim_for(placement, host).await? else {
             return Ok(false);
-        };
-        let mut tx = match claims::claim(&self.db, &host.uuid, &instance.uuid, resources(flavor))
-            .await?
-        {
-            claims::Claim::Won(tx) => tx,
-            claims::Claim::NoRoom(why) => {
-                tracing::info!(instance = %instance.uuid, host = %host.name, %why, "claim found no room");
-                return Ok(false);
-            }
-            claims::Claim::NoNode => return Ok(false),
         };
         let advanced = sqlx::query(
             "UPDATE conductor_operations SET step = $1, updated_at = $2 WHERE id = $3 AND state = $4 AND step = $5",

@@ -28,9 +28,9 @@ use super::model::{FlavorSnapshot, Instance};
 use super::notices::{self, StateMark};
 use super::states::vm;
 use super::{
-    BuildData, Conductor, ConductorError, Operation, Placement, Result, actions, claims,
-    fault_json, finish_operation, insert_operation, load_operation, op_state, resources,
-    set_operation, spawn_spec, step, tasks, to_json,
+    BuildData, Conductor, ConductorError, Operation, Placement, Purpose, Result, actions, claims,
+    fault_json, finish_operation, insert_operation, load_operation, op_state, set_operation,
+    spawn_spec, step, tasks, to_json,
 };
 use crate::db::{self, Tx};
 use crate::notify::builders::{self, InstanceAction, RequestContext};
@@ -427,7 +427,8 @@ impl Conductor {
         )
         .await?;
         crate::notify::commit(tx).await?;
-        let placement = Placement::Resize {
+        let placement = Placement {
+            purpose: Purpose::Resize,
             operation: operation.clone(),
             instance: instance.clone(),
             flavor: migration.new_flavor.clone(),
@@ -467,24 +468,15 @@ impl Conductor {
         placement: &Placement,
         host: &HostState,
     ) -> Result<bool> {
-        let Placement::Resize {
+        let Placement {
             operation,
             instance,
             flavor,
             spec,
-        } = placement
-        else {
+            ..
+        } = placement;
+        let Some(mut tx) = self.claim_for(placement, host).await? else {
             return Ok(false);
-        };
-        let consumer = resize_consumer(&instance.uuid);
-        let mut tx = match claims::claim(&self.db, &host.uuid, &consumer, resources(flavor)).await?
-        {
-            claims::Claim::Won(tx) => tx,
-            claims::Claim::NoRoom(why) => {
-                tracing::info!(instance = %instance.uuid, host = %host.name, %why, "resize claim found no room");
-                return Ok(false);
-            }
-            claims::Claim::NoNode => return Ok(false),
         };
         let Some(current) = load_operation(&mut *tx, &operation.id).await? else {
             tx.rollback().await?;
