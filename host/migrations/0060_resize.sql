@@ -10,6 +10,7 @@
 -- confirming/reverting → confirmed/reverted; error on a failure.
 CREATE TABLE migrations (
     uuid TEXT PRIMARY KEY,
+    id BIGINT NOT NULL UNIQUE,
     instance_uuid TEXT NOT NULL,
     migration_type TEXT NOT NULL,
     source_compute TEXT NOT NULL,
@@ -19,6 +20,8 @@ CREATE TABLE migrations (
     old_flavor TEXT NOT NULL,
     new_flavor TEXT NOT NULL,
     old_vm_state TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
     status TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL

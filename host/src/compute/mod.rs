@@ -7,6 +7,7 @@ pub mod common;
 pub mod flavors;
 pub mod hypervisors;
 pub mod keypairs;
+pub mod migrations;
 pub mod server_actions;
 pub mod server_groups;
 pub mod servers;
@@ -30,5 +31,6 @@ pub fn routes() -> Router<AppState> {
         .merge(availability_zones::routes())
         .merge(server_groups::routes())
         .merge(keypairs::routes())
+        .merge(migrations::routes())
         .merge(crate::quota::api::routes())
 }

@@ -303,10 +303,11 @@ impl Conductor {
         )
         .await?;
         let migration = Uuid::new_v4().to_string();
+        let id = crate::rpc::next_id(&mut tx, "migrations").await?;
         sqlx::query(
-            "INSERT INTO migrations (uuid, instance_uuid, migration_type, source_compute, source_node, old_flavor, \
-             new_flavor, old_vm_state, status, created_at, updated_at) \
-             VALUES ($1, $2, 'resize', $3, $4, $5, $6, $7, $8, $9, $9)",
+            "INSERT INTO migrations (uuid, id, instance_uuid, migration_type, source_compute, source_node, old_flavor, \
+             new_flavor, old_vm_state, status, created_at, updated_at, user_id, project_id) \
+             VALUES ($1, $10, $2, 'resize', $3, $4, $5, $6, $7, $8, $9, $9, $11, $12)",
         )
         .bind(&migration)
         .bind(uuid)
@@ -317,6 +318,9 @@ impl Conductor {
         .bind(&instance.vm_state)
         .bind(status::PRE_MIGRATING)
         .bind(&now)
+        .bind(id)
+        .bind(caller.user_id)
+        .bind(caller.project_id)
         .execute(&mut *tx)
         .await?;
         let action_id = actions::start_action(

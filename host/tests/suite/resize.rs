@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 
 use crate::http_cloud::{self, Cloud};
 
-/// A cloud of `hosts` embedded hosts (8 vCPUs each, ratio 1.0).
-async fn cloud(hosts: u32, same_host: bool) -> Cloud {
+/// A cloud of `hosts` embedded hosts (8 vCPUs each, ratio 1.0), on SQLite
+/// or the PostgreSQL database `database_url`.
+async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Cloud {
     let cloud = Cloud::start(|config| {
+        config.database.url = database_url;
         config.agent.embedded = true;
         config.agent.embedded_hosts = hosts;
         config.agent.embedded_vcpus = 8;
@@ -164,7 +166,18 @@ fn host_of(server: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resize_across_hosts_counts_the_larger_flavor_until_confirmed_or_reverted() {
-    let cloud = cloud(2, false).await;
+    resize_across_hosts(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resize_across_hosts_on_postgres() {
+    if let Some(url) = novum::db::testing::postgres_url().await {
+        resize_across_hosts(Some(url)).await;
+    }
+}
+
+async fn resize_across_hosts(database_url: Option<String>) {
+    let cloud = cloud(2, false, database_url).await;
     let wide = create_flavor(&cloud, "wide", 2, 1024).await;
     let tall = create_flavor(&cloud, "tall", 1, 2048).await;
     let huge = create_flavor(&cloud, "huge", 8, 1024).await;
@@ -291,6 +304,32 @@ async fn resize_across_hosts_counts_the_larger_flavor_until_confirmed_or_reverte
         "the destination claim of the reverted resize is gone"
     );
 
+    // The migration records, newest first (admins only).
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            &format!("/os-migrations?instance_uuid={id}"),
+            None,
+            "2.80",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let migrations = body["migrations"].as_array().expect("migrations");
+    let statuses: Vec<&str> = migrations
+        .iter()
+        .map(|migration| migration["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["reverted", "confirmed"]);
+    assert_eq!(migrations[0]["source_compute"], destination.as_str());
+    assert_eq!(migrations[0]["dest_compute"], source.as_str());
+    assert_eq!(migrations[0]["migration_type"], "resize");
+    assert!(migrations[0]["uuid"].is_string() && migrations[0]["user_id"].is_string());
+    let (status, _) = cloud
+        .compute(&member, Method::GET, "/os-migrations", None, "2.1")
+        .await;
+    assert_eq!(status, 403);
+
     // Instance actions and their events.
     let (status, body) = cloud
         .compute(
@@ -374,7 +413,7 @@ async fn resize_across_hosts_counts_the_larger_flavor_until_confirmed_or_reverte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_host_cloud_resizes_in_place_and_a_stopped_server_stays_off() {
-    let cloud = cloud(1, true).await;
+    let cloud = cloud(1, true, None).await;
     let (status, body) = cloud
         .compute(
             &cloud.admin,

@@ -118,6 +118,12 @@ fn openstack_cli_sequence() -> anyhow::Result<()> {
     wait_status("VERIFY_RESIZE")?;
     openstack(&cloud, &["server", "resize", "revert", "demo"])?;
     wait_status("ACTIVE")?;
+    let migrations = openstack_json(&cloud, &["server", "migration", "list"])?;
+    assert_eq!(
+        migrations.as_array().map(Vec::len),
+        Some(2),
+        "a confirmed and a reverted resize: {migrations}"
+    );
     let shown = openstack_json(&cloud, &["server", "show", "demo"])?;
     assert!(flavor_name(&shown).contains("m1.small"), "{shown}");
 
