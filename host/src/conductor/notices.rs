@@ -226,6 +226,27 @@ pub async fn action(
     send(tx, &notification).await
 }
 
+/// Emits `instance.resize_prep.<phase>` about instance `uuid` as it is now
+/// in `tx`, with the flavor it is being resized to.
+pub async fn resize_prep(
+    tx: &mut Tx,
+    publisher: &Publisher,
+    uuid: &str,
+    phase: Phase,
+    context: &RequestContext,
+    new_flavor: &super::model::FlavorSnapshot,
+) -> Result<()> {
+    let instance = current(tx, uuid).await?;
+    let notification = builders::instance_resize_prep(
+        publisher,
+        &instance_info(&instance),
+        phase,
+        context,
+        flavor_payload(new_flavor),
+    );
+    send(tx, &notification).await
+}
+
 /// Emits `instance.update` when instance `uuid`'s vm_state or task_state
 /// differs from `before` (nothing when `before` is `None` or unchanged).
 pub async fn state_changed(

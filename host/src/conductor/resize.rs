@@ -524,14 +524,13 @@ impl Conductor {
         )
         .await?;
         for phase in [Phase::Start, Phase::End] {
-            notices::action(
+            notices::resize_prep(
                 &mut tx,
                 &destination,
                 &instance.uuid,
-                InstanceAction::ResizePrep,
                 phase,
                 &context,
-                None,
+                flavor,
             )
             .await?;
         }

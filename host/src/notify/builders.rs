@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use super::envelope::{EventType, Notification, Phase, Publisher};
 use super::payload::{
     AggregatePayload, AuditPeriodPayload, ExceptionPayload, FlavorPayload, InstanceActionPayload,
-    InstancePayload, InstanceStateUpdatePayload, InstanceUpdatePayload, IpPayload, KeypairPayload,
-    RequestSpecPayload, ServerGroupPayload, ServiceStatusPayload, Versioned,
+    InstanceActionResizePrepPayload, InstancePayload, InstanceStateUpdatePayload,
+    InstanceUpdatePayload, IpPayload, KeypairPayload, RequestSpecPayload, ServerGroupPayload,
+    ServiceStatusPayload, Versioned,
 };
 
 /// Who asked, in which API request: fills `request_id`,
@@ -321,10 +322,8 @@ fn legacy_instance_info(instance: &InstanceInfo) -> serde_json::Map<String, Valu
     }
 }
 
-/// `instance.<action>.<phase>` with an `InstanceActionPayload`; `fault` on
-/// `.error`. Published by `publisher` (Nova: `nova-compute:<instance host>`,
-/// or `nova-api:<controller>` before a host is chosen). Legacy:
-/// `compute.instance.<legacy action>.<phase>`.
+/// `instance.<action>.<phase>` (`InstanceActionPayload`), with the fault
+/// on `.error`.
 pub fn instance_action(
     publisher: &Publisher,
     instance: &InstanceInfo,
@@ -332,6 +331,51 @@ pub fn instance_action(
     phase: Phase,
     context: &RequestContext,
     fault: Option<ExceptionPayload>,
+) -> Notification {
+    instance_notification(
+        publisher,
+        instance,
+        action,
+        phase,
+        context,
+        fault,
+        |payload| payload,
+    )
+}
+
+/// `instance.resize_prep.<phase>` (`InstanceActionResizePrepPayload`): the
+/// instance and the flavor it is being resized to.
+pub fn instance_resize_prep(
+    publisher: &Publisher,
+    instance: &InstanceInfo,
+    phase: Phase,
+    context: &RequestContext,
+    new_flavor: FlavorPayload,
+) -> Notification {
+    instance_notification(
+        publisher,
+        instance,
+        InstanceAction::ResizePrep,
+        phase,
+        context,
+        None,
+        |action| InstanceActionResizePrepPayload {
+            action,
+            new_flavor: Some(Versioned(new_flavor)),
+        },
+    )
+}
+
+/// An instance action notification whose payload `wrap` builds from the
+/// common [`InstanceActionPayload`].
+fn instance_notification<P: super::payload::NovaObject>(
+    publisher: &Publisher,
+    instance: &InstanceInfo,
+    action: InstanceAction,
+    phase: Phase,
+    context: &RequestContext,
+    fault: Option<ExceptionPayload>,
+    wrap: impl FnOnce(InstanceActionPayload) -> P,
 ) -> Notification {
     let event_type = EventType::new("instance", action.as_str(), Some(phase));
     let mut legacy = legacy_instance_info(instance);
@@ -343,17 +387,22 @@ pub fn instance_action(
         instance: instance_payload(instance, context),
         fault: fault.map(Versioned),
     };
-    Notification::new(publisher, &event_type, instance.uuid.as_str(), payload)
-        .with_instance(&instance.uuid)
-        .with_project(instance.project_id.as_deref())
-        .with_legacy(
-            format!(
-                "compute.instance.{}.{}",
-                action.legacy_name(),
-                phase.as_str()
-            ),
-            Value::Object(legacy),
-        )
+    Notification::new(
+        publisher,
+        &event_type,
+        instance.uuid.as_str(),
+        wrap(payload),
+    )
+    .with_instance(&instance.uuid)
+    .with_project(instance.project_id.as_deref())
+    .with_legacy(
+        format!(
+            "compute.instance.{}.{}",
+            action.legacy_name(),
+            phase.as_str()
+        ),
+        Value::Object(legacy),
+    )
 }
 
 /// The audit period Nova reports by default: the current month so far.

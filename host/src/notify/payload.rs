@@ -235,6 +235,22 @@ pub struct InstanceActionPayload {
 }
 nova_object!(InstanceActionPayload, "InstanceActionPayload", "1.9");
 
+/// A resize's preparation (`InstanceActionResizePrepPayload` 1.2):
+/// `instance.resize_prep.<phase>`, with the flavor the resize asks for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceActionResizePrepPayload {
+    /// The instance (and fault).
+    #[serde(flatten)]
+    pub action: InstanceActionPayload,
+    /// The flavor asked for.
+    pub new_flavor: Option<Versioned<FlavorPayload>>,
+}
+nova_object!(
+    InstanceActionResizePrepPayload,
+    "InstanceActionResizePrepPayload",
+    "1.2"
+);
+
 /// A state change (`InstanceStateUpdatePayload` 1.0).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStateUpdatePayload {

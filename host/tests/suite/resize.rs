@@ -381,6 +381,40 @@ async fn resize_across_hosts(database_url: Option<String>) {
     expected.extend(one_resize);
     expected.extend(["instance.resize_revert.start", "instance.resize_revert.end"]);
     assert_eq!(resize_events, expected);
+    let (status, body) = cloud
+        .call(
+            &cloud.admin,
+            Method::GET,
+            &format!("/novum/v1/notifications?instance={id}&event_type=instance.resize_prep.start"),
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let payloads: Vec<&Value> = body["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .map(|item| &item["notification"]["payload"])
+        .collect();
+    assert_eq!(payloads.len(), 2, "{body}");
+    for payload in &payloads {
+        assert_eq!(
+            payload["nova_object.name"],
+            "InstanceActionResizePrepPayload"
+        );
+        assert_eq!(payload["nova_object.version"], "1.2");
+    }
+    let mut new_flavors: Vec<&str> = payloads
+        .iter()
+        .map(|payload| {
+            payload["nova_object.data"]["new_flavor"]["nova_object.data"]["name"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    new_flavors.sort();
+    assert_eq!(new_flavors, ["tall", "wide"]);
 
     // Deleting during VERIFY_RESIZE frees both hosts.
     let (status, body) = act(&cloud, &member, &id, json!({"resize": {"flavorRef": wide}})).await;
