@@ -347,12 +347,16 @@ async fn version_documents_and_auth() {
     let (status, body) = cloud.call(None, "GET", "/compute/", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["versions"][0]["id"], "v2.0");
-    assert_eq!(body["versions"][0]["status"], "DEPRECATED");
+    assert_eq!(body["versions"][0]["status"], "SUPPORTED");
     assert_eq!(body["versions"][1]["status"], "CURRENT");
     assert_eq!(body["versions"][1]["min_version"], "2.1");
     let (status, body) = cloud.call(None, "GET", "/compute/v2.1/", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["version"]["id"], "v2.1");
+    let (status, body) = cloud.call(None, "GET", "/compute/v2/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"]["id"], "v2.0");
+    assert_eq!(body["version"]["media-types"][0]["base"], "application/json");
     let (status, body) = cloud
         .call(None, "GET", "/compute/v2.1/servers", None, None)
         .await;
@@ -519,6 +523,16 @@ async fn flavors_defaults_crud_and_shapes() {
         )
         .await;
     assert_eq!(body["hw:cpu_policy"], "dedicated");
+    let (status, _) = cloud
+        .call(
+            Some("admin"),
+            "DELETE",
+            "/compute/v2.1/flavors/p1/os-extra_specs/hw:cpu_policy",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let (status, body) = cloud
         .call(
             Some("admin"),
