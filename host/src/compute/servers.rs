@@ -979,8 +979,9 @@ async fn delete(
     request_id: RequestId,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    fetch_visible(&state, &auth, &id).await?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
     auth.require_writer("os_compute_api:servers:delete")?;
+    super::server_actions::check_lock(&auth, &instance)?;
     let caller = Caller {
         user_id: &auth.user_id,
         project_id: &auth.project_id,

@@ -113,6 +113,8 @@ pub struct Instance {
     pub access_ip_v4: String,
     /// Nova's `accessIPv6`, canonical ('' when unset).
     pub access_ip_v6: String,
+    /// Who locked it: 'owner' or 'admin' (None when unlocked).
+    pub locked_by: Option<String>,
 }
 
 impl Instance {
