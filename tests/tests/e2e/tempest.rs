@@ -15,24 +15,55 @@ use novum_tests::{ADMIN_PASSWORD, Cloud, openstack_cli};
 /// `--include-list`). Tests that need what novum lacks are skipped by the
 /// feature flags in [`tempest_conf`] or excluded in [`EXCLUDE`].
 const INCLUDE: &[&str] = &[
-    r"^tempest\.api\.compute\.flavors\.test_flavors\.",
-    r"^tempest\.api\.compute\.keypairs\.test_keypairs\.",
-    r"^tempest\.api\.compute\.keypairs\.test_keypairs_negative\.",
     r"^tempest\.api\.compute\.test_versions\.",
+    r"^tempest\.api\.compute\.test_quotas\.",
+    r"^tempest\.api\.compute\.flavors\.",
+    r"^tempest\.api\.compute\.keypairs\.",
     r"^tempest\.api\.compute\.limits\.",
-    r"^tempest\.api\.compute\.admin\.test_hypervisor\.",
-    r"^tempest\.api\.compute\.admin\.test_services\.",
-    r"^tempest\.api\.compute\.admin\.test_aggregates\.",
+    r"^tempest\.api\.compute\.admin\.test_aggregates_negative\.",
+    r"^tempest\.api\.compute\.admin\.test_availability_zone\.",
+    r"^tempest\.api\.compute\.admin\.test_availability_zone_negative\.",
+    r"^tempest\.api\.compute\.admin\.test_create_server\.",
+    r"^tempest\.api\.compute\.admin\.test_delete_server\.",
+    r"^tempest\.api\.compute\.admin\.test_flavors\.",
     r"^tempest\.api\.compute\.admin\.test_flavors_access\.",
+    r"^tempest\.api\.compute\.admin\.test_flavors_access_negative\.",
+    r"^tempest\.api\.compute\.admin\.test_flavors_extra_specs\.",
+    r"^tempest\.api\.compute\.admin\.test_flavors_extra_specs_negative\.",
+    r"^tempest\.api\.compute\.admin\.test_flavors_microversions\.",
+    r"^tempest\.api\.compute\.admin\.test_hypervisor\.",
+    r"^tempest\.api\.compute\.admin\.test_hypervisor_negative\.",
     r"^tempest\.api\.compute\.admin\.test_quotas\.",
-    r"^tempest\.api\.compute\.servers\.test_server_group\.",
+    r"^tempest\.api\.compute\.admin\.test_quotas_negative\.",
+    r"^tempest\.api\.compute\.admin\.test_servers_negative\.",
+    r"^tempest\.api\.compute\.admin\.test_servers_on_multinodes\.",
+    r"^tempest\.api\.compute\.admin\.test_services\.",
+    r"^tempest\.api\.compute\.admin\.test_services_negative\.",
+    r"^tempest\.api\.compute\.servers\.test_availability_zone\.",
     r"^tempest\.api\.compute\.servers\.test_create_server\.",
+    r"^tempest\.api\.compute\.servers\.test_list_server_filters\.",
+    r"^tempest\.api\.compute\.servers\.test_multiple_create_negative\.",
     r"^tempest\.api\.compute\.servers\.test_server_actions\.",
-    r"^tempest\.api\.compute\.servers\.test_instance_actions\.",
+    r"^tempest\.api\.compute\.servers\.test_servers_microversions\.",
 ];
 
-/// Tests in [`INCLUDE`] that novum does not pass (with the reason beside each).
-const EXCLUDE: &[&str] = &[];
+/// Tests in [`INCLUDE`] that novum does not pass, each for a reason given
+/// beside it (Tempest's `--exclude-list`).
+const EXCLUDE: &[&str] = &[
+    // The agents report no host uptime: os-hypervisors/{id}/uptime answers 501.
+    r"\.test_hypervisor\.HypervisorAdminTestJSON\.test_get_hypervisor_uptime\b",
+    // No cold migration: `migrate` is an unknown action (400, not 404).
+    r"\.ServersAdminNegativeTestJSON\.test_migrate_non_existent_server\b",
+    // No soft delete: `restore` is an unknown action.
+    r"\.ServersAdminNegativeTestJSON\.test_restore_server_invalid_state\b",
+    // The name filter is a small matcher (., *, ^, $), not a full regex.
+    r"\.ListServerFiltersTestJSON\.test_list_servers_filtered_by_name_regex\b",
+    // No rebuild.
+    r"\.test_server_actions\.ServerActionsTestJSON\.test_rebuild_server\b",
+    r"\.test_server_actions\.ServerActionsTestOtherA\.test_rebuild_server_in_stop_state\b",
+    // Security groups belong to Neutron, which novum doesn't have.
+    r"\.test_server_actions\.ServerActionsTestOtherA\.test_remove_server_all_security_groups\b",
+];
 
 /// The `tempest` entry point installed beside the `openstack` CLI.
 fn tempest_bin() -> Option<PathBuf> {
@@ -158,18 +189,12 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
     let image = cloud.create_image(&token, "tempest-image")?;
     let image_alt = cloud.create_image(&token, "tempest-image-alt")?;
 
-    let root = cloud.data_dir.join("tempest");
-    std::fs::create_dir_all(&root)?;
-    let init = Command::new(&tempest)
-        .args(["init", "workspace"])
-        .current_dir(&root)
-        .output()?;
-    anyhow::ensure!(
-        init.status.success(),
-        "tempest init failed: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let workspace = root.join("workspace");
+    // A workspace of our own, no `tempest init`: that would register it in
+    // ~/.tempest. `tempest run --config-file` writes .stestr.conf here.
+    let workspace = cloud.data_dir.join("tempest");
+    for dir in ["etc", "logs", "locks"] {
+        std::fs::create_dir_all(workspace.join(dir))?;
+    }
     std::fs::write(
         workspace.join("etc/tempest.conf"),
         tempest_conf(&cloud, &workspace, &image, &image_alt),
@@ -188,6 +213,8 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
     let run = Command::new(&tempest)
         .args([
             "run",
+            "--config-file",
+            "etc/tempest.conf",
             "--include-list",
             "include.txt",
             "--exclude-list",
@@ -218,7 +245,7 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
     );
     // A run where everything skipped would pass too: hold the count up.
     assert!(
-        passed >= 100,
+        passed >= 140,
         "only {passed} Tempest tests passed:\n{output}"
     );
     Ok(())
