@@ -187,7 +187,10 @@ async fn action(
 
 /// Nova's `check_instance_lock`: a locked server refuses actions (and
 /// deletion) to everyone but an admin, with 409.
-pub fn check_lock(auth: &AuthContext, instance: &crate::conductor::model::Instance) -> ApiResult<()> {
+pub fn check_lock(
+    auth: &AuthContext,
+    instance: &crate::conductor::model::Instance,
+) -> ApiResult<()> {
     if instance.locked != 0 && !auth.is_admin() {
         return Err(ApiError::conflict(format!(
             "Instance {} is locked",
@@ -220,13 +223,15 @@ async fn set_lock(
         }
         None
     };
-    sqlx::query("UPDATE instances SET locked = $1, locked_by = $2, updated_at = $3 WHERE uuid = $4")
-        .bind(i64::from(lock))
-        .bind(locked_by)
-        .bind(crate::db::now())
-        .bind(&instance.uuid)
-        .execute(state.db.pool())
-        .await?;
+    sqlx::query(
+        "UPDATE instances SET locked = $1, locked_by = $2, updated_at = $3 WHERE uuid = $4",
+    )
+    .bind(i64::from(lock))
+    .bind(locked_by)
+    .bind(crate::db::now())
+    .bind(&instance.uuid)
+    .execute(state.db.pool())
+    .await?;
     Ok(())
 }
 

@@ -568,9 +568,13 @@ fn access_ip(server: &Map<String, Value>, name: &str) -> ApiResult<Option<String
         Some(Value::String(text)) if text.is_empty() => Ok(Some(String::new())),
         Some(value @ Value::String(text)) => {
             let parsed = if name == "accessIPv4" {
-                text.parse::<std::net::Ipv4Addr>().map(|ip| ip.to_string()).ok()
+                text.parse::<std::net::Ipv4Addr>()
+                    .map(|ip| ip.to_string())
+                    .ok()
             } else {
-                text.parse::<std::net::Ipv6Addr>().map(|ip| ip.to_string()).ok()
+                text.parse::<std::net::Ipv6Addr>()
+                    .map(|ip| ip.to_string())
+                    .ok()
             };
             parsed.map(Some).ok_or_else(|| invalid(value))
         }

@@ -356,7 +356,10 @@ async fn version_documents_and_auth() {
     let (status, body) = cloud.call(None, "GET", "/compute/v2/", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["version"]["id"], "v2.0");
-    assert_eq!(body["version"]["media-types"][0]["base"], "application/json");
+    assert_eq!(
+        body["version"]["media-types"][0]["base"],
+        "application/json"
+    );
     let (status, body) = cloud
         .call(None, "GET", "/compute/v2.1/servers", None, None)
         .await;
@@ -1245,7 +1248,11 @@ async fn access_ips_lock_and_reset_state() {
     let act = |who: &'static str, action: Value| {
         let cloud = &cloud;
         let path = format!("/compute/v2.1/servers/{id}/action");
-        async move { cloud.call(Some(who), "POST", &path, Some(action), None).await }
+        async move {
+            cloud
+                .call(Some(who), "POST", &path, Some(action), None)
+                .await
+        }
     };
     // Locked: the owner can neither act nor delete (409); unlocked, it can.
     let (status, _) = act("member", json!({"lock": null})).await;

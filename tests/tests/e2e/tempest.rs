@@ -182,7 +182,9 @@ fn total(output: &str, label: &str) -> Option<u32> {
 #[test]
 fn tempest_compute_api_subset() -> anyhow::Result<()> {
     let tempest = tempest_bin().ok_or_else(|| {
-        anyhow::anyhow!("tempest is missing: run tests/bootstrap.sh (it installs it beside the openstack CLI)")
+        anyhow::anyhow!(
+            "tempest is missing: run tests/bootstrap.sh (it installs it beside the openstack CLI)"
+        )
     })?;
     let cloud = Cloud::start("tempest", "[agent]\nembedded_hosts = 2\n")?;
     let token = cloud.admin_token()?;
@@ -204,11 +206,9 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
 
     // Tempest runs stestr, which runs the tests with the venv's Python.
     let venv_bin = tempest.parent().map(Path::to_path_buf).unwrap_or_default();
-    let path = std::env::join_paths(
-        std::iter::once(venv_bin).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )?;
+    let path = std::env::join_paths(std::iter::once(venv_bin).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
     let started = std::time::Instant::now();
     let run = Command::new(&tempest)
         .args([
