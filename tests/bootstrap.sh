@@ -35,3 +35,10 @@ if [[ ! -x "$cli_venv/bin/openstack" ]]; then
   }
   "$cli_venv/bin/pip" install -q python-openstackclient
 fi
+
+# The real Tempest (compute API tests) in the same venv, for the tempest e2e test.
+tempest_version="${NOVUM_TEMPEST_VERSION:-47.0.0}"
+if ! "$cli_venv/bin/python" -c 'import tempest' 2>/dev/null; then
+  echo "bootstrap: installing tempest $tempest_version into $cli_venv"
+  "$cli_venv/bin/pip" install -q "tempest==$tempest_version"
+fi

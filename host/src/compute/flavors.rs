@@ -732,7 +732,8 @@ async fn spec_delete(
     }
     flavor_updated(&mut tx, &state, &id).await?;
     crate::notify::commit(tx).await?;
-    Ok(StatusCode::ACCEPTED)
+    // Nova answers 200 here (not 202 as for deleting a flavor).
+    Ok(StatusCode::OK)
 }
 
 fn access_view(id: &str, projects: &[String]) -> Value {

@@ -487,6 +487,14 @@ mod tests {
     }
 
     #[test]
+    fn ecdsa_keys_have_fingerprints() {
+        // Tempest imports a generated ecdsa-sha2-nistp384 key.
+        let key = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBGm/9OfWPlDE+3qVaKbErJ1L1QB8J5M/OzqmOySijp4F0fbGZVix1AR+Ub8TYQERLxeGsiEqYKnkGzDeX+PMBOEyWSzcO68gTaPs49OjaCGsW0vYkldyy09NKQ/ft9ZCkg==";
+        let fingerprint = ssh_fingerprint(key).unwrap();
+        assert_eq!(fingerprint.matches(':').count(), 15);
+    }
+
+    #[test]
     fn known_rsa_key_fingerprint() {
         // The key and fingerprint of Nova's API samples (keypairs-import-post-req).
         let key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== Generated-by-Nova";

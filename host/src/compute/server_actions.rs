@@ -33,6 +33,13 @@ enum Requested {
     ConfirmResize,
     /// `revertResize`.
     RevertResize,
+    /// `lock`: the owner can't act on the server until it is unlocked.
+    Lock,
+    /// `unlock`.
+    Unlock,
+    /// `os-resetState` (admin): sets vm_state to `active` or `error` and
+    /// clears the task state, without touching the hypervisor.
+    ResetState(&'static str),
 }
 
 impl Requested {
@@ -43,6 +50,9 @@ impl Requested {
             Self::Resize(_) => "resize",
             Self::ConfirmResize => "confirm_resize",
             Self::RevertResize => "revert_resize",
+            Self::Lock => "lock",
+            Self::Unlock => "unlock",
+            Self::ResetState(_) => "reset_state",
         }
     }
 }
@@ -57,6 +67,18 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
         "resume" => ServerAction::Resume,
         "confirmResize" => return Ok(Requested::ConfirmResize),
         "revertResize" => return Ok(Requested::RevertResize),
+        "lock" => return Ok(Requested::Lock),
+        "unlock" => return Ok(Requested::Unlock),
+        "os-resetState" => {
+            return match args.get("state").and_then(Value::as_str) {
+                Some("active") => Ok(Requested::ResetState(crate::conductor::states::vm::ACTIVE)),
+                Some("error") => Ok(Requested::ResetState(crate::conductor::states::vm::ERROR)),
+                _ => Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute state. Value: {}. It must be one of ['active', 'error']",
+                    args.get("state").unwrap_or(&Value::Null)
+                ))),
+            };
+        }
         "resize" => {
             let flavor_ref = match args.get("flavorRef") {
                 Some(Value::String(text)) if !text.is_empty() => text.clone(),
@@ -114,11 +136,20 @@ async fn action(
         ));
     };
     let requested = parse_action(name, args)?;
-    fetch_visible(&state, &auth, &id).await?;
-    auth.require_writer(&format!(
-        "os_compute_api:servers:{}",
-        requested.policy_name()
-    ))?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    let locking = matches!(requested, Requested::Lock | Requested::Unlock);
+    if let Requested::ResetState(_) = requested {
+        auth.require_admin("os_compute_api:os-admin-actions:reset_state")?;
+    } else {
+        let scope = if locking { "os-lock-server" } else { "servers" };
+        auth.require_writer(&format!(
+            "os_compute_api:{scope}:{}",
+            requested.policy_name()
+        ))?;
+    }
+    if !locking {
+        check_lock(&auth, &instance)?;
+    }
     let caller = Caller {
         user_id: &auth.user_id,
         project_id: &auth.project_id,
@@ -138,8 +169,70 @@ async fn action(
             return Ok(StatusCode::NO_CONTENT);
         }
         Requested::RevertResize => conductor.revert_resize(&id, &caller).await?,
+        Requested::Lock => set_lock(&state, &auth, &instance, true).await?,
+        Requested::Unlock => set_lock(&state, &auth, &instance, false).await?,
+        Requested::ResetState(vm_state) => {
+            sqlx::query(
+                "UPDATE instances SET vm_state = $1, task_state = NULL, updated_at = $2 WHERE uuid = $3",
+            )
+            .bind(vm_state)
+            .bind(crate::db::now())
+            .bind(&id)
+            .execute(state.db.pool())
+            .await?;
+        }
     }
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Nova's `check_instance_lock`: a locked server refuses actions (and
+/// deletion) to everyone but an admin, with 409.
+pub fn check_lock(
+    auth: &AuthContext,
+    instance: &crate::conductor::model::Instance,
+) -> ApiResult<()> {
+    if instance.locked != 0 && !auth.is_admin() {
+        return Err(ApiError::conflict(format!(
+            "Instance {} is locked",
+            instance.uuid
+        )));
+    }
+    Ok(())
+}
+
+/// `lock` / `unlock`: records who locked the server; a server the admin
+/// locked stays locked for its owner (Nova's `unlock_override` rule).
+async fn set_lock(
+    state: &AppState,
+    auth: &AuthContext,
+    instance: &crate::conductor::model::Instance,
+    lock: bool,
+) -> ApiResult<()> {
+    let locked_by = if lock {
+        let by = if auth.is_admin() && auth.project_id != instance.project_id {
+            "admin"
+        } else {
+            "owner"
+        };
+        Some(by)
+    } else {
+        if instance.locked_by.as_deref() == Some("admin") && !auth.is_admin() {
+            return Err(ApiError::forbidden(
+                "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.",
+            ));
+        }
+        None
+    };
+    sqlx::query(
+        "UPDATE instances SET locked = $1, locked_by = $2, updated_at = $3 WHERE uuid = $4",
+    )
+    .bind(i64::from(lock))
+    .bind(locked_by)
+    .bind(crate::db::now())
+    .bind(&instance.uuid)
+    .execute(state.db.pool())
+    .await?;
+    Ok(())
 }
 
 fn action_view(row: &sqlx::any::AnyRow, version: Microversion) -> ApiResult<Value> {

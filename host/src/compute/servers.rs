@@ -99,8 +99,8 @@ pub fn detail_view(
         "created": api_time(&instance.created_at),
         "updated": api_time(&instance.updated_at),
         "addresses": {},
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "accessIPv4": instance.access_ip_v4,
+        "accessIPv6": instance.access_ip_v6,
         "links": links(state, "servers", &instance.uuid),
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": instance.availability_zone.clone().unwrap_or_default(),
@@ -552,6 +552,36 @@ fn string_field(server: &Map<String, Value>, name: &str) -> ApiResult<Option<Str
     }
 }
 
+/// `accessIPv4` / `accessIPv6` of a create or update body, checked as Nova's
+/// schema does (format ipv4 / ipv6; null or '' clears it) and, for IPv6, in
+/// the canonical form Nova stores (RFC 5952).
+fn access_ip(server: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
+    let invalid = |value: &Value| {
+        let kind = if name == "accessIPv4" { "ipv4" } else { "ipv6" };
+        ApiError::bad_request(format!(
+            "Invalid input for field/attribute {name}. Value: {value}. {value} is not a '{kind}'"
+        ))
+    };
+    match server.get(name) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(String::new())),
+        Some(Value::String(text)) if text.is_empty() => Ok(Some(String::new())),
+        Some(value @ Value::String(text)) => {
+            let parsed = if name == "accessIPv4" {
+                text.parse::<std::net::Ipv4Addr>()
+                    .map(|ip| ip.to_string())
+                    .ok()
+            } else {
+                text.parse::<std::net::Ipv6Addr>()
+                    .map(|ip| ip.to_string())
+                    .ok()
+            };
+            parsed.map(Some).ok_or_else(|| invalid(value))
+        }
+        Some(other) => Err(invalid(other)),
+    }
+}
+
 fn string_map(name: &str, value: Option<&Value>) -> ApiResult<BTreeMap<String, String>> {
     match value {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
@@ -841,6 +871,8 @@ async fn create(
         count: max_count as u32,
         min_count: min_count as u32,
         request_id: request_id.0.clone(),
+        access_ip_v4: access_ip(server, "accessIPv4")?.unwrap_or_default(),
+        access_ip_v6: access_ip(server, "accessIPv6")?.unwrap_or_default(),
     };
     let (uuids, reservation_id) = state.conductor.create_servers(request).await?;
     if server.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
@@ -909,13 +941,19 @@ async fn update(
             )));
         }
     };
+    let access_ip_v4 =
+        access_ip(&body.server, "accessIPv4")?.unwrap_or_else(|| instance.access_ip_v4.clone());
+    let access_ip_v6 =
+        access_ip(&body.server, "accessIPv6")?.unwrap_or_else(|| instance.access_ip_v6.clone());
     let mut tx = state.db.begin().await?;
     sqlx::query(
-        "UPDATE instances SET display_name = $1, description = $2, updated_at = $3 WHERE uuid = $4",
+        "UPDATE instances SET display_name = $1, description = $2, updated_at = $3, access_ip_v4 = $4, access_ip_v6 = $5 WHERE uuid = $6",
     )
     .bind(name.unwrap_or_else(|| instance.display_name.clone()))
     .bind(description)
     .bind(crate::db::now())
+    .bind(access_ip_v4)
+    .bind(access_ip_v6)
     .bind(&id)
     .execute(&mut *tx)
     .await?;
@@ -945,8 +983,9 @@ async fn delete(
     request_id: RequestId,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    fetch_visible(&state, &auth, &id).await?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
     auth.require_writer("os_compute_api:servers:delete")?;
+    super::server_actions::check_lock(&auth, &instance)?;
     let caller = Caller {
         user_id: &auth.user_id,
         project_id: &auth.project_id,

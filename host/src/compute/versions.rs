@@ -1,4 +1,5 @@
-//! Version documents: `GET /compute/` and `GET /compute/v2.1/` (unauthenticated).
+//! Version documents: `GET /compute/`, `GET /compute/v2.1/` and the legacy
+//! `GET /compute/v2/` (unauthenticated).
 
 use axum::extract::State;
 use axum::routing::get;
@@ -21,23 +22,36 @@ fn v21(state: &AppState) -> Value {
     })
 }
 
+/// The legacy v2.0 API as Nova lists it: SUPPORTED, no microversions. Its
+/// own document (`GET /v2/`) adds the media types.
+fn v20(state: &AppState, media_types: bool) -> Value {
+    let mut version = json!({
+        "id": "v2.0",
+        "status": "SUPPORTED",
+        "version": "",
+        "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": format!("{}/v2/", compute_url(state))}],
+    });
+    if media_types {
+        version["media-types"] = json!([
+            {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}
+        ]);
+    }
+    version
+}
+
 /// `GET /compute/`: the version list.
 pub async fn root(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({"versions": [
-        {
-            "id": "v2.0",
-            "status": "DEPRECATED",
-            "version": "",
-            "min_version": "",
-            "updated": "2011-01-21T11:33:21Z",
-            "links": [{"rel": "self", "href": format!("{}/v2/", compute_url(&state))}],
-        },
-        v21(&state),
-    ]}))
+    Json(json!({"versions": [v20(&state, false), v21(&state)]}))
 }
 
 async fn current(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"version": v21(&state)}))
+}
+
+async fn legacy(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"version": v20(&state, true)}))
 }
 
 /// The version routes.
@@ -46,4 +60,6 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(root))
         .route("/v2.1", get(current))
         .route("/v2.1/", get(current))
+        .route("/v2", get(legacy))
+        .route("/v2/", get(legacy))
 }

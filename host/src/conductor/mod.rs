@@ -160,6 +160,10 @@ pub struct BuildRequest {
     pub min_count: u32,
     /// The API request id.
     pub request_id: String,
+    /// `accessIPv4` ('' when not given).
+    pub access_ip_v4: String,
+    /// `accessIPv6`, canonical ('' when not given).
+    pub access_ip_v6: String,
 }
 
 /// The conductor.
@@ -505,8 +509,8 @@ impl Conductor {
                 "INSERT INTO instances (uuid, display_name, description, project_id, user_id, flavor_id, flavor, image_ref, \
                  image_properties, vm_state, task_state, power_state, requested_availability_zone, metadata, key_name, key_data, \
                  user_data, scheduler_hints, server_group, reservation_id, launch_index, hostname, created_at, updated_at, \
-                 vcpus, memory_mb) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24)",
+                 vcpus, memory_mb, access_ip_v4, access_ip_v6) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24, $25, $26)",
             )
             .bind(&uuid)
             .bind(&name)
@@ -532,6 +536,8 @@ impl Conductor {
             .bind(now)
             .bind(request.flavor.vcpus)
             .bind(request.flavor.memory_mb)
+            .bind(&request.access_ip_v4)
+            .bind(&request.access_ip_v6)
             .execute(&mut *tx)
             .await?;
             if let Some(group) = &request.group {

@@ -109,6 +109,12 @@ pub struct Instance {
     pub deleted_at: Option<String>,
     /// Deleted (0/1).
     pub deleted: i64,
+    /// Nova's `accessIPv4` ('' when unset).
+    pub access_ip_v4: String,
+    /// Nova's `accessIPv6`, canonical ('' when unset).
+    pub access_ip_v6: String,
+    /// Who locked it: 'owner' or 'admin' (None when unlocked).
+    pub locked_by: Option<String>,
 }
 
 impl Instance {

@@ -347,12 +347,19 @@ async fn version_documents_and_auth() {
     let (status, body) = cloud.call(None, "GET", "/compute/", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["versions"][0]["id"], "v2.0");
-    assert_eq!(body["versions"][0]["status"], "DEPRECATED");
+    assert_eq!(body["versions"][0]["status"], "SUPPORTED");
     assert_eq!(body["versions"][1]["status"], "CURRENT");
     assert_eq!(body["versions"][1]["min_version"], "2.1");
     let (status, body) = cloud.call(None, "GET", "/compute/v2.1/", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["version"]["id"], "v2.1");
+    let (status, body) = cloud.call(None, "GET", "/compute/v2/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"]["id"], "v2.0");
+    assert_eq!(
+        body["version"]["media-types"][0]["base"],
+        "application/json"
+    );
     let (status, body) = cloud
         .call(None, "GET", "/compute/v2.1/servers", None, None)
         .await;
@@ -519,6 +526,16 @@ async fn flavors_defaults_crud_and_shapes() {
         )
         .await;
     assert_eq!(body["hw:cpu_policy"], "dedicated");
+    let (status, _) = cloud
+        .call(
+            Some("admin"),
+            "DELETE",
+            "/compute/v2.1/flavors/p1/os-extra_specs/hw:cpu_policy",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let (status, body) = cloud
         .call(
             Some("admin"),
@@ -1196,4 +1213,80 @@ async fn end_to_end_with_embedded_agent() {
     for task in background {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
+}
+
+#[tokio::test]
+async fn access_ips_lock_and_reset_state() {
+    let cloud = cloud_with(|_| {}).await;
+    let token = cloud.register("cmp1", 4, 8192).await;
+    let mut body = server_body("vm1");
+    body["server"]["accessIPv4"] = json!("1.1.1.1");
+    body["server"]["accessIPv6"] = json!("0000:0000:0000:0000:0000:babe:220.12.22.2");
+    let (status, created) = cloud.create("member", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["server"]["id"].as_str().expect("id").to_string();
+    let tasks = cloud.next_tasks("cmp1", &token).await;
+    cloud
+        .report(
+            "cmp1",
+            &token,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::Running,
+            },
+        )
+        .await;
+    let server = cloud.wait_status(&id, "ACTIVE").await;
+    assert_eq!(server["accessIPv4"], "1.1.1.1");
+    // Stored canonical (RFC 5952), as Nova does.
+    assert_eq!(server["accessIPv6"], "::babe:dc0c:1602");
+    let mut bad = server_body("vm2");
+    bad["server"]["accessIPv4"] = json!("1.1.1");
+    let (status, body) = cloud.create("member", bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let act = |who: &'static str, action: Value| {
+        let cloud = &cloud;
+        let path = format!("/compute/v2.1/servers/{id}/action");
+        async move {
+            cloud
+                .call(Some(who), "POST", &path, Some(action), None)
+                .await
+        }
+    };
+    // Locked: the owner can neither act nor delete (409); unlocked, it can.
+    let (status, _) = act("member", json!({"lock": null})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(cloud.server(&id).await["locked"], true);
+    let (status, body) = act("member", json!({"os-stop": null})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        body["conflictingRequest"]["message"],
+        format!("Instance {id} is locked")
+    );
+    let (status, _) = cloud
+        .call(
+            Some("member"),
+            "DELETE",
+            &format!("/compute/v2.1/servers/{id}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = act("member", json!({"unlock": null})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(cloud.server(&id).await["locked"], false);
+
+    // os-resetState: admin only, `active` or `error`.
+    let (status, _) = act("member", json!({"os-resetState": {"state": "error"}})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = act("admin", json!({"os-resetState": {"state": "paused"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = act("admin", json!({"os-resetState": {"state": "error"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(cloud.server(&id).await["status"], "ERROR");
+    let (status, _) = act("admin", json!({"os-resetState": {"state": "active"}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(cloud.server(&id).await["status"], "ACTIVE");
 }
