@@ -74,6 +74,8 @@ pub fn config(dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     config.identity.admin_password = Some(ADMIN_PASSWORD.to_string());
+    // See `http_cloud::Cloud::start`: deadlines are the sandbox tests' subject.
+    config.plugins.defaults.deadline_ms = 1_000;
     config
 }
 

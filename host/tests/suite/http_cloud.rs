@@ -51,6 +51,9 @@ impl Cloud {
         config.agent.heartbeat_seconds = 1;
         config.plugins.cache_dir =
             Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+        // Deadlines are the sandbox tests' subject; elsewhere a loaded test
+        // machine must not turn a descheduled plugin call into a rejection.
+        config.plugins.defaults.deadline_ms = 1_000;
         configure(&mut config);
         let database_url = config
             .database
