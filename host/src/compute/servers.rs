@@ -200,38 +200,31 @@ fn summary_view(state: &AppState, instance: &Instance) -> Value {
     json!({"id": instance.uuid, "name": instance.display_name, "links": links(state, "servers", &instance.uuid)})
 }
 
-/// A tiny regular-expression matcher for the `name` filter: `.`, `*`, `^`,
-/// `$` and literal characters; unanchored patterns match anywhere (as Nova's
-/// database REGEXP does).
-pub fn name_matches(pattern: &str, text: &str) -> bool {
-    fn here(pattern: &[char], text: &[char]) -> bool {
-        match pattern {
-            [] => true,
-            ['$'] => text.is_empty(),
-            [c, '*', rest @ ..] => {
-                let mut index = 0;
-                loop {
-                    if here(rest, &text[index..]) {
-                        return true;
-                    }
-                    if index < text.len() && (*c == '.' || text[index] == *c) {
-                        index += 1;
-                    } else {
-                        return false;
-                    }
-                }
-            }
-            [c, rest @ ..] => {
-                !text.is_empty() && (*c == '.' || text[0] == *c) && here(rest, &text[1..])
-            }
+/// The `name` filter: a regular-expression search, as Nova's database
+/// REGEXP does (unanchored unless the pattern anchors itself). A pattern
+/// that is not a valid expression matches as literal text.
+pub enum NameFilter {
+    /// A compiled expression.
+    Expression(regex::Regex),
+    /// Literal text (the pattern was no valid expression).
+    Literal(String),
+}
+
+impl NameFilter {
+    /// Compiles `pattern` once for a whole listing.
+    pub fn new(pattern: &str) -> Self {
+        regex::Regex::new(pattern)
+            .map(Self::Expression)
+            .unwrap_or_else(|_| Self::Literal(pattern.to_string()))
+    }
+
+    /// Whether `name` passes.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Expression(expression) => expression.is_match(name),
+            Self::Literal(text) => name.contains(text.as_str()),
         }
     }
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    if let Some(('^', rest)) = pattern.split_first().map(|(first, rest)| (*first, rest)) {
-        return here(rest, &text);
-    }
-    (0..=text.len()).any(|start| here(&pattern, &text[start..]))
 }
 
 #[derive(Deserialize, Default)]
@@ -319,6 +312,7 @@ async fn list(
     } else {
         None
     };
+    let name_filter = query.name.as_deref().map(NameFilter::new);
     let mut servers: Vec<Instance> = rows
         .into_iter()
         .filter(|instance| include_deleted || instance.deleted == 0)
@@ -328,10 +322,9 @@ async fn list(
                 .is_none_or(|project| &instance.project_id == project)
         })
         .filter(|instance| {
-            query
-                .name
+            name_filter
                 .as_ref()
-                .is_none_or(|name| name_matches(name, &instance.display_name))
+                .is_none_or(|filter| filter.matches(&instance.display_name))
         })
         .filter(|instance| {
             statuses
@@ -1005,7 +998,11 @@ pub fn routes() -> Router<AppState> {
 
 #[cfg(test)]
 mod tests {
-    use super::name_matches;
+    use super::NameFilter;
+
+    fn name_matches(pattern: &str, name: &str) -> bool {
+        NameFilter::new(pattern).matches(name)
+    }
 
     #[test]
     fn name_filter_is_a_regex_search() {
@@ -1016,5 +1013,15 @@ mod tests {
         assert!(!name_matches("web$", "web-1"));
         assert!(name_matches("w.*1", "web-1"));
         assert!(!name_matches("db", "web"));
+        // What Tempest sends, and a pattern that is no expression at all.
+        assert!(name_matches(
+            r"^tempest\-server\-[0-9]+$",
+            "tempest-server-12"
+        ));
+        assert!(!name_matches(
+            r"^tempest\-server\-[0-9]+$",
+            "tempest-server-x"
+        ));
+        assert!(name_matches("web[", "my-web[1]"));
     }
 }
