@@ -57,6 +57,7 @@ pub struct PluginEngine {
     fingerprint: String,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
+    epoch: Arc<AtomicU64>,
     cache_hits: AtomicU64,
     compiles: AtomicU64,
 }
@@ -117,15 +118,20 @@ impl PluginEngine {
         let fingerprint = hex::encode(hasher.0.finalize());
 
         let stop = Arc::new(AtomicBool::new(false));
+        let epoch = Arc::new(AtomicU64::new(0));
         let ticker = {
             let engine = engine.clone();
             let stop = Arc::clone(&stop);
+            let epoch = Arc::clone(&epoch);
             std::thread::Builder::new()
                 .name("novum-epoch".to_string())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
                         engine.increment_epoch();
+                        // After the engine's: whoever sees this count knows
+                        // the engine's epoch is at least as far.
+                        epoch.fetch_add(1, Ordering::Release);
                     }
                 })
                 .ok()
@@ -136,6 +142,7 @@ impl PluginEngine {
             fingerprint,
             stop,
             ticker,
+            epoch,
             cache_hits: AtomicU64::new(0),
             compiles: AtomicU64::new(0),
         }))
@@ -144,6 +151,13 @@ impl PluginEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The ticks the epoch ticker has counted, a lower bound of the engine's
+    /// epoch (which wasmtime does not expose). The WASI timers of a plugin
+    /// read it to wake when a call's deadline has passed.
+    pub fn epoch_counter(&self) -> &Arc<AtomicU64> {
+        &self.epoch
     }
 
     /// The compile cache directory.

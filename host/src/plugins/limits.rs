@@ -37,6 +37,14 @@ pub const POOLED_PLUGINS: u32 = 48;
 /// Upper bound on core wasm instances inside one plugin component.
 pub const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 
+/// Largest `wasi:random` request a guest may make, in bytes (a `HashMap`
+/// seed is 16); a larger one traps instead of making the host allocate it.
+pub const WASI_MAX_RANDOM_BYTES: u64 = 1 << 20;
+
+/// WASI resources (streams, pollables, ...) one plugin instance may hold at
+/// once; creating one more traps. std holds a handful at most.
+pub const WASI_MAX_RESOURCES: usize = 1024;
+
 /// Limits applied to one plugin's calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

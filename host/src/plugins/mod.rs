@@ -5,17 +5,20 @@
 //! - [`engine`]: the one wasmtime engine, its epoch ticker and compile cache.
 //! - [`limits`]: deadlines and memory caps, with their defaults.
 //! - [`bindings`]: generated bindings per released WIT version.
-//! - [`wasm`] and [`native`]: the two [`PluginBackend`]s.
+//! - [`wasm`] and [`native`]: the two [`PluginBackend`]s; [`wasi`]: the
+//!   empty WASI context of every wasm plugin store.
 //! - [`set`]: [`PluginSet`], the loaded and configured plugins, and
 //!   [`Plugins`], which swaps sets atomically on reload.
 //! - [`metrics`]: per-plugin call counters and latency.
 //!
 //! **Sandbox.** A plugin gets the `host` interface (log, config, now-ms) and
-//! nothing else. Rust guests built for `wasm32-wasip2` import WASI interfaces
-//! even when they do no I/O; those imports are linked as traps
-//! (`Linker::define_unknown_imports_as_traps`): the component instantiates,
-//! and any WASI call (printing, reading a file, asking for randomness) traps
-//! and is reported as a plugin failure.
+//! an empty WASI context ([`wasi`]): Rust guests built for `wasm32-wasip2`
+//! import WASI interfaces even when they do no I/O, and ordinary std code
+//! (a `HashMap`, `println!`, `std::env::var`) works, but there is nothing to
+//! reach: no preopened directories, no environment, no arguments, no
+//! network, stdout and stderr discarded. Opening a file or a socket is an
+//! error the guest sees, not a capability; a timer never outlasts the call's
+//! deadline.
 
 pub mod api;
 pub mod bindings;
@@ -26,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod native;
 pub mod set;
+pub mod wasi;
 pub mod wasm;
 
 use std::fmt;
@@ -86,7 +90,8 @@ pub enum PluginSource {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureKind {
-    /// The guest trapped (panic, unreachable, a WASI call, ...).
+    /// The guest trapped (panic, unreachable, `std::process::exit`, a WASI
+    /// function failing, ...).
     Trap,
     /// The call overran its deadline.
     Deadline,

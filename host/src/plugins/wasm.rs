@@ -1,8 +1,8 @@
 //! The WebAssembly backend: a component compiled once (through the cache),
 //! pre-linked (`InstancePre`), and a small pool of warm instances, each in its
-//! own store with a memory cap and a per-call epoch deadline. An instance that
-//! traps, overruns its deadline or its memory is discarded; the next call gets
-//! a fresh one.
+//! own store with a memory cap, a per-call epoch deadline and an empty WASI
+//! context ([`super::wasi`]). An instance that traps, overruns its deadline or
+//! its memory is discarded; the next call gets a fresh one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -15,6 +15,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::{VersionedInstance, VersionedPre};
 use super::engine::{CompileSource, PluginEngine};
 use super::limits::{LimitKind, Limits, MemoryCap, warn_limit_hit};
+use super::wasi::{self, PluginWasi};
 use super::{
     CallContext, FailureKind, PluginBackend, PluginFailure, PluginKind, PluginSettings,
     PluginSource, TableFor,
@@ -29,15 +30,21 @@ pub fn now_ms() -> u64 {
 }
 
 /// What a plugin's store holds: its name, its configuration, the current
-/// request id (for log lines) and its memory cap.
+/// request id (for log lines), its memory cap and its (empty) WASI context.
 pub struct StoreState {
     plugin: Arc<str>,
     config: Arc<Vec<(String, String)>>,
     request_id: String,
     memory: MemoryCap,
+    wasi: PluginWasi,
 }
 
 impl StoreState {
+    /// The store's WASI state.
+    pub(super) fn wasi_mut(&mut self) -> &mut PluginWasi {
+        &mut self.wasi
+    }
+
     /// The plugin's configuration (the `config` import).
     pub fn plugin_config(&self) -> &[(String, String)] {
         &self.config
@@ -101,9 +108,7 @@ impl WasmPlugin {
         let mut linker: Linker<StoreState> = Linker::new(engine.engine());
         super::bindings::v0_1_0::add_to_linker(&mut linker)
             .map_err(|error| format!("linking host functions: {error:#}"))?;
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(|error| format!("linking imports: {error:#}"))?;
+        wasi::add_to_linker(&mut linker).map_err(|error| format!("linking WASI: {error:#}"))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|error| format!("cannot be linked: {error:#}"))?;
@@ -145,14 +150,16 @@ impl WasmPlugin {
             config: Arc::clone(&self.config),
             request_id: String::new(),
             memory: MemoryCap::new(self.limits.memory_bytes),
+            wasi: PluginWasi::empty(Arc::clone(self.engine.epoch_counter())),
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(self.limits.deadline_ticks());
         store.epoch_deadline_trap();
-        match self.pre.instantiate(&mut store) {
-            Ok(instance) => Ok(Slot { store, instance }),
-            Err(error) => Err(self.classify(&store, error, FailureKind::Instantiate)),
+        set_deadline(&mut store, self.limits.deadline_ticks());
+        match wasi::run_guest(|| self.pre.instantiate(&mut store)) {
+            Ok(Ok(instance)) => Ok(Slot { store, instance }),
+            Ok(Err(error)) => Err(self.classify(&store, error, FailureKind::Instantiate)),
+            Err(panic) => Err(PluginFailure::new(FailureKind::Instantiate, panic)),
         }
     }
 
@@ -228,8 +235,14 @@ impl WasmPlugin {
             state.request_id.clear();
             state.request_id.push_str(request_id);
         }
-        slot.store.set_epoch_deadline(self.limits.deadline_ticks());
-        let result = call(&slot.instance, &mut slot.store).map_err(Into::into);
+        set_deadline(&mut slot.store, self.limits.deadline_ticks());
+        let result = match wasi::run_guest(|| call(&slot.instance, &mut slot.store)) {
+            Ok(result) => result.map_err(Into::into),
+            Err(panic) => Err(CallError::Host(PluginFailure::new(
+                FailureKind::Trap,
+                panic,
+            ))),
+        };
         match result {
             Ok(value) => {
                 let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
@@ -259,10 +272,17 @@ impl WasmPlugin {
         self.call(context.request_id, |instance, store| {
             let needs = instance.begin(store, context.request)?;
             let table = hosts(needs).map_err(CallError::Host)?;
-            store.set_epoch_deadline(deadline);
+            set_deadline(store, deadline);
             Ok::<_, CallError>(run(instance, store, table)?)
         })
     }
+}
+
+/// Gives the next guest call `ticks` epoch ticks, and tells the store's WASI
+/// timers where that deadline is.
+fn set_deadline(store: &mut Store<StoreState>, ticks: u64) {
+    store.set_epoch_deadline(ticks);
+    store.data_mut().wasi.set_deadline(ticks);
 }
 
 /// How a call on an instance failed.

@@ -225,3 +225,84 @@ fn looping_weigher_hits_the_deadline() {
     );
     assert_eq!(run(&set, None).expect("next")[0].host, "host-3");
 }
+
+#[test]
+fn sleeping_past_the_deadline_hits_the_deadline() {
+    // A WASI timer never outlasts the call: the hour-long sleep wakes once
+    // the 30 ms deadline has passed and the guest stops there.
+    let plugin = PluginConfig {
+        deadline_ms: Some(30),
+        ..test_plugin("misbehaving-filter")
+    };
+    filter_is_contained("sleep", FailureKind::Deadline, plugin);
+}
+
+/// What `std-using-filter` reports when it sees nothing of the outside.
+const NOTHING_SEEN: &str = "env=absent args=none fs=denied net=denied dns=denied map=ok";
+
+/// Runs `std-using-filter` over 4 hosts and checks it ran (no failure) and
+/// saw nothing: every host rejected with [`NOTHING_SEEN`].
+fn std_guest_sees_nothing() {
+    // The controller's own process has an environment and a filesystem.
+    assert!(std::env::var_os("PATH").is_some());
+    assert!(std::path::Path::new("/etc/passwd").exists());
+    let set = load(
+        &["std"],
+        &[],
+        &config_with("std", test_plugin("std-using-filter")),
+    );
+    let error = run(&set, None).expect_err("every host is rejected");
+    let ScheduleError::NoValidHost(explanation) = error else {
+        panic!("expected no valid host, got {error}")
+    };
+    assert_eq!(explanation.rejections.len(), 4);
+    for rejection in &explanation.rejections {
+        assert_eq!(rejection.plugin, "std");
+        assert_eq!(rejection.reason, NOTHING_SEEN);
+    }
+    let snapshot = set.plugin("std").expect("loaded").metrics().snapshot();
+    assert_eq!(
+        snapshot.error_count(),
+        0,
+        "the std guest ran without failing"
+    );
+    assert_eq!(snapshot.calls, 1);
+    assert_eq!(snapshot.rejections, 4);
+}
+
+#[test]
+fn std_guest_runs_in_an_empty_wasi_context() {
+    std_guest_sees_nothing();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn std_guest_runs_on_an_async_worker_thread() {
+    // WASI's blocking calls (println!) made from a runtime worker thread.
+    std_guest_sees_nothing();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn blocking_wasi_in_a_single_threaded_runtime_fails_the_plugin_alone() {
+    // wasmtime-wasi cannot block inside a single-threaded runtime's async
+    // context: the plugin fails (as a trap), the caller does not panic.
+    let set = load(
+        &["std"],
+        &[],
+        &config_with("std", test_plugin("std-using-filter")),
+    );
+    let error = run(&set, None).expect_err("every host is rejected");
+    let ScheduleError::NoValidHost(explanation) = error else {
+        panic!("expected no valid host, got {error}")
+    };
+    for rejection in &explanation.rejections {
+        assert!(
+            rejection
+                .reason
+                .starts_with("plugin std failed: a host function panicked: "),
+            "{}",
+            rejection.reason
+        );
+    }
+    let std_plugin = set.plugin("std").expect("loaded");
+    assert_eq!(std_plugin.metrics().errors(FailureKind::Trap), 1);
+}

@@ -25,10 +25,12 @@
 //! `cargo test`, and the controller's native reference pipeline runs the very
 //! same code without the WebAssembly boundary.
 //!
-//! Guests get no WASI capabilities: a call into WASI (printing, reading a file,
-//! `std::collections::HashMap::new`, which asks for randomness) traps. Log with
-//! [`log`], read time with [`now_ms`], and use `BTreeMap` or the maps in
-//! [`collections`].
+//! Guests run in an empty WASI context: ordinary std works
+//! (`std::collections::HashMap`, `println!`, which goes nowhere), but there
+//! is no filesystem, environment, argument or network to reach: opening a
+//! file or a socket, or reading an environment variable, is an error. Log
+//! with [`log`] and read the time with [`now_ms`]; [`collections`] has maps
+//! whose iteration order is deterministic.
 
 #![deny(missing_docs)]
 
@@ -91,7 +93,8 @@ pub enum NativePlugin {
     },
 }
 
-/// Deterministic collections that need no randomness from the host.
+/// Collections whose iteration order is deterministic (no random hash seed),
+/// so a plugin answers the same way for the same input.
 pub mod collections {
     pub use std::collections::{BTreeMap, BTreeSet};
 }

@@ -1,11 +1,13 @@
-//! Test plugin: a filter that misbehaves the way the request's `misbehave` scheduler hint, else its `mode`
-//! configuration key, says, so the controller's sandbox tests can check containment.
+//! Test plugin: a filter that misbehaves the way the request's `misbehave`
+//! scheduler hint, else its `mode` configuration key, says, so the
+//! controller's sandbox tests can check containment.
 //!
-//! Modes: `loop` (never returns), `alloc` (allocates without bound), `panic`
-//! (traps), `wrong-length` (one verdict too many), `bad-reason` (a verdict
-//! pointing past the reasons), `undeclared-needs` (`begin` asks
-//! for a column `describe` did not declare), `reject-odd` (well-behaved: rejects odd rows),
-//! anything else passes every host.
+//! Modes: `loop` (never returns), `sleep` (sleeps for an hour, then passes
+//! every host), `alloc` (allocates without bound), `panic` (traps),
+//! `wrong-length` (one verdict too many), `bad-reason` (a verdict pointing
+//! past the reasons), `undeclared-needs` (`begin` asks for a column
+//! `describe` did not declare), `reject-odd` (well-behaved: rejects odd
+//! rows), anything else passes every host.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -40,6 +42,13 @@ impl Guest for Misbehaving {
         });
         match mode.as_str() {
             "loop" => misbehave::spin(len),
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                FilterOutcome {
+                    verdicts: Vec::new(),
+                    reasons: Vec::new(),
+                }
+            }
             "alloc" => misbehave::hoard(),
             "panic" => panic!("misbehaving filter panics on purpose"),
             "wrong-length" => FilterOutcome {
