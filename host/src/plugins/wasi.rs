@@ -42,8 +42,11 @@ use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxView, WasiView};
 use super::limits::{EPOCH_TICK, WASI_MAX_RANDOM_BYTES, WASI_MAX_RESOURCES};
 use super::wasm::StoreState;
 
-/// The `wasi:clocks/monotonic-clock` instance `wasmtime_wasi` defines; its
-/// timer functions are replaced by deadline-capped ones.
+/// The `wasi:clocks/monotonic-clock` instance `wasmtime_wasi` 48 defines; its
+/// timer functions are replaced by deadline-capped ones. Check it when
+/// upgrading wasmtime-wasi: if it no longer names the defined instance, the
+/// timers are not capped and the sandbox test
+/// `sleeping_past_the_deadline_hits_the_deadline` fails.
 const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
 /// A plugin store's WASI state: the empty context, its resource table, and

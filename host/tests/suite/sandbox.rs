@@ -228,8 +228,8 @@ fn looping_weigher_hits_the_deadline() {
 
 #[test]
 fn sleeping_past_the_deadline_hits_the_deadline() {
-    // A WASI timer never outlasts the call: the hour-long sleep wakes once
-    // the 30 ms deadline has passed and the guest stops there.
+    // A WASI timer never outlasts the call: the 10 s sleep wakes once the
+    // 30 ms deadline has passed and the guest stops there.
     let plugin = PluginConfig {
         deadline_ms: Some(30),
         ..test_plugin("misbehaving-filter")

@@ -2,7 +2,7 @@
 //! scheduler hint, else its `mode` configuration key, says, so the
 //! controller's sandbox tests can check containment.
 //!
-//! Modes: `loop` (never returns), `sleep` (sleeps for an hour, then passes
+//! Modes: `loop` (never returns), `sleep` (sleeps for 10 s, then passes
 //! every host), `alloc` (allocates without bound), `panic` (traps),
 //! `wrong-length` (one verdict too many), `bad-reason` (a verdict pointing
 //! past the reasons), `undeclared-needs` (`begin` asks for a column
@@ -43,7 +43,7 @@ impl Guest for Misbehaving {
         match mode.as_str() {
             "loop" => misbehave::spin(len),
             "sleep" => {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+                std::thread::sleep(std::time::Duration::from_secs(10));
                 FilterOutcome {
                     verdicts: Vec::new(),
                     reasons: Vec::new(),
