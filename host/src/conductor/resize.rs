@@ -116,7 +116,6 @@ struct ResizeData {
     migration: String,
     /// The running step first, then the ones after it.
     steps: Vec<Step>,
-    tried_hosts: Vec<String>,
 }
 
 /// A `migrations` row.
@@ -400,22 +399,18 @@ impl Conductor {
         else {
             return Ok(None);
         };
-        let data: ResizeData = serde_json::from_str(&operation.data).unwrap_or_default();
         let mut tx = self.db.begin().await?;
         let migration = open_migration(&mut tx, &instance.uuid).await?;
         tx.rollback().await?;
         let Some(migration) = migration else {
             return Ok(Some("The resize's migration record is gone.".to_string()));
         };
-        let build = BuildData {
-            tried_hosts: data.tried_hosts.clone(),
-            ..BuildData::default()
-        };
+        // A resize is not rescheduled: it has no hosts tried before.
         let mut request = self
             .scheduling_request(
                 &instance,
                 &migration.new_flavor,
-                &build,
+                &BuildData::default(),
                 &operation.request_id,
             )
             .await?;
@@ -922,7 +917,6 @@ impl Conductor {
         let data = ResizeData {
             migration: migration.uuid.clone(),
             steps,
-            tried_hosts: Vec::new(),
         };
         let operation_id = insert_operation(
             &mut tx,
