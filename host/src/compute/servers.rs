@@ -1,7 +1,7 @@
 //! Servers: create (multi-create, hints, groups, zones, key pairs, boot from
 //! image), list and detail (filters, pagination), show, update, delete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
@@ -14,6 +14,7 @@ use sqlx::Row;
 
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, int_field, parse_query};
+use super::services::{self, HostStatus};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
@@ -55,12 +56,49 @@ fn host_id(instance: &Instance) -> String {
     }
 }
 
-/// The detailed view of a server for `version`.
+/// The `host_status` of each host, for the responses that show the field.
+pub type HostStatuses = HashMap<String, HostStatus>;
+
+/// The microversion from which show and list detail carry `host_status`.
+const HOST_STATUS_SINCE: u16 = 16;
+/// The microversion from which the update response carries `host_status`
+/// (Nova shows every attribute there from 2.75 on).
+const HOST_STATUS_IN_UPDATE_SINCE: u16 = 75;
+
+/// The host statuses a response at `version` shows `auth`: from `since`,
+/// to admins (Nova's default `os_compute_api:servers:show:host_status`
+/// policy); `None` leaves the field out.
+async fn shown_host_statuses(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    since: u16,
+) -> ApiResult<Option<HostStatuses>> {
+    if !version.at_least(since) || !auth.is_admin() {
+        return Ok(None);
+    }
+    Ok(Some(services::host_statuses(state).await?))
+}
+
+/// The `host_status` of `instance`: its host's, `""` without a host or
+/// when the host has no compute service.
+fn host_status(statuses: &HostStatuses, instance: &Instance) -> HostStatus {
+    instance
+        .host
+        .as_ref()
+        .and_then(|host| statuses.get(host))
+        .copied()
+        .unwrap_or(HostStatus::NoHost)
+}
+
+/// The detailed view of a server for `version`; `host_statuses` (see
+/// [`shown_host_statuses`]) adds `host_status`.
 pub fn detail_view(
     state: &AppState,
     auth: &AuthContext,
     version: Microversion,
     instance: &Instance,
+    host_statuses: Option<&HostStatuses>,
 ) -> Value {
     let admin = auth.is_admin();
     let status = states::status(&instance.vm_state, instance.task_state.as_deref());
@@ -158,8 +196,11 @@ pub fn detail_view(
     if version.at_least(73) {
         object.insert("locked_reason".into(), Value::Null);
     }
-    if version.at_least(16) && admin && instance.host.is_some() {
-        object.insert("host_status".into(), json!("UP"));
+    if let Some(statuses) = host_statuses {
+        object.insert(
+            "host_status".into(),
+            json!(host_status(statuses, instance).as_str()),
+        );
     }
     if version.at_least(19) {
         object.insert("description".into(), json!(instance.description));
@@ -377,11 +418,16 @@ async fn list(
     let (page, more) = query
         .page
         .apply(state, servers, |instance| &instance.uuid)?;
+    let host_statuses = if detail {
+        shown_host_statuses(state, auth, version, HOST_STATUS_SINCE).await?
+    } else {
+        None
+    };
     let items: Vec<Value> = page
         .iter()
         .map(|instance| {
             if detail {
-                detail_view(state, auth, version, instance)
+                detail_view(state, auth, version, instance, host_statuses.as_ref())
             } else {
                 summary_view(state, instance)
             }
@@ -426,8 +472,9 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let instance = fetch_visible(&state, &auth, &id).await?;
+    let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
     Ok(Json(
-        json!({"server": detail_view(&state, &auth, version, &instance)}),
+        json!({"server": detail_view(&state, &auth, version, &instance, host_statuses.as_ref())}),
     ))
 }
 
@@ -965,8 +1012,10 @@ async fn update(
     .await?;
     crate::notify::commit(tx).await?;
     let instance = fetch_visible(&state, &auth, &id).await?;
+    let host_statuses =
+        shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
     Ok(Json(
-        json!({"server": detail_view(&state, &auth, version, &instance)}),
+        json!({"server": detail_view(&state, &auth, version, &instance, host_statuses.as_ref())}),
     ))
 }
 

@@ -74,6 +74,23 @@ impl ServiceRow {
         if self.is_up(state) { "up" } else { "down" }
     }
 
+    /// The `host_status` of the servers on this compute service's host, by
+    /// Nova's rules (`nova.compute.api.API.get_instance_host_status`):
+    /// forced down is `DOWN` (before anything else), disabled is
+    /// `MAINTENANCE`, otherwise `UP` while it heartbeats and `UNKNOWN` once
+    /// it has stopped.
+    pub fn host_status(&self, state: &AppState) -> HostStatus {
+        if self.forced_down != 0 {
+            HostStatus::Down
+        } else if self.disabled != 0 {
+            HostStatus::Maintenance
+        } else if self.is_up(state) {
+            HostStatus::Up
+        } else {
+            HostStatus::Unknown
+        }
+    }
+
     /// The id the API shows at `version` (uuid from 2.53).
     pub fn api_id(&self, version: Microversion) -> Value {
         if version.at_least(53) {
@@ -82,6 +99,46 @@ impl ServiceRow {
             json!(self.id)
         }
     }
+}
+
+/// A server's `host_status` (from 2.16): the state of the compute service
+/// on its host, Nova's `HostStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostStatus {
+    /// The compute service heartbeats and is enabled.
+    Up,
+    /// The compute service is forced down.
+    Down,
+    /// The compute service is disabled.
+    Maintenance,
+    /// The compute service has stopped heartbeating.
+    Unknown,
+    /// The server has no host, or its host no compute service.
+    NoHost,
+}
+
+impl HostStatus {
+    /// The API value: `UP`, `DOWN`, `MAINTENANCE`, `UNKNOWN`, or `""`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "UP",
+            Self::Down => "DOWN",
+            Self::Maintenance => "MAINTENANCE",
+            Self::Unknown => "UNKNOWN",
+            Self::NoHost => "",
+        }
+    }
+}
+
+/// The `host_status` of every host with a compute service, from one read
+/// of the services table.
+pub async fn host_statuses(state: &AppState) -> Result<HashMap<String, HostStatus>, DbError> {
+    Ok(all(&state.db)
+        .await?
+        .iter()
+        .filter(|service| service.binary_name == COMPUTE_BINARY)
+        .map(|service| (service.host.clone(), service.host_status(state)))
+        .collect())
 }
 
 /// Every service, ordered by id.

@@ -12,6 +12,7 @@ mod claims_contention;
 mod compute;
 mod compute_admin;
 mod config_examples;
+mod host_status;
 mod identity_api;
 mod images_api;
 mod notifications;
