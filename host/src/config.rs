@@ -250,6 +250,15 @@ impl Config {
         })
     }
 
+    /// The compiled-plugin cache directory in effect: `plugins.cache_dir`,
+    /// else `<data_dir>/plugin-cache`.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugins.cache_dir.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join(crate::plugins::config::DEFAULT_CACHE_DIR_NAME)
+        })
+    }
+
     /// The public base URL, without a trailing slash.
     pub fn public_base_url(&self) -> String {
         self.public_url

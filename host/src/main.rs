@@ -73,7 +73,8 @@ enum BenchCommand {
         /// Time spent per size, in seconds.
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
-        /// Compiled-plugin cache directory.
+        /// Compiled-plugin cache directory (default: the configuration's,
+        /// `<data_dir>/plugin-cache` unless `plugins.cache_dir` is set).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
         /// Also print the mean call time of every plugin.
@@ -132,8 +133,7 @@ async fn main() -> anyhow::Result<()> {
             per_plugin,
             group_members,
         }) => {
-            let cache_dir =
-                cache_dir.unwrap_or_else(|| std::env::temp_dir().join("novum-plugin-cache"));
+            let cache_dir = cache_dir.unwrap_or_else(|| config.plugin_cache_dir());
             let engine = novum::plugins::PluginEngine::new(cache_dir)?;
             let rows = tokio::task::block_in_place(|| {
                 novum::scheduler::bench::run(

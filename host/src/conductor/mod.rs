@@ -1073,12 +1073,7 @@ fn hostname(name: &str) -> String {
 /// nor found at its `path` is an error naming it.
 pub fn load_plugins(config: &crate::config::Config) -> anyhow::Result<Arc<Plugins>> {
     use crate::plugins::{PluginEngine, PluginSelection};
-    let cache_dir = config
-        .plugins
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("novum-plugin-cache"));
-    let engine = PluginEngine::new(cache_dir)?;
+    let engine = PluginEngine::new(config.plugin_cache_dir())?;
     let selection = PluginSelection::scheduler(&config.scheduler);
     Ok(Arc::new(Plugins::load(
         engine,

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [plugins]
-//! cache_dir = "/var/cache/novum/plugins"   # compiled components
+//! cache_dir = "/var/cache/novum/plugins"   # compiled components; default <data_dir>/plugin-cache
 //!
 //! [plugins.defaults]
 //! deadline_ms = 50
@@ -41,12 +41,18 @@ pub enum OnError {
     FailRequest,
 }
 
+/// The compile cache directory under `data_dir` unless `cache_dir` says
+/// otherwise.
+pub const DEFAULT_CACHE_DIR_NAME: &str = "plugin-cache";
+
 /// The `[plugins]` section.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PluginsConfig {
-    /// Where compiled components are cached; `None`: a `novum-plugin-cache`
-    /// directory under the system's temporary directory.
+    /// Where compiled components are cached; `None`:
+    /// `<data_dir>/plugin-cache` ([`DEFAULT_CACHE_DIR_NAME`]). The directory
+    /// is created 0700 and must belong to the controller's user and be
+    /// writable by no one else (see `plugins::engine`).
     pub cache_dir: Option<PathBuf>,
     /// Settings every plugin gets unless its own table overrides them.
     pub defaults: PluginDefaults,

@@ -103,7 +103,7 @@ impl WasmPlugin {
         settings: &PluginSettings,
     ) -> Result<(Self, PluginKind, PluginInfo), String> {
         let (component, compile_source) = engine
-            .load_component(bytes)
+            .load_component(name, bytes)
             .map_err(|error| format!("not a valid component: {error:#}"))?;
         let mut linker: Linker<StoreState> = Linker::new(engine.engine());
         super::bindings::v0_1_0::add_to_linker(&mut linker)

@@ -74,6 +74,10 @@ pub fn config(dir: &std::path::Path) -> Config {
         ..Config::default()
     };
     config.identity.admin_password = Some(ADMIN_PASSWORD.to_string());
+    // One compile cache for the test binary (the default, under each test's
+    // fresh data directory, would compile every plugin for every test).
+    config.plugins.cache_dir =
+        Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
     // See `http_cloud::Cloud::start`: deadlines are the sandbox tests' subject.
     config.plugins.defaults.deadline_ms = 1_000;
     config

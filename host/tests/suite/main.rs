@@ -17,6 +17,7 @@ mod identity_api;
 mod images_api;
 mod notifications;
 mod pipeline;
+mod plugin_cache;
 mod plugins;
 mod plugins_api;
 mod quota;

@@ -106,7 +106,7 @@ fn compile_cache_is_hit_on_second_load() {
         "misbehaving-filter",
     ))
     .expect("built");
-    let (_, source) = second.load_component(&bytes).expect("load");
+    let (_, source) = second.load_component("misbehaving", &bytes).expect("load");
     assert_eq!(source, CompileSource::Cache);
     let _ = std::fs::remove_dir_all(&cache);
 }
