@@ -844,7 +844,10 @@ async fn change_password(
 ) -> KsResult<StatusCode> {
     let PasswordChangeBody { user: change } = body(&bytes)?;
     let mut user = load_user(&state, &user_id).await?;
-    if !super::password::verify_password(change.original_password, user.password_hash.clone()).await
+    if !state
+        .identity
+        .check_password(Some(&user), &change.original_password)
+        .await?
     {
         return Err(KeystoneError(ApiError::unauthorized(AUTH_REQUIRED)));
     }
