@@ -51,6 +51,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         identity,
         conductor,
         enrollment_token,
+        embedded_enrollment_token: crate::rpc::generate_token(),
         quota,
         hooks,
     }))
