@@ -320,7 +320,11 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused_with_key_and_line() {
         let cases = [
-            ("[identity]\nadmin_password = \"\"\n", "identity.admin_password", 2),
+            (
+                "[identity]\nadmin_password = \"\"\n",
+                "identity.admin_password",
+                2,
+            ),
             (
                 "region = \"r\"\n[compute]\ncpu_allocation_ratio = -1.0\n",
                 "compute.cpu_allocation_ratio",
@@ -391,15 +395,24 @@ mod tests {
         for (text, key, line) in cases {
             let error = refusal(text);
             assert!(error.contains(&format!("`{key}`")), "{text:?}: {error}");
-            assert!(error.contains(&format!("line {line}:")), "{text:?}: {error}");
+            assert!(
+                error.contains(&format!("line {line}:")),
+                "{text:?}: {error}"
+            );
         }
     }
 
     #[test]
     fn every_bad_value_is_named_at_once_and_good_edges_pass() {
         let error = refusal("[quota]\nram = -2\ncores = -3\n");
-        assert!(error.contains("`quota.ram`") && error.contains("line 2:"), "{error}");
-        assert!(error.contains("`quota.cores`") && error.contains("line 3:"), "{error}");
+        assert!(
+            error.contains("`quota.ram`") && error.contains("line 2:"),
+            "{error}"
+        );
+        assert!(
+            error.contains("`quota.cores`") && error.contains("line 3:"),
+            "{error}"
+        );
         let config = Config::parse(
             "[quota]\ninstances = -1\ncores = 0\n[compute]\ncpu_allocation_ratio = 0.5\n\
              [identity]\nadmin_password = \"x\"\nlockout_failure_attempts = 0\n",

@@ -82,7 +82,11 @@ impl fmt::Display for InvalidValue {
         if let Some(line) = self.line {
             write!(formatter, "line {line}: ")?;
         }
-        write!(formatter, "invalid value of `{}`: {}", self.key, self.reason)
+        write!(
+            formatter,
+            "invalid value of `{}`: {}",
+            self.key, self.reason
+        )
     }
 }
 
@@ -139,9 +143,9 @@ impl Checks {
     /// Between `min` and `max`.
     fn within<T>(&mut self, key: KeyPath, value: T, min: T, max: T)
     where
-        T: PartialOrd + fmt::Display,
+        T: Copy + PartialOrd + fmt::Display,
     {
-        if value < min || value > max {
+        if !(min..=max).contains(&value) {
             self.fail(key, format!("must be {min} to {max}, not {value}"));
         }
     }
@@ -203,12 +207,24 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.token_expiration_seconds,
         1,
     );
-    checks.at_least(identity.child("max_active_keys"), section.max_active_keys, 1);
-    checks.at_least(identity.child("lockout_duration"), section.lockout_duration, 1);
+    checks.at_least(
+        identity.child("max_active_keys"),
+        section.max_active_keys,
+        1,
+    );
+    checks.at_least(
+        identity.child("lockout_duration"),
+        section.lockout_duration,
+        1,
+    );
 
     let compute = root("compute");
     let section = &config.compute;
-    checks.at_least(compute.child("service_down_time"), section.service_down_time, 1);
+    checks.at_least(
+        compute.child("service_down_time"),
+        section.service_down_time,
+        1,
+    );
     checks.at_least(compute.child("max_limit"), section.max_limit, 1);
     for (key, ratio) in [
         ("cpu_allocation_ratio", section.cpu_allocation_ratio),
@@ -222,7 +238,11 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.reserved_host_memory_mb,
         0,
     );
-    checks.at_least(compute.child("task_lease_seconds"), section.task_lease_seconds, 1);
+    checks.at_least(
+        compute.child("task_lease_seconds"),
+        section.task_lease_seconds,
+        1,
+    );
     checks.at_least(
         compute.child("task_timeout_seconds"),
         section.task_timeout_seconds,
@@ -240,7 +260,11 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         agent.child("enrollment_token"),
         section.enrollment_token.as_deref(),
     );
-    checks.at_least(agent.child("heartbeat_seconds"), section.heartbeat_seconds, 1);
+    checks.at_least(
+        agent.child("heartbeat_seconds"),
+        section.heartbeat_seconds,
+        1,
+    );
     if section.embedded {
         checks.at_least(agent.child("embedded_vcpus"), section.embedded_vcpus, 1);
         checks.at_least(
