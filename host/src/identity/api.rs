@@ -843,6 +843,7 @@ async fn change_password(
     bytes: Bytes,
 ) -> KsResult<StatusCode> {
     let PasswordChangeBody { user: change } = body(&bytes)?;
+    let _admitted = state.identity.admit_password_check().await?;
     let mut user = load_user(&state, &user_id).await?;
     if !state
         .identity

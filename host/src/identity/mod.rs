@@ -236,7 +236,11 @@ impl LockoutPolicy {
     }
 
     /// Whether `failures` lock their user at `now`.
-    pub fn is_locked(&self, failures: &store::AuthFailures, now: chrono::DateTime<chrono::Utc>) -> bool {
+    pub fn is_locked(
+        &self,
+        failures: &store::AuthFailures,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
         if failures.count < i64::from(self.failure_attempts) {
             return false;
         }
@@ -265,6 +269,10 @@ pub struct Identity {
     config: IdentityConfig,
     keys: KeyRepository,
     lockout: Option<LockoutPolicy>,
+    /// Admits password checks (user lookup, hashing, lockout bookkeeping):
+    /// as many at once as passwords hash at once, so that a flood of logins
+    /// waits here rather than in the database pool ahead of other requests.
+    password_checks: tokio::sync::Semaphore,
 }
 
 /// The key repository directory `config` names.
@@ -286,6 +294,7 @@ impl Identity {
             config: config.identity.clone(),
             keys,
             lockout: LockoutPolicy::from_config(&config.identity),
+            password_checks: tokio::sync::Semaphore::new(password::hashing_slots()),
         };
         identity.bootstrap(config).await?;
         Ok(identity)
@@ -555,7 +564,17 @@ impl Identity {
             .map_err(TokenError::into_unauthorized)
     }
 
+    /// Waits for a turn to check a password (see `password_checks`); hold
+    /// the permit from the user lookup to the end of [`Identity::check_password`].
+    pub async fn admit_password_check(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+        self.password_checks
+            .acquire()
+            .await
+            .map_err(ApiError::internal)
+    }
+
     async fn authenticate_password(&self, spec: &PasswordUser) -> ApiResult<User> {
+        let _admitted = self.admit_password_check().await?;
         let user = match (&spec.id, &spec.name) {
             (Some(id), _) => store::get_user(&self.db, id).await?,
             (None, Some(name)) => {
@@ -596,7 +615,7 @@ impl Identity {
         let now = chrono::Utc::now();
         let failures = store::auth_failures(&self.db, &user.id).await?;
         if policy.is_locked(&failures, now) {
-            tracing::warn!(user = %user.id, "password authentication refused: the user is locked out");
+            tracing::debug!(user = %user.id, "password authentication refused: the user is locked out");
             return Ok(false);
         }
         if matches {

@@ -183,9 +183,7 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
         .run(move |area| match hash {
             Some(hash) => verify_in(area, &password, &hash),
             None => {
-                let dummy = DUMMY.get_or_init(|| {
-                    hash_in(area, DUMMY_PASSWORD).unwrap_or_default()
-                });
+                let dummy = DUMMY.get_or_init(|| hash_in(area, DUMMY_PASSWORD).unwrap_or_default());
                 let _ = verify_in(area, &password, dummy);
                 false
             }
@@ -216,7 +214,10 @@ mod tests {
         let first = hash_password_blocking("s3cret").expect("hash");
         let second = hash_password_blocking("s3cret").expect("hash");
         assert_ne!(first, second, "salted");
-        assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
         assert!(verify_password_blocking("s3cret", &first));
         assert!(!verify_password_blocking("wrong", &first));
         assert!(!verify_password_blocking("s3cret", "not a hash"));
@@ -236,7 +237,11 @@ mod tests {
         assert!(!verify_password_blocking("s3cre", &theirs));
         let ours = hash_password_blocking("s3cret").expect("hash");
         let parsed = PasswordHash::new(&ours).expect("PHC string");
-        assert!(Argon2::default().verify_password(b"s3cret", &parsed).is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"s3cret", &parsed)
+                .is_ok()
+        );
         // A work area used for a bigger hash verifies a smaller one.
         let small = Argon2::new(
             Algorithm::Argon2id,
@@ -255,9 +260,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_pool_bounds_work_areas_to_its_slots() {
         let checks: Vec<_> = (0..8)
-            .map(|index| {
-                tokio::spawn(verify_password(format!("guess-{index}"), None))
-            })
+            .map(|index| tokio::spawn(verify_password(format!("guess-{index}"), None)))
             .collect();
         for check in checks {
             assert!(!check.await.expect("joined"));

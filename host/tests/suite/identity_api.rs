@@ -1024,7 +1024,12 @@ async fn lockout_on(backend: &Backend) {
         for _ in 0..LOCKOUT_ATTEMPTS - 1 {
             assert_keystone_error(&login("wrong").await, StatusCode::UNAUTHORIZED);
         }
-        assert_eq!(login("pw").await.status, StatusCode::CREATED, "[{}]", backend.name);
+        assert_eq!(
+            login("pw").await.status,
+            StatusCode::CREATED,
+            "[{}]",
+            backend.name
+        );
     }
 
     // N consecutive failures lock: the right password is refused too, with
@@ -1072,7 +1077,10 @@ async fn empty_admin_password_on(backend: &Backend) {
     let mut config = api_common::config(&backend.dir.0);
     config.identity.admin_password = Some(String::new());
     let error = match novum::server::build_state_with_db(config, backend.db.clone()).await {
-        Ok(_) => panic!("[{}] a cloud started with an empty admin password", backend.name),
+        Ok(_) => panic!(
+            "[{}] a cloud started with an empty admin password",
+            backend.name
+        ),
         Err(error) => format!("{error:#}"),
     };
     assert!(error.contains("`identity.admin_password`"), "{error}");
