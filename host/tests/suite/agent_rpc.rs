@@ -518,7 +518,12 @@ async fn live_host_names_cannot_be_taken_on(database_url: Option<String>) {
     // Deleted: the name is free at once, up or not.
     let (status, gone) = owner.register("cmp-gone").await;
     assert_eq!(status, 200);
-    assert_eq!(owner.heartbeat("cmp-gone", &gone.expect("credential")).await, 204);
+    assert_eq!(
+        owner
+            .heartbeat("cmp-gone", &gone.expect("credential"))
+            .await,
+        204
+    );
     assert_eq!(newcomer.register("cmp-gone").await.0, 409);
     let (_, services) = cloud
         .compute(
