@@ -139,6 +139,25 @@ impl Cloud {
         )
     }
 
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The controller's resident memory now, in KiB (`VmRSS` of
+    /// `/proc/<pid>/status`); `None` where that cannot be read.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// What the controller logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

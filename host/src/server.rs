@@ -23,6 +23,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 /// Builds the services for `config` over an open, migrated `db` (tests give
 /// their own SQLite or PostgreSQL database).
 pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppState> {
+    // A file was checked with lines at load; a configuration built in code is
+    // checked here, so neither starts a cloud on an out-of-range value.
+    config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let identity = Identity::new(db.clone(), &config).await?;
@@ -48,6 +51,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         identity,
         conductor,
         enrollment_token,
+        embedded_enrollment_token: crate::rpc::generate_token(),
         quota,
         hooks,
     }))

@@ -49,6 +49,12 @@ impl RpcError {
         matches!(self, RpcError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED)
     }
 
+    /// Whether the controller refused a registration because another agent's
+    /// host of that name is still up (`409`): it is free once that one is down.
+    pub fn is_host_name_taken(&self) -> bool {
+        matches!(self, RpcError::Status { status, .. } if *status == StatusCode::CONFLICT)
+    }
+
     /// Whether retrying the same call can help (transport failures, 5xx, 408, 429).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -226,7 +226,7 @@ impl Agent {
             loop {
                 match self.register_if_refused(None).await {
                     Ok(()) => break,
-                    Err(AgentError::Rpc(e)) if e.is_transient() => {
+                    Err(AgentError::Rpc(e)) if e.is_transient() || e.is_host_name_taken() => {
                         warn!(error = %e, "registration failed; retrying");
                         if !cancel.sleep(backoff.next()).await {
                             return Ok(());

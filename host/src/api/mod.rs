@@ -31,6 +31,10 @@ pub struct Services {
     pub conductor: std::sync::Arc<crate::conductor::Conductor>,
     /// The token compute agents enroll with.
     pub enrollment_token: String,
+    /// The token this controller's own embedded agents enroll with: made
+    /// afresh at every start and never written down, it lets them take their
+    /// host names back right after a restart, while those still look up.
+    pub embedded_enrollment_token: String,
     /// Quotas (limits, usage, policy checks).
     pub quota: Arc<crate::quota::Quota>,
     /// The notification-hook plugins (`[notifications] hooks`).

@@ -13,6 +13,17 @@ use tokio::task::JoinHandle;
 
 use crate::api::AppState;
 
+/// The host names of the embedded agents `config` runs
+/// (`<embedded_host_prefix>1`, `2`, …; none when embedded agents are off).
+pub fn host_names(config: &crate::config::AgentConfig) -> impl Iterator<Item = String> + '_ {
+    let count = if config.embedded {
+        config.embedded_hosts
+    } else {
+        0
+    };
+    (1..=count).map(|index| format!("{}{index}", config.embedded_host_prefix))
+}
+
 /// The agent configurations of the embedded hosts of `state` (none when disabled).
 pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec<AgentConfig>> {
     let config = &state.config.agent;
@@ -29,8 +40,7 @@ pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec
     std::fs::create_dir_all(&dir)?;
     let dir = std::fs::canonicalize(&dir)?;
     let mut configs = Vec::new();
-    for index in 1..=config.embedded_hosts {
-        let host = format!("{}{index}", config.embedded_host_prefix);
+    for host in host_names(config) {
         let uri = match &config.embedded_libvirt_uri {
             Some(uri) => uri.clone(),
             None => {
@@ -44,7 +54,7 @@ pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec
         };
         let mut agent = AgentConfig::new(controller_url.clone(), host.clone());
         agent.libvirt_uri = uri;
-        agent.enrollment_token = Some(state.enrollment_token.clone());
+        agent.enrollment_token = Some(state.embedded_enrollment_token.clone());
         agent.heartbeat_interval = Duration::from_secs(config.heartbeat_seconds.max(1));
         agent.host_ip = Some(reachable.to_string());
         agent.libvirt.disk_gb = Some(config.embedded_disk_gb);

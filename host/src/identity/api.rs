@@ -843,8 +843,12 @@ async fn change_password(
     bytes: Bytes,
 ) -> KsResult<StatusCode> {
     let PasswordChangeBody { user: change } = body(&bytes)?;
+    let _admitted = state.identity.admit_password_check().await?;
     let mut user = load_user(&state, &user_id).await?;
-    if !super::password::verify_password(change.original_password, user.password_hash.clone()).await
+    if !state
+        .identity
+        .check_password(Some(&user), &change.original_password)
+        .await?
     {
         return Err(KeystoneError(ApiError::unauthorized(AUTH_REQUIRED)));
     }

@@ -209,11 +209,70 @@ pub struct ProjectRef {
     pub domain: Option<DomainRef>,
 }
 
+/// Keystone's lockout (`[identity] lockout_failure_attempts` and
+/// `lockout_duration`): after that many consecutive failed password
+/// authentications a user is refused, even with the right password, until the
+/// duration has passed since the last failure counted; a success ends the run.
+/// Attempts while locked are not counted (they do not extend the lock). Unknown
+/// users cost the same hashing as known ones but cannot be locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Consecutive failures that lock the user.
+    pub failure_attempts: u32,
+    /// How long the lock lasts after the last counted failure.
+    pub duration: chrono::TimeDelta,
+}
+
+impl LockoutPolicy {
+    /// The policy `config` sets; `None` when lockout is off (0 attempts).
+    pub fn from_config(config: &IdentityConfig) -> Option<Self> {
+        (config.lockout_failure_attempts > 0).then(|| Self {
+            failure_attempts: config.lockout_failure_attempts,
+            duration: i64::try_from(config.lockout_duration)
+                .ok()
+                .and_then(chrono::TimeDelta::try_seconds)
+                .unwrap_or(chrono::TimeDelta::MAX),
+        })
+    }
+
+    /// Whether `failures` lock their user at `now`.
+    pub fn is_locked(
+        &self,
+        failures: &store::AuthFailures,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        if failures.count < i64::from(self.failure_attempts) {
+            return false;
+        }
+        let Some(last) = failures
+            .last_at
+            .as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        else {
+            return false;
+        };
+        last.to_utc()
+            .checked_add_signed(self.duration)
+            .is_none_or(|until| now < until)
+    }
+
+    /// The last failure of a run whose lock has run out at `now` is before this.
+    fn expired_before(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now.checked_sub_signed(self.duration)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    }
+}
+
 /// The identity service.
 pub struct Identity {
     db: Db,
     config: IdentityConfig,
     keys: KeyRepository,
+    lockout: Option<LockoutPolicy>,
+    /// Admits password checks (user lookup, hashing, lockout bookkeeping):
+    /// as many at once as passwords hash at once, so that a flood of logins
+    /// waits here rather than in the database pool ahead of other requests.
+    password_checks: tokio::sync::Semaphore,
 }
 
 /// The key repository directory `config` names.
@@ -234,6 +293,8 @@ impl Identity {
             db,
             config: config.identity.clone(),
             keys,
+            lockout: LockoutPolicy::from_config(&config.identity),
+            password_checks: tokio::sync::Semaphore::new(password::hashing_slots()),
         };
         identity.bootstrap(config).await?;
         Ok(identity)
@@ -503,7 +564,17 @@ impl Identity {
             .map_err(TokenError::into_unauthorized)
     }
 
+    /// Waits for a turn to check a password (see `password_checks`); hold
+    /// the permit from the user lookup to the end of [`Identity::check_password`].
+    pub async fn admit_password_check(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+        self.password_checks
+            .acquire()
+            .await
+            .map_err(ApiError::internal)
+    }
+
     async fn authenticate_password(&self, spec: &PasswordUser) -> ApiResult<User> {
+        let _admitted = self.admit_password_check().await?;
         let user = match (&spec.id, &spec.name) {
             (Some(id), _) => store::get_user(&self.db, id).await?,
             (None, Some(name)) => {
@@ -524,12 +595,50 @@ impl Identity {
                 ));
             }
         };
-        let hash = user.as_ref().and_then(|user| user.password_hash.clone());
-        let matches = password::verify_password(spec.password.clone(), hash).await;
+        let matches = self.check_password(user.as_ref(), &spec.password).await?;
         match user {
             Some(user) if matches && user.enabled => Ok(user),
             _ => Err(ApiError::unauthorized(AUTH_REQUIRED)),
         }
+    }
+
+    /// Whether `password` is `user`'s (`None`: an unknown user, never), with
+    /// the lockout applied: a locked user's password is never right, a wrong
+    /// one counts towards the lock, a right one ends the run of failures. The
+    /// hashing costs the same whoever asks (see [`password::verify_password`]).
+    pub async fn check_password(&self, user: Option<&User>, password: &str) -> ApiResult<bool> {
+        let hash = user.and_then(|user| user.password_hash.clone());
+        let matches = password::verify_password(password.to_string(), hash).await;
+        let (Some(user), Some(policy)) = (user, self.lockout) else {
+            return Ok(matches);
+        };
+        let now = chrono::Utc::now();
+        let failures = store::auth_failures(&self.db, &user.id).await?;
+        if policy.is_locked(&failures, now) {
+            tracing::debug!(user = %user.id, "password authentication refused: the user is locked out");
+            return Ok(false);
+        }
+        if matches {
+            store::reset_failed_auth(&self.db, &user.id).await?;
+        } else {
+            let count = store::record_failed_auth(
+                &self.db,
+                &user.id,
+                &crate::db::timestamp(now),
+                i64::from(policy.failure_attempts),
+                &crate::db::timestamp(policy.expired_before(now)),
+            )
+            .await?;
+            if count == i64::from(policy.failure_attempts) {
+                tracing::warn!(
+                    user = %user.id,
+                    failures = count,
+                    lockout_seconds = policy.duration.num_seconds(),
+                    "user locked out after consecutive failed password authentications"
+                );
+            }
+        }
+        Ok(matches)
     }
 
     /// The project a token for `user` is scoped to.

@@ -315,6 +315,69 @@ pub async fn update_user(db: &Db, user: &User) -> Result<bool, sqlx::Error> {
     Ok(result.rows_affected() > 0)
 }
 
+/// A user's run of failed password authentications (Keystone's
+/// `failed_auth_count` and `failed_auth_at`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthFailures {
+    /// Consecutive failures since the last success (or the last lockout that ran out).
+    pub count: i64,
+    /// When the last one happened ([`crate::db::timestamp`]).
+    pub last_at: Option<String>,
+}
+
+/// The failed-authentication run of user `id` (none recorded: zero).
+pub async fn auth_failures(db: &Db, id: &str) -> Result<AuthFailures, DbError> {
+    let row =
+        sqlx::query("SELECT failed_auth_count, failed_auth_at FROM identity_users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?;
+    let Some(row) = row else {
+        return Ok(AuthFailures::default());
+    };
+    Ok(AuthFailures {
+        count: row.try_get("failed_auth_count")?,
+        last_at: row.try_get("failed_auth_at")?,
+    })
+}
+
+/// Counts one failed authentication of user `id` at `now`, in one statement
+/// (concurrent failures all count). A run that had reached `attempts` and
+/// whose lockout ran out (its last failure before `expired_before`) starts
+/// over at 1. Returns the run's length after this failure.
+pub async fn record_failed_auth(
+    db: &Db,
+    id: &str,
+    now: &str,
+    attempts: i64,
+    expired_before: &str,
+) -> Result<i64, DbError> {
+    sqlx::query(
+        "UPDATE identity_users SET failed_auth_count = CASE \
+         WHEN failed_auth_count >= $1 AND failed_auth_at < $2 THEN 1 \
+         ELSE failed_auth_count + 1 END, failed_auth_at = $3 WHERE id = $4",
+    )
+    .bind(attempts)
+    .bind(expired_before)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(auth_failures(db, id).await?.count)
+}
+
+/// Ends user `id`'s run of failed authentications (a success).
+pub async fn reset_failed_auth(db: &Db, id: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE identity_users SET failed_auth_count = 0, failed_auth_at = NULL \
+         WHERE id = $1 AND failed_auth_count <> 0",
+    )
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 /// Deletes a user (their role assignments go with them).
 pub async fn delete_user(db: &Db, id: &str) -> Result<bool, DbError> {
     let mut tx = db.begin().await?;

@@ -304,19 +304,71 @@ pub async fn upsert_host(
     Ok(())
 }
 
+/// Whether the compute service of a host is up (see [`crate::conductor::snapshot::service_is_up`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// A heartbeat within `service_down_time`, and not forced down.
+    Up {
+        /// The last heartbeat.
+        last_seen_up: Option<String>,
+    },
+    /// Silent for longer, or forced down.
+    Down,
+}
+
+/// The liveness of `host`'s compute service, read in `tx`; `None` when it has
+/// none (never registered, or deleted).
+pub async fn compute_service_liveness(
+    tx: &mut Tx,
+    config: &Config,
+    host: &str,
+) -> Result<Option<Liveness>, DbError> {
+    let Some(row) = sqlx::query(
+        "SELECT last_seen_up, forced_down FROM services WHERE host = $1 AND binary_name = $2",
+    )
+    .bind(host)
+    .bind(COMPUTE_BINARY)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let last_seen_up: Option<String> = row.try_get("last_seen_up")?;
+    let forced_down = row.try_get::<i64, _>("forced_down")? != 0;
+    let up = crate::conductor::snapshot::service_is_up(
+        last_seen_up.as_deref(),
+        forced_down,
+        config.compute.service_down_time,
+    );
+    Ok(Some(if up {
+        Liveness::Up { last_seen_up }
+    } else {
+        Liveness::Down
+    }))
+}
+
+/// `POST /rpc/v1/agents/register`: enrolls an agent under its host name and
+/// issues its credential. A host name whose compute service is up belongs to
+/// the agent heartbeating under it: registering as it is refused (409) until
+/// that host is down or its service deleted; only this controller's own
+/// embedded agents (their per-start enrollment token) may take theirs back
+/// at once, after a restart.
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Json<RegisterResponse>, RpcError> {
     let presented = bearer(&headers).ok_or_else(unauthorized)?;
-    if presented != state.enrollment_token {
+    let request: RegisterRequest = body(&bytes)?;
+    let embedded = presented == state.embedded_enrollment_token
+        && crate::conductor::embedded::host_names(&state.config.agent)
+            .any(|host| host == request.host);
+    if !embedded && presented != state.enrollment_token {
         return Err(RpcError(
             StatusCode::UNAUTHORIZED,
             "invalid enrollment token".to_string(),
         ));
     }
-    let request: RegisterRequest = body(&bytes)?;
     if request.host.is_empty() || request.host.contains('/') {
         return Err(RpcError(
             StatusCode::BAD_REQUEST,
@@ -325,6 +377,32 @@ async fn register(
     }
     let token = generate_token();
     let mut tx = state.db.begin_serialized("services").await?;
+    let previous = compute_service_liveness(&mut tx, &state.config, &request.host).await?;
+    match previous {
+        Some(Liveness::Up { last_seen_up }) if !embedded => {
+            tracing::warn!(
+                host = %request.host,
+                last_seen_up = %last_seen_up.as_deref().unwrap_or("never"),
+                "refused to register a compute agent under the name of a host that is up"
+            );
+            return Err(RpcError(
+                StatusCode::CONFLICT,
+                format!(
+                    "compute host {} is up (last heartbeat {}): another agent cannot take its name \
+                     until it is down (no heartbeat for {} s, or forced down) or its service is deleted",
+                    request.host,
+                    last_seen_up.as_deref().unwrap_or("never"),
+                    state.config.compute.service_down_time
+                ),
+            ));
+        }
+        Some(_) => tracing::warn!(
+            host = %request.host,
+            embedded,
+            "a compute agent registered under an existing host name: the previous credential is revoked"
+        ),
+        None => {}
+    }
     upsert_host(
         &mut tx,
         &state.config,

@@ -26,10 +26,21 @@ use http_cloud::{Cloud, ENROLLMENT_TOKEN};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Seconds without a heartbeat after which the test controller's hosts are
+/// down (short, so that tests can wait for a host to go down).
+const SERVICE_DOWN_TIME: u64 = 2;
+
 async fn controller() -> (Cloud, Db) {
+    controller_on(None).await
+}
+
+/// A controller on `database_url` (none: SQLite in its directory).
+async fn controller_on(database_url: Option<String>) -> (Cloud, Db) {
     let cloud = Cloud::start(|config| {
         config.agent.embedded = false;
         config.agent.heartbeat_seconds = 1;
+        config.compute.service_down_time = SERVICE_DOWN_TIME;
+        config.database.url = database_url;
     })
     .await;
     let db = Db::connect(&cloud.database_url).await.expect("db");
@@ -269,7 +280,9 @@ async fn a_restarted_agent_reuses_its_credential_and_registers_again_once_revoke
         "no second registration"
     );
 
-    // Another agent takes the host name: the first one's credential is revoked.
+    // Another agent takes the host name once the first one is down (it is
+    // refused with 409 and retries until then): the first one's credential
+    // is revoked.
     let other = TestNode::create(2, 2048).expect("node");
     let usurper = start_agent(agent_config(&cloud, "cmp-3", &other));
     wait_until("the usurper's inventory", || async {
@@ -280,7 +293,7 @@ async fn a_restarted_agent_reuses_its_credential_and_registers_again_once_revoke
     assert_ne!(credential_row(&db, "cmp-3").await, Some(first.clone()));
 
     // The original agent is refused (401), registers again with its
-    // enrollment token, and stores the new credential.
+    // enrollment token once the usurper is down, and stores the new credential.
     let agent = start_agent(config);
     wait_until("the original agent back", || async {
         node_vcpus(&db, "cmp-3").await == Some(4)
@@ -366,4 +379,188 @@ async fn rpc_refuses_bad_credentials_bad_hosts_and_unknown_tasks() {
         .await;
     assert_eq!(status(unknown), 404);
     cloud.stop().await;
+}
+
+/// The registration protocol driven by hand over real HTTP: register, heartbeat, poll.
+struct RpcClient {
+    http: reqwest::Client,
+    base: String,
+    inventory: novum_wire::Inventory,
+}
+
+impl RpcClient {
+    fn new(cloud: &Cloud, vcpus: u32) -> (Self, TestNode) {
+        let node = TestNode::create(vcpus, 2048).expect("node");
+        let inventory = LibvirtDriver::open(&node.uri(), LibvirtOptions::default())
+            .expect("driver")
+            .inventory()
+            .expect("inventory");
+        let client = Self {
+            http: reqwest::Client::new(),
+            base: cloud.base.clone(),
+            inventory,
+        };
+        (client, node)
+    }
+
+    /// Registers as `host`: the status and, on success, the agent credential.
+    async fn register(&self, host: &str) -> (u16, Result<String, String>) {
+        let response = self
+            .http
+            .post(format!("{}{}", self.base, novum_wire::REGISTER_PATH))
+            .bearer_auth(ENROLLMENT_TOKEN)
+            .json(&RegisterRequest {
+                host: host.into(),
+                inventory: self.inventory.clone(),
+                agent_version: "test".into(),
+            })
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        if status == 200 {
+            let answer: RegisterResponse = response.json().await.expect("answer");
+            (status, Ok(answer.agent_token))
+        } else {
+            let body: ErrorBody = response.json().await.expect("error body");
+            (status, Err(body.error))
+        }
+    }
+
+    async fn heartbeat(&self, host: &str, token: &str) -> u16 {
+        self.http
+            .post(format!("{}{}", self.base, novum_wire::heartbeat_path(host)))
+            .bearer_auth(token)
+            .json(&novum_wire::HeartbeatRequest {
+                inventory: self.inventory.clone(),
+                instances: Vec::new(),
+            })
+            .send()
+            .await
+            .expect("send")
+            .status()
+            .as_u16()
+    }
+
+    /// Polls `host`'s tasks: the status and the task ids handed out.
+    async fn poll(&self, host: &str, token: &str) -> (u16, Vec<String>) {
+        let response = self
+            .http
+            .get(format!(
+                "{}{}?wait=0",
+                self.base,
+                novum_wire::tasks_path(host)
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        if status != 200 {
+            return (status, Vec::new());
+        }
+        let list: novum_wire::TaskList = response.json().await.expect("task list");
+        (
+            status,
+            list.tasks.iter().map(|task| task.id.to_string()).collect(),
+        )
+    }
+}
+
+/// Waits until `host`'s compute service is down (no heartbeat for longer
+/// than [`SERVICE_DOWN_TIME`]).
+async fn wait_down() {
+    tokio::time::sleep(Duration::from_secs(SERVICE_DOWN_TIME + 2)).await;
+}
+
+/// Registering under the name of a host that is up is refused (409): the
+/// live host keeps its credential, its inventory and its tasks. Once the host
+/// is down, or its service deleted, the name can be taken (and the old
+/// credential stops working).
+async fn live_host_names_cannot_be_taken_on(database_url: Option<String>) {
+    let (cloud, db) = controller_on(database_url).await;
+    let (owner, _owner_node) = RpcClient::new(&cloud, 4);
+    let (newcomer, _newcomer_node) = RpcClient::new(&cloud, 2);
+
+    let (status, token) = owner.register("cmp-live").await;
+    assert_eq!(status, 200);
+    let token = token.expect("credential");
+    assert_eq!(owner.heartbeat("cmp-live", &token).await, 204);
+    let task = enqueue(&db, "cmp-live", Uuid::new_v4(), &spawn_action()).await;
+
+    let (status, refused) = newcomer.register("cmp-live").await;
+    assert_eq!(status, 409, "{refused:?}");
+    let message = refused.expect_err("no credential for the newcomer");
+    assert!(
+        message.contains("cmp-live") && message.contains("is up"),
+        "{message}"
+    );
+    assert_eq!(node_vcpus(&db, "cmp-live").await, Some(4), "inventory kept");
+    assert_eq!(
+        credential_row(&db, "cmp-live").await.map(|row| row.0),
+        Some(hash_token(&token)),
+        "credential kept"
+    );
+    // The newcomer holds nothing to poll with; the owner still does.
+    assert_eq!(newcomer.poll("cmp-live", ENROLLMENT_TOKEN).await.0, 401);
+    assert_eq!(owner.heartbeat("cmp-live", &token).await, 204);
+    assert_eq!(owner.poll("cmp-live", &token).await, (200, vec![task]));
+
+    // Down: the name is free; the old credential is revoked.
+    wait_down().await;
+    let (status, taken) = newcomer.register("cmp-live").await;
+    assert_eq!(status, 200, "{taken:?}");
+    let taken = taken.expect("credential");
+    assert_eq!(owner.heartbeat("cmp-live", &token).await, 401);
+    assert_eq!(newcomer.heartbeat("cmp-live", &taken).await, 204);
+    assert_eq!(node_vcpus(&db, "cmp-live").await, Some(2));
+
+    // Deleted: the name is free at once, up or not.
+    let (status, gone) = owner.register("cmp-gone").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        owner
+            .heartbeat("cmp-gone", &gone.expect("credential"))
+            .await,
+        204
+    );
+    assert_eq!(newcomer.register("cmp-gone").await.0, 409);
+    let (_, services) = cloud
+        .compute(
+            &cloud.admin,
+            reqwest::Method::GET,
+            "/os-services?host=cmp-gone",
+            None,
+            "2.53",
+        )
+        .await;
+    let id = services["services"][0]["id"]
+        .as_str()
+        .expect("service id")
+        .to_string();
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            reqwest::Method::DELETE,
+            &format!("/os-services/{id}"),
+            None,
+            "2.53",
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(newcomer.register("cmp-gone").await.0, 200);
+    cloud.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_host_names_cannot_be_taken_sqlite() {
+    live_host_names_cannot_be_taken_on(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_host_names_cannot_be_taken_postgres() {
+    let Some(url) = novum::db::testing::postgres_url().await else {
+        return;
+    };
+    live_host_names_cannot_be_taken_on(Some(url)).await;
 }

@@ -933,7 +933,7 @@ async fn create_validation_and_pagination() {
 async fn restart_resumes_or_fails_operations_in_flight() {
     let dir = tempfile_dir::TempDir::new();
     let config = test_config(&dir.0);
-    let (id, stuck) = {
+    let (id, stuck, token) = {
         let state = novum::server::build_state(config.clone())
             .await
             .expect("state");
@@ -953,14 +953,15 @@ async fn restart_resumes_or_fails_operations_in_flight() {
             .execute(cloud.state.db.pool())
             .await
             .expect("delete");
-        (id, stuck)
+        (id, stuck, token)
     };
     let state = novum::server::build_state(config)
         .await
         .expect("state again");
     let cloud = Cloud::from_state(state, tempfile_dir::TempDir::new()).await;
     cloud.state.conductor.recover().await.expect("recover");
-    let token = cloud.register("cmp1", 4, 8192).await;
+    // The agent keeps its credential across the controller's restart (its
+    // host is still up: registering again under its name would be refused).
     let tasks = cloud.next_tasks("cmp1", &token).await;
     assert_eq!(
         tasks.tasks[0].instance_uuid.to_string(),

@@ -999,3 +999,96 @@ async fn catalog_on(backend: &Backend) {
         .await;
     assert_keystone_error(&missing, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn repeated_failures_lock_a_user_out_for_the_lockout_duration() {
+    on_backends!(lockout_on);
+}
+
+/// Consecutive failures that lock in [`lockout_on`].
+const LOCKOUT_ATTEMPTS: u32 = 3;
+/// The lockout of [`lockout_on`], seconds.
+const LOCKOUT_SECONDS: u64 = 2;
+
+async fn lockout_on(backend: &Backend) {
+    let mut config = api_common::config(&backend.dir.0);
+    config.identity.lockout_failure_attempts = LOCKOUT_ATTEMPTS;
+    config.identity.lockout_duration = LOCKOUT_SECONDS;
+    let app = api_common::TestApp::new(backend, config).await;
+    let admin = app.admin_token().await;
+    app.project_user(&admin, "lockers", "locky", "member").await;
+    let login = |password: &'static str| app.password_auth("locky", password, Some("lockers"));
+
+    // A success ends a run of failures: two, a success, two more, a success.
+    for _ in 0..2 {
+        for _ in 0..LOCKOUT_ATTEMPTS - 1 {
+            assert_keystone_error(&login("wrong").await, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(
+            login("pw").await.status,
+            StatusCode::CREATED,
+            "[{}]",
+            backend.name
+        );
+    }
+
+    // N consecutive failures lock: the right password is refused too, with
+    // the same answer as a wrong one (nothing tells a locked account apart).
+    for _ in 0..LOCKOUT_ATTEMPTS {
+        assert_keystone_error(&login("wrong").await, StatusCode::UNAUTHORIZED);
+    }
+    let locked_at = std::time::Instant::now();
+    let locked = login("pw").await;
+    assert_keystone_error(&locked, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        locked.json["error"]["message"],
+        login("wrong").await.json["error"]["message"]
+    );
+    // Other users are not affected; unknown users cannot be locked (every
+    // attempt is the same 401, before and after many).
+    app.admin_token().await;
+    for _ in 0..LOCKOUT_ATTEMPTS + 2 {
+        let unknown = app.password_auth("ghost", "x", Some("lockers")).await;
+        assert_keystone_error(&unknown, StatusCode::UNAUTHORIZED);
+    }
+
+    // Attempts while locked do not extend the lock; once it ran out, a new
+    // run of failures starts from one (a failure, then the right password).
+    tokio::time::sleep(std::time::Duration::from_secs(LOCKOUT_SECONDS) / 2).await;
+    assert_keystone_error(&login("wrong").await, StatusCode::UNAUTHORIZED);
+    let until_unlocked = std::time::Duration::from_millis(LOCKOUT_SECONDS * 1000 + 300)
+        .saturating_sub(locked_at.elapsed());
+    tokio::time::sleep(until_unlocked).await;
+    assert_keystone_error(&login("wrong").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login("pw").await.status,
+        StatusCode::CREATED,
+        "[{}] unlocked after the lockout duration",
+        backend.name
+    );
+}
+
+#[tokio::test]
+async fn an_empty_admin_password_is_refused_at_start() {
+    on_backends!(empty_admin_password_on);
+}
+
+async fn empty_admin_password_on(backend: &Backend) {
+    let mut config = api_common::config(&backend.dir.0);
+    config.identity.admin_password = Some(String::new());
+    let error = match novum::server::build_state_with_db(config, backend.db.clone()).await {
+        Ok(_) => panic!(
+            "[{}] a cloud started with an empty admin password",
+            backend.name
+        ),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("`identity.admin_password`"), "{error}");
+    // Nothing was created: no admin user to log in as, with any password.
+    assert!(
+        novum::identity::store::get_user_by_name(&backend.db, "admin")
+            .await
+            .expect("query")
+            .is_none()
+    );
+}
