@@ -22,6 +22,7 @@ use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, ApiResult};
+use crate::api::validation;
 use crate::db::Backend;
 
 /// The newest Image API version novum's subset corresponds to.
@@ -174,8 +175,13 @@ fn invalid(key: &str, why: &str) -> ApiError {
 fn string_or_null(key: &str, value: &Value) -> ApiResult<Option<String>> {
     match value {
         Value::Null => Ok(None),
-        Value::String(text) if text.len() <= MAX_NAME_LENGTH => Ok(Some(text.clone())),
-        Value::String(_) => Err(invalid(key, "too long")),
+        Value::String(text) if text.chars().count() > MAX_NAME_LENGTH => {
+            Err(invalid(key, "too long"))
+        }
+        Value::String(text) if validation::has_control_character(text) => {
+            Err(invalid(key, "must not contain control characters"))
+        }
+        Value::String(text) => Ok(Some(text.clone())),
         _ => Err(invalid(key, "must be a string or null")),
     }
 }

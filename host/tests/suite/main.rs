@@ -14,6 +14,7 @@ mod compute_admin;
 mod config_examples;
 mod identity_api;
 mod images_api;
+mod input_validation;
 mod notifications;
 mod pipeline;
 mod plugins;
