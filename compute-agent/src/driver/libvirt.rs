@@ -254,12 +254,10 @@ impl LibvirtDriver {
             return Ok(gb);
         }
         let pool = match &self.options.storage_pool {
-            Some(name) => {
-                Some(
-                    StoragePool::lookup_by_name(&self.conn.0, libvirt_text("storage pool", name)?)
-                        .map_err(lv("storage pool"))?,
-                )
-            }
+            Some(name) => Some(
+                StoragePool::lookup_by_name(&self.conn.0, libvirt_text("storage pool", name)?)
+                    .map_err(lv("storage pool"))?,
+            ),
             None => self
                 .conn
                 .0
