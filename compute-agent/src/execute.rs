@@ -45,7 +45,23 @@ pub fn execute(driver: &dyn VirtDriver, task: &Task) -> TaskOutcome {
 fn failed(task: &Task, error: &DriverError, power_state: Option<PowerState>) -> TaskOutcome {
     warn!(task = %task.id, kind = task.action.kind(), %error, "task failed");
     TaskOutcome::Failed {
-        message: format!("{} failed: {error}", task.action.kind()),
+        message: printable(&format!("{} failed: {error}", task.action.kind())),
         power_state,
     }
+}
+
+/// `message` with each control character written as its escape (`\u{0}`),
+/// so that a failure message echoing task input (a name with a NUL, ...)
+/// can be reported and stored like any other.
+pub fn printable(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -194,3 +194,69 @@ fn redefine_resizes_a_domain_in_place_and_keeps_it_off_when_asked() {
         succeeded(PowerState::Shutdown)
     );
 }
+
+/// A spawn whose server name is `name`.
+fn spawn_named(name: &str) -> TaskAction {
+    match spawn_action(&[]) {
+        TaskAction::Spawn(spec) => TaskAction::Spawn(SpawnSpec {
+            name: name.to_string(),
+            ..spec
+        }),
+        other => other,
+    }
+}
+
+#[test]
+fn text_libvirt_cannot_take_fails_the_task_with_a_message() {
+    let node = TestNode::create(8, 16384).unwrap();
+    let driver = LibvirtDriver::open(&node.uri(), LibvirtOptions::default()).unwrap();
+    let cases = [
+        (spawn_named("a\u{0}b"), "server name", "U+0000"),
+        (spawn_named("a\u{1}b"), "server name", "U+0001"),
+        (
+            spawn_action(&[("hw_machine_type", "q35\u{0}")]),
+            "image property hw_machine_type",
+            "U+0000",
+        ),
+    ];
+    for (action, field, character) in cases {
+        let id = Uuid::new_v4();
+        for redefine in [false, true] {
+            let action = match (&action, redefine) {
+                (TaskAction::Spawn(spec), true) => TaskAction::Redefine {
+                    spec: spec.clone(),
+                    power_on: true,
+                },
+                _ => action.clone(),
+            };
+            let kind = action.kind();
+            match execute(&driver, &task(id, action)) {
+                TaskOutcome::Failed {
+                    message,
+                    power_state,
+                } => {
+                    assert!(message.starts_with(&format!("{kind} failed")), "{message}");
+                    assert!(message.contains(field), "{message}");
+                    assert!(message.contains(character), "{message}");
+                    assert_eq!(power_state, Some(PowerState::NoState));
+                }
+                other => panic!("{kind} with {field}: {other:?}"),
+            }
+            assert_eq!(driver.power_state(id).unwrap(), None, "nothing defined");
+        }
+    }
+    // The driver goes on serving.
+    let id = Uuid::new_v4();
+    assert_eq!(
+        execute(&driver, &task(id, spawn_named("web 01 <é>"))),
+        succeeded(PowerState::Running)
+    );
+}
+
+#[test]
+fn failure_messages_carry_no_control_characters() {
+    assert_eq!(
+        novum_agent::execute::printable("bad \u{0}name\n é"),
+        "bad \\u{0}name\\u{a} é"
+    );
+}

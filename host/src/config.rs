@@ -45,6 +45,8 @@ pub struct Config {
     pub notifications: crate::notify::NotificationsConfig,
     /// Quota defaults and policies.
     pub quota: crate::quota::QuotaConfig,
+    /// Image service settings (upload size cap, per-project storage quota).
+    pub images: crate::images::ImagesConfig,
     /// The file this configuration was read from (for reloads); not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -66,6 +68,7 @@ impl Default for Config {
             agent: AgentConfig::default(),
             notifications: crate::notify::NotificationsConfig::default(),
             quota: crate::quota::QuotaConfig::default(),
+            images: crate::images::ImagesConfig::default(),
             source: None,
         }
     }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use novum_wire::{HeartbeatRequest, InstancePower, Inventory, Task, TaskResult};
+use novum_wire::{HeartbeatRequest, InstancePower, Inventory, Task, TaskOutcome, TaskResult};
 use tokio::sync::oneshot::{self, error::TryRecvError};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
@@ -101,6 +101,23 @@ pub enum AgentError {
     /// A blocking driver call panicked or was cancelled.
     #[error("driver thread: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+/// The failure reported for `task` whose execution panicked with `payload`.
+fn panicked(task: &Task, payload: Box<dyn std::any::Any + Send>) -> TaskOutcome {
+    let reason = payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    error!(task = %task.id, %reason, "task execution panicked; reporting it failed");
+    TaskOutcome::Failed {
+        message: crate::execute::printable(&format!(
+            "{} failed: the agent panicked executing it: {reason}",
+            task.action.kind()
+        )),
+        power_state: None,
+    }
 }
 
 /// Run an agent on the libvirt driver named by `config.libvirt_uri` until
@@ -465,7 +482,13 @@ impl Agent {
             };
             match outcome {
                 Ok(outcome) => self.report(&task, TaskResult { outcome }, cancel).await,
-                Err(e) => error!(error = %e, "task execution panicked; not reporting"),
+                // A panic would panic again on every re-delivery: the task
+                // fails with what the panic said instead.
+                Err(e) if e.is_panic() => {
+                    let outcome = panicked(&task, e.into_panic());
+                    self.report(&task, TaskResult { outcome }, cancel).await
+                }
+                Err(e) => error!(error = %e, "task execution cancelled; not reporting"),
             }
         }
         .instrument(span)

@@ -98,6 +98,47 @@ fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
     }
 }
 
+/// `text` (named `what` in the error) if C and XML can take it: the `virt`
+/// crate turns every string into a C string and panics on a NUL, and XML 1.0
+/// holds no control character but tab, line feed and carriage return.
+fn libvirt_text<'a>(what: &str, text: &'a str) -> Result<&'a str, DriverError> {
+    match text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some(c) => Err(DriverError::InvalidInput(format!(
+            "the {what} contains the control character U+{:04X}, which libvirt cannot take",
+            u32::from(c)
+        ))),
+        None => Ok(text),
+    }
+}
+
+/// Checks every text of `spec` with [`libvirt_text`], so that the error
+/// names the field (the domain XML is checked again as a whole when defined).
+fn check_spec(spec: &SpawnSpec) -> Result<(), DriverError> {
+    libvirt_text("server name", &spec.name)?;
+    libvirt_text("flavor name", &spec.flavor.name)?;
+    libvirt_text("image id", &spec.image.id)?;
+    for (key, value) in &spec.image.properties {
+        libvirt_text("image property name", key)?;
+        libvirt_text(&format!("image property {key}"), value)?;
+    }
+    for (key, value) in &spec.metadata {
+        libvirt_text("metadata key", key)?;
+        libvirt_text(&format!("metadata item {key}"), value)?;
+    }
+    if let Some(user_data) = &spec.user_data {
+        libvirt_text("user data", user_data)?;
+    }
+    Ok(())
+}
+
+/// Defines (or redefines) a domain from `xml`, refusing what libvirt cannot take.
+fn define(conn: &Connect, xml: &str) -> Result<Domain, DriverError> {
+    Domain::define_xml(conn, libvirt_text("domain definition", xml)?).map_err(lv("define"))
+}
+
 /// Nova's power state for a libvirt domain state. A shut-off domain with a
 /// managed-save image is `SUSPENDED` (that is how [`VirtDriver::suspend`] leaves it).
 fn power_state_of(state: sys::virDomainState, managed_save: bool) -> PowerState {
@@ -119,7 +160,7 @@ impl LibvirtDriver {
         static SILENCE: Once = Once::new();
         // libvirt prints every error to stderr by default; ours are values.
         SILENCE.call_once(virt::error::clear_error_callback);
-        let conn = Connect::open(Some(uri)).map_err(lv("open"))?;
+        let conn = Connect::open(Some(libvirt_text("libvirt URI", uri)?)).map_err(lv("open"))?;
         info!(uri, "libvirt connection open");
         let store = options.domain_store.as_ref().map(DomainStore::new);
         let driver = LibvirtDriver {
@@ -147,7 +188,7 @@ impl LibvirtDriver {
             if self.lookup(stored.instance)?.is_some() {
                 continue;
             }
-            let domain = Domain::define_xml(&self.conn.0, &stored.xml).map_err(lv("define"))?;
+            let domain = define(&self.conn.0, &stored.xml)?;
             if stored.running {
                 Self::start(&domain)?;
             }
@@ -213,9 +254,10 @@ impl LibvirtDriver {
             return Ok(gb);
         }
         let pool = match &self.options.storage_pool {
-            Some(name) => {
-                Some(StoragePool::lookup_by_name(&self.conn.0, name).map_err(lv("storage pool"))?)
-            }
+            Some(name) => Some(
+                StoragePool::lookup_by_name(&self.conn.0, libvirt_text("storage pool", name)?)
+                    .map_err(lv("storage pool"))?,
+            ),
             None => self
                 .conn
                 .0
@@ -373,6 +415,7 @@ impl VirtDriver for LibvirtDriver {
     }
 
     fn spawn(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError> {
+        check_spec(spec)?;
         if let Some(domain) = self.lookup(instance)? {
             return match Self::state_of(&domain)? {
                 PowerState::Running => Ok(()),
@@ -387,7 +430,7 @@ impl VirtDriver for LibvirtDriver {
         };
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "defining domain");
-        let domain = Domain::define_xml(&self.conn.0, &definition).map_err(lv("define"))?;
+        let domain = define(&self.conn.0, &definition)?;
         if let Err(e) = Self::start(&domain) {
             // Leave nothing half-made behind: a retry starts from scratch.
             if let Err(undefine) = domain.undefine() {
@@ -405,6 +448,7 @@ impl VirtDriver for LibvirtDriver {
         spec: &SpawnSpec,
         power_on: bool,
     ) -> Result<(), DriverError> {
+        check_spec(spec)?;
         if let Some(domain) = self.lookup(instance)?
             && domain.is_active().map_err(lv("is active"))?
         {
@@ -417,7 +461,7 @@ impl VirtDriver for LibvirtDriver {
         };
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "redefining domain");
-        let domain = Domain::define_xml(&self.conn.0, &definition).map_err(lv("define"))?;
+        let domain = define(&self.conn.0, &definition)?;
         if power_on {
             Self::start(&domain)?;
         }

@@ -53,6 +53,10 @@ pub enum DriverError {
     /// An XML document could not be read.
     #[error("xml: {0}")]
     Xml(String),
+    /// The task carries text libvirt cannot take (a NUL or another control
+    /// character in a name, a property, ...): the task fails, nothing is made.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 /// A hypervisor the agent drives. Every method blocks.

@@ -19,6 +19,9 @@ pub struct Microversion {
     pub minor: u16,
 }
 
+/// The service type naming the compute API in `OpenStack-API-Version`.
+const SERVICE_TYPE: &str = "compute";
+
 /// The oldest microversion served.
 pub const MIN_MICROVERSION: Microversion = Microversion { major: 2, minor: 1 };
 /// The newest microversion served.
@@ -38,32 +41,53 @@ impl Microversion {
         self >= Self::v2(minor)
     }
 
-    /// Parses `2.x` or `latest`.
+    /// Parses `latest` or a version as Nova's `APIVersionRequest` does
+    /// (`^([1-9]\d*)\.([1-9]\d*|0)$`: no sign, no leading zero, no space
+    /// inside); `None` for anything else. A number too large for the type
+    /// saturates, so that it is refused as out of range rather than malformed.
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("latest") {
             return Some(MAX_MICROVERSION);
         }
         let (major, minor) = text.split_once('.')?;
+        let number = |part: &str, zero_allowed: bool| -> Option<u16> {
+            let digits = !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+            let canonical = !part.starts_with('0') || (zero_allowed && part == "0");
+            if !digits || !canonical {
+                return None;
+            }
+            Some(part.parse::<u16>().unwrap_or(u16::MAX))
+        };
         Some(Self {
-            major: major.parse().ok()?,
-            minor: minor.parse().ok()?,
+            major: number(major, false)?,
+            minor: number(minor, true)?,
         })
     }
 
     /// The version a request asks for (none → 2.1); `Err` for malformed or
     /// out-of-range versions.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        // Header bytes that are not visible ASCII are read lossily, so that
+        // `compute é` is a malformed version rather than no header at all.
+        let text = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
         let modern = headers
             .get_all("openstack-api-version")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .find_map(|item| item.trim().strip_prefix("compute ").map(str::to_string));
-        let legacy = headers
-            .get("x-openstack-nova-api-version")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
+            .map(text)
+            .flat_map(|value| {
+                value
+                    .split(',')
+                    .map(|item| item.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .find_map(|item| {
+                let (service, version) = item.split_once(' ').unwrap_or((item.as_str(), ""));
+                service
+                    .eq_ignore_ascii_case(SERVICE_TYPE)
+                    .then(|| version.trim().to_string())
+            });
+        let legacy = headers.get("x-openstack-nova-api-version").map(text);
         let Some(requested) = modern.or(legacy) else {
             return Ok(MIN_MICROVERSION);
         };
@@ -167,5 +191,62 @@ mod tests {
             junk.err().map(|error| error.status()),
             Some(StatusCode::BAD_REQUEST)
         );
+    }
+
+    #[test]
+    fn versions_parse_as_nova_does() {
+        for good in ["2.1", "2.0", "2.10", "2.96", " 2.5 ", "latest", "LATEST"] {
+            assert!(Microversion::parse(good).is_some(), "{good:?}");
+        }
+        for bad in [
+            "2.01", "02.1", "2", "2.", ".1", "2.1.1", "2. 1", "+2.1", "2.-1", "é", "", "2,1",
+        ] {
+            assert_eq!(Microversion::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            Microversion::parse("2.99999"),
+            Some(Microversion::v2(u16::MAX))
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_bad_requests() {
+        let status = |pairs: &[(&'static str, &[u8])]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    *name,
+                    HeaderValue::from_bytes(value).expect("a valid header value"),
+                );
+            }
+            Microversion::from_headers(&map)
+                .err()
+                .map(|error| error.status())
+        };
+        for value in [
+            &b"compute 2.01"[..],
+            b"compute",
+            b"compute ",
+            "compute é".as_bytes(),
+            b"compute two",
+            b"image 2.5, compute",
+        ] {
+            assert_eq!(
+                status(&[("openstack-api-version", value)]),
+                Some(StatusCode::BAD_REQUEST),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        assert_eq!(
+            status(&[("x-openstack-nova-api-version", "é".as_bytes())]),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            status(&[("openstack-api-version", b"compute 2.999")]),
+            Some(StatusCode::NOT_ACCEPTABLE)
+        );
+        // Another service's version alone leaves the compute default.
+        assert_eq!(status(&[("openstack-api-version", b"image 2.5")]), None);
     }
 }

@@ -6,8 +6,10 @@
 pub mod auth;
 pub mod body;
 pub mod fault;
+pub mod guard;
 pub mod microversion;
 pub mod request_id;
+pub mod validation;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -77,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::notify::api::routes())
         .merge(crate::plugins::api::routes())
         .fallback(|| async { fault::ApiError::not_found("The resource could not be found.") })
+        .layer(middleware::from_fn(guard::guard_request))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

@@ -20,6 +20,7 @@ use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
+use crate::api::validation::{self, TextFormat};
 use crate::db::{self, Tx};
 use crate::notify::builders::{self, AggregateAction};
 use crate::notify::payload::AggregatePayload;
@@ -210,22 +211,6 @@ async fn check_zone_change(
     Ok(Ok(()))
 }
 
-fn text_field(name: &str, value: &Value, allow_colon: bool) -> ApiResult<String> {
-    match value {
-        Value::String(text)
-            if !text.trim().is_empty()
-                && text.len() <= 255
-                && text.trim() == text
-                && (allow_colon || !text.contains(':')) =>
-        {
-            Ok(text.clone())
-        }
-        other => Err(ApiError::bad_request(format!(
-            "Invalid input for field/attribute {name}. Value: {other}."
-        ))),
-    }
-}
-
 fn body_object<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Map<String, Value>> {
     match body.get(key) {
         Some(Value::Object(object)) if body.len() == 1 => Ok(object),
@@ -307,16 +292,20 @@ async fn create(
     auth.require_admin("os_compute_api:os-aggregates:create")?;
     let input = body_object(&body, "aggregate")?;
     reject_unknown(input, &["name", "availability_zone"])?;
-    let name = text_field(
+    let name = validation::text(
         "name",
         input
             .get("name")
             .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?,
-        true,
+        TextFormat::Name,
     )?;
     let zone = match input.get("availability_zone") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(text_field("availability_zone", value, false)?),
+        Some(value) => Some(validation::text(
+            "availability_zone",
+            value,
+            TextFormat::AzName,
+        )?),
     };
     let mut tx = state.db.begin_serialized(LOCK).await?;
     if name_taken(&mut tx, &name, -1).await? {
@@ -384,12 +373,16 @@ async fn update(
     }
     let name = input
         .get("name")
-        .map(|value| text_field("name", value, true))
+        .map(|value| validation::text("name", value, TextFormat::Name))
         .transpose()?;
     let zone = match input.get("availability_zone") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(value) => Some(Some(text_field("availability_zone", value, false)?)),
+        Some(value) => Some(Some(validation::text(
+            "availability_zone",
+            value,
+            TextFormat::AzName,
+        )?)),
     };
     let mut tx = state.db.begin_serialized(LOCK).await?;
     let aggregates = load_all(&mut tx).await?;
@@ -584,11 +577,11 @@ async fn set_metadata(
 
 fn host_arg(args: &Map<String, Value>) -> ApiResult<String> {
     reject_unknown(args, &["host"])?;
-    text_field(
+    validation::text(
         "host",
         args.get("host")
             .ok_or_else(|| ApiError::bad_request("'host' is a required property"))?,
-        true,
+        TextFormat::Name,
     )
 }
 

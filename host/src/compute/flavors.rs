@@ -16,6 +16,7 @@ use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
+use crate::api::validation::{self, TextFormat};
 use crate::conductor::model::FlavorSnapshot;
 use crate::db::{self, Db, DbError, Tx};
 use crate::notify::builders;
@@ -422,6 +423,51 @@ struct FlavorCreateBody {
     flavor: FlavorCreate,
 }
 
+/// The `rxtx_factor` of a flavor created without one.
+const DEFAULT_RXTX_FACTOR: f64 = 1.0;
+/// The largest `rxtx_factor`: Nova's `SQL_SP_FLOAT_MAX`, the largest
+/// single-precision float its column holds.
+const MAX_RXTX_FACTOR: f64 = 3.40282e38;
+/// The longest flavor id.
+const MAX_FLAVOR_ID_LENGTH: usize = 255;
+
+/// Whether `id` is a flavor id Nova accepts (`^(?! )[a-zA-Z0-9. _-]+(?<! )$`,
+/// at most 255 characters): nothing that could be a path separator or a
+/// control character.
+fn is_flavor_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_FLAVOR_ID_LENGTH
+        && !id.starts_with(' ')
+        && !id.ends_with(' ')
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b". _-".contains(&byte))
+}
+
+/// Whether `text` is digits with an optional fraction (`^[0-9]+(\.[0-9]+)?$`).
+fn is_decimal(text: &str) -> bool {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    digits(whole) && digits(fraction)
+}
+
+/// `rxtx_factor` as Nova's schema takes it: a number, or a decimal string,
+/// greater than 0 and at most [`MAX_RXTX_FACTOR`].
+fn rxtx_factor(value: &Value) -> ApiResult<f64> {
+    let number = match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) if is_decimal(text) => text.parse::<f64>().ok(),
+        _ => None,
+    };
+    number
+        .filter(|factor| *factor > 0.0 && *factor <= MAX_RXTX_FACTOR)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid input for field/attribute rxtx_factor. Value: {value}. It must be a number greater than 0 and at most {MAX_RXTX_FACTOR:e}."
+            ))
+        })
+}
+
 /// An integer body field (numbers or numeric strings, as Nova accepts), within `min..=max`.
 pub fn int_field(name: &str, value: &Value, min: i64, max: i64) -> ApiResult<i64> {
     let number = match value {
@@ -445,11 +491,10 @@ async fn create(
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-flavor-manage:create")?;
     let input = body.flavor;
-    let name = input.name.trim().to_string();
-    if name.is_empty() || name.len() > 255 {
-        return Err(ApiError::bad_request(
-            "Invalid input for field/attribute name.",
-        ));
+    validation::check_text("name", &input.name, TextFormat::Name)?;
+    let name = input.name.clone();
+    if let Some(description) = &input.description {
+        validation::check_text("description", description, TextFormat::Description)?;
     }
     if input.description.is_some() && !version.at_least(55) {
         return Err(ApiError::bad_request(
@@ -470,21 +515,12 @@ async fn create(
         Some(value) => int_field("swap", value, 0, i32::MAX as i64)?,
         None => 0,
     };
-    let rxtx =
-        match &input.rxtx_factor {
-            Some(Value::Number(number)) => number
-                .as_f64()
-                .filter(|value| *value > 0.0)
-                .ok_or_else(|| {
-                    ApiError::bad_request("Invalid input for field/attribute rxtx_factor.")
-                })?,
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "Invalid input for field/attribute rxtx_factor.",
-                ));
-            }
-            None => 1.0,
-        };
+    let rxtx = input
+        .rxtx_factor
+        .as_ref()
+        .map(rxtx_factor)
+        .transpose()?
+        .unwrap_or(DEFAULT_RXTX_FACTOR);
     let is_public = match &input.is_public {
         Some(Value::Bool(value)) => *value,
         Some(Value::String(text)) => parse_bool(text).ok_or_else(|| {
@@ -499,13 +535,11 @@ async fn create(
     };
     let id = match &input.id {
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
-        Some(Value::String(text)) if !text.trim().is_empty() && text.len() <= 255 => {
-            text.trim().to_string()
-        }
+        Some(Value::String(text)) if is_flavor_id(text) => text.clone(),
         Some(Value::Number(number)) => number.to_string(),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute id. Value: {other}."
+                "Invalid input for field/attribute id. Value: {other}. It must be 1 to {MAX_FLAVOR_ID_LENGTH} letters, digits, '.', '_', '-' or spaces, not starting or ending with a space."
             )));
         }
     };
@@ -571,6 +605,9 @@ async fn update(
         return Err(ApiError::bad_method());
     }
     auth.require_admin("os_compute_api:os-flavor-manage:update")?;
+    if let Some(description) = &body.flavor.description {
+        validation::check_text("description", description, TextFormat::Description)?;
+    }
     get_visible(&state.db, &auth, &id).await?;
     let mut tx = state.db.begin_serialized("flavors").await?;
     sqlx::query("UPDATE flavors SET description = $1 WHERE id = $2")

@@ -23,6 +23,7 @@ use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
+use crate::api::validation::MAX_NAME_LENGTH;
 use crate::db::{self, Db};
 use crate::notify::builders;
 use crate::notify::payload::KeypairPayload;
@@ -299,7 +300,7 @@ fn check_name(version: Microversion, name: &Value) -> ApiResult<String> {
             "Invalid input for field/attribute name. Value: {name}."
         )));
     };
-    if name.trim().is_empty() || name.len() > 255 {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_LENGTH {
         return Err(ApiError::bad_request(
             "Keypair name must be string and between 1 and 255 characters long",
         ));

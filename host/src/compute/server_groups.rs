@@ -22,6 +22,7 @@ use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
+use crate::api::validation::{self, TextFormat};
 use crate::conductor::notices;
 use crate::db::{self, Db};
 use crate::notify::Publisher;
@@ -266,12 +267,7 @@ async fn create(
         )));
     }
     let name = match input.get("name") {
-        Some(Value::String(name))
-            if !name.trim().is_empty() && name.trim() == name && name.len() <= 255 =>
-        {
-            name.clone()
-        }
-        Some(other) => return Err(invalid("name", other)),
+        Some(name) => validation::text("name", name, TextFormat::Name)?,
         None => return Err(ApiError::bad_request("'name' is a required property")),
     };
     let policy = policy_of(version, input)?;

@@ -21,6 +21,7 @@ use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
+use crate::api::validation::{self, TextFormat};
 use crate::conductor::model::Instance;
 use crate::conductor::notices;
 use crate::conductor::snapshot;
@@ -29,6 +30,10 @@ use crate::conductor::{BuildRequest, Caller};
 use crate::images;
 use crate::notify::Publisher;
 use crate::quota::Resource;
+
+/// The longest `user_data` accepted: Nova's schema caps the base64 text at
+/// 65,535 characters.
+pub const MAX_USER_DATA_LENGTH: usize = 65_535;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
 pub async fn fetch_visible(
@@ -735,15 +740,12 @@ async fn create(
             "Additional properties are not allowed ('{unknown}' was unexpected)"
         )));
     }
-    let name = string_field(server, "name")?
-        .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
-    if name.trim().is_empty() || name.len() > 255 {
-        return Err(ApiError::bad_request(
-            "Invalid input for field/attribute name.",
-        ));
-    }
-    let description = string_field(server, "description")?;
-    if description.is_some() && !version.at_least(19) {
+    let name = server
+        .get("name")
+        .ok_or_else(|| ApiError::bad_request("'name' is a required property"))
+        .and_then(|name| validation::text("name", name, TextFormat::Name))?;
+    let description = validation::optional_description("description", server.get("description"))?;
+    if server.contains_key("description") && !version.at_least(19) {
         return Err(ApiError::bad_request(
             "Additional properties are not allowed ('description' was unexpected)",
         ));
@@ -845,6 +847,11 @@ async fn create(
     let user_data = string_field(server, "user_data")?;
     if let Some(data) = &user_data {
         use base64::Engine;
+        if data.len() > MAX_USER_DATA_LENGTH {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute user_data. It is longer than {MAX_USER_DATA_LENGTH} characters of base64."
+            )));
+        }
         if base64::engine::general_purpose::STANDARD
             .decode(data.trim())
             .is_err()
@@ -963,23 +970,14 @@ async fn update(
             )));
         }
     }
-    let name = string_field(&body.server, "name")?;
-    if let Some(name) = &name
-        && (name.trim().is_empty() || name.len() > 255)
-    {
-        return Err(ApiError::bad_request(
-            "Invalid input for field/attribute name.",
-        ));
-    }
+    let name = body
+        .server
+        .get("name")
+        .map(|name| validation::text("name", name, TextFormat::Name))
+        .transpose()?;
     let description = match body.server.get("description") {
         None => instance.description.clone(),
-        Some(Value::Null) => None,
-        Some(Value::String(text)) if text.len() <= 255 => Some(text.clone()),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute description. Value: {other}."
-            )));
-        }
+        given => validation::optional_description("description", given)?,
     };
     let access_ip_v4 =
         access_ip(&body.server, "accessIPv4")?.unwrap_or_else(|| instance.access_ip_v4.clone());

@@ -21,6 +21,7 @@ use super::{AUTH_REQUIRED, AuthRequest, TokenError, ValidToken};
 use crate::api::AppState;
 use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, FaultStyle};
+use crate::api::validation;
 use crate::config::Config;
 
 /// The Identity API version served.
@@ -124,9 +125,14 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> KsResult<T> {
 }
 
 fn validate_name(kind: &str, name: &str) -> KsResult<()> {
-    if name.trim().is_empty() || name.len() > MAX_NAME_LENGTH {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_LENGTH {
         return Err(KeystoneError(ApiError::bad_request(format!(
             "Invalid input for field 'name': the {kind} name must be 1 to {MAX_NAME_LENGTH} characters."
+        ))));
+    }
+    if validation::has_control_character(name) {
+        return Err(KeystoneError(ApiError::bad_request(format!(
+            "Invalid input for field 'name': the {kind} name must not contain control characters."
         ))));
     }
     Ok(())

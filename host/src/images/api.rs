@@ -22,6 +22,7 @@ use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, ApiResult};
+use crate::api::validation;
 use crate::db::Backend;
 
 /// The newest Image API version novum's subset corresponds to.
@@ -174,8 +175,13 @@ fn invalid(key: &str, why: &str) -> ApiError {
 fn string_or_null(key: &str, value: &Value) -> ApiResult<Option<String>> {
     match value {
         Value::Null => Ok(None),
-        Value::String(text) if text.len() <= MAX_NAME_LENGTH => Ok(Some(text.clone())),
-        Value::String(_) => Err(invalid(key, "too long")),
+        Value::String(text) if text.chars().count() > MAX_NAME_LENGTH => {
+            Err(invalid(key, "too long"))
+        }
+        Value::String(text) if validation::has_control_character(text) => {
+            Err(invalid(key, "must not contain control characters"))
+        }
+        Value::String(text) => Ok(Some(text.clone())),
         _ => Err(invalid(key, "must be a string or null")),
     }
 }
@@ -505,11 +511,21 @@ async fn delete_image(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// 413 for image data over the upload's limit.
+fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+}
+
 /// `PUT /v2/images/{id}/file`: streams the data in; queued → saving → active.
+/// Data over `[images] max_image_size_mb` or the owner's remaining
+/// `project_storage_quota_mb` is refused with 413, before it is read when
+/// `Content-Length` says so, else as soon as the stream passes the limit;
+/// nothing of it is kept.
 async fn upload(
     State(state): State<AppState>,
     auth: AuthContext,
     Path(image_id): Path<String>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<StatusCode> {
     let image = owned_image(&state, &auth, &image_id, "upload_image").await?;
@@ -517,6 +533,14 @@ async fn upload(
         return Err(ApiError::bad_request(
             "Properties disk_format, container_format must be set prior to saving data.",
         ));
+    }
+    let limit = super::UploadLimit::for_image(&state.db, &state.config.images, &image).await?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if let Some(size) = declared.filter(|size| *size > limit.bytes()) {
+        return Err(too_large(limit.refusal(Some(size))));
     }
     if !super::transition(&state.db, &image_id, STATUS_QUEUED, STATUS_SAVING).await? {
         return Err(ApiError::conflict(format!(
@@ -528,6 +552,7 @@ async fn upload(
         &state.config.data_dir,
         &image_id,
         image.disk_format.as_deref(),
+        limit.bytes(),
         body,
     )
     .await
@@ -537,6 +562,7 @@ async fn upload(
             super::transition(&state.db, &image_id, STATUS_SAVING, STATUS_QUEUED).await?;
             return Err(match error {
                 data::DataError::Body(message) => ApiError::bad_request(message),
+                data::DataError::TooLarge { .. } => too_large(limit.refusal(None)),
                 other => ApiError::internal(other),
             });
         }

@@ -21,6 +21,12 @@ pub enum DataError {
     /// Reading the request body failed (the client went away).
     #[error("cannot read the image data from the request: {0}")]
     Body(String),
+    /// The data passed the most the upload may store; nothing was kept.
+    #[error("the image data is larger than the {limit} bytes this upload may store")]
+    TooLarge {
+        /// The most the upload may store, in bytes.
+        limit: u64,
+    },
     /// A file operation failed.
     #[error("image data {path}: {source}")]
     Io {
@@ -62,11 +68,14 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
 }
 
 /// Streams `body` into image `id`'s file (through a temporary file renamed
-/// at the end, so a failed upload leaves nothing), hashing as it goes.
+/// at the end, so a failed upload leaves nothing), hashing as it goes. Data
+/// beyond `limit` bytes stops the upload with [`DataError::TooLarge`] before
+/// it is written.
 pub async fn store(
     data_dir: &Path,
     id: &str,
     disk_format: Option<&str>,
+    limit: u64,
     mut body: Body,
 ) -> Result<StoredData, DataError> {
     let dir = images_dir(data_dir);
@@ -87,9 +96,12 @@ pub async fn store(
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
+            size = size.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
+            if u64::try_from(size).unwrap_or(u64::MAX) > limit {
+                return Err(DataError::TooLarge { limit });
+            }
             md5.update(&chunk);
             sha2::Digest::update(&mut sha256, &chunk);
-            size = size.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
             file.write_all(&chunk).await.map_err(io_error(&partial))?;
         }
         file.sync_all().await.map_err(io_error(&partial))?;

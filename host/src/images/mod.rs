@@ -15,6 +15,7 @@ pub mod data;
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -28,6 +29,36 @@ pub const STATUS_QUEUED: &str = "queued";
 pub const STATUS_SAVING: &str = "saving";
 /// Status of an image with data, ready to boot.
 pub const STATUS_ACTIVE: &str = "active";
+
+/// Bytes in a MiB (the unit of the `[images]` sizes).
+pub const BYTES_PER_MB: u64 = 1024 * 1024;
+/// The largest image accepted by default, in MiB: Glance's `image_size_cap`
+/// default, 1 TiB.
+pub const DEFAULT_MAX_IMAGE_SIZE_MB: u64 = 1024 * 1024;
+
+/// `[images]`: limits on image data, as Glance's `image_size_cap` and
+/// per-project storage quota (`user_storage_quota`, or unified limits'
+/// `image_size_total`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// The largest image data one upload may store, in MiB; an upload
+    /// beyond it is refused with 413 and nothing is kept.
+    pub max_image_size_mb: u64,
+    /// The image data one project may store in all, in MiB (the sizes of
+    /// its images that have data); `None`: unlimited. An upload that would
+    /// pass it is refused with 413 and nothing is kept.
+    pub project_storage_quota_mb: Option<u64>,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        Self {
+            max_image_size_mb: DEFAULT_MAX_IMAGE_SIZE_MB,
+            project_storage_quota_mb: None,
+        }
+    }
+}
 
 /// The disk formats Glance accepts.
 pub const DISK_FORMATS: [&str; 11] = [
@@ -253,6 +284,72 @@ pub async fn get_for_project(db: &Db, id: &str, auth: &AuthContext) -> Result<Im
         Ok(image)
     } else {
         Err(ImageError::NotFound(id.to_string()))
+    }
+}
+
+/// The image data `owner`'s images hold, in bytes, not counting image
+/// `except` (the one being uploaded).
+pub async fn stored_bytes(db: &Db, owner: &str, except: &str) -> Result<u64, ImageError> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS stored FROM images WHERE owner = $1 AND id <> $2 AND size IS NOT NULL",
+    )
+    .bind(owner)
+    .bind(except)
+    .fetch_one(db.pool())
+    .await?;
+    let stored: i64 = row.try_get("stored")?;
+    Ok(u64::try_from(stored).unwrap_or(0))
+}
+
+/// The most one upload may store, and which limit sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadLimit {
+    /// `[images] max_image_size_mb`, in bytes.
+    SizeCap(u64),
+    /// What is left of the owner's `[images] project_storage_quota_mb`, in
+    /// bytes (less than the size cap).
+    StorageQuota(u64),
+}
+
+impl UploadLimit {
+    /// The limit for an upload into `image` under `config`: the size cap, or
+    /// what the owner's storage quota leaves when that is less.
+    pub async fn for_image(
+        db: &Db,
+        config: &ImagesConfig,
+        image: &Image,
+    ) -> Result<Self, ImageError> {
+        let cap = config.max_image_size_mb.saturating_mul(BYTES_PER_MB);
+        let Some(quota_mb) = config.project_storage_quota_mb else {
+            return Ok(Self::SizeCap(cap));
+        };
+        let quota = quota_mb.saturating_mul(BYTES_PER_MB);
+        let remaining = quota.saturating_sub(stored_bytes(db, &image.owner, &image.id).await?);
+        Ok(if remaining < cap {
+            Self::StorageQuota(remaining)
+        } else {
+            Self::SizeCap(cap)
+        })
+    }
+
+    /// The most the upload may store, in bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Self::SizeCap(bytes) | Self::StorageQuota(bytes) => bytes,
+        }
+    }
+
+    /// Why an upload of `size` bytes (when known) was refused, in Glance's words.
+    pub fn refusal(self, size: Option<u64>) -> String {
+        let size = size.map(|size| format!(" {size}")).unwrap_or_default();
+        match self {
+            Self::SizeCap(cap) => format!(
+                "The incoming image is too large: the data{size} exceeds the image size limit of {cap} bytes."
+            ),
+            Self::StorageQuota(remaining) => format!(
+                "Denying attempt to upload image because it exceeds the quota: The size of the data{size} will exceed the limit. {remaining} bytes remaining."
+            ),
+        }
     }
 }
 

@@ -564,3 +564,39 @@ async fn live_host_names_cannot_be_taken_postgres() {
     };
     live_host_names_cannot_be_taken_on(Some(url)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_with_a_nul_in_the_name_fails_once_with_a_message_and_the_agent_goes_on() {
+    let (cloud, db) = controller().await;
+    let TaskAction::Spawn(spec) = spawn_action() else {
+        unreachable!("spawn_action is a spawn");
+    };
+    let poisoned = TaskAction::Spawn(SpawnSpec {
+        name: "a\u{0}b".into(),
+        ..spec
+    });
+    let bad = enqueue(&db, "cmp-nul", Uuid::new_v4(), &poisoned).await;
+    let good = enqueue(&db, "cmp-nul", Uuid::new_v4(), &spawn_action()).await;
+    let node = TestNode::create(4, 8192).expect("node");
+    let agent = start_agent(agent_config(&cloud, "cmp-nul", &node));
+    match wait_done(&db, &bad).await {
+        TaskOutcome::Failed { message, .. } => {
+            assert!(message.starts_with("spawn failed"), "{message}");
+            assert!(message.contains("server name"), "{message}");
+            assert!(message.contains("U+0000"), "{message}");
+        }
+        other => panic!("a NUL in the name: {other:?}"),
+    }
+    assert_eq!(
+        wait_done(&db, &good).await,
+        TaskOutcome::Succeeded {
+            power_state: PowerState::Running
+        }
+    );
+    // Offered once, not re-offered lease after lease.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, offers, _, _) = task(&db, &bad).await;
+    assert_eq!(offers, 1);
+    agent.stop().await;
+    cloud.stop().await;
+}

@@ -802,3 +802,131 @@ async fn properties_on(backend: &Backend) {
     assert_eq!(image.min_ram, 128);
     assert_eq!(image.status, images::STATUS_QUEUED);
 }
+
+#[tokio::test]
+async fn uploads_over_the_size_cap_or_the_project_quota_are_413_and_keep_nothing() {
+    on_backends!(upload_limits_on);
+}
+
+async fn upload_limits_on(backend: &Backend) {
+    const MIB: usize = 1024 * 1024;
+    let mut config = api_common::config(&backend.dir.0);
+    config.images.max_image_size_mb = 1;
+    config.images.project_storage_quota_mb = Some(2);
+    let app = TestApp::new(backend, config).await;
+    let admin = app.admin_token().await;
+    let (_, _, member) = app.project_user(&admin, "capped", "carl", "member").await;
+    let new_image =
+        |name: &str| json!({"name": name, "disk_format": "raw", "container_format": "bare"});
+    let status_and_size = |reply: &api_common::Reply| {
+        (
+            reply.json["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            reply.json["size"].clone(),
+        )
+    };
+    let nothing_kept = |id: &str| {
+        let file = images::data::image_path(&app.state.config.data_dir, id);
+        let partial =
+            images::data::images_dir(&app.state.config.data_dir).join(format!(".{id}.upload"));
+        !file.exists() && !partial.exists()
+    };
+
+    // Over the size cap: streamed (no length given), then declared.
+    let first = create(&app, &member, new_image("first")).await;
+    let reply = upload(&app, &member, &first, vec![1; MIB + 1]).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "[{}] {}",
+        app.backend,
+        reply.json
+    );
+    let message = reply.json["overLimit"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("too large"), "{message}");
+    assert_eq!(
+        status_and_size(&show(&app, &member, &first).await),
+        ("queued".to_string(), Value::Null)
+    );
+    assert!(nothing_kept(&first));
+    let declared = app
+        .send(
+            Method::PUT,
+            &format!("/image/v2/images/{first}/file"),
+            &[
+                ("x-auth-token", &member),
+                ("content-type", "application/octet-stream"),
+                ("content-length", &(2 * MIB).to_string()),
+            ],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        declared.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        declared.json
+    );
+    // At the cap: stored.
+    let reply = upload(&app, &member, &first, vec![1; MIB]).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NO_CONTENT,
+        "[{}] {}",
+        app.backend,
+        reply.json
+    );
+    let second = create(&app, &member, new_image("second")).await;
+    let reply = upload(&app, &member, &second, vec![2; MIB]).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.json);
+
+    // The project's 2 MiB are used: one more byte is over its quota.
+    let third = create(&app, &member, new_image("third")).await;
+    let reply = upload(&app, &member, &third, vec![3]).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "[{}] {}",
+        app.backend,
+        reply.json
+    );
+    let message = reply.json["overLimit"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("Denying attempt to upload image because it exceeds the quota"),
+        "{message}"
+    );
+    assert_eq!(
+        status_and_size(&show(&app, &member, &third).await),
+        ("queued".to_string(), Value::Null)
+    );
+    assert!(nothing_kept(&third));
+    // Another project's quota is its own.
+    let (_, _, other) = app.project_user(&admin, "other", "olga", "member").await;
+    let theirs = create(&app, &other, new_image("theirs")).await;
+    let reply = upload(&app, &other, &theirs, vec![4; MIB]).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.json);
+    // Deleting an image frees its share.
+    let reply = app
+        .call(
+            Method::DELETE,
+            &format!("/image/v2/images/{first}"),
+            Some(&member),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.json);
+    let reply = upload(&app, &member, &third, vec![3]).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NO_CONTENT,
+        "[{}] {}",
+        app.backend,
+        reply.json
+    );
+}

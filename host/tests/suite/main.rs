@@ -15,6 +15,7 @@ mod config_examples;
 mod host_status;
 mod identity_api;
 mod images_api;
+mod input_validation;
 mod notifications;
 mod pipeline;
 mod plugin_cache;
