@@ -7,8 +7,7 @@
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -28,6 +27,9 @@ use crate::notify::builders;
 use crate::notify::payload::KeypairPayload;
 use crate::notify::{Phase, Publisher, emit};
 use crate::rpc::next_id;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// `ssh` key pairs.
 pub const TYPE_SSH: &str = "ssh";
@@ -198,13 +200,17 @@ async fn fetch(db: &Db, user: &str, name: &str) -> ApiResult<KeypairRow> {
         .ok_or_else(|| ApiError::not_found(format!("Keypair {name} not found for user {user}")))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UserQuery {
     user_id: Option<String>,
+    /// `limit` and `marker`.
     #[serde(flatten)]
+    #[param(inline)]
     page: Page,
 }
 
+#[utoipa::path(get, path = "/v2.1/os-keypairs", params(UserQuery), responses((status = OK, description = "Success", body = KeypairList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -244,6 +250,7 @@ async fn index(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-keypairs/{name}", params(("name" = String, Path, description = "The key pair name"), UserQuery), responses((status = OK, description = "Success", body = KeypairEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -261,6 +268,7 @@ async fn show(
     Ok(Json(json!({"keypair": full(version, &key)})))
 }
 
+#[utoipa::path(delete, path = "/v2.1/os-keypairs/{name}", params(("name" = String, Path, description = "The key pair name"), UserQuery), responses((status = NO_CONTENT, description = "Deleted (2.2 and later)"), (status = ACCEPTED, description = "Deleted (before 2.2)"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -320,6 +328,7 @@ fn check_name(version: Microversion, name: &Value) -> ApiResult<String> {
     Ok(name.clone())
 }
 
+#[utoipa::path(post, path = "/v2.1/os-keypairs", request_body = KeypairEnvelope, responses((status = CREATED, description = "Created (2.2 and later)", body = KeypairEnvelope), (status = OK, description = "Created (before 2.2)", body = KeypairEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -464,11 +473,20 @@ pub async fn public_key_of(db: &Db, user: &str, name: &str) -> ApiResult<Option<
     )
 }
 
+crate::envelope!(
+    /// `{"keypairs": …}`
+    KeypairList, "keypairs", Array
+);
+crate::envelope!(
+    /// `{"keypair": …}`
+    KeypairEnvelope, "keypair", Object
+);
+
 /// The key pair routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-keypairs", get(index).post(create))
-        .route("/v2.1/os-keypairs/{name}", get(show).delete(delete))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, delete))
 }
 
 #[cfg(test)]

@@ -10,8 +10,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -25,6 +24,9 @@ use crate::api::request_id::RequestId;
 use crate::conductor::notices;
 use crate::db::{self, Db};
 use crate::notify::Publisher;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A server group row with its live members.
 #[derive(Clone, Debug)]
@@ -113,7 +115,8 @@ async fn fetch_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<Group
         .ok_or_else(|| not_found(id))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     all_projects: Option<String>,
     limit: Option<String>,
@@ -131,6 +134,7 @@ fn count(name: &str, text: Option<&str>) -> ApiResult<Option<usize>> {
     .transpose()
 }
 
+#[utoipa::path(get, path = "/v2.1/os-server-groups", params(ListQuery), responses((status = OK, description = "Success", body = ServerGroupList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -159,6 +163,7 @@ async fn index(
     Ok(Json(json!({"server_groups": groups})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-server-groups/{id}", params(("id" = String, Path, description = "The server group UUID")), responses((status = OK, description = "Success", body = ServerGroupEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -239,6 +244,7 @@ fn rules_of(policy: &str, input: &Map<String, Value>) -> ApiResult<Map<String, V
     Ok(rules.clone())
 }
 
+#[utoipa::path(post, path = "/v2.1/os-server-groups", request_body = ServerGroupEnvelope, responses((status = OK, description = "Success", body = ServerGroupEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -311,6 +317,7 @@ async fn create(
     Ok(Json(json!({"server_group": view(version, &group)})))
 }
 
+#[utoipa::path(delete, path = "/v2.1/os-server-groups/{id}", params(("id" = String, Path, description = "The server group UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -336,9 +343,18 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+crate::envelope!(
+    /// `{"server_groups": …}`
+    ServerGroupList, "server_groups", Array
+);
+crate::envelope!(
+    /// `{"server_group": …}`
+    ServerGroupEnvelope, "server_group", Object
+);
+
 /// The server group routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-server-groups", get(index).post(create))
-        .route("/v2.1/os-server-groups/{id}", get(show).delete(delete))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, delete))
 }

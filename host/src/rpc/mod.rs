@@ -8,8 +8,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use novum_wire::{
     ErrorBody, HeartbeatRequest, Inventory, RegisterRequest, RegisterResponse, TaskList, TaskResult,
 };
@@ -27,6 +26,8 @@ use crate::db::{self, DbError, Tx};
 use crate::notify::builders::{self, payload_time};
 use crate::notify::payload::ServiceStatusPayload;
 use crate::notify::{Publisher, emit};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The compute service's binary name, as Nova lists it.
 pub const COMPUTE_BINARY: &str = "nova-compute";
@@ -304,6 +305,7 @@ pub async fn upsert_host(
     Ok(())
 }
 
+#[utoipa::path(post, path = "/agents/register", request_body = Object, security(("AgentToken" = [])), responses((status = OK, description = "The agent's own credential (register with the enrollment token as the bearer)", body = AgentCredential), crate::api::openapi::RpcFault))]
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -355,6 +357,7 @@ async fn register(
     }))
 }
 
+#[utoipa::path(post, path = "/agents/{host}/heartbeat", params(("host" = String, Path, description = "The agent's host name")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::RpcFault))]
 async fn heartbeat(
     State(state): State<AppState>,
     Path(host): Path<String>,
@@ -373,11 +376,13 @@ async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PollQuery {
     wait: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/agents/{host}/tasks", params(("host" = String, Path, description = "The agent's host name"), PollQuery), security(("AgentToken" = [])), responses((status = OK, description = "Success", body = AgentTasks), crate::api::openapi::RpcFault))]
 async fn poll(
     State(state): State<AppState>,
     Path(host): Path<String>,
@@ -408,6 +413,7 @@ async fn poll(
     }
 }
 
+#[utoipa::path(post, path = "/agents/{host}/tasks/{task_id}/result", params(("host" = String, Path, description = "The agent's host name"), ("task_id" = String, Path, description = "The task id")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::RpcFault))]
 async fn result(
     State(state): State<AppState>,
     Path((host, task_id)): Path<(String, String)>,
@@ -423,11 +429,20 @@ async fn result(
     Ok(StatusCode::NO_CONTENT)
 }
 
+crate::envelope!(
+    /// `{"agent_token": …}`
+    AgentCredential, "agent_token", String
+);
+crate::envelope!(
+    /// `{"tasks": …}`
+    AgentTasks, "tasks", Array
+);
+
 /// The `/rpc/v1` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agents/register", post(register))
-        .route("/agents/{host}/heartbeat", post(heartbeat))
-        .route("/agents/{host}/tasks", get(poll))
-        .route("/agents/{host}/tasks/{task_id}/result", post(result))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(heartbeat))
+        .routes(routes!(poll))
+        .routes(routes!(result))
 }

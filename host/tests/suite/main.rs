@@ -15,6 +15,7 @@ mod config_examples;
 mod identity_api;
 mod images_api;
 mod notifications;
+mod openapi;
 mod pipeline;
 mod plugins;
 mod plugins_api;
