@@ -156,6 +156,7 @@ pub struct KeystoneErrorDetails {
 #[allow(dead_code)]
 pub struct KeystoneFault {
     /// The error.
+    #[schema(inline)]
     error: KeystoneErrorDetails,
 }
 
