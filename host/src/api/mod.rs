@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod extract;
 pub mod fault;
 pub mod microversion;
 pub mod openapi;

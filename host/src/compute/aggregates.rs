@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value, json};
@@ -15,6 +15,7 @@ use sqlx::Row;
 
 use super::common::api_time_micros;
 use crate::api::AppState;
+use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use super::flavors::parse_query;
 use super::servers::instance_name;
 use super::services::{self, ServiceRow};
 use crate::api::AppState;
+use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;

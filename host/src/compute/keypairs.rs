@@ -5,7 +5,7 @@
 //! also turns create into 201 and delete into 204; paging from 2.35. The
 //! key-pairs quota is checked in the transaction that inserts the key.
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
@@ -17,6 +17,7 @@ use sqlx::Row;
 use super::common::{Page, api_time_micros, next_link};
 use super::flavors::parse_query;
 use crate::api::AppState;
+use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};

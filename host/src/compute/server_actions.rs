@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use novum_wire::RebootType;
@@ -16,6 +16,7 @@ use super::common::api_time_micros;
 use super::flavors;
 use super::servers::{fetch_visible, requested_flavor};
 use crate::api::AppState;
+use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};

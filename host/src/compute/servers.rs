@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, int_field, parse_query};
 use crate::api::AppState;
+use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
 use crate::api::fault::{ApiError, ApiResult};

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -59,6 +60,20 @@ impl IntoResponse for KeystoneError {
 }
 
 type KsResult<T> = Result<T, KeystoneError>;
+
+crate::fault_extractors!(KeystoneError);
+
+impl From<PathRejection> for KeystoneError {
+    fn from(rejection: PathRejection) -> Self {
+        KeystoneError(ApiError::from(rejection))
+    }
+}
+
+impl From<QueryRejection> for KeystoneError {
+    fn from(rejection: QueryRejection) -> Self {
+        KeystoneError(ApiError::from(rejection))
+    }
+}
 
 /// The caller of an identity request: the validated `X-Auth-Token`.
 pub struct Caller(pub ValidToken);

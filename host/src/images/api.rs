@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use super::{
     Visibility,
 };
 use crate::api::AppState;
+use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, ApiResult};

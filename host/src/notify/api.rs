@@ -9,12 +9,13 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
 use crate::api::AppState;
+use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::db;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -79,6 +80,26 @@ impl From<ConductorError> for RpcError {
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
             ConductorError::Notify(error) => error.into(),
         }
+    }
+}
+
+crate::fault_extractors!(RpcError);
+
+impl From<PathRejection> for RpcError {
+    fn from(rejection: PathRejection) -> Self {
+        Self(
+            rejection.status(),
+            format!("invalid path: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for RpcError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(
+            rejection.status(),
+            format!("invalid query string: {}", rejection.body_text()),
+        )
     }
 }
 

@@ -178,3 +178,43 @@ fn no_route_bypasses_the_document() {
         }
     }
 }
+
+#[tokio::test]
+async fn malformed_paths_and_query_strings_get_the_apis_fault_body() {
+    // axum's own Path/Query rejections answered these with text/plain
+    // (found by schemathesis: `GET /rpc/v1/agents/0/tasks?wait=-1`).
+    let backend = backends().await.remove(0);
+    let app = TestApp::start(&backend).await;
+    let admin = app.admin_token().await;
+    let cases: [(&str, &str); 8] = [
+        ("/compute/v2.1/flavors?is_public=a&is_public=b", "badRequest"),
+        ("/compute/v2.1/servers?name=a&name=b", "badRequest"),
+        ("/compute/v2.1/os-keypairs?user_id=a&user_id=b", "badRequest"),
+        ("/compute/v2.1/flavors/%FF", "badRequest"),
+        ("/compute/v2.1/os-quota-sets/%FF", "badRequest"),
+        ("/image/v2/images/%FF", "badRequest"),
+        ("/identity/v3/users/%FF", "error"),
+        ("/rpc/v1/agents/host/tasks?wait=-1", "error"),
+    ];
+    for (path, fault_key) in cases {
+        let reply = app.call(Method::GET, path, Some(&admin), Value::Null).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json"),
+            "{path}: {}",
+            String::from_utf8_lossy(&reply.bytes)
+        );
+        let fault = &reply.json[fault_key];
+        let message = if fault.is_string() {
+            fault.as_str()
+        } else {
+            fault["message"].as_str()
+        };
+        assert!(
+            message.is_some_and(|message| !message.is_empty()),
+            "{path}: {}",
+            reply.json
+        );
+    }
+}
