@@ -13,11 +13,11 @@
 //! compute, image and novum's own endpoints, [`KeystoneFault`] for identity,
 //! the agent RPC's [`novum_wire::ErrorBody`].
 
-use std::collections::BTreeMap;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
+use std::collections::BTreeMap;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};

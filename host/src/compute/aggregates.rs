@@ -7,17 +7,17 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
 use super::common::api_time_micros;
 use crate::api::AppState;
-use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::db::{self, Tx};

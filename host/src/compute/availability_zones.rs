@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::common::api_time_micros;

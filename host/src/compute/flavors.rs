@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -14,9 +14,9 @@ use utoipa_axum::routes;
 
 use super::common::{Page, links, next_link, parse_bool};
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::conductor::model::FlavorSnapshot;

@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{RawQuery, State};
 use axum::Json;
+use axum::extract::{RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -20,8 +20,8 @@ use super::flavors::parse_query;
 use super::servers::instance_name;
 use super::services::{self, ServiceRow};
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::db::DbError;

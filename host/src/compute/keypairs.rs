@@ -5,9 +5,9 @@
 //! also turns create into 201 and delete into 204; paging from 2.35. The
 //! key-pairs quota is checked in the transaction that inserts the key.
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -17,9 +17,9 @@ use sqlx::Row;
 use super::common::{Page, api_time_micros, next_link};
 use super::flavors::parse_query;
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;

@@ -4,8 +4,8 @@
 //! `migration_type`; newest first. Shapes by microversion: 2.23 adds
 //! `migration_type` and `links`, 2.59 `uuid`, 2.80 `user_id`/`project_id`.
 
-use axum::extract::{Query, State};
 use axum::Json;
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -108,6 +108,5 @@ crate::envelope!(
 
 /// The migration routes.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(index))
+    OpenApiRouter::new().routes(routes!(index))
 }

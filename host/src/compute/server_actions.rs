@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use novum_wire::RebootType;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -16,9 +16,9 @@ use super::common::api_time_micros;
 use super::flavors;
 use super::servers::{fetch_visible, requested_flavor};
 use crate::api::AppState;
-use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;

@@ -8,17 +8,17 @@
 //! with the `group` scheduler hint at create (see `servers`); the conductor
 //! hands the group's policy, rules, members and their hosts to the scheduler.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
@@ -17,9 +17,9 @@ use utoipa_axum::routes;
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, int_field, parse_query};
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;

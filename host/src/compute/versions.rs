@@ -1,8 +1,8 @@
 //! Version documents: `GET /compute/`, `GET /compute/v2.1/` and the legacy
 //! `GET /compute/v2/` (unauthenticated).
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::common::compute_url;

@@ -17,9 +17,9 @@ use super::{
     Visibility,
 };
 use crate::api::AppState;
-use crate::api::extract::{Path, Query};
 use crate::api::auth::AuthContext;
 use crate::api::body::parse_json;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::db::Backend;
 use utoipa_axum::router::OpenApiRouter;

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
 use crate::api::AppState;
-use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::db;
 use utoipa_axum::router::OpenApiRouter;

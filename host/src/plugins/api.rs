@@ -10,8 +10,8 @@
 //!   Plugin tables (`[plugins.*]`) and the filter/weigher lists take effect;
 //!   other keys need a restart.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::PluginSelection;

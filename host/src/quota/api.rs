@@ -3,18 +3,18 @@
 //! project's members may read their own, only admins change them; quota
 //! classes: admin only; limits: anyone, another project's only for admins).
 
+use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::{Map, Value, json};
 
 use super::resources::{LimitMap, MAX_LIMIT, Resource};
 use super::store;
 use crate::api::AppState;
-use crate::api::extract::Path;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::compute::flavors::parse_query;

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use novum_wire::{
     ErrorBody, HeartbeatRequest, Inventory, RegisterRequest, RegisterResponse, TaskList, TaskResult,
 };

@@ -91,7 +91,13 @@ async fn every_documented_operation_is_answered_by_its_route() {
         "only {} operations documented",
         operations.len()
     );
-    for area in ["/compute/v2.1/", "/identity/v3/", "/image/v2/", "/rpc/v1/", "/novum/v1/"] {
+    for area in [
+        "/compute/v2.1/",
+        "/identity/v3/",
+        "/image/v2/",
+        "/rpc/v1/",
+        "/novum/v1/",
+    ] {
         assert!(
             operations.iter().any(|(_, path)| path.starts_with(area)),
             "nothing documented under {area}"
@@ -165,7 +171,10 @@ fn no_route_bypasses_the_document() {
     // lists; `.route(…)`, `.route_service(…)` and `.nest_service(…)` would
     // add a route the document does not know.
     let mut files = Vec::new();
-    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     assert!(files.len() > 20, "sources not found");
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");
@@ -187,9 +196,15 @@ async fn malformed_paths_and_query_strings_get_the_apis_fault_body() {
     let app = TestApp::start(&backend).await;
     let admin = app.admin_token().await;
     let cases: [(&str, &str); 8] = [
-        ("/compute/v2.1/flavors?is_public=a&is_public=b", "badRequest"),
+        (
+            "/compute/v2.1/flavors?is_public=a&is_public=b",
+            "badRequest",
+        ),
         ("/compute/v2.1/servers?name=a&name=b", "badRequest"),
-        ("/compute/v2.1/os-keypairs?user_id=a&user_id=b", "badRequest"),
+        (
+            "/compute/v2.1/os-keypairs?user_id=a&user_id=b",
+            "badRequest",
+        ),
         ("/compute/v2.1/flavors/%FF", "badRequest"),
         ("/compute/v2.1/os-quota-sets/%FF", "badRequest"),
         ("/image/v2/images/%FF", "badRequest"),
