@@ -81,11 +81,40 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
+    for (path, item) in document.paths.paths.iter_mut() {
+        for (method, operation) in [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ] {
+            if let Some(operation) = operation {
+                operation.operation_id = Some(operation_id(method, path));
+            }
+        }
+    }
     document.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
         TOKEN_SCHEME,
         Vec::<String>::new(),
     )]);
     document
+}
+
+/// A unique operation id from the method and the path (handler names repeat
+/// across modules: `index`, `show`, …): `get /compute/v2.1/flavors/{id}` →
+/// `get_compute_v2.1_flavors_id`; a trailing slash adds `_slash`.
+fn operation_id(method: &str, path: &str) -> String {
+    let segments = path
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| segment.trim_start_matches('{').trim_end_matches('}'));
+    let trailing_slash = (path.len() > 1 && path.ends_with('/')).then_some("slash");
+    std::iter::once(method)
+        .chain(segments)
+        .chain(trailing_slash)
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 /// Every (method, path) the document lists, for tests and tools.

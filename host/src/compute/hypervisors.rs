@@ -172,7 +172,7 @@ struct ListQuery {
     with_servers: Option<String>,
     /// `limit` and `marker`.
     #[serde(flatten)]
-    #[param(inline)]
+    #[param(inline, required = false)]
     page: Page,
 }
 

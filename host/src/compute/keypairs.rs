@@ -207,7 +207,7 @@ struct UserQuery {
     user_id: Option<String>,
     /// `limit` and `marker`.
     #[serde(flatten)]
-    #[param(inline)]
+    #[param(inline, required = false)]
     page: Page,
 }
 

@@ -251,7 +251,7 @@ struct ListQuery {
     sort_dir: Option<String>,
     /// `limit` and `marker`.
     #[serde(flatten)]
-    #[param(inline)]
+    #[param(inline, required = false)]
     page: Page,
 }
 

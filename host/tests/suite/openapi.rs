@@ -103,6 +103,17 @@ async fn every_documented_operation_is_answered_by_its_route() {
             "nothing documented under {area}"
         );
     }
+    let mut ids: Vec<String> = Vec::new();
+    for item in document.paths.paths.values() {
+        for operation in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+            .into_iter()
+            .flatten()
+        {
+            ids.push(operation.operation_id.clone().unwrap_or_default());
+        }
+    }
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "operation ids repeat: {ids:?}");
     for (method, template) in &operations {
         // `X-Subject-Token` names another token than the caller's, so that
         // `DELETE /identity/v3/auth/tokens` does not end the probe.
