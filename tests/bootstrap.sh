@@ -42,3 +42,17 @@ if ! "$cli_venv/bin/python" -c 'import tempest' 2>/dev/null; then
   echo "bootstrap: installing tempest $tempest_version into $cli_venv"
   "$cli_venv/bin/pip" install -q "tempest==$tempest_version"
 fi
+
+# schemathesis (fuzzes the API from its OpenAPI document, for the schemathesis
+# e2e test) in a venv of its own: its dependencies need not agree with the
+# openstack CLI's.
+schemathesis_venv="${NOVUM_SCHEMATHESIS_VENV:-$PWD/target/schemathesis}"
+schemathesis_version="${NOVUM_SCHEMATHESIS_VERSION:-4.32.5}"
+if ! "$schemathesis_venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $schemathesis_version\$"; then
+  echo "bootstrap: installing schemathesis $schemathesis_version into $schemathesis_venv"
+  python3 -m venv "$schemathesis_venv" 2>/dev/null || {
+    apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$schemathesis_venv"
+  }
+  "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"
+fi

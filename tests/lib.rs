@@ -274,7 +274,20 @@ impl Drop for Cloud {
 /// `openstack-cli/bin/openstack` in the target directory the tests were built
 /// in (which `CARGO_TARGET_DIR` may move), else in the workspace's `target/`.
 pub fn openstack_cli() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("NOVUM_OPENSTACK_CLI") {
+    installed_tool("NOVUM_OPENSTACK_CLI", "openstack-cli/bin/openstack")
+}
+
+/// `schemathesis` as tests/bootstrap.sh installs it (`target/schemathesis`,
+/// a venv of its own), or `NOVUM_SCHEMATHESIS`.
+pub fn schemathesis() -> Option<PathBuf> {
+    installed_tool("NOVUM_SCHEMATHESIS", "schemathesis/bin/schemathesis")
+}
+
+/// A tool tests/bootstrap.sh installs under `target/`: the path in the
+/// environment variable `override_var`, else `relative` under the
+/// workspace's `target/` or the target directory the tests were built in.
+fn installed_tool(override_var: &str, relative: &str) -> Option<PathBuf> {
+    if let Ok(path) = std::env::var(override_var) {
         return Some(PathBuf::from(path));
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -286,7 +299,7 @@ pub fn openstack_cli() -> Option<PathBuf> {
     [Some(workspace.join("target")), built_in]
         .into_iter()
         .flatten()
-        .map(|target| target.join("openstack-cli/bin/openstack"))
+        .map(|target| target.join(relative))
         .find(|candidate| candidate.exists())
 }
 

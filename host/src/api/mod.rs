@@ -5,17 +5,21 @@
 
 pub mod auth;
 pub mod body;
+pub mod extract;
 pub mod fault;
 pub mod guard;
 pub mod microversion;
+pub mod openapi;
 pub mod request_id;
 pub mod validation;
 
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::middleware;
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -62,24 +66,41 @@ impl Deref for AppState {
     }
 }
 
-/// The whole API as one router.
+/// The whole API as one router, with its OpenAPI document served at
+/// [`openapi::OPENAPI_PATH`].
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let (router, document) = documented_routes().split_for_parts();
+    let document = openapi::finish(document);
+    let json = serde_json::to_vec(&document).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialize the OpenAPI document");
+        b"{}".to_vec()
+    });
+    router
+        .fallback(|| async { fault::ApiError::not_found("The resource could not be found.") })
+        .layer(Extension(openapi::OpenApiJson(json.into())))
+        .layer(middleware::from_fn(guard::guard_request))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// The OpenAPI document of every route [`app`] answers.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(documented_routes().into_openapi())
+}
+
+/// Every route, each with its OpenAPI operation: the one list both the
+/// router and the document are built from.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .nest("/identity", identity::routes())
         .nest(
             "/compute",
             crate::compute::routes().layer(middleware::from_fn(microversion::negotiate)),
         )
-        .route(
-            "/compute/",
-            axum::routing::get(crate::compute::versions::root),
-        )
+        .routes(routes!(crate::compute::versions::root_with_slash))
         .nest(novum_wire::API_PREFIX, crate::rpc::routes())
         .nest("/image", crate::images::routes())
         .merge(crate::notify::api::routes())
         .merge(crate::plugins::api::routes())
-        .fallback(|| async { fault::ApiError::not_found("The resource could not be found.") })
-        .layer(middleware::from_fn(guard::guard_request))
-        .layer(middleware::from_fn(request_id::assign))
-        .with_state(state)
+        .routes(routes!(openapi::document))
 }

@@ -7,10 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use sqlx::Row;
 
@@ -18,6 +17,7 @@ use super::common::api_time_micros;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::validation::{self, TextFormat};
@@ -26,6 +26,8 @@ use crate::notify::builders::{self, AggregateAction};
 use crate::notify::payload::AggregatePayload;
 use crate::notify::{Phase, Publisher, emit};
 use crate::rpc::{COMPUTE_BINARY, next_id};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The metadata key that puts an aggregate's hosts into a zone.
 pub const ZONE_KEY: &str = "availability_zone";
@@ -268,6 +270,7 @@ async fn touch(tx: &mut Tx, id: i64) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(get, path = "/v2.1/os-aggregates", responses((status = OK, description = "Success", body = AggregateList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -283,6 +286,7 @@ async fn index(
     Ok(Json(json!({"aggregates": aggregates})))
 }
 
+#[utoipa::path(post, path = "/v2.1/os-aggregates", request_body = AggregateEnvelope, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -342,6 +346,7 @@ async fn create(
     Ok(Json(json!({"aggregate": view(version, &aggregate, false)})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-aggregates/{id}", params(("id" = String, Path, description = "The aggregate id")), responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -355,6 +360,7 @@ async fn show(
     Ok(Json(json!({"aggregate": view(version, &aggregate, true)})))
 }
 
+#[utoipa::path(put, path = "/v2.1/os-aggregates/{id}", params(("id" = String, Path, description = "The aggregate id")), request_body = AggregateEnvelope, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -425,6 +431,7 @@ async fn update(
     Ok(Json(json!({"aggregate": view(version, &aggregate, true)})))
 }
 
+#[utoipa::path(delete, path = "/v2.1/os-aggregates/{id}", params(("id" = String, Path, description = "The aggregate id")), responses((status = OK, description = "Success"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -585,6 +592,7 @@ fn host_arg(args: &Map<String, Value>) -> ApiResult<String> {
     )
 }
 
+#[utoipa::path(post, path = "/v2.1/os-aggregates/{id}/action", params(("id" = String, Path, description = "The aggregate id")), request_body = crate::api::openapi::SingleKeyObject, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -643,13 +651,19 @@ async fn action(
     Ok(Json(json!({"aggregate": view(version, &aggregate, true)})))
 }
 
+crate::envelope!(
+    /// `{"aggregates": …}`
+    AggregateList, "aggregates", Array
+);
+crate::envelope!(
+    /// `{"aggregate": …}`
+    AggregateEnvelope, "aggregate", Object
+);
+
 /// The aggregate routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-aggregates", get(index).post(create))
-        .route(
-            "/v2.1/os-aggregates/{id}",
-            get(show).put(update).delete(delete),
-        )
-        .route("/v2.1/os-aggregates/{id}/action", post(action))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(action))
 }

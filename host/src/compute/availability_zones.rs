@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::common::api_time_micros;
@@ -16,6 +15,8 @@ use super::services::{self, ServiceRow, service_zone};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::fault::ApiResult;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Zone name → its services, and the names of the zones with an enabled one.
 async fn zones(state: &AppState) -> ApiResult<BTreeMap<String, Vec<ServiceRow>>> {
@@ -35,6 +36,7 @@ fn available(services: &[ServiceRow]) -> bool {
 }
 
 /// Any authenticated caller may list zones (Nova's policy: `@`).
+#[utoipa::path(get, path = "/v2.1/os-availability-zone", responses((status = OK, description = "Success", body = AvailabilityZoneInfo), crate::api::fault::ApiError))]
 async fn index(State(state): State<AppState>, _auth: AuthContext) -> ApiResult<Json<Value>> {
     let info: Vec<Value> = zones(&state)
         .await?
@@ -52,6 +54,7 @@ async fn index(State(state): State<AppState>, _auth: AuthContext) -> ApiResult<J
     Ok(Json(json!({"availabilityZoneInfo": info})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-availability-zone/detail", responses((status = OK, description = "Success", body = AvailabilityZoneInfo), crate::api::fault::ApiError))]
 async fn detail(State(state): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-availability-zone:detail")?;
     let info: Vec<Value> = zones(&state)
@@ -79,9 +82,14 @@ async fn detail(State(state): State<AppState>, auth: AuthContext) -> ApiResult<J
     Ok(Json(json!({"availabilityZoneInfo": info})))
 }
 
+crate::envelope!(
+    /// `{"availabilityZoneInfo": …}`
+    AvailabilityZoneInfo, "availabilityZoneInfo", Array
+);
+
 /// The availability zone routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-availability-zone", get(index))
-        .route("/v2.1/os-availability-zone/detail", get(detail))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(detail))
 }

@@ -36,7 +36,7 @@ pub fn links(state: &AppState, collection: &str, id: &str) -> Value {
 }
 
 /// `limit` and `marker` of a list request.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct Page {
     /// Page size.
     pub limit: Option<String>,

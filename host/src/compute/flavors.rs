@@ -2,18 +2,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::Json;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::common::{Page, links, next_link, parse_bool};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::validation::{self, TextFormat};
@@ -248,7 +251,8 @@ fn view(
     body
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     is_public: Option<String>,
     #[serde(rename = "minRam")]
@@ -257,7 +261,9 @@ struct ListQuery {
     min_disk: Option<String>,
     sort_key: Option<String>,
     sort_dir: Option<String>,
+    /// `limit` and `marker`.
     #[serde(flatten)]
+    #[param(inline, required = false)]
     page: Page,
 }
 
@@ -364,6 +370,7 @@ pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+#[utoipa::path(get, path = "/v2.1/flavors", params(ListQuery), responses((status = OK, description = "Success", body = FlavorList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -374,6 +381,7 @@ async fn index(
     list_flavors(&state, &auth, version, query, raw, false).await
 }
 
+#[utoipa::path(get, path = "/v2.1/flavors/detail", params(ListQuery), responses((status = OK, description = "Success", body = FlavorList), crate::api::fault::ApiError))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -384,6 +392,7 @@ async fn detail(
     list_flavors(&state, &auth, version, query, raw, true).await
 }
 
+#[utoipa::path(get, path = "/v2.1/flavors/{id}", params(("id" = String, Path, description = "The flavor id")), responses((status = OK, description = "Success", body = FlavorEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -397,7 +406,7 @@ async fn show(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FlavorCreate {
     name: String,
@@ -418,7 +427,7 @@ struct FlavorCreate {
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct FlavorCreateBody {
     flavor: FlavorCreate,
 }
@@ -483,6 +492,7 @@ pub fn int_field(name: &str, value: &Value, min: i64, max: i64) -> ApiResult<i64
     }
 }
 
+#[utoipa::path(post, path = "/v2.1/flavors", request_body = FlavorCreateBody, responses((status = OK, description = "Success", body = FlavorEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -583,17 +593,18 @@ async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct FlavorUpdateBody {
     flavor: FlavorUpdate,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FlavorUpdate {
     description: Option<String>,
 }
 
+#[utoipa::path(put, path = "/v2.1/flavors/{id}", params(("id" = String, Path, description = "The flavor id")), request_body = FlavorUpdateBody, responses((status = OK, description = "Success", body = FlavorEnvelope), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -620,6 +631,7 @@ async fn update(
     show(State(state), auth, version, Path(id)).await
 }
 
+#[utoipa::path(delete, path = "/v2.1/flavors/{id}", params(("id" = String, Path, description = "The flavor id")), responses((status = ACCEPTED, description = "Accepted"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -643,6 +655,7 @@ async fn delete(
     Ok(StatusCode::ACCEPTED)
 }
 
+#[utoipa::path(get, path = "/v2.1/flavors/{id}/os-extra_specs", params(("id" = String, Path, description = "The flavor id")), responses((status = OK, description = "Success", body = ExtraSpecs), crate::api::fault::ApiError))]
 async fn specs_index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -654,7 +667,7 @@ async fn specs_index(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SpecsBody {
     extra_specs: BTreeMap<String, Value>,
 }
@@ -703,6 +716,7 @@ async fn set_specs(
     Ok(values)
 }
 
+#[utoipa::path(post, path = "/v2.1/flavors/{id}/os-extra_specs", params(("id" = String, Path, description = "The flavor id")), request_body = SpecsBody, responses((status = OK, description = "Success", body = ExtraSpecs), crate::api::fault::ApiError))]
 async fn specs_create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -715,6 +729,7 @@ async fn specs_create(
     Ok(Json(json!({"extra_specs": values})))
 }
 
+#[utoipa::path(get, path = "/v2.1/flavors/{id}/os-extra_specs/{key}", params(("id" = String, Path, description = "The flavor id"), ("key" = String, Path, description = "The extra spec key")), responses((status = OK, description = "{key: value}", body = crate::api::openapi::SingleKeyObject), crate::api::fault::ApiError))]
 async fn spec_show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -728,6 +743,7 @@ async fn spec_show(
     Ok(Json(json!({ key: value })))
 }
 
+#[utoipa::path(put, path = "/v2.1/flavors/{id}/os-extra_specs/{key}", params(("id" = String, Path, description = "The flavor id"), ("key" = String, Path, description = "The extra spec key")), request_body = crate::api::openapi::SingleKeyObject, responses((status = OK, description = "{key: value}", body = crate::api::openapi::SingleKeyObject), crate::api::fault::ApiError))]
 async fn spec_update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -748,6 +764,7 @@ async fn spec_update(
     Ok(Json(json!(values)))
 }
 
+#[utoipa::path(delete, path = "/v2.1/flavors/{id}/os-extra_specs/{key}", params(("id" = String, Path, description = "The flavor id"), ("key" = String, Path, description = "The extra spec key")), responses((status = OK, description = "Success"), crate::api::fault::ApiError))]
 async fn spec_delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -777,6 +794,7 @@ fn access_view(id: &str, projects: &[String]) -> Value {
     json!({"flavor_access": projects.iter().map(|project| json!({"flavor_id": id, "tenant_id": project})).collect::<Vec<_>>()})
 }
 
+#[utoipa::path(get, path = "/v2.1/flavors/{id}/os-flavor-access", params(("id" = String, Path, description = "The flavor id")), responses((status = OK, description = "Success", body = FlavorAccess), crate::api::fault::ApiError))]
 async fn access_index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -795,6 +813,7 @@ async fn access_index(
     )))
 }
 
+#[utoipa::path(post, path = "/v2.1/flavors/{id}/action", params(("id" = String, Path, description = "The flavor id")), request_body = crate::api::openapi::SingleKeyObject, responses((status = OK, description = "addTenantAccess / removeTenantAccess: the access list", body = FlavorAccess), crate::api::fault::ApiError))]
 async fn flavor_action(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -868,20 +887,31 @@ async fn flavor_action(
     )))
 }
 
+crate::envelope!(
+    /// `{"flavors": […]}`
+    FlavorList, "flavors", Array
+);
+crate::envelope!(
+    /// `{"flavor": {…}}`
+    FlavorEnvelope, "flavor", Object
+);
+crate::envelope!(
+    /// `{"extra_specs": {…}}`
+    ExtraSpecs, "extra_specs", Object
+);
+crate::envelope!(
+    /// `{"flavor_access": […]}`
+    FlavorAccess, "flavor_access", Array
+);
+
 /// The flavor routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/flavors", get(index).post(create))
-        .route("/v2.1/flavors/detail", get(detail))
-        .route("/v2.1/flavors/{id}", get(show).put(update).delete(delete))
-        .route(
-            "/v2.1/flavors/{id}/os-extra_specs",
-            get(specs_index).post(specs_create),
-        )
-        .route(
-            "/v2.1/flavors/{id}/os-extra_specs/{key}",
-            get(spec_show).put(spec_update).delete(spec_delete),
-        )
-        .route("/v2.1/flavors/{id}/os-flavor-access", get(access_index))
-        .route("/v2.1/flavors/{id}/action", post(flavor_action))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(detail))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(specs_index, specs_create))
+        .routes(routes!(spec_show, spec_update, spec_delete))
+        .routes(routes!(access_index))
+        .routes(routes!(flavor_action))
 }

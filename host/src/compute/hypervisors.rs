@@ -9,9 +9,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, RawQuery, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::{RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -22,9 +21,13 @@ use super::servers::instance_name;
 use super::services::{self, ServiceRow};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::db::DbError;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A compute node with its service.
 #[derive(Clone, Debug)]
@@ -162,11 +165,14 @@ fn with_servers(mut body: Value, servers: Option<&Vec<Value>>) -> Value {
     body
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     hypervisor_hostname_pattern: Option<String>,
     with_servers: Option<String>,
+    /// `limit` and `marker`.
     #[serde(flatten)]
+    #[param(inline, required = false)]
     page: Page,
 }
 
@@ -260,6 +266,7 @@ async fn list(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors", params(ListQuery), responses((status = OK, description = "Success", body = HypervisorList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -270,6 +277,7 @@ async fn index(
     list(&state, &auth, version, query, raw, false).await
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors/detail", params(ListQuery), responses((status = OK, description = "Success", body = HypervisorList), crate::api::fault::ApiError))]
 async fn index_detail(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -297,11 +305,13 @@ async fn find(state: &AppState, version: Microversion, id: &str) -> ApiResult<No
         .ok_or_else(not_found)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ShowQuery {
     with_servers: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors/{id}", params(("id" = String, Path, description = "The hypervisor id (a UUID from 2.53, an integer before)"), ShowQuery), responses((status = OK, description = "Success", body = HypervisorEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -324,6 +334,7 @@ async fn show(
     Ok(Json(json!({"hypervisor": body})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors/{id}/uptime", params(("id" = String, Path, description = "The hypervisor id (a UUID from 2.53, an integer before)")), responses((status = OK, description = "Success", body = HypervisorEnvelope), (status = NOT_IMPLEMENTED, description = "The agents report no uptime", body = crate::api::openapi::NovaFault), crate::api::fault::ApiError))]
 async fn uptime(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -340,6 +351,7 @@ async fn uptime(
     ))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors/statistics", responses((status = OK, description = "Success", body = HypervisorStatistics), crate::api::fault::ApiError))]
 async fn statistics(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -409,6 +421,7 @@ async fn by_pattern(
     Ok(Json(json!({"hypervisors": items})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors/{id}/search", params(("id" = String, Path, description = "A hypervisor hostname pattern")), responses((status = OK, description = "Success", body = HypervisorList), crate::api::fault::ApiError))]
 async fn search(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -418,6 +431,7 @@ async fn search(
     by_pattern(&state, &auth, version, &pattern, false).await
 }
 
+#[utoipa::path(get, path = "/v2.1/os-hypervisors/{id}/servers", params(("id" = String, Path, description = "A hypervisor hostname pattern")), responses((status = OK, description = "Success", body = HypervisorList), crate::api::fault::ApiError))]
 async fn servers(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -427,14 +441,27 @@ async fn servers(
     by_pattern(&state, &auth, version, &pattern, true).await
 }
 
+crate::envelope!(
+    /// `{"hypervisors": …}`
+    HypervisorList, "hypervisors", Array
+);
+crate::envelope!(
+    /// `{"hypervisor": …}`
+    HypervisorEnvelope, "hypervisor", Object
+);
+crate::envelope!(
+    /// `{"hypervisor_statistics": …}`
+    HypervisorStatistics, "hypervisor_statistics", Object
+);
+
 /// The hypervisor routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-hypervisors", get(index))
-        .route("/v2.1/os-hypervisors/detail", get(index_detail))
-        .route("/v2.1/os-hypervisors/statistics", get(statistics))
-        .route("/v2.1/os-hypervisors/{id}", get(show))
-        .route("/v2.1/os-hypervisors/{id}/uptime", get(uptime))
-        .route("/v2.1/os-hypervisors/{id}/search", get(search))
-        .route("/v2.1/os-hypervisors/{id}/servers", get(servers))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(index_detail))
+        .routes(routes!(statistics))
+        .routes(routes!(show))
+        .routes(routes!(uptime))
+        .routes(routes!(search))
+        .routes(routes!(servers))
 }

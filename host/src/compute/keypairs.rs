@@ -5,10 +5,9 @@
 //! also turns create into 201 and delete into 204; paging from 2.35. The
 //! key-pairs quota is checked in the transaction that inserts the key.
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::Json;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -20,6 +19,7 @@ use super::flavors::parse_query;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
@@ -29,6 +29,9 @@ use crate::notify::builders;
 use crate::notify::payload::KeypairPayload;
 use crate::notify::{Phase, Publisher, emit};
 use crate::rpc::next_id;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// `ssh` key pairs.
 pub const TYPE_SSH: &str = "ssh";
@@ -199,13 +202,17 @@ async fn fetch(db: &Db, user: &str, name: &str) -> ApiResult<KeypairRow> {
         .ok_or_else(|| ApiError::not_found(format!("Keypair {name} not found for user {user}")))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UserQuery {
     user_id: Option<String>,
+    /// `limit` and `marker`.
     #[serde(flatten)]
+    #[param(inline, required = false)]
     page: Page,
 }
 
+#[utoipa::path(get, path = "/v2.1/os-keypairs", params(UserQuery), responses((status = OK, description = "Success", body = KeypairList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -245,6 +252,7 @@ async fn index(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-keypairs/{name}", params(("name" = String, Path, description = "The key pair name"), UserQuery), responses((status = OK, description = "Success", body = KeypairEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -262,6 +270,7 @@ async fn show(
     Ok(Json(json!({"keypair": full(version, &key)})))
 }
 
+#[utoipa::path(delete, path = "/v2.1/os-keypairs/{name}", params(("name" = String, Path, description = "The key pair name"), UserQuery), responses((status = NO_CONTENT, description = "Deleted (2.2 and later)"), (status = ACCEPTED, description = "Deleted (before 2.2)"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -321,6 +330,7 @@ fn check_name(version: Microversion, name: &Value) -> ApiResult<String> {
     Ok(name.clone())
 }
 
+#[utoipa::path(post, path = "/v2.1/os-keypairs", request_body = KeypairEnvelope, responses((status = CREATED, description = "Created (2.2 and later)", body = KeypairEnvelope), (status = OK, description = "Created (before 2.2)", body = KeypairEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -465,11 +475,20 @@ pub async fn public_key_of(db: &Db, user: &str, name: &str) -> ApiResult<Option<
     )
 }
 
+crate::envelope!(
+    /// `{"keypairs": …}`
+    KeypairList, "keypairs", Array
+);
+crate::envelope!(
+    /// `{"keypair": …}`
+    KeypairEnvelope, "keypair", Object
+);
+
 /// The key pair routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-keypairs", get(index).post(create))
-        .route("/v2.1/os-keypairs/{name}", get(show).delete(delete))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, delete))
 }
 
 #[cfg(test)]

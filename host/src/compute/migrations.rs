@@ -4,9 +4,8 @@
 //! `migration_type`; newest first. Shapes by microversion: 2.23 adds
 //! `migration_type` and `links`, 2.59 `uuid`, 2.80 `user_id`/`project_id`.
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -17,8 +16,12 @@ use crate::api::auth::AuthContext;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::conductor::model::FlavorSnapshot;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     status: Option<String>,
     host: Option<String>,
@@ -65,6 +68,7 @@ fn view(row: &sqlx::any::AnyRow, version: Microversion) -> ApiResult<Value> {
     Ok(view)
 }
 
+#[utoipa::path(get, path = "/v2.1/os-migrations", params(ListQuery), responses((status = OK, description = "Success", body = MigrationList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -97,7 +101,12 @@ async fn index(
     Ok(Json(json!({"migrations": migrations})))
 }
 
+crate::envelope!(
+    /// `{"migrations": …}`
+    MigrationList, "migrations", Array
+);
+
 /// The migration routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v2.1/os-migrations", get(index))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(index))
 }

@@ -14,13 +14,13 @@ pub mod servers;
 pub mod services;
 pub mod versions;
 
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::api::AppState;
 
 /// The `/compute` routes (the microversion middleware is applied by the caller).
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(versions::routes())
         .merge(flavors::routes())
         .merge(servers::routes())

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use novum_wire::RebootType;
 use serde_json::{Value, json};
 use sqlx::Row;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::common::api_time_micros;
 use super::flavors;
@@ -17,6 +18,7 @@ use super::servers::{fetch_visible, requested_flavor};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
@@ -118,6 +120,7 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
     }))
 }
 
+#[utoipa::path(post, path = "/v2.1/servers/{id}/action", params(("id" = String, Path, description = "The server UUID")), request_body = crate::api::openapi::SingleKeyObject, responses((status = ACCEPTED, description = "Accepted"), (status = NO_CONTENT, description = "confirmResize done"), crate::api::fault::ApiError))]
 async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -251,6 +254,7 @@ fn action_view(row: &sqlx::any::AnyRow, version: Microversion) -> ApiResult<Valu
     Ok(view)
 }
 
+#[utoipa::path(get, path = "/v2.1/servers/{id}/os-instance-actions", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = InstanceActions), crate::api::fault::ApiError))]
 async fn instance_actions(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -271,6 +275,7 @@ async fn instance_actions(
     Ok(Json(json!({"instanceActions": actions})))
 }
 
+#[utoipa::path(get, path = "/v2.1/servers/{id}/os-instance-actions/{request_id}", params(("id" = String, Path, description = "The server UUID"), ("request_id" = String, Path, description = "The request id of the action")), responses((status = OK, description = "Success", body = InstanceAction), crate::api::fault::ApiError))]
 async fn instance_action(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -329,16 +334,19 @@ async fn instance_action(
     Ok(Json(json!({"instanceAction": view})))
 }
 
+crate::envelope!(
+    /// `{"instanceActions": […]}`
+    InstanceActions, "instanceActions", Array
+);
+crate::envelope!(
+    /// `{"instanceAction": {…}}`
+    InstanceAction, "instanceAction", Object
+);
+
 /// The action routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/servers/{id}/action", post(action))
-        .route(
-            "/v2.1/servers/{id}/os-instance-actions",
-            get(instance_actions),
-        )
-        .route(
-            "/v2.1/servers/{id}/os-instance-actions/{request_id}",
-            get(instance_action),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(action))
+        .routes(routes!(instance_actions))
+        .routes(routes!(instance_action))
 }

@@ -8,10 +8,9 @@
 //! with the `group` scheduler hint at create (see `servers`); the conductor
 //! hands the group's policy, rules, members and their hosts to the scheduler.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -19,6 +18,7 @@ use sqlx::Row;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
@@ -26,6 +26,9 @@ use crate::api::validation::{self, TextFormat};
 use crate::conductor::notices;
 use crate::db::{self, Db};
 use crate::notify::Publisher;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A server group row with its live members.
 #[derive(Clone, Debug)]
@@ -114,7 +117,8 @@ async fn fetch_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<Group
         .ok_or_else(|| not_found(id))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     all_projects: Option<String>,
     limit: Option<String>,
@@ -132,6 +136,7 @@ fn count(name: &str, text: Option<&str>) -> ApiResult<Option<usize>> {
     .transpose()
 }
 
+#[utoipa::path(get, path = "/v2.1/os-server-groups", params(ListQuery), responses((status = OK, description = "Success", body = ServerGroupList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -160,6 +165,7 @@ async fn index(
     Ok(Json(json!({"server_groups": groups})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-server-groups/{id}", params(("id" = String, Path, description = "The server group UUID")), responses((status = OK, description = "Success", body = ServerGroupEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -240,6 +246,7 @@ fn rules_of(policy: &str, input: &Map<String, Value>) -> ApiResult<Map<String, V
     Ok(rules.clone())
 }
 
+#[utoipa::path(post, path = "/v2.1/os-server-groups", request_body = ServerGroupEnvelope, responses((status = OK, description = "Success", body = ServerGroupEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -307,6 +314,7 @@ async fn create(
     Ok(Json(json!({"server_group": view(version, &group)})))
 }
 
+#[utoipa::path(delete, path = "/v2.1/os-server-groups/{id}", params(("id" = String, Path, description = "The server group UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -332,9 +340,18 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+crate::envelope!(
+    /// `{"server_groups": …}`
+    ServerGroupList, "server_groups", Array
+);
+crate::envelope!(
+    /// `{"server_group": …}`
+    ServerGroupEnvelope, "server_group", Object
+);
+
 /// The server group routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-server-groups", get(index).post(create))
-        .route("/v2.1/os-server-groups/{id}", get(show).delete(delete))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(show, delete))
 }

@@ -3,14 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::Json;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
 use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, int_field, parse_query};
@@ -18,6 +20,7 @@ use super::services::{self, HostStatus};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
@@ -273,7 +276,8 @@ impl NameFilter {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     name: Option<String>,
     status: Option<String>,
@@ -291,7 +295,9 @@ struct ListQuery {
     availability_zone: Option<String>,
     deleted: Option<String>,
     sort_dir: Option<String>,
+    /// `limit` and `marker`.
     #[serde(flatten)]
+    #[param(inline, required = false)]
     page: Page,
 }
 
@@ -450,6 +456,7 @@ async fn list(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/v2.1/servers", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -460,6 +467,7 @@ async fn index(
     list(&state, &auth, version, query, raw, false).await
 }
 
+#[utoipa::path(get, path = "/v2.1/servers/detail", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::api::fault::ApiError))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -470,6 +478,7 @@ async fn detail(
     list(&state, &auth, version, query, raw, true).await
 }
 
+#[utoipa::path(get, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = ServerEnvelope), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -483,7 +492,8 @@ async fn show(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ServerCreateBody)]
 struct CreateBody {
     server: Map<String, Value>,
     #[serde(rename = "os:scheduler_hints", default)]
@@ -723,6 +733,7 @@ async fn boot_image(
     Ok(image)
 }
 
+#[utoipa::path(post, path = "/v2.1/servers", request_body = CreateBody, responses((status = ACCEPTED, description = "The new server (`server`), or its reservation id (`reservation_id`) with return_reservation_id", body = Object), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -943,11 +954,13 @@ async fn create(
     Ok((StatusCode::ACCEPTED, Json(json!({"server": view}))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = ServerUpdateBody)]
 struct UpdateBody {
     server: Map<String, Value>,
 }
 
+#[utoipa::path(put, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), request_body = UpdateBody, responses((status = OK, description = "Success", body = ServerEnvelope), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -1017,6 +1030,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(delete, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -1035,12 +1049,21 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+crate::envelope!(
+    /// `{"servers": […]}`
+    ServerList, "servers", Array
+);
+crate::envelope!(
+    /// `{"server": {…}}`
+    ServerEnvelope, "server", Object
+);
+
 /// The server routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/servers", get(index).post(create))
-        .route("/v2.1/servers/detail", get(detail))
-        .route("/v2.1/servers/{id}", get(show).put(update).delete(delete))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(detail))
+        .routes(routes!(show, update, delete))
 }
 
 #[cfg(test)]

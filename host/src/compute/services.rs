@@ -6,10 +6,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -18,12 +17,16 @@ use super::common::api_time_micros;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::conductor::snapshot;
 use crate::db::{self, Db, DbError};
 use crate::notify::{Publisher, builders, emit};
 use crate::rpc::{COMPUTE_BINARY, service_payload};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A `services` row.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -194,12 +197,14 @@ fn view(
     body
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     host: Option<String>,
     binary: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v2.1/os-services", params(ListQuery), responses((status = OK, description = "Success", body = ServiceList), crate::api::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -322,6 +327,7 @@ fn reject_unknown(body: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> 
 /// sets `status`, `disabled_reason`, `forced_down`; before 2.53, `id` names
 /// an action (`enable`, `disable`, `disable-log-reason`, `force-down`) on the
 /// service named by `host` and `binary`.
+#[utoipa::path(put, path = "/v2.1/os-services/{id}", params(("id" = String, Path, description = "The service id (a UUID from 2.53, an integer before)")), request_body = Object, responses((status = OK, description = "Success", body = ServiceEnvelope), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -462,6 +468,7 @@ async fn legacy_action(
 
 /// `DELETE /os-services/{id}`: removes a compute service and its node; 409
 /// while instances live on the host.
+#[utoipa::path(delete, path = "/v2.1/os-services/{id}", params(("id" = String, Path, description = "The service id (a UUID from 2.53, an integer before)")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -515,9 +522,18 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+crate::envelope!(
+    /// `{"services": …}`
+    ServiceList, "services", Array
+);
+crate::envelope!(
+    /// `{"service": …}`
+    ServiceEnvelope, "service", Object
+);
+
 /// The service routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v2.1/os-services", get(index))
-        .route("/v2.1/os-services/{id}", put(update).delete(delete))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(update, delete))
 }

@@ -1,14 +1,15 @@
 //! Version documents: `GET /compute/`, `GET /compute/v2.1/` and the legacy
 //! `GET /compute/v2/` (unauthenticated).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::common::compute_url;
 use crate::api::AppState;
 use crate::api::microversion::{MAX_MICROVERSION, MIN_MICROVERSION};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 fn v21(state: &AppState) -> Value {
     json!({
@@ -41,25 +42,57 @@ fn v20(state: &AppState, media_types: bool) -> Value {
     version
 }
 
-/// `GET /compute/`: the version list.
+/// `GET /compute`: the version list.
+#[utoipa::path(get, path = "/", security(()), responses((status = OK, description = "The versions", body = VersionList)))]
 pub async fn root(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"versions": [v20(&state, false), v21(&state)]}))
 }
 
+/// `GET /compute/`: the version list.
+#[utoipa::path(get, path = "/compute/", security(()), responses((status = OK, description = "The versions", body = VersionList)))]
+pub async fn root_with_slash(state: State<AppState>) -> Json<Value> {
+    root(state).await
+}
+
+/// `GET /compute/v2.1`: the current version.
+#[utoipa::path(get, path = "/v2.1", security(()), responses((status = OK, description = "The v2.1 version", body = VersionEnvelope)))]
 async fn current(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"version": v21(&state)}))
 }
 
+/// `GET /compute/v2.1/`: the current version.
+#[utoipa::path(get, path = "/v2.1/", security(()), responses((status = OK, description = "The v2.1 version", body = VersionEnvelope)))]
+async fn current_with_slash(state: State<AppState>) -> Json<Value> {
+    current(state).await
+}
+
+/// `GET /compute/v2`: the legacy v2.0 version.
+#[utoipa::path(get, path = "/v2", security(()), responses((status = OK, description = "The v2.0 version", body = VersionEnvelope)))]
 async fn legacy(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"version": v20(&state, true)}))
 }
 
+/// `GET /compute/v2/`: the legacy v2.0 version.
+#[utoipa::path(get, path = "/v2/", security(()), responses((status = OK, description = "The v2.0 version", body = VersionEnvelope)))]
+async fn legacy_with_slash(state: State<AppState>) -> Json<Value> {
+    legacy(state).await
+}
+
+crate::envelope!(
+    /// `{"versions": …}`
+    VersionList, "versions", Array
+);
+crate::envelope!(
+    /// `{"version": …}`
+    VersionEnvelope, "version", Object
+);
+
 /// The version routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(root))
-        .route("/v2.1", get(current))
-        .route("/v2.1/", get(current))
-        .route("/v2", get(legacy))
-        .route("/v2/", get(legacy))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(root))
+        .routes(routes!(current))
+        .routes(routes!(current_with_slash))
+        .routes(routes!(legacy))
+        .routes(routes!(legacy_with_slash))
 }

@@ -4,13 +4,12 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -23,6 +22,8 @@ use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, FaultStyle};
 use crate::api::validation;
 use crate::config::Config;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The Identity API version served.
 pub const IDENTITY_VERSION: &str = "v3.14";
@@ -60,6 +61,20 @@ impl IntoResponse for KeystoneError {
 }
 
 type KsResult<T> = Result<T, KeystoneError>;
+
+crate::fault_extractors!(KeystoneError);
+
+impl From<PathRejection> for KeystoneError {
+    fn from(rejection: PathRejection) -> Self {
+        KeystoneError(ApiError::from(rejection))
+    }
+}
+
+impl From<QueryRejection> for KeystoneError {
+    fn from(rejection: QueryRejection) -> Self {
+        KeystoneError(ApiError::from(rejection))
+    }
+}
 
 /// The caller of an identity request: the validated `X-Auth-Token`.
 pub struct Caller(pub ValidToken);
@@ -148,53 +163,102 @@ fn check_domain_id(domain_id: Option<&str>) -> KsResult<()> {
     }
 }
 
+crate::envelope!(
+    /// `{"versions": …}`
+    IdentityVersions, "versions", Object
+);
+crate::envelope!(
+    /// `{"version": …}`
+    IdentityVersion, "version", Object
+);
+crate::envelope!(
+    /// `{"token": …}`
+    IdentityToken, "token", Object
+);
+crate::envelope!(
+    /// `{"catalog": …}`
+    IdentityCatalog, "catalog", Array
+);
+crate::envelope!(
+    /// `{"projects": …}`
+    IdentityProjectList, "projects", Array
+);
+crate::envelope!(
+    /// `{"project": …}`
+    IdentityProject, "project", Object
+);
+crate::envelope!(
+    /// `{"domains": …}`
+    IdentityDomainList, "domains", Array
+);
+crate::envelope!(
+    /// `{"domain": …}`
+    IdentityDomain, "domain", Object
+);
+crate::envelope!(
+    /// `{"users": …}`
+    IdentityUserList, "users", Array
+);
+crate::envelope!(
+    /// `{"user": …}`
+    IdentityUser, "user", Object
+);
+crate::envelope!(
+    /// `{"roles": …}`
+    IdentityRoleList, "roles", Array
+);
+crate::envelope!(
+    /// `{"role": …}`
+    IdentityRole, "role", Object
+);
+crate::envelope!(
+    /// `{"role_assignments": …}`
+    IdentityRoleAssignments, "role_assignments", Array
+);
+crate::envelope!(
+    /// `{"services": …}`
+    IdentityServiceList, "services", Array
+);
+crate::envelope!(
+    /// `{"service": …}`
+    IdentityService, "service", Object
+);
+crate::envelope!(
+    /// `{"endpoints": …}`
+    IdentityEndpointList, "endpoints", Array
+);
+crate::envelope!(
+    /// `{"endpoint": …}`
+    IdentityEndpoint, "endpoint", Object
+);
+
 /// The `/identity` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(versions))
-        .route("/v3", get(version))
-        .route("/v3/", get(version))
-        .route(
-            "/v3/auth/tokens",
-            get(validate_token).post(issue_token).delete(revoke_token),
-        )
-        .route("/v3/auth/catalog", get(auth_catalog))
-        .route("/v3/auth/projects", get(auth_projects))
-        .route("/v3/auth/domains", get(auth_domains))
-        .route("/v3/domains", get(list_domains))
-        .route("/v3/domains/{domain_id}", get(show_domain))
-        .route("/v3/projects", get(list_projects).post(create_project))
-        .route(
-            "/v3/projects/{project_id}",
-            get(show_project)
-                .patch(update_project)
-                .delete(delete_project),
-        )
-        .route(
-            "/v3/projects/{project_id}/users/{user_id}/roles",
-            get(list_grants),
-        )
-        .route(
-            "/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
-            get(check_grant).put(create_grant).delete(delete_grant),
-        )
-        .route("/v3/users", get(list_users).post(create_user))
-        .route(
-            "/v3/users/{user_id}",
-            get(show_user).patch(update_user).delete(delete_user),
-        )
-        .route("/v3/users/{user_id}/projects", get(user_projects))
-        .route(
-            "/v3/users/{user_id}/password",
-            axum::routing::post(change_password),
-        )
-        .route("/v3/roles", get(list_roles).post(create_role))
-        .route("/v3/roles/{role_id}", get(show_role).delete(delete_role))
-        .route("/v3/role_assignments", get(list_role_assignments))
-        .route("/v3/services", get(list_services))
-        .route("/v3/services/{service_id}", get(show_service))
-        .route("/v3/endpoints", get(list_endpoints))
-        .route("/v3/endpoints/{endpoint_id}", get(show_endpoint))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(versions))
+        .routes(routes!(version))
+        .routes(routes!(version_with_slash))
+        .routes(routes!(validate_token, issue_token, revoke_token))
+        .routes(routes!(auth_catalog))
+        .routes(routes!(auth_projects))
+        .routes(routes!(auth_domains))
+        .routes(routes!(list_domains))
+        .routes(routes!(show_domain))
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(show_project, update_project, delete_project))
+        .routes(routes!(list_grants))
+        .routes(routes!(check_grant, create_grant, delete_grant))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(show_user, update_user, delete_user))
+        .routes(routes!(user_projects))
+        .routes(routes!(change_password))
+        .routes(routes!(list_roles, create_role))
+        .routes(routes!(show_role, delete_role))
+        .routes(routes!(list_role_assignments))
+        .routes(routes!(list_services))
+        .routes(routes!(show_service))
+        .routes(routes!(list_endpoints))
+        .routes(routes!(show_endpoint))
         .fallback(|| async {
             KeystoneError(ApiError::not_found("The resource could not be found."))
         })
@@ -218,6 +282,7 @@ fn version_entry(config: &Config) -> Value {
 }
 
 /// `GET /identity`: the versions (300 Multiple Choices, as Keystone).
+#[utoipa::path(get, path = "/", security(()), responses((status = MULTIPLE_CHOICES, description = "The versions", body = IdentityVersions)))]
 async fn versions(State(state): State<AppState>) -> Response {
     (
         StatusCode::MULTIPLE_CHOICES,
@@ -227,8 +292,15 @@ async fn versions(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /identity/v3`.
+#[utoipa::path(get, path = "/v3", security(()), responses((status = OK, description = "Success", body = IdentityVersion)))]
 async fn version(State(state): State<AppState>) -> Response {
     axum::Json(json!({"version": version_entry(&state.config)})).into_response()
+}
+
+/// `GET /identity/v3/`: the v3 version document.
+#[utoipa::path(get, path = "/v3/", security(()), responses((status = OK, description = "Success", body = IdentityVersion)))]
+async fn version_with_slash(state: State<AppState>) -> Response {
+    version(state).await
 }
 
 /// A stable id for a catalog entry.
@@ -321,6 +393,7 @@ fn token_response(status: StatusCode, config: &Config, token: &ValidToken) -> Re
 }
 
 /// `POST /v3/auth/tokens`.
+#[utoipa::path(post, path = "/v3/auth/tokens", request_body = super::AuthRequest, security(()), responses((status = CREATED, description = "The token (its id in X-Subject-Token)", body = IdentityToken), crate::api::openapi::KeystoneFaults))]
 async fn issue_token(State(state): State<AppState>, bytes: Bytes) -> KsResult<Response> {
     let request: AuthRequest = body(&bytes)?;
     let token = state.identity.authenticate(&request.auth).await?;
@@ -355,6 +428,7 @@ async fn subject_token(
 }
 
 /// `GET|HEAD /v3/auth/tokens`: validates `X-Subject-Token`.
+#[utoipa::path(get, path = "/v3/auth/tokens", params(("X-Subject-Token" = String, Header, description = "The token to validate or revoke")), responses((status = OK, description = "Success", body = IdentityToken), crate::api::openapi::KeystoneFaults))]
 async fn validate_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -365,6 +439,7 @@ async fn validate_token(
 }
 
 /// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token`.
+#[utoipa::path(delete, path = "/v3/auth/tokens", params(("X-Subject-Token" = String, Header, description = "The token to validate or revoke")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -376,6 +451,7 @@ async fn revoke_token(
 }
 
 /// `GET /v3/auth/catalog`.
+#[utoipa::path(get, path = "/v3/auth/catalog", responses((status = OK, description = "Success", body = IdentityCatalog), crate::api::openapi::KeystoneFaults))]
 async fn auth_catalog(State(state): State<AppState>, caller: Caller) -> KsResult<Response> {
     if caller.0.project.is_none() {
         return Err(forbidden("identity:get_auth_catalog"));
@@ -392,12 +468,14 @@ fn list_links(config: &Config, path: &str) -> Value {
 }
 
 /// `GET /v3/auth/projects`: the projects the caller holds a role on.
+#[utoipa::path(get, path = "/v3/auth/projects", responses((status = OK, description = "Success", body = IdentityProjectList), crate::api::openapi::KeystoneFaults))]
 async fn auth_projects(State(state): State<AppState>, caller: Caller) -> KsResult<Response> {
     let projects = store::projects_of_user(&state.db, &caller.0.user.id).await?;
     Ok(projects_response(&state.config, "auth/projects", &projects))
 }
 
 /// `GET /v3/auth/domains`: novum has no domain-scoped roles.
+#[utoipa::path(get, path = "/v3/auth/domains", responses((status = OK, description = "Success", body = IdentityDomainList), crate::api::openapi::KeystoneFaults))]
 async fn auth_domains(State(state): State<AppState>, _caller: Caller) -> Response {
     axum::Json(json!({"domains": [], "links": list_links(&state.config, "auth/domains")}))
         .into_response()
@@ -416,6 +494,7 @@ fn domain_json(config: &Config) -> Value {
 }
 
 /// `GET /v3/domains`: the one domain.
+#[utoipa::path(get, path = "/v3/domains", responses((status = OK, description = "Success", body = IdentityDomainList), crate::api::openapi::KeystoneFaults))]
 async fn list_domains(
     State(state): State<AppState>,
     _caller: Caller,
@@ -437,6 +516,7 @@ async fn list_domains(
 }
 
 /// `GET /v3/domains/{id}` (by id or, for the CLI's lookups, by name).
+#[utoipa::path(get, path = "/v3/domains/{domain_id}", params(("domain_id" = String, Path, description = "The domain id")), responses((status = OK, description = "Success", body = IdentityDomain), crate::api::openapi::KeystoneFaults))]
 async fn show_domain(
     State(state): State<AppState>,
     _caller: Caller,
@@ -503,6 +583,7 @@ fn projects_response(config: &Config, path: &str, projects: &[Project]) -> Respo
 }
 
 /// `GET /v3/projects` (admin).
+#[utoipa::path(get, path = "/v3/projects", responses((status = OK, description = "Success", body = IdentityProjectList), crate::api::openapi::KeystoneFaults))]
 async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,
@@ -523,6 +604,7 @@ async fn load_project(state: &AppState, project_id: &str) -> KsResult<Project> {
 }
 
 /// `GET /v3/projects/{id}`: admin, or a caller scoped to that project.
+#[utoipa::path(get, path = "/v3/projects/{project_id}", params(("project_id" = String, Path, description = "The project id")), responses((status = OK, description = "Success", body = IdentityProject), crate::api::openapi::KeystoneFaults))]
 async fn show_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -540,12 +622,12 @@ async fn show_project(
     Ok(axum::Json(json!({"project": project_json(&state.config, &project)})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ProjectBody {
     project: ProjectFields,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ProjectFields {
     name: Option<String>,
     description: Option<String>,
@@ -554,6 +636,7 @@ struct ProjectFields {
 }
 
 /// `POST /v3/projects` (admin).
+#[utoipa::path(post, path = "/v3/projects", request_body = ProjectBody, responses((status = CREATED, description = "Created", body = IdentityProject), crate::api::openapi::KeystoneFaults))]
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -588,6 +671,7 @@ async fn create_project(
 }
 
 /// `PATCH /v3/projects/{id}` (admin).
+#[utoipa::path(patch, path = "/v3/projects/{project_id}", params(("project_id" = String, Path, description = "The project id")), request_body = ProjectBody, responses((status = OK, description = "Success", body = IdentityProject), crate::api::openapi::KeystoneFaults))]
 async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -620,6 +704,7 @@ async fn update_project(
 }
 
 /// `DELETE /v3/projects/{id}` (admin).
+#[utoipa::path(delete, path = "/v3/projects/{project_id}", params(("project_id" = String, Path, description = "The project id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -654,6 +739,7 @@ fn user_json(config: &Config, user: &User) -> Value {
 }
 
 /// `GET /v3/users` (admin).
+#[utoipa::path(get, path = "/v3/users", responses((status = OK, description = "Success", body = IdentityUserList), crate::api::openapi::KeystoneFaults))]
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -681,6 +767,7 @@ async fn load_user(state: &AppState, user_id: &str) -> KsResult<User> {
 }
 
 /// `GET /v3/users/{id}`: admin, or the user itself.
+#[utoipa::path(get, path = "/v3/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = OK, description = "Success", body = IdentityUser), crate::api::openapi::KeystoneFaults))]
 async fn show_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -691,12 +778,12 @@ async fn show_user(
     Ok(axum::Json(json!({"user": user_json(&state.config, &user)})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct UserBody {
     user: UserFields,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct UserFields {
     name: Option<String>,
     password: Option<String>,
@@ -742,6 +829,7 @@ async fn apply_user_fields(state: &AppState, user: &mut User, fields: UserFields
 }
 
 /// `POST /v3/users` (admin).
+#[utoipa::path(post, path = "/v3/users", request_body = UserBody, responses((status = CREATED, description = "Created", body = IdentityUser), crate::api::openapi::KeystoneFaults))]
 async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -780,6 +868,7 @@ async fn create_user(
 }
 
 /// `PATCH /v3/users/{id}` (admin).
+#[utoipa::path(patch, path = "/v3/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), request_body = UserBody, responses((status = OK, description = "Success", body = IdentityUser), crate::api::openapi::KeystoneFaults))]
 async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -802,6 +891,7 @@ async fn update_user(
 }
 
 /// `DELETE /v3/users/{id}` (admin).
+#[utoipa::path(delete, path = "/v3/users/{user_id}", params(("user_id" = String, Path, description = "The user id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -816,6 +906,7 @@ async fn delete_user(
 }
 
 /// `GET /v3/users/{id}/projects`: admin, or the user itself.
+#[utoipa::path(get, path = "/v3/users/{user_id}/projects", params(("user_id" = String, Path, description = "The user id")), responses((status = OK, description = "Success", body = IdentityProjectList), crate::api::openapi::KeystoneFaults))]
 async fn user_projects(
     State(state): State<AppState>,
     caller: Caller,
@@ -831,18 +922,19 @@ async fn user_projects(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PasswordChangeBody {
     user: PasswordChange,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PasswordChange {
     original_password: String,
     password: String,
 }
 
 /// `POST /v3/users/{id}/password`: a user changes its own password.
+#[utoipa::path(post, path = "/v3/users/{user_id}/password", params(("user_id" = String, Path, description = "The user id")), request_body = PasswordChangeBody, security(()), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn change_password(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -879,6 +971,7 @@ fn role_json(config: &Config, role: &Role) -> Value {
 }
 
 /// `GET /v3/roles` (admin).
+#[utoipa::path(get, path = "/v3/roles", responses((status = OK, description = "Success", body = IdentityRoleList), crate::api::openapi::KeystoneFaults))]
 async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
@@ -907,6 +1000,7 @@ async fn load_role(state: &AppState, role_id: &str) -> KsResult<Role> {
 }
 
 /// `GET /v3/roles/{id}` (admin).
+#[utoipa::path(get, path = "/v3/roles/{role_id}", params(("role_id" = String, Path, description = "The role id")), responses((status = OK, description = "Success", body = IdentityRole), crate::api::openapi::KeystoneFaults))]
 async fn show_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -917,17 +1011,18 @@ async fn show_role(
     Ok(axum::Json(json!({"role": role_json(&state.config, &role)})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RoleBody {
     role: RoleFields,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RoleFields {
     name: String,
 }
 
 /// `POST /v3/roles` (admin).
+#[utoipa::path(post, path = "/v3/roles", request_body = RoleBody, responses((status = CREATED, description = "Created", body = IdentityRole), crate::api::openapi::KeystoneFaults))]
 async fn create_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -955,6 +1050,7 @@ async fn create_role(
 }
 
 /// `DELETE /v3/roles/{id}` (admin).
+#[utoipa::path(delete, path = "/v3/roles/{role_id}", params(("role_id" = String, Path, description = "The role id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn delete_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -984,6 +1080,7 @@ async fn grant_parts(
 }
 
 /// `GET /v3/projects/{p}/users/{u}/roles` (admin).
+#[utoipa::path(get, path = "/v3/projects/{project_id}/users/{user_id}/roles", params(("project_id" = String, Path, description = "The project id"), ("user_id" = String, Path, description = "The user id")), responses((status = OK, description = "Success", body = IdentityRoleList), crate::api::openapi::KeystoneFaults))]
 async fn list_grants(
     State(state): State<AppState>,
     caller: Caller,
@@ -1004,6 +1101,7 @@ async fn list_grants(
 }
 
 /// `GET|HEAD /v3/projects/{p}/users/{u}/roles/{r}` (admin): 204 when granted.
+#[utoipa::path(get, path = "/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", params(("project_id" = String, Path, description = "The project id"), ("user_id" = String, Path, description = "The user id"), ("role_id" = String, Path, description = "The role id")), responses((status = NO_CONTENT, description = "The user holds the role"), crate::api::openapi::KeystoneFaults))]
 async fn check_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -1025,6 +1123,7 @@ async fn check_grant(
 }
 
 /// `PUT /v3/projects/{p}/users/{u}/roles/{r}` (admin).
+#[utoipa::path(put, path = "/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", params(("project_id" = String, Path, description = "The project id"), ("user_id" = String, Path, description = "The user id"), ("role_id" = String, Path, description = "The role id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn create_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -1037,6 +1136,7 @@ async fn create_grant(
 }
 
 /// `DELETE /v3/projects/{p}/users/{u}/roles/{r}` (admin).
+#[utoipa::path(delete, path = "/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", params(("project_id" = String, Path, description = "The project id"), ("user_id" = String, Path, description = "The user id"), ("role_id" = String, Path, description = "The role id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::KeystoneFaults))]
 async fn delete_grant(
     State(state): State<AppState>,
     caller: Caller,
@@ -1056,6 +1156,7 @@ async fn delete_grant(
 /// `GET /v3/role_assignments`: admin, or a user listing its own
 /// (`user.id` = itself). Filters `user.id`, `scope.project.id`, `role.id`;
 /// `include_names`.
+#[utoipa::path(get, path = "/v3/role_assignments", responses((status = OK, description = "Success", body = IdentityRoleAssignments), crate::api::openapi::KeystoneFaults))]
 async fn list_role_assignments(
     State(state): State<AppState>,
     caller: Caller,
@@ -1185,6 +1286,7 @@ fn filter_entries(
 }
 
 /// `GET /v3/services` (admin): the catalog's services; filters `name`, `type`.
+#[utoipa::path(get, path = "/v3/services", responses((status = OK, description = "Success", body = IdentityServiceList), crate::api::openapi::KeystoneFaults))]
 async fn list_services(
     State(state): State<AppState>,
     caller: Caller,
@@ -1199,6 +1301,7 @@ async fn list_services(
 }
 
 /// `GET /v3/services/{id}` (admin).
+#[utoipa::path(get, path = "/v3/services/{service_id}", params(("service_id" = String, Path, description = "The catalog service id")), responses((status = OK, description = "Success", body = IdentityService), crate::api::openapi::KeystoneFaults))]
 async fn show_service(
     State(state): State<AppState>,
     caller: Caller,
@@ -1214,6 +1317,7 @@ async fn show_service(
 
 /// `GET /v3/endpoints` (admin): the catalog's endpoints; filters
 /// `interface`, `service_id`, `region_id`.
+#[utoipa::path(get, path = "/v3/endpoints", responses((status = OK, description = "Success", body = IdentityEndpointList), crate::api::openapi::KeystoneFaults))]
 async fn list_endpoints(
     State(state): State<AppState>,
     caller: Caller,
@@ -1234,6 +1338,7 @@ async fn list_endpoints(
 }
 
 /// `GET /v3/endpoints/{id}` (admin).
+#[utoipa::path(get, path = "/v3/endpoints/{endpoint_id}", params(("endpoint_id" = String, Path, description = "The endpoint id")), responses((status = OK, description = "Success", body = IdentityEndpoint), crate::api::openapi::KeystoneFaults))]
 async fn show_endpoint(
     State(state): State<AppState>,
     caller: Caller,

@@ -15,7 +15,6 @@ pub mod token;
 
 use std::path::{Path, PathBuf};
 
-use axum::Router;
 use serde::Deserialize;
 
 use crate::api::AppState;
@@ -111,7 +110,7 @@ impl ValidToken {
 }
 
 /// A reference to a domain in an authentication request.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct DomainRef {
     /// Domain id.
     pub id: Option<String>,
@@ -131,14 +130,14 @@ impl DomainRef {
 }
 
 /// The body of `POST /v3/auth/tokens`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct AuthRequest {
     /// `auth`.
     pub auth: AuthSpec,
 }
 
 /// `auth`: who and for what.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct AuthSpec {
     /// How the caller proves who it is.
     pub identity: IdentitySpec,
@@ -148,7 +147,7 @@ pub struct AuthSpec {
 }
 
 /// `auth.identity`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct IdentitySpec {
     /// `password` and/or `token`.
     pub methods: Vec<String>,
@@ -161,14 +160,14 @@ pub struct IdentitySpec {
 }
 
 /// `auth.identity.password`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasswordSpec {
     /// The user.
     pub user: PasswordUser,
 }
 
 /// `auth.identity.password.user`: by id, or by name and domain.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct PasswordUser {
     /// User id.
     pub id: Option<String>,
@@ -181,14 +180,14 @@ pub struct PasswordUser {
 }
 
 /// `auth.identity.token`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct TokenSpec {
     /// An existing token.
     pub id: String,
 }
 
 /// `auth.scope`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ScopeSpec {
     /// A project, by id or by name and domain.
     pub project: Option<ProjectRef>,
@@ -199,7 +198,7 @@ pub struct ScopeSpec {
 }
 
 /// A project in a scope.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct ProjectRef {
     /// Project id.
     pub id: Option<String>,
@@ -762,7 +761,7 @@ fn write_openrc(path: &Path, config: &Config, password: &str) -> std::io::Result
 }
 
 /// The `/identity` routes.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     api::routes()
 }
 

@@ -4,12 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -21,9 +19,12 @@ use super::{
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::parse_json;
+use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::validation;
 use crate::db::Backend;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The newest Image API version novum's subset corresponds to.
 const CURRENT_VERSION: u32 = 9;
@@ -58,33 +59,54 @@ const READ_ONLY: [&str; 14] = [
     "deleted",
 ];
 
+crate::envelope!(
+    /// `{"versions": …}`
+    ImageVersions, "versions", Array
+);
+crate::envelope!(
+    /// `{"images": …}`
+    ImageList, "images", Array
+);
+crate::envelope!(
+    /// `{"id": …}`
+    ImageBody, "id", String
+);
+crate::envelope!(
+    /// `{"members": …}`
+    ImageMemberList, "members", Array
+);
+crate::envelope!(
+    /// `{"member_id": …}`
+    ImageMember, "member_id", String
+);
+
 /// The `/image` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(versions))
-        .route("/versions", get(versions))
-        .route("/v2/images", get(list_images).post(create_image))
-        .route(
-            "/v2/images/{image_id}",
-            get(show_image).patch(update_image).delete(delete_image),
-        )
-        .route("/v2/images/{image_id}/file", get(download).put(upload))
-        .route(
-            "/v2/images/{image_id}/tags/{tag}",
-            put(add_tag).delete(remove_tag),
-        )
-        .route(
-            "/v2/images/{image_id}/members",
-            get(list_members).post(create_member),
-        )
-        .route(
-            "/v2/images/{image_id}/members/{member_id}",
-            get(show_member).put(update_member).delete(delete_member),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(versions))
+        .routes(routes!(versions_listed))
+        .routes(routes!(list_images, create_image))
+        .routes(routes!(show_image, update_image, delete_image))
+        .routes(routes!(download, upload))
+        .routes(routes!(add_tag, remove_tag))
+        .routes(routes!(list_members, create_member))
+        .routes(routes!(show_member, update_member, delete_member))
 }
 
 /// `GET /image`, `GET /image/versions`: v2.0 … v2.9, the newest CURRENT.
+#[utoipa::path(get, path = "/", security(()), responses((status = OK, description = "Success", body = ImageVersions)))]
 async fn versions(State(state): State<AppState>) -> Response {
+    versions_document(&state)
+}
+
+/// `GET /image/versions`: the same version list.
+#[utoipa::path(get, path = "/versions", security(()), responses((status = OK, description = "Success", body = ImageVersions)))]
+async fn versions_listed(State(state): State<AppState>) -> Response {
+    versions_document(&state)
+}
+
+/// The version list of both version routes.
+fn versions_document(state: &AppState) -> Response {
     let href = format!("{}/image/v2/", state.config.public_base_url());
     let versions: Vec<Value> = (0..=CURRENT_VERSION)
         .rev()
@@ -334,6 +356,7 @@ fn is_core(key: &str) -> bool {
 }
 
 /// `POST /v2/images`: a queued image owned by the caller's project.
+#[utoipa::path(post, path = "/v2/images", request_body = Object, responses((status = CREATED, description = "Created", body = ImageBody), crate::api::fault::ApiError))]
 async fn create_image(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -390,6 +413,7 @@ async fn create_image(
 }
 
 /// `GET /v2/images/{id}`.
+#[utoipa::path(get, path = "/v2/images/{image_id}", params(("image_id" = String, Path, description = "The image id")), responses((status = OK, description = "Success", body = ImageBody), crate::api::fault::ApiError))]
 async fn show_image(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -400,7 +424,7 @@ async fn show_image(
 }
 
 /// One JSON-patch operation.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PatchOp {
     op: String,
     path: String,
@@ -420,6 +444,7 @@ fn patch_key(path: &str) -> ApiResult<String> {
 }
 
 /// `PATCH /v2/images/{id}`: JSON-patch `add`, `replace`, `remove`.
+#[utoipa::path(patch, path = "/v2/images/{image_id}", params(("image_id" = String, Path, description = "The image id")), request_body(content = Vec<PatchOp>, content_type = "application/openstack-images-v2.1-json-patch"), responses((status = OK, description = "Success", body = ImageBody), crate::api::fault::ApiError))]
 async fn update_image(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -490,6 +515,7 @@ async fn update_image(
 }
 
 /// `DELETE /v2/images/{id}`: the row and the data; 403 when protected.
+#[utoipa::path(delete, path = "/v2/images/{image_id}", params(("image_id" = String, Path, description = "The image id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn delete_image(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -521,6 +547,7 @@ fn too_large(message: String) -> ApiError {
 /// `project_storage_quota_mb` is refused with 413, before it is read when
 /// `Content-Length` says so, else as soon as the stream passes the limit;
 /// nothing of it is kept.
+#[utoipa::path(put, path = "/v2/images/{image_id}/file", params(("image_id" = String, Path, description = "The image id")), request_body(content = String, content_type = "application/octet-stream"), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn upload(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -581,6 +608,7 @@ async fn upload(
 }
 
 /// `GET /v2/images/{id}/file`: the data (204 when there is none yet).
+#[utoipa::path(get, path = "/v2/images/{image_id}/file", params(("image_id" = String, Path, description = "The image id")), responses((status = OK, description = "The image data", content_type = "application/octet-stream", body = String), (status = NO_CONTENT, description = "No data uploaded yet"), crate::api::fault::ApiError))]
 async fn download(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -611,6 +639,7 @@ async fn download(
 }
 
 /// `PUT /v2/images/{id}/tags/{tag}`.
+#[utoipa::path(put, path = "/v2/images/{image_id}/tags/{tag}", params(("image_id" = String, Path, description = "The image id"), ("tag" = String, Path, description = "The tag")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn add_tag(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -625,6 +654,7 @@ async fn add_tag(
 }
 
 /// `DELETE /v2/images/{id}/tags/{tag}`.
+#[utoipa::path(delete, path = "/v2/images/{image_id}/tags/{tag}", params(("image_id" = String, Path, description = "The image id"), ("tag" = String, Path, description = "The tag")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn remove_tag(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -740,6 +770,7 @@ const LIST_PARAMETERS: [&str; 17] = [
 /// `os_hidden`, `member_status`, `size_min`, `size_max`, `tag` (repeatable),
 /// `checksum`, `os_hash_value` and any property (`hw_architecture=x86_64`);
 /// `sort_key`/`sort_dir` or `sort=key:dir`; `limit`/`marker` with a `next` link.
+#[utoipa::path(get, path = "/v2/images", responses((status = OK, description = "Success", body = ImageList), crate::api::fault::ApiError))]
 async fn list_images(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -996,6 +1027,7 @@ async fn shared_image(state: &AppState, auth: &AuthContext, image_id: &str) -> A
 
 /// `GET /v2/images/{id}/members`: all members to the owner, its own
 /// membership to a member.
+#[utoipa::path(get, path = "/v2/images/{image_id}/members", params(("image_id" = String, Path, description = "The image id")), responses((status = OK, description = "Success", body = ImageMemberList), crate::api::fault::ApiError))]
 async fn list_members(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -1009,12 +1041,13 @@ async fn list_members(
     Ok(axum::Json(json!({"members": members, "schema": "/v2/schemas/members"})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewMember {
     member: String,
 }
 
 /// `POST /v2/images/{id}/members` (the owner).
+#[utoipa::path(post, path = "/v2/images/{image_id}/members", params(("image_id" = String, Path, description = "The image id")), request_body = NewMember, responses((status = OK, description = "Success", body = ImageMember), crate::api::fault::ApiError))]
 async fn create_member(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -1039,6 +1072,7 @@ async fn create_member(
 }
 
 /// `GET /v2/images/{id}/members/{member}` (the owner or that member).
+#[utoipa::path(get, path = "/v2/images/{image_id}/members/{member_id}", params(("image_id" = String, Path, description = "The image id"), ("member_id" = String, Path, description = "The member project id")), responses((status = OK, description = "Success", body = ImageMember), crate::api::fault::ApiError))]
 async fn show_member(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -1055,12 +1089,13 @@ async fn show_member(
     Ok(axum::Json(member_json(member)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct MemberStatus {
     status: String,
 }
 
 /// `PUT /v2/images/{id}/members/{member}`: the member accepts or rejects.
+#[utoipa::path(put, path = "/v2/images/{image_id}/members/{member_id}", params(("image_id" = String, Path, description = "The image id"), ("member_id" = String, Path, description = "The member project id")), request_body = MemberStatus, responses((status = OK, description = "Success", body = ImageMember), crate::api::fault::ApiError))]
 async fn update_member(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -1090,6 +1125,7 @@ async fn update_member(
 }
 
 /// `DELETE /v2/images/{id}/members/{member}` (the owner).
+#[utoipa::path(delete, path = "/v2/images/{image_id}/members/{member_id}", params(("image_id" = String, Path, description = "The image id"), ("member_id" = String, Path, description = "The member project id")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn delete_member(
     State(state): State<AppState>,
     auth: AuthContext,

@@ -545,6 +545,6 @@ pub async fn remove_member(db: &Db, image_id: &str, member_id: &str) -> Result<b
 }
 
 /// The `images` router mounted at `/image`.
-pub fn routes() -> axum::Router<crate::api::AppState> {
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::api::AppState> {
     api::routes()
 }

@@ -8,35 +8,50 @@
 //! their in-memory state starts over).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::db;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: i64 = 100;
 /// Largest page size.
 pub const MAX_LIMIT: i64 = 1000;
 
+crate::envelope!(
+    /// `{"notifications": […]}`
+    NotificationList, "notifications", Array
+);
+crate::envelope!(
+    /// `{"dead_letters": […]}`
+    DeadLetterList, "dead_letters", Array
+);
+crate::envelope!(
+    /// `{"hooks": […]}`
+    HookList, "hooks", Array
+);
+crate::envelope!(
+    /// `{"hook": "<name>", "report": …}`
+    HookReport, "hook", String
+);
+
 /// The routes (full paths; merge into the app).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/novum/v1/notifications", get(list))
-        .route("/novum/v1/notifications/dead-letters", get(dead_letters))
-        .route("/novum/v1/notifications/hooks", get(hooks))
-        .route("/novum/v1/notifications/hooks/reload", post(reload_hooks))
-        .route(
-            "/novum/v1/notifications/hooks/{name}/report",
-            get(hook_report),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(dead_letters))
+        .routes(routes!(hooks))
+        .routes(routes!(reload_hooks))
+        .routes(routes!(hook_report))
 }
 
 impl From<NotifyError> for ApiError {
@@ -45,7 +60,8 @@ impl From<NotifyError> for ApiError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     event_type: Option<String>,
     instance: Option<String>,
@@ -71,6 +87,7 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
         .map_err(|error| ApiError::bad_request(format!("Invalid query string: {error}")))
 }
 
+#[utoipa::path(get, path = "/novum/v1/notifications", params(ListQuery), responses((status = OK, description = "Success", body = NotificationList), crate::api::fault::ApiError))]
 async fn list(
     State(state): State<AppState>,
     context: AuthContext,
@@ -116,11 +133,13 @@ async fn list(
     Ok(Json(json!({ "notifications": notifications })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeadLetterQuery {
     limit: Option<String>,
 }
 
+#[utoipa::path(get, path = "/novum/v1/notifications/dead-letters", params(DeadLetterQuery), responses((status = OK, description = "Success", body = DeadLetterList), crate::api::fault::ApiError))]
 async fn dead_letters(
     State(state): State<AppState>,
     context: AuthContext,
@@ -132,11 +151,13 @@ async fn dead_letters(
     Ok(Json(json!({ "dead_letters": letters })))
 }
 
+#[utoipa::path(get, path = "/novum/v1/notifications/hooks", responses((status = OK, description = "Success", body = HookList), crate::api::fault::ApiError))]
 async fn hooks(State(state): State<AppState>, context: AuthContext) -> ApiResult<Json<Value>> {
     context.require_admin("novum:notifications:hooks")?;
     Ok(Json(json!({ "hooks": state.hooks.list() })))
 }
 
+#[utoipa::path(get, path = "/novum/v1/notifications/hooks/{name}/report", params(("name" = String, Path, description = "The hook plugin name")), responses((status = OK, description = "Success", body = HookReport), crate::api::fault::ApiError))]
 async fn hook_report(
     State(state): State<AppState>,
     context: AuthContext,
@@ -164,6 +185,7 @@ async fn hook_report(
     Ok(Json(json!({ "hook": name, "report": report })))
 }
 
+#[utoipa::path(post, path = "/novum/v1/notifications/hooks/reload", responses((status = OK, description = "Success", body = HookList), (status = SERVICE_UNAVAILABLE, description = "The hooks could not be reloaded", body = crate::api::openapi::NovaFault), crate::api::fault::ApiError))]
 async fn reload_hooks(
     State(state): State<AppState>,
     context: AuthContext,

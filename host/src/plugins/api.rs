@@ -10,9 +10,8 @@
 //!   Plugin tables (`[plugins.*]`) and the filter/weigher lists take effect;
 //!   other keys need a restart.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::PluginSelection;
@@ -20,19 +19,28 @@ use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::config::Config;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+crate::envelope!(
+    /// `{"plugins": …}`
+    PluginList, "plugins", Array
+);
 
 /// The `/novum/v1/plugins` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/novum/v1/plugins", get(list))
-        .route("/novum/v1/plugins/reload", post(reload))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(reload))
 }
 
+#[utoipa::path(get, path = "/novum/v1/plugins", responses((status = OK, description = "Success", body = PluginList), crate::api::fault::ApiError))]
 async fn list(State(state): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
     auth.require_admin("novum:plugins:list")?;
     Ok(Json(json!({ "plugins": state.conductor.plugins().list() })))
 }
 
+#[utoipa::path(post, path = "/novum/v1/plugins/reload", responses((status = OK, description = "Success", body = PluginList), crate::api::fault::ApiError))]
 async fn reload(State(state): State<AppState>, auth: AuthContext) -> ApiResult<Json<Value>> {
     auth.require_admin("novum:plugins:reload")?;
     let Some(path) = state.config.source.clone() else {

@@ -3,11 +3,10 @@
 //! project's members may read their own, only admins change them; quota
 //! classes: admin only; limits: anyone, another project's only for admins).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::resources::{LimitMap, MAX_LIMIT, Resource};
@@ -15,24 +14,34 @@ use super::store;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
+use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::compute::flavors::parse_query;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+crate::envelope!(
+    /// `{"quota_set": …}`
+    QuotaSet, "quota_set", Object
+);
+crate::envelope!(
+    /// `{"quota_class_set": …}`
+    QuotaClassSet, "quota_class_set", Object
+);
+crate::envelope!(
+    /// `{"limits": …}`
+    Limits, "limits", Object
+);
 
 /// The quota routes (under `/compute`).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v2.1/os-quota-sets/{project}",
-            get(show).put(update).delete(delete),
-        )
-        .route("/v2.1/os-quota-sets/{project}/defaults", get(defaults))
-        .route("/v2.1/os-quota-sets/{project}/detail", get(detail))
-        .route(
-            "/v2.1/os-quota-class-sets/{class}",
-            get(class_show).put(class_update),
-        )
-        .route("/v2.1/limits", get(limits))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, update, delete))
+        .routes(routes!(defaults))
+        .routes(routes!(detail))
+        .routes(routes!(class_show, class_update))
+        .routes(routes!(limits))
 }
 
 /// Query parameters: the first value of each; from 2.75 only `allowed` keys.
@@ -107,6 +116,7 @@ fn plain(_: Resource, limit: i64) -> Value {
     json!(limit)
 }
 
+#[utoipa::path(get, path = "/v2.1/os-quota-sets/{project}", params(("project" = String, Path, description = "The project id"), ("user_id" = Option<String>, Query, description = "The user whose quota (admin)")), responses((status = OK, description = "Success", body = QuotaSet), crate::api::fault::ApiError))]
 async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -128,6 +138,7 @@ async fn show(
     ))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-quota-sets/{project}/detail", params(("project" = String, Path, description = "The project id"), ("user_id" = Option<String>, Query, description = "The user whose quota (admin)")), responses((status = OK, description = "Success", body = QuotaSet), crate::api::fault::ApiError))]
 async fn detail(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -157,6 +168,7 @@ async fn detail(
     Ok(Json(json!({"quota_set": body})))
 }
 
+#[utoipa::path(get, path = "/v2.1/os-quota-sets/{project}/defaults", params(("project" = String, Path, description = "The project id")), responses((status = OK, description = "Success", body = QuotaSet), crate::api::fault::ApiError))]
 async fn defaults(
     State(state): State<AppState>,
     _auth: AuthContext,
@@ -274,6 +286,7 @@ fn infinite(value: i64) -> i128 {
     }
 }
 
+#[utoipa::path(put, path = "/v2.1/os-quota-sets/{project}", params(("project" = String, Path, description = "The project id"), ("user_id" = Option<String>, Query, description = "The user whose quota (admin)")), request_body = QuotaSet, responses((status = OK, description = "Success", body = QuotaSet), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -331,6 +344,7 @@ async fn update(
     ))
 }
 
+#[utoipa::path(delete, path = "/v2.1/os-quota-sets/{project}", params(("project" = String, Path, description = "The project id"), ("user_id" = Option<String>, Query, description = "The user whose quota (admin)")), responses((status = ACCEPTED, description = "Accepted"), crate::api::fault::ApiError))]
 async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -347,6 +361,7 @@ async fn delete(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+#[utoipa::path(get, path = "/v2.1/os-quota-class-sets/{class}", params(("class" = String, Path, description = "The quota class (`default`)")), responses((status = OK, description = "Success", body = QuotaClassSet), crate::api::fault::ApiError))]
 async fn class_show(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -361,6 +376,7 @@ async fn class_show(
     ))
 }
 
+#[utoipa::path(put, path = "/v2.1/os-quota-class-sets/{class}", params(("class" = String, Path, description = "The quota class (`default`)")), request_body = QuotaClassSet, responses((status = OK, description = "Success", body = QuotaClassSet), crate::api::fault::ApiError))]
 async fn class_update(
     State(state): State<AppState>,
     auth: AuthContext,
@@ -425,6 +441,7 @@ fn used_name(resource: Resource, version: Microversion) -> Option<&'static str> 
     }
 }
 
+#[utoipa::path(get, path = "/v2.1/limits", params(("tenant_id" = Option<String>, Query, description = "Another project's limits (admin)")), responses((status = OK, description = "Success", body = Limits), crate::api::fault::ApiError))]
 async fn limits(
     State(state): State<AppState>,
     auth: AuthContext,

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use novum_wire::{
     ErrorBody, HeartbeatRequest, Inventory, RegisterRequest, RegisterResponse, TaskList, TaskResult,
 };
@@ -27,6 +27,8 @@ use crate::db::{self, DbError, Tx};
 use crate::notify::builders::{self, payload_time};
 use crate::notify::payload::ServiceStatusPayload;
 use crate::notify::{Publisher, emit};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The compute service's binary name, as Nova lists it.
 pub const COMPUTE_BINARY: &str = "nova-compute";
@@ -78,6 +80,26 @@ impl From<ConductorError> for RpcError {
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
             ConductorError::Notify(error) => error.into(),
         }
+    }
+}
+
+crate::fault_extractors!(RpcError);
+
+impl From<PathRejection> for RpcError {
+    fn from(rejection: PathRejection) -> Self {
+        Self(
+            rejection.status(),
+            format!("invalid path: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for RpcError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(
+            rejection.status(),
+            format!("invalid query string: {}", rejection.body_text()),
+        )
     }
 }
 
@@ -353,6 +375,7 @@ pub async fn compute_service_liveness(
 /// that host is down or its service deleted; only this controller's own
 /// embedded agents (their per-start enrollment token) may take theirs back
 /// at once, after a restart.
+#[utoipa::path(post, path = "/agents/register", request_body = Object, security(("AgentToken" = [])), responses((status = OK, description = "The agent's own credential (register with the enrollment token as the bearer)", body = AgentCredential), crate::api::openapi::RpcFault))]
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -433,6 +456,7 @@ async fn register(
     }))
 }
 
+#[utoipa::path(post, path = "/agents/{host}/heartbeat", params(("host" = String, Path, description = "The agent's host name")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::RpcFault))]
 async fn heartbeat(
     State(state): State<AppState>,
     Path(host): Path<String>,
@@ -451,11 +475,13 @@ async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PollQuery {
     wait: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/agents/{host}/tasks", params(("host" = String, Path, description = "The agent's host name"), PollQuery), security(("AgentToken" = [])), responses((status = OK, description = "Success", body = AgentTasks), crate::api::openapi::RpcFault))]
 async fn poll(
     State(state): State<AppState>,
     Path(host): Path<String>,
@@ -486,6 +512,7 @@ async fn poll(
     }
 }
 
+#[utoipa::path(post, path = "/agents/{host}/tasks/{task_id}/result", params(("host" = String, Path, description = "The agent's host name"), ("task_id" = String, Path, description = "The task id")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::RpcFault))]
 async fn result(
     State(state): State<AppState>,
     Path((host, task_id)): Path<(String, String)>,
@@ -501,11 +528,20 @@ async fn result(
     Ok(StatusCode::NO_CONTENT)
 }
 
+crate::envelope!(
+    /// `{"agent_token": …}`
+    AgentCredential, "agent_token", String
+);
+crate::envelope!(
+    /// `{"tasks": …}`
+    AgentTasks, "tasks", Array
+);
+
 /// The `/rpc/v1` routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agents/register", post(register))
-        .route("/agents/{host}/heartbeat", post(heartbeat))
-        .route("/agents/{host}/tasks", get(poll))
-        .route("/agents/{host}/tasks/{task_id}/result", post(result))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(heartbeat))
+        .routes(routes!(poll))
+        .routes(routes!(result))
 }

@@ -17,6 +17,7 @@ mod identity_api;
 mod images_api;
 mod input_validation;
 mod notifications;
+mod openapi;
 mod pipeline;
 mod plugin_cache;
 mod plugins;

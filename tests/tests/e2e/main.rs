@@ -7,4 +7,5 @@ mod notifications_e2e;
 mod openstack_cli;
 mod plugin_cli;
 mod quota_cli;
+mod schemathesis;
 mod tempest;
