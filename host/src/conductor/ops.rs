@@ -37,6 +37,17 @@ fn outcome_power(outcome: &TaskOutcome) -> Option<PowerState> {
     }
 }
 
+/// What [`Conductor::recover_operation`] made of one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// It goes on: scheduled again, or its task is still queued or leased.
+    Resumed,
+    /// It had no task left: failed as interrupted.
+    Failed,
+    /// It had ended (or vanished) since it was listed: left as it is.
+    AlreadyOver,
+}
+
 impl Conductor {
     /// Records the result of task `task_id` reported by `host`'s agent and
     /// advances its operation. Reporting the same result twice is harmless.
@@ -556,58 +567,87 @@ impl Conductor {
 
     /// On controller start: leased tasks are offered again, builds waiting
     /// for a host are scheduled, and operations whose task is gone are failed.
+    ///
+    /// Agents re-register and finish their requeued tasks while this runs, so
+    /// each operation is judged in its own serialized transaction from what it
+    /// is then (see [`Conductor::recover_operation`]), not from the listing.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         let requeued = tasks::requeue_leased(&self.db, None).await?;
-        let rows =
-            sqlx::query("SELECT id FROM conductor_operations WHERE state = $1 ORDER BY created_at")
-                .bind(op_state::RUNNING)
-                .fetch_all(self.db.pool())
-                .await?;
         let mut resumed = 0;
         let mut failed = 0;
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let mut tx = self.db.begin_serialized("conductor").await?;
-            let Some(operation) = load_operation(&mut *tx, &id).await? else {
-                continue;
-            };
-            if operation.step == step::SCHEDULE {
-                tx.commit().await?;
-                let conductor = Arc::clone(self);
-                if operation.kind == resize::RESIZE {
-                    tokio::spawn(async move { conductor.run_resize(&id).await });
-                } else {
-                    tokio::spawn(async move { conductor.run_build(&id).await });
-                }
-                resumed += 1;
-                continue;
+        let mut finished = 0;
+        for id in self.in_flight_operations().await? {
+            match self.recover_operation(&id).await? {
+                Recovery::Resumed => resumed += 1,
+                Recovery::Failed => failed += 1,
+                Recovery::AlreadyOver => finished += 1,
             }
-            let live: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM tasks WHERE operation_id = $1 AND state IN ($2, $3)",
-            )
-            .bind(&id)
-            .bind(task_state::QUEUED)
-            .bind(task_state::LEASED)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            if live == 0 {
-                let message =
-                    "The operation was interrupted by a controller restart and has no task left.";
-                self.fail_interrupted(&mut tx, &operation, message).await?;
-                failed += 1;
-            } else {
-                resumed += 1;
-            }
-            crate::notify::commit(tx).await?;
         }
         tracing::info!(
             requeued,
             resumed,
             failed,
+            finished,
             "conductor recovered operations in flight"
         );
         Ok(())
+    }
+
+    /// The ids of the running operations, oldest first (what
+    /// [`Conductor::recover`] goes through).
+    pub async fn in_flight_operations(&self) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT id FROM conductor_operations WHERE state = $1 ORDER BY created_at")
+                .bind(op_state::RUNNING)
+                .fetch_all(self.db.pool())
+                .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    /// Recovers operation `id` after a restart, judged from its row as it is
+    /// now: one that ended meanwhile (its agent finished the requeued task) is
+    /// left alone; one waiting for a host is scheduled again; one with a task
+    /// still queued or leased goes on; one whose task is gone is failed.
+    pub async fn recover_operation(self: &Arc<Self>, id: &str) -> Result<Recovery> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let Some(operation) = load_operation(&mut *tx, id).await? else {
+            tx.commit().await?;
+            return Ok(Recovery::AlreadyOver);
+        };
+        if operation.state != op_state::RUNNING {
+            tx.commit().await?;
+            return Ok(Recovery::AlreadyOver);
+        }
+        if operation.step == step::SCHEDULE {
+            tx.commit().await?;
+            let conductor = Arc::clone(self);
+            let id = id.to_string();
+            if operation.kind == resize::RESIZE {
+                tokio::spawn(async move { conductor.run_resize(&id).await });
+            } else {
+                tokio::spawn(async move { conductor.run_build(&id).await });
+            }
+            return Ok(Recovery::Resumed);
+        }
+        let live: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tasks WHERE operation_id = $1 AND state IN ($2, $3)",
+        )
+        .bind(id)
+        .bind(task_state::QUEUED)
+        .bind(task_state::LEASED)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if live > 0 {
+            tx.commit().await?;
+            return Ok(Recovery::Resumed);
+        }
+        let message = "The operation was interrupted by a controller restart and has no task left.";
+        self.fail_interrupted(&mut tx, &operation, message).await?;
+        crate::notify::commit(tx).await?;
+        Ok(Recovery::Failed)
     }
 
     async fn fail_interrupted(
@@ -617,7 +657,10 @@ impl Conductor {
         message: &str,
     ) -> Result<()> {
         if operation.kind == BUILD {
-            claims::release(tx, &operation.instance_uuid).await?;
+            // The spawn may have run before the task vanished: the instance
+            // keeps its claim on its host (as an ERROR instance keeps its
+            // allocation in Nova) until it is deleted, so a domain that does
+            // run is never left unaccounted for.
             let failure = Failure {
                 code: 500,
                 message,
