@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::model::Instance;
 use super::notices::{self, StateMark};
 use super::resize;
-use super::states::{ServerAction, reconciled_vm_state, task, vm};
+use super::states::{PowerSync, ServerAction, power_sync, task, vm};
 use super::tasks::{self, state as task_state};
 use super::{
     ActionData, BUILD, BUILD_EVENT, BuildData, Conductor, ConductorError, DELETE, DELETE_EVENT,
@@ -744,7 +744,11 @@ impl Conductor {
     }
 
     /// Reconciles the power states `host` reports with the instances there
-    /// (instances with a task in progress are left alone).
+    /// (Nova's power-state sync; instances with a task in progress are left
+    /// alone): the power state is recorded, a guest that shut down by itself
+    /// is STOPPED, and one whose domain is gone is put in ERROR with a fault
+    /// (see [`power_sync`]). Each change is conditional on the row being as it
+    /// was read, so a task result landing meanwhile wins.
     pub async fn reconcile_power(&self, host: &str, reported: &[InstancePower]) -> Result<()> {
         let rows = sqlx::query(
             "SELECT uuid, vm_state, power_state FROM instances WHERE host = $1 AND deleted = 0 AND task_state IS NULL",
@@ -759,37 +763,92 @@ impl Conductor {
             if vm_state == vm::ERROR || vm_state == vm::BUILDING {
                 continue;
             }
+            let recorded = u8::try_from(current)
+                .ok()
+                .and_then(|value| PowerState::try_from(value).ok())
+                .unwrap_or(PowerState::NoState);
             let power = reported
                 .iter()
                 .find(|item| item.uuid.to_string() == uuid)
                 .map(|item| item.power_state)
                 .unwrap_or(PowerState::NoState);
-            let new_vm_state = reconciled_vm_state(&vm_state, power);
-            if i64::from(u8::from(power)) == current && new_vm_state.is_none() {
+            let decision = power_sync(&vm_state, recorded, power);
+            if power == recorded && decision == PowerSync::Record {
                 continue;
             }
-            tracing::info!(instance = %uuid, host, power = %power, "power state reconciled");
+            let (new_vm_state, fault) = match decision {
+                PowerSync::Record => (None, None),
+                PowerSync::Follow(state) => (Some(state), None),
+                PowerSync::PowerOff => (Some(vm::STOPPED), None),
+                PowerSync::Gone => (
+                    Some(vm::ERROR),
+                    Some(format!(
+                        "Instance {uuid} has no domain on host {host} any more: it vanished from the \
+                         hypervisor behind novum's back (found by the power-state sync)."
+                    )),
+                ),
+            };
+            tracing::info!(instance = %uuid, host, power = %power, ?decision, "power state reconciled");
+            let compute = Publisher::compute(host);
+            // A periodic task: no request context, as in Nova.
+            let context = RequestContext::default();
+            let powers_off = matches!(decision, PowerSync::PowerOff | PowerSync::Gone);
             let mut tx = self.db.begin().await?;
             let before = StateMark::read(&mut tx, &uuid).await?;
-            sqlx::query(
-                "UPDATE instances SET power_state = $1, vm_state = COALESCE($2, vm_state), updated_at = $3 \
-                 WHERE uuid = $4 AND task_state IS NULL",
+            if powers_off {
+                notices::action(
+                    &mut tx,
+                    &compute,
+                    &uuid,
+                    InstanceAction::PowerOff,
+                    Phase::Start,
+                    &context,
+                    None,
+                )
+                .await?;
+            }
+            let changed = sqlx::query(
+                "UPDATE instances SET power_state = $1, vm_state = COALESCE($2, vm_state), \
+                 fault = COALESCE($3, fault), updated_at = $4 \
+                 WHERE uuid = $5 AND task_state IS NULL AND vm_state = $6 AND power_state = $7 AND deleted = 0",
             )
             .bind(i64::from(u8::from(power)))
             .bind(new_vm_state)
+            .bind(fault.as_deref().map(|message| fault_json(500, message, "")))
             .bind(db::now())
             .bind(&uuid)
+            .bind(&vm_state)
+            .bind(current)
             .execute(&mut *tx)
-            .await?;
-            // A periodic task: no request context, as in Nova.
-            notices::state_changed(
-                &mut tx,
-                &Publisher::compute(host),
-                &uuid,
-                before.as_ref(),
-                &RequestContext::default(),
-            )
-            .await?;
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                // A task result or an action got there first.
+                tx.rollback().await?;
+                continue;
+            }
+            notices::state_changed(&mut tx, &compute, &uuid, before.as_ref(), &context).await?;
+            if powers_off {
+                notices::action(
+                    &mut tx,
+                    &compute,
+                    &uuid,
+                    InstanceAction::PowerOff,
+                    Phase::End,
+                    &context,
+                    None,
+                )
+                .await?;
+            }
+            if let Some(message) = &fault {
+                notices::exception(
+                    &mut tx,
+                    &compute,
+                    &uuid,
+                    notices::fault("_sync_power_states", "InstanceNotFound", message),
+                )
+                .await?;
+            }
             crate::notify::commit(tx).await?;
         }
         Ok(())

@@ -1,5 +1,7 @@
 //! Restarts: recovery racing with agents that finish their requeued tasks
-//! (SQLite and PostgreSQL).
+//! (SQLite and PostgreSQL), and the power-state sync of a server whose
+//! domain vanished behind novum's back (a real agent on libvirt's test
+//! driver), whose failed actions show their error in the instance actions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +9,8 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use novum::conductor::Recovery;
 use novum::db::Db;
+use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
+use novum_agent::{AgentConfig, run_agent_with_driver};
 use novum_wire::{
     CpuInfo, Inventory, PowerState, RegisterRequest, RegisterResponse, SupportedInstance, TaskList,
     TaskOutcome, TaskResult,
@@ -15,10 +19,11 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::api_common::{self, Backend, TestApp};
+use crate::http_cloud::{self, Cloud, ENROLLMENT_TOKEN};
 
 /// The enrollment token of the in-process controllers.
 const ENROLL: &str = "enroll-restart";
-/// How long a test waits for a task.
+/// How long a test waits for something to happen.
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The app over `backend`: embedded agents off, the native pipeline.
@@ -343,4 +348,204 @@ async fn recovery_leaves_a_build_finished_meanwhile_active_with_its_claim_postgr
         return;
     };
     recovery_racing_with_a_finishing_build(backend).await;
+}
+
+/// Polls `check` until it answers `Some`, or fails after [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Event types of the outbox about `uuid`, in order.
+async fn events_of(db: &Db, uuid: &str) -> Vec<String> {
+    sqlx::query("SELECT event_type FROM notification_outbox WHERE instance_uuid = $1 ORDER BY seq")
+        .bind(uuid)
+        .fetch_all(db.pool())
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|row| row.try_get("event_type").expect("event type"))
+        .collect()
+}
+
+/// A server whose domain is removed behind novum's back (as `virsh destroy;
+/// virsh undefine` would) goes to ERROR with a fault, notified as Nova's
+/// power-state sync does; an action on it then fails, and the failure is in
+/// its instance action's events (`result: Error`, `traceback` for admins,
+/// `details` from 2.84).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_domain_is_synced_to_error_and_a_failed_action_shows_its_error() {
+    let cloud = Cloud::start(|config| {
+        config.agent.embedded = false;
+    })
+    .await;
+    let db = Db::connect(&cloud.database_url).await.expect("db");
+    let node = TestNode::create(4, 8192).expect("node file");
+    let uri = node.uri();
+    let driver = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            LibvirtDriver::open(
+                &uri,
+                LibvirtOptions {
+                    hypervisor_hostname: Some("sync1".into()),
+                    disk_gb: Some(100),
+                    ..LibvirtOptions::default()
+                },
+            )
+        })
+        .await
+        .expect("join")
+        .expect("driver"),
+    );
+    let config = AgentConfig {
+        libvirt_uri: node.uri(),
+        enrollment_token: Some(ENROLLMENT_TOKEN.to_string()),
+        heartbeat_interval: Duration::from_millis(300),
+        poll_wait: Duration::from_secs(2),
+        reconcile_interval: Duration::from_millis(200),
+        host_ip: Some("127.0.0.1".to_string()),
+        ..AgentConfig::new(cloud.base.clone(), "sync1")
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent_driver: Arc<dyn VirtDriver> = driver.clone();
+    let agent = tokio::spawn(run_agent_with_driver(config, agent_driver, async {
+        let _ = stopped.await;
+    }));
+    cloud.wait_for_hosts(1).await;
+
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            reqwest::Method::POST,
+            "/servers",
+            Some(http_cloud::server("doomed", "1")),
+            "2.84",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let show = |version: &'static str| {
+        let cloud = &cloud;
+        let id = id.clone();
+        async move {
+            let (status, body) = cloud
+                .compute(
+                    &cloud.admin,
+                    reqwest::Method::GET,
+                    &format!("/servers/{id}"),
+                    None,
+                    version,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["server"].clone()
+        }
+    };
+    eventually("the server to go ACTIVE", || async {
+        let server = show("2.84").await;
+        (server["status"] == "ACTIVE").then_some(())
+    })
+    .await;
+
+    // Behind novum's back: the domain goes from the hypervisor.
+    let uuid: uuid::Uuid = id.parse().expect("uuid");
+    let gone = Arc::clone(&driver);
+    tokio::task::spawn_blocking(move || gone.destroy(uuid))
+        .await
+        .expect("join")
+        .expect("destroy behind novum's back");
+    let server = eventually(
+        "the power-state sync to put the server in ERROR",
+        || async {
+            let server = show("2.84").await;
+            (server["status"] == "ERROR").then_some(server)
+        },
+    )
+    .await;
+    assert_eq!(server["OS-EXT-STS:power_state"], 0, "{server}");
+    let message = server["fault"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no domain on host sync1"), "{server}");
+    let events = events_of(&db, &id).await;
+    let tail: Vec<&str> = events
+        .iter()
+        .rev()
+        .take(4)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "instance.power_off.start",
+            "instance.update",
+            "instance.power_off.end",
+            "compute.exception"
+        ],
+        "{events:?}"
+    );
+
+    // Stop is allowed from ERROR; with no domain it fails, and says so.
+    let response = cloud
+        .client
+        .post(format!("{}/compute/v2.1/servers/{id}/action", cloud.base))
+        .header("x-auth-token", &cloud.admin)
+        .header("openstack-api-version", "compute 2.84")
+        .json(&json!({"os-stop": null}))
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(response.status().as_u16(), 202);
+    let request_id = response
+        .headers()
+        .get("x-openstack-request-id")
+        .and_then(|value| value.to_str().ok())
+        .expect("request id")
+        .to_string();
+    let path = format!("/servers/{id}/os-instance-actions/{request_id}");
+    let event = eventually("the failed stop to be recorded", || async {
+        let (status, body) = cloud
+            .compute(&cloud.admin, reqwest::Method::GET, &path, None, "2.84")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let event = body["instanceAction"]["events"][0].clone();
+        (!event["finish_time"].is_null()).then_some(event)
+    })
+    .await;
+    assert_eq!(event["event"], "compute_stop_instance", "{event}");
+    assert_eq!(event["result"], "Error", "{event}");
+    for field in ["traceback", "details"] {
+        assert!(
+            event[field]
+                .as_str()
+                .is_some_and(|text| text.contains("has no domain on this host")),
+            "{field}: {event}"
+        );
+    }
+    // Before 2.84 an event has no `details`.
+    let (status, body) = cloud
+        .compute(&cloud.admin, reqwest::Method::GET, &path, None, "2.83")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let event = &body["instanceAction"]["events"][0];
+    assert!(event.get("details").is_none(), "{event}");
+    assert!(event["traceback"].is_string(), "{event}");
+    let server = show("2.84").await;
+    assert_eq!(server["status"], "ERROR", "{server}");
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(WAIT, agent).await;
+    cloud.stop().await;
 }
