@@ -6,4 +6,5 @@ mod notifications_e2e;
 mod openstack_cli;
 mod plugin_cli;
 mod quota_cli;
+mod restart_e2e;
 mod tempest;
