@@ -19,6 +19,10 @@ use serde_json::{Value, json};
 
 use crate::notifications_e2e::{Api, Receiver, eventually, webhook_config};
 
+/// Plugin deadlines are the sandbox tests' subject: here a loaded machine
+/// must not turn a descheduled plugin call into a rejection.
+const PLUGIN_DEADLINE: &str = "[plugins.defaults]\ndeadline_ms = 1000\n";
+
 /// What SIGTERM may take at most (the target is 2 s; a loaded CI machine
 /// must not make the test flaky).
 const SIGTERM_BOUND: Duration = Duration::from_secs(5);
@@ -48,7 +52,7 @@ fn settle(api: &Api, id: &str, wanted: &str, power_state: u64) {
 fn sigterm_with_embedded_hosts_is_quick_and_loses_nothing() {
     let port = free_port();
     let config = format!(
-        "[agent]\nheartbeat_seconds = 1\n\n[notifications]\npoll_interval_ms = 100\n\n{}",
+        "{PLUGIN_DEADLINE}\n[agent]\nheartbeat_seconds = 1\n\n[notifications]\npoll_interval_ms = 100\n\n{}",
         webhook_config(
             &format!("http://127.0.0.1:{port}/hook"),
             "max_attempts = 100000"
@@ -155,7 +159,7 @@ fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
         return;
     };
     let config = format!(
-        "[database]\nurl = \"{database}\"\n\n[agent]\nheartbeat_seconds = 1\nembedded_hosts = 2\n"
+        "{PLUGIN_DEADLINE}\n[database]\nurl = \"{database}\"\n\n[agent]\nheartbeat_seconds = 1\nembedded_hosts = 2\n"
     );
     let cloud = Cloud::start("restart-burst", &config).expect("cloud");
     let api = Api::login(&cloud);
@@ -187,6 +191,7 @@ fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
                     let sent = client
                         .post(format!("{url}/compute/v2.1/servers"))
                         .header("x-auth-token", token)
+                        .header("openstack-api-version", "compute 2.79")
                         .json(&body)
                         .send();
                     match sent {
@@ -199,7 +204,12 @@ fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
                 }
             });
         }
+        let deadline = Instant::now() + Duration::from_secs(120);
         while accepted.load(std::sync::atomic::Ordering::SeqCst) < KILL_AFTER {
+            assert!(
+                Instant::now() < deadline,
+                "the burst stalled before the kill"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         let data_dir = cloud.kill();
@@ -226,6 +236,13 @@ fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
         servers.len(),
         began.elapsed()
     );
+    if let Some(line) = cloud
+        .log()
+        .lines()
+        .find(|line| line.contains("recovered operations in flight"))
+    {
+        println!("after the restart: {line}");
+    }
     assert!(servers.len() >= KILL_AFTER, "{} servers", servers.len());
     let errors: Vec<&Value> = servers
         .iter()
