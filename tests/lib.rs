@@ -172,6 +172,39 @@ impl Cloud {
         data_dir
     }
 
+    /// Stops the controller with SIGTERM (a graceful shutdown) and waits up to
+    /// `timeout` for it to exit, successfully; returns the data directory
+    /// (kept, for a restart) and how long the exit took.
+    pub fn terminate(mut self, timeout: Duration) -> anyhow::Result<(PathBuf, Duration)> {
+        let began = Instant::now();
+        let signalled = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(signalled.success(), "kill -TERM failed: {signalled}");
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if began.elapsed() > timeout {
+                anyhow::bail!(
+                    "novum did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = began.elapsed();
+        anyhow::ensure!(
+            status.success(),
+            "novum exited with {status} after SIGTERM; log:\n{}",
+            self.log()
+        );
+        let data_dir = self.data_dir.clone();
+        std::mem::forget(self);
+        Ok((data_dir, elapsed))
+    }
+
     /// A project-scoped token of the admin user (Keystone password auth).
     pub fn admin_token(&self) -> anyhow::Result<String> {
         let body = serde_json::json!({"auth": {

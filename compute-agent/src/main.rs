@@ -103,11 +103,8 @@ async fn main() -> anyhow::Result<()> {
     }
     // The test driver's hypervisor dies with this process: keep its domains
     // in the state directory so that a restarted agent finds them again.
-    let domain_store = args
-        .state_dir
-        .as_ref()
-        .filter(|_| args.libvirt_uri.starts_with("test:"))
-        .map(|dir| dir.join("domains"));
+    let domain_store =
+        novum_agent::driver::domain_store_dir(args.state_dir.as_deref(), &args.libvirt_uri);
     let config = AgentConfig {
         libvirt_uri: args.libvirt_uri,
         enrollment_token: args.token,

@@ -219,3 +219,43 @@ fn hosts_from_node_files_do_not_share_domains() {
     assert_eq!(state(&a, id), Some(PowerState::Running));
     assert_eq!(state(&b, id), None);
 }
+
+/// A test hypervisor reopened with the same domain store (an agent, or an
+/// embedded host, restarted) gets back every domain as it was left:
+/// running, shut off, paused, suspended.
+#[test]
+fn a_reopened_hypervisor_restores_domains_as_they_were_left() {
+    let node = TestNode::create(8, 8192).expect("node file");
+    let store = std::env::temp_dir().join(format!("novum-store-{}", Uuid::new_v4()));
+    let options = LibvirtOptions {
+        domain_store: Some(store.clone()),
+        ..LibvirtOptions::default()
+    };
+    let [running, stopped, paused, suspended] = [(); 4].map(|()| Uuid::new_v4());
+    {
+        let driver = LibvirtDriver::open(&node.uri(), options.clone()).expect("open");
+        for id in [running, stopped, paused, suspended] {
+            driver.spawn(id, &spec(&[])).unwrap();
+        }
+        driver.power_off(stopped).unwrap();
+        driver.pause(paused).unwrap();
+        driver.suspend(suspended).unwrap();
+    }
+    let driver = LibvirtDriver::open(&node.uri(), options).expect("reopen");
+    assert_eq!(
+        [running, stopped, paused, suspended].map(|id| state(&driver, id)),
+        [
+            Some(PowerState::Running),
+            Some(PowerState::Shutdown),
+            Some(PowerState::Paused),
+            Some(PowerState::Suspended)
+        ]
+    );
+    // And they go on from there.
+    driver.unpause(paused).unwrap();
+    driver.resume(suspended).unwrap();
+    assert_eq!(state(&driver, paused), Some(PowerState::Running));
+    assert_eq!(state(&driver, suspended), Some(PowerState::Running));
+    drop(driver);
+    let _ = std::fs::remove_dir_all(store);
+}

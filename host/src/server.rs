@@ -1,8 +1,12 @@
 //! `novum serve`: opens the database, builds the services, serves the API
 //! until Ctrl-C or SIGTERM.
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::api::{self, AppState, Services};
 use crate::conductor::Conductor;
@@ -69,7 +73,16 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs the controller with `config` until a shutdown signal.
+/// How long the HTTP server may take, at shutdown, to finish the requests in
+/// flight once it stopped accepting connections.
+pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long, at shutdown, the embedded agents may take to stop beyond their
+/// own grace period for running tasks (then they are aborted).
+pub const AGENT_STOP_MARGIN: Duration = Duration::from_secs(1);
+
+/// Runs the controller with `config` until a shutdown signal, then stops in
+/// an order that loses nothing (see [`shut_down`]).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let state = build_state(config).await?;
@@ -79,43 +92,156 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let notifications = start_notifications(&state)?;
     tracing::info!(listen = %local, "novum is serving");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let background = start_background(&state, local, stopped);
-    let result = serve(state, listener, shutdown_signal()).await;
-    let _ = stop.send(true);
-    for task in background {
-        let _ = task.await;
-    }
+    let (stop, stopped) = watch::channel(false);
+    let background = Background::start(&state, local, stopped);
+    let (stop_http, http_stopped) = watch::channel(false);
+    let mut http = tokio::spawn(serve(state.clone(), listener, self::stopped(http_stopped)));
+    let failed = tokio::select! {
+        () = shutdown_signal() => None,
+        served = &mut http => Some(served),
+    };
+    let began = Instant::now();
+    tracing::info!("shutting down");
+    let result = shut_down(
+        &state,
+        Running {
+            stop,
+            background,
+            stop_http,
+            http: if failed.is_some() { None } else { Some(http) },
+        },
+    )
+    .await;
     notifications.shutdown().await;
+    tracing::info!(
+        elapsed_ms = began.elapsed().as_millis() as u64,
+        "novum stopped"
+    );
+    match failed {
+        Some(served) => served?,
+        None => result,
+    }
+}
+
+/// What [`shut_down`] stops.
+struct Running {
+    /// Stops the background work.
+    stop: watch::Sender<bool>,
+    background: Background,
+    /// Stops the HTTP server (graceful: in-flight requests finish).
+    stop_http: watch::Sender<bool>,
+    /// The HTTP server, unless it ended already.
+    http: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Stops the controller without losing work: no task is handed out any
+/// more (long polls answer at once), the embedded agents finish and report
+/// what they run (the API still serves them), the HTTP server drains, the
+/// tasks still leased to embedded agents are handed back (queued again for
+/// the next start), and the reaper and recovery stop. Notifications stay in
+/// the durable outbox for the next dispatcher.
+async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
+    let Running {
+        stop,
+        background,
+        stop_http,
+        http,
+    } = running;
+    state.conductor.board().close();
+    let _ = stop.send(true);
+    let agent_deadline = state
+        .config
+        .agent
+        .embedded
+        .then_some(crate::conductor::embedded::EMBEDDED_SHUTDOWN_GRACE + AGENT_STOP_MARGIN)
+        .unwrap_or(AGENT_STOP_MARGIN);
+    for agent in background.agents.handles {
+        let abort = agent.abort_handle();
+        if tokio::time::timeout(agent_deadline, agent).await.is_err() {
+            tracing::warn!("an embedded agent did not stop in time; aborted");
+            abort.abort();
+        }
+    }
+    let _ = stop_http.send(true);
+    let mut result = Ok(());
+    if let Some(http) = http {
+        let abort = http.abort_handle();
+        match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, http).await {
+            Ok(Ok(served)) => result = served,
+            Ok(Err(error)) => result = Err(error.into()),
+            Err(_) => {
+                tracing::warn!("requests still in flight after the drain timeout; dropped");
+                abort.abort();
+            }
+        }
+    }
+    for host in &background.agents.hosts {
+        match crate::conductor::tasks::requeue_leased(&state.db, Some(host)).await {
+            Ok(0) => {}
+            Ok(handed_back) => {
+                tracing::info!(%host, handed_back, "tasks of a stopped embedded agent queued again")
+            }
+            Err(error) => {
+                tracing::error!(%host, %error, "cannot hand back the tasks of an embedded agent")
+            }
+        }
+    }
+    background.recovery.abort();
+    let _ = background.reaper.await;
     result
 }
 
 /// Resolves when `stopped` turns true (or its sender is gone).
-pub async fn stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+pub async fn stopped(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// The controller's background work: the conductor's recovery of what was
+/// in flight, the task reaper and, in all-in-one mode, the embedded agents.
+pub struct Background {
+    /// The recovery (ends by itself once every operation is judged).
+    pub recovery: tokio::task::JoinHandle<()>,
+    /// The task reaper.
+    pub reaper: tokio::task::JoinHandle<()>,
+    /// The embedded compute agents.
+    pub agents: crate::conductor::embedded::EmbeddedAgents,
+}
+
+impl Background {
+    /// Starts the recovery, the reaper and the embedded agents talking to
+    /// `listen`; the reaper and the agents stop when `stop` turns true.
+    pub fn start(state: &AppState, listen: SocketAddr, stop: watch::Receiver<bool>) -> Self {
+        let conductor = state.conductor.clone();
+        let recovery = tokio::spawn(async move {
+            if let Err(error) = conductor.recover().await {
+                tracing::error!(%error, "conductor recovery failed");
+            }
+        });
+        let reaper = tokio::spawn(state.conductor.clone().run_reaper(stopped(stop.clone())));
+        let agents = crate::conductor::embedded::start_agents(state, listen, stop);
+        Self {
+            recovery,
+            reaper,
+            agents,
+        }
+    }
+
+    /// Every task of the background work.
+    pub fn into_handles(self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = vec![self.recovery, self.reaper];
+        handles.extend(self.agents.handles);
+        handles
+    }
 }
 
 /// Starts the conductor's recovery and reaper and, in all-in-one mode, the
 /// embedded compute agents talking to `listen`; they stop when `stop` turns true.
 pub fn start_background(
     state: &AppState,
-    listen: std::net::SocketAddr,
-    stop: tokio::sync::watch::Receiver<bool>,
+    listen: SocketAddr,
+    stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut handles = Vec::new();
-    let conductor = state.conductor.clone();
-    handles.push(tokio::spawn(async move {
-        if let Err(error) = conductor.recover().await {
-            tracing::error!(%error, "conductor recovery failed");
-        }
-    }));
-    handles.push(tokio::spawn(
-        state.conductor.clone().run_reaper(stopped(stop.clone())),
-    ));
-    handles.extend(crate::conductor::embedded::start_agents(
-        state, listen, stop,
-    ));
-    handles
+    Background::start(state, listen, stop).into_handles()
 }
 
 /// Starts the notification dispatcher for `state`'s configuration.

@@ -39,7 +39,7 @@ pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest delay between retries.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How long shutdown waits for running tasks to finish and report.
+/// How long shutdown waits, by default, for running tasks to finish and report.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything an agent needs to know.
@@ -66,6 +66,9 @@ pub struct AgentConfig {
     pub host_ip: Option<String>,
     /// libvirt driver settings.
     pub libvirt: LibvirtOptions,
+    /// How long shutdown waits for running tasks to finish and report; the
+    /// controller offers the unfinished ones again.
+    pub shutdown_grace: Duration,
 }
 
 impl AgentConfig {
@@ -82,6 +85,7 @@ impl AgentConfig {
             state_dir: None,
             host_ip: None,
             libvirt: LibvirtOptions::default(),
+            shutdown_grace: SHUTDOWN_GRACE,
         }
     }
 }
@@ -438,7 +442,7 @@ impl Agent {
         // Let running tasks finish and report, within the grace period.
         if !running.is_empty() {
             info!(tasks = running.len(), "waiting for running tasks");
-            let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            let drained = tokio::time::timeout(self.config.shutdown_grace, async {
                 while running.join_next().await.is_some() {}
             })
             .await;

@@ -14,7 +14,7 @@ use virt::error::ErrorNumber;
 use virt::storage_pool::StoragePool;
 use virt::sys;
 
-use super::store::{DomainStore, StoredDomain};
+use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout};
 use super::{DriverError, VirtDriver};
 
@@ -191,6 +191,14 @@ impl LibvirtDriver {
             let domain = define(&self.conn.0, &stored.xml)?;
             if stored.running {
                 Self::start(&domain)?;
+                match stored.guest {
+                    GuestState::Running => {}
+                    GuestState::Paused => domain.suspend().map(drop).map_err(lv("pause"))?,
+                    GuestState::Suspended => domain
+                        .managed_save(0)
+                        .map(drop)
+                        .map_err(lv("managed save"))?,
+                }
             }
             restored += 1;
         }
@@ -210,11 +218,21 @@ impl LibvirtDriver {
                 instance,
                 xml: xml.to_string(),
                 running,
+                guest: GuestState::Running,
             }),
             (Some(running), None) => store.set_running(instance, running),
             (None, _) => store.forget(instance),
         };
         if let Err(e) = result {
+            warn!(%instance, error = %e, "cannot update the domain store");
+        }
+    }
+
+    /// Records in the domain store (if any) that the running guest of
+    /// `instance` is now `guest` (paused, suspended, or running again).
+    fn remember_guest(&self, instance: Uuid, guest: GuestState) {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.set_guest(instance, guest) {
             warn!(%instance, error = %e, "cannot update the domain store");
         }
     }
@@ -513,12 +531,14 @@ impl VirtDriver for LibvirtDriver {
                 }
             }
         }
-        Self::hard_reboot(&domain)
+        Self::hard_reboot(&domain)?;
+        self.remember(instance, Some(true), None);
+        Ok(())
     }
 
     fn pause(&self, instance: Uuid) -> Result<(), DriverError> {
         let domain = self.domain(instance)?;
-        match Self::state_of(&domain)? {
+        let result = match Self::state_of(&domain)? {
             PowerState::Paused => Ok(()),
             PowerState::Running => domain.suspend().map(drop).map_err(lv("pause")),
             state => Err(DriverError::InvalidState {
@@ -526,12 +546,16 @@ impl VirtDriver for LibvirtDriver {
                 instance,
                 state,
             }),
+        };
+        if result.is_ok() {
+            self.remember_guest(instance, GuestState::Paused);
         }
+        result
     }
 
     fn unpause(&self, instance: Uuid) -> Result<(), DriverError> {
         let domain = self.domain(instance)?;
-        match Self::state_of(&domain)? {
+        let result = match Self::state_of(&domain)? {
             PowerState::Running => Ok(()),
             PowerState::Paused => domain.resume().map(drop).map_err(lv("unpause")),
             state => Err(DriverError::InvalidState {
@@ -539,12 +563,16 @@ impl VirtDriver for LibvirtDriver {
                 instance,
                 state,
             }),
+        };
+        if result.is_ok() {
+            self.remember_guest(instance, GuestState::Running);
         }
+        result
     }
 
     fn suspend(&self, instance: Uuid) -> Result<(), DriverError> {
         let domain = self.domain(instance)?;
-        match Self::state_of(&domain)? {
+        let result = match Self::state_of(&domain)? {
             PowerState::Suspended => Ok(()),
             PowerState::Running | PowerState::Paused => {
                 domain.managed_save(0).map(drop).map_err(lv("managed save"))
@@ -554,12 +582,16 @@ impl VirtDriver for LibvirtDriver {
                 instance,
                 state,
             }),
+        };
+        if result.is_ok() {
+            self.remember_guest(instance, GuestState::Suspended);
         }
+        result
     }
 
     fn resume(&self, instance: Uuid) -> Result<(), DriverError> {
         let domain = self.domain(instance)?;
-        match Self::state_of(&domain)? {
+        let result = match Self::state_of(&domain)? {
             PowerState::Running => Ok(()),
             PowerState::Suspended if !domain.is_active().map_err(lv("is active"))? => {
                 Self::start(&domain)
@@ -569,6 +601,10 @@ impl VirtDriver for LibvirtDriver {
                 instance,
                 state,
             }),
+        };
+        if result.is_ok() {
+            self.remember_guest(instance, GuestState::Running);
         }
+        result
     }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub use libvirt::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, LibvirtDriver, LibvirtOptions,
 };
-pub use store::{DomainStore, StoredDomain};
+pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DiskLayout, add_guest_archs, canonical_arch, choose_guest, domain_name,
     domain_xml, parse_capabilities, test_node_xml,

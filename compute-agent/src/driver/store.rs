@@ -15,6 +15,32 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Name of the domain store's directory inside an agent's state directory.
+pub const DOMAIN_STORE_DIR: &str = "domains";
+
+/// Where an agent with state directory `state_dir` on `libvirt_uri` keeps
+/// its domains: `<state_dir>/domains` for libvirt's test driver (whose
+/// hypervisor dies with the agent process), `None` for a real hypervisor
+/// (libvirtd keeps its domains) or without a state directory.
+pub fn domain_store_dir(state_dir: Option<&Path>, libvirt_uri: &str) -> Option<PathBuf> {
+    state_dir
+        .filter(|_| libvirt_uri.starts_with("test:"))
+        .map(|dir| dir.join(DOMAIN_STORE_DIR))
+}
+
+/// How a running guest was left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestState {
+    /// Running.
+    #[default]
+    Running,
+    /// Its vCPUs paused.
+    Paused,
+    /// Suspended to disk (a managed save).
+    Suspended,
+}
+
 /// One remembered domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDomain {
@@ -22,8 +48,12 @@ pub struct StoredDomain {
     pub instance: Uuid,
     /// The libvirt domain XML it was defined with.
     pub xml: String,
-    /// Whether it was last left running.
+    /// Whether it was last left running (paused or suspended counts: the
+    /// guest has a state to come back to).
     pub running: bool,
+    /// How a running guest was left (files written before this field: running).
+    #[serde(default)]
+    pub guest: GuestState,
 }
 
 /// A directory of [`StoredDomain`]s, one `<uuid>.json` file each.
@@ -52,11 +82,26 @@ impl DomainStore {
     }
 
     /// Records whether the domain of `instance` is running (nothing when it is
-    /// not remembered).
+    /// not remembered); a guest started or stopped is no longer paused or
+    /// suspended.
     pub fn set_running(&self, instance: Uuid, running: bool) -> io::Result<()> {
+        self.update(instance, running, GuestState::Running)
+    }
+
+    /// Records that the running guest of `instance` is now `guest` (nothing
+    /// when it is not remembered).
+    pub fn set_guest(&self, instance: Uuid, guest: GuestState) -> io::Result<()> {
+        self.update(instance, true, guest)
+    }
+
+    fn update(&self, instance: Uuid, running: bool, guest: GuestState) -> io::Result<()> {
         match self.load(&self.path(instance))? {
-            Some(domain) if domain.running != running => {
-                self.save(&StoredDomain { running, ..domain })
+            Some(domain) if (domain.running, domain.guest) != (running, guest) => {
+                self.save(&StoredDomain {
+                    running,
+                    guest,
+                    ..domain
+                })
             }
             _ => Ok(()),
         }
@@ -104,6 +149,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn files_from_before_the_guest_state_read_as_running() {
+        let instance = Uuid::new_v4();
+        let old = format!(r#"{{"instance":"{instance}","xml":"<domain/>","running":true}}"#);
+        let domain: StoredDomain = serde_json::from_str(&old).unwrap();
+        assert_eq!(domain.guest, GuestState::Running);
+    }
+
+    #[test]
+    fn only_the_test_driver_keeps_a_store() {
+        let state = Path::new("/var/lib/agent");
+        assert_eq!(
+            domain_store_dir(Some(state), "test:///default"),
+            Some(state.join(DOMAIN_STORE_DIR))
+        );
+        assert_eq!(domain_store_dir(Some(state), "qemu:///system"), None);
+        assert_eq!(domain_store_dir(None, "test:///default"), None);
+    }
+
+    #[test]
     fn remembers_running_state_and_forgets() {
         let dir = std::env::temp_dir().join(format!("novum-domains-{}", Uuid::new_v4()));
         let store = DomainStore::new(&dir);
@@ -113,14 +177,17 @@ mod tests {
             instance,
             xml: "<domain/>".into(),
             running: true,
+            guest: GuestState::Running,
         };
         store.save(&domain).unwrap();
+        store.set_guest(instance, GuestState::Paused).unwrap();
+        assert_eq!(store.all().unwrap()[0].guest, GuestState::Paused);
         store.set_running(instance, false).unwrap();
         assert_eq!(
             store.all().unwrap(),
             vec![StoredDomain {
                 running: false,
-                ..domain
+                ..domain.clone()
             }]
         );
         store.set_running(Uuid::new_v4(), true).unwrap();

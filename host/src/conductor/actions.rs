@@ -59,7 +59,9 @@ pub async fn start_event(
 }
 
 /// Finishes the unfinished events of action `action_id` (all of them, or
-/// those named `event`): `Success`, or `Error` with `traceback`.
+/// those named `event`): `Success`, or `Error` with the error as the event's
+/// `traceback` (shown to admins) and `details` (shown to everyone from
+/// microversion 2.84), as Nova records a failed compute method.
 pub async fn finish_events(
     tx: &mut Tx,
     action_id: &str,
@@ -70,11 +72,11 @@ pub async fn finish_events(
     let result = if error.is_some() { "Error" } else { "Success" };
     let query = match event {
         Some(_) => {
-            "UPDATE instance_action_events SET finish_time = $1, result = $2, traceback = $3 \
+            "UPDATE instance_action_events SET finish_time = $1, result = $2, traceback = $3, details = $3 \
                     WHERE action_id = $4 AND finish_time IS NULL AND event = $5"
         }
         None => {
-            "UPDATE instance_action_events SET finish_time = $1, result = $2, traceback = $3 \
+            "UPDATE instance_action_events SET finish_time = $1, result = $2, traceback = $3, details = $3 \
                  WHERE action_id = $4 AND finish_time IS NULL"
         }
     };

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use novum_agent::AgentConfig;
-use novum_agent::driver::test_node_xml;
+use novum_agent::driver::{domain_store_dir, test_node_xml};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -23,6 +23,15 @@ pub fn host_names(config: &crate::config::AgentConfig) -> impl Iterator<Item = S
     };
     (1..=count).map(|index| format!("{}{index}", config.embedded_host_prefix))
 }
+
+/// Suffix of an embedded host's state directory (`<data_dir>/embedded-hosts/
+/// <host>-state`: its agent credential and remembered domains).
+pub const STATE_DIR_SUFFIX: &str = "-state";
+
+/// How long an embedded agent's running tasks may take to finish and report
+/// at shutdown; the unfinished ones are handed back (queued again) so the
+/// next start offers them.
+pub const EMBEDDED_SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// The agent configurations of the embedded hosts of `state` (none when disabled).
 pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec<AgentConfig>> {
@@ -60,9 +69,25 @@ pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec
         agent.libvirt.disk_gb = Some(config.embedded_disk_gb);
         agent.libvirt.test_guest_archs = config.embedded_guest_archs.clone();
         agent.libvirt.instances_path = dir.join(&host).display().to_string();
+        // Like a standalone agent's `--state-dir`: the credential and, on the
+        // test driver (whose domains die with this process), the domains, so
+        // that a restarted controller finds its servers where they were.
+        let state_dir = dir.join(format!("{host}{STATE_DIR_SUFFIX}"));
+        agent.libvirt.domain_store = domain_store_dir(Some(&state_dir), &agent.libvirt_uri);
+        agent.state_dir = Some(state_dir);
+        agent.shutdown_grace = EMBEDDED_SHUTDOWN_GRACE;
         configs.push(agent);
     }
     Ok(configs)
+}
+
+/// The running embedded agents.
+#[derive(Debug, Default)]
+pub struct EmbeddedAgents {
+    /// Their host names.
+    pub hosts: Vec<String>,
+    /// Their tasks, each ending when its agent has stopped.
+    pub handles: Vec<JoinHandle<()>>,
 }
 
 /// Starts the embedded agents; each stops when `stop` turns true.
@@ -70,15 +95,16 @@ pub fn start_agents(
     state: &AppState,
     listen: SocketAddr,
     stop: watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
+) -> EmbeddedAgents {
     let configs = match agent_configs(state, listen) {
         Ok(configs) => configs,
         Err(error) => {
             tracing::error!(%error, "cannot prepare the embedded compute agents");
-            return Vec::new();
+            return EmbeddedAgents::default();
         }
     };
-    configs
+    let hosts = configs.iter().map(|config| config.host.clone()).collect();
+    let handles = configs
         .into_iter()
         .map(|config| {
             let host = config.host.clone();
@@ -90,5 +116,6 @@ pub fn start_agents(
                 }
             })
         })
-        .collect()
+        .collect();
+    EmbeddedAgents { hosts, handles }
 }

@@ -23,7 +23,7 @@ pub mod snapshot;
 pub mod states;
 pub mod tasks;
 
-pub use ops::Caller;
+pub use ops::{Caller, Recovery};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

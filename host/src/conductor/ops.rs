@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::model::Instance;
 use super::notices::{self, StateMark};
 use super::resize;
-use super::states::{ServerAction, reconciled_vm_state, task, vm};
+use super::states::{PowerSync, ServerAction, power_sync, task, vm};
 use super::tasks::{self, state as task_state};
 use super::{
     ActionData, BUILD, BUILD_EVENT, BuildData, Conductor, ConductorError, DELETE, DELETE_EVENT,
@@ -35,6 +35,17 @@ fn outcome_power(outcome: &TaskOutcome) -> Option<PowerState> {
         TaskOutcome::Succeeded { power_state } => Some(*power_state),
         TaskOutcome::Failed { power_state, .. } => *power_state,
     }
+}
+
+/// What [`Conductor::recover_operation`] made of one operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// It goes on: scheduled again, or its task is still queued or leased.
+    Resumed,
+    /// It had no task left: failed as interrupted.
+    Failed,
+    /// It had ended (or vanished) since it was listed: left as it is.
+    AlreadyOver,
 }
 
 impl Conductor {
@@ -556,58 +567,87 @@ impl Conductor {
 
     /// On controller start: leased tasks are offered again, builds waiting
     /// for a host are scheduled, and operations whose task is gone are failed.
+    ///
+    /// Agents re-register and finish their requeued tasks while this runs, so
+    /// each operation is judged in its own serialized transaction from what it
+    /// is then (see [`Conductor::recover_operation`]), not from the listing.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
         let requeued = tasks::requeue_leased(&self.db, None).await?;
-        let rows =
-            sqlx::query("SELECT id FROM conductor_operations WHERE state = $1 ORDER BY created_at")
-                .bind(op_state::RUNNING)
-                .fetch_all(self.db.pool())
-                .await?;
         let mut resumed = 0;
         let mut failed = 0;
-        for row in rows {
-            let id: String = row.try_get("id")?;
-            let mut tx = self.db.begin_serialized("conductor").await?;
-            let Some(operation) = load_operation(&mut *tx, &id).await? else {
-                continue;
-            };
-            if operation.step == step::SCHEDULE {
-                tx.commit().await?;
-                let conductor = Arc::clone(self);
-                if operation.kind == resize::RESIZE {
-                    tokio::spawn(async move { conductor.run_resize(&id).await });
-                } else {
-                    tokio::spawn(async move { conductor.run_build(&id).await });
-                }
-                resumed += 1;
-                continue;
+        let mut finished = 0;
+        for id in self.in_flight_operations().await? {
+            match self.recover_operation(&id).await? {
+                Recovery::Resumed => resumed += 1,
+                Recovery::Failed => failed += 1,
+                Recovery::AlreadyOver => finished += 1,
             }
-            let live: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM tasks WHERE operation_id = $1 AND state IN ($2, $3)",
-            )
-            .bind(&id)
-            .bind(task_state::QUEUED)
-            .bind(task_state::LEASED)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            if live == 0 {
-                let message =
-                    "The operation was interrupted by a controller restart and has no task left.";
-                self.fail_interrupted(&mut tx, &operation, message).await?;
-                failed += 1;
-            } else {
-                resumed += 1;
-            }
-            crate::notify::commit(tx).await?;
         }
         tracing::info!(
             requeued,
             resumed,
             failed,
+            finished,
             "conductor recovered operations in flight"
         );
         Ok(())
+    }
+
+    /// The ids of the running operations, oldest first (what
+    /// [`Conductor::recover`] goes through).
+    pub async fn in_flight_operations(&self) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT id FROM conductor_operations WHERE state = $1 ORDER BY created_at")
+                .bind(op_state::RUNNING)
+                .fetch_all(self.db.pool())
+                .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    /// Recovers operation `id` after a restart, judged from its row as it is
+    /// now: one that ended meanwhile (its agent finished the requeued task) is
+    /// left alone; one waiting for a host is scheduled again; one with a task
+    /// still queued or leased goes on; one whose task is gone is failed.
+    pub async fn recover_operation(self: &Arc<Self>, id: &str) -> Result<Recovery> {
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let Some(operation) = load_operation(&mut *tx, id).await? else {
+            tx.commit().await?;
+            return Ok(Recovery::AlreadyOver);
+        };
+        if operation.state != op_state::RUNNING {
+            tx.commit().await?;
+            return Ok(Recovery::AlreadyOver);
+        }
+        if operation.step == step::SCHEDULE {
+            tx.commit().await?;
+            let conductor = Arc::clone(self);
+            let id = id.to_string();
+            if operation.kind == resize::RESIZE {
+                tokio::spawn(async move { conductor.run_resize(&id).await });
+            } else {
+                tokio::spawn(async move { conductor.run_build(&id).await });
+            }
+            return Ok(Recovery::Resumed);
+        }
+        let live: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM tasks WHERE operation_id = $1 AND state IN ($2, $3)",
+        )
+        .bind(id)
+        .bind(task_state::QUEUED)
+        .bind(task_state::LEASED)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if live > 0 {
+            tx.commit().await?;
+            return Ok(Recovery::Resumed);
+        }
+        let message = "The operation was interrupted by a controller restart and has no task left.";
+        self.fail_interrupted(&mut tx, &operation, message).await?;
+        crate::notify::commit(tx).await?;
+        Ok(Recovery::Failed)
     }
 
     async fn fail_interrupted(
@@ -617,7 +657,10 @@ impl Conductor {
         message: &str,
     ) -> Result<()> {
         if operation.kind == BUILD {
-            claims::release(tx, &operation.instance_uuid).await?;
+            // The spawn may have run before the task vanished: the instance
+            // keeps its claim on its host (as an ERROR instance keeps its
+            // allocation in Nova) until it is deleted, so a domain that does
+            // run is never left unaccounted for.
             let failure = Failure {
                 code: 500,
                 message,
@@ -701,7 +744,11 @@ impl Conductor {
     }
 
     /// Reconciles the power states `host` reports with the instances there
-    /// (instances with a task in progress are left alone).
+    /// (Nova's power-state sync; instances with a task in progress are left
+    /// alone): the power state is recorded, a guest that shut down by itself
+    /// is STOPPED, and one whose domain is gone is put in ERROR with a fault
+    /// (see [`power_sync`]). Each change is conditional on the row being as it
+    /// was read, so a task result landing meanwhile wins.
     pub async fn reconcile_power(&self, host: &str, reported: &[InstancePower]) -> Result<()> {
         let rows = sqlx::query(
             "SELECT uuid, vm_state, power_state FROM instances WHERE host = $1 AND deleted = 0 AND task_state IS NULL",
@@ -716,37 +763,92 @@ impl Conductor {
             if vm_state == vm::ERROR || vm_state == vm::BUILDING {
                 continue;
             }
+            let recorded = u8::try_from(current)
+                .ok()
+                .and_then(|value| PowerState::try_from(value).ok())
+                .unwrap_or(PowerState::NoState);
             let power = reported
                 .iter()
                 .find(|item| item.uuid.to_string() == uuid)
                 .map(|item| item.power_state)
                 .unwrap_or(PowerState::NoState);
-            let new_vm_state = reconciled_vm_state(&vm_state, power);
-            if i64::from(u8::from(power)) == current && new_vm_state.is_none() {
+            let decision = power_sync(&vm_state, recorded, power);
+            if power == recorded && decision == PowerSync::Record {
                 continue;
             }
-            tracing::info!(instance = %uuid, host, power = %power, "power state reconciled");
+            let (new_vm_state, fault) = match decision {
+                PowerSync::Record => (None, None),
+                PowerSync::Follow(state) => (Some(state), None),
+                PowerSync::PowerOff => (Some(vm::STOPPED), None),
+                PowerSync::Gone => (
+                    Some(vm::ERROR),
+                    Some(format!(
+                        "Instance {uuid} has no domain on host {host} any more: it vanished from the \
+                         hypervisor behind novum's back (found by the power-state sync)."
+                    )),
+                ),
+            };
+            tracing::info!(instance = %uuid, host, power = %power, ?decision, "power state reconciled");
+            let compute = Publisher::compute(host);
+            // A periodic task: no request context, as in Nova.
+            let context = RequestContext::default();
+            let powers_off = matches!(decision, PowerSync::PowerOff | PowerSync::Gone);
             let mut tx = self.db.begin().await?;
             let before = StateMark::read(&mut tx, &uuid).await?;
-            sqlx::query(
-                "UPDATE instances SET power_state = $1, vm_state = COALESCE($2, vm_state), updated_at = $3 \
-                 WHERE uuid = $4 AND task_state IS NULL",
+            if powers_off {
+                notices::action(
+                    &mut tx,
+                    &compute,
+                    &uuid,
+                    InstanceAction::PowerOff,
+                    Phase::Start,
+                    &context,
+                    None,
+                )
+                .await?;
+            }
+            let changed = sqlx::query(
+                "UPDATE instances SET power_state = $1, vm_state = COALESCE($2, vm_state), \
+                 fault = COALESCE($3, fault), updated_at = $4 \
+                 WHERE uuid = $5 AND task_state IS NULL AND vm_state = $6 AND power_state = $7 AND deleted = 0",
             )
             .bind(i64::from(u8::from(power)))
             .bind(new_vm_state)
+            .bind(fault.as_deref().map(|message| fault_json(500, message, "")))
             .bind(db::now())
             .bind(&uuid)
+            .bind(&vm_state)
+            .bind(current)
             .execute(&mut *tx)
-            .await?;
-            // A periodic task: no request context, as in Nova.
-            notices::state_changed(
-                &mut tx,
-                &Publisher::compute(host),
-                &uuid,
-                before.as_ref(),
-                &RequestContext::default(),
-            )
-            .await?;
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                // A task result or an action got there first.
+                tx.rollback().await?;
+                continue;
+            }
+            notices::state_changed(&mut tx, &compute, &uuid, before.as_ref(), &context).await?;
+            if powers_off {
+                notices::action(
+                    &mut tx,
+                    &compute,
+                    &uuid,
+                    InstanceAction::PowerOff,
+                    Phase::End,
+                    &context,
+                    None,
+                )
+                .await?;
+            }
+            if let Some(message) = &fault {
+                notices::exception(
+                    &mut tx,
+                    &compute,
+                    &uuid,
+                    notices::fault("_sync_power_states", "InstanceNotFound", message),
+                )
+                .await?;
+            }
             crate::notify::commit(tx).await?;
         }
         Ok(())

@@ -200,15 +200,42 @@ impl ServerAction {
     }
 }
 
-/// The vm_state an instance should have, given its power state as the
-/// hypervisor reports it, when no task is in progress (`None`: leave it).
-pub fn reconciled_vm_state(vm_state: &str, power: PowerState) -> Option<&'static str> {
-    match (vm_state, power) {
-        (vm::ACTIVE, PowerState::Shutdown | PowerState::Crashed) => Some(vm::STOPPED),
-        (vm::ACTIVE, PowerState::Paused) => Some(vm::PAUSED),
-        (vm::ACTIVE, PowerState::Suspended) => Some(vm::SUSPENDED),
-        (vm::PAUSED, PowerState::Running) => Some(vm::ACTIVE),
-        _ => None,
+/// What the power-state sync does with an instance that has no task in
+/// progress, given the power state it has on record and the one its host
+/// reports (Nova's `_sync_instance_power_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerSync {
+    /// Only the reported power state is recorded.
+    Record,
+    /// The vm_state follows the hypervisor (a guest paused or resumed behind
+    /// novum's back).
+    Follow(&'static str),
+    /// The guest shut down by itself: STOPPED, as Nova's sync calls the stop
+    /// API (`instance.power_off.start`/`.end`).
+    PowerOff,
+    /// The domain is gone from its host (reported missing twice in a row, so
+    /// a heartbeat sampled just before a spawn finished is not taken for it):
+    /// ERROR with a fault.
+    Gone,
+}
+
+/// The vm_states in which an instance must have a domain on its host.
+const NEEDS_A_DOMAIN: &[&str] = &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED];
+
+/// The power-state sync's decision for an instance in `vm_state` whose
+/// recorded power state is `recorded` and whose host now reports `reported`.
+pub fn power_sync(vm_state: &str, recorded: PowerState, reported: PowerState) -> PowerSync {
+    match (vm_state, reported) {
+        (vm::ACTIVE, PowerState::Shutdown | PowerState::Crashed) => PowerSync::PowerOff,
+        (vm::ACTIVE, PowerState::Paused) => PowerSync::Follow(vm::PAUSED),
+        (vm::ACTIVE, PowerState::Suspended) => PowerSync::Follow(vm::SUSPENDED),
+        (vm::PAUSED, PowerState::Running) => PowerSync::Follow(vm::ACTIVE),
+        (state, PowerState::NoState)
+            if recorded == PowerState::NoState && NEEDS_A_DOMAIN.contains(&state) =>
+        {
+            PowerSync::Gone
+        }
+        _ => PowerSync::Record,
     }
 }
 
@@ -242,6 +269,32 @@ mod tests {
                 .is_err()
         );
         assert!(ServerAction::Stop.check("x", vm::ERROR, None).is_ok());
+    }
+
+    #[test]
+    fn power_sync_follows_nova_and_needs_two_sightings_of_a_missing_domain() {
+        use PowerState::*;
+        assert_eq!(
+            power_sync(vm::ACTIVE, Running, Shutdown),
+            PowerSync::PowerOff
+        );
+        assert_eq!(
+            power_sync(vm::ACTIVE, Running, Crashed),
+            PowerSync::PowerOff
+        );
+        assert_eq!(
+            power_sync(vm::PAUSED, Paused, Running),
+            PowerSync::Follow(vm::ACTIVE)
+        );
+        assert_eq!(power_sync(vm::ACTIVE, Running, NoState), PowerSync::Record);
+        assert_eq!(power_sync(vm::ACTIVE, NoState, NoState), PowerSync::Gone);
+        assert_eq!(power_sync(vm::STOPPED, NoState, NoState), PowerSync::Gone);
+        assert_eq!(power_sync(vm::RESIZED, NoState, NoState), PowerSync::Record);
+        assert_eq!(power_sync(vm::ERROR, NoState, NoState), PowerSync::Record);
+        assert_eq!(
+            power_sync(vm::STOPPED, Shutdown, Shutdown),
+            PowerSync::Record
+        );
     }
 
     #[test]

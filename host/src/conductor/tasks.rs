@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use novum_wire::{Task, TaskAction};
 use sqlx::Row;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use crate::db::{self, Db, DbError, Tx};
@@ -26,13 +26,42 @@ pub mod state {
     pub const CANCELLED: &str = "cancelled";
 }
 
-/// Wakes the long polls of hosts.
-#[derive(Debug, Default)]
+/// Wakes the long polls of hosts, and closes them all at shutdown.
+#[derive(Debug)]
 pub struct TaskBoard {
     notifies: Mutex<HashMap<String, Arc<Notify>>>,
+    /// True once the controller shuts down: no task is handed out any more.
+    closed: watch::Sender<bool>,
+}
+
+impl Default for TaskBoard {
+    fn default() -> Self {
+        Self {
+            notifies: Mutex::default(),
+            closed: watch::Sender::new(false),
+        }
+    }
 }
 
 impl TaskBoard {
+    /// Hands out no more tasks: every long poll, waiting or to come, answers
+    /// at once (the controller is shutting down; what is queued stays queued
+    /// for the next start).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Whether [`TaskBoard::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Completes once the board is closed.
+    pub async fn closed(&self) {
+        let mut closed = self.closed.subscribe();
+        let _ = closed.wait_for(|closed| *closed).await;
+    }
+
     /// The notifier of `host`.
     pub fn notify_of(&self, host: &str) -> Arc<Notify> {
         let mut notifies = self.notifies.lock().unwrap_or_else(PoisonError::into_inner);

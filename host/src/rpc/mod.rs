@@ -497,19 +497,34 @@ async fn poll(
     );
     let lease = Duration::from_secs(state.config.compute.task_lease_seconds);
     let deadline = tokio::time::Instant::now() + wait;
-    let notify = state.conductor.board().notify_of(&host);
+    let board = state.conductor.board();
+    let notify = board.notify_of(&host);
     loop {
+        if board.is_closed() {
+            return Err(shutting_down());
+        }
         let tasks = tasks::lease(&state.db, &host, lease).await?;
         if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(TaskList { tasks }));
         }
-        if tokio::time::timeout_at(deadline, notify.notified())
-            .await
-            .is_err()
-        {
-            return Ok(Json(TaskList::default()));
+        tokio::select! {
+            () = board.closed() => return Err(shutting_down()),
+            woken = tokio::time::timeout_at(deadline, notify.notified()) => {
+                if woken.is_err() {
+                    return Ok(Json(TaskList::default()));
+                }
+            }
         }
     }
+}
+
+/// The answer to a long poll while the controller shuts down: a 503, which
+/// agents retry after a backoff (against the restarted controller).
+fn shutting_down() -> RpcError {
+    RpcError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the controller is shutting down".to_string(),
+    )
 }
 
 #[utoipa::path(post, path = "/agents/{host}/tasks/{task_id}/result", params(("host" = String, Path, description = "The agent's host name"), ("task_id" = String, Path, description = "The task id")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::openapi::RpcFault))]

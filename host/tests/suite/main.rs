@@ -25,5 +25,6 @@ mod plugins_api;
 mod quota;
 mod quota_api;
 mod resize;
+mod restart;
 mod sandbox;
 mod write_your_own_filter;

@@ -7,5 +7,6 @@ mod notifications_e2e;
 mod openstack_cli;
 mod plugin_cli;
 mod quota_cli;
+mod restart_e2e;
 mod schemathesis;
 mod tempest;

@@ -31,16 +31,16 @@ const SECRET: &str = "e2e-webhook-secret";
 // ------------------------------------------------------------------ the API
 
 /// An admin session on a cloud.
-struct Api {
+pub(crate) struct Api {
     client: reqwest::blocking::Client,
     base: String,
-    token: String,
-    project_id: String,
+    pub(crate) token: String,
+    pub(crate) project_id: String,
     image: Mutex<Option<String>>,
 }
 
 impl Api {
-    fn login(cloud: &Cloud) -> Self {
+    pub(crate) fn login(cloud: &Cloud) -> Self {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -74,7 +74,7 @@ impl Api {
     }
 
     /// An active image to boot from (uploaded once per session).
-    fn image(&self) -> String {
+    pub(crate) fn image(&self) -> String {
         let mut image = self.image.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(id) = image.as_ref() {
             return id.clone();
@@ -99,7 +99,7 @@ impl Api {
         id
     }
 
-    fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -113,13 +113,13 @@ impl Api {
         (status, response.json().unwrap_or(Value::Null))
     }
 
-    fn compute(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn compute(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call(method, &format!("/compute/v2.1{path}"), body)
     }
 
     /// Waits until a compute agent registered (its `service.create` is in
     /// the outbox).
-    fn wait_for_compute(&self) {
+    pub(crate) fn wait_for_compute(&self) {
         eventually(120, "a compute service registers", || {
             let (status, body) = self.call(
                 Method::GET,
@@ -133,7 +133,7 @@ impl Api {
         });
     }
 
-    fn create_server(&self, name: &str) -> String {
+    pub(crate) fn create_server(&self, name: &str) -> String {
         let image = self.image();
         let (status, body) = self.compute(
             Method::POST,
@@ -158,7 +158,7 @@ impl Api {
         )
     }
 
-    fn wait_status(&self, id: &str, wanted: &str) {
+    pub(crate) fn wait_status(&self, id: &str, wanted: &str) {
         eventually(120, &format!("server {id} is {wanted}"), || {
             let (code, status) = self.status(id);
             assert_ne!(status, "ERROR", "server {id} went to ERROR");
@@ -166,7 +166,7 @@ impl Api {
         });
     }
 
-    fn action(&self, id: &str, action: Value) {
+    pub(crate) fn action(&self, id: &str, action: Value) {
         let (status, body) =
             self.compute(Method::POST, &format!("/servers/{id}/action"), Some(action));
         assert_eq!(status, 202, "action on {id}: {body}");
@@ -184,7 +184,7 @@ impl Api {
     }
 
     /// Message ids of every event in the outbox (the admin listing).
-    fn outbox_ids(&self) -> HashSet<String> {
+    pub(crate) fn outbox_ids(&self) -> HashSet<String> {
         let (status, body) = self.call(Method::GET, "/novum/v1/notifications?limit=1000", None);
         assert_eq!(status, 200, "{body}");
         body["notifications"]
@@ -197,7 +197,7 @@ impl Api {
     }
 }
 
-fn eventually(seconds: u64, what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn eventually(seconds: u64, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < deadline {
         if condition() {
@@ -218,7 +218,7 @@ struct Received {
 }
 
 /// A webhook receiver: an axum server on 127.0.0.1 in the test process.
-struct Receiver {
+pub(crate) struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     address: SocketAddr,
     _runtime: tokio::runtime::Runtime,
@@ -226,7 +226,7 @@ struct Receiver {
 
 impl Receiver {
     /// Listens on `port` (0: any free port).
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -261,7 +261,7 @@ impl Receiver {
             .clone()
     }
 
-    fn unique_ids(&self) -> HashSet<String> {
+    pub(crate) fn unique_ids(&self) -> HashSet<String> {
         self.all()
             .iter()
             .filter_map(|item| item.envelope["message_id"].as_str())
@@ -431,7 +431,7 @@ const LIFECYCLE: &[&str] = &[
     "instance.delete.end",
 ];
 
-fn webhook_config(url: &str, extra: &str) -> String {
+pub(crate) fn webhook_config(url: &str, extra: &str) -> String {
     format!(
         "[[notifications.webhooks]]\nname = \"receiver\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
          backoff_initial_ms = 100\nbackoff_max_ms = 500\n{extra}\n"
