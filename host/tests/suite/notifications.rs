@@ -577,10 +577,13 @@ mod admin_api {
         ] {
             emit_committed(&db, &event(uuid, action, phase)).await;
         }
-        let config = novum::config::Config {
+        let mut config = novum::config::Config {
             data_dir: dir,
             ..novum::config::Config::default()
         };
+        // A loaded test machine must not turn a descheduled plugin call into
+        // a failure; deadlines are the sandbox tests' subject.
+        config.plugins.defaults.deadline_ms = 1_000;
         let state = novum::server::build_state_with_db(config, db)
             .await
             .expect("state");
