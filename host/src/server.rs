@@ -149,12 +149,7 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
     } = running;
     state.conductor.board().close();
     let _ = stop.send(true);
-    let agent_deadline = state
-        .config
-        .agent
-        .embedded
-        .then_some(crate::conductor::embedded::EMBEDDED_SHUTDOWN_GRACE + AGENT_STOP_MARGIN)
-        .unwrap_or(AGENT_STOP_MARGIN);
+    let agent_deadline = crate::conductor::embedded::EMBEDDED_SHUTDOWN_GRACE + AGENT_STOP_MARGIN;
     for agent in background.agents.handles {
         let abort = agent.abort_handle();
         if tokio::time::timeout(agent_deadline, agent).await.is_err() {
