@@ -23,8 +23,10 @@ const SETTLE: Duration = Duration::from_secs(5);
 /// the bound, every concurrent argon2 run kept 19 MiB (1.8 GB for 100).
 const MAX_RSS_GROWTH_KIB: u64 = 160 * 1024;
 /// How long a cheap authenticated request may take during the flood (before
-/// the bound: 10 s with 100 bad logins).
-const MAX_CHEAP_LATENCY: Duration = Duration::from_secs(1);
+/// the bound: 10 s with 100 bad logins; after it, 35–960 ms in a debug build
+/// on a machine loaded by other builds, so the bound leaves room for a CI
+/// machine running other e2e tests beside this one).
+const MAX_CHEAP_LATENCY: Duration = Duration::from_secs(3);
 
 fn login_body(user: &str, password: &str) -> serde_json::Value {
     json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
