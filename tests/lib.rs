@@ -87,9 +87,15 @@ impl Cloud {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let config_path = data_dir.join("novum.toml");
+        // One compiled-plugin cache for every test cloud (a debug controller
+        // takes tens of seconds to compile the shipped plugins; each cloud
+        // doing it again made starts outlast their timeouts). A dotted key,
+        // so tests may still add `[plugins.NAME]` tables.
+        let plugin_cache = binary_dir().join("e2e-plugin-cache");
         let config = format!(
-            "data_dir = {data_dir:?}\nlisten = \"127.0.0.1:{port}\"\n\n[identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n{extra_config}\n",
+            "data_dir = {data_dir:?}\nlisten = \"127.0.0.1:{port}\"\nplugins.cache_dir = {plugin_cache:?}\n\n[identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n{extra_config}\n",
             data_dir = data_dir.display().to_string(),
+            plugin_cache = plugin_cache.display().to_string(),
         );
         std::fs::write(&config_path, config)?;
         let log_path = data_dir.join("novum.log");
