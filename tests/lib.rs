@@ -375,3 +375,98 @@ pub fn openstack_json(cloud: &Cloud, args: &[&str]) -> anyhow::Result<serde_json
         )
     })
 }
+
+/// Who may run beside whom in the e2e binary. Most tests share the machine
+/// (cargo runs two at a time on two cores), but a test that saturates every
+/// core on purpose (a flood of argon2 logins, the fuzzer) starves the
+/// timeouts of whatever runs beside it: it takes an [`exclusive_turn`] and
+/// runs alone; every other test takes a [`shared_turn`]. A waiting exclusive
+/// test goes before shared tests that arrive after it.
+struct TurnGate {
+    state: std::sync::Mutex<TurnState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct TurnState {
+    shared: usize,
+    exclusive: bool,
+    exclusive_waiting: usize,
+}
+
+static TURNS: TurnGate = TurnGate {
+    state: std::sync::Mutex::new(TurnState {
+        shared: 0,
+        exclusive: false,
+        exclusive_waiting: 0,
+    }),
+    changed: std::sync::Condvar::new(),
+};
+
+impl TurnGate {
+    fn wait_until(&self, mut ready: impl FnMut(&mut TurnState) -> bool) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        while !ready(&mut state) {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut TurnState)) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        change(&mut state);
+        self.changed.notify_all();
+    }
+}
+
+/// A test's turn to run beside other shared tests (held until dropped).
+pub struct SharedTurn(());
+
+/// A test's turn to run alone (held until dropped).
+pub struct ExclusiveTurn(());
+
+/// Waits for a turn to run beside the other ordinary tests.
+pub fn shared_turn() -> SharedTurn {
+    TURNS.wait_until(|state| {
+        let free = !state.exclusive && state.exclusive_waiting == 0;
+        if free {
+            state.shared += 1;
+        }
+        free
+    });
+    SharedTurn(())
+}
+
+/// Waits until no other test runs, then runs alone.
+pub fn exclusive_turn() -> ExclusiveTurn {
+    TURNS.update(|state| state.exclusive_waiting += 1);
+    TURNS.wait_until(|state| {
+        let free = !state.exclusive && state.shared == 0;
+        if free {
+            state.exclusive_waiting -= 1;
+            state.exclusive = true;
+        }
+        free
+    });
+    ExclusiveTurn(())
+}
+
+impl Drop for SharedTurn {
+    fn drop(&mut self) {
+        TURNS.update(|state| state.shared -= 1);
+    }
+}
+
+impl Drop for ExclusiveTurn {
+    fn drop(&mut self) {
+        TURNS.update(|state| state.exclusive = false);
+    }
+}

@@ -151,6 +151,7 @@ fn action(cloud: &Cloud, token: &str, id: &str, body: Value) {
 
 #[test]
 fn agent_as_its_own_process_survives_a_restart() {
+    let _turn = novum_tests::shared_turn();
     let cloud = Cloud::start(
         "agent-process",
         "[agent]\nembedded = false\nheartbeat_seconds = 1\n",

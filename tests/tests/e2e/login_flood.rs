@@ -35,6 +35,8 @@ fn login_body(user: &str, password: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_bad_logins_keep_memory_flat_and_the_api_answering() {
+    // Saturates the cores on purpose: runs alone (see `exclusive_turn`).
+    let _turn = novum_tests::exclusive_turn();
     let cloud = tokio::task::spawn_blocking(|| {
         Cloud::start("login-flood", "[agent]\nembedded = false\n").expect("novum serve")
     })

@@ -446,6 +446,7 @@ pub(crate) fn webhook_config(url: &str, extra: &str) -> String {
 /// server's running time to its project.
 #[test]
 fn server_lifecycle_reaches_log_and_webhook_in_order() {
+    let _turn = novum_tests::shared_turn();
     let receiver = Receiver::start(0);
     let config = format!(
         "[agent]\nheartbeat_seconds = 1\n\n[notifications]\npoll_interval_ms = 100\nhooks = [\"usage-ledger-hook\"]\n\n{}",
@@ -618,6 +619,7 @@ fn server_lifecycle_reaches_log_and_webhook_in_order() {
 /// server groups (with `add_member` on boot), services (disable/enable).
 #[test]
 fn admin_objects_are_notified() {
+    let _turn = novum_tests::shared_turn();
     let cloud = Cloud::start(
         "notify-admin",
         "[agent]\nheartbeat_seconds = 1\n\n[notifications]\npoll_interval_ms = 100\n",
@@ -783,6 +785,7 @@ fn admin_objects_are_notified() {
 /// once the receiver comes up.
 #[test]
 fn undelivered_events_survive_a_kill() {
+    let _turn = novum_tests::shared_turn();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let config = format!(
@@ -892,6 +895,7 @@ fn measure_cycle(api: &Api, figures: &mut Figures, name: &str) {
 /// run at once and are measured alternately, so machine noise hits both.
 #[test]
 fn stuck_hook_and_webhook_do_not_slow_the_api() {
+    let _turn = novum_tests::shared_turn();
     let spinning = novum_tests::test_plugin("spinning-hook")
         .expect("the spinning-hook component (built by `cargo build -p novum`)");
     let blackhole = Blackhole::start();

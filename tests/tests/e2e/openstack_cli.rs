@@ -13,6 +13,7 @@ fn field<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
 
 #[test]
 fn openstack_cli_sequence() -> anyhow::Result<()> {
+    let _turn = novum_tests::shared_turn();
     let cloud = Cloud::start("cli", "[agent]\nembedded_hosts = 2\n")?;
 
     let flavors = openstack_json(&cloud, &["flavor", "list"])?;

@@ -22,6 +22,7 @@ fn novum(cloud: &Cloud, args: &[&str]) -> anyhow::Result<String> {
 
 #[test]
 fn plugin_list_and_reload() -> anyhow::Result<()> {
+    let _turn = novum_tests::shared_turn();
     let cloud = Cloud::start("plugin-cli", "")?;
     let listed = novum(&cloud, &["plugin", "list"])?;
     for name in ["compute-filter", "availability-zone-filter", "ram-weigher"] {

@@ -27,6 +27,7 @@ fn limit(table: &Value, name: &str) -> Value {
 
 #[test]
 fn quotas_and_limits_with_the_openstack_cli() {
+    let _turn = novum_tests::shared_turn();
     let cloud = Cloud::start(
         "quota-cli",
         "[agent]\nembedded = true\nheartbeat_seconds = 1\n",

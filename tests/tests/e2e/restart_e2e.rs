@@ -50,6 +50,7 @@ fn settle(api: &Api, id: &str, wanted: &str, power_state: u64) {
 
 #[test]
 fn sigterm_with_embedded_hosts_is_quick_and_loses_nothing() {
+    let _turn = novum_tests::shared_turn();
     let port = free_port();
     let config = format!(
         "{PLUGIN_DEADLINE}\n[agent]\nheartbeat_seconds = 1\n\n[notifications]\npoll_interval_ms = 100\n\n{}",
@@ -155,6 +156,7 @@ const KILL_AFTER: usize = 25;
 
 #[test]
 fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
+    let _turn = novum_tests::shared_turn();
     let Some(database) = postgres_database() else {
         return;
     };

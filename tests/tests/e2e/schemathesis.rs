@@ -125,6 +125,8 @@ fn summary(output: &str) -> &str {
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_schema_violation() -> anyhow::Result<()> {
+    // Saturates the cores on purpose: runs alone (see `exclusive_turn`).
+    let _turn = novum_tests::exclusive_turn();
     let schemathesis = schemathesis().ok_or_else(|| {
         anyhow::anyhow!("schemathesis is missing: run tests/bootstrap.sh (it installs it)")
     })?;

@@ -179,6 +179,7 @@ fn total(output: &str, label: &str) -> Option<u32> {
 
 #[test]
 fn tempest_compute_api_subset() -> anyhow::Result<()> {
+    let _turn = novum_tests::shared_turn();
     let tempest = tempest_bin().ok_or_else(|| {
         anyhow::anyhow!(
             "tempest is missing: run tests/bootstrap.sh (it installs it beside the openstack CLI)"
