@@ -13,6 +13,8 @@ pub enum FaultStyle {
     Nova,
     /// Identity API: `{"error": {"code", "title", "message"}}`.
     Keystone,
+    /// The agent RPC: `{"error": "<message>"}` (`novum_wire::ErrorBody`).
+    AgentRpc,
 }
 
 /// An error answered to an API client. Build it with the constructors; an
@@ -141,6 +143,9 @@ impl IntoResponse for ApiError {
                 "title": self.status.canonical_reason().unwrap_or("Error"),
                 "message": self.message,
             }}),
+            FaultStyle::AgentRpc => json!(novum_wire::ErrorBody {
+                error: self.message
+            }),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(retry_after) = self.retry_after {

@@ -1,8 +1,8 @@
 //! The request guard every API request passes before its handler: a NUL in
 //! the path or the query string is a 400, a body over
 //! [`MAX_REQUEST_BODY_BYTES`] a 413 (Nova's `max_request_body_size`), both
-//! in the fault shape of the API asked (Keystone's under `/identity`, Nova's
-//! elsewhere). Image data uploads stream past the body limit (they have their
+//! in the fault shape of the API asked (Keystone's under `/identity`, the
+//! agent RPC's under `/rpc/v1`, Nova's elsewhere). Image data uploads stream past the body limit (they have their
 //! own, `[images] max_image_size_mb`), and so does the agent RPC.
 
 use std::future::poll_fn;
@@ -33,6 +33,8 @@ pub fn body_too_large() -> ApiError {
 fn style_of(path: &str) -> FaultStyle {
     if path.starts_with("/identity") {
         FaultStyle::Keystone
+    } else if path.starts_with(novum_wire::API_PREFIX) {
+        FaultStyle::AgentRpc
     } else {
         FaultStyle::Nova
     }
