@@ -184,6 +184,35 @@ impl TestApp {
     }
 
     /// `POST /identity/v3/auth/tokens` with a password, scoped to `project` by name.
+    /// Creates a public raw image with 1 KiB of data, for server creates;
+    /// returns its id.
+    pub async fn public_image(&self, admin: &str) -> String {
+        let reply = self
+            .call(
+                Method::POST,
+                "/image/v2/images",
+                Some(admin),
+                serde_json::json!({"name": "cirros", "visibility": "public",
+                    "disk_format": "raw", "container_format": "bare"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        let id = reply.json["id"].as_str().expect("image id").to_string();
+        let reply = self
+            .send(
+                Method::PUT,
+                &format!("/image/v2/images/{id}/file"),
+                &[
+                    ("x-auth-token", admin),
+                    ("content-type", "application/octet-stream"),
+                ],
+                vec![0_u8; 1024],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.json);
+        id
+    }
+
     pub async fn password_auth(&self, user: &str, password: &str, project: Option<&str>) -> Reply {
         let mut auth = json!({"identity": {"methods": ["password"], "password": {"user": {
             "name": user, "domain": {"name": "Default"}, "password": password,

@@ -63,33 +63,6 @@ async fn compute(
     .await
 }
 
-/// A public image with data, for server creates.
-async fn an_image(app: &TestApp, admin: &str) -> String {
-    let reply = app
-        .call(
-            Method::POST,
-            "/image/v2/images",
-            Some(admin),
-            json!({"name": "cirros", "disk_format": "raw", "container_format": "bare", "visibility": "public"}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-    let id = reply.json["id"].as_str().expect("id").to_string();
-    let reply = app
-        .send(
-            Method::PUT,
-            &format!("/image/v2/images/{id}/file"),
-            &[
-                ("x-auth-token", admin),
-                ("content-type", "application/octet-stream"),
-            ],
-            vec![0; 1024],
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.json);
-    id
-}
-
 #[tokio::test]
 async fn nul_in_any_name_path_or_query_is_a_400_in_each_apis_shape() {
     on_backends!(nul_on);
@@ -98,7 +71,7 @@ async fn nul_in_any_name_path_or_query_is_a_400_in_each_apis_shape() {
 async fn nul_on(backend: &Backend) {
     let app = TestApp::start(backend).await;
     let admin = app.admin_token().await;
-    let image = an_image(&app, &admin).await;
+    let image = app.public_image(&admin).await;
     let nul = "a\u{0}b";
     let compute_cases = [
         (
@@ -224,7 +197,7 @@ async fn names_with_control_characters_or_edge_whitespace_are_refused_as_nova_do
 async fn names_on(backend: &Backend) {
     let app = TestApp::start(backend).await;
     let admin = app.admin_token().await;
-    let image = an_image(&app, &admin).await;
+    let image = app.public_image(&admin).await;
     for bad in ["a\nb", "a\u{1b}b", " lead", "trail ", "a\u{2028}b", ""] {
         let cases = [
             (
@@ -405,7 +378,7 @@ async fn fields_on(backend: &Backend) {
     .await;
     assert_nova_fault(&reply, StatusCode::BAD_REQUEST, "badRequest", "update");
 
-    let image = an_image(&app, &admin).await;
+    let image = app.public_image(&admin).await;
     let server = |extra: Value| {
         let mut body = json!({"name": "s", "imageRef": image, "flavorRef": "1"});
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {

@@ -130,33 +130,6 @@ impl<'a> Rpc<'a> {
     }
 }
 
-/// Uploads the public boot image; returns its id.
-async fn image(app: &TestApp, admin: &str) -> String {
-    let reply = app
-        .call(
-            Method::POST,
-            "/image/v2/images",
-            Some(admin),
-            json!({"name": "cirros", "visibility": "public", "disk_format": "raw", "container_format": "bare"}),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
-    let id = reply.json["id"].as_str().expect("image id").to_string();
-    let reply = app
-        .send(
-            Method::PUT,
-            &format!("/image/v2/images/{id}/file"),
-            &[
-                ("x-auth-token", admin),
-                ("content-type", "application/octet-stream"),
-            ],
-            vec![0_u8; 1024],
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
-    id
-}
-
 /// A compute API call at microversion 2.84.
 async fn compute(
     app: &TestApp,
@@ -238,7 +211,7 @@ async fn claim_of(db: &Db, uuid: &str) -> (i64, i64, i64) {
 async fn recovery_racing_with_a_finishing_build(backend: Backend) {
     let app = controller(&backend).await;
     let admin = app.admin_token().await;
-    let image = image(&app, &admin).await;
+    let image = app.public_image(&admin).await;
     let agent = Rpc::register(&app, "cmp1").await;
     let finished = create(&app, &admin, &image, "finished").await;
     let spawn = agent.next_tasks().await.tasks[0].id;
