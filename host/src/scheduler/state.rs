@@ -131,12 +131,20 @@ pub const DEFAULT_AVAILABILITY_ZONE: &str = "nova";
 impl HostState {
     /// Free RAM: total × ratio − used.
     pub fn memory_free_mb(&self) -> i64 {
-        (self.memory_total_mb as f64 * self.ram_allocation_ratio) as i64 - self.memory_used_mb
+        novum_plugin_sdk::free_mb(
+            self.memory_total_mb,
+            self.ram_allocation_ratio,
+            self.memory_used_mb,
+        )
     }
 
     /// Free disk: total × ratio − used.
     pub fn disk_free_mb(&self) -> i64 {
-        (self.disk_total_mb as f64 * self.disk_allocation_ratio) as i64 - self.disk_used_mb
+        novum_plugin_sdk::free_mb(
+            self.disk_total_mb,
+            self.disk_allocation_ratio,
+            self.disk_used_mb,
+        )
     }
 
     /// Why the host cannot hold `flavor` (the first resource short, as

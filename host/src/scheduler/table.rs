@@ -643,6 +643,7 @@ mod tests {
     use super::*;
     use crate::scheduler::state::{Aggregate, InstanceOnHost};
     use novum_plugin_sdk::HostView;
+    use novum_plugin_sdk::testing::HostSpec;
 
     fn host(name: &str, aggregates: Vec<u32>) -> HostState {
         HostState {
@@ -761,8 +762,111 @@ mod tests {
             host.host_ip(),
             host.instances().collect::<Vec<_>>(),
             host.instance_groups().collect::<Vec<_>>(),
-            host.instance_image_properties().collect::<Vec<_>>(),
+            sorted(host.instance_image_properties().collect()),
         )
+    }
+
+    /// `items` in order: property counts come in the order their strings
+    /// were interned, which is each table builder's own business.
+    fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+        items.sort();
+        items
+    }
+
+    /// The SDK's test description of `host` (`novum_plugin_sdk::testing`),
+    /// taken field by field from the controller's row: only inputs, nothing
+    /// the table computes.
+    fn spec_of(snapshot: &CloudSnapshot, host: &HostState) -> HostSpec {
+        let mut image_properties: BTreeMap<(String, String), u32> = BTreeMap::new();
+        for instance in &host.instances {
+            for (key, value) in &instance.image_properties {
+                *image_properties
+                    .entry((key.clone(), value.clone()))
+                    .or_insert(0) += 1;
+            }
+        }
+        HostSpec {
+            name: host.name.clone(),
+            uuid: host.uuid.clone(),
+            availability_zone: host.availability_zone.clone(),
+            aggregates: host
+                .aggregates
+                .iter()
+                .filter_map(|id| snapshot.aggregate(*id))
+                .map(|aggregate| novum_plugin_sdk::Aggregate {
+                    name: aggregate.name.clone(),
+                    metadata: aggregate
+                        .metadata
+                        .iter()
+                        .map(|(key, value)| KeyValue {
+                            key: key.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            memory_total_mb: host.memory_total_mb,
+            memory_used_mb: host.memory_used_mb,
+            disk_total_mb: host.disk_total_mb,
+            disk_used_mb: host.disk_used_mb,
+            vcpus_total: host.vcpus_total,
+            vcpus_used: host.vcpus_used,
+            cpu_allocation_ratio: host.cpu_allocation_ratio,
+            ram_allocation_ratio: host.ram_allocation_ratio,
+            disk_allocation_ratio: host.disk_allocation_ratio,
+            num_instances: host.num_instances,
+            num_io_ops: host.num_io_ops,
+            failed_builds: host.failed_builds,
+            hypervisor_type: host.hypervisor_type.clone(),
+            hypervisor_version: host.hypervisor_version,
+            cpu_arch: host.cpu_arch.clone(),
+            cpu_features: host.cpu_features.clone(),
+            supported_instances: host.supported_instances.clone(),
+            metrics: host.metrics.clone(),
+            service_up: host.service_up,
+            service_disabled: host.service_disabled,
+            host_ip: host.host_ip.clone(),
+            instances: host
+                .instances
+                .iter()
+                .map(|instance| instance.uuid.clone())
+                .collect(),
+            instance_groups: host
+                .instances
+                .iter()
+                .filter_map(|instance| instance.server_group.clone())
+                .collect(),
+            instance_image_properties: image_properties
+                .into_iter()
+                .map(|((key, value), count)| (key, value, count))
+                .collect(),
+        }
+    }
+
+    /// A plugin's unit tests (`novum_plugin_sdk::testing::table`) see the
+    /// same table the controller sends for the same hosts: every column, on
+    /// synthetic clouds of every shape the benchmark and the property test use.
+    #[test]
+    fn plugin_test_tables_equal_the_tables_the_controller_sends() {
+        for seed in 0..40 {
+            let snapshot = crate::scheduler::synthetic::cloud(seed, 5 + (seed as usize * 7) % 60);
+            let rows = HostRows::new(&snapshot);
+            let every: Vec<usize> = (0..rows.len()).collect();
+            let sent = build_table(&rows, &every, &EVERY_COLUMN);
+            let specs: Vec<HostSpec> = snapshot
+                .hosts()
+                .iter()
+                .map(|host| spec_of(&snapshot, host))
+                .collect();
+            let tested = novum_plugin_sdk::testing::table(&EVERY_COLUMN, &specs);
+            for row in 0..rows.len() {
+                assert_eq!(
+                    render(&tested, row),
+                    render(&sent, row),
+                    "cloud {seed}, row {row}"
+                );
+            }
+        }
     }
 
     const EVERY_COLUMN: [Column; COLUMN_COUNT] = [

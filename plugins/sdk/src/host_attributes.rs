@@ -239,7 +239,9 @@ mod tests {
         HostSpec {
             memory_total_mb: 4096,
             memory_used_mb: 1024,
-            memory_free_mb: 5000,
+            // The free column (4096 × 1.5 − 1024 = 5120) is not Nova's
+            // free_ram_mb, which ignores the ratio.
+            ram_allocation_ratio: 1.5,
             disk_total_mb: 10 * 1024 + 512,
             disk_used_mb: 512,
             vcpus_total: 8,

@@ -65,7 +65,7 @@ pub use filter::{Filter, run_filter};
 pub use hook::{NotificationHook, run_notification_hook};
 pub use host_view::HostView;
 pub use quota::{QuotaPolicy, run_quota_policy};
-pub use table::{SERVICE_DISABLED, SERVICE_UP, service_flags};
+pub use table::{SERVICE_DISABLED, SERVICE_UP, free_mb, service_flags};
 pub use weigher::{Weigher, run_weigher};
 
 /// A filter or weigher compiled natively into the controller, defined by the

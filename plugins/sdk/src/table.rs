@@ -92,3 +92,11 @@ pub const SERVICE_DISABLED: u8 = 2;
 pub fn service_flags(up: bool, disabled: bool) -> u8 {
     (if up { SERVICE_UP } else { 0 }) | (if disabled { SERVICE_DISABLED } else { 0 })
 }
+
+/// The `memory-free-mb`/`disk-free-mb` cell of a host: what is left of the
+/// resource once `used_mb` is taken from `total_mb` × `allocation_ratio`
+/// (negative when over-committed). The controller and [`crate::testing`]
+/// both fill the column with it.
+pub fn free_mb(total_mb: i64, allocation_ratio: f64, used_mb: i64) -> i64 {
+    (total_mb as f64 * allocation_ratio) as i64 - used_mb
+}

@@ -25,16 +25,13 @@ pub struct HostSpec {
     pub aggregates: Vec<Aggregate>,
     /// Total RAM (MB).
     pub memory_total_mb: i64,
-    /// Used RAM (MB).
+    /// Used RAM (MB). The free RAM a plugin reads is computed from total,
+    /// ratio and used, as the controller computes it ([`crate::free_mb`]).
     pub memory_used_mb: i64,
-    /// Free RAM (MB).
-    pub memory_free_mb: i64,
     /// Total disk (MB).
     pub disk_total_mb: i64,
-    /// Used disk (MB).
+    /// Used disk (MB); free disk is computed like free RAM.
     pub disk_used_mb: i64,
-    /// Free disk (MB).
-    pub disk_free_mb: i64,
     /// Physical vCPUs.
     pub vcpus_total: u32,
     /// Allocated vCPUs.
@@ -78,11 +75,14 @@ pub struct HostSpec {
 }
 
 impl HostSpec {
-    /// A host named `name`, service up, everything else default.
+    /// A host named `name`, service up, RAM and disk allocation ratios 1.0
+    /// (free = total − used), everything else default.
     pub fn named(name: &str) -> Self {
         Self {
             name: name.to_string(),
             service_up: true,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
             ..Self::default()
         }
     }
@@ -174,12 +174,30 @@ pub fn table(needs: &[Column], hosts: &[HostSpec]) -> HostTable {
             Column::Memory => {
                 table.memory_total_mb = hosts.iter().map(|host| host.memory_total_mb).collect();
                 table.memory_used_mb = hosts.iter().map(|host| host.memory_used_mb).collect();
-                table.memory_free_mb = hosts.iter().map(|host| host.memory_free_mb).collect();
+                table.memory_free_mb = hosts
+                    .iter()
+                    .map(|host| {
+                        crate::free_mb(
+                            host.memory_total_mb,
+                            host.ram_allocation_ratio,
+                            host.memory_used_mb,
+                        )
+                    })
+                    .collect();
             }
             Column::Disk => {
                 table.disk_total_mb = hosts.iter().map(|host| host.disk_total_mb).collect();
                 table.disk_used_mb = hosts.iter().map(|host| host.disk_used_mb).collect();
-                table.disk_free_mb = hosts.iter().map(|host| host.disk_free_mb).collect();
+                table.disk_free_mb = hosts
+                    .iter()
+                    .map(|host| {
+                        crate::free_mb(
+                            host.disk_total_mb,
+                            host.disk_allocation_ratio,
+                            host.disk_used_mb,
+                        )
+                    })
+                    .collect();
             }
             Column::Vcpus => {
                 table.vcpus_total = hosts.iter().map(|host| host.vcpus_total).collect();

@@ -2,6 +2,7 @@
 //! binaries over real HTTP, driven by reqwest and by the real `openstack` CLI.
 
 mod agent_process;
+mod crate_boundaries;
 mod login_flood;
 mod notifications_e2e;
 mod openstack_cli;

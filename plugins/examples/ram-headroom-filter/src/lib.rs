@@ -47,12 +47,14 @@ mod tests {
         let config = Config::from_pairs(&[("headroom_mb", "1024")]);
         let hosts = [
             HostSpec {
-                memory_free_mb: 4096,
-                ..HostSpec::default()
+                memory_total_mb: 8192,
+                memory_used_mb: 4096,
+                ..HostSpec::named("roomy")
             },
             HostSpec {
-                memory_free_mb: 1200,
-                ..HostSpec::default()
+                memory_total_mb: 8192,
+                memory_used_mb: 6992,
+                ..HostSpec::named("tight")
             },
         ];
         let verdicts = filter_verdicts::<RamHeadroomFilter>(&config, &request, &hosts);
