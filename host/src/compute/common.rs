@@ -14,6 +14,7 @@ impl From<ConductorError> for ApiError {
             ConductorError::NotFound(message) => ApiError::not_found(message),
             ConductorError::Conflict(message) => ApiError::conflict(message),
             ConductorError::BadRequest(message) => ApiError::bad_request(message),
+            ConductorError::Forbidden(message) => ApiError::forbidden(message),
             ConductorError::Db(error) => ApiError::internal(error),
             ConductorError::Quota(error) => ApiError::from(error),
             ConductorError::Notify(error) => ApiError::internal(error),

@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use novum_wire::RebootType;
 use serde_json::{Value, json};
-use sqlx::Row;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,6 +22,8 @@ use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
 use crate::conductor::Caller;
+use crate::conductor::actions;
+use crate::conductor::instance_admin::LockedBy;
 use crate::conductor::states::ServerAction;
 
 /// A server action the API accepts.
@@ -172,18 +173,20 @@ async fn action(
             return Ok(StatusCode::NO_CONTENT);
         }
         Requested::RevertResize => conductor.revert_resize(&id, &caller).await?,
-        Requested::Lock => set_lock(&state, &auth, &instance, true).await?,
-        Requested::Unlock => set_lock(&state, &auth, &instance, false).await?,
-        Requested::ResetState(vm_state) => {
-            sqlx::query(
-                "UPDATE instances SET vm_state = $1, task_state = NULL, updated_at = $2 WHERE uuid = $3",
-            )
-            .bind(vm_state)
-            .bind(crate::db::now())
-            .bind(&id)
-            .execute(state.db.pool())
-            .await?;
+        Requested::Lock => {
+            // An admin locking another project's server holds the lock as
+            // admin: its owner cannot unlock it.
+            let holder = if auth.is_admin() && auth.project_id != instance.project_id {
+                LockedBy::Admin
+            } else {
+                LockedBy::Owner
+            };
+            conductor
+                .set_lock(&id, Some(holder), auth.is_admin())
+                .await?
         }
+        Requested::Unlock => conductor.set_lock(&id, None, auth.is_admin()).await?,
+        Requested::ResetState(vm_state) => conductor.reset_state(&id, vm_state).await?,
     }
     Ok(StatusCode::ACCEPTED)
 }
@@ -203,55 +206,20 @@ pub fn check_lock(
     Ok(())
 }
 
-/// `lock` / `unlock`: records who locked the server; a server the admin
-/// locked stays locked for its owner (Nova's `unlock_override` rule).
-async fn set_lock(
-    state: &AppState,
-    auth: &AuthContext,
-    instance: &crate::conductor::model::Instance,
-    lock: bool,
-) -> ApiResult<()> {
-    let locked_by = if lock {
-        let by = if auth.is_admin() && auth.project_id != instance.project_id {
-            "admin"
-        } else {
-            "owner"
-        };
-        Some(by)
-    } else {
-        if instance.locked_by.as_deref() == Some("admin") && !auth.is_admin() {
-            return Err(ApiError::forbidden(
-                "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.",
-            ));
-        }
-        None
-    };
-    sqlx::query(
-        "UPDATE instances SET locked = $1, locked_by = $2, updated_at = $3 WHERE uuid = $4",
-    )
-    .bind(i64::from(lock))
-    .bind(locked_by)
-    .bind(crate::db::now())
-    .bind(&instance.uuid)
-    .execute(state.db.pool())
-    .await?;
-    Ok(())
-}
-
-fn action_view(row: &sqlx::any::AnyRow, version: Microversion) -> ApiResult<Value> {
+fn action_view(action: &actions::InstanceAction, version: Microversion) -> Value {
     let mut view = json!({
-        "action": row.try_get::<String, _>("action")?,
-        "instance_uuid": row.try_get::<String, _>("instance_uuid")?,
-        "request_id": row.try_get::<String, _>("request_id")?,
-        "user_id": row.try_get::<String, _>("user_id")?,
-        "project_id": row.try_get::<String, _>("project_id")?,
-        "start_time": api_time_micros(&row.try_get::<String, _>("start_time")?),
-        "message": row.try_get::<Option<String>, _>("message")?,
+        "action": action.action,
+        "instance_uuid": action.instance_uuid,
+        "request_id": action.request_id,
+        "user_id": action.user_id,
+        "project_id": action.project_id,
+        "start_time": api_time_micros(&action.start_time),
+        "message": action.message,
     });
     if version.at_least(58) {
-        view["updated_at"] = json!(api_time_micros(&row.try_get::<String, _>("updated_at")?));
+        view["updated_at"] = json!(api_time_micros(&action.updated_at));
     }
-    Ok(view)
+    view
 }
 
 #[utoipa::path(get, path = "/v2.1/servers/{id}/os-instance-actions", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = InstanceActions), crate::api::fault::ApiError))]
@@ -262,16 +230,11 @@ async fn instance_actions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     fetch_visible(&state, &auth, &id).await?;
-    let rows = sqlx::query(
-        "SELECT * FROM instance_actions WHERE instance_uuid = $1 ORDER BY start_time DESC, id DESC",
-    )
-    .bind(&id)
-    .fetch_all(state.db.pool())
-    .await?;
-    let actions = rows
+    let actions: Vec<Value> = actions::list(&state.db, &id)
+        .await?
         .iter()
-        .map(|row| action_view(row, version))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .map(|action| action_view(action, version))
+        .collect();
     Ok(Json(json!({"instanceActions": actions})))
 }
 
@@ -283,49 +246,46 @@ async fn instance_action(
     Path((id, request)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     fetch_visible(&state, &auth, &id).await?;
-    let row = sqlx::query("SELECT * FROM instance_actions WHERE instance_uuid = $1 AND request_id = $2 ORDER BY start_time DESC")
-        .bind(&id)
-        .bind(&request)
-        .fetch_optional(state.db.pool())
+    let action = actions::find(&state.db, &id, &request)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("Action for request_id {request} on instance {id} not found")))?;
-    let mut view = action_view(&row, version)?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Action for request_id {request} on instance {id} not found"
+            ))
+        })?;
+    let mut view = action_view(&action, version);
     let admin = auth.is_admin();
     if admin || version.at_least(51) {
-        let events = sqlx::query(
-            "SELECT * FROM instance_action_events WHERE action_id = $1 ORDER BY start_time",
-        )
-        .bind(row.try_get::<String, _>("id")?)
-        .fetch_all(state.db.pool())
-        .await?;
         let mut shown = Vec::new();
-        for event in events {
+        for event in actions::events(&state.db, &action.id).await? {
             let mut item = json!({
-                "event": event.try_get::<String, _>("event")?,
-                "start_time": api_time_micros(&event.try_get::<String, _>("start_time")?),
-                "finish_time": event.try_get::<Option<String>, _>("finish_time")?.as_deref().map(api_time_micros),
-                "result": event.try_get::<Option<String>, _>("result")?,
+                "event": event.event,
+                "start_time": api_time_micros(&event.start_time),
+                "finish_time": event.finish_time.as_deref().map(api_time_micros),
+                "result": event.result,
             });
-            let host: Option<String> = event.try_get("host")?;
             if admin {
-                item["traceback"] = json!(event.try_get::<Option<String>, _>("traceback")?);
+                item["traceback"] = json!(event.traceback);
                 if version.at_least(62) {
-                    item["host"] = json!(host);
+                    item["host"] = json!(event.host);
                 }
             }
             if version.at_least(62) {
-                let project: String = row.try_get("project_id")?;
                 item["hostId"] = json!(
-                    host.as_ref()
+                    event
+                        .host
+                        .as_ref()
                         .map(|host| {
                             use sha2::Digest;
-                            hex::encode(sha2::Sha224::digest(format!("{project}{host}").as_bytes()))
+                            hex::encode(sha2::Sha224::digest(
+                                format!("{}{host}", action.project_id).as_bytes(),
+                            ))
                         })
                         .unwrap_or_default()
                 );
             }
             if version.at_least(84) {
-                item["details"] = json!(event.try_get::<Option<String>, _>("details")?);
+                item["details"] = json!(event.details);
             }
             shown.push(item);
         }

@@ -98,3 +98,83 @@ pub async fn finish_events(
         .await?;
     Ok(())
 }
+
+/// One recorded action on an instance (`os-instance-actions`).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InstanceAction {
+    /// Row id (what its events refer to).
+    pub id: String,
+    /// Action name (`create`, `stop`, `resize`, …).
+    pub action: String,
+    /// The instance.
+    pub instance_uuid: String,
+    /// The API request that started it.
+    pub request_id: String,
+    /// Who started it.
+    pub user_id: String,
+    /// Their project.
+    pub project_id: String,
+    /// When it started (stored timestamp).
+    pub start_time: String,
+    /// When it last changed (stored timestamp).
+    pub updated_at: String,
+    /// `Error` once an event failed.
+    pub message: Option<String>,
+}
+
+/// One event of an action.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InstanceActionEvent {
+    /// Event name (`compute_stop_instance`, …).
+    pub event: String,
+    /// When it started (stored timestamp).
+    pub start_time: String,
+    /// When it finished, if it has.
+    pub finish_time: Option<String>,
+    /// `Success` or `Error` once finished.
+    pub result: Option<String>,
+    /// The error, for admins.
+    pub traceback: Option<String>,
+    /// The error, for everyone (2.84).
+    pub details: Option<String>,
+    /// The host it ran on.
+    pub host: Option<String>,
+}
+
+/// The actions recorded on `instance_uuid`, newest first.
+pub async fn list(db: &db::Db, instance_uuid: &str) -> Result<Vec<InstanceAction>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, action, instance_uuid, request_id, user_id, project_id, start_time, updated_at, message \
+         FROM instance_actions WHERE instance_uuid = $1 ORDER BY start_time DESC, id DESC",
+    )
+    .bind(instance_uuid)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The newest action of request `request_id` on `instance_uuid`.
+pub async fn find(
+    db: &db::Db,
+    instance_uuid: &str,
+    request_id: &str,
+) -> Result<Option<InstanceAction>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, action, instance_uuid, request_id, user_id, project_id, start_time, updated_at, message \
+         FROM instance_actions WHERE instance_uuid = $1 AND request_id = $2 ORDER BY start_time DESC",
+    )
+    .bind(instance_uuid)
+    .bind(request_id)
+    .fetch_optional(db.pool())
+    .await?)
+}
+
+/// The events of action `action_id`, oldest first.
+pub async fn events(db: &db::Db, action_id: &str) -> Result<Vec<InstanceActionEvent>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT event, start_time, finish_time, result, traceback, details, host \
+         FROM instance_action_events WHERE action_id = $1 ORDER BY start_time",
+    )
+    .bind(action_id)
+    .fetch_all(db.pool())
+    .await?)
+}

@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod claims;
 pub mod embedded;
+pub mod instance_admin;
 pub mod model;
 pub mod notices;
 pub mod ops;
@@ -61,6 +62,9 @@ pub enum ConductorError {
     /// 400.
     #[error("{0}")]
     BadRequest(String),
+    /// 403: the caller may not do this to this instance.
+    #[error("{0}")]
+    Forbidden(String),
     /// A database failure.
     #[error(transparent)]
     Db(#[from] DbError),

@@ -75,6 +75,7 @@ impl From<ConductorError> for RpcError {
             ConductorError::NotFound(message) => Self(StatusCode::NOT_FOUND, message),
             ConductorError::Conflict(message) => Self(StatusCode::CONFLICT, message),
             ConductorError::BadRequest(message) => Self(StatusCode::BAD_REQUEST, message),
+            ConductorError::Forbidden(message) => Self(StatusCode::FORBIDDEN, message),
             ConductorError::Db(error) => error.into(),
             ConductorError::Quota(crate::quota::QuotaError::Db(error)) => error.into(),
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
