@@ -1,10 +1,16 @@
-//! The database: sqlx over SQLite (the embedded default) or PostgreSQL.
+//! novum's database layer: sqlx over SQLite (the embedded default) or
+//! PostgreSQL, serialized transactions, the migrations, timestamps.
 //!
 //! Queries are written once in portable SQL with `$N` placeholders (SQLite
 //! accepts them too) and run through sqlx's `Any` driver. Conventions that keep
 //! the SQL portable: ids are TEXT (uuids) or app-assigned BIGINT, booleans are
 //! INTEGER 0/1 (`i64` in Rust), timestamps are TEXT in RFC 3339 UTC with
 //! microseconds (so they sort as text), JSON is TEXT.
+//!
+//! This crate knows nothing of HTTP or of the other novum crates: the API
+//! maps [`DbError`] and `sqlx::Error` to its faults itself.
+
+#![deny(missing_docs)]
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -53,7 +59,7 @@ pub struct Db {
 /// A transaction on a [`Db`].
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// The migrations under host/migrations, applied at start and by `novum db migrate`.
+/// The migrations under host/db/migrations, applied at start and by `novum db migrate`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 fn redact(url: &str) -> String {
@@ -131,6 +137,10 @@ impl Db {
     /// insert, claims) run in it so no interleaving can break their invariant.
     /// SQLite: `BEGIN IMMEDIATE` (the database write lock). PostgreSQL: a
     /// transaction-scoped advisory lock on the name's hash.
+    ///
+    /// Lock order (PostgreSQL, where names are separate locks): `conductor`
+    /// before `quota:<project>`; a transaction that needs both takes them in
+    /// that order (the second with [`Db::serialize_in`]).
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
