@@ -9,7 +9,6 @@ pub mod api;
 pub mod compute;
 pub mod conductor;
 pub mod config;
-pub mod db;
 pub mod identity;
 pub mod images;
 pub mod notify;
@@ -18,3 +17,9 @@ pub mod quota;
 pub mod rpc;
 pub mod scheduler;
 pub mod server;
+
+/// The database layer, now the `novum-db` crate. Transitional: this
+/// re-export keeps the `crate::db::…` / `novum::db::…` paths working while
+/// the other parts move into crates of their own; new code names
+/// `novum_db` directly.
+pub use novum_db as db;

@@ -25,7 +25,7 @@ use crate::db::{self, Tx};
 use crate::notify::builders::{self, AggregateAction};
 use crate::notify::payload::AggregatePayload;
 use crate::notify::{Phase, Publisher, emit};
-use crate::rpc::{COMPUTE_BINARY, next_id};
+use crate::rpc::COMPUTE_BINARY;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -317,15 +317,17 @@ async fn create(
             "Aggregate {name} already exists."
         )));
     }
-    let id = next_id(&mut tx, "aggregates").await?;
     let uuid = uuid::Uuid::new_v4().to_string();
-    sqlx::query("INSERT INTO aggregates (id, uuid, name, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id)
+    let id = db::insert_returning_id(
+        &mut tx,
+        sqlx::query(
+            "INSERT INTO aggregates (uuid, name, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
         .bind(&uuid)
         .bind(&name)
-        .bind(db::now())
-        .execute(&mut *tx)
-        .await?;
+        .bind(db::now()),
+    )
+    .await?;
     set_zone(&mut tx, id, zone.as_deref()).await?;
     let aggregate = load_one(&mut tx, id).await?;
     // Nova's create.start carries what was asked: no id, hosts or metadata yet.

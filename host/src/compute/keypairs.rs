@@ -28,7 +28,6 @@ use crate::db::{self, Db};
 use crate::notify::builders;
 use crate::notify::payload::KeypairPayload;
 use crate::notify::{Phase, Publisher, emit};
-use crate::rpc::next_id;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -419,28 +418,30 @@ async fn create(
             "Key pair '{name}' already exists."
         )));
     }
-    let id = next_id(&mut tx, "keypairs").await?;
+    let created_at = db::now();
+    let id = db::insert_returning_id(
+        &mut tx,
+        sqlx::query(
+            "INSERT INTO keypairs (user_id, name, public_key, fingerprint, key_type, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(&user)
+        .bind(&name)
+        .bind(&public_key)
+        .bind(&fingerprint)
+        .bind(&key_type)
+        .bind(&created_at),
+    )
+    .await?;
     let key = KeypairRow {
         user_id: user,
         name,
         public_key,
         fingerprint,
         key_type,
-        created_at: db::now(),
+        created_at,
         id,
     };
-    sqlx::query(
-        "INSERT INTO keypairs (user_id, name, public_key, fingerprint, key_type, created_at, id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&key.user_id)
-    .bind(&key.name)
-    .bind(&key.public_key)
-    .bind(&key.fingerprint)
-    .bind(&key.key_type)
-    .bind(&key.created_at)
-    .bind(key.id)
-    .execute(&mut *tx)
-    .await?;
     // Nova: `keypair.create` for a generated key, `keypair.import` for a given one.
     let action = if private_key.is_some() {
         "create"

@@ -302,25 +302,25 @@ impl Conductor {
         )
         .await?;
         let migration = Uuid::new_v4().to_string();
-        let id = crate::rpc::next_id(&mut tx, "migrations").await?;
-        sqlx::query(
-            "INSERT INTO migrations (uuid, id, instance_uuid, migration_type, source_compute, source_node, old_flavor, \
-             new_flavor, old_vm_state, status, created_at, updated_at, user_id, project_id) \
-             VALUES ($1, $10, $2, 'resize', $3, $4, $5, $6, $7, $8, $9, $9, $11, $12)",
+        db::insert_returning_id(
+            &mut tx,
+            sqlx::query(
+                "INSERT INTO migrations (uuid, instance_uuid, migration_type, source_compute, source_node, old_flavor, \
+                 new_flavor, old_vm_state, status, created_at, updated_at, user_id, project_id) \
+                 VALUES ($1, $2, 'resize', $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
+            )
+            .bind(&migration)
+            .bind(uuid)
+            .bind(&host)
+            .bind(&node)
+            .bind(to_json(&old))
+            .bind(to_json(&flavor))
+            .bind(&instance.vm_state)
+            .bind(status::PRE_MIGRATING)
+            .bind(&now)
+            .bind(caller.user_id)
+            .bind(caller.project_id),
         )
-        .bind(&migration)
-        .bind(uuid)
-        .bind(&host)
-        .bind(&node)
-        .bind(to_json(&old))
-        .bind(to_json(&flavor))
-        .bind(&instance.vm_state)
-        .bind(status::PRE_MIGRATING)
-        .bind(&now)
-        .bind(id)
-        .bind(caller.user_id)
-        .bind(caller.project_id)
-        .execute(&mut *tx)
         .await?;
         let action_id = actions::start_action(
             &mut tx,

@@ -171,16 +171,6 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
         .map_err(|error| RpcError(StatusCode::BAD_REQUEST, error.message().to_string()))
 }
 
-/// The next integer id of `table` (callers hold a serialized transaction).
-pub async fn next_id(tx: &mut Tx, table: &str) -> Result<i64, DbError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COALESCE(MAX(id), 0) + 1 AS next FROM {table}"
-    )))
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(row.try_get("next")?)
-}
-
 /// The `ServiceStatusPayload` of service `id`, read in `tx`.
 pub async fn service_payload(
     tx: &mut Tx,
@@ -254,18 +244,18 @@ pub async fn upsert_host(
             id
         }
         None => {
-            let id = next_id(tx, "services").await?;
-            sqlx::query(
-                "INSERT INTO services (id, uuid, host, binary_name, topic, last_seen_up, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'compute', $5, $6, $5, $5)",
+            let id = db::insert_returning_id(
+                tx,
+                sqlx::query(
+                    "INSERT INTO services (uuid, host, binary_name, topic, last_seen_up, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'compute', $4, $5, $4, $4) RETURNING id",
+                )
+                .bind(Uuid::new_v4().to_string())
+                .bind(host)
+                .bind(COMPUTE_BINARY)
+                .bind(&now)
+                .bind(version),
             )
-            .bind(id)
-            .bind(Uuid::new_v4().to_string())
-            .bind(host)
-            .bind(COMPUTE_BINARY)
-            .bind(&now)
-            .bind(version)
-            .execute(&mut **tx)
             .await?;
             if let Some(payload) = service_payload(tx, config, id).await? {
                 let notification = builders::service(&Publisher::compute(host), payload, "create");
@@ -296,32 +286,32 @@ pub async fn upsert_host(
     .await?
     .rows_affected();
     if updated == 0 {
-        let id = next_id(tx, "compute_nodes").await?;
-        sqlx::query(
-            "INSERT INTO compute_nodes (id, uuid, service_id, host, hypervisor_hostname, vcpus, memory_mb, local_gb, \
-             cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio, reserved_host_memory_mb, hypervisor_type, \
-             hypervisor_version, cpu_info, host_ip, supported_instances, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+        db::insert_returning_id(
+            tx,
+            sqlx::query(
+                "INSERT INTO compute_nodes (uuid, service_id, host, hypervisor_hostname, vcpus, memory_mb, local_gb, \
+                 cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio, reserved_host_memory_mb, hypervisor_type, \
+                 hypervisor_version, cpu_info, host_ip, supported_instances, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
+            )
+            .bind(Uuid::new_v4().to_string())
+            .bind(service_id)
+            .bind(host)
+            .bind(&inventory.hypervisor_hostname)
+            .bind(i64::from(inventory.vcpus))
+            .bind(inventory.memory_mb as i64)
+            .bind(inventory.disk_gb as i64)
+            .bind(config.compute.cpu_allocation_ratio)
+            .bind(config.compute.ram_allocation_ratio)
+            .bind(config.compute.disk_allocation_ratio)
+            .bind(config.compute.reserved_host_memory_mb)
+            .bind(&inventory.hypervisor_type)
+            .bind(inventory.hypervisor_version as i64)
+            .bind(&cpu_info)
+            .bind(&inventory.host_ip)
+            .bind(&supported)
+            .bind(&now),
         )
-        .bind(id)
-        .bind(Uuid::new_v4().to_string())
-        .bind(service_id)
-        .bind(host)
-        .bind(&inventory.hypervisor_hostname)
-        .bind(i64::from(inventory.vcpus))
-        .bind(inventory.memory_mb as i64)
-        .bind(inventory.disk_gb as i64)
-        .bind(config.compute.cpu_allocation_ratio)
-        .bind(config.compute.ram_allocation_ratio)
-        .bind(config.compute.disk_allocation_ratio)
-        .bind(config.compute.reserved_host_memory_mb)
-        .bind(&inventory.hypervisor_type)
-        .bind(inventory.hypervisor_version as i64)
-        .bind(&cpu_info)
-        .bind(&inventory.host_ip)
-        .bind(&supported)
-        .bind(&now)
-        .execute(&mut **tx)
         .await?;
     }
     Ok(())

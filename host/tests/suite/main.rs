@@ -16,6 +16,7 @@ mod host_status;
 mod identity_api;
 mod images_api;
 mod input_validation;
+mod keypair_ids;
 mod notifications;
 mod openapi;
 mod pipeline;

@@ -1,16 +1,29 @@
-//! The database: sqlx over SQLite (the embedded default) or PostgreSQL.
+//! novum's database layer: sqlx over SQLite (the embedded default) or
+//! PostgreSQL, serialized transactions, the migrations, timestamps.
 //!
 //! Queries are written once in portable SQL with `$N` placeholders (SQLite
 //! accepts them too) and run through sqlx's `Any` driver. Conventions that keep
-//! the SQL portable: ids are TEXT (uuids) or app-assigned BIGINT, booleans are
-//! INTEGER 0/1 (`i64` in Rust), timestamps are TEXT in RFC 3339 UTC with
-//! microseconds (so they sort as text), JSON is TEXT.
+//! the SQL portable: ids are TEXT (uuids) or BIGINT the database generates
+//! ([`insert_returning_id`]), booleans are INTEGER 0/1 (`i64` in Rust),
+//! timestamps are TEXT in RFC 3339 UTC with microseconds (so they sort as
+//! text), JSON is TEXT.
+//!
+//! Migrations live in `migrations/` (portable SQL, one numbered file per
+//! part) and, for the few steps that have no portable spelling (generated
+//! ids), in `migrations/sqlite/` and `migrations/postgres/` under the same
+//! number: each engine runs the portable ones and its own, in number order.
+//!
+//! This crate knows nothing of HTTP or of the other novum crates: the API
+//! maps [`DbError`] and `sqlx::Error` to its faults itself.
+
+#![deny(missing_docs)]
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +66,42 @@ pub struct Db {
 /// A transaction on a [`Db`].
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// The migrations under host/migrations, applied at start and by `novum db migrate`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The portable migrations (host/db/migrations), which both engines run.
+static PORTABLE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+/// SQLite's own migrations (host/db/migrations/sqlite).
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+/// PostgreSQL's own migrations (host/db/migrations/postgres).
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The migrations of `backend`, applied at start and by `novum db migrate`:
+/// the portable ones and the engine's own, in number order.
+pub fn migrator(backend: Backend) -> Migrator {
+    let own = match backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    };
+    Migrator::with_migrations(
+        PORTABLE_MIGRATIONS
+            .iter()
+            .chain(own.iter())
+            .cloned()
+            .collect(),
+    )
+}
+
+/// Runs `insert`, an `INSERT … RETURNING id` that leaves the table's `id`
+/// column out, in `tx`, and returns the id the database gave the new row.
+/// Every integer id novum shows (key pairs, aggregates, services, compute
+/// nodes, migrations) comes from here: SQLite `INTEGER PRIMARY KEY
+/// AUTOINCREMENT`, PostgreSQL an identity column. Ids increase, concurrent
+/// inserts never share one, and a deleted row's id is not given again.
+pub async fn insert_returning_id(
+    tx: &mut Tx,
+    insert: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+) -> Result<i64, DbError> {
+    let row = insert.fetch_one(&mut **tx).await?;
+    Ok(row.try_get("id")?)
+}
 
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -107,7 +154,7 @@ impl Db {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        MIGRATOR.run(&self.pool).await?;
+        migrator(self.backend).run(&self.pool).await?;
         Ok(())
     }
 
@@ -131,6 +178,10 @@ impl Db {
     /// insert, claims) run in it so no interleaving can break their invariant.
     /// SQLite: `BEGIN IMMEDIATE` (the database write lock). PostgreSQL: a
     /// transaction-scoped advisory lock on the name's hash.
+    ///
+    /// Lock order (PostgreSQL, where names are separate locks): `conductor`
+    /// before `quota:<project>`; a transaction that needs both takes them in
+    /// that order (the second with [`Db::serialize_in`]).
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
@@ -191,6 +242,15 @@ pub mod testing {
             dir.join("novum.db").display()
         ))
         .await
+    }
+
+    /// Applies the migrations of `db` up to and including `version` only (to
+    /// test an upgrade: rows written by an older novum, then the rest).
+    pub async fn migrate_to(db: &Db, version: i64) -> Result<(), DbError> {
+        super::migrator(db.backend())
+            .run_to(version, db.pool())
+            .await?;
+        Ok(())
     }
 
     /// The admin URL of the test PostgreSQL server.
