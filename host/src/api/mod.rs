@@ -8,6 +8,7 @@ pub mod body;
 pub mod extract;
 pub mod fault;
 pub mod guard;
+pub mod identity;
 pub mod microversion;
 pub mod openapi;
 pub mod request_id;
@@ -23,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::identity::{self, Identity};
+use crate::identity::Identity;
 
 /// Everything a handler can reach.
 pub struct Services {

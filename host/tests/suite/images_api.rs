@@ -6,6 +6,7 @@ use crate::api_common;
 use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};
 use md5::Digest as _;
+use novum::api::auth::AuthContext;
 use novum::images::{self, ImageError};
 use serde_json::{Value, json};
 
@@ -730,22 +731,13 @@ async fn isolation_on(backend: &Backend) {
     );
 
     // The compute side's lookup follows the same rules.
-    let alpha_context = app
-        .state
-        .identity
-        .validate_token(&alpha)
+    let alpha_context = AuthContext::validate(&app.state.identity, &alpha)
         .await
         .expect("alpha");
-    let beta_context = app
-        .state
-        .identity
-        .validate_token(&beta)
+    let beta_context = AuthContext::validate(&app.state.identity, &beta)
         .await
         .expect("beta");
-    let admin_context = app
-        .state
-        .identity
-        .validate_token(&admin)
+    let admin_context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("admin");
     let image = images::get_for_project(&app.state.db, &private, &alpha_context)
@@ -787,10 +779,7 @@ async fn properties_on(backend: &Backend) {
                "hw_architecture": "x86_64", "img_hv_type": "qemu", "hw_vm_mode": "hvm", "min_ram": 128}),
     )
     .await;
-    let context = app
-        .state
-        .identity
-        .validate_token(&admin)
+    let context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("admin");
     let image = images::get_for_project(&app.state.db, &id, &context)
