@@ -11,6 +11,7 @@ pub mod guard;
 pub mod identity;
 pub mod microversion;
 pub mod openapi;
+pub mod quota;
 pub mod request_id;
 pub mod validation;
 
