@@ -9,6 +9,7 @@ pub mod extract;
 pub mod fault;
 pub mod guard;
 pub mod identity;
+pub mod images;
 pub mod microversion;
 pub mod openapi;
 pub mod quota;
@@ -101,7 +102,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(crate::compute::versions::root_with_slash))
         .nest(novum_wire::API_PREFIX, crate::rpc::routes())
-        .nest("/image", crate::images::routes())
+        .nest("/image", images::routes())
         .merge(crate::notify::api::routes())
         .merge(crate::plugins::api::routes())
         .routes(routes!(openapi::document))

@@ -7,7 +7,7 @@ use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};
 use md5::Digest as _;
 use novum::api::auth::AuthContext;
-use novum::images::{self, ImageError};
+use novum::images::{self, ImageError, Viewer};
 use serde_json::{Value, json};
 
 const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
@@ -740,26 +740,31 @@ async fn isolation_on(backend: &Backend) {
     let admin_context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("admin");
-    let image = images::get_for_project(&app.state.db, &private, &alpha_context)
+    let image = images::get_for_project(&app.state.db, &private, &Viewer::from(&alpha_context))
         .await
         .expect("own image");
     assert_eq!(image.owner, alpha_id);
     assert!(matches!(
-        images::get_for_project(&app.state.db, &private, &beta_context).await,
+        images::get_for_project(&app.state.db, &private, &Viewer::from(&beta_context)).await,
         Err(ImageError::NotFound(_))
     ));
     assert!(
-        images::get_for_project(&app.state.db, &private, &admin_context)
+        images::get_for_project(&app.state.db, &private, &Viewer::from(&admin_context))
             .await
             .is_ok()
     );
     assert!(
-        images::get_for_project(&app.state.db, &public, &beta_context)
+        images::get_for_project(&app.state.db, &public, &Viewer::from(&beta_context))
             .await
             .is_ok()
     );
     assert!(matches!(
-        images::get_for_project(&app.state.db, "no-such-image", &alpha_context).await,
+        images::get_for_project(
+            &app.state.db,
+            "no-such-image",
+            &Viewer::from(&alpha_context)
+        )
+        .await,
         Err(ImageError::NotFound(_))
     ));
 }
@@ -782,7 +787,7 @@ async fn properties_on(backend: &Backend) {
     let context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("admin");
-    let image = images::get_for_project(&app.state.db, &id, &context)
+    let image = images::get_for_project(&app.state.db, &id, &Viewer::from(&context))
         .await
         .expect("image");
     assert_eq!(image.property("hw_architecture"), Some("x86_64"));
