@@ -11,6 +11,7 @@ pub mod guard;
 pub mod identity;
 pub mod images;
 pub mod microversion;
+pub mod notifications;
 pub mod openapi;
 pub mod quota;
 pub mod request_id;
@@ -103,7 +104,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::compute::versions::root_with_slash))
         .nest(novum_wire::API_PREFIX, crate::rpc::routes())
         .nest("/image", images::routes())
-        .merge(crate::notify::api::routes())
+        .merge(notifications::routes())
         .merge(crate::plugins::api::routes())
         .routes(routes!(openapi::document))
 }
