@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::fault::{ApiError, ApiResult};
+use crate::identity::{Identity, TokenError, ValidToken};
 
 /// The caller of a request: the validated token's user, project and roles.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +26,35 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
+    /// Validates `token` for the compute and image APIs: 401 when it is
+    /// unknown, malformed, expired or revoked, or its user or project is no
+    /// longer valid; 403 when it is not scoped to a project. Roles are read
+    /// from the current role assignments.
+    pub async fn validate(identity: &Identity, token: &str) -> ApiResult<Self> {
+        let valid = identity
+            .check_token(token)
+            .await
+            .map_err(TokenError::into_unauthorized)?;
+        Self::of_token(&valid)
+    }
+
+    /// The caller a validated token stands for; 403 when it is unscoped.
+    pub fn of_token(token: &ValidToken) -> ApiResult<Self> {
+        let project = token.project.as_ref().ok_or_else(|| {
+            ApiError::forbidden(
+                "The token is not scoped to a project; request a project-scoped token.",
+            )
+        })?;
+        Ok(Self {
+            user_id: token.user.id.clone(),
+            user_name: token.user.name.clone(),
+            project_id: project.id.clone(),
+            project_name: project.name.clone(),
+            roles: token.roles.iter().map(|role| role.name.clone()).collect(),
+            token: token.token.clone(),
+        })
+    }
+
     /// Holds the `admin` role.
     pub fn is_admin(&self) -> bool {
         self.has_role("admin")
@@ -82,7 +112,7 @@ impl FromRequestParts<AppState> for AuthContext {
             .ok_or_else(|| {
                 ApiError::unauthorized("The request you have made requires authentication.")
             })?;
-        let context = state.identity.validate_token(token).await?;
+        let context = Self::validate(&state.identity, token).await?;
         parts.extensions.insert(context.clone());
         Ok(context)
     }

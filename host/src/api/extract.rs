@@ -3,7 +3,7 @@
 //! a repeated `name=`) with `text/plain`, which no client of an OpenStack
 //! API can read and the OpenAPI document does not promise.
 //! [`fault_extractors!`] defines the pair for an API's error type (Nova's
-//! fault here; Keystone's error in `identity::api`, the agent RPC's error in
+//! fault here; Keystone's error in `api::identity`, the agent RPC's error in
 //! `rpc`); the error type converts axum's rejections with `From`.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};

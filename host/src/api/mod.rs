@@ -8,8 +8,12 @@ pub mod body;
 pub mod extract;
 pub mod fault;
 pub mod guard;
+pub mod identity;
+pub mod images;
 pub mod microversion;
+pub mod notifications;
 pub mod openapi;
+pub mod quota;
 pub mod request_id;
 pub mod validation;
 
@@ -23,7 +27,7 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::identity::{self, Identity};
+use crate::identity::Identity;
 
 /// Everything a handler can reach.
 pub struct Services {
@@ -99,8 +103,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         )
         .routes(routes!(crate::compute::versions::root_with_slash))
         .nest(novum_wire::API_PREFIX, crate::rpc::routes())
-        .nest("/image", crate::images::routes())
-        .merge(crate::notify::api::routes())
+        .nest("/image", images::routes())
+        .merge(notifications::routes())
         .merge(crate::plugins::api::routes())
         .routes(routes!(openapi::document))
 }

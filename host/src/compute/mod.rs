@@ -32,5 +32,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_groups::routes())
         .merge(keypairs::routes())
         .merge(migrations::routes())
-        .merge(crate::quota::api::routes())
+        .merge(crate::api::quota::routes())
 }

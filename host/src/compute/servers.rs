@@ -707,13 +707,13 @@ async fn boot_image(
     image_ref: &str,
     flavor: &flavors::FlavorRow,
 ) -> ApiResult<images::Image> {
-    let image = images::get_for_project(&state.db, image_ref, auth)
+    let image = images::get_for_project(&state.db, image_ref, &images::Viewer::from(auth))
         .await
         .map_err(|error| match error {
             images::ImageError::NotFound(_) => {
                 ApiError::bad_request(format!("Image {image_ref} could not be found."))
             }
-            images::ImageError::Db(error) => ApiError::internal(error),
+            other => ApiError::from(other),
         })?;
     if image.status != images::STATUS_ACTIVE {
         return Err(ApiError::bad_request(format!(

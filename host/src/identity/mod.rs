@@ -6,8 +6,10 @@
 //! assignments ([`store`]), so changes take effect at once. At first start the
 //! admin project, the admin user and the roles admin, member and reader are
 //! created ([`Identity::new`]).
+//!
+//! The HTTP handlers are in `crate::api::identity`; what fails here is an
+//! [`IdentityError`], which they answer in Keystone's shape.
 
-pub mod api;
 pub mod keys;
 pub mod password;
 pub mod store;
@@ -17,9 +19,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::api::AppState;
-use crate::api::auth::AuthContext;
-use crate::api::fault::{ApiError, ApiResult, FaultStyle};
 use crate::config::{Config, IdentityConfig};
 use crate::db::{Db, DbError};
 use keys::KeyRepository;
@@ -57,18 +56,55 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// The API error for a token presented as the caller's credential.
-    pub fn into_unauthorized(self) -> ApiError {
+    /// The identity error for a token presented as the caller's credential:
+    /// [`IdentityError::Unauthorized`] (the reason is logged, not told)
+    /// unless the database or the key repository failed.
+    pub fn into_unauthorized(self) -> IdentityError {
         match self {
-            Self::Db(error) => ApiError::internal(error),
-            Self::Keys(error) => ApiError::internal(error),
+            Self::Db(error) => IdentityError::Db(error),
+            Self::Keys(error) => IdentityError::Keys(error),
             other => {
                 tracing::info!(reason = %other, "token rejected");
-                ApiError::unauthorized(AUTH_REQUIRED)
+                IdentityError::Unauthorized(AUTH_REQUIRED.to_string())
             }
         }
     }
 }
+
+/// Why an authentication failed. Each variant's text is the message the
+/// client is told (Keystone's), except for the internal failures.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The credentials do not authenticate, or the scope is not the
+    /// user's (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The key repository failed.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// The password-check queue is shut down.
+    #[error("the password checks are shut down: {0}")]
+    PasswordChecksClosed(#[from] tokio::sync::AcquireError),
+}
+
+impl IdentityError {
+    fn bad_request(message: &str) -> Self {
+        Self::BadRequest(message.to_string())
+    }
+
+    fn unauthenticated() -> Self {
+        Self::Unauthorized(AUTH_REQUIRED.to_string())
+    }
+}
+
+/// The result of the identity service's operations.
+pub type IdentityResult<T> = Result<T, IdentityError>;
 
 /// A token that validated, with what it stands for as of now.
 #[derive(Clone, Debug)]
@@ -86,23 +122,6 @@ pub struct ValidToken {
 }
 
 impl ValidToken {
-    /// The caller's context for the compute and image APIs; 403 when unscoped.
-    pub fn auth_context(&self) -> ApiResult<AuthContext> {
-        let project = self.project.as_ref().ok_or_else(|| {
-            ApiError::forbidden(
-                "The token is not scoped to a project; request a project-scoped token.",
-            )
-        })?;
-        Ok(AuthContext {
-            user_id: self.user.id.clone(),
-            user_name: self.user.name.clone(),
-            project_id: project.id.clone(),
-            project_name: project.name.clone(),
-            roles: self.roles.iter().map(|role| role.name.clone()).collect(),
-            token: self.token.clone(),
-        })
-    }
-
     /// Holds the admin role.
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|role| role.name == "admin")
@@ -127,13 +146,6 @@ impl DomainRef {
             (None, None) => None,
         }
     }
-}
-
-/// The body of `POST /v3/auth/tokens`.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
-pub struct AuthRequest {
-    /// `auth`.
-    pub auth: AuthSpec,
 }
 
 /// `auth`: who and for what.
@@ -411,18 +423,8 @@ impl Identity {
         }
     }
 
-    /// Validates a token for the compute and image APIs: 401 when it is
-    /// unknown, malformed, expired or revoked, or its user or project is no
-    /// longer valid; 403 when it is not scoped to a project. Roles are read
-    /// from the current role assignments.
-    pub async fn validate_token(&self, token: &str) -> ApiResult<AuthContext> {
-        self.check_token(token)
-            .await
-            .map_err(TokenError::into_unauthorized)?
-            .auth_context()
-    }
-
-    /// Checks a token and loads what it stands for now.
+    /// Checks a token and loads what it stands for now (roles are read from
+    /// the current role assignments).
     pub async fn check_token(&self, token: &str) -> Result<ValidToken, TokenError> {
         let ring = self.keys.ring()?;
         let payload = ring
@@ -492,12 +494,14 @@ impl Identity {
         .await
     }
 
-    /// Authenticates `request` and issues a token (401 for bad credentials or
-    /// a scope the user holds no role on, 400 for a malformed request).
-    pub async fn authenticate(&self, request: &AuthSpec) -> ApiResult<ValidToken> {
+    /// Authenticates `request` and issues a token
+    /// ([`IdentityError::Unauthorized`] for bad credentials or a scope the
+    /// user holds no role on, [`IdentityError::BadRequest`] for a malformed
+    /// request).
+    pub async fn authenticate(&self, request: &AuthSpec) -> IdentityResult<ValidToken> {
         let identity = &request.identity;
         if identity.methods.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(IdentityError::bad_request(
                 "Expecting to find methods in identity.",
             ));
         }
@@ -507,13 +511,13 @@ impl Identity {
             let authenticated = match method.as_str() {
                 "password" => {
                     let spec = identity.password.as_ref().ok_or_else(|| {
-                        ApiError::bad_request("Expecting to find password in identity.")
+                        IdentityError::bad_request("Expecting to find password in identity.")
                     })?;
                     self.authenticate_password(&spec.user).await?
                 }
                 "token" => {
                     let spec = identity.token.as_ref().ok_or_else(|| {
-                        ApiError::bad_request("Expecting to find token in identity.")
+                        IdentityError::bad_request("Expecting to find token in identity.")
                     })?;
                     let original = self
                         .check_token(&spec.id)
@@ -523,8 +527,8 @@ impl Identity {
                     original.user
                 }
                 _ => {
-                    return Err(ApiError::unauthorized(
-                        "Attempted to authenticate with an unsupported method.",
+                    return Err(IdentityError::Unauthorized(
+                        "Attempted to authenticate with an unsupported method.".to_string(),
                     ));
                 }
             };
@@ -532,11 +536,11 @@ impl Identity {
                 .as_ref()
                 .is_some_and(|known| known.id != authenticated.id)
             {
-                return Err(ApiError::unauthorized(AUTH_REQUIRED));
+                return Err(IdentityError::unauthenticated());
             }
             user = Some(authenticated);
         }
-        let user = user.ok_or_else(|| ApiError::unauthorized(AUTH_REQUIRED))?;
+        let user = user.ok_or_else(IdentityError::unauthenticated)?;
         let project_id = self.resolve_scope(&user, request.scope.as_ref()).await?;
         let mut payload = TokenPayload::new(
             user.id.clone(),
@@ -556,7 +560,7 @@ impl Identity {
                 }
             }
         }
-        let ring = self.keys.ring().map_err(ApiError::internal)?;
+        let ring = self.keys.ring()?;
         let token = ring.encrypt(&payload.encode());
         self.load_token(token, payload)
             .await
@@ -565,14 +569,11 @@ impl Identity {
 
     /// Waits for a turn to check a password (see `password_checks`); hold
     /// the permit from the user lookup to the end of [`Identity::check_password`].
-    pub async fn admit_password_check(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
-        self.password_checks
-            .acquire()
-            .await
-            .map_err(ApiError::internal)
+    pub async fn admit_password_check(&self) -> IdentityResult<tokio::sync::SemaphorePermit<'_>> {
+        Ok(self.password_checks.acquire().await?)
     }
 
-    async fn authenticate_password(&self, spec: &PasswordUser) -> ApiResult<User> {
+    async fn authenticate_password(&self, spec: &PasswordUser) -> IdentityResult<User> {
         let _admitted = self.admit_password_check().await?;
         let user = match (&spec.id, &spec.name) {
             (Some(id), _) => store::get_user(&self.db, id).await?,
@@ -581,7 +582,9 @@ impl Identity {
                     .domain
                     .as_ref()
                     .and_then(DomainRef::is_default)
-                    .ok_or_else(|| ApiError::bad_request("Expecting to find domain in user."))?;
+                    .ok_or_else(|| {
+                        IdentityError::bad_request("Expecting to find domain in user.")
+                    })?;
                 if domain {
                     store::get_user_by_name(&self.db, name).await?
                 } else {
@@ -589,7 +592,7 @@ impl Identity {
                 }
             }
             (None, None) => {
-                return Err(ApiError::bad_request(
+                return Err(IdentityError::bad_request(
                     "Expecting to find id or name in user.",
                 ));
             }
@@ -597,7 +600,7 @@ impl Identity {
         let matches = self.check_password(user.as_ref(), &spec.password).await?;
         match user {
             Some(user) if matches && user.enabled => Ok(user),
-            _ => Err(ApiError::unauthorized(AUTH_REQUIRED)),
+            _ => Err(IdentityError::unauthenticated()),
         }
     }
 
@@ -605,7 +608,11 @@ impl Identity {
     /// the lockout applied: a locked user's password is never right, a wrong
     /// one counts towards the lock, a right one ends the run of failures. The
     /// hashing costs the same whoever asks (see [`password::verify_password`]).
-    pub async fn check_password(&self, user: Option<&User>, password: &str) -> ApiResult<bool> {
+    pub async fn check_password(
+        &self,
+        user: Option<&User>,
+        password: &str,
+    ) -> IdentityResult<bool> {
         let hash = user.and_then(|user| user.password_hash.clone());
         let matches = password::verify_password(password.to_string(), hash).await;
         let (Some(user), Some(policy)) = (user, self.lockout) else {
@@ -645,7 +652,7 @@ impl Identity {
         &self,
         user: &User,
         scope: Option<&ScopeSpec>,
-    ) -> ApiResult<Option<String>> {
+    ) -> IdentityResult<Option<String>> {
         let Some(scope) = scope else {
             // Keystone scopes a scope-less request to the user's default
             // project when the user holds a role there; else unscoped.
@@ -669,7 +676,7 @@ impl Identity {
                         .as_ref()
                         .and_then(DomainRef::is_default)
                         .ok_or_else(|| {
-                            ApiError::bad_request("Expecting to find domain in project.")
+                            IdentityError::bad_request("Expecting to find domain in project.")
                         })?;
                     if domain {
                         store::get_project_by_name(&self.db, name).await?
@@ -678,13 +685,13 @@ impl Identity {
                     }
                 }
                 (None, None) => {
-                    return Err(ApiError::bad_request(
+                    return Err(IdentityError::bad_request(
                         "Expecting to find id or name in project.",
                     ));
                 }
             };
             let project = project.ok_or_else(|| {
-                ApiError::unauthorized(format!(
+                IdentityError::Unauthorized(format!(
                     "Could not find project: {}.",
                     reference
                         .id
@@ -694,7 +701,7 @@ impl Identity {
                 ))
             })?;
             if !project.enabled {
-                return Err(ApiError::unauthorized(format!(
+                return Err(IdentityError::Unauthorized(format!(
                     "Project {} is disabled.",
                     project.id
                 )));
@@ -703,7 +710,7 @@ impl Identity {
                 .await?
                 .is_empty()
             {
-                return Err(ApiError::unauthorized(format!(
+                return Err(IdentityError::Unauthorized(format!(
                     "User {} has no access to project {}.",
                     user.id, project.id
                 )));
@@ -711,7 +718,7 @@ impl Identity {
             return Ok(Some(project.id));
         }
         if let Some(domain) = &scope.domain {
-            return Err(ApiError::unauthorized(format!(
+            return Err(IdentityError::Unauthorized(format!(
                 "User {} has no access to domain {}.",
                 user.id,
                 domain
@@ -722,7 +729,7 @@ impl Identity {
             )));
         }
         if scope.system.is_some() {
-            return Err(ApiError::unauthorized(format!(
+            return Err(IdentityError::Unauthorized(format!(
                 "User {} has no access to the system; novum supports project scope only.",
                 user.id
             )));
@@ -758,14 +765,4 @@ fn write_openrc(path: &Path, config: &Config, password: &str) -> std::io::Result
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
-}
-
-/// The `/identity` routes.
-pub fn routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
-    api::routes()
-}
-
-/// Keystone's error shape for an [`ApiError`].
-pub fn keystone(error: ApiError) -> ApiError {
-    error.styled(FaultStyle::Keystone)
 }

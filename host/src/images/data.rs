@@ -1,24 +1,20 @@
 //! Image data on disk: `<data_dir>/images/<id>`, written from a streamed
-//! request body (hashing as it goes) and streamed back out.
+//! body (hashing as it goes) and opened to be streamed back out.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes, HttpBody};
-use http_body::Frame;
+use http_body::Body;
 use md5::Digest as _;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 
 /// The algorithm of `os_hash_value`.
 pub const HASH_ALGO: &str = "sha256";
-/// The size of a download chunk.
-const CHUNK: usize = 64 * 1024;
 
 /// Errors of the data store.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// Reading the request body failed (the client went away).
+    /// Reading the body failed (the client went away).
     #[error("cannot read the image data from the request: {0}")]
     Body(String),
     /// The data passed the most the upload may store; nothing was kept.
@@ -71,13 +67,18 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
 /// at the end, so a failed upload leaves nothing), hashing as it goes. Data
 /// beyond `limit` bytes stops the upload with [`DataError::TooLarge`] before
 /// it is written.
-pub async fn store(
+pub async fn store<B>(
     data_dir: &Path,
     id: &str,
     disk_format: Option<&str>,
     limit: u64,
-    mut body: Body,
-) -> Result<StoredData, DataError> {
+    mut body: B,
+) -> Result<StoredData, DataError>
+where
+    B: Body + Unpin,
+    B::Data: AsRef<[u8]>,
+    B::Error: std::fmt::Display,
+{
     let dir = images_dir(data_dir);
     tokio::fs::create_dir_all(&dir)
         .await
@@ -96,13 +97,14 @@ pub async fn store(
             let Ok(chunk) = frame.into_data() else {
                 continue;
             };
+            let chunk = chunk.as_ref();
             size = size.saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
             if u64::try_from(size).unwrap_or(u64::MAX) > limit {
                 return Err(DataError::TooLarge { limit });
             }
-            md5.update(&chunk);
-            sha2::Digest::update(&mut sha256, &chunk);
-            file.write_all(&chunk).await.map_err(io_error(&partial))?;
+            md5.update(chunk);
+            sha2::Digest::update(&mut sha256, chunk);
+            file.write_all(chunk).await.map_err(io_error(&partial))?;
         }
         file.sync_all().await.map_err(io_error(&partial))?;
         Ok(StoredData {
@@ -141,57 +143,12 @@ pub async fn remove(data_dir: &Path, id: &str) -> Result<(), DataError> {
     }
 }
 
-/// Image `id`'s file as a streamed response body, with its length.
-pub async fn open(data_dir: &Path, id: &str) -> Result<(Body, u64), DataError> {
+/// Image `id`'s file, opened for reading, with its length.
+pub async fn open(data_dir: &Path, id: &str) -> Result<(tokio::fs::File, u64), DataError> {
     let path = image_path(data_dir, id);
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(io_error(&path))?;
     let length = file.metadata().await.map_err(io_error(&path))?.len();
-    Ok((
-        Body::new(FileBody {
-            file,
-            buffer: vec![0; CHUNK].into_boxed_slice(),
-            done: false,
-        }),
-        length,
-    ))
-}
-
-/// A file read in chunks as an HTTP body.
-struct FileBody {
-    file: tokio::fs::File,
-    buffer: Box<[u8]>,
-    done: bool,
-}
-
-impl HttpBody for FileBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let this = &mut *self;
-        let mut read = ReadBuf::new(&mut this.buffer);
-        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
-            Poll::Ready(Ok(())) => {
-                if read.filled().is_empty() {
-                    this.done = true;
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(read.filled())))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.done
-    }
+    Ok((file, length))
 }

@@ -9,9 +9,10 @@
 //! An image the caller may not see does not exist for it (404).
 //!
 //! The compute side calls [`get_for_project`] to look an image up for a boot.
+//! The HTTP handlers are in `crate::api::images`; who asks is a [`Viewer`].
 
-pub mod api;
 pub mod data;
+pub mod listing;
 
 use std::collections::BTreeMap;
 
@@ -19,9 +20,11 @@ use serde::Deserialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::api::auth::AuthContext;
-use crate::api::fault::ApiError;
 use crate::db::{Db, DbError};
+
+pub use listing::{
+    FilterColumn, ImageListing, ImagePage, SortKey, ValueMatch, VisibilityFilter, list,
+};
 
 /// Status of an image without data.
 pub const STATUS_QUEUED: &str = "queued";
@@ -75,6 +78,16 @@ pub const CONTAINER_FORMATS: [&str; 8] = [
     "docker",
     "compressed",
 ];
+
+/// Who looks at images: the caller's project, and whether it is an admin
+/// (who sees every image).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Viewer<'a> {
+    /// The caller's project.
+    pub project_id: &'a str,
+    /// The caller holds the admin role.
+    pub is_admin: bool,
+}
 
 /// Who may see an image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +183,12 @@ pub enum ImageError {
     /// No such image, or the caller may not see it.
     #[error("Image {0} could not be found.")]
     NotFound(String),
+    /// An image with this id exists already.
+    #[error("An image with identifier {0} already exists")]
+    AlreadyExists(String),
+    /// A listing's marker is not an image the caller may see.
+    #[error("Invalid marker. Image {0} could not be found.")]
+    InvalidMarker(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -178,15 +197,6 @@ pub enum ImageError {
 impl From<sqlx::Error> for ImageError {
     fn from(error: sqlx::Error) -> Self {
         Self::Db(DbError::Query(error))
-    }
-}
-
-impl From<ImageError> for ApiError {
-    fn from(error: ImageError) -> Self {
-        match error {
-            ImageError::NotFound(_) => ApiError::not_found(error.to_string()),
-            ImageError::Db(error) => ApiError::internal(error),
-        }
     }
 }
 
@@ -256,31 +266,31 @@ pub async fn member_status(
     Ok(row.map(|row| row.try_get("status")).transpose()?)
 }
 
-/// Whether `auth` may see `image` (Glance's rules; members of a shared
+/// Whether `viewer` may see `image` (Glance's rules; members of a shared
 /// image see it whatever their membership status).
-pub async fn may_see(db: &Db, image: &Image, auth: &AuthContext) -> Result<bool, ImageError> {
-    if auth.is_admin() || image.owner == auth.project_id {
+pub async fn may_see(db: &Db, image: &Image, viewer: &Viewer<'_>) -> Result<bool, ImageError> {
+    if viewer.is_admin || image.owner == viewer.project_id {
         return Ok(true);
     }
     Ok(match image.visibility {
         Visibility::Public | Visibility::Community => true,
         Visibility::Private => false,
-        Visibility::Shared => member_status(db, &image.id, &auth.project_id)
+        Visibility::Shared => member_status(db, &image.id, viewer.project_id)
             .await?
             .is_some(),
     })
 }
 
-/// The image `id` as `auth` sees it: [`ImageError::NotFound`] when it does
-/// not exist or `auth`'s project may not see it. This is what the compute
+/// The image `id` as `viewer` sees it: [`ImageError::NotFound`] when it does
+/// not exist or `viewer`'s project may not see it. This is what the compute
 /// API calls to boot from an image; the properties the scheduler's filters
 /// read (`hw_architecture`, `img_hv_type`, `hw_vm_mode`, ...) are in
 /// [`Image::properties`].
-pub async fn get_for_project(db: &Db, id: &str, auth: &AuthContext) -> Result<Image, ImageError> {
+pub async fn get_for_project(db: &Db, id: &str, viewer: &Viewer<'_>) -> Result<Image, ImageError> {
     let image = get(db, id)
         .await?
         .ok_or_else(|| ImageError::NotFound(id.to_string()))?;
-    if may_see(db, &image, auth).await? {
+    if may_see(db, &image, viewer).await? {
         Ok(image)
     } else {
         Err(ImageError::NotFound(id.to_string()))
@@ -353,9 +363,9 @@ impl UploadLimit {
     }
 }
 
-/// Inserts a new image.
-pub async fn insert(db: &Db, image: &Image) -> Result<(), sqlx::Error> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+/// Inserts a new image ([`ImageError::AlreadyExists`] when its id is taken).
+pub async fn insert(db: &Db, image: &Image) -> Result<(), ImageError> {
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
     )))
     .bind(&image.id)
@@ -379,8 +389,14 @@ pub async fn insert(db: &Db, image: &Image) -> Result<(), sqlx::Error> {
     .bind(&image.created_at)
     .bind(&image.updated_at)
     .execute(db.pool())
-    .await?;
-    Ok(())
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if crate::identity::store::is_unique_violation(&error) => {
+            Err(ImageError::AlreadyExists(image.id.clone()))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Writes the user-changeable fields of `image` (not status or data fields)
@@ -542,9 +558,4 @@ pub async fn remove_member(db: &Db, image_id: &str, member_id: &str) -> Result<b
         .execute(db.pool())
         .await?;
     Ok(result.rows_affected() > 0)
-}
-
-/// The `images` router mounted at `/image`.
-pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::api::AppState> {
-    api::routes()
 }

@@ -9,7 +9,8 @@
 //! - [`dispatcher`]: delivery to the [`sink`]s, at least once, in order per
 //!   ordering key, durable across restarts.
 //! - [`config`]: the `[notifications]` table.
-//! - [`api`]: the admin endpoints.
+//!
+//! The admin endpoints are in `crate::api::notifications`.
 //!
 //! Use from a workflow:
 //!
@@ -22,7 +23,6 @@
 //! notify::commit(tx).await?; // commits and wakes the dispatcher
 //! ```
 
-pub mod api;
 pub mod builders;
 pub mod config;
 pub mod dispatcher;

@@ -6,7 +6,6 @@ use novum_plugin_sdk::{Flavor, KeyValue, QuotaRequest, ResourceUsage};
 
 use super::resources::{LimitMap, Resource};
 use super::{Quota, store};
-use crate::api::fault::ApiError;
 use crate::conductor::model::FlavorSnapshot;
 use crate::db::{DbError, Tx};
 use crate::plugins::{OnError, PluginSet};
@@ -34,6 +33,10 @@ pub enum QuotaError {
         /// What went wrong.
         message: String,
     },
+    /// A new limit is outside the range the usage and the other limits
+    /// leave it (see [`Quota::set_limits`]); the text is Nova's 400 message.
+    #[error("{0}")]
+    LimitOutOfRange(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -42,15 +45,6 @@ pub enum QuotaError {
 impl From<sqlx::Error> for QuotaError {
     fn from(error: sqlx::Error) -> Self {
         Self::Db(DbError::from(error))
-    }
-}
-
-impl From<QuotaError> for ApiError {
-    fn from(error: QuotaError) -> Self {
-        match error {
-            QuotaError::Db(error) => ApiError::internal(error),
-            denied => ApiError::forbidden(denied.to_string()),
-        }
     }
 }
 

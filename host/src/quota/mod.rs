@@ -17,9 +17,11 @@
 //!   transaction lock. A caller already in a serialized transaction under
 //!   another name joins the project's lock with [`Quota::join`] (the
 //!   `check_*` functions do it themselves).
-//! - **API** ([`api`]): `os-quota-sets`, `os-quota-class-sets`, `limits`.
+//! - **Administration**: [`Quota::set_limits`], [`Quota::delete_limits`],
+//!   [`Quota::set_class_limits`]; which resources an API version shows is a
+//!   [`QuotaView`]. The HTTP handlers (`os-quota-sets`,
+//!   `os-quota-class-sets`, `limits`) are in `crate::api::quota`.
 
-pub mod api;
 pub mod check;
 pub mod config;
 pub mod resources;
@@ -33,7 +35,7 @@ use sqlx::AnyConnection;
 pub use check::{InstanceCheck, QuotaError, ResizeCheck};
 pub use config::QuotaConfig;
 pub use novum_plugin_sdk::QuotaRequest;
-pub use resources::{LimitMap, MAX_LIMIT, Resource};
+pub use resources::{LimitMap, MAX_LIMIT, QuotaView, Resource};
 
 use crate::db::{Db, DbError, Tx};
 use crate::plugins::{Backend, LoadError, PluginEngine, PluginSelection, Plugins};
@@ -238,5 +240,84 @@ impl Quota {
             ranges.insert(resource, range);
         }
         Ok(ranges)
+    }
+
+    /// Sets `requested` limits of `project` (or of `user` in it) and returns
+    /// the limits in effect after. Unless `force`, each limit must lie in
+    /// the [`Quota::settable`] range
+    /// ([`QuotaError::LimitOutOfRange`] otherwise); the check and the writes
+    /// are serialized with the project's quota checks, so the usage the
+    /// limits are checked against cannot grow meanwhile.
+    pub async fn set_limits(
+        &self,
+        project: &str,
+        user: Option<&str>,
+        requested: &[(Resource, i64)],
+        force: bool,
+    ) -> Result<LimitMap, QuotaError> {
+        let mut tx = self.begin(project).await?;
+        if !force {
+            let ranges = self.settable(&mut tx, project, user).await?;
+            for (resource, limit) in requested {
+                let (minimum, maximum) = ranges.get(resource).copied().unwrap_or((0, -1));
+                if infinite(*limit) < infinite(minimum) {
+                    return Err(QuotaError::LimitOutOfRange(format!(
+                        "Quota limit {limit} for {resource} must be greater than or equal to already used and reserved {minimum}."
+                    )));
+                }
+                if infinite(*limit) > infinite(maximum) {
+                    return Err(QuotaError::LimitOutOfRange(format!(
+                        "Quota limit {limit} for {resource} must be less than or equal to {maximum}."
+                    )));
+                }
+            }
+        }
+        for (resource, limit) in requested {
+            store::set_limit(&mut tx, project, user, *resource, *limit).await?;
+        }
+        let limits = self.limits(&mut tx, project, user).await?;
+        tx.commit().await?;
+        tracing::info!(
+            project,
+            user = user.unwrap_or(""),
+            ?requested,
+            force,
+            "quota limits updated"
+        );
+        Ok(limits)
+    }
+
+    /// Removes the limits of `project` (or of `user` in it): the defaults
+    /// apply again.
+    pub async fn delete_limits(&self, project: &str, user: Option<&str>) -> Result<(), DbError> {
+        let mut tx = self.begin(project).await?;
+        store::delete_limits(&mut tx, project, user).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets `requested` limits of quota class `class` and returns its limits
+    /// after.
+    pub async fn set_class_limits(
+        &self,
+        class: &str,
+        requested: &[(Resource, i64)],
+    ) -> Result<LimitMap, DbError> {
+        let mut tx = self.db.begin().await?;
+        for (resource, limit) in requested {
+            store::set_class_limit(&mut tx, class, *resource, *limit).await?;
+        }
+        let limits = self.class_limits(&mut tx, class).await?;
+        tx.commit().await?;
+        Ok(limits)
+    }
+}
+
+/// A limit with −1 as infinity, for comparisons.
+fn infinite(value: i64) -> i128 {
+    if value < 0 {
+        i128::MAX
+    } else {
+        i128::from(value)
     }
 }

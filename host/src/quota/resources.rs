@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::api::microversion::Microversion;
-
 /// A quota resource, named as Nova names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
@@ -111,23 +109,44 @@ impl Resource {
         )
     }
 
-    /// Whether `os-quota-sets` at `version` shows (and accepts) the resource.
-    pub fn in_quota_sets(self, version: Microversion) -> bool {
-        !(self.is_network() && version.at_least(36)
-            || self.is_injected_file() && version.at_least(57))
+    /// Server group resources (absent from old quota class sets).
+    pub fn is_server_group(self) -> bool {
+        matches!(self, Resource::ServerGroups | Resource::ServerGroupMembers)
     }
 
-    /// Whether `os-quota-class-sets` at `version` shows (and accepts) the
-    /// resource: server groups only from 2.50, which also drops the network
-    /// quotas; 2.57 drops the injected files.
-    pub fn in_quota_class_sets(self, version: Microversion) -> bool {
-        let server_group = matches!(self, Resource::ServerGroups | Resource::ServerGroupMembers);
-        if server_group {
-            return version.at_least(50);
+    /// Whether `view` shows (and accepts) the resource.
+    pub fn shown_in(self, view: QuotaView) -> bool {
+        if self.is_network() {
+            view.network
+        } else if self.is_injected_file() {
+            view.injected_files
+        } else if self.is_server_group() {
+            view.server_groups
+        } else {
+            true
         }
-        !(self.is_network() && version.at_least(50)
-            || self.is_injected_file() && version.at_least(57))
     }
+}
+
+/// Which groups of resources a quota shape shows (and accepts): API
+/// versions drop the deprecated ones, each group at its own version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaView {
+    /// The deprecated nova-network resources ([`Resource::is_network`]).
+    pub network: bool,
+    /// The personality resources ([`Resource::is_injected_file`]).
+    pub injected_files: bool,
+    /// The server group resources ([`Resource::is_server_group`]).
+    pub server_groups: bool,
+}
+
+impl QuotaView {
+    /// Every resource.
+    pub const ALL: QuotaView = QuotaView {
+        network: true,
+        injected_files: true,
+        server_groups: true,
+    };
 }
 
 impl fmt::Display for Resource {
@@ -141,24 +160,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_visibility_follows_microversions() {
+    fn names_round_trip_and_views_hide_their_groups() {
         for resource in Resource::ALL {
             assert_eq!(Resource::from_name(resource.name()), Some(resource));
         }
         assert_eq!(Resource::from_name("networks"), None);
-        let shown = |version: u16| {
+        let shown = |view: QuotaView| {
             Resource::ALL
                 .into_iter()
-                .filter(|resource| resource.in_quota_sets(Microversion::v2(version)))
+                .filter(|resource| resource.shown_in(view))
                 .count()
         };
-        assert_eq!(shown(1), 14);
-        assert_eq!(shown(36), 10);
-        assert_eq!(shown(57), 7);
-        assert!(!Resource::ServerGroups.in_quota_class_sets(Microversion::v2(49)));
-        assert!(Resource::FloatingIps.in_quota_class_sets(Microversion::v2(49)));
-        assert!(!Resource::FloatingIps.in_quota_class_sets(Microversion::v2(50)));
-        assert!(Resource::InjectedFiles.in_quota_class_sets(Microversion::v2(56)));
-        assert!(!Resource::InjectedFiles.in_quota_class_sets(Microversion::v2(57)));
+        assert_eq!(shown(QuotaView::ALL), 14);
+        let without_network = QuotaView {
+            network: false,
+            ..QuotaView::ALL
+        };
+        assert_eq!(shown(without_network), 10);
+        assert_eq!(
+            shown(QuotaView {
+                injected_files: false,
+                ..without_network
+            }),
+            7
+        );
+        let without_groups = QuotaView {
+            server_groups: false,
+            ..QuotaView::ALL
+        };
+        assert!(!Resource::ServerGroupMembers.shown_in(without_groups));
+        assert!(Resource::Cores.shown_in(without_groups));
     }
 }

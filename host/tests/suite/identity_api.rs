@@ -5,6 +5,7 @@ use crate::api_common;
 
 use api_common::{ADMIN_PASSWORD, Backend, PUBLIC_URL, TestApp, assert_keystone_error, backends};
 use axum::http::{Method, StatusCode};
+use novum::api::auth::AuthContext;
 use novum::identity::keys;
 use novum::identity::token::TokenPayload;
 use serde_json::{Value, json};
@@ -146,10 +147,7 @@ async fn password_token_on(backend: &Backend) {
     assert_eq!(by_id.json["token"]["project"]["id"], project_id);
 
     // The compute side's view of the token.
-    let context = app
-        .state
-        .identity
-        .validate_token(subject)
+    let context = AuthContext::validate(&app.state.identity, subject)
         .await
         .expect("valid token");
     assert_eq!(context.user_name, "admin");
@@ -266,7 +264,7 @@ async fn scoping_on(backend: &Backend) {
         .header("x-subject-token")
         .expect("token")
         .to_string();
-    let refused = app.state.identity.validate_token(&unscoped_token).await;
+    let refused = AuthContext::validate(&app.state.identity, &unscoped_token).await;
     assert_eq!(
         refused.err().map(|error| error.status()),
         Some(StatusCode::FORBIDDEN)
@@ -318,12 +316,12 @@ async fn scoping_on(backend: &Backend) {
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.json);
     let defaulted = app.password_auth("alice", "pw", None).await;
     assert_eq!(defaulted.json["token"]["project"]["id"], project_id);
-    let context = app
-        .state
-        .identity
-        .validate_token(defaulted.header("x-subject-token").expect("token"))
-        .await
-        .expect("valid");
+    let context = AuthContext::validate(
+        &app.state.identity,
+        defaulted.header("x-subject-token").expect("token"),
+    )
+    .await
+    .expect("valid");
     assert_eq!(context.roles, ["member", "reader"]);
     assert!(context.can_write() && !context.is_admin());
 }
@@ -389,14 +387,18 @@ async fn validate_and_revoke_on(backend: &Backend) {
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     let gone = validate(admin.clone(), user.clone()).await;
     assert_keystone_error(&gone, StatusCode::NOT_FOUND);
-    let refused = app.state.identity.validate_token(&user).await;
+    let refused = AuthContext::validate(&app.state.identity, &user).await;
     assert_eq!(
         refused.err().map(|error| error.status()),
         Some(StatusCode::UNAUTHORIZED)
     );
     // A new token of the same user is unaffected.
     let fresh = app.token("alice", "pw", "alpha").await;
-    assert!(app.state.identity.validate_token(&fresh).await.is_ok());
+    assert!(
+        AuthContext::validate(&app.state.identity, &fresh)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -407,10 +409,7 @@ async fn expiry_and_key_rotation() {
 async fn expiry_and_rotation_on(backend: &Backend) {
     let app = TestApp::start(backend).await;
     let admin = app.admin_token().await;
-    let context = app
-        .state
-        .identity
-        .validate_token(&admin)
+    let context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("valid");
     let key_dir = novum::identity::key_repository(&api_common::config(&backend.dir.0));
@@ -430,12 +429,14 @@ async fn expiry_and_rotation_on(backend: &Backend) {
     );
     let valid = ring.encrypt(&payload.encode());
     assert!(
-        app.state.identity.validate_token(&valid).await.is_ok(),
+        AuthContext::validate(&app.state.identity, &valid)
+            .await
+            .is_ok(),
         "control: same payload, not expired"
     );
     payload.expires_at = payload.issued_at - 1;
     let expired = ring.encrypt(&payload.encode());
-    let refused = app.state.identity.validate_token(&expired).await;
+    let refused = AuthContext::validate(&app.state.identity, &expired).await;
     assert_eq!(
         refused.err().map(|error| error.status()),
         Some(StatusCode::UNAUTHORIZED)
@@ -455,27 +456,31 @@ async fn expiry_and_rotation_on(backend: &Backend) {
     keys::rotate(&key_dir, 3).expect("rotate");
     assert_eq!(keys::key_indices(&key_dir).expect("keys"), vec![0, 1, 2]);
     assert!(
-        app.state.identity.validate_token(&admin).await.is_ok(),
+        AuthContext::validate(&app.state.identity, &admin)
+            .await
+            .is_ok(),
         "signed by a secondary key"
     );
     let after_first = app.admin_token().await;
     // A second rotation drops key 1: its tokens fail, key 2's still validate.
     app.state.identity.rotate_keys().expect("rotate");
     assert_eq!(keys::key_indices(&key_dir).expect("keys"), vec![0, 2, 3]);
-    let refused = app.state.identity.validate_token(&admin).await;
+    let refused = AuthContext::validate(&app.state.identity, &admin).await;
     assert_eq!(
         refused.err().map(|error| error.status()),
         Some(StatusCode::UNAUTHORIZED)
     );
     assert!(
-        app.state
-            .identity
-            .validate_token(&after_first)
+        AuthContext::validate(&app.state.identity, &after_first)
             .await
             .is_ok()
     );
     let newest = app.admin_token().await;
-    assert!(app.state.identity.validate_token(&newest).await.is_ok());
+    assert!(
+        AuthContext::validate(&app.state.identity, &newest)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -728,10 +733,7 @@ async fn admin_crud_on(backend: &Backend) {
         )
         .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
-    let context = app
-        .state
-        .identity
-        .validate_token(&member)
+    let context = AuthContext::validate(&app.state.identity, &member)
         .await
         .expect("still has reader");
     assert_eq!(context.roles, ["reader"], "roles are re-read on validation");
@@ -745,7 +747,7 @@ async fn admin_crud_on(backend: &Backend) {
         )
         .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
-    let refused = app.state.identity.validate_token(&member).await;
+    let refused = AuthContext::validate(&app.state.identity, &member).await;
     assert_eq!(
         refused.err().map(|error| error.status()),
         Some(StatusCode::UNAUTHORIZED),
@@ -764,7 +766,11 @@ async fn admin_crud_on(backend: &Backend) {
         )
         .await;
     assert_eq!(disabled.json["user"]["enabled"], false);
-    assert!(app.state.identity.validate_token(&token).await.is_err());
+    assert!(
+        AuthContext::validate(&app.state.identity, &token)
+            .await
+            .is_err()
+    );
     assert_keystone_error(
         &app.password_auth("alice", "pw", Some("alpha")).await,
         StatusCode::UNAUTHORIZED,
@@ -810,7 +816,11 @@ async fn admin_crud_on(backend: &Backend) {
         )
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(app.state.identity.validate_token(&token).await.is_err());
+    assert!(
+        AuthContext::validate(&app.state.identity, &token)
+            .await
+            .is_err()
+    );
 
     // A custom role.
     let role = app

@@ -6,7 +6,8 @@ use crate::api_common;
 use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};
 use md5::Digest as _;
-use novum::images::{self, ImageError};
+use novum::api::auth::AuthContext;
+use novum::images::{self, ImageError, Viewer};
 use serde_json::{Value, json};
 
 const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
@@ -730,44 +731,40 @@ async fn isolation_on(backend: &Backend) {
     );
 
     // The compute side's lookup follows the same rules.
-    let alpha_context = app
-        .state
-        .identity
-        .validate_token(&alpha)
+    let alpha_context = AuthContext::validate(&app.state.identity, &alpha)
         .await
         .expect("alpha");
-    let beta_context = app
-        .state
-        .identity
-        .validate_token(&beta)
+    let beta_context = AuthContext::validate(&app.state.identity, &beta)
         .await
         .expect("beta");
-    let admin_context = app
-        .state
-        .identity
-        .validate_token(&admin)
+    let admin_context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("admin");
-    let image = images::get_for_project(&app.state.db, &private, &alpha_context)
+    let image = images::get_for_project(&app.state.db, &private, &Viewer::from(&alpha_context))
         .await
         .expect("own image");
     assert_eq!(image.owner, alpha_id);
     assert!(matches!(
-        images::get_for_project(&app.state.db, &private, &beta_context).await,
+        images::get_for_project(&app.state.db, &private, &Viewer::from(&beta_context)).await,
         Err(ImageError::NotFound(_))
     ));
     assert!(
-        images::get_for_project(&app.state.db, &private, &admin_context)
+        images::get_for_project(&app.state.db, &private, &Viewer::from(&admin_context))
             .await
             .is_ok()
     );
     assert!(
-        images::get_for_project(&app.state.db, &public, &beta_context)
+        images::get_for_project(&app.state.db, &public, &Viewer::from(&beta_context))
             .await
             .is_ok()
     );
     assert!(matches!(
-        images::get_for_project(&app.state.db, "no-such-image", &alpha_context).await,
+        images::get_for_project(
+            &app.state.db,
+            "no-such-image",
+            &Viewer::from(&alpha_context)
+        )
+        .await,
         Err(ImageError::NotFound(_))
     ));
 }
@@ -787,13 +784,10 @@ async fn properties_on(backend: &Backend) {
                "hw_architecture": "x86_64", "img_hv_type": "qemu", "hw_vm_mode": "hvm", "min_ram": 128}),
     )
     .await;
-    let context = app
-        .state
-        .identity
-        .validate_token(&admin)
+    let context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("admin");
-    let image = images::get_for_project(&app.state.db, &id, &context)
+    let image = images::get_for_project(&app.state.db, &id, &Viewer::from(&context))
         .await
         .expect("image");
     assert_eq!(image.property("hw_architecture"), Some("x86_64"));

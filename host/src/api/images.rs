@@ -3,26 +3,29 @@
 //! shared images.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body::Frame;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, ReadBuf};
 
-use super::data;
-use super::{
-    CONTAINER_FORMATS, DISK_FORMATS, Image, Member, STATUS_ACTIVE, STATUS_QUEUED, STATUS_SAVING,
-    Visibility,
-};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::parse_json;
 use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::validation;
-use crate::db::Backend;
+use crate::images::{
+    self, CONTAINER_FORMATS, DISK_FORMATS, FilterColumn, Image, ImageError, ImageListing, Member,
+    STATUS_ACTIVE, STATUS_QUEUED, STATUS_SAVING, SortKey, ValueMatch, Viewer, Visibility,
+    VisibilityFilter, data,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -79,6 +82,30 @@ crate::envelope!(
     /// `{"member_id": …}`
     ImageMember, "member_id", String
 );
+
+/// The size of a download chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// The status and message each image failure is answered with.
+impl From<ImageError> for ApiError {
+    fn from(error: ImageError) -> Self {
+        match error {
+            ImageError::NotFound(_) => ApiError::not_found(error.to_string()),
+            ImageError::AlreadyExists(_) => ApiError::conflict(error.to_string()),
+            ImageError::InvalidMarker(_) => ApiError::bad_request(error.to_string()),
+            ImageError::Db(error) => ApiError::internal(error),
+        }
+    }
+}
+
+impl<'a> From<&'a AuthContext> for Viewer<'a> {
+    fn from(auth: &'a AuthContext) -> Self {
+        Viewer {
+            project_id: &auth.project_id,
+            is_admin: auth.is_admin(),
+        }
+    }
+}
 
 /// The `/image` routes.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -166,7 +193,7 @@ pub fn image_json(image: &Image) -> Value {
 
 /// The image `image_id` if `auth` may see it, else 404.
 async fn visible_image(state: &AppState, auth: &AuthContext, image_id: &str) -> ApiResult<Image> {
-    Ok(super::get_for_project(&state.db, image_id, auth).await?)
+    Ok(images::get_for_project(&state.db, image_id, &Viewer::from(auth)).await?)
 }
 
 /// The image `image_id` if `auth` may change it: 404 when it may not see
@@ -390,16 +417,7 @@ async fn create_image(
     for (key, value) in &body {
         set_attribute(&mut image, key, value, &auth, true)?;
     }
-    match super::insert(&state.db, &image).await {
-        Ok(()) => {}
-        Err(error) if crate::identity::store::is_unique_violation(&error) => {
-            return Err(ApiError::conflict(format!(
-                "An image with identifier {} already exists",
-                image.id
-            )));
-        }
-        Err(error) => return Err(error.into()),
-    }
+    images::insert(&state.db, &image).await?;
     tracing::info!(image = %image.id, owner = %image.owner, "image created");
     let mut response = (StatusCode::CREATED, axum::Json(image_json(&image))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!(
@@ -508,8 +526,8 @@ async fn update_image(
             }
         }
     }
-    if !super::update_metadata(&state.db, &mut image).await? {
-        return Err(super::ImageError::NotFound(image_id).into());
+    if !images::update_metadata(&state.db, &mut image).await? {
+        return Err(ImageError::NotFound(image_id).into());
     }
     Ok(axum::Json(image_json(&image)).into_response())
 }
@@ -527,8 +545,8 @@ async fn delete_image(
             "Image {image_id} is protected and cannot be deleted."
         )));
     }
-    if !super::delete(&state.db, &image_id).await? {
-        return Err(super::ImageError::NotFound(image_id).into());
+    if !images::delete(&state.db, &image_id).await? {
+        return Err(ImageError::NotFound(image_id).into());
     }
     data::remove(&state.config.data_dir, &image_id)
         .await
@@ -561,7 +579,7 @@ async fn upload(
             "Properties disk_format, container_format must be set prior to saving data.",
         ));
     }
-    let limit = super::UploadLimit::for_image(&state.db, &state.config.images, &image).await?;
+    let limit = images::UploadLimit::for_image(&state.db, &state.config.images, &image).await?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -569,7 +587,7 @@ async fn upload(
     if let Some(size) = declared.filter(|size| *size > limit.bytes()) {
         return Err(too_large(limit.refusal(Some(size))));
     }
-    if !super::transition(&state.db, &image_id, STATUS_QUEUED, STATUS_SAVING).await? {
+    if !images::transition(&state.db, &image_id, STATUS_QUEUED, STATUS_SAVING).await? {
         return Err(ApiError::conflict(format!(
             "Image status transition from {} to {STATUS_SAVING} is not allowed",
             image.status
@@ -586,7 +604,7 @@ async fn upload(
     {
         Ok(stored) => stored,
         Err(error) => {
-            super::transition(&state.db, &image_id, STATUS_SAVING, STATUS_QUEUED).await?;
+            images::transition(&state.db, &image_id, STATUS_SAVING, STATUS_QUEUED).await?;
             return Err(match error {
                 data::DataError::Body(message) => ApiError::bad_request(message),
                 data::DataError::TooLarge { .. } => too_large(limit.refusal(None)),
@@ -594,7 +612,7 @@ async fn upload(
             });
         }
     };
-    if !super::activate(&state.db, &image_id, &stored).await? {
+    if !images::activate(&state.db, &image_id, &stored).await? {
         // Deleted while uploading: drop the orphan data.
         data::remove(&state.config.data_dir, &image_id)
             .await
@@ -618,10 +636,14 @@ async fn download(
     if image.status != STATUS_ACTIVE {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let (body, length) = data::open(&state.config.data_dir, &image_id)
+    let (file, length) = data::open(&state.config.data_dir, &image_id)
         .await
         .map_err(ApiError::internal)?;
-    let mut response = Response::new(body);
+    let mut response = Response::new(Body::new(FileBody {
+        file,
+        buffer: vec![0; CHUNK].into_boxed_slice(),
+        done: false,
+    }));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -638,6 +660,44 @@ async fn download(
     Ok(response)
 }
 
+/// A file read in chunks as an HTTP body.
+struct FileBody {
+    file: tokio::fs::File,
+    buffer: Box<[u8]>,
+    done: bool,
+}
+
+impl HttpBody for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let mut read = ReadBuf::new(&mut this.buffer);
+        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+            Poll::Ready(Ok(())) => {
+                if read.filled().is_empty() {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(read.filled())))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}
+
 /// `PUT /v2/images/{id}/tags/{tag}`.
 #[utoipa::path(put, path = "/v2/images/{image_id}/tags/{tag}", params(("image_id" = String, Path, description = "The image id"), ("tag" = String, Path, description = "The tag")), responses((status = NO_CONTENT, description = "Done, no body"), crate::api::fault::ApiError))]
 async fn add_tag(
@@ -649,7 +709,7 @@ async fn add_tag(
     let mut list = image.tags.clone();
     list.push(tag);
     image.tags = tags(&json!(list))?;
-    super::update_metadata(&state.db, &mut image).await?;
+    images::update_metadata(&state.db, &mut image).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -666,71 +726,24 @@ async fn remove_tag(
     if image.tags.len() == before {
         return Err(ApiError::not_found(format!("Tag {tag} not found")));
     }
-    super::update_metadata(&state.db, &mut image).await?;
+    images::update_metadata(&state.db, &mut image).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------------------------------------------------------------- listing
 
-/// A value bound into a listing query.
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// Builds the WHERE clause of a listing, numbering placeholders.
-struct Clauses {
-    clauses: Vec<String>,
-    binds: Vec<Bind>,
-}
-
-impl Clauses {
-    fn bind(&mut self, value: Bind) -> String {
-        self.binds.push(value);
-        format!("${}", self.binds.len())
+/// A column filter's value: `in:a,b` is any of a list.
+fn value_match(value: &str) -> ValueMatch {
+    match value.strip_prefix("in:") {
+        Some(list) => ValueMatch::AnyOf(
+            list.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+        None => ValueMatch::Equals(value.to_string()),
     }
-
-    fn text(&mut self, value: &str) -> String {
-        self.bind(Bind::Text(value.to_string()))
-    }
-
-    /// `column = value`, or `column IN (...)` for `in:a,b`.
-    fn eq_or_in(&mut self, column: &str, value: &str) {
-        let clause = match value.strip_prefix("in:") {
-            Some(list) => {
-                let placeholders: Vec<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(|item| self.text(item))
-                    .collect();
-                if placeholders.is_empty() {
-                    "1 = 0".to_string()
-                } else {
-                    format!("{column} IN ({})", placeholders.join(", "))
-                }
-            }
-            None => format!("{column} = {}", self.text(value)),
-        };
-        self.clauses.push(clause);
-    }
-}
-
-/// Sort keys a listing accepts, and the SQL expression each sorts by.
-fn sort_expression(key: &str) -> ApiResult<&'static str> {
-    Ok(match key {
-        "created_at" => "created_at",
-        "updated_at" => "updated_at",
-        "name" => "COALESCE(name, '')",
-        "id" => "id",
-        "status" => "status",
-        "size" => "COALESCE(size, -1)",
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Unsupported sort key '{other}'; use created_at, updated_at, name, id, status or size."
-            )));
-        }
-    })
 }
 
 fn percent_encode(text: &str) -> String {
@@ -782,10 +795,7 @@ async fn list_images(
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     };
-    let mut where_ = Clauses {
-        clauses: Vec::new(),
-        binds: Vec::new(),
-    };
+    let mut listing = ImageListing::default();
     // Visibility: what the caller may see, narrowed by the filter.
     let member_status = single("member_status").unwrap_or("accepted");
     if !["accepted", "pending", "rejected", "all"].contains(&member_status) {
@@ -793,81 +803,47 @@ async fn list_images(
             "Invalid member_status {member_status}"
         )));
     }
-    let visibility = single("visibility");
-    if let Some(visibility) = visibility
-        && visibility != "all"
-        && Visibility::parse(visibility).is_none()
-    {
-        return Err(ApiError::bad_request(format!(
-            "Invalid visibility value: {visibility}"
-        )));
-    }
-    if auth.is_admin() {
-        if let Some(visibility) = visibility.filter(|v| *v != "all") {
-            let placeholder = where_.text(visibility);
-            where_.clauses.push(format!("visibility = {placeholder}"));
-        }
-    } else {
-        let project = where_.text(&auth.project_id);
-        let member = if member_status == "all" {
-            format!("id IN (SELECT image_id FROM image_members WHERE member_id = {project})")
-        } else {
-            let status = where_.text(member_status);
-            format!(
-                "id IN (SELECT image_id FROM image_members WHERE member_id = {project} AND status = {status})"
-            )
+    listing.member_status = (member_status != "all").then(|| member_status.to_string());
+    listing.visibility =
+        match single("visibility") {
+            None => VisibilityFilter::Default,
+            Some("all") => VisibilityFilter::All,
+            Some(text) => VisibilityFilter::Only(Visibility::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!("Invalid visibility value: {text}"))
+            })?),
         };
-        where_.clauses.push(match visibility {
-            None => format!(
-                "(owner = {project} OR visibility = 'public' OR (visibility = 'shared' AND {member}))"
-            ),
-            Some("all") => format!(
-                "(owner = {project} OR visibility IN ('public', 'community') OR (visibility = 'shared' AND {member}))"
-            ),
-            Some("public") => "visibility = 'public'".to_string(),
-            Some("community") => "visibility = 'community'".to_string(),
-            Some("private") => format!("(visibility = 'private' AND owner = {project})"),
-            Some(_) => format!("(visibility = 'shared' AND (owner = {project} OR {member}))"),
-        });
-    }
-    let hidden = match single("os_hidden") {
-        None => false,
-        Some(text) => text
+    if let Some(text) = single("os_hidden") {
+        listing.os_hidden = text
             .parse::<bool>()
-            .map_err(|_| ApiError::bad_request(format!("Invalid os_hidden value: {text}")))?,
-    };
-    where_
-        .clauses
-        .push(format!("os_hidden = {}", i64::from(hidden)));
+            .map_err(|_| ApiError::bad_request(format!("Invalid os_hidden value: {text}")))?;
+    }
     for column in [
-        "name",
-        "id",
-        "status",
-        "owner",
-        "disk_format",
-        "container_format",
+        FilterColumn::Name,
+        FilterColumn::Id,
+        FilterColumn::Status,
+        FilterColumn::Owner,
+        FilterColumn::DiskFormat,
+        FilterColumn::ContainerFormat,
     ] {
-        if let Some(value) = single(column) {
-            where_.eq_or_in(column, value);
+        if let Some(value) = single(column.name()) {
+            listing.columns.push((column, value_match(value)));
         }
     }
     if let Some(text) = single("protected") {
-        let protected = text
-            .parse::<bool>()
-            .map_err(|_| ApiError::bad_request(format!("Invalid protected value: {text}")))?;
-        where_
-            .clauses
-            .push(format!("protected = {}", i64::from(protected)));
+        listing.protected = Some(
+            text.parse::<bool>()
+                .map_err(|_| ApiError::bad_request(format!("Invalid protected value: {text}")))?,
+        );
     }
-    for (name, operator) in [("size_min", ">="), ("size_max", "<=")] {
+    for (name, bound) in [
+        ("size_min", &mut listing.size_min),
+        ("size_max", &mut listing.size_max),
+    ] {
         if let Some(text) = single(name) {
-            let size = text
-                .parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("Invalid {name} value: {text}")))?;
-            let placeholder = where_.bind(Bind::Int(size));
-            where_
-                .clauses
-                .push(format!("size {operator} {placeholder}"));
+            *bound = Some(
+                text.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("Invalid {name} value: {text}")))?,
+            );
         }
     }
     for (key, value) in &params {
@@ -875,41 +851,21 @@ async fn list_images(
             continue;
         }
         match key.as_str() {
-            "tag" => {
-                // Tags are a JSON array of strings: match the quoted tag.
-                let quoted = serde_json::to_string(value).unwrap_or_default();
-                let pattern = format!(
-                    "%{}%",
-                    quoted
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
-                let placeholder = where_.text(&pattern);
-                where_
-                    .clauses
-                    .push(format!("tags LIKE {placeholder} ESCAPE '\\'"));
-            }
-            "checksum" | "os_hash_value" => where_.eq_or_in(key, value),
+            "tag" => listing.tags.push(value.clone()),
+            "checksum" => listing
+                .columns
+                .push((FilterColumn::Checksum, value_match(value))),
+            "os_hash_value" => listing
+                .columns
+                .push((FilterColumn::OsHashValue, value_match(value))),
             "created_at" | "updated_at" | "changes-since" => {
                 return Err(ApiError::bad_request(format!(
                     "Filtering on {key} is not supported."
                 )));
             }
-            property => {
-                let value = where_.text(value);
-                let clause = match state.db.backend() {
-                    Backend::Sqlite => {
-                        let path = where_.text(&format!("$.\"{}\"", property.replace('"', "\\\"")));
-                        format!("json_extract(properties, {path}) = {value}")
-                    }
-                    Backend::Postgres => {
-                        let key = where_.text(property);
-                        format!("(CAST(properties AS jsonb) ->> {key}) = {value}")
-                    }
-                };
-                where_.clauses.push(clause);
-            }
+            property => listing
+                .properties
+                .push((property.to_string(), value.clone())),
         }
     }
     // Order and page.
@@ -926,81 +882,46 @@ async fn list_images(
             single("sort_dir").unwrap_or("desc").to_string(),
         ),
     };
-    let expression = sort_expression(&sort_key)?;
-    let (direction, comparison) = match sort_dir.as_str() {
-        "desc" => ("DESC", "<"),
-        "asc" => ("ASC", ">"),
+    listing.sort_key = SortKey::parse(&sort_key).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Unsupported sort key '{sort_key}'; use created_at, updated_at, name, id, status or size."
+        ))
+    })?;
+    listing.descending = match sort_dir.as_str() {
+        "desc" => true,
+        "asc" => false,
         other => {
             return Err(ApiError::bad_request(format!(
                 "Invalid sort direction '{other}'; use asc or desc."
             )));
         }
     };
-    let limit = match single("limit") {
+    listing.limit = match single("limit") {
         None => DEFAULT_LIMIT,
         Some(text) => text
             .parse::<usize>()
             .map_err(|_| ApiError::bad_request(format!("limit param must be an integer: {text}")))?
             .min(MAX_LIMIT),
     };
-    if let Some(marker) = single("marker") {
-        if visible_image(&state, &auth, marker).await.is_err() {
-            return Err(ApiError::bad_request(format!(
-                "Invalid marker. Image {marker} could not be found."
-            )));
-        }
-        let placeholder = where_.text(marker);
-        let of_marker = format!("(SELECT {expression} FROM images WHERE id = {placeholder})");
-        where_.clauses.push(format!(
-            "({expression} {comparison} {of_marker} OR ({expression} = {of_marker} AND id {comparison} {placeholder}))"
-        ));
-    }
-    let where_sql = where_.clauses.join(" AND ");
-    let order_sql = format!("{expression} {direction}, id {direction}");
-    let mut images = run_listing(&state, &where_sql, &where_.binds, &order_sql, limit + 1).await?;
+    listing.marker = single("marker").map(str::to_string);
+    let page = images::list(&state.db, &Viewer::from(&auth), &listing).await?;
     let mut body = json!({
         "first": "/v2/images",
         "schema": "/v2/schemas/images",
     });
-    if images.len() > limit {
-        images.truncate(limit);
-        if let Some(last) = images.last() {
-            let mut query: Vec<String> = params
-                .iter()
-                .filter(|(key, _)| key != "marker")
-                .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
-                .collect();
-            query.push(format!("marker={}", percent_encode(&last.id)));
-            body["next"] = json!(format!("/v2/images?{}", query.join("&")));
-        }
+    if page.more
+        && let Some(last) = page.images.last()
+    {
+        let mut query: Vec<String> = params
+            .iter()
+            .filter(|(key, _)| key != "marker")
+            .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+            .collect();
+        query.push(format!("marker={}", percent_encode(&last.id)));
+        body["next"] = json!(format!("/v2/images?{}", query.join("&")));
     }
-    body["images"] = images.iter().map(image_json).collect();
+    body["images"] = page.images.iter().map(image_json).collect();
     Ok(axum::Json(body).into_response())
-}
-
-async fn run_listing(
-    state: &AppState,
-    where_sql: &str,
-    binds: &[Bind],
-    order_sql: &str,
-    limit: usize,
-) -> ApiResult<Vec<Image>> {
-    let sql = format!(
-        "SELECT {} FROM images WHERE {where_sql} ORDER BY {order_sql} LIMIT {limit}",
-        super::IMAGE_COLUMNS
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for bind in binds {
-        query = match bind {
-            Bind::Text(text) => query.bind(text.as_str()),
-            Bind::Int(number) => query.bind(*number),
-        };
-    }
-    let rows = query.fetch_all(state.db.pool()).await?;
-    Ok(rows
-        .iter()
-        .map(super::image_from)
-        .collect::<Result<_, _>>()?)
 }
 
 // ---------------------------------------------------------------- members
@@ -1036,7 +957,7 @@ async fn list_members(
     let image = shared_image(&state, &auth, &image_id).await?;
     let only =
         (!auth.is_admin() && image.owner != auth.project_id).then_some(auth.project_id.as_str());
-    let members = super::members(&state.db, &image_id, only).await?;
+    let members = images::members(&state.db, &image_id, only).await?;
     let members: Vec<Value> = members.iter().map(member_json).collect();
     Ok(axum::Json(json!({"members": members, "schema": "/v2/schemas/members"})).into_response())
 }
@@ -1059,12 +980,12 @@ async fn create_member(
         return Err(ApiError::forbidden("Only shared images have members."));
     }
     let NewMember { member } = parse_json(&bytes)?;
-    if !super::add_member(&state.db, &image_id, &member).await? {
+    if !images::add_member(&state.db, &image_id, &member).await? {
         return Err(ApiError::conflict(format!(
             "Member {member} already exists for image {image_id}."
         )));
     }
-    let created = super::members(&state.db, &image_id, Some(&member)).await?;
+    let created = images::members(&state.db, &image_id, Some(&member)).await?;
     let created = created
         .first()
         .ok_or_else(|| ApiError::not_found(format!("Member {member} not found")))?;
@@ -1082,7 +1003,7 @@ async fn show_member(
     if !(auth.is_admin() || image.owner == auth.project_id || member_id == auth.project_id) {
         return Err(ApiError::not_found(format!("Member {member_id} not found")));
     }
-    let members = super::members(&state.db, &image_id, Some(&member_id)).await?;
+    let members = images::members(&state.db, &image_id, Some(&member_id)).await?;
     let member = members
         .first()
         .ok_or_else(|| ApiError::not_found(format!("Member {member_id} not found")))?;
@@ -1114,10 +1035,10 @@ async fn update_member(
             "Invalid member status {status}; use pending, accepted or rejected."
         )));
     }
-    if !super::set_member_status(&state.db, &image_id, &member_id, &status).await? {
+    if !images::set_member_status(&state.db, &image_id, &member_id, &status).await? {
         return Err(ApiError::not_found(format!("Member {member_id} not found")));
     }
-    let members = super::members(&state.db, &image_id, Some(&member_id)).await?;
+    let members = images::members(&state.db, &image_id, Some(&member_id)).await?;
     let member = members
         .first()
         .ok_or_else(|| ApiError::not_found(format!("Member {member_id} not found")))?;
@@ -1132,7 +1053,7 @@ async fn delete_member(
     Path((image_id, member_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     owned_image(&state, &auth, &image_id, "delete_member").await?;
-    if super::remove_member(&state.db, &image_id, &member_id).await? {
+    if images::remove_member(&state.db, &image_id, &member_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("Member {member_id} not found")))

@@ -13,12 +13,12 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::db;
+use crate::notify::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -193,7 +193,7 @@ async fn reload_hooks(
     context.require_admin("novum:notifications:hooks:reload")?;
     let reloaded = state.clone();
     tokio::task::spawn_blocking(move || {
-        super::sink::hook::reload(&reloaded.hooks, &reloaded.config)
+        crate::notify::sink::hook::reload(&reloaded.hooks, &reloaded.config)
     })
     .await
     .map_err(ApiError::internal)?

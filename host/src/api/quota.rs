@@ -9,8 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::resources::{LimitMap, MAX_LIMIT, Resource};
-use super::store;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::body::JsonBody;
@@ -18,6 +16,7 @@ use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::compute::flavors::parse_query;
+use crate::quota::{LimitMap, MAX_LIMIT, QuotaError, QuotaView, Resource};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,6 +32,41 @@ crate::envelope!(
     /// `{"limits": …}`
     Limits, "limits", Object
 );
+
+/// The status and message each quota failure is answered with: Nova's 403
+/// with the policy's message when over quota, 400 for a limit out of range.
+impl From<QuotaError> for ApiError {
+    fn from(error: QuotaError) -> Self {
+        match error {
+            QuotaError::Db(error) => ApiError::internal(error),
+            QuotaError::LimitOutOfRange(message) => ApiError::bad_request(message),
+            denied @ (QuotaError::Exceeded { .. } | QuotaError::PolicyFailed { .. }) => {
+                ApiError::forbidden(denied.to_string())
+            }
+        }
+    }
+}
+
+/// What `os-quota-sets` shows at `version`: 2.36 drops the network
+/// resources, 2.57 the injected files.
+fn quota_sets_view(version: Microversion) -> QuotaView {
+    QuotaView {
+        network: !version.at_least(36),
+        injected_files: !version.at_least(57),
+        server_groups: true,
+    }
+}
+
+/// What `os-quota-class-sets` shows at `version`: server groups only from
+/// 2.50, which also drops the network resources; 2.57 drops the injected
+/// files.
+fn quota_class_sets_view(version: Microversion) -> QuotaView {
+    QuotaView {
+        network: !version.at_least(50),
+        injected_files: !version.at_least(57),
+        server_groups: version.at_least(50),
+    }
+}
 
 /// The quota routes (under `/compute`).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -134,7 +168,7 @@ async fn show(
         .limits(&mut conn, &project, user.as_deref())
         .await?;
     Ok(Json(
-        json!({"quota_set": quota_set(Some(&project), &limits, |r| r.in_quota_sets(version), plain)}),
+        json!({"quota_set": quota_set(Some(&project), &limits, |r| r.shown_in(quota_sets_view(version)), plain)}),
     ))
 }
 
@@ -162,7 +196,7 @@ async fn detail(
     let body = quota_set(
         Some(&project),
         &limits,
-        |r| r.in_quota_sets(version),
+        |r| r.shown_in(quota_sets_view(version)),
         |resource, limit| json!({"in_use": usage.get(&resource).copied().unwrap_or(0), "limit": limit, "reserved": 0}),
     );
     Ok(Json(json!({"quota_set": body})))
@@ -179,7 +213,7 @@ async fn defaults(
     let mut conn = state.db.pool().acquire().await?;
     let limits = state.quota.defaults(&mut conn).await?;
     Ok(Json(
-        json!({"quota_set": quota_set(Some(&project), &limits, |r| r.in_quota_sets(version), plain)}),
+        json!({"quota_set": quota_set(Some(&project), &limits, |r| r.shown_in(quota_sets_view(version)), plain)}),
     ))
 }
 
@@ -277,15 +311,6 @@ fn requested_limits(
     Ok((limits, force))
 }
 
-/// −1 as infinity.
-fn infinite(value: i64) -> i128 {
-    if value < 0 {
-        i128::MAX
-    } else {
-        i128::from(value)
-    }
-}
-
 #[utoipa::path(put, path = "/v2.1/os-quota-sets/{project}", params(("project" = String, Path, description = "The project id"), ("user_id" = Option<String>, Query, description = "The user whose quota (admin)")), request_body = QuotaSet, responses((status = OK, description = "Success", body = QuotaSet), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
@@ -300,47 +325,18 @@ async fn update(
     verify_project(&state, &project).await?;
     let user = user_param(&pairs);
     let set = wrapped(&body, "quota_set")?;
-    let (requested, force) =
-        requested_limits(set, "quota_set", |r| r.in_quota_sets(version), true)?;
-    // Serialized with the project's quota checks, so the usage the limit is
-    // validated against cannot grow meanwhile.
-    let mut tx = state.quota.begin(&project).await?;
-    if !force {
-        let ranges = state
-            .quota
-            .settable(&mut tx, &project, user.as_deref())
-            .await?;
-        for (resource, limit) in &requested {
-            let (minimum, maximum) = ranges.get(resource).copied().unwrap_or((0, -1));
-            if infinite(*limit) < infinite(minimum) {
-                return Err(ApiError::bad_request(format!(
-                    "Quota limit {limit} for {resource} must be greater than or equal to already used and reserved {minimum}."
-                )));
-            }
-            if infinite(*limit) > infinite(maximum) {
-                return Err(ApiError::bad_request(format!(
-                    "Quota limit {limit} for {resource} must be less than or equal to {maximum}."
-                )));
-            }
-        }
-    }
-    for (resource, limit) in &requested {
-        store::set_limit(&mut tx, &project, user.as_deref(), *resource, *limit).await?;
-    }
+    let (requested, force) = requested_limits(
+        set,
+        "quota_set",
+        |r| r.shown_in(quota_sets_view(version)),
+        true,
+    )?;
     let limits = state
         .quota
-        .limits(&mut tx, &project, user.as_deref())
+        .set_limits(&project, user.as_deref(), &requested, force)
         .await?;
-    tx.commit().await?;
-    tracing::info!(
-        project,
-        user = user.as_deref().unwrap_or(""),
-        ?requested,
-        force,
-        "quota limits updated"
-    );
     Ok(Json(
-        json!({"quota_set": quota_set(None, &limits, |r| r.in_quota_sets(version), plain)}),
+        json!({"quota_set": quota_set(None, &limits, |r| r.shown_in(quota_sets_view(version)), plain)}),
     ))
 }
 
@@ -355,9 +351,7 @@ async fn delete(
     auth.require_admin("os_compute_api:os-quota-sets:delete")?;
     let pairs = query(raw.as_deref(), version, &["user_id"])?;
     let user = user_param(&pairs);
-    let mut tx = state.quota.begin(&project).await?;
-    store::delete_limits(&mut tx, &project, user.as_deref()).await?;
-    tx.commit().await?;
+    state.quota.delete_limits(&project, user.as_deref()).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -372,7 +366,7 @@ async fn class_show(
     let mut conn = state.db.pool().acquire().await?;
     let limits = state.quota.class_limits(&mut conn, &class).await?;
     Ok(Json(
-        json!({"quota_class_set": quota_set(Some(&class), &limits, |r| r.in_quota_class_sets(version), plain)}),
+        json!({"quota_class_set": quota_set(Some(&class), &limits, |r| r.shown_in(quota_class_sets_view(version)), plain)}),
     ))
 }
 
@@ -394,17 +388,12 @@ async fn class_update(
     let (requested, _) = requested_limits(
         set,
         "quota_class_set",
-        |r| r.in_quota_class_sets(version),
+        |r| r.shown_in(quota_class_sets_view(version)),
         false,
     )?;
-    let mut tx = state.db.begin().await?;
-    for (resource, limit) in &requested {
-        store::set_class_limit(&mut tx, &class, *resource, *limit).await?;
-    }
-    let limits = state.quota.class_limits(&mut tx, &class).await?;
-    tx.commit().await?;
+    let limits = state.quota.set_class_limits(&class, &requested).await?;
     Ok(Json(
-        json!({"quota_class_set": quota_set(None, &limits, |r| r.in_quota_class_sets(version), plain)}),
+        json!({"quota_class_set": quota_set(None, &limits, |r| r.shown_in(quota_class_sets_view(version)), plain)}),
     ))
 }
 
@@ -472,4 +461,31 @@ async fn limits(
         }
     }
     Ok(Json(json!({"limits": {"rate": [], "absolute": absolute}})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_follow_microversions() {
+        let shown = |version: u16| {
+            Resource::ALL
+                .into_iter()
+                .filter(|resource| resource.shown_in(quota_sets_view(Microversion::v2(version))))
+                .count()
+        };
+        assert_eq!(shown(1), 14);
+        assert_eq!(shown(36), 10);
+        assert_eq!(shown(57), 7);
+        let in_classes = |resource: Resource, version| {
+            resource.shown_in(quota_class_sets_view(Microversion::v2(version)))
+        };
+        assert!(!in_classes(Resource::ServerGroups, 49));
+        assert!(in_classes(Resource::ServerGroups, 50));
+        assert!(in_classes(Resource::FloatingIps, 49));
+        assert!(!in_classes(Resource::FloatingIps, 50));
+        assert!(in_classes(Resource::InjectedFiles, 56));
+        assert!(!in_classes(Resource::InjectedFiles, 57));
+    }
 }

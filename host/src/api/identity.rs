@@ -15,13 +15,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use super::store::{self, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ListFilter, Project, Role, User};
-use super::{AUTH_REQUIRED, AuthRequest, TokenError, ValidToken};
 use crate::api::AppState;
 use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, FaultStyle};
 use crate::api::validation;
 use crate::config::Config;
+use crate::identity::store::{
+    self, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ListFilter, Project, Role, User,
+};
+use crate::identity::{AUTH_REQUIRED, AuthSpec, IdentityError, TokenError, ValidToken, password};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -57,6 +59,25 @@ impl From<sqlx::Error> for KeystoneError {
 impl IntoResponse for KeystoneError {
     fn into_response(self) -> Response {
         self.0.styled(FaultStyle::Keystone).into_response()
+    }
+}
+
+impl From<IdentityError> for KeystoneError {
+    fn from(error: IdentityError) -> Self {
+        Self(error.into())
+    }
+}
+
+/// The status and message each identity failure is answered with.
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::BadRequest(message) => ApiError::bad_request(message),
+            IdentityError::Unauthorized(message) => ApiError::unauthorized(message),
+            internal @ (IdentityError::Db(_)
+            | IdentityError::Keys(_)
+            | IdentityError::PasswordChecksClosed(_)) => ApiError::internal(internal),
+        }
     }
 }
 
@@ -232,6 +253,13 @@ crate::envelope!(
     IdentityEndpoint, "endpoint", Object
 );
 
+/// The body of `POST /v3/auth/tokens`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+pub struct AuthRequest {
+    /// `auth`.
+    pub auth: AuthSpec,
+}
+
 /// The `/identity` routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -393,7 +421,7 @@ fn token_response(status: StatusCode, config: &Config, token: &ValidToken) -> Re
 }
 
 /// `POST /v3/auth/tokens`.
-#[utoipa::path(post, path = "/v3/auth/tokens", request_body = super::AuthRequest, security(()), responses((status = CREATED, description = "The token (its id in X-Subject-Token)", body = IdentityToken), crate::api::openapi::KeystoneFaults))]
+#[utoipa::path(post, path = "/v3/auth/tokens", request_body = AuthRequest, security(()), responses((status = CREATED, description = "The token (its id in X-Subject-Token)", body = IdentityToken), crate::api::openapi::KeystoneFaults))]
 async fn issue_token(State(state): State<AppState>, bytes: Bytes) -> KsResult<Response> {
     let request: AuthRequest = body(&bytes)?;
     let token = state.identity.authenticate(&request.auth).await?;
@@ -803,7 +831,7 @@ async fn apply_user_fields(state: &AppState, user: &mut User, fields: UserFields
     }
     if let Some(password) = fields.password {
         user.password_hash = Some(
-            super::password::hash_password(password)
+            password::hash_password(password)
                 .await
                 .map_err(ApiError::internal)?,
         );
@@ -951,7 +979,7 @@ async fn change_password(
         return Err(KeystoneError(ApiError::unauthorized(AUTH_REQUIRED)));
     }
     user.password_hash = Some(
-        super::password::hash_password(change.password)
+        password::hash_password(change.password)
             .await
             .map_err(ApiError::internal)?,
     );
