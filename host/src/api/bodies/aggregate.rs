@@ -46,6 +46,7 @@ fn check_names(name: Option<&str>, zone: Option<&str>) -> ApiResult<()> {
 
 /// `{"aggregate": {"name", "availability_zone"}}` (create).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AggregateCreateBody {
     /// The aggregate to create.
     pub aggregate: AggregateCreate,
@@ -53,6 +54,7 @@ pub struct AggregateCreateBody {
 
 /// The `aggregate` of a create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AggregateCreate {
     /// Name (Nova's name rules).
     pub name: String,
@@ -77,6 +79,7 @@ impl RequestBody for AggregateCreateBody {
 
 /// `{"aggregate": {…}}` (update: a name, a zone, or both).
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AggregateUpdateBody {
     /// What to change.
     pub aggregate: AggregateUpdate,
@@ -84,6 +87,7 @@ pub struct AggregateUpdateBody {
 
 /// The `aggregate` of an update.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AggregateUpdate {
     /// The new name.
     #[serde(default, deserialize_with = "present")]
@@ -118,6 +122,7 @@ impl RequestBody for AggregateUpdateBody {
 
 /// `POST /os-aggregates/{id}/action`: one action named by its key.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub enum AggregateActionBody {
     /// `{"add_host": {"host": …}}`.
     #[serde(rename = "add_host")]
@@ -178,6 +183,7 @@ fn one_action() -> ApiError {
 
 /// The argument of `add_host` and `remove_host`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HostArgs {
     /// The compute host.
     pub host: String,
@@ -185,6 +191,7 @@ pub struct HostArgs {
 
 /// The argument of `set_metadata`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MetadataArgs {
     /// Keys to set (a string) or remove (`null`).
     #[schema(value_type = BTreeMap<String, Option<String>>)]

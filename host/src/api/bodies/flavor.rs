@@ -25,6 +25,7 @@ const FLAVOR_GATES: &[Gate] = &[Gate::since("description", 55)];
 
 /// `{"flavor": {…}}`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FlavorCreateBody {
     /// The flavor to create.
     pub flavor: FlavorCreate,
@@ -48,6 +49,7 @@ impl RequestBody for FlavorCreateBody {
 
 /// The `flavor` of a create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FlavorCreate {
     /// Name (Nova's name rules).
     pub name: String,

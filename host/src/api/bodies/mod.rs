@@ -17,6 +17,10 @@
 //!    [`validation`](super::validation), lengths, base64, `min_count <=
 //!    max_count`).
 //!
+//! Each object type also carries `#[serde(deny_unknown_fields)]` where
+//! Nova's schema has `additionalProperties: false`: the OpenAPI document
+//! (the types derive `ToSchema`) then says so too.
+//!
 //! Field types report a refusal through [`invalid`] ("Invalid input for
 //! field/attribute <field>. <detail>") or [`refused`] (a message of its
 //! own).

@@ -35,6 +35,7 @@ const SERVER_GATES: &[Gate] = &[
 
 /// `{"server": {…}, "os:scheduler_hints": {…}}`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ServerCreateBody {
     /// The server to create.
     pub server: ServerCreate,
@@ -72,6 +73,7 @@ impl RequestBody for ServerCreateBody {
 
 /// The `server` of a create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ServerCreate {
     /// Display name (Nova's name rules).
     pub name: String,
@@ -244,6 +246,7 @@ const UPDATE_GATES: &[Gate] = &[Gate::since("description", 19), Gate::since("hos
 
 /// `PUT /servers/{id}`: `{"server": {…}}`, what to change.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ServerUpdateBody {
     /// What to change.
     pub server: ServerUpdate,
@@ -269,6 +272,7 @@ impl RequestBody for ServerUpdateBody {
 
 /// The `server` of an update: each field absent is left as it is.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ServerUpdate {
     /// The new display name.
     #[serde(default, deserialize_with = "present")]
