@@ -4,6 +4,7 @@
 //! logic.
 
 pub mod auth;
+pub mod bodies;
 pub mod body;
 pub mod extract;
 pub mod fault;

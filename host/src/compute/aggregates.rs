@@ -10,17 +10,19 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::common::api_time_micros;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
-use crate::api::body::JsonBody;
+use crate::api::bodies::TypedBody;
+use crate::api::bodies::aggregate::{
+    AggregateActionBody, AggregateCreate, AggregateCreateBody, AggregateUpdate, AggregateUpdateBody,
+};
 use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
-use crate::api::validation::{self, TextFormat};
 use crate::db::{self, Tx};
 use crate::notify::builders::{self, AggregateAction};
 use crate::notify::payload::AggregatePayload;
@@ -213,24 +215,6 @@ async fn check_zone_change(
     Ok(Ok(()))
 }
 
-fn body_object<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<&'a Map<String, Value>> {
-    match body.get(key) {
-        Some(Value::Object(object)) if body.len() == 1 => Ok(object),
-        _ => Err(ApiError::bad_request(format!(
-            "Invalid input: the body must be {{\"{key}\": {{...}}}}"
-        ))),
-    }
-}
-
-fn reject_unknown(object: &Map<String, Value>, allowed: &[&str]) -> ApiResult<()> {
-    match object.keys().find(|key| !allowed.contains(&key.as_str())) {
-        Some(key) => Err(ApiError::bad_request(format!(
-            "Additional properties are not allowed ('{key}' was unexpected)"
-        ))),
-        None => Ok(()),
-    }
-}
-
 async fn name_taken(tx: &mut Tx, name: &str, except: i64) -> ApiResult<bool> {
     Ok(
         sqlx::query("SELECT id FROM aggregates WHERE name = $1 AND id <> $2")
@@ -286,31 +270,18 @@ async fn index(
     Ok(Json(json!({"aggregates": aggregates})))
 }
 
-#[utoipa::path(post, path = "/v2.1/os-aggregates", request_body = AggregateEnvelope, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
+#[utoipa::path(post, path = "/v2.1/os-aggregates", request_body = AggregateCreateBody, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    TypedBody(body): TypedBody<AggregateCreateBody>,
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-aggregates:create")?;
-    let input = body_object(&body, "aggregate")?;
-    reject_unknown(input, &["name", "availability_zone"])?;
-    let name = validation::text(
-        "name",
-        input
-            .get("name")
-            .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?,
-        TextFormat::Name,
-    )?;
-    let zone = match input.get("availability_zone") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(validation::text(
-            "availability_zone",
-            value,
-            TextFormat::AzName,
-        )?),
-    };
+    let AggregateCreate {
+        name,
+        availability_zone: zone,
+    } = body.aggregate;
     let mut tx = state.db.begin_serialized(LOCK).await?;
     if name_taken(&mut tx, &name, -1).await? {
         return Err(ApiError::conflict(format!(
@@ -362,36 +333,20 @@ async fn show(
     Ok(Json(json!({"aggregate": view(version, &aggregate, true)})))
 }
 
-#[utoipa::path(put, path = "/v2.1/os-aggregates/{id}", params(("id" = String, Path, description = "The aggregate id")), request_body = AggregateEnvelope, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
+#[utoipa::path(put, path = "/v2.1/os-aggregates/{id}", params(("id" = String, Path, description = "The aggregate id")), request_body = AggregateUpdateBody, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    TypedBody(body): TypedBody<AggregateUpdateBody>,
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-aggregates:update")?;
     let id = parse_id(&id)?;
-    let input = body_object(&body, "aggregate")?;
-    reject_unknown(input, &["name", "availability_zone"])?;
-    if input.is_empty() {
-        return Err(ApiError::bad_request(
-            "Invalid input: name or availability_zone must be given.",
-        ));
-    }
-    let name = input
-        .get("name")
-        .map(|value| validation::text("name", value, TextFormat::Name))
-        .transpose()?;
-    let zone = match input.get("availability_zone") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(value) => Some(Some(validation::text(
-            "availability_zone",
-            value,
-            TextFormat::AzName,
-        )?)),
-    };
+    let AggregateUpdate {
+        name,
+        availability_zone: zone,
+    } = body.aggregate;
     let mut tx = state.db.begin_serialized(LOCK).await?;
     let aggregates = load_all(&mut tx).await?;
     let aggregate = aggregates
@@ -528,35 +483,9 @@ async fn set_metadata(
     tx: &mut Tx,
     aggregates: &[AggregateRow],
     aggregate: &AggregateRow,
-    metadata: &Map<String, Value>,
+    changes: &BTreeMap<String, Option<String>>,
 ) -> ApiResult<()> {
-    let mut changes: Vec<(String, Option<String>)> = Vec::new();
-    for (key, value) in metadata {
-        if key.is_empty() || key.len() > 255 {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute metadata. Value: {key}."
-            )));
-        }
-        let value = match value {
-            Value::Null => None,
-            Value::String(text) if text.len() <= 255 => Some(text.clone()),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid input for field/attribute metadata. Value: {other}."
-                )));
-            }
-        };
-        if key == ZONE_KEY
-            && let Some(zone) = &value
-            && (zone.is_empty() || zone.contains(':'))
-        {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute availability_zone. Value: {zone}."
-            )));
-        }
-        changes.push((key.clone(), value));
-    }
-    if let Some((_, zone)) = changes.iter().find(|(key, _)| key == ZONE_KEY)
+    if let Some(zone) = changes.get(ZONE_KEY)
         && let Err(reason) = check_zone_change(tx, aggregates, aggregate, zone.as_deref()).await?
     {
         return Err(ApiError::bad_request(format!(
@@ -567,7 +496,7 @@ async fn set_metadata(
     for (key, value) in changes {
         sqlx::query("DELETE FROM aggregate_metadata WHERE aggregate_id = $1 AND key = $2")
             .bind(aggregate.id)
-            .bind(&key)
+            .bind(key)
             .execute(&mut **tx)
             .await?;
         if let Some(value) = value {
@@ -575,8 +504,8 @@ async fn set_metadata(
                 "INSERT INTO aggregate_metadata (aggregate_id, key, value) VALUES ($1, $2, $3)",
             )
             .bind(aggregate.id)
-            .bind(&key)
-            .bind(&value)
+            .bind(key)
+            .bind(value)
             .execute(&mut **tx)
             .await?;
         }
@@ -584,42 +513,15 @@ async fn set_metadata(
     Ok(())
 }
 
-fn host_arg(args: &Map<String, Value>) -> ApiResult<String> {
-    reject_unknown(args, &["host"])?;
-    validation::text(
-        "host",
-        args.get("host")
-            .ok_or_else(|| ApiError::bad_request("'host' is a required property"))?,
-        TextFormat::Name,
-    )
-}
-
-#[utoipa::path(post, path = "/v2.1/os-aggregates/{id}/action", params(("id" = String, Path, description = "The aggregate id")), request_body = crate::api::openapi::SingleKeyObject, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
+#[utoipa::path(post, path = "/v2.1/os-aggregates/{id}/action", params(("id" = String, Path, description = "The aggregate id")), request_body = AggregateActionBody, responses((status = OK, description = "Success", body = AggregateEnvelope), crate::api::fault::ApiError))]
 async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<Map<String, Value>>,
+    TypedBody(body): TypedBody<AggregateActionBody>,
 ) -> ApiResult<Json<Value>> {
-    let (name, args) = match body.iter().next() {
-        Some((name, Value::Object(args))) if body.len() == 1 => (name.clone(), args),
-        _ => {
-            return Err(ApiError::bad_request(
-                "The request body must name exactly one action.",
-            ));
-        }
-    };
-    let policy = match name.as_str() {
-        "add_host" | "remove_host" | "set_metadata" => {
-            format!("os_compute_api:os-aggregates:{name}")
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "There is no such action: {other}"
-            )));
-        }
-    };
+    let policy = format!("os_compute_api:os-aggregates:{}", body.name());
     auth.require_admin(&policy)?;
     let id = parse_id(&id)?;
     let mut tx = state.db.begin_serialized(LOCK).await?;
@@ -628,23 +530,20 @@ async fn action(
         .iter()
         .find(|aggregate| aggregate.id == id)
         .ok_or_else(|| ApiError::not_found(format!("Aggregate {id} could not be found.")))?;
-    let notified = match name.as_str() {
-        "add_host" => AggregateAction::AddHost,
-        "remove_host" => AggregateAction::RemoveHost,
-        _ => AggregateAction::UpdateMetadata,
-    };
-    match name.as_str() {
-        "add_host" => add_host(&mut tx, &aggregates, aggregate, &host_arg(args)?).await?,
-        "remove_host" => remove_host(&mut tx, aggregate, &host_arg(args)?).await?,
-        _ => {
-            reject_unknown(args, &["metadata"])?;
-            let metadata = match args.get("metadata") {
-                Some(Value::Object(metadata)) => metadata,
-                _ => return Err(ApiError::bad_request("'metadata' is a required property")),
-            };
-            set_metadata(&mut tx, &aggregates, aggregate, metadata).await?;
+    let notified = match &body {
+        AggregateActionBody::AddHost(args) => {
+            add_host(&mut tx, &aggregates, aggregate, &args.host).await?;
+            AggregateAction::AddHost
         }
-    }
+        AggregateActionBody::RemoveHost(args) => {
+            remove_host(&mut tx, aggregate, &args.host).await?;
+            AggregateAction::RemoveHost
+        }
+        AggregateActionBody::SetMetadata(args) => {
+            set_metadata(&mut tx, &aggregates, aggregate, &args.metadata.0).await?;
+            AggregateAction::UpdateMetadata
+        }
+    };
     touch(&mut tx, id).await?;
     let before = aggregate.payload();
     let aggregate = load_one(&mut tx, id).await?;

@@ -15,6 +15,8 @@ use utoipa_axum::routes;
 use super::common::{Page, links, next_link, parse_bool};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
+use crate::api::bodies::TypedBody;
+use crate::api::bodies::flavor::FlavorCreateBody;
 use crate::api::body::JsonBody;
 use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
@@ -406,152 +408,22 @@ async fn show(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct FlavorCreate {
-    name: String,
-    ram: Value,
-    vcpus: Value,
-    disk: Value,
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(rename = "OS-FLV-EXT-DATA:ephemeral", default)]
-    ephemeral: Option<Value>,
-    #[serde(default)]
-    swap: Option<Value>,
-    #[serde(default)]
-    rxtx_factor: Option<Value>,
-    #[serde(rename = "os-flavor-access:is_public", default)]
-    is_public: Option<Value>,
-    #[serde(default)]
-    description: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct FlavorCreateBody {
-    flavor: FlavorCreate,
-}
-
-/// The `rxtx_factor` of a flavor created without one.
-const DEFAULT_RXTX_FACTOR: f64 = 1.0;
-/// The largest `rxtx_factor`: Nova's `SQL_SP_FLOAT_MAX`, the largest
-/// single-precision float its column holds.
-const MAX_RXTX_FACTOR: f64 = 3.40282e38;
-/// The longest flavor id.
-const MAX_FLAVOR_ID_LENGTH: usize = 255;
-
-/// Whether `id` is a flavor id Nova accepts (`^(?! )[a-zA-Z0-9. _-]+(?<! )$`,
-/// at most 255 characters): nothing that could be a path separator or a
-/// control character.
-fn is_flavor_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_FLAVOR_ID_LENGTH
-        && !id.starts_with(' ')
-        && !id.ends_with(' ')
-        && id
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b". _-".contains(&byte))
-}
-
-/// Whether `text` is digits with an optional fraction (`^[0-9]+(\.[0-9]+)?$`).
-fn is_decimal(text: &str) -> bool {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
-    let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
-    digits(whole) && digits(fraction)
-}
-
-/// `rxtx_factor` as Nova's schema takes it: a number, or a decimal string,
-/// greater than 0 and at most [`MAX_RXTX_FACTOR`].
-fn rxtx_factor(value: &Value) -> ApiResult<f64> {
-    let number = match value {
-        Value::Number(number) => number.as_f64(),
-        Value::String(text) if is_decimal(text) => text.parse::<f64>().ok(),
-        _ => None,
-    };
-    number
-        .filter(|factor| *factor > 0.0 && *factor <= MAX_RXTX_FACTOR)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Invalid input for field/attribute rxtx_factor. Value: {value}. It must be a number greater than 0 and at most {MAX_RXTX_FACTOR:e}."
-            ))
-        })
-}
-
-/// An integer body field (numbers or numeric strings, as Nova accepts), within `min..=max`.
-pub fn int_field(name: &str, value: &Value, min: i64, max: i64) -> ApiResult<i64> {
-    let number = match value {
-        Value::Number(number) => number.as_i64(),
-        Value::String(text) => text.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    match number {
-        Some(number) if number >= min && number <= max => Ok(number),
-        _ => Err(ApiError::bad_request(format!(
-            "Invalid input for field/attribute {name}. Value: {value}. It must be an integer between {min} and {max}."
-        ))),
-    }
-}
-
 #[utoipa::path(post, path = "/v2.1/flavors", request_body = FlavorCreateBody, responses((status = OK, description = "Success", body = FlavorEnvelope), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
-    JsonBody(body): JsonBody<FlavorCreateBody>,
+    TypedBody(body): TypedBody<FlavorCreateBody>,
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-flavor-manage:create")?;
     let input = body.flavor;
-    validation::check_text("name", &input.name, TextFormat::Name)?;
     let name = input.name.clone();
-    if let Some(description) = &input.description {
-        validation::check_text("description", description, TextFormat::Description)?;
-    }
-    if input.description.is_some() && !version.at_least(55) {
-        return Err(ApiError::bad_request(
-            "Additional properties are not allowed ('description' was unexpected)",
-        ));
-    }
-    let ram = int_field("ram", &input.ram, 1, i32::MAX as i64)?;
-    let vcpus = int_field("vcpus", &input.vcpus, 1, i32::MAX as i64)?;
-    let disk = int_field("disk", &input.disk, 0, i32::MAX as i64)?;
-    let ephemeral = input
-        .ephemeral
-        .as_ref()
-        .map(|v| int_field("OS-FLV-EXT-DATA:ephemeral", v, 0, i32::MAX as i64))
-        .transpose()?
-        .unwrap_or(0);
-    let swap = match &input.swap {
-        Some(Value::String(text)) if text.is_empty() => 0,
-        Some(value) => int_field("swap", value, 0, i32::MAX as i64)?,
-        None => 0,
-    };
-    let rxtx = input
-        .rxtx_factor
-        .as_ref()
-        .map(rxtx_factor)
-        .transpose()?
-        .unwrap_or(DEFAULT_RXTX_FACTOR);
-    let is_public = match &input.is_public {
-        Some(Value::Bool(value)) => *value,
-        Some(Value::String(text)) => parse_bool(text).ok_or_else(|| {
-            ApiError::bad_request("Invalid input for field/attribute os-flavor-access:is_public.")
-        })?,
-        Some(Value::Null) | None => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "Invalid input for field/attribute os-flavor-access:is_public.",
-            ));
-        }
-    };
+    let (ram, vcpus, disk) = (input.ram.0, input.vcpus.0, input.disk.0);
+    let (ephemeral, swap, rxtx) = (input.ephemeral_gb(), input.swap_mb(), input.rxtx_factor());
+    let is_public = input.is_public();
     let id = match &input.id {
-        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
-        Some(Value::String(text)) if is_flavor_id(text) => text.clone(),
-        Some(Value::Number(number)) => number.to_string(),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute id. Value: {other}. It must be 1 to {MAX_FLAVOR_ID_LENGTH} letters, digits, '.', '_', '-' or spaces, not starting or ending with a space."
-            )));
-        }
+        Some(id) => id.0.clone(),
+        None => uuid::Uuid::new_v4().to_string(),
     };
     let mut tx = state.db.begin_serialized("flavors").await?;
     let clash = sqlx::query("SELECT id, name FROM flavors WHERE id = $1 OR name = $2")

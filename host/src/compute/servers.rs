@@ -1,7 +1,7 @@
 //! Servers: create (multi-create, hints, groups, zones, key pairs, boot from
 //! image), list and detail (filters, pagination), show, update, delete.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -10,21 +10,22 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
 use sqlx::Row;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
-use super::flavors::{self, int_field, parse_query};
+use super::flavors::{self, parse_query};
 use super::services::{self, HostStatus};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
-use crate::api::body::JsonBody;
+use crate::api::bodies::TypedBody;
+use crate::api::bodies::fields::{self, Personality, PersonalitySizes};
+use crate::api::bodies::server::{ServerCreateBody, ServerUpdateBody};
 use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
-use crate::api::validation::{self, TextFormat};
 use crate::conductor::model::Instance;
 use crate::conductor::notices;
 use crate::conductor::snapshot;
@@ -33,10 +34,6 @@ use crate::conductor::{BuildRequest, Caller};
 use crate::images;
 use crate::notify::Publisher;
 use crate::quota::Resource;
-
-/// The longest `user_data` accepted: Nova's schema caps the base64 text at
-/// 65,535 characters.
-pub const MAX_USER_DATA_LENGTH: usize = 65_535;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
 pub async fn fetch_visible(
@@ -492,88 +489,20 @@ async fn show(
     ))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[schema(as = ServerCreateBody)]
-struct CreateBody {
-    server: Map<String, Value>,
-    #[serde(rename = "os:scheduler_hints", default)]
-    hints: Option<Map<String, Value>>,
-    #[serde(rename = "OS-SCH-HNT:scheduler_hints", default)]
-    legacy_hints: Option<Map<String, Value>>,
-}
-
-fn last_segment(text: &str) -> String {
-    text.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(text)
-        .to_string()
-}
-
-/// Personality files (microversions before 2.57): how many, the longest path
-/// and the largest content, in bytes (contents as sent, base64, as Nova
-/// counts them). 2.57 removed the field: there it is an unknown property.
-fn personality_sizes(
-    server: &Map<String, Value>,
-    version: Microversion,
-) -> ApiResult<Option<(i64, i64, i64)>> {
-    let Some(personality) = server.get("personality") else {
-        return Ok(None);
-    };
-    if version.at_least(57) {
-        return Err(ApiError::bad_request(
-            "Additional properties are not allowed ('personality' was unexpected)",
-        ));
-    }
-    let files = personality.as_array().ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "Invalid input for field/attribute personality. Value: {personality}. {personality} is not of type 'array'"
-        ))
-    })?;
-    let (mut longest_path, mut largest_content) = (0, 0);
-    for file in files {
-        let (Some(path), Some(contents)) = (
-            file.get("path").and_then(Value::as_str),
-            file.get("contents").and_then(Value::as_str),
-        ) else {
-            return Err(ApiError::bad_request(
-                "Invalid input for field/attribute personality: each file needs a 'path' and 'contents' string.",
-            ));
-        };
-        use base64::Engine;
-        if base64::engine::general_purpose::STANDARD
-            .decode(contents)
-            .is_err()
-        {
-            return Err(ApiError::bad_request(format!(
-                "Personality content for {path} cannot be decoded"
-            )));
-        }
-        longest_path = longest_path.max(path.len());
-        largest_content = largest_content.max(contents.len());
-    }
-    let count = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
-    Ok(Some((
-        count(files.len()),
-        count(longest_path),
-        count(largest_content),
-    )))
-}
-
 /// What each server of a create asks of the absolute quota resources.
 fn absolute_requests(
     metadata_items: usize,
-    personality: Option<(i64, i64, i64)>,
+    personality: Option<PersonalitySizes>,
 ) -> Vec<(Resource, i64)> {
     let mut absolute = vec![(
         Resource::MetadataItems,
         i64::try_from(metadata_items).unwrap_or(i64::MAX),
     )];
-    if let Some((files, path_bytes, content_bytes)) = personality {
+    if let Some(sizes) = personality {
         absolute.extend([
-            (Resource::InjectedFiles, files),
-            (Resource::InjectedFilePathBytes, path_bytes),
-            (Resource::InjectedFileContentBytes, content_bytes),
+            (Resource::InjectedFiles, sizes.files),
+            (Resource::InjectedFilePathBytes, sizes.longest_path),
+            (Resource::InjectedFileContentBytes, sizes.largest_content),
         ]);
     }
     absolute
@@ -586,7 +515,7 @@ pub(super) async fn requested_flavor(
     auth: &AuthContext,
     flavor_ref: &str,
 ) -> ApiResult<flavors::FlavorRow> {
-    let flavor = flavors::get_visible(&state.db, auth, &last_segment(flavor_ref))
+    let flavor = flavors::get_visible(&state.db, auth, &fields::last_segment(flavor_ref))
         .await
         .map_err(|_| ApiError::bad_request(format!("Flavor {flavor_ref} could not be found.")))?;
     if flavor.disabled != 0 {
@@ -596,95 +525,6 @@ pub(super) async fn requested_flavor(
     }
     Ok(flavor)
 }
-
-fn string_field(server: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
-    match server.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid input for field/attribute {name}. Value: {other}. {other} is not of type 'string'"
-        ))),
-    }
-}
-
-/// `accessIPv4` / `accessIPv6` of a create or update body, checked as Nova's
-/// schema does (format ipv4 / ipv6; null or '' clears it) and, for IPv6, in
-/// the canonical form Nova stores (RFC 5952).
-fn access_ip(server: &Map<String, Value>, name: &str) -> ApiResult<Option<String>> {
-    let invalid = |value: &Value| {
-        let kind = if name == "accessIPv4" { "ipv4" } else { "ipv6" };
-        ApiError::bad_request(format!(
-            "Invalid input for field/attribute {name}. Value: {value}. {value} is not a '{kind}'"
-        ))
-    };
-    match server.get(name) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(String::new())),
-        Some(Value::String(text)) if text.is_empty() => Ok(Some(String::new())),
-        Some(value @ Value::String(text)) => {
-            let parsed = if name == "accessIPv4" {
-                text.parse::<std::net::Ipv4Addr>()
-                    .map(|ip| ip.to_string())
-                    .ok()
-            } else {
-                text.parse::<std::net::Ipv6Addr>()
-                    .map(|ip| ip.to_string())
-                    .ok()
-            };
-            parsed.map(Some).ok_or_else(|| invalid(value))
-        }
-        Some(other) => Err(invalid(other)),
-    }
-}
-
-fn string_map(name: &str, value: Option<&Value>) -> ApiResult<BTreeMap<String, String>> {
-    match value {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(key, value)| match value {
-                Value::String(text) if !key.is_empty() && key.len() <= 255 && text.len() <= 255 => {
-                    Ok((key.clone(), text.clone()))
-                }
-                other => Err(ApiError::bad_request(format!(
-                    "Invalid input for field/attribute {name}. Value: {other}."
-                ))),
-            })
-            .collect(),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid input for field/attribute {name}. Value: {other}. It is not of type 'object'"
-        ))),
-    }
-}
-
-const KNOWN_FIELDS: &[&str] = &[
-    "name",
-    "imageRef",
-    "flavorRef",
-    "min_count",
-    "max_count",
-    "networks",
-    "metadata",
-    "availability_zone",
-    "key_name",
-    "user_data",
-    "description",
-    "block_device_mapping_v2",
-    "block_device_mapping",
-    "return_reservation_id",
-    "config_drive",
-    "security_groups",
-    "adminPass",
-    "OS-DCF:diskConfig",
-    "accessIPv4",
-    "accessIPv6",
-    "personality",
-    "hostname",
-    "tags",
-    "trusted_image_certificates",
-    "host",
-    "hypervisor_hostname",
-];
 
 async fn known_zones(state: &AppState) -> ApiResult<Vec<String>> {
     let aggregates = snapshot::aggregates(&state.db).await?;
@@ -733,102 +573,19 @@ async fn boot_image(
     Ok(image)
 }
 
-#[utoipa::path(post, path = "/v2.1/servers", request_body = CreateBody, responses((status = ACCEPTED, description = "The new server (`server`), or its reservation id (`reservation_id`) with return_reservation_id", body = Object), crate::api::fault::ApiError))]
+#[utoipa::path(post, path = "/v2.1/servers", request_body = ServerCreateBody, responses((status = ACCEPTED, description = "The new server (`server`), or its reservation id (`reservation_id`) with return_reservation_id", body = Object), crate::api::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
-    version: Microversion,
     request_id: RequestId,
-    JsonBody(body): JsonBody<CreateBody>,
+    TypedBody(body): TypedBody<ServerCreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     auth.require_writer("os_compute_api:servers:create")?;
-    let server = &body.server;
-    if let Some(unknown) = server
-        .keys()
-        .find(|key| !KNOWN_FIELDS.contains(&key.as_str()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "Additional properties are not allowed ('{unknown}' was unexpected)"
-        )));
-    }
-    let name = server
-        .get("name")
-        .ok_or_else(|| ApiError::bad_request("'name' is a required property"))
-        .and_then(|name| validation::text("name", name, TextFormat::Name))?;
-    let description = validation::optional_description("description", server.get("description"))?;
-    if server.contains_key("description") && !version.at_least(19) {
-        return Err(ApiError::bad_request(
-            "Additional properties are not allowed ('description' was unexpected)",
-        ));
-    }
-    let flavor_ref = string_field(server, "flavorRef")?
-        .ok_or_else(|| ApiError::bad_request("'flavorRef' is a required property"))?;
-    let flavor = requested_flavor(&state, &auth, &flavor_ref).await?;
-    let mut image_ref = string_field(server, "imageRef")?
-        .map(|text| last_segment(&text))
-        .unwrap_or_default();
-    if let Some(mappings) = server.get("block_device_mapping_v2") {
-        let mappings = mappings.as_array().ok_or_else(|| {
-            ApiError::bad_request("Invalid input for field/attribute block_device_mapping_v2.")
-        })?;
-        for mapping in mappings {
-            let source = mapping["source_type"].as_str().unwrap_or_default();
-            let destination = mapping["destination_type"].as_str().unwrap_or("local");
-            if destination == "volume" || source == "volume" || source == "snapshot" {
-                return Err(ApiError::bad_request(
-                    "Block device mapping is invalid: volumes are not supported by this cloud.",
-                ));
-            }
-            if source == "image"
-                && mapping["boot_index"]
-                    .as_i64()
-                    .or_else(|| mapping["boot_index"].as_str().and_then(|t| t.parse().ok()))
-                    == Some(0)
-                && let Some(uuid) = mapping["uuid"].as_str()
-            {
-                image_ref = uuid.to_string();
-            }
-        }
-    }
-    if image_ref.is_empty() {
-        return Err(ApiError::bad_request(
-            "Block Device Mapping is Invalid: Boot sequence for the instance and image/block device mapping combination is not valid.",
-        ));
-    }
-    match server.get("networks") {
-        None if version.at_least(37) => {
-            return Err(ApiError::bad_request("'networks' is a required property"));
-        }
-        Some(Value::String(text)) if text == "none" || text == "auto" => {
-            if !version.at_least(37) {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid input for field/attribute networks. Value: {text}."
-                )));
-            }
-        }
-        None | Some(Value::Array(_)) => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute networks. Value: {other}."
-            )));
-        }
-    }
-    let min_count = server
-        .get("min_count")
-        .map(|v| int_field("min_count", v, 1, i32::MAX as i64))
-        .transpose()?
-        .unwrap_or(1);
-    let max_count = server
-        .get("max_count")
-        .map(|v| int_field("max_count", v, 1, i32::MAX as i64))
-        .transpose()?
-        .unwrap_or(min_count);
-    if min_count > max_count {
-        return Err(ApiError::bad_request("min_count must be <= max_count"));
-    }
-    let metadata = string_map("metadata", server.get("metadata"))?;
-    let availability_zone =
-        string_field(server, "availability_zone")?.filter(|zone| !zone.is_empty());
+    let hints = body.scheduler_hints();
+    let server = body.server;
+    let flavor = requested_flavor(&state, &auth, &server.flavor_ref).await?;
+    let image_ref = server.boot_image_id()?;
+    let availability_zone = server.availability_zone().map(str::to_string);
     if let Some(zone) = &availability_zone {
         let (zone_name, host) = zone.split_once(':').unwrap_or((zone.as_str(), ""));
         if !host.is_empty() {
@@ -845,8 +602,7 @@ async fn create(
             )));
         }
     }
-    let key_name = string_field(server, "key_name")?;
-    let key_data = match &key_name {
+    let key_data = match &server.key_name {
         Some(key_name) => Some(
             super::keypairs::public_key_of(&state.db, &auth.user_id, key_name)
                 .await?
@@ -854,41 +610,6 @@ async fn create(
         ),
         None => None,
     };
-    let personality = personality_sizes(server, version)?;
-    let user_data = string_field(server, "user_data")?;
-    if let Some(data) = &user_data {
-        use base64::Engine;
-        if data.len() > MAX_USER_DATA_LENGTH {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for field/attribute user_data. It is longer than {MAX_USER_DATA_LENGTH} characters of base64."
-            )));
-        }
-        if base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
-            .is_err()
-        {
-            return Err(ApiError::bad_request(
-                "User data needs to be valid base 64.",
-            ));
-        }
-    }
-    let hints_map = body.hints.or(body.legacy_hints).unwrap_or_default();
-    let mut hints: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, value) in &hints_map {
-        let values = match value {
-            Value::String(text) => vec![text.clone()],
-            Value::Array(items) => items
-                .iter()
-                .map(|item| {
-                    item.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| item.to_string())
-                })
-                .collect(),
-            other => vec![other.to_string()],
-        };
-        hints.insert(key.clone(), values);
-    }
     let group = match hints.get("group").and_then(|values| values.first()) {
         Some(group) => {
             let row = sqlx::query("SELECT project_id FROM server_groups WHERE uuid = $1")
@@ -910,9 +631,11 @@ async fn create(
     };
     let image = boot_image(&state, &auth, &image_ref, &flavor).await?;
     let flavor = flavors::snapshot(&state.db, &flavor).await?;
+    let metadata = server.metadata.clone().unwrap_or_default().0;
+    let personality = server.personality.as_ref().map(Personality::sizes);
     let request = BuildRequest {
-        name: name.clone(),
-        description,
+        name: server.name.clone(),
+        description: server.description.clone(),
         project_id: auth.project_id.clone(),
         user_id: auth.user_id.clone(),
         flavor,
@@ -921,19 +644,27 @@ async fn create(
         availability_zone,
         absolute: absolute_requests(metadata.len(), personality),
         metadata,
-        key_name,
+        key_name: server.key_name.clone(),
         key_data,
-        user_data,
+        user_data: server.user_data.as_ref().map(|data| data.0.clone()),
         hints,
         group,
-        count: max_count as u32,
-        min_count: min_count as u32,
+        count: u32::try_from(server.max_count()).unwrap_or(u32::MAX),
+        min_count: u32::try_from(server.min_count()).unwrap_or(u32::MAX),
         request_id: request_id.0.clone(),
-        access_ip_v4: access_ip(server, "accessIPv4")?.unwrap_or_default(),
-        access_ip_v6: access_ip(server, "accessIPv6")?.unwrap_or_default(),
+        access_ip_v4: server
+            .access_ip_v4
+            .as_ref()
+            .map(|ip| ip.0.clone())
+            .unwrap_or_default(),
+        access_ip_v6: server
+            .access_ip_v6
+            .as_ref()
+            .map(|ip| ip.0.clone())
+            .unwrap_or_default(),
     };
     let (uuids, reservation_id) = state.conductor.create_servers(request).await?;
-    if server.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
+    if server.returns_reservation_id() {
         return Ok((
             StatusCode::ACCEPTED,
             Json(json!({"reservation_id": reservation_id})),
@@ -946,7 +677,7 @@ async fn create(
         "OS-DCF:diskConfig": "MANUAL",
         "security_groups": [{"name": "default"}],
     });
-    if let Some(password) = server.get("adminPass").and_then(Value::as_str) {
+    if let Some(password) = &server.admin_pass {
         view["adminPass"] = json!(password);
     } else {
         view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
@@ -954,48 +685,28 @@ async fn create(
     Ok((StatusCode::ACCEPTED, Json(json!({"server": view}))))
 }
 
-#[derive(Deserialize, ToSchema)]
-#[schema(as = ServerUpdateBody)]
-struct UpdateBody {
-    server: Map<String, Value>,
-}
-
-#[utoipa::path(put, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), request_body = UpdateBody, responses((status = OK, description = "Success", body = ServerEnvelope), crate::api::fault::ApiError))]
+#[utoipa::path(put, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), request_body = ServerUpdateBody, responses((status = OK, description = "Success", body = ServerEnvelope), crate::api::fault::ApiError))]
 async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
     request_id: RequestId,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<UpdateBody>,
+    TypedBody(body): TypedBody<ServerUpdateBody>,
 ) -> ApiResult<Json<Value>> {
     auth.require_writer("os_compute_api:servers:update")?;
     let instance = fetch_visible(&state, &auth, &id).await?;
-    for key in body.server.keys() {
-        let allowed = matches!(
-            key.as_str(),
-            "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig"
-        ) || (key == "description" && version.at_least(19))
-            || (key == "hostname" && version.at_least(90));
-        if !allowed {
-            return Err(ApiError::bad_request(format!(
-                "Additional properties are not allowed ('{key}' was unexpected)"
-            )));
-        }
-    }
-    let name = body
-        .server
-        .get("name")
-        .map(|name| validation::text("name", name, TextFormat::Name))
-        .transpose()?;
-    let description = match body.server.get("description") {
-        None => instance.description.clone(),
-        given => validation::optional_description("description", given)?,
-    };
-    let access_ip_v4 =
-        access_ip(&body.server, "accessIPv4")?.unwrap_or_else(|| instance.access_ip_v4.clone());
-    let access_ip_v6 =
-        access_ip(&body.server, "accessIPv6")?.unwrap_or_else(|| instance.access_ip_v6.clone());
+    let changes = body.server;
+    let name = changes.name;
+    let description = changes
+        .description
+        .unwrap_or_else(|| instance.description.clone());
+    let access_ip_v4 = changes
+        .access_ip_v4
+        .map_or_else(|| instance.access_ip_v4.clone(), |ip| ip.0);
+    let access_ip_v6 = changes
+        .access_ip_v6
+        .map_or_else(|| instance.access_ip_v6.clone(), |ip| ip.0);
     let mut tx = state.db.begin().await?;
     sqlx::query(
         "UPDATE instances SET display_name = $1, description = $2, updated_at = $3, access_ip_v4 = $4, access_ip_v6 = $5 WHERE uuid = $6",

@@ -21,7 +21,7 @@ macro_rules! on_backends {
 }
 
 /// Asserts a Nova fault with `status` and fault name `name`.
-fn assert_nova_fault(reply: &Reply, status: StatusCode, name: &str, what: &str) {
+pub(crate) fn assert_nova_fault(reply: &Reply, status: StatusCode, name: &str, what: &str) {
     assert_eq!(reply.status, status, "{what}: {}", reply.json);
     assert_eq!(
         reply.json[name]["code"],
@@ -37,7 +37,7 @@ fn assert_nova_fault(reply: &Reply, status: StatusCode, name: &str, what: &str) 
 }
 
 /// A compute request with a microversion.
-async fn compute(
+pub(crate) async fn compute(
     app: &TestApp,
     method: Method,
     path: &str,

@@ -25,6 +25,7 @@ mod plugins;
 mod plugins_api;
 mod quota;
 mod quota_api;
+mod request_bodies;
 mod resize;
 mod restart;
 mod sandbox;

@@ -244,3 +244,73 @@ async fn malformed_paths_and_query_strings_get_the_apis_fault_body() {
         );
     }
 }
+
+#[test]
+fn typed_bodies_are_the_documented_request_schemas() {
+    // The bodies `novum::api::bodies` parses are what the document
+    // promises: the same fields, required ones required, no others.
+    let document = serde_json::to_value(novum::api::openapi_document()).expect("serializes");
+    let schemas = &document["components"]["schemas"];
+    for (method, path, body, inner, required) in [
+        (
+            "post",
+            "/compute/v2.1/servers",
+            "ServerCreateBody",
+            "ServerCreate",
+            &["name", "flavorRef"][..],
+        ),
+        (
+            "put",
+            "/compute/v2.1/servers/{id}",
+            "ServerUpdateBody",
+            "ServerUpdate",
+            &[][..],
+        ),
+        (
+            "post",
+            "/compute/v2.1/flavors",
+            "FlavorCreateBody",
+            "FlavorCreate",
+            &["name", "ram", "vcpus", "disk"][..],
+        ),
+        (
+            "post",
+            "/compute/v2.1/os-aggregates",
+            "AggregateCreateBody",
+            "AggregateCreate",
+            &["name"][..],
+        ),
+        (
+            "put",
+            "/compute/v2.1/os-aggregates/{id}",
+            "AggregateUpdateBody",
+            "AggregateUpdate",
+            &[][..],
+        ),
+        (
+            "post",
+            "/compute/v2.1/os-aggregates/{id}/action",
+            "AggregateActionBody",
+            "HostArgs",
+            &["host"][..],
+        ),
+    ] {
+        let schema = &document["paths"][path][method]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"];
+        assert_eq!(
+            schema.as_str(),
+            Some(format!("#/components/schemas/{body}").as_str()),
+            "{method} {path}"
+        );
+        let inner = &schemas[inner];
+        assert_eq!(inner["additionalProperties"], Value::Bool(false), "{inner}");
+        let mut documented: Vec<&str> = inner["required"]
+            .as_array()
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        documented.sort_unstable();
+        let mut expected = required.to_vec();
+        expected.sort_unstable();
+        assert_eq!(documented, expected, "{method} {path}");
+    }
+}
