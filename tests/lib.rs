@@ -30,7 +30,7 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// The component of test plugin crate `name` (e.g. `spinning-hook`) built
-/// by `host/build.rs` from this checkout: `<target>/wasm-<hash>/wasm32-wasip2/
+/// by `host/plugin-host/build.rs` from this checkout: `<target>/wasm-<hash>/wasm32-wasip2/
 /// plugin/<name>.wasm`, picked among the checkouts sharing the target
 /// directory by its dependency file, which names this checkout's sources.
 pub fn test_plugin(name: &str) -> Option<PathBuf> {

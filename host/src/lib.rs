@@ -15,7 +15,10 @@ pub mod notify;
 pub mod plugins;
 pub mod quota;
 pub mod rpc;
-pub mod scheduler;
+/// The scheduler, re-exported from [`novum_scheduler`]. Transitional: keeps
+/// the old `novum::scheduler::…` paths working until callers import
+/// `novum_scheduler` directly.
+pub use novum_scheduler as scheduler;
 pub mod server;
 
 /// The database layer, now the `novum-db` crate. Transitional: this

@@ -1076,9 +1076,9 @@ fn hostname(name: &str) -> String {
 /// Loads the scheduler's plugins; a configured plugin that is neither built in
 /// nor found at its `path` is an error naming it.
 pub fn load_plugins(config: &crate::config::Config) -> anyhow::Result<Arc<Plugins>> {
-    use crate::plugins::{PluginEngine, PluginSelection};
+    use crate::plugins::PluginEngine;
     let engine = PluginEngine::new(config.plugin_cache_dir())?;
-    let selection = PluginSelection::scheduler(&config.scheduler);
+    let selection = config.scheduler.plugin_selection();
     Ok(Arc::new(Plugins::load(
         engine,
         config.scheduler.backend,

@@ -14,7 +14,6 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-use super::PluginSelection;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::fault::{ApiError, ApiResult};
@@ -53,7 +52,7 @@ async fn reload(State(state): State<AppState>, auth: AuthContext) -> ApiResult<J
         .map_err(ApiError::internal)?
         .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
     let plugins = std::sync::Arc::clone(state.conductor.plugins());
-    let selection = PluginSelection::scheduler(&config.scheduler);
+    let selection = config.scheduler.plugin_selection();
     let loaded = tokio::task::spawn_blocking(move || {
         plugins.reload(config.scheduler.backend, &selection, &config.plugins)
     })

@@ -7,7 +7,7 @@ use crate::common;
 use std::cell::RefCell;
 
 use common::{cloud, load, request};
-use novum::plugins::{Backend, PluginSelection, PluginSet, PluginsConfig};
+use novum::plugins::{Backend, PluginSet, PluginsConfig};
 use novum::scheduler::{
     Aggregate, ClaimOutcome, Claimer, CloudSnapshot, HostState, NoClaims, ScheduleError,
     SchedulerConfig, SchedulingRequest, schedule, synthetic,
@@ -265,7 +265,7 @@ fn a_lost_claim_moves_to_the_next_alternate() {
 #[test]
 fn wasm_and_native_pipelines_agree_on_random_clouds() {
     let config = SchedulerConfig::default();
-    let selection = PluginSelection::scheduler(&config);
+    let selection = config.plugin_selection();
     // This test is about equal answers, not deadlines: on a loaded CI
     // machine a 50 ms epoch deadline can pass while the thread waits for a
     // core, and the plugin would fail (the sandbox tests cover deadlines).

@@ -1,5 +1,5 @@
 //! The plugin components shipped inside the controller, built from
-//! `plugins/{filters,weighers,quota,hooks}/*` by `host/build.rs`.
+//! `plugins/{filters,weighers,quota,hooks}/*` by `host/plugin-host/build.rs`.
 
 /// A shipped plugin component.
 #[derive(Clone, Copy, Debug)]

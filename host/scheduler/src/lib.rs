@@ -1,5 +1,10 @@
-//! The scheduler: host state, the columnar tables plugins read, and the
-//! filter → weigh → select pipeline (see [`pipeline`]).
+//! novum's scheduler: host state, the columnar tables plugins read, and the
+//! filter → weigh → select pipeline (see [`pipeline`]), with the
+//! `[scheduler]` configuration section, synthetic clouds and the
+//! `novum bench scheduler` benchmark. Plugins run through
+//! `novum-plugin-host`; this crate knows nothing of HTTP or the database.
+
+#![deny(missing_docs)]
 
 pub mod bench;
 pub mod config;

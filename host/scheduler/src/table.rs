@@ -641,7 +641,7 @@ fn project(source: &HostTable, column: Column, selected: Selected<'_>, table: &m
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::state::{Aggregate, InstanceOnHost};
+    use crate::state::{Aggregate, InstanceOnHost};
     use novum_plugin_sdk::HostView;
     use novum_plugin_sdk::testing::HostSpec;
 
@@ -849,7 +849,7 @@ mod tests {
     #[test]
     fn plugin_test_tables_equal_the_tables_the_controller_sends() {
         for seed in 0..40 {
-            let snapshot = crate::scheduler::synthetic::cloud(seed, 5 + (seed as usize * 7) % 60);
+            let snapshot = crate::synthetic::cloud(seed, 5 + (seed as usize * 7) % 60);
             let rows = HostRows::new(&snapshot);
             let every: Vec<usize> = (0..rows.len()).collect();
             let sent = build_table(&rows, &every, &EVERY_COLUMN);
@@ -894,7 +894,7 @@ mod tests {
 
     #[test]
     fn projections_match_tables_built_from_the_rows_alone() {
-        let snapshot = crate::scheduler::synthetic::cloud(11, 60);
+        let snapshot = crate::synthetic::cloud(11, 60);
         let rows = HostRows::new(&snapshot);
         let every: Vec<usize> = (0..rows.len()).collect();
         let subset: Vec<usize> = (0..rows.len()).filter(|row| row % 3 != 1).collect();
@@ -932,11 +932,11 @@ mod tests {
 
     #[test]
     fn consumption_is_seen_by_later_tables() {
-        let snapshot = crate::scheduler::synthetic::cloud(5, 20);
+        let snapshot = crate::synthetic::cloud(5, 20);
         let mut rows = HostRows::new(&snapshot);
         let every: Vec<usize> = (0..rows.len()).collect();
         let before = build_table(&rows, &every, &EVERY_COLUMN);
-        let request = crate::scheduler::synthetic::request(5, &snapshot).request;
+        let request = crate::synthetic::request(5, &snapshot).request;
         rows.get_mut(4).consume(&request, Some("new-instance"));
         let after = build_table(&rows, &every, &EVERY_COLUMN);
         assert_eq!(render(&before, 3), render(&after, 3));

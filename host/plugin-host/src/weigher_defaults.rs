@@ -1,30 +1,7 @@
-//! The `[scheduler]` section of the controller's configuration.
-//!
-//! ```toml
-//! [scheduler]
-//! enabled_filters = ["compute-filter", "compute-capabilities-filter", "image-properties-filter",
-//!                    "server-group-anti-affinity-filter", "server-group-affinity-filter",
-//!                    "availability-zone-filter"]
-//! weighers = ["ram-weigher", "cpu-weigher", ...]   # default: all eleven
-//! host_subset_size = 1
-//! max_attempts = 3
-//! backend = "wasm"        # or "native": the plugin crates compiled in
-//! ```
-
-use serde::{Deserialize, Serialize};
-
-use crate::plugins::Backend;
-
-/// Nova's default filters, plus the availability zone filter (novum has no
-/// Placement pre-filter).
-pub const DEFAULT_FILTERS: &[&str] = &[
-    "compute-filter",
-    "compute-capabilities-filter",
-    "image-properties-filter",
-    "server-group-anti-affinity-filter",
-    "server-group-affinity-filter",
-    "availability-zone-filter",
-];
+//! The multiplier settings of the shipped weighers (Nova's option names and
+//! defaults), which a weigher gets when its own `[plugins.<name>]` table does
+//! not set `multiplier`, `multiplier_key` or `normalization_min`. The
+//! scheduler's `[scheduler] weighers` default lists these weighers.
 
 /// The shipped weighers with the aggregate metadata key that overrides their
 /// multiplier and their default multiplier (Nova's option names and defaults).
@@ -88,53 +65,13 @@ pub fn weigher_defaults(name: &str) -> (String, f64) {
         .unwrap_or_else(|| (format!("{}_weight_multiplier", name.replace('-', "_")), 1.0))
 }
 
-/// `[scheduler]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SchedulerConfig {
-    /// Filters, run in this order.
-    pub enabled_filters: Vec<String>,
-    /// Weighers.
-    pub weighers: Vec<String>,
-    /// Pick the destination randomly among this many best hosts.
-    pub host_subset_size: usize,
-    /// Attempts per instance: the selected host plus `max_attempts - 1`
-    /// alternates.
-    pub max_attempts: usize,
-    /// How plugins run: sandboxed components, or the crates compiled in.
-    pub backend: Backend,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        Self {
-            enabled_filters: DEFAULT_FILTERS
-                .iter()
-                .map(|name| (*name).to_string())
-                .collect(),
-            weighers: WEIGHER_DEFAULTS
-                .iter()
-                .map(|(name, _, _)| (*name).to_string())
-                .collect(),
-            host_subset_size: 1,
-            max_attempts: 3,
-            backend: Backend::default(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn defaults_and_overrides() {
-        let config: SchedulerConfig = toml::from_str("host_subset_size = 2\n").expect("valid");
-        assert_eq!(config.host_subset_size, 2);
-        assert_eq!(config.max_attempts, 3);
-        assert_eq!(config.weighers.len(), 11);
-        assert_eq!(config.enabled_filters.len(), 6);
-        assert!(toml::from_str::<SchedulerConfig>("max_attempt = 2\n").is_err());
+    fn shipped_and_unknown_weighers() {
+        assert_eq!(WEIGHER_DEFAULTS.len(), 11);
         assert_eq!(
             weigher_defaults("io-ops-weigher"),
             ("io_ops_weight_multiplier".to_string(), -1.0)

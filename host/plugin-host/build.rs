@@ -1,16 +1,20 @@
 //! Builds every plugin crate of the workspace as a `wasm32-wasip2` component and
-//! embeds the shipped ones (filters, weighers, quota, hooks) into the host.
+//! embeds the shipped ones (filters, weighers, quota, hooks) into the plugin
+//! host (`builtin.rs`).
 //!
 //! Plugin crates are discovered by scanning `plugins/<group>/*/Cargo.toml`, so a
 //! new crate is picked up without editing this file. They are built by a nested
 //! `cargo build --target wasm32-wasip2 --profile plugin` into
-//! `<target dir>/wasm-<hash of the workspace root>`, distinct per checkout.
+//! `<target dir>/wasm-<hash of the workspace root>`, distinct per checkout
+//! (the root is the nearest ancestor directory whose `Cargo.toml` has a
+//! `[workspace]` table).
 //!
 //! Outputs:
 //! - `$OUT_DIR/builtin_plugins.rs`: `BUILTIN_WASM`, the shipped components by
 //!   crate name (`include_bytes!`).
 //! - `NOVUM_PLUGIN_WASM_DIR`: the directory holding every built component,
-//!   test plugins (`plugins/testing/*`) included.
+//!   test plugins (`plugins/testing/*`) included; published to other crates
+//!   as `novum_plugin_host::builtin::PLUGIN_WASM_DIR`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -60,10 +64,7 @@ struct PluginCrate {
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| panic!("host crate has no parent directory"));
+    let root = workspace_root(&manifest_dir);
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!(
@@ -85,6 +86,20 @@ fn main() {
         wasm_dir.display()
     );
     write_builtins(&wasm_dir, &crates);
+}
+
+/// The nearest ancestor of `manifest_dir` whose `Cargo.toml` has a
+/// `[workspace]` table: the root the plugin crates and `wit/` live under.
+fn workspace_root(manifest_dir: &Path) -> PathBuf {
+    manifest_dir
+        .ancestors()
+        .skip(1)
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"))
+        })
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("{} is in no cargo workspace", manifest_dir.display()))
 }
 
 fn env(name: &str) -> String {

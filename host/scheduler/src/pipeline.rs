@@ -28,8 +28,10 @@ use serde::Serialize;
 use super::config::SchedulerConfig;
 use super::state::{CloudSnapshot, HostState, SchedulingRequest};
 use super::table::{HostRows, build_table};
-use crate::plugins::bindings::ConvertedRequest;
-use crate::plugins::{CallContext, LoadedPlugin, OnError, PluginFailure, PluginSet, WeigherEntry};
+use novum_plugin_host::bindings::ConvertedRequest;
+use novum_plugin_host::{
+    CallContext, LoadedPlugin, OnError, PluginFailure, PluginSet, WeigherEntry,
+};
 
 /// The answer of a claim attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -516,7 +518,7 @@ pub fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::state::Aggregate;
+    use crate::state::Aggregate;
 
     #[test]
     fn normalization_is_min_max_and_flat_is_zero() {

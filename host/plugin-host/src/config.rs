@@ -52,7 +52,7 @@ pub struct PluginsConfig {
     /// Where compiled components are cached; `None`:
     /// `<data_dir>/plugin-cache` ([`DEFAULT_CACHE_DIR_NAME`]). The directory
     /// is created 0700 and must belong to the controller's user and be
-    /// writable by no one else (see `plugins::engine`).
+    /// writable by no one else (see [`crate::engine`]).
     pub cache_dir: Option<PathBuf>,
     /// Settings every plugin gets unless its own table overrides them.
     pub defaults: PluginDefaults,

@@ -9,21 +9,21 @@
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 
-use crate::plugins::PluginKind;
-use crate::plugins::wasm::StoreState;
+use crate::PluginKind;
+use crate::wasm::StoreState;
 use novum_plugin_sdk as sdk;
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
     pub mod filter {
         wasmtime::component::bindgen!({
-            path: "../wit/since_v0.1.0",
+            path: "../../wit/since_v0.1.0",
             world: "filter",
         });
     }
     pub mod weigher {
         wasmtime::component::bindgen!({
-            path: "../wit/since_v0.1.0",
+            path: "../../wit/since_v0.1.0",
             world: "weigher",
             with: {
                 "novum:plugin/types@0.1.0": super::filter::novum::plugin::types,
@@ -33,7 +33,7 @@ mod generated {
     }
     pub mod quota_policy {
         wasmtime::component::bindgen!({
-            path: "../wit/since_v0.1.0",
+            path: "../../wit/since_v0.1.0",
             world: "quota-policy",
             with: {
                 "novum:plugin/types@0.1.0": super::filter::novum::plugin::types,
@@ -43,7 +43,7 @@ mod generated {
     }
     pub mod notification_hook {
         wasmtime::component::bindgen!({
-            path: "../wit/since_v0.1.0",
+            path: "../../wit/since_v0.1.0",
             world: "notification-hook",
             with: {
                 "novum:plugin/types@0.1.0": super::filter::novum::plugin::types,
@@ -91,7 +91,7 @@ impl wit_host::Host for StoreState {
     }
 
     fn now_ms(&mut self) -> u64 {
-        crate::plugins::wasm::now_ms()
+        crate::wasm::now_ms()
     }
 }
 

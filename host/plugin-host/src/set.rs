@@ -9,12 +9,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::PluginsConfig;
+use super::config::{PluginSettings, PluginsConfig};
 use super::engine::PluginEngine;
-use super::native::{NativeBackend, native_plugin};
 use super::wasm::WasmPlugin;
+use super::weigher_defaults::{weigher_defaults, weigher_normalization_min};
 use super::{LoadedPlugin, MetricsSnapshot, PluginBackend, PluginKind, PluginSource, builtin};
-use crate::scheduler::config::{SchedulerConfig, weigher_defaults, weigher_normalization_min};
 
 /// How plugins run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +23,8 @@ pub enum Backend {
     #[default]
     Wasm,
     /// The plugin crates compiled into the controller (no sandbox; `path` is
-    /// not supported). For reference runs and benchmarks.
+    /// not supported). For reference runs and benchmarks; needs the `native`
+    /// feature, without which loading fails with a [`LoadError`].
     Native,
 }
 
@@ -39,17 +39,6 @@ pub struct PluginSelection {
     pub quota_policies: Vec<String>,
     /// Notification hooks.
     pub notification_hooks: Vec<String>,
-}
-
-impl PluginSelection {
-    /// The filters and weighers of a scheduler configuration.
-    pub fn scheduler(config: &SchedulerConfig) -> Self {
-        Self {
-            filters: config.enabled_filters.clone(),
-            weighers: config.weighers.clone(),
-            ..Self::default()
-        }
-    }
 }
 
 /// A plugin that could not be loaded.
@@ -265,10 +254,7 @@ pub fn load_plugin(
                     "the native backend cannot load a component file (`path`)".to_string(),
                 ));
             }
-            let plugin = native_plugin(name)
-                .ok_or_else(|| failed("no native build of this plugin".to_string()))?;
-            let (native, kind, info) = NativeBackend::new(plugin, &settings);
-            (Box::new(native), kind, info)
+            native_backend(name, &settings).map_err(failed)?
         }
         Backend::Wasm => {
             let (bytes, source) = component_bytes(name, path).map_err(failed)?;
@@ -284,6 +270,28 @@ pub fn load_plugin(
         settings,
         backend,
     ))
+}
+
+/// A loaded plugin's backend, kind and self-description.
+type Backed = (
+    Box<dyn PluginBackend>,
+    PluginKind,
+    novum_plugin_sdk::PluginInfo,
+);
+
+/// The native build of plugin `name`.
+#[cfg(feature = "native")]
+fn native_backend(name: &str, settings: &PluginSettings) -> Result<Backed, String> {
+    let plugin = super::native::native_plugin(name)
+        .ok_or_else(|| "no native build of this plugin".to_string())?;
+    let (native, kind, info) = super::native::NativeBackend::new(plugin, settings);
+    Ok((Box::new(native), kind, info))
+}
+
+/// Without the `native` feature no plugin has a native build.
+#[cfg(not(feature = "native"))]
+fn native_backend(_name: &str, _settings: &PluginSettings) -> Result<Backed, String> {
+    Err("the native backend is not built into this binary (feature `native`)".to_string())
 }
 
 fn component_bytes(

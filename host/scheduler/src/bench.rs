@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use super::config::SchedulerConfig;
 use super::pipeline::{NoClaims, schedule};
 use super::synthetic;
-use crate::plugins::{Backend, PluginEngine, PluginSelection, PluginSet, PluginsConfig};
+use novum_plugin_host::{Backend, PluginEngine, PluginSet, PluginsConfig};
 
 /// The server group size of the default benchmark request: Nova's default
 /// `server_group_members` quota.
@@ -63,7 +63,9 @@ fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
 
 /// Loads the default plugins with both backends and times decisions on
 /// synthetic clouds of each size in `sizes`, with server groups capped at
-/// `group_members` members (`None`: the uncapped synthetic groups).
+/// `group_members` members (`None`: the uncapped synthetic groups). The
+/// native pipeline needs `novum-plugin-host`'s `native` feature (the `novum`
+/// binary turns it on); without it this fails with a load error.
 pub fn run(
     sizes: &[usize],
     engine: &Arc<PluginEngine>,
@@ -74,7 +76,7 @@ pub fn run(
         host_subset_size: 1,
         ..SchedulerConfig::default()
     };
-    let selection = PluginSelection::scheduler(&config);
+    let selection = config.plugin_selection();
     let plugins = PluginsConfig::default();
     let mut rows = Vec::new();
     for &hosts in sizes {
