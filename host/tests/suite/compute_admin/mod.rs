@@ -5,9 +5,10 @@
 //! image, key pair and server group handling as the scheduler sees them.
 //! Hosts enroll through the real agent RPC (the test plays the agent).
 //!
-//! Every test starts from a fresh [`Env`] (see [`on_each_backend`]): four
-//! callers and two enrolled x86_64 hosts, `alpha` and `beta`; whatever else
-//! it needs (aggregates, key pairs, servers…) it builds itself.
+//! Every test starts from a fresh [`Env`] (see [`on_each_backend`]): a copy
+//! of a database holding four callers (made once per test binary, see
+//! [`Callers`]) and two enrolled x86_64 hosts, `alpha` and `beta`; whatever
+//! else it needs (aggregates, key pairs, servers…) it builds itself.
 
 mod aggregates;
 mod availability_zones;
@@ -19,16 +20,19 @@ mod services;
 
 use crate::api_common;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
-use api_common::{Backend, Reply, TestApp, backends};
+use api_common::{Backend, Reply, Snapshot, TestApp, backends};
 use axum::http::{Method, StatusCode};
+use novum::config::Config;
 use novum_wire::{CpuInfo, Inventory, RegisterRequest, SupportedInstance};
 use serde_json::{Value, json};
 
 const ENROLLMENT: &str = "enroll-me";
 
 /// A user's token and ids.
+#[derive(Clone)]
 struct Caller {
     token: String,
     user_id: String,
@@ -67,42 +71,111 @@ struct Env {
     other: Caller,
 }
 
+/// The callers of one backend, made once per test binary and copied into
+/// every test's database: users, projects and tokens cost Argon2 hashes and
+/// a dozen requests a test would otherwise repeat.
+struct Callers {
+    /// The database holding them.
+    database: Snapshot,
+    /// The Fernet keys (file name, contents) that signed their tokens.
+    keys: Vec<(String, Vec<u8>)>,
+    admin: Caller,
+    member: Caller,
+    reader: Caller,
+    other: Caller,
+}
+
+/// The configuration of every test on `backend`: no embedded agents (the
+/// tests enroll hosts themselves), the native scheduler, and the Fernet keys
+/// under the backend's directory.
+fn config(backend: &Backend) -> Config {
+    let mut config = api_common::config(&backend.dir.0);
+    config.agent.embedded = false;
+    config.agent.enrollment_token = Some(ENROLLMENT.to_string());
+    config.scheduler.backend = novum::plugins::Backend::Native;
+    config.identity.key_repository = Some(backend.dir.0.join("fernet-keys"));
+    config
+}
+
+/// The callers on every backend, made on first use.
+async fn callers() -> &'static [Callers] {
+    static CALLERS: tokio::sync::OnceCell<Vec<Callers>> = tokio::sync::OnceCell::const_new();
+    CALLERS
+        .get_or_init(|| async {
+            let mut list = Vec::new();
+            for backend in backends().await {
+                let config = config(&backend);
+                let keys = config.identity.key_repository.clone().expect("keys");
+                let app = TestApp::new(&backend, config).await;
+                let admin =
+                    Caller::signed_in(&app, "admin", api_common::ADMIN_PASSWORD, "admin").await;
+                // A new user with `role` on a project, signed in there.
+                let user_on = async |project_id: &str, project: &str, user: &str, role: &str| {
+                    let user_id = app.create_user(&admin.token, user, "pw").await;
+                    app.grant(&admin.token, project_id, &user_id, role).await;
+                    Caller::signed_in(&app, user, "pw", project).await
+                };
+                let p_one = app.create_project(&admin.token, "p-one").await;
+                let member = user_on(&p_one, "p-one", "alice", "member").await;
+                let reader = user_on(&p_one, "p-one", "rita", "reader").await;
+                let p_two = app.create_project(&admin.token, "p-two").await;
+                let other = user_on(&p_two, "p-two", "bob", "member").await;
+                drop(app);
+                let keys = std::fs::read_dir(&keys)
+                    .expect("key repository")
+                    .map(|entry| {
+                        let path = entry.expect("key file").path();
+                        let name = path.file_name().expect("name").to_string_lossy();
+                        (name.to_string(), std::fs::read(&path).expect("key"))
+                    })
+                    .collect();
+                list.push(Callers {
+                    database: Snapshot::take(backend).await,
+                    keys,
+                    admin,
+                    member,
+                    reader,
+                    other,
+                });
+            }
+            list
+        })
+        .await
+}
+
 /// Runs `test` on a fresh [`Env`] on every backend.
 async fn on_each_backend(test: impl AsyncFn(&Env)) {
-    for backend in backends().await {
+    for callers in callers().await {
+        let Some(backend) = callers.database.copy().await else {
+            continue;
+        };
         println!("backend: {}", backend.name);
-        let env = Env::start(&backend).await;
+        let env = Env::start(&backend, callers).await;
         test(&env).await;
     }
 }
 
 impl Env {
-    /// The app over `backend` with its callers, and hosts `alpha` and `beta`
-    /// enrolled.
-    async fn start(backend: &Backend) -> Self {
-        let mut config = api_common::config(&backend.dir.0);
-        config.agent.embedded = false;
-        config.agent.enrollment_token = Some(ENROLLMENT.to_string());
-        config.scheduler.backend = novum::plugins::Backend::Native;
-        let app = TestApp::new(backend, config).await;
-        let admin = Caller::signed_in(&app, "admin", api_common::ADMIN_PASSWORD, "admin").await;
-        // A new user with `role` on a project, signed in there.
-        let user_on = async |project_id: &str, project: &str, user: &str, role: &str| {
-            let user_id = app.create_user(&admin.token, user, "pw").await;
-            app.grant(&admin.token, project_id, &user_id, role).await;
-            Caller::signed_in(&app, user, "pw", project).await
-        };
-        let p_one = app.create_project(&admin.token, "p-one").await;
-        let member = user_on(&p_one, "p-one", "alice", "member").await;
-        let reader = user_on(&p_one, "p-one", "rita", "reader").await;
-        let p_two = app.create_project(&admin.token, "p-two").await;
-        let other = user_on(&p_two, "p-two", "bob", "member").await;
+    /// The app over `backend` (a copy of `callers`' database) with
+    /// `callers`, and hosts `alpha` and `beta` enrolled.
+    async fn start(backend: &Backend, callers: &Callers) -> Self {
+        let config = config(backend);
+        let keys = config.identity.key_repository.clone().expect("keys");
+        std::fs::create_dir_all(&keys).expect("key repository");
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700))
+            .expect("key repository mode");
+        for (name, key) in &callers.keys {
+            let path = keys.join(name);
+            std::fs::write(&path, key).expect("key");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("key mode");
+        }
         let env = Self {
-            app,
-            admin,
-            member,
-            reader,
-            other,
+            app: TestApp::new(backend, config).await,
+            admin: callers.admin.clone(),
+            member: callers.member.clone(),
+            reader: callers.reader.clone(),
+            other: callers.other.clone(),
         };
         env.register("alpha", "x86_64").await;
         env.register("beta", "x86_64").await;
