@@ -1,7 +1,8 @@
 //! The host's integration tests, in one test binary: wasmtime, libvirt and
 //! sqlx are linked once instead of once per file, which keeps the debug build
-//! small and CI fast. Each module is one former test file; the first three
-//! are the shared support they use.
+//! small and CI fast. Each module is one former test file (compute_admin and
+//! quota_api are folders, one file per resource or behaviour); the first
+//! three are the shared support they use.
 
 mod api_common;
 mod common;
