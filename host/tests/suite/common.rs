@@ -20,6 +20,15 @@ pub fn engine() -> Arc<PluginEngine> {
     }))
 }
 
+/// Plugin settings for tests that are not about deadlines: a 1 s deadline,
+/// since on a loaded 2-core CI machine the default 50 ms can pass while a
+/// plugin's thread waits for a core (the sandbox tests cover deadlines).
+pub fn plugins_config() -> PluginsConfig {
+    let mut config = PluginsConfig::default();
+    config.defaults.deadline_ms = 1_000;
+    config
+}
+
 /// `count` healthy hosts named host-0.., with growing free RAM.
 pub fn cloud(count: usize) -> CloudSnapshot {
     let hosts = (0..count)

@@ -35,7 +35,7 @@ fn ignore_and_force_hosts_as_the_host_manager() {
     let set = load(
         &["compute-filter"],
         &["ram-weigher"],
-        &PluginsConfig::default(),
+        &common::plugins_config(),
     );
     let snapshot = cloud(4);
     // host-3 has the most free RAM.
@@ -85,7 +85,7 @@ fn no_valid_host_explains_every_rejection() {
     let set = load(
         &["compute-filter", "availability-zone-filter"],
         &[],
-        &PluginsConfig::default(),
+        &common::plugins_config(),
     );
     let mut hosts = cloud(3).hosts().to_vec();
     hosts[0].service_up = false;
@@ -141,7 +141,7 @@ fn no_valid_host_explains_every_rejection() {
 
 #[test]
 fn multi_create_consumes_resources_between_instances() {
-    let set = load(&[], &["ram-weigher"], &PluginsConfig::default());
+    let set = load(&[], &["ram-weigher"], &common::plugins_config());
     let snapshot = cloud(2); // host-1 has 100 MB more free RAM than host-0
     let mut two = request(None);
     two.request.num_instances = 2;
@@ -154,7 +154,7 @@ fn multi_create_consumes_resources_between_instances() {
 
 #[test]
 fn aggregate_metadata_overrides_the_multiplier() {
-    let set = load(&[], &["ram-weigher"], &PluginsConfig::default());
+    let set = load(&[], &["ram-weigher"], &common::plugins_config());
     let mut hosts = cloud(3).hosts().to_vec();
     hosts[2].aggregates = vec![1, 2];
     let aggregates = vec![
@@ -197,7 +197,7 @@ fn zero_multiplier_weighers_are_skipped_unless_an_aggregate_overrides() {
             .map(|plugin| plugin.metrics.latency.count)
             .expect("loaded")
     };
-    let set = load(&[], &weighers, &PluginsConfig::default());
+    let set = load(&[], &weighers, &common::plugins_config());
     run(&set, &cloud(3), &request(None)).expect("ok");
     assert_eq!(calls(&set, "ram-weigher"), 1);
     assert_eq!(calls(&set, "num-instances-weigher"), 0);
@@ -214,7 +214,7 @@ fn zero_multiplier_weighers_are_skipped_unless_an_aggregate_overrides() {
         metadata: vec![("num_instances_weight_multiplier".into(), "-1.0".into())],
     }];
     let snapshot = CloudSnapshot::new(hosts, aggregates);
-    let set = load(&[], &weighers, &PluginsConfig::default());
+    let set = load(&[], &weighers, &common::plugins_config());
     run(&set, &snapshot, &request(None)).expect("ok");
     assert_eq!(calls(&set, "num-instances-weigher"), 1);
     assert_eq!(calls(&set, "image-props-weigher"), 0);
@@ -242,7 +242,7 @@ impl Claimer for LoseFirst {
 
 #[test]
 fn a_lost_claim_moves_to_the_next_alternate() {
-    let set = load(&[], &["ram-weigher"], &PluginsConfig::default());
+    let set = load(&[], &["ram-weigher"], &common::plugins_config());
     let claimer = LoseFirst {
         attempts: RefCell::new(Vec::new()),
     };

@@ -46,7 +46,7 @@ fn quota(db: &Db, policies: &[&str], plugins: PluginsConfig) -> Quota {
 }
 
 fn standard(db: &Db) -> Quota {
-    quota(db, &["standard-quota-policy"], PluginsConfig::default())
+    quota(db, &["standard-quota-policy"], common::plugins_config())
 }
 
 fn flavor(name: &str, vcpus: i64, memory_mb: i64, specs: &[(&str, &str)]) -> FlavorSnapshot {
@@ -597,7 +597,7 @@ async fn key_pairs_server_groups_and_metadata_are_checked() {
 }
 
 fn plugin_table(entries: &[(&str, PluginConfig)]) -> PluginsConfig {
-    let mut config = PluginsConfig::default();
+    let mut config = common::plugins_config();
     for (name, plugin) in entries {
         config.plugins.insert((*name).to_string(), plugin.clone());
     }
