@@ -1,0 +1,1 @@
+//! Server groups repository (filled in below).
