@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::Row;
 
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
@@ -23,68 +22,13 @@ use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
 use crate::api::validation::{self, TextFormat};
-use crate::conductor::notices;
-use crate::db::{self, Db};
 use crate::notify::Publisher;
+use crate::store::server_groups::{self as store, ServerGroup};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// A server group row with its live members.
-#[derive(Clone, Debug)]
-struct Group {
-    uuid: String,
-    name: String,
-    policy: String,
-    rules: Map<String, Value>,
-    project_id: String,
-    user_id: String,
-    members: Vec<String>,
-}
-
-async fn load(db: &Db, uuid: Option<&str>) -> ApiResult<Vec<Group>> {
-    let rows = match uuid {
-        Some(uuid) => {
-            sqlx::query("SELECT * FROM server_groups WHERE uuid = $1")
-                .bind(uuid)
-                .fetch_all(db.pool())
-                .await?
-        }
-        None => {
-            sqlx::query("SELECT * FROM server_groups ORDER BY created_at, uuid")
-                .fetch_all(db.pool())
-                .await?
-        }
-    };
-    let members = sqlx::query(
-        "SELECT m.group_uuid, m.instance_uuid FROM server_group_members m \
-         JOIN instances i ON i.uuid = m.instance_uuid AND i.deleted = 0 ORDER BY i.created_at, m.instance_uuid",
-    )
-    .fetch_all(db.pool())
-    .await?;
-    let mut groups = Vec::with_capacity(rows.len());
-    for row in rows {
-        let uuid: String = row.try_get("uuid")?;
-        let mut group_members = Vec::new();
-        for member in &members {
-            if member.try_get::<String, _>("group_uuid")? == uuid {
-                group_members.push(member.try_get("instance_uuid")?);
-            }
-        }
-        groups.push(Group {
-            name: row.try_get("name")?,
-            policy: row.try_get("policy")?,
-            rules: serde_json::from_str(&row.try_get::<String, _>("rules")?).unwrap_or_default(),
-            project_id: row.try_get("project_id")?,
-            user_id: row.try_get("user_id")?,
-            members: group_members,
-            uuid,
-        });
-    }
-    Ok(groups)
-}
-
-fn view(version: Microversion, group: &Group) -> Value {
+fn view(version: Microversion, group: &ServerGroup) -> Value {
     let mut body = json!({
         "id": group.uuid,
         "name": group.name,
@@ -109,11 +53,10 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// Group `id` if the caller may see it (its project, or admin).
-async fn fetch_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<Group> {
-    load(db, Some(id))
+async fn fetch_visible(state: &AppState, auth: &AuthContext, id: &str) -> ApiResult<ServerGroup> {
+    store::get(&state.db, id)
         .await?
-        .into_iter()
-        .find(|group| auth.may_see_project(&group.project_id))
+        .filter(|group| auth.may_see_project(&group.project_id))
         .ok_or_else(|| not_found(id))
 }
 
@@ -154,12 +97,10 @@ async fn index(
         .unwrap_or(state.config.compute.max_limit)
         .min(state.config.compute.max_limit);
     let offset = count("offset", query.offset.as_deref())?.unwrap_or(0);
-    let groups: Vec<Value> = load(&state.db, None)
+    let project = (!all_projects).then_some(auth.project_id.as_str());
+    let groups: Vec<Value> = store::list(&state.db, project, offset, limit)
         .await?
         .iter()
-        .filter(|group| all_projects || group.project_id == auth.project_id)
-        .skip(offset)
-        .take(limit)
         .map(|group| view(version, group))
         .collect();
     Ok(Json(json!({"server_groups": groups})))
@@ -172,7 +113,7 @@ async fn show(
     version: Microversion,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let group = fetch_visible(&state.db, &auth, &id).await?;
+    let group = fetch_visible(&state, &auth, &id).await?;
     Ok(Json(json!({"server_group": view(version, &group)})))
 }
 
@@ -279,31 +220,13 @@ async fn create(
     };
     let policy = policy_of(version, input)?;
     let rules = rules_of(&policy, input)?;
-    let uuid = uuid::Uuid::new_v4().to_string();
     let mut tx = state.quota.begin(&auth.project_id).await?;
     state
         .quota
         .check_server_groups(&mut tx, &auth.project_id, &auth.user_id, &request_id.0)
         .await?;
-    sqlx::query(
-        "INSERT INTO server_groups (uuid, name, policy, rules, project_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&uuid)
-    .bind(&name)
-    .bind(&policy)
-    .bind(Value::Object(rules.clone()).to_string())
-    .bind(&auth.project_id)
-    .bind(&auth.user_id)
-    .bind(db::now())
-    .execute(&mut *tx)
-    .await?;
-    let publisher = Publisher::api(&state.config.host);
-    if let Some(payload) = notices::server_group_payload(&mut tx, &uuid).await? {
-        notices::server_group(&mut tx, &publisher, payload, "create").await?;
-    }
-    crate::notify::commit(tx).await?;
-    let group = Group {
-        uuid,
+    let group = ServerGroup {
+        uuid: uuid::Uuid::new_v4().to_string(),
         name,
         policy,
         rules,
@@ -311,6 +234,7 @@ async fn create(
         user_id: auth.user_id.clone(),
         members: Vec::new(),
     };
+    store::create(tx, &Publisher::api(&state.config.host), &group).await?;
     Ok(Json(json!({"server_group": view(version, &group)})))
 }
 
@@ -320,23 +244,9 @@ async fn delete(
     auth: AuthContext,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let group = fetch_visible(&state.db, &auth, &id).await?;
+    let group = fetch_visible(&state, &auth, &id).await?;
     auth.require_writer("os_compute_api:os-server-groups:delete")?;
-    let mut tx = state.db.begin().await?;
-    let payload = notices::server_group_payload(&mut tx, &group.uuid).await?;
-    sqlx::query("DELETE FROM server_group_members WHERE group_uuid = $1")
-        .bind(&group.uuid)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM server_groups WHERE uuid = $1")
-        .bind(&group.uuid)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(payload) = payload {
-        let publisher = Publisher::api(&state.config.host);
-        notices::server_group(&mut tx, &publisher, payload, "delete").await?;
-    }
-    crate::notify::commit(tx).await?;
+    store::delete(&state.db, &Publisher::api(&state.config.host), &group.uuid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

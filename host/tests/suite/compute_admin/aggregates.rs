@@ -192,3 +192,48 @@ async fn an_aggregate_is_deleted_only_once_its_hosts_are_removed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn aggregate_changes_are_notified_with_them_and_refusals_are_not() {
+    on_each_backend(async |env| {
+        let before = env.outbox_events().await.len();
+        let (a, b) = alpha_in_zone_a(env).await;
+        // Refused: alpha is in zone-a already; nothing is sent.
+        let reply = action(env, b, json!({"add_host": {"host": "alpha"}})).await;
+        assert_fault(&reply, StatusCode::CONFLICT, "conflictingRequest");
+        let reply = at(
+            env,
+            Method::PUT,
+            &b.to_string(),
+            json!({"aggregate": {"name": "agg-c"}}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        let reply = action(
+            env,
+            b,
+            json!({"set_metadata": {"metadata": {"availability_zone": "zone-c"}}}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        let reply = action(env, a, json!({"remove_host": {"host": "alpha"}})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        let reply = at(env, Method::DELETE, &a.to_string(), Value::Null).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        let events = env.outbox_events().await;
+        let expected = [
+            "create",
+            "create",
+            "add_host",
+            "update_prop",
+            "update_metadata",
+            "remove_host",
+            "delete",
+        ]
+        .iter()
+        .flat_map(|action| ["start", "end"].map(|phase| format!("aggregate.{action}.{phase}")))
+        .collect::<Vec<_>>();
+        assert_eq!(events[before..], expected[..]);
+    })
+    .await;
+}

@@ -182,6 +182,18 @@ impl Env {
         env
     }
 
+    /// The event types in the notification outbox, oldest first.
+    async fn outbox_events(&self) -> Vec<String> {
+        use sqlx::Row as _;
+        sqlx::query("SELECT event_type FROM notification_outbox ORDER BY seq")
+            .fetch_all(self.app.state.db.pool())
+            .await
+            .expect("outbox")
+            .iter()
+            .map(|row| row.try_get("event_type").expect("event type"))
+            .collect()
+    }
+
     /// A compute API call at microversion `version`.
     async fn compute(
         &self,

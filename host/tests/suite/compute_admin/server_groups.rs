@@ -275,3 +275,31 @@ async fn server_groups_are_deleted_by_their_project_only() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn server_group_create_and_delete_are_notified_with_them() {
+    on_each_backend(async |env| {
+        let before = env.outbox_events().await.len();
+        let (g1, _) = two_groups(env).await;
+        // Refused: another project's group; nothing is sent.
+        let path = format!("os-server-groups/{g1}");
+        let reply = env
+            .compute(&env.other, Method::DELETE, &path, "2.1", Value::Null)
+            .await;
+        assert_fault(&reply, StatusCode::NOT_FOUND, "itemNotFound");
+        let reply = env
+            .compute(&env.member, Method::DELETE, &path, "2.1", Value::Null)
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        let events = env.outbox_events().await;
+        assert_eq!(
+            events[before..],
+            [
+                "server_group.create",
+                "server_group.create",
+                "server_group.delete"
+            ]
+        );
+    })
+    .await;
+}
