@@ -27,7 +27,7 @@ use crate::db::{self, Tx};
 use crate::notify::builders::{self, AggregateAction};
 use crate::notify::payload::AggregatePayload;
 use crate::notify::{Phase, Publisher, emit};
-use crate::rpc::COMPUTE_BINARY;
+use crate::store::services::COMPUTE_BINARY;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
