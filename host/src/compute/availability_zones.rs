@@ -11,16 +11,17 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::common::api_time_micros;
-use super::services::{self, ServiceRow, service_zone};
+use super::services::{service_zone, zones_by_host};
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::fault::ApiResult;
+use crate::store::services::{self, ServiceRow};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Zone name → its services, and the names of the zones with an enabled one.
 async fn zones(state: &AppState) -> ApiResult<BTreeMap<String, Vec<ServiceRow>>> {
-    let by_host = services::zones_by_host(state).await?;
+    let by_host = zones_by_host(state).await?;
     let mut zones: BTreeMap<String, Vec<ServiceRow>> = BTreeMap::new();
     for service in services::all(&state.db).await? {
         zones
@@ -66,7 +67,7 @@ async fn detail(State(state): State<AppState>, auth: AuthContext) -> ApiResult<J
                 hosts.entry(&service.host).or_default().insert(
                     &service.binary_name,
                     json!({
-                        "available": service.is_up(&state),
+                        "available": service.is_up(state.config.compute.service_down_time),
                         "active": service.disabled == 0,
                         "updated_at": service.updated_at.as_deref().map(api_time_micros),
                     }),

@@ -13,18 +13,18 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::common::{Page, next_link, parse_bool};
 use super::flavors::parse_query;
 use super::servers::instance_name;
-use super::services::{self, ServiceRow};
+use super::services::api_id;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::db::DbError;
+use crate::store::{self, nodes::ComputeNode, services::ServiceRow};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,85 +32,43 @@ use utoipa_axum::routes;
 /// A compute node with its service.
 #[derive(Clone, Debug)]
 struct Node {
-    id: i64,
-    uuid: String,
-    host: String,
-    hypervisor_hostname: String,
-    vcpus: i64,
-    memory_mb: i64,
-    local_gb: i64,
-    vcpus_used: i64,
-    memory_mb_used: i64,
-    local_gb_used: i64,
-    running_vms: i64,
-    num_io_ops: i64,
-    hypervisor_type: String,
-    hypervisor_version: i64,
-    cpu_info: String,
-    host_ip: Option<String>,
+    compute: ComputeNode,
     service: ServiceRow,
 }
 
 impl Node {
     fn api_id(&self, version: Microversion) -> String {
         if version.at_least(53) {
-            self.uuid.clone()
+            self.compute.uuid.clone()
         } else {
-            self.id.to_string()
+            self.compute.id.to_string()
         }
     }
 }
 
+/// The compute nodes whose service exists, each with it.
 async fn nodes(state: &AppState) -> Result<Vec<Node>, DbError> {
-    let services: HashMap<i64, ServiceRow> = services::all(&state.db)
+    let services: HashMap<i64, ServiceRow> = store::services::all(&state.db)
         .await?
         .into_iter()
         .map(|service| (service.id, service))
         .collect();
-    let rows = sqlx::query("SELECT * FROM compute_nodes ORDER BY id")
-        .fetch_all(state.db.pool())
-        .await?;
-    let mut nodes = Vec::with_capacity(rows.len());
-    for row in rows {
-        let service_id: i64 = row.try_get("service_id")?;
-        let Some(service) = services.get(&service_id).cloned() else {
-            continue;
-        };
-        nodes.push(Node {
-            id: row.try_get("id")?,
-            uuid: row.try_get("uuid")?,
-            host: row.try_get("host")?,
-            hypervisor_hostname: row.try_get("hypervisor_hostname")?,
-            vcpus: row.try_get("vcpus")?,
-            memory_mb: row.try_get("memory_mb")?,
-            local_gb: row.try_get("local_gb")?,
-            vcpus_used: row.try_get("vcpus_used")?,
-            memory_mb_used: row.try_get("memory_mb_used")?,
-            local_gb_used: row.try_get("local_gb_used")?,
-            running_vms: row.try_get("running_vms")?,
-            num_io_ops: row.try_get("num_io_ops")?,
-            hypervisor_type: row.try_get("hypervisor_type")?,
-            hypervisor_version: row.try_get("hypervisor_version")?,
-            cpu_info: row.try_get("cpu_info")?,
-            host_ip: row.try_get("host_ip")?,
-            service,
-        });
-    }
-    Ok(nodes)
+    Ok(store::nodes::all(&state.db)
+        .await?
+        .into_iter()
+        .filter_map(|compute| {
+            let service = services.get(&compute.service_id).cloned()?;
+            Some(Node { compute, service })
+        })
+        .collect())
 }
 
 /// The servers (name, uuid) on each host.
 async fn servers_by_host(state: &AppState) -> Result<HashMap<String, Vec<Value>>, DbError> {
-    let rows = sqlx::query(
-        "SELECT uuid, host FROM instances WHERE deleted = 0 AND host IS NOT NULL ORDER BY created_at, uuid",
-    )
-    .fetch_all(state.db.pool())
-    .await?;
     let mut by_host: HashMap<String, Vec<Value>> = HashMap::new();
-    for row in rows {
-        let uuid: String = row.try_get("uuid")?;
+    for (uuid, host) in store::instances::placed(&state.db).await? {
         by_host
-            .entry(row.try_get("host")?)
+            .entry(host)
             .or_default()
             .push(json!({"name": instance_name(&uuid), "uuid": uuid}));
     }
@@ -119,40 +77,40 @@ async fn servers_by_host(state: &AppState) -> Result<HashMap<String, Vec<Value>>
 
 fn summary(state: &AppState, version: Microversion, node: &Node) -> Value {
     json!({
-        "id": if version.at_least(53) { json!(node.uuid) } else { json!(node.id) },
-        "hypervisor_hostname": node.hypervisor_hostname,
-        "state": node.service.state(state),
+        "id": if version.at_least(53) { json!(node.compute.uuid) } else { json!(node.compute.id) },
+        "hypervisor_hostname": node.compute.hypervisor_hostname,
+        "state": node.service.state(state.config.compute.service_down_time),
         "status": node.service.status(),
     })
 }
 
 fn detail(state: &AppState, version: Microversion, node: &Node) -> Value {
     let mut body = summary(state, version, node);
-    body["host_ip"] = json!(node.host_ip);
-    body["hypervisor_type"] = json!(node.hypervisor_type);
-    body["hypervisor_version"] = json!(node.hypervisor_version);
+    body["host_ip"] = json!(node.compute.host_ip);
+    body["hypervisor_type"] = json!(node.compute.hypervisor_type);
+    body["hypervisor_version"] = json!(node.compute.hypervisor_version);
     body["service"] = json!({
         "host": node.service.host,
-        "id": node.service.api_id(version),
+        "id": api_id(&node.service, version),
         "disabled_reason": node.service.disabled_reason,
     });
     if !version.at_least(88) {
-        let free_disk = node.local_gb - node.local_gb_used;
-        body["vcpus"] = json!(node.vcpus);
-        body["memory_mb"] = json!(node.memory_mb);
-        body["local_gb"] = json!(node.local_gb);
-        body["vcpus_used"] = json!(node.vcpus_used);
-        body["memory_mb_used"] = json!(node.memory_mb_used);
-        body["local_gb_used"] = json!(node.local_gb_used);
-        body["free_ram_mb"] = json!(node.memory_mb - node.memory_mb_used);
+        let free_disk = node.compute.local_gb - node.compute.local_gb_used;
+        body["vcpus"] = json!(node.compute.vcpus);
+        body["memory_mb"] = json!(node.compute.memory_mb);
+        body["local_gb"] = json!(node.compute.local_gb);
+        body["vcpus_used"] = json!(node.compute.vcpus_used);
+        body["memory_mb_used"] = json!(node.compute.memory_mb_used);
+        body["local_gb_used"] = json!(node.compute.local_gb_used);
+        body["free_ram_mb"] = json!(node.compute.memory_mb - node.compute.memory_mb_used);
         body["free_disk_gb"] = json!(free_disk);
-        body["current_workload"] = json!(node.num_io_ops);
-        body["running_vms"] = json!(node.running_vms);
+        body["current_workload"] = json!(node.compute.num_io_ops);
+        body["running_vms"] = json!(node.compute.running_vms);
         body["disk_available_least"] = json!(free_disk);
         body["cpu_info"] = if version.at_least(28) {
-            serde_json::from_str(&node.cpu_info).unwrap_or_else(|_| json!({}))
+            serde_json::from_str(&node.compute.cpu_info).unwrap_or_else(|_| json!({}))
         } else {
-            json!(node.cpu_info)
+            json!(node.compute.cpu_info)
         };
     }
     body
@@ -217,7 +175,7 @@ async fn list(
     }
     let mut all = nodes(state).await?;
     if let Some(pattern) = &pattern {
-        all.retain(|node| node.hypervisor_hostname.contains(pattern.as_str()));
+        all.retain(|node| node.compute.hypervisor_hostname.contains(pattern.as_str()));
         if all.is_empty() {
             return Err(no_match(pattern));
         }
@@ -246,7 +204,9 @@ async fn list(
             };
             with_servers(
                 body,
-                servers.as_ref().and_then(|by_host| by_host.get(&node.host)),
+                servers
+                    .as_ref()
+                    .and_then(|by_host| by_host.get(&node.compute.host)),
             )
         })
         .collect();
@@ -325,7 +285,7 @@ async fn show(
     let node = find(&state, version, &id).await?;
     let mut body = detail(&state, version, &node);
     if servers_wanted {
-        body = with_servers(body, servers_by_host(&state).await?.get(&node.host));
+        body = with_servers(body, servers_by_host(&state).await?.get(&node.compute.host));
     }
     if version.at_least(88) {
         // Uptime comes from the host's driver; the libvirt driver does not report it.
@@ -363,19 +323,19 @@ async fn statistics(
     }
     let nodes = nodes(&state).await?;
     let sum = |field: fn(&Node) -> i64| nodes.iter().map(field).sum::<i64>();
-    let free_disk = sum(|n| n.local_gb - n.local_gb_used);
+    let free_disk = sum(|n| n.compute.local_gb - n.compute.local_gb_used);
     Ok(Json(json!({"hypervisor_statistics": {
         "count": nodes.len(),
-        "vcpus": sum(|n| n.vcpus),
-        "memory_mb": sum(|n| n.memory_mb),
-        "local_gb": sum(|n| n.local_gb),
-        "vcpus_used": sum(|n| n.vcpus_used),
-        "memory_mb_used": sum(|n| n.memory_mb_used),
-        "local_gb_used": sum(|n| n.local_gb_used),
-        "free_ram_mb": sum(|n| n.memory_mb - n.memory_mb_used),
+        "vcpus": sum(|n| n.compute.vcpus),
+        "memory_mb": sum(|n| n.compute.memory_mb),
+        "local_gb": sum(|n| n.compute.local_gb),
+        "vcpus_used": sum(|n| n.compute.vcpus_used),
+        "memory_mb_used": sum(|n| n.compute.memory_mb_used),
+        "local_gb_used": sum(|n| n.compute.local_gb_used),
+        "free_ram_mb": sum(|n| n.compute.memory_mb - n.compute.memory_mb_used),
         "free_disk_gb": free_disk,
-        "current_workload": sum(|n| n.num_io_ops),
-        "running_vms": sum(|n| n.running_vms),
+        "current_workload": sum(|n| n.compute.num_io_ops),
+        "running_vms": sum(|n| n.compute.running_vms),
         "disk_available_least": free_disk,
     }})))
 }
@@ -399,7 +359,7 @@ async fn by_pattern(
     let matching: Vec<Node> = nodes(state)
         .await?
         .into_iter()
-        .filter(|node| node.hypervisor_hostname.contains(pattern))
+        .filter(|node| node.compute.hypervisor_hostname.contains(pattern))
         .collect();
     if matching.is_empty() {
         return Err(no_match(pattern));
@@ -414,7 +374,9 @@ async fn by_pattern(
         .map(|node| {
             with_servers(
                 summary(state, version, node),
-                by_host.as_ref().and_then(|by_host| by_host.get(&node.host)),
+                by_host
+                    .as_ref()
+                    .and_then(|by_host| by_host.get(&node.compute.host)),
             )
         })
         .collect();

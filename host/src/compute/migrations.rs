@@ -8,7 +8,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::common::api_time_micros;
 use crate::api::AppState;
@@ -16,6 +15,7 @@ use crate::api::auth::AuthContext;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::conductor::model::FlavorSnapshot;
+use crate::store::migrations::{self, MigrationFilter, MigrationRow};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,33 +39,32 @@ fn flavor_id(snapshot: &str) -> Value {
         .map_or_else(|_| json!(id), |number| json!(number))
 }
 
-fn view(row: &sqlx::any::AnyRow, version: Microversion) -> ApiResult<Value> {
-    let dest: Option<String> = row.try_get("dest_compute")?;
+fn view(migration: &MigrationRow, version: Microversion) -> Value {
     let mut view = json!({
-        "id": row.try_get::<i64, _>("id")?,
-        "instance_uuid": row.try_get::<String, _>("instance_uuid")?,
-        "source_compute": row.try_get::<String, _>("source_compute")?,
-        "source_node": row.try_get::<String, _>("source_node")?,
-        "dest_compute": dest,
-        "dest_host": dest,
-        "dest_node": row.try_get::<Option<String>, _>("dest_node")?,
-        "old_instance_type_id": flavor_id(&row.try_get::<String, _>("old_flavor")?),
-        "new_instance_type_id": flavor_id(&row.try_get::<String, _>("new_flavor")?),
-        "status": row.try_get::<String, _>("status")?,
-        "created_at": api_time_micros(&row.try_get::<String, _>("created_at")?),
-        "updated_at": api_time_micros(&row.try_get::<String, _>("updated_at")?),
+        "id": migration.id,
+        "instance_uuid": migration.instance_uuid,
+        "source_compute": migration.source_compute,
+        "source_node": migration.source_node,
+        "dest_compute": migration.dest_compute,
+        "dest_host": migration.dest_compute,
+        "dest_node": migration.dest_node,
+        "old_instance_type_id": flavor_id(&migration.old_flavor),
+        "new_instance_type_id": flavor_id(&migration.new_flavor),
+        "status": migration.status,
+        "created_at": api_time_micros(&migration.created_at),
+        "updated_at": api_time_micros(&migration.updated_at),
     });
     if version.at_least(23) {
-        view["migration_type"] = json!(row.try_get::<String, _>("migration_type")?);
+        view["migration_type"] = json!(migration.migration_type);
     }
     if version.at_least(59) {
-        view["uuid"] = json!(row.try_get::<String, _>("uuid")?);
+        view["uuid"] = json!(migration.uuid);
     }
     if version.at_least(80) {
-        view["user_id"] = json!(row.try_get::<String, _>("user_id")?);
-        view["project_id"] = json!(row.try_get::<String, _>("project_id")?);
+        view["user_id"] = json!(migration.user_id);
+        view["project_id"] = json!(migration.project_id);
     }
-    Ok(view)
+    view
 }
 
 #[utoipa::path(get, path = "/v2.1/os-migrations", params(ListQuery), responses((status = OK, description = "Success", body = MigrationList), crate::api::fault::ApiError))]
@@ -78,26 +77,18 @@ async fn index(
     auth.require_admin("os_compute_api:os-migrations:index")?;
     let Query(query) =
         query.map_err(|error| ApiError::bad_request(format!("Invalid query string: {error}")))?;
-    let rows = sqlx::query(
-        "SELECT * FROM migrations m \
-         WHERE (CAST($1 AS TEXT) IS NULL OR m.status = $1) \
-         AND (CAST($2 AS TEXT) IS NULL OR m.source_compute = $2 OR m.dest_compute = $2) \
-         AND (CAST($3 AS TEXT) IS NULL OR m.source_compute = $3) \
-         AND (CAST($4 AS TEXT) IS NULL OR m.instance_uuid = $4) \
-         AND (CAST($5 AS TEXT) IS NULL OR m.migration_type = $5) \
-         ORDER BY m.created_at DESC, m.id DESC",
-    )
-    .bind(query.status)
-    .bind(query.host)
-    .bind(query.source_compute)
-    .bind(query.instance_uuid)
-    .bind(query.migration_type)
-    .fetch_all(state.db.pool())
-    .await?;
-    let migrations = rows
+    let filter = MigrationFilter {
+        status: query.status,
+        host: query.host,
+        source_compute: query.source_compute,
+        instance_uuid: query.instance_uuid,
+        migration_type: query.migration_type,
+    };
+    let migrations: Vec<Value> = migrations::list(&state.db, filter)
+        .await?
         .iter()
-        .map(|row| view(row, version))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .map(|migration| view(migration, version))
+        .collect();
     Ok(Json(json!({"migrations": migrations})))
 }
 

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, parse_query};
-use super::services::{self, HostStatus};
+use super::services;
 use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::bodies::TypedBody;
@@ -34,6 +34,7 @@ use crate::conductor::{BuildRequest, Caller};
 use crate::images;
 use crate::notify::Publisher;
 use crate::quota::Resource;
+use crate::store::services::HostStatus;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
 pub async fn fetch_visible(

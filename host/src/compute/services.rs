@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sqlx::Row;
 
 use super::common::api_time_micros;
 use crate::api::AppState;
@@ -21,136 +20,32 @@ use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::conductor::snapshot;
-use crate::db::{self, Db, DbError};
-use crate::notify::{Publisher, builders, emit};
-use crate::rpc::{COMPUTE_BINARY, service_payload};
+use crate::db::{Db, DbError};
+use crate::store::services::{self, COMPUTE_BINARY, StatusFlags};
+use crate::store::services::{HostStatus, ServiceRow};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// A `services` row.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct ServiceRow {
-    /// Integer id (the API id before 2.53).
-    pub id: i64,
-    /// Uuid (the API id from 2.53).
-    pub uuid: String,
-    /// Host name.
-    pub host: String,
-    /// `nova-compute`.
-    pub binary_name: String,
-    /// Disabled (0/1).
-    pub disabled: i64,
-    /// Why it was disabled.
-    pub disabled_reason: Option<String>,
-    /// Forced down (0/1).
-    pub forced_down: i64,
-    /// Last heartbeat.
-    pub last_seen_up: Option<String>,
-    /// Created.
-    pub created_at: String,
-    /// Updated.
-    pub updated_at: Option<String>,
-}
-
-impl ServiceRow {
-    /// Up: a heartbeat within `service_down_time` and not forced down.
-    pub fn is_up(&self, state: &AppState) -> bool {
-        snapshot::service_is_up(
-            self.last_seen_up.as_deref(),
-            self.forced_down != 0,
-            state.config.compute.service_down_time,
-        )
-    }
-
-    /// `enabled` or `disabled`.
-    pub fn status(&self) -> &'static str {
-        if self.disabled != 0 {
-            "disabled"
-        } else {
-            "enabled"
-        }
-    }
-
-    /// `up` or `down`.
-    pub fn state(&self, state: &AppState) -> &'static str {
-        if self.is_up(state) { "up" } else { "down" }
-    }
-
-    /// The `host_status` of the servers on this compute service's host, by
-    /// Nova's rules (`nova.compute.api.API.get_instance_host_status`):
-    /// forced down is `DOWN` (before anything else), disabled is
-    /// `MAINTENANCE`, otherwise `UP` while it heartbeats and `UNKNOWN` once
-    /// it has stopped.
-    pub fn host_status(&self, state: &AppState) -> HostStatus {
-        if self.forced_down != 0 {
-            HostStatus::Down
-        } else if self.disabled != 0 {
-            HostStatus::Maintenance
-        } else if self.is_up(state) {
-            HostStatus::Up
-        } else {
-            HostStatus::Unknown
-        }
-    }
-
-    /// The id the API shows at `version` (uuid from 2.53).
-    pub fn api_id(&self, version: Microversion) -> Value {
-        if version.at_least(53) {
-            json!(self.uuid)
-        } else {
-            json!(self.id)
-        }
-    }
-}
-
-/// A server's `host_status` (from 2.16): the state of the compute service
-/// on its host, Nova's `HostStatus`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostStatus {
-    /// The compute service heartbeats and is enabled.
-    Up,
-    /// The compute service is forced down.
-    Down,
-    /// The compute service is disabled.
-    Maintenance,
-    /// The compute service has stopped heartbeating.
-    Unknown,
-    /// The server has no host, or its host no compute service.
-    NoHost,
-}
-
-impl HostStatus {
-    /// The API value: `UP`, `DOWN`, `MAINTENANCE`, `UNKNOWN`, or `""`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Up => "UP",
-            Self::Down => "DOWN",
-            Self::Maintenance => "MAINTENANCE",
-            Self::Unknown => "UNKNOWN",
-            Self::NoHost => "",
-        }
+/// The id the API shows for `service` at `version` (uuid from 2.53).
+pub fn api_id(service: &ServiceRow, version: Microversion) -> Value {
+    if version.at_least(53) {
+        json!(service.uuid)
+    } else {
+        json!(service.id)
     }
 }
 
 /// The `host_status` of every host with a compute service, from one read
 /// of the services table.
 pub async fn host_statuses(state: &AppState) -> Result<HashMap<String, HostStatus>, DbError> {
-    Ok(all(&state.db)
+    let down_time = state.config.compute.service_down_time;
+    Ok(services::all(&state.db)
         .await?
         .iter()
         .filter(|service| service.binary_name == COMPUTE_BINARY)
-        .map(|service| (service.host.clone(), service.host_status(state)))
+        .map(|service| (service.host.clone(), service.host_status(down_time)))
         .collect())
-}
-
-/// Every service, ordered by id.
-pub async fn all(db: &Db) -> Result<Vec<ServiceRow>, DbError> {
-    Ok(
-        sqlx::query_as::<_, ServiceRow>("SELECT id, uuid, host, binary_name, disabled, disabled_reason, forced_down, last_seen_up, created_at, updated_at FROM services ORDER BY id")
-            .fetch_all(db.pool())
-            .await?,
-    )
 }
 
 /// The availability zone of each host (aggregate metadata, else the default).
@@ -182,12 +77,12 @@ fn view(
     service: &ServiceRow,
 ) -> Value {
     let mut body = json!({
-        "id": service.api_id(version),
+        "id": api_id(service, version),
         "binary": service.binary_name,
         "host": service.host,
         "zone": service_zone(state, zones, service),
         "status": service.status(),
-        "state": service.state(state),
+        "state": service.state(state.config.compute.service_down_time),
         "updated_at": service.updated_at.as_deref().map(api_time_micros),
         "disabled_reason": service.disabled_reason,
     });
@@ -213,7 +108,7 @@ async fn index(
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-services:list")?;
     let zones = zones_by_host(&state).await?;
-    let services: Vec<Value> = all(&state.db)
+    let services: Vec<Value> = services::all(&state.db)
         .await?
         .iter()
         .filter(|service| query.host.as_ref().is_none_or(|host| &service.host == host))
@@ -232,7 +127,7 @@ async fn find_by_uuid(db: &Db, id: &str) -> ApiResult<ServiceRow> {
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(ApiError::bad_request(format!("Invalid uuid {id}")));
     }
-    all(db)
+    services::all(db)
         .await?
         .into_iter()
         .find(|service| service.uuid == id)
@@ -240,7 +135,7 @@ async fn find_by_uuid(db: &Db, id: &str) -> ApiResult<ServiceRow> {
 }
 
 async fn find_by_host(db: &Db, host: &str, binary: &str) -> ApiResult<ServiceRow> {
-    all(db)
+    services::all(db)
         .await?
         .into_iter()
         .find(|service| service.host == host && service.binary_name == binary)
@@ -259,36 +154,20 @@ struct Change {
     forced_down: Option<bool>,
 }
 
-/// Applies `change` to `service` and notifies it (`service.update`, Nova
-/// sends it when `disabled`, `disabled_reason` or `forced_down` change).
+/// Applies `change` to `service` and notifies it (`service.update`).
 async fn apply(state: &AppState, service: &ServiceRow, change: &Change) -> ApiResult<()> {
-    let disabled = change.disabled.map(i64::from).unwrap_or(service.disabled);
-    let reason = match (&change.disabled_reason, change.disabled) {
+    let disabled_reason = match (&change.disabled_reason, change.disabled) {
         (Some(reason), _) => reason.clone(),
         // Enabling clears the reason.
         (None, Some(false)) => None,
         (None, _) => service.disabled_reason.clone(),
     };
-    let forced_down = change
-        .forced_down
-        .map(i64::from)
-        .unwrap_or(service.forced_down);
-    let mut tx = state.db.begin_serialized("services").await?;
-    sqlx::query(
-        "UPDATE services SET disabled = $1, disabled_reason = $2, forced_down = $3, updated_at = $4 WHERE id = $5",
-    )
-    .bind(disabled)
-    .bind(reason)
-    .bind(forced_down)
-    .bind(db::now())
-    .bind(service.id)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(payload) = service_payload(&mut tx, &state.config, service.id).await? {
-        let publisher = Publisher::api(&state.config.host);
-        emit(&mut tx, &builders::service(&publisher, payload, "update")).await?;
-    }
-    crate::notify::commit(tx).await?;
+    let flags = StatusFlags {
+        disabled: change.disabled.unwrap_or(service.disabled != 0),
+        disabled_reason,
+        forced_down: change.forced_down.unwrap_or(service.forced_down != 0),
+    };
+    services::set_status(&state.db, &state.config, service.id, &flags).await?;
     Ok(())
 }
 
@@ -482,43 +361,13 @@ async fn delete(
         let number: i64 = id
             .parse()
             .map_err(|_| ApiError::bad_request(format!("Invalid service id {id}")))?;
-        all(&state.db)
+        services::all(&state.db)
             .await?
             .into_iter()
             .find(|service| service.id == number)
             .ok_or_else(|| ApiError::not_found(format!("Service {id} could not be found.")))?
     };
-    let mut tx = state.db.begin_serialized("conductor").await?;
-    let instances: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM instances WHERE host = $1 AND deleted = 0")
-            .bind(&service.host)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-    if instances > 0 {
-        return Err(ApiError::conflict(format!(
-            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first: host {}",
-            service.host
-        )));
-    }
-    sqlx::query("DELETE FROM aggregate_hosts WHERE host = $1")
-        .bind(&service.host)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM compute_nodes WHERE service_id = $1")
-        .bind(service.id)
-        .execute(&mut *tx)
-        .await?;
-    let payload = service_payload(&mut tx, &state.config, service.id).await?;
-    sqlx::query("DELETE FROM services WHERE id = $1")
-        .bind(service.id)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(payload) = payload {
-        let publisher = Publisher::api(&state.config.host);
-        emit(&mut tx, &builders::service(&publisher, payload, "delete")).await?;
-    }
-    crate::notify::commit(tx).await?;
+    services::delete(&state.db, &state.config, &service).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -24,14 +24,11 @@ use crate::api::body::parse_json;
 use crate::conductor::{ConductorError, tasks};
 use crate::config::Config;
 use crate::db::{self, DbError, Tx};
-use crate::notify::builders::{self, payload_time};
-use crate::notify::payload::ServiceStatusPayload;
+use crate::notify::builders;
 use crate::notify::{Publisher, emit};
+use crate::store::services::{COMPUTE_BINARY, service_payload};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// The compute service's binary name, as Nova lists it.
-pub const COMPUTE_BINARY: &str = "nova-compute";
 
 /// An RPC error: a status and an [`ErrorBody`].
 #[derive(Debug)]
@@ -170,52 +167,6 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
     parse_json(bytes)
         .map_err(|error| RpcError(StatusCode::BAD_REQUEST, error.message().to_string()))
 }
-
-/// The `ServiceStatusPayload` of service `id`, read in `tx`.
-pub async fn service_payload(
-    tx: &mut Tx,
-    config: &Config,
-    id: i64,
-) -> Result<Option<ServiceStatusPayload>, DbError> {
-    let Some(row) = sqlx::query("SELECT * FROM services WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let host: String = row.try_get("host")?;
-    let zone = sqlx::query(
-        "SELECT m.value FROM aggregate_metadata m JOIN aggregate_hosts h ON h.aggregate_id = m.aggregate_id \
-         WHERE h.host = $1 AND m.key = 'availability_zone' ORDER BY m.value",
-    )
-    .bind(&host)
-    .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| row.try_get::<String, _>("value"))
-    .transpose()?
-    .unwrap_or_else(|| config.compute.default_availability_zone.clone());
-    Ok(Some(ServiceStatusPayload {
-        host: Some(host),
-        binary: Some(row.try_get("binary_name")?),
-        topic: Some(row.try_get("topic")?),
-        report_count: 0,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        disabled_reason: row.try_get("disabled_reason")?,
-        availability_zone: Some(zone),
-        last_seen_up: row
-            .try_get::<Option<String>, _>("last_seen_up")?
-            .as_deref()
-            .map(payload_time),
-        forced_down: row.try_get::<i64, _>("forced_down")? != 0,
-        version: SERVICE_VERSION,
-        uuid: row.try_get("uuid")?,
-    }))
-}
-
-/// The service version novum reports in service notifications (Nova's
-/// integer `SERVICE_VERSION`; novum's RPC is versioned separately).
-pub const SERVICE_VERSION: i64 = 1;
 
 /// Creates or refreshes the service and compute node rows of `host`; a new
 /// service is notified (`service.create`, in `tx`).

@@ -14,7 +14,7 @@ use crate::db::{self, Db, Tx};
 use crate::notify::builders::{self, AggregateAction};
 use crate::notify::payload::AggregatePayload;
 use crate::notify::{Phase, Publisher, emit};
-use crate::rpc::COMPUTE_BINARY;
+use crate::store::services::COMPUTE_BINARY;
 
 /// The metadata key that puts an aggregate's hosts into a zone.
 pub const ZONE_KEY: &str = "availability_zone";
