@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
-use sqlx::Row;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,14 +25,14 @@ use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
+use crate::conductor::instance_admin::ServerChanges;
 use crate::conductor::model::Instance;
-use crate::conductor::notices;
 use crate::conductor::snapshot;
 use crate::conductor::states::{self, vm};
 use crate::conductor::{BuildRequest, Caller};
 use crate::images;
-use crate::notify::Publisher;
 use crate::quota::Resource;
+use crate::store;
 use crate::store::services::HostStatus;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
@@ -343,11 +342,7 @@ async fn list(
         .transpose()?;
     let include_deleted = since.is_some()
         || (auth.is_admin() && query.deleted.as_deref().and_then(parse_bool) == Some(true));
-    let rows = sqlx::query_as::<_, Instance>(
-        "SELECT * FROM instances ORDER BY created_at DESC, uuid DESC",
-    )
-    .fetch_all(state.db.pool())
-    .await?;
+    let rows = store::instances::all_newest_first(&state.db).await?;
     let statuses = query.status.as_deref().map(states::vm_states_for_status);
     if let (Some(status), Some(states)) = (&query.status, &statuses)
         && states.is_empty()
@@ -612,22 +607,14 @@ async fn create(
         None => None,
     };
     let group = match hints.get("group").and_then(|values| values.first()) {
-        Some(group) => {
-            let row = sqlx::query("SELECT project_id FROM server_groups WHERE uuid = $1")
-                .bind(group)
-                .fetch_optional(state.db.pool())
-                .await?;
-            match row {
-                Some(row) if auth.may_see_project(&row.try_get::<String, _>("project_id")?) => {
-                    Some(group.clone())
-                }
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "Invalid server group {group}: it could not be found."
-                    )));
-                }
+        Some(group) => match store::instances::server_group_project(&state.db, group).await? {
+            Some(project_id) if auth.may_see_project(&project_id) => Some(group.clone()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid server group {group}: it could not be found."
+                )));
             }
-        }
+        },
         None => None,
     };
     let image = boot_image(&state, &auth, &image_ref, &flavor).await?;
@@ -696,44 +683,20 @@ async fn update(
     TypedBody(body): TypedBody<ServerUpdateBody>,
 ) -> ApiResult<Json<Value>> {
     auth.require_writer("os_compute_api:servers:update")?;
-    let instance = fetch_visible(&state, &auth, &id).await?;
+    fetch_visible(&state, &auth, &id).await?;
     let changes = body.server;
-    let name = changes.name;
-    let description = changes
-        .description
-        .unwrap_or_else(|| instance.description.clone());
-    let access_ip_v4 = changes
-        .access_ip_v4
-        .map_or_else(|| instance.access_ip_v4.clone(), |ip| ip.0);
-    let access_ip_v6 = changes
-        .access_ip_v6
-        .map_or_else(|| instance.access_ip_v6.clone(), |ip| ip.0);
-    let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE instances SET display_name = $1, description = $2, updated_at = $3, access_ip_v4 = $4, access_ip_v6 = $5 WHERE uuid = $6",
-    )
-    .bind(name.unwrap_or_else(|| instance.display_name.clone()))
-    .bind(description)
-    .bind(crate::db::now())
-    .bind(access_ip_v4)
-    .bind(access_ip_v6)
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
     let caller = Caller {
         user_id: &auth.user_id,
         project_id: &auth.project_id,
         request_id: &request_id.0,
     };
-    notices::renamed(
-        &mut tx,
-        &Publisher::api(&state.config.host),
-        &id,
-        &instance.display_name,
-        &notices::caller_context(&caller),
-    )
-    .await?;
-    crate::notify::commit(tx).await?;
+    let changes = ServerChanges {
+        name: changes.name,
+        description: changes.description,
+        access_ip_v4: changes.access_ip_v4.map(|ip| ip.0),
+        access_ip_v6: changes.access_ip_v6.map(|ip| ip.0),
+    };
+    state.conductor.update_server(&id, changes, &caller).await?;
     let instance = fetch_visible(&state, &auth, &id).await?;
     let host_statuses =
         shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;

@@ -1,12 +1,26 @@
 //! Changes to an instance's record that need no agent: an admin's
-//! reset-state and an owner's or admin's lock. Each runs in the conductor's
+//! reset-state, an owner's or admin's lock, and a rename (`PUT /servers/{id}`).
+//! Each runs in the conductor's
 //! serialized section, so it never interleaves with a state change of an
 //! operation in flight.
 
 use std::sync::Arc;
 
-use super::{Conductor, ConductorError, Result};
+use super::{Caller, Conductor, ConductorError, Result, notices};
 use crate::db;
+
+/// What `PUT /servers/{id}` changes; each `None` leaves the field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerChanges {
+    /// The new display name.
+    pub name: Option<String>,
+    /// The new description (`Some(None)` clears it).
+    pub description: Option<Option<String>>,
+    /// The new IPv4 access address (`""` clears it).
+    pub access_ip_v4: Option<String>,
+    /// The new IPv6 access address (`""` clears it).
+    pub access_ip_v6: Option<String>,
+}
 
 /// Who holds a server's lock (Nova's `locked_by`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +90,40 @@ impl Conductor {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// `PUT /servers/{id}`: applies `changes` to the instance's record and,
+    /// when its name changed, sends `instance.update` (from the API
+    /// publisher) in the same transaction.
+    pub async fn update_server(
+        self: &Arc<Self>,
+        uuid: &str,
+        changes: ServerChanges,
+        caller: &Caller<'_>,
+    ) -> Result<()> {
+        let mut tx = self.db().begin_serialized("conductor").await?;
+        let instance = Self::locked_instance(&mut tx, uuid).await?;
+        sqlx::query(
+            "UPDATE instances SET display_name = $1, description = $2, updated_at = $3, access_ip_v4 = $4, access_ip_v6 = $5 WHERE uuid = $6",
+        )
+        .bind(changes.name.unwrap_or_else(|| instance.display_name.clone()))
+        .bind(changes.description.unwrap_or_else(|| instance.description.clone()))
+        .bind(db::now())
+        .bind(changes.access_ip_v4.unwrap_or_else(|| instance.access_ip_v4.clone()))
+        .bind(changes.access_ip_v6.unwrap_or_else(|| instance.access_ip_v6.clone()))
+        .bind(uuid)
+        .execute(&mut *tx)
+        .await?;
+        notices::renamed(
+            &mut tx,
+            &self.api_publisher(),
+            uuid,
+            &instance.display_name,
+            &notices::caller_context(caller),
+        )
+        .await?;
+        crate::notify::commit(tx).await?;
         Ok(())
     }
 }

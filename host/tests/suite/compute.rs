@@ -1216,6 +1216,104 @@ async fn end_to_end_with_embedded_agent() {
     }
 }
 
+/// `PUT /servers/{id}` (through the conductor): fields absent stay, `""`
+/// clears an access address, and a rename (only a rename) sends
+/// `instance.update` from the API publisher with the old name.
+#[tokio::test]
+async fn update_renames_and_notifies_once() {
+    let cloud = cloud_with(|_| {}).await;
+    let token = cloud.register("cmp1", 4, 8192).await;
+    let mut body = server_body("before");
+    body["server"]["accessIPv4"] = json!("1.1.1.1");
+    let (status, created) = cloud.create("member", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["server"]["id"].as_str().expect("id").to_string();
+    let tasks = cloud.next_tasks("cmp1", &token).await;
+    cloud
+        .report(
+            "cmp1",
+            &token,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::Running,
+            },
+        )
+        .await;
+    cloud.wait_status(&id, "ACTIVE").await;
+    let renames = || async {
+        novum::notify::outbox::list_events(
+            &cloud.state.db,
+            &novum::notify::outbox::EventFilter {
+                event_type: Some("instance.update".to_string()),
+                instance_uuid: Some(id.clone()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("events")
+    };
+    let before = renames().await.len();
+    let path = format!("/compute/v2.1/servers/{id}");
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "PUT",
+            &path,
+            Some(json!({"server": {"name": "after", "accessIPv4": ""}})),
+            Some("2.19"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["server"]["name"], "after");
+    assert_eq!(body["server"]["accessIPv4"], "");
+    assert_eq!(body["server"]["description"], Value::Null);
+    let events = renames().await;
+    assert_eq!(
+        events.len(),
+        before + 1,
+        "one instance.update for the rename"
+    );
+    let newest = &events[0].envelope;
+    assert!(
+        newest.publisher_id.starts_with("nova-api:"),
+        "{}",
+        newest.publisher_id
+    );
+    assert_eq!(
+        newest.payload["nova_object.data"]["old_display_name"], "before",
+        "{}",
+        newest.payload
+    );
+
+    // No rename, no notification; the description is set, the name stays.
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "PUT",
+            &path,
+            Some(json!({"server": {"description": "d"}})),
+            Some("2.19"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["server"]["name"], "after");
+    assert_eq!(body["server"]["description"], "d");
+    assert_eq!(renames().await.len(), before + 1);
+
+    let missing = format!("/compute/v2.1/servers/{}", uuid::Uuid::new_v4());
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "PUT",
+            &missing,
+            Some(json!({"server": {"name": "x"}})),
+            Some("2.19"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
 #[tokio::test]
 async fn access_ips_lock_and_reset_state() {
     let cloud = cloud_with(|_| {}).await;
