@@ -9,7 +9,6 @@ pub mod api;
 pub mod compute;
 pub mod conductor;
 pub mod config;
-pub mod identity;
 pub mod images;
 pub mod notify;
 pub mod plugins;
@@ -26,3 +25,5 @@ pub mod server;
 /// the other parts move into crates of their own; new code names
 /// `novum_db` directly.
 pub use novum_db as db;
+/// Transitional: the identity service is the `novum-identity` crate.
+pub use novum_identity as identity;

@@ -392,7 +392,7 @@ pub async fn insert(db: &Db, image: &Image) -> Result<(), ImageError> {
     .await;
     match inserted {
         Ok(_) => Ok(()),
-        Err(error) if crate::identity::store::is_unique_violation(&error) => {
+        Err(error) if crate::db::is_unique_violation(&error) => {
             Err(ImageError::AlreadyExists(image.id.clone()))
         }
         Err(error) => Err(error.into()),
@@ -526,7 +526,7 @@ pub async fn add_member(db: &Db, image_id: &str, member_id: &str) -> Result<bool
     .await;
     match inserted {
         Ok(_) => Ok(true),
-        Err(error) if crate::identity::store::is_unique_violation(&error) => Ok(false),
+        Err(error) if crate::db::is_unique_violation(&error) => Ok(false),
         Err(error) => Err(error.into()),
     }
 }
