@@ -47,7 +47,7 @@ pub struct Config {
     /// Quota defaults and policies.
     pub quota: crate::quota::QuotaConfig,
     /// Image service settings (upload size cap, per-project storage quota).
-    pub images: crate::images::ImagesConfig,
+    pub images: novum_images::ImagesConfig,
     /// The file this configuration was read from (for reloads); not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -69,7 +69,7 @@ impl Default for Config {
             agent: AgentConfig::default(),
             notifications: crate::notify::NotificationsConfig::default(),
             quota: crate::quota::QuotaConfig::default(),
-            images: crate::images::ImagesConfig::default(),
+            images: novum_images::ImagesConfig::default(),
             source: None,
         }
     }

@@ -9,7 +9,6 @@ pub mod api;
 pub mod compute;
 pub mod conductor;
 pub mod config;
-pub mod images;
 pub mod notify;
 pub mod plugins;
 pub mod quota;
@@ -27,3 +26,5 @@ pub mod server;
 pub use novum_db as db;
 /// Transitional: the identity service is the `novum-identity` crate.
 pub use novum_identity as identity;
+/// Transitional: the image service is the `novum-images` crate.
+pub use novum_images as images;
