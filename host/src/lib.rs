@@ -9,8 +9,6 @@ pub mod api;
 pub mod compute;
 pub mod conductor;
 pub mod config;
-pub mod identity;
-pub mod images;
 pub mod notify;
 pub mod plugins;
 pub mod quota;
@@ -27,3 +25,7 @@ pub mod store;
 /// the other parts move into crates of their own; new code names
 /// `novum_db` directly.
 pub use novum_db as db;
+/// Transitional: the identity service is the `novum-identity` crate.
+pub use novum_identity as identity;
+/// Transitional: the image service is the `novum-images` crate.
+pub use novum_images as images;

@@ -181,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
             command: IdentityCommand::RotateKeys,
         } => {
             let config = novum::config::Config::load(cli.config.as_deref())?;
-            let dir = novum::identity::key_repository(&config);
+            let dir = config.identity.key_repository(&config.data_dir);
             novum::identity::keys::setup(&dir)?;
             let primary = novum::identity::keys::rotate(&dir, config.identity.max_active_keys)?;
             println!(

@@ -32,7 +32,13 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let identity = Identity::new(db.clone(), &config).await?;
+    let public_base_url = config.public_base_url();
+    let deployment = novum_identity::Deployment {
+        data_dir: &config.data_dir,
+        public_base_url: &public_base_url,
+        region: &config.region,
+    };
+    let identity = Identity::new(db.clone(), &config.identity, &deployment).await?;
     let plugins = crate::conductor::load_plugins(&config)?;
     let quota_policies = crate::quota::load_policies(plugins.engine(), &config)?;
     let quota = Arc::new(Quota::new(db.clone(), config.quota.clone(), quota_policies));

@@ -299,3 +299,15 @@ pub mod testing {
         Some(format!("{base}/{name}"))
     }
 }
+
+/// Whether an insert failed on a unique constraint.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => {
+            error.is_unique_violation()
+                || error.message().contains("UNIQUE constraint failed")
+                || error.code().as_deref() == Some("23505")
+        }
+        _ => false,
+    }
+}

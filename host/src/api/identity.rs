@@ -686,7 +686,7 @@ async fn create_project(
     };
     match store::insert_project(&state.db, &project).await {
         Ok(()) => {}
-        Err(error) if store::is_unique_violation(&error) => {
+        Err(error) if crate::db::is_unique_violation(&error) => {
             return Err(conflict("project", &project.name));
         }
         Err(error) => return Err(error.into()),
@@ -723,7 +723,7 @@ async fn update_project(
     match store::update_project(&state.db, &project).await {
         Ok(true) => {}
         Ok(false) => return Err(not_found("project", &project_id)),
-        Err(error) if store::is_unique_violation(&error) => {
+        Err(error) if crate::db::is_unique_violation(&error) => {
             return Err(conflict("project", &project.name));
         }
         Err(error) => return Err(error.into()),
@@ -883,7 +883,7 @@ async fn create_user(
     apply_user_fields(&state, &mut user, fields).await?;
     match store::insert_user(&state.db, &user).await {
         Ok(()) => {}
-        Err(error) if store::is_unique_violation(&error) => {
+        Err(error) if crate::db::is_unique_violation(&error) => {
             return Err(conflict("user", &user.name));
         }
         Err(error) => return Err(error.into()),
@@ -910,7 +910,7 @@ async fn update_user(
     match store::update_user(&state.db, &user).await {
         Ok(true) => {}
         Ok(false) => return Err(not_found("user", &user_id)),
-        Err(error) if store::is_unique_violation(&error) => {
+        Err(error) if crate::db::is_unique_violation(&error) => {
             return Err(conflict("user", &user.name));
         }
         Err(error) => return Err(error.into()),
@@ -1065,7 +1065,7 @@ async fn create_role(
     };
     match store::insert_role(&state.db, &role).await {
         Ok(()) => {}
-        Err(error) if store::is_unique_violation(&error) => {
+        Err(error) if crate::db::is_unique_violation(&error) => {
             return Err(conflict("role", &role.name));
         }
         Err(error) => return Err(error.into()),

@@ -412,7 +412,8 @@ async fn expiry_and_rotation_on(backend: &Backend) {
     let context = AuthContext::validate(&app.state.identity, &admin)
         .await
         .expect("valid");
-    let key_dir = novum::identity::key_repository(&api_common::config(&backend.dir.0));
+    let config = api_common::config(&backend.dir.0);
+    let key_dir = config.identity.key_repository(&config.data_dir);
     assert_eq!(
         keys::key_indices(&key_dir).expect("keys"),
         vec![0, 1],

@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::{Db, DbError};
+use novum_db::{Db, DbError};
 
 /// The id of the one domain.
 pub const DEFAULT_DOMAIN_ID: &str = "default";
@@ -109,18 +109,6 @@ const PROJECT_COLUMNS: &str = "id, name, domain_id, description, enabled";
 const USER_COLUMNS: &str =
     "id, name, domain_id, default_project_id, email, description, enabled, password_hash";
 
-/// Whether an insert failed on a unique constraint.
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(error) => {
-            error.is_unique_violation()
-                || error.message().contains("UNIQUE constraint failed")
-                || error.code().as_deref() == Some("23505")
-        }
-        _ => false,
-    }
-}
-
 /// A list filter: an optional name and enabled flag.
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
@@ -210,7 +198,7 @@ pub async fn insert_project(db: &Db, project: &Project) -> Result<(), sqlx::Erro
     .bind(&project.domain_id)
     .bind(&project.description)
     .bind(i64::from(project.enabled))
-    .bind(crate::db::now())
+    .bind(novum_db::now())
     .execute(db.pool())
     .await?;
     Ok(())
@@ -292,7 +280,7 @@ pub async fn insert_user(db: &Db, user: &User) -> Result<(), sqlx::Error> {
     .bind(&user.email)
     .bind(&user.description)
     .bind(i64::from(user.enabled))
-    .bind(crate::db::now())
+    .bind(novum_db::now())
     .execute(db.pool())
     .await?;
     Ok(())
@@ -321,7 +309,7 @@ pub async fn update_user(db: &Db, user: &User) -> Result<bool, sqlx::Error> {
 pub struct AuthFailures {
     /// Consecutive failures since the last success (or the last lockout that ran out).
     pub count: i64,
-    /// When the last one happened ([`crate::db::timestamp`]).
+    /// When the last one happened ([`novum_db::timestamp`]).
     pub last_at: Option<String>,
 }
 
@@ -431,7 +419,7 @@ pub async fn insert_role(db: &Db, role: &Role) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO identity_roles (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(&role.id)
         .bind(&role.name)
-        .bind(crate::db::now())
+        .bind(novum_db::now())
         .execute(db.pool())
         .await?;
     Ok(())
@@ -593,7 +581,7 @@ pub async fn projects_of_user(db: &Db, user_id: &str) -> Result<Vec<Project>, Db
 /// Records a revoked token until `expires_at`, pruning revocations of
 /// tokens that expired anyway.
 pub async fn revoke_token(db: &Db, audit_id: &str, expires_at: &str) -> Result<(), DbError> {
-    let now = crate::db::now();
+    let now = novum_db::now();
     let mut tx = db.begin_serialized("identity-revocations").await?;
     sqlx::query("DELETE FROM identity_revoked_tokens WHERE expires_at < $1")
         .bind(&now)

@@ -7,21 +7,27 @@
 //! admin project, the admin user and the roles admin, member and reader are
 //! created ([`Identity::new`]).
 //!
-//! The HTTP handlers are in `crate::api::identity`; what fails here is an
-//! [`IdentityError`], which they answer in Keystone's shape.
+//! The HTTP handlers are in the novum crate's `api::identity`; what fails
+//! here is an [`IdentityError`], which they answer in Keystone's shape. The
+//! `[identity]` configuration section is [`IdentityConfig`].
 
+#![deny(missing_docs)]
+
+pub mod config;
 pub mod keys;
 pub mod password;
 pub mod store;
 pub mod token;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::{Config, IdentityConfig};
-use crate::db::{Db, DbError};
+pub use config::{
+    DEFAULT_LOCKOUT_DURATION_SECONDS, DEFAULT_LOCKOUT_FAILURE_ATTEMPTS, IdentityConfig,
+};
 use keys::KeyRepository;
+use novum_db::{Db, DbError};
 use store::{DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, DEFAULT_ROLES, Project, Role, User};
 use token::TokenPayload;
 
@@ -274,6 +280,20 @@ impl LockoutPolicy {
     }
 }
 
+/// What the identity service needs to know of the controller it runs in,
+/// beyond its `[identity]` section.
+#[derive(Clone, Copy, Debug)]
+pub struct Deployment<'a> {
+    /// The controller's data directory: the default key repository's
+    /// parent, and where the admin's openrc file is written at first start.
+    pub data_dir: &'a Path,
+    /// The URL clients reach the API at, without a trailing slash (the
+    /// openrc file's `OS_AUTH_URL` is built from it).
+    pub public_base_url: &'a str,
+    /// The region name (the openrc file's `OS_REGION_NAME`).
+    pub region: &'a str,
+}
+
 /// The identity service.
 pub struct Identity {
     db: Db,
@@ -286,28 +306,27 @@ pub struct Identity {
     password_checks: tokio::sync::Semaphore,
 }
 
-/// The key repository directory `config` names.
-pub fn key_repository(config: &Config) -> PathBuf {
-    config
-        .identity
-        .key_repository
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("fernet-keys"))
-}
-
 impl Identity {
-    /// The identity service over `db`: opens (creating at first start) the key
+    /// The identity service over `db` as `config` (the `[identity]` section)
+    /// and `deployment` set: opens (creating at first start) the key
     /// repository and creates the admin project, user and roles if missing.
-    pub async fn new(db: Db, config: &Config) -> anyhow::Result<Self> {
-        let keys = KeyRepository::open(&key_repository(config), config.identity.max_active_keys)?;
+    pub async fn new(
+        db: Db,
+        config: &IdentityConfig,
+        deployment: &Deployment<'_>,
+    ) -> anyhow::Result<Self> {
+        let keys = KeyRepository::open(
+            &config.key_repository(deployment.data_dir),
+            config.max_active_keys,
+        )?;
         let identity = Self {
             db,
-            config: config.identity.clone(),
+            config: config.clone(),
             keys,
-            lockout: LockoutPolicy::from_config(&config.identity),
+            lockout: LockoutPolicy::from_config(config),
             password_checks: tokio::sync::Semaphore::new(password::hashing_slots()),
         };
-        identity.bootstrap(config).await?;
+        identity.bootstrap(deployment).await?;
         Ok(identity)
     }
 
@@ -321,7 +340,7 @@ impl Identity {
         self.keys.rotate()
     }
 
-    async fn bootstrap(&self, config: &Config) -> anyhow::Result<()> {
+    async fn bootstrap(&self, deployment: &Deployment<'_>) -> anyhow::Result<()> {
         let mut roles = Vec::new();
         for name in DEFAULT_ROLES {
             roles.push(self.ensure_role(name).await?);
@@ -339,7 +358,7 @@ impl Identity {
                 };
                 match store::insert_project(&self.db, &project).await {
                     Ok(()) => project,
-                    Err(error) if store::is_unique_violation(&error) => {
+                    Err(error) if novum_db::is_unique_violation(&error) => {
                         store::get_project_by_name(&self.db, &project.name)
                             .await?
                             .ok_or_else(|| anyhow::anyhow!("admin project vanished"))?
@@ -374,7 +393,7 @@ impl Identity {
         match store::insert_user(&self.db, &user).await {
             Ok(()) => {}
             // Another controller bootstrapped at the same moment.
-            Err(error) if store::is_unique_violation(&error) => return Ok(()),
+            Err(error) if novum_db::is_unique_violation(&error) => return Ok(()),
             Err(error) => return Err(error.into()),
         }
         let admin_role = roles
@@ -382,8 +401,8 @@ impl Identity {
             .find(|role| role.name == "admin")
             .ok_or_else(|| anyhow::anyhow!("admin role missing"))?;
         store::grant(&self.db, &user.id, &project.id, &admin_role.id).await?;
-        let openrc = config.data_dir.join(ADMIN_OPENRC);
-        write_openrc(&openrc, config, &password)?;
+        let openrc = deployment.data_dir.join(ADMIN_OPENRC);
+        write_openrc(&openrc, &self.config, deployment, &password)?;
         if generated {
             println!(
                 "novum: created the admin user '{}' with the generated password: {password}",
@@ -414,7 +433,7 @@ impl Identity {
         };
         match store::insert_role(&self.db, &role).await {
             Ok(()) => Ok(role),
-            Err(error) if store::is_unique_violation(&error) => {
+            Err(error) if novum_db::is_unique_violation(&error) => {
                 store::get_role_by_name(&self.db, name)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("role {name} vanished"))
@@ -487,7 +506,7 @@ impl Identity {
         store::revoke_token(
             &self.db,
             audit_id,
-            &crate::db::timestamp(
+            &novum_db::timestamp(
                 chrono::DateTime::from_timestamp(token.payload.expires_at, 0).unwrap_or_default(),
             ),
         )
@@ -630,9 +649,9 @@ impl Identity {
             let count = store::record_failed_auth(
                 &self.db,
                 &user.id,
-                &crate::db::timestamp(now),
+                &novum_db::timestamp(now),
                 i64::from(policy.failure_attempts),
-                &crate::db::timestamp(policy.expired_before(now)),
+                &novum_db::timestamp(policy.expired_before(now)),
             )
             .await?;
             if count == i64::from(policy.failure_attempts) {
@@ -739,7 +758,12 @@ impl Identity {
 }
 
 /// Writes the shell file that sets the admin's `OS_*` variables (owner-only).
-fn write_openrc(path: &Path, config: &Config, password: &str) -> std::io::Result<()> {
+fn write_openrc(
+    path: &Path,
+    config: &IdentityConfig,
+    deployment: &Deployment<'_>,
+    password: &str,
+) -> std::io::Result<()> {
     let quote = |value: &str| format!("'{}'", value.replace('\'', r"'\''"));
     let text = format!(
         "# novum admin credentials for the openstack CLI: `source {}`\n\
@@ -752,11 +776,11 @@ fn write_openrc(path: &Path, config: &Config, password: &str) -> std::io::Result
          export OS_REGION_NAME={}\n\
          export OS_IDENTITY_API_VERSION=3\n",
         path.display(),
-        quote(&format!("{}/identity/v3", config.public_base_url())),
-        quote(&config.identity.admin_user),
+        quote(&format!("{}/identity/v3", deployment.public_base_url)),
+        quote(&config.admin_user),
         quote(password),
-        quote(&config.identity.admin_project),
-        quote(&config.region),
+        quote(&config.admin_project),
+        quote(deployment.region),
     );
     std::fs::write(path, text)?;
     #[cfg(unix)]

@@ -2,7 +2,7 @@
 //! ([`ImageListing`]), ordered and paged with a marker ([`list`]).
 
 use super::{IMAGE_COLUMNS, Image, ImageError, Viewer, Visibility, get_for_project, image_from};
-use crate::db::{Backend, Db};
+use novum_db::{Backend, Db};
 
 /// Which visibilities a listing shows (Glance's `visibility` filter).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -9,7 +9,10 @@
 //! An image the caller may not see does not exist for it (404).
 //!
 //! The compute side calls [`get_for_project`] to look an image up for a boot.
-//! The HTTP handlers are in `crate::api::images`; who asks is a [`Viewer`].
+//! The HTTP handlers are in the novum crate's `api::images`; who asks is a
+//! [`Viewer`]. The `[images]` configuration section is [`ImagesConfig`].
+
+#![deny(missing_docs)]
 
 pub mod data;
 pub mod listing;
@@ -20,7 +23,7 @@ use serde::Deserialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::{Db, DbError};
+use novum_db::{Db, DbError};
 
 pub use listing::{
     FilterColumn, ImageListing, ImagePage, SortKey, ValueMatch, VisibilityFilter, list,
@@ -392,7 +395,7 @@ pub async fn insert(db: &Db, image: &Image) -> Result<(), ImageError> {
     .await;
     match inserted {
         Ok(_) => Ok(()),
-        Err(error) if crate::identity::store::is_unique_violation(&error) => {
+        Err(error) if novum_db::is_unique_violation(&error) => {
             Err(ImageError::AlreadyExists(image.id.clone()))
         }
         Err(error) => Err(error.into()),
@@ -402,7 +405,7 @@ pub async fn insert(db: &Db, image: &Image) -> Result<(), ImageError> {
 /// Writes the user-changeable fields of `image` (not status or data fields)
 /// and stamps `updated_at`; false when the image is gone.
 pub async fn update_metadata(db: &Db, image: &mut Image) -> Result<bool, ImageError> {
-    image.updated_at = crate::db::now();
+    image.updated_at = novum_db::now();
     let result = sqlx::query(
         "UPDATE images SET name = $1, owner = $2, visibility = $3, protected = $4, os_hidden = $5, disk_format = $6, container_format = $7, min_disk = $8, min_ram = $9, tags = $10, properties = $11, updated_at = $12 WHERE id = $13",
     )
@@ -429,7 +432,7 @@ pub async fn transition(db: &Db, id: &str, from: &str, to: &str) -> Result<bool,
     let result =
         sqlx::query("UPDATE images SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
             .bind(to)
-            .bind(crate::db::now())
+            .bind(novum_db::now())
             .bind(id)
             .bind(from)
             .execute(db.pool())
@@ -449,7 +452,7 @@ pub async fn activate(db: &Db, id: &str, stored: &data::StoredData) -> Result<bo
     .bind(&stored.md5)
     .bind(data::HASH_ALGO)
     .bind(&stored.sha256)
-    .bind(crate::db::now())
+    .bind(novum_db::now())
     .bind(id)
     .bind(STATUS_SAVING)
     .execute(db.pool())
@@ -515,7 +518,7 @@ pub async fn members(
 
 /// Adds `member_id` (pending); false when it already is a member.
 pub async fn add_member(db: &Db, image_id: &str, member_id: &str) -> Result<bool, ImageError> {
-    let now = crate::db::now();
+    let now = novum_db::now();
     let inserted = sqlx::query(
         "INSERT INTO image_members (image_id, member_id, status, created_at, updated_at) VALUES ($1, $2, 'pending', $3, $3)",
     )
@@ -526,7 +529,7 @@ pub async fn add_member(db: &Db, image_id: &str, member_id: &str) -> Result<bool
     .await;
     match inserted {
         Ok(_) => Ok(true),
-        Err(error) if crate::identity::store::is_unique_violation(&error) => Ok(false),
+        Err(error) if novum_db::is_unique_violation(&error) => Ok(false),
         Err(error) => Err(error.into()),
     }
 }
@@ -542,7 +545,7 @@ pub async fn set_member_status(
         "UPDATE image_members SET status = $1, updated_at = $2 WHERE image_id = $3 AND member_id = $4",
     )
     .bind(status)
-    .bind(crate::db::now())
+    .bind(novum_db::now())
     .bind(image_id)
     .bind(member_id)
     .execute(db.pool())
