@@ -11,7 +11,10 @@ pub mod conductor;
 pub mod config;
 pub mod identity;
 pub mod images;
-pub mod notify;
+/// Notifications, now the `novum-notify` crate. Transitional: keeps the
+/// `crate::notify::…` / `novum::notify::…` paths working; new code names
+/// `novum_notify` directly.
+pub use novum_notify as notify;
 pub mod plugins;
 pub mod quota;
 pub mod rpc;
