@@ -9,9 +9,15 @@ pub mod api;
 pub mod compute;
 pub mod conductor;
 pub mod config;
-pub mod notify;
+/// Notifications, now the `novum-notify` crate. Transitional: keeps the
+/// `crate::notify::…` / `novum::notify::…` paths working; new code names
+/// `novum_notify` directly.
+pub use novum_notify as notify;
 pub mod plugins;
-pub mod quota;
+/// Quotas, now the `novum-quota` crate. Transitional: keeps the
+/// `crate::quota::…` / `novum::quota::…` paths working; new code names
+/// `novum_quota` directly.
+pub use novum_quota as quota;
 pub mod rpc;
 /// The scheduler, re-exported from [`novum_scheduler`]. Transitional: keeps
 /// the old `novum::scheduler::…` paths working until callers import

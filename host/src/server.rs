@@ -40,9 +40,11 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
     };
     let identity = Identity::new(db.clone(), &config.identity, &deployment).await?;
     let plugins = crate::conductor::load_plugins(&config)?;
-    let quota_policies = crate::quota::load_policies(plugins.engine(), &config)?;
+    let quota_policies =
+        crate::quota::load_policies(plugins.engine(), &config.quota, &config.plugins)?;
     let quota = Arc::new(Quota::new(db.clone(), config.quota.clone(), quota_policies));
-    let hooks = crate::notify::sink::hook::load(plugins.engine(), &config)?;
+    let hooks =
+        crate::notify::sink::hook::load(plugins.engine(), &config.notifications, &config.plugins)?;
     let conductor = Conductor::new(
         db.clone(),
         &config.host,

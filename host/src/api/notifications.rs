@@ -193,7 +193,11 @@ async fn reload_hooks(
     context.require_admin("novum:notifications:hooks:reload")?;
     let reloaded = state.clone();
     tokio::task::spawn_blocking(move || {
-        crate::notify::sink::hook::reload(&reloaded.hooks, &reloaded.config)
+        crate::notify::sink::hook::reload(
+            &reloaded.hooks,
+            &reloaded.config.notifications,
+            &reloaded.config.plugins,
+        )
     })
     .await
     .map_err(ApiError::internal)?

@@ -490,10 +490,11 @@ impl Conductor {
         let mut uuids = Vec::new();
         let mut operations = Vec::new();
         let mut tx = self.db.begin_serialized("conductor").await?;
+        let quota_flavor = request.flavor.sdk_flavor();
         let check = crate::quota::InstanceCheck {
             project_id: &request.project_id,
             user_id: &request.user_id,
-            flavor: &request.flavor,
+            flavor: &quota_flavor,
             min_count: request.min_count.max(1),
             max_count: request.count.max(1),
             group: request.group.as_deref(),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use novum_plugin_sdk::{Flavor, KeyValue};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
@@ -35,6 +36,28 @@ impl FlavorSnapshot {
     /// Disk the instance takes on its host, GiB (root + ephemeral + swap rounded up).
     pub fn disk_gb(&self) -> i64 {
         self.root_gb + self.ephemeral_gb + (self.swap + 1023) / 1024
+    }
+
+    /// The plugin SDK's flavor of this snapshot (what the quota checks and
+    /// their policies see); a negative size counts as 0.
+    pub fn sdk_flavor(&self) -> Flavor {
+        Flavor {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            vcpus: u32::try_from(self.vcpus).unwrap_or(u32::MAX),
+            memory_mb: u64::try_from(self.memory_mb).unwrap_or(0),
+            root_gb: u64::try_from(self.root_gb).unwrap_or(0),
+            ephemeral_gb: u64::try_from(self.ephemeral_gb).unwrap_or(0),
+            swap_mb: u64::try_from(self.swap).unwrap_or(0),
+            extra_specs: self
+                .extra_specs
+                .iter()
+                .map(|(key, value)| KeyValue {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -280,8 +280,8 @@ impl Conductor {
                 &ResizeCheck {
                     project_id: &instance.project_id,
                     user_id: &instance.user_id,
-                    old: &old,
-                    new: &flavor,
+                    old: &old.sdk_flavor(),
+                    new: &flavor.sdk_flavor(),
                     request_id: caller.request_id,
                 },
             )

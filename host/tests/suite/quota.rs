@@ -14,6 +14,7 @@ use novum::conductor::model::FlavorSnapshot;
 use novum::db::{Db, Tx};
 use novum::plugins::{Backend, OnError, PluginConfig, PluginSelection, Plugins, PluginsConfig};
 use novum::quota::{InstanceCheck, Quota, QuotaConfig, QuotaError, Resource, store};
+use novum_plugin_sdk::{Flavor, KeyValue};
 
 /// A fresh SQLite database, and a PostgreSQL one when a server answers.
 async fn databases() -> Vec<(&'static str, Db)> {
@@ -49,18 +50,40 @@ fn standard(db: &Db) -> Quota {
     quota(db, &["standard-quota-policy"], common::plugins_config())
 }
 
-fn flavor(name: &str, vcpus: i64, memory_mb: i64, specs: &[(&str, &str)]) -> FlavorSnapshot {
-    FlavorSnapshot {
+fn flavor(name: &str, vcpus: u32, memory_mb: u64, specs: &[(&str, &str)]) -> Flavor {
+    Flavor {
         id: name.to_string(),
         name: name.to_string(),
         vcpus,
         memory_mb,
         root_gb: 1,
         ephemeral_gb: 0,
-        swap: 0,
+        swap_mb: 0,
         extra_specs: specs
             .iter()
-            .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
+            .map(|(key, value)| KeyValue {
+                key: (*key).to_string(),
+                value: (*value).to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The flavor snapshot an instance row of `flavor` keeps.
+fn snapshot(flavor: &Flavor) -> FlavorSnapshot {
+    let size = |value: u64| i64::try_from(value).expect("test sizes fit");
+    FlavorSnapshot {
+        id: flavor.id.clone(),
+        name: flavor.name.clone(),
+        vcpus: i64::from(flavor.vcpus),
+        memory_mb: size(flavor.memory_mb),
+        root_gb: size(flavor.root_gb),
+        ephemeral_gb: size(flavor.ephemeral_gb),
+        swap: size(flavor.swap_mb),
+        extra_specs: flavor
+            .extra_specs
+            .iter()
+            .map(|spec| (spec.key.clone(), spec.value.clone()))
             .collect(),
     }
 }
@@ -68,7 +91,7 @@ fn flavor(name: &str, vcpus: i64, memory_mb: i64, specs: &[(&str, &str)]) -> Fla
 fn check<'a>(
     project: &'a str,
     user: &'a str,
-    flavor: &'a FlavorSnapshot,
+    flavor: &'a Flavor,
     min: u32,
     max: u32,
 ) -> InstanceCheck<'a> {
@@ -86,14 +109,9 @@ fn check<'a>(
 
 /// Inserts `count` instance rows the way a create does (vcpus and memory_mb
 /// from the flavor).
-async fn insert_instances(
-    tx: &mut Tx,
-    project: &str,
-    user: &str,
-    flavor: &FlavorSnapshot,
-    count: u32,
-) {
-    let snapshot = serde_json::to_string(flavor).expect("flavor json");
+async fn insert_instances(tx: &mut Tx, project: &str, user: &str, flavor: &Flavor, count: u32) {
+    let snapshot = snapshot(flavor);
+    let snapshot_json = serde_json::to_string(&snapshot).expect("flavor json");
     for _ in 0..count {
         let now = novum::db::now();
         sqlx::query(
@@ -103,11 +121,11 @@ async fn insert_instances(
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(project)
         .bind(user)
-        .bind(&flavor.id)
-        .bind(&snapshot)
+        .bind(&snapshot.id)
+        .bind(&snapshot_json)
         .bind(now)
-        .bind(flavor.vcpus)
-        .bind(flavor.memory_mb)
+        .bind(snapshot.vcpus)
+        .bind(snapshot.memory_mb)
         .execute(&mut **tx)
         .await
         .expect("insert instance");
@@ -334,7 +352,7 @@ async fn settable_ranges_follow_usage_and_user_limits() {
 async fn race(
     quota: &Arc<Quota>,
     project: &'static str,
-    flavors: &[FlavorSnapshot],
+    flavors: &[Flavor],
 ) -> (u32, Vec<String>, Duration) {
     let started = Instant::now();
     let tasks: Vec<_> = (0..500)

@@ -3,39 +3,50 @@
 
 use std::sync::Arc;
 
-use crate::notify::envelope::Envelope;
-use crate::plugins::{Backend, LoadError, PluginEngine, PluginKind, PluginSelection, Plugins};
+use novum_plugin_host::{
+    Backend, LoadError, PluginEngine, PluginKind, PluginSelection, Plugins, PluginsConfig,
+};
+
+use crate::config::NotificationsConfig;
+use crate::envelope::Envelope;
 
 /// The plugin selection of the `[notifications] hooks`.
-pub fn selection(config: &crate::config::Config) -> PluginSelection {
+pub fn selection(notifications: &NotificationsConfig) -> PluginSelection {
     PluginSelection {
-        notification_hooks: config.notifications.hooks.clone(),
+        notification_hooks: notifications.hooks.clone(),
         ..PluginSelection::default()
     }
 }
 
 /// Loads the `[notifications] hooks` as WebAssembly components in `engine`
 /// (the controller's one engine; whatever the scheduler backend, like the
-/// quota policies). Reload them with [`reload`].
+/// quota policies), each configured by its `[plugins.<name>]` table of
+/// `plugins_config`. Reload them with [`reload`].
 pub fn load(
     engine: &Arc<PluginEngine>,
-    config: &crate::config::Config,
+    notifications: &NotificationsConfig,
+    plugins_config: &PluginsConfig,
 ) -> Result<Arc<Plugins>, LoadError> {
     Ok(Arc::new(Plugins::load(
         Arc::clone(engine),
         Backend::Wasm,
-        &selection(config),
-        &config.plugins,
+        &selection(notifications),
+        plugins_config,
     )?))
 }
 
-/// Reloads the hooks of `config` into `plugins` (component files are read
-/// again; each hook starts with a fresh instance, so its in-memory state
-/// starts over). Deliveries look the hook up at each message, so the next
-/// one uses the new set; on error the running set stays.
-pub fn reload(plugins: &Plugins, config: &crate::config::Config) -> Result<(), LoadError> {
+/// Reloads the hooks of `notifications` (configured by `plugins_config`)
+/// into `plugins` (component files are read again; each hook starts with a
+/// fresh instance, so its in-memory state starts over). Deliveries look the
+/// hook up at each message, so the next one uses the new set; on error the
+/// running set stays.
+pub fn reload(
+    plugins: &Plugins,
+    notifications: &NotificationsConfig,
+    plugins_config: &PluginsConfig,
+) -> Result<(), LoadError> {
     plugins
-        .reload(Backend::Wasm, &selection(config), &config.plugins)
+        .reload(Backend::Wasm, &selection(notifications), plugins_config)
         .map(|_| ())
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::envelope::{Envelope, Notification};
-use crate::db::{self, Db, Tx};
+use novum_db::{self as db, Db, Tx};
 
 /// Errors of the notification layer.
 #[derive(Debug, thiserror::Error)]

@@ -2,13 +2,12 @@
 //! through the quota-policy plugins, and, for creates, find how many
 //! instances fit.
 
-use novum_plugin_sdk::{Flavor, KeyValue, QuotaRequest, ResourceUsage};
+use novum_plugin_sdk::{Flavor, QuotaRequest, ResourceUsage};
 
 use super::resources::{LimitMap, Resource};
 use super::{Quota, store};
-use crate::conductor::model::FlavorSnapshot;
-use crate::db::{DbError, Tx};
-use crate::plugins::{OnError, PluginSet};
+use novum_db::{DbError, Tx};
+use novum_plugin_host::{OnError, PluginSet};
 
 /// Why a quota check did not allow a request.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +83,8 @@ pub struct InstanceCheck<'a> {
     pub project_id: &'a str,
     /// The creating user.
     pub user_id: &'a str,
-    /// The flavor.
-    pub flavor: &'a FlavorSnapshot,
+    /// The flavor, as the quota policies see it.
+    pub flavor: &'a Flavor,
     /// At least this many (Nova's `min_count`, ≥ 1).
     pub min_count: u32,
     /// At most this many (Nova's `max_count`, ≥ `min_count`).
@@ -109,32 +108,21 @@ pub struct ResizeCheck<'a> {
     /// The instance's user.
     pub user_id: &'a str,
     /// The flavor it has.
-    pub old: &'a FlavorSnapshot,
-    /// The flavor it asks for.
-    pub new: &'a FlavorSnapshot,
+    pub old: &'a Flavor,
+    /// The flavor it asks for (the one the policies see).
+    pub new: &'a Flavor,
     /// The API request id (plugin logs).
     pub request_id: &'a str,
 }
 
-/// The SDK flavor of a snapshot.
-pub fn sdk_flavor(flavor: &FlavorSnapshot) -> Flavor {
-    Flavor {
-        id: flavor.id.clone(),
-        name: flavor.name.clone(),
-        vcpus: u32::try_from(flavor.vcpus).unwrap_or(u32::MAX),
-        memory_mb: u64::try_from(flavor.memory_mb).unwrap_or(0),
-        root_gb: u64::try_from(flavor.root_gb).unwrap_or(0),
-        ephemeral_gb: u64::try_from(flavor.ephemeral_gb).unwrap_or(0),
-        swap_mb: u64::try_from(flavor.swap).unwrap_or(0),
-        extra_specs: flavor
-            .extra_specs
-            .iter()
-            .map(|(key, value)| KeyValue {
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect(),
-    }
+/// The cores one instance of `flavor` takes.
+fn cores_of(flavor: &Flavor) -> i64 {
+    i64::from(flavor.vcpus)
+}
+
+/// The RAM one instance of `flavor` takes, MiB.
+fn ram_of(flavor: &Flavor) -> i64 {
+    i64::try_from(flavor.memory_mb).unwrap_or(i64::MAX)
 }
 
 /// One line of a quota request: `resource` with its usage, limit and the
@@ -206,7 +194,7 @@ impl Quota {
             &user_rows,
             check.project_id,
             check.user_id,
-            [1, check.flavor.vcpus, check.flavor.memory_mb],
+            [1, cores_of(check.flavor), ram_of(check.flavor)],
         )
         .await?;
         if let Some(group) = check.group {
@@ -237,7 +225,7 @@ impl Quota {
             project_id: check.project_id.to_string(),
             user_id: check.user_id.to_string(),
             action: "create".to_string(),
-            flavor: Some(sdk_flavor(check.flavor)),
+            flavor: Some(check.flavor.clone()),
             resources: lines
                 .iter()
                 .map(|line| line.usage(i64::from(count)))
@@ -279,8 +267,8 @@ impl Quota {
         let user_rows = store::user_rows(conn, check.project_id, check.user_id).await?;
         let growth = [
             0,
-            (check.new.vcpus - check.old.vcpus).max(0),
-            (check.new.memory_mb - check.old.memory_mb).max(0),
+            (cores_of(check.new) - cores_of(check.old)).max(0),
+            (ram_of(check.new) - ram_of(check.old)).max(0),
         ];
         let lines = instance_lines(
             conn,
@@ -295,7 +283,7 @@ impl Quota {
             project_id: check.project_id.to_string(),
             user_id: check.user_id.to_string(),
             action: "resize".to_string(),
-            flavor: Some(sdk_flavor(check.new)),
+            flavor: Some(check.new.clone()),
             resources: lines.iter().map(|line| line.usage(1)).collect(),
             flavor_usage: store::flavor_usage(conn, check.project_id).await?,
         };

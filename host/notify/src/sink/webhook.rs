@@ -6,8 +6,8 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::notify::config::WebhookConfig;
-use crate::notify::envelope::Envelope;
+use crate::config::WebhookConfig;
+use crate::envelope::Envelope;
 
 /// The signature header: `sha256=<hex of HMAC-SHA256(secret, body)>`.
 pub const SIGNATURE_HEADER: &str = "X-Novum-Signature";

@@ -661,7 +661,7 @@ pub fn exception_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::envelope::Priority;
+    use crate::envelope::Priority;
 
     fn instance() -> InstanceInfo {
         InstanceInfo {

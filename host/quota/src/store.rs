@@ -8,7 +8,7 @@ use novum_plugin_sdk::{FlavorUsage, KeyValue};
 use sqlx::{AnyConnection, Row};
 
 use super::resources::{LimitMap, Resource};
-use crate::db::{self, DbError};
+use novum_db::{self as db, DbError};
 
 /// The quota class that takes part in the lookup.
 pub const DEFAULT_CLASS: &str = "default";

@@ -29,7 +29,7 @@ use super::config::NotificationsConfig;
 use super::envelope::Envelope;
 use super::outbox::{NotifyError, events_after, wake_receiver};
 use super::sink::{HookSink, JsonlSink, RetryPolicy, Sink, SinkKind, WebhookSink};
-use crate::db::{self, Db};
+use novum_db::{self as db, Db};
 
 /// Events read per query.
 const BATCH: i64 = 256;

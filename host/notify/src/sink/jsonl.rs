@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use crate::notify::envelope::Envelope;
+use crate::envelope::Envelope;
 
 /// Appends messages to a file, one JSON object per line. A message is
 /// acknowledged once written and flushed to the operating system.

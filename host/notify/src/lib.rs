@@ -10,7 +10,8 @@
 //!   ordering key, durable across restarts.
 //! - [`config`]: the `[notifications]` table.
 //!
-//! The admin endpoints are in `crate::api::notifications`.
+//! This crate knows nothing of HTTP: the admin endpoints are in the novum
+//! crate's `api::notifications`, which maps [`NotifyError`] to its faults.
 //!
 //! Use from a workflow:
 //!
@@ -22,6 +23,8 @@
 //! notify::emit(&mut tx, &event).await?;
 //! notify::commit(tx).await?; // commits and wakes the dispatcher
 //! ```
+
+#![deny(missing_docs)]
 
 pub mod builders;
 pub mod config;

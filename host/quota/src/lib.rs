@@ -19,8 +19,11 @@
 //!   `check_*` functions do it themselves).
 //! - **Administration**: [`Quota::set_limits`], [`Quota::delete_limits`],
 //!   [`Quota::set_class_limits`]; which resources an API version shows is a
-//!   [`QuotaView`]. The HTTP handlers (`os-quota-sets`,
-//!   `os-quota-class-sets`, `limits`) are in `crate::api::quota`.
+//!   [`QuotaView`]. This crate knows nothing of HTTP: the handlers
+//!   (`os-quota-sets`, `os-quota-class-sets`, `limits`) are in the novum
+//!   crate's `api::quota`, which maps [`QuotaError`] to its faults.
+
+#![deny(missing_docs)]
 
 pub mod check;
 pub mod config;
@@ -37,8 +40,10 @@ pub use config::QuotaConfig;
 pub use novum_plugin_sdk::QuotaRequest;
 pub use resources::{LimitMap, MAX_LIMIT, QuotaView, Resource};
 
-use crate::db::{Db, DbError, Tx};
-use crate::plugins::{Backend, LoadError, PluginEngine, PluginSelection, Plugins};
+use novum_db::{Db, DbError, Tx};
+use novum_plugin_host::{
+    Backend, LoadError, PluginEngine, PluginSelection, Plugins, PluginsConfig,
+};
 
 /// The quota service: limits, usage, checks.
 pub struct Quota {
@@ -56,23 +61,24 @@ impl std::fmt::Debug for Quota {
     }
 }
 
-/// Loads the configured quota policies (`[quota] policies`, each with its
-/// `[plugins.<name>]` table) as sandboxed components, whatever backend the
-/// scheduler uses. A policy that cannot be loaded fails the start: quotas are
-/// never silently off.
+/// Loads the configured quota policies (`[quota] policies` of `quota`, each
+/// with its `[plugins.<name>]` table of `plugins_config`) as sandboxed
+/// components, whatever backend the scheduler uses. A policy that cannot be
+/// loaded fails the start: quotas are never silently off.
 pub fn load_policies(
     engine: &Arc<PluginEngine>,
-    config: &crate::config::Config,
+    quota: &QuotaConfig,
+    plugins_config: &PluginsConfig,
 ) -> Result<Arc<Plugins>, LoadError> {
     let selection = PluginSelection {
-        quota_policies: config.quota.policies.clone(),
+        quota_policies: quota.policies.clone(),
         ..PluginSelection::default()
     };
     Ok(Arc::new(Plugins::load(
         Arc::clone(engine),
         Backend::Wasm,
         &selection,
-        &config.plugins,
+        plugins_config,
     )?))
 }
 
