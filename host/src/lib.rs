@@ -20,6 +20,7 @@ pub mod rpc;
 /// `novum_scheduler` directly.
 pub use novum_scheduler as scheduler;
 pub mod server;
+pub mod store;
 
 /// The database layer, now the `novum-db` crate. Transitional: this
 /// re-export keeps the `crate::db::…` / `novum::db::…` paths working while
