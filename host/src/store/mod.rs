@@ -6,3 +6,4 @@
 //! the novum-compute crate together with the conductor.
 
 pub mod flavors;
+pub mod keypairs;
