@@ -7,7 +7,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,128 +21,25 @@ use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::validation::{self, TextFormat};
-use crate::conductor::model::FlavorSnapshot;
-use crate::db::{self, Db, DbError, Tx};
+use crate::db::{Db, DbError, Tx};
 use crate::notify::builders;
 use crate::notify::payload::FlavorPayload;
 use crate::notify::{Publisher, emit};
-
-/// A flavor row with its extra specs.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct FlavorRow {
-    /// Flavor id.
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// vCPUs.
-    pub vcpus: i64,
-    /// Memory, MiB.
-    pub memory_mb: i64,
-    /// Root disk, GiB.
-    pub root_gb: i64,
-    /// Ephemeral disk, GiB.
-    pub ephemeral_gb: i64,
-    /// Swap, MiB.
-    pub swap: i64,
-    /// RX/TX factor.
-    pub rxtx_factor: f64,
-    /// Public (0/1).
-    pub is_public: i64,
-    /// Disabled (0/1).
-    pub disabled: i64,
-    /// Description.
-    pub description: Option<String>,
-    /// Created.
-    pub created_at: String,
-}
-
-/// Nova's default flavors: (id, name, vcpus, ram MB, disk GB).
-pub const DEFAULT_FLAVORS: &[(&str, &str, i64, i64, i64)] = &[
-    ("1", "m1.tiny", 1, 512, 1),
-    ("2", "m1.small", 1, 2048, 20),
-    ("3", "m1.medium", 2, 4096, 40),
-    ("4", "m1.large", 4, 8192, 80),
-    ("5", "m1.xlarge", 8, 16384, 160),
-];
-
-/// Creates the default flavors once (at first start; deleting them later sticks).
-pub async fn ensure_defaults(db: &Db) -> Result<(), DbError> {
-    let mut tx = db.begin_serialized("flavors").await?;
-    let done = sqlx::query("SELECT value FROM novum_meta WHERE key = 'default_flavors'")
-        .fetch_optional(&mut *tx)
-        .await?;
-    if done.is_none() {
-        for (id, name, vcpus, ram, disk) in DEFAULT_FLAVORS {
-            sqlx::query(
-                "INSERT INTO flavors (id, name, vcpus, memory_mb, root_gb, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(*id)
-            .bind(*name)
-            .bind(*vcpus)
-            .bind(*ram)
-            .bind(*disk)
-            .bind(db::now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("INSERT INTO novum_meta (key, value) VALUES ('default_flavors', 'created')")
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn extra_specs(db: &Db, id: &str) -> Result<BTreeMap<String, String>, DbError> {
-    let rows = sqlx::query("SELECT key, value FROM flavor_extra_specs WHERE flavor_id = $1")
-        .bind(id)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(DbError::from)
-}
-
-async fn projects_with_access(db: &Db, id: &str) -> Result<Vec<String>, DbError> {
-    let rows = sqlx::query(
-        "SELECT project_id FROM flavor_projects WHERE flavor_id = $1 ORDER BY project_id",
-    )
-    .bind(id)
-    .fetch_all(db.pool())
-    .await?;
-    rows.iter()
-        .map(|row| row.try_get("project_id"))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(DbError::from)
-}
+use crate::store::flavors::{self, FlavorDetails, NewFlavor};
+/// Re-exported from the repository so the server handlers keep their paths.
+pub use crate::store::flavors::{FlavorRow, ensure_defaults, snapshot};
 
 /// Flavor `id` as a `FlavorPayload` (with its extra specs and, for a
 /// private flavor, the projects with access), read in `tx`.
 async fn flavor_payload(tx: &mut Tx, id: &str) -> Result<Option<FlavorPayload>, DbError> {
-    let Some(flavor) = sqlx::query_as::<_, FlavorRow>("SELECT * FROM flavors WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(FlavorDetails {
+        flavor,
+        extra_specs,
+        projects,
+    }) = flavors::details(tx, id).await?
     else {
         return Ok(None);
     };
-    let specs = sqlx::query("SELECT key, value FROM flavor_extra_specs WHERE flavor_id = $1")
-        .bind(id)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("key")?, row.try_get("value")?)))
-        .collect::<Result<BTreeMap<String, String>, sqlx::Error>>()?;
-    let projects = sqlx::query(
-        "SELECT project_id FROM flavor_projects WHERE flavor_id = $1 ORDER BY project_id",
-    )
-    .bind(id)
-    .fetch_all(&mut **tx)
-    .await?
-    .iter()
-    .map(|row| row.try_get("project_id"))
-    .collect::<Result<Vec<String>, sqlx::Error>>()?;
     Ok(Some(FlavorPayload {
         flavorid: Some(flavor.id),
         name: flavor.name,
@@ -156,7 +52,7 @@ async fn flavor_payload(tx: &mut Tx, id: &str) -> Result<Option<FlavorPayload>, 
         vcpu_weight: Some(0),
         disabled: flavor.disabled != 0,
         is_public: flavor.is_public != 0,
-        extra_specs: Some(specs),
+        extra_specs: Some(extra_specs),
         // Nova sends the projects only for private flavors.
         projects: (flavor.is_public == 0).then_some(projects),
         description: flavor.description,
@@ -186,14 +82,12 @@ async fn flavor_updated(tx: &mut Tx, state: &AppState, id: &str) -> ApiResult<()
 
 /// Flavor `id` as the caller may see it (private flavors only with access).
 pub async fn get_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<FlavorRow> {
-    let flavor = sqlx::query_as::<_, FlavorRow>("SELECT * FROM flavors WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.pool())
+    let flavor = flavors::get(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Flavor {id} could not be found.")))?;
     if flavor.is_public == 0
         && !auth.is_admin()
-        && !projects_with_access(db, id)
+        && !flavors::projects_with_access(db, id)
             .await?
             .contains(&auth.project_id)
     {
@@ -202,20 +96,6 @@ pub async fn get_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<Fla
         )));
     }
     Ok(flavor)
-}
-
-/// The snapshot an instance keeps of flavor `flavor`.
-pub async fn snapshot(db: &Db, flavor: &FlavorRow) -> ApiResult<FlavorSnapshot> {
-    Ok(FlavorSnapshot {
-        id: flavor.id.clone(),
-        name: flavor.name.clone(),
-        vcpus: flavor.vcpus,
-        memory_mb: flavor.memory_mb,
-        root_gb: flavor.root_gb,
-        ephemeral_gb: flavor.ephemeral_gb,
-        swap: flavor.swap,
-        extra_specs: extra_specs(db, &flavor.id).await?,
-    })
 }
 
 fn view(
@@ -303,16 +183,8 @@ async fn list_flavors(
     };
     let min_ram = number("minRam", &query.min_ram)?;
     let min_disk = number("minDisk", &query.min_disk)?;
-    let rows = sqlx::query_as::<_, FlavorRow>("SELECT * FROM flavors")
-        .fetch_all(state.db.pool())
-        .await?;
-    let access = sqlx::query("SELECT flavor_id FROM flavor_projects WHERE project_id = $1")
-        .bind(&auth.project_id)
-        .fetch_all(state.db.pool())
-        .await?
-        .iter()
-        .map(|row| row.try_get::<String, _>("flavor_id"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = flavors::list(&state.db).await?;
+    let access = flavors::shared_with(&state.db, &auth.project_id).await?;
     let mut flavors: Vec<FlavorRow> = rows
         .into_iter()
         .filter(|flavor| match is_public {
@@ -340,7 +212,10 @@ async fn list_flavors(
     let mut specs: HashMap<String, BTreeMap<String, String>> = HashMap::new();
     if detail && version.at_least(61) {
         for flavor in &page {
-            specs.insert(flavor.id.clone(), extra_specs(&state.db, &flavor.id).await?);
+            specs.insert(
+                flavor.id.clone(),
+                flavors::extra_specs(&state.db, &flavor.id).await?,
+            );
         }
     }
     let items: Vec<Value> = page
@@ -402,7 +277,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let flavor = get_visible(&state.db, &auth, &id).await?;
-    let specs = extra_specs(&state.db, &id).await?;
+    let specs = flavors::extra_specs(&state.db, &id).await?;
     Ok(Json(
         json!({"flavor": view(&state, &flavor, version, true, Some(&specs))}),
     ))
@@ -417,45 +292,24 @@ async fn create(
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-flavor-manage:create")?;
     let input = body.flavor;
-    let name = input.name.clone();
-    let (ram, vcpus, disk) = (input.ram.0, input.vcpus.0, input.disk.0);
-    let (ephemeral, swap, rxtx) = (input.ephemeral_gb(), input.swap_mb(), input.rxtx_factor());
-    let is_public = input.is_public();
-    let id = match &input.id {
-        Some(id) => id.0.clone(),
-        None => uuid::Uuid::new_v4().to_string(),
+    let flavor = NewFlavor {
+        id: match &input.id {
+            Some(id) => id.0.clone(),
+            None => uuid::Uuid::new_v4().to_string(),
+        },
+        vcpus: input.vcpus.0,
+        memory_mb: input.ram.0,
+        root_gb: input.disk.0,
+        ephemeral_gb: input.ephemeral_gb(),
+        swap: input.swap_mb(),
+        rxtx_factor: input.rxtx_factor(),
+        is_public: input.is_public(),
+        name: input.name,
+        description: input.description,
     };
-    let mut tx = state.db.begin_serialized("flavors").await?;
-    let clash = sqlx::query("SELECT id, name FROM flavors WHERE id = $1 OR name = $2")
-        .bind(&id)
-        .bind(&name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if let Some(row) = clash {
-        let existing: String = row.try_get("id")?;
-        return Err(ApiError::conflict(if existing == id {
-            format!("Flavor with ID {id} already exists.")
-        } else {
-            format!("Flavor with name {name} already exists.")
-        }));
-    }
-    sqlx::query(
-        "INSERT INTO flavors (id, name, vcpus, memory_mb, root_gb, ephemeral_gb, swap, rxtx_factor, is_public, description, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&id)
-    .bind(&name)
-    .bind(vcpus)
-    .bind(ram)
-    .bind(disk)
-    .bind(ephemeral)
-    .bind(swap)
-    .bind(rxtx)
-    .bind(i64::from(is_public))
-    .bind(&input.description)
-    .bind(db::now())
-    .execute(&mut *tx)
-    .await?;
+    let id = flavor.id.clone();
+    let mut tx = flavors::begin(&state.db).await?;
+    flavors::create(&mut tx, &flavor).await?;
     let payload = flavor_payload(&mut tx, &id).await?;
     notify_flavor(&mut tx, &state, payload, "create").await?;
     crate::notify::commit(tx).await?;
@@ -492,12 +346,8 @@ async fn update(
         validation::check_text("description", description, TextFormat::Description)?;
     }
     get_visible(&state.db, &auth, &id).await?;
-    let mut tx = state.db.begin_serialized("flavors").await?;
-    sqlx::query("UPDATE flavors SET description = $1 WHERE id = $2")
-        .bind(&body.flavor.description)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = flavors::begin(&state.db).await?;
+    flavors::set_description(&mut tx, &id, body.flavor.description.as_deref()).await?;
     flavor_updated(&mut tx, &state, &id).await?;
     crate::notify::commit(tx).await?;
     show(State(state), auth, version, Path(id)).await
@@ -510,18 +360,9 @@ async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.require_admin("os_compute_api:os-flavor-manage:delete")?;
-    let mut tx = state.db.begin_serialized("flavors").await?;
+    let mut tx = flavors::begin(&state.db).await?;
     let payload = flavor_payload(&mut tx, &id).await?;
-    let deleted = sqlx::query("DELETE FROM flavors WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::not_found(format!(
-            "Flavor {id} could not be found."
-        )));
-    }
+    flavors::delete(&mut tx, &id).await?;
     notify_flavor(&mut tx, &state, payload, "delete").await?;
     crate::notify::commit(tx).await?;
     Ok(StatusCode::ACCEPTED)
@@ -535,7 +376,7 @@ async fn specs_index(
 ) -> ApiResult<Json<Value>> {
     get_visible(&state.db, &auth, &id).await?;
     Ok(Json(
-        json!({"extra_specs": extra_specs(&state.db, &id).await?}),
+        json!({"extra_specs": flavors::extra_specs(&state.db, &id).await?}),
     ))
 }
 
@@ -569,20 +410,8 @@ async fn set_specs(
     for (key, value) in specs {
         values.insert(key.clone(), spec_value(key, value)?);
     }
-    let mut tx = state.db.begin_serialized("flavors").await?;
-    for (key, value) in &values {
-        sqlx::query("DELETE FROM flavor_extra_specs WHERE flavor_id = $1 AND key = $2")
-            .bind(id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO flavor_extra_specs (flavor_id, key, value) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut tx = flavors::begin(&state.db).await?;
+    flavors::set_extra_specs(&mut tx, id, &values).await?;
     flavor_updated(&mut tx, state, id).await?;
     crate::notify::commit(tx).await?;
     Ok(values)
@@ -608,7 +437,7 @@ async fn spec_show(
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     get_visible(&state.db, &auth, &id).await?;
-    let specs = extra_specs(&state.db, &id).await?;
+    let specs = flavors::extra_specs(&state.db, &id).await?;
     let value = specs.get(&key).ok_or_else(|| {
         ApiError::not_found(format!("Flavor {id} has no extra specs with key {key}."))
     })?;
@@ -644,18 +473,8 @@ async fn spec_delete(
 ) -> ApiResult<StatusCode> {
     auth.require_admin("os_compute_api:os-flavor-extra-specs:delete")?;
     get_visible(&state.db, &auth, &id).await?;
-    let mut tx = state.db.begin_serialized("flavors").await?;
-    let deleted = sqlx::query("DELETE FROM flavor_extra_specs WHERE flavor_id = $1 AND key = $2")
-        .bind(&id)
-        .bind(&key)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::not_found(format!(
-            "Flavor {id} has no extra specs with key {key}."
-        )));
-    }
+    let mut tx = flavors::begin(&state.db).await?;
+    flavors::delete_extra_spec(&mut tx, &id, &key).await?;
     flavor_updated(&mut tx, &state, &id).await?;
     crate::notify::commit(tx).await?;
     // Nova answers 200 here (not 202 as for deleting a flavor).
@@ -681,7 +500,7 @@ async fn access_index(
     }
     Ok(Json(access_view(
         &id,
-        &projects_with_access(&state.db, &id).await?,
+        &flavors::projects_with_access(&state.db, &id).await?,
     )))
 }
 
@@ -709,7 +528,7 @@ async fn flavor_action(
             if flavor.is_public != 0 {
                 return Err(ApiError::conflict("Can not add access to a public flavor."));
             }
-            if projects_with_access(&state.db, &id)
+            if flavors::projects_with_access(&state.db, &id)
                 .await?
                 .contains(&tenant)
             {
@@ -717,12 +536,8 @@ async fn flavor_action(
                     "Flavor access already exists for flavor {id} and project {tenant} combination."
                 )));
             }
-            let mut tx = state.db.begin_serialized("flavors").await?;
-            sqlx::query("INSERT INTO flavor_projects (flavor_id, project_id) VALUES ($1, $2)")
-                .bind(&id)
-                .bind(&tenant)
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = flavors::begin(&state.db).await?;
+            flavors::add_access(&mut tx, &id, &tenant).await?;
             flavor_updated(&mut tx, &state, &id).await?;
             crate::notify::commit(tx).await?;
             flavor
@@ -730,19 +545,8 @@ async fn flavor_action(
         "removeTenantAccess" => {
             auth.require_admin("os_compute_api:os-flavor-access:remove_tenant_access")?;
             let flavor = get_visible(&state.db, &auth, &id).await?;
-            let mut tx = state.db.begin_serialized("flavors").await?;
-            let removed =
-                sqlx::query("DELETE FROM flavor_projects WHERE flavor_id = $1 AND project_id = $2")
-                    .bind(&id)
-                    .bind(&tenant)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            if removed == 0 {
-                return Err(ApiError::not_found(format!(
-                    "Flavor access not found for {id} / {tenant} combination."
-                )));
-            }
+            let mut tx = flavors::begin(&state.db).await?;
+            flavors::remove_access(&mut tx, &id, &tenant).await?;
             flavor_updated(&mut tx, &state, &id).await?;
             crate::notify::commit(tx).await?;
             flavor
@@ -755,7 +559,7 @@ async fn flavor_action(
     };
     Ok(Json(access_view(
         &flavor.id,
-        &projects_with_access(&state.db, &id).await?,
+        &flavors::projects_with_access(&state.db, &id).await?,
     )))
 }
 

@@ -12,7 +12,6 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha1::Digest as _;
-use sqlx::Row;
 
 use super::common::{Page, api_time_micros, next_link};
 use super::flavors::parse_query;
@@ -24,10 +23,10 @@ use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
 use crate::api::validation::MAX_NAME_LENGTH;
-use crate::db::{self, Db};
 use crate::notify::builders;
 use crate::notify::payload::KeypairPayload;
 use crate::notify::{Phase, Publisher, emit};
+use crate::store::keypairs::{self, KeypairRow, NewKeypair};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,17 +35,6 @@ use utoipa_axum::routes;
 pub const TYPE_SSH: &str = "ssh";
 /// `x509` certificates.
 pub const TYPE_X509: &str = "x509";
-
-#[derive(Clone, Debug, sqlx::FromRow)]
-struct KeypairRow {
-    user_id: String,
-    name: String,
-    public_key: String,
-    fingerprint: String,
-    key_type: String,
-    created_at: String,
-    id: i64,
-}
 
 /// Errors of key material.
 #[derive(Debug, thiserror::Error)]
@@ -163,15 +151,14 @@ fn target_user(
     }
 }
 
-impl KeypairRow {
-    fn payload(&self) -> KeypairPayload {
-        KeypairPayload {
-            user_id: Some(self.user_id.clone()),
-            name: self.name.clone(),
-            fingerprint: Some(self.fingerprint.clone()),
-            public_key: Some(self.public_key.clone()),
-            key_type: self.key_type.clone(),
-        }
+/// The notification payload about `key`.
+fn payload(key: &KeypairRow) -> KeypairPayload {
+    KeypairPayload {
+        user_id: Some(key.user_id.clone()),
+        name: key.name.clone(),
+        fingerprint: Some(key.fingerprint.clone()),
+        public_key: Some(key.public_key.clone()),
+        key_type: key.key_type.clone(),
     }
 }
 
@@ -186,19 +173,10 @@ async fn notify_keypair(
     let publisher = Publisher::api(&state.config.host);
     for phase in [Phase::Start, Phase::End] {
         let notification =
-            builders::keypair(&publisher, key.payload(), action, phase, Some(project_id));
+            builders::keypair(&publisher, payload(key), action, phase, Some(project_id));
         emit(tx, &notification).await?;
     }
     Ok(())
-}
-
-async fn fetch(db: &Db, user: &str, name: &str) -> ApiResult<KeypairRow> {
-    sqlx::query_as::<_, KeypairRow>("SELECT * FROM keypairs WHERE user_id = $1 AND name = $2")
-        .bind(user)
-        .bind(name)
-        .fetch_optional(db.pool())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Keypair {name} not found for user {user}")))
 }
 
 #[derive(Deserialize, Default, IntoParams)]
@@ -225,11 +203,7 @@ async fn index(
         query.user_id.as_deref(),
         "os_compute_api:os-keypairs:index",
     )?;
-    let keys =
-        sqlx::query_as::<_, KeypairRow>("SELECT * FROM keypairs WHERE user_id = $1 ORDER BY name")
-            .bind(&user)
-            .fetch_all(state.db.pool())
-            .await?;
+    let keys = keypairs::list(&state.db, &user).await?;
     let (page, more) = if version.at_least(35) {
         query.page.apply(&state, keys, |key| &key.name)?
     } else {
@@ -265,7 +239,7 @@ async fn show(
         query.user_id.as_deref(),
         "os_compute_api:os-keypairs:show",
     )?;
-    let key = fetch(&state.db, &user, &name).await?;
+    let key = keypairs::get(&state.db, &user, &name).await?;
     Ok(Json(json!({"keypair": full(version, &key)})))
 }
 
@@ -283,15 +257,9 @@ async fn delete(
         query.user_id.as_deref(),
         "os_compute_api:os-keypairs:delete",
     )?;
-    let key = fetch(&state.db, &user, &name).await?;
+    let key = keypairs::get(&state.db, &user, &name).await?;
     let mut tx = state.db.begin().await?;
-    let deleted = sqlx::query("DELETE FROM keypairs WHERE user_id = $1 AND name = $2")
-        .bind(&user)
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted > 0 {
+    if keypairs::delete(&mut tx, &user, &name).await? {
         notify_keypair(&mut tx, &state, &key, "delete", &auth.project_id).await?;
     }
     crate::notify::commit(tx).await?;
@@ -403,45 +371,15 @@ async fn create(
     } else {
         ssh_fingerprint(&public_key)?
     };
-    let mut tx = state.quota.begin(&auth.project_id).await?;
-    state
-        .quota
-        .check_key_pairs(&mut tx, &auth.project_id, &user, 1, &request_id.0)
-        .await?;
-    let exists = sqlx::query("SELECT name FROM keypairs WHERE user_id = $1 AND name = $2")
-        .bind(&user)
-        .bind(&name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_some() {
-        return Err(ApiError::conflict(format!(
-            "Key pair '{name}' already exists."
-        )));
-    }
-    let created_at = db::now();
-    let id = db::insert_returning_id(
-        &mut tx,
-        sqlx::query(
-            "INSERT INTO keypairs (user_id, name, public_key, fingerprint, key_type, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&user)
-        .bind(&name)
-        .bind(&public_key)
-        .bind(&fingerprint)
-        .bind(&key_type)
-        .bind(&created_at),
-    )
-    .await?;
-    let key = KeypairRow {
+    let new_key = NewKeypair {
         user_id: user,
         name,
         public_key,
         fingerprint,
         key_type,
-        created_at,
-        id,
     };
+    let (mut tx, key) =
+        keypairs::create(&state.quota, &auth.project_id, &request_id.0, new_key).await?;
     // Nova: `keypair.create` for a generated key, `keypair.import` for a given one.
     let action = if private_key.is_some() {
         "create"
@@ -461,19 +399,6 @@ async fn create(
         StatusCode::OK
     };
     Ok((status, Json(json!({"keypair": view}))))
-}
-
-/// The public key of key pair `name` of `user` (for server create).
-pub async fn public_key_of(db: &Db, user: &str, name: &str) -> ApiResult<Option<String>> {
-    Ok(
-        sqlx::query("SELECT public_key FROM keypairs WHERE user_id = $1 AND name = $2")
-            .bind(user)
-            .bind(name)
-            .fetch_optional(db.pool())
-            .await?
-            .map(|row| row.try_get::<String, _>("public_key"))
-            .transpose()?,
-    )
 }
 
 crate::envelope!(

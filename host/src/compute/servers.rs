@@ -600,7 +600,7 @@ async fn create(
     }
     let key_data = match &server.key_name {
         Some(key_name) => Some(
-            super::keypairs::public_key_of(&state.db, &auth.user_id, key_name)
+            crate::store::keypairs::public_key_of(&state.db, &auth.user_id, key_name)
                 .await?
                 .ok_or_else(|| ApiError::bad_request("Invalid key_name provided."))?,
         ),

@@ -9,7 +9,9 @@
 //! [`Db`]: crate::db::Db
 
 pub mod aggregates;
+pub mod flavors;
 pub mod instances;
+pub mod keypairs;
 pub mod migrations;
 pub mod nodes;
 pub mod server_groups;

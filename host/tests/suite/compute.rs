@@ -564,6 +564,170 @@ async fn flavors_defaults_crud_and_shapes() {
     assert_eq!(status, StatusCode::ACCEPTED);
 }
 
+/// The message of a Nova fault body (`{"<kind>": {"message": …}}`).
+fn fault_message(body: &Value) -> &str {
+    body.as_object()
+        .and_then(|fault| fault.values().next())
+        .and_then(|fault| fault["message"].as_str())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn flavor_access_extra_specs_and_description_edges() {
+    let cloud = cloud_with(|_| {}).await;
+    let admin = |method: &'static str, path: String, body: Option<Value>| {
+        let cloud = &cloud;
+        async move {
+            cloud
+                .call(Some("admin"), method, &path, body, Some("2.61"))
+                .await
+        }
+    };
+    let create = json!({"flavor": {"name": "shared", "ram": 256, "vcpus": 1, "disk": 1, "id": "p2", "os-flavor-access:is_public": false}});
+    let (status, body) = admin("POST", "/compute/v2.1/flavors".into(), Some(create)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let action = "/compute/v2.1/flavors/p2/action".to_string();
+    let add = json!({"addTenantAccess": {"tenant": "p-one"}});
+    let (status, body) = admin("POST", action.clone(), Some(add.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"flavor_access": [{"flavor_id": "p2", "tenant_id": "p-one"}]})
+    );
+    let (status, body) = admin("POST", action.clone(), Some(add)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        fault_message(&body),
+        "Flavor access already exists for flavor p2 and project p-one combination."
+    );
+    let (status, body) = admin(
+        "GET",
+        "/compute/v2.1/flavors/p2/os-flavor-access".into(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["flavor_access"][0]["tenant_id"], "p-one");
+    let (_, body) = cloud
+        .call(Some("member"), "GET", "/compute/v2.1/flavors", None, None)
+        .await;
+    assert!(
+        body["flavors"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|f| f["id"] == "p2"),
+        "shared flavor listed"
+    );
+    let (_, body) = admin("GET", "/compute/v2.1/flavors?is_public=false".into(), None).await;
+    let ids: Vec<&str> = body["flavors"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["p2"]);
+
+    let remove = json!({"removeTenantAccess": {"tenant": "p-one"}});
+    let (status, body) = admin("POST", action.clone(), Some(remove.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"flavor_access": []}));
+    let (status, body) = admin("POST", action.clone(), Some(remove)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fault_message(&body),
+        "Flavor access not found for p2 / p-one combination."
+    );
+    let (status, _) = cloud
+        .call(
+            Some("member"),
+            "GET",
+            "/compute/v2.1/flavors/p2",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "access removed");
+    let (status, body) = admin(
+        "POST",
+        action.clone(),
+        Some(json!({"shareWith": {"tenant": "x"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(fault_message(&body), "Unknown flavor action shareWith.");
+    let (status, body) = admin(
+        "GET",
+        "/compute/v2.1/flavors/1/os-flavor-access".into(),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fault_message(&body),
+        "Access list not available for public flavors."
+    );
+    let (status, body) = admin(
+        "POST",
+        "/compute/v2.1/flavors/1/action".into(),
+        Some(json!({"addTenantAccess": {"tenant": "p-one"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        fault_message(&body),
+        "Can not add access to a public flavor."
+    );
+
+    let specs = "/compute/v2.1/flavors/p2/os-extra_specs";
+    let (status, body) = admin(
+        "POST",
+        specs.into(),
+        Some(json!({"extra_specs": {"hw:cpu_policy": "dedicated", "quota:cpu_shares": 2}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["extra_specs"]["quota:cpu_shares"], "2");
+    let (status, body) = admin(
+        "PUT",
+        format!("{specs}/hw:cpu_policy"),
+        Some(json!({"hw:cpu_policy": "shared"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"hw:cpu_policy": "shared"}));
+    let (status, _) = admin("DELETE", format!("{specs}/quota:cpu_shares"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = admin("DELETE", format!("{specs}/quota:cpu_shares"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fault_message(&body),
+        "Flavor p2 has no extra specs with key quota:cpu_shares."
+    );
+    let (_, body) = admin("GET", specs.into(), None).await;
+    assert_eq!(body, json!({"extra_specs": {"hw:cpu_policy": "shared"}}));
+    let (_, body) = admin("GET", "/compute/v2.1/flavors/p2".into(), None).await;
+    assert_eq!(
+        body["flavor"]["extra_specs"],
+        json!({"hw:cpu_policy": "shared"})
+    );
+
+    let (status, body) = admin(
+        "PUT",
+        "/compute/v2.1/flavors/p2".into(),
+        Some(json!({"flavor": {"description": "for p-one"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["flavor"]["description"], "for p-one");
+
+    let (status, _) = admin("DELETE", "/compute/v2.1/flavors/p2".into(), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = admin("DELETE", "/compute/v2.1/flavors/p2".into(), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(fault_message(&body), "Flavor p2 could not be found.");
+}
+
 #[tokio::test]
 async fn build_runs_through_scheduler_claim_and_agent() {
     let cloud = cloud_with(|_| {}).await;

@@ -299,6 +299,12 @@ async fn key_pairs_are_deleted() {
         assert_eq!(reply.status, StatusCode::NO_CONTENT);
         let reply = at(env, &env.member, Method::DELETE, "/cert", "2.2").await;
         assert_fault(&reply, StatusCode::NOT_FOUND, "itemNotFound");
+        let message = reply.json["itemNotFound"]["message"].as_str();
+        assert!(
+            message.is_some_and(|text| text.starts_with("Keypair cert not found for user ")),
+            "{}",
+            reply.json
+        );
     })
     .await;
 }
