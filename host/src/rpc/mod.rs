@@ -11,22 +11,18 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use novum_wire::{
-    ErrorBody, HeartbeatRequest, Inventory, RegisterRequest, RegisterResponse, TaskList, TaskResult,
+    ErrorBody, HeartbeatRequest, RegisterRequest, RegisterResponse, TaskList, TaskResult,
 };
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-use uuid::Uuid;
 
 use crate::api::AppState;
 use crate::api::body::parse_json;
 use crate::conductor::{ConductorError, tasks};
 use crate::config::Config;
-use crate::db::{self, DbError, Tx};
-use crate::notify::builders;
-use crate::notify::{Publisher, emit};
-use crate::store::services::{COMPUTE_BINARY, service_payload};
+use crate::db::DbError;
+use crate::store::{agent_credentials, nodes, services};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -57,12 +53,6 @@ impl From<crate::notify::NotifyError> for RpcError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error".to_string(),
         )
-    }
-}
-
-impl From<sqlx::Error> for RpcError {
-    fn from(error: sqlx::Error) -> Self {
-        DbError::Query(error).into()
     }
 }
 
@@ -154,161 +144,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 async fn authenticate(state: &AppState, headers: &HeaderMap, host: &str) -> Result<(), RpcError> {
     let token = bearer(headers).ok_or_else(unauthorized)?;
-    let known =
-        sqlx::query("SELECT host FROM agent_credentials WHERE host = $1 AND token_hash = $2")
-            .bind(host)
-            .bind(hash_token(token))
-            .fetch_optional(state.db.pool())
-            .await?;
-    known.map(|_| ()).ok_or_else(unauthorized)
+    if agent_credentials::is_valid(&state.db, host, &hash_token(token)).await? {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
     parse_json(bytes)
         .map_err(|error| RpcError(StatusCode::BAD_REQUEST, error.message().to_string()))
-}
-
-/// Creates or refreshes the service and compute node rows of `host`; a new
-/// service is notified (`service.create`, in `tx`).
-pub async fn upsert_host(
-    tx: &mut Tx,
-    config: &Config,
-    host: &str,
-    inventory: &Inventory,
-    version: Option<&str>,
-) -> Result<(), RpcError> {
-    let now = db::now();
-    let service = sqlx::query("SELECT id FROM services WHERE host = $1 AND binary_name = $2")
-        .bind(host)
-        .bind(COMPUTE_BINARY)
-        .fetch_optional(&mut **tx)
-        .await?;
-    let service_id = match service {
-        Some(row) => {
-            let id: i64 = row.try_get("id")?;
-            sqlx::query("UPDATE services SET last_seen_up = $1, updated_at = $1, version = COALESCE($2, version) WHERE id = $3")
-                .bind(&now)
-                .bind(version)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-            id
-        }
-        None => {
-            let id = db::insert_returning_id(
-                tx,
-                sqlx::query(
-                    "INSERT INTO services (uuid, host, binary_name, topic, last_seen_up, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, 'compute', $4, $5, $4, $4) RETURNING id",
-                )
-                .bind(Uuid::new_v4().to_string())
-                .bind(host)
-                .bind(COMPUTE_BINARY)
-                .bind(&now)
-                .bind(version),
-            )
-            .await?;
-            if let Some(payload) = service_payload(tx, config, id).await? {
-                let notification = builders::service(&Publisher::compute(host), payload, "create");
-                emit(tx, &notification).await?;
-            }
-            id
-        }
-    };
-    let cpu_info = serde_json::to_string(&inventory.cpu_info).unwrap_or_else(|_| "{}".to_string());
-    let supported =
-        serde_json::to_string(&inventory.supported_instances).unwrap_or_else(|_| "[]".to_string());
-    let updated = sqlx::query(
-        "UPDATE compute_nodes SET hypervisor_hostname = $1, vcpus = $2, memory_mb = $3, local_gb = $4, hypervisor_type = $5, \
-         hypervisor_version = $6, cpu_info = $7, host_ip = $8, supported_instances = $9, updated_at = $10 WHERE host = $11",
-    )
-    .bind(&inventory.hypervisor_hostname)
-    .bind(i64::from(inventory.vcpus))
-    .bind(inventory.memory_mb as i64)
-    .bind(inventory.disk_gb as i64)
-    .bind(&inventory.hypervisor_type)
-    .bind(inventory.hypervisor_version as i64)
-    .bind(&cpu_info)
-    .bind(&inventory.host_ip)
-    .bind(&supported)
-    .bind(&now)
-    .bind(host)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        db::insert_returning_id(
-            tx,
-            sqlx::query(
-                "INSERT INTO compute_nodes (uuid, service_id, host, hypervisor_hostname, vcpus, memory_mb, local_gb, \
-                 cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio, reserved_host_memory_mb, hypervisor_type, \
-                 hypervisor_version, cpu_info, host_ip, supported_instances, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
-            )
-            .bind(Uuid::new_v4().to_string())
-            .bind(service_id)
-            .bind(host)
-            .bind(&inventory.hypervisor_hostname)
-            .bind(i64::from(inventory.vcpus))
-            .bind(inventory.memory_mb as i64)
-            .bind(inventory.disk_gb as i64)
-            .bind(config.compute.cpu_allocation_ratio)
-            .bind(config.compute.ram_allocation_ratio)
-            .bind(config.compute.disk_allocation_ratio)
-            .bind(config.compute.reserved_host_memory_mb)
-            .bind(&inventory.hypervisor_type)
-            .bind(inventory.hypervisor_version as i64)
-            .bind(&cpu_info)
-            .bind(&inventory.host_ip)
-            .bind(&supported)
-            .bind(&now),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Whether the compute service of a host is up (see [`crate::conductor::snapshot::service_is_up`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Liveness {
-    /// A heartbeat within `service_down_time`, and not forced down.
-    Up {
-        /// The last heartbeat.
-        last_seen_up: Option<String>,
-    },
-    /// Silent for longer, or forced down.
-    Down,
-}
-
-/// The liveness of `host`'s compute service, read in `tx`; `None` when it has
-/// none (never registered, or deleted).
-pub async fn compute_service_liveness(
-    tx: &mut Tx,
-    config: &Config,
-    host: &str,
-) -> Result<Option<Liveness>, DbError> {
-    let Some(row) = sqlx::query(
-        "SELECT last_seen_up, forced_down FROM services WHERE host = $1 AND binary_name = $2",
-    )
-    .bind(host)
-    .bind(COMPUTE_BINARY)
-    .fetch_optional(&mut **tx)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let last_seen_up: Option<String> = row.try_get("last_seen_up")?;
-    let forced_down = row.try_get::<i64, _>("forced_down")? != 0;
-    let up = crate::conductor::snapshot::service_is_up(
-        last_seen_up.as_deref(),
-        forced_down,
-        config.compute.service_down_time,
-    );
-    Ok(Some(if up {
-        Liveness::Up { last_seen_up }
-    } else {
-        Liveness::Down
-    }))
 }
 
 /// `POST /rpc/v1/agents/register`: enrolls an agent under its host name and
@@ -342,9 +187,10 @@ async fn register(
     }
     let token = generate_token();
     let mut tx = state.db.begin_serialized("services").await?;
-    let previous = compute_service_liveness(&mut tx, &state.config, &request.host).await?;
+    let previous =
+        services::compute_service_liveness(&mut tx, &state.config, &request.host).await?;
     match previous {
-        Some(Liveness::Up { last_seen_up }) if !embedded => {
+        Some(services::Liveness::Up { last_seen_up }) if !embedded => {
             tracing::warn!(
                 host = %request.host,
                 last_seen_up = %last_seen_up.as_deref().unwrap_or("never"),
@@ -368,7 +214,7 @@ async fn register(
         ),
         None => {}
     }
-    upsert_host(
+    nodes::upsert_host(
         &mut tx,
         &state.config,
         &request.host,
@@ -376,16 +222,7 @@ async fn register(
         Some(&request.agent_version),
     )
     .await?;
-    sqlx::query("DELETE FROM agent_credentials WHERE host = $1")
-        .bind(&request.host)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO agent_credentials (host, token_hash, created_at) VALUES ($1, $2, $3)")
-        .bind(&request.host)
-        .bind(hash_token(&token))
-        .bind(db::now())
-        .execute(&mut *tx)
-        .await?;
+    agent_credentials::replace(&mut tx, &request.host, &hash_token(&token)).await?;
     crate::notify::commit(tx).await?;
     // A (re)registered agent starts afresh: whatever it held is offered again.
     tasks::requeue_leased(&state.db, Some(&request.host)).await?;
@@ -408,7 +245,7 @@ async fn heartbeat(
     authenticate(&state, &headers, &host).await?;
     let request: HeartbeatRequest = body(&bytes)?;
     let mut tx = state.db.begin_serialized("services").await?;
-    upsert_host(&mut tx, &state.config, &host, &request.inventory, None).await?;
+    nodes::upsert_host(&mut tx, &state.config, &host, &request.inventory, None).await?;
     crate::notify::commit(tx).await?;
     state
         .conductor

@@ -8,6 +8,7 @@
 //!
 //! [`Db`]: crate::db::Db
 
+pub mod agent_credentials;
 pub mod aggregates;
 pub mod flavors;
 pub mod instances;

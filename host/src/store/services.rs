@@ -245,3 +245,46 @@ pub async fn service_payload(
         uuid: row.try_get("uuid")?,
     }))
 }
+
+/// Whether the compute service of a host is up (see [`snapshot::service_is_up`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// A heartbeat within `service_down_time`, and not forced down.
+    Up {
+        /// The last heartbeat.
+        last_seen_up: Option<String>,
+    },
+    /// Silent for longer, or forced down.
+    Down,
+}
+
+/// The liveness of `host`'s compute service, read in `tx`; `None` when it has
+/// none (never registered, or deleted).
+pub async fn compute_service_liveness(
+    tx: &mut Tx,
+    config: &Config,
+    host: &str,
+) -> Result<Option<Liveness>, DbError> {
+    let Some(row) = sqlx::query(
+        "SELECT last_seen_up, forced_down FROM services WHERE host = $1 AND binary_name = $2",
+    )
+    .bind(host)
+    .bind(COMPUTE_BINARY)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let last_seen_up: Option<String> = row.try_get("last_seen_up")?;
+    let forced_down = row.try_get::<i64, _>("forced_down")? != 0;
+    let up = snapshot::service_is_up(
+        last_seen_up.as_deref(),
+        forced_down,
+        config.compute.service_down_time,
+    );
+    Ok(Some(if up {
+        Liveness::Up { last_seen_up }
+    } else {
+        Liveness::Down
+    }))
+}
