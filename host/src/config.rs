@@ -37,15 +37,15 @@ pub struct Config {
     /// Compute API settings.
     pub compute: ComputeConfig,
     /// Scheduler settings (filters, weighers, attempts).
-    pub scheduler: crate::scheduler::SchedulerConfig,
+    pub scheduler: novum_scheduler::SchedulerConfig,
     /// Plugin runtime settings.
     pub plugins: crate::plugins::PluginsConfig,
     /// Compute agent settings (enrollment, embedded agents).
     pub agent: AgentConfig,
     /// Notification settings.
-    pub notifications: crate::notify::NotificationsConfig,
+    pub notifications: novum_notify::NotificationsConfig,
     /// Quota defaults and policies.
-    pub quota: crate::quota::QuotaConfig,
+    pub quota: novum_quota::QuotaConfig,
     /// Image service settings (upload size cap, per-project storage quota).
     pub images: novum_images::ImagesConfig,
     /// The file this configuration was read from (for reloads); not a key.
@@ -64,11 +64,11 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             identity: IdentityConfig::default(),
             compute: ComputeConfig::default(),
-            scheduler: crate::scheduler::SchedulerConfig::default(),
+            scheduler: novum_scheduler::SchedulerConfig::default(),
             plugins: crate::plugins::PluginsConfig::default(),
             agent: AgentConfig::default(),
-            notifications: crate::notify::NotificationsConfig::default(),
-            quota: crate::quota::QuotaConfig::default(),
+            notifications: novum_notify::NotificationsConfig::default(),
+            quota: novum_quota::QuotaConfig::default(),
             images: novum_images::ImagesConfig::default(),
             source: None,
         }

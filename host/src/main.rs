@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             command: DbCommand::Migrate,
         } => {
             std::fs::create_dir_all(&config.data_dir)?;
-            novum::db::Db::open(&config.database_url()).await?;
+            novum_db::Db::open(&config.database_url()).await?;
             println!("database is up to date");
             Ok(())
         }
@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             let cache_dir = cache_dir.unwrap_or_else(|| config.plugin_cache_dir());
             let engine = novum::plugins::PluginEngine::new(cache_dir)?;
             let rows = tokio::task::block_in_place(|| {
-                novum::scheduler::bench::run(
+                novum_scheduler::bench::run(
                     &hosts,
                     &engine,
                     Duration::from_secs_f64(seconds),
@@ -154,9 +154,9 @@ async fn main() -> anyhow::Result<()> {
                      server_group_members quota is 10)"
                 ),
             }
-            print!("{}", novum::scheduler::bench::format(&rows));
+            print!("{}", novum_scheduler::bench::format(&rows));
             if per_plugin {
-                print!("{}", novum::scheduler::bench::format_plugins(&rows));
+                print!("{}", novum_scheduler::bench::format_plugins(&rows));
             }
             Ok(())
         }
@@ -182,12 +182,12 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let config = novum::config::Config::load(cli.config.as_deref())?;
             let dir = config.identity.key_repository(&config.data_dir);
-            novum::identity::keys::setup(&dir)?;
-            let primary = novum::identity::keys::rotate(&dir, config.identity.max_active_keys)?;
+            novum_identity::keys::setup(&dir)?;
+            let primary = novum_identity::keys::rotate(&dir, config.identity.max_active_keys)?;
             println!(
                 "rotated the Fernet keys in {}: primary key is now {primary}, keys present: {:?}",
                 dir.display(),
-                novum::identity::keys::key_indices(&dir)?
+                novum_identity::keys::key_indices(&dir)?
             );
             Ok(())
         }

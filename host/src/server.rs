@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use crate::api::{self, AppState, Services};
 use crate::conductor::Conductor;
 use crate::config::Config;
-use crate::db::Db;
-use crate::identity::Identity;
-use crate::quota::Quota;
+use novum_db::Db;
+use novum_identity::Identity;
+use novum_quota::Quota;
 use std::sync::Arc;
 
 /// Builds the services for `config` (opening and migrating the database).
@@ -41,10 +41,10 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
     let identity = Identity::new(db.clone(), &config.identity, &deployment).await?;
     let plugins = crate::conductor::load_plugins(&config)?;
     let quota_policies =
-        crate::quota::load_policies(plugins.engine(), &config.quota, &config.plugins)?;
+        novum_quota::load_policies(plugins.engine(), &config.quota, &config.plugins)?;
     let quota = Arc::new(Quota::new(db.clone(), config.quota.clone(), quota_policies));
     let hooks =
-        crate::notify::sink::hook::load(plugins.engine(), &config.notifications, &config.plugins)?;
+        novum_notify::sink::hook::load(plugins.engine(), &config.notifications, &config.plugins)?;
     let conductor = Conductor::new(
         db.clone(),
         &config.host,
@@ -248,11 +248,11 @@ pub fn start_background(
 }
 
 /// Starts the notification dispatcher for `state`'s configuration.
-pub fn start_notifications(state: &AppState) -> anyhow::Result<crate::notify::DispatcherHandle> {
+pub fn start_notifications(state: &AppState) -> anyhow::Result<novum_notify::DispatcherHandle> {
     let config = &state.config.notifications;
-    let hooks = crate::notify::sink::hook::PluginHook::all(&state.hooks, &config.hooks);
+    let hooks = novum_notify::sink::hook::PluginHook::all(&state.hooks, &config.hooks);
     let dispatcher =
-        crate::notify::Dispatcher::new(state.db.clone(), config, &state.config.data_dir, hooks)?;
+        novum_notify::Dispatcher::new(state.db.clone(), config, &state.config.data_dir, hooks)?;
     Ok(dispatcher.start())
 }
 

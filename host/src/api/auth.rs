@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use super::fault::{ApiError, ApiResult};
-use crate::identity::{Identity, TokenError, ValidToken};
+use novum_identity::{Identity, TokenError, ValidToken};
 
 /// The caller of a request: the validated token's user, project and roles.
 #[derive(Clone, Debug, PartialEq)]

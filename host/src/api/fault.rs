@@ -157,8 +157,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(error: crate::db::DbError) -> Self {
+impl From<novum_db::DbError> for ApiError {
+    fn from(error: novum_db::DbError) -> Self {
         Self::internal(error)
     }
 }

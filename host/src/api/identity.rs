@@ -20,10 +20,10 @@ use crate::api::body::parse_json;
 use crate::api::fault::{ApiError, FaultStyle};
 use crate::api::validation;
 use crate::config::Config;
-use crate::identity::store::{
+use novum_identity::store::{
     self, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, ListFilter, Project, Role, User,
 };
-use crate::identity::{AUTH_REQUIRED, AuthSpec, IdentityError, TokenError, ValidToken, password};
+use novum_identity::{AUTH_REQUIRED, AuthSpec, IdentityError, TokenError, ValidToken, password};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -44,8 +44,8 @@ impl From<ApiError> for KeystoneError {
     }
 }
 
-impl From<crate::db::DbError> for KeystoneError {
-    fn from(error: crate::db::DbError) -> Self {
+impl From<novum_db::DbError> for KeystoneError {
+    fn from(error: novum_db::DbError) -> Self {
         Self(ApiError::internal(error))
     }
 }
@@ -686,7 +686,7 @@ async fn create_project(
     };
     match store::insert_project(&state.db, &project).await {
         Ok(()) => {}
-        Err(error) if crate::db::is_unique_violation(&error) => {
+        Err(error) if novum_db::is_unique_violation(&error) => {
             return Err(conflict("project", &project.name));
         }
         Err(error) => return Err(error.into()),
@@ -723,7 +723,7 @@ async fn update_project(
     match store::update_project(&state.db, &project).await {
         Ok(true) => {}
         Ok(false) => return Err(not_found("project", &project_id)),
-        Err(error) if crate::db::is_unique_violation(&error) => {
+        Err(error) if novum_db::is_unique_violation(&error) => {
             return Err(conflict("project", &project.name));
         }
         Err(error) => return Err(error.into()),
@@ -883,7 +883,7 @@ async fn create_user(
     apply_user_fields(&state, &mut user, fields).await?;
     match store::insert_user(&state.db, &user).await {
         Ok(()) => {}
-        Err(error) if crate::db::is_unique_violation(&error) => {
+        Err(error) if novum_db::is_unique_violation(&error) => {
             return Err(conflict("user", &user.name));
         }
         Err(error) => return Err(error.into()),
@@ -910,7 +910,7 @@ async fn update_user(
     match store::update_user(&state.db, &user).await {
         Ok(true) => {}
         Ok(false) => return Err(not_found("user", &user_id)),
-        Err(error) if crate::db::is_unique_violation(&error) => {
+        Err(error) if novum_db::is_unique_violation(&error) => {
             return Err(conflict("user", &user.name));
         }
         Err(error) => return Err(error.into()),
@@ -1065,7 +1065,7 @@ async fn create_role(
     };
     match store::insert_role(&state.db, &role).await {
         Ok(()) => {}
-        Err(error) if crate::db::is_unique_violation(&error) => {
+        Err(error) if novum_db::is_unique_violation(&error) => {
             return Err(conflict("role", &role.name));
         }
         Err(error) => return Err(error.into()),

@@ -21,9 +21,9 @@ use crate::api::body::parse_json;
 use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::validation;
-use crate::images::{
-    self, CONTAINER_FORMATS, DISK_FORMATS, FilterColumn, Image, ImageError, ImageListing, Member,
-    STATUS_ACTIVE, STATUS_QUEUED, STATUS_SAVING, SortKey, ValueMatch, Viewer, Visibility,
+use novum_images::{
+    self as images, CONTAINER_FORMATS, DISK_FORMATS, FilterColumn, Image, ImageError, ImageListing,
+    Member, STATUS_ACTIVE, STATUS_QUEUED, STATUS_SAVING, SortKey, ValueMatch, Viewer, Visibility,
     VisibilityFilter, data,
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -391,7 +391,7 @@ async fn create_image(
 ) -> ApiResult<Response> {
     auth.require_writer("add_image")?;
     let body: Map<String, Value> = parse_json(&bytes)?;
-    let now = crate::db::now();
+    let now = novum_db::now();
     let mut image = Image {
         id: uuid::Uuid::new_v4().to_string(),
         name: None,

@@ -27,8 +27,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::identity::Identity;
+use novum_db::Db;
+use novum_identity::Identity;
 
 /// Everything a handler can reach.
 pub struct Services {
@@ -47,7 +47,7 @@ pub struct Services {
     /// host names back right after a restart, while those still look up.
     pub embedded_enrollment_token: String,
     /// Quotas (limits, usage, policy checks).
-    pub quota: Arc<crate::quota::Quota>,
+    pub quota: Arc<novum_quota::Quota>,
     /// The notification-hook plugins (`[notifications] hooks`).
     pub hooks: Arc<crate::plugins::Plugins>,
 }

@@ -17,8 +17,8 @@ use crate::api::AppState;
 use crate::api::auth::AuthContext;
 use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
-use crate::db;
-use crate::notify::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
+use novum_db as db;
+use novum_notify::outbox::{EventFilter, NotifyError, list_dead_letters, list_events};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -193,7 +193,7 @@ async fn reload_hooks(
     context.require_admin("novum:notifications:hooks:reload")?;
     let reloaded = state.clone();
     tokio::task::spawn_blocking(move || {
-        crate::notify::sink::hook::reload(
+        novum_notify::sink::hook::reload(
             &reloaded.hooks,
             &reloaded.config.notifications,
             &reloaded.config.plugins,

@@ -16,7 +16,7 @@ use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::compute::flavors::parse_query;
-use crate::quota::{LimitMap, MAX_LIMIT, QuotaError, QuotaView, Resource};
+use novum_quota::{LimitMap, MAX_LIMIT, QuotaError, QuotaView, Resource};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -108,7 +108,7 @@ fn user_param(pairs: &[(String, String)]) -> Option<String> {
 /// Nova's `verify_project_id`: 400 for a project the identity service does
 /// not know.
 async fn verify_project(state: &AppState, project: &str) -> ApiResult<()> {
-    match crate::identity::store::get_project(&state.db, project).await? {
+    match novum_identity::store::get_project(&state.db, project).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::bad_request(format!(
             "Project ID {project} is not a valid project."

@@ -20,8 +20,8 @@ use crate::api::bodies::aggregate::{
 use crate::api::extract::Path;
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
-use crate::notify::Publisher;
 use crate::store::aggregates::{self as store, Aggregate};
+use novum_notify::Publisher;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -21,13 +21,13 @@ use crate::api::extract::{Path, Query};
 use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::validation::{self, TextFormat};
-use crate::db::{Db, DbError, Tx};
-use crate::notify::builders;
-use crate::notify::payload::FlavorPayload;
-use crate::notify::{Publisher, emit};
 use crate::store::flavors::{self, FlavorDetails, NewFlavor};
 /// Re-exported from the repository so the server handlers keep their paths.
 pub use crate::store::flavors::{FlavorRow, ensure_defaults, snapshot};
+use novum_db::{Db, DbError, Tx};
+use novum_notify::builders;
+use novum_notify::payload::FlavorPayload;
+use novum_notify::{Publisher, emit};
 
 /// Flavor `id` as a `FlavorPayload` (with its extra specs and, for a
 /// private flavor, the projects with access), read in `tx`.
@@ -312,7 +312,7 @@ async fn create(
     flavors::create(&mut tx, &flavor).await?;
     let payload = flavor_payload(&mut tx, &id).await?;
     notify_flavor(&mut tx, &state, payload, "create").await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     let flavor = get_visible(&state.db, &auth, &id).await?;
     Ok(Json(
         json!({"flavor": view(&state, &flavor, version, true, Some(&BTreeMap::new()))}),
@@ -349,7 +349,7 @@ async fn update(
     let mut tx = flavors::begin(&state.db).await?;
     flavors::set_description(&mut tx, &id, body.flavor.description.as_deref()).await?;
     flavor_updated(&mut tx, &state, &id).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     show(State(state), auth, version, Path(id)).await
 }
 
@@ -364,7 +364,7 @@ async fn delete(
     let payload = flavor_payload(&mut tx, &id).await?;
     flavors::delete(&mut tx, &id).await?;
     notify_flavor(&mut tx, &state, payload, "delete").await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -413,7 +413,7 @@ async fn set_specs(
     let mut tx = flavors::begin(&state.db).await?;
     flavors::set_extra_specs(&mut tx, id, &values).await?;
     flavor_updated(&mut tx, state, id).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(values)
 }
 
@@ -476,7 +476,7 @@ async fn spec_delete(
     let mut tx = flavors::begin(&state.db).await?;
     flavors::delete_extra_spec(&mut tx, &id, &key).await?;
     flavor_updated(&mut tx, &state, &id).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     // Nova answers 200 here (not 202 as for deleting a flavor).
     Ok(StatusCode::OK)
 }
@@ -539,7 +539,7 @@ async fn flavor_action(
             let mut tx = flavors::begin(&state.db).await?;
             flavors::add_access(&mut tx, &id, &tenant).await?;
             flavor_updated(&mut tx, &state, &id).await?;
-            crate::notify::commit(tx).await?;
+            novum_notify::commit(tx).await?;
             flavor
         }
         "removeTenantAccess" => {
@@ -548,7 +548,7 @@ async fn flavor_action(
             let mut tx = flavors::begin(&state.db).await?;
             flavors::remove_access(&mut tx, &id, &tenant).await?;
             flavor_updated(&mut tx, &state, &id).await?;
-            crate::notify::commit(tx).await?;
+            novum_notify::commit(tx).await?;
             flavor
         }
         other => {

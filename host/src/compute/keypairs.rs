@@ -23,10 +23,10 @@ use crate::api::fault::{ApiError, ApiResult};
 use crate::api::microversion::Microversion;
 use crate::api::request_id::RequestId;
 use crate::api::validation::MAX_NAME_LENGTH;
-use crate::notify::builders;
-use crate::notify::payload::KeypairPayload;
-use crate::notify::{Phase, Publisher, emit};
 use crate::store::keypairs::{self, KeypairRow, NewKeypair};
+use novum_notify::builders;
+use novum_notify::payload::KeypairPayload;
+use novum_notify::{Phase, Publisher, emit};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -164,7 +164,7 @@ fn payload(key: &KeypairRow) -> KeypairPayload {
 
 /// Emits `keypair.<action>.start` and `.end` about `key` in `tx`.
 async fn notify_keypair(
-    tx: &mut crate::db::Tx,
+    tx: &mut novum_db::Tx,
     state: &AppState,
     key: &KeypairRow,
     action: &str,
@@ -262,7 +262,7 @@ async fn delete(
     if keypairs::delete(&mut tx, &user, &name).await? {
         notify_keypair(&mut tx, &state, &key, "delete", &auth.project_id).await?;
     }
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(if version.at_least(2) {
         StatusCode::NO_CONTENT
     } else {
@@ -387,7 +387,7 @@ async fn create(
         "import"
     };
     notify_keypair(&mut tx, &state, &key, action, &auth.project_id).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     let mut view = summary(version, &key);
     view["user_id"] = json!(key.user_id);
     if let Some(private) = private_key {

@@ -30,10 +30,10 @@ use crate::conductor::model::Instance;
 use crate::conductor::snapshot;
 use crate::conductor::states::{self, vm};
 use crate::conductor::{BuildRequest, Caller};
-use crate::images;
-use crate::quota::Resource;
 use crate::store;
 use crate::store::services::HostStatus;
+use novum_images as images;
+use novum_quota::Resource;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
 pub async fn fetch_visible(
@@ -301,7 +301,7 @@ struct ListQuery {
 fn parse_time(name: &str, text: &str) -> ApiResult<String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{text}Z")))
-        .map(|time| crate::db::timestamp(time.with_timezone(&chrono::Utc)))
+        .map(|time| novum_db::timestamp(time.with_timezone(&chrono::Utc)))
         .map_err(|_| {
             ApiError::bad_request(format!(
                 "Invalid input for query parameters {name}. Value: {text}."

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::db::{self, DbError, Tx};
+use novum_db::{self as db, DbError, Tx};
 
 /// Records the start of action `action` on `instance_uuid`; returns its id.
 pub async fn start_action(

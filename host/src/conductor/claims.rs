@@ -10,8 +10,8 @@
 
 use sqlx::Row;
 
-use crate::db::{self, Db, DbError, Tx};
-use crate::scheduler::resource_shortage;
+use novum_db::{self as db, Db, DbError, Tx};
+use novum_scheduler::resource_shortage;
 
 /// What an instance takes from a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{Caller, Conductor, ConductorError, Result, notices};
-use crate::db;
+use novum_db as db;
 
 /// What `PUT /servers/{id}` changes; each `None` leaves the field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -123,7 +123,7 @@ impl Conductor {
             &notices::caller_context(caller),
         )
         .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         Ok(())
     }
 }

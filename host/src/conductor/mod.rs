@@ -36,17 +36,18 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::config::ComputeConfig;
-use crate::db::{self, Db, DbError, Tx};
-use crate::notify::builders::{self, InstanceAction};
-use crate::notify::payload::RequestSpecPayload;
-use crate::notify::{Phase, Publisher};
 use crate::plugins::Plugins;
-use crate::scheduler::{
-    self, ClaimOutcome, Claimer, HostState, ScheduleError, SchedulerConfig, SchedulingRequest,
-};
 use claims::Resources;
 use model::{FlavorSnapshot, Instance};
 use notices::StateMark;
+use novum_db::{self as db, Db, DbError, Tx};
+use novum_notify::builders::{self, InstanceAction};
+use novum_notify::payload::RequestSpecPayload;
+use novum_notify::{Phase, Publisher};
+use novum_scheduler::{
+    self as scheduler, ClaimOutcome, Claimer, HostState, ScheduleError, SchedulerConfig,
+    SchedulingRequest,
+};
 use states::{task, vm};
 use tasks::TaskBoard;
 
@@ -70,10 +71,10 @@ pub enum ConductorError {
     Db(#[from] DbError),
     /// Over quota, or a quota policy failed (403).
     #[error(transparent)]
-    Quota(#[from] crate::quota::QuotaError),
+    Quota(#[from] novum_quota::QuotaError),
     /// A notification could not be written to the outbox.
     #[error(transparent)]
-    Notify(#[from] crate::notify::NotifyError),
+    Notify(#[from] novum_notify::NotifyError),
 }
 
 impl From<sqlx::Error> for ConductorError {
@@ -145,8 +146,8 @@ pub struct BuildRequest {
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
     /// What each server asks of the absolute quota resources (metadata
-    /// items, personality files); see [`crate::quota::InstanceCheck`].
-    pub absolute: Vec<(crate::quota::Resource, i64)>,
+    /// items, personality files); see [`novum_quota::InstanceCheck`].
+    pub absolute: Vec<(novum_quota::Resource, i64)>,
     /// Key pair name.
     pub key_name: Option<String>,
     /// Key pair public key.
@@ -177,7 +178,7 @@ pub struct Conductor {
     compute: ComputeConfig,
     scheduler: SchedulerConfig,
     plugins: Arc<Plugins>,
-    quota: Arc<crate::quota::Quota>,
+    quota: Arc<novum_quota::Quota>,
     board: Arc<TaskBoard>,
     /// Bounds how many scheduling passes run their plugins at once (one per
     /// core): plugin deadlines are wall-clock, so a burst of builds must queue
@@ -431,7 +432,7 @@ impl Conductor {
         compute: ComputeConfig,
         scheduler: SchedulerConfig,
         plugins: Arc<Plugins>,
-        quota: Arc<crate::quota::Quota>,
+        quota: Arc<novum_quota::Quota>,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -491,7 +492,7 @@ impl Conductor {
         let mut operations = Vec::new();
         let mut tx = self.db.begin_serialized("conductor").await?;
         let quota_flavor = request.flavor.sdk_flavor();
-        let check = crate::quota::InstanceCheck {
+        let check = novum_quota::InstanceCheck {
             project_id: &request.project_id,
             user_id: &request.user_id,
             flavor: &quota_flavor,
@@ -592,7 +593,7 @@ impl Conductor {
                 .await?;
             }
         }
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         let conductor = Arc::clone(self);
         tokio::spawn(async move {
             for operation in operations {
@@ -623,7 +624,7 @@ impl Conductor {
                     )
                     .await?;
                 }
-                crate::notify::commit(tx).await?;
+                novum_notify::commit(tx).await?;
                 Ok::<_, ConductorError>(())
             };
             if let Err(error) = result.await {
@@ -756,7 +757,7 @@ impl Conductor {
             &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start),
         )
         .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         // Every claim lost means the snapshot was stale (claims only lose on
         // a real shortage): schedule again on a fresh one, a bounded number of
         // times, so the final answer (a host, or NoValidHost) reflects the
@@ -834,7 +835,7 @@ impl Conductor {
                     )
                     .await?;
                 }
-                crate::notify::commit(tx).await?;
+                novum_notify::commit(tx).await?;
                 Ok(())
             }
         }
@@ -987,7 +988,7 @@ impl Conductor {
         .await?;
         notices::state_changed(&mut tx, &compute, &instance.uuid, before.as_ref(), &context)
             .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         Ok(true)
     }
 

@@ -7,7 +7,7 @@ use novum_plugin_sdk::{Flavor, KeyValue};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
-use crate::db::DbError;
+use novum_db::DbError;
 
 /// The flavor as it was when the instance was created (Nova keeps a copy so
 /// that later flavor changes do not change running instances).

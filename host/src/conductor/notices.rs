@@ -1,6 +1,6 @@
 //! The conductor's notifications: instance rows mapped to
 //! [`InstanceInfo`], and emission into the outbox inside the transaction of
-//! the change each event describes (see [`crate::notify::outbox`]).
+//! the change each event describes (see [`novum_notify::outbox`]).
 //!
 //! Where the conductor emits what (Nova's names and phases):
 //!
@@ -22,13 +22,13 @@ use sqlx::Row;
 
 use super::model::Instance;
 use super::{ConductorError, Result};
-use crate::db::Tx;
-use crate::notify::builders::{self, InstanceAction, InstanceInfo, RequestContext};
-use crate::notify::payload::{
+use novum_db::Tx;
+use novum_notify::builders::{self, InstanceAction, InstanceInfo, RequestContext};
+use novum_notify::payload::{
     ExceptionPayload, FlavorPayload, InstanceStateUpdatePayload, RequestSpecPayload,
     ServerGroupPayload, Versioned,
 };
-use crate::notify::{Notification, Phase, Publisher, emit};
+use novum_notify::{Notification, Phase, Publisher, emit};
 
 /// An instance's vm_state and task_state before a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,7 +296,7 @@ pub async fn exception(
 pub fn request_spec(
     instance: &Instance,
     flavor: &super::model::FlavorSnapshot,
-    request: &crate::scheduler::SchedulingRequest,
+    request: &novum_scheduler::SchedulingRequest,
 ) -> RequestSpecPayload {
     let hints = instance.hints();
     RequestSpecPayload {

@@ -15,9 +15,9 @@ use super::{
     Failure, Operation, Result, actions, cancel_operations, claims, fault_json, finish_operation,
     insert_operation, load_operation, op_state, set_operation, step, to_json,
 };
-use crate::db::{self, Tx};
-use crate::notify::builders::{InstanceAction, RequestContext};
-use crate::notify::{Phase, Publisher};
+use novum_db::{self as db, Tx};
+use novum_notify::builders::{InstanceAction, RequestContext};
+use novum_notify::{Phase, Publisher};
 
 /// Who asks for an action on an instance.
 #[derive(Clone, Debug)]
@@ -117,7 +117,7 @@ impl Conductor {
                 false
             }
         };
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         if let Some(next) = wake {
             self.board.wake(&next);
         }
@@ -459,7 +459,7 @@ impl Conductor {
             None,
         )
         .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         self.board.wake(&host);
         Ok(())
     }
@@ -508,7 +508,7 @@ impl Conductor {
                 None,
             )
             .await?;
-            crate::notify::commit(tx).await?;
+            novum_notify::commit(tx).await?;
             return Ok(());
         };
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
@@ -557,7 +557,7 @@ impl Conductor {
             None,
         )
         .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         self.board.wake(&host);
         if let Some(other) = other_host {
             self.board.wake(&other);
@@ -646,7 +646,7 @@ impl Conductor {
         }
         let message = "The operation was interrupted by a controller restart and has no task left.";
         self.fail_interrupted(&mut tx, &operation, message).await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         Ok(Recovery::Failed)
     }
 
@@ -849,7 +849,7 @@ impl Conductor {
                 )
                 .await?;
             }
-            crate::notify::commit(tx).await?;
+            novum_notify::commit(tx).await?;
         }
         Ok(())
     }

@@ -32,11 +32,11 @@ use super::{
     fault_json, finish_operation, insert_operation, load_operation, op_state, set_operation,
     spawn_spec, step, tasks, to_json,
 };
-use crate::db::{self, Tx};
-use crate::notify::builders::{self, InstanceAction, RequestContext};
-use crate::notify::{Phase, Publisher};
-use crate::quota::ResizeCheck;
-use crate::scheduler::{HostState, ScheduleError};
+use novum_db::{self as db, Tx};
+use novum_notify::builders::{self, InstanceAction, RequestContext};
+use novum_notify::{Phase, Publisher};
+use novum_quota::ResizeCheck;
+use novum_scheduler::{HostState, ScheduleError};
 
 /// Operation kind of a resize.
 pub(super) const RESIZE: &str = "resize";
@@ -143,7 +143,7 @@ impl Migration {
 
 fn flavor_of(text: &str) -> Result<FlavorSnapshot> {
     serde_json::from_str(text).map_err(|error| {
-        ConductorError::Db(crate::db::DbError::Query(sqlx::Error::Decode(error.into())))
+        ConductorError::Db(novum_db::DbError::Query(sqlx::Error::Decode(error.into())))
     })
 }
 
@@ -355,7 +355,7 @@ impl Conductor {
             &context,
         )
         .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         let conductor = Arc::clone(self);
         tokio::spawn(async move { conductor.run_resize(&operation).await });
         Ok(())
@@ -378,7 +378,7 @@ impl Conductor {
             {
                 self.undo_resize(&mut tx, &operation, &message).await?;
             }
-            crate::notify::commit(tx).await?;
+            novum_notify::commit(tx).await?;
             Ok::<_, ConductorError>(())
         };
         if let Err(error) = result.await {
@@ -425,7 +425,7 @@ impl Conductor {
             &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start),
         )
         .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         let placement = Placement {
             purpose: Purpose::Resize,
             operation: operation.clone(),
@@ -554,7 +554,7 @@ impl Conductor {
             },
         ];
         let first = self.begin_step(&mut tx, &current, &data, &context).await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         self.board.wake(&first);
         Ok(true)
     }
@@ -952,13 +952,13 @@ impl Conductor {
             finish_operation(&mut tx, &operation, None).await?;
             notices::state_changed(&mut tx, &compute, uuid, Some(&before), &context).await?;
             notices::action(&mut tx, &compute, uuid, notice, Phase::End, &context, None).await?;
-            crate::notify::commit(tx).await?;
+            novum_notify::commit(tx).await?;
             return Ok(());
         }
         let host = self
             .begin_step(&mut tx, &operation, &data, &context)
             .await?;
-        crate::notify::commit(tx).await?;
+        novum_notify::commit(tx).await?;
         self.board.wake(&host);
         Ok(())
     }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use crate::db::{Db, DbError};
-use crate::scheduler::{Aggregate, CloudSnapshot, HostState, InstanceOnHost};
+use novum_db::{Db, DbError};
+use novum_scheduler::{Aggregate, CloudSnapshot, HostState, InstanceOnHost};
 
 /// Whether a service last seen at `last_seen_up` is up now.
 pub fn service_is_up(

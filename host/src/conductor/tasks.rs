@@ -10,7 +10,7 @@ use sqlx::Row;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use crate::db::{self, Db, DbError, Tx};
+use novum_db::{self as db, Db, DbError, Tx};
 
 /// Task row states.
 pub mod state {

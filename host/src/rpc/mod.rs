@@ -21,8 +21,8 @@ use crate::api::AppState;
 use crate::api::body::parse_json;
 use crate::conductor::{ConductorError, tasks};
 use crate::config::Config;
-use crate::db::DbError;
 use crate::store::{agent_credentials, nodes, services};
+use novum_db::DbError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -46,8 +46,8 @@ impl From<DbError> for RpcError {
     }
 }
 
-impl From<crate::notify::NotifyError> for RpcError {
-    fn from(error: crate::notify::NotifyError) -> Self {
+impl From<novum_notify::NotifyError> for RpcError {
+    fn from(error: novum_notify::NotifyError) -> Self {
         tracing::error!(%error, "agent rpc failed");
         Self(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,7 +64,7 @@ impl From<ConductorError> for RpcError {
             ConductorError::BadRequest(message) => Self(StatusCode::BAD_REQUEST, message),
             ConductorError::Forbidden(message) => Self(StatusCode::FORBIDDEN, message),
             ConductorError::Db(error) => error.into(),
-            ConductorError::Quota(crate::quota::QuotaError::Db(error)) => error.into(),
+            ConductorError::Quota(novum_quota::QuotaError::Db(error)) => error.into(),
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
             ConductorError::Notify(error) => error.into(),
         }
@@ -223,7 +223,7 @@ async fn register(
     )
     .await?;
     agent_credentials::replace(&mut tx, &request.host, &hash_token(&token)).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     // A (re)registered agent starts afresh: whatever it held is offered again.
     tasks::requeue_leased(&state.db, Some(&request.host)).await?;
     state.conductor.board().wake(&request.host);
@@ -246,7 +246,7 @@ async fn heartbeat(
     let request: HeartbeatRequest = body(&bytes)?;
     let mut tx = state.db.begin_serialized("services").await?;
     nodes::upsert_host(&mut tx, &state.config, &host, &request.inventory, None).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     state
         .conductor
         .reconcile_power(&host, &request.instances)

@@ -1,7 +1,7 @@
 //! The `agent_credentials` table: one credential per compute host, kept as
 //! the SHA-256 of the token its agent presents (`rpc::hash_token`).
 
-use crate::db::{self, Db, DbError, Tx};
+use novum_db::{self as db, Db, DbError, Tx};
 
 /// Whether `token_hash` is the credential of `host`.
 pub async fn is_valid(db: &Db, host: &str, token_hash: &str) -> Result<bool, DbError> {

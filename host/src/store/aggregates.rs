@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use crate::conductor::{ConductorError, Result};
-use crate::db::{self, Db, Tx};
-use crate::notify::builders::{self, AggregateAction};
-use crate::notify::payload::AggregatePayload;
-use crate::notify::{Phase, Publisher, emit};
 use crate::store::services::COMPUTE_BINARY;
+use novum_db::{self as db, Db, Tx};
+use novum_notify::builders::{self, AggregateAction};
+use novum_notify::payload::AggregatePayload;
+use novum_notify::{Phase, Publisher, emit};
 
 /// The metadata key that puts an aggregate's hosts into a zone.
 pub const ZONE_KEY: &str = "availability_zone";
@@ -290,7 +290,7 @@ pub async fn create(
         aggregate.payload(),
     )
     .await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(aggregate)
 }
 
@@ -339,7 +339,7 @@ pub async fn update(
         AggregateAction::UpdateProp
     };
     notify_aggregate(&mut tx, publisher, action, before, aggregate.payload()).await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(aggregate)
 }
 
@@ -370,7 +370,7 @@ pub async fn delete(db: &Db, publisher: &Publisher, id: i64) -> Result<()> {
         payload,
     )
     .await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(())
 }
 
@@ -499,7 +499,7 @@ async fn change_membership(
         aggregate.payload(),
     )
     .await?;
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(aggregate)
 }
 

@@ -9,7 +9,7 @@ use sqlx::{Any, Executor, Row};
 
 use crate::conductor::model::FlavorSnapshot;
 use crate::conductor::{ConductorError, Result};
-use crate::db::{self, Db, DbError, Tx};
+use novum_db::{self as db, Db, DbError, Tx};
 
 /// A flavor row.
 #[derive(Clone, Debug, sqlx::FromRow)]

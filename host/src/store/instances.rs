@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use crate::conductor::model::Instance;
-use crate::db::{Db, DbError};
+use novum_db::{Db, DbError};
 
 /// The uuid and host of every live instance placed on a host, oldest first.
 pub async fn placed(db: &Db) -> Result<Vec<(String, String)>, DbError> {

@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use crate::conductor::{ConductorError, Result};
-use crate::db::{self, Db, DbError, Tx};
-use crate::quota::Quota;
+use novum_db::{self as db, Db, DbError, Tx};
+use novum_quota::Quota;
 
 /// A key pair row.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -1,7 +1,7 @@
 //! The `migrations` table: Nova's migration records (the resizes), as
 //! `GET /os-migrations` lists them.
 
-use crate::db::{Db, DbError};
+use novum_db::{Db, DbError};
 
 /// A `migrations` row.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -1,12 +1,12 @@
 //! Repositories for everything compute stores: one module per resource, each
 //! the only place that resource's SQL is written. Functions take a [`Db`] or
 //! a transaction, return plain domain types and
-//! [`crate::conductor::Result`] or [`crate::db::DbError`]; they never see
+//! [`crate::conductor::Result`] or [`novum_db::DbError`]; they never see
 //! HTTP, authorization or microversions. The compute API handlers and the
 //! agent RPC call these instead of writing SQL. Destined for the
 //! novum-compute crate together with the conductor.
 //!
-//! [`Db`]: crate::db::Db
+//! [`Db`]: novum_db::Db
 
 pub mod agent_credentials;
 pub mod aggregates;

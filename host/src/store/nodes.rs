@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::services::{COMPUTE_BINARY, service_payload};
 use crate::conductor;
 use crate::config::Config;
-use crate::db::{self, Db, DbError, Tx};
-use crate::notify::{Publisher, builders, emit};
+use novum_db::{self as db, Db, DbError, Tx};
+use novum_notify::{Publisher, builders, emit};
 
 /// A `compute_nodes` row, as the hypervisor views show it.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 
 use crate::conductor::{Result, notices};
-use crate::db::{self, Db, Tx};
-use crate::notify::Publisher;
+use novum_db::{self as db, Db, Tx};
+use novum_notify::Publisher;
 
 /// A server group with its live members.
 #[derive(Clone, Debug)]
@@ -131,7 +131,7 @@ pub async fn create(mut tx: Tx, publisher: &Publisher, group: &ServerGroup) -> R
     if let Some(payload) = notices::server_group_payload(&mut tx, &group.uuid).await? {
         notices::server_group(&mut tx, publisher, payload, "create").await?;
     }
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(())
 }
 
@@ -151,6 +151,6 @@ pub async fn delete(db: &Db, publisher: &Publisher, uuid: &str) -> Result<()> {
     if let Some(payload) = payload {
         notices::server_group(&mut tx, publisher, payload, "delete").await?;
     }
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(())
 }

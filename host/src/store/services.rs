@@ -6,10 +6,10 @@ use sqlx::Row;
 
 use crate::conductor::{self, ConductorError, snapshot};
 use crate::config::Config;
-use crate::db::{self, Db, DbError, Tx};
-use crate::notify::builders::{self, payload_time};
-use crate::notify::payload::ServiceStatusPayload;
-use crate::notify::{Publisher, emit};
+use novum_db::{self as db, Db, DbError, Tx};
+use novum_notify::builders::{self, payload_time};
+use novum_notify::payload::ServiceStatusPayload;
+use novum_notify::{Publisher, emit};
 
 /// The compute service's binary name, as Nova lists it.
 pub const COMPUTE_BINARY: &str = "nova-compute";
@@ -162,7 +162,7 @@ pub async fn set_status(
         let publisher = Publisher::api(&config.host);
         emit(&mut tx, &builders::service(&publisher, payload, "update")).await?;
     }
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(())
 }
 
@@ -200,7 +200,7 @@ pub async fn delete(db: &Db, config: &Config, service: &ServiceRow) -> conductor
         let publisher = Publisher::api(&config.host);
         emit(&mut tx, &builders::service(&publisher, payload, "delete")).await?;
     }
-    crate::notify::commit(tx).await?;
+    novum_notify::commit(tx).await?;
     Ok(())
 }
 

@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use novum::db::Db;
 use novum::rpc::hash_token;
 use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
 use novum_agent::{AgentConfig, run_agent};
+use novum_db::Db;
 use novum_wire::{
     ErrorBody, FlavorSpec, ImageSpec, PowerState, RegisterRequest, RegisterResponse, SpawnSpec,
     TaskAction, TaskOutcome, TaskResult,
@@ -559,7 +559,7 @@ async fn live_host_names_cannot_be_taken_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_host_names_cannot_be_taken_postgres() {
-    let Some(url) = novum::db::testing::postgres_url().await else {
+    let Some(url) = novum_db::testing::postgres_url().await else {
         return;
     };
     live_host_names_cannot_be_taken_on(Some(url)).await;

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use novum::api::{self, AppState};
 use novum::config::Config;
-use novum::db::{Db, testing};
+use novum_db::{Db, testing};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

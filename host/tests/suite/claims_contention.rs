@@ -27,7 +27,7 @@ enum Store {
 async fn two_host_cloud(store: Store, vcpus: u32) -> Option<Cloud> {
     let database_url = match store {
         Store::Sqlite => None,
-        Store::Postgres => Some(novum::db::testing::postgres_url().await?),
+        Store::Postgres => Some(novum_db::testing::postgres_url().await?),
     };
     let cloud = Cloud::start(|config| {
         config.database.url = database_url;
@@ -117,7 +117,7 @@ async fn settled(cloud: &Cloud, count: usize) -> Vec<Value> {
 
 /// (allocations, instances with a host, vCPUs used over the nodes).
 async fn accounting(cloud: &Cloud) -> (i64, i64, i64) {
-    let db = novum::db::Db::connect(&cloud.database_url)
+    let db = novum_db::Db::connect(&cloud.database_url)
         .await
         .expect("db");
     let allocations: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM allocations")

@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use novum::plugins::{
     Backend, PluginConfig, PluginEngine, PluginSelection, PluginSet, PluginsConfig,
 };
-use novum::scheduler::{CloudSnapshot, HostState, SchedulingRequest};
 use novum_plugin_sdk::{Flavor, Image, Request, SchedulerHint};
+use novum_scheduler::{CloudSnapshot, HostState, SchedulingRequest};
 
 /// The engine of this test binary.
 pub fn engine() -> Arc<PluginEngine> {

@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use novum::api::auth::AuthContext;
 use novum::api::{AppState, app};
 use novum::config::Config;
-use novum::db::Db;
+use novum_db::Db;
 use novum_wire::{
     CpuInfo, HeartbeatRequest, Inventory, PowerState, RegisterRequest, RegisterResponse,
     SupportedInstance, TaskList, TaskOutcome, TaskResult,
@@ -1201,7 +1201,7 @@ async fn heartbeat_reconciles_power_state() {
 }
 
 async fn claim_race(db: Db) {
-    let now = novum::db::now();
+    let now = novum_db::now();
     sqlx::query("INSERT INTO services (id, uuid, host, binary_name, topic, created_at) VALUES (1, 's1', 'h1', 'nova-compute', 'compute', $1)")
         .bind(&now)
         .execute(db.pool())
@@ -1254,12 +1254,12 @@ async fn claim_race(db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_for_one_slot_sqlite() {
     let dir = tempfile_dir::TempDir::new();
-    claim_race(novum::db::testing::sqlite(&dir.0).await.expect("sqlite")).await;
+    claim_race(novum_db::testing::sqlite(&dir.0).await.expect("sqlite")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_for_one_slot_postgres() {
-    if let Some(db) = novum::db::testing::postgres().await {
+    if let Some(db) = novum_db::testing::postgres().await {
         claim_race(db).await;
     }
 }
@@ -1308,7 +1308,7 @@ async fn end_to_end_with_embedded_agent() {
     for _ in 0..200 {
         let hosts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM compute_nodes")
             .fetch_one(
-                novum::db::Db::open(&format!(
+                novum_db::Db::open(&format!(
                     "sqlite://{}?mode=rwc",
                     dir.0.join("novum.db").display()
                 ))
@@ -1405,9 +1405,9 @@ async fn update_renames_and_notifies_once() {
         .await;
     cloud.wait_status(&id, "ACTIVE").await;
     let renames = || async {
-        novum::notify::outbox::list_events(
+        novum_notify::outbox::list_events(
             &cloud.state.db,
-            &novum::notify::outbox::EventFilter {
+            &novum_notify::outbox::EventFilter {
                 event_type: Some("instance.update".to_string()),
                 instance_uuid: Some(id.clone()),
                 limit: 100,

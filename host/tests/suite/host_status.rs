@@ -29,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// database (`None`, reason printed, when none answers).
 async fn controller(postgres: bool) -> Option<Cloud> {
     let database_url = if postgres {
-        Some(novum::db::testing::postgres_url().await?)
+        Some(novum_db::testing::postgres_url().await?)
     } else {
         None
     };

@@ -245,7 +245,7 @@ impl Cloud {
             {
                 return;
             }
-            let db = novum::db::Db::connect(&self.database_url).await;
+            let db = novum_db::Db::connect(&self.database_url).await;
             if let Ok(db) = db
                 && sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM compute_nodes")
                     .fetch_one(db.pool())

@@ -6,8 +6,8 @@ use crate::api_common;
 use api_common::{ADMIN_PASSWORD, Backend, PUBLIC_URL, TestApp, assert_keystone_error, backends};
 use axum::http::{Method, StatusCode};
 use novum::api::auth::AuthContext;
-use novum::identity::keys;
-use novum::identity::token::TokenPayload;
+use novum_identity::keys;
+use novum_identity::token::TokenPayload;
 use serde_json::{Value, json};
 
 /// Runs `test` on every backend.
@@ -865,7 +865,7 @@ async fn bootstrap_on(backend: &Backend) {
     let mut config = api_common::config(&backend.dir.0);
     config.identity.admin_password = None;
     let app = TestApp::new(backend, config.clone()).await;
-    let openrc_path = config.data_dir.join(novum::identity::ADMIN_OPENRC);
+    let openrc_path = config.data_dir.join(novum_identity::ADMIN_OPENRC);
     let openrc = std::fs::read_to_string(&openrc_path).expect("admin-openrc.sh");
     let var = |name: &str| {
         openrc
@@ -1097,7 +1097,7 @@ async fn empty_admin_password_on(backend: &Backend) {
     assert!(error.contains("`identity.admin_password`"), "{error}");
     // Nothing was created: no admin user to log in as, with any password.
     assert!(
-        novum::identity::store::get_user_by_name(&backend.db, "admin")
+        novum_identity::store::get_user_by_name(&backend.db, "admin")
             .await
             .expect("query")
             .is_none()

@@ -7,7 +7,7 @@ use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};
 use md5::Digest as _;
 use novum::api::auth::AuthContext;
-use novum::images::{self, ImageError, Viewer};
+use novum_images::{self as images, ImageError, Viewer};
 use serde_json::{Value, json};
 
 const PATCH_TYPE: &str = "application/openstack-images-v2.1-json-patch";
@@ -415,7 +415,7 @@ async fn lifecycle_on(backend: &Backend) {
         )
         .await;
     assert_eq!(by_reader.status, StatusCode::FORBIDDEN);
-    let file = novum::images::data::image_path(&app.state.config.data_dir, &id);
+    let file = novum_images::data::image_path(&app.state.config.data_dir, &id);
     assert!(file.exists());
     let deleted = app
         .call(

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
-use novum::db::{Db, insert_returning_id, testing};
+use novum_db::{Db, insert_returning_id, testing};
 use serde_json::json;
 use sqlx::Row;
 use tokio::sync::Barrier;

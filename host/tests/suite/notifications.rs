@@ -12,10 +12,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use novum::db::Db;
-use novum::notify::builders::{InstanceAction, InstanceInfo, RequestContext, instance_action};
-use novum::notify::payload::{FlavorPayload, InstanceActionPayload, Versioned};
-use novum::notify::{
+use novum_db::Db;
+use novum_notify::builders::{InstanceAction, InstanceInfo, RequestContext, instance_action};
+use novum_notify::payload::{FlavorPayload, InstanceActionPayload, Versioned};
+use novum_notify::{
     Dispatcher, DispatcherHandle, Envelope, Notification, NotificationsConfig, Phase, Publisher,
     WebhookConfig, emit,
 };
@@ -40,13 +40,13 @@ macro_rules! on_both_databases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let dir = super::temp_dir();
-                let db = novum::db::testing::sqlite(&dir).await.expect("sqlite");
+                let db = novum_db::testing::sqlite(&dir).await.expect("sqlite");
                 super::$scenario(db, dir).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(db) = novum::db::testing::postgres().await else {
+                let Some(db) = novum_db::testing::postgres().await else {
                     return;
                 };
                 super::$scenario(db, super::temp_dir()).await;
@@ -76,7 +76,7 @@ fn instance(uuid: &str) -> InstanceInfo {
         },
         vm_state: "active".into(),
         power_state: Some(1),
-        created_at: Some(novum::db::now()),
+        created_at: Some(novum_db::now()),
         ..InstanceInfo::default()
     }
 }
@@ -100,7 +100,7 @@ fn event(uuid: &str, action: InstanceAction, phase: Phase) -> Notification {
 async fn emit_committed(db: &Db, notification: &Notification) -> i64 {
     let mut tx = db.begin().await.expect("begin");
     let seq = emit(&mut tx, notification).await.expect("emit");
-    novum::notify::commit(tx).await.expect("commit");
+    novum_notify::commit(tx).await.expect("commit");
     seq
 }
 
@@ -337,9 +337,9 @@ async fn rollback_emits_nothing(db: Db, dir: PathBuf) {
     let logged = jsonl(&dir);
     assert_eq!(logged.len(), 1);
     assert_eq!(logged[0].message_id, committed.envelope.message_id);
-    let stored = novum::notify::outbox::list_events(
+    let stored = novum_notify::outbox::list_events(
         &db,
-        &novum::notify::outbox::EventFilter {
+        &novum_notify::outbox::EventFilter {
             limit: 10,
             ..Default::default()
         },
@@ -469,7 +469,7 @@ async fn failing_webhook_retries_then_dead_letters(db: Db, dir: PathBuf) {
         "the key waited for its failing event"
     );
 
-    let letters = novum::notify::outbox::list_dead_letters(&db, 10)
+    let letters = novum_notify::outbox::list_dead_letters(&db, 10)
         .await
         .expect("dead letters");
     assert_eq!(letters.len(), 1);
@@ -568,7 +568,7 @@ mod admin_api {
     }
 
     async fn lists_recent_events(db: Db, dir: PathBuf) {
-        let before = novum::db::now();
+        let before = novum_db::now();
         for (uuid, action, phase) in [
             ("a", InstanceAction::Create, Phase::Start),
             ("b", InstanceAction::Create, Phase::Start),
@@ -672,10 +672,10 @@ mod admin_api {
 /// sink: it hears the versioned events in order; the one it refuses is
 /// retried, then dead-lettered, and the key moves on.
 async fn hook_plugin_hears_events(db: Db, dir: PathBuf) {
-    use novum::notify::sink::hook::PluginHook;
     use novum::plugins::{
         Backend, PluginConfig, PluginEngine, PluginSelection, Plugins, PluginsConfig,
     };
+    use novum_notify::sink::hook::PluginHook;
 
     let engine = PluginEngine::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
         .expect("engine");
@@ -735,7 +735,7 @@ async fn hook_plugin_hears_events(db: Db, dir: PathBuf) {
             ["instance.delete.end", events[2].envelope.message_id],
         ])
     );
-    let letters = novum::notify::outbox::list_dead_letters(&db, 10)
+    let letters = novum_notify::outbox::list_dead_letters(&db, 10)
         .await
         .expect("dead letters");
     assert_eq!(letters.len(), 1);

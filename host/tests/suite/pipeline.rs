@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use common::{cloud, load, request};
 use novum::plugins::{Backend, PluginSet, PluginsConfig};
-use novum::scheduler::{
+use novum_scheduler::{
     Aggregate, ClaimOutcome, Claimer, CloudSnapshot, HostState, NoClaims, ScheduleError,
     SchedulerConfig, SchedulingRequest, schedule, synthetic,
 };
@@ -19,7 +19,7 @@ fn run(
     set: &PluginSet,
     snapshot: &CloudSnapshot,
     request: &SchedulingRequest,
-) -> Result<Vec<novum::scheduler::Selection>, ScheduleError> {
+) -> Result<Vec<novum_scheduler::Selection>, ScheduleError> {
     schedule(
         set,
         &SchedulerConfig::default(),

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use novum::config::Config;
 use novum::plugins::engine::CACHE_KEY_FILE;
 use novum::plugins::{Backend, PluginEngine, PluginSelection, PluginSet, PluginsConfig};
-use novum::scheduler::{CloudSnapshot, NoClaims, ScheduleError, SchedulerConfig, schedule};
+use novum_scheduler::{CloudSnapshot, NoClaims, ScheduleError, SchedulerConfig, schedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use novum::conductor::model::FlavorSnapshot;
-use novum::db::{Db, Tx};
 use novum::plugins::{Backend, OnError, PluginConfig, PluginSelection, Plugins, PluginsConfig};
-use novum::quota::{InstanceCheck, Quota, QuotaConfig, QuotaError, Resource, store};
+use novum_db::{Db, Tx};
 use novum_plugin_sdk::{Flavor, KeyValue};
+use novum_quota::{InstanceCheck, Quota, QuotaConfig, QuotaError, Resource, store};
 
 /// A fresh SQLite database, and a PostgreSQL one when a server answers.
 async fn databases() -> Vec<(&'static str, Db)> {
@@ -23,9 +23,9 @@ async fn databases() -> Vec<(&'static str, Db)> {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut dbs = vec![(
         "sqlite",
-        novum::db::testing::sqlite(&dir).await.expect("sqlite"),
+        novum_db::testing::sqlite(&dir).await.expect("sqlite"),
     )];
-    if let Some(db) = novum::db::testing::postgres().await {
+    if let Some(db) = novum_db::testing::postgres().await {
         dbs.push(("postgres", db));
     }
     dbs
@@ -113,7 +113,7 @@ async fn insert_instances(tx: &mut Tx, project: &str, user: &str, flavor: &Flavo
     let snapshot = snapshot(flavor);
     let snapshot_json = serde_json::to_string(&snapshot).expect("flavor json");
     for _ in 0..count {
-        let now = novum::db::now();
+        let now = novum_db::now();
         sqlx::query(
             "INSERT INTO instances (uuid, display_name, project_id, user_id, flavor_id, flavor, vm_state, reservation_id, \
              created_at, updated_at, vcpus, memory_mb) VALUES ($1, 'vm', $2, $3, $4, $5, 'building', 'r-test', $6, $6, $7, $8)",
@@ -144,7 +144,7 @@ async fn create(quota: &Quota, check: &InstanceCheck<'_>) -> Result<u32, QuotaEr
         count,
     )
     .await;
-    tx.commit().await.map_err(novum::db::DbError::from)?;
+    tx.commit().await.map_err(novum_db::DbError::from)?;
     Ok(count)
 }
 
@@ -542,7 +542,7 @@ async fn key_pairs_server_groups_and_metadata_are_checked() {
                 sqlx::query("INSERT INTO keypairs (user_id, name, public_key, fingerprint, key_type, created_at, id) VALUES ($1, $2, 'k', 'f', 'ssh', $3, $4)")
                     .bind("u1")
                     .bind(format!("key{index}"))
-                    .bind(novum::db::now())
+                    .bind(novum_db::now())
                     .bind(i64::from(index))
                     .execute(&mut *tx)
                     .await
@@ -565,7 +565,7 @@ async fn key_pairs_server_groups_and_metadata_are_checked() {
             .await
             .expect("first group fits");
         sqlx::query("INSERT INTO server_groups (uuid, name, policy, project_id, user_id, created_at) VALUES ('g1', 'g', 'affinity', 'p1', 'u1', $1)")
-            .bind(novum::db::now())
+            .bind(novum_db::now())
             .execute(&mut *tx)
             .await
             .expect("insert group");

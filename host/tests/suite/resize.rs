@@ -171,7 +171,7 @@ async fn resize_across_hosts_counts_the_larger_flavor_until_confirmed_or_reverte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resize_across_hosts_on_postgres() {
-    if let Some(url) = novum::db::testing::postgres_url().await {
+    if let Some(url) = novum_db::testing::postgres_url().await {
         resize_across_hosts(Some(url)).await;
     }
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use novum::conductor::Recovery;
-use novum::db::Db;
 use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
 use novum_agent::{AgentConfig, run_agent_with_driver};
+use novum_db::Db;
 use novum_wire::{
     CpuInfo, Inventory, PowerState, RegisterRequest, RegisterResponse, SupportedInstance, TaskList,
     TaskOutcome, TaskResult,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{cloud, load, request, test_plugin};
 use novum::plugins::{FailureKind, OnError, PluginConfig, PluginsConfig};
-use novum::scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
+use novum_scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -22,7 +22,7 @@ fn config_with(name: &str, plugin: PluginConfig) -> PluginsConfig {
 fn run(
     set: &novum::plugins::PluginSet,
     misbehave: Option<&str>,
-) -> Result<Vec<novum::scheduler::Selection>, ScheduleError> {
+) -> Result<Vec<novum_scheduler::Selection>, ScheduleError> {
     let mut rng = StdRng::seed_from_u64(1);
     schedule(
         set,

@@ -7,7 +7,7 @@ use crate::common;
 
 use common::{cloud, engine, request};
 use novum::plugins::{Backend, PluginSelection, PluginSet, PluginsConfig};
-use novum::scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
+use novum_scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

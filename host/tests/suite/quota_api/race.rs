@@ -185,14 +185,14 @@ async fn five_hundred_concurrent_creates_cores_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_concurrent_creates_instances_postgres() {
-    if let Some(url) = novum::db::testing::postgres_url().await {
+    if let Some(url) = novum_db::testing::postgres_url().await {
         five_hundred_concurrent_creates(Some(url), Limited::Instances).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_concurrent_creates_cores_postgres() {
-    if let Some(url) = novum::db::testing::postgres_url().await {
+    if let Some(url) = novum_db::testing::postgres_url().await {
         five_hundred_concurrent_creates(Some(url), Limited::Cores).await;
     }
 }
