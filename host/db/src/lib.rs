@@ -168,6 +168,11 @@ impl Db {
         self.backend
     }
 
+    /// A connection of the pool, for reads outside a transaction.
+    pub async fn connection(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, DbError> {
+        Ok(self.pool.acquire().await?)
+    }
+
     /// A read transaction (or a write that cannot race: single-row updates).
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(self.pool.begin().await?)

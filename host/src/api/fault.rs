@@ -163,11 +163,5 @@ impl From<novum_db::DbError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::internal(error)
-    }
-}
-
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

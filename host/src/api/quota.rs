@@ -162,7 +162,7 @@ async fn show(
     let pairs = query(raw.as_deref(), version, &["user_id"])?;
     verify_project(&state, &project).await?;
     let user = user_param(&pairs);
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = state.db.connection().await?;
     let limits = state
         .quota
         .limits(&mut conn, &project, user.as_deref())
@@ -184,7 +184,7 @@ async fn detail(
     let pairs = query(raw.as_deref(), version, &["user_id"])?;
     verify_project(&state, &project).await?;
     let user = user_param(&pairs);
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = state.db.connection().await?;
     let limits = state
         .quota
         .limits(&mut conn, &project, user.as_deref())
@@ -210,7 +210,7 @@ async fn defaults(
     Path(project): Path<String>,
 ) -> ApiResult<Json<Value>> {
     verify_project(&state, &project).await?;
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = state.db.connection().await?;
     let limits = state.quota.defaults(&mut conn).await?;
     Ok(Json(
         json!({"quota_set": quota_set(Some(&project), &limits, |r| r.shown_in(quota_sets_view(version)), plain)}),
@@ -363,7 +363,7 @@ async fn class_show(
     Path(class): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-quota-class-sets:show")?;
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = state.db.connection().await?;
     let limits = state.quota.class_limits(&mut conn, &class).await?;
     Ok(Json(
         json!({"quota_class_set": quota_set(Some(&class), &limits, |r| r.shown_in(quota_class_sets_view(version)), plain)}),
@@ -445,7 +445,7 @@ async fn limits(
         }
         None => auth.project_id.clone(),
     };
-    let mut conn = state.db.pool().acquire().await?;
+    let mut conn = state.db.connection().await?;
     let limits = state.quota.project_limits(&mut conn, &project).await?;
     let usage = state.quota.usage(&mut conn, &project, None).await?;
     let mut absolute = Map::new();
