@@ -264,6 +264,22 @@ impl Cloud {
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     }
 
+    /// Plays `host`'s agent for server `id`'s build: takes the spawn task,
+    /// reports it running, and waits for ACTIVE; returns the server.
+    async fn spawn_active(&self, host: &str, token: &str, id: &str) -> Value {
+        let tasks = self.next_tasks(host, token).await;
+        self.report(
+            host,
+            token,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::Running,
+            },
+        )
+        .await;
+        self.wait_status(id, "ACTIVE").await
+    }
+
     /// Waits for a task on `host` (the build runs in the background).
     async fn next_tasks(&self, host: &str, token: &str) -> TaskList {
         for _ in 0..200 {
@@ -1159,18 +1175,7 @@ async fn heartbeat_reconciles_power_state() {
     let token = cloud.register("cmp1", 4, 8192).await;
     let (_, body) = cloud.create("member", server_body("vm")).await;
     let id = body["server"]["id"].as_str().expect("id").to_string();
-    let tasks = cloud.next_tasks("cmp1", &token).await;
-    cloud
-        .report(
-            "cmp1",
-            &token,
-            tasks.tasks[0].id,
-            TaskOutcome::Succeeded {
-                power_state: PowerState::Running,
-            },
-        )
-        .await;
-    cloud.wait_status(&id, "ACTIVE").await;
+    cloud.spawn_active("cmp1", &token, &id).await;
     let heartbeat = HeartbeatRequest {
         inventory: inventory("cmp1", 4, 8192),
         instances: vec![novum_wire::InstancePower {
@@ -1392,18 +1397,7 @@ async fn update_renames_and_notifies_once() {
     let (status, created) = cloud.create("member", body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     let id = created["server"]["id"].as_str().expect("id").to_string();
-    let tasks = cloud.next_tasks("cmp1", &token).await;
-    cloud
-        .report(
-            "cmp1",
-            &token,
-            tasks.tasks[0].id,
-            TaskOutcome::Succeeded {
-                power_state: PowerState::Running,
-            },
-        )
-        .await;
-    cloud.wait_status(&id, "ACTIVE").await;
+    cloud.spawn_active("cmp1", &token, &id).await;
     let renames = || async {
         novum_notify::outbox::list_events(
             &cloud.state.db,
@@ -1488,18 +1482,7 @@ async fn access_ips_lock_and_reset_state() {
     let (status, created) = cloud.create("member", body).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
     let id = created["server"]["id"].as_str().expect("id").to_string();
-    let tasks = cloud.next_tasks("cmp1", &token).await;
-    cloud
-        .report(
-            "cmp1",
-            &token,
-            tasks.tasks[0].id,
-            TaskOutcome::Succeeded {
-                power_state: PowerState::Running,
-            },
-        )
-        .await;
-    let server = cloud.wait_status(&id, "ACTIVE").await;
+    let server = cloud.spawn_active("cmp1", &token, &id).await;
     assert_eq!(server["accessIPv4"], "1.1.1.1");
     // Stored canonical (RFC 5952), as Nova does.
     assert_eq!(server["accessIPv6"], "::babe:dc0c:1602");

@@ -97,6 +97,7 @@ pub fn service_flags(up: bool, disabled: bool) -> u8 {
 /// resource once `used_mb` is taken from `total_mb` × `allocation_ratio`
 /// (negative when over-committed). The controller and [`crate::testing`]
 /// both fill the column with it.
+#[inline]
 pub fn free_mb(total_mb: i64, allocation_ratio: f64, used_mb: i64) -> i64 {
     (total_mb as f64 * allocation_ratio) as i64 - used_mb
 }
