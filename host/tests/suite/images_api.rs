@@ -6,7 +6,7 @@ use crate::api_common;
 use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};
 use md5::Digest as _;
-use novum::api::auth::AuthContext;
+use novum_api::auth::AuthContext;
 use novum_images::{self as images, ImageError, Viewer};
 use serde_json::{Value, json};
 
