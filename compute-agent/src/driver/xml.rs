@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use novum_wire::{CpuInfo, CpuTopology, SpawnSpec, SupportedInstance};
+use novum_wire::{CpuInfo, CpuTopology, InterfaceSpec, SpawnSpec, SupportedInstance};
 use uuid::Uuid;
 
 use super::DriverError;
@@ -207,7 +207,8 @@ pub struct DiskLayout {
 /// `name` is `instance-<uuid>`, `uuid` the instance uuid, the display name goes
 /// to `<title>`. Disks: the root disk as `vda`, then ephemeral (`vdb`) and swap
 /// (`vdc`) when the flavor has them, as files under
-/// `<instances_path>/<uuid>/`. For the `test` hypervisor type the definition
+/// `<instances_path>/<uuid>/`. Then one bridge interface per port, in the
+/// spec's order (see [`interface_xml`]). For the `test` hypervisor type the definition
 /// stays within what libvirt's test driver accepts (no emulator, no driver
 /// element).
 pub fn domain_xml(
@@ -266,8 +267,161 @@ pub fn domain_xml(
     if spec.flavor.swap_mb > 0 {
         disk("disk.swap", "vdc");
     }
+    for interface in &spec.interfaces {
+        xml.push_str(&interface_xml(interface, "    "));
+    }
     xml.push_str("  </devices>\n</domain>\n");
     xml
+}
+
+/// The `<interface type='bridge'>` device of one port, each line indented
+/// by `indent`: its MAC (lower case, as libvirt writes it), the bridge, the
+/// host device `tap<port id[..11]>`, a virtio model and the network's MTU
+/// when known. The same text defines the domain and hot-plugs the port.
+pub fn interface_xml(interface: &InterfaceSpec, indent: &str) -> String {
+    let mut xml = String::new();
+    let _ = writeln!(xml, "{indent}<interface type='bridge'>");
+    let _ = writeln!(
+        xml,
+        "{indent}  <mac address='{}'/>",
+        escape(&interface.mac_address.to_ascii_lowercase())
+    );
+    let _ = writeln!(
+        xml,
+        "{indent}  <source bridge='{}'/>",
+        escape(&interface.bridge)
+    );
+    let _ = writeln!(
+        xml,
+        "{indent}  <target dev='{}'/>",
+        escape(&interface.tap_name())
+    );
+    let _ = writeln!(xml, "{indent}  <model type='virtio'/>");
+    if let Some(mtu) = interface.mtu {
+        let _ = writeln!(xml, "{indent}  <mtu size='{mtu}'/>");
+    }
+    let _ = writeln!(xml, "{indent}</interface>");
+    xml
+}
+
+/// A bridge interface of a domain definition, as libvirt wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInterface {
+    /// Its MAC address, lower case.
+    pub mac_address: String,
+    /// The bridge it plugs into, when it names one.
+    pub bridge: Option<String>,
+    /// Its `<mtu size>`, when set.
+    pub mtu: Option<u32>,
+    /// The element's text in the document (to detach exactly that device).
+    pub xml: String,
+}
+
+fn domain_devices<'a, 'input>(
+    doc: &'a roxmltree::Document<'input>,
+) -> Result<roxmltree::Node<'a, 'input>, DriverError> {
+    child(doc.root_element(), "devices")
+        .ok_or_else(|| DriverError::Xml("domain: no <devices> element".to_string()))
+}
+
+fn parse_domain(xml: &str) -> Result<roxmltree::Document<'_>, DriverError> {
+    roxmltree::Document::parse(xml).map_err(|e| DriverError::Xml(format!("domain: {e}")))
+}
+
+/// Every `<interface>` with a MAC address of a domain definition, in
+/// document order.
+pub fn domain_interfaces(domain_xml: &str) -> Result<Vec<DomainInterface>, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    Ok(devices
+        .children()
+        .filter(|n| n.has_tag_name("interface"))
+        .filter_map(|node| {
+            let mac = child(node, "mac")?.attribute("address")?;
+            Some(DomainInterface {
+                mac_address: mac.to_ascii_lowercase(),
+                bridge: child(node, "source")
+                    .and_then(|source| source.attribute("bridge"))
+                    .map(str::to_string),
+                mtu: child(node, "mtu")
+                    .and_then(|mtu| mtu.attribute("size"))
+                    .and_then(|size| size.parse().ok()),
+                xml: domain_xml[node.range()].to_string(),
+            })
+        })
+        .collect())
+}
+
+/// The interface with MAC `mac_address` (any case) of a domain definition.
+pub fn find_interface(
+    domain_xml: &str,
+    mac_address: &str,
+) -> Result<Option<DomainInterface>, DriverError> {
+    Ok(domain_interfaces(domain_xml)?
+        .into_iter()
+        .find(|i| i.mac_address.eq_ignore_ascii_case(mac_address)))
+}
+
+/// `domain_xml` with `device` added as the last of its devices.
+pub fn with_device(domain_xml: &str, device: &str) -> Result<String, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    let range = devices.range();
+    let element = &domain_xml[range.clone()];
+    let mut out = String::with_capacity(domain_xml.len() + device.len() + 16);
+    if element.ends_with("/>") {
+        // `<devices/>`: open it.
+        out.push_str(&domain_xml[..range.end - 2]);
+        out.push_str(">\n");
+        out.push_str(device);
+        out.push_str("</devices>");
+    } else {
+        let close = range.end - "</devices>".len();
+        // Before the closing tag's line when it has one of its own.
+        let line = domain_xml[..close].trim_end_matches([' ', '\t']).len();
+        if domain_xml[..line].ends_with('\n') {
+            out.push_str(&domain_xml[..line]);
+            out.push_str(device);
+            out.push_str(&domain_xml[line..range.end]);
+        } else {
+            out.push_str(&domain_xml[..close]);
+            out.push('\n');
+            out.push_str(device);
+            out.push_str(&domain_xml[close..range.end]);
+        }
+    }
+    out.push_str(&domain_xml[range.end..]);
+    Ok(out)
+}
+
+/// `domain_xml` without the interface whose MAC is `mac_address` (any
+/// case); `None` when it has no such interface.
+pub fn without_interface(
+    domain_xml: &str,
+    mac_address: &str,
+) -> Result<Option<String>, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    let found = devices.children().find(|node| {
+        node.has_tag_name("interface")
+            && child(*node, "mac")
+                .and_then(|mac| mac.attribute("address"))
+                .is_some_and(|mac| mac.eq_ignore_ascii_case(mac_address))
+    });
+    Ok(found.map(|node| {
+        let range = node.range();
+        // Take the line's indentation and end with the element.
+        let start = domain_xml[..range.start]
+            .trim_end_matches([' ', '\t'])
+            .len();
+        let end = if domain_xml[range.end..].starts_with('\n') {
+            range.end + 1
+        } else {
+            range.end
+        };
+        let start = if end > range.end { start } else { range.start };
+        format!("{}{}", &domain_xml[..start], &domain_xml[end..])
+    }))
 }
 
 /// A node file for libvirt's test driver describing a host with `vcpus` CPUs and
