@@ -32,6 +32,7 @@ fn spec(props: &[(&str, &str)]) -> SpawnSpec {
         },
         user_data: None,
         metadata: BTreeMap::new(),
+        interfaces: Vec::new(),
     }
 }
 

@@ -31,6 +31,7 @@ fn spawn_action(props: &[(&str, &str)]) -> TaskAction {
         },
         user_data: Some("I2Nsb3VkLWNvbmZpZwo=".into()),
         metadata: BTreeMap::from([("role".to_string(), "web".to_string())]),
+        interfaces: Vec::new(),
     })
 }
 

@@ -470,7 +470,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use novum_wire::{FlavorSpec, ImageSpec};
+    use novum_wire::{FlavorSpec, ImageSpec, bridge_name};
     use std::collections::BTreeMap;
 
     const QEMU_CAPS: &str = r#"<capabilities>
@@ -519,6 +519,7 @@ mod tests {
             },
             user_data: None,
             metadata: BTreeMap::new(),
+            interfaces: Vec::new(),
         }
     }
 
@@ -613,5 +614,129 @@ mod tests {
             "{triples:?}"
         );
         assert!(!triples.iter().any(|t| t.starts_with("amd64")));
+    }
+
+    fn port(n: u8, mtu: Option<u32>) -> InterfaceSpec {
+        let network = Uuid::from_u128(0xdacd568d_5be6_4786_91fe_750c374b7800 + u128::from(n));
+        InterfaceSpec {
+            port_id: Uuid::from_u128(0x1a81968a_797a_400f_8a80_567f997eb900 + u128::from(n)),
+            mac_address: format!("FA:16:3E:00:00:{n:02X}"),
+            network_id: network,
+            network_name: format!("net{n}"),
+            mtu,
+            bridge: bridge_name(network),
+            fixed_ips: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn domain_xml_has_one_bridge_interface_per_port_in_order() {
+        let caps = parse_capabilities(QEMU_CAPS).unwrap();
+        let mut spec = spec(&[]);
+        spec.interfaces = vec![port(2, Some(1450)), port(1, None)];
+        let guest = choose_guest(&caps, &spec).unwrap();
+        let layout = DiskLayout {
+            instances_path: "/i".into(),
+        };
+        let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let interfaces: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("interface"))
+            .collect();
+        assert_eq!(interfaces.len(), 2, "{xml}");
+        for (node, port) in interfaces.iter().zip(&spec.interfaces) {
+            assert_eq!(node.attribute("type"), Some("bridge"));
+            let attr = |element: &str, name: &str| {
+                child(*node, element)
+                    .and_then(|n| n.attribute(name))
+                    .map(str::to_string)
+            };
+            assert_eq!(
+                attr("mac", "address"),
+                Some(port.mac_address.to_ascii_lowercase())
+            );
+            assert_eq!(attr("source", "bridge"), Some(port.bridge.clone()));
+            assert_eq!(attr("target", "dev"), Some(port.tap_name()));
+            assert_eq!(attr("model", "type").as_deref(), Some("virtio"));
+            assert_eq!(attr("mtu", "size"), port.mtu.map(|m| m.to_string()));
+        }
+        assert_eq!(
+            domain_interfaces(&xml)
+                .unwrap()
+                .iter()
+                .map(|i| (i.mac_address.as_str(), i.mtu))
+                .collect::<Vec<_>>(),
+            vec![
+                ("fa:16:3e:00:00:02", Some(1450)),
+                ("fa:16:3e:00:00:01", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn interface_text_is_escaped() {
+        let mut odd = port(1, None);
+        odd.bridge = "br'<&>\"".into();
+        let xml = interface_xml(&odd, "");
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert_eq!(
+            child(doc.root_element(), "source").and_then(|n| n.attribute("bridge")),
+            Some("br'<&>\"")
+        );
+    }
+
+    #[test]
+    fn devices_are_added_found_and_removed() {
+        let domain = "<domain type='test'>\n  <name>x</name>\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n";
+        let one = with_device(domain, &interface_xml(&port(1, Some(1500)), "    ")).unwrap();
+        let two = with_device(&one, &interface_xml(&port(2, None), "    ")).unwrap();
+        assert!(
+            two.contains("    <interface type='bridge'>\n      <mac address='fa:16:3e:00:00:01'/>"),
+            "{two}"
+        );
+        assert!(
+            two.ends_with("</interface>\n  </devices>\n</domain>\n"),
+            "{two}"
+        );
+        let found = find_interface(&two, "FA:16:3E:00:00:02").unwrap().unwrap();
+        assert_eq!(found.bridge, Some(port(2, None).bridge));
+        assert!(found.xml.starts_with("<interface") && found.xml.ends_with("</interface>"));
+        assert_eq!(find_interface(&two, "fa:16:3e:00:00:03").unwrap(), None);
+
+        let back = without_interface(&two, "fa:16:3e:00:00:02")
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, one);
+        assert_eq!(
+            without_interface(&back, "fa:16:3e:00:00:01")
+                .unwrap()
+                .unwrap(),
+            domain
+        );
+        assert_eq!(
+            without_interface(domain, "fa:16:3e:00:00:01").unwrap(),
+            None
+        );
+
+        let empty = with_device("<domain><devices/></domain>", "<interface/>").unwrap();
+        assert_eq!(empty, "<domain><devices>\n<interface/></devices></domain>");
+        let inline = with_device(
+            "<domain><devices><disk/></devices></domain>",
+            "<interface/>",
+        )
+        .unwrap();
+        assert_eq!(
+            inline,
+            "<domain><devices><disk/>\n<interface/></devices></domain>"
+        );
+        assert!(matches!(
+            with_device("<domain/>", "<interface/>"),
+            Err(DriverError::Xml(_))
+        ));
+        assert!(matches!(
+            domain_interfaces("<domain"),
+            Err(DriverError::Xml(_))
+        ));
     }
 }
