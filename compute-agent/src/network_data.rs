@@ -486,7 +486,8 @@ mod tests {
 
     #[test]
     fn invalid_addresses_are_errors_naming_the_port() {
-        let cases: [(fn(&mut FixedIpSpec), &str); 8] = [
+        type Spoil = fn(&mut FixedIpSpec);
+        let cases: [(Spoil, &str); 8] = [
             (
                 |ip| ip.ip_address = "172.19.1.300".into(),
                 "not an IP address",
