@@ -361,6 +361,13 @@ fn spawn_with_two_interfaces_defines_both_in_port_order() {
         Some("brq00000000-00"),
         "brq + the network id's first 11 characters"
     );
+    for port in [&first, &second] {
+        assert_eq!(
+            device_kind(&port.bridge).unwrap(),
+            DeviceKind::Missing,
+            "the test driver makes no host bridge"
+        );
+    }
 }
 
 #[test]

@@ -422,31 +422,31 @@ impl LibvirtDriver {
     }
 
     /// Boots a defined domain, making the host bridges its interfaces plug
-    /// into first.
+    /// into first (after a host reboot they are gone; a definition alone
+    /// needs none, so they are made when a guest is about to use them).
     fn start(&self, domain: &Domain) -> Result<(), DriverError> {
-        if !self.test_driver {
-            let interfaces = xml::domain_interfaces(&Self::definition(domain)?)?;
-            self.ensure_bridges(
-                interfaces
-                    .iter()
-                    .filter_map(|i| i.bridge.as_deref().map(|bridge| (bridge, i.mtu))),
-            )?;
-        }
+        self.ensure_bridges(|| {
+            Ok(xml::domain_interfaces(&Self::definition(domain)?)?
+                .into_iter()
+                .filter_map(|i| i.bridge.map(|bridge| (bridge, i.mtu)))
+                .collect())
+        })?;
         domain.create().map(drop).map_err(lv("start"))
     }
 
-    /// Makes sure every `(bridge, mtu)` exists on the host and is up (see
-    /// [`bridge::ensure_bridge`]). The ONE place that knows the test driver
-    /// runs nothing: for it there is no host network to prepare.
-    fn ensure_bridges<'a>(
+    /// Makes sure every `(bridge, mtu)` that `bridges` lists exists on the
+    /// host and is up (see [`bridge::ensure_bridge`]). The ONE place that
+    /// knows the test driver runs nothing: for it there is no host network
+    /// to prepare, and `bridges` is not even asked.
+    fn ensure_bridges(
         &self,
-        bridges: impl IntoIterator<Item = (&'a str, Option<u32>)>,
+        bridges: impl FnOnce() -> Result<Vec<(String, Option<u32>)>, DriverError>,
     ) -> Result<(), DriverError> {
         if self.test_driver {
             return Ok(());
         }
-        for (name, mtu) in bridges {
-            bridge::ensure_bridge(name, mtu)?;
+        for (name, mtu) in bridges()? {
+            bridge::ensure_bridge(&name, mtu)?;
         }
         Ok(())
     }
@@ -828,7 +828,7 @@ impl VirtDriver for LibvirtDriver {
         }
         Self::interfaces_changeable("attach an interface to", instance, &domain)?;
         if missing_live {
-            self.ensure_bridges([(interface.bridge.as_str(), interface.mtu)])?;
+            self.ensure_bridges(|| Ok(vec![(interface.bridge.clone(), interface.mtu)]))?;
         }
         let mut flags = 0;
         if missing_live {
