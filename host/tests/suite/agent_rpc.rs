@@ -115,6 +115,7 @@ fn spawn_action() -> TaskAction {
         },
         user_data: None,
         metadata: Default::default(),
+        interfaces: Vec::new(),
     })
 }
 

@@ -350,6 +350,7 @@ fn spawn_spec(instance: &Instance, flavor: &FlavorSnapshot) -> SpawnSpec {
         },
         user_data: instance.user_data.clone(),
         metadata: instance.metadata_map(),
+        interfaces: Vec::new(),
     }
 }
 
