@@ -813,9 +813,7 @@ async fn list_images(
             })?),
         };
     if let Some(text) = single("os_hidden") {
-        listing.os_hidden = text
-            .parse::<bool>()
-            .map_err(|_| ApiError::bad_request(format!("Invalid os_hidden value: {text}")))?;
+        listing.os_hidden = query_bool("os_hidden", text)?;
     }
     for column in [
         FilterColumn::Name,
@@ -830,10 +828,7 @@ async fn list_images(
         }
     }
     if let Some(text) = single("protected") {
-        listing.protected = Some(
-            text.parse::<bool>()
-                .map_err(|_| ApiError::bad_request(format!("Invalid protected value: {text}")))?,
-        );
+        listing.protected = Some(query_bool("protected", text)?);
     }
     for (name, bound) in [
         ("size_min", &mut listing.size_min),
@@ -1057,5 +1052,16 @@ async fn delete_member(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("Member {member_id} not found")))
+    }
+}
+
+/// A boolean of the query string as Glance reads one (oslo's strict
+/// `bool_from_string`: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`,
+/// `t`/`f`, `y`/`n`, in any case); anything else is a 400 naming `name`.
+fn query_bool(name: &str, text: &str) -> ApiResult<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(ApiError::bad_request(format!("Invalid {name} value: {text}"))),
     }
 }
