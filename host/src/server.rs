@@ -53,6 +53,12 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         plugins,
         Arc::clone(&quota),
     );
+    let network = novum_network::NetworkService::new(db.clone(), config.network.clone())?;
+    let admin_project =
+        novum_identity::store::get_project_by_name(&db, &config.identity.admin_project)
+            .await?
+            .with_context(|| format!("admin project {} missing", config.identity.admin_project))?;
+    novum_network::ensure_default_network(&db, &config.network, &admin_project.id).await?;
     if config.compute.default_flavors {
         novum_compute::store::flavors::ensure_defaults(&db).await?;
     }
@@ -65,6 +71,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         enrollment_token,
         embedded_enrollment_token: novum_api::rpc::generate_token(),
         quota,
+        network,
         hooks,
     }))
 }

@@ -56,6 +56,8 @@ pub struct Services {
     pub embedded_enrollment_token: String,
     /// Quotas (limits, usage, policy checks).
     pub quota: Arc<novum_quota::Quota>,
+    /// The network service (Neutron v2.0 subset).
+    pub network: novum_network::NetworkService,
     /// The notification-hook plugins (`[notifications] hooks`).
     pub hooks: Arc<novum_plugin_host::Plugins>,
 }

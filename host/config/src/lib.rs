@@ -51,6 +51,8 @@ pub struct Config {
     pub quota: novum_quota::QuotaConfig,
     /// Image service settings (upload size cap, per-project storage quota).
     pub images: novum_images::ImagesConfig,
+    /// Network service settings (backend, the default network, quotas).
+    pub network: novum_network::NetworkConfig,
     /// The file this configuration was read from (for reloads); not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -73,6 +75,7 @@ impl Default for Config {
             notifications: novum_notify::NotificationsConfig::default(),
             quota: novum_quota::QuotaConfig::default(),
             images: novum_images::ImagesConfig::default(),
+            network: novum_network::NetworkConfig::default(),
             source: None,
         }
     }
