@@ -335,7 +335,7 @@ impl Conductor {
         let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
         match outcome {
             TaskOutcome::Succeeded { .. } => {
-                mark_deleted(tx, &operation.instance_uuid).await?;
+                self.mark_deleted(tx, &operation.instance_uuid).await?;
                 finish_operation(tx, operation, None).await?;
                 notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
                 notices::action(
@@ -495,7 +495,7 @@ impl Conductor {
                 None,
             )
             .await?;
-            mark_deleted(&mut tx, uuid).await?;
+            self.mark_deleted(&mut tx, uuid).await?;
             actions::finish_events(&mut tx, &action_id, None, None).await?;
             notices::state_changed(&mut tx, &api, uuid, Some(&before), &context).await?;
             notices::action(
@@ -855,8 +855,18 @@ impl Conductor {
     }
 }
 
-/// Marks an instance deleted, releases its claim and group membership.
-async fn mark_deleted(tx: &mut Tx, uuid: &str) -> Result<()> {
+impl Conductor {
+    /// Marks an instance deleted, releases its claim, group membership and
+    /// ports.
+    async fn mark_deleted(&self, tx: &mut Tx, uuid: &str) -> Result<()> {
+        mark_deleted_rows(tx, uuid).await?;
+        self.release_ports(tx, uuid).await
+    }
+}
+
+/// Marks an instance's rows deleted, releases its claim and group
+/// membership.
+async fn mark_deleted_rows(tx: &mut Tx, uuid: &str) -> Result<()> {
     let now = db::now();
     sqlx::query(
         "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = 0, deleted = 1, deleted_at = $2, \
