@@ -58,7 +58,7 @@ async fn instance_ports_are_allocated_bound_and_released() {
             .expect("allocated");
         assert_eq!(ports.len(), 2);
         assert_eq!(ports[0].fixed_ips[0].ip_address, "192.168.10.77");
-        assert_eq!(ports[0].security_groups, [web.id.clone()]);
+        assert_eq!(ports[0].security_groups, std::slice::from_ref(&web.id));
         assert!(ports[0].created_for_instance);
         assert_eq!(ports[1].id, own.id);
         assert!(!ports[1].created_for_instance);
@@ -152,7 +152,7 @@ async fn instance_ports_are_allocated_bound_and_released() {
             .await
             .expect("released");
         assert_eq!(released.deleted, [ports[0].id.clone()]);
-        assert_eq!(released.unbound, [own.id.clone()]);
+        assert_eq!(released.unbound, std::slice::from_ref(&own.id));
         let kept = service.get_port(&alice, &own.id).await.expect("kept");
         assert_eq!(kept.device_id, "");
         assert_eq!(kept.device_owner, "");
@@ -408,6 +408,231 @@ async fn the_neutron_backend_is_a_seam_only() {
         assert!(
             error.to_string().contains("not implemented in this build"),
             "{error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn instance_security_groups_are_added_and_removed() {
+    for backend in databases().await {
+        let service = service(&backend);
+        let alice = alice();
+        let net = network(&service, &alice, "private").await;
+        subnet(&service, &alice, &net.id, "192.168.10.0/24").await;
+        let db_group = service
+            .create_security_group(
+                &alice,
+                &NewSecurityGroup {
+                    name: "db".into(),
+                    ..NewSecurityGroup::default()
+                },
+            )
+            .await
+            .expect("group");
+        let instance = "grouped-instance";
+        service
+            .allocate_for_instance(
+                &alice,
+                instance,
+                &[],
+                &[on_network(&net.id, None), on_network(&net.id, None)],
+            )
+            .await
+            .expect("two ports");
+        let added = service
+            .add_instance_security_group(&alice, instance, "db")
+            .await
+            .expect("added");
+        assert_eq!(added, db_group.id);
+        // Twice is harmless.
+        service
+            .add_instance_security_group(&alice, instance, &db_group.id)
+            .await
+            .expect("added again");
+        for port in service.instance_ports(instance).await.expect("ports") {
+            assert_eq!(port.port.security_groups.len(), 2, "{}", backend.name);
+            assert!(port.port.security_groups.contains(&db_group.id));
+        }
+        let names: Vec<String> = service
+            .instance_security_groups(instance)
+            .await
+            .expect("groups")
+            .into_iter()
+            .map(|group| group.name)
+            .collect();
+        assert_eq!(names, ["db", "default"]);
+        service
+            .remove_instance_security_group(&alice, instance, "default")
+            .await
+            .expect("removed");
+        let names: Vec<String> = service
+            .instance_security_groups(instance)
+            .await
+            .expect("groups")
+            .into_iter()
+            .map(|group| group.name)
+            .collect();
+        assert_eq!(names, ["db"]);
+        refused(
+            service
+                .add_instance_security_group(&alice, instance, "nope")
+                .await,
+            "SecurityGroupNotFound",
+            404,
+        );
+        // Two groups of one name: use an id.
+        service
+            .create_security_group(
+                &alice,
+                &NewSecurityGroup {
+                    name: "db".into(),
+                    ..NewSecurityGroup::default()
+                },
+            )
+            .await
+            .expect("second db group");
+        refused(
+            service
+                .add_instance_security_group(&alice, instance, "db")
+                .await,
+            "NoUniqueMatch",
+            409,
+        );
+    }
+}
+
+#[tokio::test]
+async fn subnet_and_port_updates_keep_what_is_named() {
+    for backend in databases().await {
+        let service = service(&backend);
+        let alice = alice();
+        let net = network(&service, &alice, "private").await;
+        let sub = subnet(&service, &alice, &net.id, "192.168.10.0/24").await;
+        let updated = service
+            .update_subnet(
+                &alice,
+                &sub.id,
+                &novum_network::SubnetUpdate {
+                    dns_nameservers: Some(vec!["192.168.10.53".into(), "9.9.9.9".into()]),
+                    allocation_pools: Some(vec![novum_network::AllocationPool {
+                        start: "192.168.10.100".into(),
+                        end: "192.168.10.110".into(),
+                    }]),
+                    ..novum_network::SubnetUpdate::default()
+                },
+            )
+            .await
+            .expect("subnet updated");
+        assert_eq!(updated.dns_nameservers, ["192.168.10.53", "9.9.9.9"]);
+        assert_eq!(updated.revision_number, 2);
+        refused(
+            service
+                .update_subnet(
+                    &alice,
+                    &sub.id,
+                    &novum_network::SubnetUpdate {
+                        gateway_ip: Some(Some("192.168.10.105".into())),
+                        ..novum_network::SubnetUpdate::default()
+                    },
+                )
+                .await,
+            "GatewayConflictWithAllocationPools",
+            409,
+        );
+        let port = service
+            .create_port(
+                &alice,
+                &NewPort {
+                    network_id: net.id.clone(),
+                    ..NewPort::default()
+                },
+            )
+            .await
+            .expect("port");
+        assert_eq!(port.fixed_ips[0].ip_address, "192.168.10.100");
+        // A subnet-only entry keeps the address; a new one is added.
+        let two = service
+            .update_port(
+                &alice,
+                &port.id,
+                &novum_network::PortUpdate {
+                    fixed_ips: Some(vec![
+                        novum_network::FixedIpRequest {
+                            subnet_id: Some(sub.id.clone()),
+                            ip_address: None,
+                        },
+                        novum_network::FixedIpRequest {
+                            subnet_id: None,
+                            ip_address: Some("192.168.10.20".into()),
+                        },
+                    ]),
+                    ..novum_network::PortUpdate::default()
+                },
+            )
+            .await
+            .expect("port updated");
+        let addresses: Vec<&str> = two
+            .fixed_ips
+            .iter()
+            .map(|ip| ip.ip_address.as_str())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["192.168.10.100", "192.168.10.20"],
+            "{}",
+            backend.name
+        );
+        // Naming only the second releases the first.
+        let one = service
+            .update_port(
+                &alice,
+                &port.id,
+                &novum_network::PortUpdate {
+                    fixed_ips: Some(vec![novum_network::FixedIpRequest {
+                        subnet_id: None,
+                        ip_address: Some("192.168.10.20".into()),
+                    }]),
+                    ..novum_network::PortUpdate::default()
+                },
+            )
+            .await
+            .expect("port updated");
+        assert_eq!(one.fixed_ips.len(), 1);
+        assert_eq!(one.fixed_ips[0].ip_address, "192.168.10.20");
+        assert_eq!(rows(&backend, "network_ip_allocations").await, 1);
+        // Admin binding through an update.
+        refused(
+            service
+                .update_port(
+                    &alice,
+                    &port.id,
+                    &novum_network::PortUpdate {
+                        binding_host_id: Some("compute-1".into()),
+                        ..novum_network::PortUpdate::default()
+                    },
+                )
+                .await,
+            "PolicyNotAuthorized",
+            403,
+        );
+        let bound = service
+            .update_port(
+                &admin(),
+                &port.id,
+                &novum_network::PortUpdate {
+                    binding_host_id: Some("compute-1".into()),
+                    ..novum_network::PortUpdate::default()
+                },
+            )
+            .await
+            .expect("bound by admin");
+        assert_eq!(
+            (
+                bound.binding.host_id.as_str(),
+                bound.binding.vif_type.as_str(),
+                bound.status.as_str()
+            ),
+            ("compute-1", "bridge", "ACTIVE")
         );
     }
 }

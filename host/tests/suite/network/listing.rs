@@ -231,6 +231,6 @@ async fn filters_sorting_and_pages() {
             .await
             .expect("networks by subnet");
         assert_eq!(by_subnets.items.len(), 1);
-        assert_eq!(by_subnets.items[0].subnets, [sub.id.clone()]);
+        assert_eq!(by_subnets.items[0].subnets, std::slice::from_ref(&sub.id));
     }
 }
