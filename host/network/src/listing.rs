@@ -6,7 +6,7 @@
 //! page), backwards with `page_reverse`. `fields` is the handler's business.
 //!
 //! Which attributes a resource filters and sorts on is its table of
-//! [`Attribute`]s (the API names, e.g. `router:external`, `tenant_id`);
+//! attributes (the API names, e.g. `router:external`, `tenant_id`);
 //! an unknown filter or sort key is [`NetworkError::InvalidInput`] naming
 //! it, a marker the caller cannot see is the resource's NotFound.
 
