@@ -25,6 +25,11 @@ pub fn execute(driver: &dyn VirtDriver, task: &Task) -> TaskOutcome {
         TaskAction::Unpause => driver.unpause(instance),
         TaskAction::Suspend => driver.suspend(instance),
         TaskAction::Resume => driver.resume(instance),
+        TaskAction::AttachInterface { interface } => driver.attach_interface(instance, interface),
+        TaskAction::DetachInterface {
+            port_id,
+            mac_address,
+        } => driver.detach_interface(instance, *port_id, mac_address),
     };
     let state = driver.power_state(instance);
     match (result, state) {

@@ -8,7 +8,9 @@ use clap::Parser;
 use novum_agent::agent::{
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LIBVIRT_URI, DEFAULT_POLL_WAIT, DEFAULT_RECONCILE_INTERVAL,
 };
-use novum_agent::driver::{DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, LibvirtOptions};
+use novum_agent::driver::{
+    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions,
+};
 use novum_agent::{AgentConfig, run_agent};
 use tracing_subscriber::EnvFilter;
 
@@ -55,6 +57,9 @@ struct Args {
     /// Seconds a clean shutdown may take before the domain is stopped hard.
     #[arg(long, default_value_t = DEFAULT_CLEAN_SHUTDOWN_TIMEOUT.as_secs())]
     shutdown_timeout_seconds: u64,
+    /// Seconds a guest may take to release a hot-unplugged interface.
+    #[arg(long, default_value_t = DEFAULT_INTERFACE_DETACH_TIMEOUT.as_secs())]
+    interface_detach_timeout_seconds: u64,
     /// On libvirt's test driver only: guest architectures the fake host
     /// reports on top of the test driver's `i686` (repeatable).
     #[arg(long = "test-guest-arch")]
@@ -121,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
             clean_shutdown_timeout: Duration::from_secs(args.shutdown_timeout_seconds),
             test_guest_archs: args.test_guest_archs,
             domain_store,
+            interface_detach_timeout: Duration::from_secs(args.interface_detach_timeout_seconds),
         },
         ..AgentConfig::new(args.controller, host)
     };

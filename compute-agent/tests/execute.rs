@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
 use novum_agent::execute::execute;
 use novum_wire::{
-    FlavorSpec, ImageSpec, PowerState, RebootType, SpawnSpec, Task, TaskAction, TaskOutcome,
+    FlavorSpec, ImageSpec, InterfaceSpec, PowerState, RebootType, SpawnSpec, Task, TaskAction,
+    TaskOutcome, bridge_name,
 };
 use uuid::Uuid;
 use virt::domain::Domain;
@@ -31,6 +32,7 @@ fn spawn_action(props: &[(&str, &str)]) -> TaskAction {
         },
         user_data: Some("I2Nsb3VkLWNvbmZpZwo=".into()),
         metadata: BTreeMap::from([("role".to_string(), "web".to_string())]),
+        interfaces: Vec::new(),
     })
 }
 
@@ -259,4 +261,148 @@ fn failure_messages_carry_no_control_characters() {
         novum_agent::execute::printable("bad \u{0}name\n é"),
         "bad \\u{0}name\\u{a} é"
     );
+}
+
+fn interface(n: u8) -> InterfaceSpec {
+    let network_id = Uuid::new_v4();
+    InterfaceSpec {
+        port_id: Uuid::new_v4(),
+        mac_address: format!("fa:16:3e:10:00:{n:02x}"),
+        network_id,
+        network_name: "private".into(),
+        mtu: Some(1450),
+        bridge: bridge_name(network_id),
+        fixed_ips: Vec::new(),
+    }
+}
+
+fn spawn_with(interfaces: Vec<InterfaceSpec>) -> TaskAction {
+    match spawn_action(&[]) {
+        TaskAction::Spawn(spec) => TaskAction::Spawn(SpawnSpec { interfaces, ..spec }),
+        other => other,
+    }
+}
+
+/// The MAC addresses of the domain's persistent definition, in order.
+fn defined_macs(driver: &LibvirtDriver, id: Uuid) -> Vec<String> {
+    let domain = Domain::lookup_by_uuid_string(driver.connect(), &id.to_string()).unwrap();
+    let xml = domain
+        .get_xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)
+        .unwrap();
+    novum_agent::driver::domain_interfaces(&xml)
+        .unwrap()
+        .into_iter()
+        .map(|i| i.mac_address)
+        .collect()
+}
+
+#[test]
+fn interface_tasks_delivered_twice_end_in_the_same_place() {
+    let node = TestNode::create(8, 16384).unwrap();
+    let driver = LibvirtDriver::open(&node.uri(), LibvirtOptions::default()).unwrap();
+    let id = Uuid::new_v4();
+    let (first, second) = (interface(1), interface(2));
+    assert_eq!(
+        execute(&driver, &task(id, spawn_with(vec![first.clone()]))),
+        succeeded(PowerState::Running)
+    );
+    let attach = TaskAction::AttachInterface {
+        interface: second.clone(),
+    };
+    let detach = TaskAction::DetachInterface {
+        port_id: first.port_id,
+        mac_address: first.mac_address.clone(),
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            execute(&driver, &task(id, attach.clone())),
+            succeeded(PowerState::Running)
+        );
+        assert_eq!(
+            defined_macs(&driver, id),
+            [first.mac_address.clone(), second.mac_address.clone()]
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            execute(&driver, &task(id, detach.clone())),
+            succeeded(PowerState::Running)
+        );
+        assert_eq!(defined_macs(&driver, id), vec![second.mac_address.clone()]);
+    }
+    // On a stopped domain too; and a detach after the destroy.
+    assert_eq!(
+        execute(&driver, &task(id, TaskAction::Stop)),
+        succeeded(PowerState::Shutdown)
+    );
+    assert_eq!(
+        execute(&driver, &task(id, attach.clone())),
+        succeeded(PowerState::Shutdown)
+    );
+    assert_eq!(
+        execute(&driver, &task(id, TaskAction::Destroy)),
+        succeeded(PowerState::NoState)
+    );
+    assert_eq!(
+        execute(&driver, &task(id, detach)),
+        succeeded(PowerState::NoState)
+    );
+}
+
+#[test]
+fn a_bad_mac_fails_the_task_with_a_message() {
+    let node = TestNode::create(8, 16384).unwrap();
+    let driver = LibvirtDriver::open(&node.uri(), LibvirtOptions::default()).unwrap();
+    let mut bad = interface(1);
+    bad.mac_address = "fa:16:3e:zz:00:01\u{0}".into();
+
+    let id = Uuid::new_v4();
+    match execute(
+        &driver,
+        &task(id, spawn_with(vec![interface(2), bad.clone()])),
+    ) {
+        TaskOutcome::Failed {
+            message,
+            power_state,
+        } => {
+            assert!(
+                message.starts_with("spawn failed: invalid input: the MAC address"),
+                "{message}"
+            );
+            assert!(message.contains("\\u{0}"), "printable: {message}");
+            assert_eq!(power_state, Some(PowerState::NoState));
+        }
+        other => panic!("spawn with a bad MAC: {other:?}"),
+    }
+    assert_eq!(driver.power_state(id).unwrap(), None, "nothing defined");
+
+    assert_eq!(
+        execute(&driver, &task(id, spawn_with(vec![interface(2)]))),
+        succeeded(PowerState::Running)
+    );
+    for action in [
+        TaskAction::AttachInterface {
+            interface: bad.clone(),
+        },
+        TaskAction::DetachInterface {
+            port_id: bad.port_id,
+            mac_address: "01:00:5e:00:00:01".into(),
+        },
+    ] {
+        let kind = action.kind();
+        match execute(&driver, &task(id, action)) {
+            TaskOutcome::Failed {
+                message,
+                power_state,
+            } => {
+                assert!(
+                    message.starts_with(&format!("{kind} failed: invalid input: the MAC address")),
+                    "{message}"
+                );
+                assert_eq!(power_state, Some(PowerState::Running));
+            }
+            other => panic!("{kind} with a bad MAC: {other:?}"),
+        }
+    }
+    assert_eq!(defined_macs(&driver, id), [interface(2).mac_address]);
 }

@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| default_level.into()),
         )
         .init();
-    let config = novum::config::Config::load(cli.config.as_deref())?;
+    let config = novum_config::Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => novum::server::run(config).await,
         Command::Db {
@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
             group_members,
         }) => {
             let cache_dir = cache_dir.unwrap_or_else(|| config.plugin_cache_dir());
-            let engine = novum::plugins::PluginEngine::new(cache_dir)?;
+            let engine = novum_plugin_host::PluginEngine::new(cache_dir)?;
             let rows = tokio::task::block_in_place(|| {
                 novum_scheduler::bench::run(
                     &hosts,
@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Identity {
             command: IdentityCommand::RotateKeys,
         } => {
-            let config = novum::config::Config::load(cli.config.as_deref())?;
+            let config = novum_config::Config::load(cli.config.as_deref())?;
             let dir = config.identity.key_repository(&config.data_dir);
             novum_identity::keys::setup(&dir)?;
             let primary = novum_identity::keys::rotate(&dir, config.identity.max_active_keys)?;

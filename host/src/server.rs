@@ -8,9 +8,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::{self, AppState, Services};
-use crate::conductor::Conductor;
-use crate::config::Config;
+use novum_api::{self as api, AppState, Services};
+use novum_compute::conductor::Conductor;
+use novum_config::Config;
 use novum_db::Db;
 use novum_identity::Identity;
 use novum_quota::Quota;
@@ -39,7 +39,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         region: &config.region,
     };
     let identity = Identity::new(db.clone(), &config.identity, &deployment).await?;
-    let plugins = crate::conductor::load_plugins(&config)?;
+    let plugins = config.load_scheduler_plugins()?;
     let quota_policies =
         novum_quota::load_policies(plugins.engine(), &config.quota, &config.plugins)?;
     let quota = Arc::new(Quota::new(db.clone(), config.quota.clone(), quota_policies));
@@ -53,18 +53,25 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         plugins,
         Arc::clone(&quota),
     );
+    let network = novum_network::NetworkService::new(db.clone(), config.network.clone())?;
+    let admin_project =
+        novum_identity::store::get_project_by_name(&db, &config.identity.admin_project)
+            .await?
+            .with_context(|| format!("admin project {} missing", config.identity.admin_project))?;
+    novum_network::ensure_default_network(&db, &config.network, &admin_project.id).await?;
     if config.compute.default_flavors {
-        crate::compute::flavors::ensure_defaults(&db).await?;
+        novum_compute::store::flavors::ensure_defaults(&db).await?;
     }
-    let enrollment_token = crate::rpc::enrollment_token(&config)?;
+    let enrollment_token = novum_api::rpc::enrollment_token(&config)?;
     Ok(AppState::new(Services {
         config,
         db,
         identity,
         conductor,
         enrollment_token,
-        embedded_enrollment_token: crate::rpc::generate_token(),
+        embedded_enrollment_token: novum_api::rpc::generate_token(),
         quota,
+        network,
         hooks,
     }))
 }
@@ -157,7 +164,7 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
     } = running;
     state.conductor.board().close();
     let _ = stop.send(true);
-    let agent_deadline = crate::conductor::embedded::EMBEDDED_SHUTDOWN_GRACE + AGENT_STOP_MARGIN;
+    let agent_deadline = crate::embedded::EMBEDDED_SHUTDOWN_GRACE + AGENT_STOP_MARGIN;
     for agent in background.agents.handles {
         let abort = agent.abort_handle();
         if tokio::time::timeout(agent_deadline, agent).await.is_err() {
@@ -179,7 +186,7 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
         }
     }
     for host in &background.agents.hosts {
-        match crate::conductor::tasks::requeue_leased(&state.db, Some(host)).await {
+        match novum_compute::conductor::tasks::requeue_leased(&state.db, Some(host)).await {
             Ok(0) => {}
             Ok(handed_back) => {
                 tracing::info!(%host, handed_back, "tasks of a stopped embedded agent queued again")
@@ -207,7 +214,7 @@ pub struct Background {
     /// The task reaper.
     pub reaper: tokio::task::JoinHandle<()>,
     /// The embedded compute agents.
-    pub agents: crate::conductor::embedded::EmbeddedAgents,
+    pub agents: crate::embedded::EmbeddedAgents,
 }
 
 impl Background {
@@ -221,7 +228,7 @@ impl Background {
             }
         });
         let reaper = tokio::spawn(state.conductor.clone().run_reaper(stopped(stop.clone())));
-        let agents = crate::conductor::embedded::start_agents(state, listen, stop);
+        let agents = crate::embedded::start_agents(state, listen, stop);
         Self {
             recovery,
             reaper,

@@ -5,7 +5,9 @@ use std::sync::Once;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use novum_wire::{InstancePower, Inventory, PowerState, RebootType, SpawnSpec};
+use std::collections::HashSet;
+
+use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use virt::connect::Connect;
@@ -14,6 +16,7 @@ use virt::error::ErrorNumber;
 use virt::storage_pool::StoragePool;
 use virt::sys;
 
+use super::bridge;
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout};
 use super::{DriverError, VirtDriver};
@@ -25,8 +28,17 @@ pub const DEFAULT_CLEAN_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where instance disks live by default.
 pub const DEFAULT_INSTANCES_PATH: &str = "/var/lib/novum/instances";
 
-/// How often the state is polled while waiting for a clean shutdown.
+/// How long a hot-unplugged interface may take to leave the guest before
+/// the detach fails (Nova waits about as long).
+pub const DEFAULT_INTERFACE_DETACH_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often the state is polled while waiting for a clean shutdown (and
+/// the domain while waiting for an unplugged interface to go).
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Smallest and largest MTU an interface may ask for (Linux's IPv4 minimum,
+/// the 16-bit maximum).
+const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
 const BYTES_PER_GIB: u64 = 1024 * 1024 * 1024;
 
@@ -54,6 +66,9 @@ pub struct LibvirtOptions {
     /// the hypervisor lost them (see [`DomainStore`]); for the test driver,
     /// whose domains die with the agent process. `None`: nothing kept.
     pub domain_store: Option<PathBuf>,
+    /// How long [`VirtDriver::detach_interface`] waits for the guest to
+    /// release a hot-unplugged interface.
+    pub interface_detach_timeout: Duration,
 }
 
 impl Default for LibvirtOptions {
@@ -66,6 +81,7 @@ impl Default for LibvirtOptions {
             clean_shutdown_timeout: DEFAULT_CLEAN_SHUTDOWN_TIMEOUT,
             test_guest_archs: Vec::new(),
             domain_store: None,
+            interface_detach_timeout: DEFAULT_INTERFACE_DETACH_TIMEOUT,
         }
     }
 }
@@ -87,6 +103,9 @@ impl Drop for Connection {
 pub struct LibvirtDriver {
     conn: Connection,
     uri: String,
+    /// Whether this is libvirt's test driver, which runs nothing: no host
+    /// bridges are made for it (see [`LibvirtDriver::ensure_bridges`]).
+    test_driver: bool,
     options: LibvirtOptions,
     store: Option<DomainStore>,
 }
@@ -114,8 +133,69 @@ fn libvirt_text<'a>(what: &str, text: &'a str) -> Result<&'a str, DriverError> {
     }
 }
 
+/// `text` as a MAC address in libvirt's spelling (lower-case hex octets
+/// separated by colons), or why it is not one: six octets of two hex
+/// digits, separated by `:`, unicast and not all zero.
+pub fn parse_mac(text: &str) -> Result<String, DriverError> {
+    let invalid = |why: &str| {
+        DriverError::InvalidInput(format!(
+            "the MAC address {:?} {why}",
+            crate::execute::printable(text)
+        ))
+    };
+    let octets = text
+        .split(':')
+        .map(|octet| {
+            if octet.len() == 2 && octet.bytes().all(|b| b.is_ascii_hexdigit()) {
+                u8::from_str_radix(octet, 16).ok()
+            } else {
+                None
+            }
+        })
+        .collect::<Option<Vec<u8>>>()
+        .filter(|octets| octets.len() == 6)
+        .ok_or_else(|| invalid("is not six hex octets separated by colons"))?;
+    if octets[0] & 1 == 1 {
+        return Err(invalid("is a multicast address"));
+    }
+    if octets.iter().all(|&b| b == 0) {
+        return Err(invalid("is all zero"));
+    }
+    Ok(octets
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// Checks what of `interface` goes to libvirt and the host: the MAC, the
+/// bridge name (a Linux device name), the MTU.
+fn check_interface(interface: &InterfaceSpec) -> Result<(), DriverError> {
+    parse_mac(&interface.mac_address)?;
+    if !bridge::valid_device_name(&interface.bridge) {
+        return Err(DriverError::InvalidInput(format!(
+            "the bridge {:?} of port {} is not a Linux device name (1 to {} letters, digits, '-', '_', '.')",
+            crate::execute::printable(&interface.bridge),
+            interface.port_id,
+            bridge::MAX_DEVICE_NAME
+        )));
+    }
+    if let Some(mtu) = interface.mtu
+        && !MTU_RANGE.contains(&mtu)
+    {
+        return Err(DriverError::InvalidInput(format!(
+            "the MTU {mtu} of port {} is outside {}..={}",
+            interface.port_id,
+            MTU_RANGE.start(),
+            MTU_RANGE.end()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks every text of `spec` with [`libvirt_text`], so that the error
-/// names the field (the domain XML is checked again as a whole when defined).
+/// names the field (the domain XML is checked again as a whole when defined),
+/// and every interface with [`check_interface`] (no port or MAC twice).
 fn check_spec(spec: &SpawnSpec) -> Result<(), DriverError> {
     libvirt_text("server name", &spec.name)?;
     libvirt_text("flavor name", &spec.flavor.name)?;
@@ -131,7 +211,29 @@ fn check_spec(spec: &SpawnSpec) -> Result<(), DriverError> {
     if let Some(user_data) = &spec.user_data {
         libvirt_text("user data", user_data)?;
     }
+    let mut ports = HashSet::new();
+    let mut macs = HashSet::new();
+    for interface in &spec.interfaces {
+        check_interface(interface)?;
+        if !ports.insert(interface.port_id) {
+            return Err(DriverError::InvalidInput(format!(
+                "port {} is given twice",
+                interface.port_id
+            )));
+        }
+        if !macs.insert(parse_mac(&interface.mac_address)?) {
+            return Err(DriverError::InvalidInput(format!(
+                "the MAC address {} is given twice",
+                interface.mac_address
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Whether libvirt answered that the driver cannot do this at all.
+fn unsupported(error: &virt::error::Error) -> bool {
+    error.code() == ErrorNumber::NoSupport
 }
 
 /// Defines (or redefines) a domain from `xml`, refusing what libvirt cannot take.
@@ -160,12 +262,19 @@ impl LibvirtDriver {
         static SILENCE: Once = Once::new();
         // libvirt prints every error to stderr by default; ours are values.
         SILENCE.call_once(virt::error::clear_error_callback);
-        let conn = Connect::open(Some(libvirt_text("libvirt URI", uri)?)).map_err(lv("open"))?;
-        info!(uri, "libvirt connection open");
+        let conn =
+            Connection(Connect::open(Some(libvirt_text("libvirt URI", uri)?)).map_err(lv("open"))?);
+        let test_driver = conn
+            .0
+            .get_type()
+            .map_err(lv("hypervisor type"))?
+            .eq_ignore_ascii_case("test");
+        info!(uri, test_driver, "libvirt connection open");
         let store = options.domain_store.as_ref().map(DomainStore::new);
         let driver = LibvirtDriver {
-            conn: Connection(conn),
+            conn,
             uri: uri.to_string(),
+            test_driver,
             options,
             store,
         };
@@ -190,7 +299,7 @@ impl LibvirtDriver {
             }
             let domain = define(&self.conn.0, &stored.xml)?;
             if stored.running {
-                Self::start(&domain)?;
+                self.start(&domain)?;
                 match stored.guest {
                     GuestState::Running => {}
                     GuestState::Paused => domain.suspend().map(drop).map_err(lv("pause"))?,
@@ -223,6 +332,23 @@ impl LibvirtDriver {
             (Some(running), None) => store.set_running(instance, running),
             (None, _) => store.forget(instance),
         };
+        if let Err(e) = result {
+            warn!(%instance, error = %e, "cannot update the domain store");
+        }
+    }
+
+    /// Records in the domain store (if any) the persistent definition of
+    /// `instance` as libvirt has it now (after an interface came or went).
+    fn remember_definition(&self, instance: Uuid, domain: &Domain) {
+        let Some(store) = &self.store else { return };
+        let result = Self::definition(domain).and_then(|xml| {
+            store
+                .set_xml(instance, &xml)
+                .map_err(|e| DriverError::Libvirt {
+                    op: "write the domain store",
+                    message: e.to_string(),
+                })
+        });
         if let Err(e) = result {
             warn!(%instance, error = %e, "cannot update the domain store");
         }
@@ -295,8 +421,87 @@ impl LibvirtDriver {
         }
     }
 
-    fn start(domain: &Domain) -> Result<(), DriverError> {
+    /// Boots a defined domain, making the host bridges its interfaces plug
+    /// into first (after a host reboot they are gone; a definition alone
+    /// needs none, so they are made when a guest is about to use them).
+    fn start(&self, domain: &Domain) -> Result<(), DriverError> {
+        self.ensure_bridges(|| {
+            Ok(xml::domain_interfaces(&Self::definition(domain)?)?
+                .into_iter()
+                .filter_map(|i| i.bridge.map(|bridge| (bridge, i.mtu)))
+                .collect())
+        })?;
         domain.create().map(drop).map_err(lv("start"))
+    }
+
+    /// Makes sure every `(bridge, mtu)` that `bridges` lists exists on the
+    /// host and is up (see [`bridge::ensure_bridge`]). The ONE place that
+    /// knows the test driver runs nothing: for it there is no host network
+    /// to prepare, and `bridges` is not even asked.
+    fn ensure_bridges(
+        &self,
+        bridges: impl FnOnce() -> Result<Vec<(String, Option<u32>)>, DriverError>,
+    ) -> Result<(), DriverError> {
+        if self.test_driver {
+            return Ok(());
+        }
+        for (name, mtu) in bridges()? {
+            bridge::ensure_bridge(&name, mtu)?;
+        }
+        Ok(())
+    }
+
+    /// The domain's persistent definition.
+    fn definition(domain: &Domain) -> Result<String, DriverError> {
+        domain
+            .get_xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(lv("domain definition"))
+    }
+
+    /// The running domain's live definition.
+    fn live_definition(domain: &Domain) -> Result<String, DriverError> {
+        domain.get_xml_desc(0).map_err(lv("live domain definition"))
+    }
+
+    /// Refuses to change the interfaces of a suspended domain: its memory
+    /// image holds the devices it had (Nova refuses it too).
+    fn interfaces_changeable(
+        op: &'static str,
+        instance: Uuid,
+        domain: &Domain,
+    ) -> Result<(), DriverError> {
+        match Self::state_of(domain)? {
+            PowerState::Suspended => Err(DriverError::InvalidState {
+                op,
+                instance,
+                state: PowerState::Suspended,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits until the live domain no longer has the interface `mac`.
+    fn wait_unplugged(
+        &self,
+        instance: Uuid,
+        domain: &Domain,
+        mac: &str,
+    ) -> Result<(), DriverError> {
+        let deadline = Instant::now() + self.options.interface_detach_timeout;
+        loop {
+            if !domain.is_active().map_err(lv("is active"))?
+                || xml::find_interface(&Self::live_definition(domain)?, mac)?.is_none()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(DriverError::DetachTimeout {
+                    instance,
+                    mac_address: mac.to_string(),
+                });
+            }
+            thread::sleep(SHUTDOWN_POLL_INTERVAL);
+        }
     }
 
     fn hard_stop(domain: &Domain) -> Result<(), DriverError> {
@@ -313,13 +518,7 @@ impl LibvirtDriver {
     fn capabilities(&self) -> Result<xml::Capabilities, DriverError> {
         let caps_xml = self.conn.0.get_capabilities().map_err(lv("capabilities"))?;
         let mut caps = xml::parse_capabilities(&caps_xml)?;
-        let test_driver = self
-            .conn
-            .0
-            .get_type()
-            .map_err(lv("hypervisor type"))?
-            .eq_ignore_ascii_case("test");
-        if test_driver {
+        if self.test_driver {
             xml::add_guest_archs(&mut caps, &self.options.test_guest_archs);
         }
         Ok(caps)
@@ -357,7 +556,7 @@ impl LibvirtDriver {
         Ok(())
     }
 
-    fn hard_reboot(domain: &Domain) -> Result<(), DriverError> {
+    fn hard_reboot(&self, domain: &Domain) -> Result<(), DriverError> {
         if domain.is_active().map_err(lv("is active"))? {
             Self::hard_stop(domain)?;
         }
@@ -366,7 +565,7 @@ impl LibvirtDriver {
                 .managed_save_remove(0)
                 .map_err(lv("remove managed save"))?;
         }
-        Self::start(domain)
+        self.start(domain)
     }
 }
 
@@ -438,7 +637,7 @@ impl VirtDriver for LibvirtDriver {
             return match Self::state_of(&domain)? {
                 PowerState::Running => Ok(()),
                 PowerState::Paused => domain.resume().map(drop).map_err(lv("resume")),
-                _ => Self::start(&domain),
+                _ => self.start(&domain),
             };
         }
         let caps = self.capabilities()?;
@@ -449,7 +648,7 @@ impl VirtDriver for LibvirtDriver {
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "defining domain");
         let domain = define(&self.conn.0, &definition)?;
-        if let Err(e) = Self::start(&domain) {
+        if let Err(e) = self.start(&domain) {
             // Leave nothing half-made behind: a retry starts from scratch.
             if let Err(undefine) = domain.undefine() {
                 warn!(%instance, error = %undefine, "undefining after a failed start");
@@ -481,7 +680,7 @@ impl VirtDriver for LibvirtDriver {
         debug!(%instance, xml = %definition, "redefining domain");
         let domain = define(&self.conn.0, &definition)?;
         if power_on {
-            Self::start(&domain)?;
+            self.start(&domain)?;
         }
         self.remember(instance, Some(power_on), Some(&definition));
         Ok(())
@@ -509,7 +708,7 @@ impl VirtDriver for LibvirtDriver {
         match Self::state_of(&domain)? {
             PowerState::Running => Ok(()),
             PowerState::Paused => domain.resume().map(drop).map_err(lv("resume")),
-            _ => Self::start(&domain),
+            _ => self.start(&domain),
         }?;
         self.remember(instance, Some(true), None);
         Ok(())
@@ -531,7 +730,7 @@ impl VirtDriver for LibvirtDriver {
                 }
             }
         }
-        Self::hard_reboot(&domain)?;
+        self.hard_reboot(&domain)?;
         self.remember(instance, Some(true), None);
         Ok(())
     }
@@ -594,7 +793,7 @@ impl VirtDriver for LibvirtDriver {
         let result = match Self::state_of(&domain)? {
             PowerState::Running => Ok(()),
             PowerState::Suspended if !domain.is_active().map_err(lv("is active"))? => {
-                Self::start(&domain)
+                self.start(&domain)
             }
             state => Err(DriverError::InvalidState {
                 op: "resume",
@@ -606,5 +805,103 @@ impl VirtDriver for LibvirtDriver {
             self.remember_guest(instance, GuestState::Running);
         }
         result
+    }
+
+    fn attach_interface(
+        &self,
+        instance: Uuid,
+        interface: &InterfaceSpec,
+    ) -> Result<(), DriverError> {
+        check_interface(interface)?;
+        let mac = parse_mac(&interface.mac_address)?;
+        let domain = self.domain(instance)?;
+        let device = xml::interface_xml(interface, "    ");
+        let device = libvirt_text("interface definition", &device)?;
+        let definition = Self::definition(&domain)?;
+        let live = domain.is_active().map_err(lv("is active"))?;
+        let missing_live =
+            live && xml::find_interface(&Self::live_definition(&domain)?, &mac)?.is_none();
+        let missing_config = xml::find_interface(&definition, &mac)?.is_none();
+        if !missing_live && !missing_config {
+            debug!(%instance, port = %interface.port_id, "interface plugged already");
+            return Ok(());
+        }
+        Self::interfaces_changeable("attach an interface to", instance, &domain)?;
+        if missing_live {
+            self.ensure_bridges(|| Ok(vec![(interface.bridge.clone(), interface.mtu)]))?;
+        }
+        let mut flags = 0;
+        if missing_live {
+            flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        if missing_config {
+            flags |= sys::VIR_DOMAIN_AFFECT_CONFIG;
+        }
+        info!(%instance, port = %interface.port_id, network = %interface.network_name, live = missing_live, "plugging an interface");
+        match domain.attach_device_flags(device, flags) {
+            Ok(_) => {}
+            Err(e) if unsupported(&e) => {
+                // libvirt's test driver has no hot-plug: the definition
+                // gets the interface, the guest sees it from its next boot.
+                if missing_live {
+                    warn!(%instance, port = %interface.port_id, error = %e.message(),
+                        "the hypervisor cannot hot-plug; the interface appears at the next boot");
+                }
+                if missing_config {
+                    define(&self.conn.0, &xml::with_device(&definition, device)?)?;
+                }
+            }
+            Err(e) => return Err(lv("attach interface")(e)),
+        }
+        self.remember_definition(instance, &domain);
+        Ok(())
+    }
+
+    fn detach_interface(
+        &self,
+        instance: Uuid,
+        port_id: Uuid,
+        mac_address: &str,
+    ) -> Result<(), DriverError> {
+        let mac = parse_mac(mac_address)?;
+        let Some(domain) = self.lookup(instance)? else {
+            return Ok(());
+        };
+        let live = if domain.is_active().map_err(lv("is active"))? {
+            xml::find_interface(&Self::live_definition(&domain)?, &mac)?
+        } else {
+            None
+        };
+        let definition = Self::definition(&domain)?;
+        let config = xml::find_interface(&definition, &mac)?;
+        if live.is_none() && config.is_none() {
+            debug!(%instance, port = %port_id, "interface unplugged already");
+            return Ok(());
+        }
+        Self::interfaces_changeable("detach an interface from", instance, &domain)?;
+        info!(%instance, port = %port_id, "unplugging an interface");
+        if let Some(device) = live {
+            match domain.detach_device_flags(&device.xml, sys::VIR_DOMAIN_AFFECT_LIVE) {
+                Ok(_) => self.wait_unplugged(instance, &domain, &mac)?,
+                Err(e) if unsupported(&e) => {
+                    warn!(%instance, port = %port_id, error = %e.message(),
+                        "the hypervisor cannot hot-unplug; the interface goes at the next boot");
+                }
+                Err(e) => return Err(lv("detach interface")(e)),
+            }
+        }
+        if let Some(device) = config {
+            match domain.detach_device_flags(&device.xml, sys::VIR_DOMAIN_AFFECT_CONFIG) {
+                Ok(_) => {}
+                Err(e) if unsupported(&e) => {
+                    if let Some(without) = xml::without_interface(&definition, &mac)? {
+                        define(&self.conn.0, &without)?;
+                    }
+                }
+                Err(e) => return Err(lv("detach interface")(e)),
+            }
+        }
+        self.remember_definition(instance, &domain);
+        Ok(())
     }
 }

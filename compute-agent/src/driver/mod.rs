@@ -7,20 +7,24 @@
 //! stopping a stopped one succeeds without doing anything. Calls block (libvirt
 //! is synchronous); async callers run them on a blocking thread.
 
+mod bridge;
 mod libvirt;
 mod store;
 mod xml;
 
-use novum_wire::{InstancePower, Inventory, PowerState, RebootType, SpawnSpec};
+use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec};
 use uuid::Uuid;
 
+pub use bridge::{DeviceKind, MAX_DEVICE_NAME, device_kind, ensure_bridge, valid_device_name};
 pub use libvirt::{
-    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, LibvirtDriver, LibvirtOptions,
+    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_INTERFACE_DETACH_TIMEOUT,
+    LibvirtDriver, LibvirtOptions, parse_mac,
 };
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
-    Capabilities, DiskLayout, add_guest_archs, canonical_arch, choose_guest, domain_name,
-    domain_xml, parse_capabilities, test_node_xml,
+    Capabilities, DiskLayout, DomainInterface, add_guest_archs, canonical_arch, choose_guest,
+    domain_interfaces, domain_name, domain_xml, find_interface, interface_xml, parse_capabilities,
+    test_node_xml, with_device, without_interface,
 };
 
 /// What went wrong in a driver call.
@@ -57,6 +61,24 @@ pub enum DriverError {
     /// character in a name, a property, ...): the task fails, nothing is made.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The host's network could not be prepared for an interface (its
+    /// bridge could not be made or brought up).
+    #[error("host network, bridge {bridge}: {message}")]
+    HostNetwork {
+        /// The bridge.
+        bridge: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A hot-unplugged interface was still in the guest after the timeout
+    /// (the guest did not release it).
+    #[error("interface {mac_address} of instance {instance} was not released by the guest in time")]
+    DetachTimeout {
+        /// The instance.
+        instance: Uuid,
+        /// The interface's MAC address.
+        mac_address: String,
+    },
 }
 
 /// A hypervisor the agent drives. Every method blocks.
@@ -104,6 +126,26 @@ pub trait VirtDriver: Send + Sync {
 
     /// Restore a suspended domain. Running: nothing to do.
     fn resume(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// Plug `interface` into the domain: into the running guest and the
+    /// persistent definition when it runs or is paused, into the definition
+    /// when it is off (a suspended domain refuses). The host bridge is made
+    /// first. Plugged already: nothing to do.
+    fn attach_interface(
+        &self,
+        instance: Uuid,
+        interface: &InterfaceSpec,
+    ) -> Result<(), DriverError>;
+
+    /// Unplug the interface with `mac_address` (of port `port_id`) from the
+    /// running guest and the persistent definition. Not plugged, or no
+    /// domain: nothing to do.
+    fn detach_interface(
+        &self,
+        instance: Uuid,
+        port_id: Uuid,
+        mac_address: &str,
+    ) -> Result<(), DriverError>;
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

@@ -107,6 +107,19 @@ impl DomainStore {
         }
     }
 
+    /// Records that the domain of `instance` is now defined by `xml` (an
+    /// interface plugged or unplugged), keeping how it was left (nothing
+    /// when it is not remembered).
+    pub fn set_xml(&self, instance: Uuid, xml: &str) -> io::Result<()> {
+        match self.load(&self.path(instance))? {
+            Some(domain) if domain.xml != xml => self.save(&StoredDomain {
+                xml: xml.to_string(),
+                ..domain
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Forgets the domain of `instance`.
     pub fn forget(&self, instance: Uuid) -> io::Result<()> {
         match fs::remove_file(self.path(instance)) {
@@ -190,6 +203,13 @@ mod tests {
                 ..domain.clone()
             }]
         );
+        store
+            .set_xml(instance, "<domain><devices/></domain>")
+            .unwrap();
+        let kept = &store.all().unwrap()[0];
+        assert_eq!(kept.xml, "<domain><devices/></domain>");
+        assert!(!kept.running, "the new definition keeps the state");
+        store.set_xml(Uuid::new_v4(), "<domain/>").unwrap();
         store.set_running(Uuid::new_v4(), true).unwrap();
         assert_eq!(store.all().unwrap().len(), 1);
         store.forget(instance).unwrap();

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use novum_wire::{CpuInfo, CpuTopology, SpawnSpec, SupportedInstance};
+use novum_wire::{CpuInfo, CpuTopology, InterfaceSpec, SpawnSpec, SupportedInstance};
 use uuid::Uuid;
 
 use super::DriverError;
@@ -207,7 +207,8 @@ pub struct DiskLayout {
 /// `name` is `instance-<uuid>`, `uuid` the instance uuid, the display name goes
 /// to `<title>`. Disks: the root disk as `vda`, then ephemeral (`vdb`) and swap
 /// (`vdc`) when the flavor has them, as files under
-/// `<instances_path>/<uuid>/`. For the `test` hypervisor type the definition
+/// `<instances_path>/<uuid>/`. Then one bridge interface per port, in the
+/// spec's order (see [`interface_xml`]). For the `test` hypervisor type the definition
 /// stays within what libvirt's test driver accepts (no emulator, no driver
 /// element).
 pub fn domain_xml(
@@ -266,8 +267,161 @@ pub fn domain_xml(
     if spec.flavor.swap_mb > 0 {
         disk("disk.swap", "vdc");
     }
+    for interface in &spec.interfaces {
+        xml.push_str(&interface_xml(interface, "    "));
+    }
     xml.push_str("  </devices>\n</domain>\n");
     xml
+}
+
+/// The `<interface type='bridge'>` device of one port, each line indented
+/// by `indent`: its MAC (lower case, as libvirt writes it), the bridge, the
+/// host device `tap<port id[..11]>`, a virtio model and the network's MTU
+/// when known. The same text defines the domain and hot-plugs the port.
+pub fn interface_xml(interface: &InterfaceSpec, indent: &str) -> String {
+    let mut xml = String::new();
+    let _ = writeln!(xml, "{indent}<interface type='bridge'>");
+    let _ = writeln!(
+        xml,
+        "{indent}  <mac address='{}'/>",
+        escape(&interface.mac_address.to_ascii_lowercase())
+    );
+    let _ = writeln!(
+        xml,
+        "{indent}  <source bridge='{}'/>",
+        escape(&interface.bridge)
+    );
+    let _ = writeln!(
+        xml,
+        "{indent}  <target dev='{}'/>",
+        escape(&interface.tap_name())
+    );
+    let _ = writeln!(xml, "{indent}  <model type='virtio'/>");
+    if let Some(mtu) = interface.mtu {
+        let _ = writeln!(xml, "{indent}  <mtu size='{mtu}'/>");
+    }
+    let _ = writeln!(xml, "{indent}</interface>");
+    xml
+}
+
+/// A bridge interface of a domain definition, as libvirt wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInterface {
+    /// Its MAC address, lower case.
+    pub mac_address: String,
+    /// The bridge it plugs into, when it names one.
+    pub bridge: Option<String>,
+    /// Its `<mtu size>`, when set.
+    pub mtu: Option<u32>,
+    /// The element's text in the document (to detach exactly that device).
+    pub xml: String,
+}
+
+fn domain_devices<'a, 'input>(
+    doc: &'a roxmltree::Document<'input>,
+) -> Result<roxmltree::Node<'a, 'input>, DriverError> {
+    child(doc.root_element(), "devices")
+        .ok_or_else(|| DriverError::Xml("domain: no <devices> element".to_string()))
+}
+
+fn parse_domain(xml: &str) -> Result<roxmltree::Document<'_>, DriverError> {
+    roxmltree::Document::parse(xml).map_err(|e| DriverError::Xml(format!("domain: {e}")))
+}
+
+/// Every `<interface>` with a MAC address of a domain definition, in
+/// document order.
+pub fn domain_interfaces(domain_xml: &str) -> Result<Vec<DomainInterface>, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    Ok(devices
+        .children()
+        .filter(|n| n.has_tag_name("interface"))
+        .filter_map(|node| {
+            let mac = child(node, "mac")?.attribute("address")?;
+            Some(DomainInterface {
+                mac_address: mac.to_ascii_lowercase(),
+                bridge: child(node, "source")
+                    .and_then(|source| source.attribute("bridge"))
+                    .map(str::to_string),
+                mtu: child(node, "mtu")
+                    .and_then(|mtu| mtu.attribute("size"))
+                    .and_then(|size| size.parse().ok()),
+                xml: domain_xml[node.range()].to_string(),
+            })
+        })
+        .collect())
+}
+
+/// The interface with MAC `mac_address` (any case) of a domain definition.
+pub fn find_interface(
+    domain_xml: &str,
+    mac_address: &str,
+) -> Result<Option<DomainInterface>, DriverError> {
+    Ok(domain_interfaces(domain_xml)?
+        .into_iter()
+        .find(|i| i.mac_address.eq_ignore_ascii_case(mac_address)))
+}
+
+/// `domain_xml` with `device` added as the last of its devices.
+pub fn with_device(domain_xml: &str, device: &str) -> Result<String, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    let range = devices.range();
+    let element = &domain_xml[range.clone()];
+    let mut out = String::with_capacity(domain_xml.len() + device.len() + 16);
+    if element.ends_with("/>") {
+        // `<devices/>`: open it.
+        out.push_str(&domain_xml[..range.end - 2]);
+        out.push_str(">\n");
+        out.push_str(device);
+        out.push_str("</devices>");
+    } else {
+        let close = range.end - "</devices>".len();
+        // Before the closing tag's line when it has one of its own.
+        let line = domain_xml[..close].trim_end_matches([' ', '\t']).len();
+        if domain_xml[..line].ends_with('\n') {
+            out.push_str(&domain_xml[..line]);
+            out.push_str(device);
+            out.push_str(&domain_xml[line..range.end]);
+        } else {
+            out.push_str(&domain_xml[..close]);
+            out.push('\n');
+            out.push_str(device);
+            out.push_str(&domain_xml[close..range.end]);
+        }
+    }
+    out.push_str(&domain_xml[range.end..]);
+    Ok(out)
+}
+
+/// `domain_xml` without the interface whose MAC is `mac_address` (any
+/// case); `None` when it has no such interface.
+pub fn without_interface(
+    domain_xml: &str,
+    mac_address: &str,
+) -> Result<Option<String>, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    let found = devices.children().find(|node| {
+        node.has_tag_name("interface")
+            && child(*node, "mac")
+                .and_then(|mac| mac.attribute("address"))
+                .is_some_and(|mac| mac.eq_ignore_ascii_case(mac_address))
+    });
+    Ok(found.map(|node| {
+        let range = node.range();
+        // Take the line's indentation and end with the element.
+        let start = domain_xml[..range.start]
+            .trim_end_matches([' ', '\t'])
+            .len();
+        let end = if domain_xml[range.end..].starts_with('\n') {
+            range.end + 1
+        } else {
+            range.end
+        };
+        let start = if end > range.end { start } else { range.start };
+        format!("{}{}", &domain_xml[..start], &domain_xml[end..])
+    }))
 }
 
 /// A node file for libvirt's test driver describing a host with `vcpus` CPUs and
@@ -316,7 +470,7 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use novum_wire::{FlavorSpec, ImageSpec};
+    use novum_wire::{FlavorSpec, ImageSpec, bridge_name};
     use std::collections::BTreeMap;
 
     const QEMU_CAPS: &str = r#"<capabilities>
@@ -365,6 +519,7 @@ mod tests {
             },
             user_data: None,
             metadata: BTreeMap::new(),
+            interfaces: Vec::new(),
         }
     }
 
@@ -459,5 +614,129 @@ mod tests {
             "{triples:?}"
         );
         assert!(!triples.iter().any(|t| t.starts_with("amd64")));
+    }
+
+    fn port(n: u8, mtu: Option<u32>) -> InterfaceSpec {
+        let network = Uuid::from_u128(0xdacd568d_5be6_4786_91fe_750c374b7800 + u128::from(n));
+        InterfaceSpec {
+            port_id: Uuid::from_u128(0x1a81968a_797a_400f_8a80_567f997eb900 + u128::from(n)),
+            mac_address: format!("FA:16:3E:00:00:{n:02X}"),
+            network_id: network,
+            network_name: format!("net{n}"),
+            mtu,
+            bridge: bridge_name(network),
+            fixed_ips: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn domain_xml_has_one_bridge_interface_per_port_in_order() {
+        let caps = parse_capabilities(QEMU_CAPS).unwrap();
+        let mut spec = spec(&[]);
+        spec.interfaces = vec![port(2, Some(1450)), port(1, None)];
+        let guest = choose_guest(&caps, &spec).unwrap();
+        let layout = DiskLayout {
+            instances_path: "/i".into(),
+        };
+        let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let interfaces: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("interface"))
+            .collect();
+        assert_eq!(interfaces.len(), 2, "{xml}");
+        for (node, port) in interfaces.iter().zip(&spec.interfaces) {
+            assert_eq!(node.attribute("type"), Some("bridge"));
+            let attr = |element: &str, name: &str| {
+                child(*node, element)
+                    .and_then(|n| n.attribute(name))
+                    .map(str::to_string)
+            };
+            assert_eq!(
+                attr("mac", "address"),
+                Some(port.mac_address.to_ascii_lowercase())
+            );
+            assert_eq!(attr("source", "bridge"), Some(port.bridge.clone()));
+            assert_eq!(attr("target", "dev"), Some(port.tap_name()));
+            assert_eq!(attr("model", "type").as_deref(), Some("virtio"));
+            assert_eq!(attr("mtu", "size"), port.mtu.map(|m| m.to_string()));
+        }
+        assert_eq!(
+            domain_interfaces(&xml)
+                .unwrap()
+                .iter()
+                .map(|i| (i.mac_address.as_str(), i.mtu))
+                .collect::<Vec<_>>(),
+            vec![
+                ("fa:16:3e:00:00:02", Some(1450)),
+                ("fa:16:3e:00:00:01", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn interface_text_is_escaped() {
+        let mut odd = port(1, None);
+        odd.bridge = "br'<&>\"".into();
+        let xml = interface_xml(&odd, "");
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        assert_eq!(
+            child(doc.root_element(), "source").and_then(|n| n.attribute("bridge")),
+            Some("br'<&>\"")
+        );
+    }
+
+    #[test]
+    fn devices_are_added_found_and_removed() {
+        let domain = "<domain type='test'>\n  <name>x</name>\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n";
+        let one = with_device(domain, &interface_xml(&port(1, Some(1500)), "    ")).unwrap();
+        let two = with_device(&one, &interface_xml(&port(2, None), "    ")).unwrap();
+        assert!(
+            two.contains("    <interface type='bridge'>\n      <mac address='fa:16:3e:00:00:01'/>"),
+            "{two}"
+        );
+        assert!(
+            two.ends_with("</interface>\n  </devices>\n</domain>\n"),
+            "{two}"
+        );
+        let found = find_interface(&two, "FA:16:3E:00:00:02").unwrap().unwrap();
+        assert_eq!(found.bridge, Some(port(2, None).bridge));
+        assert!(found.xml.starts_with("<interface") && found.xml.ends_with("</interface>"));
+        assert_eq!(find_interface(&two, "fa:16:3e:00:00:03").unwrap(), None);
+
+        let back = without_interface(&two, "fa:16:3e:00:00:02")
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, one);
+        assert_eq!(
+            without_interface(&back, "fa:16:3e:00:00:01")
+                .unwrap()
+                .unwrap(),
+            domain
+        );
+        assert_eq!(
+            without_interface(domain, "fa:16:3e:00:00:01").unwrap(),
+            None
+        );
+
+        let empty = with_device("<domain><devices/></domain>", "<interface/>").unwrap();
+        assert_eq!(empty, "<domain><devices>\n<interface/></devices></domain>");
+        let inline = with_device(
+            "<domain><devices><disk/></devices></domain>",
+            "<interface/>",
+        )
+        .unwrap();
+        assert_eq!(
+            inline,
+            "<domain><devices><disk/>\n<interface/></devices></domain>"
+        );
+        assert!(matches!(
+            with_device("<domain/>", "<interface/>"),
+            Err(DriverError::Xml(_))
+        ));
+        assert!(matches!(
+            domain_interfaces("<domain"),
+            Err(DriverError::Xml(_))
+        ));
     }
 }

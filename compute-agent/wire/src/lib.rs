@@ -310,6 +310,23 @@ pub enum TaskAction {
     Suspend,
     /// Restore a suspended domain.
     Resume,
+    /// Plug one interface (a port) into the instance's domain: into the
+    /// running guest and its persistent definition when it runs or is
+    /// paused, into the definition only when it is off. The host bridge is
+    /// made first. Already plugged: nothing to do.
+    AttachInterface {
+        /// The interface to plug.
+        interface: InterfaceSpec,
+    },
+    /// Unplug the interface of one port from the instance's domain (the
+    /// running guest and the persistent definition). Not plugged, or no
+    /// domain: nothing to do.
+    DetachInterface {
+        /// The port whose interface goes (for logs and messages).
+        port_id: Uuid,
+        /// The interface's MAC address, which identifies it in the domain.
+        mac_address: String,
+    },
 }
 
 impl TaskAction {
@@ -326,6 +343,8 @@ impl TaskAction {
             TaskAction::Unpause => "unpause",
             TaskAction::Suspend => "suspend",
             TaskAction::Resume => "resume",
+            TaskAction::AttachInterface { .. } => "attach_interface",
+            TaskAction::DetachInterface { .. } => "detach_interface",
         }
     }
 }
@@ -355,6 +374,98 @@ pub struct SpawnSpec {
     /// Instance metadata (key/value).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The instance's network interfaces (one per port), in the order the
+    /// guest sees them. Absent in messages from before networking: none.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceSpec>,
+}
+
+/// Prefix of the Linux bridge of a network on a compute host (Neutron's
+/// linuxbridge naming).
+pub const BRIDGE_PREFIX: &str = "brq";
+
+/// Prefix of the host-side device of an instance's interface (Nova's naming).
+pub const TAP_PREFIX: &str = "tap";
+
+/// How many leading characters of a network or port id go into a device
+/// name: Linux allows 15 bytes, the prefix takes 3.
+pub const DEVICE_ID_CHARS: usize = 11;
+
+/// The Linux bridge of network `network_id` on a compute host:
+/// `brq` + the first 11 characters of the id (`brq3f4e1c9a-2b`).
+pub fn bridge_name(network_id: Uuid) -> String {
+    device_name(BRIDGE_PREFIX, network_id)
+}
+
+/// The host-side device (and the guest's `network_data.json` link id) of
+/// port `port_id`: `tap` + the first 11 characters of the id (`tap1a81968a-79`).
+pub fn tap_name(port_id: Uuid) -> String {
+    device_name(TAP_PREFIX, port_id)
+}
+
+fn device_name(prefix: &str, id: Uuid) -> String {
+    let id = id.to_string();
+    format!("{prefix}{}", &id[..DEVICE_ID_CHARS])
+}
+
+/// One network interface of an instance: a port on a network, as the
+/// controller bound it to the host. Field names follow Neutron's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceSpec {
+    /// The port id (Neutron's `id`); names the host device ([`tap_name`]).
+    pub port_id: Uuid,
+    /// The port's MAC address (`fa:16:3e:12:34:56`).
+    pub mac_address: String,
+    /// The network the port is on.
+    pub network_id: Uuid,
+    /// The network's name, for logs.
+    #[serde(default)]
+    pub network_name: String,
+    /// The network's MTU; `None`: the hypervisor's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// The Linux bridge to plug into; the built-in network service uses
+    /// [`bridge_name`] of the network.
+    pub bridge: String,
+    /// The port's addresses, in Neutron's order.
+    #[serde(default)]
+    pub fixed_ips: Vec<FixedIpSpec>,
+}
+
+impl InterfaceSpec {
+    /// The host-side device name of this interface ([`tap_name`] of the port).
+    pub fn tap_name(&self) -> String {
+        tap_name(self.port_id)
+    }
+}
+
+/// One fixed IP of a port, with what the guest needs of its subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIpSpec {
+    /// The address (`10.0.0.5`, `2001:db8::5`).
+    pub ip_address: String,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// The subnet's CIDR (`10.0.0.0/24`).
+    pub subnet_cidr: String,
+    /// The subnet's gateway; `None`: no default route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ip: Option<String>,
+    /// The subnet's DNS servers.
+    #[serde(default)]
+    pub dns_nameservers: Vec<String>,
+    /// The subnet's host routes.
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+}
+
+/// A subnet's host route (Neutron's `host_routes` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    /// Destination CIDR (`192.168.0.0/16`).
+    pub destination: String,
+    /// Next hop address.
+    pub nexthop: String,
 }
 
 /// The sizes of a flavor.
@@ -517,8 +628,68 @@ mod tests {
             panic!("not a spawn: {spawn:?}");
         };
         assert_eq!(spec.flavor.swap_mb, 0);
+        assert!(spec.interfaces.is_empty(), "a spawn from before networking");
         assert_eq!(spec.image.architecture(), Some("x86_64"));
         assert_eq!(spec.image.hv_type(), None);
+    }
+
+    #[test]
+    fn device_names_follow_neutron_and_nova() {
+        let id = Uuid::parse_str("1a81968a-797a-400f-8a80-567f997eb93f").unwrap();
+        assert_eq!(tap_name(id), "tap1a81968a-79");
+        assert_eq!(bridge_name(id), "brq1a81968a-79");
+        assert!(
+            bridge_name(id).len() <= 15,
+            "Linux device names hold 15 bytes"
+        );
+    }
+
+    #[test]
+    fn interface_actions_json_shape() {
+        let port = Uuid::parse_str("1a81968a-797a-400f-8a80-567f997eb93f").unwrap();
+        let network = Uuid::parse_str("dacd568d-5be6-4786-91fe-750c374b78b4").unwrap();
+        let attach: TaskAction = serde_json::from_value(json!({
+            "kind": "attach_interface",
+            "interface": {
+                "port_id": port,
+                "mac_address": "fa:16:3e:ed:9a:59",
+                "network_id": network,
+                "bridge": "brqdacd568d-5b",
+                "fixed_ips": [{
+                    "ip_address": "10.0.0.5",
+                    "ip_version": 4,
+                    "subnet_cidr": "10.0.0.0/24",
+                }],
+            },
+        }))
+        .unwrap();
+        let TaskAction::AttachInterface { interface } = &attach else {
+            panic!("not an attach: {attach:?}");
+        };
+        assert_eq!(attach.kind(), "attach_interface");
+        assert_eq!(interface.tap_name(), "tap1a81968a-79");
+        assert_eq!(interface.bridge, bridge_name(network));
+        assert_eq!((interface.mtu, interface.network_name.as_str()), (None, ""));
+        let ip = &interface.fixed_ips[0];
+        assert_eq!(ip.gateway_ip, None);
+        assert!(ip.dns_nameservers.is_empty() && ip.host_routes.is_empty());
+        let back: TaskAction =
+            serde_json::from_value(serde_json::to_value(&attach).unwrap()).unwrap();
+        assert_eq!(back, attach);
+
+        let detach = TaskAction::DetachInterface {
+            port_id: port,
+            mac_address: "fa:16:3e:ed:9a:59".into(),
+        };
+        assert_eq!(detach.kind(), "detach_interface");
+        assert_eq!(
+            serde_json::to_value(&detach).unwrap(),
+            json!({
+                "kind": "detach_interface",
+                "port_id": "1a81968a-797a-400f-8a80-567f997eb93f",
+                "mac_address": "fa:16:3e:ed:9a:59",
+            })
+        );
     }
 
     #[test]

@@ -310,6 +310,13 @@ pub mod testing {
     }
 }
 
+impl DbError {
+    /// Whether this is a write refused by a unique constraint.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Query(error) if is_unique_violation(error))
+    }
+}
+
 /// Whether an insert failed on a unique constraint.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     match error {

@@ -358,7 +358,7 @@ impl Identity {
                 };
                 match store::insert_project(&self.db, &project).await {
                     Ok(()) => project,
-                    Err(error) if novum_db::is_unique_violation(&error) => {
+                    Err(error) if error.is_unique_violation() => {
                         store::get_project_by_name(&self.db, &project.name)
                             .await?
                             .ok_or_else(|| anyhow::anyhow!("admin project vanished"))?
@@ -393,7 +393,7 @@ impl Identity {
         match store::insert_user(&self.db, &user).await {
             Ok(()) => {}
             // Another controller bootstrapped at the same moment.
-            Err(error) if novum_db::is_unique_violation(&error) => return Ok(()),
+            Err(error) if error.is_unique_violation() => return Ok(()),
             Err(error) => return Err(error.into()),
         }
         let admin_role = roles
@@ -433,11 +433,9 @@ impl Identity {
         };
         match store::insert_role(&self.db, &role).await {
             Ok(()) => Ok(role),
-            Err(error) if novum_db::is_unique_violation(&error) => {
-                store::get_role_by_name(&self.db, name)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("role {name} vanished"))
-            }
+            Err(error) if error.is_unique_violation() => store::get_role_by_name(&self.db, name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("role {name} vanished")),
             Err(error) => Err(error.into()),
         }
     }

@@ -189,7 +189,7 @@ pub async fn get_project_by_name(db: &Db, name: &str) -> Result<Option<Project>,
 }
 
 /// Inserts `project`; `Err` with a unique violation when the name is taken.
-pub async fn insert_project(db: &Db, project: &Project) -> Result<(), sqlx::Error> {
+pub async fn insert_project(db: &Db, project: &Project) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO identity_projects (id, name, domain_id, description, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -205,7 +205,7 @@ pub async fn insert_project(db: &Db, project: &Project) -> Result<(), sqlx::Erro
 }
 
 /// Writes `project`'s name, description and enabled flag.
-pub async fn update_project(db: &Db, project: &Project) -> Result<bool, sqlx::Error> {
+pub async fn update_project(db: &Db, project: &Project) -> Result<bool, DbError> {
     let result = sqlx::query(
         "UPDATE identity_projects SET name = $1, description = $2, enabled = $3 WHERE id = $4",
     )
@@ -268,7 +268,7 @@ pub async fn get_user_by_name(db: &Db, name: &str) -> Result<Option<User>, DbErr
 }
 
 /// Inserts `user`; `Err` with a unique violation when the name is taken.
-pub async fn insert_user(db: &Db, user: &User) -> Result<(), sqlx::Error> {
+pub async fn insert_user(db: &Db, user: &User) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO identity_users (id, name, domain_id, password_hash, default_project_id, email, description, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -287,7 +287,7 @@ pub async fn insert_user(db: &Db, user: &User) -> Result<(), sqlx::Error> {
 }
 
 /// Writes every mutable field of `user`.
-pub async fn update_user(db: &Db, user: &User) -> Result<bool, sqlx::Error> {
+pub async fn update_user(db: &Db, user: &User) -> Result<bool, DbError> {
     let result = sqlx::query(
         "UPDATE identity_users SET name = $1, password_hash = $2, default_project_id = $3, email = $4, description = $5, enabled = $6 WHERE id = $7",
     )
@@ -415,7 +415,7 @@ pub async fn get_role_by_name(db: &Db, name: &str) -> Result<Option<Role>, DbErr
 }
 
 /// Inserts `role`; `Err` with a unique violation when the name is taken.
-pub async fn insert_role(db: &Db, role: &Role) -> Result<(), sqlx::Error> {
+pub async fn insert_role(db: &Db, role: &Role) -> Result<(), DbError> {
     sqlx::query("INSERT INTO identity_roles (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(&role.id)
         .bind(&role.name)

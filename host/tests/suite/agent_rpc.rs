@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use novum::rpc::hash_token;
 use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
 use novum_agent::{AgentConfig, run_agent};
+use novum_api::rpc::hash_token;
 use novum_db::Db;
 use novum_wire::{
     ErrorBody, FlavorSpec, ImageSpec, PowerState, RegisterRequest, RegisterResponse, SpawnSpec,
@@ -115,6 +115,7 @@ fn spawn_action() -> TaskAction {
         },
         user_data: None,
         metadata: Default::default(),
+        interfaces: Vec::new(),
     })
 }
 
@@ -122,7 +123,7 @@ fn spawn_action() -> TaskAction {
 /// not know: only the task row matters here); returns its id.
 async fn enqueue(db: &Db, host: &str, instance: Uuid, action: &TaskAction) -> String {
     let mut tx = db.begin().await.expect("tx");
-    let id = novum::conductor::tasks::enqueue(
+    let id = novum_compute::conductor::tasks::enqueue(
         &mut tx,
         host,
         &instance.to_string(),

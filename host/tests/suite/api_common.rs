@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use novum::api::{self, AppState};
-use novum::config::Config;
+use novum_api::AppState;
+use novum_config::Config;
 use novum_db::{Db, testing};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -221,7 +221,7 @@ impl TestApp {
             .await
             .expect("build state");
         Self {
-            router: api::app(state.clone()),
+            router: novum_api::app(state.clone()),
             state,
             backend: backend.name,
         }

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use novum::plugins::{
+use novum_plugin_host::{
     Backend, PluginConfig, PluginEngine, PluginSelection, PluginSet, PluginsConfig,
 };
 use novum_plugin_sdk::{Flavor, Image, Request, SchedulerHint};
@@ -84,7 +84,7 @@ pub fn request(misbehave: Option<&str>) -> SchedulingRequest {
 /// A plugin table loading a test component from the build directory.
 pub fn test_plugin(crate_name: &str) -> PluginConfig {
     PluginConfig {
-        path: Some(novum::plugins::builtin::built_component_path(crate_name)),
+        path: Some(novum_plugin_host::builtin::built_component_path(crate_name)),
         ..PluginConfig::default()
     }
 }

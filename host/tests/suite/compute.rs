@@ -7,9 +7,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use novum::api::auth::AuthContext;
-use novum::api::{AppState, app};
-use novum::config::Config;
+use novum_api::auth::AuthContext;
+use novum_api::{AppState, app};
+use novum_config::Config;
 use novum_db::Db;
 use novum_wire::{
     CpuInfo, HeartbeatRequest, Inventory, PowerState, RegisterRequest, RegisterResponse,
@@ -85,7 +85,7 @@ fn test_config(dir: &std::path::Path) -> Config {
     };
     config.agent.embedded = false;
     config.agent.enrollment_token = Some("enroll-me".to_string());
-    config.scheduler.backend = novum::plugins::Backend::Native;
+    config.scheduler.backend = novum_plugin_host::Backend::Native;
     config.plugins.cache_dir = Some(dir.join("cache"));
     config
 }
@@ -1226,12 +1226,12 @@ async fn claim_race(db: Db) {
     for index in 0..16 {
         let db = Arc::clone(&db);
         handles.push(tokio::spawn(async move {
-            let wanted = novum::conductor::claims::Resources {
+            let wanted = novum_compute::conductor::claims::Resources {
                 vcpus: 1,
                 memory_mb: 64,
                 disk_gb: 1,
             };
-            match novum::conductor::claims::claim(&db, "n1", &format!("i{index}"), wanted)
+            match novum_compute::conductor::claims::claim(&db, "n1", &format!("i{index}"), wanted)
                 .await
                 .expect("claim")
                 .won()

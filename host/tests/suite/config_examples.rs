@@ -10,7 +10,7 @@ fn every_example_configuration_parses() {
         if path.extension().and_then(|extension| extension.to_str()) != Some("toml") {
             continue;
         }
-        novum::config::Config::load(Some(&path))
+        novum_config::Config::load(Some(&path))
             .unwrap_or_else(|error| panic!("{}: {error:#}", path.display()));
         seen += 1;
     }
@@ -20,8 +20,8 @@ fn every_example_configuration_parses() {
 #[test]
 fn the_all_in_one_example_is_the_defaults() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/all-in-one.toml");
-    let mut example = novum::config::Config::load(Some(&path)).expect("parses");
+    let mut example = novum_config::Config::load(Some(&path)).expect("parses");
     example.source = None;
-    let defaults = novum::config::Config::default();
+    let defaults = novum_config::Config::default();
     assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
 }

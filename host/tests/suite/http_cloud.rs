@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use novum::config::Config;
+use novum_config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ use crate::api_common;
 
 use api_common::{ADMIN_PASSWORD, Backend, PUBLIC_URL, TestApp, assert_keystone_error, backends};
 use axum::http::{Method, StatusCode};
-use novum::api::auth::AuthContext;
+use novum_api::auth::AuthContext;
 use novum_identity::keys;
 use novum_identity::token::TokenPayload;
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ use crate::api_common;
 use api_common::{Backend, PUBLIC_URL, TestApp, backends};
 use axum::http::{Method, StatusCode};
 use md5::Digest as _;
-use novum::api::auth::AuthContext;
+use novum_api::auth::AuthContext;
 use novum_images::{self as images, ImageError, Viewer};
 use serde_json::{Value, json};
 
@@ -511,6 +511,19 @@ async fn listing_on(backend: &Backend) {
     );
     assert!(names(&list(&app, &member, "?visibility=private").await).is_empty());
     assert!(names(&list(&app, &member, "?size_min=5").await).is_empty());
+    // Booleans in any case, as Glance (openstacksdk lists `?os_hidden=True`).
+    assert!(names(&list(&app, &member, "?os_hidden=True").await).is_empty());
+    assert_eq!(names(&list(&app, &member, "?os_hidden=FALSE").await).len(), 5);
+    assert_eq!(names(&list(&app, &member, "?protected=no").await).len(), 5);
+    let refused = app
+        .call(
+            Method::GET,
+            "/image/v2/images?os_hidden=maybe",
+            Some(&member),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         names(&list(&app, &member, "?size_min=4&size_max=4").await),
         ["img-a"]

@@ -485,7 +485,7 @@ async fn bodies_over_the_limit_are_413_in_each_apis_shape() {
 async fn oversized_on(backend: &Backend) {
     let app = TestApp::start(backend).await;
     let admin = app.admin_token().await;
-    let padding = "p".repeat(novum::api::guard::MAX_REQUEST_BODY_BYTES);
+    let padding = "p".repeat(novum_api::guard::MAX_REQUEST_BODY_BYTES);
     let flavor = json!({"flavor": {"name": padding, "ram": 64, "vcpus": 1, "disk": 1}});
     let reply = compute(&app, Method::POST, "/flavors", &admin, "2.1", flavor).await;
     assert_nova_fault(

@@ -541,8 +541,8 @@ mod admin_api {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
-    use novum::api::auth::AuthContext;
-    use novum::api::{AppState, app};
+    use novum_api::auth::AuthContext;
+    use novum_api::{AppState, app};
     use tower::ServiceExt;
 
     fn caller(roles: &[&str]) -> AuthContext {
@@ -577,9 +577,9 @@ mod admin_api {
         ] {
             emit_committed(&db, &event(uuid, action, phase)).await;
         }
-        let mut config = novum::config::Config {
+        let mut config = novum_config::Config {
             data_dir: dir,
-            ..novum::config::Config::default()
+            ..novum_config::Config::default()
         };
         // A loaded test machine must not turn a descheduled plugin call into
         // a failure; deadlines are the sandbox tests' subject.
@@ -672,15 +672,15 @@ mod admin_api {
 /// sink: it hears the versioned events in order; the one it refuses is
 /// retried, then dead-lettered, and the key moves on.
 async fn hook_plugin_hears_events(db: Db, dir: PathBuf) {
-    use novum::plugins::{
+    use novum_notify::sink::hook::PluginHook;
+    use novum_plugin_host::{
         Backend, PluginConfig, PluginEngine, PluginSelection, Plugins, PluginsConfig,
     };
-    use novum_notify::sink::hook::PluginHook;
 
     let engine = PluginEngine::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"))
         .expect("engine");
     let mut plugin_config = PluginConfig {
-        path: Some(novum::plugins::builtin::built_component_path(
+        path: Some(novum_plugin_host::builtin::built_component_path(
             "refusing-hook",
         )),
         ..PluginConfig::default()

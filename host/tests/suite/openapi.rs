@@ -11,7 +11,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use novum::api::openapi::{OPENAPI_PATH, operations};
+use novum_api::openapi::{OPENAPI_PATH, operations};
 use serde_json::Value;
 
 use crate::api_common::{TestApp, backends};
@@ -60,7 +60,7 @@ async fn the_document_is_served_and_is_the_routers_own() {
     let openapi = reply.json["openapi"].as_str().unwrap_or_default();
     assert!(openapi.starts_with("3.1"), "OpenAPI version {openapi}");
     let expected =
-        serde_json::to_value(novum::api::openapi_document()).expect("document serializes");
+        serde_json::to_value(novum_api::openapi_document()).expect("document serializes");
     assert_eq!(reply.json, expected);
     for scheme in ["X-Auth-Token", "AgentToken"] {
         assert!(
@@ -84,7 +84,7 @@ async fn every_documented_operation_is_answered_by_its_route() {
         state: app.state.clone(),
         backend: app.backend,
     };
-    let document = novum::api::openapi_document();
+    let document = novum_api::openapi_document();
     let operations = operations(&document);
     assert!(
         operations.len() >= 100,
@@ -147,7 +147,7 @@ async fn every_documented_operation_is_answered_by_its_route() {
 
 #[tokio::test]
 async fn every_authenticated_operation_documents_its_fault_body() {
-    let document = serde_json::to_value(novum::api::openapi_document()).expect("serializes");
+    let document = serde_json::to_value(novum_api::openapi_document()).expect("serializes");
     let paths = document["paths"].as_object().expect("paths");
     for (path, item) in paths {
         for (method, operation) in item.as_object().expect("path item") {
@@ -182,10 +182,10 @@ fn no_route_bypasses_the_document() {
     // lists; `.route(…)`, `.route_service(…)` and `.nest_service(…)` would
     // add a route the document does not know.
     let mut files = Vec::new();
-    sources(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    // The binary (host/src) and the HTTP layer (host/api/src).
+    let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sources(&host.join("src"), &mut files);
+    sources(&host.join("api").join("src"), &mut files);
     assert!(files.len() > 20, "sources not found");
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");
@@ -247,9 +247,9 @@ async fn malformed_paths_and_query_strings_get_the_apis_fault_body() {
 
 #[test]
 fn typed_bodies_are_the_documented_request_schemas() {
-    // The bodies `novum::api::bodies` parses are what the document
+    // The bodies `novum_api::bodies` parses are what the document
     // promises: the same fields, required ones required, no others.
-    let document = serde_json::to_value(novum::api::openapi_document()).expect("serializes");
+    let document = serde_json::to_value(novum_api::openapi_document()).expect("serializes");
     let schemas = &document["components"]["schemas"];
     for (method, path, body, inner, required) in [
         (

@@ -7,7 +7,7 @@ use crate::common;
 use std::cell::RefCell;
 
 use common::{cloud, load, request};
-use novum::plugins::{Backend, PluginSet, PluginsConfig};
+use novum_plugin_host::{Backend, PluginSet, PluginsConfig};
 use novum_scheduler::{
     Aggregate, ClaimOutcome, Claimer, CloudSnapshot, HostState, NoClaims, ScheduleError,
     SchedulerConfig, SchedulingRequest, schedule, synthetic,

@@ -11,9 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use novum::config::Config;
-use novum::plugins::engine::CACHE_KEY_FILE;
-use novum::plugins::{Backend, PluginEngine, PluginSelection, PluginSet, PluginsConfig};
+use novum_config::Config;
+use novum_plugin_host::engine::CACHE_KEY_FILE;
+use novum_plugin_host::{Backend, PluginEngine, PluginSelection, PluginSet, PluginsConfig};
 use novum_scheduler::{CloudSnapshot, NoClaims, ScheduleError, SchedulerConfig, schedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -32,7 +32,7 @@ fn fresh_cache(test: &str) -> PathBuf {
 
 /// Where `engine` keeps the compiled artifact of the builtin `plugin`.
 fn artifact(engine: &PluginEngine, plugin: &str) -> PathBuf {
-    let bytes = novum::plugins::builtin::builtin(plugin)
+    let bytes = novum_plugin_host::builtin::builtin(plugin)
         .expect("builtin")
         .bytes;
     engine
@@ -268,7 +268,9 @@ fn the_default_cache_is_owner_only_under_the_data_directory() {
     };
     let cache = data_dir.join("plugin-cache");
     assert_eq!(config.plugin_cache_dir(), cache);
-    let plugins = novum::conductor::load_plugins(&config).expect("the default plugins load");
+    let plugins = config
+        .load_scheduler_plugins()
+        .expect("the default plugins load");
     assert_eq!(plugins.engine().cache_dir(), cache);
     assert!(plugins.engine().compiles() > 0);
     let mode = std::fs::metadata(&cache)

@@ -6,7 +6,7 @@ use crate::common;
 use std::sync::Arc;
 
 use common::test_plugin;
-use novum::plugins::{
+use novum_plugin_host::{
     Backend, CompileSource, PluginEngine, PluginKind, PluginSelection, Plugins, PluginsConfig,
 };
 
@@ -47,7 +47,7 @@ fn reload_swaps_atomically_and_a_failing_reload_keeps_the_old_set() {
     let mut broken = PluginsConfig::default();
     broken.plugins.insert(
         "broken".to_string(),
-        novum::plugins::PluginConfig {
+        novum_plugin_host::PluginConfig {
             path: Some("/nonexistent/broken.wasm".into()),
             ..Default::default()
         },
@@ -102,7 +102,7 @@ fn compile_cache_is_hit_on_second_load() {
     let second = PluginEngine::new(&cache).expect("engine");
     Plugins::load(Arc::clone(&second), Backend::Wasm, &only, &config).expect("load");
     assert_eq!((second.compiles(), second.cache_hits()), (0, 1));
-    let bytes = std::fs::read(novum::plugins::builtin::built_component_path(
+    let bytes = std::fs::read(novum_plugin_host::builtin::built_component_path(
         "misbehaving-filter",
     ))
     .expect("built");

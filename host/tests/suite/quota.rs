@@ -10,9 +10,9 @@ use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use novum::conductor::model::FlavorSnapshot;
-use novum::plugins::{Backend, OnError, PluginConfig, PluginSelection, Plugins, PluginsConfig};
+use novum_compute::conductor::model::FlavorSnapshot;
 use novum_db::{Db, Tx};
+use novum_plugin_host::{Backend, OnError, PluginConfig, PluginSelection, Plugins, PluginsConfig};
 use novum_plugin_sdk::{Flavor, KeyValue};
 use novum_quota::{InstanceCheck, Quota, QuotaConfig, QuotaError, Resource, store};
 

@@ -1,4 +1,4 @@
-//! The typed request bodies (`novum::api::bodies`) through the real router:
+//! The typed request bodies (`novum_api::bodies`) through the real router:
 //! each refusal of a server create or update, a flavor create and the
 //! aggregate bodies and actions, with Nova's message: unknown fields, fields
 //! this microversion does not have, missing required fields, wrong types,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use novum::conductor::Recovery;
 use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
 use novum_agent::{AgentConfig, run_agent_with_driver};
+use novum_compute::conductor::Recovery;
 use novum_db::Db;
 use novum_wire::{
     CpuInfo, Inventory, PowerState, RegisterRequest, RegisterResponse, SupportedInstance, TaskList,
@@ -31,7 +31,7 @@ async fn controller(backend: &Backend) -> TestApp {
     let mut config = api_common::config(&backend.dir.0);
     config.agent.embedded = false;
     config.agent.enrollment_token = Some(ENROLL.to_string());
-    config.scheduler.backend = novum::plugins::Backend::Native;
+    config.scheduler.backend = novum_plugin_host::Backend::Native;
     TestApp::new(backend, config).await
 }
 

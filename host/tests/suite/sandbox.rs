@@ -8,7 +8,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::{cloud, load, request, test_plugin};
-use novum::plugins::{FailureKind, OnError, PluginConfig, PluginsConfig};
+use novum_plugin_host::{FailureKind, OnError, PluginConfig, PluginsConfig};
 use novum_scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -20,7 +20,7 @@ fn config_with(name: &str, plugin: PluginConfig) -> PluginsConfig {
 }
 
 fn run(
-    set: &novum::plugins::PluginSet,
+    set: &novum_plugin_host::PluginSet,
     misbehave: Option<&str>,
 ) -> Result<Vec<novum_scheduler::Selection>, ScheduleError> {
     let mut rng = StdRng::seed_from_u64(1);

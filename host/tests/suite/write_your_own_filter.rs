@@ -6,14 +6,14 @@
 use crate::common;
 
 use common::{cloud, engine, request};
-use novum::plugins::{Backend, PluginSelection, PluginSet, PluginsConfig};
+use novum_plugin_host::{Backend, PluginSelection, PluginSet, PluginsConfig};
 use novum_scheduler::{NoClaims, ScheduleError, SchedulerConfig, schedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 #[test]
 fn the_readme_example_filter_builds_loads_and_runs() {
-    let wasm = novum::plugins::builtin::built_component_path("ram-headroom-filter");
+    let wasm = novum_plugin_host::builtin::built_component_path("ram-headroom-filter");
     assert!(wasm.exists(), "the build script built {}", wasm.display());
     // The README's configuration, with the path filled in.
     let plugins: PluginsConfig = toml::from_str(&format!(

@@ -27,6 +27,9 @@ enum Layer {
     Domain,
     /// `novum-compute`: conductor, claims, operations, compute repositories.
     Compute,
+    /// `novum-config`: the configuration file, composed of every crate's
+    /// own section.
+    Configuration,
     /// `novum-api`: the HTTP layer.
     Api,
     /// `novum`: the binary that composes everything.
@@ -48,6 +51,7 @@ fn layer_of(name: &str, manifest_path: &str) -> Option<Layer> {
             Layer::Domain
         }
         "novum-compute" => Layer::Compute,
+        "novum-config" => Layer::Configuration,
         "novum-api" => Layer::Api,
         "novum" => Layer::Binary,
         "novum-agent" => Layer::Agent,
@@ -66,7 +70,11 @@ fn forbidden_outside(layer: Layer) -> &'static [(&'static str, &'static str)] {
     ];
     match layer {
         Layer::Api => &[("sqlx", "the HTTP layer calls domain services, never SQL")],
-        Layer::Infrastructure | Layer::Scheduler | Layer::Domain | Layer::Compute => NO_HTTP_SERVER,
+        Layer::Infrastructure
+        | Layer::Scheduler
+        | Layer::Domain
+        | Layer::Compute
+        | Layer::Configuration => NO_HTTP_SERVER,
         Layer::Agent => &[
             ("sqlx", "the agent keeps no controller database"),
             ("wasmtime", "the agent runs no plugins"),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use api_common::{Backend, Reply, Snapshot, TestApp, backends};
 use axum::http::{Method, StatusCode};
-use novum::config::Config;
+use novum_config::Config;
 use novum_wire::{CpuInfo, Inventory, RegisterRequest, SupportedInstance};
 use serde_json::{Value, json};
 
@@ -92,7 +92,7 @@ fn config(backend: &Backend) -> Config {
     let mut config = api_common::config(&backend.dir.0);
     config.agent.embedded = false;
     config.agent.enrollment_token = Some(ENROLLMENT.to_string());
-    config.scheduler.backend = novum::plugins::Backend::Native;
+    config.scheduler.backend = novum_plugin_host::Backend::Native;
     config.identity.key_repository = Some(backend.dir.0.join("fernet-keys"));
     config
 }

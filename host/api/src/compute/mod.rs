@@ -1,0 +1,37 @@
+//! The OpenStack Compute API v2.1 under `/compute`, one module per resource.
+//! Handlers validate and authorize, then call the conductor or a `store`
+//! repository of novum-compute.
+
+pub mod aggregates;
+pub mod availability_zones;
+pub mod common;
+pub mod flavors;
+pub mod hypervisors;
+pub mod keypairs;
+pub mod migrations;
+pub mod server_actions;
+pub mod server_groups;
+pub mod servers;
+pub mod services;
+pub mod versions;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+/// The `/compute` routes (the microversion middleware is applied by the caller).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(versions::routes())
+        .merge(flavors::routes())
+        .merge(servers::routes())
+        .merge(server_actions::routes())
+        .merge(hypervisors::routes())
+        .merge(services::routes())
+        .merge(aggregates::routes())
+        .merge(availability_zones::routes())
+        .merge(server_groups::routes())
+        .merge(keypairs::routes())
+        .merge(migrations::routes())
+        .merge(crate::quota::routes())
+}

@@ -1,0 +1,316 @@
+//! Server actions (`POST /servers/{id}/action`) and instance actions
+//! (`/servers/{id}/os-instance-actions`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use novum_wire::RebootType;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::common::api_time_micros;
+use super::flavors;
+use super::servers::{fetch_visible, requested_flavor};
+use crate::AppState;
+use crate::auth::AuthContext;
+use crate::body::JsonBody;
+use crate::extract::Path;
+use crate::fault::{ApiError, ApiResult};
+use crate::microversion::Microversion;
+use crate::request_id::RequestId;
+use novum_compute::conductor::Caller;
+use novum_compute::conductor::actions;
+use novum_compute::conductor::instance_admin::LockedBy;
+use novum_compute::conductor::states::ServerAction;
+
+/// A server action the API accepts.
+enum Requested {
+    /// One agent task with a state guard (start, stop, reboot, …).
+    Simple(ServerAction),
+    /// `resize` to the flavor `flavorRef` names.
+    Resize(String),
+    /// `confirmResize`.
+    ConfirmResize,
+    /// `revertResize`.
+    RevertResize,
+    /// `lock`: the owner can't act on the server until it is unlocked.
+    Lock,
+    /// `unlock`.
+    Unlock,
+    /// `os-resetState` (admin): sets vm_state to `active` or `error` and
+    /// clears the task state, without touching the hypervisor.
+    ResetState(&'static str),
+}
+
+impl Requested {
+    /// The policy rule's last part (`os_compute_api:servers:<name>`).
+    fn policy_name(&self) -> &'static str {
+        match self {
+            Self::Simple(action) => action.name(),
+            Self::Resize(_) => "resize",
+            Self::ConfirmResize => "confirm_resize",
+            Self::RevertResize => "revert_resize",
+            Self::Lock => "lock",
+            Self::Unlock => "unlock",
+            Self::ResetState(_) => "reset_state",
+        }
+    }
+}
+
+fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
+    Ok(Requested::Simple(match name {
+        "os-start" => ServerAction::Start,
+        "os-stop" => ServerAction::Stop,
+        "pause" => ServerAction::Pause,
+        "unpause" => ServerAction::Unpause,
+        "suspend" => ServerAction::Suspend,
+        "resume" => ServerAction::Resume,
+        "confirmResize" => return Ok(Requested::ConfirmResize),
+        "revertResize" => return Ok(Requested::RevertResize),
+        "lock" => return Ok(Requested::Lock),
+        "unlock" => return Ok(Requested::Unlock),
+        "os-resetState" => {
+            return match args.get("state").and_then(Value::as_str) {
+                Some("active") => Ok(Requested::ResetState(
+                    novum_compute::conductor::states::vm::ACTIVE,
+                )),
+                Some("error") => Ok(Requested::ResetState(
+                    novum_compute::conductor::states::vm::ERROR,
+                )),
+                _ => Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute state. Value: {}. It must be one of ['active', 'error']",
+                    args.get("state").unwrap_or(&Value::Null)
+                ))),
+            };
+        }
+        "resize" => {
+            let flavor_ref = match args.get("flavorRef") {
+                Some(Value::String(text)) if !text.is_empty() => text.clone(),
+                Some(Value::Number(number)) => number.to_string(),
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid input for field/attribute flavorRef. Value: {other}. {other} is not of type 'string'"
+                    )));
+                }
+                None => {
+                    return Err(ApiError::bad_request(
+                        "Invalid input for field/attribute resize. 'flavorRef' is a required property",
+                    ));
+                }
+            };
+            return Ok(Requested::Resize(flavor_ref));
+        }
+        "reboot" => match args
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            Some("SOFT") => ServerAction::Reboot(RebootType::Soft),
+            Some("HARD") => ServerAction::Reboot(RebootType::Hard),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "Invalid input for field/attribute type. It must be one of ['HARD', 'Hard', 'SOFT', 'Soft']",
+                ));
+            }
+        },
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "There is no such action: {other}"
+            )));
+        }
+    }))
+}
+
+#[utoipa::path(post, path = "/v2.1/servers/{id}/action", params(("id" = String, Path, description = "The server UUID")), request_body = crate::openapi::SingleKeyObject, responses((status = ACCEPTED, description = "Accepted"), (status = NO_CONTENT, description = "confirmResize done"), crate::fault::ApiError))]
+async fn action(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<BTreeMap<String, Value>>,
+) -> ApiResult<StatusCode> {
+    if body.len() != 1 {
+        return Err(ApiError::bad_request(
+            "The request body must name exactly one action.",
+        ));
+    }
+    let Some((name, args)) = body.iter().next() else {
+        return Err(ApiError::bad_request(
+            "The request body must name exactly one action.",
+        ));
+    };
+    let requested = parse_action(name, args)?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    let locking = matches!(requested, Requested::Lock | Requested::Unlock);
+    if let Requested::ResetState(_) = requested {
+        auth.require_admin("os_compute_api:os-admin-actions:reset_state")?;
+    } else {
+        let scope = if locking { "os-lock-server" } else { "servers" };
+        auth.require_writer(&format!(
+            "os_compute_api:{scope}:{}",
+            requested.policy_name()
+        ))?;
+    }
+    if !locking {
+        check_lock(&auth, &instance)?;
+    }
+    let caller = Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    };
+    let conductor = &state.conductor;
+    match requested {
+        Requested::Simple(action) => conductor.server_action(&id, action, &caller).await?,
+        Requested::Resize(flavor_ref) => {
+            let flavor = requested_flavor(&state, &auth, &flavor_ref).await?;
+            let flavor = flavors::snapshot(&state.db, &flavor).await?;
+            conductor.resize_server(&id, flavor, &caller).await?;
+        }
+        Requested::ConfirmResize => {
+            conductor.confirm_resize(&id, &caller).await?;
+            // Nova answers a confirm with 204, every other action with 202.
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        Requested::RevertResize => conductor.revert_resize(&id, &caller).await?,
+        Requested::Lock => {
+            // An admin locking another project's server holds the lock as
+            // admin: its owner cannot unlock it.
+            let holder = if auth.is_admin() && auth.project_id != instance.project_id {
+                LockedBy::Admin
+            } else {
+                LockedBy::Owner
+            };
+            conductor
+                .set_lock(&id, Some(holder), auth.is_admin())
+                .await?
+        }
+        Requested::Unlock => conductor.set_lock(&id, None, auth.is_admin()).await?,
+        Requested::ResetState(vm_state) => conductor.reset_state(&id, vm_state).await?,
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Nova's `check_instance_lock`: a locked server refuses actions (and
+/// deletion) to everyone but an admin, with 409.
+pub fn check_lock(
+    auth: &AuthContext,
+    instance: &novum_compute::conductor::model::Instance,
+) -> ApiResult<()> {
+    if instance.locked != 0 && !auth.is_admin() {
+        return Err(ApiError::conflict(format!(
+            "Instance {} is locked",
+            instance.uuid
+        )));
+    }
+    Ok(())
+}
+
+fn action_view(action: &actions::InstanceAction, version: Microversion) -> Value {
+    let mut view = json!({
+        "action": action.action,
+        "instance_uuid": action.instance_uuid,
+        "request_id": action.request_id,
+        "user_id": action.user_id,
+        "project_id": action.project_id,
+        "start_time": api_time_micros(&action.start_time),
+        "message": action.message,
+    });
+    if version.at_least(58) {
+        view["updated_at"] = json!(api_time_micros(&action.updated_at));
+    }
+    view
+}
+
+#[utoipa::path(get, path = "/v2.1/servers/{id}/os-instance-actions", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = InstanceActions), crate::fault::ApiError))]
+async fn instance_actions(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    fetch_visible(&state, &auth, &id).await?;
+    let actions: Vec<Value> = actions::list(&state.db, &id)
+        .await?
+        .iter()
+        .map(|action| action_view(action, version))
+        .collect();
+    Ok(Json(json!({"instanceActions": actions})))
+}
+
+#[utoipa::path(get, path = "/v2.1/servers/{id}/os-instance-actions/{request_id}", params(("id" = String, Path, description = "The server UUID"), ("request_id" = String, Path, description = "The request id of the action")), responses((status = OK, description = "Success", body = InstanceAction), crate::fault::ApiError))]
+async fn instance_action(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path((id, request)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    fetch_visible(&state, &auth, &id).await?;
+    let action = actions::find(&state.db, &id, &request)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Action for request_id {request} on instance {id} not found"
+            ))
+        })?;
+    let mut view = action_view(&action, version);
+    let admin = auth.is_admin();
+    if admin || version.at_least(51) {
+        let mut shown = Vec::new();
+        for event in actions::events(&state.db, &action.id).await? {
+            let mut item = json!({
+                "event": event.event,
+                "start_time": api_time_micros(&event.start_time),
+                "finish_time": event.finish_time.as_deref().map(api_time_micros),
+                "result": event.result,
+            });
+            if admin {
+                item["traceback"] = json!(event.traceback);
+                if version.at_least(62) {
+                    item["host"] = json!(event.host);
+                }
+            }
+            if version.at_least(62) {
+                item["hostId"] = json!(
+                    event
+                        .host
+                        .as_ref()
+                        .map(|host| {
+                            use sha2::Digest;
+                            hex::encode(sha2::Sha224::digest(
+                                format!("{}{host}", action.project_id).as_bytes(),
+                            ))
+                        })
+                        .unwrap_or_default()
+                );
+            }
+            if version.at_least(84) {
+                item["details"] = json!(event.details);
+            }
+            shown.push(item);
+        }
+        view["events"] = json!(shown);
+    }
+    Ok(Json(json!({"instanceAction": view})))
+}
+
+crate::envelope!(
+    /// `{"instanceActions": […]}`
+    InstanceActions, "instanceActions", Array
+);
+crate::envelope!(
+    /// `{"instanceAction": {…}}`
+    InstanceAction, "instanceAction", Object
+);
+
+/// The action routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(action))
+        .routes(routes!(instance_actions))
+        .routes(routes!(instance_action))
+}

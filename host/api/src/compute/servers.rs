@@ -1,0 +1,772 @@
+//! Servers: create (multi-create, hints, groups, zones, key pairs, boot from
+//! image), list and detail (filters, pagination), show, update, delete.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha224};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
+use super::flavors::{self, parse_query};
+use super::services;
+use crate::AppState;
+use crate::auth::AuthContext;
+use crate::bodies::TypedBody;
+use crate::bodies::fields::{self, Personality, PersonalitySizes};
+use crate::bodies::server::{ServerCreateBody, ServerUpdateBody};
+use crate::extract::{Path, Query};
+use crate::fault::{ApiError, ApiResult};
+use crate::microversion::Microversion;
+use crate::request_id::RequestId;
+use novum_compute::conductor::instance_admin::ServerChanges;
+use novum_compute::conductor::model::Instance;
+use novum_compute::conductor::snapshot;
+use novum_compute::conductor::states::{self, vm};
+use novum_compute::conductor::{BuildRequest, Caller};
+use novum_compute::store;
+use novum_compute::store::services::HostStatus;
+use novum_images as images;
+use novum_quota::Resource;
+
+/// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
+pub async fn fetch_visible(
+    state: &AppState,
+    auth: &AuthContext,
+    uuid: &str,
+) -> ApiResult<Instance> {
+    Instance::fetch(state.db.pool(), uuid)
+        .await?
+        .filter(|instance| instance.deleted == 0 && auth.may_see_project(&instance.project_id))
+        .ok_or_else(|| ApiError::not_found(format!("Instance {uuid} could not be found.")))
+}
+
+/// The instance name an admin sees (`OS-EXT-SRV-ATTR:instance_name`).
+pub fn instance_name(uuid: &str) -> String {
+    format!("instance-{}", uuid.get(..8).unwrap_or(uuid))
+}
+
+fn host_id(instance: &Instance) -> String {
+    match &instance.host {
+        Some(host) => hex::encode(Sha224::digest(
+            format!("{}{host}", instance.project_id).as_bytes(),
+        )),
+        None => String::new(),
+    }
+}
+
+/// The `host_status` of each host, for the responses that show the field.
+pub type HostStatuses = HashMap<String, HostStatus>;
+
+/// The microversion from which show and list detail carry `host_status`.
+const HOST_STATUS_SINCE: u16 = 16;
+/// The microversion from which the update response carries `host_status`
+/// (Nova shows every attribute there from 2.75 on).
+const HOST_STATUS_IN_UPDATE_SINCE: u16 = 75;
+
+/// The host statuses a response at `version` shows `auth`: from `since`,
+/// to admins (Nova's default `os_compute_api:servers:show:host_status`
+/// policy); `None` leaves the field out.
+async fn shown_host_statuses(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    since: u16,
+) -> ApiResult<Option<HostStatuses>> {
+    if !version.at_least(since) || !auth.is_admin() {
+        return Ok(None);
+    }
+    Ok(Some(services::host_statuses(state).await?))
+}
+
+/// The `host_status` of `instance`: its host's, `""` without a host or
+/// when the host has no compute service.
+fn host_status(statuses: &HostStatuses, instance: &Instance) -> HostStatus {
+    instance
+        .host
+        .as_ref()
+        .and_then(|host| statuses.get(host))
+        .copied()
+        .unwrap_or(HostStatus::NoHost)
+}
+
+/// The detailed view of a server for `version`; `host_statuses` (see
+/// [`shown_host_statuses`]) adds `host_status`.
+pub fn detail_view(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    instance: &Instance,
+    host_statuses: Option<&HostStatuses>,
+) -> Value {
+    let admin = auth.is_admin();
+    let status = states::status(&instance.vm_state, instance.task_state.as_deref());
+    let base = compute_url(state);
+    let flavor = instance.flavor().ok();
+    let flavor_view = match (&flavor, version.at_least(47)) {
+        (Some(flavor), true) => json!({
+            "vcpus": flavor.vcpus,
+            "ram": flavor.memory_mb,
+            "disk": flavor.root_gb,
+            "ephemeral": flavor.ephemeral_gb,
+            "swap": flavor.swap,
+            "original_name": flavor.name,
+            "extra_specs": flavor.extra_specs,
+        }),
+        _ => json!({
+            "id": instance.flavor_id,
+            "links": [{"rel": "bookmark", "href": format!("{base}/flavors/{}", instance.flavor_id)}],
+        }),
+    };
+    let image = if instance.image_ref.is_empty() {
+        json!("")
+    } else {
+        json!({"id": instance.image_ref, "links": [{"rel": "bookmark", "href": format!("{base}/images/{}", instance.image_ref)}]})
+    };
+    let mut body = json!({
+        "id": instance.uuid,
+        "name": instance.display_name,
+        "status": status,
+        "tenant_id": instance.project_id,
+        "user_id": instance.user_id,
+        "metadata": instance.metadata_map(),
+        "hostId": host_id(instance),
+        "image": image,
+        "flavor": flavor_view,
+        "created": api_time(&instance.created_at),
+        "updated": api_time(&instance.updated_at),
+        "addresses": {},
+        "accessIPv4": instance.access_ip_v4,
+        "accessIPv6": instance.access_ip_v6,
+        "links": links(state, "servers", &instance.uuid),
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": instance.availability_zone.clone().unwrap_or_default(),
+        "config_drive": instance.config_drive,
+        "key_name": instance.key_name,
+        "OS-SRV-USG:launched_at": instance.launched_at.as_deref().map(super::common::api_time_micros),
+        "OS-SRV-USG:terminated_at": instance.terminated_at.as_deref().map(super::common::api_time_micros),
+        "OS-EXT-STS:task_state": instance.task_state,
+        "OS-EXT-STS:vm_state": instance.vm_state,
+        "OS-EXT-STS:power_state": instance.power_state,
+        "os-extended-volumes:volumes_attached": [],
+    });
+    let object = body.as_object_mut().map(std::mem::take).unwrap_or_default();
+    let mut object: Map<String, Value> = object;
+    if status == "ACTIVE" || status == "BUILD" {
+        object.insert(
+            "progress".into(),
+            json!(if status == "ACTIVE" { 100 } else { 0 }),
+        );
+    }
+    if admin {
+        object.insert("OS-EXT-SRV-ATTR:host".into(), json!(instance.host));
+        object.insert(
+            "OS-EXT-SRV-ATTR:instance_name".into(),
+            json!(instance_name(&instance.uuid)),
+        );
+        object.insert(
+            "OS-EXT-SRV-ATTR:hypervisor_hostname".into(),
+            json!(instance.node),
+        );
+    }
+    if version.at_least(3) && admin {
+        object.insert(
+            "OS-EXT-SRV-ATTR:reservation_id".into(),
+            json!(instance.reservation_id),
+        );
+        object.insert(
+            "OS-EXT-SRV-ATTR:launch_index".into(),
+            json!(instance.launch_index),
+        );
+        object.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
+        object.insert("OS-EXT-SRV-ATTR:ramdisk_id".into(), json!(""));
+        object.insert("OS-EXT-SRV-ATTR:root_device_name".into(), Value::Null);
+        object.insert(
+            "OS-EXT-SRV-ATTR:user_data".into(),
+            json!(instance.user_data),
+        );
+    }
+    if version.at_least(3) && (admin || version.at_least(90)) {
+        object.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(instance.hostname));
+    }
+    if version.at_least(9) {
+        object.insert("locked".into(), json!(instance.locked != 0));
+    }
+    if version.at_least(73) {
+        object.insert("locked_reason".into(), Value::Null);
+    }
+    if let Some(statuses) = host_statuses {
+        object.insert(
+            "host_status".into(),
+            json!(host_status(statuses, instance).as_str()),
+        );
+    }
+    if version.at_least(19) {
+        object.insert("description".into(), json!(instance.description));
+    }
+    if version.at_least(26) {
+        object.insert("tags".into(), json!([]));
+    }
+    if version.at_least(63) {
+        object.insert("trusted_image_certificates".into(), Value::Null);
+    }
+    if version.at_least(96) {
+        object.insert(
+            "pinned_availability_zone".into(),
+            json!(instance.requested_availability_zone),
+        );
+    }
+    if (instance.vm_state == vm::ERROR || instance.vm_state == vm::DELETED)
+        && let Some(fault) = instance
+            .fault
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    {
+        let code = fault["code"].as_u64().unwrap_or(500);
+        let mut shown = json!({
+            "code": code,
+            "message": fault["message"],
+            "created": fault["created"].as_str().map(api_time),
+        });
+        if admin || code != 500 {
+            shown["details"] = fault["details"].clone();
+        }
+        object.insert("fault".into(), shown);
+    }
+    Value::Object(object)
+}
+
+fn summary_view(state: &AppState, instance: &Instance) -> Value {
+    json!({"id": instance.uuid, "name": instance.display_name, "links": links(state, "servers", &instance.uuid)})
+}
+
+/// The `name` filter: a regular-expression search, as Nova's database
+/// REGEXP does (unanchored unless the pattern anchors itself). A pattern
+/// that is not a valid expression matches as literal text.
+pub enum NameFilter {
+    /// A compiled expression.
+    Expression(regex::Regex),
+    /// Literal text (the pattern was no valid expression).
+    Literal(String),
+}
+
+impl NameFilter {
+    /// Compiles `pattern` once for a whole listing.
+    pub fn new(pattern: &str) -> Self {
+        regex::Regex::new(pattern)
+            .map(Self::Expression)
+            .unwrap_or_else(|_| Self::Literal(pattern.to_string()))
+    }
+
+    /// Whether `name` passes.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Expression(expression) => expression.is_match(name),
+            Self::Literal(text) => name.contains(text.as_str()),
+        }
+    }
+}
+
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    name: Option<String>,
+    status: Option<String>,
+    host: Option<String>,
+    #[serde(rename = "changes-since")]
+    changes_since: Option<String>,
+    #[serde(rename = "changes-before")]
+    changes_before: Option<String>,
+    all_tenants: Option<String>,
+    project_id: Option<String>,
+    tenant_id: Option<String>,
+    flavor: Option<String>,
+    image: Option<String>,
+    reservation_id: Option<String>,
+    availability_zone: Option<String>,
+    deleted: Option<String>,
+    sort_dir: Option<String>,
+    /// `limit` and `marker`.
+    #[serde(flatten)]
+    #[param(inline, required = false)]
+    page: Page,
+}
+
+fn parse_time(name: &str, text: &str) -> ApiResult<String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{text}Z")))
+        .map(|time| novum_db::timestamp(time.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "Invalid input for query parameters {name}. Value: {text}."
+            ))
+        })
+}
+
+async fn list(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    query: ListQuery,
+    raw: Option<String>,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    let all_tenants = match query.all_tenants.as_deref() {
+        None => false,
+        Some("") => true,
+        Some(text) => parse_bool(text).unwrap_or(true),
+    };
+    if all_tenants {
+        auth.require_admin("os_compute_api:servers:index:get_all_tenants")?;
+    }
+    let project_filter = if all_tenants {
+        query.project_id.clone().or(query.tenant_id.clone())
+    } else {
+        Some(auth.project_id.clone())
+    };
+    let since = query
+        .changes_since
+        .as_deref()
+        .map(|text| parse_time("changes-since", text))
+        .transpose()?;
+    let before = query
+        .changes_before
+        .as_deref()
+        .map(|text| parse_time("changes-before", text))
+        .transpose()?;
+    let include_deleted = since.is_some()
+        || (auth.is_admin() && query.deleted.as_deref().and_then(parse_bool) == Some(true));
+    let rows = store::instances::all_newest_first(&state.db).await?;
+    let statuses = query.status.as_deref().map(states::vm_states_for_status);
+    if let (Some(status), Some(states)) = (&query.status, &statuses)
+        && states.is_empty()
+        && version.at_least(38)
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid status value: {status}"
+        )));
+    }
+    let host_filter = if auth.is_admin() {
+        query.host.clone()
+    } else {
+        None
+    };
+    let name_filter = query.name.as_deref().map(NameFilter::new);
+    let mut servers: Vec<Instance> = rows
+        .into_iter()
+        .filter(|instance| include_deleted || instance.deleted == 0)
+        .filter(|instance| {
+            project_filter
+                .as_ref()
+                .is_none_or(|project| &instance.project_id == project)
+        })
+        .filter(|instance| {
+            name_filter
+                .as_ref()
+                .is_none_or(|filter| filter.matches(&instance.display_name))
+        })
+        .filter(|instance| {
+            statuses
+                .as_ref()
+                .is_none_or(|states| states.contains(&instance.vm_state.as_str()))
+        })
+        .filter(|instance| {
+            host_filter
+                .as_ref()
+                .is_none_or(|host| instance.host.as_ref() == Some(host))
+        })
+        .filter(|instance| {
+            since
+                .as_ref()
+                .is_none_or(|since| &instance.updated_at >= since)
+        })
+        .filter(|instance| {
+            before
+                .as_ref()
+                .is_none_or(|before| &instance.updated_at <= before)
+        })
+        .filter(|instance| {
+            query
+                .flavor
+                .as_ref()
+                .is_none_or(|flavor| &instance.flavor_id == flavor)
+        })
+        .filter(|instance| {
+            query
+                .image
+                .as_ref()
+                .is_none_or(|image| &instance.image_ref == image)
+        })
+        .filter(|instance| {
+            query
+                .reservation_id
+                .as_ref()
+                .is_none_or(|id| &instance.reservation_id == id)
+        })
+        .filter(|instance| {
+            query
+                .availability_zone
+                .as_ref()
+                .is_none_or(|zone| instance.availability_zone.as_ref() == Some(zone))
+        })
+        .collect();
+    if query.sort_dir.as_deref() == Some("asc") {
+        servers.reverse();
+    }
+    let (page, more) = query
+        .page
+        .apply(state, servers, |instance| &instance.uuid)?;
+    let host_statuses = if detail {
+        shown_host_statuses(state, auth, version, HOST_STATUS_SINCE).await?
+    } else {
+        None
+    };
+    let items: Vec<Value> = page
+        .iter()
+        .map(|instance| {
+            if detail {
+                detail_view(state, auth, version, instance, host_statuses.as_ref())
+            } else {
+                summary_view(state, instance)
+            }
+        })
+        .collect();
+    let mut body = json!({"servers": items});
+    if more && let Some(last) = page.last() {
+        body["servers_links"] = next_link(
+            state,
+            if detail { "servers/detail" } else { "servers" },
+            &parse_query(raw.as_deref()),
+            &last.uuid,
+        );
+    }
+    Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/v2.1/servers", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::fault::ApiError))]
+async fn index(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list(&state, &auth, version, query, raw, false).await
+}
+
+#[utoipa::path(get, path = "/v2.1/servers/detail", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::fault::ApiError))]
+async fn detail(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Query(query): Query<ListQuery>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    list(&state, &auth, version, query, raw, true).await
+}
+
+#[utoipa::path(get, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = ServerEnvelope), crate::fault::ApiError))]
+async fn show(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
+    Ok(Json(
+        json!({"server": detail_view(&state, &auth, version, &instance, host_statuses.as_ref())}),
+    ))
+}
+
+/// What each server of a create asks of the absolute quota resources.
+fn absolute_requests(
+    metadata_items: usize,
+    personality: Option<PersonalitySizes>,
+) -> Vec<(Resource, i64)> {
+    let mut absolute = vec![(
+        Resource::MetadataItems,
+        i64::try_from(metadata_items).unwrap_or(i64::MAX),
+    )];
+    if let Some(sizes) = personality {
+        absolute.extend([
+            (Resource::InjectedFiles, sizes.files),
+            (Resource::InjectedFilePathBytes, sizes.longest_path),
+            (Resource::InjectedFileContentBytes, sizes.largest_content),
+        ]);
+    }
+    absolute
+}
+
+/// The flavor a request names (`flavorRef`: an id or a link) when the caller
+/// may use it and it is enabled; else a 400 naming it.
+pub(super) async fn requested_flavor(
+    state: &AppState,
+    auth: &AuthContext,
+    flavor_ref: &str,
+) -> ApiResult<flavors::FlavorRow> {
+    let flavor = flavors::get_visible(&state.db, auth, &fields::last_segment(flavor_ref))
+        .await
+        .map_err(|_| ApiError::bad_request(format!("Flavor {flavor_ref} could not be found.")))?;
+    if flavor.disabled != 0 {
+        return Err(ApiError::bad_request(format!(
+            "Flavor {flavor_ref} is disabled."
+        )));
+    }
+    Ok(flavor)
+}
+
+async fn known_zones(state: &AppState) -> ApiResult<Vec<String>> {
+    let aggregates = snapshot::aggregates(&state.db).await?;
+    let mut zones = vec![state.config.compute.default_availability_zone.clone()];
+    for (aggregate, _) in &aggregates {
+        if let Some(zone) = aggregate.metadata("availability_zone")
+            && !zones.iter().any(|known| known == zone)
+        {
+            zones.push(zone.to_string());
+        }
+    }
+    Ok(zones)
+}
+
+/// The image a server boots from, as the caller may see it: 400 when it is
+/// unknown or not active, or when the flavor is too small for it (Nova).
+async fn boot_image(
+    state: &AppState,
+    auth: &AuthContext,
+    image_ref: &str,
+    flavor: &flavors::FlavorRow,
+) -> ApiResult<images::Image> {
+    let image = images::get_for_project(&state.db, image_ref, &images::Viewer::from(auth))
+        .await
+        .map_err(|error| match error {
+            images::ImageError::NotFound(_) => {
+                ApiError::bad_request(format!("Image {image_ref} could not be found."))
+            }
+            other => ApiError::from(other),
+        })?;
+    if image.status != images::STATUS_ACTIVE {
+        return Err(ApiError::bad_request(format!(
+            "Image {image_ref} is not active."
+        )));
+    }
+    if flavor.memory_mb < image.min_ram {
+        return Err(ApiError::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
+    }
+    if flavor.root_gb > 0 && flavor.root_gb < image.min_disk {
+        return Err(ApiError::bad_request(
+            "Flavor's disk is too small for requested image.",
+        ));
+    }
+    Ok(image)
+}
+
+#[utoipa::path(post, path = "/v2.1/servers", request_body = ServerCreateBody, responses((status = ACCEPTED, description = "The new server (`server`), or its reservation id (`reservation_id`) with return_reservation_id", body = Object), crate::fault::ApiError))]
+async fn create(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    request_id: RequestId,
+    TypedBody(body): TypedBody<ServerCreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    auth.require_writer("os_compute_api:servers:create")?;
+    let hints = body.scheduler_hints();
+    let server = body.server;
+    let flavor = requested_flavor(&state, &auth, &server.flavor_ref).await?;
+    let image_ref = server.boot_image_id()?;
+    let availability_zone = server.availability_zone().map(str::to_string);
+    if let Some(zone) = &availability_zone {
+        let (zone_name, host) = zone.split_once(':').unwrap_or((zone.as_str(), ""));
+        if !host.is_empty() {
+            auth.require_admin("os_compute_api:servers:create:forced_host")?;
+        }
+        if !zone_name.is_empty()
+            && !known_zones(&state)
+                .await?
+                .iter()
+                .any(|known| known == zone_name)
+        {
+            return Err(ApiError::bad_request(format!(
+                "The requested availability zone is not available (zone {zone_name})."
+            )));
+        }
+    }
+    let key_data = match &server.key_name {
+        Some(key_name) => Some(
+            novum_compute::store::keypairs::public_key_of(&state.db, &auth.user_id, key_name)
+                .await?
+                .ok_or_else(|| ApiError::bad_request("Invalid key_name provided."))?,
+        ),
+        None => None,
+    };
+    let group = match hints.get("group").and_then(|values| values.first()) {
+        Some(group) => match store::instances::server_group_project(&state.db, group).await? {
+            Some(project_id) if auth.may_see_project(&project_id) => Some(group.clone()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid server group {group}: it could not be found."
+                )));
+            }
+        },
+        None => None,
+    };
+    let image = boot_image(&state, &auth, &image_ref, &flavor).await?;
+    let flavor = flavors::snapshot(&state.db, &flavor).await?;
+    let metadata = server.metadata.clone().unwrap_or_default().0;
+    let personality = server.personality.as_ref().map(Personality::sizes);
+    let request = BuildRequest {
+        name: server.name.clone(),
+        description: server.description.clone(),
+        project_id: auth.project_id.clone(),
+        user_id: auth.user_id.clone(),
+        flavor,
+        image_ref,
+        image_properties: image.properties,
+        availability_zone,
+        absolute: absolute_requests(metadata.len(), personality),
+        metadata,
+        key_name: server.key_name.clone(),
+        key_data,
+        user_data: server.user_data.as_ref().map(|data| data.0.clone()),
+        hints,
+        group,
+        count: u32::try_from(server.max_count()).unwrap_or(u32::MAX),
+        min_count: u32::try_from(server.min_count()).unwrap_or(u32::MAX),
+        request_id: request_id.0.clone(),
+        access_ip_v4: server
+            .access_ip_v4
+            .as_ref()
+            .map(|ip| ip.0.clone())
+            .unwrap_or_default(),
+        access_ip_v6: server
+            .access_ip_v6
+            .as_ref()
+            .map(|ip| ip.0.clone())
+            .unwrap_or_default(),
+    };
+    let (uuids, reservation_id) = state.conductor.create_servers(request).await?;
+    if server.returns_reservation_id() {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"reservation_id": reservation_id})),
+        ));
+    }
+    let first = uuids.first().cloned().unwrap_or_default();
+    let mut view = json!({
+        "id": first,
+        "links": links(&state, "servers", &first),
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": "default"}],
+    });
+    if let Some(password) = &server.admin_pass {
+        view["adminPass"] = json!(password);
+    } else {
+        view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"server": view}))))
+}
+
+#[utoipa::path(put, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), request_body = ServerUpdateBody, responses((status = OK, description = "Success", body = ServerEnvelope), crate::fault::ApiError))]
+async fn update(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    version: Microversion,
+    request_id: RequestId,
+    Path(id): Path<String>,
+    TypedBody(body): TypedBody<ServerUpdateBody>,
+) -> ApiResult<Json<Value>> {
+    auth.require_writer("os_compute_api:servers:update")?;
+    fetch_visible(&state, &auth, &id).await?;
+    let changes = body.server;
+    let caller = Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    };
+    let changes = ServerChanges {
+        name: changes.name,
+        description: changes.description,
+        access_ip_v4: changes.access_ip_v4.map(|ip| ip.0),
+        access_ip_v6: changes.access_ip_v6.map(|ip| ip.0),
+    };
+    state.conductor.update_server(&id, changes, &caller).await?;
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    let host_statuses =
+        shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
+    Ok(Json(
+        json!({"server": detail_view(&state, &auth, version, &instance, host_statuses.as_ref())}),
+    ))
+}
+
+#[utoipa::path(delete, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::fault::ApiError))]
+async fn delete(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    request_id: RequestId,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let instance = fetch_visible(&state, &auth, &id).await?;
+    auth.require_writer("os_compute_api:servers:delete")?;
+    super::server_actions::check_lock(&auth, &instance)?;
+    let caller = Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    };
+    state.conductor.delete_server(&id, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+crate::envelope!(
+    /// `{"servers": […]}`
+    ServerList, "servers", Array
+);
+crate::envelope!(
+    /// `{"server": {…}}`
+    ServerEnvelope, "server", Object
+);
+
+/// The server routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(index, create))
+        .routes(routes!(detail))
+        .routes(routes!(show, update, delete))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NameFilter;
+
+    fn name_matches(pattern: &str, name: &str) -> bool {
+        NameFilter::new(pattern).matches(name)
+    }
+
+    #[test]
+    fn name_filter_is_a_regex_search() {
+        assert!(name_matches("web", "my-web-1"));
+        assert!(name_matches("^web", "web-1"));
+        assert!(!name_matches("^web", "my-web"));
+        assert!(name_matches("web-.$", "web-1"));
+        assert!(!name_matches("web$", "web-1"));
+        assert!(name_matches("w.*1", "web-1"));
+        assert!(!name_matches("db", "web"));
+        // What Tempest sends, and a pattern that is no expression at all.
+        assert!(name_matches(
+            r"^tempest\-server\-[0-9]+$",
+            "tempest-server-12"
+        ));
+        assert!(!name_matches(
+            r"^tempest\-server\-[0-9]+$",
+            "tempest-server-x"
+        ));
+        assert!(name_matches("web[", "my-web[1]"));
+    }
+}

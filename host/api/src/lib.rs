@@ -1,0 +1,121 @@
+//! The HTTP API: one axum router (`app`) for the Compute v2.1, Identity v3 and
+//! Image v2 subsets, the agent RPC and novum's admin endpoints. Handlers
+//! validate and authorize, then call into the domain; they hold no business
+//! logic and no SQL (this crate does not depend on sqlx): they parse,
+//! authorize, call the conductor, a `store` repository or a domain crate, and
+//! shape the answer for the microversion. Every `From<DomainError> for
+//! ApiError` lives here.
+
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod bodies;
+pub mod body;
+pub mod compute;
+pub mod extract;
+pub mod fault;
+pub mod guard;
+pub mod identity;
+pub mod images;
+pub mod microversion;
+pub mod notifications;
+pub mod openapi;
+pub mod plugins;
+pub mod quota;
+pub mod request_id;
+pub mod rpc;
+pub mod validation;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::middleware;
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use novum_config::Config;
+use novum_db::Db;
+use novum_identity::Identity;
+
+/// Everything a handler can reach.
+pub struct Services {
+    /// The configuration in effect.
+    pub config: Config,
+    /// The database.
+    pub db: Db,
+    /// The identity service.
+    pub identity: Identity,
+    /// The conductor (workflows, task queue).
+    pub conductor: std::sync::Arc<novum_compute::conductor::Conductor>,
+    /// The token compute agents enroll with.
+    pub enrollment_token: String,
+    /// The token this controller's own embedded agents enroll with: made
+    /// afresh at every start and never written down, it lets them take their
+    /// host names back right after a restart, while those still look up.
+    pub embedded_enrollment_token: String,
+    /// Quotas (limits, usage, policy checks).
+    pub quota: Arc<novum_quota::Quota>,
+    /// The network service (Neutron v2.0 subset).
+    pub network: novum_network::NetworkService,
+    /// The notification-hook plugins (`[notifications] hooks`).
+    pub hooks: Arc<novum_plugin_host::Plugins>,
+}
+
+/// Shared handler state (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Wraps the services.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The whole API as one router, with its OpenAPI document served at
+/// [`openapi::OPENAPI_PATH`].
+pub fn app(state: AppState) -> Router {
+    let (router, document) = documented_routes().split_for_parts();
+    let document = openapi::finish(document);
+    let json = serde_json::to_vec(&document).unwrap_or_else(|error| {
+        tracing::error!(%error, "cannot serialize the OpenAPI document");
+        b"{}".to_vec()
+    });
+    router
+        .fallback(|| async { fault::ApiError::not_found("The resource could not be found.") })
+        .layer(Extension(openapi::OpenApiJson(json.into())))
+        .layer(middleware::from_fn(guard::guard_request))
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// The OpenAPI document of every route [`app`] answers.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(documented_routes().into_openapi())
+}
+
+/// Every route, each with its OpenAPI operation: the one list both the
+/// router and the document are built from.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .nest("/identity", identity::routes())
+        .nest(
+            "/compute",
+            crate::compute::routes().layer(middleware::from_fn(microversion::negotiate)),
+        )
+        .routes(routes!(crate::compute::versions::root_with_slash))
+        .nest(novum_wire::API_PREFIX, crate::rpc::routes())
+        .nest("/image", images::routes())
+        .merge(notifications::routes())
+        .merge(crate::plugins::routes())
+        .routes(routes!(openapi::document))
+}

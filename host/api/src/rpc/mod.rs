@@ -1,0 +1,351 @@
+//! The agent RPC under `/rpc/v1` (protocol and types in `novum-wire`):
+//! registration with the enrollment token, per-agent credentials (stored as
+//! SHA-256 hashes of random tokens), heartbeats with inventory and power
+//! states, task long-polls and task results.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use novum_wire::{
+    ErrorBody, HeartbeatRequest, RegisterRequest, RegisterResponse, TaskList, TaskResult,
+};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::body::parse_json;
+use novum_compute::conductor::{ConductorError, tasks};
+use novum_compute::store::{agent_credentials, nodes, services};
+use novum_config::Config;
+use novum_db::DbError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// An RPC error: a status and an [`ErrorBody`].
+#[derive(Debug)]
+pub struct RpcError(StatusCode, String);
+
+impl IntoResponse for RpcError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl From<DbError> for RpcError {
+    fn from(error: DbError) -> Self {
+        tracing::error!(%error, "agent rpc failed");
+        Self(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_string(),
+        )
+    }
+}
+
+impl From<novum_notify::NotifyError> for RpcError {
+    fn from(error: novum_notify::NotifyError) -> Self {
+        tracing::error!(%error, "agent rpc failed");
+        Self(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error".to_string(),
+        )
+    }
+}
+
+impl From<ConductorError> for RpcError {
+    fn from(error: ConductorError) -> Self {
+        match error {
+            ConductorError::NotFound(message) => Self(StatusCode::NOT_FOUND, message),
+            ConductorError::Conflict(message) => Self(StatusCode::CONFLICT, message),
+            ConductorError::BadRequest(message) => Self(StatusCode::BAD_REQUEST, message),
+            ConductorError::Forbidden(message) => Self(StatusCode::FORBIDDEN, message),
+            ConductorError::Db(error) => error.into(),
+            ConductorError::Quota(novum_quota::QuotaError::Db(error)) => error.into(),
+            ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
+            ConductorError::Notify(error) => error.into(),
+        }
+    }
+}
+
+crate::fault_extractors!(RpcError);
+
+impl From<PathRejection> for RpcError {
+    fn from(rejection: PathRejection) -> Self {
+        Self(
+            rejection.status(),
+            format!("invalid path: {}", rejection.body_text()),
+        )
+    }
+}
+
+impl From<QueryRejection> for RpcError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(
+            rejection.status(),
+            format!("invalid query string: {}", rejection.body_text()),
+        )
+    }
+}
+
+fn unauthorized() -> RpcError {
+    RpcError(
+        StatusCode::UNAUTHORIZED,
+        "unknown or missing agent credential".to_string(),
+    )
+}
+
+/// SHA-256 of a token, hex.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token (256 bits, hex).
+pub fn generate_token() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The enrollment token in effect: from the configuration, else the one in
+/// `<data_dir>/agent-enrollment-token` (generated at first start).
+pub fn enrollment_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.agent.enrollment_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join("agent-enrollment-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let token = generate_token();
+    std::fs::write(&path, format!("{token}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(token)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap, host: &str) -> Result<(), RpcError> {
+    let token = bearer(headers).ok_or_else(unauthorized)?;
+    if agent_credentials::is_valid(&state.db, host, &hash_token(token)).await? {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
+}
+
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
+    parse_json(bytes)
+        .map_err(|error| RpcError(StatusCode::BAD_REQUEST, error.message().to_string()))
+}
+
+/// `POST /rpc/v1/agents/register`: enrolls an agent under its host name and
+/// issues its credential. A host name whose compute service is up belongs to
+/// the agent heartbeating under it: registering as it is refused (409) until
+/// that host is down or its service deleted; only this controller's own
+/// embedded agents (their per-start enrollment token) may take theirs back
+/// at once, after a restart.
+#[utoipa::path(post, path = "/agents/register", request_body = Object, security(("AgentToken" = [])), responses((status = OK, description = "The agent's own credential (register with the enrollment token as the bearer)", body = AgentCredential), crate::openapi::RpcFault))]
+async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<RegisterResponse>, RpcError> {
+    let presented = bearer(&headers).ok_or_else(unauthorized)?;
+    let request: RegisterRequest = body(&bytes)?;
+    let embedded = presented == state.embedded_enrollment_token
+        && state
+            .config
+            .agent
+            .embedded_host_names()
+            .any(|host| host == request.host);
+    if !embedded && presented != state.enrollment_token {
+        return Err(RpcError(
+            StatusCode::UNAUTHORIZED,
+            "invalid enrollment token".to_string(),
+        ));
+    }
+    if request.host.is_empty() || request.host.contains('/') {
+        return Err(RpcError(
+            StatusCode::BAD_REQUEST,
+            "invalid host name".to_string(),
+        ));
+    }
+    let token = generate_token();
+    let mut tx = state.db.begin_serialized("services").await?;
+    let previous =
+        services::compute_service_liveness(&mut tx, &state.config.compute, &request.host).await?;
+    match previous {
+        Some(services::Liveness::Up { last_seen_up }) if !embedded => {
+            tracing::warn!(
+                host = %request.host,
+                last_seen_up = %last_seen_up.as_deref().unwrap_or("never"),
+                "refused to register a compute agent under the name of a host that is up"
+            );
+            return Err(RpcError(
+                StatusCode::CONFLICT,
+                format!(
+                    "compute host {} is up (last heartbeat {}): another agent cannot take its name \
+                     until it is down (no heartbeat for {} s, or forced down) or its service is deleted",
+                    request.host,
+                    last_seen_up.as_deref().unwrap_or("never"),
+                    state.config.compute.service_down_time
+                ),
+            ));
+        }
+        Some(_) => tracing::warn!(
+            host = %request.host,
+            embedded,
+            "a compute agent registered under an existing host name: the previous credential is revoked"
+        ),
+        None => {}
+    }
+    nodes::upsert_host(
+        &mut tx,
+        &state.config.compute,
+        &request.host,
+        &request.inventory,
+        Some(&request.agent_version),
+    )
+    .await?;
+    agent_credentials::replace(&mut tx, &request.host, &hash_token(&token)).await?;
+    novum_notify::commit(tx).await?;
+    // A (re)registered agent starts afresh: whatever it held is offered again.
+    tasks::requeue_leased(&state.db, Some(&request.host)).await?;
+    state.conductor.board().wake(&request.host);
+    tracing::info!(host = %request.host, "compute agent registered");
+    Ok(Json(RegisterResponse {
+        host: request.host,
+        agent_token: token,
+        heartbeat_seconds: Some(state.config.agent.heartbeat_seconds),
+    }))
+}
+
+#[utoipa::path(post, path = "/agents/{host}/heartbeat", params(("host" = String, Path, description = "The agent's host name")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::openapi::RpcFault))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let request: HeartbeatRequest = body(&bytes)?;
+    let mut tx = state.db.begin_serialized("services").await?;
+    nodes::upsert_host(
+        &mut tx,
+        &state.config.compute,
+        &host,
+        &request.inventory,
+        None,
+    )
+    .await?;
+    novum_notify::commit(tx).await?;
+    state
+        .conductor
+        .reconcile_power(&host, &request.instances)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PollQuery {
+    wait: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/agents/{host}/tasks", params(("host" = String, Path, description = "The agent's host name"), PollQuery), security(("AgentToken" = [])), responses((status = OK, description = "Success", body = AgentTasks), crate::openapi::RpcFault))]
+async fn poll(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    Query(query): Query<PollQuery>,
+    headers: HeaderMap,
+) -> Result<Json<TaskList>, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let wait = Duration::from_secs(
+        query
+            .wait
+            .unwrap_or(0)
+            .min(state.config.agent.max_poll_wait_seconds),
+    );
+    let lease = Duration::from_secs(state.config.compute.task_lease_seconds);
+    let deadline = tokio::time::Instant::now() + wait;
+    let board = state.conductor.board();
+    let notify = board.notify_of(&host);
+    loop {
+        if board.is_closed() {
+            return Err(shutting_down());
+        }
+        let tasks = tasks::lease(&state.db, &host, lease).await?;
+        if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(TaskList { tasks }));
+        }
+        tokio::select! {
+            () = board.closed() => return Err(shutting_down()),
+            woken = tokio::time::timeout_at(deadline, notify.notified()) => {
+                if woken.is_err() {
+                    return Ok(Json(TaskList::default()));
+                }
+            }
+        }
+    }
+}
+
+/// The answer to a long poll while the controller shuts down: a 503, which
+/// agents retry after a backoff (against the restarted controller).
+fn shutting_down() -> RpcError {
+    RpcError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the controller is shutting down".to_string(),
+    )
+}
+
+#[utoipa::path(post, path = "/agents/{host}/tasks/{task_id}/result", params(("host" = String, Path, description = "The agent's host name"), ("task_id" = String, Path, description = "The task id")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::openapi::RpcFault))]
+async fn result(
+    State(state): State<AppState>,
+    Path((host, task_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let report: TaskResult = body(&bytes)?;
+    state
+        .conductor
+        .complete_task(&host, &task_id, report.outcome)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+crate::envelope!(
+    /// `{"agent_token": …}`
+    AgentCredential, "agent_token", String
+);
+crate::envelope!(
+    /// `{"tasks": …}`
+    AgentTasks, "tasks", Array
+);
+
+/// The `/rpc/v1` routes.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(heartbeat))
+        .routes(routes!(poll))
+        .routes(routes!(result))
+}

@@ -1,0 +1,1076 @@
+//! The conductor: the workflows on instances (build with reschedules, delete,
+//! start/stop/reboot/pause/unpause/suspend/resume). Every step is a durable
+//! row in `conductor_operations`, and every piece of agent work a row in
+//! `tasks`, so that a restarted controller resumes or cleanly fails what was
+//! in flight ([`Conductor::recover`]); tasks that never finish time out
+//! ([`Conductor::reap`]), so nothing stays in BUILD forever.
+//!
+//! Build: API request → instance rows (BUILD/scheduling) + one `build`
+//! operation each → scheduler (filter and weigher plugins) → atomic claim on
+//! the chosen node, committed together with the spawn task → the agent's
+//! result: ACTIVE, or the claim released, `failed_builds` counted and the
+//! build rescheduled (tried hosts ignored) up to `max_attempts`, then ERROR
+//! with a fault that explains.
+
+pub mod actions;
+pub mod claims;
+pub mod instance_admin;
+pub mod model;
+pub mod notices;
+pub mod ops;
+pub mod resize;
+pub mod snapshot;
+pub mod states;
+pub mod tasks;
+
+pub use ops::{Caller, Recovery};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use novum_plugin_sdk::{Flavor, GroupPolicy, Image, KeyValue, Request, SchedulerHint, ServerGroup};
+use novum_wire::{FlavorSpec, ImageSpec, SpawnSpec, TaskAction};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::config::ComputeConfig;
+use claims::Resources;
+use model::{FlavorSnapshot, Instance};
+use notices::StateMark;
+use novum_db::{self as db, Db, DbError, Tx};
+use novum_notify::builders::{self, InstanceAction};
+use novum_notify::payload::RequestSpecPayload;
+use novum_notify::{Phase, Publisher};
+use novum_plugin_host::Plugins;
+use novum_scheduler::{
+    self as scheduler, ClaimOutcome, Claimer, HostState, ScheduleError, SchedulerConfig,
+    SchedulingRequest,
+};
+use states::{task, vm};
+use tasks::TaskBoard;
+
+/// Errors of conductor calls, mapped to API faults by the compute API.
+#[derive(Debug, thiserror::Error)]
+pub enum ConductorError {
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: the caller may not do this to this instance.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A database failure.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Over quota, or a quota policy failed (403).
+    #[error(transparent)]
+    Quota(#[from] novum_quota::QuotaError),
+    /// A notification could not be written to the outbox.
+    #[error(transparent)]
+    Notify(#[from] novum_notify::NotifyError),
+}
+
+impl From<sqlx::Error> for ConductorError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Db(DbError::Query(error))
+    }
+}
+
+/// Result of conductor calls.
+pub type Result<T, E = ConductorError> = std::result::Result<T, E>;
+
+/// Operation row states.
+mod op_state {
+    pub const RUNNING: &str = "running";
+    pub const DONE: &str = "done";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Operation steps.
+mod step {
+    pub const SCHEDULE: &str = "schedule";
+    pub const SPAWN: &str = "spawn";
+    pub const TASK: &str = "task";
+}
+
+const BUILD: &str = "build";
+/// Scheduling passes per build attempt when every claim of a pass is lost.
+const SCHEDULING_ROUNDS: u32 = 4;
+const DELETE: &str = "delete";
+const SCHEDULE_EVENT: &str = "conductor_schedule_and_build_instances";
+const BUILD_EVENT: &str = "compute__do_build_and_run_instance";
+const DELETE_EVENT: &str = "compute_terminate_instance";
+
+/// What a build operation remembers between attempts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct BuildData {
+    attempts: u32,
+    tried_hosts: Vec<String>,
+    last_error: Option<String>,
+}
+
+/// What an action operation needs at its end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ActionData {
+    result_state: String,
+    event: String,
+}
+
+/// A request to build servers (validated by the API).
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    /// Display name (suffixed `-N` when several are built).
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner project.
+    pub project_id: String,
+    /// Requesting user.
+    pub user_id: String,
+    /// Flavor.
+    pub flavor: FlavorSnapshot,
+    /// Image id.
+    pub image_ref: String,
+    /// Image properties.
+    pub image_properties: BTreeMap<String, String>,
+    /// Requested availability zone (`zone`, `zone:host`).
+    pub availability_zone: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// What each server asks of the absolute quota resources (metadata
+    /// items, personality files); see [`novum_quota::InstanceCheck`].
+    pub absolute: Vec<(novum_quota::Resource, i64)>,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Key pair public key.
+    pub key_data: Option<String>,
+    /// User data.
+    pub user_data: Option<String>,
+    /// Scheduler hints.
+    pub hints: BTreeMap<String, Vec<String>>,
+    /// Server group uuid.
+    pub group: Option<String>,
+    /// How many servers at most (Nova's `max_count`).
+    pub count: u32,
+    /// How many at least (Nova's `min_count`): when `count` does not fit the
+    /// quota, as many as fit are built if that is at least this many.
+    pub min_count: u32,
+    /// The API request id.
+    pub request_id: String,
+    /// `accessIPv4` ('' when not given).
+    pub access_ip_v4: String,
+    /// `accessIPv6`, canonical ('' when not given).
+    pub access_ip_v6: String,
+}
+
+/// The conductor.
+pub struct Conductor {
+    db: Db,
+    host: String,
+    compute: ComputeConfig,
+    scheduler: SchedulerConfig,
+    plugins: Arc<Plugins>,
+    quota: Arc<novum_quota::Quota>,
+    board: Arc<TaskBoard>,
+    /// Bounds how many scheduling passes run their plugins at once (one per
+    /// core): plugin deadlines are wall-clock, so a burst of builds must queue
+    /// here rather than starve each other's plugin calls into timeouts.
+    scheduling_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Conductor {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Conductor").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Operation {
+    id: String,
+    instance_uuid: String,
+    kind: String,
+    step: String,
+    state: String,
+    data: String,
+    request_id: String,
+    action_id: Option<String>,
+}
+
+async fn load_operation<'c, E>(executor: E, id: &str) -> Result<Option<Operation>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT * FROM conductor_operations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    row.map(|row| {
+        Ok(Operation {
+            id: row.try_get("id")?,
+            instance_uuid: row.try_get("instance_uuid")?,
+            kind: row.try_get("kind")?,
+            step: row.try_get("step")?,
+            state: row.try_get("state")?,
+            data: row.try_get("data")?,
+            request_id: row.try_get("request_id")?,
+            action_id: row.try_get("action_id")?,
+        })
+    })
+    .transpose()
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())
+}
+
+async fn insert_operation(
+    tx: &mut Tx,
+    instance_uuid: &str,
+    kind: &str,
+    step: &str,
+    data: &str,
+    request_id: &str,
+    action_id: &str,
+) -> Result<String> {
+    let id = Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO conductor_operations (id, instance_uuid, kind, step, state, data, request_id, action_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&id)
+    .bind(instance_uuid)
+    .bind(kind)
+    .bind(step)
+    .bind(op_state::RUNNING)
+    .bind(data)
+    .bind(request_id)
+    .bind(action_id)
+    .bind(db::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Ends `operation` where it stands: DONE when `error` is `None`, else FAILED,
+/// and closes its instance-action events with the same outcome.
+async fn finish_operation(tx: &mut Tx, operation: &Operation, error: Option<&str>) -> Result<()> {
+    let state = if error.is_some() {
+        op_state::FAILED
+    } else {
+        op_state::DONE
+    };
+    set_operation(tx, &operation.id, &operation.step, state, &operation.data).await?;
+    if let Some(action_id) = &operation.action_id {
+        actions::finish_events(tx, action_id, None, error).await?;
+    }
+    Ok(())
+}
+
+async fn set_operation(tx: &mut Tx, id: &str, step: &str, state: &str, data: &str) -> Result<()> {
+    sqlx::query("UPDATE conductor_operations SET step = $1, state = $2, data = $3, updated_at = $4 WHERE id = $5")
+        .bind(step)
+        .bind(state)
+        .bind(data)
+        .bind(db::now())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Cancels the running operations of an instance (a delete supersedes them).
+async fn cancel_operations(tx: &mut Tx, instance_uuid: &str) -> Result<()> {
+    sqlx::query("UPDATE conductor_operations SET state = $1, updated_at = $2 WHERE instance_uuid = $3 AND state = $4")
+        .bind(op_state::CANCELLED)
+        .bind(db::now())
+        .bind(instance_uuid)
+        .bind(op_state::RUNNING)
+        .execute(&mut **tx)
+        .await?;
+    tasks::cancel_for_instance(tx, instance_uuid).await?;
+    Ok(())
+}
+
+fn fault_json(code: u16, message: &str, details: &str) -> String {
+    to_json(&serde_json::json!({
+        "code": code,
+        "message": message,
+        "details": details,
+        "created": db::now(),
+    }))
+}
+
+fn resources(flavor: &FlavorSnapshot) -> Resources {
+    Resources {
+        vcpus: flavor.vcpus,
+        memory_mb: flavor.memory_mb,
+        disk_gb: flavor.disk_gb(),
+    }
+}
+
+fn group_policy(name: &str) -> GroupPolicy {
+    match name {
+        "affinity" => GroupPolicy::Affinity,
+        "soft-affinity" => GroupPolicy::SoftAffinity,
+        "soft-anti-affinity" => GroupPolicy::SoftAntiAffinity,
+        _ => GroupPolicy::AntiAffinity,
+    }
+}
+
+fn key_values(map: &BTreeMap<String, String>) -> Vec<KeyValue> {
+    map.iter()
+        .map(|(key, value)| KeyValue {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+fn spawn_spec(instance: &Instance, flavor: &FlavorSnapshot) -> SpawnSpec {
+    SpawnSpec {
+        name: instance.display_name.clone(),
+        flavor: FlavorSpec {
+            name: flavor.name.clone(),
+            vcpus: flavor.vcpus as u32,
+            memory_mb: flavor.memory_mb as u64,
+            root_gb: flavor.root_gb as u64,
+            ephemeral_gb: flavor.ephemeral_gb as u64,
+            swap_mb: flavor.swap as u64,
+        },
+        image: ImageSpec {
+            id: instance.image_ref.clone(),
+            properties: instance.image_property_map(),
+        },
+        user_data: instance.user_data.clone(),
+        metadata: instance.metadata_map(),
+        interfaces: Vec::new(),
+    }
+}
+
+/// What a scheduling pass is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// A build: the claim commits the placement and the spawn task.
+    Build,
+    /// A resize: the claim (of the new flavor, under the consumer
+    /// `resize:<uuid>`) commits the destination and the first task.
+    Resize,
+}
+
+/// What a scheduling pass places: the operation, its instance and the
+/// flavor to claim, and the request spec it notifies.
+#[derive(Clone, Debug)]
+struct Placement {
+    purpose: Purpose,
+    operation: Operation,
+    instance: Instance,
+    flavor: FlavorSnapshot,
+    spec: RequestSpecPayload,
+}
+
+impl Placement {
+    /// The consumer its claim is recorded under.
+    fn consumer(&self) -> String {
+        match self.purpose {
+            Purpose::Build => self.instance.uuid.clone(),
+            Purpose::Resize => resize::resize_consumer(&self.instance.uuid),
+        }
+    }
+}
+
+/// The claimer the scheduling pipeline calls: a claim on the chosen node,
+/// committed with what follows from it for the placement.
+struct PlacementClaimer<'a> {
+    conductor: &'a Conductor,
+    handle: tokio::runtime::Handle,
+    placement: &'a Placement,
+    won: Mutex<Option<String>>,
+}
+
+impl Claimer for PlacementClaimer<'_> {
+    fn claim(&self, host: &HostState, _request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
+        let claimed = match self.placement.purpose {
+            Purpose::Build => self
+                .handle
+                .block_on(self.conductor.claim_on(self.placement, host)),
+            Purpose::Resize => self
+                .handle
+                .block_on(self.conductor.claim_resize_on(self.placement, host)),
+        };
+        match claimed {
+            Ok(false) => ClaimOutcome::Lost,
+            Ok(true) => {
+                *self.won.lock().unwrap_or_else(PoisonError::into_inner) = Some(host.name.clone());
+                ClaimOutcome::Won
+            }
+            Err(error) => {
+                tracing::error!(host = %host.name, %error, "claim failed");
+                ClaimOutcome::Lost
+            }
+        }
+    }
+}
+
+impl Conductor {
+    /// The scheduler's plugin set (listing, metrics, reload).
+    pub fn plugins(&self) -> &Arc<Plugins> {
+        &self.plugins
+    }
+
+    /// A conductor over `db` scheduling with `plugins`; `host` is the
+    /// controller's host name (its notifications' publisher host).
+    pub fn new(
+        db: Db,
+        host: &str,
+        compute: ComputeConfig,
+        scheduler: SchedulerConfig,
+        plugins: Arc<Plugins>,
+        quota: Arc<novum_quota::Quota>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            host: host.to_string(),
+            compute,
+            scheduler,
+            plugins,
+            quota,
+            board: Arc::new(TaskBoard::default()),
+            scheduling_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
+        })
+    }
+
+    /// `nova-conductor:<controller>`.
+    fn conductor_publisher(&self) -> Publisher {
+        Publisher::conductor(&self.host)
+    }
+
+    /// `nova-scheduler:<controller>`.
+    fn scheduler_publisher(&self) -> Publisher {
+        Publisher::scheduler(&self.host)
+    }
+
+    /// `nova-api:<controller>`.
+    fn api_publisher(&self) -> Publisher {
+        Publisher::api(&self.host)
+    }
+
+    /// The task board (long-poll wake-ups).
+    pub fn board(&self) -> &Arc<TaskBoard> {
+        &self.board
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The compute settings.
+    pub fn compute_config(&self) -> &ComputeConfig {
+        &self.compute
+    }
+
+    /// Creates the instances of `request` (BUILD) and starts their builds;
+    /// returns their uuids and the reservation id. The quota check and the
+    /// inserts share one transaction, serialized per project, so concurrent
+    /// creates never exceed a limit; over quota is [`ConductorError::Quota`].
+    pub async fn create_servers(
+        self: &Arc<Self>,
+        request: BuildRequest,
+    ) -> Result<(Vec<String>, String)> {
+        let reservation_id = format!("r-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        let flavor = to_json(&request.flavor);
+        let mut uuids = Vec::new();
+        let mut operations = Vec::new();
+        let mut tx = self.db.begin_serialized("conductor").await?;
+        let quota_flavor = request.flavor.sdk_flavor();
+        let check = novum_quota::InstanceCheck {
+            project_id: &request.project_id,
+            user_id: &request.user_id,
+            flavor: &quota_flavor,
+            min_count: request.min_count.max(1),
+            max_count: request.count.max(1),
+            group: request.group.as_deref(),
+            absolute: &request.absolute,
+            request_id: &request.request_id,
+        };
+        let count = self.quota.check_instances(&mut tx, &check).await?;
+        for index in 0..count {
+            let uuid = Uuid::new_v4().to_string();
+            let name = if count > 1 {
+                format!("{}-{}", request.name, index + 1)
+            } else {
+                request.name.clone()
+            };
+            let now = db::now();
+            sqlx::query(
+                "INSERT INTO instances (uuid, display_name, description, project_id, user_id, flavor_id, flavor, image_ref, \
+                 image_properties, vm_state, task_state, power_state, requested_availability_zone, metadata, key_name, key_data, \
+                 user_data, scheduler_hints, server_group, reservation_id, launch_index, hostname, created_at, updated_at, \
+                 vcpus, memory_mb, access_ip_v4, access_ip_v6) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24, $25, $26)",
+            )
+            .bind(&uuid)
+            .bind(&name)
+            .bind(&request.description)
+            .bind(&request.project_id)
+            .bind(&request.user_id)
+            .bind(&request.flavor.id)
+            .bind(&flavor)
+            .bind(&request.image_ref)
+            .bind(to_json(&request.image_properties))
+            .bind(vm::BUILDING)
+            .bind(task::SCHEDULING)
+            .bind(&request.availability_zone)
+            .bind(to_json(&request.metadata))
+            .bind(&request.key_name)
+            .bind(&request.key_data)
+            .bind(&request.user_data)
+            .bind(to_json(&request.hints))
+            .bind(&request.group)
+            .bind(&reservation_id)
+            .bind(i64::from(index))
+            .bind(hostname(&name))
+            .bind(now)
+            .bind(request.flavor.vcpus)
+            .bind(request.flavor.memory_mb)
+            .bind(&request.access_ip_v4)
+            .bind(&request.access_ip_v6)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(group) = &request.group {
+                sqlx::query(
+                    "INSERT INTO server_group_members (group_uuid, instance_uuid) VALUES ($1, $2)",
+                )
+                .bind(group)
+                .bind(&uuid)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let action_id = actions::start_action(
+                &mut tx,
+                &uuid,
+                "create",
+                &request.request_id,
+                &request.user_id,
+                &request.project_id,
+            )
+            .await?;
+            actions::start_event(&mut tx, &action_id, SCHEDULE_EVENT, None).await?;
+            let operation = insert_operation(
+                &mut tx,
+                &uuid,
+                BUILD,
+                step::SCHEDULE,
+                &to_json(&BuildData::default()),
+                &request.request_id,
+                &action_id,
+            )
+            .await?;
+            uuids.push(uuid);
+            operations.push(operation);
+        }
+        // One `server_group.add_member` per new member (emitted last: the
+        // outbox counter row stays locked until the commit).
+        if let Some(group) = &request.group
+            && let Some(payload) = crate::store::server_groups::payload(&mut tx, group).await?
+        {
+            for _ in &uuids {
+                notices::server_group(
+                    &mut tx,
+                    &self.api_publisher(),
+                    payload.clone(),
+                    "add_member",
+                )
+                .await?;
+            }
+        }
+        novum_notify::commit(tx).await?;
+        let conductor = Arc::clone(self);
+        tokio::spawn(async move {
+            for operation in operations {
+                conductor.run_build(&operation).await;
+            }
+        });
+        Ok((uuids, reservation_id))
+    }
+
+    /// Runs the scheduling step of build operation `id` (logging failures).
+    async fn run_build(self: &Arc<Self>, id: &str) {
+        if let Err(error) = self.schedule_build(id).await {
+            tracing::error!(operation = id, %error, "build failed");
+            let result = async {
+                let mut tx = self.db.begin_serialized("conductor").await?;
+                if let Some(operation) = load_operation(&mut *tx, id).await?
+                    && operation.state == op_state::RUNNING
+                {
+                    self.fail_build(
+                        &mut tx,
+                        &operation,
+                        Failure {
+                            code: 500,
+                            message: &format!("Build failed: {error}"),
+                            details: "",
+                            create_error: Some("BuildAbortException"),
+                        },
+                    )
+                    .await?;
+                }
+                novum_notify::commit(tx).await?;
+                Ok::<_, ConductorError>(())
+            };
+            if let Err(error) = result.await {
+                tracing::error!(operation = id, %error, "cannot record a failed build");
+            }
+        }
+    }
+
+    async fn scheduling_request(
+        &self,
+        instance: &Instance,
+        flavor: &FlavorSnapshot,
+        data: &BuildData,
+        request_id: &str,
+    ) -> Result<SchedulingRequest> {
+        let group = match &instance.server_group {
+            Some(uuid) => {
+                let row = sqlx::query("SELECT policy, rules FROM server_groups WHERE uuid = $1")
+                    .bind(uuid)
+                    .fetch_optional(self.db.pool())
+                    .await?;
+                match row {
+                    Some(row) => {
+                        let members = sqlx::query(
+                            "SELECT m.instance_uuid, i.host FROM server_group_members m \
+                             LEFT JOIN instances i ON i.uuid = m.instance_uuid AND i.deleted = 0 WHERE m.group_uuid = $1",
+                        )
+                        .bind(uuid)
+                        .fetch_all(self.db.pool())
+                        .await?;
+                        let mut hosts: Vec<String> = Vec::new();
+                        let mut uuids = Vec::new();
+                        for member in members {
+                            uuids.push(member.try_get::<String, _>("instance_uuid")?);
+                            if let Some(host) = member.try_get::<Option<String>, _>("host")?
+                                && !hosts.contains(&host)
+                            {
+                                hosts.push(host);
+                            }
+                        }
+                        let rules: BTreeMap<String, serde_json::Value> =
+                            serde_json::from_str(&row.try_get::<String, _>("rules")?)
+                                .unwrap_or_default();
+                        Some(ServerGroup {
+                            id: uuid.clone(),
+                            policy: group_policy(&row.try_get::<String, _>("policy")?),
+                            rules: rules
+                                .into_iter()
+                                .map(|(key, value)| KeyValue {
+                                    key,
+                                    value: value
+                                        .as_str()
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| value.to_string()),
+                                })
+                                .collect(),
+                            members: uuids,
+                            hosts,
+                        })
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let (zone, forced_host) = match instance.requested_availability_zone.as_deref() {
+            Some(requested) => match requested.split_once(':') {
+                Some((zone, host)) => (
+                    (!zone.is_empty()).then(|| zone.to_string()),
+                    (!host.is_empty()).then(|| host.to_string()),
+                ),
+                None => (Some(requested.to_string()), None),
+            },
+            None => (None, None),
+        };
+        let request = Request {
+            flavor: Flavor {
+                id: flavor.id.clone(),
+                name: flavor.name.clone(),
+                vcpus: flavor.vcpus as u32,
+                memory_mb: flavor.memory_mb as u64,
+                root_gb: flavor.root_gb as u64,
+                ephemeral_gb: flavor.ephemeral_gb as u64,
+                swap_mb: flavor.swap as u64,
+                extra_specs: key_values(&flavor.extra_specs),
+            },
+            image: Image {
+                id: instance.image_ref.clone(),
+                properties: key_values(&instance.image_property_map()),
+            },
+            project_id: instance.project_id.clone(),
+            user_id: instance.user_id.clone(),
+            availability_zone: zone,
+            num_instances: 1,
+            scheduler_hints: instance
+                .hints()
+                .into_iter()
+                .map(|(name, values)| SchedulerHint { name, values })
+                .collect(),
+            group,
+            instance_uuids: vec![instance.uuid.clone()],
+        };
+        let mut scheduling = SchedulingRequest::new(request_id, request);
+        scheduling.ignore_hosts = data.tried_hosts.clone();
+        scheduling.force_hosts = forced_host.into_iter().collect();
+        scheduling.check_capacity = true;
+        Ok(scheduling)
+    }
+
+    async fn schedule_build(self: &Arc<Self>, id: &str) -> Result<()> {
+        let Some(operation) = load_operation(self.db.pool(), id).await? else {
+            return Ok(());
+        };
+        if operation.state != op_state::RUNNING || operation.step != step::SCHEDULE {
+            return Ok(());
+        }
+        let Some(instance) = Instance::fetch(self.db.pool(), &operation.instance_uuid).await?
+        else {
+            return Ok(());
+        };
+        let data: BuildData = serde_json::from_str(&operation.data).unwrap_or_default();
+        let flavor = instance.flavor()?;
+        let request = self
+            .scheduling_request(&instance, &flavor, &data, &operation.request_id)
+            .await?;
+        let spec = notices::request_spec(&instance, &flavor, &request);
+        let mut tx = self.db.begin().await?;
+        notices::send(
+            &mut tx,
+            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start),
+        )
+        .await?;
+        novum_notify::commit(tx).await?;
+        // Every claim lost means the snapshot was stale (claims only lose on
+        // a real shortage): schedule again on a fresh one, a bounded number of
+        // times, so the final answer (a host, or NoValidHost) reflects the
+        // cloud as it is.
+        let placement = Placement {
+            purpose: Purpose::Build,
+            operation: operation.clone(),
+            instance: instance.clone(),
+            flavor: flavor.clone(),
+            spec: spec.clone(),
+        };
+        let mut round = 0;
+        let (result, won) = loop {
+            round += 1;
+            let (result, won) = self
+                .schedule_once(placement.clone(), request.clone())
+                .await?;
+            match &result {
+                Err(ScheduleError::NoValidHost(no_valid_host))
+                    if !no_valid_host.lost_claims.is_empty() && round < SCHEDULING_ROUNDS =>
+                {
+                    tracing::info!(
+                        operation = id,
+                        round,
+                        lost = ?no_valid_host.lost_claims,
+                        "every claim lost: scheduling again on a fresh view"
+                    );
+                }
+                _ => break (result, won),
+            }
+        };
+        match result {
+            Ok(_) => {
+                if let Some(host) = won {
+                    self.board.wake(&host);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let (message, details, exception) = match &error {
+                    ScheduleError::NoValidHost(no_valid_host) => (
+                        no_valid_host.to_string(),
+                        no_valid_host.explanation(),
+                        "NoValidHost",
+                    ),
+                    other => (other.to_string(), String::new(), "SchedulerError"),
+                };
+                let data: BuildData = serde_json::from_str(
+                    &load_operation(self.db.pool(), id)
+                        .await?
+                        .map(|operation| operation.data)
+                        .unwrap_or_default(),
+                )
+                .unwrap_or_default();
+                let message = match (&data.last_error, data.attempts) {
+                    (Some(last), attempts) if attempts > 0 => {
+                        format!("{message} Last build error (attempt {attempts}): {last}")
+                    }
+                    _ => message,
+                };
+                tracing::warn!(operation = id, %details, "no valid host");
+                let mut tx = self.db.begin_serialized("conductor").await?;
+                if let Some(operation) = load_operation(&mut *tx, id).await?
+                    && operation.state == op_state::RUNNING
+                {
+                    self.fail_build(
+                        &mut tx,
+                        &operation,
+                        Failure {
+                            code: 500,
+                            message: &message,
+                            details: &details,
+                            create_error: Some(exception),
+                        },
+                    )
+                    .await?;
+                }
+                novum_notify::commit(tx).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// One scheduling pass on a fresh snapshot: the pipeline's answer and
+    /// the host claimed, if any.
+    async fn schedule_once(
+        self: &Arc<Self>,
+        placement: Placement,
+        request: SchedulingRequest,
+    ) -> Result<(
+        Result<Vec<scheduler::Selection>, ScheduleError>,
+        Option<String>,
+    )> {
+        // Wait for a slot first, so the snapshot is fresh when our turn comes.
+        let slot = Arc::clone(&self.scheduling_slots)
+            .acquire_owned()
+            .await
+            .map_err(|error| ConductorError::Conflict(format!("scheduler closed: {error}")))?;
+        let snapshot = snapshot::load(
+            &self.db,
+            &self.compute.default_availability_zone,
+            self.compute.service_down_time,
+        )
+        .await?;
+        let plugins = self.plugins.current();
+        let config = self.scheduler.clone();
+        let conductor = Arc::clone(self);
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let claimer = PlacementClaimer {
+                conductor: &conductor,
+                handle,
+                placement: &placement,
+                won: Mutex::new(None),
+            };
+            let mut rng = rand::rng();
+            let result =
+                scheduler::schedule(&plugins, &config, &snapshot, &request, &claimer, &mut rng);
+            let won = claimer
+                .won
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(slot);
+            (result, won)
+        })
+        .await
+        .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))
+    }
+
+    /// Claims `placement`'s flavor on `host`'s node: the open transaction
+    /// holding the claim, or `None` when the node has no room (or is gone).
+    async fn claim_for(&self, placement: &Placement, host: &HostState) -> Result<Option<Tx>> {
+        let wanted = resources(&placement.flavor);
+        match claims::claim(&self.db, &host.uuid, &placement.consumer(), wanted).await? {
+            claims::Claim::Won(tx) => Ok(Some(tx)),
+            claims::Claim::NoRoom(why) => {
+                tracing::info!(
+                    instance = %placement.instance.uuid,
+                    host = %host.name,
+                    purpose = ?placement.purpose,
+                    %why,
+                    "claim found no room"
+                );
+                Ok(None)
+            }
+            claims::Claim::NoNode => Ok(None),
+        }
+    }
+
+    /// Claims the node of `host` for the build, and commits the placement,
+    /// the next step and the spawn task with the claim.
+    async fn claim_on(&self, placement: &Placement, host: &HostState) -> Result<bool> {
+        let Placement {
+            operation,
+            instance,
+            flavor,
+            spec,
+            ..
+        } = placement;
+        let Some(mut tx) = self.claim_for(placement, host).await? else {
+            return Ok(false);
+        };
+        let advanced = sqlx::query(
+            "UPDATE conductor_operations SET step = $1, updated_at = $2 WHERE id = $3 AND state = $4 AND step = $5",
+        )
+        .bind(step::SPAWN)
+        .bind(db::now())
+        .bind(&operation.id)
+        .bind(op_state::RUNNING)
+        .bind(step::SCHEDULE)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if advanced != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let before = StateMark::read(&mut tx, &instance.uuid).await?;
+        let node: Option<String> =
+            sqlx::query("SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $1")
+                .bind(&host.uuid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get("hypervisor_hostname"))
+                .transpose()?;
+        sqlx::query(
+            "UPDATE instances SET host = $1, node = $2, availability_zone = $3, task_state = $4, updated_at = $5 WHERE uuid = $6",
+        )
+        .bind(&host.name)
+        .bind(node.unwrap_or_else(|| host.name.clone()))
+        .bind(&host.availability_zone)
+        .bind(task::SPAWNING)
+        .bind(db::now())
+        .bind(&instance.uuid)
+        .execute(&mut *tx)
+        .await?;
+        let spawn = spawn_spec(instance, flavor);
+        tasks::enqueue(
+            &mut tx,
+            &host.name,
+            &instance.uuid,
+            &operation.id,
+            &TaskAction::Spawn(spawn),
+            &operation.request_id,
+        )
+        .await?;
+        if let Some(action_id) = &operation.action_id {
+            actions::finish_events(&mut tx, action_id, Some(SCHEDULE_EVENT), None).await?;
+            actions::start_event(&mut tx, action_id, BUILD_EVENT, Some(&host.name)).await?;
+        }
+        let compute = Publisher::compute(&host.name);
+        let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
+        notices::send(
+            &mut tx,
+            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::End),
+        )
+        .await?;
+        notices::action(
+            &mut tx,
+            &compute,
+            &instance.uuid,
+            InstanceAction::Create,
+            Phase::Start,
+            &context,
+            None,
+        )
+        .await?;
+        notices::state_changed(&mut tx, &compute, &instance.uuid, before.as_ref(), &context)
+            .await?;
+        novum_notify::commit(tx).await?;
+        Ok(true)
+    }
+
+    /// Puts a build into ERROR with a fault, inside `tx`, and notifies it
+    /// (`instance.update`; `instance.create.error` when `create_error` names
+    /// the exception).
+    async fn fail_build(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        failure: Failure<'_>,
+    ) -> Result<()> {
+        let Failure {
+            code,
+            message,
+            details,
+            create_error,
+        } = failure;
+        let before = StateMark::read(tx, &operation.instance_uuid).await?;
+        sqlx::query(
+            "UPDATE instances SET vm_state = $1, task_state = NULL, fault = $2, updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+        )
+        .bind(vm::ERROR)
+        .bind(fault_json(code, message, details))
+        .bind(db::now())
+        .bind(&operation.instance_uuid)
+        .execute(&mut **tx)
+        .await?;
+        finish_operation(tx, operation, Some(message)).await?;
+        let live = before
+            .as_ref()
+            .is_some_and(|before| before.vm_state != vm::DELETED);
+        if !live {
+            return Ok(());
+        }
+        let publisher = self.conductor_publisher();
+        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
+        if let Some(exception) = create_error {
+            notices::action(
+                tx,
+                &publisher,
+                &operation.instance_uuid,
+                InstanceAction::Create,
+                Phase::Error,
+                &context,
+                Some(notices::fault("build_and_run_instance", exception, message)),
+            )
+            .await?;
+        }
+        notices::state_changed(
+            tx,
+            &publisher,
+            &operation.instance_uuid,
+            before.as_ref(),
+            &context,
+        )
+        .await
+    }
+}
+
+/// How a build failed (see [`Conductor::fail_build`]).
+struct Failure<'a> {
+    /// The fault code.
+    code: u16,
+    /// The fault message.
+    message: &'a str,
+    /// The fault details.
+    details: &'a str,
+    /// The exception `instance.create.error` names; `None`: already notified.
+    create_error: Option<&'a str>,
+}
+
+fn hostname(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    cleaned.trim_matches('-').chars().take(63).collect()
+}

@@ -1,0 +1,240 @@
+//! Instance states (Nova's vm_state / task_state / power_state), the API
+//! status derived from them, and the guards of the server actions.
+
+use novum_wire::{PowerState, RebootType, TaskAction};
+
+/// vm_state values.
+pub mod vm {
+    /// Running (or at least defined and meant to run).
+    pub const ACTIVE: &str = "active";
+    /// Being built.
+    pub const BUILDING: &str = "building";
+    /// Paused.
+    pub const PAUSED: &str = "paused";
+    /// Suspended.
+    pub const SUSPENDED: &str = "suspended";
+    /// Powered off.
+    pub const STOPPED: &str = "stopped";
+    /// Failed.
+    pub const ERROR: &str = "error";
+    /// Deleted.
+    pub const DELETED: &str = "deleted";
+    /// Resized, awaiting confirm or revert (VERIFY_RESIZE).
+    pub const RESIZED: &str = "resized";
+}
+
+/// task_state values.
+pub mod task {
+    /// Looking for a host.
+    pub const SCHEDULING: &str = "scheduling";
+    /// The agent is creating the domain.
+    pub const SPAWNING: &str = "spawning";
+    /// Deleting.
+    pub const DELETING: &str = "deleting";
+}
+
+/// The API `status` of an instance.
+pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
+    match task_state {
+        Some(task) if super::resize::is_resizing(task) => return "RESIZE",
+        Some(task) if super::resize::is_reverting(task) => return "REVERT_RESIZE",
+        _ => {}
+    }
+    match vm_state {
+        vm::BUILDING => "BUILD",
+        vm::ACTIVE => match task_state {
+            Some("rebooting") | Some("reboot_pending") | Some("reboot_started") => "REBOOT",
+            Some("rebooting_hard") | Some("reboot_pending_hard") | Some("reboot_started_hard") => {
+                "HARD_REBOOT"
+            }
+            _ => "ACTIVE",
+        },
+        vm::STOPPED => "SHUTOFF",
+        vm::PAUSED => "PAUSED",
+        vm::SUSPENDED => "SUSPENDED",
+        vm::ERROR => "ERROR",
+        vm::DELETED => "DELETED",
+        "soft-delete" => "SOFT_DELETED",
+        vm::RESIZED => "VERIFY_RESIZE",
+        "rescued" => "RESCUE",
+        "shelved" => "SHELVED",
+        "shelved_offloaded" => "SHELVED_OFFLOADED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The vm_states a status filter (`?status=`) selects.
+pub fn vm_states_for_status(status: &str) -> Vec<&'static str> {
+    match status.to_ascii_uppercase().as_str() {
+        "BUILD" => vec![vm::BUILDING],
+        "ACTIVE" | "REBOOT" | "HARD_REBOOT" => vec![vm::ACTIVE],
+        "SHUTOFF" => vec![vm::STOPPED],
+        "PAUSED" => vec![vm::PAUSED],
+        "SUSPENDED" => vec![vm::SUSPENDED],
+        "ERROR" => vec![vm::ERROR],
+        "DELETED" => vec![vm::DELETED],
+        "VERIFY_RESIZE" => vec![vm::RESIZED],
+        _ => vec![],
+    }
+}
+
+/// A server action that runs as one agent task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerAction {
+    /// `os-start`.
+    Start,
+    /// `os-stop`.
+    Stop,
+    /// `reboot`.
+    Reboot(RebootType),
+    /// `pause`.
+    Pause,
+    /// `unpause`.
+    Unpause,
+    /// `suspend`.
+    Suspend,
+    /// `resume`.
+    Resume,
+}
+
+impl ServerAction {
+    /// The instance-action name (`start`, `stop`, `reboot`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Reboot(_) => "reboot",
+            Self::Pause => "pause",
+            Self::Unpause => "unpause",
+            Self::Suspend => "suspend",
+            Self::Resume => "resume",
+        }
+    }
+
+    /// The vm_states the action may start from (task_state must be none).
+    pub fn allowed_from(self) -> &'static [&'static str] {
+        match self {
+            Self::Start => &[vm::STOPPED],
+            Self::Stop => &[vm::ACTIVE, vm::ERROR],
+            Self::Reboot(RebootType::Soft) => &[vm::ACTIVE],
+            Self::Reboot(RebootType::Hard) => &[
+                vm::ACTIVE,
+                vm::STOPPED,
+                vm::PAUSED,
+                vm::SUSPENDED,
+                vm::ERROR,
+            ],
+            Self::Pause => &[vm::ACTIVE],
+            Self::Unpause => &[vm::PAUSED],
+            Self::Suspend => &[vm::ACTIVE],
+            Self::Resume => &[vm::SUSPENDED],
+        }
+    }
+
+    /// The task_state while the action runs.
+    pub fn task_state(self) -> &'static str {
+        match self {
+            Self::Start => "powering-on",
+            Self::Stop => "powering-off",
+            Self::Reboot(RebootType::Soft) => "rebooting",
+            Self::Reboot(RebootType::Hard) => "rebooting_hard",
+            Self::Pause => "pausing",
+            Self::Unpause => "unpausing",
+            Self::Suspend => "suspending",
+            Self::Resume => "resuming",
+        }
+    }
+
+    /// The vm_state after success.
+    pub fn result_state(self) -> &'static str {
+        match self {
+            Self::Stop => vm::STOPPED,
+            Self::Pause => vm::PAUSED,
+            Self::Suspend => vm::SUSPENDED,
+            Self::Start | Self::Reboot(_) | Self::Unpause | Self::Resume => vm::ACTIVE,
+        }
+    }
+
+    /// The instance-action event name (Nova's compute manager method).
+    pub fn event(self) -> &'static str {
+        match self {
+            Self::Start => "compute_start_instance",
+            Self::Stop => "compute_stop_instance",
+            Self::Reboot(_) => "compute_reboot_instance",
+            Self::Pause => "compute_pause_instance",
+            Self::Unpause => "compute_unpause_instance",
+            Self::Suspend => "compute_suspend_instance",
+            Self::Resume => "compute_resume_instance",
+        }
+    }
+
+    /// The agent task.
+    pub fn task(self) -> TaskAction {
+        match self {
+            Self::Start => TaskAction::Start,
+            Self::Stop => TaskAction::Stop,
+            Self::Reboot(reboot_type) => TaskAction::Reboot { reboot_type },
+            Self::Pause => TaskAction::Pause,
+            Self::Unpause => TaskAction::Unpause,
+            Self::Suspend => TaskAction::Suspend,
+            Self::Resume => TaskAction::Resume,
+        }
+    }
+
+    /// Checks Nova's guard; `Err` carries the 409 message.
+    pub fn check(self, uuid: &str, vm_state: &str, task_state: Option<&str>) -> Result<(), String> {
+        if let Some(task_state) = task_state {
+            return Err(format!(
+                "Cannot '{}' instance {uuid} while it is in task_state {task_state}",
+                self.name()
+            ));
+        }
+        if self.allowed_from().contains(&vm_state) {
+            Ok(())
+        } else {
+            Err(format!(
+                "Cannot '{}' instance {uuid} while it is in vm_state {vm_state}",
+                self.name()
+            ))
+        }
+    }
+}
+
+/// What the power-state sync does with an instance that has no task in
+/// progress, given the power state it has on record and the one its host
+/// reports (Nova's `_sync_instance_power_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerSync {
+    /// Only the reported power state is recorded.
+    Record,
+    /// The vm_state follows the hypervisor (a guest paused or resumed behind
+    /// novum's back).
+    Follow(&'static str),
+    /// The guest shut down by itself: STOPPED, as Nova's sync calls the stop
+    /// API (`instance.power_off.start`/`.end`).
+    PowerOff,
+    /// The domain is gone from its host (reported missing twice in a row, so
+    /// a heartbeat sampled just before a spawn finished is not taken for it):
+    /// ERROR with a fault.
+    Gone,
+}
+
+/// The vm_states in which an instance must have a domain on its host.
+const NEEDS_A_DOMAIN: &[&str] = &[vm::ACTIVE, vm::STOPPED, vm::PAUSED, vm::SUSPENDED];
+
+/// The power-state sync's decision for an instance in `vm_state` whose
+/// recorded power state is `recorded` and whose host now reports `reported`.
+pub fn power_sync(vm_state: &str, recorded: PowerState, reported: PowerState) -> PowerSync {
+    match (vm_state, reported) {
+        (vm::ACTIVE, PowerState::Shutdown | PowerState::Crashed) => PowerSync::PowerOff,
+        (vm::ACTIVE, PowerState::Paused) => PowerSync::Follow(vm::PAUSED),
+        (vm::ACTIVE, PowerState::Suspended) => PowerSync::Follow(vm::SUSPENDED),
+        (vm::PAUSED, PowerState::Running) => PowerSync::Follow(vm::ACTIVE),
+        (state, PowerState::NoState)
+            if recorded == PowerState::NoState && NEEDS_A_DOMAIN.contains(&state) =>
+        {
+            PowerSync::Gone
+        }
+        _ => PowerSync::Record,
+    }
+}

@@ -1,0 +1,122 @@
+//! The compute domain's configuration sections: `[compute]` (the Compute
+//! API's and the conductor's settings) and `[agent]` (how compute agents
+//! enroll and the agents `novum serve` runs in-process).
+
+use serde::Deserialize;
+
+/// `[compute]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComputeConfig {
+    /// The availability zone of hosts in no zone aggregate.
+    pub default_availability_zone: String,
+    /// Seconds without a heartbeat after which a compute service is down.
+    pub service_down_time: u64,
+    /// The largest `limit` a list accepts.
+    pub max_limit: usize,
+    /// Initial CPU allocation ratio of new compute nodes.
+    pub cpu_allocation_ratio: f64,
+    /// Initial RAM allocation ratio of new compute nodes.
+    pub ram_allocation_ratio: f64,
+    /// Initial disk allocation ratio of new compute nodes.
+    pub disk_allocation_ratio: f64,
+    /// Memory (MB) kept back for the hypervisor on every compute node.
+    pub reserved_host_memory_mb: i64,
+    /// Seconds an agent holds a task before it is offered again.
+    pub task_lease_seconds: u64,
+    /// Seconds after which an unfinished task fails (so nothing stays in a
+    /// transitional state forever).
+    pub task_timeout_seconds: u64,
+    /// Seconds between sweeps for expired leases and timed-out tasks.
+    pub reaper_interval_seconds: u64,
+    /// Create Nova's default flavors (m1.tiny … m1.xlarge) at first start.
+    pub default_flavors: bool,
+    /// Let a resize land on the instance's own host (Nova's option of that
+    /// name; Nova defaults to false, devstack and novum's all-in-one to true,
+    /// so that a one-host cloud can resize).
+    pub allow_resize_to_same_host: bool,
+}
+
+impl Default for ComputeConfig {
+    fn default() -> Self {
+        Self {
+            default_availability_zone: "nova".to_string(),
+            service_down_time: 60,
+            max_limit: 1000,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            task_lease_seconds: 300,
+            task_timeout_seconds: 900,
+            reaper_interval_seconds: 5,
+            default_flavors: true,
+            allow_resize_to_same_host: true,
+        }
+    }
+}
+
+/// `[agent]`: how compute agents enroll, and the agents `novum serve` runs
+/// in-process in the all-in-one setup.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The enrollment token agents register with; default: generated into
+    /// `<data_dir>/agent-enrollment-token` at first start.
+    pub enrollment_token: Option<String>,
+    /// Heartbeat interval asked of agents, seconds.
+    pub heartbeat_seconds: u64,
+    /// Longest long-poll wait the controller grants, seconds.
+    pub max_poll_wait_seconds: u64,
+    /// Run compute agents inside `novum serve` (libvirt test driver).
+    pub embedded: bool,
+    /// How many embedded agents (hosts `<embedded_host_prefix>1`, `2`, …).
+    pub embedded_hosts: u32,
+    /// Host name prefix of the embedded agents.
+    pub embedded_host_prefix: String,
+    /// vCPUs of each embedded host.
+    pub embedded_vcpus: u32,
+    /// Memory (MiB) of each embedded host.
+    pub embedded_memory_mb: u64,
+    /// Disk (GiB) of each embedded host.
+    pub embedded_disk_gb: u64,
+    /// libvirt URI of the embedded agents; default: the test driver with a
+    /// node file of the sizes above.
+    pub embedded_libvirt_uri: Option<String>,
+    /// Guest architectures the embedded hosts report on top of libvirt's test
+    /// driver's own `i686` (only on the test driver): images asking for one of
+    /// these boot; any other architecture is still refused by the
+    /// ImagePropertiesFilter.
+    pub embedded_guest_archs: Vec<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            enrollment_token: None,
+            heartbeat_seconds: 10,
+            max_poll_wait_seconds: 30,
+            embedded: true,
+            embedded_hosts: 1,
+            embedded_host_prefix: "compute".to_string(),
+            embedded_vcpus: 8,
+            embedded_memory_mb: 16384,
+            embedded_disk_gb: 200,
+            embedded_libvirt_uri: None,
+            embedded_guest_archs: vec!["x86_64".to_string()],
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The host names of the embedded agents this section runs
+    /// (`<embedded_host_prefix>1`, `2`, …; none when embedded agents are off).
+    pub fn embedded_host_names(&self) -> impl Iterator<Item = String> + '_ {
+        let count = if self.embedded {
+            self.embedded_hosts
+        } else {
+            0
+        };
+        (1..=count).map(|index| format!("{}{index}", self.embedded_host_prefix))
+    }
+}

@@ -1,0 +1,14 @@
+//! The compute domain: the conductor (server workflows as durable
+//! operations, claims, resize, instance actions, agent tasks and the
+//! agent-RPC domain) and the repositories (`store`) for everything compute
+//! stores. No HTTP: the handlers of novum-api call into it and map
+//! [`conductor::ConductorError`] to faults. Its configuration sections are
+//! `[compute]` and `[agent]` ([`ComputeConfig`], [`AgentConfig`]).
+
+#![deny(missing_docs)]
+
+pub mod conductor;
+pub mod config;
+pub mod store;
+
+pub use config::{AgentConfig, ComputeConfig};
