@@ -365,19 +365,34 @@ impl NetworkService {
             .db
             .begin_serialized(&format!("network-instance:{instance_id}"))
             .await?;
-        let port = match ports::load(&mut tx, port_id).await? {
+        let released = self
+            .detach_instance_port_in(&mut tx, instance_id, port_id)
+            .await?;
+        tx.commit().await.map_err(novum_db::DbError::from)?;
+        Ok(released)
+    }
+
+    /// [`NetworkService::detach_instance_port`] inside the caller's
+    /// transaction (the conductor gives back the port of an attach that
+    /// failed in the transaction that records the failure).
+    pub async fn detach_instance_port_in(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+        port_id: &str,
+    ) -> Result<ReleasedPorts, NetworkError> {
+        let port = match ports::load(conn, port_id).await? {
             Some(port) if port.device_id == instance_id => port,
             _ => return Err(NetworkError::PortNotFound(port_id.to_string())),
         };
         let mut released = ReleasedPorts::default();
         if port.created_for_instance {
-            ports::delete_port_rows(&mut tx, port_id).await?;
+            ports::delete_port_rows(conn, port_id).await?;
             released.deleted.push(port.id);
         } else {
-            unbind(&mut tx, port_id).await?;
+            unbind(conn, port_id).await?;
             released.unbound.push(port.id);
         }
-        tx.commit().await.map_err(novum_db::DbError::from)?;
         Ok(released)
     }
 

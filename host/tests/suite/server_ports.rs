@@ -313,6 +313,123 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
         json!([{"name": "web"}])
     );
 
+    // os-interface: attach a second port, plugged by the agent; detach it.
+    let net2 = network(&cloud, "net2", "172.16.5.0/24").await;
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "POST",
+            &format!("/compute/v2.1/servers/{web}/os-interface"),
+            Some(json!({"interfaceAttachment": {"net_id": net2, "fixed_ips": [{"ip_address": "172.16.5.9"}]}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let attached = body["interfaceAttachment"]["port_id"]
+        .as_str()
+        .expect("port id")
+        .to_string();
+    assert_eq!(body["interfaceAttachment"]["net_id"], net2.as_str());
+    assert_eq!(
+        body["interfaceAttachment"]["fixed_ips"][0]["ip_address"],
+        "172.16.5.9"
+    );
+    let tasks = cloud.next_tasks("h1", &token).await;
+    let TaskAction::AttachInterface { interface } = &tasks.tasks[0].action else {
+        panic!("an attach task: {:?}", tasks.tasks[0].action);
+    };
+    assert_eq!(interface.port_id.to_string(), attached);
+    assert_eq!(interface.bridge, novum_network::bridge_name(&net2));
+    cloud
+        .report(
+            "h1",
+            &token,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::Running,
+            },
+        )
+        .await;
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "GET",
+            &format!("/compute/v2.1/servers/{web}/os-interface"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["interfaceAttachments"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        cloud.server(&web).await["addresses"]["net2"][0]["addr"],
+        "172.16.5.9"
+    );
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "POST",
+            &format!("/compute/v2.1/servers/{web}/os-interface"),
+            Some(json!({"interfaceAttachment": {"net_id": net2, "port_id": attached}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "DELETE",
+            &format!("/compute/v2.1/servers/{web}/os-interface/{attached}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let tasks = cloud.next_tasks("h1", &token).await;
+    assert!(
+        matches!(&tasks.tasks[0].action, TaskAction::DetachInterface { port_id, .. } if port_id.to_string() == attached),
+        "{:?}",
+        tasks.tasks[0].action
+    );
+    cloud
+        .report(
+            "h1",
+            &token,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::Running,
+            },
+        )
+        .await;
+    assert_eq!(
+        ports_of(&cloud, &web).await.len(),
+        1,
+        "the attached port is gone"
+    );
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "GET",
+            &format!("/compute/v2.1/servers/{web}/os-instance-actions"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let actions: Vec<&str> = body["instanceActions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|action| action["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"attach_interface") && actions.contains(&"detach_interface"),
+        "{actions:?}"
+    );
+
     // The user's own port: taken, in use for a second server, kept and
     // unbound when the server goes.
     let own = cloud

@@ -7,6 +7,7 @@ pub mod availability_zones;
 pub mod common;
 pub mod flavors;
 pub mod hypervisors;
+pub mod interfaces;
 pub mod keypairs;
 pub mod migrations;
 pub mod server_actions;
@@ -28,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(servers::routes())
         .merge(server_actions::routes())
         .merge(server_networks::routes())
+        .merge(interfaces::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())
         .merge(aggregates::routes())

@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod claims;
 pub mod instance_admin;
+pub mod interfaces;
 pub mod model;
 pub mod networking;
 pub mod notices;
@@ -127,6 +128,9 @@ struct BuildData {
 struct ActionData {
     result_state: String,
     event: String,
+    /// The port an interface attach plugs (given back when it fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    port_id: Option<String>,
 }
 
 /// A request to build servers (validated by the API).

@@ -31,7 +31,7 @@ pub struct PortPlan {
 impl PortPlan {
     /// The requests for one instance of the create: a fresh port id for
     /// every port made on a network.
-    fn for_instance(&self) -> Vec<InstancePortRequest> {
+    pub(super) fn for_instance(&self) -> Vec<InstancePortRequest> {
         self.requests
             .iter()
             .map(|request| match request {
@@ -50,7 +50,7 @@ impl PortPlan {
     }
 
     /// The caller as the network service sees it.
-    fn caller(&self, project_id: &str) -> NetworkCaller {
+    pub(super) fn caller(&self, project_id: &str) -> NetworkCaller {
         if self.admin {
             NetworkCaller::admin(project_id)
         } else {

@@ -286,6 +286,9 @@ impl Conductor {
                 }
             }
             TaskOutcome::Failed { message, .. } => {
+                if let Some(port_id) = data.as_ref().and_then(|data| data.port_id.as_deref()) {
+                    self.give_back_port(tx, uuid, port_id).await?;
+                }
                 sqlx::query(
                     "UPDATE instances SET task_state = NULL, power_state = COALESCE($1, power_state), fault = $2, \
                      updated_at = $3 WHERE uuid = $4 AND deleted = 0",
@@ -420,6 +423,7 @@ impl Conductor {
         let data = ActionData {
             result_state: action.result_state().to_string(),
             event: action.event().to_string(),
+            port_id: None,
         };
         let operation = insert_operation(
             &mut tx,
