@@ -1062,6 +1062,8 @@ fn query_bool(name: &str, text: &str) -> ApiResult<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
         "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-        _ => Err(ApiError::bad_request(format!("Invalid {name} value: {text}"))),
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid {name} value: {text}"
+        ))),
     }
 }

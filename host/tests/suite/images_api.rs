@@ -513,7 +513,10 @@ async fn listing_on(backend: &Backend) {
     assert!(names(&list(&app, &member, "?size_min=5").await).is_empty());
     // Booleans in any case, as Glance (openstacksdk lists `?os_hidden=True`).
     assert!(names(&list(&app, &member, "?os_hidden=True").await).is_empty());
-    assert_eq!(names(&list(&app, &member, "?os_hidden=FALSE").await).len(), 5);
+    assert_eq!(
+        names(&list(&app, &member, "?os_hidden=FALSE").await).len(),
+        5
+    );
     assert_eq!(names(&list(&app, &member, "?protected=no").await).len(), 5);
     let refused = app
         .call(
