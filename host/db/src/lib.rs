@@ -185,8 +185,13 @@ impl Db {
     /// transaction-scoped advisory lock on the name's hash.
     ///
     /// Lock order (PostgreSQL, where names are separate locks): `conductor`
-    /// before `quota:<project>`; a transaction that needs both takes them in
-    /// that order (the second with [`Db::serialize_in`]).
+    /// before `quota:<project>` before `network:<network id>` (several in id
+    /// order: novum-network's address allocation); a transaction that needs
+    /// more than one takes them in that order (the others with
+    /// [`Db::serialize_in`]). `network-default` (creating the default
+    /// network) comes before `quota:<project>`;
+    /// `security-group-default:<project>` and `network-instance:<uuid>`
+    /// are taken alone.
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),

@@ -53,47 +53,35 @@ pub async fn ensure_default_network(
     if !config.default_network {
         return Ok(None);
     }
-    let lock = db.begin_serialized(DEFAULT_NETWORK_LOCK).await?;
+    // One transaction under `network-default`, then the owner's quota and
+    // the new network's lock: concurrent starts make one network, and it
+    // never exists without its subnet.
+    let mut tx = db.begin_serialized(DEFAULT_NETWORK_LOCK).await?;
     let existing = sqlx::query("SELECT id FROM networks WHERE is_default = 1")
-        .fetch_optional(db.pool())
+        .fetch_optional(&mut *tx)
         .await?;
     if let Some(row) = existing {
-        drop(lock);
         let id: String = row.try_get("id")?;
+        tx.rollback().await.map_err(novum_db::DbError::from)?;
         return service.get_network(&admin, &id).await.map(Some);
     }
-    // The network and subnet are created by the service's own
-    // transactions; on SQLite the lock's transaction (BEGIN IMMEDIATE)
-    // holds the write lock they need, so it is released first there and
-    // the uniqueness of `is_default` (checked under the quota lock by
-    // create_network) decides a race.
-    let network = match db.backend() {
-        novum_db::Backend::Sqlite => {
-            drop(lock);
-            create(&service, &admin, config).await
-        }
-        novum_db::Backend::Postgres => {
-            let created = create(&service, &admin, config).await;
-            lock.commit().await.map_err(novum_db::DbError::from)?;
-            created
-        }
-    };
-    match network {
-        Ok(network) => Ok(Some(network)),
-        Err(NetworkError::DefaultNetworkExists(id)) => {
-            service.get_network(&admin, &id).await.map(Some)
-        }
-        Err(error) => Err(error),
-    }
+    db.serialize_in(&mut tx, &crate::quota_lock(owner_project))
+        .await?;
+    let id = create(&service, &mut tx, &admin, config).await?;
+    tx.commit().await.map_err(novum_db::DbError::from)?;
+    tracing::info!(network = %id, cidr = %config.default_network_cidr, "default network created");
+    service.get_network(&admin, &id).await.map(Some)
 }
 
 async fn create(
     service: &NetworkService,
+    tx: &mut novum_db::Tx,
     admin: &Caller,
     config: &NetworkConfig,
-) -> Result<Network, NetworkError> {
+) -> Result<String, NetworkError> {
     let network = service
-        .create_network(
+        .insert_network(
+            tx,
             admin,
             &NewNetwork {
                 name: Some(config.default_network_name.clone()),
@@ -104,27 +92,24 @@ async fn create(
             },
         )
         .await?;
-    let subnet = service
-        .create_subnet(
-            admin,
-            &NewSubnet {
-                network_id: network.id.clone(),
-                name: Some(format!("{}-subnet", config.default_network_name)),
-                ip_version: 4,
-                cidr: config.default_network_cidr.clone(),
-                gateway_ip: GatewayRequest::Default,
-                dns_nameservers: config.default_network_dns_nameservers.clone(),
-                ..NewSubnet::default()
-            },
-        )
-        .await;
-    if let Err(error) = subnet {
-        // No half-made default network: without its subnet it goes.
-        let _ = service.delete_network(admin, &network.id).await;
-        return Err(error);
-    }
-    tracing::info!(network = %network.id, cidr = %config.default_network_cidr, "default network created");
-    service.get_network(admin, &network.id).await
+    service
+        .db()
+        .serialize_in(tx, &crate::network_lock(&network.id))
+        .await?;
+    let new = NewSubnet {
+        network_id: network.id.clone(),
+        name: Some(format!("{}-subnet", config.default_network_name)),
+        ip_version: 4,
+        cidr: config.default_network_cidr.clone(),
+        gateway_ip: GatewayRequest::Default,
+        dns_nameservers: config.default_network_dns_nameservers.clone(),
+        ..NewSubnet::default()
+    };
+    let prepared = service.prepare_subnet(&new)?;
+    service
+        .insert_subnet(tx, &new, &prepared, &network, &network.project_id)
+        .await?;
+    Ok(network.id)
 }
 
 impl NetworkService {

@@ -233,7 +233,7 @@ pub enum NetworkError {
     #[error("Quota exceeded for resources: [{}].", .0.iter().map(|name| format!("'{name}'")).collect::<Vec<_>>().join(", "))]
     OverQuota(Vec<String>),
     /// The policy forbids the action (`rule` names it).
-    #[error("rule:{0} is disallowed by policy")]
+    #[error("(rule:{0}) is disallowed by policy")]
     PolicyNotAuthorized(String),
     /// The caller may not do this.
     #[error("Not authorized.")]

@@ -40,8 +40,9 @@
 //!
 //! Lock order (PostgreSQL advisory locks; SQLite holds its one write lock):
 //! `conductor` → `quota:<project>` → `network:<network id>` (several in id
-//! order). `network-default` and `security-group-default:<project>` are
-//! taken alone.
+//! order); `network-default` (creating the default network) comes before
+//! `quota:<project>`. `security-group-default:<project>` and
+//! `network-instance:<uuid>` are taken alone.
 
 #![deny(missing_docs)]
 

@@ -6,7 +6,7 @@
 //! page), backwards with `page_reverse`. `fields` is the handler's business.
 //!
 //! Which attributes a resource filters and sorts on is its table of
-//! [`Attribute`]s (the API names, e.g. `router:external`, `tenant_id`);
+//! attributes (the API names, e.g. `router:external`, `tenant_id`);
 //! an unknown filter or sort key is [`NetworkError::InvalidInput`] naming
 //! it, a marker the caller cannot see is the resource's NotFound.
 
@@ -219,6 +219,11 @@ pub fn parse_bool(name: &str, value: &str) -> Result<bool, NetworkError> {
     }
 }
 
+/// A filter a resource handles itself: adds its clause and returns true,
+/// or false when the name is unknown.
+pub(crate) type SpecialFilter =
+    dyn Fn(&str, &[String], &mut Clauses) -> Result<bool, NetworkError> + Sync;
+
 /// What a resource's listing needs: its table, attributes, the filters it
 /// handles itself, and who may see what.
 pub(crate) struct Spec<'a> {
@@ -226,7 +231,7 @@ pub(crate) struct Spec<'a> {
     pub attributes: &'a [Attribute],
     /// A filter that is not a plain attribute: adds its clause and returns
     /// true, or false when the name is unknown.
-    pub special: &'a (dyn Fn(&str, &[String], &mut Clauses) -> Result<bool, NetworkError> + Sync),
+    pub special: &'a SpecialFilter,
     /// The visibility clause for a non-admin (None for an admin).
     pub visible: Option<&'a (dyn Fn(&mut Clauses) -> String + Sync)>,
     /// The NotFound of the resource (for a marker).

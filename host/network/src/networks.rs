@@ -141,6 +141,22 @@ impl NetworkService {
         new: &NewNetwork,
     ) -> Result<Network, NetworkError> {
         let project = self.owner_for(caller, new.project_id.as_deref())?;
+        let mut tx = self.begin_locked(&project, &[]).await?;
+        let network = self.insert_network(&mut tx, caller, new).await?;
+        tx.commit().await.map_err(novum_db::DbError::from)?;
+        tracing::info!(network = %network.id, project = %project, "network created");
+        Ok(network)
+    }
+
+    /// [`NetworkService::create_network`] in `conn`, a transaction
+    /// serialized on the quota lock of the network's project.
+    pub(crate) async fn insert_network(
+        &self,
+        conn: &mut AnyConnection,
+        caller: &Caller,
+        new: &NewNetwork,
+    ) -> Result<Network, NetworkError> {
+        let project = self.owner_for(caller, new.project_id.as_deref())?;
         admin_only(caller, new.shared == Some(true), "create_network:shared")?;
         admin_only(
             caller,
@@ -165,11 +181,10 @@ impl NetworkService {
         validate_mtu(mtu, MAX_MTU)?;
         validate_provider(&new.provider)?;
         let id = new_id();
-        let mut tx = self.begin_locked(&project, &[]).await?;
-        self.check_quota(&mut tx, &project, &[(QuotaResource::Network, 1)])
+        self.check_quota(conn, &project, &[(QuotaResource::Network, 1)])
             .await?;
         if new.is_default == Some(true)
-            && let Some(existing) = other_default(&mut tx, &id).await?
+            && let Some(existing) = other_default(conn, &id).await?
         {
             return Err(NetworkError::DefaultNetworkExists(existing));
         }
@@ -198,14 +213,11 @@ impl NetworkService {
         .bind(flag(new.port_security_enabled.unwrap_or(true)))
         .bind(flag(new.is_default.unwrap_or(false)))
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        let network = load(&mut tx, &id)
+        load(conn, &id)
             .await?
-            .ok_or_else(|| NetworkError::NetworkNotFound(id.clone()))?;
-        tx.commit().await.map_err(novum_db::DbError::from)?;
-        tracing::info!(network = %id, project = %project, "network created");
-        Ok(network)
+            .ok_or_else(|| NetworkError::NetworkNotFound(id.clone()))
     }
 
     /// The network `id` as `caller` sees it.

@@ -17,6 +17,17 @@ use crate::networks;
 use crate::quotas::QuotaResource;
 use crate::{NetworkService, check_length, flag, new_id, store};
 
+/// A new subnet, validated.
+pub(crate) struct PreparedSubnet {
+    name: String,
+    description: String,
+    net: IpNet,
+    gateway: Option<IpAddr>,
+    pools: Vec<Range>,
+    dns: Vec<String>,
+    routes: Vec<HostRoute>,
+}
+
 /// The IPv6 modes Neutron accepts.
 pub const IPV6_MODES: [&str; 3] = ["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
 
@@ -302,6 +313,40 @@ impl NetworkService {
         caller: &Caller,
         new: &NewSubnet,
     ) -> Result<Subnet, NetworkError> {
+        let prepared = self.prepare_subnet(new)?;
+        let mut conn = self.db.connection().await?;
+        let network = networks::visible(&mut conn, caller, &new.network_id).await?;
+        drop(conn);
+        let project = self.subnet_owner(caller, new, &network)?;
+        let mut tx = self.begin_locked(&project, &[&network.id]).await?;
+        let subnet = self
+            .insert_subnet(&mut tx, new, &prepared, &network, &project)
+            .await?;
+        tx.commit().await.map_err(novum_db::DbError::from)?;
+        tracing::info!(subnet = %subnet.id, network = %network.id, cidr = %subnet.cidr, "subnet created");
+        Ok(subnet)
+    }
+
+    /// The project a new subnet on `network` belongs to; only the network's
+    /// owner (or an admin) may add one.
+    pub(crate) fn subnet_owner(
+        &self,
+        caller: &Caller,
+        new: &NewSubnet,
+        network: &crate::model::Network,
+    ) -> Result<String, NetworkError> {
+        if !networks::owns(caller, network) {
+            return Err(NetworkError::PolicyNotAuthorized("create_subnet".into()));
+        }
+        match &new.project_id {
+            Some(project) => self.owner_for(caller, Some(project)),
+            None if caller.is_admin => Ok(network.project_id.clone()),
+            None => Ok(caller.project_id.clone()),
+        }
+    }
+
+    /// Validates a new subnet (no database).
+    pub(crate) fn prepare_subnet(&self, new: &NewSubnet) -> Result<PreparedSubnet, NetworkError> {
         let name = new.name.clone().unwrap_or_default();
         let description = new.description.clone().unwrap_or_default();
         check_length(&name)?;
@@ -338,23 +383,33 @@ impl NetworkService {
             &net.to_string(),
             self.config.max_subnet_host_routes,
         )?;
+        Ok(PreparedSubnet {
+            name,
+            description,
+            net,
+            gateway,
+            pools,
+            dns,
+            routes,
+        })
+    }
 
-        let mut conn = self.db.connection().await?;
-        let network = networks::visible(&mut conn, caller, &new.network_id).await?;
-        drop(conn);
-        if !networks::owns(caller, &network) {
-            return Err(NetworkError::PolicyNotAuthorized("create_subnet".into()));
-        }
-        let project = match &new.project_id {
-            Some(project) => self.owner_for(caller, Some(project))?,
-            None if caller.is_admin => network.project_id.clone(),
-            None => caller.project_id.clone(),
-        };
+    /// Inserts a prepared subnet of `project` on `network` in `conn`, a
+    /// transaction serialized on the project's quota and the network:
+    /// quota `subnet`, no overlap with the network's other subnets.
+    pub(crate) async fn insert_subnet(
+        &self,
+        conn: &mut AnyConnection,
+        new: &NewSubnet,
+        prepared: &PreparedSubnet,
+        network: &crate::model::Network,
+        project: &str,
+    ) -> Result<Subnet, NetworkError> {
+        let net = prepared.net;
         let id = new_id();
-        let mut tx = self.begin_locked(&project, &[&network.id]).await?;
-        self.check_quota(&mut tx, &project, &[(QuotaResource::Subnet, 1)])
+        self.check_quota(conn, project, &[(QuotaResource::Subnet, 1)])
             .await?;
-        for other in of_network(&mut tx, &network.id).await? {
+        for other in of_network(conn, &network.id).await? {
             let other_net = cidr_of(&other)?;
             if other_net.contains(&net.network()) || net.contains(&other_net.network()) {
                 return Err(invalid(format!(
@@ -370,33 +425,30 @@ impl NetworkService {
         )
         .bind(&id)
         .bind(&network.id)
-        .bind(&project)
-        .bind(&name)
-        .bind(&description)
+        .bind(project)
+        .bind(&prepared.name)
+        .bind(&prepared.description)
         .bind(i64::from(new.ip_version))
         .bind(net.to_string())
-        .bind(gateway.map(|gateway| gateway.to_string()))
+        .bind(prepared.gateway.map(|gateway| gateway.to_string()))
         .bind(flag(new.enable_dhcp.unwrap_or(true)))
         .bind(&new.ipv6_ra_mode)
         .bind(&new.ipv6_address_mode)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         write_children(
-            &mut tx,
+            conn,
             &id,
             new.ip_version,
-            Some(&pools),
-            Some(&dns),
-            Some(&routes),
+            Some(&prepared.pools),
+            Some(&prepared.dns),
+            Some(&prepared.routes),
         )
         .await?;
-        let subnet = load(&mut tx, &id)
+        load(conn, &id)
             .await?
-            .ok_or_else(|| NetworkError::SubnetNotFound(id.clone()))?;
-        tx.commit().await.map_err(novum_db::DbError::from)?;
-        tracing::info!(subnet = %id, network = %network.id, cidr = %net, "subnet created");
-        Ok(subnet)
+            .ok_or_else(|| NetworkError::SubnetNotFound(id.clone()))
     }
 
     /// The subnet `id` as `caller` sees it.

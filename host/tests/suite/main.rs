@@ -19,6 +19,7 @@ mod identity_api;
 mod images_api;
 mod input_validation;
 mod keypair_ids;
+mod network;
 mod notifications;
 mod openapi;
 mod pipeline;
