@@ -118,10 +118,15 @@ async fn versions_on(backend: &Backend) {
             format!("{PUBLIC_URL}/network/v2.0/")
         );
     }
+    let without_slash = app
+        .call(Method::GET, "/network/v2.0", None, Value::Null)
+        .await;
+    assert_eq!(without_slash.status, StatusCode::OK);
     let resources = app
         .call(Method::GET, "/network/v2.0/", None, Value::Null)
         .await;
     assert_eq!(resources.status, StatusCode::OK);
+    assert_eq!(resources.json, without_slash.json);
     let collections: Vec<&str> = resources.json["resources"]
         .as_array()
         .expect("resources")
@@ -1233,4 +1238,64 @@ async fn topology_on(backend: &Backend) {
     )
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.json);
+}
+
+#[tokio::test]
+async fn bulk_creates_are_all_or_nothing() {
+    on_backends!(bulk_on);
+}
+
+async fn bulk_on(backend: &Backend) {
+    let app = TestApp::start(backend).await;
+    let admin = app.admin_token().await;
+    let (_, _, member) = app
+        .project_user(&admin, "bulk", "bulk-user", "member")
+        .await;
+    let networks = post(
+        &app,
+        &member,
+        "/networks",
+        json!({"networks": [{"name": "bulk-1"}, {"name": "bulk-2"}]}),
+    )
+    .await;
+    assert_eq!(networks.status, StatusCode::CREATED, "{}", networks.json);
+    let made = networks.json["networks"].as_array().expect("networks");
+    assert_eq!(made.len(), 2);
+    let network_id = id_of(&made[0]);
+    let subnets = post(
+        &app,
+        &member,
+        "/subnets",
+        json!({"subnets": [{"network_id": network_id, "ip_version": 4, "cidr": "10.50.0.0/24"}]}),
+    )
+    .await;
+    assert_eq!(subnets.status, StatusCode::CREATED, "{}", subnets.json);
+    // The second port asks for the address the first takes: 409, and the
+    // first is undone.
+    let ports = post(
+        &app,
+        &member,
+        "/ports",
+        json!({"ports": [
+            {"network_id": network_id, "fixed_ips": [{"ip_address": "10.50.0.7"}]},
+            {"network_id": network_id, "fixed_ips": [{"ip_address": "10.50.0.7"}]},
+        ]}),
+    )
+    .await;
+    assert_neutron(&ports, StatusCode::CONFLICT, "IpAddressAlreadyAllocated");
+    let left = get(&app, &member, &format!("/ports?network_id={network_id}")).await;
+    assert_eq!(left.json["ports"], json!([]), "{}", left.json);
+    // A malformed item refuses the whole request before anything is made.
+    let malformed = post(
+        &app,
+        &member,
+        "/networks",
+        json!({"networks": [{"name": "bulk-3"}, {"colour": "red"}]}),
+    )
+    .await;
+    assert_neutron(&malformed, StatusCode::BAD_REQUEST, "HTTPBadRequest");
+    let named = get(&app, &member, "/networks?name=bulk-3").await;
+    assert_eq!(named.json["networks"], json!([]));
+    let empty = post(&app, &member, "/networks", json!({"networks": []})).await;
+    assert_neutron(&empty, StatusCode::BAD_REQUEST, "HTTPBadRequest");
 }

@@ -193,6 +193,20 @@ pub fn reply(status: StatusCode, key: &str, value: Value) -> Response {
     (status, axum::Json(Value::Object(body))).into_response()
 }
 
+/// The 201 of a create: `{"<resource>": {...}}`, or `{"<collection>":
+/// [...]}` for a bulk create.
+pub fn created(resource: &str, collection: &str, bulk: bool, mut items: Vec<Value>) -> Response {
+    if bulk {
+        reply(StatusCode::CREATED, collection, Value::Array(items))
+    } else {
+        reply(
+            StatusCode::CREATED,
+            resource,
+            items.pop().unwrap_or(Value::Null),
+        )
+    }
+}
+
 /// `value` (an object) limited to `fields` (all of it when empty).
 pub fn only_fields(value: Value, fields: &[String]) -> Value {
     if fields.is_empty() {
@@ -231,7 +245,11 @@ pub struct Attrs {
 impl Attrs {
     /// The object under `resource` in `bytes` (a JSON body).
     pub fn parse(bytes: &[u8], resource: &str) -> NetResult<Self> {
-        let body: Value = parse_body(bytes)?;
+        Self::of_body(parse_body(bytes)?, resource)
+    }
+
+    /// The object under `resource` in `body`.
+    fn of_body(body: Value, resource: &str) -> NetResult<Self> {
         let Value::Object(mut outer) = body else {
             return Err(NeutronFault(ApiError::bad_request(
                 "Body contains invalid data",
@@ -246,6 +264,41 @@ impl Attrs {
                 "Unable to find '{resource}' in request body"
             )))),
         }
+    }
+
+    /// The objects of a create body: `{"<resource>": {...}}`, or Neutron's
+    /// bulk form `{"<collection>": [{...}, ...]}` (then `true`).
+    pub fn parse_create(
+        bytes: &[u8],
+        resource: &str,
+        collection: &str,
+    ) -> NetResult<(Vec<Self>, bool)> {
+        let body: Value = parse_body(bytes)?;
+        if let Value::Object(outer) = &body
+            && let Some(items) = outer.get(collection)
+        {
+            let Value::Array(items) = items else {
+                return Err(NeutronFault(ApiError::bad_request(format!(
+                    "Invalid input for {collection}: it must be a list"
+                ))));
+            };
+            if items.is_empty() || outer.len() > 1 {
+                return Err(NeutronFault(ApiError::bad_request(format!(
+                    "Resources required: '{collection}' must be a non-empty list and alone in the body"
+                ))));
+            }
+            let mut all = Vec::with_capacity(items.len());
+            for item in items {
+                let Value::Object(map) = item else {
+                    return Err(NeutronFault(ApiError::bad_request(format!(
+                        "Invalid input for {collection}: each item must be an object"
+                    ))));
+                };
+                all.push(Self { map: map.clone() });
+            }
+            return Ok((all, true));
+        }
+        Ok((vec![Self::of_body(body, resource)?], false))
     }
 
     /// Whether `key` was given.

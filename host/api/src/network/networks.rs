@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    Attrs, ListQuery, NetAuth, NetResult, Pairs, Path, Query, id, neutron_time, render, reply,
-    show_fields,
+    Attrs, ListQuery, NetAuth, NetResult, Pairs, Path, Query, created, id, neutron_time, render,
+    reply, show_fields,
 };
 use crate::AppState;
 use novum_network::{Network, NetworkUpdate, NewNetwork, Provider};
@@ -94,9 +94,8 @@ async fn list_json(state: State<AppState>, net: NetAuth, params: Pairs) -> NetRe
     list(state, net, params).await
 }
 
-/// The network a create body asks for.
-fn new_network(bytes: &[u8]) -> NetResult<NewNetwork> {
-    let mut attrs = Attrs::parse(bytes, "network")?;
+/// The network a create body's object asks for.
+fn new_network(mut attrs: Attrs) -> NetResult<NewNetwork> {
     let new = NewNetwork {
         project_id: attrs.owner()?,
         name: attrs.string("name")?,
@@ -119,17 +118,37 @@ fn new_network(bytes: &[u8]) -> NetResult<NewNetwork> {
     Ok(new)
 }
 
-/// `POST /v2.0/networks`.
+/// `POST /v2.0/networks`, also in bulk (`{"networks": [...]}`: all are
+/// validated first; when one create fails, those made before it are
+/// deleted).
 #[utoipa::path(post, path = "/v2.0/networks", request_body = NetworkBody, responses((status = CREATED, description = "Created", body = NetworkBody), crate::openapi::NeutronFaults))]
 async fn create(State(state): State<AppState>, net: NetAuth, bytes: Bytes) -> NetResult<Response> {
     net.require_writer("create_network")?;
-    let new = new_network(&bytes)?;
-    let network = state.network.create_network(&net.caller, &new).await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        "network",
-        network_json(&network, net.is_admin()),
-    ))
+    let (bodies, bulk) = Attrs::parse_create(&bytes, "network", "networks")?;
+    let news = bodies
+        .into_iter()
+        .map(new_network)
+        .collect::<NetResult<Vec<_>>>()?;
+    let mut made: Vec<Network> = Vec::with_capacity(news.len());
+    for new in &news {
+        match state.network.create_network(&net.caller, new).await {
+            Ok(network) => made.push(network),
+            Err(error) => {
+                for network in &made {
+                    if let Err(undo) = state.network.delete_network(&net.caller, &network.id).await
+                    {
+                        tracing::warn!(network = %network.id, error = %undo, "bulk create: cannot undo");
+                    }
+                }
+                return Err(error.into());
+            }
+        }
+    }
+    let items = made
+        .iter()
+        .map(|network| network_json(network, net.is_admin()))
+        .collect();
+    Ok(created("network", "networks", bulk, items))
 }
 
 /// `POST /v2.0/networks.json`.

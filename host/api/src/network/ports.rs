@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    Attrs, ListQuery, NetAuth, NetResult, NeutronFault, Pairs, Path, Query, id, neutron_time,
-    render, reply, show_fields,
+    Attrs, ListQuery, NetAuth, NetResult, NeutronFault, Pairs, Path, Query, created, id,
+    neutron_time, render, reply, show_fields,
 };
 use crate::AppState;
 use crate::fault::ApiError;
@@ -139,9 +139,8 @@ async fn list_json(state: State<AppState>, net: NetAuth, params: Pairs) -> NetRe
     list(state, net, params).await
 }
 
-/// The port a create body asks for.
-fn new_port(bytes: &[u8]) -> NetResult<NewPort> {
-    let mut attrs = Attrs::parse(bytes, "port")?;
+/// The port a create body's object asks for.
+fn new_port(mut attrs: Attrs) -> NetResult<NewPort> {
     let network_id = attrs.string("network_id")?.ok_or_else(|| {
         NeutronFault(ApiError::bad_request(
             "Failed to parse request. Required attribute 'network_id' not specified",
@@ -168,17 +167,35 @@ fn new_port(bytes: &[u8]) -> NetResult<NewPort> {
     Ok(new)
 }
 
-/// `POST /v2.0/ports`.
+/// `POST /v2.0/ports`, also in bulk (`{"ports": [...]}`, undone as
+/// networks are).
 #[utoipa::path(post, path = "/v2.0/ports", request_body = PortBody, responses((status = CREATED, description = "Created", body = PortBody), crate::openapi::NeutronFaults))]
 async fn create(State(state): State<AppState>, net: NetAuth, bytes: Bytes) -> NetResult<Response> {
     net.require_writer("create_port")?;
-    let new = new_port(&bytes)?;
-    let port = state.network.create_port(&net.caller, &new).await?;
-    Ok(reply(
-        StatusCode::CREATED,
-        "port",
-        port_json(&port, net.is_admin()),
-    ))
+    let (bodies, bulk) = Attrs::parse_create(&bytes, "port", "ports")?;
+    let news = bodies
+        .into_iter()
+        .map(new_port)
+        .collect::<NetResult<Vec<_>>>()?;
+    let mut made: Vec<Port> = Vec::with_capacity(news.len());
+    for new in &news {
+        match state.network.create_port(&net.caller, new).await {
+            Ok(port) => made.push(port),
+            Err(error) => {
+                for port in &made {
+                    if let Err(undo) = state.network.delete_port(&net.caller, &port.id).await {
+                        tracing::warn!(port = %port.id, error = %undo, "bulk create: cannot undo");
+                    }
+                }
+                return Err(error.into());
+            }
+        }
+    }
+    let items = made
+        .iter()
+        .map(|port| port_json(port, net.is_admin()))
+        .collect();
+    Ok(created("port", "ports", bulk, items))
 }
 
 /// `POST /v2.0/ports.json`.

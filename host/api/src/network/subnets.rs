@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    Attrs, ListQuery, NetAuth, NetResult, NeutronFault, Pairs, Path, Query, id, neutron_time,
-    render, reply, show_fields,
+    Attrs, ListQuery, NetAuth, NetResult, NeutronFault, Pairs, Path, Query, created, id,
+    neutron_time, render, reply, show_fields,
 };
 use crate::AppState;
 use crate::fault::ApiError;
@@ -118,9 +118,8 @@ async fn list_json(state: State<AppState>, net: NetAuth, params: Pairs) -> NetRe
     list(state, net, params).await
 }
 
-/// The subnet a create body asks for.
-fn new_subnet(bytes: &[u8]) -> NetResult<NewSubnet> {
-    let mut attrs = Attrs::parse(bytes, "subnet")?;
+/// The subnet a create body's object asks for.
+fn new_subnet(mut attrs: Attrs) -> NetResult<NewSubnet> {
     let network_id = attrs.string("network_id")?.ok_or_else(|| {
         NeutronFault(ApiError::bad_request(
             "Failed to parse request. Required attribute 'network_id' not specified",
@@ -187,13 +186,36 @@ fn new_subnet(bytes: &[u8]) -> NetResult<NewSubnet> {
     Ok(new)
 }
 
-/// `POST /v2.0/subnets`.
+/// `POST /v2.0/subnets`, also in bulk (`{"subnets": [...]}`, undone
+/// as networks are).
 #[utoipa::path(post, path = "/v2.0/subnets", request_body = SubnetBody, responses((status = CREATED, description = "Created", body = SubnetBody), crate::openapi::NeutronFaults))]
 async fn create(State(state): State<AppState>, net: NetAuth, bytes: Bytes) -> NetResult<Response> {
     net.require_writer("create_subnet")?;
-    let new = new_subnet(&bytes)?;
-    let subnet = state.network.create_subnet(&net.caller, &new).await?;
-    Ok(reply(StatusCode::CREATED, "subnet", subnet_json(&subnet)))
+    let (bodies, bulk) = Attrs::parse_create(&bytes, "subnet", "subnets")?;
+    let news = bodies
+        .into_iter()
+        .map(new_subnet)
+        .collect::<NetResult<Vec<_>>>()?;
+    let mut made: Vec<Subnet> = Vec::with_capacity(news.len());
+    for new in &news {
+        match state.network.create_subnet(&net.caller, new).await {
+            Ok(subnet) => made.push(subnet),
+            Err(error) => {
+                for subnet in &made {
+                    if let Err(undo) = state.network.delete_subnet(&net.caller, &subnet.id).await {
+                        tracing::warn!(subnet = %subnet.id, error = %undo, "bulk create: cannot undo");
+                    }
+                }
+                return Err(error.into());
+            }
+        }
+    }
+    Ok(created(
+        "subnet",
+        "subnets",
+        bulk,
+        made.iter().map(subnet_json).collect(),
+    ))
 }
 
 /// `POST /v2.0/subnets.json`.

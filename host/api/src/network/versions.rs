@@ -195,6 +195,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(versions))
         .routes(routes!(version_resources))
+        .routes(routes!(version_resources_without_slash))
         .routes(routes!(list_extensions))
         .routes(routes!(list_extensions_json))
         .routes(routes!(show_extension))
@@ -230,6 +231,17 @@ pub async fn versions_with_slash(State(state): State<AppState>) -> Response {
 /// `GET /network/v2.0/`: the collections served.
 #[utoipa::path(get, path = "/v2.0/", security(()), responses((status = OK, description = "The resources", body = NetworkResources)))]
 async fn version_resources(State(state): State<AppState>) -> Response {
+    resources_document(&state)
+}
+
+/// `GET /network/v2.0`: the same.
+#[utoipa::path(get, path = "/v2.0", security(()), responses((status = OK, description = "The resources", body = NetworkResources)))]
+async fn version_resources_without_slash(State(state): State<AppState>) -> Response {
+    resources_document(&state)
+}
+
+/// The collections served, with their links.
+fn resources_document(state: &AppState) -> Response {
     let base = format!(
         "{}/network/{NETWORK_VERSION}",
         state.config.public_base_url()
