@@ -1225,7 +1225,7 @@ async fn topology_on(backend: &Backend) {
     .await;
     assert_eq!(
         dry_run.json,
-        json!({"auto_allocated_topology": {"dry-run": "pass"}})
+        json!({"auto_allocated_topology": {"id": "dry-run=pass", "tenant_id": project, "project_id": project}})
     );
     let foreign = get(&app, &member, &format!("/auto-allocated-topology/{other}")).await;
     assert_neutron(&foreign, StatusCode::FORBIDDEN, "NotAuthorized");

@@ -22,9 +22,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// `GET /v2.0/auto-allocated-topology/{project_id}`: `{"id": <network>,
-/// "tenant_id", "project_id"}`; with `fields=dry-run` only the check
-/// (`{"dry-run": "pass"}`), as `openstack network auto allocated topology
-/// create --check-resources` asks. 409 `AutoAllocationFailure` without a
+/// "tenant_id", "project_id"}`; with `fields=dry-run` only the check, answered
+/// as Neutron does (`{"id": "dry-run=pass", ...}`), which `openstack network
+/// auto allocated topology create --check-resources` reads. 409 `AutoAllocationFailure` without a
 /// default network.
 #[utoipa::path(get, path = "/v2.0/auto-allocated-topology/{project_id}", params(("project_id" = String, Path, description = "The project id")), responses((status = OK, description = "Success", body = AutoAllocatedTopologyBody), crate::openapi::NeutronFaults))]
 async fn show(
@@ -42,7 +42,11 @@ async fn show(
         return Ok(reply(
             StatusCode::OK,
             "auto_allocated_topology",
-            json!({"dry-run": "pass"}),
+            json!({
+                "id": "dry-run=pass",
+                "tenant_id": topology.project_id,
+                "project_id": topology.project_id,
+            }),
         ));
     }
     Ok(reply(
