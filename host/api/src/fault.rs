@@ -1,6 +1,8 @@
 //! API errors and their wire shapes: Nova's fault body
 //! (`{"itemNotFound": {"code": 404, "message": "..."}}`), Keystone's error body
-//! (`{"error": {"code": 401, "title": "Unauthorized", "message": "..."}}`).
+//! (`{"error": {"code": 401, "title": "Unauthorized", "message": "..."}}`),
+//! Neutron's (`{"NeutronError": {"type": "NetworkNotFound", "message": "...",
+//! "detail": ""}}`).
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,30 @@ pub enum FaultStyle {
     Keystone,
     /// The agent RPC: `{"error": "<message>"}` (`novum_wire::ErrorBody`).
     AgentRpc,
+    /// Network API: `{"NeutronError": {"type", "message", "detail"}}`; the
+    /// type is Neutron's exception name (`NetworkNotFound`, `OverQuota`), or
+    /// when `None` the webob name of the status (`HTTPBadRequest`,
+    /// `HTTPUnauthorized`, ...), as Neutron answers errors raised outside
+    /// its plugins.
+    Neutron(Option<&'static str>),
+}
+
+/// The webob exception name Neutron gives an error of `status` that no
+/// Neutron exception names (a malformed body, a missing token).
+pub fn neutron_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "HTTPBadRequest",
+        401 => "HTTPUnauthorized",
+        403 => "HTTPForbidden",
+        404 => "HTTPNotFound",
+        405 => "HTTPMethodNotAllowed",
+        409 => "HTTPConflict",
+        413 => "HTTPRequestEntityTooLarge",
+        415 => "HTTPUnsupportedMediaType",
+        501 => "HTTPNotImplemented",
+        503 => "HTTPServiceUnavailable",
+        _ => "HTTPInternalServerError",
+    }
 }
 
 /// An error answered to an API client. Build it with the constructors; an
@@ -100,6 +126,10 @@ impl ApiError {
         self.style = style;
         self
     }
+    /// The service whose shape the error takes.
+    pub fn style(&self) -> FaultStyle {
+        self.style
+    }
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -146,6 +176,11 @@ impl IntoResponse for ApiError {
             FaultStyle::AgentRpc => json!(novum_wire::ErrorBody {
                 error: self.message
             }),
+            FaultStyle::Neutron(kind) => json!({"NeutronError": {
+                "type": kind.unwrap_or_else(|| neutron_type(self.status)),
+                "message": self.message,
+                "detail": "",
+            }}),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(retry_after) = self.retry_after {

@@ -2,7 +2,8 @@
 //! the path or the query string is a 400, a body over
 //! [`MAX_REQUEST_BODY_BYTES`] a 413 (Nova's `max_request_body_size`), both
 //! in the fault shape of the API asked (Keystone's under `/identity`, the
-//! agent RPC's under `/rpc/v1`, Nova's elsewhere). Image data uploads stream past the body limit (they have their
+//! agent RPC's under `/rpc/v1`, Neutron's under `/network`, Nova's
+//! elsewhere). Image data uploads stream past the body limit (they have their
 //! own, `[images] max_image_size_mb`), and so does the agent RPC.
 
 use std::future::poll_fn;
@@ -35,6 +36,8 @@ fn style_of(path: &str) -> FaultStyle {
         FaultStyle::Keystone
     } else if path.starts_with(novum_wire::API_PREFIX) {
         FaultStyle::AgentRpc
+    } else if path == "/network" || path.starts_with("/network/") {
+        FaultStyle::Neutron(None)
     } else {
         FaultStyle::Nova
     }

@@ -332,15 +332,16 @@ fn stable_id(parts: &[&str]) -> String {
 }
 
 /// The services in the catalog: (type, name, path under the public URL).
-const SERVICES: [(&str, &str, &str); 3] = [
+const SERVICES: [(&str, &str, &str); 4] = [
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
+    ("network", "neutron", "/network"),
 ];
 
 const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
 
-/// The service catalog: identity, compute and image, each with public,
+/// The service catalog: identity, compute, image and network, each with public,
 /// internal and admin endpoints in the configured region.
 pub fn catalog(config: &Config) -> Value {
     let public = config.public_base_url();

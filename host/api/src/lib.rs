@@ -1,5 +1,5 @@
-//! The HTTP API: one axum router (`app`) for the Compute v2.1, Identity v3 and
-//! Image v2 subsets, the agent RPC and novum's admin endpoints. Handlers
+//! The HTTP API: one axum router (`app`) for the Compute v2.1, Identity v3,
+//! Image v2 and Network v2.0 subsets, the agent RPC and novum's admin endpoints. Handlers
 //! validate and authorize, then call into the domain; they hold no business
 //! logic and no SQL (this crate does not depend on sqlx): they parse,
 //! authorize, call the conductor, a `store` repository or a domain crate, and
@@ -18,6 +18,7 @@ pub mod guard;
 pub mod identity;
 pub mod images;
 pub mod microversion;
+pub mod network;
 pub mod notifications;
 pub mod openapi;
 pub mod plugins;
@@ -115,6 +116,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::compute::versions::root_with_slash))
         .nest(novum_wire::API_PREFIX, crate::rpc::routes())
         .nest("/image", images::routes())
+        .nest("/network", network::routes())
+        .routes(routes!(network::versions::versions_with_slash))
         .merge(notifications::routes())
         .merge(crate::plugins::routes())
         .routes(routes!(openapi::document))

@@ -11,7 +11,8 @@
 //! [`envelope!`]. Every error is documented as `4XX` (or the one 5xx a handler
 //! answers on purpose) with the fault body of its API: [`NovaFault`] for
 //! compute, image and novum's own endpoints, [`KeystoneFault`] for identity,
-//! the agent RPC's [`novum_wire::ErrorBody`].
+//! [`NeutronFault`] for the network API, the agent RPC's
+//! [`novum_wire::ErrorBody`].
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -61,7 +62,7 @@ pub fn finish(mut document: OpenApi) -> OpenApi {
     document.info.title = TITLE.to_string();
     document.info.version = env!("CARGO_PKG_VERSION").to_string();
     document.info.description = Some(
-        "The OpenStack Compute API v2.1, the Identity v3 and Image v2 subsets, \
+        "The OpenStack Compute API v2.1, the Identity v3, Image v2 and Network v2.0 subsets, \
          the agent RPC and novum's own endpoints, generated from the handlers."
             .to_string(),
     );
@@ -215,6 +216,36 @@ pub struct KeystoneFaults;
 impl IntoResponses for KeystoneFaults {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         fault_responses::<KeystoneFault>("A client error, as a Keystone error")
+    }
+}
+
+/// Neutron's error details.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NeutronErrorDetails {
+    /// Neutron's exception name (`NetworkNotFound`, `HTTPBadRequest`, ...).
+    r#type: String,
+    /// What went wrong.
+    message: String,
+    /// Always empty.
+    detail: String,
+}
+
+/// Neutron's error body: `{"NeutronError": {"type", "message", "detail"}}`.
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct NeutronFault {
+    /// The error.
+    #[schema(inline)]
+    NeutronError: NeutronErrorDetails,
+}
+
+/// Marker for the network API's errors (Neutron's error body).
+pub struct NeutronFaults;
+
+impl IntoResponses for NeutronFaults {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        fault_responses::<NeutronFault>("A client error, as a Neutron error")
     }
 }
 

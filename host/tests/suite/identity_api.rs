@@ -95,7 +95,7 @@ async fn password_token_on(backend: &Backend) {
     );
     assert!(token["issued_at"].is_string());
     assert_eq!(token["audit_ids"].as_array().map(Vec::len), Some(1));
-    // The catalog: identity, compute, image; public/internal/admin each.
+    // The catalog: identity, compute, image, network; public/internal/admin each.
     let catalog = token["catalog"].as_array().expect("catalog");
     let url_of = |kind: &str, interface: &str| {
         catalog
@@ -126,8 +126,12 @@ async fn password_token_on(backend: &Backend) {
             url_of("image", interface),
             Some(format!("{PUBLIC_URL}/image"))
         );
+        assert_eq!(
+            url_of("network", interface),
+            Some(format!("{PUBLIC_URL}/network"))
+        );
     }
-    assert_eq!(catalog.len(), 3);
+    assert_eq!(catalog.len(), 4);
 
     // By ids: user id, project id, domain by id.
     let user_id = token["user"]["id"].as_str().expect("user id");
@@ -926,7 +930,7 @@ async fn catalog_on(backend: &Backend) {
         )
         .await;
     assert_eq!(catalog.status, StatusCode::OK);
-    assert_eq!(catalog.json["catalog"].as_array().map(Vec::len), Some(3));
+    assert_eq!(catalog.json["catalog"].as_array().map(Vec::len), Some(4));
     let endpoints = app
         .call(
             Method::GET,
@@ -937,7 +941,7 @@ async fn catalog_on(backend: &Backend) {
         .await;
     assert_eq!(
         endpoints.json["endpoints"].as_array().map(Vec::len),
-        Some(9)
+        Some(12)
     );
     let services = app
         .call(

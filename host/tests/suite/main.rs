@@ -20,6 +20,7 @@ mod images_api;
 mod input_validation;
 mod keypair_ids;
 mod network;
+mod network_api;
 mod notifications;
 mod openapi;
 mod pipeline;

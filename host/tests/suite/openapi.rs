@@ -95,6 +95,7 @@ async fn every_documented_operation_is_answered_by_its_route() {
         "/compute/v2.1/",
         "/identity/v3/",
         "/image/v2/",
+        "/network/v2.0/",
         "/rpc/v1/",
         "/novum/v1/",
     ] {
@@ -206,7 +207,7 @@ async fn malformed_paths_and_query_strings_get_the_apis_fault_body() {
     let backend = backends().await.remove(0);
     let app = TestApp::start(&backend).await;
     let admin = app.admin_token().await;
-    let cases: [(&str, &str); 8] = [
+    let cases: [(&str, &str); 10] = [
         (
             "/compute/v2.1/flavors?is_public=a&is_public=b",
             "badRequest",
@@ -220,6 +221,8 @@ async fn malformed_paths_and_query_strings_get_the_apis_fault_body() {
         ("/compute/v2.1/os-quota-sets/%FF", "badRequest"),
         ("/image/v2/images/%FF", "badRequest"),
         ("/identity/v3/users/%FF", "error"),
+        ("/network/v2.0/networks/%FF", "NeutronError"),
+        ("/network/v2.0/networks?limit=1&limit=x", "NeutronError"),
         ("/rpc/v1/agents/host/tasks?wait=-1", "error"),
     ];
     for (path, fault_key) in cases {

@@ -4,6 +4,7 @@
 mod agent_process;
 mod crate_boundaries;
 mod login_flood;
+mod network_cli;
 mod notifications_e2e;
 mod openstack_cli;
 mod plugin_cli;

@@ -1,8 +1,9 @@
 //! Quotas with the real `openstack` CLI against the real `novum serve` (one
 //! embedded compute host): `quota show`, `quota set --instances 20` (sent at
 //! compute microversion 2.56), `quota show --usage`, and `limits show
-//! --absolute` with the limits and the counts in use. novum has no network or
-//! volume service in its catalog, so the CLI asks only for compute quotas.
+//! --absolute` with the limits and the counts in use. The network quotas the
+//! CLI also asks for (the catalog has a network service) are
+//! `network_cli`'s subject; there is no volume service.
 
 use novum_tests::{Cloud, openstack, openstack_json};
 use serde_json::Value;
