@@ -173,9 +173,17 @@ impl Db {
         Ok(self.pool.acquire().await?)
     }
 
-    /// A read transaction (or a write that cannot race: single-row updates).
+    /// A transaction (reads, or writes that cannot race: single-row
+    /// updates). SQLite: `BEGIN IMMEDIATE` as well — a deferred transaction
+    /// that reads and then writes fails at once with "database is locked"
+    /// (SQLITE_BUSY, no busy wait) when another connection wrote in between;
+    /// taking the write lock at the start makes it wait its turn instead.
+    /// Never hold one while opening another on the same database.
     pub async fn begin(&self) -> Result<Tx, DbError> {
-        Ok(self.pool.begin().await?)
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.pool.begin().await?),
+        }
     }
 
     /// A transaction that serializes with every other `begin_serialized` on the

@@ -4,7 +4,7 @@
 //! Tokens are Fernet tokens ([`keys`], [`token`]) naming the user and the
 //! project; every validation re-reads the user, the project and the role
 //! assignments ([`store`]), so changes take effect at once. At first start the
-//! admin project, the admin user and the roles admin, member and reader are
+//! admin project, the admin user and the roles admin, manager, member and reader are
 //! created ([`Identity::new`]).
 //!
 //! The HTTP handlers are in the novum crate's `api::identity`; what fails

@@ -11,8 +11,9 @@ pub const DEFAULT_DOMAIN_ID: &str = "default";
 /// The name of the one domain.
 pub const DEFAULT_DOMAIN_NAME: &str = "Default";
 /// The roles created at first start, each implying the next
-/// (admin ⊃ member ⊃ reader), as Keystone's bootstrap creates them.
-pub const DEFAULT_ROLES: [&str; 3] = ["admin", "member", "reader"];
+/// (admin ⊃ manager ⊃ member ⊃ reader), as Keystone's bootstrap (2024.2 on)
+/// creates them.
+pub const DEFAULT_ROLES: [&str; 4] = ["admin", "manager", "member", "reader"];
 
 /// A project.
 #[derive(Clone, Debug, PartialEq)]

@@ -84,8 +84,8 @@ async fn password_token_on(backend: &Backend) {
     roles.sort_unstable();
     assert_eq!(
         roles,
-        ["admin", "member", "reader"],
-        "admin implies member and reader"
+        ["admin", "manager", "member", "reader"],
+        "admin implies manager, member and reader"
     );
     assert!(token["roles"][0]["id"].is_string());
     assert!(

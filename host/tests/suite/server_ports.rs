@@ -196,6 +196,48 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
     assert_eq!(address["OS-EXT-IPS:type"], "fixed");
     assert_eq!(address["OS-EXT-IPS-MAC:mac_addr"], interface.mac_address);
     assert_eq!(server["security_groups"], json!([{"name": "default"}]));
+    // Nova's `ip` filter: a regular expression searched in the addresses.
+    for (query, expected) in [
+        ("192.168.10.50", 1),
+        ("%5E192%5C.168%5C.10%5C.", 1),
+        ("10.9.", 0),
+    ] {
+        let (status, body) = cloud
+            .call(
+                Some("member"),
+                "GET",
+                &format!("/compute/v2.1/servers?ip={query}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["servers"].as_array().map(Vec::len),
+            Some(expected),
+            "ip={query}: {body}"
+        );
+    }
+    // Before 2.75 an update answers without the extended attributes.
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "PUT",
+            &format!("/compute/v2.1/servers/{web}"),
+            Some(json!({"server": {"name": "web"}})),
+            Some("2.1"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["server"].get("security_groups").is_none(), "{body}");
+    assert!(
+        body["server"].get("OS-EXT-STS:vm_state").is_none(),
+        "{body}"
+    );
+    assert_eq!(
+        body["server"]["addresses"]["net1"][0]["addr"],
+        "192.168.10.50"
+    );
     let port_id = interface.port_id.to_string();
     let port = cloud
         .state

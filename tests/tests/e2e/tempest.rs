@@ -15,36 +15,12 @@ use novum_tests::{ADMIN_PASSWORD, Cloud, openstack_cli};
 /// `--include-list`). Tests that need what novum lacks are skipped by the
 /// feature flags in [`tempest_conf`] or excluded in [`EXCLUDE`].
 const INCLUDE: &[&str] = &[
-    r"^tempest\.api\.compute\.test_versions\.",
-    r"^tempest\.api\.compute\.test_quotas\.",
-    r"^tempest\.api\.compute\.flavors\.",
-    r"^tempest\.api\.compute\.keypairs\.",
-    r"^tempest\.api\.compute\.limits\.",
-    r"^tempest\.api\.compute\.admin\.test_aggregates_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_availability_zone\.",
-    r"^tempest\.api\.compute\.admin\.test_availability_zone_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_create_server\.",
-    r"^tempest\.api\.compute\.admin\.test_delete_server\.",
-    r"^tempest\.api\.compute\.admin\.test_flavors\.",
-    r"^tempest\.api\.compute\.admin\.test_flavors_access\.",
-    r"^tempest\.api\.compute\.admin\.test_flavors_access_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_flavors_extra_specs\.",
-    r"^tempest\.api\.compute\.admin\.test_flavors_extra_specs_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_flavors_microversions\.",
-    r"^tempest\.api\.compute\.admin\.test_hypervisor\.",
-    r"^tempest\.api\.compute\.admin\.test_hypervisor_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_quotas\.",
-    r"^tempest\.api\.compute\.admin\.test_quotas_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_servers_negative\.",
-    r"^tempest\.api\.compute\.admin\.test_servers_on_multinodes\.",
-    r"^tempest\.api\.compute\.admin\.test_services\.",
-    r"^tempest\.api\.compute\.admin\.test_services_negative\.",
-    r"^tempest\.api\.compute\.servers\.test_availability_zone\.",
-    r"^tempest\.api\.compute\.servers\.test_create_server\.",
-    r"^tempest\.api\.compute\.servers\.test_list_server_filters\.",
-    r"^tempest\.api\.compute\.servers\.test_multiple_create_negative\.",
-    r"^tempest\.api\.compute\.servers\.test_server_actions\.",
-    r"^tempest\.api\.compute\.servers\.test_servers_microversions\.",
+    r"^tempest\.api\.compute\.",
+    r"^tempest\.api\.network\.test_networks\.",
+    r"^tempest\.api\.network\.test_networks_negative\.",
+    r"^tempest\.api\.network\.test_ports\.",
+    r"^tempest\.api\.network\.test_security_groups\.",
+    r"^tempest\.api\.network\.test_security_groups_negative\.",
 ];
 
 /// Tests in [`INCLUDE`] that novum does not pass, each for a reason given
@@ -76,7 +52,13 @@ fn tempest_bin() -> Option<PathBuf> {
 /// Tempest's configuration for `cloud`: dynamic credentials through the
 /// admin, the two images, the default flavors, and the features novum lacks
 /// turned off.
-fn tempest_conf(cloud: &Cloud, workspace: &Path, image: &str, image_alt: &str) -> String {
+fn tempest_conf(
+    cloud: &Cloud,
+    workspace: &Path,
+    image: &str,
+    image_alt: &str,
+    extensions: &str,
+) -> String {
     let url = &cloud.url;
     let dir = workspace.display();
     format!(
@@ -106,6 +88,7 @@ image_ref = {image}
 image_ref_alt = {image_alt}
 flavor_ref = 1
 flavor_ref_alt = 2
+fixed_network_name = shared
 build_timeout = 60
 build_interval = 1
 min_compute_nodes = 2
@@ -121,7 +104,7 @@ snapshot = false
 rescue = false
 cold_migration = false
 live_migration = false
-interface_attach = false
+interface_attach = true
 personality = false
 change_password = false
 metadata_service = false
@@ -136,15 +119,44 @@ disk_config = false
 [service_available]
 nova = true
 glance = true
-neutron = false
+neutron = true
 cinder = false
 swift = false
 placement = false
+
+[network]
+project_network_cidr = 10.100.0.0/16
+project_network_mask_bits = 28
+shared_physical_network = false
+
+[network-feature-enabled]
+api_extensions = {extensions}
+ipv6 = true
+port_security = true
 
 [validation]
 run_validation = false
 "#
     )
+}
+
+/// The aliases of the Network API extensions `cloud` serves, comma
+/// separated (Tempest skips the tests of any other).
+fn network_extensions(cloud: &Cloud, token: &str) -> anyhow::Result<String> {
+    let listed: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/network/v2.0/extensions", cloud.url))
+        .header("x-auth-token", token)
+        .send()?
+        .error_for_status()?
+        .json()?;
+    let aliases: Vec<&str> = listed["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|extension| extension["alias"].as_str())
+        .collect();
+    anyhow::ensure!(!aliases.is_empty(), "no network extensions: {listed}");
+    Ok(aliases.join(","))
 }
 
 /// The lines of Tempest's output worth showing: the totals and every failure
@@ -198,7 +210,13 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
     }
     std::fs::write(
         workspace.join("etc/tempest.conf"),
-        tempest_conf(&cloud, &workspace, &image, &image_alt),
+        tempest_conf(
+            &cloud,
+            &workspace,
+            &image,
+            &image_alt,
+            &network_extensions(&cloud, &token)?,
+        ),
     )?;
     std::fs::write(workspace.join("include.txt"), INCLUDE.join("\n") + "\n")?;
     std::fs::write(workspace.join("exclude.txt"), EXCLUDE.join("\n") + "\n")?;
@@ -219,7 +237,7 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
             "--exclude-list",
             "exclude.txt",
             "--concurrency",
-            "1",
+            "2",
         ])
         .current_dir(&workspace)
         .env("PATH", path)

@@ -296,10 +296,49 @@ struct ListQuery {
     availability_zone: Option<String>,
     deleted: Option<String>,
     sort_dir: Option<String>,
+    /// A regular expression an IPv4 address of the server matches.
+    ip: Option<String>,
+    /// A regular expression an IPv6 address of the server matches.
+    ip6: Option<String>,
     /// `limit` and `marker`.
     #[serde(flatten)]
     #[param(inline, required = false)]
     page: Page,
+}
+
+/// The servers with an address matching the `ip` (IPv4) and `ip6` (IPv6)
+/// filters, regular expressions searched in the address as Nova does.
+async fn with_matching_address(
+    state: &AppState,
+    servers: Vec<Instance>,
+    query: &ListQuery,
+) -> ApiResult<Vec<Instance>> {
+    let filters: Vec<(u8, NameFilter)> = [(4, &query.ip), (6, &query.ip6)]
+        .into_iter()
+        .filter_map(|(version, pattern)| {
+            pattern
+                .as_deref()
+                .map(|pattern| (version, NameFilter::new(pattern)))
+        })
+        .collect();
+    let mut kept = Vec::new();
+    for server in servers {
+        let ports = state
+            .network
+            .instance_ports(&server.uuid)
+            .await
+            .map_err(super::common::network_fault)?;
+        let matches = filters.iter().all(|(version, filter)| {
+            ports
+                .iter()
+                .flat_map(|port| &port.ips)
+                .any(|ip| ip.version == *version && filter.matches(&ip.address))
+        });
+        if matches {
+            kept.push(server);
+        }
+    }
+    Ok(kept)
 }
 
 fn parse_time(name: &str, text: &str) -> ApiResult<String> {
@@ -420,6 +459,9 @@ async fn list(
                 .is_none_or(|zone| instance.availability_zone.as_ref() == Some(zone))
         })
         .collect();
+    if query.ip.is_some() || query.ip6.is_some() {
+        servers = with_matching_address(state, servers, &query).await?;
+    }
     if query.sort_dir.as_deref() == Some("asc") {
         servers.reverse();
     }
@@ -814,14 +856,43 @@ async fn update(
     let host_statuses =
         shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
     let networking = server_networks::of_server(&state, &instance.uuid).await?;
-    Ok(Json(json!({"server": detail_view(
+    let mut view = detail_view(
         &state,
         &auth,
         version,
         &instance,
         host_statuses.as_ref(),
         &networking,
-    )})))
+    );
+    if !version.at_least(UPDATE_SHOWS_ALL_SINCE)
+        && let Some(fields) = view.as_object_mut()
+    {
+        fields.retain(|key, _| !only_in_show(key));
+    }
+    Ok(Json(json!({ "server": view })))
+}
+
+/// From 2.75 a server update answers every field a show does; before, the
+/// extended attributes are left out.
+const UPDATE_SHOWS_ALL_SINCE: u16 = 75;
+
+/// The fields Nova's server update leaves out before 2.75.
+fn only_in_show(key: &str) -> bool {
+    [
+        "OS-EXT-AZ:",
+        "OS-EXT-STS:",
+        "OS-SRV-USG:",
+        "OS-EXT-SRV-ATTR:",
+    ]
+    .iter()
+    .any(|prefix| key.starts_with(prefix))
+        || matches!(
+            key,
+            "config_drive"
+                | "key_name"
+                | "os-extended-volumes:volumes_attached"
+                | "security_groups"
+        )
 }
 
 #[utoipa::path(delete, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::fault::ApiError))]
