@@ -12,3 +12,4 @@ mod quota_cli;
 mod restart_e2e;
 mod schemathesis;
 mod tempest;
+mod tempest_network;
