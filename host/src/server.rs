@@ -45,6 +45,13 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
     let quota = Arc::new(Quota::new(db.clone(), config.quota.clone(), quota_policies));
     let hooks =
         novum_notify::sink::hook::load(plugins.engine(), &config.notifications, &config.plugins)?;
+
+    let network = novum_network::NetworkService::new(db.clone(), config.network.clone())?;
+    let admin_project =
+        novum_identity::store::get_project_by_name(&db, &config.identity.admin_project)
+            .await?
+            .with_context(|| format!("admin project {} missing", config.identity.admin_project))?;
+    novum_network::ensure_default_network(&db, &config.network, &admin_project.id).await?;
     let conductor = Conductor::new(
         db.clone(),
         &config.host,
@@ -52,13 +59,8 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         config.scheduler.clone(),
         plugins,
         Arc::clone(&quota),
+        network.clone(),
     );
-    let network = novum_network::NetworkService::new(db.clone(), config.network.clone())?;
-    let admin_project =
-        novum_identity::store::get_project_by_name(&db, &config.identity.admin_project)
-            .await?
-            .with_context(|| format!("admin project {} missing", config.identity.admin_project))?;
-    novum_network::ensure_default_network(&db, &config.network, &admin_project.id).await?;
     if config.compute.default_flavors {
         novum_compute::store::flavors::ensure_defaults(&db).await?;
     }

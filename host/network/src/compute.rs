@@ -148,19 +148,7 @@ impl NetworkService {
             self.ensure_default_security_group(&project).await?;
         }
         let mut conn = self.db.connection().await?;
-        let mut network_ids = Vec::new();
-        for request in requests {
-            match request {
-                InstancePortRequest::Network { network_id, .. } => {
-                    network_ids.push(network_id.clone())
-                }
-                InstancePortRequest::Port { port_id } => {
-                    if let Some(port) = ports::load(&mut conn, port_id).await? {
-                        network_ids.push(port.network_id);
-                    }
-                }
-            }
-        }
+        let network_ids = self.networks_of_requests(&mut conn, requests).await?;
         drop(conn);
         let locked: Vec<&str> = network_ids.iter().map(String::as_str).collect();
         let mut tx = self.begin_locked(&project, &locked).await?;
@@ -174,6 +162,30 @@ impl NetworkService {
             "ports allocated for instance"
         );
         Ok(ports)
+    }
+
+    /// The networks `requests` touch (a port's network for a port
+    /// request; an unknown port touches none), whose locks an allocation
+    /// takes.
+    pub async fn networks_of_requests(
+        &self,
+        conn: &mut AnyConnection,
+        requests: &[InstancePortRequest],
+    ) -> Result<Vec<String>, NetworkError> {
+        let mut network_ids = Vec::new();
+        for request in requests {
+            match request {
+                InstancePortRequest::Network { network_id, .. } => {
+                    network_ids.push(network_id.clone())
+                }
+                InstancePortRequest::Port { port_id } => {
+                    if let Some(port) = ports::load(conn, port_id).await? {
+                        network_ids.push(port.network_id);
+                    }
+                }
+            }
+        }
+        Ok(network_ids)
     }
 
     /// [`NetworkService::allocate_for_instance`] inside the caller's
@@ -305,19 +317,31 @@ impl NetworkService {
             .db
             .begin_serialized(&format!("network-instance:{instance_id}"))
             .await?;
-        let ids = port_ids_of(&mut tx, instance_id).await?;
-        let ports = store::ports(&mut tx, &ids).await?;
+        let released = self.release_instance_ports_in(&mut tx, instance_id).await?;
+        tx.commit().await.map_err(novum_db::DbError::from)?;
+        Ok(released)
+    }
+
+    /// [`NetworkService::release_instance_ports`] inside the caller's
+    /// transaction (the conductor releases ports in the transaction that
+    /// marks the instance deleted or failed, so both commit together).
+    pub async fn release_instance_ports_in(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+    ) -> Result<ReleasedPorts, NetworkError> {
+        let ids = port_ids_of(conn, instance_id).await?;
+        let ports = store::ports(conn, &ids).await?;
         let mut released = ReleasedPorts::default();
         for port in ports {
             if port.created_for_instance {
-                ports::delete_port_rows(&mut tx, &port.id).await?;
+                ports::delete_port_rows(conn, &port.id).await?;
                 released.deleted.push(port.id);
             } else {
-                unbind(&mut tx, &port.id).await?;
+                unbind(conn, &port.id).await?;
                 released.unbound.push(port.id);
             }
         }
-        tx.commit().await.map_err(novum_db::DbError::from)?;
         if !released.deleted.is_empty() || !released.unbound.is_empty() {
             tracing::info!(
                 instance = instance_id,
@@ -341,19 +365,34 @@ impl NetworkService {
             .db
             .begin_serialized(&format!("network-instance:{instance_id}"))
             .await?;
-        let port = match ports::load(&mut tx, port_id).await? {
+        let released = self
+            .detach_instance_port_in(&mut tx, instance_id, port_id)
+            .await?;
+        tx.commit().await.map_err(novum_db::DbError::from)?;
+        Ok(released)
+    }
+
+    /// [`NetworkService::detach_instance_port`] inside the caller's
+    /// transaction (the conductor gives back the port of an attach that
+    /// failed in the transaction that records the failure).
+    pub async fn detach_instance_port_in(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+        port_id: &str,
+    ) -> Result<ReleasedPorts, NetworkError> {
+        let port = match ports::load(conn, port_id).await? {
             Some(port) if port.device_id == instance_id => port,
             _ => return Err(NetworkError::PortNotFound(port_id.to_string())),
         };
         let mut released = ReleasedPorts::default();
         if port.created_for_instance {
-            ports::delete_port_rows(&mut tx, port_id).await?;
+            ports::delete_port_rows(conn, port_id).await?;
             released.deleted.push(port.id);
         } else {
-            unbind(&mut tx, port_id).await?;
+            unbind(conn, port_id).await?;
             released.unbound.push(port.id);
         }
-        tx.commit().await.map_err(novum_db::DbError::from)?;
         Ok(released)
     }
 

@@ -158,6 +158,8 @@ pub enum InstanceAction {
     LiveMigrationRollback,
     LiveMigrationAbort,
     LiveMigrationForceComplete,
+    InterfaceAttach,
+    InterfaceDetach,
 }
 
 impl InstanceAction {
@@ -192,6 +194,8 @@ impl InstanceAction {
             LiveMigrationRollback => "live_migration_rollback",
             LiveMigrationAbort => "live_migration_abort",
             LiveMigrationForceComplete => "live_migration_force_complete",
+            InterfaceAttach => "interface_attach",
+            InterfaceDetach => "interface_detach",
         }
     }
 

@@ -52,8 +52,8 @@ fn with_test_auth(router: Router) -> Router {
     ))
 }
 
-struct Cloud {
-    state: AppState,
+pub(crate) struct Cloud {
+    pub(crate) state: AppState,
     router: Router,
     _dir: tempfile_dir::TempDir,
 }
@@ -90,7 +90,7 @@ fn test_config(dir: &std::path::Path) -> Config {
     config
 }
 
-async fn cloud_with(config_fn: impl FnOnce(&mut Config)) -> Cloud {
+pub(crate) async fn cloud_with(config_fn: impl FnOnce(&mut Config)) -> Cloud {
     let dir = tempfile_dir::TempDir::new();
     let mut config = test_config(&dir.0);
     config_fn(&mut config);
@@ -98,8 +98,18 @@ async fn cloud_with(config_fn: impl FnOnce(&mut Config)) -> Cloud {
     Cloud::from_state(state, dir).await
 }
 
+/// A cloud over `backend`'s database (SQLite or PostgreSQL).
+pub(crate) async fn cloud_on(backend: &crate::api_common::Backend) -> Cloud {
+    let dir = tempfile_dir::TempDir::new();
+    let config = test_config(&dir.0);
+    let state = novum::server::build_state_with_db(config, backend.db.clone())
+        .await
+        .expect("state");
+    Cloud::from_state(state, dir).await
+}
+
 /// The public image every test server boots from.
-const IMAGE: &str = "5b3c1f0e-6a4d-4f7e-9a51-0c2d8e7f1a01";
+pub(crate) const IMAGE: &str = "5b3c1f0e-6a4d-4f7e-9a51-0c2d8e7f1a01";
 
 impl Cloud {
     /// The cloud over `state`, with the public boot image [`IMAGE`] in place.
@@ -144,7 +154,7 @@ impl Cloud {
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         who: Option<&str>,
         method: &str,
@@ -184,7 +194,7 @@ impl Cloud {
         (status, value)
     }
 
-    async fn rpc(
+    pub(crate) async fn rpc(
         &self,
         token: &str,
         method: &str,
@@ -219,7 +229,7 @@ impl Cloud {
     }
 
     /// Registers a fake-free agent host (the protocol, driven by the test).
-    async fn register(&self, host: &str, vcpus: u32, memory_mb: u64) -> String {
+    pub(crate) async fn register(&self, host: &str, vcpus: u32, memory_mb: u64) -> String {
         let request = RegisterRequest {
             host: host.to_string(),
             inventory: inventory(host, vcpus, memory_mb),
@@ -238,7 +248,7 @@ impl Cloud {
         response.agent_token
     }
 
-    async fn poll(&self, host: &str, token: &str) -> TaskList {
+    pub(crate) async fn poll(&self, host: &str, token: &str) -> TaskList {
         let (status, body) = self
             .rpc(
                 token,
@@ -251,7 +261,13 @@ impl Cloud {
         serde_json::from_value(body).expect("task list")
     }
 
-    async fn report(&self, host: &str, token: &str, task: uuid::Uuid, outcome: TaskOutcome) {
+    pub(crate) async fn report(
+        &self,
+        host: &str,
+        token: &str,
+        task: uuid::Uuid,
+        outcome: TaskOutcome,
+    ) {
         let body = serde_json::to_value(TaskResult { outcome }).expect("json");
         let (status, body) = self
             .rpc(
@@ -266,7 +282,7 @@ impl Cloud {
 
     /// Plays `host`'s agent for server `id`'s build: takes the spawn task,
     /// reports it running, and waits for ACTIVE; returns the server.
-    async fn spawn_active(&self, host: &str, token: &str, id: &str) -> Value {
+    pub(crate) async fn spawn_active(&self, host: &str, token: &str, id: &str) -> Value {
         let tasks = self.next_tasks(host, token).await;
         self.report(
             host,
@@ -281,7 +297,7 @@ impl Cloud {
     }
 
     /// Waits for a task on `host` (the build runs in the background).
-    async fn next_tasks(&self, host: &str, token: &str) -> TaskList {
+    pub(crate) async fn next_tasks(&self, host: &str, token: &str) -> TaskList {
         for _ in 0..200 {
             let tasks = self.poll(host, token).await;
             if !tasks.tasks.is_empty() {
@@ -292,7 +308,7 @@ impl Cloud {
         panic!("no task arrived for {host}");
     }
 
-    async fn server(&self, id: &str) -> Value {
+    pub(crate) async fn server(&self, id: &str) -> Value {
         let (status, body) = self
             .call(
                 Some("admin"),
@@ -306,7 +322,7 @@ impl Cloud {
         body["server"].clone()
     }
 
-    async fn wait_status(&self, id: &str, wanted: &str) -> Value {
+    pub(crate) async fn wait_status(&self, id: &str, wanted: &str) -> Value {
         for _ in 0..300 {
             let server = self.server(id).await;
             if server["status"] == wanted {
@@ -320,7 +336,7 @@ impl Cloud {
         );
     }
 
-    async fn create(&self, who: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn create(&self, who: &str, body: Value) -> (StatusCode, Value) {
         self.call(
             Some(who),
             "POST",

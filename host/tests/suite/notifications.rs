@@ -485,51 +485,51 @@ async fn failing_webhook_retries_then_dead_letters(db: Db, dir: PathBuf) {
 }
 on_both_databases!(failing_webhook_retries_then_dead_letters);
 
-/// Median emit+commit latency of `count` events, in microseconds.
-async fn emit_latency(db: &Db, count: usize) -> u128 {
+/// Emit+commit latencies of `count` events (median, slowest).
+async fn emit_latency(db: &Db, count: usize) -> (Duration, Duration) {
     let mut samples = Vec::new();
     for index in 0..count {
         let notification = event(&format!("lat-{index}"), InstanceAction::Pause, Phase::End);
         let started = Instant::now();
         emit_committed(db, &notification).await;
-        samples.push(started.elapsed().as_micros());
+        samples.push(started.elapsed());
     }
     samples.sort_unstable();
-    samples[samples.len() / 2]
+    (samples[samples.len() / 2], samples[samples.len() - 1])
 }
 
-/// A webhook that never answers delays neither emit nor the log sink.
+/// A webhook that never answers delays neither emit nor the log sink. The
+/// check is causal, not a timing ratio (which a loaded machine breaks): the
+/// webhook holds each call for a minute, and the emits are measured while
+/// it already holds one, so an emit that waited on it would take a minute.
 async fn hanging_webhook_delays_nothing(db: Db, dir: PathBuf) {
     const EVENTS: usize = 30;
-    let without = start(&db, &config(&dir, Vec::new()), &dir);
-    let baseline = emit_latency(&db, EVENTS).await;
-    eventually(10, "baseline log lines", || jsonl(&dir).len() >= EVENTS).await;
-    without.shutdown().await;
-
+    const WEBHOOK_HOLDS: Duration = Duration::from_secs(60);
     let (receiver, addr) = Receiver::start(Mode::Hang).await;
     let mut hook = webhook(addr);
-    hook.timeout_ms = 60_000;
+    hook.timeout_ms = u64::try_from(WEBHOOK_HOLDS.as_millis()).unwrap_or(u64::MAX);
     let with = start(&db, &config(&dir, vec![hook]), &dir);
-    let started = Instant::now();
-    let hanging = emit_latency(&db, EVENTS).await;
-    eventually(10, "log lines despite the hanging webhook", || {
-        jsonl(&dir).len() >= 2 * EVENTS
-    })
-    .await;
-    let logged_in = started.elapsed();
-    eventually(10, "the webhook is being called", || {
+    emit_committed(&db, &event("first", InstanceAction::Pause, Phase::End)).await;
+    eventually(10, "the webhook is holding a call", || {
         !receiver.all().is_empty()
     })
     .await;
+    let started = Instant::now();
+    let (median, slowest) = emit_latency(&db, EVENTS).await;
+    eventually(10, "log lines despite the hanging webhook", || {
+        jsonl(&dir).len() > EVENTS
+    })
+    .await;
+    let logged_in = started.elapsed();
     with.shutdown().await;
 
-    println!("median emit latency: {baseline} µs without, {hanging} µs with a hanging webhook");
+    println!("emit latency with a hanging webhook: median {median:?}, slowest {slowest:?}");
     assert!(
-        hanging <= baseline * 3 + 3_000,
-        "emit slowed by a hanging webhook: {baseline} µs → {hanging} µs"
+        slowest < WEBHOOK_HOLDS / 6,
+        "an emit waited on the hanging webhook: {slowest:?}"
     );
     assert!(
-        logged_in < Duration::from_secs(10),
+        logged_in < WEBHOOK_HOLDS / 6,
         "log sink held up: {logged_in:?}"
     );
 }

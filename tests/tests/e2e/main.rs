@@ -11,5 +11,6 @@ mod plugin_cli;
 mod quota_cli;
 mod restart_e2e;
 mod schemathesis;
+mod server_network_cli;
 mod tempest;
 mod tempest_network;

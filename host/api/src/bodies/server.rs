@@ -141,7 +141,7 @@ pub struct ServerCreate {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     pub return_reservation_id: Option<Flag>,
-    /// Security groups (accepted, unused).
+    /// Security groups of the new ports, by name (`[{"name": …}]`).
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub security_groups: Option<Vec<Map<String, Value>>>,
@@ -180,7 +180,12 @@ impl ServerCreate {
         match &self.networks {
             None if version.at_least(NETWORKS_REQUIRED_SINCE) => return Err(required("networks")),
             Some(Networks::Keyword(keyword)) => keyword.check(version)?,
-            None | Some(Networks::List(_)) => {}
+            Some(Networks::List(requests)) => {
+                for request in requests {
+                    request.check()?;
+                }
+            }
+            None => {}
         }
         if self.min_count() > self.max_count() {
             return Err(ApiError::bad_request("min_count must be <= max_count"));
@@ -300,8 +305,8 @@ pub struct ServerUpdate {
 /// `networks`: a list of requests, or a keyword (`"none"`, `"auto"`).
 #[derive(Clone, Debug)]
 pub enum Networks {
-    /// Network requests (accepted, unused: this cloud has no networks yet).
-    List(Vec<Value>),
+    /// One request per port the server gets, in order.
+    List(Vec<NetworkRequest>),
     /// A string: `"none"` or `"auto"` from 2.37, refused otherwise.
     Keyword(NetworkKeyword),
 }
@@ -329,10 +334,69 @@ impl NetworkKeyword {
     }
 }
 
+/// One entry of `networks`: a port of the user's (`port`), or a new port
+/// on network `uuid`, optionally at `fixed_ip`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRequest {
+    /// The network of a new port.
+    #[serde(default)]
+    pub uuid: Option<String>,
+    /// The user's port to take (its network is the port's).
+    #[serde(default)]
+    pub port: Option<String>,
+    /// The address of the new port.
+    #[serde(default)]
+    pub fixed_ip: Option<String>,
+    /// A device tag (from 2.32; kept by Nova for the metadata service).
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+impl NetworkRequest {
+    /// Nova's checks of one entry: a UUID-like network or port, an IP
+    /// address.
+    fn check(&self) -> ApiResult<()> {
+        if let Some(port) = &self.port {
+            if uuid::Uuid::parse_str(port).is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute port. Value: {port}. '{port}' is not a 'uuid'"
+                )));
+            }
+            return Ok(());
+        }
+        let Some(network) = &self.uuid else {
+            return Err(ApiError::bad_request("Bad network format: missing 'uuid'"));
+        };
+        if uuid::Uuid::parse_str(network).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "Bad networks format: network uuid is not in proper format ({network})"
+            )));
+        }
+        if let Some(address) = &self.fixed_ip
+            && address.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute fixed_ip. Value: {address}. '{address}' is not a 'ip-address'"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl<'de> Deserialize<'de> for Networks {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match Value::deserialize(deserializer)? {
-            Value::Array(items) => Ok(Self::List(items)),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Object(_) => {
+                        serde_json::from_value::<NetworkRequest>(item).map_err(invalid)
+                    }
+                    other => Err(invalid(format!("Value: {other}."))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::List),
             Value::String(text) => Ok(Self::Keyword(NetworkKeyword(text))),
             other => Err(invalid(format!("Value: {other}."))),
         }

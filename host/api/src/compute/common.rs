@@ -18,7 +18,21 @@ impl From<ConductorError> for ApiError {
             ConductorError::Db(error) => ApiError::internal(error),
             ConductorError::Quota(error) => ApiError::from(error),
             ConductorError::Notify(error) => ApiError::internal(error),
+            ConductorError::Network(error) => network_fault(error),
         }
+    }
+}
+
+/// A network refusal as the Compute API answers it: what the network
+/// service does not find is a bad request of the server's (400), a port or
+/// address in use a conflict (409), over the port quota 403; the message is
+/// the network service's.
+pub fn network_fault(error: novum_network::NetworkError) -> ApiError {
+    match error.status() {
+        400 | 404 => ApiError::bad_request(error.to_string()),
+        409 => ApiError::conflict(error.to_string()),
+        401 | 403 => ApiError::forbidden(error.to_string()),
+        _ => ApiError::internal(error),
     }
 }
 

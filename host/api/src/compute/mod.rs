@@ -7,10 +7,12 @@ pub mod availability_zones;
 pub mod common;
 pub mod flavors;
 pub mod hypervisors;
+pub mod interfaces;
 pub mod keypairs;
 pub mod migrations;
 pub mod server_actions;
 pub mod server_groups;
+pub mod server_networks;
 pub mod servers;
 pub mod services;
 pub mod versions;
@@ -26,6 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(flavors::routes())
         .merge(servers::routes())
         .merge(server_actions::routes())
+        .merge(server_networks::routes())
+        .merge(interfaces::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())
         .merge(aggregates::routes())

@@ -43,6 +43,9 @@ enum Requested {
     /// `os-resetState` (admin): sets vm_state to `active` or `error` and
     /// clears the task state, without touching the hypervisor.
     ResetState(&'static str),
+    /// `addSecurityGroup` (`true`) or `removeSecurityGroup` of the named
+    /// group.
+    SecurityGroup(String, bool),
 }
 
 impl Requested {
@@ -56,6 +59,8 @@ impl Requested {
             Self::Lock => "lock",
             Self::Unlock => "unlock",
             Self::ResetState(_) => "reset_state",
+            Self::SecurityGroup(_, true) => "add",
+            Self::SecurityGroup(_, false) => "remove",
         }
     }
 }
@@ -71,6 +76,17 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
         "confirmResize" => return Ok(Requested::ConfirmResize),
         "revertResize" => return Ok(Requested::RevertResize),
         "lock" => return Ok(Requested::Lock),
+        "addSecurityGroup" | "removeSecurityGroup" => {
+            return match args.get("name").and_then(Value::as_str) {
+                Some(group) if !group.trim().is_empty() => Ok(Requested::SecurityGroup(
+                    group.trim().to_string(),
+                    name == "addSecurityGroup",
+                )),
+                _ => Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute {name}. 'name' is a required property"
+                ))),
+            };
+        }
         "unlock" => return Ok(Requested::Unlock),
         "os-resetState" => {
             return match args.get("state").and_then(Value::as_str) {
@@ -149,7 +165,13 @@ async fn action(
     if let Requested::ResetState(_) = requested {
         auth.require_admin("os_compute_api:os-admin-actions:reset_state")?;
     } else {
-        let scope = if locking { "os-lock-server" } else { "servers" };
+        let scope = if locking {
+            "os-lock-server"
+        } else if matches!(requested, Requested::SecurityGroup(..)) {
+            "os-security-groups"
+        } else {
+            "servers"
+        };
         auth.require_writer(&format!(
             "os_compute_api:{scope}:{}",
             requested.policy_name()
@@ -191,6 +213,9 @@ async fn action(
         }
         Requested::Unlock => conductor.set_lock(&id, None, auth.is_admin()).await?,
         Requested::ResetState(vm_state) => conductor.reset_state(&id, vm_state).await?,
+        Requested::SecurityGroup(group, add) => {
+            super::server_networks::change_security_group(&state, &auth, &id, &group, add).await?
+        }
     }
     Ok(StatusCode::ACCEPTED)
 }

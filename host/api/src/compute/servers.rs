@@ -15,12 +15,13 @@ use utoipa_axum::routes;
 
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, parse_query};
+use super::server_networks::{self, ServerNetworking};
 use super::services;
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::bodies::TypedBody;
 use crate::bodies::fields::{self, Personality, PersonalitySizes};
-use crate::bodies::server::{ServerCreateBody, ServerUpdateBody};
+use crate::bodies::server::{Networks, ServerCreate, ServerCreateBody, ServerUpdateBody};
 use crate::extract::{Path, Query};
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::Microversion;
@@ -29,10 +30,11 @@ use novum_compute::conductor::instance_admin::ServerChanges;
 use novum_compute::conductor::model::Instance;
 use novum_compute::conductor::snapshot;
 use novum_compute::conductor::states::{self, vm};
-use novum_compute::conductor::{BuildRequest, Caller};
+use novum_compute::conductor::{BuildRequest, Caller, PortPlan};
 use novum_compute::store;
 use novum_compute::store::services::HostStatus;
 use novum_images as images;
+use novum_network::InstancePortRequest;
 use novum_quota::Resource;
 
 /// Instance `uuid` if the caller may see it (its project, or admin); 404 otherwise.
@@ -104,6 +106,7 @@ pub fn detail_view(
     version: Microversion,
     instance: &Instance,
     host_statuses: Option<&HostStatuses>,
+    networking: &ServerNetworking,
 ) -> Value {
     let admin = auth.is_admin();
     let status = states::status(&instance.vm_state, instance.task_state.as_deref());
@@ -141,7 +144,7 @@ pub fn detail_view(
         "flavor": flavor_view,
         "created": api_time(&instance.created_at),
         "updated": api_time(&instance.updated_at),
-        "addresses": {},
+        "addresses": networking.addresses,
         "accessIPv4": instance.access_ip_v4,
         "accessIPv6": instance.access_ip_v6,
         "links": links(state, "servers", &instance.uuid),
@@ -155,6 +158,7 @@ pub fn detail_view(
         "OS-EXT-STS:vm_state": instance.vm_state,
         "OS-EXT-STS:power_state": instance.power_state,
         "os-extended-volumes:volumes_attached": [],
+        "security_groups": networking.security_groups_view(),
     });
     let object = body.as_object_mut().map(std::mem::take).unwrap_or_default();
     let mut object: Map<String, Value> = object;
@@ -427,16 +431,22 @@ async fn list(
     } else {
         None
     };
-    let items: Vec<Value> = page
-        .iter()
-        .map(|instance| {
-            if detail {
-                detail_view(state, auth, version, instance, host_statuses.as_ref())
-            } else {
-                summary_view(state, instance)
-            }
-        })
-        .collect();
+    let mut items: Vec<Value> = Vec::with_capacity(page.len());
+    for instance in &page {
+        items.push(if detail {
+            let networking = server_networks::of_server(state, &instance.uuid).await?;
+            detail_view(
+                state,
+                auth,
+                version,
+                instance,
+                host_statuses.as_ref(),
+                &networking,
+            )
+        } else {
+            summary_view(state, instance)
+        });
+    }
     let mut body = json!({"servers": items});
     if more && let Some(last) = page.last() {
         body["servers_links"] = next_link(
@@ -480,9 +490,15 @@ async fn show(
 ) -> ApiResult<Json<Value>> {
     let instance = fetch_visible(&state, &auth, &id).await?;
     let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
-    Ok(Json(
-        json!({"server": detail_view(&state, &auth, version, &instance, host_statuses.as_ref())}),
-    ))
+    let networking = server_networks::of_server(&state, &instance.uuid).await?;
+    Ok(Json(json!({"server": detail_view(
+        &state,
+        &auth,
+        version,
+        &instance,
+        host_statuses.as_ref(),
+        &networking,
+    )})))
 }
 
 /// What each server of a create asks of the absolute quota resources.
@@ -569,6 +585,91 @@ async fn boot_image(
     Ok(image)
 }
 
+/// The ports a create asks for: the listed networks and ports; `auto` (and,
+/// before 2.37, no `networks` at all) the project's auto-allocated network
+/// when the cloud has one; `none` nothing. A port or a fixed address cannot
+/// serve several servers of one request (Nova's messages).
+async fn requested_ports(
+    state: &AppState,
+    auth: &AuthContext,
+    server: &ServerCreate,
+) -> ApiResult<PortPlan> {
+    let several = server.max_count() > 1;
+    let requests = match &server.networks {
+        Some(Networks::List(entries)) => {
+            let mut requests = Vec::new();
+            for entry in entries {
+                if let Some(port_id) = &entry.port {
+                    if several {
+                        return Err(ApiError::bad_request(
+                            "Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.",
+                        ));
+                    }
+                    requests.push(InstancePortRequest::Port {
+                        port_id: port_id.clone(),
+                    });
+                } else if let Some(network_id) = &entry.uuid {
+                    if entry.fixed_ip.is_some() && several {
+                        return Err(ApiError::bad_request(
+                            "max_count cannot be greater than 1 if an fixed_ip is specified.",
+                        ));
+                    }
+                    requests.push(InstancePortRequest::Network {
+                        network_id: network_id.clone(),
+                        fixed_ip: entry.fixed_ip.clone(),
+                        port_id: String::new(),
+                    });
+                }
+            }
+            requests
+        }
+        Some(Networks::Keyword(keyword)) if keyword.0 == "none" => Vec::new(),
+        Some(Networks::Keyword(_)) | None => {
+            let caller = network_caller(auth);
+            match state
+                .network
+                .auto_allocated_topology(&caller, &auth.project_id)
+                .await
+            {
+                Ok(topology) => vec![InstancePortRequest::Network {
+                    network_id: topology.id,
+                    fixed_ip: None,
+                    port_id: String::new(),
+                }],
+                // Before 2.37 a cloud without networks boots without ports.
+                Err(_) if server.networks.is_none() => Vec::new(),
+                Err(error) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Unable to automatically allocate a network for project {}: {error}",
+                        auth.project_id
+                    )));
+                }
+            }
+        }
+    };
+    let security_groups = server
+        .security_groups
+        .iter()
+        .flatten()
+        .filter_map(|group| group.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    Ok(PortPlan {
+        requests,
+        security_groups,
+        admin: auth.is_admin(),
+    })
+}
+
+/// The caller as the network service sees it.
+pub(crate) fn network_caller(auth: &AuthContext) -> novum_network::Caller {
+    if auth.is_admin() {
+        novum_network::Caller::admin(&auth.project_id)
+    } else {
+        novum_network::Caller::project(&auth.project_id)
+    }
+}
+
 #[utoipa::path(post, path = "/v2.1/servers", request_body = ServerCreateBody, responses((status = ACCEPTED, description = "The new server (`server`), or its reservation id (`reservation_id`) with return_reservation_id", body = Object), crate::fault::ApiError))]
 async fn create(
     State(state): State<AppState>,
@@ -618,6 +719,7 @@ async fn create(
         None => None,
     };
     let image = boot_image(&state, &auth, &image_ref, &flavor).await?;
+    let ports = requested_ports(&state, &auth, &server).await?;
     let flavor = flavors::snapshot(&state.db, &flavor).await?;
     let metadata = server.metadata.clone().unwrap_or_default().0;
     let personality = server.personality.as_ref().map(Personality::sizes);
@@ -650,6 +752,17 @@ async fn create(
             .as_ref()
             .map(|ip| ip.0.clone())
             .unwrap_or_default(),
+        ports,
+    };
+    let groups_shown: Vec<Value> = if request.ports.security_groups.is_empty() {
+        vec![json!({"name": "default"})]
+    } else {
+        request
+            .ports
+            .security_groups
+            .iter()
+            .map(|name| json!({"name": name}))
+            .collect()
     };
     let (uuids, reservation_id) = state.conductor.create_servers(request).await?;
     if server.returns_reservation_id() {
@@ -663,7 +776,7 @@ async fn create(
         "id": first,
         "links": links(&state, "servers", &first),
         "OS-DCF:diskConfig": "MANUAL",
-        "security_groups": [{"name": "default"}],
+        "security_groups": groups_shown,
     });
     if let Some(password) = &server.admin_pass {
         view["adminPass"] = json!(password);
@@ -700,9 +813,15 @@ async fn update(
     let instance = fetch_visible(&state, &auth, &id).await?;
     let host_statuses =
         shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
-    Ok(Json(
-        json!({"server": detail_view(&state, &auth, version, &instance, host_statuses.as_ref())}),
-    ))
+    let networking = server_networks::of_server(&state, &instance.uuid).await?;
+    Ok(Json(json!({"server": detail_view(
+        &state,
+        &auth,
+        version,
+        &instance,
+        host_statuses.as_ref(),
+        &networking,
+    )})))
 }
 
 #[utoipa::path(delete, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::fault::ApiError))]

@@ -67,6 +67,10 @@ impl From<ConductorError> for RpcError {
             ConductorError::Quota(novum_quota::QuotaError::Db(error)) => error.into(),
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
             ConductorError::Notify(error) => error.into(),
+            ConductorError::Network(error) => Self(
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                error.to_string(),
+            ),
         }
     }
 }

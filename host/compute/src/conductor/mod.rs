@@ -15,7 +15,9 @@
 pub mod actions;
 pub mod claims;
 pub mod instance_admin;
+pub mod interfaces;
 pub mod model;
+pub mod networking;
 pub mod notices;
 pub mod ops;
 pub mod resize;
@@ -23,6 +25,7 @@ pub mod snapshot;
 pub mod states;
 pub mod tasks;
 
+pub use networking::PortPlan;
 pub use ops::{Caller, Recovery};
 
 use std::collections::BTreeMap;
@@ -68,6 +71,10 @@ pub enum ConductorError {
     /// A database failure.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The network service refused (an unknown network, a port in use, an
+    /// address outside its subnet, over the port quota, …).
+    #[error(transparent)]
+    Network(#[from] novum_network::NetworkError),
     /// Over quota, or a quota policy failed (403).
     #[error(transparent)]
     Quota(#[from] novum_quota::QuotaError),
@@ -121,6 +128,9 @@ struct BuildData {
 struct ActionData {
     result_state: String,
     event: String,
+    /// The port an interface attach plugs (given back when it fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    port_id: Option<String>,
 }
 
 /// A request to build servers (validated by the API).
@@ -168,6 +178,8 @@ pub struct BuildRequest {
     pub access_ip_v4: String,
     /// `accessIPv6`, canonical ('' when not given).
     pub access_ip_v6: String,
+    /// The ports each server gets.
+    pub ports: PortPlan,
 }
 
 /// The conductor.
@@ -178,6 +190,7 @@ pub struct Conductor {
     scheduler: SchedulerConfig,
     plugins: Arc<Plugins>,
     quota: Arc<novum_quota::Quota>,
+    network: novum_network::NetworkService,
     board: Arc<TaskBoard>,
     /// Bounds how many scheduling passes run their plugins at once (one per
     /// core): plugin deadlines are wall-clock, so a burst of builds must queue
@@ -433,6 +446,7 @@ impl Conductor {
         scheduler: SchedulerConfig,
         plugins: Arc<Plugins>,
         quota: Arc<novum_quota::Quota>,
+        network: novum_network::NetworkService,
     ) -> Arc<Self> {
         Arc::new(Self {
             db,
@@ -441,6 +455,7 @@ impl Conductor {
             scheduler,
             plugins,
             quota,
+            network,
             board: Arc::new(TaskBoard::default()),
             scheduling_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -490,6 +505,8 @@ impl Conductor {
         let flavor = to_json(&request.flavor);
         let mut uuids = Vec::new();
         let mut operations = Vec::new();
+        self.prepare_ports(&request.project_id, &request.ports)
+            .await?;
         let mut tx = self.db.begin_serialized("conductor").await?;
         let quota_flavor = request.flavor.sdk_flavor();
         let check = novum_quota::InstanceCheck {
@@ -555,6 +572,8 @@ impl Conductor {
                 .execute(&mut *tx)
                 .await?;
             }
+            self.allocate_ports(&mut tx, &request.project_id, &uuid, &request.ports)
+                .await?;
             let action_id = actions::start_action(
                 &mut tx,
                 &uuid,
@@ -918,6 +937,9 @@ impl Conductor {
             spec,
             ..
         } = placement;
+        let interfaces = self
+            .bind_ports(&instance.uuid, &host.name, &host.availability_zone)
+            .await?;
         let Some(mut tx) = self.claim_for(placement, host).await? else {
             return Ok(false);
         };
@@ -955,7 +977,10 @@ impl Conductor {
         .bind(&instance.uuid)
         .execute(&mut *tx)
         .await?;
-        let spawn = spawn_spec(instance, flavor);
+        let spawn = SpawnSpec {
+            interfaces,
+            ..spawn_spec(instance, flavor)
+        };
         tasks::enqueue(
             &mut tx,
             &host.name,
@@ -1018,6 +1043,7 @@ impl Conductor {
         .execute(&mut **tx)
         .await?;
         finish_operation(tx, operation, Some(message)).await?;
+        self.release_ports(tx, &operation.instance_uuid).await?;
         let live = before
             .as_ref()
             .is_some_and(|before| before.vm_state != vm::DELETED);

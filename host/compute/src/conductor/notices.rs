@@ -177,6 +177,8 @@ pub fn named_action(name: &str) -> Option<InstanceAction> {
         "unpause" => InstanceAction::Unpause,
         "suspend" => InstanceAction::Suspend,
         "resume" => InstanceAction::Resume,
+        super::interfaces::ATTACH => InstanceAction::InterfaceAttach,
+        super::interfaces::DETACH => InstanceAction::InterfaceDetach,
         _ => return None,
     })
 }

@@ -286,6 +286,9 @@ impl Conductor {
                 }
             }
             TaskOutcome::Failed { message, .. } => {
+                if let Some(port_id) = data.as_ref().and_then(|data| data.port_id.as_deref()) {
+                    self.give_back_port(tx, uuid, port_id).await?;
+                }
                 sqlx::query(
                     "UPDATE instances SET task_state = NULL, power_state = COALESCE($1, power_state), fault = $2, \
                      updated_at = $3 WHERE uuid = $4 AND deleted = 0",
@@ -335,7 +338,7 @@ impl Conductor {
         let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
         match outcome {
             TaskOutcome::Succeeded { .. } => {
-                mark_deleted(tx, &operation.instance_uuid).await?;
+                self.mark_deleted(tx, &operation.instance_uuid).await?;
                 finish_operation(tx, operation, None).await?;
                 notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
                 notices::action(
@@ -420,6 +423,7 @@ impl Conductor {
         let data = ActionData {
             result_state: action.result_state().to_string(),
             event: action.event().to_string(),
+            port_id: None,
         };
         let operation = insert_operation(
             &mut tx,
@@ -495,7 +499,7 @@ impl Conductor {
                 None,
             )
             .await?;
-            mark_deleted(&mut tx, uuid).await?;
+            self.mark_deleted(&mut tx, uuid).await?;
             actions::finish_events(&mut tx, &action_id, None, None).await?;
             notices::state_changed(&mut tx, &api, uuid, Some(&before), &context).await?;
             notices::action(
@@ -855,8 +859,18 @@ impl Conductor {
     }
 }
 
-/// Marks an instance deleted, releases its claim and group membership.
-async fn mark_deleted(tx: &mut Tx, uuid: &str) -> Result<()> {
+impl Conductor {
+    /// Marks an instance deleted, releases its claim, group membership and
+    /// ports.
+    async fn mark_deleted(&self, tx: &mut Tx, uuid: &str) -> Result<()> {
+        mark_deleted_rows(tx, uuid).await?;
+        self.release_ports(tx, uuid).await
+    }
+}
+
+/// Marks an instance's rows deleted, releases its claim and group
+/// membership.
+async fn mark_deleted_rows(tx: &mut Tx, uuid: &str) -> Result<()> {
     let now = db::now();
     sqlx::query(
         "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = 0, deleted = 1, deleted_at = $2, \

@@ -29,8 +29,8 @@ use super::notices::{self, StateMark};
 use super::states::vm;
 use super::{
     BuildData, Conductor, ConductorError, Operation, Placement, Purpose, Result, actions, claims,
-    fault_json, finish_operation, insert_operation, load_operation, op_state, set_operation,
-    spawn_spec, step, tasks, to_json,
+    fault_json, finish_operation, insert_operation, load_operation, op_state, set_operation, step,
+    tasks, to_json,
 };
 use novum_db::{self as db, Tx};
 use novum_notify::builders::{self, InstanceAction, RequestContext};
@@ -543,7 +543,7 @@ impl Conductor {
             Step {
                 host: host.name.clone(),
                 action: TaskAction::Redefine {
-                    spec: spawn_spec(instance, flavor),
+                    spec: self.spec_with_interfaces(instance, flavor).await?,
                     power_on: migration.power_on(),
                 },
                 event: FINISH_EVENT.to_string(),
@@ -884,7 +884,9 @@ impl Conductor {
             let redefine_source = Step {
                 host: migration.source_compute.clone(),
                 action: TaskAction::Redefine {
-                    spec: spawn_spec(&instance, &migration.old_flavor),
+                    spec: self
+                        .spec_with_interfaces(&instance, &migration.old_flavor)
+                        .await?,
                     power_on: migration.power_on(),
                 },
                 event: FINISH_REVERT_EVENT.to_string(),
