@@ -13,3 +13,4 @@ mod restart_e2e;
 mod schemathesis;
 mod server_network_cli;
 mod tempest;
+mod tempest_network;

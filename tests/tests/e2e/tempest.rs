@@ -40,7 +40,7 @@ const EXCLUDE: &[&str] = &[
 ];
 
 /// The `tempest` entry point installed beside the `openstack` CLI.
-fn tempest_bin() -> Option<PathBuf> {
+pub(crate) fn tempest_bin() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("NOVUM_TEMPEST") {
         return Some(PathBuf::from(path));
     }
@@ -161,7 +161,7 @@ fn network_extensions(cloud: &Cloud, token: &str) -> anyhow::Result<String> {
 
 /// The lines of Tempest's output worth showing: the totals and every failure
 /// with its traceback.
-fn summary(output: &str) -> String {
+pub(crate) fn summary(output: &str) -> String {
     let mut shown = Vec::new();
     let mut in_failure = false;
     for line in output.lines() {
@@ -182,7 +182,7 @@ fn summary(output: &str) -> String {
 }
 
 /// The count Tempest prints after ` - {label}: ` in its totals.
-fn total(output: &str, label: &str) -> Option<u32> {
+pub(crate) fn total(output: &str, label: &str) -> Option<u32> {
     output.lines().find_map(|line| {
         line.strip_prefix(&format!(" - {label}: "))
             .and_then(|rest| rest.trim().parse().ok())

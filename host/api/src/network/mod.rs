@@ -58,7 +58,8 @@ impl From<ApiError> for NeutronFault {
 
 impl From<NetworkError> for NeutronFault {
     fn from(error: NetworkError) -> Self {
-        Self(error.into())
+        let kind = error.error_type();
+        Self(ApiError::from(error).styled(FaultStyle::Neutron(Some(kind))))
     }
 }
 
@@ -78,19 +79,18 @@ impl IntoResponse for NeutronFault {
     }
 }
 
-/// The status, message and Neutron type each network failure is answered
-/// with (a database failure: a logged 500 with a generic message).
+/// The status and message each network failure is answered with (a
+/// database failure: a logged 500 with a generic message), in the default
+/// (Nova) shape: a compute handler that meets a network error answers a Nova
+/// fault. [`NeutronFault`] adds Neutron's type for the network routes.
 impl From<NetworkError> for ApiError {
     fn from(error: NetworkError) -> Self {
-        let kind = error.error_type();
         match error {
-            NetworkError::Db(cause) => {
-                ApiError::internal(cause).styled(FaultStyle::Neutron(Some(kind)))
-            }
+            NetworkError::Db(cause) => ApiError::internal(cause),
             other => {
                 let status = StatusCode::from_u16(other.status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                ApiError::new(status, other.to_string()).styled(FaultStyle::Neutron(Some(kind)))
+                ApiError::new(status, other.to_string())
             }
         }
     }
