@@ -158,10 +158,13 @@ pub fn detail_view(
         "OS-EXT-STS:vm_state": instance.vm_state,
         "OS-EXT-STS:power_state": instance.power_state,
         "os-extended-volumes:volumes_attached": [],
-        "security_groups": networking.security_groups_view(),
     });
     let object = body.as_object_mut().map(std::mem::take).unwrap_or_default();
     let mut object: Map<String, Value> = object;
+    // Nova shows `security_groups` only for a server that has some.
+    if !networking.security_groups.is_empty() {
+        object.insert("security_groups".into(), networking.security_groups_view());
+    }
     if status == "ACTIVE" || status == "BUILD" {
         object.insert(
             "progress".into(),
