@@ -77,6 +77,17 @@ async fn port_count(cloud: &Cloud) -> usize {
         .len()
 }
 
+/// `who` calls the compute API at the base microversion.
+async fn call(
+    cloud: &Cloud,
+    who: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    cloud.call(Some(who), method, path, body, None).await
+}
+
 async fn create(cloud: &Cloud, networks: Value) -> (StatusCode, Value) {
     cloud
         .create(
@@ -202,15 +213,14 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
         ("%5E192%5C.168%5C.10%5C.", 1),
         ("10.9.", 0),
     ] {
-        let (status, body) = cloud
-            .call(
-                Some("member"),
-                "GET",
-                &format!("/compute/v2.1/servers?ip={query}"),
-                None,
-                None,
-            )
-            .await;
+        let (status, body) = call(
+            &cloud,
+            "member",
+            "GET",
+            &format!("/compute/v2.1/servers?ip={query}"),
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(
             body["servers"].as_array().map(Vec::len),
@@ -250,47 +260,43 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
     assert_eq!(port.status, "ACTIVE");
     assert_eq!(port.device_owner, "compute:nova");
 
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/ips"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/ips"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["addresses"]["net1"][0]["addr"], "192.168.10.50");
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/ips/net1"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/ips/net1"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["net1"][0]["addr"], "192.168.10.50");
-    let (status, _) = cloud
-        .call(
-            Some("member"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/ips/other"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = call(
+        &cloud,
+        "member",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/ips/other"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = cloud
-        .call(
-            Some("other"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/ips"),
-            None,
-            None,
-        )
-        .await;
+    let (status, _) = call(
+        &cloud,
+        "other",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/ips"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another project's server");
 
     // Security groups on the server.
@@ -310,30 +316,28 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
         let cloud = &cloud;
         let web = web.clone();
         async move {
-            cloud
-                .call(
-                    Some("member"),
-                    "POST",
-                    &format!("/compute/v2.1/servers/{web}/action"),
-                    Some(body),
-                    None,
-                )
-                .await
+            call(
+                &cloud,
+                "member",
+                "POST",
+                &format!("/compute/v2.1/servers/{web}/action"),
+                Some(body),
+            )
+            .await
         }
     };
     let (status, body) = action(json!({"addSecurityGroup": {"name": "web"}})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let (status, body) = action(json!({"addSecurityGroup": {"name": "nope"}})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/os-security-groups"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/os-security-groups"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let names: Vec<&str> = body["security_groups"]
         .as_array()
@@ -357,15 +361,7 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
 
     // os-interface: attach a second port, plugged by the agent; detach it.
     let net2 = network(&cloud, "net2", "172.16.5.0/24").await;
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "POST",
-            &format!("/compute/v2.1/servers/{web}/os-interface"),
-            Some(json!({"interfaceAttachment": {"net_id": net2, "fixed_ips": [{"ip_address": "172.16.5.9"}]}})),
-            None,
-        )
-        .await;
+    let (status, body) = call(&cloud, "member", "POST", &format!("/compute/v2.1/servers/{web}/os-interface"), Some(json!({"interfaceAttachment": {"net_id": net2, "fixed_ips": [{"ip_address": "172.16.5.9"}]}}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let attached = body["interfaceAttachment"]["port_id"]
         .as_str()
@@ -392,15 +388,14 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
             },
         )
         .await;
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/os-interface"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/os-interface"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["interfaceAttachments"].as_array().map(Vec::len),
@@ -410,25 +405,23 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
         cloud.server(&web).await["addresses"]["net2"][0]["addr"],
         "172.16.5.9"
     );
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "POST",
-            &format!("/compute/v2.1/servers/{web}/os-interface"),
-            Some(json!({"interfaceAttachment": {"net_id": net2, "port_id": attached}})),
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "POST",
+        &format!("/compute/v2.1/servers/{web}/os-interface"),
+        Some(json!({"interfaceAttachment": {"net_id": net2, "port_id": attached}})),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "DELETE",
-            &format!("/compute/v2.1/servers/{web}/os-interface/{attached}"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "DELETE",
+        &format!("/compute/v2.1/servers/{web}/os-interface/{attached}"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let tasks = cloud.next_tasks("h1", &token).await;
     assert!(
@@ -451,15 +444,14 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
         1,
         "the attached port is gone"
     );
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "GET",
-            &format!("/compute/v2.1/servers/{web}/os-instance-actions"),
-            None,
-            None,
-        )
-        .await;
+    let (status, body) = call(
+        &cloud,
+        "member",
+        "GET",
+        &format!("/compute/v2.1/servers/{web}/os-instance-actions"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let actions: Vec<&str> = body["instanceActions"]
         .as_array()
