@@ -317,7 +317,7 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
         let web = web.clone();
         async move {
             call(
-                &cloud,
+                cloud,
                 "member",
                 "POST",
                 &format!("/compute/v2.1/servers/{web}/action"),
