@@ -587,17 +587,22 @@ impl ListQuery {
     }
 
     /// The collection body: `{"<collection>": [...], "<collection>_links":
-    /// [...]}` (links only when the page has a neighbour). `ids` are the
-    /// ids of the page's items, in order.
+    /// [...]}` (links only when the page has a neighbour): each item shown
+    /// by `view`, limited to the asked `fields`, its `id` the links' marker.
     pub fn page_body<T>(
         &self,
         state: &AppState,
         collection: &str,
         path: &str,
         page: &Page<T>,
-        ids: &[String],
-        items: Vec<Value>,
+        id: impl Fn(&T) -> &str,
+        view: impl Fn(&T) -> Value,
     ) -> Response {
+        let items = page
+            .items
+            .iter()
+            .map(|item| render(view(item), &self.fields))
+            .collect();
         let mut body = Map::new();
         body.insert(collection.to_string(), Value::Array(items));
         let mut links = Vec::new();
@@ -621,7 +626,7 @@ impl ListQuery {
                     .join("&");
                 json!({"rel": rel, "href": format!("{base}?{query}")})
             };
-            let (first, last) = (ids.first(), ids.last());
+            let (first, last) = (page.items.first().map(&id), page.items.last().map(&id));
             let (ahead, behind) = if self.listing.page_reverse {
                 (self.listing.marker.is_some(), page.more)
             } else {

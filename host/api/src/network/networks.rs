@@ -79,13 +79,14 @@ async fn list(
         .network
         .list_networks(&net.caller, &query.listing)
         .await?;
-    let ids: Vec<String> = page.items.iter().map(|item| item.id.clone()).collect();
-    let items = page
-        .items
-        .iter()
-        .map(|item| render(network_json(item, net.is_admin()), &query.fields))
-        .collect();
-    Ok(query.page_body(&state, "networks", "networks", &page, &ids, items))
+    Ok(query.page_body(
+        &state,
+        "networks",
+        "networks",
+        &page,
+        |item| &item.id,
+        |item| network_json(item, net.is_admin()),
+    ))
 }
 
 /// `GET /v2.0/networks.json`.

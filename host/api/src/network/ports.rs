@@ -124,13 +124,14 @@ async fn list(
         .network
         .list_ports(&net.caller, &query.listing)
         .await?;
-    let ids: Vec<String> = page.items.iter().map(|item| item.id.clone()).collect();
-    let items = page
-        .items
-        .iter()
-        .map(|item| render(port_json(item, net.is_admin()), &query.fields))
-        .collect();
-    Ok(query.page_body(&state, "ports", "ports", &page, &ids, items))
+    Ok(query.page_body(
+        &state,
+        "ports",
+        "ports",
+        &page,
+        |item| &item.id,
+        |item| port_json(item, net.is_admin()),
+    ))
 }
 
 /// `GET /v2.0/ports.json`.

@@ -100,19 +100,13 @@ async fn list_groups(
         .network
         .list_security_groups(&net.caller, &query.listing)
         .await?;
-    let ids: Vec<String> = page.items.iter().map(|item| item.id.clone()).collect();
-    let items = page
-        .items
-        .iter()
-        .map(|item| render(group_json(item), &query.fields))
-        .collect();
     Ok(query.page_body(
         &state,
         "security_groups",
         "security-groups",
         &page,
-        &ids,
-        items,
+        |item| &item.id,
+        group_json,
     ))
 }
 
@@ -234,19 +228,13 @@ async fn list_rules(
         .network
         .list_security_group_rules(&net.caller, &query.listing)
         .await?;
-    let ids: Vec<String> = page.items.iter().map(|item| item.id.clone()).collect();
-    let items = page
-        .items
-        .iter()
-        .map(|item| render(rule_json(item), &query.fields))
-        .collect();
     Ok(query.page_body(
         &state,
         "security_group_rules",
         "security-group-rules",
         &page,
-        &ids,
-        items,
+        |item| &item.id,
+        rule_json,
     ))
 }
 

@@ -103,13 +103,14 @@ async fn list(
         .network
         .list_subnets(&net.caller, &query.listing)
         .await?;
-    let ids: Vec<String> = page.items.iter().map(|item| item.id.clone()).collect();
-    let items = page
-        .items
-        .iter()
-        .map(|item| render(subnet_json(item), &query.fields))
-        .collect();
-    Ok(query.page_body(&state, "subnets", "subnets", &page, &ids, items))
+    Ok(query.page_body(
+        &state,
+        "subnets",
+        "subnets",
+        &page,
+        |item| &item.id,
+        subnet_json,
+    ))
 }
 
 /// `GET /v2.0/subnets.json`.
