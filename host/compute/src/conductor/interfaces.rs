@@ -54,10 +54,10 @@ fn check_state(instance: &Instance, action: &str) -> Result<String> {
 impl Conductor {
     /// The server `uuid` as it is now (not deleted).
     async fn current_instance(&self, uuid: &str) -> Result<Instance> {
-        let mut tx = self.db.begin().await?;
-        let instance = Self::locked_instance(&mut tx, uuid).await?;
-        tx.commit().await?;
-        Ok(instance)
+        Instance::fetch(self.db.pool(), uuid)
+            .await?
+            .filter(|instance| instance.deleted == 0)
+            .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))
     }
 
     /// Attaches a port to server `uuid`: `request` names a network (a new
