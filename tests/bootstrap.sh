@@ -14,6 +14,45 @@ if ((${#need_pkgs[@]})); then
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# Real guests: libvirtd and QEMU (the qemu:///system driver), nftables (the
+# security groups on the host), genisoimage (config drives), and what
+# tests/guest/build.sh makes the test guest with. Debian 12's qemu-system-x86
+# is 7.2 while the machine may carry a newer qemu-utils from backports, which
+# it conflicts with: qemu-utils of the same version goes beside it.
+guest_pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 nftables
+  genisoimage syslinux syslinux-common mtools dosfstools binutils iproute2)
+need_guest=()
+for pkg in "${guest_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_guest+=("$pkg")
+done
+if ((${#need_guest[@]})); then
+  echo "bootstrap: installing ${need_guest[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  qemu_version=$(apt-cache policy qemu-system-x86 | awk '/Candidate/{print $2}')
+  apt-get install -y -qq --no-install-recommends --allow-downgrades "${need_guest[@]}" \
+    "qemu-utils=$qemu_version" >/dev/null
+fi
+# libvirt-daemon-system would make these; the daemon alone needs them by hand.
+getent group kvm >/dev/null || groupadd -r kvm
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+getent passwd libvirt-qemu >/dev/null ||
+  useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+mkdir -p /var/log/libvirt/qemu /var/lib/novum
+# As udev would: /dev/kvm for the kvm group. Otherwise libvirtd (root) sees
+# KVM and QEMU (libvirt-qemu) does not, and libvirt probes QEMU anew on every
+# domain start (~50 s).
+if [[ -c /dev/kvm ]]; then
+  chgrp kvm /dev/kvm
+  chmod 0660 /dev/kvm
+fi
+pgrep -x virtlogd >/dev/null || virtlogd -d
+pgrep -x libvirtd >/dev/null || libvirtd -d
+# Bridged IPv4 traffic passes the inet forward hook, where the security
+# groups (with connection tracking) are enforced.
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || true
+sysctl -qw net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null || true
+
 if ! command -v rustup >/dev/null; then
   echo "bootstrap: rustup is required (https://rustup.rs); install it, then run this again" >&2
   exit 1
@@ -56,3 +95,7 @@ if ! "$schemathesis_venv/bin/schemathesis" --version 2>/dev/null | grep -q "vers
   }
   "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"
 fi
+
+# The test guest (kernel + busybox initramfs + bootable disks), from Debian's
+# packages, cached under target/test-guest.
+bash tests/guest/build.sh target/test-guest
