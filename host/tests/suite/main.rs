@@ -34,6 +34,7 @@ mod request_bodies;
 mod resize;
 mod restart;
 mod sandbox;
+mod server_metadata;
 mod server_ports;
 mod vm_states;
 mod write_your_own_filter;

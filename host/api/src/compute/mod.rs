@@ -12,6 +12,7 @@ pub mod keypairs;
 pub mod migrations;
 pub mod server_actions;
 pub mod server_groups;
+pub mod server_metadata;
 pub mod server_networks;
 pub mod servers;
 pub mod services;
@@ -29,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(servers::routes())
         .merge(server_actions::routes())
         .merge(server_networks::routes())
+        .merge(server_metadata::routes())
         .merge(interfaces::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())

@@ -21,6 +21,7 @@ pub mod networking;
 pub mod notices;
 pub mod ops;
 pub mod resize;
+pub mod server_metadata;
 pub mod snapshot;
 pub mod states;
 pub mod tasks;
