@@ -36,5 +36,6 @@ mod restart;
 mod sandbox;
 mod server_metadata;
 mod server_ports;
+mod server_tags;
 mod vm_states;
 mod write_your_own_filter;

@@ -152,7 +152,7 @@ pub struct ServerCreate {
     /// Description (from 2.19).
     #[serde(default)]
     pub description: Option<String>,
-    /// Tags (from 2.52; accepted, unused).
+    /// Tags (from 2.52), at most 50, each 1 to 60 characters without `/` or `,`.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
     /// Trusted certificate ids (from 2.63; accepted, unused).

@@ -14,6 +14,7 @@ pub mod server_actions;
 pub mod server_groups;
 pub mod server_metadata;
 pub mod server_networks;
+pub mod server_tags;
 pub mod servers;
 pub mod services;
 pub mod versions;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_actions::routes())
         .merge(server_networks::routes())
         .merge(server_metadata::routes())
+        .merge(server_tags::routes())
         .merge(interfaces::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
 use super::flavors::{self, parse_query};
 use super::server_networks::{self, ServerNetworking};
+use super::server_tags;
 use super::services;
 use crate::AppState;
 use crate::auth::AuthContext;
@@ -107,6 +108,7 @@ pub fn detail_view(
     instance: &Instance,
     host_statuses: Option<&HostStatuses>,
     networking: &ServerNetworking,
+    tags: &[String],
 ) -> Value {
     let admin = auth.is_admin();
     let status = states::status(&instance.vm_state, instance.task_state.as_deref());
@@ -217,8 +219,8 @@ pub fn detail_view(
     if version.at_least(19) {
         object.insert("description".into(), json!(instance.description));
     }
-    if version.at_least(26) {
-        object.insert("tags".into(), json!([]));
+    if version.at_least(server_tags::TAGS_SINCE) {
+        object.insert("tags".into(), json!(tags));
     }
     if version.at_least(63) {
         object.insert("trusted_image_certificates".into(), Value::Null);
@@ -247,6 +249,74 @@ pub fn detail_view(
         object.insert("fault".into(), shown);
     }
     Value::Object(object)
+}
+
+/// The tags of server `uuid`.
+async fn instance_tags(state: &AppState, uuid: &str) -> ApiResult<Vec<String>> {
+    let mut conn = state.db.connection().await?;
+    Ok(store::tags::of_instance(&mut conn, uuid).await?)
+}
+
+/// The tags of `uuid` in a list's read of every server's tags.
+fn tags_of<'a>(all: &'a HashMap<String, Vec<String>>, uuid: &str) -> &'a [String] {
+    all.get(uuid).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The list filters on tags (2.26): each a comma-separated list.
+struct TagFilters {
+    /// `tags`: every one of these.
+    all: Option<Vec<String>>,
+    /// `tags-any`: at least one.
+    any: Option<Vec<String>>,
+    /// `not-tags`: not every one of these.
+    not_all: Option<Vec<String>>,
+    /// `not-tags-any`: none of these.
+    not_any: Option<Vec<String>>,
+}
+
+impl TagFilters {
+    fn from_query(query: &ListQuery, version: Microversion) -> Self {
+        let split = |text: &Option<String>| {
+            text.as_deref()
+                .filter(|_| version.at_least(server_tags::TAGS_SINCE))
+                .map(|text| {
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|tag| !tag.is_empty())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+        };
+        TagFilters {
+            all: split(&query.tags),
+            any: split(&query.tags_any),
+            not_all: split(&query.not_tags),
+            not_any: split(&query.not_tags_any),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_none() && self.any.is_none() && self.not_all.is_none() && self.not_any.is_none()
+    }
+
+    fn matches(&self, tags: &[String]) -> bool {
+        let has = |tag: &String| tags.contains(tag);
+        self.all
+            .as_ref()
+            .is_none_or(|wanted| wanted.iter().all(has))
+            && self
+                .any
+                .as_ref()
+                .is_none_or(|wanted| wanted.iter().any(has))
+            && self
+                .not_all
+                .as_ref()
+                .is_none_or(|unwanted| !unwanted.iter().all(has))
+            && self
+                .not_any
+                .as_ref()
+                .is_none_or(|unwanted| !unwanted.iter().any(has))
+    }
 }
 
 fn summary_view(state: &AppState, instance: &Instance) -> Value {
@@ -303,6 +373,17 @@ struct ListQuery {
     ip: Option<String>,
     /// A regular expression an IPv6 address of the server matches.
     ip6: Option<String>,
+    /// Servers with every one of these tags (comma-separated; 2.26).
+    tags: Option<String>,
+    /// Servers with at least one of these tags (2.26).
+    #[serde(rename = "tags-any")]
+    tags_any: Option<String>,
+    /// Servers without every one of these tags (2.26).
+    #[serde(rename = "not-tags")]
+    not_tags: Option<String>,
+    /// Servers with none of these tags (2.26).
+    #[serde(rename = "not-tags-any")]
+    not_tags_any: Option<String>,
     /// `limit` and `marker`.
     #[serde(flatten)]
     #[param(inline, required = false)]
@@ -465,6 +546,17 @@ async fn list(
     if query.ip.is_some() || query.ip6.is_some() {
         servers = with_matching_address(state, servers, &query).await?;
     }
+    let tag_filters = TagFilters::from_query(&query, version);
+    let all_tags =
+        if !tag_filters.is_empty() || (detail && version.at_least(server_tags::TAGS_SINCE)) {
+            let mut conn = state.db.connection().await?;
+            store::tags::all(&mut conn).await?
+        } else {
+            HashMap::new()
+        };
+    if !tag_filters.is_empty() {
+        servers.retain(|instance| tag_filters.matches(tags_of(&all_tags, &instance.uuid)));
+    }
     if query.sort_dir.as_deref() == Some("asc") {
         servers.reverse();
     }
@@ -487,6 +579,7 @@ async fn list(
                 instance,
                 host_statuses.as_ref(),
                 &networking,
+                tags_of(&all_tags, &instance.uuid),
             )
         } else {
             summary_view(state, instance)
@@ -536,6 +629,7 @@ async fn show(
     let instance = fetch_visible(&state, &auth, &id).await?;
     let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
     let networking = server_networks::of_server(&state, &instance.uuid).await?;
+    let tags = instance_tags(&state, &instance.uuid).await?;
     Ok(Json(json!({"server": detail_view(
         &state,
         &auth,
@@ -543,6 +637,7 @@ async fn show(
         &instance,
         host_statuses.as_ref(),
         &networking,
+        &tags,
     )})))
 }
 
@@ -768,6 +863,12 @@ async fn create(
     let flavor = flavors::snapshot(&state.db, &flavor).await?;
     let metadata = server.metadata.clone().unwrap_or_default().0;
     let personality = server.personality.as_ref().map(Personality::sizes);
+    let mut tags = match &server.tags {
+        Some(tags) => server_tags::checked_tags(&json!(tags))?,
+        None => Vec::new(),
+    };
+    tags.sort();
+    tags.dedup();
     let request = BuildRequest {
         name: server.name.clone(),
         description: server.description.clone(),
@@ -798,6 +899,7 @@ async fn create(
             .map(|ip| ip.0.clone())
             .unwrap_or_default(),
         ports,
+        tags,
     };
     let groups_shown: Vec<Value> = if request.ports.security_groups.is_empty() {
         vec![json!({"name": "default"})]
@@ -859,6 +961,7 @@ async fn update(
     let host_statuses =
         shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
     let networking = server_networks::of_server(&state, &instance.uuid).await?;
+    let tags = instance_tags(&state, &instance.uuid).await?;
     let mut view = detail_view(
         &state,
         &auth,
@@ -866,6 +969,7 @@ async fn update(
         &instance,
         host_statuses.as_ref(),
         &networking,
+        &tags,
     );
     if !version.at_least(UPDATE_SHOWS_ALL_SINCE)
         && let Some(fields) = view.as_object_mut()

@@ -181,6 +181,8 @@ pub struct BuildRequest {
     pub access_ip_v6: String,
     /// The ports each server gets.
     pub ports: PortPlan,
+    /// The tags each server gets (2.52), checked and sorted.
+    pub tags: Vec<String>,
 }
 
 /// The conductor.
@@ -579,6 +581,7 @@ impl Conductor {
             }
             self.allocate_ports(&mut tx, &request.project_id, &uuid, &request.ports)
                 .await?;
+            crate::store::tags::replace(&mut tx, &uuid, &request.tags).await?;
             let action_id = actions::start_action(
                 &mut tx,
                 &uuid,

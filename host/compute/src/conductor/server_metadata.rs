@@ -1,7 +1,8 @@
-//! A server's metadata (`/servers/{id}/metadata`): merged, replaced, one
-//! item set or deleted, in the conductor's serialized section, under Nova's
-//! state guard and the `metadata_items` quota, with `instance.update`
-//! committed with the change.
+//! A server's metadata (`/servers/{id}/metadata`) and tags
+//! (`/servers/{id}/tags`): merged or replaced, one item set or deleted, in
+//! the conductor's serialized section, under Nova's state guards (and the
+//! `metadata_items` quota, and at most [`MAX_TAGS`] tags), with
+//! `instance.update` committed with the change.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use novum_quota::Resource;
 
 use super::states::vm;
 use super::{Caller, Conductor, ConductorError, Result, notices};
+use crate::store;
 use novum_db as db;
 
 /// How a metadata request changes a server's metadata.
@@ -25,9 +27,44 @@ pub enum MetadataChange {
     Delete(String),
 }
 
+/// How a tags request changes a server's tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TagsChange {
+    /// `PUT /tags`: exactly these.
+    Replace(Vec<String>),
+    /// `PUT /tags/{tag}`: one more (nothing when it is there).
+    Add(String),
+    /// `DELETE /tags/{tag}`: one gone (404 when it is not there).
+    Remove(String),
+    /// `DELETE /tags`: none.
+    Clear,
+}
+
+/// Most tags a server may have (Nova's `MAX_TAG_COUNT`).
+pub const MAX_TAGS: usize = 50;
+
 /// The vm states in which Nova changes a server's metadata (with no task
-/// in progress).
+/// in progress) and tags (whatever the task; Nova adds the shelved states,
+/// which novum does not have yet).
 const CHANGEABLE_IN: [&str; 4] = [vm::ACTIVE, vm::PAUSED, vm::SUSPENDED, vm::STOPPED];
+
+/// Nova's guard: `vm_state` among `states` (checked first), then
+/// `task_state` none when `idle` is asked; else 409 naming `verb`.
+fn guard(instance: &super::model::Instance, verb: &str, states: &[&str], idle: bool) -> Result<()> {
+    let uuid = &instance.uuid;
+    if !states.contains(&instance.vm_state.as_str()) {
+        return Err(ConductorError::Conflict(format!(
+            "Cannot '{verb}' instance {uuid} while it is in vm_state {}",
+            instance.vm_state
+        )));
+    }
+    if idle && let Some(task_state) = &instance.task_state {
+        return Err(ConductorError::Conflict(format!(
+            "Cannot '{verb}' instance {uuid} while it is in task_state {task_state}"
+        )));
+    }
+    Ok(())
+}
 
 impl Conductor {
     /// Applies `change` to server `uuid`'s metadata; returns the metadata
@@ -46,18 +83,7 @@ impl Conductor {
         } else {
             "update metadata"
         };
-        // Nova's order: the vm_state first, then the task_state.
-        if !CHANGEABLE_IN.contains(&instance.vm_state.as_str()) {
-            return Err(ConductorError::Conflict(format!(
-                "Cannot '{verb}' instance {uuid} while it is in vm_state {}",
-                instance.vm_state
-            )));
-        }
-        if let Some(task_state) = &instance.task_state {
-            return Err(ConductorError::Conflict(format!(
-                "Cannot '{verb}' instance {uuid} while it is in task_state {task_state}"
-            )));
-        }
+        guard(&instance, verb, &CHANGEABLE_IN, true)?;
         let before = instance.metadata_map();
         let after = match change {
             MetadataChange::Merge(items) => {
@@ -112,5 +138,74 @@ impl Conductor {
         .await?;
         novum_notify::commit(tx).await?;
         Ok(after)
+    }
+}
+
+impl Conductor {
+    /// Applies `change` to server `uuid`'s tags; returns them afterwards,
+    /// sorted, and whether an added tag was new. 409 in a state Nova
+    /// refuses, 400 beyond [`MAX_TAGS`], 404 removing a tag it lacks.
+    pub async fn change_tags(
+        self: &Arc<Self>,
+        uuid: &str,
+        change: TagsChange,
+        caller: &Caller<'_>,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut tx = self.db().begin_serialized("conductor").await?;
+        let instance = Self::locked_instance(&mut tx, uuid).await?;
+        let verb = match &change {
+            TagsChange::Replace(_) => "update tags",
+            TagsChange::Add(_) => "update tag",
+            TagsChange::Remove(_) => "delete tag",
+            TagsChange::Clear => "delete tags",
+        };
+        guard(&instance, verb, &CHANGEABLE_IN, false)?;
+        let before = store::tags::of_instance(&mut tx, uuid).await?;
+        let mut added = false;
+        let mut after = match change {
+            TagsChange::Replace(tags) => tags,
+            TagsChange::Add(tag) => {
+                let mut tags = before.clone();
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                    added = true;
+                }
+                tags
+            }
+            TagsChange::Remove(tag) => {
+                if !before.contains(&tag) {
+                    return Err(ConductorError::NotFound(format!(
+                        "Tag {tag} could not be found for instance {uuid}."
+                    )));
+                }
+                before.iter().filter(|t| **t != tag).cloned().collect()
+            }
+            TagsChange::Clear => Vec::new(),
+        };
+        after.sort();
+        after.dedup();
+        if after.len() > MAX_TAGS {
+            return Err(ConductorError::BadRequest(format!(
+                "The number of tags exceeded the per-server limit {MAX_TAGS}"
+            )));
+        }
+        if after != before {
+            store::tags::replace(&mut tx, uuid, &after).await?;
+            sqlx::query("UPDATE instances SET updated_at = $1 WHERE uuid = $2")
+                .bind(db::now())
+                .bind(uuid)
+                .execute(&mut *tx)
+                .await?;
+            notices::updated(
+                &mut tx,
+                &self.api_publisher(),
+                uuid,
+                None,
+                &notices::caller_context(caller),
+            )
+            .await?;
+        }
+        novum_notify::commit(tx).await?;
+        Ok((after, added))
     }
 }

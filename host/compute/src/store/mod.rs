@@ -16,3 +16,4 @@ pub mod migrations;
 pub mod nodes;
 pub mod server_groups;
 pub mod services;
+pub mod tags;
