@@ -3,8 +3,9 @@
 //! through the Image API as a qcow2 image, a server booted through the
 //! Compute API. The agent downloads the image from the controller with its
 //! own credential, verifies it, gives the guest a qcow2 overlay; the guest
-//! prints NOVUM-BOOTED on its serial console (kept in `console.log`), and
-//! deleting the server leaves no domain and no file.
+//! prints NOVUM-BOOTED on its serial console (kept in `console.log`); when
+//! it powers itself off the server shows SHUTOFF; deleting the server
+//! leaves no domain and no file.
 
 use std::path::Path;
 use std::process::Command;
@@ -49,19 +50,90 @@ impl Drop for DomainGuard {
     }
 }
 
-/// The console log file of the domain of server `uuid` (`None`: no domain).
-fn console_log_of(uuid: &str) -> Option<String> {
+/// The live definition of the domain of server `uuid` (`None`: no domain).
+fn domain_xml(uuid: &str) -> Option<String> {
     let mut conn = Connect::open(Some(URI)).expect("libvirt");
     let xml = Domain::lookup_by_uuid_string(&conn, uuid)
         .ok()
         .map(|domain| domain.get_xml_desc(0).expect("domain xml"));
     let _ = conn.close();
-    let xml = xml?;
+    xml
+}
+
+/// The `attribute` of the first `element` inside the domain's `<serial>`.
+fn serial_attribute(uuid: &str, element: &str, attribute: &str) -> Option<String> {
+    let xml = domain_xml(uuid)?;
     let doc = roxmltree::Document::parse(&xml).expect("xml");
     doc.descendants()
-        .find(|n| n.has_tag_name("log"))
-        .and_then(|log| log.attribute("file"))
+        .find(|n| n.has_tag_name("serial"))?
+        .children()
+        .find(|n| n.has_tag_name(element))?
+        .attribute(attribute)
         .map(str::to_string)
+}
+
+/// The console log file of the domain of server `uuid` (`None`: no domain).
+fn console_log_of(uuid: &str) -> Option<String> {
+    serial_attribute(uuid, "log", "file")
+}
+
+/// Waits until the console log `log` holds `marker`.
+async fn wait_console(log: &str, marker: &str, since: Instant) {
+    loop {
+        let text = std::fs::read(log).unwrap_or_default();
+        if String::from_utf8_lossy(&text).contains(marker) {
+            return;
+        }
+        assert!(
+            since.elapsed() < BOOT_TIMEOUT,
+            "{marker} never came: {}",
+            String::from_utf8_lossy(&text)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Types `line` into the serial console of server `uuid` (its pty).
+async fn type_on_console(uuid: &str, line: &str) {
+    use std::io::Write as _;
+    let pty = serial_attribute(uuid, "source", "path").expect("the serial port's pty");
+    let mut console = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&pty)
+        .expect("opening the pty");
+    console
+        .write_all(format!("{line}\r").as_bytes())
+        .expect("typing");
+    // qemu reads the pty while it is open: keep it open until it has.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Waits until server `id` has `status` (or ERROR); the server.
+async fn wait_status(
+    cloud: &Cloud,
+    id: &str,
+    status: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    let since = Instant::now();
+    loop {
+        let (_, body) = cloud
+            .compute(
+                &cloud.admin,
+                Method::GET,
+                &format!("/servers/{id}"),
+                None,
+                "2.37",
+            )
+            .await;
+        let server = body["server"].clone();
+        if server["status"] == status || server["status"] == "ERROR" {
+            return server;
+        }
+        assert!(since.elapsed() < timeout, "server never {status}: {server}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,26 +189,7 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
         .expect("server id")
         .to_string();
     let _guard = DomainGuard(Some(id.clone()));
-    let server = loop {
-        let (_, body) = cloud
-            .compute(
-                &cloud.admin,
-                Method::GET,
-                &format!("/servers/{id}"),
-                None,
-                "2.37",
-            )
-            .await;
-        let server = body["server"].clone();
-        if server["status"] == "ACTIVE" || server["status"] == "ERROR" {
-            break server;
-        }
-        assert!(
-            started.elapsed() < BOOT_TIMEOUT,
-            "server never ACTIVE: {server}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let server = wait_status(&cloud, &id, "ACTIVE", BOOT_TIMEOUT).await;
     assert_eq!(server["status"], "ACTIVE", "{server}");
     let active = started.elapsed();
 
@@ -146,22 +199,19 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
         .expect("instance dir")
         .to_path_buf();
     assert!(instance_dir.join("disk").is_file());
-    loop {
-        let text = std::fs::read(&log).unwrap_or_default();
-        if String::from_utf8_lossy(&text).contains("NOVUM-BOOTED") {
-            break;
-        }
-        assert!(
-            started.elapsed() < BOOT_TIMEOUT,
-            "the guest never booted: {}",
-            String::from_utf8_lossy(&text)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_console(&log, "NOVUM-BOOTED", started).await;
     eprintln!(
         "server ACTIVE after {active:?}, NOVUM-BOOTED after {:?}",
         started.elapsed()
     );
+
+    // The guest powers itself off: the agent's power-state sync reports
+    // it, and the server shows SHUTOFF.
+    wait_console(&log, "NOVUM-READY", started).await;
+    type_on_console(&id, "poweroff -f").await;
+    let server = wait_status(&cloud, &id, "SHUTOFF", Duration::from_secs(60)).await;
+    assert_eq!(server["status"], "SHUTOFF", "{server}");
+    assert_eq!(server["OS-EXT-STS:power_state"], 4, "{server}");
 
     let (status, body) = cloud
         .compute(
