@@ -328,6 +328,30 @@ fn real_guests_boot_from_served_images_with_real_disks() {
     let [disk_started, kernel_started] =
         spawns.map(|spawn| spawn.join().expect("spawn thread").expect("spawn"));
     let spawned = started.elapsed();
+    // Meanwhile `auto` probes KVM with a guest of its own and settles on
+    // what runs: always QEMU TCG, KVM too only where a KVM guest runs.
+    let auto = std::thread::spawn({
+        let dir = dir.clone();
+        move || {
+            let probing = Instant::now();
+            let options = LibvirtOptions {
+                instances_path: dir.join("auto").to_string_lossy().into_owned(),
+                virt_type: VirtType::Auto,
+                ..LibvirtOptions::default()
+            };
+            let driver = LibvirtDriver::open(URI, options).expect("auto");
+            let mut types: Vec<String> = driver
+                .inventory()
+                .expect("inventory")
+                .supported_instances
+                .into_iter()
+                .map(|s| s.hv_type)
+                .collect();
+            types.sort();
+            types.dedup();
+            (types, probing.elapsed())
+        }
+    });
     let kernel_boot = std::thread::spawn({
         let dir = dir.clone();
         move || wait_console(&dir, kernel_guest, "NOVUM-BOOTED", kernel_started)
@@ -338,6 +362,21 @@ fn real_guests_boot_from_served_images_with_real_disks() {
         "spawned both (downloads, disks, define, start) in {spawned:?}; NOVUM-BOOTED after the start: \
          disk image {disk_boot:?}, direct kernel boot {kernel_boot:?}"
     );
+
+    let (auto_types, probe_time) = auto.join().expect("auto thread");
+    eprintln!("virt_type auto chose {auto_types:?} in {probe_time:?}");
+    assert!(
+        auto_types == ["qemu"] || auto_types == ["kvm", "qemu"],
+        "{auto_types:?}"
+    );
+    if !Path::new("/dev/kvm").exists() {
+        assert_eq!(auto_types, ["qemu"]);
+    }
+    // The probe leaves nothing behind.
+    let probe_files: Vec<_> = std::fs::read_dir(dir.join("auto"))
+        .expect("auto dir")
+        .collect();
+    assert!(probe_files.is_empty(), "{probe_files:?}");
 
     // The disks: a qcow2 overlay on the cached image, sized by the flavor
     // (or the image's size for root_gb 0), ephemeral and swap disks.
