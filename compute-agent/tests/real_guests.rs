@@ -451,7 +451,7 @@ fn real_guests_boot_from_served_images_with_real_disks() {
     assert!(stopped < Duration::from_secs(15), "{stopped:?}");
     assert_eq!(
         shutoff_reason(kernel_guest),
-        virt::sys::VIR_DOMAIN_SHUTOFF_SHUTDOWN as u32,
+        virt::sys::VIR_DOMAIN_SHUTOFF_SHUTDOWN,
         "the guest was stopped hard, not shut down"
     );
 
