@@ -279,3 +279,127 @@ impl Hasher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Serves one image from memory, counting the downloads.
+    struct Counting {
+        data: Vec<u8>,
+        info: ImageFileInfo,
+        opened: AtomicUsize,
+    }
+
+    impl ImageSource for Counting {
+        fn open(&self, _image_id: &str) -> Result<ImageData, DriverError> {
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            // Slow enough that concurrent fetches overlap.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            Ok(ImageData {
+                info: self.info.clone(),
+                reader: Box::new(io::Cursor::new(self.data.clone())),
+            })
+        }
+    }
+
+    fn source(data: &[u8], info: ImageFileInfo) -> Counting {
+        Counting {
+            data: data.to_vec(),
+            info,
+            opened: AtomicUsize::new(0),
+        }
+    }
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("novum-image-cache-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[test]
+    fn concurrent_fetches_of_one_image_download_it_once() {
+        let data = b"the image".repeat(1000);
+        let source = source(
+            &data,
+            ImageFileInfo {
+                disk_format: Some("raw".into()),
+                size: Some(data.len() as u64),
+                checksum: Some(hex::encode(md5::Digest::finalize(
+                    <md5::Md5 as md5::Digest>::new_with_prefix(&data),
+                ))),
+                ..ImageFileInfo::default()
+            },
+        );
+        let dir = temp_dir();
+        let cache = ImageCache::new(&dir);
+        let fetched: Vec<CachedImage> = std::thread::scope(|scope| {
+            let fetches: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| cache.fetch(&source, "img-1")))
+                .collect();
+            fetches
+                .into_iter()
+                .map(|fetch| fetch.join().expect("thread").expect("fetch"))
+                .collect()
+        });
+        assert_eq!(source.opened.load(Ordering::SeqCst), 1);
+        assert!(fetched.iter().all(|image| image == &fetched[0]));
+        assert_eq!(fs::read(&fetched[0].path).expect("cached"), data);
+        assert_eq!(fetched[0].qemu_format(), "raw");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_wrong_hash_a_wrong_size_or_no_hash_keeps_nothing() {
+        let data = b"the image".to_vec();
+        let right = ImageFileInfo {
+            size: Some(data.len() as u64),
+            os_hash_algo: Some("sha512".into()),
+            os_hash_value: Some(hex::encode(<sha2::Sha512 as sha2::Digest>::digest(&data))),
+            ..ImageFileInfo::default()
+        };
+        let cases = [
+            (
+                ImageFileInfo {
+                    os_hash_value: Some("00".repeat(64)),
+                    ..right.clone()
+                },
+                "sha512",
+            ),
+            (
+                ImageFileInfo {
+                    size: Some(3),
+                    ..right.clone()
+                },
+                "received 9 bytes",
+            ),
+            (
+                ImageFileInfo {
+                    checksum: Some("0".repeat(32)),
+                    os_hash_algo: Some("whirlpool".into()),
+                    ..right.clone()
+                },
+                "md5",
+            ),
+            (ImageFileInfo::default(), "no checksum"),
+        ];
+        let dir = temp_dir();
+        let cache = ImageCache::new(&dir);
+        for (info, why) in cases {
+            let error = cache
+                .fetch(&source(&data, info), "img-2")
+                .expect_err("a bad download must fail");
+            assert!(error.to_string().contains(why), "{error}");
+            let left: Vec<_> = fs::read_dir(cache.dir()).expect("dir").collect();
+            assert!(left.is_empty(), "{left:?}");
+        }
+        let image = cache.fetch(&source(&data, right), "img-2").expect("fetch");
+        assert_eq!(image.size, 9);
+        assert!(
+            cache
+                .fetch(&source(&data, ImageFileInfo::default()), "../x")
+                .is_err()
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
