@@ -262,9 +262,10 @@ fn real_guests_boot_from_served_images_with_real_disks() {
     let disk_guest = Uuid::new_v4();
     let kernel_guest = Uuid::new_v4();
     let failing = Uuid::new_v4();
+    let unstartable_guard = Uuid::new_v4();
     let dir = std::env::temp_dir().join(format!("novum-real-guests-{}", Uuid::new_v4()));
     let _cleanup = Cleanup {
-        instances: vec![disk_guest, kernel_guest, failing],
+        instances: vec![disk_guest, kernel_guest, failing, unstartable_guard],
         dir: dir.clone(),
     };
     let options = LibvirtOptions {
@@ -325,6 +326,24 @@ fn real_guests_boot_from_served_images_with_real_disks() {
     assert_eq!(driver.power_state(failing).expect("state"), None);
     assert!(!dir.join(failing.to_string()).exists());
     assert!(!dir.join(BASE_DIR).join(&corrupt).exists());
+    // A guest libvirt cannot make (a machine type QEMU does not have)
+    // fails the spawn, so that the conductor reschedules, and leaves no
+    // domain and no disk (the image it downloaded stays cached).
+    let unstartable = unstartable_guard;
+    let error = driver
+        .spawn(
+            unstartable,
+            &spec(
+                "unstartable",
+                &machine,
+                &[("hw_machine_type", "no-such-machine")],
+                flavor(1, 1, 0),
+            ),
+        )
+        .expect_err("a machine type QEMU lacks cannot start");
+    assert!(matches!(error, DriverError::Libvirt { .. }), "{error}");
+    assert_eq!(driver.power_state(unstartable).expect("state"), None);
+    assert!(!dir.join(unstartable.to_string()).exists());
     let [disk_started, kernel_started] =
         spawns.map(|spawn| spawn.join().expect("spawn thread").expect("spawn"));
     let spawned = started.elapsed();
