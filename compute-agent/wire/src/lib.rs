@@ -10,6 +10,7 @@
 //! | poll | `GET /rpc/v1/agents/{host}/tasks?wait=<seconds>` | → [`TaskList`] |
 //! | report | `POST /rpc/v1/agents/{host}/tasks/{task_id}/result` | [`TaskResult`] → 2xx |
 //! | image data | `GET /rpc/v1/agents/{host}/images/{image_id}/file` | → the bytes, [`ImageFileInfo`] in headers |
+//! | firewall | `GET /rpc/v1/agents/{host}/firewall` | → [`HostFirewall`] |
 //!
 //! Registration authenticates with the enrollment credential (`Authorization:
 //! Bearer <enrollment token>`) and answers with the agent's own credential; every
@@ -27,6 +28,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+mod firewall;
+pub use firewall::{Direction, FirewallRule, HostFirewall, PortFirewall, firewall_path};
 
 /// Prefix of every agent RPC path.
 pub const API_PREFIX: &str = "/rpc/v1";
