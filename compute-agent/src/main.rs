@@ -10,7 +10,7 @@ use novum_agent::agent::{
     DEFAULT_RECONCILE_INTERVAL,
 };
 use novum_agent::driver::{
-    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions,
+    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions, VirtType,
 };
 use novum_agent::{AgentConfig, run_agent};
 use tracing_subscriber::EnvFilter;
@@ -61,6 +61,11 @@ struct Args {
     /// Seconds a guest may take to release a hot-unplugged interface.
     #[arg(long, default_value_t = DEFAULT_INTERFACE_DETACH_TIMEOUT.as_secs())]
     interface_detach_timeout_seconds: u64,
+    /// Accelerator of real guests (Nova's `[libvirt] virt_type`): `kvm`,
+    /// `qemu` (TCG emulation), or `auto` (KVM when a probe guest runs under
+    /// it, else `qemu`).
+    #[arg(long, default_value = "auto")]
+    virt_type: VirtType,
     /// On libvirt's test driver only: guest architectures the fake host
     /// reports on top of the test driver's `i686` (repeatable).
     #[arg(long = "test-guest-arch")]
@@ -132,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
             test_guest_archs: args.test_guest_archs,
             domain_store,
             interface_detach_timeout: Duration::from_secs(args.interface_detach_timeout_seconds),
+            virt_type: args.virt_type,
         },
         firewall_interval: Duration::from_secs(args.firewall_seconds.max(1)),
         ..AgentConfig::new(args.controller, host)

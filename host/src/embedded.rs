@@ -58,6 +58,10 @@ pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec
         agent.libvirt.disk_gb = Some(config.embedded_disk_gb);
         agent.libvirt.test_guest_archs = config.embedded_guest_archs.clone();
         agent.libvirt.instances_path = dir.join(&host).display().to_string();
+        agent.libvirt.virt_type = config
+            .embedded_virt_type
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("[agent] embedded_virt_type: {e}"))?;
         // Like a standalone agent's `--state-dir`: the credential and, on the
         // test driver (whose domains die with this process), the domains, so
         // that a restarted controller finds its servers where they were.

@@ -73,7 +73,7 @@ add_module() {
 for module in "${wanted[@]}"; do add_module "$module"; done
 
 root="$work/initramfs"
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,mnt/config,lib/modules,etc/acpi/PWRF}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,mnt/config,lib/modules,etc/acpi/PWRF,var/log,var/run}
 cp busybox/bin/busybox "$root/bin/busybox"
 for name in "${order[@]}"; do
   cp "${path_of[$name]}" "$root/lib/modules/$name.ko"

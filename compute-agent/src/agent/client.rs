@@ -1,12 +1,14 @@
 //! The agent's side of the RPC: authenticated JSON calls to the controller, with
 //! registration and re-registration when the controller forgets the credential.
 
+use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use novum_wire::{
-    ErrorBody, HeartbeatRequest, HostFirewall, Inventory, REGISTER_PATH, RegisterRequest,
-    RegisterResponse, Task, TaskList, TaskResult, firewall_path, heartbeat_path, task_result_path,
-    tasks_path,
+    ErrorBody, HeartbeatRequest, HostFirewall, ImageFileInfo, Inventory, REGISTER_PATH,
+    RegisterRequest, RegisterResponse, Task, TaskList, TaskResult, firewall_path, heartbeat_path,
+    image_file_path, task_result_path, tasks_path,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -15,9 +17,14 @@ use tokio::sync::RwLock;
 use tracing::{info, warn};
 
 use crate::credentials::{CredentialStore, StoredCredential};
+use crate::driver::{DriverError, ImageData, ImageSource, check_image_id};
 
 /// How long an ordinary call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an image download may wait for its answer, and then for each
+/// piece of the data.
+const IMAGE_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Extra time over the long-poll wait before the client gives up on a poll.
 const POLL_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
@@ -77,7 +84,7 @@ pub struct Client {
     host: String,
     enrollment_token: Option<String>,
     store: CredentialStore,
-    token: RwLock<Option<String>>,
+    token: Arc<RwLock<Option<String>>>,
 }
 
 impl Client {
@@ -97,8 +104,20 @@ impl Client {
             host: host.to_string(),
             enrollment_token,
             store,
-            token: RwLock::new(token),
+            token: Arc::new(RwLock::new(token)),
         })
+    }
+
+    /// The controller's image service as this agent downloads from it (with
+    /// its current credential), for blocking driver threads of `runtime`.
+    pub fn image_source(&self, runtime: tokio::runtime::Handle) -> ControllerImages {
+        ControllerImages {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            host: self.host.clone(),
+            token: Arc::clone(&self.token),
+            runtime,
+        }
     }
 
     /// The current agent credential.
@@ -213,4 +232,107 @@ async fn check(response: reqwest::Response) -> Result<reqwest::Response, RpcErro
 
 async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, RpcError> {
     Ok(check(response).await?.json().await?)
+}
+
+/// The controller's image service, as an [`ImageSource`] for the driver:
+/// `GET /rpc/v1/agents/{host}/images/{id}/file` with the agent credential.
+/// Its calls block (on `runtime`): call them from blocking threads only.
+pub struct ControllerImages {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+    token: Arc<RwLock<Option<String>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ControllerImages {
+    /// A source downloading from the controller at `base` as agent `host`
+    /// with credential `token`.
+    pub fn new(
+        base: &str,
+        host: &str,
+        token: Option<String>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, RpcError> {
+        Ok(ControllerImages {
+            http: reqwest::Client::builder()
+                .user_agent(concat!("novum-agent/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            base: base.trim_end_matches('/').to_string(),
+            host: host.to_string(),
+            token: Arc::new(RwLock::new(token)),
+            runtime,
+        })
+    }
+}
+
+impl ImageSource for ControllerImages {
+    fn open(&self, image_id: &str) -> Result<ImageData, DriverError> {
+        let id = check_image_id(image_id)?;
+        let failed = |e: &dyn std::fmt::Display| {
+            DriverError::Image(format!("downloading image {id} from the controller: {e}"))
+        };
+        let url = format!("{}{}", self.base, image_file_path(&self.host, id));
+        let response = self.runtime.block_on(async {
+            let mut request = self.http.get(url);
+            if let Some(token) = self.token.read().await.as_deref() {
+                request = request.bearer_auth(token);
+            }
+            let response = tokio::time::timeout(IMAGE_READ_TIMEOUT, request.send())
+                .await
+                .map_err(|e| failed(&e))?
+                .map_err(|e| failed(&e))?;
+            check(response).await.map_err(|e| failed(&e))
+        })?;
+        let info = ImageFileInfo::from_headers(|name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string)
+        });
+        Ok(ImageData {
+            info,
+            reader: Box::new(ResponseReader {
+                response,
+                runtime: self.runtime.clone(),
+                chunk: Vec::new(),
+                offset: 0,
+            }),
+        })
+    }
+}
+
+/// A streamed answer's body as a blocking [`Read`].
+struct ResponseReader {
+    response: reqwest::Response,
+    runtime: tokio::runtime::Handle,
+    chunk: Vec<u8>,
+    offset: usize,
+}
+
+impl Read for ResponseReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.chunk.len() {
+            let response = &mut self.response;
+            let next = self
+                .runtime
+                .block_on(async {
+                    tokio::time::timeout(IMAGE_READ_TIMEOUT, response.chunk()).await
+                })
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no data for 60 s"))?
+                .map_err(std::io::Error::other)?;
+            match next {
+                Some(chunk) => {
+                    self.chunk = chunk.to_vec();
+                    self.offset = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let count = buffer.len().min(self.chunk.len() - self.offset);
+        buffer[..count].copy_from_slice(&self.chunk[self.offset..self.offset + count]);
+        self.offset += count;
+        Ok(count)
+    }
 }

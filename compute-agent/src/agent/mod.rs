@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use uuid::Uuid;
 
-pub use client::{Client, RpcError};
+pub use client::{Client, ControllerImages, RpcError};
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
@@ -249,6 +249,9 @@ impl Agent {
             store,
             token,
         )?;
+        driver.set_image_source(Arc::new(
+            client.image_source(tokio::runtime::Handle::current()),
+        ));
         let firewall = config
             .firewall_table
             .as_ref()

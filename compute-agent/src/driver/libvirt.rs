@@ -1,7 +1,7 @@
 //! [`VirtDriver`] on libvirt through the `virt` crate.
 
-use std::path::PathBuf;
-use std::sync::Once;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,8 +17,10 @@ use virt::storage_pool::StoragePool;
 use virt::sys;
 
 use super::bridge;
+use super::disks::{self, InstanceFiles};
+use super::images::{ImageCache, ImageSource};
 use super::store::{DomainStore, GuestState, StoredDomain};
-use super::xml::{self, DiskLayout};
+use super::xml::{self, DiskLayout, KernelBoot};
 use super::{DriverError, VirtDriver};
 
 /// How long a clean shutdown may take before the domain is stopped hard
@@ -69,7 +71,50 @@ pub struct LibvirtOptions {
     /// How long [`VirtDriver::detach_interface`] waits for the guest to
     /// release a hot-unplugged interface.
     pub interface_detach_timeout: Duration,
+    /// Which accelerator real guests use (Nova's `[libvirt] virt_type`).
+    pub virt_type: VirtType,
 }
+
+/// Which accelerator the guests of a QEMU host run on (Nova's `[libvirt]
+/// virt_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VirtType {
+    /// KVM when a probe guest runs under it, else QEMU's TCG emulation.
+    #[default]
+    Auto,
+    /// Hardware virtualisation (`<domain type='kvm'>`) only.
+    Kvm,
+    /// QEMU's TCG emulation (`<domain type='qemu'>`) only.
+    Qemu,
+}
+
+impl std::str::FromStr for VirtType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(VirtType::Auto),
+            "kvm" => Ok(VirtType::Kvm),
+            "qemu" => Ok(VirtType::Qemu),
+            other => Err(format!("unknown virt type {other:?} (auto, kvm or qemu)")),
+        }
+    }
+}
+
+impl std::fmt::Display for VirtType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VirtType::Auto => "auto",
+            VirtType::Kvm => "kvm",
+            VirtType::Qemu => "qemu",
+        })
+    }
+}
+
+/// How long the KVM probe guest of [`VirtType::Auto`] may take to reach
+/// its firmware's "no bootable device" (a working KVM takes well under a
+/// second; a broken one never gets there).
+const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for LibvirtOptions {
     fn default() -> Self {
@@ -82,6 +127,7 @@ impl Default for LibvirtOptions {
             test_guest_archs: Vec::new(),
             domain_store: None,
             interface_detach_timeout: DEFAULT_INTERFACE_DETACH_TIMEOUT,
+            virt_type: VirtType::Auto,
         }
     }
 }
@@ -108,6 +154,96 @@ pub struct LibvirtDriver {
     test_driver: bool,
     options: LibvirtOptions,
     store: Option<DomainStore>,
+    /// The libvirt domain types real guests may use (from
+    /// [`LibvirtOptions::virt_type`], after the KVM probe); empty on the
+    /// test driver (no filter).
+    hv_types: Vec<String>,
+    /// The host's image cache (real hypervisors).
+    images: ImageCache,
+    /// Where images come from, once the agent has said.
+    image_source: RwLock<Option<Arc<dyn ImageSource>>>,
+}
+
+/// The libvirt domain types the guests of a real hypervisor may use, from
+/// `options.virt_type`: `kvm` or `qemu` as asked, or for
+/// [`VirtType::Auto`] both when a KVM probe guest runs, else `qemu` alone.
+/// Logs the choice.
+fn resolve_virt_type(conn: &Connect, options: &LibvirtOptions) -> Result<Vec<String>, DriverError> {
+    let caps = xml::parse_capabilities(&conn.get_capabilities().map_err(lv("capabilities"))?)?;
+    let offered = |hv: &str| caps.supported_instances.iter().any(|s| s.hv_type == hv);
+    let hv_types: Vec<String> = match options.virt_type {
+        VirtType::Kvm => vec!["kvm".into()],
+        VirtType::Qemu => vec!["qemu".into()],
+        VirtType::Auto if offered("kvm") && kvm_probe(conn, &caps, options)? => {
+            vec!["kvm".into(), "qemu".into()]
+        }
+        VirtType::Auto => vec!["qemu".into()],
+    };
+    info!(
+        virt_type = %options.virt_type,
+        domain_types = ?hv_types,
+        "guests run as {}",
+        if hv_types[0] == "kvm" { "KVM (hardware virtualisation)" } else { "QEMU TCG (emulation)" }
+    );
+    Ok(hv_types)
+}
+
+/// Whether a KVM guest runs on this host: a probe domain without disks
+/// boots its firmware (SeaBIOS, printing to the serial port), which must
+/// reach "No bootable device" within [`KVM_PROBE_TIMEOUT`]. On hosts whose
+/// KVM is broken (nested virtualisation without what the guest needs) the
+/// vCPU hangs in the firmware or dies with "KVM internal error".
+fn kvm_probe(
+    conn: &Connect,
+    caps: &xml::Capabilities,
+    options: &LibvirtOptions,
+) -> Result<bool, DriverError> {
+    let dir = Path::new(&options.instances_path);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DriverError::Disk(format!("creating {}: {e}", dir.display())))?;
+    let log = dir.join(format!(".kvm-probe-{}.log", Uuid::new_v4()));
+    let name = format!("novum-kvm-probe-{}", Uuid::new_v4());
+    let machine = if caps.cpu.arch == "x86_64" || caps.cpu.arch == "i686" {
+        format!(" machine='{}'", xml::DEFAULT_X86_MACHINE_TYPE)
+    } else {
+        String::new()
+    };
+    let definition = format!(
+        "<domain type='kvm'>\n  <name>{name}</name>\n  <memory unit='MiB'>32</memory>\n  <vcpu>1</vcpu>\n  \
+         <os>\n    <type arch='{}'{machine}>hvm</type>\n    <bios useserial='yes'/>\n  </os>\n  \
+         <on_poweroff>destroy</on_poweroff>\n  <devices>\n{}  </devices>\n</domain>\n",
+        xml::escape(&caps.cpu.arch),
+        xml::serial_console_xml(&log.to_string_lossy(), "    ")
+    );
+    let works = match Domain::create_xml(conn, &definition, 0) {
+        Ok(domain) => {
+            let deadline = Instant::now() + KVM_PROBE_TIMEOUT;
+            let mut works = false;
+            while Instant::now() < deadline && domain.is_active().unwrap_or(false) {
+                let text = std::fs::read(&log).unwrap_or_default();
+                if String::from_utf8_lossy(&text).contains("No bootable device") {
+                    works = true;
+                    break;
+                }
+                thread::sleep(SHUTDOWN_POLL_INTERVAL);
+            }
+            if domain.is_active().unwrap_or(false)
+                && let Err(e) = domain.destroy()
+            {
+                warn!(error = %e, "stopping the KVM probe guest");
+            }
+            works
+        }
+        Err(e) => {
+            warn!(error = %e.message(), "the KVM probe guest did not start");
+            false
+        }
+    };
+    let _ = std::fs::remove_file(&log);
+    if !works {
+        warn!("KVM guests do not run on this host; falling back to QEMU TCG");
+    }
+    Ok(works)
 }
 
 fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
@@ -271,12 +407,21 @@ impl LibvirtDriver {
             .eq_ignore_ascii_case("test");
         info!(uri, test_driver, "libvirt connection open");
         let store = options.domain_store.as_ref().map(DomainStore::new);
+        let hv_types = if test_driver {
+            Vec::new()
+        } else {
+            resolve_virt_type(&conn.0, &options)?
+        };
+        let images = ImageCache::new(Path::new(&options.instances_path));
         let driver = LibvirtDriver {
             conn,
             uri: uri.to_string(),
             test_driver,
             options,
             store,
+            hv_types,
+            images,
+            image_source: RwLock::new(None),
         };
         driver.restore()?;
         Ok(driver)
@@ -414,11 +559,117 @@ impl LibvirtDriver {
             Some(pool) => {
                 Ok(pool.get_info().map_err(lv("storage pool info"))?.capacity / BYTES_PER_GIB)
             }
+            None if !self.test_driver => self.instances_path_gb(),
             None => {
                 warn!(uri = %self.uri, "no storage pool and no configured disk size: reporting 0 GB");
                 Ok(0)
             }
         }
+    }
+
+    /// The size of the file system holding the instances path, in GiB.
+    fn instances_path_gb(&self) -> Result<u64, DriverError> {
+        let path = Path::new(&self.options.instances_path);
+        std::fs::create_dir_all(path)
+            .map_err(|e| DriverError::Disk(format!("creating {}: {e}", path.display())))?;
+        let stat = rustix::fs::statvfs(path)
+            .map_err(|e| DriverError::Disk(format!("statvfs {}: {e}", path.display())))?;
+        Ok(stat.f_blocks.saturating_mul(stat.f_frsize) / BYTES_PER_GIB)
+    }
+
+    /// The image source, or why there is none.
+    fn image_source(&self) -> Result<Arc<dyn ImageSource>, DriverError> {
+        self.image_source
+            .read()
+            .ok()
+            .and_then(|source| source.clone())
+            .ok_or_else(|| {
+                DriverError::Image(
+                    "no image source: the agent has not connected to the controller".into(),
+                )
+            })
+    }
+
+    /// Makes the files of `instance` a real guest of `spec` needs: the
+    /// image (and the kernel and ramdisk of a direct kernel boot) fetched
+    /// into the host's cache, the root overlay, ephemeral and swap disks,
+    /// and the boot files. The test driver needs none: the plain layout.
+    fn prepare_files(&self, instance: Uuid, spec: &SpawnSpec) -> Result<DiskLayout, DriverError> {
+        let mut layout = DiskLayout {
+            instances_path: self.options.instances_path.clone(),
+            kernel_boot: None,
+        };
+        if self.test_driver {
+            return Ok(layout);
+        }
+        let source = self.image_source()?;
+        let files = InstanceFiles::new(Path::new(&self.options.instances_path), instance);
+        let image = self.images.fetch(source.as_ref(), &spec.image.id)?;
+        let kernel = spec
+            .image
+            .kernel_id()
+            .map(|id| self.images.fetch(source.as_ref(), id))
+            .transpose()?;
+        let ramdisk = spec
+            .image
+            .ramdisk_id()
+            .map(|id| self.images.fetch(source.as_ref(), id))
+            .transpose()?;
+        files.create_disks(&image, &spec.flavor)?;
+        if let Some(kernel) = kernel {
+            let text = |path: PathBuf| path.to_string_lossy().into_owned();
+            layout.kernel_boot = Some(KernelBoot {
+                kernel: text(files.copy_boot_file(&kernel, disks::KERNEL_FILE)?),
+                initrd: ramdisk
+                    .map(|ramdisk| files.copy_boot_file(&ramdisk, disks::RAMDISK_FILE))
+                    .transpose()?
+                    .map(text),
+                cmdline: spec
+                    .image
+                    .command_line()
+                    .unwrap_or(xml::DEFAULT_KERNEL_CMDLINE)
+                    .to_string(),
+            });
+        }
+        Ok(layout)
+    }
+
+    /// Removes the files of `instance` (real hypervisors; the test driver has none).
+    fn remove_files(&self, instance: Uuid) -> Result<(), DriverError> {
+        if self.test_driver {
+            return Ok(());
+        }
+        InstanceFiles::new(Path::new(&self.options.instances_path), instance).remove()
+    }
+
+    /// Defines the domain of `instance` from `spec` and boots it, making
+    /// its files first; on failure nothing of it is left.
+    fn create_domain(&self, instance: Uuid, spec: &SpawnSpec) -> Result<String, DriverError> {
+        let mut defined = None;
+        let result = (|| {
+            let layout = self.prepare_files(instance, spec)?;
+            let caps = self.capabilities()?;
+            let guest = xml::choose_guest(&caps, spec)?;
+            let definition = xml::domain_xml(instance, spec, &guest, &layout);
+            debug!(%instance, xml = %definition, "defining domain");
+            let domain = define(&self.conn.0, &definition)?;
+            let started = self.start(&domain);
+            defined = Some(domain);
+            started.map(|()| definition)
+        })();
+        if let Err(e) = &result {
+            warn!(%instance, error = %e, "the guest could not be made; removing what was");
+            // Leave nothing half-made behind: a retry starts from scratch.
+            if let Some(domain) = defined
+                && let Err(undefine) = domain.undefine()
+            {
+                warn!(%instance, error = %undefine, "undefining after a failed start");
+            }
+            if let Err(remove) = self.remove_files(instance) {
+                warn!(%instance, error = %remove, "removing the files after a failed start");
+            }
+        }
+        result
     }
 
     /// Boots a defined domain, making the host bridges its interfaces plug
@@ -520,6 +771,9 @@ impl LibvirtDriver {
         let mut caps = xml::parse_capabilities(&caps_xml)?;
         if self.test_driver {
             xml::add_guest_archs(&mut caps, &self.options.test_guest_archs);
+        } else {
+            caps.supported_instances
+                .retain(|s| self.hv_types.contains(&s.hv_type));
         }
         Ok(caps)
     }
@@ -640,21 +894,7 @@ impl VirtDriver for LibvirtDriver {
                 _ => self.start(&domain),
             };
         }
-        let caps = self.capabilities()?;
-        let guest = xml::choose_guest(&caps, spec)?;
-        let layout = DiskLayout {
-            instances_path: self.options.instances_path.clone(),
-        };
-        let definition = xml::domain_xml(instance, spec, &guest, &layout);
-        debug!(%instance, xml = %definition, "defining domain");
-        let domain = define(&self.conn.0, &definition)?;
-        if let Err(e) = self.start(&domain) {
-            // Leave nothing half-made behind: a retry starts from scratch.
-            if let Err(undefine) = domain.undefine() {
-                warn!(%instance, error = %undefine, "undefining after a failed start");
-            }
-            return Err(e);
-        }
+        let definition = self.create_domain(instance, spec)?;
         self.remember(instance, Some(true), Some(&definition));
         Ok(())
     }
@@ -671,11 +911,13 @@ impl VirtDriver for LibvirtDriver {
         {
             Self::hard_stop(&domain)?;
         }
+        let layout = self.prepare_files(instance, spec)?;
+        if !self.test_driver {
+            InstanceFiles::new(Path::new(&self.options.instances_path), instance)
+                .grow_root(spec.flavor.root_gb)?;
+        }
         let caps = self.capabilities()?;
         let guest = xml::choose_guest(&caps, spec)?;
-        let layout = DiskLayout {
-            instances_path: self.options.instances_path.clone(),
-        };
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "redefining domain");
         let domain = define(&self.conn.0, &definition)?;
@@ -688,6 +930,7 @@ impl VirtDriver for LibvirtDriver {
 
     fn destroy(&self, instance: Uuid) -> Result<(), DriverError> {
         let Some(domain) = self.lookup(instance)? else {
+            self.remove_files(instance)?;
             self.remember(instance, None, None);
             return Ok(());
         };
@@ -699,8 +942,15 @@ impl VirtDriver for LibvirtDriver {
                 sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
             )
             .map_err(lv("undefine"))?;
+        self.remove_files(instance)?;
         self.remember(instance, None, None);
         Ok(())
+    }
+
+    fn set_image_source(&self, source: Arc<dyn ImageSource>) {
+        if let Ok(mut current) = self.image_source.write() {
+            *current = Some(source);
+        }
     }
 
     fn power_on(&self, instance: Uuid) -> Result<(), DriverError> {

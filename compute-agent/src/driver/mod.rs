@@ -8,6 +8,8 @@
 //! is synchronous); async callers run them on a blocking thread.
 
 mod bridge;
+mod disks;
+mod images;
 mod libvirt;
 mod store;
 mod xml;
@@ -16,14 +18,20 @@ use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType
 use uuid::Uuid;
 
 pub use bridge::{DeviceKind, MAX_DEVICE_NAME, device_kind, ensure_bridge, valid_device_name};
+pub use disks::{
+    CONSOLE_LOG, DiskInfo, EPHEMERAL_DISK, InstanceFiles, KERNEL_FILE, RAMDISK_FILE, ROOT_DISK,
+    SWAP_DISK, disk_info, qemu_img,
+};
+pub use images::{BASE_DIR, CachedImage, ImageCache, ImageData, ImageSource, check_image_id};
 pub use libvirt::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_INTERFACE_DETACH_TIMEOUT,
-    LibvirtDriver, LibvirtOptions, parse_mac,
+    LibvirtDriver, LibvirtOptions, VirtType, parse_mac,
 };
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
-    Capabilities, DiskLayout, DomainInterface, add_guest_archs, canonical_arch, choose_guest,
-    domain_interfaces, domain_name, domain_xml, find_interface, interface_xml, parse_capabilities,
+    Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
+    KernelBoot, add_guest_archs, canonical_arch, choose_guest, domain_interfaces, domain_name,
+    domain_xml, find_interface, interface_xml, parse_capabilities, serial_console_xml,
     test_node_xml, with_device, without_interface,
 };
 
@@ -70,6 +78,12 @@ pub enum DriverError {
         /// What went wrong.
         message: String,
     },
+    /// An image could not be downloaded, verified or cached.
+    #[error("image: {0}")]
+    Image(String),
+    /// An instance disk (or another of its files) could not be made or removed.
+    #[error("disk: {0}")]
+    Disk(String),
     /// A hot-unplugged interface was still in the guest after the timeout
     /// (the guest did not release it).
     #[error("interface {mac_address} of instance {instance} was not released by the guest in time")]
@@ -136,6 +150,13 @@ pub trait VirtDriver: Send + Sync {
         instance: Uuid,
         interface: &InterfaceSpec,
     ) -> Result<(), DriverError>;
+
+    /// Where the driver downloads images from (the agent sets the
+    /// controller's image service once it has its credential). Drivers
+    /// that need no images ignore it.
+    fn set_image_source(&self, source: std::sync::Arc<dyn ImageSource>) {
+        let _ = source;
+    }
 
     /// Unplug the interface with `mac_address` (of port `port_id`) from the
     /// running guest and the persistent definition. Not plugged, or no

@@ -195,10 +195,41 @@ pub fn domain_name(instance: Uuid) -> String {
 }
 
 /// Where the domain's disks live (the disk files themselves are not created here).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskLayout {
     /// Directory holding one sub-directory per instance.
     pub instances_path: String,
+    /// A direct kernel boot (an image with `kernel_id`); `None`: boot from the root disk.
+    pub kernel_boot: Option<KernelBoot>,
+}
+
+/// The files and command line of a direct kernel boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelBoot {
+    /// The kernel file.
+    pub kernel: String,
+    /// The initial ramdisk file, when the image has a `ramdisk_id`.
+    pub initrd: Option<String>,
+    /// The kernel command line.
+    pub cmdline: String,
+}
+
+/// The kernel command line of a direct kernel boot when the image sets no
+/// `os_command_line` (Nova's libvirt driver: the root disk, and the kernel's
+/// messages on the VGA and the serial console).
+pub const DEFAULT_KERNEL_CMDLINE: &str = "root=/dev/vda console=tty0 console=ttyS0";
+
+/// Machine type of x86 guests of QEMU/KVM when the image sets no
+/// `hw_machine_type` (Nova's default for x86: `pc`, i440fx).
+pub const DEFAULT_X86_MACHINE_TYPE: &str = "pc";
+
+/// The serial port of a real domain, its output kept in `log_file` (read by
+/// the console log API), and the console on it.
+pub fn serial_console_xml(log_file: &str, indent: &str) -> String {
+    format!(
+        "{indent}<serial type='pty'>\n{indent}  <log file='{}' append='off'/>\n{indent}</serial>\n{indent}<console type='pty'/>\n",
+        escape(log_file)
+    )
 }
 
 /// Domain XML for an instance, from its flavor and image, for `guest`
@@ -235,6 +266,10 @@ pub fn domain_xml(
     let machine = spec
         .image
         .machine_type()
+        .or_else(|| {
+            (!is_test && matches!(guest.arch.as_str(), "x86_64" | "i686"))
+                .then_some(DEFAULT_X86_MACHINE_TYPE)
+        })
         .map(|m| format!(" machine='{}'", escape(m)))
         .unwrap_or_default();
     let _ = writeln!(
@@ -243,7 +278,17 @@ pub fn domain_xml(
         escape(&guest.arch),
         escape(&guest.vm_mode)
     );
-    xml.push_str("    <boot dev='hd'/>\n  </os>\n");
+    match &disks.kernel_boot {
+        Some(boot) => {
+            let _ = writeln!(xml, "    <kernel>{}</kernel>", escape(&boot.kernel));
+            if let Some(initrd) = &boot.initrd {
+                let _ = writeln!(xml, "    <initrd>{}</initrd>", escape(initrd));
+            }
+            let _ = writeln!(xml, "    <cmdline>{}</cmdline>", escape(&boot.cmdline));
+        }
+        None => xml.push_str("    <boot dev='hd'/>\n"),
+    }
+    xml.push_str("  </os>\n");
     if !is_test {
         xml.push_str("  <features>\n    <acpi/>\n    <apic/>\n  </features>\n");
     }
@@ -269,6 +314,12 @@ pub fn domain_xml(
     }
     for interface in &spec.interfaces {
         xml.push_str(&interface_xml(interface, "    "));
+    }
+    if !is_test {
+        xml.push_str(&serial_console_xml(
+            &format!("{dir}/{}", super::disks::CONSOLE_LOG),
+            "    ",
+        ));
     }
     xml.push_str("  </devices>\n</domain>\n");
     xml
@@ -560,6 +611,7 @@ mod tests {
         let guest = choose_guest(&caps, &spec).unwrap();
         let layout = DiskLayout {
             instances_path: "/var/lib/novum/instances/".into(),
+            ..DiskLayout::default()
         };
         let xml = domain_xml(id, &spec, &guest, &layout);
         let doc = roxmltree::Document::parse(&xml).unwrap();
@@ -637,6 +689,7 @@ mod tests {
         let guest = choose_guest(&caps, &spec).unwrap();
         let layout = DiskLayout {
             instances_path: "/i".into(),
+            ..DiskLayout::default()
         };
         let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout);
         let doc = roxmltree::Document::parse(&xml).unwrap();

@@ -9,6 +9,7 @@
 //! | heartbeat | `POST /rpc/v1/agents/{host}/heartbeat` | [`HeartbeatRequest`] → 2xx (body ignored) |
 //! | poll | `GET /rpc/v1/agents/{host}/tasks?wait=<seconds>` | → [`TaskList`] |
 //! | report | `POST /rpc/v1/agents/{host}/tasks/{task_id}/result` | [`TaskResult`] → 2xx |
+//! | image data | `GET /rpc/v1/agents/{host}/images/{image_id}/file` | → the bytes, [`ImageFileInfo`] in headers |
 //! | firewall | `GET /rpc/v1/agents/{host}/firewall` | → [`HostFirewall`] |
 //!
 //! Registration authenticates with the enrollment credential (`Authorization:
@@ -53,6 +54,75 @@ pub fn tasks_path(host: &str) -> String {
 /// Path of the result report for task `task_id` of `host`.
 pub fn task_result_path(host: &str, task_id: Uuid) -> String {
     format!("{API_PREFIX}/agents/{host}/tasks/{task_id}/result")
+}
+
+/// Path of the data of image `image_id`, as agent `host` downloads it
+/// (`GET`, agent credential). The answer streams the bytes; its headers
+/// carry the image's [`ImageFileInfo`] (see [`IMAGE_HEADER_DISK_FORMAT`]
+/// and its siblings).
+pub fn image_file_path(host: &str, image_id: &str) -> String {
+    format!("{API_PREFIX}/agents/{host}/images/{image_id}/file")
+}
+
+/// Header of an image download naming the image's `disk_format` (`raw`,
+/// `qcow2`, `aki`, ...).
+pub const IMAGE_HEADER_DISK_FORMAT: &str = "x-image-meta-disk-format";
+/// Header of an image download with Glance's `checksum` (MD5, hex).
+pub const IMAGE_HEADER_CHECKSUM: &str = "x-image-meta-checksum";
+/// Header of an image download naming `os_hash_algo` (`sha256`, `sha512`).
+pub const IMAGE_HEADER_HASH_ALGO: &str = "x-image-meta-os-hash-algo";
+/// Header of an image download with `os_hash_value` (hex).
+pub const IMAGE_HEADER_HASH_VALUE: &str = "x-image-meta-os-hash-value";
+/// Header of an image download with the data's size in bytes.
+pub const IMAGE_HEADER_SIZE: &str = "x-image-meta-size";
+
+/// What the controller's image service says about an image's data, sent
+/// with the bytes (in the `x-image-meta-*` headers) so that the agent can
+/// verify what it received and knows the data's format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFileInfo {
+    /// Glance's `disk_format` (`raw`, `qcow2`, `aki`, `ari`, `ami`, ...).
+    pub disk_format: Option<String>,
+    /// The data's size in bytes.
+    pub size: Option<u64>,
+    /// Glance's `checksum`: MD5 of the data, hex.
+    pub checksum: Option<String>,
+    /// Glance's `os_hash_algo` (`sha256`, `sha512`).
+    pub os_hash_algo: Option<String>,
+    /// Glance's `os_hash_value`: the data's hash with `os_hash_algo`, hex.
+    pub os_hash_value: Option<String>,
+}
+
+impl ImageFileInfo {
+    /// The `(header name, value)` pairs carrying this info (only the known ones).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        [
+            (IMAGE_HEADER_DISK_FORMAT, self.disk_format.clone()),
+            (IMAGE_HEADER_SIZE, self.size.map(|size| size.to_string())),
+            (IMAGE_HEADER_CHECKSUM, self.checksum.clone()),
+            (IMAGE_HEADER_HASH_ALGO, self.os_hash_algo.clone()),
+            (IMAGE_HEADER_HASH_VALUE, self.os_hash_value.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
+        .collect()
+    }
+
+    /// The info read back from headers, `header(name)` giving a header's value.
+    pub fn from_headers(header: impl Fn(&str) -> Option<String>) -> Self {
+        let text = |name: &str| {
+            header(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        ImageFileInfo {
+            disk_format: text(IMAGE_HEADER_DISK_FORMAT),
+            size: text(IMAGE_HEADER_SIZE).and_then(|size| size.parse().ok()),
+            checksum: text(IMAGE_HEADER_CHECKSUM),
+            os_hash_algo: text(IMAGE_HEADER_HASH_ALGO),
+            os_hash_value: text(IMAGE_HEADER_HASH_VALUE),
+        }
+    }
 }
 
 /// Encode a `major.minor.micro` version the way Nova stores hypervisor versions:
@@ -498,6 +568,12 @@ pub const PROP_ARCHITECTURE: &str = "hw_architecture";
 pub const PROP_HV_TYPE: &str = "img_hv_type";
 /// Image property naming the VM mode (`hvm`, `xen`, ...).
 pub const PROP_VM_MODE: &str = "hw_vm_mode";
+/// Image property naming the kernel image (an AKI) of a direct kernel boot.
+pub const PROP_KERNEL_ID: &str = "kernel_id";
+/// Image property naming the ramdisk image (an ARI) of a direct kernel boot.
+pub const PROP_RAMDISK_ID: &str = "ramdisk_id";
+/// Image property with the kernel command line of a direct kernel boot.
+pub const PROP_COMMAND_LINE: &str = "os_command_line";
 /// Image property naming the machine type (`q35`, `pc`, `virt`, ...).
 pub const PROP_MACHINE_TYPE: &str = "hw_machine_type";
 
@@ -539,6 +615,21 @@ impl ImageSpec {
     /// `hw_machine_type`.
     pub fn machine_type(&self) -> Option<&str> {
         self.property(PROP_MACHINE_TYPE, PROP_MACHINE_TYPE)
+    }
+
+    /// `kernel_id`: the kernel image of a direct kernel boot.
+    pub fn kernel_id(&self) -> Option<&str> {
+        self.property(PROP_KERNEL_ID, PROP_KERNEL_ID)
+    }
+
+    /// `ramdisk_id`: the ramdisk image of a direct kernel boot.
+    pub fn ramdisk_id(&self) -> Option<&str> {
+        self.property(PROP_RAMDISK_ID, PROP_RAMDISK_ID)
+    }
+
+    /// `os_command_line`: the kernel command line of a direct kernel boot.
+    pub fn command_line(&self) -> Option<&str> {
+        self.property(PROP_COMMAND_LINE, PROP_COMMAND_LINE)
     }
 }
 

@@ -639,11 +639,7 @@ async fn download(
     let (file, length) = data::open(&state.config.data_dir, &image_id)
         .await
         .map_err(ApiError::internal)?;
-    let mut response = Response::new(Body::new(FileBody {
-        file,
-        buffer: vec![0; CHUNK].into_boxed_slice(),
-        done: false,
-    }));
+    let mut response = Response::new(file_body(file));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -658,6 +654,15 @@ async fn download(
         headers.insert("content-md5", checksum);
     }
     Ok(response)
+}
+
+/// `file`, read in chunks, as an HTTP body.
+pub(crate) fn file_body(file: tokio::fs::File) -> Body {
+    Body::new(FileBody {
+        file,
+        buffer: vec![0; CHUNK].into_boxed_slice(),
+        done: false,
+    })
 }
 
 /// A file read in chunks as an HTTP body.

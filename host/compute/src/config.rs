@@ -88,6 +88,11 @@ pub struct AgentConfig {
     /// these boot; any other architecture is still refused by the
     /// ImagePropertiesFilter.
     pub embedded_guest_archs: Vec<String>,
+    /// Accelerator of the embedded hosts' real guests when
+    /// `embedded_libvirt_uri` is a real hypervisor (`qemu:///system`): `kvm`,
+    /// `qemu` (TCG emulation) or `auto` (KVM when a probe guest runs under
+    /// it, else `qemu`), as Nova's `[libvirt] virt_type`.
+    pub embedded_virt_type: String,
 }
 
 impl Default for AgentConfig {
@@ -104,6 +109,7 @@ impl Default for AgentConfig {
             embedded_disk_gb: 200,
             embedded_libvirt_uri: None,
             embedded_guest_archs: vec!["x86_64".to_string()],
+            embedded_virt_type: "auto".to_string(),
         }
     }
 }

@@ -601,3 +601,134 @@ async fn a_spawn_with_a_nul_in_the_name_fails_once_with_a_message_and_the_agent_
     agent.stop().await;
     cloud.stop().await;
 }
+
+/// Creates an image through the Image API and uploads `data`; its id.
+async fn upload_image(cloud: &Cloud, disk_format: &str, data: Vec<u8>) -> String {
+    let created: serde_json::Value = cloud
+        .client
+        .post(format!("{}/image/v2/images", cloud.base))
+        .header("x-auth-token", &cloud.admin)
+        .json(&serde_json::json!({
+            "name": "agent-download",
+            "disk_format": disk_format,
+            "container_format": "bare",
+        }))
+        .send()
+        .await
+        .expect("create image")
+        .json()
+        .await
+        .expect("image");
+    let id = created["id"].as_str().expect("image id").to_string();
+    let uploaded = cloud
+        .client
+        .put(format!("{}/image/v2/images/{id}/file", cloud.base))
+        .header("x-auth-token", &cloud.admin)
+        .header("content-type", "application/octet-stream")
+        .body(data)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.status(), 204);
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_download_the_images_their_tasks_name_and_verify_them() {
+    use novum_agent::agent::ControllerImages;
+    use novum_agent::driver::{DriverError, ImageCache, ImageSource};
+
+    let (cloud, db) = controller().await;
+    let data: Vec<u8> = (0..300_000_u32).map(|i| (i % 251) as u8).collect();
+    let image = upload_image(&cloud, "qcow2", data.clone()).await;
+    let inventory = {
+        let node = TestNode::create(2, 2048).expect("node");
+        LibvirtDriver::open(&node.uri(), LibvirtOptions::default())
+            .expect("driver")
+            .inventory()
+            .expect("inventory")
+    };
+    let mut tokens = Vec::new();
+    for host in ["cmp-img", "cmp-other"] {
+        let answer: RegisterResponse = cloud
+            .client
+            .post(format!("{}{}", cloud.base, novum_wire::REGISTER_PATH))
+            .bearer_auth(ENROLLMENT_TOKEN)
+            .json(&RegisterRequest {
+                host: host.into(),
+                inventory: inventory.clone(),
+                agent_version: "test".into(),
+            })
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("credential");
+        tokens.push(answer.agent_token);
+    }
+    let source = |host: &str, token: &str| {
+        ControllerImages::new(
+            &cloud.base,
+            host,
+            Some(token.to_string()),
+            tokio::runtime::Handle::current(),
+        )
+        .expect("image source")
+    };
+    let open = |source: ControllerImages, id: String| async move {
+        tokio::task::spawn_blocking(move || source.open(&id).map(|data| data.info))
+            .await
+            .expect("join")
+    };
+    let refused =
+        |result: Result<novum_wire::ImageFileInfo, DriverError>, status: &str| match result {
+            Err(DriverError::Image(message)) => assert!(message.contains(status), "{message}"),
+            other => panic!("expected {status}, got {other:?}"),
+        };
+
+    // No task of the host names the image yet: not found for it.
+    refused(
+        open(source("cmp-img", &tokens[0]), image.clone()).await,
+        "404",
+    );
+    let mut action = spawn_action();
+    if let TaskAction::Spawn(spec) = &mut action {
+        spec.image.id = image.clone();
+    }
+    enqueue(&db, "cmp-img", Uuid::new_v4(), &action).await;
+    // Another host's credential, or no task of its own: refused.
+    refused(
+        open(source("cmp-img", &tokens[1]), image.clone()).await,
+        "401",
+    );
+    refused(
+        open(source("cmp-other", &tokens[1]), image.clone()).await,
+        "404",
+    );
+
+    // The host whose task names it downloads it, with what the image
+    // service knows of it, and its cache verifies and keeps it.
+    let info = open(source("cmp-img", &tokens[0]), image.clone())
+        .await
+        .expect("download");
+    assert_eq!(info.disk_format.as_deref(), Some("qcow2"));
+    assert_eq!(info.size, Some(data.len() as u64));
+    assert!(
+        info.checksum.is_some() && info.os_hash_value.is_some(),
+        "{info:?}"
+    );
+    let dir = std::env::temp_dir().join(format!("novum-image-cache-{}", Uuid::new_v4()));
+    let cache = ImageCache::new(&dir);
+    let images = source("cmp-img", &tokens[0]);
+    let id = image.clone();
+    let cached = tokio::task::spawn_blocking(move || cache.fetch(&images, &id))
+        .await
+        .expect("join")
+        .expect("verified download");
+    assert_eq!(cached.size, data.len() as u64);
+    assert_eq!(cached.qemu_format(), "qcow2");
+    assert_eq!(std::fs::read(&cached.path).expect("cached data"), data);
+    let _ = std::fs::remove_dir_all(&dir);
+    cloud.stop().await;
+}

@@ -337,6 +337,71 @@ async fn result(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /rpc/v1/agents/{host}/images/{image_id}/file`: the data of an
+/// active image, streamed, with what the image service knows of it (format,
+/// size, MD5 `checksum`, `os_hash_algo`/`os_hash_value`) in the
+/// `x-image-meta-*` headers for the agent to verify. An agent may download
+/// only an image that a task it holds names (404 otherwise, as for an
+/// unknown image).
+#[utoipa::path(get, path = "/agents/{host}/images/{image_id}/file", params(("host" = String, Path, description = "The agent's host name"), ("image_id" = String, Path, description = "The image id")), security(("AgentToken" = [])), responses((status = OK, description = "The image data; its format, size and hashes in the x-image-meta-* headers", content_type = "application/octet-stream", body = String), crate::openapi::RpcFault))]
+async fn image_file(
+    State(state): State<AppState>,
+    Path((host, image_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let not_found = || {
+        RpcError(
+            StatusCode::NOT_FOUND,
+            format!("image {image_id} is not named by a task of host {host}, or has no data"),
+        )
+    };
+    if !tasks::names_image(&state.db, &host, &image_id).await? {
+        return Err(not_found());
+    }
+    let image = novum_images::get(&state.db, &image_id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "agent image download failed");
+            RpcError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_string(),
+            )
+        })?
+        .filter(|image| image.status == novum_images::STATUS_ACTIVE)
+        .ok_or_else(not_found)?;
+    let (file, length) = novum_images::data::open(&state.config.data_dir, &image_id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, image = %image_id, "the data of an active image cannot be read");
+            not_found()
+        })?;
+    let info = novum_wire::ImageFileInfo {
+        disk_format: image.disk_format.clone(),
+        size: Some(length),
+        checksum: image.checksum.clone(),
+        os_hash_algo: image.os_hash_algo.clone(),
+        os_hash_value: image.os_hash_value.clone(),
+    };
+    let mut response = crate::images::file_body(file).into_response();
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    response_headers.insert(
+        axum::http::header::CONTENT_LENGTH,
+        axum::http::HeaderValue::from(length),
+    );
+    for (name, value) in info.headers() {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response_headers.insert(name, value);
+        }
+    }
+    tracing::info!(%host, image = %image_id, size = length, "an agent downloads an image");
+    Ok(response)
+}
+
 #[utoipa::path(get, path = "/agents/{host}/firewall", params(("host" = String, Path, description = "The agent's host name")), security(("AgentToken" = [])), responses((status = OK, description = "The security of every port bound to the host", body = Object), crate::openapi::RpcFault))]
 async fn firewall(
     State(state): State<AppState>,
@@ -363,5 +428,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeat))
         .routes(routes!(poll))
         .routes(routes!(result))
+        .routes(routes!(image_file))
         .routes(routes!(firewall))
 }

@@ -104,6 +104,26 @@ pub async fn enqueue(
     Ok(id)
 }
 
+/// Whether `host` holds a task (queued or leased) whose action names image
+/// `image_id` (the image it boots, or its `kernel_id`/`ramdisk_id`): what
+/// entitles an agent to download the image's data. `image_id` must not
+/// hold LIKE wildcards (`%`, `_`); an id that does is named by no task.
+pub async fn names_image(db: &Db, host: &str, image_id: &str) -> Result<bool, DbError> {
+    if image_id.is_empty() || image_id.contains(['%', '_', '\\', '"']) {
+        return Ok(false);
+    }
+    let row = sqlx::query(
+        "SELECT id FROM tasks WHERE host = $1 AND state IN ($2, $3) AND action LIKE $4 LIMIT 1",
+    )
+    .bind(host)
+    .bind(state::QUEUED)
+    .bind(state::LEASED)
+    .bind(format!("%\"{image_id}\"%"))
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Leases every task offered to `host` (queued, or leased with an expired
 /// lease), oldest first.
 pub async fn lease(db: &Db, host: &str, lease: Duration) -> Result<Vec<Task>, DbError> {

@@ -1,0 +1,204 @@
+//! An instance's files on a real hypervisor, all under
+//! `<instances_path>/<uuid>/`: the root disk `disk` (a qcow2 overlay on the
+//! cached image), `disk.eph0` and `disk.swap` as the flavor says, the
+//! `kernel` and `ramdisk` of a direct kernel boot and the serial console's
+//! `console.log`. Made with `qemu-img`; removed as a whole.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use novum_wire::FlavorSpec;
+use serde::Deserialize;
+use tracing::{debug, info};
+
+use super::DriverError;
+use super::images::{CachedImage, set_mode};
+
+/// File name of the root disk.
+pub const ROOT_DISK: &str = "disk";
+/// File name of the ephemeral disk.
+pub const EPHEMERAL_DISK: &str = "disk.eph0";
+/// File name of the swap disk.
+pub const SWAP_DISK: &str = "disk.swap";
+/// File name of the kernel of a direct kernel boot.
+pub const KERNEL_FILE: &str = "kernel";
+/// File name of the ramdisk of a direct kernel boot.
+pub const RAMDISK_FILE: &str = "ramdisk";
+/// File name of the serial console's log.
+pub const CONSOLE_LOG: &str = "console.log";
+
+const BYTES_PER_GIB: u64 = 1024 * 1024 * 1024;
+
+/// Runs `qemu-img` with `args`; its stdout, or what it said on failure.
+pub fn qemu_img(args: &[&str]) -> Result<String, DriverError> {
+    debug!(?args, "qemu-img");
+    let output = Command::new("qemu-img")
+        .args(args)
+        .output()
+        .map_err(|e| DriverError::Disk(format!("running qemu-img: {e}")))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(DriverError::Disk(format!(
+            "qemu-img {}: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// What `qemu-img info` says about a disk file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DiskInfo {
+    /// The file's format (`qcow2`, `raw`).
+    pub format: String,
+    /// The disk's size as the guest sees it, in bytes.
+    #[serde(rename = "virtual-size")]
+    pub virtual_size: u64,
+    /// The backing file, for an overlay.
+    #[serde(rename = "backing-filename", default)]
+    pub backing_filename: Option<String>,
+}
+
+/// `qemu-img info` of `path`, reading it as `format` (never probing a file
+/// the guest could write).
+pub fn disk_info(path: &Path, format: &str) -> Result<DiskInfo, DriverError> {
+    let path = path_text(path)?;
+    let json = qemu_img(&["info", "--output=json", "-U", "-f", format, path])?;
+    serde_json::from_str(&json).map_err(|e| DriverError::Disk(format!("qemu-img info {path}: {e}")))
+}
+
+fn path_text(path: &Path) -> Result<&str, DriverError> {
+    path.to_str()
+        .ok_or_else(|| DriverError::Disk(format!("the path {} is not UTF-8", path.display())))
+}
+
+/// The files of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFiles {
+    /// `<instances_path>/<uuid>`.
+    pub dir: PathBuf,
+}
+
+impl InstanceFiles {
+    /// The files of `instance` under `instances_path`.
+    pub fn new(instances_path: &Path, instance: uuid::Uuid) -> Self {
+        InstanceFiles {
+            dir: instances_path.join(instance.to_string()),
+        }
+    }
+
+    /// The path of `file` in the instance's directory.
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Makes the directory (and its parents, searchable by qemu's user).
+    pub fn create_dir(&self) -> Result<(), DriverError> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| DriverError::Disk(format!("creating {}: {e}", self.dir.display())))?;
+        set_mode(&self.dir, 0o755)?;
+        if let Some(parent) = self.dir.parent() {
+            set_mode(parent, 0o755)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the disks `flavor` asks for that do not exist yet: the root
+    /// overlay on `image` (`root_gb`, or the image's own size when 0; never
+    /// smaller than the image), the ephemeral and the swap disk.
+    pub fn create_disks(
+        &self,
+        image: &CachedImage,
+        flavor: &FlavorSpec,
+    ) -> Result<(), DriverError> {
+        self.create_dir()?;
+        let root = self.path(ROOT_DISK);
+        if !root.exists() {
+            let base = path_text(&image.path)?;
+            let image_size = disk_info(&image.path, image.qemu_format())?.virtual_size;
+            let wanted = flavor.root_gb * BYTES_PER_GIB;
+            let size = wanted.max(image_size).to_string();
+            qemu_img(&[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                image.qemu_format(),
+                "-b",
+                base,
+                path_text(&root)?,
+                &size,
+            ])?;
+            info!(disk = %root.display(), bytes = size, backing = base, "root disk made");
+        }
+        self.create_blank(EPHEMERAL_DISK, flavor.ephemeral_gb * BYTES_PER_GIB)?;
+        self.create_blank(SWAP_DISK, flavor.swap_mb * 1024 * 1024)?;
+        Ok(())
+    }
+
+    fn create_blank(&self, file: &str, bytes: u64) -> Result<(), DriverError> {
+        let path = self.path(file);
+        if bytes == 0 || path.exists() {
+            return Ok(());
+        }
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            path_text(&path)?,
+            &bytes.to_string(),
+        ])?;
+        Ok(())
+    }
+
+    /// Grows the root disk to `root_gb` (a resize); a disk as big or bigger
+    /// stays as it is (disks never shrink).
+    pub fn grow_root(&self, root_gb: u64) -> Result<(), DriverError> {
+        let root = self.path(ROOT_DISK);
+        let current = disk_info(&root, "qcow2")?.virtual_size;
+        let wanted = root_gb * BYTES_PER_GIB;
+        if wanted > current {
+            qemu_img(&[
+                "resize",
+                "-q",
+                "-f",
+                "qcow2",
+                path_text(&root)?,
+                &wanted.to_string(),
+            ])?;
+            info!(disk = %root.display(), from = current, to = wanted, "root disk grown");
+        }
+        Ok(())
+    }
+
+    /// Copies a cached kernel or ramdisk into the instance's directory as `file`.
+    pub fn copy_boot_file(&self, image: &CachedImage, file: &str) -> Result<PathBuf, DriverError> {
+        let path = self.path(file);
+        if !path.exists() {
+            let partial = self.path(&format!(".{file}.part"));
+            fs::copy(&image.path, &partial)
+                .and_then(|_| fs::rename(&partial, &path))
+                .map_err(|e| DriverError::Disk(format!("copying {}: {e}", image.path.display())))?;
+        }
+        Ok(path)
+    }
+
+    /// Removes the directory and everything in it (nothing to do when it is gone).
+    pub fn remove(&self) -> Result<(), DriverError> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => {
+                info!(dir = %self.dir.display(), "instance files removed");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DriverError::Disk(format!(
+                "removing {}: {e}",
+                self.dir.display()
+            ))),
+        }
+    }
+}
