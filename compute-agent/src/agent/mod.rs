@@ -26,6 +26,7 @@ pub use client::{Client, RpcError};
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
 use crate::execute::execute;
+use crate::metadata_proxy::MetadataProxy;
 
 /// Default libvirt URI: libvirt's test driver (no daemon needed).
 pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
@@ -213,6 +214,7 @@ struct Agent {
     registering: Mutex<()>,
     /// Tasks received and not yet reported, so a re-delivery does not run twice.
     in_flight: StdMutex<HashSet<Uuid>>,
+    metadata: Arc<MetadataProxy>,
 }
 
 impl Agent {
@@ -229,6 +231,7 @@ impl Agent {
             store,
             token,
         )?;
+        let metadata = MetadataProxy::new(&config.controller_url);
         Ok(Agent {
             heartbeat_interval: StdMutex::new(config.heartbeat_interval),
             config,
@@ -238,6 +241,7 @@ impl Agent {
             last_reported: StdMutex::new(Vec::new()),
             registering: Mutex::new(()),
             in_flight: StdMutex::new(HashSet::new()),
+            metadata,
         })
     }
 
@@ -261,6 +265,7 @@ impl Agent {
         let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop(cancel.clone()));
         let poll = tokio::spawn(Arc::clone(&self).poll_loop(cancel.clone()));
         let (heartbeat, reconcile, poll) = tokio::join!(heartbeat, reconcile, poll);
+        self.metadata.stop();
         heartbeat?;
         reconcile?;
         poll?;
@@ -295,7 +300,9 @@ impl Agent {
             return Ok(());
         }
         let inventory = self.inventory().await?;
-        if let Some(seconds) = self.client.register(inventory).await? {
+        let answer = self.client.register(inventory).await?;
+        self.metadata.set_secret(answer.metadata_secret);
+        if let Some(seconds) = answer.heartbeat_seconds {
             let interval = Duration::from_secs(seconds.max(1));
             if let Ok(mut current) = self.heartbeat_interval.lock() {
                 *current = interval;
@@ -485,7 +492,11 @@ impl Agent {
                 .await
             };
             match outcome {
-                Ok(outcome) => self.report(&task, TaskResult { outcome }, cancel).await,
+                Ok(outcome) => {
+                    self.metadata
+                        .observe(task.instance_uuid, &task.action, &outcome);
+                    self.report(&task, TaskResult { outcome }, cancel).await
+                }
                 // A panic would panic again on every re-delivery: the task
                 // fails with what the panic said instead.
                 Err(e) if e.is_panic() => {

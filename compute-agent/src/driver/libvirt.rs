@@ -16,6 +16,7 @@ use virt::error::ErrorNumber;
 use virt::storage_pool::StoragePool;
 use virt::sys;
 
+use crate::config_drive;
 use super::bridge;
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout};
@@ -451,6 +452,27 @@ impl LibvirtDriver {
         Ok(())
     }
 
+    /// Makes the config drive of `instance` when `spec` has one (see
+    /// [`crate::config_drive::build`]); not for the test driver, which
+    /// reads no file.
+    fn write_config_drive(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError> {
+        match &spec.config_drive {
+            Some(files) if !self.test_driver => {
+                let image = config_drive::image_path(&self.options.instances_path, instance);
+                config_drive::build(files, &image)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the config drive of `instance`, if it has one.
+    fn remove_config_drive(&self, instance: Uuid) -> Result<(), DriverError> {
+        config_drive::remove(&config_drive::image_path(
+            &self.options.instances_path,
+            instance,
+        ))
+    }
+
     /// The domain's persistent definition.
     fn definition(domain: &Domain) -> Result<String, DriverError> {
         domain
@@ -645,6 +667,7 @@ impl VirtDriver for LibvirtDriver {
         let layout = DiskLayout {
             instances_path: self.options.instances_path.clone(),
         };
+        self.write_config_drive(instance, spec)?;
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "defining domain");
         let domain = define(&self.conn.0, &definition)?;
@@ -676,6 +699,7 @@ impl VirtDriver for LibvirtDriver {
         let layout = DiskLayout {
             instances_path: self.options.instances_path.clone(),
         };
+        self.write_config_drive(instance, spec)?;
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "redefining domain");
         let domain = define(&self.conn.0, &definition)?;
@@ -700,7 +724,7 @@ impl VirtDriver for LibvirtDriver {
             )
             .map_err(lv("undefine"))?;
         self.remember(instance, None, None);
-        Ok(())
+        self.remove_config_drive(instance)
     }
 
     fn power_on(&self, instance: Uuid) -> Result<(), DriverError> {

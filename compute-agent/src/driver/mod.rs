@@ -23,6 +23,7 @@ pub use libvirt::{
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DiskLayout, DomainInterface, add_guest_archs, canonical_arch, choose_guest,
+    config_drive_xml,
     domain_interfaces, domain_name, domain_xml, find_interface, interface_xml, parse_capabilities,
     test_node_xml, with_device, without_interface,
 };
@@ -70,6 +71,9 @@ pub enum DriverError {
         /// What went wrong.
         message: String,
     },
+    /// The config drive could not be made or removed.
+    #[error("config drive: {0}")]
+    ConfigDrive(String),
     /// A hot-unplugged interface was still in the guest after the timeout
     /// (the guest did not release it).
     #[error("interface {mac_address} of instance {instance} was not released by the guest in time")]
