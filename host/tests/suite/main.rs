@@ -18,6 +18,7 @@ mod host_status;
 mod identity_api;
 mod images_api;
 mod input_validation;
+mod instance_metadata;
 mod keypair_ids;
 mod network;
 mod network_api;
