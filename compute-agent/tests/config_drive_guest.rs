@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use novum_agent::config_drive;
-use novum_agent::driver::{config_drive_xml, ensure_bridge, interface_xml};
+use novum_agent::driver::{
+    LibvirtDriver, LibvirtOptions, TestNode, VirtDriver, config_drive_xml, ensure_bridge,
+    interface_xml,
+};
 use novum_agent::metadata_proxy::MetadataProxy;
 use novum_wire::{
     ConfigDriveFile, FixedIpSpec, FlavorSpec, ImageSpec, InterfaceSpec, SpawnSpec, bridge_name,
@@ -123,6 +126,62 @@ fn a_config_drive_path_leaving_the_volume_is_refused() {
         assert!(error.to_string().contains("relative path"), "{path}: {error}");
     }
     assert!(!image.exists());
+}
+
+fn small_spec(config_drive: Option<Vec<ConfigDriveFile>>) -> SpawnSpec {
+    SpawnSpec {
+        name: "cd".into(),
+        flavor: FlavorSpec {
+            name: "tiny".into(),
+            vcpus: 1,
+            memory_mb: 256,
+            root_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+        },
+        image: ImageSpec {
+            id: String::new(),
+            properties: Default::default(),
+        },
+        user_data: None,
+        metadata: Default::default(),
+        interfaces: Vec::new(),
+        project_id: Some(PROJECT.into()),
+        config_drive,
+    }
+}
+
+#[test]
+fn the_domain_gets_the_config_drive_as_a_read_only_cdrom_only_when_it_has_one() {
+    let dir = TestDir::new();
+    let node = TestNode::create(4, 8192).expect("node");
+    let options = LibvirtOptions {
+        instances_path: dir.0.display().to_string(),
+        ..LibvirtOptions::default()
+    };
+    let driver = LibvirtDriver::open(&node.uri(), options).expect("open");
+    let with = Uuid::new_v4();
+    let files = vec![file("openstack/latest/meta_data.json", b"{}")];
+    driver.spawn(with, &small_spec(Some(files))).expect("spawn");
+    let xml = |id: Uuid| {
+        virt::domain::Domain::lookup_by_uuid_string(driver.connect(), &id.to_string())
+            .expect("domain")
+            .get_xml_desc(0)
+            .expect("xml")
+    };
+    let image = config_drive::image_path(&dir.0.display().to_string(), with);
+    let defined = xml(with);
+    assert!(defined.contains("device='cdrom'"), "{defined}");
+    assert!(defined.contains(&image.display().to_string()), "{defined}");
+    assert!(defined.contains("<readonly/>"), "{defined}");
+    assert!(defined.contains("dev='hdd' bus='ide'"), "{defined}");
+    // The test driver reads no file: none is made for it.
+    assert!(!image.exists());
+    let without = Uuid::new_v4();
+    driver.spawn(without, &small_spec(None)).expect("spawn");
+    assert!(!xml(without).contains("cdrom"));
+    driver.destroy(with).expect("destroy");
+    driver.destroy(without).expect("destroy");
 }
 
 /// The stand-in controller: answers `GET /metadata/openstack/latest/meta_data.json`
@@ -268,24 +327,8 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
     let proxy = MetadataProxy::new(&controller);
     proxy.set_secret(Some(SECRET.into()));
     let spec = SpawnSpec {
-        name: "rg-guest".into(),
-        flavor: FlavorSpec {
-            name: "tiny".into(),
-            vcpus: 1,
-            memory_mb: 256,
-            root_gb: 0,
-            ephemeral_gb: 0,
-            swap_mb: 0,
-        },
-        image: ImageSpec {
-            id: String::new(),
-            properties: Default::default(),
-        },
-        user_data: None,
-        metadata: Default::default(),
         interfaces: vec![interface.clone()],
-        project_id: Some(PROJECT.into()),
-        config_drive: Some(files),
+        ..small_spec(Some(files))
     };
     proxy.record(instance, &spec);
     // `record` served the bridge already (it exists): serving it again is

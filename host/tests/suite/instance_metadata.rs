@@ -117,7 +117,7 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
             Some("2.96"),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // A server with a config drive: the spawn task carries its files.
     let id = create(&cloud, "md-web", &net, true).await;

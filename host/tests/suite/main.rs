@@ -22,6 +22,7 @@ mod instance_metadata;
 mod keypair_ids;
 mod network;
 mod network_api;
+mod network_data;
 mod notifications;
 mod openapi;
 mod pipeline;
