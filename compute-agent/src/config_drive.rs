@@ -63,7 +63,8 @@ impl Drop for ScratchDir {
 /// -quiet -J -r -V config-2 <dir>`. The parent directory of `output` is
 /// made when missing.
 pub fn build(files: &[ConfigDriveFile], output: &Path) -> Result<(), DriverError> {
-    let scratch = ScratchDir(std::env::temp_dir().join(format!("novum-configdrive-{}", Uuid::new_v4())));
+    let scratch =
+        ScratchDir(std::env::temp_dir().join(format!("novum-configdrive-{}", Uuid::new_v4())));
     for file in files {
         let target = scratch.0.join(relative(&file.path)?);
         let content = BASE64.decode(file.content_base64.trim()).map_err(|e| {

@@ -145,9 +145,7 @@ impl MetadataProxy {
                     let Some(known) = instances.get_mut(&instance) else {
                         return;
                     };
-                    known
-                        .interfaces
-                        .retain(|i| i.port_id != interface.port_id);
+                    known.interfaces.retain(|i| i.port_id != interface.port_id);
                     known.interfaces.push(interface.clone());
                     interface.bridge.clone()
                 };
@@ -211,7 +209,10 @@ impl MetadataProxy {
             bridge: bridge.to_string(),
             source,
         })?;
-        info!(bridge, "metadata proxy listening on {METADATA_ADDRESS}:{METADATA_PORT}");
+        info!(
+            bridge,
+            "metadata proxy listening on {METADATA_ADDRESS}:{METADATA_PORT}"
+        );
         let proxy = Arc::clone(self);
         let name = bridge.to_string();
         listeners.insert(
@@ -251,9 +252,10 @@ impl MetadataProxy {
             .find(|(_, known)| {
                 known.interfaces.iter().any(|interface| {
                     interface.bridge == bridge
-                        && interface.fixed_ips.iter().any(|ip| {
-                            ip.ip_address.parse::<IpAddr>().ok() == Some(address)
-                        })
+                        && interface
+                            .fixed_ips
+                            .iter()
+                            .any(|ip| ip.ip_address.parse::<IpAddr>().ok() == Some(address))
                 })
             })
             .map(|(instance, known)| Guest {

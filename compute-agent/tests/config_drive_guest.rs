@@ -33,7 +33,8 @@ use uuid::Uuid;
 
 const SECRET: &str = "test-shared-secret";
 const PROJECT: &str = "5b1c3f0e9a8d4c2b8e7f6a5d4c3b2a10";
-const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGnovumtestkeynovumtestkeynovumtestkey00 rg@novum";
+const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGnovumtestkeynovumtestkeynovumtestkey00 rg@novum";
 const PROXIED_MARK: &str = "NOVUM-PROXY-OK";
 
 fn file(path: &str, content: &[u8]) -> ConfigDriveFile {
@@ -86,14 +87,14 @@ fn the_config_drive_is_an_iso_labelled_config_2_holding_the_files() {
     let files = vec![
         file("openstack/latest/meta_data.json", br#"{"uuid": "u-1"}"#),
         file("openstack/latest/user_data", user_data),
-        file("ec2/latest/meta-data.json", br#"{"instance-id": "i-00000001"}"#),
+        file(
+            "ec2/latest/meta-data.json",
+            br#"{"instance-id": "i-00000001"}"#,
+        ),
     ];
     config_drive::build(&files, &image).expect("build");
     let description = isoinfo(&image, &["-d"]);
-    assert!(
-        description.contains("Volume id: config-2"),
-        "{description}"
-    );
+    assert!(description.contains("Volume id: config-2"), "{description}");
     assert_eq!(
         isoinfo(&image, &["-J", "-x", "/openstack/latest/meta_data.json"]),
         r#"{"uuid": "u-1"}"#
@@ -123,7 +124,10 @@ fn a_config_drive_path_leaving_the_volume_is_refused() {
     let image = dir.0.join(config_drive::DISK_CONFIG);
     for path in ["../escape", "/etc/passwd", "", "openstack/../../x"] {
         let error = config_drive::build(&[file(path, b"x")], &image).unwrap_err();
-        assert!(error.to_string().contains("relative path"), "{path}: {error}");
+        assert!(
+            error.to_string().contains("relative path"),
+            "{path}: {error}"
+        );
     }
     assert!(!image.exists());
 }
@@ -239,9 +243,7 @@ struct Bridge(String);
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.0])
-            .status();
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
     }
 }
 
@@ -316,7 +318,10 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
     let user_data = "#!/bin/sh\necho \"NOVUM-MD $(printf 'GET /openstack/latest/meta_data.json HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n\\r\\n' | nc -w 10 169.254.169.254 80 2>&1 | tail -n 1)\"\n";
     let files = vec![
         file("openstack/latest/meta_data.json", meta_data.as_bytes()),
-        file("openstack/latest/network_data.json", network_data.as_bytes()),
+        file(
+            "openstack/latest/network_data.json",
+            network_data.as_bytes(),
+        ),
         file("openstack/latest/user_data", user_data.as_bytes()),
     ];
     let image = dir.0.join(config_drive::DISK_CONFIG);
@@ -333,7 +338,9 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
     proxy.record(instance, &spec);
     // `record` served the bridge already (it exists): serving it again is
     // nothing to do, and says so when it could not.
-    proxy.serve_bridge(&bridge.0).expect("the proxy serves the bridge");
+    proxy
+        .serve_bridge(&bridge.0)
+        .expect("the proxy serves the bridge");
 
     // The guest: direct kernel boot, the CD-ROM, the NIC, a console log.
     for (source, name) in [(&kernel, "vmlinuz"), (&initrd, "initrd.img")] {
@@ -379,10 +386,19 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
     })
     .await
     .expect("console");
-    assert!(console.contains("NOVUM-READY"), "the guest did not finish: {console}");
+    assert!(
+        console.contains("NOVUM-READY"),
+        "the guest did not finish: {console}"
+    );
     assert!(console.contains("NOVUM-CONFIG-DRIVE /dev/sr0"), "{console}");
-    assert!(console.contains(&format!("NOVUM-UUID {instance}")), "{console}");
-    assert!(console.contains(&format!("NOVUM-KEY {PUBLIC_KEY}")), "{console}");
+    assert!(
+        console.contains(&format!("NOVUM-UUID {instance}")),
+        "{console}"
+    );
+    assert!(
+        console.contains(&format!("NOVUM-KEY {PUBLIC_KEY}")),
+        "{console}"
+    );
     assert!(console.contains("NOVUM-USER-DATA-BEGIN"), "{console}");
     assert!(
         console.contains(&format!("NOVUM-NET eth0 {mac} {GUEST_IP}/24")),
@@ -395,7 +411,10 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
         .find(|line| line.starts_with("NOVUM-MD "))
         .unwrap_or_else(|| panic!("no NOVUM-MD line: {console}"));
     assert!(fetched.contains(PROXIED_MARK), "{fetched}");
-    assert!(fetched.contains(&format!("\"uuid\": \"{instance}\"")), "{fetched}");
+    assert!(
+        fetched.contains(&format!("\"uuid\": \"{instance}\"")),
+        "{fetched}"
+    );
     proxy.stop();
     drop(Arc::clone(&proxy));
 }

@@ -16,11 +16,11 @@ use virt::error::ErrorNumber;
 use virt::storage_pool::StoragePool;
 use virt::sys;
 
-use crate::config_drive;
 use super::bridge;
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout};
 use super::{DriverError, VirtDriver};
+use crate::config_drive;
 
 /// How long a clean shutdown may take before the domain is stopped hard
 /// (Nova's `shutdown_timeout` default).

@@ -23,9 +23,8 @@ pub use libvirt::{
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DiskLayout, DomainInterface, add_guest_archs, canonical_arch, choose_guest,
-    config_drive_xml,
-    domain_interfaces, domain_name, domain_xml, find_interface, interface_xml, parse_capabilities,
-    test_node_xml, with_device, without_interface,
+    config_drive_xml, domain_interfaces, domain_name, domain_xml, find_interface, interface_xml,
+    parse_capabilities, test_node_xml, with_device, without_interface,
 };
 
 /// What went wrong in a driver call.

@@ -63,10 +63,7 @@ impl MetadataError {
     }
 
     fn forbidden() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "Access was denied to this resource.",
-        )
+        Self::new(StatusCode::FORBIDDEN, "Access was denied to this resource.")
     }
 
     fn internal(cause: impl std::fmt::Display) -> Self {
@@ -250,7 +247,11 @@ async fn store_password(
     {
         return Err(conflict());
     }
-    Ok(text(StatusCode::OK, "text/plain; charset=UTF-8", Vec::new()))
+    Ok(text(
+        StatusCode::OK,
+        "text/plain; charset=UTF-8",
+        Vec::new(),
+    ))
 }
 
 fn conflict() -> MetadataError {

@@ -16,7 +16,8 @@ use crate::api_common::backends;
 use crate::compute::{Cloud, IMAGE, cloud_on};
 use crate::server_ports::network;
 
-const PUBLIC_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIhHhJ0WkkzJ3Kz2GGgK0Q6j6gM4OZmGqf3G5i2tW9xP md@novum";
+const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIhHhJ0WkkzJ3Kz2GGgK0Q6j6gM4OZmGqf3G5i2tW9xP md@novum";
 const USER_DATA: &str = "#!/bin/sh\necho hello from user data\n";
 
 /// The files of a spawn spec's config drive, decoded.
@@ -84,15 +85,28 @@ async fn metadata(
 async fn get_text(cloud: &Cloud, path: &str, instance: &str) -> String {
     let (status, content_type, body) =
         metadata(cloud, "GET", path, instance, "p-one", None, b"").await;
-    assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&body));
-    assert!(content_type.starts_with("text/plain"), "{path}: {content_type}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        content_type.starts_with("text/plain"),
+        "{path}: {content_type}"
+    );
     String::from_utf8(body).expect("utf-8")
 }
 
 async fn get_json(cloud: &Cloud, path: &str, instance: &str) -> Value {
     let (status, content_type, body) =
         metadata(cloud, "GET", path, instance, "p-one", None, b"").await;
-    assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{path}: {}",
+        String::from_utf8_lossy(&body)
+    );
     assert_eq!(content_type, "application/json", "{path}");
     json_of(&body)
 }
@@ -150,7 +164,10 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
     let network_data = json_of(&files["openstack/latest/network_data.json"]);
     assert_eq!(network_data["networks"][0]["ip_address"], "192.168.40.9");
     assert_eq!(network_data["networks"][0]["netmask"], "255.255.255.0");
-    assert_eq!(json_of(&files["openstack/latest/vendor_data2.json"]), json!({}));
+    assert_eq!(
+        json_of(&files["openstack/latest/vendor_data2.json"]),
+        json!({})
+    );
     let old = json_of(&files["openstack/2012-08-10/meta_data.json"]);
     assert_eq!(old["uuid"], id.as_str());
     assert!(old.get("project_id").is_none(), "{old}");
@@ -181,7 +198,10 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
     assert_eq!(meta["public_keys"], json!({"md-key": PUBLIC_KEY}));
     let listing = get_text(&cloud, "/openstack", &id).await;
     assert!(listing.starts_with("2012-08-10\n2013-04-04\n"), "{listing}");
-    assert!(listing.ends_with("2018-08-27\n2020-10-14\nlatest"), "{listing}");
+    assert!(
+        listing.ends_with("2018-08-27\n2020-10-14\nlatest"),
+        "{listing}"
+    );
     assert_eq!(
         get_text(&cloud, "/openstack/latest", &id).await,
         "meta_data.json\nuser_data\npassword\nvendor_data.json\nnetwork_data.json\nvendor_data2.json"
@@ -196,12 +216,18 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
     );
     let network_data = get_json(&cloud, "/openstack/2015-10-15/network_data.json", &id).await;
     assert_eq!(network_data["links"][0]["type"], "bridge");
-    assert_eq!(get_json(&cloud, "/openstack/latest/vendor_data.json", &id).await, json!({}));
+    assert_eq!(
+        get_json(&cloud, "/openstack/latest/vendor_data.json", &id).await,
+        json!({})
+    );
     // EC2.
     let root = get_text(&cloud, "", &id).await;
     assert!(root.starts_with("1.0\n2007-01-19\n"), "{root}");
     assert!(root.ends_with("2009-04-04\nlatest"), "{root}");
-    assert_eq!(get_text(&cloud, "/latest", &id).await, "meta-data/\nuser-data");
+    assert_eq!(
+        get_text(&cloud, "/latest", &id).await,
+        "meta-data/\nuser-data"
+    );
     let listing = get_text(&cloud, "/latest/meta-data/", &id).await;
     for entry in [
         "ami-id",
@@ -213,13 +239,19 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
         "public-keys/",
         "reservation-id",
     ] {
-        assert!(listing.lines().any(|line| line == entry), "{entry}: {listing}");
+        assert!(
+            listing.lines().any(|line| line == entry),
+            "{entry}: {listing}"
+        );
     }
     assert_eq!(
         get_text(&cloud, "/latest/meta-data/instance-id", &id).await,
         format!("i-{}", &id[..8])
     );
-    assert_eq!(get_text(&cloud, "/latest/meta-data/hostname", &id).await, "md-web");
+    assert_eq!(
+        get_text(&cloud, "/latest/meta-data/hostname", &id).await,
+        "md-web"
+    );
     assert_eq!(
         get_text(&cloud, "/latest/meta-data/local-ipv4", &id).await,
         "192.168.40.9"
@@ -286,7 +318,9 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
     let theirs = metadata_signature(&cloud.state.metadata_secret, &plain);
     let (status, _, _) = metadata(&cloud, "GET", path, &id, "p-one", Some(&theirs), b"").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, body) = cloud.raw("GET", &format!("/metadata{path}"), &[], Vec::new()).await;
+    let (status, _, body) = cloud
+        .raw("GET", &format!("/metadata{path}"), &[], Vec::new())
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("X-Instance-ID header is missing"));
     let (status, _, _) = metadata(&cloud, "GET", path, &id, "p-two", None, b"").await;
@@ -304,14 +338,27 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
     let (status, _, _) = metadata(&cloud, "POST", password, &id, "p-one", None, b"again").await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(get_text(&cloud, password, &id).await, "s3cret");
-    let (status, _, _) =
-        metadata(&cloud, "POST", password, &plain, "p-one", None, &[b'x'; 1021]).await;
+    let (status, _, _) = metadata(
+        &cloud,
+        "POST",
+        password,
+        &plain,
+        "p-one",
+        None,
+        &[b'x'; 1021],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "over Nova's 1020 bytes");
-    let (status, _, _) = metadata(&cloud, "POST", password, &plain, "p-one", Some("00"), b"x").await;
+    let (status, _, _) =
+        metadata(&cloud, "POST", password, &plain, "p-one", Some("00"), b"x").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(get_text(&cloud, password, &plain).await, "");
     let (status, _, _) = metadata(&cloud, "POST", path, &id, "p-one", None, b"x").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "only the password takes a POST");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "only the password takes a POST"
+    );
     let (status, _, _) = metadata(
         &cloud,
         "GET",
@@ -322,7 +369,11 @@ async fn config_drive_and_metadata_service(backend: &crate::api_common::Backend)
         b"",
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "no password before 2013-04-04");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "no password before 2013-04-04"
+    );
 }
 
 /// Reports the spawn in `tasks` done on h1 and waits for `id` ACTIVE.
@@ -354,7 +405,10 @@ fn who_gets_a_config_drive() {
         [("img_config_drive".to_string(), "optional".to_string())].into();
     assert!(!config_drive_required(false, &none, false));
     assert!(config_drive_required(true, &none, false));
-    assert!(config_drive_required(false, &none, true), "force_config_drive");
+    assert!(
+        config_drive_required(false, &none, true),
+        "force_config_drive"
+    );
     assert!(config_drive_required(false, &mandatory, false));
     assert!(!config_drive_required(false, &optional, false));
     assert_eq!(config_drive_column(true), "True");

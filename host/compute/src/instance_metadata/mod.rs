@@ -131,7 +131,11 @@ pub struct KeyPair {
 impl KeyPair {
     /// Nova's key type: `x509` for a certificate, else `ssh`.
     pub fn key_type(&self) -> &'static str {
-        if self.public_key.trim_start().starts_with("-----BEGIN CERTIFICATE") {
+        if self
+            .public_key
+            .trim_start()
+            .starts_with("-----BEGIN CERTIFICATE")
+        {
             "x509"
         } else {
             "ssh"
@@ -250,10 +254,7 @@ impl InstanceMetadata {
         document.insert("hostname".into(), json!(self.hostname));
         document.insert("name".into(), json!(self.name));
         document.insert("launch_index".into(), json!(self.launch_index));
-        document.insert(
-            "availability_zone".into(),
-            json!(self.availability_zone),
-        );
+        document.insert("availability_zone".into(), json!(self.availability_zone));
         if version >= GRIZZLY {
             let mut seed = [0_u8; 512];
             rand::rng().fill_bytes(&mut seed);
@@ -374,9 +375,7 @@ impl InstanceMetadata {
                 let version = openstack_version(version)?;
                 Some(listing(self.openstack_files(version)))
             }
-            ["openstack", version, name] => {
-                self.openstack_file(openstack_version(version)?, name)
-            }
+            ["openstack", version, name] => self.openstack_file(openstack_version(version)?, name),
             [version, rest @ ..] => self.ec2_lookup(ec2_version(version)?, rest),
         }
     }
