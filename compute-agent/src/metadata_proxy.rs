@@ -15,12 +15,18 @@
 //! handed over at registration) and `X-Forwarded-For`. An unknown source is
 //! answered 404, without asking the controller.
 //!
+//! What it knows (the secret, each instance's project and interfaces) is
+//! kept in `<state_dir>/metadata-proxy.json` (owner-only), so an agent that
+//! restarts with its stored credential, and so without registering again,
+//! goes on answering its guests.
+//!
 //! The HTTP it speaks is the little a metadata client needs: one request a
 //! connection (`GET`, `HEAD`, `POST` with a `Content-Length` body), answered
 //! with `Connection: close`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -29,6 +35,7 @@ use novum_wire::{
     InterfaceSpec, METADATA_PREFIX, SpawnSpec, TaskAction, TaskOutcome, metadata_headers,
     metadata_signature,
 };
+use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,6 +43,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
+use crate::credentials::write_private;
 use crate::driver::{DeviceKind, device_kind};
 
 /// The metadata service's address, as guests know it.
@@ -61,11 +69,21 @@ struct Guest {
 }
 
 /// What the proxy knows of one instance.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Known {
     project_id: String,
     interfaces: Vec<InterfaceSpec>,
 }
+
+/// What the state file holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Kept {
+    secret: Option<String>,
+    instances: HashMap<Uuid, Known>,
+}
+
+/// The state file's name in the agent's state directory.
+pub const STATE_FILE: &str = "metadata-proxy.json";
 
 /// The metadata proxy of this host.
 pub struct MetadataProxy {
@@ -74,6 +92,7 @@ pub struct MetadataProxy {
     secret: Mutex<Option<String>>,
     instances: Mutex<HashMap<Uuid, Known>>,
     listeners: Mutex<HashMap<String, JoinHandle<()>>>,
+    state_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for MetadataProxy {
@@ -113,18 +132,65 @@ impl MetadataProxy {
     /// A proxy forwarding to the controller at `controller_url`, with no
     /// secret yet (see [`MetadataProxy::set_secret`]).
     pub fn new(controller_url: &str) -> Arc<Self> {
+        Self::with_state(controller_url, None)
+    }
+
+    /// A proxy forwarding to `controller_url` that keeps what it knows in
+    /// `state_dir`/[`STATE_FILE`] (`None`: in memory only), starting from
+    /// what the file holds. An unreadable file is logged and ignored.
+    pub fn with_state(controller_url: &str, state_dir: Option<&Path>) -> Arc<Self> {
+        let state_file = state_dir.map(|dir| dir.join(STATE_FILE));
+        let kept = state_file
+            .as_deref()
+            .and_then(|path| match std::fs::read(path) {
+                Ok(bytes) => serde_json::from_slice::<Kept>(&bytes)
+                    .map_err(|error| warn!(path = %path.display(), %error, "ignoring the metadata proxy's unreadable state"))
+                    .ok(),
+                Err(_) => None,
+            })
+            .unwrap_or_default();
         Arc::new(MetadataProxy {
             controller_url: controller_url.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
-            secret: Mutex::new(None),
-            instances: Mutex::new(HashMap::new()),
+            secret: Mutex::new(kept.secret),
+            instances: Mutex::new(kept.instances),
             listeners: Mutex::new(HashMap::new()),
+            state_file,
         })
+    }
+
+    /// Writes what the proxy knows to its state file (if any); a failure is
+    /// logged: the proxy goes on from memory.
+    fn keep(&self) {
+        let Some(path) = &self.state_file else { return };
+        let kept = Kept {
+            secret: lock(&self.secret).clone(),
+            instances: lock(&self.instances).clone(),
+        };
+        let written = serde_json::to_vec(&kept)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_private(path, &bytes));
+        if let Err(error) = written {
+            warn!(path = %path.display(), %error, "cannot keep the metadata proxy's state");
+        }
+    }
+
+    /// Serves the bridges of every instance it knows that exist on this
+    /// host (at the agent's start, for the guests already running).
+    pub fn serve_known_bridges(self: &Arc<Self>) {
+        let bridges: Vec<String> = lock(&self.instances)
+            .values()
+            .flat_map(|known| known.interfaces.iter().map(|i| i.bridge.clone()))
+            .collect();
+        for bridge in bridges {
+            self.serve_bridge_if_present(&bridge);
+        }
     }
 
     /// The secret to sign instance ids with (from the registration answer).
     pub fn set_secret(&self, secret: Option<String>) {
         *lock(&self.secret) = secret;
+        self.keep();
     }
 
     /// Learns from a task that succeeded: a spawn or redefine gives the
@@ -149,12 +215,14 @@ impl MetadataProxy {
                     known.interfaces.push(interface.clone());
                     interface.bridge.clone()
                 };
+                self.keep();
                 self.serve_bridge_if_present(&bridge);
             }
             TaskAction::DetachInterface { port_id, .. } => {
                 if let Some(known) = lock(&self.instances).get_mut(&instance) {
                     known.interfaces.retain(|i| i.port_id != *port_id);
                 }
+                self.keep();
             }
             TaskAction::Destroy => self.forget(instance),
             _ => {}
@@ -175,6 +243,7 @@ impl MetadataProxy {
                 interfaces: spec.interfaces.clone(),
             },
         );
+        self.keep();
         for interface in &spec.interfaces {
             self.serve_bridge_if_present(&interface.bridge);
         }
@@ -183,6 +252,7 @@ impl MetadataProxy {
     /// Forgets `instance` (its addresses are answered 404 from now on).
     pub fn forget(&self, instance: Uuid) {
         lock(&self.instances).remove(&instance);
+        self.keep();
     }
 
     fn serve_bridge_if_present(self: &Arc<Self>, bridge: &str) {
@@ -243,6 +313,13 @@ impl MetadataProxy {
                 }
             }
         }
+    }
+
+    /// The instance (and its project) whose port on `bridge`'s network has
+    /// the fixed IP `address`: whom a request from there is forwarded for.
+    pub fn instance_at(&self, bridge: &str, address: IpAddr) -> Option<(Uuid, String)> {
+        self.guest(bridge, address)
+            .map(|guest| (guest.instance, guest.project_id))
     }
 
     /// The guest at `address` on `bridge`.

@@ -188,6 +188,88 @@ fn the_domain_gets_the_config_drive_as_a_read_only_cdrom_only_when_it_has_one() 
     driver.destroy(without).expect("destroy");
 }
 
+#[tokio::test]
+async fn the_proxy_maps_a_bridge_and_address_to_the_instance_and_keeps_it_across_restarts() {
+    let dir = TestDir::new();
+    let instance = Uuid::new_v4();
+    let network = Uuid::new_v4();
+    // A bridge that does not exist on this host: nothing listens.
+    let interface = InterfaceSpec {
+        port_id: Uuid::new_v4(),
+        mac_address: "fa:16:3e:00:00:31".into(),
+        network_id: network,
+        network_name: "kept".into(),
+        mtu: None,
+        bridge: bridge_name(network),
+        fixed_ips: vec![FixedIpSpec {
+            ip_address: "10.232.0.5".into(),
+            ip_version: 4,
+            subnet_cidr: "10.232.0.0/24".into(),
+            gateway_ip: None,
+            dns_nameservers: Vec::new(),
+            host_routes: Vec::new(),
+        }],
+    };
+    let spec = SpawnSpec {
+        interfaces: vec![interface.clone()],
+        ..small_spec(None)
+    };
+    let address = "10.232.0.5".parse().expect("address");
+    let other: std::net::IpAddr = "10.232.0.6".parse().expect("address");
+    {
+        let proxy = MetadataProxy::with_state("http://controller", Some(&dir.0));
+        proxy.set_secret(Some(SECRET.into()));
+        proxy.observe(
+            instance,
+            &novum_wire::TaskAction::Spawn(spec.clone()),
+            &novum_wire::TaskOutcome::Succeeded {
+                power_state: novum_wire::PowerState::Running,
+            },
+        );
+        assert_eq!(
+            proxy.instance_at(&interface.bridge, address),
+            Some((instance, PROJECT.to_string()))
+        );
+        assert_eq!(proxy.instance_at(&interface.bridge, other), None);
+        assert_eq!(proxy.instance_at("brq-elsewhere", address), None);
+    }
+    let state = dir.0.join(novum_agent::metadata_proxy::STATE_FILE);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&state)
+            .expect("state file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "owner only: {mode:o}");
+    }
+    // A restarted agent's proxy knows the guest (and the secret) still.
+    let restarted = MetadataProxy::with_state("http://controller", Some(&dir.0));
+    assert_eq!(
+        restarted.instance_at(&interface.bridge, address),
+        Some((instance, PROJECT.to_string()))
+    );
+    // A failed task teaches nothing; a destroy forgets, for good.
+    restarted.observe(
+        instance,
+        &novum_wire::TaskAction::Destroy,
+        &novum_wire::TaskOutcome::Failed {
+            message: "no".into(),
+            power_state: None,
+        },
+    );
+    assert!(restarted.instance_at(&interface.bridge, address).is_some());
+    restarted.observe(
+        instance,
+        &novum_wire::TaskAction::Destroy,
+        &novum_wire::TaskOutcome::Succeeded {
+            power_state: novum_wire::PowerState::NoState,
+        },
+    );
+    assert_eq!(restarted.instance_at(&interface.bridge, address), None);
+    let again = MetadataProxy::with_state("http://controller", Some(&dir.0));
+    assert_eq!(again.instance_at(&interface.bridge, address), None);
+}
+
 /// The stand-in controller: answers `GET /metadata/openstack/latest/meta_data.json`
 /// with the instance's uuid and [`PROXIED_MARK`] when the proxy's headers
 /// name `instance` of [`PROJECT`], signed with [`SECRET`], for `guest_ip`;

@@ -231,7 +231,8 @@ impl Agent {
             store,
             token,
         )?;
-        let metadata = MetadataProxy::new(&config.controller_url);
+        let metadata =
+            MetadataProxy::with_state(&config.controller_url, config.state_dir.as_deref());
         Ok(Agent {
             heartbeat_interval: StdMutex::new(config.heartbeat_interval),
             config,
@@ -261,6 +262,7 @@ impl Agent {
                 }
             }
         }
+        self.metadata.serve_known_bridges();
         let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat_loop(cancel.clone()));
         let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop(cancel.clone()));
         let poll = tokio::spawn(Arc::clone(&self).poll_loop(cancel.clone()));
