@@ -11,18 +11,13 @@
 //!
 //! Also: the ISO itself, read back with `isoinfo`, without a guest.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use novum_agent::config_drive;
-use novum_agent::driver::{
-    LibvirtDriver, LibvirtOptions, TestNode, VirtDriver, config_drive_xml, ensure_bridge,
-    interface_xml,
-};
+use novum_agent::driver::{LibvirtDriver, LibvirtOptions, TestNode, VirtDriver};
 use novum_agent::metadata_proxy::MetadataProxy;
 use novum_wire::{
     ConfigDriveFile, FixedIpSpec, FlavorSpec, ImageSpec, InterfaceSpec, SpawnSpec, bridge_name,
@@ -30,6 +25,11 @@ use novum_wire::{
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use uuid::Uuid;
+
+#[path = "support/real_guest.rs"]
+mod real_guest;
+
+use real_guest::{Bridge, Guest, READY_WITHIN, TestDir, fetch_script, fetched};
 
 const SECRET: &str = "test-shared-secret";
 const PROJECT: &str = "5b1c3f0e9a8d4c2b8e7f6a5d4c3b2a10";
@@ -42,30 +42,6 @@ fn file(path: &str, content: &[u8]) -> ConfigDriveFile {
         path: path.into(),
         content_base64: BASE64.encode(content),
     }
-}
-
-/// A directory of the test's, readable by the libvirt-qemu user; removed
-/// when dropped.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("novum-cdtest-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("test dir");
-        set_mode(&dir, 0o755);
-        TestDir(dir)
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
 fn isoinfo(image: &Path, args: &[&str]) -> String {
@@ -320,56 +296,15 @@ async fn stand_in_controller(instance: Uuid, guest_ip: &'static str) -> String {
     url
 }
 
-/// A Linux bridge of the test's, deleted when dropped.
-struct Bridge(String);
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
-}
-
-/// A running transient domain, destroyed when dropped.
-struct Guest(virt::domain::Domain, virt::connect::Connect);
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.0.destroy();
-        let _ = self.1.close();
-    }
-}
-
-fn test_guest() -> Option<(PathBuf, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guest");
-    let kernel = dir.join("vmlinuz");
-    let initrd = dir.join("initrd.img");
-    (kernel.exists() && initrd.exists()).then_some((kernel, initrd))
-}
-
-/// Waits until the console log holds `marker`; the whole log.
-fn wait_console(log: &Path, marker: &str, limit: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(marker) || start.elapsed() > limit {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy() {
-    let (kernel, initrd) = test_guest()
-        .expect("the test guest is missing: run tests/guest/build.sh (tests/bootstrap.sh does)");
     let dir = TestDir::new();
     let instance = Uuid::new_v4();
     let network = Uuid::new_v4();
     let port = Uuid::new_v4();
     const GUEST_IP: &str = "10.231.7.21";
     let mac = "fa:16:3e:5d:21:07";
-    let bridge = Bridge(bridge_name(network));
-    ensure_bridge(&bridge.0, None).expect("bridge");
+    let bridge = Bridge::new(&bridge_name(network));
 
     // The config drive, as the controller's generator lays it out.
     let interface = InterfaceSpec {
@@ -395,9 +330,7 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
     let network_data = format!(
         r#"{{"links": [{{"id": "{tap}", "vif_id": "{port}", "type": "bridge", "mtu": null, "ethernet_mac_address": "{mac}"}}], "networks": [{{"id": "network0", "type": "ipv4", "link": "{tap}", "ip_address": "{GUEST_IP}", "netmask": "255.255.255.0", "routes": [], "network_id": "{network}", "services": []}}], "services": []}}"#
     );
-    // (busybox-static's wget segfaults in the test guest: a plain HTTP/1.0
-    // request through nc does what it would.)
-    let user_data = "#!/bin/sh\necho \"NOVUM-MD $(printf 'GET /openstack/latest/meta_data.json HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n\\r\\n' | nc -w 10 169.254.169.254 80 2>&1 | tail -n 1)\"\n";
+    let user_data = fetch_script("/openstack/latest/meta_data.json");
     let files = vec![
         file("openstack/latest/meta_data.json", meta_data.as_bytes()),
         file(
@@ -425,46 +358,11 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
         .expect("the proxy serves the bridge");
 
     // The guest: direct kernel boot, the CD-ROM, the NIC, a console log.
-    for (source, name) in [(&kernel, "vmlinuz"), (&initrd, "initrd.img")] {
-        std::fs::copy(source, dir.0.join(name)).expect("copy the test guest");
-        set_mode(&dir.0.join(name), 0o644);
-    }
-    let log = dir.0.join("console.log");
-    let xml = format!(
-        "<domain type='qemu'>
-  <name>novum-cdtest-{short}</name>
-  <uuid>{instance}</uuid>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64'>hvm</type>
-    <kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-{cdrom}{nic}    <serial type='file'>
-      <source path='{log}'/>
-      <target port='0'/>
-    </serial>
-  </devices>
-</domain>",
-        short = &instance.to_string()[..8],
-        kernel = dir.0.join("vmlinuz").display(),
-        initrd = dir.0.join("initrd.img").display(),
-        cdrom = config_drive_xml(&image.display().to_string(), true, "    "),
-        nic = interface_xml(&interface, "    "),
-        log = log.display(),
-    );
-    let conn = virt::connect::Connect::open(Some("qemu:///system")).expect("qemu:///system");
-    let domain = virt::domain::Domain::create_xml(&conn, &xml, 0).expect("start the guest");
-    let _guest = Guest(domain, conn);
-
-    let console = tokio::task::spawn_blocking({
-        let log = log.clone();
-        move || wait_console(&log, "NOVUM-READY", Duration::from_secs(120))
+    let guest = Guest::boot(&dir, instance, &image, &interface);
+    let console = tokio::task::spawn_blocking(move || {
+        let console = guest.console_until("NOVUM-READY", READY_WITHIN);
+        drop(guest);
+        console
     })
     .await
     .expect("console");
@@ -488,15 +386,11 @@ async fn a_real_guest_reads_its_config_drive_and_its_metadata_through_the_proxy(
     );
     // The user data's fetch, answered by the stand-in controller only for
     // a request the proxy signed for this instance.
-    let fetched = console
-        .lines()
-        .find(|line| line.starts_with("NOVUM-MD "))
-        .unwrap_or_else(|| panic!("no NOVUM-MD line: {console}"));
+    let fetched = fetched(&console);
     assert!(fetched.contains(PROXIED_MARK), "{fetched}");
     assert!(
         fetched.contains(&format!("\"uuid\": \"{instance}\"")),
         "{fetched}"
     );
     proxy.stop();
-    drop(Arc::clone(&proxy));
 }
