@@ -194,6 +194,21 @@ impl Cloud {
         (status, value)
     }
 
+    /// Serves the cloud's router on 127.0.0.1 over real HTTP (for clients
+    /// outside the process's router, like the agent's metadata proxy);
+    /// its base URL. Served until the test's runtime ends.
+    pub(crate) async fn serve_http(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        url
+    }
+
     /// A request with `headers` and a raw `body`: status, content type, body.
     pub(crate) async fn raw(
         &self,

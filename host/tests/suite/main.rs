@@ -31,6 +31,7 @@ mod plugins;
 mod plugins_api;
 mod quota;
 mod quota_api;
+mod real_guest_metadata;
 mod request_bodies;
 mod resize;
 mod restart;
