@@ -637,6 +637,34 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn the_metadata_signature_is_the_hex_hmac_sha256_of_the_instance_id() {
+        // Python: hmac.new(b"secret", b"8c6e…1a10", hashlib.sha256).hexdigest()
+        assert_eq!(
+            metadata_signature("secret", "8c6e4ae0-0d5c-4d8f-9a4b-2f6f3b6b1a10"),
+            "c338559bb819d2d3e8e75731d394433d3f6997f9732d2131e0887fd6e7e2774c"
+        );
+        assert_ne!(
+            metadata_signature("other", "8c6e4ae0-0d5c-4d8f-9a4b-2f6f3b6b1a10"),
+            metadata_signature("secret", "8c6e4ae0-0d5c-4d8f-9a4b-2f6f3b6b1a10")
+        );
+    }
+
+    #[test]
+    fn spawn_specs_from_before_the_config_drive_still_parse() {
+        let spec: SpawnSpec = serde_json::from_value(json!({
+            "name": "old",
+            "flavor": {"vcpus": 1, "memory_mb": 64, "root_gb": 1},
+            "image": {"id": "i"},
+        }))
+        .unwrap();
+        assert_eq!(spec.config_drive, None);
+        assert_eq!(spec.project_id, None);
+        let answer: RegisterResponse =
+            serde_json::from_value(json!({"host": "h", "agent_token": "t"})).unwrap();
+        assert_eq!(answer.metadata_secret, None);
+    }
+
+    #[test]
     fn power_state_is_nova_number() {
         assert_eq!(
             serde_json::to_value(PowerState::Running).ok(),
