@@ -396,6 +396,42 @@ async fn net_second(cloud: &Cloud) -> String {
     network(cloud, "mdnet2", "192.168.40.0/24").await
 }
 
+#[tokio::test]
+async fn force_config_drive_gives_every_server_one() {
+    let cloud = crate::compute::cloud_with(|config| config.compute.force_config_drive = true).await;
+    let token = cloud.register("h1", 16, 32768).await;
+    let net = network(&cloud, "forced", "192.168.41.0/24").await;
+    let (status, body) = cloud
+        .call(
+            Some("member"),
+            "POST",
+            "/compute/v2.1/servers",
+            Some(
+                json!({"server": {"name": "forced", "imageRef": IMAGE, "flavorRef": "1",
+                                   "networks": [{"uuid": net}]}}),
+            ),
+            Some("2.96"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let tasks = cloud.next_tasks("h1", &token).await;
+    let TaskAction::Spawn(spec) = &tasks.tasks[0].action else {
+        panic!("a spawn task");
+    };
+    let files = drive_files(spec);
+    assert_eq!(
+        json_of(&files["openstack/latest/meta_data.json"])["uuid"],
+        id.as_str()
+    );
+    assert!(
+        !files.contains_key("openstack/latest/user_data"),
+        "no user data given"
+    );
+    let server = active(&cloud, &tasks, &token, &id).await;
+    assert_eq!(server["config_drive"], "True");
+}
+
 #[test]
 fn who_gets_a_config_drive() {
     let none = BTreeMap::new();
