@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use novum_agent::agent::{
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LIBVIRT_URI, DEFAULT_POLL_WAIT, DEFAULT_RECONCILE_INTERVAL,
+    DEFAULT_FIREWALL_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LIBVIRT_URI, DEFAULT_POLL_WAIT,
+    DEFAULT_RECONCILE_INTERVAL,
 };
 use novum_agent::driver::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions,
@@ -64,6 +65,10 @@ struct Args {
     /// reports on top of the test driver's `i686` (repeatable).
     #[arg(long = "test-guest-arch")]
     test_guest_archs: Vec<String>,
+    /// Seconds between refreshes of the host firewall (the security groups
+    /// of this host's ports, enforced with nftables on a real hypervisor).
+    #[arg(long, default_value_t = DEFAULT_FIREWALL_INTERVAL.as_secs())]
+    firewall_seconds: u64,
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -128,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
             domain_store,
             interface_detach_timeout: Duration::from_secs(args.interface_detach_timeout_seconds),
         },
+        firewall_interval: Duration::from_secs(args.firewall_seconds.max(1)),
         ..AgentConfig::new(args.controller, host)
     };
     run_agent(config, shutdown_signal())
