@@ -62,20 +62,31 @@ impl CredentialStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(credential).map_err(io::Error::other)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
+        write_private(
+            path,
+            &serde_json::to_vec_pretty(credential).map_err(io::Error::other)?,
+        )
     }
+}
+
+/// Writes `bytes` to `path` readable by the owner only, replacing the file
+/// atomically (through `<path>.tmp`); makes the parent directory.
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

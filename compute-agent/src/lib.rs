@@ -7,10 +7,11 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+pub mod config_drive;
 pub mod credentials;
 pub mod driver;
 pub mod execute;
 pub mod firewall;
-pub mod network_data;
+pub mod metadata_proxy;
 
 pub use agent::{AgentConfig, AgentError, run_agent, run_agent_with_driver};

@@ -40,6 +40,8 @@ fn spec(props: &[(&str, &str)]) -> SpawnSpec {
         user_data: None,
         metadata: BTreeMap::new(),
         interfaces: Vec::new(),
+        project_id: None,
+        config_drive: None,
     }
 }
 

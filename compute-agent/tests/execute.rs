@@ -33,6 +33,8 @@ fn spawn_action(props: &[(&str, &str)]) -> TaskAction {
         user_data: Some("I2Nsb3VkLWNvbmZpZwo=".into()),
         metadata: BTreeMap::from([("role".to_string(), "web".to_string())]),
         interfaces: Vec::new(),
+        project_id: None,
+        config_drive: None,
     })
 }
 

@@ -144,6 +144,8 @@ fn spec(name: &str, image: &str, props: &[(&str, &str)], flavor: FlavorSpec) -> 
         user_data: None,
         metadata: Default::default(),
         interfaces: Vec::new(),
+        project_id: None,
+        config_drive: None,
     }
 }
 

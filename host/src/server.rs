@@ -65,6 +65,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         novum_compute::store::flavors::ensure_defaults(&db).await?;
     }
     let enrollment_token = novum_api::rpc::enrollment_token(&config)?;
+    let metadata_secret = novum_api::rpc::metadata_secret(&config)?;
     Ok(AppState::new(Services {
         config,
         db,
@@ -72,6 +73,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         conductor,
         enrollment_token,
         embedded_enrollment_token: novum_api::rpc::generate_token(),
+        metadata_secret,
         quota,
         network,
         hooks,

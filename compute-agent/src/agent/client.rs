@@ -126,8 +126,9 @@ impl Client {
     }
 
     /// Register with the enrollment token and keep (and store) the agent credential.
-    /// Returns the controller's preferred heartbeat interval, if it has one.
-    pub async fn register(&self, inventory: Inventory) -> Result<Option<u64>, RpcError> {
+    /// Returns the controller's answer (its preferred heartbeat interval, the
+    /// metadata proxies' secret).
+    pub async fn register(&self, inventory: Inventory) -> Result<RegisterResponse, RpcError> {
         let enrollment = self
             .enrollment_token
             .as_deref()
@@ -154,9 +155,9 @@ impl Client {
             host: self.host.clone(),
             token: answer.agent_token.clone(),
         })?;
-        *self.token.write().await = Some(answer.agent_token);
+        *self.token.write().await = Some(answer.agent_token.clone());
         info!(host = %self.host, "registered with the controller");
-        Ok(answer.heartbeat_seconds)
+        Ok(answer)
     }
 
     /// Send the heartbeat.

@@ -29,6 +29,7 @@ use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
 use crate::execute::execute;
 use crate::firewall::{self, Firewall};
+use crate::metadata_proxy::MetadataProxy;
 
 /// Default libvirt URI: libvirt's test driver (no daemon needed).
 pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
@@ -233,6 +234,8 @@ struct Agent {
     in_flight: StdMutex<HashSet<Uuid>>,
     /// The host firewall, when this host enforces security groups.
     firewall: Option<Arc<Firewall>>,
+    /// The metadata proxy for the guests of this host.
+    metadata: Arc<MetadataProxy>,
 }
 
 impl Agent {
@@ -256,6 +259,8 @@ impl Agent {
             .firewall_table
             .as_ref()
             .map(|table| Arc::new(Firewall::new(table.clone())));
+        let metadata =
+            MetadataProxy::with_state(&config.controller_url, config.state_dir.as_deref());
         Ok(Agent {
             heartbeat_interval: StdMutex::new(config.heartbeat_interval),
             config,
@@ -266,6 +271,7 @@ impl Agent {
             registering: Mutex::new(()),
             in_flight: StdMutex::new(HashSet::new()),
             firewall,
+            metadata,
         })
     }
 
@@ -285,12 +291,14 @@ impl Agent {
                 }
             }
         }
+        self.metadata.serve_known_bridges();
         let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat_loop(cancel.clone()));
         let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop(cancel.clone()));
         let poll = tokio::spawn(Arc::clone(&self).poll_loop(cancel.clone()));
         let firewall = tokio::spawn(Arc::clone(&self).firewall_loop(cancel.clone()));
         let (heartbeat, reconcile, poll, firewall) =
             tokio::join!(heartbeat, reconcile, poll, firewall);
+        self.metadata.stop();
         heartbeat?;
         reconcile?;
         poll?;
@@ -326,7 +334,9 @@ impl Agent {
             return Ok(());
         }
         let inventory = self.inventory().await?;
-        if let Some(seconds) = self.client.register(inventory).await? {
+        let answer = self.client.register(inventory).await?;
+        self.metadata.set_secret(answer.metadata_secret);
+        if let Some(seconds) = answer.heartbeat_seconds {
             let interval = Duration::from_secs(seconds.max(1));
             if let Ok(mut current) = self.heartbeat_interval.lock() {
                 *current = interval;
@@ -567,7 +577,11 @@ impl Agent {
                 .await
             };
             match outcome {
-                Ok(outcome) => self.report(&task, TaskResult { outcome }, cancel).await,
+                Ok(outcome) => {
+                    self.metadata
+                        .observe(task.instance_uuid, &task.action, &outcome);
+                    self.report(&task, TaskResult { outcome }, cancel).await
+                }
                 // A panic would panic again on every re-delivery: the task
                 // fails with what the panic said instead.
                 Err(e) if e.is_panic() => {

@@ -22,6 +22,7 @@ use super::images::{ImageCache, ImageSource};
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout, KernelBoot};
 use super::{DriverError, VirtDriver};
+use crate::config_drive;
 
 /// How long a clean shutdown may take before the domain is stopped hard
 /// (Nova's `shutdown_timeout` default).
@@ -648,6 +649,7 @@ impl LibvirtDriver {
         let mut defined = None;
         let result = (|| {
             let layout = self.prepare_files(instance, spec)?;
+            self.write_config_drive(instance, spec)?;
             let caps = self.capabilities()?;
             let guest = xml::choose_guest(&caps, spec)?;
             let definition = xml::domain_xml(instance, spec, &guest, &layout);
@@ -700,6 +702,27 @@ impl LibvirtDriver {
             bridge::ensure_bridge(&name, mtu)?;
         }
         Ok(())
+    }
+
+    /// Makes the config drive of `instance` when `spec` has one (see
+    /// [`crate::config_drive::build`]); not for the test driver, which
+    /// reads no file.
+    fn write_config_drive(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError> {
+        match &spec.config_drive {
+            Some(files) if !self.test_driver => {
+                let image = config_drive::image_path(&self.options.instances_path, instance);
+                config_drive::build(files, &image)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the config drive of `instance`, if it has one.
+    fn remove_config_drive(&self, instance: Uuid) -> Result<(), DriverError> {
+        config_drive::remove(&config_drive::image_path(
+            &self.options.instances_path,
+            instance,
+        ))
     }
 
     /// The domain's persistent definition.
@@ -918,6 +941,7 @@ impl VirtDriver for LibvirtDriver {
         }
         let caps = self.capabilities()?;
         let guest = xml::choose_guest(&caps, spec)?;
+        self.write_config_drive(instance, spec)?;
         let definition = xml::domain_xml(instance, spec, &guest, &layout);
         debug!(%instance, xml = %definition, "redefining domain");
         let domain = define(&self.conn.0, &definition)?;
@@ -944,7 +968,7 @@ impl VirtDriver for LibvirtDriver {
             .map_err(lv("undefine"))?;
         self.remove_files(instance)?;
         self.remember(instance, None, None);
-        Ok(())
+        self.remove_config_drive(instance)
     }
 
     fn set_image_source(&self, source: Arc<dyn ImageSource>) {

@@ -30,8 +30,8 @@ pub use libvirt::{
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
-    KernelBoot, add_guest_archs, canonical_arch, choose_guest, domain_interfaces, domain_name,
-    domain_xml, find_interface, interface_xml, parse_capabilities, serial_console_xml,
+    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml, domain_interfaces,
+    domain_name, domain_xml, find_interface, interface_xml, parse_capabilities, serial_console_xml,
     test_node_xml, with_device, without_interface,
 };
 
@@ -84,6 +84,9 @@ pub enum DriverError {
     /// An instance disk (or another of its files) could not be made or removed.
     #[error("disk: {0}")]
     Disk(String),
+    /// The config drive could not be made or removed.
+    #[error("config drive: {0}")]
+    ConfigDrive(String),
     /// A hot-unplugged interface was still in the guest after the timeout
     /// (the guest did not release it).
     #[error("interface {mac_address} of instance {instance} was not released by the guest in time")]

@@ -312,6 +312,10 @@ pub fn domain_xml(
     if spec.flavor.swap_mb > 0 {
         disk("disk.swap", "vdc");
     }
+    if spec.config_drive.is_some() {
+        let image = format!("{dir}/{}", crate::config_drive::DISK_CONFIG);
+        xml.push_str(&config_drive_xml(&image, !is_test, "    "));
+    }
     for interface in &spec.interfaces {
         xml.push_str(&interface_xml(interface, "    "));
     }
@@ -322,6 +326,23 @@ pub fn domain_xml(
         ));
     }
     xml.push_str("  </devices>\n</domain>\n");
+    xml
+}
+
+/// The config drive device: the volume `path` as a read-only raw CD-ROM
+/// `hdd` on the IDE bus (Nova's), each line indented by `indent`; without
+/// the `<driver>` element when not `with_driver` (libvirt's test driver
+/// does not take it).
+pub fn config_drive_xml(path: &str, with_driver: bool, indent: &str) -> String {
+    let mut xml = String::new();
+    let _ = writeln!(xml, "{indent}<disk type='file' device='cdrom'>");
+    if with_driver {
+        let _ = writeln!(xml, "{indent}  <driver name='qemu' type='raw'/>");
+    }
+    let _ = writeln!(xml, "{indent}  <source file='{}'/>", escape(path));
+    let _ = writeln!(xml, "{indent}  <target dev='hdd' bus='ide'/>");
+    let _ = writeln!(xml, "{indent}  <readonly/>");
+    let _ = writeln!(xml, "{indent}</disk>");
     xml
 }
 
@@ -571,6 +592,8 @@ mod tests {
             user_data: None,
             metadata: BTreeMap::new(),
             interfaces: Vec::new(),
+            project_id: None,
+            config_drive: None,
         }
     }
 

@@ -304,6 +304,11 @@ pub struct RegisterResponse {
     /// Heartbeat interval the controller asks for, if it has a preference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_seconds: Option<u64>,
+    /// The secret the agent's metadata proxy signs instance ids with
+    /// (`X-Instance-ID-Signature`, see [`metadata_signature`]); `None` from
+    /// a controller without a metadata service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_secret: Option<String>,
 }
 
 /// Power state of one domain the agent runs.
@@ -452,7 +457,60 @@ pub struct SpawnSpec {
     /// guest sees them. Absent in messages from before networking: none.
     #[serde(default)]
     pub interfaces: Vec<InterfaceSpec>,
+    /// The project owning the instance (the metadata proxy's `X-Tenant-ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// The files of the instance's config drive (an ISO 9660 volume
+    /// labelled [`CONFIG_DRIVE_LABEL`] the agent builds and attaches as a
+    /// CD-ROM); `None`: the instance has no config drive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_drive: Option<Vec<ConfigDriveFile>>,
 }
+
+/// The volume label of a config drive (Nova's, which cloud-init looks for).
+pub const CONFIG_DRIVE_LABEL: &str = "config-2";
+
+/// One file of a config drive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDriveFile {
+    /// Relative path inside the volume (`openstack/latest/meta_data.json`).
+    pub path: String,
+    /// The content, base64 (user data need not be text).
+    pub content_base64: String,
+}
+
+/// Headers the metadata proxy on a compute host adds to each request it
+/// forwards to the controller's metadata service (neutron's metadata agent
+/// names): the instance, its project, and the signature of the instance id.
+pub mod metadata_headers {
+    /// The instance uuid.
+    pub const INSTANCE_ID: &str = "X-Instance-ID";
+    /// The instance's project.
+    pub const TENANT_ID: &str = "X-Tenant-ID";
+    /// Hex HMAC-SHA256 of the instance uuid under the shared secret.
+    pub const SIGNATURE: &str = "X-Instance-ID-Signature";
+    /// The guest's address.
+    pub const FORWARDED_FOR: &str = "X-Forwarded-For";
+}
+
+/// `X-Instance-ID-Signature` of `instance_id` under `secret`: the hex
+/// HMAC-SHA256 (neutron's metadata agent signs the same way). The one
+/// implementation the proxy signs with and the controller checks with.
+pub fn metadata_signature(secret: &str, instance_id: &str) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length: `new_from_slice` cannot fail.
+    match Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(instance_id.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Where the controller serves the metadata API (the proxy forwards guest
+/// path `P` to `<controller>/metadata` + `P`).
+pub const METADATA_PREFIX: &str = "/metadata";
 
 /// Prefix of the Linux bridge of a network on a compute host (Neutron's
 /// linuxbridge naming).
@@ -672,6 +730,34 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_metadata_signature_is_the_hex_hmac_sha256_of_the_instance_id() {
+        // Python: hmac.new(b"secret", b"8c6e…1a10", hashlib.sha256).hexdigest()
+        assert_eq!(
+            metadata_signature("secret", "8c6e4ae0-0d5c-4d8f-9a4b-2f6f3b6b1a10"),
+            "c338559bb819d2d3e8e75731d394433d3f6997f9732d2131e0887fd6e7e2774c"
+        );
+        assert_ne!(
+            metadata_signature("other", "8c6e4ae0-0d5c-4d8f-9a4b-2f6f3b6b1a10"),
+            metadata_signature("secret", "8c6e4ae0-0d5c-4d8f-9a4b-2f6f3b6b1a10")
+        );
+    }
+
+    #[test]
+    fn spawn_specs_from_before_the_config_drive_still_parse() {
+        let spec: SpawnSpec = serde_json::from_value(json!({
+            "name": "old",
+            "flavor": {"vcpus": 1, "memory_mb": 64, "root_gb": 1},
+            "image": {"id": "i"},
+        }))
+        .unwrap();
+        assert_eq!(spec.config_drive, None);
+        assert_eq!(spec.project_id, None);
+        let answer: RegisterResponse =
+            serde_json::from_value(json!({"host": "h", "agent_token": "t"})).unwrap();
+        assert_eq!(answer.metadata_secret, None);
+    }
 
     #[test]
     fn power_state_is_nova_number() {

@@ -17,6 +17,7 @@ pub mod fault;
 pub mod guard;
 pub mod identity;
 pub mod images;
+pub mod metadata;
 pub mod microversion;
 pub mod network;
 pub mod notifications;
@@ -55,6 +56,8 @@ pub struct Services {
     /// afresh at every start and never written down, it lets them take their
     /// host names back right after a restart, while those still look up.
     pub embedded_enrollment_token: String,
+    /// The secret the metadata proxies sign instance ids with.
+    pub metadata_secret: String,
     /// Quotas (limits, usage, policy checks).
     pub quota: Arc<novum_quota::Quota>,
     /// The network service (Neutron v2.0 subset).
@@ -117,6 +120,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .nest(novum_wire::API_PREFIX, crate::rpc::routes())
         .nest("/image", images::routes())
         .nest("/network", network::routes())
+        .nest(novum_wire::METADATA_PREFIX, metadata::routes())
         .routes(routes!(network::versions::versions_with_slash))
         .merge(notifications::routes())
         .merge(crate::plugins::routes())

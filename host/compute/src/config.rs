@@ -35,6 +35,9 @@ pub struct ComputeConfig {
     /// name; Nova defaults to false, devstack and novum's all-in-one to true,
     /// so that a one-host cloud can resize).
     pub allow_resize_to_same_host: bool,
+    /// Give every instance a config drive, whether or not its create asked
+    /// for one (Nova's option of that name).
+    pub force_config_drive: bool,
 }
 
 impl Default for ComputeConfig {
@@ -52,6 +55,7 @@ impl Default for ComputeConfig {
             reaper_interval_seconds: 5,
             default_flavors: true,
             allow_resize_to_same_host: true,
+            force_config_drive: false,
         }
     }
 }
@@ -125,4 +129,16 @@ impl AgentConfig {
         };
         (1..=count).map(|index| format!("{}{index}", self.embedded_host_prefix))
     }
+}
+
+/// `[metadata]`: the metadata service guests reach at 169.254.169.254
+/// through the metadata proxy of their compute host.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// The secret the proxies sign instance ids with (neutron's
+    /// `metadata_proxy_shared_secret`); default: generated into
+    /// `<data_dir>/metadata-shared-secret` at first start. Agents receive
+    /// it when they register.
+    pub shared_secret: Option<String>,
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use novum_compute::{AgentConfig, ComputeConfig};
+use novum_compute::{AgentConfig, ComputeConfig, MetadataConfig};
 use novum_identity::IdentityConfig;
 use serde::Deserialize;
 
@@ -53,6 +53,8 @@ pub struct Config {
     pub images: novum_images::ImagesConfig,
     /// Network service settings (backend, the default network, quotas).
     pub network: novum_network::NetworkConfig,
+    /// Metadata service settings (the proxies' shared secret).
+    pub metadata: MetadataConfig,
     /// The file this configuration was read from (for reloads); not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -76,6 +78,7 @@ impl Default for Config {
             quota: novum_quota::QuotaConfig::default(),
             images: novum_images::ImagesConfig::default(),
             network: novum_network::NetworkConfig::default(),
+            metadata: MetadataConfig::default(),
             source: None,
         }
     }

@@ -254,6 +254,11 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         1,
     );
 
+    checks.non_empty_secret(
+        root("metadata").child("shared_secret"),
+        config.metadata.shared_secret.as_deref(),
+    );
+
     let agent = root("agent");
     let section = &config.agent;
     checks.non_empty_secret(

@@ -116,6 +116,8 @@ fn spawn_action() -> TaskAction {
         user_data: None,
         metadata: Default::default(),
         interfaces: Vec::new(),
+        project_id: None,
+        config_drive: None,
     })
 }
 

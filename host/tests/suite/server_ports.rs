@@ -21,7 +21,7 @@ fn member() -> Caller {
 }
 
 /// A private network of `p-one` named `name` with an IPv4 subnet `cidr`.
-async fn network(cloud: &Cloud, name: &str, cidr: &str) -> String {
+pub(crate) async fn network(cloud: &Cloud, name: &str, cidr: &str) -> String {
     let service = &cloud.state.network;
     let network = service
         .create_network(

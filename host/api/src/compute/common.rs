@@ -19,6 +19,7 @@ impl From<ConductorError> for ApiError {
             ConductorError::Quota(error) => ApiError::from(error),
             ConductorError::Notify(error) => ApiError::internal(error),
             ConductorError::Network(error) => network_fault(error),
+            ConductorError::Metadata(error) => ApiError::internal(error),
         }
     }
 }

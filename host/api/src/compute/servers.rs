@@ -883,6 +883,7 @@ async fn create(
         key_name: server.key_name.clone(),
         key_data,
         user_data: server.user_data.as_ref().map(|data| data.0.clone()),
+        config_drive: server.config_drive.as_ref().is_some_and(|flag| flag.0),
         hints,
         group,
         count: u32::try_from(server.max_count()).unwrap_or(u32::MAX),

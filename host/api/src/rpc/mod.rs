@@ -72,6 +72,9 @@ impl From<ConductorError> for RpcError {
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 error.to_string(),
             ),
+            ConductorError::Metadata(error) => {
+                Self(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
         }
     }
 }
@@ -118,24 +121,45 @@ pub fn generate_token() -> String {
 /// The enrollment token in effect: from the configuration, else the one in
 /// `<data_dir>/agent-enrollment-token` (generated at first start).
 pub fn enrollment_token(config: &Config) -> anyhow::Result<String> {
-    if let Some(token) = &config.agent.enrollment_token {
-        return Ok(token.clone());
+    configured_or_kept_secret(
+        config.agent.enrollment_token.as_deref(),
+        &config.data_dir.join("agent-enrollment-token"),
+    )
+}
+
+/// The metadata proxies' shared secret in effect: `[metadata]
+/// shared_secret`, else the one in `<data_dir>/metadata-shared-secret`
+/// (generated at first start).
+pub fn metadata_secret(config: &Config) -> anyhow::Result<String> {
+    configured_or_kept_secret(
+        config.metadata.shared_secret.as_deref(),
+        &config.data_dir.join("metadata-shared-secret"),
+    )
+}
+
+/// `configured` when set; else the secret kept in the file `path`, made
+/// (random, mode 0600) when the file is missing or empty.
+fn configured_or_kept_secret(
+    configured: Option<&str>,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    if let Some(secret) = configured {
+        return Ok(secret.to_string());
     }
-    let path = config.data_dir.join("agent-enrollment-token");
-    if let Ok(token) = std::fs::read_to_string(&path) {
-        let token = token.trim().to_string();
-        if !token.is_empty() {
-            return Ok(token);
+    if let Ok(secret) = std::fs::read_to_string(path) {
+        let secret = secret.trim().to_string();
+        if !secret.is_empty() {
+            return Ok(secret);
         }
     }
-    let token = generate_token();
-    std::fs::write(&path, format!("{token}\n"))?;
+    let secret = generate_token();
+    std::fs::write(path, format!("{secret}\n"))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
-    Ok(token)
+    Ok(secret)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -240,6 +264,7 @@ async fn register(
         host: request.host,
         agent_token: token,
         heartbeat_seconds: Some(state.config.agent.heartbeat_seconds),
+        metadata_secret: Some(state.metadata_secret.clone()),
     }))
 }
 

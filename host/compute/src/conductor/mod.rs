@@ -16,6 +16,7 @@ pub mod actions;
 pub mod claims;
 pub mod instance_admin;
 pub mod interfaces;
+mod metadata;
 pub mod model;
 pub mod networking;
 pub mod notices;
@@ -39,6 +40,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::config::ComputeConfig;
+use crate::instance_metadata::{config_drive_column, config_drive_required};
 use claims::Resources;
 use model::{FlavorSnapshot, Instance};
 use notices::StateMark;
@@ -82,6 +84,9 @@ pub enum ConductorError {
     /// A notification could not be written to the outbox.
     #[error(transparent)]
     Notify(#[from] novum_notify::NotifyError),
+    /// The instance's metadata documents cannot be rendered.
+    #[error(transparent)]
+    Metadata(#[from] crate::instance_metadata::MetadataError),
 }
 
 impl From<sqlx::Error> for ConductorError {
@@ -164,6 +169,8 @@ pub struct BuildRequest {
     pub key_data: Option<String>,
     /// User data.
     pub user_data: Option<String>,
+    /// Whether the create asked for a config drive (`config_drive`).
+    pub config_drive: bool,
     /// Scheduler hints.
     pub hints: BTreeMap<String, Vec<String>>,
     /// Server group uuid.
@@ -370,6 +377,8 @@ fn spawn_spec(instance: &Instance, flavor: &FlavorSnapshot) -> SpawnSpec {
         user_data: instance.user_data.clone(),
         metadata: instance.metadata_map(),
         interfaces: Vec::new(),
+        project_id: Some(instance.project_id.clone()),
+        config_drive: None,
     }
 }
 
@@ -539,8 +548,8 @@ impl Conductor {
                 "INSERT INTO instances (uuid, display_name, description, project_id, user_id, flavor_id, flavor, image_ref, \
                  image_properties, vm_state, task_state, power_state, requested_availability_zone, metadata, key_name, key_data, \
                  user_data, scheduler_hints, server_group, reservation_id, launch_index, hostname, created_at, updated_at, \
-                 vcpus, memory_mb, access_ip_v4, access_ip_v6) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24, $25, $26)",
+                 vcpus, memory_mb, access_ip_v4, access_ip_v6, config_drive) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24, $25, $26, $27)",
             )
             .bind(&uuid)
             .bind(&name)
@@ -568,6 +577,11 @@ impl Conductor {
             .bind(request.flavor.memory_mb)
             .bind(&request.access_ip_v4)
             .bind(&request.access_ip_v6)
+            .bind(config_drive_column(config_drive_required(
+                request.config_drive,
+                &request.image_properties,
+                self.compute.force_config_drive,
+            )))
             .execute(&mut *tx)
             .await?;
             if let Some(group) = &request.group {
@@ -985,10 +999,11 @@ impl Conductor {
         .bind(&instance.uuid)
         .execute(&mut *tx)
         .await?;
-        let spawn = SpawnSpec {
-            interfaces,
-            ..spawn_spec(instance, flavor)
+        let placed = Instance {
+            availability_zone: Some(host.availability_zone.clone()),
+            ..instance.clone()
         };
+        let spawn = self.complete_spec(&placed, flavor, interfaces).await?;
         tasks::enqueue(
             &mut tx,
             &host.name,

@@ -16,7 +16,7 @@ use novum_wire::{
 use uuid::Uuid;
 
 use super::model::{FlavorSnapshot, Instance};
-use super::{Conductor, ConductorError, Result, spawn_spec};
+use super::{Conductor, ConductorError, Result};
 use novum_db::Tx;
 
 /// The ports a server create asks for, as the API resolved them (`auto`:
@@ -175,10 +175,8 @@ impl Conductor {
         instance: &Instance,
         flavor: &FlavorSnapshot,
     ) -> Result<SpawnSpec> {
-        Ok(SpawnSpec {
-            interfaces: self.interfaces(&instance.uuid).await?,
-            ..spawn_spec(instance, flavor)
-        })
+        let interfaces = self.interfaces(&instance.uuid).await?;
+        self.complete_spec(instance, flavor, interfaces).await
     }
 
     /// Releases the ports of `uuid` in `tx` (the transaction that deletes

@@ -38,3 +38,44 @@ pub async fn server_group_project(db: &Db, uuid: &str) -> Result<Option<String>,
         .await?;
     Ok(row.map(|row| row.try_get("project_id")).transpose()?)
 }
+
+/// The live instance `uuid`, when there is one.
+pub async fn live(db: &Db, uuid: &str) -> Result<Option<Instance>, DbError> {
+    Ok(Instance::fetch(db.pool(), uuid)
+        .await?
+        .filter(|instance| instance.deleted == 0))
+}
+
+/// The password the guest of instance `uuid` posted to the metadata
+/// service ('' when none).
+pub async fn metadata_password(db: &Db, uuid: &str) -> Result<String, DbError> {
+    let row = sqlx::query("SELECT metadata_password FROM instances WHERE uuid = $1")
+        .bind(uuid)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row
+        .map(|row| row.try_get::<Option<String>, _>("metadata_password"))
+        .transpose()?
+        .flatten()
+        .unwrap_or_default())
+}
+
+/// Stores `password` as the metadata password of live instance `uuid`
+/// unless it has one already: `false` when it had (the first one stays,
+/// as Nova's metadata service keeps it).
+pub async fn set_metadata_password_once(
+    db: &Db,
+    uuid: &str,
+    password: &str,
+) -> Result<bool, DbError> {
+    let updated = sqlx::query(
+        "UPDATE instances SET metadata_password = $1 WHERE uuid = $2 AND deleted = 0 \
+         AND (metadata_password IS NULL OR metadata_password = '')",
+    )
+    .bind(password)
+    .bind(uuid)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
