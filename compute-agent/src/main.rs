@@ -10,6 +10,7 @@ use novum_agent::agent::{
 };
 use novum_agent::driver::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions,
+    SerialConsoleOptions,
 };
 use novum_agent::{AgentConfig, run_agent};
 use tracing_subscriber::EnvFilter;
@@ -64,6 +65,22 @@ struct Args {
     /// reports on top of the test driver's `i686` (repeatable).
     #[arg(long = "test-guest-arch")]
     test_guest_archs: Vec<String>,
+    /// Give each guest a serial console on a TCP port, for the controller's
+    /// console proxy (Nova's `[serial_console] enabled`).
+    #[arg(long)]
+    serial_console: bool,
+    /// Address the guests' serial consoles listen on (Nova's
+    /// `[serial_console] serialproxy_host` of the compute host); a
+    /// controller on another machine needs an address it reaches.
+    #[arg(long, default_value = novum_agent::driver::DEFAULT_SERIAL_LISTEN)]
+    serial_listen: String,
+    /// Address the controller's console proxy connects to (Nova's
+    /// `proxyclient_address`); default: the listen address.
+    #[arg(long)]
+    serial_proxyclient_address: Option<String>,
+    /// Ports the serial consoles may take, `<first>:<last>` (Nova's `port_range`).
+    #[arg(long, default_value = "10000:20000", value_parser = novum_agent::driver::parse_port_range)]
+    serial_port_range: std::ops::RangeInclusive<u16>,
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -127,6 +144,11 @@ async fn main() -> anyhow::Result<()> {
             test_guest_archs: args.test_guest_archs,
             domain_store,
             interface_detach_timeout: Duration::from_secs(args.interface_detach_timeout_seconds),
+            serial_console: args.serial_console.then(|| SerialConsoleOptions {
+                listen: args.serial_listen,
+                proxyclient_address: args.serial_proxyclient_address,
+                port_range: args.serial_port_range,
+            }),
         },
         ..AgentConfig::new(args.controller, host)
     };

@@ -25,7 +25,7 @@ pub use client::{Client, RpcError};
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
-use crate::execute::execute;
+use crate::execute::run;
 
 /// Default libvirt URI: libvirt's test driver (no daemon needed).
 pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
@@ -412,7 +412,13 @@ impl Agent {
                             .unwrap_or(false);
                         if fresh {
                             let (done, done_rx) = oneshot::channel();
-                            let after = last_of.insert(task.instance_uuid, done_rx);
+                            // A query changes nothing: it runs at once,
+                            // beside its instance's other tasks.
+                            let after = if task.action.is_query() {
+                                None
+                            } else {
+                                last_of.insert(task.instance_uuid, done_rx)
+                            };
                             running.spawn(Arc::clone(&self).run_task(
                                 task,
                                 after,
@@ -479,18 +485,16 @@ impl Agent {
                 let driver = Arc::clone(&self.driver);
                 let task = task.clone();
                 let span = tracing::Span::current();
-                tokio::task::spawn_blocking(move || {
-                    span.in_scope(|| execute(driver.as_ref(), &task))
-                })
-                .await
+                tokio::task::spawn_blocking(move || span.in_scope(|| run(driver.as_ref(), &task)))
+                    .await
             };
             match outcome {
-                Ok(outcome) => self.report(&task, TaskResult { outcome }, cancel).await,
+                Ok(result) => self.report(&task, result, cancel).await,
                 // A panic would panic again on every re-delivery: the task
                 // fails with what the panic said instead.
                 Err(e) if e.is_panic() => {
                     let outcome = panicked(&task, e.into_panic());
-                    self.report(&task, TaskResult { outcome }, cancel).await
+                    self.report(&task, TaskResult::of(outcome), cancel).await
                 }
                 Err(e) => error!(error = %e, "task execution cancelled; not reporting"),
             }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
-use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec};
+use novum_wire::{
+    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
+};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use virt::connect::Connect;
@@ -17,6 +19,7 @@ use virt::storage_pool::StoragePool;
 use virt::sys;
 
 use super::bridge;
+use super::console::{self, CONSOLE_LOG, SerialConsoleOptions, SerialListen};
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout};
 use super::{DriverError, VirtDriver};
@@ -69,6 +72,10 @@ pub struct LibvirtOptions {
     /// How long [`VirtDriver::detach_interface`] waits for the guest to
     /// release a hot-unplugged interface.
     pub interface_detach_timeout: Duration,
+    /// The guests' serial console (a TCP port each, for the controller's
+    /// console proxy); `None` (the default, as Nova's `[serial_console]
+    /// enabled = false`): the serial device only logs.
+    pub serial_console: Option<SerialConsoleOptions>,
 }
 
 impl Default for LibvirtOptions {
@@ -82,6 +89,7 @@ impl Default for LibvirtOptions {
             test_guest_archs: Vec::new(),
             domain_store: None,
             interface_detach_timeout: DEFAULT_INTERFACE_DETACH_TIMEOUT,
+            serial_console: None,
         }
     }
 }
@@ -108,6 +116,9 @@ pub struct LibvirtDriver {
     test_driver: bool,
     options: LibvirtOptions,
     store: Option<DomainStore>,
+    /// Held from choosing a serial console port to defining the domain
+    /// that gets it, so two spawns never choose the same one.
+    serial_ports: std::sync::Mutex<()>,
 }
 
 fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
@@ -277,6 +288,7 @@ impl LibvirtDriver {
             test_driver,
             options,
             store,
+            serial_ports: std::sync::Mutex::new(()),
         };
         driver.restore()?;
         Ok(driver)
@@ -449,6 +461,61 @@ impl LibvirtDriver {
             bridge::ensure_bridge(&name, mtu)?;
         }
         Ok(())
+    }
+
+    /// Defines (or redefines) the domain of `instance` from `spec`, with a
+    /// serial console port of its own when the serial console is enabled
+    /// (chosen and defined under [`LibvirtDriver::serial_ports`]).
+    /// Returns the domain and the definition it was given.
+    fn define_instance(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+    ) -> Result<(Domain, String), DriverError> {
+        let caps = self.capabilities()?;
+        let guest = xml::choose_guest(&caps, spec)?;
+        let layout = DiskLayout {
+            instances_path: self.options.instances_path.clone(),
+        };
+        let _choosing = self
+            .serial_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let listen = match &self.options.serial_console {
+            Some(options) => Some(SerialListen {
+                host: options.listen.clone(),
+                port: console::choose_port(options, &self.serial_ports_taken(instance)?)?,
+            }),
+            None => None,
+        };
+        let definition = xml::domain_xml(instance, spec, &guest, &layout, listen.as_ref());
+        debug!(%instance, xml = %definition, "defining domain");
+        Ok((define(&self.conn.0, &definition)?, definition))
+    }
+
+    /// The serial console ports in the definitions of every domain but
+    /// `instance`'s (those of stopped domains are not bound, yet taken).
+    fn serial_ports_taken(&self, instance: Uuid) -> Result<HashSet<u16>, DriverError> {
+        let mut taken = HashSet::new();
+        for domain in self
+            .conn
+            .0
+            .list_all_domains(0)
+            .map_err(lv("list domains"))?
+        {
+            if domain.get_uuid_string().ok() == Some(instance.to_string()) {
+                continue;
+            }
+            // A domain that vanished meanwhile holds nothing.
+            if let Ok(definition) = Self::definition(&domain) {
+                taken.extend(
+                    console::serial_listeners(&definition)?
+                        .iter()
+                        .map(|l| l.port),
+                );
+            }
+        }
+        Ok(taken)
     }
 
     /// The domain's persistent definition.
@@ -640,14 +707,7 @@ impl VirtDriver for LibvirtDriver {
                 _ => self.start(&domain),
             };
         }
-        let caps = self.capabilities()?;
-        let guest = xml::choose_guest(&caps, spec)?;
-        let layout = DiskLayout {
-            instances_path: self.options.instances_path.clone(),
-        };
-        let definition = xml::domain_xml(instance, spec, &guest, &layout);
-        debug!(%instance, xml = %definition, "defining domain");
-        let domain = define(&self.conn.0, &definition)?;
+        let (domain, definition) = self.define_instance(instance, spec)?;
         if let Err(e) = self.start(&domain) {
             // Leave nothing half-made behind: a retry starts from scratch.
             if let Err(undefine) = domain.undefine() {
@@ -671,14 +731,7 @@ impl VirtDriver for LibvirtDriver {
         {
             Self::hard_stop(&domain)?;
         }
-        let caps = self.capabilities()?;
-        let guest = xml::choose_guest(&caps, spec)?;
-        let layout = DiskLayout {
-            instances_path: self.options.instances_path.clone(),
-        };
-        let definition = xml::domain_xml(instance, spec, &guest, &layout);
-        debug!(%instance, xml = %definition, "redefining domain");
-        let domain = define(&self.conn.0, &definition)?;
+        let (domain, definition) = self.define_instance(instance, spec)?;
         if power_on {
             self.start(&domain)?;
         }
@@ -903,5 +956,38 @@ impl VirtDriver for LibvirtDriver {
         }
         self.remember_definition(instance, &domain);
         Ok(())
+    }
+
+    fn console_output(
+        &self,
+        instance: Uuid,
+        lines: Option<u32>,
+    ) -> Result<TaskAnswer, DriverError> {
+        self.domain(instance)?;
+        let log = std::path::Path::new(&self.options.instances_path)
+            .join(instance.to_string())
+            .join(CONSOLE_LOG);
+        Ok(TaskAnswer::ConsoleOutput {
+            output: console::read_console_log(&log, lines)?,
+        })
+    }
+
+    fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError> {
+        let domain = self.domain(instance)?;
+        let definition = if domain.is_active().map_err(lv("is active"))? {
+            Self::live_definition(&domain)?
+        } else {
+            Self::definition(&domain)?
+        };
+        let listener = console::serial_listeners(&definition)?.into_iter().next();
+        Ok(match (listener, &self.options.serial_console) {
+            (Some(listener), Some(options)) => TaskAnswer::SerialConsole {
+                host: options.proxy_address().to_string(),
+                port: listener.port,
+            },
+            _ => TaskAnswer::ConsoleUnavailable {
+                console_type: "serial".to_string(),
+            },
+        })
     }
 }

@@ -8,14 +8,21 @@
 //! is synchronous); async callers run them on a blocking thread.
 
 mod bridge;
+mod console;
 mod libvirt;
 mod store;
 mod xml;
 
-use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec};
+use novum_wire::{
+    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
+};
 use uuid::Uuid;
 
 pub use bridge::{DeviceKind, MAX_DEVICE_NAME, device_kind, ensure_bridge, valid_device_name};
+pub use console::{
+    CONSOLE_LOG, DEFAULT_SERIAL_LISTEN, DEFAULT_SERIAL_PORT_RANGE, SerialConsoleOptions,
+    SerialListen, parse_port_range, read_console_log, serial_listeners, serial_xml,
+};
 pub use libvirt::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_INTERFACE_DETACH_TIMEOUT,
     LibvirtDriver, LibvirtOptions, parse_mac,
@@ -146,6 +153,18 @@ pub trait VirtDriver: Send + Sync {
         port_id: Uuid,
         mac_address: &str,
     ) -> Result<(), DriverError>;
+
+    /// The guest's console log, its last `lines` lines (all when `None`) of
+    /// at most [`novum_wire::MAX_CONSOLE_BYTES`], as printable text
+    /// ([`TaskAnswer::ConsoleOutput`]). No domain: [`DriverError::NotFound`].
+    fn console_output(&self, instance: Uuid, lines: Option<u32>)
+    -> Result<TaskAnswer, DriverError>;
+
+    /// Where the guest's serial console listens
+    /// ([`TaskAnswer::SerialConsole`]), or [`TaskAnswer::ConsoleUnavailable`]
+    /// when its domain has no TCP serial port. No domain:
+    /// [`DriverError::NotFound`].
+    fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError>;
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

@@ -7,6 +7,7 @@ use novum_wire::{CpuInfo, CpuTopology, InterfaceSpec, SpawnSpec, SupportedInstan
 use uuid::Uuid;
 
 use super::DriverError;
+use super::console::{SerialListen, serial_xml};
 
 /// VM mode used when the image does not ask for one.
 pub const DEFAULT_VM_MODE: &str = "hvm";
@@ -208,7 +209,9 @@ pub struct DiskLayout {
 /// to `<title>`. Disks: the root disk as `vda`, then ephemeral (`vdb`) and swap
 /// (`vdc`) when the flavor has them, as files under
 /// `<instances_path>/<uuid>/`. Then one bridge interface per port, in the
-/// spec's order (see [`interface_xml`]). For the `test` hypervisor type the definition
+/// spec's order (see [`interface_xml`]), then the serial device and console
+/// (see [`serial_xml`]: logging to `<instances_path>/<uuid>/console.log`,
+/// listening on `serial` when given). For the `test` hypervisor type the definition
 /// stays within what libvirt's test driver accepts (no emulator, no driver
 /// element).
 pub fn domain_xml(
@@ -216,6 +219,7 @@ pub fn domain_xml(
     spec: &SpawnSpec,
     guest: &SupportedInstance,
     disks: &DiskLayout,
+    serial: Option<&SerialListen>,
 ) -> String {
     let is_test = guest.hv_type == "test";
     let mut xml = String::new();
@@ -270,6 +274,7 @@ pub fn domain_xml(
     for interface in &spec.interfaces {
         xml.push_str(&interface_xml(interface, "    "));
     }
+    xml.push_str(&serial_xml(&dir, serial, "    "));
     xml.push_str("  </devices>\n</domain>\n");
     xml
 }
@@ -561,7 +566,7 @@ mod tests {
         let layout = DiskLayout {
             instances_path: "/var/lib/novum/instances/".into(),
         };
-        let xml = domain_xml(id, &spec, &guest, &layout);
+        let xml = domain_xml(id, &spec, &guest, &layout, None);
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert_eq!(root.attribute("type"), Some("kvm"));
@@ -638,7 +643,7 @@ mod tests {
         let layout = DiskLayout {
             instances_path: "/i".into(),
         };
-        let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout);
+        let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout, None);
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let interfaces: Vec<_> = doc
             .descendants()

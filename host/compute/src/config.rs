@@ -35,6 +35,17 @@ pub struct ComputeConfig {
     /// name; Nova defaults to false, devstack and novum's all-in-one to true,
     /// so that a one-host cloud can resize).
     pub allow_resize_to_same_host: bool,
+    /// How long an API request waits for a compute agent's answer to a
+    /// call (console output, serial console), seconds (Nova's
+    /// `rpc_response_timeout`); then 504.
+    pub agent_call_timeout_seconds: u64,
+    /// How long a console URL's token stays valid, seconds (Nova's
+    /// `[consoleauth] token_ttl`).
+    pub console_token_ttl_seconds: u64,
+    /// Base of the serial console URLs handed out (Nova's `[serial_console]
+    /// base_url`), e.g. `wss://cloud.example.com/serial-console`; default:
+    /// the controller's public URL with `ws`/`wss` and `/serial-console`.
+    pub serial_console_base_url: Option<String>,
 }
 
 impl Default for ComputeConfig {
@@ -52,6 +63,9 @@ impl Default for ComputeConfig {
             reaper_interval_seconds: 5,
             default_flavors: true,
             allow_resize_to_same_host: true,
+            agent_call_timeout_seconds: 30,
+            console_token_ttl_seconds: 600,
+            serial_console_base_url: None,
         }
     }
 }
@@ -88,6 +102,10 @@ pub struct AgentConfig {
     /// these boot; any other architecture is still refused by the
     /// ImagePropertiesFilter.
     pub embedded_guest_archs: Vec<String>,
+    /// Give the embedded agents' guests a serial console on a local TCP
+    /// port (127.0.0.1, ports 10000 to 20000) for the console proxy. On
+    /// libvirt's test driver nothing listens there.
+    pub embedded_serial_console: bool,
 }
 
 impl Default for AgentConfig {
@@ -104,6 +122,7 @@ impl Default for AgentConfig {
             embedded_disk_gb: 200,
             embedded_libvirt_uri: None,
             embedded_guest_archs: vec!["x86_64".to_string()],
+            embedded_serial_console: true,
         }
     }
 }

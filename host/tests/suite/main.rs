@@ -14,6 +14,7 @@ mod compute;
 mod compute_admin;
 mod config_examples;
 mod config_file;
+mod consoles;
 mod host_status;
 mod identity_api;
 mod images_api;

@@ -19,6 +19,9 @@ impl From<ConductorError> for ApiError {
             ConductorError::Quota(error) => ApiError::from(error),
             ConductorError::Notify(error) => ApiError::internal(error),
             ConductorError::Network(error) => network_fault(error),
+            ConductorError::Timeout(message) => {
+                ApiError::new(axum::http::StatusCode::GATEWAY_TIMEOUT, message)
+            }
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod claims;
+pub mod consoles;
 pub mod instance_admin;
 pub mod interfaces;
 pub mod model;
@@ -81,6 +82,9 @@ pub enum ConductorError {
     /// A notification could not be written to the outbox.
     #[error(transparent)]
     Notify(#[from] novum_notify::NotifyError),
+    /// A compute agent did not answer a call in time (504).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl From<sqlx::Error> for ConductorError {
