@@ -30,6 +30,7 @@ mod plugins;
 mod plugins_api;
 mod quota;
 mod quota_api;
+mod real_console;
 mod request_bodies;
 mod resize;
 mod restart;
