@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
             test_guest_archs: args.test_guest_archs,
             domain_store,
             interface_detach_timeout: Duration::from_secs(args.interface_detach_timeout_seconds),
-            serial_console: args.serial_console.then(|| SerialConsoleOptions {
+            serial_console: args.serial_console.then_some(SerialConsoleOptions {
                 listen: args.serial_listen,
                 proxyclient_address: args.serial_proxyclient_address,
                 port_range: args.serial_port_range,
