@@ -364,6 +364,42 @@ async fn consoles(database_url: Option<String>) {
         )
         .await;
     assert_eq!(body["server"]["status"], "ACTIVE");
+
+    // A deleted server's console URL opens nothing.
+    let (status, body) = remote_console(&cloud, &id, serial, "2.6").await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["remote_console"]["url"]
+        .as_str()
+        .and_then(|url| url.split_once("?token="))
+        .map(|(_, token)| token.to_string())
+        .expect("url");
+    let (status, _) = cloud
+        .compute(
+            &cloud.admin,
+            Method::DELETE,
+            &format!("/servers/{id}"),
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(status, 204);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while cloud
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            &format!("/servers/{id}"),
+            None,
+            "2.1",
+        )
+        .await
+        .0
+        != 404
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused_status(&format!("{prefix}{token}")).await, 401);
     db.pool().close().await;
     cloud.stop().await;
 }

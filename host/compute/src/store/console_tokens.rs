@@ -73,8 +73,8 @@ pub async fn issue(
     Ok(IssuedToken { token, expires_at })
 }
 
-/// Takes `token`: what it opens if it is known and unexpired; either way
-/// it cannot be used again.
+/// Takes `token`: what it opens if it is known, unexpired and its instance
+/// not deleted; either way it cannot be used again.
 pub async fn take(db: &Db, token: &str) -> Result<Option<ConsoleTarget>, DbError> {
     let row = sqlx::query(
         "DELETE FROM console_auth_tokens WHERE token_hash = $1 \
@@ -90,12 +90,22 @@ pub async fn take(db: &Db, token: &str) -> Result<Option<ConsoleTarget>, DbError
     if expires_at < db::now() {
         return Ok(None);
     }
+    let instance_uuid: String = row.try_get("instance_uuid")?;
+    // A deleted instance's console opens no more (Nova deletes its tokens).
+    let live: Option<i64> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM instances WHERE uuid = $1 AND deleted = 0")
+            .bind(&instance_uuid)
+            .fetch_optional(db.pool())
+            .await?;
+    if live.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
     let port: i64 = row.try_get("port")?;
     let Ok(port) = u16::try_from(port) else {
         return Ok(None);
     };
     Ok(Some(ConsoleTarget {
-        instance_uuid: row.try_get("instance_uuid")?,
+        instance_uuid,
         console_type: row.try_get("console_type")?,
         host: row.try_get("host")?,
         port,
