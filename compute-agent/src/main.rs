@@ -75,7 +75,9 @@ struct Args {
     #[arg(long, default_value = novum_agent::driver::DEFAULT_SERIAL_LISTEN)]
     serial_listen: String,
     /// Address the controller's console proxy connects to (Nova's
-    /// `proxyclient_address`); default: the listen address.
+    /// `proxyclient_address`); default: the listen address, or the host's
+    /// IP (`--host-ip`, else the one towards the controller) when that is
+    /// `0.0.0.0`/`::`.
     #[arg(long)]
     serial_proxyclient_address: Option<String>,
     /// Ports the serial consoles may take, `<first>:<last>` (Nova's `port_range`).

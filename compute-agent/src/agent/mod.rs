@@ -136,6 +136,19 @@ pub async fn run_agent(
     if config.libvirt_uri.starts_with("test:") && config.libvirt.hypervisor_hostname.is_none() {
         config.libvirt.hypervisor_hostname = Some(config.host.clone());
     }
+    // Serial consoles listening on every address are reached at the host's.
+    if let Some(serial) = &mut config.libvirt.serial_console
+        && serial.proxyclient_address.is_none()
+        && serial
+            .listen
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_unspecified())
+    {
+        serial.proxyclient_address = config
+            .host_ip
+            .clone()
+            .or_else(|| local_ip_towards(&config.controller_url));
+    }
     let uri = config.libvirt_uri.clone();
     let options = config.libvirt.clone();
     let driver = tokio::task::spawn_blocking(move || LibvirtDriver::open(&uri, options)).await??;

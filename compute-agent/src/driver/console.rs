@@ -32,7 +32,8 @@ pub struct SerialConsoleOptions {
     /// Address the guests' serial ports listen on (`127.0.0.1`; a host whose
     /// controller runs elsewhere needs an address the controller reaches).
     pub listen: String,
-    /// Address the controller's console proxy connects to; `None`: `listen`.
+    /// Address the controller's console proxy connects to; `None`: `listen`
+    /// (`run_agent` puts the host's IP here when `listen` is `0.0.0.0`/`::`).
     pub proxyclient_address: Option<String>,
     /// TCP ports to choose from; a port in use (bound on the host, or in
     /// another domain's definition) is skipped.
