@@ -20,7 +20,7 @@ fi
 # is 7.2 while the machine may carry a newer qemu-utils from backports, which
 # it conflicts with: qemu-utils of the same version goes beside it.
 guest_pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 nftables
-  genisoimage syslinux syslinux-common mtools dosfstools binutils iproute2)
+  genisoimage syslinux syslinux-common mtools dosfstools binutils iproute2 iputils-ping)
 need_guest=()
 for pkg in "${guest_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_guest+=("$pkg")

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod credentials;
 pub mod driver;
 pub mod execute;
+pub mod firewall;
 pub mod network_data;
 
 pub use agent::{AgentConfig, AgentError, run_agent, run_agent_with_driver};

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use novum_agent::agent::{
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LIBVIRT_URI, DEFAULT_POLL_WAIT, DEFAULT_RECONCILE_INTERVAL,
+    DEFAULT_FIREWALL_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_LIBVIRT_URI, DEFAULT_POLL_WAIT,
+    DEFAULT_RECONCILE_INTERVAL,
 };
 use novum_agent::driver::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions,
@@ -83,6 +84,10 @@ struct Args {
     /// Ports the serial consoles may take, `<first>:<last>` (Nova's `port_range`).
     #[arg(long, default_value = "10000:20000", value_parser = novum_agent::driver::parse_port_range)]
     serial_port_range: std::ops::RangeInclusive<u16>,
+    /// Seconds between refreshes of the host firewall (the security groups
+    /// of this host's ports, enforced with nftables on a real hypervisor).
+    #[arg(long, default_value_t = DEFAULT_FIREWALL_INTERVAL.as_secs())]
+    firewall_seconds: u64,
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -152,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
                 port_range: args.serial_port_range,
             }),
         },
+        firewall_interval: Duration::from_secs(args.firewall_seconds.max(1)),
         ..AgentConfig::new(args.controller, host)
     };
     run_agent(config, shutdown_signal())

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use novum_wire::{
-    ErrorBody, HeartbeatRequest, Inventory, REGISTER_PATH, RegisterRequest, RegisterResponse, Task,
-    TaskList, TaskResult, heartbeat_path, task_result_path, tasks_path,
+    ErrorBody, HeartbeatRequest, HostFirewall, Inventory, REGISTER_PATH, RegisterRequest,
+    RegisterResponse, Task, TaskList, TaskResult, firewall_path, heartbeat_path, task_result_path,
+    tasks_path,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -166,6 +167,14 @@ impl Client {
         self.call(Method::POST, &path, Some(result), CALL_TIMEOUT)
             .await
             .map(drop)
+    }
+
+    /// The security of every port bound to this host.
+    pub async fn firewall(&self) -> Result<HostFirewall, RpcError> {
+        let response = self
+            .call::<()>(Method::GET, &firewall_path(&self.host), None, CALL_TIMEOUT)
+            .await?;
+        read_json(response).await
     }
 
     /// An authenticated call with the current agent credential.

@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use novum_wire::{HeartbeatRequest, InstancePower, Inventory, Task, TaskOutcome, TaskResult};
+use novum_wire::{
+    HeartbeatRequest, InstancePower, Inventory, Task, TaskAction, TaskOutcome, TaskResult,
+};
 use tokio::sync::oneshot::{self, error::TryRecvError};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinSet;
@@ -26,6 +28,7 @@ pub use client::{Client, RpcError};
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
 use crate::execute::run;
+use crate::firewall::{self, Firewall};
 
 /// Default libvirt URI: libvirt's test driver (no daemon needed).
 pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
@@ -41,6 +44,9 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long shutdown waits, by default, for running tasks to finish and report.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default interval between host firewall refreshes (security group
+/// changes reach the host within it; a spawn or plug refreshes at once).
+pub const DEFAULT_FIREWALL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Everything an agent needs to know.
 #[derive(Debug, Clone)]
@@ -69,6 +75,13 @@ pub struct AgentConfig {
     /// How long shutdown waits for running tasks to finish and report; the
     /// controller offers the unfinished ones again.
     pub shutdown_grace: Duration,
+    /// The nftables tables enforcing the security groups of this host's
+    /// ports (see [`crate::firewall`]); `None`: no host firewall (libvirt's
+    /// test driver runs no guest). [`run_agent`] sets
+    /// [`crate::firewall::table_name`] of the host for a real hypervisor.
+    pub firewall_table: Option<String>,
+    /// How often the host firewall is refreshed from the controller.
+    pub firewall_interval: Duration,
 }
 
 impl AgentConfig {
@@ -86,6 +99,8 @@ impl AgentConfig {
             host_ip: None,
             libvirt: LibvirtOptions::default(),
             shutdown_grace: SHUTDOWN_GRACE,
+            firewall_table: None,
+            firewall_interval: DEFAULT_FIREWALL_INTERVAL,
         }
     }
 }
@@ -148,6 +163,9 @@ pub async fn run_agent(
             .host_ip
             .clone()
             .or_else(|| local_ip_towards(&config.controller_url));
+    }
+    if !config.libvirt_uri.starts_with("test:") && config.firewall_table.is_none() {
+        config.firewall_table = Some(firewall::table_name(&config.host));
     }
     let uri = config.libvirt_uri.clone();
     let options = config.libvirt.clone();
@@ -226,6 +244,8 @@ struct Agent {
     registering: Mutex<()>,
     /// Tasks received and not yet reported, so a re-delivery does not run twice.
     in_flight: StdMutex<HashSet<Uuid>>,
+    /// The host firewall, when this host enforces security groups.
+    firewall: Option<Arc<Firewall>>,
 }
 
 impl Agent {
@@ -242,6 +262,10 @@ impl Agent {
             store,
             token,
         )?;
+        let firewall = config
+            .firewall_table
+            .as_ref()
+            .map(|table| Arc::new(Firewall::new(table.clone())));
         Ok(Agent {
             heartbeat_interval: StdMutex::new(config.heartbeat_interval),
             config,
@@ -251,6 +275,7 @@ impl Agent {
             last_reported: StdMutex::new(Vec::new()),
             registering: Mutex::new(()),
             in_flight: StdMutex::new(HashSet::new()),
+            firewall,
         })
     }
 
@@ -273,10 +298,13 @@ impl Agent {
         let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat_loop(cancel.clone()));
         let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop(cancel.clone()));
         let poll = tokio::spawn(Arc::clone(&self).poll_loop(cancel.clone()));
-        let (heartbeat, reconcile, poll) = tokio::join!(heartbeat, reconcile, poll);
+        let firewall = tokio::spawn(Arc::clone(&self).firewall_loop(cancel.clone()));
+        let (heartbeat, reconcile, poll, firewall) =
+            tokio::join!(heartbeat, reconcile, poll, firewall);
         heartbeat?;
         reconcile?;
         poll?;
+        firewall?;
         info!("agent stopped");
         Ok(())
     }
@@ -402,6 +430,39 @@ impl Agent {
         }
     }
 
+    /// Fetch the security of this host's ports and enforce it (when this
+    /// host has a firewall).
+    async fn sync_firewall(&self) -> Result<(), String> {
+        let Some(firewall) = self.firewall.clone() else {
+            return Ok(());
+        };
+        let rules = self
+            .authed(|client| client.firewall())
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || firewall.apply(&rules))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Refresh the host firewall every `firewall_interval` (security group
+    /// rules and memberships change without a task for this host).
+    async fn firewall_loop(self: Arc<Self>, mut cancel: Cancel) {
+        if self.firewall.is_none() {
+            return;
+        }
+        loop {
+            if let Err(error) = self.sync_firewall().await {
+                warn!(%error, "refreshing the host firewall");
+            }
+            if !cancel.sleep(self.config.firewall_interval).await {
+                return;
+            }
+        }
+    }
+
     async fn poll_loop(self: Arc<Self>, mut cancel: Cancel) {
         let mut running = JoinSet::new();
         // Per instance, the completion signal of its last task received: the
@@ -494,6 +555,24 @@ impl Agent {
                 // Err: the previous runner is gone (finished or aborted).
                 let _ = previous.await;
             }
+            // A port must be filtered before its guest runs: refresh the
+            // firewall first, and fail the task when that cannot be done.
+            if plugs_ports(&task.action)
+                && let Err(error) = self.sync_firewall().await
+            {
+                let outcome = TaskOutcome::Failed {
+                    message: crate::execute::printable(&format!(
+                        "{} failed: the host firewall could not be updated: {error}",
+                        task.action.kind()
+                    )),
+                    power_state: None,
+                };
+                self.report(&task, TaskResult::of(outcome), cancel).await;
+                if let Ok(mut in_flight) = self.in_flight.lock() {
+                    in_flight.remove(&id);
+                }
+                return;
+            }
             let outcome = {
                 let driver = Arc::clone(&self.driver);
                 let task = task.clone();
@@ -544,6 +623,14 @@ impl Agent {
             }
         }
     }
+}
+
+/// Whether `action` plugs ports into a guest (their firewall comes first).
+fn plugs_ports(action: &TaskAction) -> bool {
+    matches!(
+        action,
+        TaskAction::Spawn(_) | TaskAction::Redefine { .. } | TaskAction::AttachInterface { .. }
+    )
 }
 
 /// The local address this machine uses to reach the controller (no packet is

@@ -9,6 +9,7 @@
 //! | heartbeat | `POST /rpc/v1/agents/{host}/heartbeat` | [`HeartbeatRequest`] → 2xx (body ignored) |
 //! | poll | `GET /rpc/v1/agents/{host}/tasks?wait=<seconds>` | → [`TaskList`] |
 //! | report | `POST /rpc/v1/agents/{host}/tasks/{task_id}/result` | [`TaskResult`] → 2xx |
+//! | firewall | `GET /rpc/v1/agents/{host}/firewall` | → [`HostFirewall`] |
 //!
 //! Registration authenticates with the enrollment credential (`Authorization:
 //! Bearer <enrollment token>`) and answers with the agent's own credential; every
@@ -26,6 +27,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+mod firewall;
+pub use firewall::{Direction, FirewallRule, HostFirewall, PortFirewall, firewall_path};
 
 /// Prefix of every agent RPC path.
 pub const API_PREFIX: &str = "/rpc/v1";

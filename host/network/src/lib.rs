@@ -50,6 +50,7 @@ pub mod compute;
 pub mod config;
 pub mod default_network;
 pub mod error;
+pub mod firewall;
 pub mod ipam;
 pub mod listing;
 pub mod model;
@@ -64,6 +65,7 @@ pub use compute::{InstanceIp, InstancePort, InstancePortRequest, ReleasedPorts, 
 pub use config::{NetworkBackend, NetworkConfig};
 pub use default_network::{AutoAllocatedTopology, ensure_default_network};
 pub use error::NetworkError;
+pub use firewall::{PortSecurity, ResolvedRule};
 pub use listing::{Listing, Page, SortDirection};
 pub use model::*;
 pub use quotas::{QuotaDetail, QuotaResource};

@@ -13,6 +13,7 @@ pub mod keypairs;
 pub mod migrations;
 pub mod server_actions;
 pub mod server_groups;
+pub mod server_metadata;
 pub mod server_networks;
 pub mod servers;
 pub mod services;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_actions::routes())
         .merge(consoles::routes())
         .merge(server_networks::routes())
+        .merge(server_metadata::routes())
         .merge(interfaces::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())

@@ -11,7 +11,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use novum_wire::{
-    ErrorBody, HeartbeatRequest, RegisterRequest, RegisterResponse, TaskList, TaskResult,
+    ErrorBody, HeartbeatRequest, HostFirewall, RegisterRequest, RegisterResponse, TaskList,
+    TaskResult,
 };
 use rand::RngCore;
 use serde::Deserialize;
@@ -337,6 +338,16 @@ async fn result(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/agents/{host}/firewall", params(("host" = String, Path, description = "The agent's host name")), security(("AgentToken" = [])), responses((status = OK, description = "The security of every port bound to the host", body = Object), crate::openapi::RpcFault))]
+async fn firewall(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<HostFirewall>, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    Ok(Json(state.conductor.host_firewall(&host).await?))
+}
+
 crate::envelope!(
     /// `{"agent_token": …}`
     AgentCredential, "agent_token", String
@@ -353,4 +364,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeat))
         .routes(routes!(poll))
         .routes(routes!(result))
+        .routes(routes!(firewall))
 }

@@ -22,6 +22,7 @@ pub mod networking;
 pub mod notices;
 pub mod ops;
 pub mod resize;
+pub mod server_metadata;
 pub mod snapshot;
 pub mod states;
 pub mod tasks;
@@ -200,6 +201,9 @@ pub struct Conductor {
     /// core): plugin deadlines are wall-clock, so a burst of builds must queue
     /// here rather than starve each other's plugin calls into timeouts.
     scheduling_slots: Arc<tokio::sync::Semaphore>,
+    /// Domains agents reported that are no instance of novum's, each
+    /// `(host, uuid)` warned about once (they are never destroyed).
+    foreign_domains: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -461,6 +465,7 @@ impl Conductor {
             quota,
             network,
             board: Arc::new(TaskBoard::default()),
+            foreign_domains: std::sync::Mutex::default(),
             scheduling_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),

@@ -6,8 +6,13 @@
 //! the instance (deleted, or its build failed): ports created for it are
 //! deleted, the user's own are unbound and kept.
 
-use novum_network::{Caller as NetworkCaller, InstancePort, InstancePortRequest, NetworkService};
-use novum_wire::{FixedIpSpec, HostRoute, InterfaceSpec, SpawnSpec};
+use novum_network::{
+    Caller as NetworkCaller, InstancePort, InstancePortRequest, NetworkService, ResolvedRule,
+};
+use novum_wire::{
+    Direction, FirewallRule, FixedIpSpec, HostFirewall, HostRoute, InterfaceSpec, PortFirewall,
+    SpawnSpec,
+};
 use uuid::Uuid;
 
 use super::model::{FlavorSnapshot, Instance};
@@ -181,5 +186,47 @@ impl Conductor {
     pub(super) async fn release_ports(&self, tx: &mut Tx, uuid: &str) -> Result<()> {
         self.network.release_instance_ports_in(tx, uuid).await?;
         Ok(())
+    }
+}
+
+impl Conductor {
+    /// The firewall of compute host `host`: every port bound to it with the
+    /// rules of its security groups, remote groups resolved (what the
+    /// host's agent enforces).
+    pub async fn host_firewall(&self, host: &str) -> Result<HostFirewall> {
+        let ports = self.network.host_port_security(host).await?;
+        let ports = ports
+            .into_iter()
+            .map(|port| {
+                Ok(PortFirewall {
+                    port_id: Uuid::parse_str(&port.port_id).map_err(|error| {
+                        ConductorError::BadRequest(format!("bad id {}: {error}", port.port_id))
+                    })?,
+                    bridge: port.bridge,
+                    tap: port.tap,
+                    mac_address: port.mac_address,
+                    addresses: port.addresses,
+                    port_security_enabled: port.port_security_enabled,
+                    rules: port.rules.into_iter().map(firewall_rule).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HostFirewall { ports })
+    }
+}
+
+fn firewall_rule(rule: ResolvedRule) -> FirewallRule {
+    let port = |value: Option<i64>| value.and_then(|value| u32::try_from(value).ok());
+    FirewallRule {
+        direction: if rule.direction == "egress" {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        },
+        ip_version: if rule.ethertype == "IPv6" { 6 } else { 4 },
+        protocol: rule.protocol,
+        port_range_min: port(rule.port_range_min),
+        port_range_max: port(rule.port_range_max),
+        remote: rule.remote,
     }
 }

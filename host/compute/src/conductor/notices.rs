@@ -337,10 +337,22 @@ pub async fn renamed(
     old_name: &str,
     context: &RequestContext,
 ) -> Result<()> {
-    let instance = current(tx, uuid).await?;
-    if instance.display_name == old_name {
+    if current(tx, uuid).await?.display_name == old_name {
         return Ok(());
     }
+    updated(tx, publisher, uuid, Some(old_name.to_string()), context).await
+}
+
+/// Emits `instance.update` about `uuid` as it now is, its state unchanged:
+/// a rename (`old_display_name`) or a change of its metadata or tags.
+pub async fn updated(
+    tx: &mut Tx,
+    publisher: &Publisher,
+    uuid: &str,
+    old_display_name: Option<String>,
+    context: &RequestContext,
+) -> Result<()> {
+    let instance = current(tx, uuid).await?;
     let update = InstanceStateUpdatePayload {
         old_state: Some(instance.vm_state.clone()),
         state: Some(instance.vm_state.clone()),
@@ -351,7 +363,7 @@ pub async fn renamed(
         publisher,
         &instance_info(&instance),
         update,
-        Some(old_name.to_string()),
+        old_display_name,
         context,
     );
     send(tx, &notification).await

@@ -866,6 +866,41 @@ impl Conductor {
             }
             novum_notify::commit(tx).await?;
         }
+        self.report_foreign_domains(host, reported).await
+    }
+
+    /// Warns (once per host and domain) about domains `host` runs that are
+    /// no live instance of novum's: left alone, never destroyed (Nova's
+    /// `running_deleted_instance_action = log`). Returns nothing; the log
+    /// line is the report.
+    async fn report_foreign_domains(&self, host: &str, reported: &[InstancePower]) -> Result<()> {
+        if reported.is_empty() {
+            return Ok(());
+        }
+        let known: std::collections::HashSet<String> = sqlx::query(
+            "SELECT uuid FROM instances WHERE deleted = 0 AND (host = $1 OR node = $1 OR uuid IN (SELECT instance_uuid FROM migrations WHERE dest_compute = $1 OR source_compute = $1))",
+        )
+        .bind(host)
+        .fetch_all(self.db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("uuid"))
+        .collect::<std::result::Result<_, _>>()?;
+        let mut warned = self
+            .foreign_domains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for domain in reported {
+            let uuid = domain.uuid.to_string();
+            if !known.contains(&uuid) && warned.insert((host.to_string(), uuid.clone())) {
+                tracing::warn!(
+                    host,
+                    domain = %uuid,
+                    power = %domain.power_state,
+                    "host runs a domain that is no instance of novum's; leaving it alone"
+                );
+            }
+        }
         Ok(())
     }
 }
