@@ -1,8 +1,8 @@
 //! Running one task through a [`VirtDriver`] and turning the outcome into a
-//! [`TaskOutcome`].
+//! [`TaskOutcome`] (with a [`TaskAnswer`] for a query).
 
-use novum_wire::{PowerState, Task, TaskAction, TaskOutcome};
-use tracing::{info, warn};
+use novum_wire::{PowerState, Task, TaskAction, TaskAnswer, TaskOutcome, TaskResult};
+use tracing::{debug, info, warn};
 
 use crate::driver::{DriverError, VirtDriver};
 
@@ -13,8 +13,17 @@ use crate::driver::{DriverError, VirtDriver};
 /// state the domain was left in. Every task kind is idempotent (see
 /// [`VirtDriver`]), so a task delivered twice is harmless.
 pub fn execute(driver: &dyn VirtDriver, task: &Task) -> TaskOutcome {
+    run(driver, task).outcome
+}
+
+/// Execute `task` on `driver` (blocking): a query is answered (see
+/// [`answer`]), any other task executed; the result to report.
+pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
     let instance = task.instance_uuid;
     let result = match &task.action {
+        TaskAction::ConsoleOutput { .. } | TaskAction::SerialConsole => {
+            return answer(driver, task);
+        }
         TaskAction::Spawn(spec) => driver.spawn(instance, spec),
         TaskAction::Redefine { spec, power_on } => driver.redefine(instance, spec, *power_on),
         TaskAction::Destroy => driver.destroy(instance),
@@ -36,14 +45,46 @@ pub fn execute(driver: &dyn VirtDriver, task: &Task) -> TaskOutcome {
         (Ok(()), Ok(state)) => {
             let power_state = state.unwrap_or(PowerState::NoState);
             info!(task = %task.id, kind = task.action.kind(), %power_state, "task succeeded");
-            TaskOutcome::Succeeded { power_state }
+            TaskResult::of(TaskOutcome::Succeeded { power_state })
         }
-        (Ok(()), Err(e)) => failed(task, &e, None),
-        (Err(e), state) => failed(
+        (Ok(()), Err(e)) => TaskResult::of(failed(task, &e, None)),
+        (Err(e), state) => TaskResult::of(failed(
             task,
             &e,
             state.ok().map(|s| s.unwrap_or(PowerState::NoState)),
-        ),
+        )),
+    }
+}
+
+/// Answer the query `task` (see [`TaskAction::is_query`]): what the driver
+/// found, with the domain's power state; nothing on the host changes.
+pub fn answer(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
+    let instance = task.instance_uuid;
+    let found: Result<TaskAnswer, DriverError> = match &task.action {
+        TaskAction::ConsoleOutput { lines } => driver.console_output(instance, *lines),
+        TaskAction::SerialConsole => driver.serial_console(instance),
+        other => Err(DriverError::Unsupported(format!(
+            "{} is not a query",
+            other.kind()
+        ))),
+    };
+    let power_state = driver.power_state(instance);
+    match (found, power_state) {
+        (Ok(answer), Ok(state)) => {
+            debug!(task = %task.id, kind = task.action.kind(), "query answered");
+            TaskResult {
+                outcome: TaskOutcome::Succeeded {
+                    power_state: state.unwrap_or(PowerState::NoState),
+                },
+                answer: Some(answer),
+            }
+        }
+        (Ok(_), Err(e)) => TaskResult::of(failed(task, &e, None)),
+        (Err(e), state) => TaskResult::of(failed(
+            task,
+            &e,
+            state.ok().map(|s| s.unwrap_or(PowerState::NoState)),
+        )),
     }
 }
 

@@ -10,7 +10,8 @@ use novum_agent::agent::{
     DEFAULT_RECONCILE_INTERVAL,
 };
 use novum_agent::driver::{
-    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions, VirtType,
+    DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INTERFACE_DETACH_TIMEOUT, LibvirtOptions,
+    SerialConsoleOptions, VirtType,
 };
 use novum_agent::{AgentConfig, run_agent};
 use tracing_subscriber::EnvFilter;
@@ -70,6 +71,24 @@ struct Args {
     /// reports on top of the test driver's `i686` (repeatable).
     #[arg(long = "test-guest-arch")]
     test_guest_archs: Vec<String>,
+    /// Give each guest a serial console on a TCP port, for the controller's
+    /// console proxy (Nova's `[serial_console] enabled`).
+    #[arg(long)]
+    serial_console: bool,
+    /// Address the guests' serial consoles listen on (Nova's
+    /// `[serial_console] serialproxy_host` of the compute host); a
+    /// controller on another machine needs an address it reaches.
+    #[arg(long, default_value = novum_agent::driver::DEFAULT_SERIAL_LISTEN)]
+    serial_listen: String,
+    /// Address the controller's console proxy connects to (Nova's
+    /// `proxyclient_address`); default: the listen address, or the host's
+    /// IP (`--host-ip`, else the one towards the controller) when that is
+    /// `0.0.0.0`/`::`.
+    #[arg(long)]
+    serial_proxyclient_address: Option<String>,
+    /// Ports the serial consoles may take, `<first>:<last>` (Nova's `port_range`).
+    #[arg(long, default_value = "10000:20000", value_parser = novum_agent::driver::parse_port_range)]
+    serial_port_range: std::ops::RangeInclusive<u16>,
     /// Seconds between refreshes of the host firewall (the security groups
     /// of this host's ports, enforced with nftables on a real hypervisor).
     #[arg(long, default_value_t = DEFAULT_FIREWALL_INTERVAL.as_secs())]
@@ -138,6 +157,11 @@ async fn main() -> anyhow::Result<()> {
             domain_store,
             interface_detach_timeout: Duration::from_secs(args.interface_detach_timeout_seconds),
             virt_type: args.virt_type,
+            serial_console: args.serial_console.then_some(SerialConsoleOptions {
+                listen: args.serial_listen,
+                proxyclient_address: args.serial_proxyclient_address,
+                port_range: args.serial_port_range,
+            }),
         },
         firewall_interval: Duration::from_secs(args.firewall_seconds.max(1)),
         ..AgentConfig::new(args.controller, host)

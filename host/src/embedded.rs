@@ -57,6 +57,9 @@ pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec
         agent.host_ip = Some(reachable.to_string());
         agent.libvirt.disk_gb = Some(config.embedded_disk_gb);
         agent.libvirt.test_guest_archs = config.embedded_guest_archs.clone();
+        agent.libvirt.serial_console = config
+            .embedded_serial_console
+            .then(novum_agent::driver::SerialConsoleOptions::default);
         agent.libvirt.instances_path = dir.join(&host).display().to_string();
         agent.libvirt.virt_type = config
             .embedded_virt_type

@@ -27,7 +27,7 @@ pub use client::{Client, ControllerImages, RpcError};
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
-use crate::execute::execute;
+use crate::execute::run;
 use crate::firewall::{self, Firewall};
 use crate::metadata_proxy::MetadataProxy;
 
@@ -151,6 +151,19 @@ pub async fn run_agent(
 ) -> Result<(), AgentError> {
     if config.libvirt_uri.starts_with("test:") && config.libvirt.hypervisor_hostname.is_none() {
         config.libvirt.hypervisor_hostname = Some(config.host.clone());
+    }
+    // Serial consoles listening on every address are reached at the host's.
+    if let Some(serial) = &mut config.libvirt.serial_console
+        && serial.proxyclient_address.is_none()
+        && serial
+            .listen
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_unspecified())
+    {
+        serial.proxyclient_address = config
+            .host_ip
+            .clone()
+            .or_else(|| local_ip_towards(&config.controller_url));
     }
     if !config.libvirt_uri.starts_with("test:") && config.firewall_table.is_none() {
         config.firewall_table = Some(firewall::table_name(&config.host));
@@ -486,7 +499,13 @@ impl Agent {
                             .unwrap_or(false);
                         if fresh {
                             let (done, done_rx) = oneshot::channel();
-                            let after = last_of.insert(task.instance_uuid, done_rx);
+                            // A query changes nothing: it runs at once,
+                            // beside its instance's other tasks.
+                            let after = if task.action.is_query() {
+                                None
+                            } else {
+                                last_of.insert(task.instance_uuid, done_rx)
+                            };
                             running.spawn(Arc::clone(&self).run_task(
                                 task,
                                 after,
@@ -561,7 +580,7 @@ impl Agent {
                     )),
                     power_state: None,
                 };
-                self.report(&task, TaskResult { outcome }, cancel).await;
+                self.report(&task, TaskResult::of(outcome), cancel).await;
                 if let Ok(mut in_flight) = self.in_flight.lock() {
                     in_flight.remove(&id);
                 }
@@ -571,22 +590,20 @@ impl Agent {
                 let driver = Arc::clone(&self.driver);
                 let task = task.clone();
                 let span = tracing::Span::current();
-                tokio::task::spawn_blocking(move || {
-                    span.in_scope(|| execute(driver.as_ref(), &task))
-                })
-                .await
+                tokio::task::spawn_blocking(move || span.in_scope(|| run(driver.as_ref(), &task)))
+                    .await
             };
             match outcome {
-                Ok(outcome) => {
+                Ok(result) => {
                     self.metadata
-                        .observe(task.instance_uuid, &task.action, &outcome);
-                    self.report(&task, TaskResult { outcome }, cancel).await
+                        .observe(task.instance_uuid, &task.action, &result.outcome);
+                    self.report(&task, result, cancel).await
                 }
                 // A panic would panic again on every re-delivery: the task
                 // fails with what the panic said instead.
                 Err(e) if e.is_panic() => {
                     let outcome = panicked(&task, e.into_panic());
-                    self.report(&task, TaskResult { outcome }, cancel).await
+                    self.report(&task, TaskResult::of(outcome), cancel).await
                 }
                 Err(e) => error!(error = %e, "task execution cancelled; not reporting"),
             }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
-use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec};
+use novum_wire::{
+    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
+};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use virt::connect::Connect;
@@ -17,6 +19,7 @@ use virt::storage_pool::StoragePool;
 use virt::sys;
 
 use super::bridge;
+use super::console::{self, CONSOLE_LOG, SerialConsoleOptions, SerialListen};
 use super::disks::{self, InstanceFiles};
 use super::images::{ImageCache, ImageSource};
 use super::store::{DomainStore, GuestState, StoredDomain};
@@ -74,6 +77,10 @@ pub struct LibvirtOptions {
     pub interface_detach_timeout: Duration,
     /// Which accelerator real guests use (Nova's `[libvirt] virt_type`).
     pub virt_type: VirtType,
+    /// The guests' serial console (a TCP port each, for the controller's
+    /// console proxy); `None` (the default, as Nova's `[serial_console]
+    /// enabled = false`): the serial device only logs.
+    pub serial_console: Option<SerialConsoleOptions>,
 }
 
 /// Which accelerator the guests of a QEMU host run on (Nova's `[libvirt]
@@ -129,6 +136,7 @@ impl Default for LibvirtOptions {
             domain_store: None,
             interface_detach_timeout: DEFAULT_INTERFACE_DETACH_TIMEOUT,
             virt_type: VirtType::Auto,
+            serial_console: None,
         }
     }
 }
@@ -163,6 +171,9 @@ pub struct LibvirtDriver {
     images: ImageCache,
     /// Where images come from, once the agent has said.
     image_source: RwLock<Option<Arc<dyn ImageSource>>>,
+    /// Held from choosing a serial console port to defining the domain
+    /// that gets it, so two spawns never choose the same one.
+    serial_ports: std::sync::Mutex<()>,
 }
 
 /// The libvirt domain types the guests of a real hypervisor may use, from
@@ -202,7 +213,10 @@ fn kvm_probe(
     let dir = Path::new(&options.instances_path);
     std::fs::create_dir_all(dir)
         .map_err(|e| DriverError::Disk(format!("creating {}: {e}", dir.display())))?;
-    let log = dir.join(format!(".kvm-probe-{}.log", Uuid::new_v4()));
+    let probe_dir = dir.join(format!(".kvm-probe-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&probe_dir)
+        .map_err(|e| DriverError::Disk(format!("creating {}: {e}", probe_dir.display())))?;
+    let log = probe_dir.join(super::disks::CONSOLE_LOG);
     let name = format!("novum-kvm-probe-{}", Uuid::new_v4());
     let machine = if caps.cpu.arch == "x86_64" || caps.cpu.arch == "i686" {
         format!(" machine='{}'", xml::DEFAULT_X86_MACHINE_TYPE)
@@ -214,7 +228,7 @@ fn kvm_probe(
          <os>\n    <type arch='{}'{machine}>hvm</type>\n    <bios useserial='yes'/>\n  </os>\n  \
          <on_poweroff>destroy</on_poweroff>\n  <devices>\n{}  </devices>\n</domain>\n",
         xml::escape(&caps.cpu.arch),
-        xml::serial_console_xml(&log.to_string_lossy(), "    ")
+        console::serial_xml(&probe_dir.to_string_lossy(), None, "    ")
     );
     let works = match Domain::create_xml(conn, &definition, 0) {
         Ok(domain) => {
@@ -240,7 +254,7 @@ fn kvm_probe(
             false
         }
     };
-    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_dir_all(&probe_dir);
     if !works {
         warn!("KVM guests do not run on this host; falling back to QEMU TCG");
     }
@@ -423,6 +437,7 @@ impl LibvirtDriver {
             hv_types,
             images,
             image_source: RwLock::new(None),
+            serial_ports: std::sync::Mutex::new(()),
         };
         driver.restore()?;
         Ok(driver)
@@ -650,11 +665,7 @@ impl LibvirtDriver {
         let result = (|| {
             let layout = self.prepare_files(instance, spec)?;
             self.write_config_drive(instance, spec)?;
-            let caps = self.capabilities()?;
-            let guest = xml::choose_guest(&caps, spec)?;
-            let definition = xml::domain_xml(instance, spec, &guest, &layout);
-            debug!(%instance, xml = %definition, "defining domain");
-            let domain = define(&self.conn.0, &definition)?;
+            let (domain, definition) = self.define_instance(instance, spec, &layout)?;
             let started = self.start(&domain);
             defined = Some(domain);
             started.map(|()| definition)
@@ -723,6 +734,59 @@ impl LibvirtDriver {
             &self.options.instances_path,
             instance,
         ))
+    }
+
+    /// Defines (or redefines) the domain of `instance` from `spec`, with a
+    /// serial console port of its own when the serial console is enabled
+    /// (chosen and defined under [`LibvirtDriver::serial_ports`]).
+    /// Returns the domain and the definition it was given.
+    fn define_instance(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        layout: &DiskLayout,
+    ) -> Result<(Domain, String), DriverError> {
+        let caps = self.capabilities()?;
+        let guest = xml::choose_guest(&caps, spec)?;
+        let _choosing = self
+            .serial_ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let listen = match &self.options.serial_console {
+            Some(options) => Some(SerialListen {
+                host: options.listen.clone(),
+                port: console::choose_port(options, &self.serial_ports_taken(instance)?)?,
+            }),
+            None => None,
+        };
+        let definition = xml::domain_xml(instance, spec, &guest, layout, listen.as_ref());
+        debug!(%instance, xml = %definition, "defining domain");
+        Ok((define(&self.conn.0, &definition)?, definition))
+    }
+
+    /// The serial console ports in the definitions of every domain but
+    /// `instance`'s (those of stopped domains are not bound, yet taken).
+    fn serial_ports_taken(&self, instance: Uuid) -> Result<HashSet<u16>, DriverError> {
+        let mut taken = HashSet::new();
+        for domain in self
+            .conn
+            .0
+            .list_all_domains(0)
+            .map_err(lv("list domains"))?
+        {
+            if domain.get_uuid_string().ok() == Some(instance.to_string()) {
+                continue;
+            }
+            // A domain that vanished meanwhile holds nothing.
+            if let Ok(definition) = Self::definition(&domain) {
+                taken.extend(
+                    console::serial_listeners(&definition)?
+                        .iter()
+                        .map(|l| l.port),
+                );
+            }
+        }
+        Ok(taken)
     }
 
     /// The domain's persistent definition.
@@ -939,12 +1003,8 @@ impl VirtDriver for LibvirtDriver {
             InstanceFiles::new(Path::new(&self.options.instances_path), instance)
                 .grow_root(spec.flavor.root_gb)?;
         }
-        let caps = self.capabilities()?;
-        let guest = xml::choose_guest(&caps, spec)?;
         self.write_config_drive(instance, spec)?;
-        let definition = xml::domain_xml(instance, spec, &guest, &layout);
-        debug!(%instance, xml = %definition, "redefining domain");
-        let domain = define(&self.conn.0, &definition)?;
+        let (domain, definition) = self.define_instance(instance, spec, &layout)?;
         if power_on {
             self.start(&domain)?;
         }
@@ -1177,5 +1237,38 @@ impl VirtDriver for LibvirtDriver {
         }
         self.remember_definition(instance, &domain);
         Ok(())
+    }
+
+    fn console_output(
+        &self,
+        instance: Uuid,
+        lines: Option<u32>,
+    ) -> Result<TaskAnswer, DriverError> {
+        self.domain(instance)?;
+        let log = std::path::Path::new(&self.options.instances_path)
+            .join(instance.to_string())
+            .join(CONSOLE_LOG);
+        Ok(TaskAnswer::ConsoleOutput {
+            output: console::read_console_log(&log, lines)?,
+        })
+    }
+
+    fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError> {
+        let domain = self.domain(instance)?;
+        let definition = if domain.is_active().map_err(lv("is active"))? {
+            Self::live_definition(&domain)?
+        } else {
+            Self::definition(&domain)?
+        };
+        let listener = console::serial_listeners(&definition)?.into_iter().next();
+        Ok(match (listener, &self.options.serial_console) {
+            (Some(listener), Some(options)) => TaskAnswer::SerialConsole {
+                host: options.proxy_address().to_string(),
+                port: listener.port,
+            },
+            _ => TaskAnswer::ConsoleUnavailable {
+                console_type: "serial".to_string(),
+            },
+        })
     }
 }

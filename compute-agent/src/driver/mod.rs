@@ -8,16 +8,23 @@
 //! is synchronous); async callers run them on a blocking thread.
 
 mod bridge;
+mod console;
 mod disks;
 mod images;
 mod libvirt;
 mod store;
 mod xml;
 
-use novum_wire::{InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec};
+use novum_wire::{
+    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
+};
 use uuid::Uuid;
 
 pub use bridge::{DeviceKind, MAX_DEVICE_NAME, device_kind, ensure_bridge, valid_device_name};
+pub use console::{
+    DEFAULT_SERIAL_LISTEN, DEFAULT_SERIAL_PORT_RANGE, SerialConsoleOptions, SerialListen,
+    parse_port_range, read_console_log, serial_listeners, serial_xml,
+};
 pub use disks::{
     CONSOLE_LOG, DiskInfo, EPHEMERAL_DISK, InstanceFiles, KERNEL_FILE, RAMDISK_FILE, ROOT_DISK,
     SWAP_DISK, disk_info, qemu_img,
@@ -31,8 +38,8 @@ pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
     KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml, domain_interfaces,
-    domain_name, domain_xml, find_interface, interface_xml, parse_capabilities, serial_console_xml,
-    test_node_xml, with_device, without_interface,
+    domain_name, domain_xml, find_interface, interface_xml, parse_capabilities, test_node_xml,
+    with_device, without_interface,
 };
 
 /// What went wrong in a driver call.
@@ -170,6 +177,18 @@ pub trait VirtDriver: Send + Sync {
         port_id: Uuid,
         mac_address: &str,
     ) -> Result<(), DriverError>;
+
+    /// The guest's console log, its last `lines` lines (all when `None`) of
+    /// at most [`novum_wire::MAX_CONSOLE_BYTES`], as printable text
+    /// ([`TaskAnswer::ConsoleOutput`]). No domain: [`DriverError::NotFound`].
+    fn console_output(&self, instance: Uuid, lines: Option<u32>)
+    -> Result<TaskAnswer, DriverError>;
+
+    /// Where the guest's serial console listens
+    /// ([`TaskAnswer::SerialConsole`]), or [`TaskAnswer::ConsoleUnavailable`]
+    /// when its domain has no TCP serial port. No domain:
+    /// [`DriverError::NotFound`].
+    fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError>;
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

@@ -7,6 +7,7 @@ use novum_wire::{CpuInfo, CpuTopology, InterfaceSpec, SpawnSpec, SupportedInstan
 use uuid::Uuid;
 
 use super::DriverError;
+use super::console::{SerialListen, serial_xml};
 
 /// VM mode used when the image does not ask for one.
 pub const DEFAULT_VM_MODE: &str = "hvm";
@@ -223,15 +224,6 @@ pub const DEFAULT_KERNEL_CMDLINE: &str = "root=/dev/vda console=tty0 console=tty
 /// `hw_machine_type` (Nova's default for x86: `pc`, i440fx).
 pub const DEFAULT_X86_MACHINE_TYPE: &str = "pc";
 
-/// The serial port of a real domain, its output kept in `log_file` (read by
-/// the console log API), and the console on it.
-pub fn serial_console_xml(log_file: &str, indent: &str) -> String {
-    format!(
-        "{indent}<serial type='pty'>\n{indent}  <log file='{}' append='off'/>\n{indent}</serial>\n{indent}<console type='pty'/>\n",
-        escape(log_file)
-    )
-}
-
 /// Domain XML for an instance, from its flavor and image, for `guest`
 /// (see [`choose_guest`]).
 ///
@@ -239,7 +231,9 @@ pub fn serial_console_xml(log_file: &str, indent: &str) -> String {
 /// to `<title>`. Disks: the root disk as `vda`, then ephemeral (`vdb`) and swap
 /// (`vdc`) when the flavor has them, as files under
 /// `<instances_path>/<uuid>/`. Then one bridge interface per port, in the
-/// spec's order (see [`interface_xml`]). For the `test` hypervisor type the definition
+/// spec's order (see [`interface_xml`]), then the serial device and console
+/// (see [`serial_xml`]: logging to `<instances_path>/<uuid>/console.log`,
+/// listening on `serial` when given). For the `test` hypervisor type the definition
 /// stays within what libvirt's test driver accepts (no emulator, no driver
 /// element).
 pub fn domain_xml(
@@ -247,6 +241,7 @@ pub fn domain_xml(
     spec: &SpawnSpec,
     guest: &SupportedInstance,
     disks: &DiskLayout,
+    serial: Option<&SerialListen>,
 ) -> String {
     let is_test = guest.hv_type == "test";
     let mut xml = String::new();
@@ -319,12 +314,7 @@ pub fn domain_xml(
     for interface in &spec.interfaces {
         xml.push_str(&interface_xml(interface, "    "));
     }
-    if !is_test {
-        xml.push_str(&serial_console_xml(
-            &format!("{dir}/{}", super::disks::CONSOLE_LOG),
-            "    ",
-        ));
-    }
+    xml.push_str(&serial_xml(&dir, serial, "    "));
     xml.push_str("  </devices>\n</domain>\n");
     xml
 }
@@ -636,7 +626,7 @@ mod tests {
             instances_path: "/var/lib/novum/instances/".into(),
             ..DiskLayout::default()
         };
-        let xml = domain_xml(id, &spec, &guest, &layout);
+        let xml = domain_xml(id, &spec, &guest, &layout, None);
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let root = doc.root_element();
         assert_eq!(root.attribute("type"), Some("kvm"));
@@ -714,7 +704,7 @@ mod tests {
             instances_path: "/i".into(),
             ..DiskLayout::default()
         };
-        let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout);
+        let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout, None);
         let doc = roxmltree::Document::parse(&xml).unwrap();
         let interfaces: Vec<_> = doc
             .descendants()

@@ -406,6 +406,19 @@ pub enum TaskAction {
         /// The interface's MAC address, which identifies it in the domain.
         mac_address: String,
     },
+    /// A query (see [`TaskAction::is_query`]): the guest's serial console
+    /// log, the last `lines` lines of its last [`MAX_CONSOLE_BYTES`]
+    /// (all of them when `None`), answered with
+    /// [`TaskAnswer::ConsoleOutput`]. Empty when the guest wrote nothing.
+    ConsoleOutput {
+        /// How many lines from the end; `None`: all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lines: Option<u32>,
+    },
+    /// A query: where the guest's serial console listens (TCP, raw), answered
+    /// with [`TaskAnswer::SerialConsole`], or
+    /// [`TaskAnswer::ConsoleUnavailable`] when the domain has none.
+    SerialConsole,
 }
 
 impl TaskAction {
@@ -424,8 +437,54 @@ impl TaskAction {
             TaskAction::Resume => "resume",
             TaskAction::AttachInterface { .. } => "attach_interface",
             TaskAction::DetachInterface { .. } => "detach_interface",
+            TaskAction::ConsoleOutput { .. } => "console_output",
+            TaskAction::SerialConsole => "serial_console",
         }
     }
+
+    /// Whether this is a query: it changes nothing on the host, belongs to
+    /// no operation, may run beside the instance's other tasks, and its
+    /// result carries a [`TaskAnswer`] that an API request waits for
+    /// (Nova's synchronous RPC `call`).
+    pub fn is_query(&self) -> bool {
+        matches!(
+            self,
+            TaskAction::ConsoleOutput { .. } | TaskAction::SerialConsole
+        )
+    }
+}
+
+/// Most bytes of console log a [`TaskAction::ConsoleOutput`] answer holds:
+/// the end of the log (Nova's `MAX_CONSOLE_BYTES`, 100 KiB).
+pub const MAX_CONSOLE_BYTES: usize = 100 * 1024;
+
+/// The last `lines` lines of `log` the way Nova's compute manager tails a
+/// console log (`_tail_log`): split at every `\n`, keep the last `lines`
+/// pieces, join them again; `0` gives nothing, `None` everything.
+pub fn tail_lines(log: &str, lines: Option<u32>) -> &str {
+    let Some(lines) = lines else {
+        return log;
+    };
+    if lines == 0 {
+        return "";
+    }
+    let mut seen = 0_u32;
+    for (index, _) in log.rmatch_indices('\n') {
+        seen += 1;
+        if seen == lines {
+            return &log[index + 1..];
+        }
+    }
+    log
+}
+
+/// `text` without the control characters Nova removes from console output
+/// (`[\x00-\x08\x0B-\x1F]`: everything below a space but tab and newline),
+/// and without DEL.
+pub fn printable_console(text: &str) -> String {
+    text.chars()
+        .filter(|&c| c == '\t' || c == '\n' || !(c.is_ascii_control()))
+        .collect()
 }
 
 /// Nova's reboot types.
@@ -696,6 +755,48 @@ impl ImageSpec {
 pub struct TaskResult {
     /// Success or failure.
     pub outcome: TaskOutcome,
+    /// What a query task found (with a succeeded outcome); `None` for
+    /// every other task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<TaskAnswer>,
+}
+
+impl TaskResult {
+    /// The result of a task that is not a query: `outcome`, no answer.
+    pub fn of(outcome: TaskOutcome) -> Self {
+        Self {
+            outcome,
+            answer: None,
+        }
+    }
+}
+
+/// The answer to a query task (see [`TaskAction::is_query`]). Serialized
+/// with a `kind` tag: `{"kind": "console_output", "output": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskAnswer {
+    /// The console log asked for by [`TaskAction::ConsoleOutput`], tailed
+    /// and without control characters (see [`printable_console`]).
+    ConsoleOutput {
+        /// The log text.
+        output: String,
+    },
+    /// Where the guest's serial console listens, for the controller's
+    /// console proxy to connect to (raw TCP).
+    SerialConsole {
+        /// Address the controller connects to (the agent host's address
+        /// for consoles, Nova's `proxyclient_address`).
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// The instance has no console of the asked type on this host (the
+    /// serial console is not enabled there, or its domain predates it).
+    ConsoleUnavailable {
+        /// The console type asked for (`serial`).
+        console_type: String,
+    },
 }
 
 /// Success with the resulting power state, or failure with a message.
@@ -890,6 +991,59 @@ mod tests {
                 message: "boom".into(),
                 power_state: None
             }
+        );
+    }
+
+    #[test]
+    fn console_output_is_tailed_like_nova() {
+        let log = "one\ntwo\nthree\n";
+        assert_eq!(tail_lines(log, None), log);
+        assert_eq!(tail_lines(log, Some(0)), "");
+        // Nova splits at every newline: the last piece is the empty one.
+        assert_eq!(tail_lines(log, Some(1)), "");
+        assert_eq!(tail_lines(log, Some(2)), "three\n");
+        assert_eq!(tail_lines(log, Some(3)), "two\nthree\n");
+        assert_eq!(tail_lines(log, Some(4)), log);
+        assert_eq!(tail_lines(log, Some(99)), log);
+        assert_eq!(tail_lines("no newline", Some(1)), "no newline");
+        assert_eq!(
+            printable_console("a\u{0}b\tc\r\n\u{1b}[0md\u{7f}é"),
+            "ab\tc\n[0mdé"
+        );
+    }
+
+    #[test]
+    fn queries_and_answers_json_shape() {
+        let ask = TaskAction::ConsoleOutput { lines: Some(5) };
+        assert!(ask.is_query() && TaskAction::SerialConsole.is_query());
+        assert!(!TaskAction::Start.is_query());
+        assert_eq!(
+            serde_json::to_value(&ask).unwrap(),
+            json!({"kind": "console_output", "lines": 5})
+        );
+        assert_eq!(
+            serde_json::to_value(TaskAction::SerialConsole).unwrap(),
+            json!({"kind": "serial_console"})
+        );
+        let report: TaskResult = serde_json::from_value(json!({
+            "outcome": {"status": "succeeded", "power_state": 1},
+            "answer": {"kind": "serial_console", "host": "10.0.0.2", "port": 10000},
+        }))
+        .unwrap();
+        assert_eq!(
+            report.answer,
+            Some(TaskAnswer::SerialConsole {
+                host: "10.0.0.2".into(),
+                port: 10000
+            })
+        );
+        let plain = TaskResult::of(TaskOutcome::Succeeded {
+            power_state: PowerState::Running,
+        });
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            json!({"outcome": {"status": "succeeded", "power_state": 1}}),
+            "a result without an answer keeps its old shape"
         );
     }
 

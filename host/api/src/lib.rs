@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bodies;
 pub mod body;
 pub mod compute;
+pub mod consoles;
 pub mod extract;
 pub mod fault;
 pub mod guard;
@@ -123,6 +124,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .nest(novum_wire::METADATA_PREFIX, metadata::routes())
         .routes(routes!(network::versions::versions_with_slash))
         .merge(notifications::routes())
+        .merge(consoles::routes())
         .merge(crate::plugins::routes())
         .routes(routes!(openapi::document))
 }

@@ -38,6 +38,17 @@ pub struct ComputeConfig {
     /// Give every instance a config drive, whether or not its create asked
     /// for one (Nova's option of that name).
     pub force_config_drive: bool,
+    /// How long an API request waits for a compute agent's answer to a
+    /// call (console output, serial console), seconds (Nova's
+    /// `rpc_response_timeout`); then 504.
+    pub agent_call_timeout_seconds: u64,
+    /// How long a console URL's token stays valid, seconds (Nova's
+    /// `[consoleauth] token_ttl`).
+    pub console_token_ttl_seconds: u64,
+    /// Base of the serial console URLs handed out (Nova's `[serial_console]
+    /// base_url`), e.g. `wss://cloud.example.com/serial-console`; default:
+    /// the controller's public URL with `ws`/`wss` and `/serial-console`.
+    pub serial_console_base_url: Option<String>,
 }
 
 impl Default for ComputeConfig {
@@ -56,6 +67,9 @@ impl Default for ComputeConfig {
             default_flavors: true,
             allow_resize_to_same_host: true,
             force_config_drive: false,
+            agent_call_timeout_seconds: 30,
+            console_token_ttl_seconds: 600,
+            serial_console_base_url: None,
         }
     }
 }
@@ -97,6 +111,10 @@ pub struct AgentConfig {
     /// `qemu` (TCG emulation) or `auto` (KVM when a probe guest runs under
     /// it, else `qemu`), as Nova's `[libvirt] virt_type`.
     pub embedded_virt_type: String,
+    /// Give the embedded agents' guests a serial console on a local TCP
+    /// port (127.0.0.1, ports 10000 to 20000) for the console proxy. On
+    /// libvirt's test driver nothing listens there.
+    pub embedded_serial_console: bool,
 }
 
 impl Default for AgentConfig {
@@ -114,6 +132,7 @@ impl Default for AgentConfig {
             embedded_libvirt_uri: None,
             embedded_guest_archs: vec!["x86_64".to_string()],
             embedded_virt_type: "auto".to_string(),
+            embedded_serial_console: true,
         }
     }
 }

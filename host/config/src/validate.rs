@@ -253,6 +253,16 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.reaper_interval_seconds,
         1,
     );
+    checks.at_least(
+        compute.child("agent_call_timeout_seconds"),
+        section.agent_call_timeout_seconds,
+        1,
+    );
+    checks.at_least(
+        compute.child("console_token_ttl_seconds"),
+        section.console_token_ttl_seconds,
+        1,
+    );
 
     checks.non_empty_secret(
         root("metadata").child("shared_secret"),

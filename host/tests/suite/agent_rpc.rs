@@ -373,11 +373,9 @@ async fn rpc_refuses_bad_credentials_bad_hosts_and_unknown_tasks() {
             novum_wire::task_result_path("cmp-4", Uuid::new_v4())
         ))
         .bearer_auth(&answer.agent_token)
-        .json(&TaskResult {
-            outcome: TaskOutcome::Succeeded {
-                power_state: PowerState::Running,
-            },
-        })
+        .json(&TaskResult::of(TaskOutcome::Succeeded {
+            power_state: PowerState::Running,
+        }))
         .send()
         .await;
     assert_eq!(status(unknown), 404);

@@ -315,7 +315,7 @@ impl Cloud {
         task: uuid::Uuid,
         outcome: TaskOutcome,
     ) {
-        let body = serde_json::to_value(TaskResult { outcome }).expect("json");
+        let body = serde_json::to_value(TaskResult::of(outcome)).expect("json");
         let (status, body) = self
             .rpc(
                 token,

@@ -123,7 +123,7 @@ impl<'a> Rpc<'a> {
                     ("authorization", &format!("Bearer {}", self.token)),
                     ("content-type", "application/json"),
                 ],
-                serde_json::to_vec(&TaskResult { outcome }).expect("json"),
+                serde_json::to_vec(&TaskResult::of(outcome)).expect("json"),
             )
             .await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.json);

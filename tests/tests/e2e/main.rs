@@ -2,6 +2,7 @@
 //! binaries over real HTTP, driven by reqwest and by the real `openstack` CLI.
 
 mod agent_process;
+mod consoles_cli;
 mod crate_boundaries;
 mod login_flood;
 mod network_cli;

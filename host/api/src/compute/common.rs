@@ -20,6 +20,9 @@ impl From<ConductorError> for ApiError {
             ConductorError::Notify(error) => ApiError::internal(error),
             ConductorError::Network(error) => network_fault(error),
             ConductorError::Metadata(error) => ApiError::internal(error),
+            ConductorError::Timeout(message) => {
+                ApiError::new(axum::http::StatusCode::GATEWAY_TIMEOUT, message)
+            }
         }
     }
 }

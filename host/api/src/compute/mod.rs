@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod availability_zones;
 pub mod common;
+pub mod consoles;
 pub mod flavors;
 pub mod hypervisors;
 pub mod interfaces;
@@ -30,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(flavors::routes())
         .merge(servers::routes())
         .merge(server_actions::routes())
+        .merge(consoles::routes())
         .merge(server_networks::routes())
         .merge(server_metadata::routes())
         .merge(server_tags::routes())

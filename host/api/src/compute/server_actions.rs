@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
 use novum_wire::RebootType;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -141,14 +142,14 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
     }))
 }
 
-#[utoipa::path(post, path = "/v2.1/servers/{id}/action", params(("id" = String, Path, description = "The server UUID")), request_body = crate::openapi::SingleKeyObject, responses((status = ACCEPTED, description = "Accepted"), (status = NO_CONTENT, description = "confirmResize done"), crate::fault::ApiError))]
+#[utoipa::path(post, path = "/v2.1/servers/{id}/action", params(("id" = String, Path, description = "The server UUID")), request_body = crate::openapi::SingleKeyObject, responses((status = ACCEPTED, description = "Accepted"), (status = OK, description = "os-getConsoleOutput: the log; os-getSerialConsole: the console URL", body = Object), (status = NO_CONTENT, description = "confirmResize done"), crate::fault::ApiError))]
 async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
     request_id: RequestId,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<BTreeMap<String, Value>>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     if body.len() != 1 {
         return Err(ApiError::bad_request(
             "The request body must name exactly one action.",
@@ -159,6 +160,11 @@ async fn action(
             "The request body must name exactly one action.",
         ));
     };
+    if let Some(answer) =
+        super::consoles::console_action(&state, &auth, &request_id, &id, name, args).await?
+    {
+        return Ok(answer);
+    }
     let requested = parse_action(name, args)?;
     let instance = fetch_visible(&state, &auth, &id).await?;
     let locking = matches!(requested, Requested::Lock | Requested::Unlock);
@@ -196,7 +202,7 @@ async fn action(
         Requested::ConfirmResize => {
             conductor.confirm_resize(&id, &caller).await?;
             // Nova answers a confirm with 204, every other action with 202.
-            return Ok(StatusCode::NO_CONTENT);
+            return Ok(StatusCode::NO_CONTENT.into_response());
         }
         Requested::RevertResize => conductor.revert_resize(&id, &caller).await?,
         Requested::Lock => {
@@ -217,7 +223,7 @@ async fn action(
             super::server_networks::change_security_group(&state, &auth, &id, &group, add).await?
         }
     }
-    Ok(StatusCode::ACCEPTED)
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// Nova's `check_instance_lock`: a locked server refuses actions (and

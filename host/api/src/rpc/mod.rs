@@ -68,6 +68,7 @@ impl From<ConductorError> for RpcError {
             ConductorError::Quota(novum_quota::QuotaError::Db(error)) => error.into(),
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
             ConductorError::Notify(error) => error.into(),
+            ConductorError::Timeout(message) => Self(StatusCode::GATEWAY_TIMEOUT, message),
             ConductorError::Network(error) => Self(
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 error.to_string(),
@@ -357,7 +358,7 @@ async fn result(
     let report: TaskResult = body(&bytes)?;
     state
         .conductor
-        .complete_task(&host, &task_id, report.outcome)
+        .complete_task(&host, &task_id, report)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

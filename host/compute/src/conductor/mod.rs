@@ -14,6 +14,7 @@
 
 pub mod actions;
 pub mod claims;
+pub mod consoles;
 pub mod instance_admin;
 pub mod interfaces;
 mod metadata;
@@ -87,6 +88,9 @@ pub enum ConductorError {
     /// The instance's metadata documents cannot be rendered.
     #[error(transparent)]
     Metadata(#[from] crate::instance_metadata::MetadataError),
+    /// A compute agent did not answer a call in time (504).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl From<sqlx::Error> for ConductorError {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use novum_wire::{InstancePower, PowerState, TaskAction, TaskOutcome};
+use novum_wire::{InstancePower, PowerState, TaskAction, TaskOutcome, TaskResult};
 use sqlx::Row;
 
 use super::model::Instance;
@@ -55,8 +55,9 @@ impl Conductor {
         self: &Arc<Self>,
         host: &str,
         task_id: &str,
-        outcome: TaskOutcome,
+        report: TaskResult,
     ) -> Result<()> {
+        let TaskResult { outcome, answer } = report;
         let mut tx = self.db.begin_serialized("conductor").await?;
         let row = sqlx::query("SELECT operation_id, state FROM tasks WHERE id = $1 AND host = $2")
             .bind(task_id)
@@ -74,18 +75,27 @@ impl Conductor {
             return Ok(());
         }
         let succeeded = matches!(outcome, TaskOutcome::Succeeded { .. });
-        sqlx::query("UPDATE tasks SET state = $1, result = $2, updated_at = $3 WHERE id = $4")
-            .bind(if succeeded {
-                task_state::DONE
-            } else {
-                task_state::FAILED
-            })
-            .bind(to_json(&outcome))
-            .bind(db::now())
-            .bind(task_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE tasks SET state = $1, result = $2, answer = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(if succeeded {
+            task_state::DONE
+        } else {
+            task_state::FAILED
+        })
+        .bind(to_json(&outcome))
+        .bind(answer.as_ref().map(to_json))
+        .bind(db::now())
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
         let operation_id: String = row.try_get("operation_id")?;
+        if operation_id == tasks::QUERY_OPERATION {
+            // A query: the request waiting for it reads the answer.
+            tx.commit().await?;
+            self.board.answered();
+            return Ok(());
+        }
         let Some(operation) = load_operation(&mut *tx, &operation_id).await? else {
             tx.commit().await?;
             return Ok(());
@@ -727,7 +737,8 @@ impl Conductor {
                 ),
                 power_state: None,
             };
-            self.complete_task(&host, &id, outcome).await?;
+            self.complete_task(&host, &id, TaskResult::of(outcome))
+                .await?;
         }
         Ok(count)
     }

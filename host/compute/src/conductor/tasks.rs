@@ -1,11 +1,17 @@
 //! The task queue: durable rows agents long-poll for, and a [`Notify`] per
 //! host that wakes a waiting poll when work arrives.
+//!
+//! A *query* task (console output, the serial console's endpoint: see
+//! `TaskAction::is_query`) is Nova's synchronous RPC `call`: it belongs to
+//! no operation ([`QUERY_OPERATION`]), an API request enqueues it and waits
+//! for its answer ([`wait_answer`], bounded), and nothing of the instance's
+//! state changes when it completes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use novum_wire::{Task, TaskAction};
+use novum_wire::{Task, TaskAction, TaskAnswer, TaskOutcome};
 use sqlx::Row;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
@@ -26,12 +32,23 @@ pub mod state {
     pub const CANCELLED: &str = "cancelled";
 }
 
+/// The `operation_id` of a query task: it belongs to no operation.
+pub const QUERY_OPERATION: &str = "";
+
+/// How often a request waiting for a query's answer looks at its row even
+/// when this controller saw no answer arrive (another controller may have
+/// taken it).
+const ANSWER_RECHECK: Duration = Duration::from_millis(250);
+
 /// Wakes the long polls of hosts, and closes them all at shutdown.
 #[derive(Debug)]
 pub struct TaskBoard {
     notifies: Mutex<HashMap<String, Arc<Notify>>>,
     /// True once the controller shuts down: no task is handed out any more.
     closed: watch::Sender<bool>,
+    /// Counts the query answers this controller received: requests waiting
+    /// for one look at their row again when it moves.
+    answers: watch::Sender<u64>,
 }
 
 impl Default for TaskBoard {
@@ -39,6 +56,7 @@ impl Default for TaskBoard {
         Self {
             notifies: Mutex::default(),
             closed: watch::Sender::new(false),
+            answers: watch::Sender::new(0),
         }
     }
 }
@@ -72,6 +90,121 @@ impl TaskBoard {
     pub fn wake(&self, host: &str) {
         self.notify_of(host).notify_one();
     }
+
+    /// Tells the requests waiting for a query's answer that one came.
+    pub fn answered(&self) {
+        self.answers
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+}
+
+/// How a query task ended, as [`wait_answer`] saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryEnd {
+    /// The agent answered.
+    Answered(TaskAnswer),
+    /// The agent could not answer (the message says why).
+    Failed(String),
+    /// The task was cancelled (its instance is being deleted).
+    Cancelled,
+    /// No answer within the wait: the task is cancelled.
+    TimedOut,
+}
+
+/// Enqueues the query `action` about `instance_uuid` for `host` (committed
+/// at once) and wakes the host; returns the task id to wait for.
+pub async fn enqueue_query(
+    db: &Db,
+    board: &TaskBoard,
+    host: &str,
+    instance_uuid: &str,
+    action: &TaskAction,
+    request_id: &str,
+) -> Result<String, DbError> {
+    let mut tx = db.begin().await?;
+    let id = enqueue(
+        &mut tx,
+        host,
+        instance_uuid,
+        QUERY_OPERATION,
+        action,
+        request_id,
+    )
+    .await?;
+    tx.commit().await?;
+    board.wake(host);
+    Ok(id)
+}
+
+/// Waits (at most `timeout`) for the query task `task_id` to end. A query
+/// not answered in time is cancelled, so that a late agent's answer is
+/// dropped.
+pub async fn wait_answer(
+    db: &Db,
+    board: &TaskBoard,
+    task_id: &str,
+    timeout: Duration,
+) -> Result<QueryEnd, DbError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut answers = board.answers.subscribe();
+    loop {
+        answers.mark_unchanged();
+        if let Some(end) = query_end(db, task_id).await? {
+            return Ok(end);
+        }
+        let recheck = (tokio::time::Instant::now() + ANSWER_RECHECK).min(deadline);
+        tokio::select! {
+            _ = answers.changed() => {}
+            () = tokio::time::sleep_until(recheck) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let cancelled = sqlx::query(
+                "UPDATE tasks SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ($4, $5)",
+            )
+            .bind(state::CANCELLED)
+            .bind(db::now())
+            .bind(task_id)
+            .bind(state::QUEUED)
+            .bind(state::LEASED)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+            if cancelled > 0 {
+                return Ok(QueryEnd::TimedOut);
+            }
+            // It ended just now.
+            return Ok(query_end(db, task_id).await?.unwrap_or(QueryEnd::TimedOut));
+        }
+    }
+}
+
+/// How the query task `task_id` ended; `None` while it runs.
+async fn query_end(db: &Db, task_id: &str) -> Result<Option<QueryEnd>, DbError> {
+    let row = sqlx::query("SELECT state, result, answer FROM tasks WHERE id = $1")
+        .bind(task_id)
+        .fetch_optional(db.pool())
+        .await?;
+    let Some(row) = row else {
+        return Ok(Some(QueryEnd::Cancelled));
+    };
+    let task_state: String = row.try_get("state")?;
+    let result: Option<String> = row.try_get("result")?;
+    let answer: Option<String> = row.try_get("answer")?;
+    let outcome = result.and_then(|json| serde_json::from_str::<TaskOutcome>(&json).ok());
+    Ok(match task_state.as_str() {
+        state::QUEUED | state::LEASED => None,
+        state::CANCELLED => Some(QueryEnd::Cancelled),
+        _ => Some(
+            match (
+                outcome,
+                answer.and_then(|json| serde_json::from_str::<TaskAnswer>(&json).ok()),
+            ) {
+                (Some(TaskOutcome::Succeeded { .. }), Some(answer)) => QueryEnd::Answered(answer),
+                (Some(TaskOutcome::Failed { message, .. }), _) => QueryEnd::Failed(message),
+                _ => QueryEnd::Failed("the compute agent's answer could not be read".to_string()),
+            },
+        ),
+    })
 }
 
 /// Inserts a queued task in `tx`; returns its id. Wake the host after commit.
