@@ -55,7 +55,11 @@ pub fn agent_configs(state: &AppState, listen: SocketAddr) -> anyhow::Result<Vec
         agent.enrollment_token = Some(state.embedded_enrollment_token.clone());
         agent.heartbeat_interval = Duration::from_secs(config.heartbeat_seconds.max(1));
         agent.host_ip = Some(reachable.to_string());
-        agent.libvirt.disk_gb = Some(config.embedded_disk_gb);
+        // The size of a test-driver host is the configuration's; a real
+        // hypervisor reports its own disk (the instances' filesystem).
+        if agent.libvirt_uri.starts_with("test:") {
+            agent.libvirt.disk_gb = Some(config.embedded_disk_gb);
+        }
         agent.libvirt.test_guest_archs = config.embedded_guest_archs.clone();
         agent.libvirt.serial_console = config
             .embedded_serial_console

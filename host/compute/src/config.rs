@@ -92,11 +92,12 @@ pub struct AgentConfig {
     pub embedded_hosts: u32,
     /// Host name prefix of the embedded agents.
     pub embedded_host_prefix: String,
-    /// vCPUs of each embedded host.
+    /// vCPUs of each embedded host on libvirt's test driver (a real
+    /// hypervisor reports its own).
     pub embedded_vcpus: u32,
-    /// Memory (MiB) of each embedded host.
+    /// Memory (MiB) of each embedded host on the test driver.
     pub embedded_memory_mb: u64,
-    /// Disk (GiB) of each embedded host.
+    /// Disk (GiB) of each embedded host on the test driver.
     pub embedded_disk_gb: u64,
     /// libvirt URI of the embedded agents; default: the test driver with a
     /// node file of the sizes above.

@@ -16,11 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use novum_agent::driver::{LibvirtDriver, LibvirtOptions, SerialConsoleOptions, VirtDriver};
+use novum_agent::driver::{LibvirtDriver, LibvirtOptions, SerialConsoleOptions, VirtType};
 use novum_agent::{AgentConfig, run_agent_with_driver};
-use novum_wire::{
-    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
-};
 use reqwest::Method;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -33,104 +30,6 @@ const BOOT_WAIT: Duration = Duration::from_secs(90);
 
 fn test_guest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-guest")
-}
-
-/// The real libvirt driver, with the test guest's disk put in place before
-/// a spawn (what the agent's image handling will do).
-struct WithTestDisk {
-    libvirt: LibvirtDriver,
-    instances: PathBuf,
-}
-
-impl WithTestDisk {
-    fn place_disk(&self, instance: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        let dir = self.instances.join(instance.to_string());
-        let failed = |error: std::io::Error| novum_agent::driver::DriverError::Libvirt {
-            op: "place the test disk",
-            message: error.to_string(),
-        };
-        std::fs::create_dir_all(&dir).map_err(failed)?;
-        let disk = dir.join("disk");
-        if !disk.exists() {
-            std::fs::copy(test_guest().join("disk.qcow2"), &disk).map_err(failed)?;
-        }
-        Ok(())
-    }
-}
-
-impl VirtDriver for WithTestDisk {
-    fn inventory(&self) -> Result<Inventory, novum_agent::driver::DriverError> {
-        self.libvirt.inventory()
-    }
-    fn list_instances(&self) -> Result<Vec<InstancePower>, novum_agent::driver::DriverError> {
-        self.libvirt.list_instances()
-    }
-    fn power_state(&self, i: Uuid) -> Result<Option<PowerState>, novum_agent::driver::DriverError> {
-        self.libvirt.power_state(i)
-    }
-    fn spawn(&self, i: Uuid, spec: &SpawnSpec) -> Result<(), novum_agent::driver::DriverError> {
-        self.place_disk(i)?;
-        self.libvirt.spawn(i, spec)
-    }
-    fn redefine(
-        &self,
-        i: Uuid,
-        spec: &SpawnSpec,
-        on: bool,
-    ) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.redefine(i, spec, on)
-    }
-    fn destroy(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.destroy(i)?;
-        let _ = std::fs::remove_dir_all(self.instances.join(i.to_string()));
-        Ok(())
-    }
-    fn power_on(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.power_on(i)
-    }
-    fn power_off(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.power_off(i)
-    }
-    fn reboot(&self, i: Uuid, t: RebootType) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.reboot(i, t)
-    }
-    fn pause(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.pause(i)
-    }
-    fn unpause(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.unpause(i)
-    }
-    fn suspend(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.suspend(i)
-    }
-    fn resume(&self, i: Uuid) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.resume(i)
-    }
-    fn attach_interface(
-        &self,
-        i: Uuid,
-        interface: &InterfaceSpec,
-    ) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.attach_interface(i, interface)
-    }
-    fn detach_interface(
-        &self,
-        i: Uuid,
-        port: Uuid,
-        mac: &str,
-    ) -> Result<(), novum_agent::driver::DriverError> {
-        self.libvirt.detach_interface(i, port, mac)
-    }
-    fn console_output(
-        &self,
-        i: Uuid,
-        lines: Option<u32>,
-    ) -> Result<TaskAnswer, novum_agent::driver::DriverError> {
-        self.libvirt.console_output(i, lines)
-    }
-    fn serial_console(&self, i: Uuid) -> Result<TaskAnswer, novum_agent::driver::DriverError> {
-        self.libvirt.serial_console(i)
-    }
 }
 
 /// Destroys and undefines the test's domain and removes its files, even
@@ -181,16 +80,14 @@ async fn real_guest_console_output_and_serial_console() {
         instances_path: dir.display().to_string(),
         disk_gb: Some(100),
         serial_console: Some(SerialConsoleOptions::default()),
+        virt_type: VirtType::Qemu,
         ..LibvirtOptions::default()
     };
     let libvirt = tokio::task::spawn_blocking(move || LibvirtDriver::open(URI, options))
         .await
         .expect("join")
         .expect("qemu:///system opens (is libvirtd running?)");
-    let driver = Arc::new(WithTestDisk {
-        libvirt,
-        instances: dir.clone(),
-    });
+    let driver = Arc::new(libvirt);
     let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut agent_config = AgentConfig::new(cloud.base.clone(), "real-console-1");
     agent_config.libvirt_uri = URI.to_string();

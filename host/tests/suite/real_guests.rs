@@ -143,6 +143,8 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
         config.agent.embedded_hosts = 1;
         config.agent.embedded_libvirt_uri = Some(URI.to_string());
         config.agent.embedded_virt_type = "qemu".to_string();
+        // The test types on the serial port's pty (no console proxy here).
+        config.agent.embedded_serial_console = false;
     })
     .await;
     cloud.wait_for_hosts(1).await;
