@@ -10,6 +10,7 @@ mod notifications_e2e;
 mod openstack_cli;
 mod plugin_cli;
 mod quota_cli;
+mod real_guests;
 mod restart_e2e;
 mod schemathesis;
 mod server_network_cli;
