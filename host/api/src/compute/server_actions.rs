@@ -226,6 +226,24 @@ async fn action(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
+/// The caller as the conductor sees it, once server `id` is visible to it
+/// and not locked against it (404, 409): what every change of a server's
+/// record asks first.
+pub async fn changing_caller<'a>(
+    state: &AppState,
+    auth: &'a AuthContext,
+    request_id: &'a RequestId,
+    id: &str,
+) -> ApiResult<Caller<'a>> {
+    let instance = fetch_visible(state, auth, id).await?;
+    check_lock(auth, &instance)?;
+    Ok(Caller {
+        user_id: &auth.user_id,
+        project_id: &auth.project_id,
+        request_id: &request_id.0,
+    })
+}
+
 /// Nova's `check_instance_lock`: a locked server refuses actions (and
 /// deletion) to everyone but an admin, with 409.
 pub fn check_lock(

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::server_actions::check_lock;
+use super::server_actions::changing_caller;
 use super::servers::fetch_visible;
 use crate::AppState;
 use crate::auth::AuthContext;
@@ -21,7 +21,6 @@ use crate::body::JsonBody;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
 use crate::request_id::RequestId;
-use novum_compute::conductor::Caller;
 use novum_compute::conductor::server_metadata::MetadataChange;
 
 /// Longest metadata key and value (Nova's schema).
@@ -77,13 +76,7 @@ async fn change(
     id: &str,
     change: MetadataChange,
 ) -> ApiResult<BTreeMap<String, String>> {
-    let instance = fetch_visible(state, auth, id).await?;
-    check_lock(auth, &instance)?;
-    let caller = Caller {
-        user_id: &auth.user_id,
-        project_id: &auth.project_id,
-        request_id: &request_id.0,
-    };
+    let caller = changing_caller(state, auth, request_id, id).await?;
     Ok(state.conductor.change_metadata(id, change, &caller).await?)
 }
 
@@ -97,6 +90,21 @@ async fn list(
     Ok(Json(json!({"metadata": instance.metadata_map()})))
 }
 
+/// `POST` (merge) or `PUT` (replace) of the whole metadata: the items of
+/// `{"metadata": …}`, and the metadata afterwards.
+async fn whole(
+    state: &AppState,
+    auth: &AuthContext,
+    request_id: &RequestId,
+    id: &str,
+    body: &Value,
+    change_of: fn(BTreeMap<String, String>) -> MetadataChange,
+) -> ApiResult<Json<Value>> {
+    let items = items(body, "metadata")?;
+    let all = change(state, auth, request_id, id, change_of(items)).await?;
+    Ok(Json(json!({"metadata": all})))
+}
+
 #[utoipa::path(post, path = "/v2.1/servers/{id}/metadata", params(("id" = String, Path, description = "The server UUID")), request_body = Object, responses((status = OK, description = "All the metadata after the merge", body = Object), crate::fault::ApiError))]
 async fn merge(
     State(state): State<AppState>,
@@ -105,16 +113,15 @@ async fn merge(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    let items = items(&body, "metadata")?;
-    let all = change(
+    whole(
         &state,
         &auth,
         &request_id,
         &id,
-        MetadataChange::Merge(items),
+        &body,
+        MetadataChange::Merge,
     )
-    .await?;
-    Ok(Json(json!({"metadata": all})))
+    .await
 }
 
 #[utoipa::path(put, path = "/v2.1/servers/{id}/metadata", params(("id" = String, Path, description = "The server UUID")), request_body = Object, responses((status = OK, description = "The new metadata", body = Object), crate::fault::ApiError))]
@@ -125,16 +132,15 @@ async fn replace(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    let items = items(&body, "metadata")?;
-    let all = change(
+    whole(
         &state,
         &auth,
         &request_id,
         &id,
-        MetadataChange::Replace(items),
+        &body,
+        MetadataChange::Replace,
     )
-    .await?;
-    Ok(Json(json!({"metadata": all})))
+    .await
 }
 
 #[utoipa::path(get, path = "/v2.1/servers/{id}/metadata/{key}", params(("id" = String, Path, description = "The server UUID"), ("key" = String, Path, description = "The metadata key")), responses((status = OK, description = "One metadata item", body = Object), crate::fault::ApiError))]

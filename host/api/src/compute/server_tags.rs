@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::server_actions::check_lock;
+use super::server_actions::changing_caller;
 use super::servers::fetch_visible;
 use crate::AppState;
 use crate::auth::AuthContext;
@@ -20,7 +20,6 @@ use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::Microversion;
 use crate::request_id::RequestId;
-use novum_compute::conductor::Caller;
 use novum_compute::conductor::server_metadata::{MAX_TAGS, TagsChange};
 use novum_compute::store;
 
@@ -86,13 +85,7 @@ async fn change(
     id: &str,
     change: TagsChange,
 ) -> ApiResult<(Vec<String>, bool)> {
-    let instance = fetch_visible(state, auth, id).await?;
-    check_lock(auth, &instance)?;
-    let caller = Caller {
-        user_id: &auth.user_id,
-        project_id: &auth.project_id,
-        request_id: &request_id.0,
-    };
+    let caller = changing_caller(state, auth, request_id, id).await?;
     Ok(state.conductor.change_tags(id, change, &caller).await?)
 }
 

@@ -122,21 +122,12 @@ impl Conductor {
         let text = serde_json::to_string(&after).map_err(|error| {
             ConductorError::BadRequest(format!("metadata cannot be stored: {error}"))
         })?;
-        sqlx::query("UPDATE instances SET metadata = $1, updated_at = $2 WHERE uuid = $3")
+        sqlx::query("UPDATE instances SET metadata = $1 WHERE uuid = $2")
             .bind(text)
-            .bind(db::now())
             .bind(uuid)
             .execute(&mut *tx)
             .await?;
-        notices::updated(
-            &mut tx,
-            &self.api_publisher(),
-            uuid,
-            None,
-            &notices::caller_context(caller),
-        )
-        .await?;
-        novum_notify::commit(tx).await?;
+        self.record_changed(tx, uuid, caller).await?;
         Ok(after)
     }
 }
@@ -189,23 +180,37 @@ impl Conductor {
                 "The number of tags exceeded the per-server limit {MAX_TAGS}"
             )));
         }
-        if after != before {
+        if after == before {
+            tx.commit().await?;
+        } else {
             store::tags::replace(&mut tx, uuid, &after).await?;
-            sqlx::query("UPDATE instances SET updated_at = $1 WHERE uuid = $2")
-                .bind(db::now())
-                .bind(uuid)
-                .execute(&mut *tx)
-                .await?;
-            notices::updated(
-                &mut tx,
-                &self.api_publisher(),
-                uuid,
-                None,
-                &notices::caller_context(caller),
-            )
-            .await?;
+            self.record_changed(tx, uuid, caller).await?;
         }
-        novum_notify::commit(tx).await?;
         Ok((after, added))
+    }
+
+    /// Finishes a change of `uuid`'s record in `tx`: `updated_at` now,
+    /// `instance.update` from the API publisher, committed together.
+    async fn record_changed(
+        &self,
+        mut tx: novum_db::Tx,
+        uuid: &str,
+        caller: &Caller<'_>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE instances SET updated_at = $1 WHERE uuid = $2")
+            .bind(db::now())
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await?;
+        notices::updated(
+            &mut tx,
+            &self.api_publisher(),
+            uuid,
+            None,
+            &notices::caller_context(caller),
+        )
+        .await?;
+        novum_notify::commit(tx).await?;
+        Ok(())
     }
 }
