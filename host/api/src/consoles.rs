@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -40,8 +41,16 @@ struct TokenQuery {
 async fn serial_console(
     State(state): State<AppState>,
     Query(query): Query<TokenQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    // Not a websocket handshake: a fault in Nova's shape, and the token
+    // stays unused.
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "The serial console is a websocket: {}",
+            rejection.body_text()
+        ))
+    })?;
     let refused = || ApiError::unauthorized("The console token is invalid, used or expired.");
     let token = query
         .token

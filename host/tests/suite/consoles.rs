@@ -268,6 +268,14 @@ async fn consoles(database_url: Option<String>) {
         answer.extend_from_slice(&buffer[..count]);
         stream.write_all(&answer).await.expect("write");
     });
+    // A plain GET (no websocket handshake) is a 400 in Nova's shape and
+    // leaves the token unused.
+    let plain = reqwest::get(format!("{}/serial-console?token={token}", cloud.base))
+        .await
+        .expect("plain GET");
+    assert_eq!(plain.status(), 400);
+    let body: serde_json::Value = plain.json().await.expect("a JSON fault");
+    assert!(body["badRequest"]["message"].is_string(), "{body}");
     let mut request = url.as_str().into_client_request().expect("request");
     request.headers_mut().insert(
         "sec-websocket-protocol",
