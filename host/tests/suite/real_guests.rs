@@ -50,6 +50,21 @@ impl Drop for DomainGuard {
     }
 }
 
+/// Removes the host firewall tables the embedded agent of host `0` made
+/// (they outlive the agent on purpose: guests keep their filtering).
+struct FirewallTables(String);
+
+impl Drop for FirewallTables {
+    fn drop(&mut self) {
+        let table = novum_agent::firewall::table_name(&self.0);
+        for family in ["inet", "bridge"] {
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", family, &table])
+                .output();
+        }
+    }
+}
+
 /// The live definition of the domain of server `uuid` (`None`: no domain).
 fn domain_xml(uuid: &str) -> Option<String> {
     let mut conn = Connect::open(Some(URI)).expect("libvirt");
@@ -139,8 +154,12 @@ async fn wait_status(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_nothing() {
     let disk = test_guest_disk();
+    // A host name of this run's own: its firewall tables are named after it.
+    let prefix = format!("real{}-", std::process::id());
+    let _tables = FirewallTables(format!("{prefix}1"));
     let cloud = Cloud::start(|config| {
         config.agent.embedded_hosts = 1;
+        config.agent.embedded_host_prefix = prefix.clone();
         config.agent.embedded_libvirt_uri = Some(URI.to_string());
         config.agent.embedded_virt_type = "qemu".to_string();
         // The test types on the serial port's pty (no console proxy here).
