@@ -771,8 +771,10 @@ impl Conductor {
         .bind(host)
         .fetch_all(self.db.pool())
         .await?;
+        let mut on_record = std::collections::HashSet::new();
         for row in rows {
             let uuid: String = row.try_get("uuid")?;
+            on_record.insert(uuid.clone());
             let vm_state: String = row.try_get("vm_state")?;
             let current: i64 = row.try_get("power_state")?;
             if vm_state == vm::ERROR || vm_state == vm::BUILDING {
@@ -866,15 +868,34 @@ impl Conductor {
             }
             novum_notify::commit(tx).await?;
         }
-        self.report_foreign_domains(host, reported).await
+        self.report_foreign_domains(host, reported, &on_record)
+            .await
     }
 
     /// Warns (once per host and domain) about domains `host` runs that are
     /// no live instance of novum's: left alone, never destroyed (Nova's
     /// `running_deleted_instance_action = log`). Returns nothing; the log
     /// line is the report.
-    async fn report_foreign_domains(&self, host: &str, reported: &[InstancePower]) -> Result<()> {
-        if reported.is_empty() {
+    /// `on_record`: the host's instances the caller read already; only
+    /// when a domain is none of them (nor warned about) is the database
+    /// asked, so a heartbeat of a host in order costs no query.
+    async fn report_foreign_domains(
+        &self,
+        host: &str,
+        reported: &[InstancePower],
+        on_record: &std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let unexplained = {
+            let warned = self
+                .foreign_domains
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            reported.iter().any(|domain| {
+                let uuid = domain.uuid.to_string();
+                !on_record.contains(&uuid) && !warned.contains(&(host.to_string(), uuid))
+            })
+        };
+        if !unexplained {
             return Ok(());
         }
         let known: std::collections::HashSet<String> = sqlx::query(
