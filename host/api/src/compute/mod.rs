@@ -6,8 +6,11 @@ pub mod aggregates;
 pub mod availability_zones;
 pub mod common;
 pub mod consoles;
+pub mod extensions;
 pub mod flavors;
+pub mod hosts;
 pub mod hypervisors;
+pub mod image_proxy;
 pub mod interfaces;
 pub mod keypairs;
 pub mod migrations;
@@ -18,6 +21,8 @@ pub mod server_networks;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod usage;
+pub mod usage_audit_log;
 pub mod versions;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -43,5 +48,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_groups::routes())
         .merge(keypairs::routes())
         .merge(migrations::routes())
+        .merge(usage::routes())
+        .merge(hosts::routes())
+        .merge(image_proxy::routes())
+        .merge(extensions::routes())
+        .merge(usage_audit_log::routes())
         .merge(crate::quota::routes())
 }

@@ -27,6 +27,7 @@ pub mod server_metadata;
 pub mod snapshot;
 pub mod states;
 pub mod tasks;
+pub mod usage_audit;
 
 pub use networking::PortPlan;
 pub use ops::{Caller, Recovery};

@@ -743,7 +743,8 @@ impl Conductor {
         Ok(count)
     }
 
-    /// Runs [`Conductor::reap`] every `reaper_interval_seconds` until `shutdown`.
+    /// Runs the periodic tasks every `reaper_interval_seconds` until
+    /// `shutdown`: [`Conductor::reap`], then [`Conductor::audit_usage`].
     pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let interval = std::time::Duration::from_secs(self.compute.reaper_interval_seconds.max(1));
         tokio::pin!(shutdown);
@@ -754,6 +755,9 @@ impl Conductor {
             }
             if let Err(error) = self.reap().await {
                 tracing::error!(%error, "task reaper failed");
+            }
+            if let Err(error) = self.audit_usage().await {
+                tracing::error!(%error, "instance usage audit failed");
             }
         }
     }
