@@ -15,6 +15,7 @@ mod compute_admin;
 mod config_examples;
 mod config_file;
 mod consoles;
+mod external_events;
 mod host_firewall;
 mod host_status;
 mod identity_api;

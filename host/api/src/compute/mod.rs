@@ -7,6 +7,7 @@ pub mod availability_zones;
 pub mod common;
 pub mod consoles;
 pub mod extensions;
+pub mod external_events;
 pub mod flavors;
 pub mod hosts;
 pub mod hypervisors;
@@ -53,5 +54,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(image_proxy::routes())
         .merge(extensions::routes())
         .merge(usage_audit_log::routes())
+        .merge(external_events::routes())
         .merge(crate::quota::routes())
 }

@@ -51,6 +51,19 @@ pub async fn fetch_visible(
         .ok_or_else(|| ApiError::not_found(format!("Instance {uuid} could not be found.")))
 }
 
+/// Instance `uuid` if `auth` may see it, deleted or not (what the
+/// instance-action routes read from 2.21).
+pub async fn fetch_visible_even_deleted(
+    state: &AppState,
+    auth: &AuthContext,
+    uuid: &str,
+) -> ApiResult<Instance> {
+    Instance::fetch(state.db.pool(), uuid)
+        .await?
+        .filter(|instance| auth.may_see_project(&instance.project_id))
+        .ok_or_else(|| ApiError::not_found(format!("Instance {uuid} could not be found.")))
+}
+
 /// The instance name an admin sees (`OS-EXT-SRV-ATTR:instance_name`).
 pub fn instance_name(uuid: &str) -> String {
     format!("instance-{}", uuid.get(..8).unwrap_or(uuid))
