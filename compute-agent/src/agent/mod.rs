@@ -336,6 +336,7 @@ impl Agent {
             .host_ip
             .clone()
             .or_else(|| local_ip_towards(&self.config.controller_url));
+        inventory.uptime = host_uptime();
         Ok(inventory)
     }
 
@@ -668,6 +669,20 @@ fn local_ip_towards(controller_url: &str) -> Option<String> {
     let socket = UdpSocket::bind(bind).ok()?;
     socket.connect(target).ok()?;
     Some(socket.local_addr().ok()?.ip().to_string())
+}
+
+/// What `uptime` prints on this host (the C locale), as Nova's libvirt
+/// driver reports it; `None` when it cannot be run.
+fn host_uptime() -> Option<String> {
+    let output = std::process::Command::new("uptime")
+        .env("LANG", "C")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
+    let text = String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_string();
+    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]

@@ -926,6 +926,7 @@ impl VirtDriver for LibvirtDriver {
             None => self.conn.0.get_hostname().map_err(lv("hostname"))?,
         };
         Ok(Inventory {
+            uptime: None,
             vcpus: node.cpus,
             memory_mb: node.memory / 1024,
             disk_gb: self.disk_gb()?,

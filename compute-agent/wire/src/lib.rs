@@ -281,6 +281,10 @@ pub struct Inventory {
     pub host_ip: Option<String>,
     /// Every (arch, hv_type, vm_mode) this host can run.
     pub supported_instances: Vec<SupportedInstance>,
+    /// What `uptime` says on the host (Nova's `get_host_uptime`), when the
+    /// agent could run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<String>,
 }
 
 /// First call of an agent: who it is and what it offers.

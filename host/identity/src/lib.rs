@@ -345,6 +345,7 @@ impl Identity {
         for name in DEFAULT_ROLES {
             roles.push(self.ensure_role(name).await?);
         }
+        self.ensure_role(store::SERVICE_ROLE).await?;
         let project = match store::get_project_by_name(&self.db, &self.config.admin_project).await?
         {
             Some(project) => project,

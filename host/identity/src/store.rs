@@ -15,6 +15,11 @@ pub const DEFAULT_DOMAIN_NAME: &str = "Default";
 /// creates them.
 pub const DEFAULT_ROLES: [&str; 4] = ["admin", "manager", "member", "reader"];
 
+/// The role of other services' users (a network or volume service telling
+/// compute about a server's events), made at bootstrap as devstack makes
+/// it; it implies nothing and nothing implies it.
+pub const SERVICE_ROLE: &str = "service";
+
 /// A project.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Project {

@@ -23,6 +23,7 @@ fn context(who: &str) -> AuthContext {
         "admin" => ("p-admin", &["admin", "member", "reader"]),
         "reader" => ("p-one", &["reader"]),
         "other" => ("p-two", &["member", "reader"]),
+        "service" => ("p-service", &["service"]),
         _ => ("p-one", &["member", "reader"]),
     };
     AuthContext {
@@ -397,6 +398,7 @@ impl Cloud {
 
 fn inventory(host: &str, vcpus: u32, memory_mb: u64) -> Inventory {
     Inventory {
+        uptime: None,
         vcpus,
         memory_mb,
         disk_gb: 100,

@@ -1,4 +1,4 @@
-//! Server external events (admin): each event answered on its own (200 on
+//! Server external events (the service role): each event answered on its own (200 on
 //! a host, 404 unknown server, 422 no host, 400 tag missing) and the
 //! request 200 or 207; `injectNetworkInfo` (admin, 202); a deleted
 //! server's instance actions from 2.21.
@@ -38,7 +38,7 @@ async fn external_events_are_answered_one_by_one() {
     };
 
     let (status, body) = post(
-        "admin",
+        "service",
         events(json!([{"name": "network-vif-plugged", "server_uuid": id, "tag": "port"}])),
         "2.1",
     )
@@ -48,7 +48,7 @@ async fn external_events_are_answered_one_by_one() {
     assert_eq!(body["events"][0]["status"], "completed");
     let unknown = uuid::Uuid::new_v4().to_string();
     let (status, body) = post(
-        "admin",
+        "service",
         events(json!([
             {"name": "network-changed", "server_uuid": id},
             {"name": "network-changed", "server_uuid": unknown},
@@ -79,16 +79,18 @@ async fn external_events_are_answered_one_by_one() {
         (events(json!([])), "2.1"),
         (Some(json!({"events": [], "more": 1})), "2.1"),
     ] {
-        let (status, answer) = post("admin", body.clone(), version).await;
+        let (status, answer) = post("service", body.clone(), version).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}: {answer}");
     }
-    let (status, _) = post(
-        "member",
-        events(json!([{"name": "network-changed", "server_uuid": id}])),
-        "2.1",
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    for who in ["member", "admin"] {
+        let (status, _) = post(
+            who,
+            events(json!([{"name": "network-changed", "server_uuid": id}])),
+            "2.1",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
 
     // injectNetworkInfo: admin only, accepted.
     let action = format!("/compute/v2.1/servers/{id}/action");

@@ -37,6 +37,7 @@ async fn controller(backend: &Backend) -> TestApp {
 
 fn inventory(host: &str) -> Inventory {
     Inventory {
+        uptime: None,
         vcpus: 4,
         memory_mb: 8192,
         disk_gb: 100,

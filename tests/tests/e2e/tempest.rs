@@ -21,8 +21,6 @@ const INCLUDE: &[&str] = &[r"^tempest\.api\.compute\."];
 /// Tests in [`INCLUDE`] that novum does not pass, each for a reason given
 /// beside it (Tempest's `--exclude-list`).
 const EXCLUDE: &[&str] = &[
-    // The agents report no host uptime: os-hypervisors/{id}/uptime answers 501.
-    r"\.test_hypervisor\.HypervisorAdminTestJSON\.test_get_hypervisor_uptime\b",
     // No cold migration: `migrate` is an unknown action (400, not 404).
     r"\.ServersAdminNegativeTestJSON\.test_migrate_non_existent_server\b",
     // No soft delete (`restore`, `forceDelete`): issue 12, the whole API.
@@ -35,33 +33,11 @@ const EXCLUDE: &[&str] = &[
     r"\.test_rebuild_server_in_error_state\b",
     r"\.test_rebuild_deleted_server\b",
     r"\.test_rebuild_non_existent_server\b",
-    // No console output (`os-getConsoleOutput`): issue 11, consoles.
-    r"\.test_get_console_output_of_non_existent_server\b",
-    // No server metadata API (/servers/{id}/metadata): issue 12.
-    r"\.servers\.test_server_metadata\.",
-    r"\.servers\.test_server_metadata_negative\.",
     // No os-server-password (set by the metadata service): issues 11, 12.
     r"\.servers\.test_server_password\.",
     // No server diagnostics: issues 11 (real guests), 12.
     r"\.admin\.test_server_diagnostics\.",
     r"\.admin\.test_server_diagnostics_negative\.",
-    // No injectNetworkInfo action (nova-network era, a no-op on Neutron): issue 12.
-    r"\.ServersAdminTestJSON\.test_inject_network_info\b",
-    // Deprecated APIs not served (issue 12): os-hosts (removed in 2.43),
-    // os-instance_usage_audit_log, os-simple-tenant-usage,
-    // os-server-external-events (Neutron's port events), the /extensions
-    // list, and the image proxy /images (removed in 2.36).
-    r"\.admin\.test_hosts\.",
-    r"\.admin\.test_hosts_negative\.",
-    r"\.admin\.test_instance_usage_audit_log\.",
-    r"\.admin\.test_instance_usage_audit_log_negative\.",
-    r"\.admin\.test_simple_tenant_usage\.",
-    r"\.admin\.test_simple_tenant_usage_negative\.",
-    r"\.admin\.test_server_external_events\.",
-    r"\.compute\.test_extensions\.",
-    r"\.compute\.images\.test_image_metadata\.",
-    r"\.compute\.images\.test_list_image_filters\.",
-    r"\.compute\.images\.test_list_images\.",
     // Nova's network proxies, removed in 2.36 (the Network API serves
     // these): os-networks, os-tenant-networks, os-security-groups and
     // os-security-group-rules: issue 12.
@@ -127,9 +103,11 @@ fixed_network_name = shared
 build_timeout = 60
 build_interval = 1
 min_compute_nodes = 2
+min_microversion = 2.1
+max_microversion = 2.104
 
 [compute-feature-enabled]
-console_output = false
+console_output = true
 resize = true
 pause = true
 suspend = true

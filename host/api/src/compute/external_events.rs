@@ -1,4 +1,5 @@
-//! Server external events (`POST /v2.1/os-server-external-events`, admin):
+//! Server external events (`POST /v2.1/os-server-external-events`, the
+//! `service` role):
 //! what other services (a Neutron, a Cinder, Ironic, Cyborg) tell compute
 //! about a server. Each event is answered on its own — 200 when the
 //! server is on a host, 404 when there is no such server, 422 when it has
@@ -114,7 +115,12 @@ async fn create(
     version: Microversion,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    auth.require_admin("os_compute_api:os-server-external-events:create")?;
+    // Nova's default: other services' users only (`role:service`).
+    if !auth.has_role(novum_identity::store::SERVICE_ROLE) {
+        return Err(ApiError::policy(
+            "os_compute_api:os-server-external-events:create",
+        ));
+    }
     let events = match body.get("events") {
         Some(Value::Array(events)) if !events.is_empty() => events,
         Some(other) => return Err(invalid("events", other, "is not a non-empty array")),

@@ -288,8 +288,7 @@ async fn show(
         body = with_servers(body, servers_by_host(&state).await?.get(&node.compute.host));
     }
     if version.at_least(88) {
-        // Uptime comes from the host's driver; the libvirt driver does not report it.
-        body["uptime"] = Value::Null;
+        body["uptime"] = json!(node.compute.uptime);
     }
     Ok(Json(json!({"hypervisor": body})))
 }
@@ -305,10 +304,15 @@ async fn uptime(
     if version.at_least(88) {
         return Err(ApiError::no_such_resource());
     }
-    find(&state, version, &id).await?;
-    Err(ApiError::not_implemented(
-        "Virt driver does not implement uptime function.",
-    ))
+    let node = find(&state, version, &id).await?;
+    let Some(uptime) = node.compute.uptime.clone() else {
+        return Err(ApiError::not_implemented(
+            "Virt driver does not implement uptime function.",
+        ));
+    };
+    let mut body = summary(&state, version, &node);
+    body["uptime"] = json!(uptime);
+    Ok(Json(json!({ "hypervisor": body })))
 }
 
 #[utoipa::path(get, path = "/v2.1/os-hypervisors/statistics", responses((status = OK, description = "Success", body = HypervisorStatistics), crate::fault::ApiError))]

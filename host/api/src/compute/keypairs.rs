@@ -102,6 +102,23 @@ pub fn generate_ssh(comment: &str) -> Result<(String, String), KeyError> {
     Ok((private_text.to_string(), public))
 }
 
+/// A new key pair of type `x509`: a private key and a self-signed
+/// certificate for `common_name` valid ten years (Nova's
+/// `generate_x509_cert`, with an ECDSA P-256 key), both PEM.
+pub fn generate_x509(common_name: &str) -> Result<(String, String), KeyError> {
+    let generate = |error: rcgen::Error| KeyError::Generate(error.to_string());
+    let key = rcgen::KeyPair::generate().map_err(generate)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    let start = std::time::SystemTime::now();
+    params.not_before = start.into();
+    params.not_after = (start + std::time::Duration::from_secs(3650 * 24 * 3600)).into();
+    let certificate = params.self_signed(&key).map_err(generate)?;
+    Ok((key.serialize_pem(), certificate.pem()))
+}
+
 impl From<KeyError> for ApiError {
     fn from(error: KeyError) -> Self {
         match error {
@@ -357,9 +374,8 @@ async fn create(
             return Err(ApiError::bad_request("'public_key' is a required property"));
         }
         None if key_type == TYPE_X509 => {
-            return Err(ApiError::bad_request(
-                "Generating x509 certificates is not supported; import one with public_key.",
-            ));
+            let (private, certificate) = generate_x509(&format!("{user}-{}", auth.project_id))?;
+            (certificate, Some(private))
         }
         None => {
             let (private, public) = generate_ssh(&name)?;

@@ -48,14 +48,16 @@ pub struct ComputeNode {
     pub cpu_info: String,
     /// The host's IP address.
     pub host_ip: Option<String>,
+    /// What `uptime` said on the host at its last heartbeat.
+    pub uptime: Option<String>,
 }
 
 /// Every compute node, ordered by id.
 pub async fn all(db: &Db) -> Result<Vec<ComputeNode>, DbError> {
     Ok(sqlx::query_as::<_, ComputeNode>(
         "SELECT id, uuid, service_id, host, hypervisor_hostname, vcpus, memory_mb, local_gb, vcpus_used, \
-         memory_mb_used, local_gb_used, running_vms, num_io_ops, hypervisor_type, hypervisor_version, cpu_info, host_ip \
-         FROM compute_nodes ORDER BY id",
+         memory_mb_used, local_gb_used, running_vms, num_io_ops, hypervisor_type, hypervisor_version, cpu_info, host_ip, \
+         uptime FROM compute_nodes ORDER BY id",
     )
     .fetch_all(db.pool())
     .await?)
@@ -113,7 +115,8 @@ pub async fn upsert_host(
         serde_json::to_string(&inventory.supported_instances).unwrap_or_else(|_| "[]".to_string());
     let updated = sqlx::query(
         "UPDATE compute_nodes SET hypervisor_hostname = $1, vcpus = $2, memory_mb = $3, local_gb = $4, hypervisor_type = $5, \
-         hypervisor_version = $6, cpu_info = $7, host_ip = $8, supported_instances = $9, updated_at = $10 WHERE host = $11",
+         hypervisor_version = $6, cpu_info = $7, host_ip = $8, supported_instances = $9, updated_at = $10, uptime = $12 \
+         WHERE host = $11",
     )
     .bind(&inventory.hypervisor_hostname)
     .bind(i64::from(inventory.vcpus))
@@ -126,6 +129,7 @@ pub async fn upsert_host(
     .bind(&supported)
     .bind(&now)
     .bind(host)
+    .bind(&inventory.uptime)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -135,8 +139,8 @@ pub async fn upsert_host(
             sqlx::query(
                 "INSERT INTO compute_nodes (uuid, service_id, host, hypervisor_hostname, vcpus, memory_mb, local_gb, \
                  cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio, reserved_host_memory_mb, hypervisor_type, \
-                 hypervisor_version, cpu_info, host_ip, supported_instances, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
+                 hypervisor_version, cpu_info, host_ip, supported_instances, created_at, updated_at, uptime) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) RETURNING id",
             )
             .bind(Uuid::new_v4().to_string())
             .bind(service_id)
@@ -154,7 +158,8 @@ pub async fn upsert_host(
             .bind(&cpu_info)
             .bind(&inventory.host_ip)
             .bind(&supported)
-            .bind(&now),
+            .bind(&now)
+            .bind(&inventory.uptime),
         )
         .await?;
     }

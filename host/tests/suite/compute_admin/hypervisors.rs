@@ -3,7 +3,7 @@
 //! servers each hypervisor holds.
 
 use axum::http::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::api_common::Reply;
 
@@ -132,7 +132,36 @@ async fn hypervisor_show_has_no_resource_fields_at_2_88() {
             shown.get("vcpus").is_none() && shown.get("cpu_info").is_none(),
             "{shown}"
         );
-        assert!(shown.get("uptime").is_some(), "{shown}");
+        assert!(
+            shown["uptime"]
+                .as_str()
+                .is_some_and(|uptime| uptime.contains(" up 1 day")),
+            "{shown}"
+        );
+        let reply = list(env, &format!("/{uuid}/uptime"), "2.88").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "the route ends at 2.87"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hypervisor_uptime_is_what_the_agent_reported() {
+    on_each_backend(async |env| {
+        let uuid = beta_uuid(env).await;
+        let reply = list(env, &format!("/{uuid}/uptime"), "2.53").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+        let shown = &reply.json["hypervisor"];
+        assert_eq!(shown["id"], json!(uuid));
+        assert!(
+            shown["uptime"]
+                .as_str()
+                .is_some_and(|uptime| uptime.starts_with(" 10:00:00 up 1 day")),
+            "{shown}"
+        );
     })
     .await;
 }

@@ -110,6 +110,32 @@ async fn a_generated_key_pair_comes_with_its_private_key() {
         );
         assert!(generated.get("type").is_none());
         assert_eq!(generated["user_id"], json!(env.member.user_id));
+        // An x509 key pair (2.2): a private key and its self-signed
+        // certificate, with the certificate's SHA-1 fingerprint.
+        let reply = create(
+            env,
+            &env.member,
+            "2.2",
+            json!({"name": "made-cert", "type": "x509"}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
+        let made = &reply.json["keypair"];
+        assert_eq!(made["type"], "x509");
+        assert!(
+            made["private_key"]
+                .as_str()
+                .is_some_and(|key| key.contains("PRIVATE KEY")),
+            "{made}"
+        );
+        assert!(
+            made["public_key"]
+                .as_str()
+                .is_some_and(|cert| cert.starts_with("-----BEGIN CERTIFICATE-----")),
+            "{made}"
+        );
+        let fingerprint = made["fingerprint"].as_str().unwrap_or_default();
+        assert_eq!(fingerprint.split(':').count(), 20, "{made}");
     })
     .await;
 }

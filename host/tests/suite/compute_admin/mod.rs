@@ -228,6 +228,9 @@ impl Env {
         let request = RegisterRequest {
             host: host.to_string(),
             inventory: Inventory {
+                uptime: Some(format!(
+                    " 10:00:00 up 1 day,  2:03,  0 users,  load average: 0.00, 0.00, 0.00 ({host})"
+                )),
                 vcpus: 8,
                 memory_mb: 16384,
                 disk_gb: 100,
