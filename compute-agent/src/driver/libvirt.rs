@@ -482,6 +482,9 @@ impl LibvirtDriver {
     /// `Some(running)` for a live domain, `None` once it is gone. A store that
     /// cannot be written is logged, not fatal: the hypervisor did the work.
     fn remember(&self, instance: Uuid, running: Option<bool>, xml: Option<&str>) {
+        if let Some(running) = running {
+            self.note_test_console(instance, &[if running { "running" } else { "shut off" }]);
+        }
         let Some(store) = &self.store else { return };
         let result = match (running, xml) {
             (Some(running), Some(xml)) => store.save(&StoredDomain {
@@ -518,9 +521,47 @@ impl LibvirtDriver {
     /// Records in the domain store (if any) that the running guest of
     /// `instance` is now `guest` (paused, suspended, or running again).
     fn remember_guest(&self, instance: Uuid, guest: GuestState) {
+        self.note_test_console(
+            instance,
+            &[match guest {
+                GuestState::Running => "running",
+                GuestState::Paused => "paused",
+                GuestState::Suspended => "suspended",
+            }],
+        );
         let Some(store) = &self.store else { return };
         if let Err(e) = store.set_guest(instance, guest) {
             warn!(%instance, error = %e, "cannot update the domain store");
+        }
+    }
+
+    /// libvirt's test driver runs no guest, so nothing writes a serial
+    /// console: on it the driver keeps the instance's console log itself,
+    /// recording what happened to the domain — its virtual hardware when it
+    /// is made, then each change of its power state (`lines`, one per
+    /// line, after a timestamp). Real hypervisors' guests write their own;
+    /// a log that cannot be written is logged, not fatal.
+    fn note_test_console(&self, instance: Uuid, lines: &[&str]) {
+        if !self.test_driver {
+            return;
+        }
+        let files = InstanceFiles::new(Path::new(&self.options.instances_path), instance);
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        let text: String = lines
+            .iter()
+            .map(|line| format!("[{stamp}] {line}\n"))
+            .collect();
+        let written = files.create_dir().and_then(|()| {
+            use std::io::Write as _;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(files.path(CONSOLE_LOG))
+                .and_then(|mut log| log.write_all(text.as_bytes()))
+                .map_err(|error| DriverError::Disk(error.to_string()))
+        });
+        if let Err(error) = written {
+            warn!(%instance, %error, "cannot write the test driver's console log");
         }
     }
 
@@ -650,11 +691,8 @@ impl LibvirtDriver {
         Ok(layout)
     }
 
-    /// Removes the files of `instance` (real hypervisors; the test driver has none).
+    /// Removes the files of `instance` (on the test driver, its console log).
     fn remove_files(&self, instance: Uuid) -> Result<(), DriverError> {
-        if self.test_driver {
-            return Ok(());
-        }
         InstanceFiles::new(Path::new(&self.options.instances_path), instance).remove()
     }
 
@@ -983,6 +1021,32 @@ impl VirtDriver for LibvirtDriver {
             };
         }
         let definition = self.create_domain(instance, spec)?;
+        let hardware = format!(
+            "domain {} of instance {instance} made on libvirt's test driver, which runs no guest: \
+             this log records what happens to the domain",
+            spec.name
+        );
+        let flavor = format!(
+            "flavor {}: {} vCPU, {} MiB, root disk {} GiB; image {}",
+            spec.flavor.name,
+            spec.flavor.vcpus,
+            spec.flavor.memory_mb,
+            spec.flavor.root_gb,
+            spec.image.id
+        );
+        let interfaces: Vec<String> = spec
+            .interfaces
+            .iter()
+            .map(|interface| {
+                format!(
+                    "interface {} on network {}",
+                    interface.mac_address, interface.network_name
+                )
+            })
+            .collect();
+        let mut lines = vec![hardware.as_str(), flavor.as_str()];
+        lines.extend(interfaces.iter().map(String::as_str));
+        self.note_test_console(instance, &lines);
         self.remember(instance, Some(true), Some(&definition));
         Ok(())
     }
