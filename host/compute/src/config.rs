@@ -49,6 +49,13 @@ pub struct ComputeConfig {
     /// base_url`), e.g. `wss://cloud.example.com/serial-console`; default:
     /// the controller's public URL with `ws`/`wss` and `/serial-console`.
     pub serial_console_base_url: Option<String>,
+    /// Seconds a SHELVED instance stays on its host before it is offloaded
+    /// (Nova's `shelved_offload_time`): 0 offloads at once as part of the
+    /// shelve, -1 never (only `shelveOffload` does).
+    pub shelved_offload_time: i64,
+    /// Seconds between the sweeps that offload SHELVED instances older than
+    /// `shelved_offload_time` (Nova's `shelved_poll_interval`).
+    pub shelved_poll_interval_seconds: u64,
 }
 
 impl Default for ComputeConfig {
@@ -70,6 +77,8 @@ impl Default for ComputeConfig {
             agent_call_timeout_seconds: 30,
             console_token_ttl_seconds: 600,
             serial_console_base_url: None,
+            shelved_offload_time: 0,
+            shelved_poll_interval_seconds: 3600,
         }
     }
 }

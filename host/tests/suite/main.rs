@@ -43,5 +43,6 @@ mod sandbox;
 mod server_metadata;
 mod server_ports;
 mod server_tags;
+mod snapshots;
 mod vm_states;
 mod write_your_own_filter;

@@ -18,6 +18,7 @@ pub mod server_networks;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod snapshots;
 pub mod versions;
 
 use utoipa_axum::router::OpenApiRouter;

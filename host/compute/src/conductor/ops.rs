@@ -121,6 +121,12 @@ impl Conductor {
                     .await?;
                 false
             }
+            kind if super::snapshots::is_image_operation(kind) => {
+                wake = self
+                    .image_operation_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
             _ => {
                 self.action_result(&mut tx, &operation, host, &outcome)
                     .await?;
@@ -130,6 +136,9 @@ impl Conductor {
         novum_notify::commit(tx).await?;
         if let Some(next) = wake {
             self.board.wake(&next);
+        }
+        if super::snapshots::is_image_operation(&operation.kind) {
+            self.after_image_operation(&operation.id).await;
         }
         if reschedule {
             let conductor = Arc::clone(self);
@@ -689,6 +698,11 @@ impl Conductor {
         ) {
             return self.resize_interrupted(tx, operation, message).await;
         }
+        if super::snapshots::is_image_operation(&operation.kind) {
+            return self
+                .image_operation_interrupted(tx, operation, message)
+                .await;
+        }
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
         sqlx::query(
@@ -746,6 +760,9 @@ impl Conductor {
     /// Runs [`Conductor::reap`] every `reaper_interval_seconds` until `shutdown`.
     pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let interval = std::time::Duration::from_secs(self.compute.reaper_interval_seconds.max(1));
+        let offload_interval =
+            std::time::Duration::from_secs(self.compute.shelved_poll_interval_seconds.max(1));
+        let mut last_offload_sweep = std::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -754,6 +771,12 @@ impl Conductor {
             }
             if let Err(error) = self.reap().await {
                 tracing::error!(%error, "task reaper failed");
+            }
+            if last_offload_sweep.elapsed() >= offload_interval {
+                last_offload_sweep = std::time::Instant::now();
+                if let Err(error) = self.offload_shelved().await {
+                    tracing::error!(%error, "offloading shelved instances failed");
+                }
             }
         }
     }
