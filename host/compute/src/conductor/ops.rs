@@ -494,6 +494,7 @@ impl Conductor {
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let before = StateMark::of(&instance);
         let context = notices::caller_context(caller);
+        let shelved_image = self.shelved_image_of(&mut tx, &instance).await?;
         cancel_operations(&mut tx, uuid).await?;
         let action_id = actions::start_action(
             &mut tx,
@@ -532,6 +533,7 @@ impl Conductor {
             )
             .await?;
             novum_notify::commit(tx).await?;
+            self.delete_image_later(shelved_image);
             return Ok(());
         };
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
@@ -581,6 +583,7 @@ impl Conductor {
         )
         .await?;
         novum_notify::commit(tx).await?;
+        self.delete_image_later(shelved_image);
         self.board.wake(&host);
         if let Some(other) = other_host {
             self.board.wake(&other);

@@ -1211,9 +1211,28 @@ impl Conductor {
         Ok(())
     }
 
-    /// Deletes image `image_id` once the caller's transaction has had a
-    /// moment to commit (the image service's writes are its own).
-    fn delete_image_later(&self, image_id: String) {
+    /// The shelved image of `instance` when it is SHELVED or
+    /// SHELVED_OFFLOADED: what its deletion deletes too (as Nova's).
+    pub(super) async fn shelved_image_of(
+        &self,
+        tx: &mut Tx,
+        instance: &Instance,
+    ) -> Result<Option<String>> {
+        if instance.vm_state != vm::SHELVED && instance.vm_state != vm::SHELVED_OFFLOADED {
+            return Ok(None);
+        }
+        Ok(system_metadata(&mut **tx, &instance.uuid)
+            .await?
+            .remove(shelved_keys::IMAGE_ID))
+    }
+
+    /// Deletes image `image_id` (when there is one) once the caller's
+    /// transaction has had a moment to commit (the image service's writes
+    /// are its own).
+    pub(super) fn delete_image_later(&self, image_id: impl Into<Option<String>>) {
+        let Some(image_id) = image_id.into() else {
+            return;
+        };
         let db = self.db.clone();
         let dir = self.image_data_dir.get().cloned();
         tokio::spawn(async move {
