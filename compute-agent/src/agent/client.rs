@@ -268,7 +268,12 @@ impl ControllerImages {
 }
 
 impl ImageSource for ControllerImages {
-    fn upload(&self, image_id: &str, disk_format: &str, path: &std::path::Path) -> Result<(), DriverError> {
+    fn upload(
+        &self,
+        image_id: &str,
+        disk_format: &str,
+        path: &std::path::Path,
+    ) -> Result<(), DriverError> {
         let id = check_image_id(image_id)?;
         self.put_file(id, disk_format, path)
     }
@@ -312,7 +317,12 @@ impl ImageSource for ControllerImages {
 impl ControllerImages {
     /// `PUT` of `path` as the data of snapshot image `id`, with its
     /// [`ImageFileInfo`] (format, size, SHA-256) in the headers.
-    fn put_file(&self, id: &str, disk_format: &str, path: &std::path::Path) -> Result<(), DriverError> {
+    fn put_file(
+        &self,
+        id: &str,
+        disk_format: &str,
+        path: &std::path::Path,
+    ) -> Result<(), DriverError> {
         let failed = |e: &dyn std::fmt::Display| {
             DriverError::Image(format!("uploading snapshot {id} to the controller: {e}"))
         };

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use super::envelope::{EventType, Notification, Phase, Publisher};
 use super::payload::{
     AggregatePayload, AuditPeriodPayload, ExceptionPayload, FlavorPayload, InstanceActionPayload,
-    InstanceActionResizePrepPayload, InstanceActionSnapshotPayload, InstancePayload, InstanceStateUpdatePayload,
-    InstanceUpdatePayload, IpPayload, KeypairPayload, RequestSpecPayload, ServerGroupPayload,
-    ServiceStatusPayload, Versioned,
+    InstanceActionResizePrepPayload, InstanceActionSnapshotPayload, InstancePayload,
+    InstanceStateUpdatePayload, InstanceUpdatePayload, IpPayload, KeypairPayload,
+    RequestSpecPayload, ServerGroupPayload, ServiceStatusPayload, Versioned,
 };
 
 /// Who asked, in which API request: fills `request_id`,

@@ -194,7 +194,10 @@ async fn actions(cloud: &Cloud, id: &str) -> Vec<(String, Vec<(String, String)>)
         .await;
     assert_eq!(status, 200, "{body}");
     let mut out = Vec::new();
-    let mut list = body["instanceActions"].as_array().cloned().unwrap_or_default();
+    let mut list = body["instanceActions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     list.reverse();
     for action in list {
         let request = action["request_id"].as_str().unwrap_or_default();
@@ -294,7 +297,10 @@ async fn create_image_makes_an_active_bootable_snapshot() {
     assert!(body.is_null(), "{body}");
     let location = location.expect("Location");
     let image_id = location.rsplit('/').next().expect("id").to_string();
-    assert!(location.ends_with(&format!("/image/images/{image_id}")), "{location}");
+    assert!(
+        location.ends_with(&format!("/image/images/{image_id}")),
+        "{location}"
+    );
     let snapshot = wait_image_active(&cloud, &image_id).await;
     assert_eq!(snapshot["name"], "snap-1");
     assert_eq!(snapshot["owner"], project.as_str());
@@ -304,12 +310,18 @@ async fn create_image_makes_an_active_bootable_snapshot() {
     assert_eq!(snapshot["user_id"], user.as_str());
     assert_eq!(snapshot["purpose"], "test");
     assert_eq!(snapshot["min_disk"], 1, "the flavor's root disk");
-    assert_eq!(snapshot["disk_format"], "raw", "the test driver uploads the base image");
+    assert_eq!(
+        snapshot["disk_format"], "raw",
+        "the test driver uploads the base image"
+    );
     assert_eq!(snapshot["container_format"], "bare");
     assert_eq!(snapshot["size"], 1024);
     assert_eq!(snapshot["visibility"], "private");
     let server = wait_status(&cloud, &id, "ACTIVE").await;
-    assert_eq!(server["image"]["id"], IMAGE, "the server's image stays the original");
+    assert_eq!(
+        server["image"]["id"], IMAGE,
+        "the server's image stays the original"
+    );
 
     // The upload moved the task_state as Nova's driver does.
     let events = event_types(&cloud, &id).await;
@@ -335,7 +347,10 @@ async fn create_image_makes_an_active_bootable_snapshot() {
         history.last().expect("action"),
         &(
             "createImage".to_string(),
-            vec![("compute_snapshot_instance".to_string(), "Success".to_string())]
+            vec![(
+                "compute_snapshot_instance".to_string(),
+                "Success".to_string()
+            )]
         )
     );
 
@@ -362,7 +377,14 @@ async fn create_image_makes_an_active_bootable_snapshot() {
     let (status, _, body) = act(&cloud, &member, &child, json!({"pause": null}), "2.96").await;
     assert_eq!(status, 202, "{body}");
     wait_status(&cloud, &child, "PAUSED").await;
-    let (status, _, body) = act(&cloud, &member, &child, json!({"createImage": {"name": "p"}}), "2.96").await;
+    let (status, _, body) = act(
+        &cloud,
+        &member,
+        &child,
+        json!({"createImage": {"name": "p"}}),
+        "2.96",
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     wait_image_active(&cloud, body["image_id"].as_str().expect("image_id")).await;
     let paused = wait_status(&cloud, &child, "PAUSED").await;
@@ -376,7 +398,14 @@ async fn create_image_makes_an_active_bootable_snapshot() {
     )
     .await;
     assert_eq!(status, 202);
-    let (status, _, body) = act(&cloud, &member, &child, json!({"createImage": {"name": "e"}}), "2.96").await;
+    let (status, _, body) = act(
+        &cloud,
+        &member,
+        &child,
+        json!({"createImage": {"name": "e"}}),
+        "2.96",
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         body["conflictingRequest"]["message"],
@@ -403,7 +432,10 @@ async fn create_image_makes_an_active_bootable_snapshot() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
-    assert_eq!(body["forbidden"]["message"], "Image metadata limit exceeded");
+    assert_eq!(
+        body["forbidden"]["message"],
+        "Image metadata limit exceeded"
+    );
     cloud.stop().await;
 }
 
@@ -541,7 +573,10 @@ async fn shelve_offloads_at_once_and_unshelve_schedules_again() {
         "instance.shelve_offload.start",
         "instance.shelve_offload.end",
     ] {
-        assert!(events.iter().any(|event| event == wanted), "{wanted}: {events:?}");
+        assert!(
+            events.iter().any(|event| event == wanted),
+            "{wanted}: {events:?}"
+        );
     }
 
     // Offloaded: no snapshot, no second shelve; a member may not pick a
@@ -550,9 +585,17 @@ async fn shelve_offloads_at_once_and_unshelve_schedules_again() {
     for (body, version, wanted) in [
         (json!({"createImage": {"name": "x"}}), "2.96", 409),
         (json!({"shelve": null}), "2.96", 409),
-        (json!({"unshelve": {"availability_zone": "nowhere"}}), "2.77", 400),
+        (
+            json!({"unshelve": {"availability_zone": "nowhere"}}),
+            "2.77",
+            400,
+        ),
         (json!({"unshelve": {"host": "compute1"}}), "2.77", 400),
-        (json!({"unshelve": {"availability_zone": null}}), "2.77", 400),
+        (
+            json!({"unshelve": {"availability_zone": null}}),
+            "2.77",
+            400,
+        ),
         (json!({"unshelve": {"host": "compute1"}}), "2.91", 403),
     ] {
         let (status, _, reply) = act(&cloud, &member, &id, body.clone(), version).await;
@@ -577,12 +620,24 @@ async fn shelve_offloads_at_once_and_unshelve_schedules_again() {
     assert_eq!(vcpus_used(&cloud).await, 1);
     wait_image_gone(&cloud, &shelved_image).await;
     let events = event_types(&cloud, &id).await;
-    assert!(events.iter().any(|event| event == "instance.unshelve.start"), "{events:?}");
-    assert!(events.iter().any(|event| event == "instance.unshelve.end"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|event| event == "instance.unshelve.start"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|event| event == "instance.unshelve.end"),
+        "{events:?}"
+    );
 
     // Shelve again, then unshelve onto a named host (2.91, admin).
     let first = host_of(&active).expect("host");
-    let other = if first == "compute1" { "compute2" } else { "compute1" };
+    let other = if first == "compute1" {
+        "compute2"
+    } else {
+        "compute1"
+    };
     let (status, _, body) = act(&cloud, &member, &id, json!({"shelve": null}), "2.96").await;
     assert_eq!(status, 202, "{body}");
     wait_status(&cloud, &id, "SHELVED_OFFLOADED").await;
@@ -598,8 +653,15 @@ async fn shelve_offloads_at_once_and_unshelve_schedules_again() {
     let moved = wait_status(&cloud, &id, "ACTIVE").await;
     assert_eq!(host_of(&moved).as_deref(), Some(other));
 
-    let names: Vec<String> = actions(&cloud, &id).await.into_iter().map(|(name, _)| name).collect();
-    assert_eq!(names, ["create", "shelve", "unshelve", "shelve", "unshelve"]);
+    let names: Vec<String> = actions(&cloud, &id)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        names,
+        ["create", "shelve", "unshelve", "shelve", "unshelve"]
+    );
     cloud.stop().await;
 }
 
@@ -610,7 +672,14 @@ async fn shelved_servers_stay_on_their_host_until_offloaded() {
     let id = boot(&cloud, &member, "kept", IMAGE).await;
     let (status, _, body) = act(&cloud, &member, &id, json!({"shelveOffload": null}), "2.96").await;
     assert_eq!(status, 403, "shelveOffload is admin-only: {body}");
-    let (status, _, body) = act(&cloud, &cloud.admin, &id, json!({"shelveOffload": null}), "2.96").await;
+    let (status, _, body) = act(
+        &cloud,
+        &cloud.admin,
+        &id,
+        json!({"shelveOffload": null}),
+        "2.96",
+    )
+    .await;
     assert_eq!(status, 409, "only a SHELVED server offloads: {body}");
 
     // Stopped servers shelve too; the server keeps its host.
@@ -621,7 +690,11 @@ async fn shelved_servers_stay_on_their_host_until_offloaded() {
     assert_eq!(status, 202, "{body}");
     let shelved = wait_status(&cloud, &id, "SHELVED").await;
     assert!(host_of(&shelved).is_some(), "{shelved}");
-    assert_eq!(vcpus_used(&cloud).await, 1, "a SHELVED server keeps its claim");
+    assert_eq!(
+        vcpus_used(&cloud).await,
+        1,
+        "a SHELVED server keeps its claim"
+    );
     let (status, _, body) = act(
         &cloud,
         &member,
@@ -643,13 +716,34 @@ async fn shelved_servers_stay_on_their_host_until_offloaded() {
     let (status, _, body) = act(&cloud, &member, &id, json!({"shelve": null}), "2.96").await;
     assert_eq!(status, 202, "{body}");
     wait_status(&cloud, &id, "SHELVED").await;
-    let (status, _, body) = act(&cloud, &cloud.admin, &id, json!({"shelveOffload": null}), "2.96").await;
+    let (status, _, body) = act(
+        &cloud,
+        &cloud.admin,
+        &id,
+        json!({"shelveOffload": null}),
+        "2.96",
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     let offloaded = wait_status(&cloud, &id, "SHELVED_OFFLOADED").await;
     assert_eq!(host_of(&offloaded), None);
     assert_eq!(vcpus_used(&cloud).await, 0);
-    let names: Vec<String> = actions(&cloud, &id).await.into_iter().map(|(name, _)| name).collect();
-    assert_eq!(names, ["create", "stop", "shelve", "unshelve", "shelve", "shelveOffload"]);
+    let names: Vec<String> = actions(&cloud, &id)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "create",
+            "stop",
+            "shelve",
+            "unshelve",
+            "shelve",
+            "shelveOffload"
+        ]
+    );
     cloud.stop().await;
 }
 
@@ -666,8 +760,16 @@ async fn a_periodic_task_offloads_servers_shelved_long_enough() {
     assert_eq!(status, 202, "{body}");
     let offloaded = wait_status(&cloud, &id, "SHELVED_OFFLOADED").await;
     assert_eq!(host_of(&offloaded), None);
-    let names: Vec<String> = actions(&cloud, &id).await.into_iter().map(|(name, _)| name).collect();
-    assert_eq!(names, ["create", "shelve", "shelveOffload"], "the offload is its own action");
+    let names: Vec<String> = actions(&cloud, &id)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        names,
+        ["create", "shelve", "shelveOffload"],
+        "the offload is its own action"
+    );
     cloud.stop().await;
 }
 
@@ -687,7 +789,14 @@ async fn a_failed_snapshot_deletes_its_image_and_leaves_a_fault() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, _, body) = act(&cloud, &member, &id, json!({"createImage": {"name": "lost"}}), "2.96").await;
+    let (status, _, body) = act(
+        &cloud,
+        &member,
+        &id,
+        json!({"createImage": {"name": "lost"}}),
+        "2.96",
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     let image_id = body["image_id"].as_str().expect("image_id").to_string();
     wait_image_gone(&cloud, &image_id).await;
@@ -702,8 +811,14 @@ async fn a_failed_snapshot_deletes_its_image_and_leaves_a_fault() {
         )
     );
     let events = event_types(&cloud, &id).await;
-    assert!(events.iter().any(|event| event == "compute.exception"), "{events:?}");
-    assert!(!events.iter().any(|event| event == "instance.snapshot.end"), "{events:?}");
+    assert!(
+        events.iter().any(|event| event == "compute.exception"),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|event| event == "instance.snapshot.end"),
+        "{events:?}"
+    );
 
     // A shelve whose snapshot fails goes back to where it was.
     let (status, _, body) = act(&cloud, &member, &id, json!({"shelve": null}), "2.96").await;
@@ -726,6 +841,10 @@ async fn a_failed_snapshot_deletes_its_image_and_leaves_a_fault() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["images"], json!([]), "the failed shelve's image is deleted");
+    assert_eq!(
+        body["images"],
+        json!([]),
+        "the failed shelve's image is deleted"
+    );
     cloud.stop().await;
 }

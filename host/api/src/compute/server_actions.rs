@@ -167,8 +167,7 @@ async fn action(
         return Ok(answer);
     }
     if let Some(answer) =
-        super::snapshots::image_action(&state, &auth, &request_id, version, &id, name, args)
-            .await?
+        super::snapshots::image_action(&state, &auth, &request_id, version, &id, name, args).await?
     {
         return Ok(answer);
     }

@@ -110,8 +110,11 @@ fn rotation(args: &serde_json::Map<String, Value>) -> ApiResult<u32> {
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| invalid(&Value::Number(number.clone()))),
-        Some(Value::String(text)) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
-            text.parse::<u32>().map_err(|_| invalid(&Value::String(text.clone())))
+        Some(Value::String(text))
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            text.parse::<u32>()
+                .map_err(|_| invalid(&Value::String(text.clone())))
         }
         Some(other) => Err(invalid(other)),
         None => Err(ApiError::bad_request(
@@ -260,7 +263,10 @@ pub async fn image_action(
             let image_id = conductor.snapshot_server(id, request, &caller).await?;
             if version.at_least(45) {
                 return Ok(Some(
-                    (StatusCode::ACCEPTED, axum::Json(json!({"image_id": image_id})))
+                    (
+                        StatusCode::ACCEPTED,
+                        axum::Json(json!({"image_id": image_id})),
+                    )
                         .into_response(),
                 ));
             }

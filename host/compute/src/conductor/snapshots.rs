@@ -397,7 +397,9 @@ impl Conductor {
             created_at: now.clone(),
             updated_at: now,
         };
-        images::insert(&self.db, &image).await.map_err(image_error)?;
+        images::insert(&self.db, &image)
+            .await
+            .map_err(image_error)?;
         Ok(image)
     }
 
@@ -418,7 +420,9 @@ impl Conductor {
         let instance = Instance::fetch(self.db.pool(), uuid)
             .await?
             .filter(|instance| instance.deleted == 0)
-            .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))?;
+            .ok_or_else(|| {
+                ConductorError::NotFound(format!("Instance {uuid} could not be found."))
+            })?;
         conflict(action, &instance, &SNAPSHOT_STATES)?;
         host_of(action, &instance)?;
         self.check_image_metadata(&instance, &request.metadata, caller)
@@ -545,7 +549,9 @@ impl Conductor {
             )));
         };
         let context = notices::caller_context(caller);
-        let wake = self.begin_job_step(&mut tx, &operation, &job, &context).await?;
+        let wake = self
+            .begin_job_step(&mut tx, &operation, &job, &context)
+            .await?;
         novum_notify::commit(tx).await?;
         self.board.wake(&wake);
         Ok(())
@@ -642,7 +648,11 @@ impl Conductor {
     /// task must name it, the image must be queued. The instance's
     /// task_state moves to `…_pending_upload`, then `…_uploading` (each
     /// change notified), and the image to `saving`; returns the image.
-    pub async fn snapshot_upload_begins(&self, host: &str, image_id: &str) -> Result<images::Image> {
+    pub async fn snapshot_upload_begins(
+        &self,
+        host: &str,
+        image_id: &str,
+    ) -> Result<images::Image> {
         let not_named = || {
             ConductorError::NotFound(format!(
                 "image {image_id} is not the snapshot of a task of host {host}"
@@ -664,7 +674,9 @@ impl Conductor {
         }
         let mut tx = self.db.begin_serialized("conductor").await?;
         let context = match load_running_job(&mut tx, &uuid).await? {
-            Some(operation) => notices::action_context(&mut tx, operation.action_id.as_deref()).await?,
+            Some(operation) => {
+                notices::action_context(&mut tx, operation.action_id.as_deref()).await?
+            }
             None => RequestContext::default(),
         };
         let compute = Publisher::compute(host);
@@ -694,9 +706,14 @@ impl Conductor {
             }
         }
         novum_notify::commit(tx).await?;
-        if !images::transition(&self.db, image_id, images::STATUS_QUEUED, images::STATUS_SAVING)
-            .await
-            .map_err(image_error)?
+        if !images::transition(
+            &self.db,
+            image_id,
+            images::STATUS_QUEUED,
+            images::STATUS_SAVING,
+        )
+        .await
+        .map_err(image_error)?
         {
             return Err(ConductorError::Conflict(format!(
                 "Image {image_id} is no longer queued"
@@ -913,11 +930,17 @@ impl Conductor {
     /// Shelves instance `uuid` (Nova's guard: ACTIVE, SHUTOFF, PAUSED or
     /// SUSPENDED, no task): power off, snapshot `<name>-shelved`, SHELVED,
     /// and the offload at once when `shelved_offload_time` is 0.
-    pub async fn shelve_server(self: &Arc<Self>, uuid: &str, caller: &super::Caller<'_>) -> Result<()> {
+    pub async fn shelve_server(
+        self: &Arc<Self>,
+        uuid: &str,
+        caller: &super::Caller<'_>,
+    ) -> Result<()> {
         let instance = Instance::fetch(self.db.pool(), uuid)
             .await?
             .filter(|instance| instance.deleted == 0)
-            .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))?;
+            .ok_or_else(|| {
+                ConductorError::NotFound(format!("Instance {uuid} could not be found."))
+            })?;
         conflict(SHELVE, &instance, &SNAPSHOT_STATES)?;
         host_of(SHELVE, &instance)?;
         let request = SnapshotRequest {
@@ -978,15 +1001,21 @@ impl Conductor {
         uuid: &str,
         caller: &super::Caller<'_>,
     ) -> Result<()> {
-        self.start_job(uuid, SHELVE_OFFLOAD, caller, &[vm::SHELVED], |instance, host| {
-            Ok(ImageJob {
-                image_id: None,
-                backup: None,
-                vm_state: instance.vm_state.clone(),
-                steps: vec![offload_step(host, Some(OFFLOAD_EVENT))],
-                host: None,
-            })
-        })
+        self.start_job(
+            uuid,
+            SHELVE_OFFLOAD,
+            caller,
+            &[vm::SHELVED],
+            |instance, host| {
+                Ok(ImageJob {
+                    image_id: None,
+                    backup: None,
+                    vm_state: instance.vm_state.clone(),
+                    steps: vec![offload_step(host, Some(OFFLOAD_EVENT))],
+                    host: None,
+                })
+            },
+        )
         .await
     }
 
@@ -1055,7 +1084,9 @@ impl Conductor {
                     "operation {operation_id} vanished"
                 )));
             };
-            let wake = self.begin_job_step(&mut tx, &operation, &job, &context).await?;
+            let wake = self
+                .begin_job_step(&mut tx, &operation, &job, &context)
+                .await?;
             novum_notify::commit(tx).await?;
             self.board.wake(&wake);
             return Ok(());
@@ -1107,8 +1138,14 @@ impl Conductor {
             &action_id,
         )
         .await?;
-        notices::state_changed(&mut tx, &self.api_publisher(), uuid, Some(&before), &context)
-            .await?;
+        notices::state_changed(
+            &mut tx,
+            &self.api_publisher(),
+            uuid,
+            Some(&before),
+            &context,
+        )
+        .await?;
         novum_notify::commit(tx).await?;
         let conductor = Arc::clone(self);
         tokio::spawn(async move { conductor.run_build(&operation).await });
@@ -1381,7 +1418,12 @@ fn offload_step(host: &str, event: Option<&str>) -> Step {
 }
 
 /// Sets vm_state (when given), clears task_state, records the power state.
-async fn set_states(tx: &mut Tx, uuid: &str, vm_state: Option<&str>, power: Option<i64>) -> Result<()> {
+async fn set_states(
+    tx: &mut Tx,
+    uuid: &str,
+    vm_state: Option<&str>,
+    power: Option<i64>,
+) -> Result<()> {
     sqlx::query(
         "UPDATE instances SET vm_state = COALESCE($1, vm_state), task_state = NULL, \
          power_state = COALESCE($2, power_state), updated_at = $3 WHERE uuid = $4 AND deleted = 0",

@@ -276,7 +276,9 @@ pub async fn snapshot_instance(
     .await?;
     for row in rows {
         let action: String = row.try_get("action")?;
-        if let Ok(TaskAction::Snapshot { image_id: named, .. }) = serde_json::from_str(&action)
+        if let Ok(TaskAction::Snapshot {
+            image_id: named, ..
+        }) = serde_json::from_str(&action)
             && named == image_id
         {
             return Ok(Some(row.try_get("instance_uuid")?));
