@@ -590,6 +590,8 @@ fn a_real_guest_snapshot_is_a_standalone_qcow2_that_boots() {
             "/rpc/v1/agents/{host}/images/{id}/file",
             axum::routing::get(image_file).put(image_upload),
         )
+        // A snapshot is tens of MiB: no body limit (as the controller's RPC).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(Arc::clone(&images));
     runtime.spawn(async move { axum::serve(listener, app).await });
 
