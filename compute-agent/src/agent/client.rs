@@ -327,16 +327,19 @@ impl ControllerImages {
             DriverError::Image(format!("uploading snapshot {id} to the controller: {e}"))
         };
         let info = crate::driver::upload_info(path, disk_format)?;
-        // reqwest streams a body only with its `stream` feature (tokio-util,
-        // not among the dependencies): the snapshot is read whole.
-        let data = std::fs::read(path).map_err(|e| failed(&e))?;
         let url = format!("{}{}", self.base, image_file_path(&self.host, id));
         self.runtime.block_on(async {
+            let file = tokio::fs::File::open(path).await.map_err(|e| failed(&e))?;
+            let body = FileBody {
+                file,
+                buffer: vec![0_u8; 1 << 20].into_boxed_slice(),
+                size: info.size.unwrap_or_default(),
+            };
             let mut request = self
                 .http
                 .put(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .body(data);
+                .body(reqwest::Body::wrap(body));
             for (name, value) in info.headers() {
                 request = request.header(name, value);
             }
@@ -348,6 +351,42 @@ impl ControllerImages {
         })?;
         info!(image = id, size = ?info.size, "snapshot uploaded");
         Ok(())
+    }
+}
+
+/// A file as a streamed request body, read a piece at a time (so that a
+/// snapshot of any size is uploaded without holding it in memory), of a
+/// known length.
+struct FileBody {
+    file: tokio::fs::File,
+    buffer: Box<[u8]>,
+    size: u64,
+}
+
+impl http_body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        use tokio::io::AsyncRead as _;
+        let this = &mut *self;
+        let mut read = tokio::io::ReadBuf::new(&mut this.buffer);
+        match std::pin::Pin::new(&mut this.file).poll_read(context, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(http_body::Frame::data(
+                bytes::Bytes::copy_from_slice(read.filled()),
+            )))),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.size)
     }
 }
 
