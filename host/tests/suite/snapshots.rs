@@ -522,7 +522,18 @@ async fn create_backup_rotates_the_oldest_backups_of_its_type() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shelve_offloads_at_once_and_unshelve_schedules_again() {
-    let cloud = cloud(2, |_| {}).await;
+    shelve_and_unshelve(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shelve_and_unshelve_on_postgres() {
+    if let Some(url) = novum_db::testing::postgres_url().await {
+        shelve_and_unshelve(Some(url)).await;
+    }
+}
+
+async fn shelve_and_unshelve(database_url: Option<String>) {
+    let cloud = cloud(2, |config| config.database.url = database_url).await;
     let (_, _, member) = cloud.tenant("shelvers", "shelver", "member").await;
     let id = boot(&cloud, &member, "sleeper", IMAGE).await;
     let before = limits(&cloud, &member).await;
@@ -682,6 +693,17 @@ async fn shelved_servers_stay_on_their_host_until_offloaded() {
     .await;
     assert_eq!(status, 409, "only a SHELVED server offloads: {body}");
 
+    // Suspended servers shelve (and unshelve) too.
+    let (status, _, body) = act(&cloud, &member, &id, json!({"suspend": null}), "2.96").await;
+    assert_eq!(status, 202, "{body}");
+    wait_status(&cloud, &id, "SUSPENDED").await;
+    let (status, _, body) = act(&cloud, &member, &id, json!({"shelve": null}), "2.96").await;
+    assert_eq!(status, 202, "{body}");
+    wait_status(&cloud, &id, "SHELVED").await;
+    let (status, _, body) = act(&cloud, &member, &id, json!({"unshelve": null}), "2.96").await;
+    assert_eq!(status, 202, "{body}");
+    wait_status(&cloud, &id, "ACTIVE").await;
+
     // Stopped servers shelve too; the server keeps its host.
     let (status, _, body) = act(&cloud, &member, &id, json!({"os-stop": null}), "2.96").await;
     assert_eq!(status, 202, "{body}");
@@ -737,6 +759,9 @@ async fn shelved_servers_stay_on_their_host_until_offloaded() {
         names,
         [
             "create",
+            "suspend",
+            "shelve",
+            "unshelve",
             "stop",
             "shelve",
             "unshelve",
