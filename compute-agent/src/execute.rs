@@ -39,6 +39,10 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
             port_id,
             mac_address,
         } => driver.detach_interface(instance, *port_id, mac_address),
+        TaskAction::Snapshot {
+            image_id,
+            base_image_id,
+        } => driver.snapshot(instance, image_id, base_image_id),
     };
     let state = driver.power_state(instance);
     match (result, state) {

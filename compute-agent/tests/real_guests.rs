@@ -85,8 +85,12 @@ fn served(data: Vec<u8>, disk_format: &str, hash: &str) -> Served {
 }
 
 /// `GET /rpc/v1/agents/{host}/images/{id}/file` as the controller answers it.
+/// The images the stand-in image service holds (snapshots are added by
+/// their upload).
+type Images = Arc<std::sync::Mutex<HashMap<String, Served>>>;
+
 async fn image_file(
-    State(images): State<Arc<HashMap<String, Served>>>,
+    State(images): State<Images>,
     UrlPath((host, id)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
@@ -97,7 +101,11 @@ async fn image_file(
     if !authorized || host != HOST {
         return (StatusCode::UNAUTHORIZED, "{\"error\": \"who are you\"}").into_response();
     }
-    let Some(image) = images.get(&id) else {
+    let Some(image) = images
+        .lock()
+        .ok()
+        .and_then(|images| images.get(&id).cloned())
+    else {
         return (StatusCode::NOT_FOUND, "{\"error\": \"no such image\"}").into_response();
     };
     let mut response = axum::body::Body::from(image.data.as_ref().clone()).into_response();
@@ -258,7 +266,7 @@ fn real_guests_boot_from_served_images_with_real_disks() {
             "/rpc/v1/agents/{host}/images/{id}/file",
             axum::routing::get(image_file),
         )
-        .with_state(Arc::new(images));
+        .with_state(Arc::new(std::sync::Mutex::new(images)));
     runtime.spawn(async move { axum::serve(listener, app).await });
 
     let disk_guest = Uuid::new_v4();
@@ -517,4 +525,147 @@ fn real_guests_boot_from_served_images_with_real_disks() {
         assert!(!files(id).exists(), "{} is left", files(id).display());
         driver.destroy(id).expect("destroying again");
     }
+}
+
+/// `PUT /rpc/v1/agents/{host}/images/{id}/file` as the controller takes a
+/// snapshot: kept with the format, size and SHA-256 its headers declare
+/// (so that booting it verifies them).
+async fn image_upload(
+    State(images): State<Images>,
+    UrlPath((host, id)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    if host != HOST {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let info = ImageFileInfo::from_headers(|name| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    });
+    if info.size != Some(body.len() as u64)
+        || info.os_hash_value.as_deref() != Some(sha256(&body).as_str())
+    {
+        return StatusCode::BAD_REQUEST;
+    }
+    if let Ok(mut images) = images.lock() {
+        images.insert(
+            id,
+            Served {
+                data: Arc::new(body.to_vec()),
+                info,
+            },
+        );
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[test]
+fn a_real_guest_snapshot_is_a_standalone_qcow2_that_boots() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info")
+        .try_init();
+    let guest = test_guest();
+    let disk = std::fs::read(guest.join("disk.qcow2")).expect("test guest disk");
+    let base_image = format!("disk-{}", Uuid::new_v4());
+    let snapshot_image = format!("snap-{}", Uuid::new_v4());
+    let images: Images = Arc::new(std::sync::Mutex::new(HashMap::from([(
+        base_image.clone(),
+        served(disk, "qcow2", "sha256"),
+    )])));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route(
+            "/rpc/v1/agents/{host}/images/{id}/file",
+            axum::routing::get(image_file).put(image_upload),
+        )
+        // A snapshot is tens of MiB: no body limit (as the controller's RPC).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(Arc::clone(&images));
+    runtime.spawn(async move { axum::serve(listener, app).await });
+
+    let original = Uuid::new_v4();
+    let restored = Uuid::new_v4();
+    let dir = std::env::temp_dir().join(format!("novum-real-snapshot-{}", Uuid::new_v4()));
+    let _cleanup = Cleanup {
+        instances: vec![original, restored],
+        dir: dir.clone(),
+    };
+    let options = LibvirtOptions {
+        instances_path: dir.to_string_lossy().into_owned(),
+        virt_type: VirtType::Qemu,
+        clean_shutdown_timeout: Duration::from_secs(30),
+        ..LibvirtOptions::default()
+    };
+    let driver = LibvirtDriver::open(URI, options).expect("qemu:///system");
+    let source = ControllerImages::new(&base, HOST, Some(TOKEN.into()), runtime.handle().clone())
+        .expect("image source");
+    driver.set_image_source(Arc::new(source));
+
+    let started = Instant::now();
+    driver
+        .spawn(
+            original,
+            &spec("original", &base_image, &[], flavor(1, 0, 0)),
+        )
+        .expect("spawn");
+    wait_console(&dir, original, "NOVUM-BOOTED", started);
+
+    // The snapshot of the running guest: its overlay flattened into one
+    // qcow2 file with no backing file, uploaded; the guest runs on.
+    driver
+        .snapshot(original, &snapshot_image, &base_image)
+        .expect("snapshot");
+    assert_eq!(
+        driver.power_state(original).expect("state"),
+        Some(PowerState::Running)
+    );
+    let uploaded = images
+        .lock()
+        .expect("images")
+        .get(&snapshot_image)
+        .cloned()
+        .expect("the snapshot was uploaded");
+    assert_eq!(uploaded.info.disk_format.as_deref(), Some("qcow2"));
+    let file = dir.join("uploaded.qcow2");
+    std::fs::write(&file, uploaded.data.as_ref()).expect("write");
+    let info = disk_info(&file, "qcow2").expect("the snapshot is a qcow2 file");
+    assert_eq!(info.backing_filename, None, "{info:?}");
+    assert_eq!(info.virtual_size, GIB, "the flavor's root disk");
+    let check = Command::new("qemu-img")
+        .args(["check", "-q", "-f", "qcow2"])
+        .arg(&file)
+        .status()
+        .expect("qemu-img check");
+    assert!(check.success(), "qemu-img check of the snapshot failed");
+    assert!(
+        !dir.join(original.to_string())
+            .join(format!(".snapshot-{snapshot_image}.qcow2"))
+            .exists(),
+        "the temporary copy is removed"
+    );
+
+    // A guest booted from the snapshot reaches the same point.
+    let started = Instant::now();
+    driver
+        .spawn(
+            restored,
+            &spec("restored", &snapshot_image, &[], flavor(1, 0, 0)),
+        )
+        .expect("spawn from the snapshot");
+    let booted = wait_console(&dir, restored, "NOVUM-BOOTED", started);
+    eprintln!("the snapshot's guest booted in {booted:?}");
+    driver.destroy(original).expect("destroy");
+    driver.destroy(restored).expect("destroy");
 }

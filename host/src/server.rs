@@ -61,6 +61,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         Arc::clone(&quota),
         network.clone(),
     );
+    conductor.set_image_data_dir(config.data_dir.clone());
     if config.compute.default_flavors {
         novum_compute::store::flavors::ensure_defaults(&db).await?;
     }

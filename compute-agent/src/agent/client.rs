@@ -268,6 +268,16 @@ impl ControllerImages {
 }
 
 impl ImageSource for ControllerImages {
+    fn upload(
+        &self,
+        image_id: &str,
+        disk_format: &str,
+        path: &std::path::Path,
+    ) -> Result<(), DriverError> {
+        let id = check_image_id(image_id)?;
+        self.put_file(id, disk_format, path)
+    }
+
     fn open(&self, image_id: &str) -> Result<ImageData, DriverError> {
         let id = check_image_id(image_id)?;
         let failed = |e: &dyn std::fmt::Display| {
@@ -301,6 +311,82 @@ impl ImageSource for ControllerImages {
                 offset: 0,
             }),
         })
+    }
+}
+
+impl ControllerImages {
+    /// `PUT` of `path` as the data of snapshot image `id`, with its
+    /// [`ImageFileInfo`] (format, size, SHA-256) in the headers.
+    fn put_file(
+        &self,
+        id: &str,
+        disk_format: &str,
+        path: &std::path::Path,
+    ) -> Result<(), DriverError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            DriverError::Image(format!("uploading snapshot {id} to the controller: {e}"))
+        };
+        let info = crate::driver::upload_info(path, disk_format)?;
+        let url = format!("{}{}", self.base, image_file_path(&self.host, id));
+        self.runtime.block_on(async {
+            let file = tokio::fs::File::open(path).await.map_err(|e| failed(&e))?;
+            let body = FileBody {
+                file,
+                buffer: vec![0_u8; 1 << 20].into_boxed_slice(),
+                size: info.size.unwrap_or_default(),
+            };
+            let mut request = self
+                .http
+                .put(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(reqwest::Body::wrap(body));
+            for (name, value) in info.headers() {
+                request = request.header(name, value);
+            }
+            if let Some(token) = self.token.read().await.as_deref() {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|e| failed(&e))?;
+            check(response).await.map_err(|e| failed(&e)).map(drop)
+        })?;
+        info!(image = id, size = ?info.size, "snapshot uploaded");
+        Ok(())
+    }
+}
+
+/// A file as a streamed request body, read a piece at a time (so that a
+/// snapshot of any size is uploaded without holding it in memory), of a
+/// known length.
+struct FileBody {
+    file: tokio::fs::File,
+    buffer: Box<[u8]>,
+    size: u64,
+}
+
+impl http_body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        use tokio::io::AsyncRead as _;
+        let this = &mut *self;
+        let mut read = tokio::io::ReadBuf::new(&mut this.buffer);
+        match std::pin::Pin::new(&mut this.file).poll_read(context, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => Poll::Ready(Some(Err(error))),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(http_body::Frame::data(
+                bytes::Bytes::copy_from_slice(read.filled()),
+            )))),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.size)
     }
 }
 

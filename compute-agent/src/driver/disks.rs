@@ -175,6 +175,27 @@ impl InstanceFiles {
         Ok(())
     }
 
+    /// Writes the root disk, its overlay flattened onto the backing image,
+    /// to `target` as one standalone qcow2 file (a snapshot's data).
+    /// `-U`: a guest that is paused still holds the disk's lock.
+    pub fn flatten_root(&self, target: &Path) -> Result<(), DriverError> {
+        let root = self.path(ROOT_DISK);
+        qemu_img(&[
+            "convert",
+            "-q",
+            "-U",
+            "-f",
+            "qcow2",
+            "-O",
+            "qcow2",
+            path_text(&root)?,
+            path_text(target)?,
+        ])?;
+        set_mode(target, 0o644)?;
+        info!(disk = %root.display(), snapshot = %target.display(), "root disk flattened");
+        Ok(())
+    }
+
     /// Copies a cached kernel or ramdisk into the instance's directory as `file`.
     pub fn copy_boot_file(&self, image: &CachedImage, file: &str) -> Result<PathBuf, DriverError> {
         let path = self.path(file);

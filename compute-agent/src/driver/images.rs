@@ -25,11 +25,47 @@ pub struct ImageData {
     pub reader: Box<dyn Read + Send>,
 }
 
-/// Where a host gets image data from (the controller's image service).
-/// Blocking.
+/// The controller's image service as a host uses it: where it gets image
+/// data from, and where a snapshot's data goes. Blocking.
 pub trait ImageSource: Send + Sync {
     /// Opens the data of image `image_id`.
     fn open(&self, image_id: &str) -> Result<ImageData, DriverError>;
+
+    /// Uploads the file at `path` (in `disk_format`) as the data of the
+    /// snapshot image `image_id`, with its size and SHA-256 for the image
+    /// service to check. A source that takes no uploads refuses.
+    fn upload(&self, image_id: &str, disk_format: &str, path: &Path) -> Result<(), DriverError> {
+        let _ = (disk_format, path);
+        Err(DriverError::Unsupported(format!(
+            "this image source takes no upload (image {image_id})"
+        )))
+    }
+}
+
+/// What an upload tells the image service about the file at `path`: its
+/// format, size and SHA-256 (read once, in pieces).
+pub fn upload_info(path: &Path, disk_format: &str) -> Result<ImageFileInfo, DriverError> {
+    let mut file = fs::File::open(path).map_err(io_error("opening", path))?;
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut size: u64 = 0;
+    let mut buffer = vec![0_u8; 1 << 20];
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error("reading", path)(e)),
+        };
+        sha2::Digest::update(&mut hasher, &buffer[..read]);
+        size += read as u64;
+    }
+    Ok(ImageFileInfo {
+        disk_format: Some(disk_format.to_string()),
+        size: Some(size),
+        os_hash_algo: Some("sha256".to_string()),
+        os_hash_value: Some(hex::encode(sha2::Digest::finalize(hasher))),
+        ..ImageFileInfo::default()
+    })
 }
 
 /// An image in the host's cache.

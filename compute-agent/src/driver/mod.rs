@@ -29,7 +29,9 @@ pub use disks::{
     CONSOLE_LOG, DiskInfo, EPHEMERAL_DISK, InstanceFiles, KERNEL_FILE, RAMDISK_FILE, ROOT_DISK,
     SWAP_DISK, disk_info, qemu_img,
 };
-pub use images::{BASE_DIR, CachedImage, ImageCache, ImageData, ImageSource, check_image_id};
+pub use images::{
+    BASE_DIR, CachedImage, ImageCache, ImageData, ImageSource, check_image_id, upload_info,
+};
 pub use libvirt::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_INTERFACE_DETACH_TIMEOUT,
     LibvirtDriver, LibvirtOptions, VirtType, parse_mac,
@@ -189,6 +191,22 @@ pub trait VirtDriver: Send + Sync {
     /// when its domain has no TCP serial port. No domain:
     /// [`DriverError::NotFound`].
     fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError>;
+
+    /// Copies the instance's root disk into the snapshot image `image_id`
+    /// and uploads it through the image source (see
+    /// [`novum_wire::TaskAction::Snapshot`]); `base_image_id` is the image
+    /// the instance was booted from. No domain: [`DriverError::NotFound`].
+    fn snapshot(
+        &self,
+        instance: Uuid,
+        image_id: &str,
+        base_image_id: &str,
+    ) -> Result<(), DriverError> {
+        let _ = (instance, base_image_id);
+        Err(DriverError::Unsupported(format!(
+            "this driver cannot snapshot (image {image_id})"
+        )))
+    }
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

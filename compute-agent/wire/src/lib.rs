@@ -57,7 +57,9 @@ pub fn task_result_path(host: &str, task_id: Uuid) -> String {
 }
 
 /// Path of the data of image `image_id`, as agent `host` downloads it
-/// (`GET`, agent credential). The answer streams the bytes; its headers
+/// (`GET`, agent credential) or uploads a snapshot into it (`PUT`, only an
+/// image a [`TaskAction::Snapshot`] of that host names; the headers say the
+/// data's format, size and SHA-256, which the controller checks). The answer streams the bytes; its headers
 /// carry the image's [`ImageFileInfo`] (see [`IMAGE_HEADER_DISK_FORMAT`]
 /// and its siblings).
 pub fn image_file_path(host: &str, image_id: &str) -> String {
@@ -423,6 +425,18 @@ pub enum TaskAction {
     /// with [`TaskAnswer::SerialConsole`], or
     /// [`TaskAnswer::ConsoleUnavailable`] when the domain has none.
     SerialConsole,
+    /// Copy the instance's root disk into image `image_id` (Nova's
+    /// `snapshot` of the compute driver): a real hypervisor flattens the
+    /// qcow2 overlay with `qemu-img convert` (the guest paused while it
+    /// runs); the test driver, whose guests never write a disk, takes the
+    /// instance's base image. The data is uploaded to the controller
+    /// ([`image_file_path`], `PUT`), which makes the image active.
+    Snapshot {
+        /// The image to fill (queued on the controller, named by this task).
+        image_id: String,
+        /// The image the instance was booted from.
+        base_image_id: String,
+    },
 }
 
 impl TaskAction {
@@ -443,6 +457,7 @@ impl TaskAction {
             TaskAction::DetachInterface { .. } => "detach_interface",
             TaskAction::ConsoleOutput { .. } => "console_output",
             TaskAction::SerialConsole => "serial_console",
+            TaskAction::Snapshot { .. } => "snapshot",
         }
     }
 

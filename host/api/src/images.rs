@@ -608,36 +608,107 @@ async fn upload(
             image.status
         )));
     }
-    let stored = match data::store(
+    let stored = store_and_activate(&state, &image, limit, body, |_| Ok(())).await?;
+    tracing::info!(image = %image_id, size = stored.size, "image data uploaded");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Streams `body` into `image` (already `saving`) under `limit`, checks
+/// what was stored with `check` (its `Err` is a 400), and activates the
+/// image. Any failure leaves no data and the image `queued` again.
+async fn store_and_activate(
+    state: &AppState,
+    image: &Image,
+    limit: images::UploadLimit,
+    body: Body,
+    check: impl FnOnce(&data::StoredData) -> Result<(), String>,
+) -> ApiResult<data::StoredData> {
+    let image_id = image.id.as_str();
+    let stored = data::store(
         &state.config.data_dir,
-        &image_id,
+        image_id,
         image.disk_format.as_deref(),
         limit.bytes(),
         body,
     )
-    .await
-    {
-        Ok(stored) => stored,
-        Err(error) => {
-            images::transition(&state.db, &image_id, STATUS_SAVING, STATUS_QUEUED).await?;
-            return Err(match error {
-                data::DataError::Body(message) => ApiError::bad_request(message),
-                data::DataError::TooLarge { .. } => too_large(limit.refusal(None)),
-                other => ApiError::internal(other),
+    .await;
+    let refused = match &stored {
+        Ok(stored) => check(stored).err().map(ApiError::bad_request),
+        Err(_) => None,
+    };
+    let stored = match (stored, refused) {
+        (Ok(stored), None) => stored,
+        (stored, refused) => {
+            if stored.is_ok() {
+                data::remove(&state.config.data_dir, image_id)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+            images::transition(&state.db, image_id, STATUS_SAVING, STATUS_QUEUED).await?;
+            return Err(match (stored, refused) {
+                (_, Some(refused)) => refused,
+                (Err(data::DataError::Body(message)), _) => ApiError::bad_request(message),
+                (Err(data::DataError::TooLarge { .. }), _) => too_large(limit.refusal(None)),
+                (Err(other), _) => ApiError::internal(other),
+                (Ok(_), None) => ApiError::internal("the upload failed"),
             });
         }
     };
-    if !images::activate(&state.db, &image_id, &stored).await? {
+    if !images::activate(&state.db, image_id, &stored).await? {
         // Deleted while uploading: drop the orphan data.
-        data::remove(&state.config.data_dir, &image_id)
+        data::remove(&state.config.data_dir, image_id)
             .await
             .map_err(ApiError::internal)?;
         return Err(ApiError::conflict(format!(
             "Image {image_id} was deleted during the upload."
         )));
     }
-    tracing::info!(image = %image_id, size = stored.size, "image data uploaded");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(stored)
+}
+
+/// Receives the data of snapshot `image` (already `saving`) from a compute
+/// agent: its format (`info.disk_format`, container `bare`) is recorded,
+/// the data streamed in under the owner's upload limit, and its size and
+/// SHA-256 must be the ones `info` declares; then the image is active.
+pub async fn receive_snapshot(
+    state: &AppState,
+    mut image: Image,
+    info: &novum_wire::ImageFileInfo,
+    body: Body,
+) -> ApiResult<data::StoredData> {
+    let disk_format = info
+        .disk_format
+        .clone()
+        .filter(|format| images::DISK_FORMATS.contains(&format.as_str()));
+    let (Some(disk_format), Some(size), Some("sha256"), Some(sha256)) = (
+        disk_format,
+        info.size,
+        info.os_hash_algo.as_deref(),
+        info.os_hash_value.clone(),
+    ) else {
+        images::transition(&state.db, &image.id, STATUS_SAVING, STATUS_QUEUED).await?;
+        return Err(ApiError::bad_request(
+            "A snapshot upload must name its disk format, size and sha256.",
+        ));
+    };
+    image.disk_format = Some(disk_format);
+    image.container_format = Some("bare".to_string());
+    images::update_metadata(&state.db, &mut image).await?;
+    let limit = images::UploadLimit::for_image(&state.db, &state.config.images, &image).await?;
+    if size > limit.bytes() {
+        images::transition(&state.db, &image.id, STATUS_SAVING, STATUS_QUEUED).await?;
+        return Err(too_large(limit.refusal(Some(size))));
+    }
+    store_and_activate(state, &image, limit, body, |stored| {
+        if u64::try_from(stored.size).ok() != Some(size) || stored.sha256 != sha256 {
+            return Err(format!(
+                "The snapshot data ({} bytes, sha256 {}) is not what its upload declared ({size} bytes, sha256 {sha256}).",
+                stored.size, stored.sha256
+            ));
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// `GET /v2/images/{id}/file`: the data (204 when there is none yet).

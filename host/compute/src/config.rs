@@ -57,6 +57,13 @@ pub struct ComputeConfig {
     /// `@offset` (`month@15`, `day@18`) (Nova's
     /// `instance_usage_audit_period`).
     pub instance_usage_audit_period: String,
+    /// Seconds a SHELVED instance stays on its host before it is offloaded
+    /// (Nova's `shelved_offload_time`): 0 offloads at once as part of the
+    /// shelve, -1 never (only `shelveOffload` does).
+    pub shelved_offload_time: i64,
+    /// Seconds between the sweeps that offload SHELVED instances older than
+    /// `shelved_offload_time` (Nova's `shelved_poll_interval`).
+    pub shelved_poll_interval_seconds: u64,
 }
 
 impl ComputeConfig {
@@ -87,6 +94,8 @@ impl Default for ComputeConfig {
             serial_console_base_url: None,
             instance_usage_audit: false,
             instance_usage_audit_period: "month".to_string(),
+            shelved_offload_time: 0,
+            shelved_poll_interval_seconds: 3600,
         }
     }
 }

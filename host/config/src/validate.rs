@@ -263,6 +263,16 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.console_token_ttl_seconds,
         1,
     );
+    checks.at_least(
+        compute.child("shelved_offload_time"),
+        section.shelved_offload_time,
+        -1,
+    );
+    checks.at_least(
+        compute.child("shelved_poll_interval_seconds"),
+        section.shelved_poll_interval_seconds,
+        1,
+    );
 
     if let Err(reason) = section
         .instance_usage_audit_period

@@ -353,6 +353,26 @@ impl NetworkService {
         Ok(released)
     }
 
+    /// Takes the ports of `instance_id` off their host, keeping them the
+    /// instance's (a shelve offload: `binding:host_id` empty, `vif_type`
+    /// unbound, status DOWN; the next spawn binds them again).
+    pub async fn unbind_instance_ports_from_host_in(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+    ) -> Result<(), NetworkError> {
+        sqlx::query(
+            "UPDATE ports SET binding_host_id = '', binding_vif_type = $1, status = $2, updated_at = $3, revision_number = revision_number + 1 WHERE device_id = $4",
+        )
+        .bind(VIF_TYPE_UNBOUND)
+        .bind(STATUS_DOWN)
+        .bind(novum_db::now())
+        .bind(instance_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// Detaches one port from `instance_id` (`os-interface` detach):
     /// deleted when it was created for the instance, else unbound.
     /// [`NetworkError::PortNotFound`] when the instance does not hold it.

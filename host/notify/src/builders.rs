@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::envelope::{EventType, Notification, Phase, Publisher};
 use super::payload::{
     AggregatePayload, AuditPeriodPayload, ExceptionPayload, FlavorPayload, InstanceActionPayload,
-    InstanceActionResizePrepPayload, InstanceExistsPayload, InstancePayload,
-    InstanceStateUpdatePayload, InstanceUpdatePayload, IpPayload, KeypairPayload,
+    InstanceActionResizePrepPayload, InstanceActionSnapshotPayload, InstanceExistsPayload,
+    InstancePayload, InstanceStateUpdatePayload, InstanceUpdatePayload, IpPayload, KeypairPayload,
     RequestSpecPayload, ServerGroupPayload, ServiceStatusPayload, Versioned,
 };
 
@@ -366,6 +366,29 @@ pub fn instance_resize_prep(
         |action| InstanceActionResizePrepPayload {
             action,
             new_flavor: Some(Versioned(new_flavor)),
+        },
+    )
+}
+
+/// `instance.snapshot.<phase>` (`InstanceActionSnapshotPayload`): the
+/// instance and the image its snapshot fills.
+pub fn instance_snapshot(
+    publisher: &Publisher,
+    instance: &InstanceInfo,
+    phase: Phase,
+    context: &RequestContext,
+    snapshot_image_id: &str,
+) -> Notification {
+    instance_notification(
+        publisher,
+        instance,
+        InstanceAction::Snapshot,
+        phase,
+        context,
+        None,
+        |action| InstanceActionSnapshotPayload {
+            action,
+            snapshot_image_id: snapshot_image_id.to_string(),
         },
     )
 }

@@ -251,6 +251,22 @@ nova_object!(
     "1.2"
 );
 
+/// A snapshot (`InstanceActionSnapshotPayload` 1.10):
+/// `instance.snapshot.<phase>`, with the image being made.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceActionSnapshotPayload {
+    /// The instance (and fault).
+    #[serde(flatten)]
+    pub action: InstanceActionPayload,
+    /// The snapshot image's id.
+    pub snapshot_image_id: String,
+}
+nova_object!(
+    InstanceActionSnapshotPayload,
+    "InstanceActionSnapshotPayload",
+    "1.10"
+);
+
 /// A state change (`InstanceStateUpdatePayload` 1.0).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStateUpdatePayload {

@@ -732,3 +732,113 @@ async fn agents_download_the_images_their_tasks_name_and_verify_them() {
     let _ = std::fs::remove_dir_all(&dir);
     cloud.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_upload_only_the_snapshots_their_tasks_name() {
+    use novum_agent::agent::ControllerImages;
+    use novum_agent::driver::{DriverError, ImageSource};
+
+    let (cloud, db) = controller().await;
+    let created: serde_json::Value = cloud
+        .client
+        .post(format!("{}/image/v2/images", cloud.base))
+        .header("x-auth-token", &cloud.admin)
+        .json(&serde_json::json!({"name": "a-snapshot"}))
+        .send()
+        .await
+        .expect("create image")
+        .json()
+        .await
+        .expect("image");
+    let image = created["id"].as_str().expect("image id").to_string();
+    let (client, _node) = RpcClient::new(&cloud, 2);
+    let (_, snapper) = client.register("cmp-snap").await;
+    let snapper = snapper.expect("credential");
+    let (_, other) = client.register("cmp-else").await;
+    let other = other.expect("credential");
+    let dir = std::env::temp_dir().join(format!("novum-upload-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("snapshot.qcow2");
+    let data: Vec<u8> = (0..300_000_u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(&file, &data).expect("write");
+    let upload = |host: &str, token: &str| {
+        let source = ControllerImages::new(
+            &cloud.base,
+            host,
+            Some(token.to_string()),
+            tokio::runtime::Handle::current(),
+        )
+        .expect("image source");
+        let (image, file) = (image.clone(), file.clone());
+        async move {
+            tokio::task::spawn_blocking(move || source.upload(&image, "qcow2", &file))
+                .await
+                .expect("join")
+        }
+    };
+    let refused = |result: Result<(), DriverError>, status: &str| match result {
+        Err(DriverError::Image(message)) => assert!(message.contains(status), "{message}"),
+        other => panic!("expected {status}, got {other:?}"),
+    };
+
+    // No snapshot task names the image: not found for the host.
+    refused(upload("cmp-snap", &snapper).await, "404");
+    let action = TaskAction::Snapshot {
+        image_id: image.clone(),
+        base_image_id: "some-base".into(),
+    };
+    enqueue(&db, "cmp-snap", Uuid::new_v4(), &action).await;
+    refused(upload("cmp-snap", &other).await, "401");
+    refused(upload("cmp-else", &other).await, "404");
+
+    // Data that is not what the headers declare is refused, and the image
+    // is queued again.
+    let path = novum_wire::image_file_path("cmp-snap", &image);
+    let lying = cloud
+        .client
+        .put(format!("{}{path}", cloud.base))
+        .bearer_auth(&snapper)
+        .header("x-image-meta-disk-format", "qcow2")
+        .header("x-image-meta-size", data.len().to_string())
+        .header("x-image-meta-os-hash-algo", "sha256")
+        .header("x-image-meta-os-hash-value", "00".repeat(32))
+        .body(data.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(lying.status().as_u16(), 400);
+    let (_, shown) = cloud
+        .call(
+            &cloud.admin,
+            reqwest::Method::GET,
+            &format!("/image/v2/images/{image}"),
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(shown["status"], "queued", "{shown}");
+
+    // The host whose task names it uploads it: active, with its format.
+    upload("cmp-snap", &snapper).await.expect("upload");
+    let (_, shown) = cloud
+        .call(
+            &cloud.admin,
+            reqwest::Method::GET,
+            &format!("/image/v2/images/{image}"),
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert_eq!(shown["disk_format"], "qcow2");
+    assert_eq!(shown["container_format"], "bare");
+    assert_eq!(shown["size"], data.len());
+    assert_eq!(
+        shown["os_hash_value"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data))
+    );
+    // Once active, it takes no second upload.
+    refused(upload("cmp-snap", &snapper).await, "409");
+    let _ = std::fs::remove_dir_all(&dir);
+    cloud.stop().await;
+}

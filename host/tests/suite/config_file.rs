@@ -102,6 +102,16 @@ fn out_of_range_values_are_refused_with_key_and_line() {
             "identity.lockout_duration",
             2,
         ),
+        (
+            "[compute]\nshelved_offload_time = -2\n",
+            "compute.shelved_offload_time",
+            2,
+        ),
+        (
+            "[compute]\nshelved_poll_interval_seconds = 0\n",
+            "compute.shelved_poll_interval_seconds",
+            2,
+        ),
     ];
     for (text, key, line) in cases {
         let error = refusal(text);
@@ -126,9 +136,11 @@ fn every_bad_value_is_named_at_once_and_good_edges_pass() {
     );
     let config = Config::parse(
         "[quota]\ninstances = -1\ncores = 0\n[compute]\ncpu_allocation_ratio = 0.5\n\
+         shelved_offload_time = -1\n\
          [identity]\nadmin_password = \"x\"\nlockout_failure_attempts = 0\n",
     )
     .expect("-1 is unlimited, 0 is a limit, a fractional ratio is a ratio");
+    assert_eq!(config.compute.shelved_offload_time, -1, "never offload");
     assert_eq!(config.quota.instances, -1);
     assert_eq!(config.identity.lockout_failure_attempts, 0);
 }

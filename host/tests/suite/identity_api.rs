@@ -910,7 +910,8 @@ async fn bootstrap_on(backend: &Backend) {
     let roles = again
         .call(Method::GET, "/identity/v3/roles", Some(&admin), Value::Null)
         .await;
-    assert_eq!(roles.json["roles"].as_array().map(Vec::len), Some(4));
+    // admin, manager, member, reader and service.
+    assert_eq!(roles.json["roles"].as_array().map(Vec::len), Some(5));
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ mod sandbox;
 mod server_metadata;
 mod server_ports;
 mod server_tags;
+mod snapshots;
 mod usage;
 mod vm_states;
 mod write_your_own_filter;

@@ -151,15 +151,15 @@ async fn wait_status(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_nothing() {
+/// A cloud with one embedded agent on `qemu:///system` (TCG) under the host
+/// name `<prefix>1`, and the test guest uploaded as a public qcow2 image;
+/// the cloud, the image id, and the guard of the host's firewall tables.
+async fn real_cloud(prefix: &str) -> (Cloud, String, FirewallTables) {
     let disk = test_guest_disk();
-    // A host name of this run's own: its firewall tables are named after it.
-    let prefix = format!("real{}-", std::process::id());
-    let _tables = FirewallTables(format!("{prefix}1"));
+    let tables = FirewallTables(format!("{prefix}1"));
     let cloud = Cloud::start(|config| {
         config.agent.embedded_hosts = 1;
-        config.agent.embedded_host_prefix = prefix.clone();
+        config.agent.embedded_host_prefix = prefix.to_string();
         config.agent.embedded_libvirt_uri = Some(URI.to_string());
         config.agent.embedded_virt_type = "qemu".to_string();
         // The test types on the serial port's pty (no console proxy here).
@@ -190,6 +190,13 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
         .await
         .expect("upload");
     assert_eq!(uploaded.status(), 204);
+    (cloud, image_id, tables)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_nothing() {
+    // A host name of this run's own: its firewall tables are named after it.
+    let (cloud, image_id, _tables) = real_cloud(&format!("real{}-", std::process::id())).await;
 
     let started = Instant::now();
     let (status, body) = cloud
@@ -252,5 +259,143 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    cloud.stop().await;
+}
+
+/// Whether server `uuid` has a domain (a lookup only: the domain may go
+/// at any moment while a deletion runs).
+fn has_domain(uuid: &str) -> bool {
+    let mut conn = Connect::open(Some(URI)).expect("libvirt");
+    let found = Domain::lookup_by_uuid_string(&conn, uuid).is_ok();
+    let _ = conn.close();
+    found
+}
+
+/// Boots server `name` from `image` and waits for NOVUM-BOOTED on its
+/// console; its id.
+async fn boot_real(cloud: &Cloud, name: &str, image: &str) -> String {
+    let started = Instant::now();
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            "/servers",
+            Some(json!({"server": {"name": name, "imageRef": image, "flavorRef": "1", "networks": "none"}})),
+            "2.37",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"]
+        .as_str()
+        .expect("server id")
+        .to_string();
+    let server = wait_status(cloud, &id, "ACTIVE", BOOT_TIMEOUT).await;
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let log = console_log_of(&id).expect("a domain with a console log");
+    wait_console(&log, "NOVUM-BOOTED", started).await;
+    id
+}
+
+/// Image `id` as the image API shows it, once it is active.
+async fn active_image(cloud: &Cloud, id: &str) -> serde_json::Value {
+    let since = Instant::now();
+    loop {
+        let (status, image) = cloud
+            .call(
+                &cloud.admin,
+                Method::GET,
+                &format!("/image/v2/images/{id}"),
+                None,
+                "2.1",
+            )
+            .await;
+        if status == 200 && image["status"] == "active" {
+            return image;
+        }
+        assert!(
+            since.elapsed() < BOOT_TIMEOUT,
+            "image {id} never active: {image}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_guest_snapshots_shelves_and_unshelves_through_the_controller() {
+    let (cloud, image_id, _tables) = real_cloud(&format!("realsnap{}-", std::process::id())).await;
+    let id = boot_real(&cloud, "original", &image_id).await;
+    let mut guard = DomainGuard(Some(id.clone()));
+
+    // createImage of the running guest: its flattened qcow2 root disk,
+    // streamed into the image service, boots a second server.
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/servers/{id}/action"),
+            Some(json!({"createImage": {"name": "real-snapshot"}})),
+            "2.45",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let snapshot_id = body["image_id"].as_str().expect("image_id").to_string();
+    let snapshot = active_image(&cloud, &snapshot_id).await;
+    assert_eq!(snapshot["disk_format"], "qcow2", "{snapshot}");
+    assert!(
+        snapshot["size"].as_i64().unwrap_or_default() > 1 << 20,
+        "{snapshot}"
+    );
+    let copy = boot_real(&cloud, "copy", &snapshot_id).await;
+    let _copy_guard = DomainGuard(Some(copy.clone()));
+
+    // Shelve: powered off, snapshotted, offloaded (the domain goes);
+    // unshelve spawns the guest again from the shelved image.
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/servers/{id}/action"),
+            Some(json!({"shelve": null})),
+            "2.37",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let server = wait_status(&cloud, &id, "SHELVED_OFFLOADED", BOOT_TIMEOUT).await;
+    assert_eq!(server["status"], "SHELVED_OFFLOADED", "{server}");
+    assert!(!has_domain(&id), "the offloaded server's domain is gone");
+    let started = Instant::now();
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/servers/{id}/action"),
+            Some(json!({"unshelve": null})),
+            "2.37",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let server = wait_status(&cloud, &id, "ACTIVE", BOOT_TIMEOUT).await;
+    assert_eq!(server["status"], "ACTIVE", "{server}");
+    let log = console_log_of(&id).expect("the unshelved server's domain");
+    wait_console(&log, "NOVUM-BOOTED", started).await;
+
+    for server in [&id, &copy] {
+        let (status, body) = cloud
+            .compute(
+                &cloud.admin,
+                Method::DELETE,
+                &format!("/servers/{server}"),
+                None,
+                "2.37",
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while has_domain(&id) || has_domain(&copy) {
+        assert!(Instant::now() < deadline, "a domain outlived its server");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    guard.0 = None;
     cloud.stop().await;
 }

@@ -22,6 +22,7 @@ pub mod server_networks;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod snapshots;
 pub mod usage;
 pub mod usage_audit_log;
 pub mod versions;

@@ -154,6 +154,7 @@ async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
     request_id: RequestId,
+    version: Microversion,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<BTreeMap<String, Value>>,
 ) -> ApiResult<Response> {
@@ -169,6 +170,11 @@ async fn action(
     };
     if let Some(answer) =
         super::consoles::console_action(&state, &auth, &request_id, &id, name, args).await?
+    {
+        return Ok(answer);
+    }
+    if let Some(answer) =
+        super::snapshots::image_action(&state, &auth, &request_id, version, &id, name, args).await?
     {
         return Ok(answer);
     }

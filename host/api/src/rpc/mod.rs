@@ -428,6 +428,37 @@ async fn image_file(
     Ok(response)
 }
 
+/// `PUT /rpc/v1/agents/{host}/images/{image_id}/file`: the data of a
+/// snapshot a task of the host makes ([`novum_wire::TaskAction::Snapshot`]),
+/// streamed into the image service with its format, size and SHA-256 in the
+/// `x-image-meta-*` headers (checked against what arrives); the image
+/// becomes active. Only an image such a task names (404 otherwise), only
+/// while it is queued (409).
+#[utoipa::path(put, path = "/agents/{host}/images/{image_id}/file", params(("host" = String, Path, description = "The agent's host name"), ("image_id" = String, Path, description = "The snapshot image id")), request_body(content = String, content_type = "application/octet-stream"), security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Stored; the image is active"), crate::openapi::RpcFault))]
+async fn image_upload(
+    State(state): State<AppState>,
+    Path((host, image_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<StatusCode, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let image = state
+        .conductor
+        .snapshot_upload_begins(&host, &image_id)
+        .await?;
+    let info = novum_wire::ImageFileInfo::from_headers(|name| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    });
+    let stored = crate::images::receive_snapshot(&state, image, &info, body)
+        .await
+        .map_err(|error| RpcError(error.status(), error.message().to_string()))?;
+    tracing::info!(%host, image = %image_id, size = stored.size, "an agent uploaded a snapshot");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/agents/{host}/firewall", params(("host" = String, Path, description = "The agent's host name")), security(("AgentToken" = [])), responses((status = OK, description = "The security of every port bound to the host", body = Object), crate::openapi::RpcFault))]
 async fn firewall(
     State(state): State<AppState>,
@@ -454,6 +485,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeat))
         .routes(routes!(poll))
         .routes(routes!(result))
-        .routes(routes!(image_file))
+        .routes(routes!(image_file, image_upload))
         .routes(routes!(firewall))
 }

@@ -25,6 +25,7 @@ pub mod ops;
 pub mod resize;
 pub mod server_metadata;
 pub mod snapshot;
+pub mod snapshots;
 pub mod states;
 pub mod tasks;
 pub mod usage_audit;
@@ -214,6 +215,9 @@ pub struct Conductor {
     /// Domains agents reported that are no instance of novum's, each
     /// `(host, uuid)` warned about once (they are never destroyed).
     foreign_domains: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// Where the image service keeps image data (see
+    /// [`Conductor::set_image_data_dir`]).
+    image_data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -395,6 +399,21 @@ enum Purpose {
     /// A resize: the claim (of the new flavor, under the consumer
     /// `resize:<uuid>`) commits the destination and the first task.
     Resize,
+    /// An unshelve of an offloaded instance: as a build, but the spawn
+    /// boots the shelved image and the instance action and notices are
+    /// the unshelve's.
+    Unshelve,
+}
+
+impl Purpose {
+    /// The purpose of a scheduling operation of kind `kind`.
+    fn of_kind(kind: &str) -> Self {
+        match kind {
+            resize::RESIZE => Self::Resize,
+            snapshots::UNSHELVE => Self::Unshelve,
+            _ => Self::Build,
+        }
+    }
 }
 
 /// What a scheduling pass places: the operation, its instance and the
@@ -412,7 +431,7 @@ impl Placement {
     /// The consumer its claim is recorded under.
     fn consumer(&self) -> String {
         match self.purpose {
-            Purpose::Build => self.instance.uuid.clone(),
+            Purpose::Build | Purpose::Unshelve => self.instance.uuid.clone(),
             Purpose::Resize => resize::resize_consumer(&self.instance.uuid),
         }
     }
@@ -430,7 +449,7 @@ struct PlacementClaimer<'a> {
 impl Claimer for PlacementClaimer<'_> {
     fn claim(&self, host: &HostState, _request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
         let claimed = match self.placement.purpose {
-            Purpose::Build => self
+            Purpose::Build | Purpose::Unshelve => self
                 .handle
                 .block_on(self.conductor.claim_on(self.placement, host)),
             Purpose::Resize => self
@@ -478,6 +497,7 @@ impl Conductor {
             network,
             board: Arc::new(TaskBoard::default()),
             foreign_domains: std::sync::Mutex::default(),
+            image_data_dir: std::sync::OnceLock::new(),
             scheduling_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
@@ -658,7 +678,7 @@ impl Conductor {
                 if let Some(operation) = load_operation(&mut *tx, id).await?
                     && operation.state == op_state::RUNNING
                 {
-                    self.fail_build(
+                    self.placement_failed(
                         &mut tx,
                         &operation,
                         Failure {
@@ -793,9 +813,15 @@ impl Conductor {
         };
         let data: BuildData = serde_json::from_str(&operation.data).unwrap_or_default();
         let flavor = instance.flavor()?;
-        let request = self
+        let purpose = Purpose::of_kind(&operation.kind);
+        let mut request = self
             .scheduling_request(&instance, &flavor, &data, &operation.request_id)
             .await?;
+        if purpose == Purpose::Unshelve
+            && let Some(host) = snapshots::requested_host(&operation)
+        {
+            request.force_hosts = vec![host];
+        }
         let spec = notices::request_spec(&instance, &flavor, &request);
         let mut tx = self.db.begin().await?;
         notices::send(
@@ -809,7 +835,7 @@ impl Conductor {
         // times, so the final answer (a host, or NoValidHost) reflects the
         // cloud as it is.
         let placement = Placement {
-            purpose: Purpose::Build,
+            purpose,
             operation: operation.clone(),
             instance: instance.clone(),
             flavor: flavor.clone(),
@@ -869,7 +895,7 @@ impl Conductor {
                 if let Some(operation) = load_operation(&mut *tx, id).await?
                     && operation.state == op_state::RUNNING
                 {
-                    self.fail_build(
+                    self.placement_failed(
                         &mut tx,
                         &operation,
                         Failure {
@@ -1008,7 +1034,20 @@ impl Conductor {
             availability_zone: Some(host.availability_zone.clone()),
             ..instance.clone()
         };
-        let spawn = self.complete_spec(&placed, flavor, interfaces).await?;
+        let mut spawn = self.complete_spec(&placed, flavor, interfaces).await?;
+        let unshelve = placement.purpose == Purpose::Unshelve;
+        if unshelve {
+            snapshots::spawn_from_shelved_image(operation, &mut spawn);
+        }
+        let (schedule_event, spawn_event, notice) = if unshelve {
+            (
+                snapshots::UNSHELVE_SCHEDULE_EVENT,
+                snapshots::UNSHELVE_EVENT,
+                InstanceAction::Unshelve,
+            )
+        } else {
+            (SCHEDULE_EVENT, BUILD_EVENT, InstanceAction::Create)
+        };
         tasks::enqueue(
             &mut tx,
             &host.name,
@@ -1019,8 +1058,8 @@ impl Conductor {
         )
         .await?;
         if let Some(action_id) = &operation.action_id {
-            actions::finish_events(&mut tx, action_id, Some(SCHEDULE_EVENT), None).await?;
-            actions::start_event(&mut tx, action_id, BUILD_EVENT, Some(&host.name)).await?;
+            actions::finish_events(&mut tx, action_id, Some(schedule_event), None).await?;
+            actions::start_event(&mut tx, action_id, spawn_event, Some(&host.name)).await?;
         }
         let compute = Publisher::compute(&host.name);
         let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
@@ -1033,7 +1072,7 @@ impl Conductor {
             &mut tx,
             &compute,
             &instance.uuid,
-            InstanceAction::Create,
+            notice,
             Phase::Start,
             &context,
             None,
@@ -1043,6 +1082,22 @@ impl Conductor {
             .await?;
         novum_notify::commit(tx).await?;
         Ok(true)
+    }
+
+    /// A scheduling operation found no host or could not be scheduled: a
+    /// build fails ([`Conductor::fail_build`]), an unshelve stays offloaded.
+    async fn placement_failed(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        failure: Failure<'_>,
+    ) -> Result<()> {
+        if operation.kind == snapshots::UNSHELVE {
+            return self
+                .unshelve_not_placed(tx, operation, failure.message)
+                .await;
+        }
+        self.fail_build(tx, operation, failure).await
     }
 
     /// Puts a build into ERROR with a fault, inside `tx`, and notifies it

@@ -121,6 +121,12 @@ impl Conductor {
                     .await?;
                 false
             }
+            kind if super::snapshots::is_image_operation(kind) => {
+                wake = self
+                    .image_operation_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
             _ => {
                 self.action_result(&mut tx, &operation, host, &outcome)
                     .await?;
@@ -130,6 +136,9 @@ impl Conductor {
         novum_notify::commit(tx).await?;
         if let Some(next) = wake {
             self.board.wake(&next);
+        }
+        if super::snapshots::is_image_operation(&operation.kind) {
+            self.after_image_operation(&operation.id).await;
         }
         if reschedule {
             let conductor = Arc::clone(self);
@@ -485,6 +494,7 @@ impl Conductor {
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let before = StateMark::of(&instance);
         let context = notices::caller_context(caller);
+        let shelved_image = self.shelved_image_of(&mut tx, &instance).await?;
         cancel_operations(&mut tx, uuid).await?;
         let action_id = actions::start_action(
             &mut tx,
@@ -523,6 +533,7 @@ impl Conductor {
             )
             .await?;
             novum_notify::commit(tx).await?;
+            self.delete_image_later(shelved_image);
             return Ok(());
         };
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
@@ -572,6 +583,7 @@ impl Conductor {
         )
         .await?;
         novum_notify::commit(tx).await?;
+        self.delete_image_later(shelved_image);
         self.board.wake(&host);
         if let Some(other) = other_host {
             self.board.wake(&other);
@@ -689,6 +701,11 @@ impl Conductor {
         ) {
             return self.resize_interrupted(tx, operation, message).await;
         }
+        if super::snapshots::is_image_operation(&operation.kind) {
+            return self
+                .image_operation_interrupted(tx, operation, message)
+                .await;
+        }
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
         sqlx::query(
@@ -744,9 +761,14 @@ impl Conductor {
     }
 
     /// Runs the periodic tasks every `reaper_interval_seconds` until
-    /// `shutdown`: [`Conductor::reap`], then [`Conductor::audit_usage`].
+    /// `shutdown`: [`Conductor::reap`], [`Conductor::audit_usage`], and
+    /// every `shelved_poll_interval_seconds` the offload of shelved
+    /// instances.
     pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let interval = std::time::Duration::from_secs(self.compute.reaper_interval_seconds.max(1));
+        let offload_interval =
+            std::time::Duration::from_secs(self.compute.shelved_poll_interval_seconds.max(1));
+        let mut last_offload_sweep = std::time::Instant::now();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -758,6 +780,12 @@ impl Conductor {
             }
             if let Err(error) = self.audit_usage().await {
                 tracing::error!(%error, "instance usage audit failed");
+            }
+            if last_offload_sweep.elapsed() >= offload_interval {
+                last_offload_sweep = std::time::Instant::now();
+                if let Err(error) = self.offload_shelved().await {
+                    tracing::error!(%error, "offloading shelved instances failed");
+                }
             }
         }
     }

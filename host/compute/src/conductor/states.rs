@@ -21,6 +21,10 @@ pub mod vm {
     pub const DELETED: &str = "deleted";
     /// Resized, awaiting confirm or revert (VERIFY_RESIZE).
     pub const RESIZED: &str = "resized";
+    /// Shelved: powered off, snapshotted, still on its host.
+    pub const SHELVED: &str = "shelved";
+    /// Shelved and taken off its host.
+    pub const SHELVED_OFFLOADED: &str = "shelved_offloaded";
 }
 
 /// task_state values.
@@ -74,6 +78,8 @@ pub fn vm_states_for_status(status: &str) -> Vec<&'static str> {
         "ERROR" => vec![vm::ERROR],
         "DELETED" => vec![vm::DELETED],
         "VERIFY_RESIZE" => vec![vm::RESIZED],
+        "SHELVED" => vec![vm::SHELVED],
+        "SHELVED_OFFLOADED" => vec![vm::SHELVED_OFFLOADED],
         _ => vec![],
     }
 }

@@ -257,6 +257,36 @@ pub async fn names_image(db: &Db, host: &str, image_id: &str) -> Result<bool, Db
     Ok(row.is_some())
 }
 
+/// The instance whose queued or leased [`TaskAction::Snapshot`] task on
+/// `host` fills image `image_id`: what entitles an agent to upload the
+/// image's data.
+pub async fn snapshot_instance(
+    db: &Db,
+    host: &str,
+    image_id: &str,
+) -> Result<Option<String>, DbError> {
+    let rows = sqlx::query(
+        "SELECT instance_uuid, action FROM tasks WHERE host = $1 AND state IN ($2, $3) AND action LIKE $4",
+    )
+    .bind(host)
+    .bind(state::QUEUED)
+    .bind(state::LEASED)
+    .bind("%\"snapshot\"%")
+    .fetch_all(db.pool())
+    .await?;
+    for row in rows {
+        let action: String = row.try_get("action")?;
+        if let Ok(TaskAction::Snapshot {
+            image_id: named, ..
+        }) = serde_json::from_str(&action)
+            && named == image_id
+        {
+            return Ok(Some(row.try_get("instance_uuid")?));
+        }
+    }
+    Ok(None)
+}
+
 /// Leases every task offered to `host` (queued, or leased with an expired
 /// lease), oldest first.
 pub async fn lease(db: &Db, host: &str, lease: Duration) -> Result<Vec<Task>, DbError> {
