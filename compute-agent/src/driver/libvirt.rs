@@ -19,6 +19,7 @@ use virt::storage_pool::StoragePool;
 use virt::sys;
 
 use super::bridge;
+use super::guest;
 use super::console::{self, CONSOLE_LOG, SerialConsoleOptions, SerialListen};
 use super::disks::{self, InstanceFiles};
 use super::images::{ImageCache, ImageSource};
@@ -261,7 +262,7 @@ fn kvm_probe(
     Ok(works)
 }
 
-fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
+pub(super) fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
     move |e| DriverError::Libvirt {
         op,
         message: e.message().to_string(),
@@ -271,7 +272,7 @@ fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
 /// `text` (named `what` in the error) if C and XML can take it: the `virt`
 /// crate turns every string into a C string and panics on a NUL, and XML 1.0
 /// holds no control character but tab, line feed and carriage return.
-fn libvirt_text<'a>(what: &str, text: &'a str) -> Result<&'a str, DriverError> {
+pub(super) fn libvirt_text<'a>(what: &str, text: &'a str) -> Result<&'a str, DriverError> {
     match text
         .chars()
         .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
@@ -522,6 +523,12 @@ impl LibvirtDriver {
         if let Err(e) = store.set_guest(instance, guest) {
             warn!(%instance, error = %e, "cannot update the domain store");
         }
+    }
+
+    /// The hypervisor type guests run as (Nova's `[libvirt] virt_type`):
+    /// the first domain type real guests may use, `test` on the test driver.
+    fn hypervisor(&self) -> &str {
+        self.hv_types.first().map(String::as_str).unwrap_or("test")
     }
 
     /// The driver's libvirt connection, for inspecting what the driver made.
@@ -1270,5 +1277,46 @@ impl VirtDriver for LibvirtDriver {
                 console_type: "serial".to_string(),
             },
         })
+    }
+
+    fn set_password(
+        &self,
+        instance: Uuid,
+        user: &str,
+        password: &str,
+        qemu_guest_agent: bool,
+    ) -> Result<TaskAnswer, DriverError> {
+        let domain = self.domain(instance)?;
+        guest::set_password(
+            &domain,
+            self.hypervisor(),
+            Self::state_of(&domain)?,
+            user,
+            password,
+            qemu_guest_agent,
+        )
+    }
+
+    fn trigger_crash_dump(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Running | PowerState::Paused => guest::inject_nmi(&domain),
+            state => Err(DriverError::InvalidState {
+                op: "trigger a crash dump of",
+                instance,
+                state,
+            }),
+        }
+    }
+
+    fn diagnostics(&self, instance: Uuid) -> Result<TaskAnswer, DriverError> {
+        let domain = self.domain(instance)?;
+        let state = Self::state_of(&domain)?;
+        let live = if state == PowerState::Running {
+            Self::live_definition(&domain)?
+        } else {
+            String::new()
+        };
+        guest::diagnostics(&domain, self.hypervisor(), state, &live)
     }
 }

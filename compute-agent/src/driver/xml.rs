@@ -375,6 +375,9 @@ pub struct DomainInterface {
     pub bridge: Option<String>,
     /// Its `<mtu size>`, when set.
     pub mtu: Option<u32>,
+    /// Its host-side device (`<target dev>`), when the definition names one
+    /// (a running domain's live definition does).
+    pub target: Option<String>,
     /// The element's text in the document (to detach exactly that device).
     pub xml: String,
 }
@@ -408,9 +411,24 @@ pub fn domain_interfaces(domain_xml: &str) -> Result<Vec<DomainInterface>, Drive
                 mtu: child(node, "mtu")
                     .and_then(|mtu| mtu.attribute("size"))
                     .and_then(|size| size.parse().ok()),
+                target: child(node, "target")
+                    .and_then(|target| target.attribute("dev"))
+                    .map(str::to_string),
                 xml: domain_xml[node.range()].to_string(),
             })
         })
+        .collect())
+}
+
+/// The target devices (`vda`, `hdd`, …) of every `<disk>` of a domain
+/// definition, in document order (Nova's `_get_io_devices` volumes).
+pub fn domain_disk_targets(domain_xml: &str) -> Result<Vec<String>, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    Ok(devices
+        .children()
+        .filter(|n| n.has_tag_name("disk"))
+        .filter_map(|node| child(node, "target")?.attribute("dev").map(str::to_string))
         .collect())
 }
 
