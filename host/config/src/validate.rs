@@ -263,6 +263,14 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.console_token_ttl_seconds,
         1,
     );
+    // 0 turns soft delete off; at most ten years, so the reclaim cutoff is
+    // always a representable time.
+    checks.within(
+        compute.child("reclaim_instance_interval"),
+        section.reclaim_instance_interval,
+        0,
+        novum_compute::config::MAX_RECLAIM_INSTANCE_INTERVAL,
+    );
 
     checks.non_empty_secret(
         root("metadata").child("shared_secret"),

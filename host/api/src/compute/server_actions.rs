@@ -146,6 +146,7 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
 async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
+    version: Microversion,
     request_id: RequestId,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<BTreeMap<String, Value>>,
@@ -162,6 +163,25 @@ async fn action(
     };
     if let Some(answer) =
         super::consoles::console_action(&state, &auth, &request_id, &id, name, args).await?
+    {
+        return Ok(answer);
+    }
+    if let Some(answer) =
+        super::deferred_delete::deferred_delete_action(&state, &auth, &request_id, &id, name)
+            .await?
+    {
+        return Ok(answer);
+    }
+    if let Some(answer) = super::guest_actions::guest_action(
+        &state,
+        &auth,
+        &request_id,
+        version,
+        &id,
+        name,
+        args,
+    )
+    .await?
     {
         return Ok(answer);
     }

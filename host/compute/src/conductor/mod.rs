@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod claims;
 pub mod consoles;
+pub mod guest;
 pub mod instance_admin;
 pub mod interfaces;
 mod metadata;
@@ -25,6 +26,7 @@ pub mod ops;
 pub mod resize;
 pub mod server_metadata;
 pub mod snapshot;
+pub mod soft_delete;
 pub mod states;
 pub mod tasks;
 
@@ -91,6 +93,10 @@ pub enum ConductorError {
     /// A compute agent did not answer a call in time (504).
     #[error("{0}")]
     Timeout(String),
+    /// The hypervisor or the guest cannot do this (501, Nova's
+    /// `NotImplementedError`).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl From<sqlx::Error> for ConductorError {

@@ -163,6 +163,8 @@ pub fn server_action(action: super::states::ServerAction) -> InstanceAction {
         ServerAction::Unpause => InstanceAction::Unpause,
         ServerAction::Suspend => InstanceAction::Suspend,
         ServerAction::Resume => InstanceAction::Resume,
+        ServerAction::SoftDelete => InstanceAction::SoftDelete,
+        ServerAction::Restore => InstanceAction::Restore,
     }
 }
 
@@ -177,6 +179,8 @@ pub fn named_action(name: &str) -> Option<InstanceAction> {
         "unpause" => InstanceAction::Unpause,
         "suspend" => InstanceAction::Suspend,
         "resume" => InstanceAction::Resume,
+        "soft_delete" => InstanceAction::SoftDelete,
+        "restore" => InstanceAction::Restore,
         super::interfaces::ATTACH => InstanceAction::InterfaceAttach,
         super::interfaces::DETACH => InstanceAction::InterfaceDetach,
         _ => return None,

@@ -121,6 +121,11 @@ impl Conductor {
                     .await?;
                 false
             }
+            super::guest::TRIGGER_CRASH_DUMP => {
+                self.crash_dump_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
             _ => {
                 self.action_result(&mut tx, &operation, host, &outcome)
                     .await?;
@@ -420,10 +425,13 @@ impl Conductor {
             .bind(uuid)
             .execute(&mut *tx)
             .await?;
+        if let Some(stamp) = action.stamps_deleted_at() {
+            super::soft_delete::stamp_deleted_at(&mut tx, uuid, stamp).await?;
+        }
         let action_id = actions::start_action(
             &mut tx,
             uuid,
-            action.name(),
+            action.instance_action(),
             caller.request_id,
             caller.user_id,
             caller.project_id,
@@ -481,8 +489,24 @@ impl Conductor {
     /// Deletes instance `uuid`: at once when it has no host, else through a
     /// destroy task (superseding whatever was in flight).
     pub async fn delete_server(self: &Arc<Self>, uuid: &str, caller: &Caller<'_>) -> Result<()> {
+        self.delete_server_when(uuid, caller, |_| true).await.map(drop)
+    }
+
+    /// [`Conductor::delete_server`] when `wanted` holds of the instance as
+    /// it is in the delete's transaction (a periodic reclaim that a restore
+    /// overtook deletes nothing); whether it deleted.
+    pub(super) async fn delete_server_when(
+        self: &Arc<Self>,
+        uuid: &str,
+        caller: &Caller<'_>,
+        wanted: impl FnOnce(&Instance) -> bool,
+    ) -> Result<bool> {
         let mut tx = self.db.begin_serialized("conductor").await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
+        if !wanted(&instance) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let before = StateMark::of(&instance);
         let context = notices::caller_context(caller);
         cancel_operations(&mut tx, uuid).await?;
@@ -523,7 +547,7 @@ impl Conductor {
             )
             .await?;
             novum_notify::commit(tx).await?;
-            return Ok(());
+            return Ok(true);
         };
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
             .bind(task::DELETING)
@@ -576,7 +600,7 @@ impl Conductor {
         if let Some(other) = other_host {
             self.board.wake(&other);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// On controller start: leased tasks are offered again, builds waiting
@@ -688,6 +712,10 @@ impl Conductor {
             resize::RESIZE | resize::CONFIRM | resize::REVERT
         ) {
             return self.resize_interrupted(tx, operation, message).await;
+        }
+        if operation.kind == super::guest::TRIGGER_CRASH_DUMP {
+            // It set no task state: only the operation and its event end.
+            return finish_operation(tx, operation, Some(message)).await;
         }
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
