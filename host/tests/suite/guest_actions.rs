@@ -179,7 +179,7 @@ async fn trigger_crash_dump_injects_an_nmi_from_2_17() {
     );
 
     // ERROR is allowed, but a server on no host is not ready.
-    let huge = flavor(&cloud, "nmi.huge", 64).await;
+    let huge = flavor(&cloud, "nmi.huge", 16).await;
     let nowhere = server(&cloud, &cloud.admin, &huge, "ERROR").await;
     let (status, body) = action(&cloud, &cloud.admin, &nowhere, dump, "2.17").await;
     assert_eq!(status, 409, "{body}");
@@ -256,7 +256,7 @@ async fn diagnostics_for_admins_in_both_formats() {
     );
 
     // On no host: not ready.
-    let huge = flavor(&cloud, "dg.huge", 64).await;
+    let huge = flavor(&cloud, "dg.huge", 16).await;
     let nowhere = server(&cloud, &cloud.admin, &huge, "ERROR").await;
     let (status, body) = cloud
         .compute(

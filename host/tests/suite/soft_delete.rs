@@ -365,7 +365,7 @@ async fn soft_delete_restore_and_force_delete() {
     );
 
     // A server on no host is deleted at once, soft delete or not.
-    let huge = flavor(&cloud, "sd.huge", 64).await;
+    let huge = flavor(&cloud, "sd.huge", 16).await;
     let nowhere = server(&cloud, &member, &huge, "ERROR").await;
     let (status, _) = cloud
         .compute(&member, Method::DELETE, &format!("/servers/{nowhere}"), None, "2.1")
