@@ -236,12 +236,7 @@ impl Background {
             }
         });
         let reaper = tokio::spawn(state.conductor.clone().run_reaper(stopped(stop.clone())));
-        let reclaimer = tokio::spawn(
-            state
-                .conductor
-                .clone()
-                .run_reclaimer(stopped(stop.clone())),
-        );
+        let reclaimer = tokio::spawn(state.conductor.clone().run_reclaimer(stopped(stop.clone())));
         let agents = crate::embedded::start_agents(state, listen, stop);
         Self {
             recovery,

@@ -19,9 +19,9 @@ use virt::storage_pool::StoragePool;
 use virt::sys;
 
 use super::bridge;
-use super::guest;
 use super::console::{self, CONSOLE_LOG, SerialConsoleOptions, SerialListen};
 use super::disks::{self, InstanceFiles};
+use super::guest;
 use super::images::{ImageCache, ImageSource};
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout, KernelBoot};

@@ -35,13 +35,13 @@ pub use libvirt::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_INTERFACE_DETACH_TIMEOUT,
     LibvirtDriver, LibvirtOptions, VirtType, parse_mac,
 };
-pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 use libvirt::{libvirt_text, lv};
+pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
-    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml, domain_disk_targets, domain_interfaces,
-    domain_name, domain_xml, find_interface, interface_xml, parse_capabilities, test_node_xml,
-    with_device, without_interface,
+    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml,
+    domain_disk_targets, domain_interfaces, domain_name, domain_xml, find_interface, interface_xml,
+    parse_capabilities, test_node_xml, with_device, without_interface,
 };
 
 /// What went wrong in a driver call.

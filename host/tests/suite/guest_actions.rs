@@ -49,7 +49,9 @@ async fn agent_image(cloud: &Cloud) {
 }
 
 fn conflict(body: &Value) -> &str {
-    body["conflictingRequest"]["message"].as_str().unwrap_or_default()
+    body["conflictingRequest"]["message"]
+        .as_str()
+        .unwrap_or_default()
 }
 
 async fn stop(cloud: &Cloud, id: &str) {
@@ -232,7 +234,9 @@ async fn diagnostics_for_admins_in_both_formats() {
     assert_eq!(body["nic_details"], json!([]));
     assert_eq!(
         body["num_disks"].as_u64(),
-        body["disk_details"].as_array().map(|disks| disks.len() as u64)
+        body["disk_details"]
+            .as_array()
+            .map(|disks| disks.len() as u64)
     );
     for key in [
         "read_bytes",
@@ -312,7 +316,9 @@ async fn the_server_password_is_what_the_guest_posted_to_the_metadata_service() 
     let id = server(&cloud, &member, &small, "ACTIVE").await;
     let path = format!("/servers/{id}/os-server-password");
 
-    let (status, body) = cloud.compute(&member, Method::GET, &path, None, "2.1").await;
+    let (status, body) = cloud
+        .compute(&member, Method::GET, &path, None, "2.1")
+        .await;
     assert_eq!((status, body), (200, json!({"password": ""})));
 
     let (status, text) = metadata_password(&cloud, &id, &project, Some("ZW5jcnlwdGVk")).await;
@@ -337,14 +343,18 @@ async fn the_server_password_is_what_the_guest_posted_to_the_metadata_service() 
         .compute(&member, Method::DELETE, &path, None, "2.1")
         .await;
     assert_eq!(status, 204);
-    let (status, body) = cloud.compute(&member, Method::GET, &path, None, "2.1").await;
+    let (status, body) = cloud
+        .compute(&member, Method::GET, &path, None, "2.1")
+        .await;
     assert_eq!((status, body), (200, json!({"password": ""})));
     let (status, text) = metadata_password(&cloud, &id, &project, None).await;
     assert_eq!((status, text.as_str()), (200, ""));
     // The guest may post again.
     let (status, _) = metadata_password(&cloud, &id, &project, Some("c2Vjb25k")).await;
     assert_eq!(status, 200);
-    let (status, body) = cloud.compute(&member, Method::GET, &path, None, "2.1").await;
+    let (status, body) = cloud
+        .compute(&member, Method::GET, &path, None, "2.1")
+        .await;
     assert_eq!((status, body), (200, json!({"password": "c2Vjb25k"})));
     cloud.stop().await;
 }

@@ -33,7 +33,13 @@ pub async fn cloud(configure: impl FnOnce(&mut novum_config::Config)) -> Cloud {
 
 /// A token of a new user `user` with `role` in the existing project
 /// `project_id` (named `project`).
-pub async fn user_in(cloud: &Cloud, project_id: &str, project: &str, user: &str, role: &str) -> String {
+pub async fn user_in(
+    cloud: &Cloud,
+    project_id: &str,
+    project: &str,
+    user: &str,
+    role: &str,
+) -> String {
     let password = format!("{user}-password");
     let (status, body) = cloud
         .call(
@@ -212,7 +218,10 @@ pub async fn instance_actions(cloud: &Cloud, id: &str) -> Vec<Value> {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    body["instanceActions"].as_array().cloned().unwrap_or_default()
+    body["instanceActions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The names of the instance actions of `id`, oldest first.
@@ -278,15 +287,30 @@ async fn soft_delete_restore_and_force_delete() {
 
     // DELETE soft-deletes: powered off, SOFT_DELETED, still counted.
     let (status, body) = cloud
-        .compute(&member, Method::DELETE, &format!("/servers/{id}"), None, "2.1")
+        .compute(
+            &member,
+            Method::DELETE,
+            &format!("/servers/{id}"),
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 204, "{body}");
     let shown = wait_status(&cloud, &id, "SOFT_DELETED").await;
-    assert_eq!(shown["server"]["OS-EXT-STS:vm_state"], "soft-delete", "{shown}");
+    assert_eq!(
+        shown["server"]["OS-EXT-STS:vm_state"], "soft-delete",
+        "{shown}"
+    );
     assert_eq!(shown["server"]["OS-EXT-STS:power_state"], 4, "{shown}");
     let events = wait_event(&cloud, &id, "instance.soft_delete.end").await;
-    assert!(events.contains(&"instance.soft_delete.start".to_string()), "{events:?}");
-    assert!(!events.contains(&"instance.delete.start".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"instance.soft_delete.start".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        !events.contains(&"instance.delete.start".to_string()),
+        "{events:?}"
+    );
     assert_eq!(action_names(&cloud, &id).await, ["create", "delete"]);
     assert_eq!(in_use(&cloud, &project, "instances").await, 1);
     assert_eq!(in_use(&cloud, &project, "cores").await, 1);
@@ -323,13 +347,25 @@ async fn soft_delete_restore_and_force_delete() {
     let shown = wait_status(&cloud, &id, "ACTIVE").await;
     assert_eq!(shown["server"]["OS-EXT-STS:power_state"], 1, "{shown}");
     let events = wait_event(&cloud, &id, "instance.restore.end").await;
-    assert!(events.contains(&"instance.restore.start".to_string()), "{events:?}");
-    assert_eq!(action_names(&cloud, &id).await, ["create", "delete", "restore"]);
+    assert!(
+        events.contains(&"instance.restore.start".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(
+        action_names(&cloud, &id).await,
+        ["create", "delete", "restore"]
+    );
     assert!(listed(&cloud, &member, "").await.contains(&id));
 
     // Soft-deleted again, then force-deleted: gone, its quota freed.
     let (status, _) = cloud
-        .compute(&member, Method::DELETE, &format!("/servers/{id}"), None, "2.1")
+        .compute(
+            &member,
+            Method::DELETE,
+            &format!("/servers/{id}"),
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 204);
     wait_status(&cloud, &id, "SOFT_DELETED").await;
@@ -337,21 +373,29 @@ async fn soft_delete_restore_and_force_delete() {
     assert_eq!(status, 202, "{body}");
     wait_status(&cloud, &id, "GONE").await;
     let events = wait_event(&cloud, &id, "instance.delete.end").await;
-    assert!(events.contains(&"instance.delete.start".to_string()), "{events:?}");
+    assert!(
+        events.contains(&"instance.delete.start".to_string()),
+        "{events:?}"
+    );
     assert_eq!(in_use(&cloud, &project, "instances").await, 0);
     assert_eq!(in_use(&cloud, &project, "cores").await, 0);
 
     // forceDelete of a live server deletes it too (Nova: any vm_state).
     let other = server(&cloud, &member, &small, "ACTIVE").await;
-    let (status, body) =
-        action(&cloud, &member, &other, json!({"forceDelete": null}), "2.1").await;
+    let (status, body) = action(&cloud, &member, &other, json!({"forceDelete": null}), "2.1").await;
     assert_eq!(status, 202, "{body}");
     wait_status(&cloud, &other, "GONE").await;
 
     // A locked soft-deleted server refuses its owner's restore.
     let locked = server(&cloud, &member, &small, "ACTIVE").await;
     let (status, _) = cloud
-        .compute(&member, Method::DELETE, &format!("/servers/{locked}"), None, "2.1")
+        .compute(
+            &member,
+            Method::DELETE,
+            &format!("/servers/{locked}"),
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 204);
     wait_status(&cloud, &locked, "SOFT_DELETED").await;
@@ -368,7 +412,13 @@ async fn soft_delete_restore_and_force_delete() {
     let huge = flavor(&cloud, "sd.huge", 16).await;
     let nowhere = server(&cloud, &member, &huge, "ERROR").await;
     let (status, _) = cloud
-        .compute(&member, Method::DELETE, &format!("/servers/{nowhere}"), None, "2.1")
+        .compute(
+            &member,
+            Method::DELETE,
+            &format!("/servers/{nowhere}"),
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 204);
     let (status, body) = show(&cloud, &cloud.admin, &nowhere).await;
@@ -383,7 +433,13 @@ async fn the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_inter
     let small = flavor(&cloud, "rc.small", 2).await;
     let id = server(&cloud, &member, &small, "ACTIVE").await;
     let (status, _) = cloud
-        .compute(&member, Method::DELETE, &format!("/servers/{id}"), None, "2.1")
+        .compute(
+            &member,
+            Method::DELETE,
+            &format!("/servers/{id}"),
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 204);
     wait_status(&cloud, &id, "SOFT_DELETED").await;
@@ -411,13 +467,21 @@ async fn without_a_reclaim_interval_a_delete_is_immediate() {
     let small = flavor(&cloud, "now.small", 1).await;
     let id = server(&cloud, &cloud.admin, &small, "ACTIVE").await;
     let (status, _) = cloud
-        .compute(&cloud.admin, Method::DELETE, &format!("/servers/{id}"), None, "2.1")
+        .compute(
+            &cloud.admin,
+            Method::DELETE,
+            &format!("/servers/{id}"),
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 204);
     wait_status(&cloud, &id, "GONE").await;
     let events = event_types(&cloud, &id).await;
     assert!(
-        !events.iter().any(|event| event.starts_with("instance.soft_delete")),
+        !events
+            .iter()
+            .any(|event| event.starts_with("instance.soft_delete")),
         "{events:?}"
     );
     // restore has nothing to restore.

@@ -172,16 +172,9 @@ async fn action(
     {
         return Ok(answer);
     }
-    if let Some(answer) = super::guest_actions::guest_action(
-        &state,
-        &auth,
-        &request_id,
-        version,
-        &id,
-        name,
-        args,
-    )
-    .await?
+    if let Some(answer) =
+        super::guest_actions::guest_action(&state, &auth, &request_id, version, &id, name, args)
+            .await?
     {
         return Ok(answer);
     }

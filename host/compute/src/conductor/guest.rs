@@ -170,9 +170,9 @@ impl Conductor {
                 Refusal::NotSupported => {
                     ConductorError::Conflict("Set admin password is not supported".to_string())
                 }
-                Refusal::NotImplemented => ConductorError::NotImplemented(
-                    "Unable to set password on instance".to_string(),
-                ),
+                Refusal::NotImplemented => {
+                    ConductorError::NotImplemented("Unable to set password on instance".to_string())
+                }
             }),
             QueryEnd::Answered(other) => Err(super::consoles::unexpected(&other)),
             // Nova hides what went wrong (it may echo the password).

@@ -489,7 +489,9 @@ impl Conductor {
     /// Deletes instance `uuid`: at once when it has no host, else through a
     /// destroy task (superseding whatever was in flight).
     pub async fn delete_server(self: &Arc<Self>, uuid: &str, caller: &Caller<'_>) -> Result<()> {
-        self.delete_server_when(uuid, caller, |_| true).await.map(drop)
+        self.delete_server_when(uuid, caller, |_| true)
+            .await
+            .map(drop)
     }
 
     /// [`Conductor::delete_server`] when `wanted` holds of the instance as

@@ -53,7 +53,10 @@ impl Conductor {
                 .ok_or_else(|| {
                     ConductorError::NotFound(format!("Instance {uuid} could not be found."))
                 })?;
-            let on_a_host = instance.host.as_deref().is_some_and(|host| !host.is_empty());
+            let on_a_host = instance
+                .host
+                .as_deref()
+                .is_some_and(|host| !host.is_empty());
             // Nova's `must_have_launched`; a resized instance would need its
             // resize confirmed first, which only a real delete does here.
             if on_a_host && instance.launched_at.is_some() && instance.vm_state != vm::RESIZED {

@@ -276,13 +276,7 @@ impl ServerAction {
 
     /// Checks Nova's guard; `Err` carries the 409 message.
     pub fn check(self, uuid: &str, vm_state: &str, task_state: Option<&str>) -> Result<(), String> {
-        guard(
-            self.name(),
-            uuid,
-            vm_state,
-            task_state,
-            self.allowed_from(),
-        )
+        guard(self.name(), uuid, vm_state, task_state, self.allowed_from())
     }
 }
 
