@@ -315,6 +315,13 @@ pub fn domain_xml(
         xml.push_str(&interface_xml(interface, "    "));
     }
     xml.push_str(&serial_xml(&dir, serial, "    "));
+    if !is_test && novum_wire::qemu_guest_agent(&spec.image.properties) {
+        // The QEMU guest agent's channel (Nova's `_add_qga_device`).
+        xml.push_str(
+            "    <channel type='unix'>\n      <source mode='bind'/>\n      \
+             <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n",
+        );
+    }
     xml.push_str("  </devices>\n</domain>\n");
     xml
 }
@@ -671,6 +678,32 @@ mod tests {
                 format!("/var/lib/novum/instances/{id}/disk.swap"),
             ]
         );
+    }
+
+    #[test]
+    fn a_guest_agent_image_gets_the_agents_channel() {
+        let caps = parse_capabilities(QEMU_CAPS).unwrap();
+        let layout = DiskLayout::default();
+        let channels = |properties: &[(&str, &str)]| {
+            let spec = spec(properties);
+            let guest = choose_guest(&caps, &spec).unwrap();
+            let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout, None);
+            let doc = roxmltree::Document::parse(&xml).unwrap();
+            doc.descendants()
+                .filter(|n| n.has_tag_name("channel"))
+                .filter_map(|n| child(n, "target")?.attribute("name").map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            channels(&[("hw_qemu_guest_agent", "yes")]),
+            ["org.qemu.guest_agent.0"]
+        );
+        assert_eq!(
+            channels(&[("hw_qemu_guest_agent", "True")]),
+            ["org.qemu.guest_agent.0"]
+        );
+        assert!(channels(&[("hw_qemu_guest_agent", "no")]).is_empty());
+        assert!(channels(&[]).is_empty());
     }
 
     #[test]

@@ -485,6 +485,19 @@ impl TaskAction {
     }
 }
 
+/// Whether image `properties` say the guest runs the QEMU guest agent
+/// (`hw_qemu_guest_agent`, a boolean as oslo reads one: `yes`, `true`,
+/// `on`, `1`, …): Nova's libvirt driver then gives the domain the agent's
+/// channel and sets passwords through it.
+pub fn qemu_guest_agent(properties: &BTreeMap<String, String>) -> bool {
+    properties.get("hw_qemu_guest_agent").is_some_and(|value| {
+        matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "1" | "t" | "true" | "on" | "y" | "yes"
+        )
+    })
+}
+
 /// Most bytes of console log a [`TaskAction::ConsoleOutput`] answer holds:
 /// the end of the log (Nova's `MAX_CONSOLE_BYTES`, 100 KiB).
 pub const MAX_CONSOLE_BYTES: usize = 100 * 1024;

@@ -32,14 +32,6 @@ const SET_PASSWORD_EVENT: &str = "compute_set_admin_password";
 /// `ALLOW_TRIGGER_CRASH_DUMP`).
 const CRASH_DUMP_STATES: &[&str] = &[vm::ACTIVE, vm::PAUSED, "rescued", vm::RESIZED, vm::ERROR];
 
-/// Whether an image property value means yes (oslo's `bool_from_string`).
-fn truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "1" | "t" | "true" | "on" | "y" | "yes"
-    )
-}
-
 /// The guest user whose password `changePassword` sets (Nova's libvirt
 /// driver): the image's `os_admin_user`, else `Administrator` on Windows,
 /// else `root`.
@@ -112,10 +104,7 @@ impl Conductor {
         let action = TaskAction::SetPassword {
             user: admin_user(&instance),
             password: password.to_string(),
-            qemu_guest_agent: instance
-                .image_property_map()
-                .get("hw_qemu_guest_agent")
-                .is_some_and(|value| truthy(value)),
+            qemu_guest_agent: novum_wire::qemu_guest_agent(&instance.image_property_map()),
         };
         let asked = self
             .query_agent(&instance, "set_admin_password", &action, caller.request_id)
