@@ -408,6 +408,29 @@ async fn soft_delete_restore_and_force_delete() {
         format!("Instance {locked} is locked")
     );
 
+    // One in ERROR is deleted outright: its domain may be gone.
+    let failed = server(&cloud, &member, &small, "ACTIVE").await;
+    let (status, body) = action(
+        &cloud,
+        &cloud.admin,
+        &failed,
+        json!({"os-resetState": {"state": "error"}}),
+        "2.1",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = cloud
+        .compute(
+            &member,
+            Method::DELETE,
+            &format!("/servers/{failed}"),
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(status, 204);
+    wait_status(&cloud, &failed, "GONE").await;
+
     // A server on no host is deleted at once, soft delete or not.
     let huge = flavor(&cloud, "sd.huge", 16).await;
     let nowhere = server(&cloud, &member, &huge, "ERROR").await;

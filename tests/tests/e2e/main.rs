@@ -14,5 +14,6 @@ mod real_guests;
 mod restart_e2e;
 mod schemathesis;
 mod server_network_cli;
+mod soft_delete_cli;
 mod tempest;
 mod tempest_network;

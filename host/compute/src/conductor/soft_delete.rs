@@ -7,9 +7,10 @@
 //! (`instance.restore.*`), `forceDelete` deletes it through the ordinary
 //! delete, and [`Conductor::reclaim`] — run every interval by
 //! [`Conductor::run_reclaimer`] — deletes those soft-deleted longer than
-//! the interval. A server on no host, never launched, with a task in
-//! progress or awaiting a resize confirmation is deleted at once, as Nova
-//! falls back to a delete when its soft-delete guard refuses.
+//! the interval. A server on no host, never launched or with a task in
+//! progress is deleted at once, as Nova falls back to a delete when its
+//! soft-delete guard refuses; so is one awaiting a resize confirmation or
+//! in ERROR (novum's own narrowing, see `ServerAction::allowed_from`).
 
 use std::sync::Arc;
 
@@ -57,9 +58,8 @@ impl Conductor {
                 .host
                 .as_deref()
                 .is_some_and(|host| !host.is_empty());
-            // Nova's `must_have_launched`; a resized instance would need its
-            // resize confirmed first, which only a real delete does here.
-            if on_a_host && instance.launched_at.is_some() && instance.vm_state != vm::RESIZED {
+            // Nova's `must_have_launched`; the states are the guard's.
+            if on_a_host && instance.launched_at.is_some() {
                 match self
                     .server_action(uuid, ServerAction::SoftDelete, caller)
                     .await

@@ -198,15 +198,16 @@ impl ServerAction {
             Self::Unpause => &[vm::PAUSED],
             Self::Suspend => &[vm::ACTIVE],
             Self::Resume => &[vm::SUSPENDED],
-            // Nova allows any vm_state; a resized instance (its resize to
-            // confirm first) and one never launched are deleted outright
-            // instead (see `Conductor::delete_server_as_configured`).
+            // Nova allows any vm_state. Deleted outright instead (see
+            // `Conductor::delete_server_as_configured`): one never launched
+            // or on no host (as Nova), a resized one (its resize would need
+            // confirming first) and one in ERROR, whose domain may be gone
+            // (powering it off would fail and leave it undeleted).
             Self::SoftDelete => &[
                 vm::ACTIVE,
                 vm::STOPPED,
                 vm::PAUSED,
                 vm::SUSPENDED,
-                vm::ERROR,
                 vm::SOFT_DELETED,
             ],
             Self::Restore => &[vm::SOFT_DELETED],
