@@ -61,8 +61,19 @@ async fn stop(cloud: &Cloud, id: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn change_password_needs_the_guest_agent_and_an_active_server() {
-    let cloud = cloud(|_| {}).await;
+async fn change_password_needs_the_guest_agent_and_an_active_server_on_sqlite() {
+    change_password_needs_the_guest_agent_and_an_active_server(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_password_needs_the_guest_agent_and_an_active_server_on_postgres() {
+    if let Some(url) = novum_db::testing::postgres_url().await {
+        change_password_needs_the_guest_agent_and_an_active_server(Some(url)).await;
+    }
+}
+
+async fn change_password_needs_the_guest_agent_and_an_active_server(database_url: Option<String>) {
+    let cloud = cloud(|config| config.database.url = database_url).await;
     agent_image(&cloud).await;
     let (project, _, member) = cloud.tenant("pw-project", "pw-member", "member").await;
     let reader = user_in(&cloud, &project, "pw-project", "pw-reader", "reader").await;
@@ -101,6 +112,20 @@ async fn change_password_needs_the_guest_agent_and_an_active_server() {
     let with_agent = server_from(&cloud, &member, &small, AGENT_IMAGE, "ACTIVE").await;
     let (status, body) = action(&cloud, &member, &with_agent, change.clone(), "2.1").await;
     assert_eq!(status, 202, "{body}");
+    // No password stays in the task rows.
+    let db = novum_db::Db::connect(&cloud.database_url)
+        .await
+        .expect("database");
+    let rows = sqlx::query("SELECT action FROM tasks WHERE instance_uuid = $1")
+        .bind(&with_agent)
+        .fetch_all(db.pool())
+        .await
+        .expect("tasks");
+    assert!(!rows.is_empty());
+    for row in rows {
+        let action: String = sqlx::Row::try_get(&row, "action").expect("action");
+        assert!(!action.contains("n3w-secret"), "{action}");
+    }
     let shown = wait_status(&cloud, &with_agent, "ACTIVE").await;
     assert_eq!(shown["server"]["OS-EXT-STS:task_state"], Value::Null);
     assert_eq!(

@@ -267,9 +267,24 @@ async fn listed(cloud: &Cloud, token: &str, query: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn soft_delete_restore_and_force_delete() {
-    // An hour: nothing is reclaimed during the test.
-    let cloud = cloud(|config| config.compute.reclaim_instance_interval = 3600).await;
+async fn soft_delete_restore_and_force_delete_on_sqlite() {
+    soft_delete_restore_and_force_delete(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn soft_delete_restore_and_force_delete_on_postgres() {
+    if let Some(url) = novum_db::testing::postgres_url().await {
+        soft_delete_restore_and_force_delete(Some(url)).await;
+    }
+}
+
+async fn soft_delete_restore_and_force_delete(database_url: Option<String>) {
+    let cloud = cloud(|config| {
+        config.database.url = database_url;
+        // An hour: nothing is reclaimed during the test.
+        config.compute.reclaim_instance_interval = 3600;
+    })
+    .await;
     let (project, _, member) = cloud.tenant("sd-project", "sd-member", "member").await;
     let (_, _, stranger) = cloud.tenant("sd-other", "sd-stranger", "member").await;
     let small = flavor(&cloud, "sd.small", 1).await;
@@ -450,8 +465,25 @@ async fn soft_delete_restore_and_force_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_interval() {
-    let cloud = cloud(|config| config.compute.reclaim_instance_interval = 2).await;
+async fn the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_interval_on_sqlite() {
+    the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_interval(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_interval_on_postgres() {
+    if let Some(url) = novum_db::testing::postgres_url().await {
+        the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_interval(Some(url)).await;
+    }
+}
+
+async fn the_periodic_reclaim_deletes_servers_soft_deleted_longer_than_the_interval(
+    database_url: Option<String>,
+) {
+    let cloud = cloud(|config| {
+        config.database.url = database_url;
+        config.compute.reclaim_instance_interval = 2;
+    })
+    .await;
     let (project, _, member) = cloud.tenant("rc-project", "rc-member", "member").await;
     let small = flavor(&cloud, "rc.small", 2).await;
     let id = server(&cloud, &member, &small, "ACTIVE").await;
