@@ -353,6 +353,27 @@ async fn soft_delete_restore_and_force_delete(database_url: Option<String>) {
             .await
             .contains(&id)
     );
+    // A status filter alone does not reach it (Nova's `deleted` default).
+    assert!(
+        !listed(&cloud, &cloud.admin, "?all_tenants=1&status=SOFT_DELETED")
+            .await
+            .contains(&id)
+    );
+    // `changes-since` lists every instance.
+    assert!(
+        listed(&cloud, &member, "?changes-since=2000-01-01T00:00:00Z")
+            .await
+            .contains(&id)
+    );
+    // Deleted servers are for admins.
+    let (status, body) = cloud
+        .compute(&member, Method::GET, "/servers?status=DELETED", None, "2.1")
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["forbidden"]["message"],
+        "Only administrators may list deleted instances"
+    );
 
     // Another project's user does not see it; the owner restores it.
     let (status, body) = action(&cloud, &stranger, &id, json!({"restore": null}), "2.1").await;

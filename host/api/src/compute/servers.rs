@@ -468,15 +468,23 @@ async fn list(
         .map(|text| parse_time("changes-before", text))
         .transpose()?;
     // Nova's `deleted` filter (admins only): without it, a `changes-since`
-    // lists every instance and anything else hides deleted and
-    // SOFT_DELETED ones.
-    let deleted_filter = match query.deleted.as_deref().filter(|_| auth.is_admin()) {
+    // or `changes-before` lists every instance and anything else hides
+    // deleted and SOFT_DELETED ones.
+    let mut deleted_filter = match query.deleted.as_deref().filter(|_| auth.is_admin()) {
         Some(text) => Some(parse_bool(text).unwrap_or(false)),
-        None if since.is_some() => None,
+        None if since.is_some() || before.is_some() => None,
         None => Some(false),
     };
     let rows = store::instances::all_newest_first(&state.db).await?;
     let statuses = query.status.as_deref().map(states::vm_states_for_status);
+    if statuses.as_deref() == Some(&[states::vm::DELETED][..]) {
+        if !auth.is_admin() {
+            return Err(ApiError::forbidden(
+                "Only administrators may list deleted instances",
+            ));
+        }
+        deleted_filter = Some(true);
+    }
     if let (Some(status), Some(states)) = (&query.status, &statuses)
         && states.is_empty()
         && version.at_least(38)
