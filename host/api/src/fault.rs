@@ -105,6 +105,16 @@ impl ApiError {
     pub fn bad_media_type(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
     }
+    /// 404 for a route or method the request's microversion does not have
+    /// (Nova's `VersionNotFoundForAPIMethod`).
+    pub fn no_such_resource() -> Self {
+        Self::not_found("The resource could not be found.")
+    }
+    /// 501 for what the hypervisor driver cannot do (Nova's
+    /// `raise_feature_not_supported`).
+    pub fn feature_not_supported() -> Self {
+        Self::not_implemented("The requested functionality is not supported.")
+    }
     /// 501 notImplemented.
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_IMPLEMENTED, message)

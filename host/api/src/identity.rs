@@ -281,9 +281,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show_service))
         .routes(routes!(list_endpoints))
         .routes(routes!(show_endpoint))
-        .fallback(|| async {
-            KeystoneError(ApiError::not_found("The resource could not be found."))
-        })
+        .fallback(|| async { KeystoneError(ApiError::no_such_resource()) })
 }
 
 fn base(config: &Config) -> String {

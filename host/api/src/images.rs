@@ -192,13 +192,17 @@ pub fn image_json(image: &Image) -> Value {
 }
 
 /// The image `image_id` if `auth` may see it, else 404.
-async fn visible_image(state: &AppState, auth: &AuthContext, image_id: &str) -> ApiResult<Image> {
+pub(crate) async fn visible_image(
+    state: &AppState,
+    auth: &AuthContext,
+    image_id: &str,
+) -> ApiResult<Image> {
     Ok(images::get_for_project(&state.db, image_id, &Viewer::from(auth)).await?)
 }
 
 /// The image `image_id` if `auth` may change it: 404 when it may not see
 /// it, 403 when it is not the owner's member (or an admin).
-async fn owned_image(
+pub(crate) async fn owned_image(
     state: &AppState,
     auth: &AuthContext,
     image_id: &str,
@@ -539,20 +543,31 @@ async fn delete_image(
     auth: AuthContext,
     Path(image_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let image = owned_image(&state, &auth, &image_id, "delete_image").await?;
+    remove_image(&state, &auth, &image_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes image `image_id` and its data for `auth`: 404 when it may not
+/// see it, 403 when it may not change it or the image is protected.
+pub(crate) async fn remove_image(
+    state: &AppState,
+    auth: &AuthContext,
+    image_id: &str,
+) -> ApiResult<()> {
+    let image = owned_image(state, auth, image_id, "delete_image").await?;
     if image.protected {
         return Err(ApiError::forbidden(format!(
             "Image {image_id} is protected and cannot be deleted."
         )));
     }
-    if !images::delete(&state.db, &image_id).await? {
-        return Err(ImageError::NotFound(image_id).into());
+    if !images::delete(&state.db, image_id).await? {
+        return Err(ImageError::NotFound(image_id.to_string()).into());
     }
-    data::remove(&state.config.data_dir, &image_id)
+    data::remove(&state.config.data_dir, image_id)
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(image = %image_id, "image deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// 413 for image data over the upload's limit.

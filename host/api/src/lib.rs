@@ -96,7 +96,7 @@ pub fn app(state: AppState) -> Router {
         b"{}".to_vec()
     });
     router
-        .fallback(|| async { fault::ApiError::not_found("The resource could not be found.") })
+        .fallback(|| async { fault::ApiError::no_such_resource() })
         .layer(Extension(openapi::OpenApiJson(json.into())))
         .layer(middleware::from_fn(guard::guard_request))
         .layer(middleware::from_fn(request_id::assign))

@@ -27,7 +27,7 @@ pub const MIN_MICROVERSION: Microversion = Microversion { major: 2, minor: 1 };
 /// The newest microversion served.
 pub const MAX_MICROVERSION: Microversion = Microversion {
     major: 2,
-    minor: 96,
+    minor: 104,
 };
 
 impl Microversion {
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn versions_parse_as_nova_does() {
-        for good in ["2.1", "2.0", "2.10", "2.96", " 2.5 ", "latest", "LATEST"] {
+        for good in ["2.1", "2.0", "2.10", "2.104", " 2.5 ", "latest", "LATEST"] {
             assert!(Microversion::parse(good).is_some(), "{good:?}");
         }
         for bad in [

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::body::JsonBody;
-use crate::compute::flavors::parse_query;
+use crate::compute::common::strict_query;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::Microversion;
@@ -78,23 +78,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(limits))
 }
 
-/// Query parameters: the first value of each; from 2.75 only `allowed` keys.
+/// Query parameters; from 2.75 only `allowed` keys.
 fn query(
     raw: Option<&str>,
     version: Microversion,
     allowed: &[&str],
 ) -> ApiResult<Vec<(String, String)>> {
-    let pairs = parse_query(raw);
-    if version.at_least(75)
-        && let Some((key, _)) = pairs
-            .iter()
-            .find(|(key, _)| !allowed.contains(&key.as_str()))
-    {
-        return Err(ApiError::bad_request(format!(
-            "Invalid input for query parameters {key}. Value: Additional properties are not allowed ('{key}' was unexpected)"
-        )));
-    }
-    Ok(pairs)
+    strict_query(raw, version.at_least(75), allowed)
 }
 
 fn user_param(pairs: &[(String, String)]) -> Option<String> {

@@ -59,6 +59,21 @@ pub struct ComputeConfig {
     /// base_url`), e.g. `wss://cloud.example.com/serial-console`; default:
     /// the controller's public URL with `ws`/`wss` and `/serial-console`.
     pub serial_console_base_url: Option<String>,
+    /// Audit every completed period's instance usage per host, sending
+    /// `instance.exists` and recording the run for
+    /// `os-instance_usage_audit_log` (Nova's `instance_usage_audit`).
+    pub instance_usage_audit: bool,
+    /// The audit period: `hour`, `day`, `month` or `year`, with an optional
+    /// `@offset` (`month@15`, `day@18`) (Nova's
+    /// `instance_usage_audit_period`).
+    pub instance_usage_audit_period: String,
+}
+
+impl ComputeConfig {
+    /// The audit period, when `instance_usage_audit_period` is valid.
+    pub fn audit_period(&self) -> Option<crate::conductor::usage_audit::AuditPeriod> {
+        self.instance_usage_audit_period.parse().ok()
+    }
 }
 
 impl Default for ComputeConfig {
@@ -81,6 +96,8 @@ impl Default for ComputeConfig {
             console_token_ttl_seconds: 600,
             reclaim_instance_interval: 0,
             serial_console_base_url: None,
+            instance_usage_audit: false,
+            instance_usage_audit_period: "month".to_string(),
         }
     }
 }

@@ -272,6 +272,13 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         novum_compute::config::MAX_RECLAIM_INSTANCE_INTERVAL,
     );
 
+    if let Err(reason) = section
+        .instance_usage_audit_period
+        .parse::<novum_compute::conductor::usage_audit::AuditPeriod>()
+    {
+        checks.fail(compute.child("instance_usage_audit_period"), reason);
+    }
+
     checks.non_empty_secret(
         root("metadata").child("shared_secret"),
         config.metadata.shared_secret.as_deref(),

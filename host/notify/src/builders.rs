@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use super::envelope::{EventType, Notification, Phase, Publisher};
 use super::payload::{
     AggregatePayload, AuditPeriodPayload, ExceptionPayload, FlavorPayload, InstanceActionPayload,
-    InstanceActionResizePrepPayload, InstancePayload, InstanceStateUpdatePayload,
-    InstanceUpdatePayload, IpPayload, KeypairPayload, RequestSpecPayload, ServerGroupPayload,
-    ServiceStatusPayload, Versioned,
+    InstanceActionResizePrepPayload, InstanceExistsPayload, InstancePayload,
+    InstanceStateUpdatePayload, InstanceUpdatePayload, IpPayload, KeypairPayload,
+    RequestSpecPayload, ServerGroupPayload, ServiceStatusPayload, Versioned,
 };
 
 /// Who asked, in which API request: fills `request_id`,
@@ -476,6 +476,39 @@ pub fn instance_update(
     .with_instance(&instance.uuid)
     .with_project(instance.project_id.as_deref())
     .with_legacy("compute.instance.update", Value::Object(legacy))
+}
+
+/// `instance.exists` (`InstanceExistsPayload` 2.1): an instance ran during
+/// `audit_period` (the usage audit). Legacy: `compute.instance.exists`.
+pub fn instance_exists(
+    publisher: &Publisher,
+    instance: &InstanceInfo,
+    audit_period: AuditPeriodPayload,
+    context: &RequestContext,
+) -> Notification {
+    let mut legacy = legacy_instance_info(instance);
+    legacy.insert(
+        "audit_period_beginning".into(),
+        json!(audit_period.audit_period_beginning),
+    );
+    legacy.insert(
+        "audit_period_ending".into(),
+        json!(audit_period.audit_period_ending),
+    );
+    legacy.insert("bandwidth".into(), json!({}));
+    let payload = InstanceExistsPayload {
+        instance: instance_payload(instance, context),
+        audit_period: Versioned(audit_period),
+    };
+    Notification::new(
+        publisher,
+        &EventType::new("instance", "exists", None),
+        instance.uuid.as_str(),
+        payload,
+    )
+    .with_instance(&instance.uuid)
+    .with_project(instance.project_id.as_deref())
+    .with_legacy("compute.instance.exists", Value::Object(legacy))
 }
 
 /// Aggregate actions (`aggregate.<action>.<phase>`).

@@ -280,6 +280,17 @@ pub struct AuditPeriodPayload {
 }
 nova_object!(AuditPeriodPayload, "AuditPeriodPayload", "1.0");
 
+/// `instance.exists` (`InstanceExistsPayload` 2.1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceExistsPayload {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: InstancePayload,
+    /// The period it ran in.
+    pub audit_period: Versioned<AuditPeriodPayload>,
+}
+nova_object!(InstanceExistsPayload, "InstanceExistsPayload", "2.1");
+
 /// `instance.update` (`InstanceUpdatePayload` 2.1).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceUpdatePayload {

@@ -21,7 +21,10 @@ pub const MAX_RXTX_FACTOR: f64 = 3.40282e38;
 pub const MAX_FLAVOR_ID_LENGTH: usize = 255;
 
 /// The fields of `flavor` that come with a microversion.
-const FLAVOR_GATES: &[Gate] = &[Gate::since("description", 55)];
+const FLAVOR_GATES: &[Gate] = &[
+    Gate::since("description", 55),
+    Gate::removed_in("rxtx_factor", 102),
+];
 
 /// `{"flavor": {…}}`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -247,7 +247,11 @@ impl ServerCreate {
 }
 
 /// The fields of an update's `server` that come with a microversion.
-const UPDATE_GATES: &[Gate] = &[Gate::since("description", 19), Gate::since("hostname", 90)];
+const UPDATE_GATES: &[Gate] = &[
+    Gate::since("description", 19),
+    Gate::since("hostname", 90),
+    Gate::since("pinned_availability_zone", 104),
+];
 
 /// `PUT /servers/{id}`: `{"server": {…}}`, what to change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -300,6 +304,11 @@ pub struct ServerUpdate {
     /// The guest host name (from 2.90; accepted, unused).
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Pin the server to its current availability zone, or unpin it with
+    /// `null` (from 2.104).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub pinned_availability_zone: Option<Option<String>>,
 }
 
 /// `networks`: a list of requests, or a keyword (`"none"`, `"auto"`).

@@ -108,6 +108,42 @@ impl Page {
     }
 }
 
+/// The query string as decoded pairs, in order.
+pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The query string as pairs; 400 in Nova's words for a key not in
+/// `allowed` when `strict` (the query schemas without additional
+/// properties of microversion 2.75 on).
+pub fn strict_query(
+    raw: Option<&str>,
+    strict: bool,
+    allowed: &[&str],
+) -> ApiResult<Vec<(String, String)>> {
+    let pairs = parse_query(raw);
+    if strict
+        && let Some((key, _)) = pairs
+            .iter()
+            .find(|(key, _)| !allowed.contains(&key.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for query parameters {key}. Value: Additional properties are not allowed ('{key}' was unexpected)"
+        )));
+    }
+    Ok(pairs)
+}
+
+/// The first value of query parameter `key`.
+pub fn query_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.as_str())
+}
+
 /// The `<collection>_links` next link, kept query parameters plus the marker.
 pub fn next_link(state: &AppState, path: &str, query: &[(String, String)], marker: &str) -> Value {
     let mut pairs: Vec<String> = query

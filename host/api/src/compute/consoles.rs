@@ -258,7 +258,7 @@ async fn create_remote_console(
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     if !version.at_least(6) {
-        return Err(ApiError::not_found("The resource could not be found."));
+        return Err(ApiError::no_such_resource());
     }
     let (protocol, console_type) = remote_console_request(&body, version)?;
     let instance = fetch_visible(&state, &auth, &id).await?;

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Page, links, next_link, parse_bool};
+use super::common::{Page, links, next_link, parse_bool, parse_query, strict_query};
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::bodies::TypedBody;
@@ -123,9 +123,11 @@ fn view(
             json!(flavor.swap)
         };
         body["OS-FLV-EXT-DATA:ephemeral"] = json!(flavor.ephemeral_gb);
-        body["OS-FLV-DISABLED:disabled"] = json!(flavor.disabled != 0);
         body["os-flavor-access:is_public"] = json!(flavor.is_public != 0);
-        body["rxtx_factor"] = json!(flavor.rxtx_factor);
+        if !version.at_least(RXTX_REMOVED_IN) {
+            body["OS-FLV-DISABLED:disabled"] = json!(flavor.disabled != 0);
+            body["rxtx_factor"] = json!(flavor.rxtx_factor);
+        }
         if version.at_least(61) {
             body["extra_specs"] = json!(specs.cloned().unwrap_or_default());
         }
@@ -133,9 +135,28 @@ fn view(
     body
 }
 
+/// From this microversion flavors have no `rxtx_factor` (in views, create
+/// bodies and sort keys) and no `OS-FLV-DISABLED:disabled`, and lists take a
+/// `name` filter.
+pub(crate) const RXTX_REMOVED_IN: u16 = 102;
+
+/// The query parameters of a list (refused others from 2.75; `name` from
+/// 2.102).
+const LIST_QUERY: &[&str] = &[
+    "limit",
+    "marker",
+    "is_public",
+    "minRam",
+    "minDisk",
+    "sort_key",
+    "sort_dir",
+];
+
 #[derive(Deserialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The flavor name (from 2.102).
+    name: Option<String>,
     is_public: Option<String>,
     #[serde(rename = "minRam")]
     min_ram: Option<String>,
@@ -181,6 +202,12 @@ async fn list_flavors(
     } else {
         Some(true)
     };
+    let mut allowed = LIST_QUERY.to_vec();
+    if version.at_least(RXTX_REMOVED_IN) {
+        allowed.push("name");
+    }
+    strict_query(raw.as_deref(), version.at_least(75), &allowed)?;
+    let name = query.name.filter(|_| version.at_least(RXTX_REMOVED_IN));
     let min_ram = number("minRam", &query.min_ram)?;
     let min_disk = number("minDisk", &query.min_disk)?;
     let rows = flavors::list(&state.db).await?;
@@ -194,6 +221,7 @@ async fn list_flavors(
         })
         .filter(|flavor| min_ram.is_none_or(|min| flavor.memory_mb >= min))
         .filter(|flavor| min_disk.is_none_or(|min| flavor.root_gb >= min))
+        .filter(|flavor| name.as_ref().is_none_or(|name| &flavor.name == name))
         .collect();
     let sort_key = query.sort_key.as_deref().unwrap_or("flavorid");
     match sort_key {
@@ -233,18 +261,6 @@ async fn list_flavors(
         );
     }
     Ok(Json(body))
-}
-
-/// The query string as pairs.
-pub fn parse_query(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key.to_string(), value.to_string())
-        })
-        .collect()
 }
 
 #[utoipa::path(get, path = "/v2.1/flavors", params(ListQuery), responses((status = OK, description = "Success", body = FlavorList), crate::fault::ApiError))]

@@ -14,8 +14,8 @@ use axum::extract::{RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::common::parse_query;
 use super::common::{Page, next_link, parse_bool};
-use super::flavors::parse_query;
 use super::servers::instance_name;
 use super::services::api_id;
 use crate::AppState;
@@ -303,7 +303,7 @@ async fn uptime(
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-hypervisors:uptime")?;
     if version.at_least(88) {
-        return Err(ApiError::not_found("The resource could not be found."));
+        return Err(ApiError::no_such_resource());
     }
     find(&state, version, &id).await?;
     Err(ApiError::not_implemented(
@@ -319,7 +319,7 @@ async fn statistics(
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("os_compute_api:os-hypervisors:statistics")?;
     if version.at_least(88) {
-        return Err(ApiError::not_found("The resource could not be found."));
+        return Err(ApiError::no_such_resource());
     }
     let nodes = nodes(&state).await?;
     let sum = |field: fn(&Node) -> i64| nodes.iter().map(field).sum::<i64>();
@@ -354,7 +354,7 @@ async fn by_pattern(
         "os_compute_api:os-hypervisors:search"
     })?;
     if version.at_least(53) {
-        return Err(ApiError::not_found("The resource could not be found."));
+        return Err(ApiError::no_such_resource());
     }
     let matching: Vec<Node> = nodes(state)
         .await?

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha1::Digest as _;
 
+use super::common::parse_query;
 use super::common::{Page, api_time_micros, next_link};
-use super::flavors::parse_query;
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::body::JsonBody;

@@ -7,9 +7,13 @@ pub mod availability_zones;
 pub mod common;
 pub mod consoles;
 pub mod deferred_delete;
+pub mod extensions;
+pub mod external_events;
 pub mod flavors;
 pub mod guest_actions;
+pub mod hosts;
 pub mod hypervisors;
+pub mod image_proxy;
 pub mod interfaces;
 pub mod keypairs;
 pub mod migrations;
@@ -22,6 +26,8 @@ pub mod server_password;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
+pub mod usage;
+pub mod usage_audit_log;
 pub mod versions;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -49,5 +55,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_groups::routes())
         .merge(keypairs::routes())
         .merge(migrations::routes())
+        .merge(usage::routes())
+        .merge(hosts::routes())
+        .merge(image_proxy::routes())
+        .merge(extensions::routes())
+        .merge(usage_audit_log::routes())
+        .merge(external_events::routes())
         .merge(crate::quota::routes())
 }

@@ -47,6 +47,11 @@ enum Requested {
     /// `addSecurityGroup` (`true`) or `removeSecurityGroup` of the named
     /// group.
     SecurityGroup(String, bool),
+    /// `injectNetworkInfo` (admin): Nova's libvirt driver does nothing with
+    /// it on a Neutron-style network service, and neither does novum's
+    /// agent (a guest reads its network from the config drive or the
+    /// metadata service); accepted for a server on a host.
+    InjectNetworkInfo,
 }
 
 impl Requested {
@@ -62,6 +67,7 @@ impl Requested {
             Self::ResetState(_) => "reset_state",
             Self::SecurityGroup(_, true) => "add",
             Self::SecurityGroup(_, false) => "remove",
+            Self::InjectNetworkInfo => "inject_network_info",
         }
     }
 }
@@ -89,6 +95,7 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
             };
         }
         "unlock" => return Ok(Requested::Unlock),
+        "injectNetworkInfo" => return Ok(Requested::InjectNetworkInfo),
         "os-resetState" => {
             return match args.get("state").and_then(Value::as_str) {
                 Some("active") => Ok(Requested::ResetState(
@@ -181,8 +188,11 @@ async fn action(
     let requested = parse_action(name, args)?;
     let instance = fetch_visible(&state, &auth, &id).await?;
     let locking = matches!(requested, Requested::Lock | Requested::Unlock);
-    if let Requested::ResetState(_) = requested {
-        auth.require_admin("os_compute_api:os-admin-actions:reset_state")?;
+    if let Requested::ResetState(_) | Requested::InjectNetworkInfo = requested {
+        auth.require_admin(&format!(
+            "os_compute_api:os-admin-actions:{}",
+            requested.policy_name()
+        ))?;
     } else {
         let scope = if locking {
             "os-lock-server"
@@ -235,6 +245,14 @@ async fn action(
         Requested::SecurityGroup(group, add) => {
             super::server_networks::change_security_group(&state, &auth, &id, &group, add).await?
         }
+        Requested::InjectNetworkInfo => {
+            if instance.host.is_none() {
+                return Err(ApiError::conflict(format!(
+                    "Cannot 'inject_network_info' instance {id} while it is in vm_state {}",
+                    instance.vm_state
+                )));
+            }
+        }
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -272,6 +290,25 @@ pub fn check_lock(
     Ok(())
 }
 
+/// From this microversion a deleted server's actions can be read.
+const DELETED_ACTIONS_SINCE: u16 = 21;
+
+/// 404 unless `auth` may read server `id`'s actions: a live server it sees,
+/// or from 2.21 a deleted one.
+async fn actions_instance(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    id: &str,
+) -> ApiResult<()> {
+    if version.at_least(DELETED_ACTIONS_SINCE) {
+        super::servers::fetch_visible_even_deleted(state, auth, id).await?;
+    } else {
+        fetch_visible(state, auth, id).await?;
+    }
+    Ok(())
+}
+
 fn action_view(action: &actions::InstanceAction, version: Microversion) -> Value {
     let mut view = json!({
         "action": action.action,
@@ -295,7 +332,7 @@ async fn instance_actions(
     version: Microversion,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    fetch_visible(&state, &auth, &id).await?;
+    actions_instance(&state, &auth, version, &id).await?;
     let actions: Vec<Value> = actions::list(&state.db, &id)
         .await?
         .iter()
@@ -311,7 +348,7 @@ async fn instance_action(
     version: Microversion,
     Path((id, request)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    fetch_visible(&state, &auth, &id).await?;
+    actions_instance(&state, &auth, version, &id).await?;
     let action = actions::find(&state.db, &id, &request)
         .await?
         .ok_or_else(|| {

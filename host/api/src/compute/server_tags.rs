@@ -66,7 +66,7 @@ fn require_tags(version: Microversion) -> ApiResult<()> {
     if version.at_least(TAGS_SINCE) {
         Ok(())
     } else {
-        Err(ApiError::not_found("The resource could not be found."))
+        Err(ApiError::no_such_resource())
     }
 }
 

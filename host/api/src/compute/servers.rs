@@ -1,7 +1,7 @@
 //! Servers: create (multi-create, hints, groups, zones, key pairs, boot from
 //! image), list and detail (filters, pagination), show, update, delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -13,8 +13,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::common::parse_query;
 use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
-use super::flavors::{self, parse_query};
+use super::flavors;
 use super::server_networks::{self, ServerNetworking};
 use super::server_tags;
 use super::services;
@@ -47,6 +48,19 @@ pub async fn fetch_visible(
     Instance::fetch(state.db.pool(), uuid)
         .await?
         .filter(|instance| instance.deleted == 0 && auth.may_see_project(&instance.project_id))
+        .ok_or_else(|| ApiError::not_found(format!("Instance {uuid} could not be found.")))
+}
+
+/// Instance `uuid` if `auth` may see it, deleted or not (what the
+/// instance-action routes read from 2.21).
+pub async fn fetch_visible_even_deleted(
+    state: &AppState,
+    auth: &AuthContext,
+    uuid: &str,
+) -> ApiResult<Instance> {
+    Instance::fetch(state.db.pool(), uuid)
+        .await?
+        .filter(|instance| auth.may_see_project(&instance.project_id))
         .ok_or_else(|| ApiError::not_found(format!("Instance {uuid} could not be found.")))
 }
 
@@ -231,6 +245,17 @@ pub fn detail_view(
             json!(instance.requested_availability_zone),
         );
     }
+    if version.at_least(IMAGE_PROPERTIES_SINCE)
+        && let Some(image) = object.get_mut("image").and_then(Value::as_object_mut)
+    {
+        image.insert(
+            "properties".into(),
+            json!(standard_image_properties(instance)),
+        );
+    }
+    if version.at_least(SCHEDULER_HINTS_SINCE) {
+        object.insert("scheduler_hints".into(), json!(instance.hints()));
+    }
     if (instance.vm_state == vm::ERROR || instance.vm_state == vm::DELETED)
         && let Some(fault) = instance
             .fault
@@ -249,6 +274,51 @@ pub fn detail_view(
         object.insert("fault".into(), shown);
     }
     Value::Object(object)
+}
+
+/// Image properties under `image` in a server's view from this microversion.
+const IMAGE_PROPERTIES_SINCE: u16 = 98;
+
+/// The scheduler hints of the create in a server's view from this
+/// microversion.
+const SCHEDULER_HINTS_SINCE: u16 = 100;
+
+/// `server_groups` in show, update and rebuild (not in lists) from this
+/// microversion.
+const SERVER_GROUPS_SINCE: u16 = 71;
+
+/// Image properties without Nova's standard prefixes that Nova still
+/// knows (its legacy names).
+const LEGACY_IMAGE_PROPERTIES: &[&str] = &[
+    "architecture",
+    "auto_disk_config",
+    "hypervisor_type",
+    "hypervisor_version_requires",
+    "vm_mode",
+];
+
+/// The instance's image properties Nova shows (2.98): the standard ones
+/// (`hw_*`, `img_*`, `os_*`, `trait:*` and the legacy names) of the image it
+/// was booted from, as recorded then.
+fn standard_image_properties(instance: &Instance) -> BTreeMap<String, String> {
+    instance
+        .image_property_map()
+        .into_iter()
+        .filter(|(key, _)| {
+            ["hw_", "img_", "os_", "trait:"]
+                .iter()
+                .any(|prefix| key.starts_with(prefix))
+                || LEGACY_IMAGE_PROPERTIES.contains(&key.as_str())
+        })
+        .collect()
+}
+
+/// Adds what only a show, an update and a rebuild answer: the server's
+/// group (2.71).
+pub fn add_single_server_fields(view: &mut Value, version: Microversion, instance: &Instance) {
+    if version.at_least(SERVER_GROUPS_SINCE) {
+        view["server_groups"] = json!(instance.server_group.iter().collect::<Vec<_>>());
+    }
 }
 
 /// The tags of server `uuid`.
@@ -646,7 +716,7 @@ async fn show(
     let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
     let networking = server_networks::of_server(&state, &instance.uuid).await?;
     let tags = instance_tags(&state, &instance.uuid).await?;
-    Ok(Json(json!({"server": detail_view(
+    let mut view = detail_view(
         &state,
         &auth,
         version,
@@ -654,7 +724,9 @@ async fn show(
         host_statuses.as_ref(),
         &networking,
         &tags,
-    )})))
+    );
+    add_single_server_fields(&mut view, version, &instance);
+    Ok(Json(json!({ "server": view })))
 }
 
 /// What each server of a create asks of the absolute quota resources.
@@ -972,6 +1044,7 @@ async fn update(
         description: changes.description,
         access_ip_v4: changes.access_ip_v4.map(|ip| ip.0),
         access_ip_v6: changes.access_ip_v6.map(|ip| ip.0),
+        pinned_availability_zone: changes.pinned_availability_zone,
     };
     state.conductor.update_server(&id, changes, &caller).await?;
     let instance = fetch_visible(&state, &auth, &id).await?;
@@ -992,7 +1065,19 @@ async fn update(
         && let Some(fields) = view.as_object_mut()
     {
         fields.retain(|key, _| !only_in_show(key));
+        // Nor do its addresses carry the extended IP attributes.
+        if let Some(Value::Object(networks)) = fields.get_mut("addresses") {
+            for address in networks
+                .values_mut()
+                .filter_map(Value::as_array_mut)
+                .flatten()
+                .filter_map(Value::as_object_mut)
+            {
+                address.retain(|key, _| !key.starts_with("OS-EXT-IPS"));
+            }
+        }
     }
+    add_single_server_fields(&mut view, version, &instance);
     Ok(Json(json!({ "server": view })))
 }
 

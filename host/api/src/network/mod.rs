@@ -162,9 +162,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(security_groups::routes())
         .merge(quotas::routes())
         .merge(auto_allocated_topology::routes())
-        .fallback(|| async {
-            NeutronFault(ApiError::not_found("The resource could not be found."))
-        })
+        .fallback(|| async { NeutronFault(ApiError::no_such_resource()) })
 }
 
 /// An id from a path segment, without Neutron's `.json` suffix.

@@ -20,6 +20,10 @@ pub struct ServerChanges {
     pub access_ip_v4: Option<String>,
     /// The new IPv6 access address (`""` clears it).
     pub access_ip_v6: Option<String>,
+    /// The availability zone to pin the server to (`Some(None)` unpins it;
+    /// 2.104): only the zone it is in, and only while it is not pinned to
+    /// another.
+    pub pinned_availability_zone: Option<Option<String>>,
 }
 
 /// Who holds a server's lock (Nova's `locked_by`).
@@ -104,14 +108,39 @@ impl Conductor {
     ) -> Result<()> {
         let mut tx = self.db().begin_serialized("conductor").await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
+        let pinned = match changes.pinned_availability_zone {
+            None => instance.requested_availability_zone.clone(),
+            Some(None) => None,
+            Some(Some(zone)) => {
+                let current = instance.availability_zone.as_deref().unwrap_or_default();
+                match instance.requested_availability_zone.as_deref() {
+                    Some(pinned) if pinned != zone => {
+                        return Err(ConductorError::Conflict(
+                            "Cannot change pinned availability zone directly. Unpin first by setting \
+                             pinned_availability_zone to null."
+                                .to_string(),
+                        ));
+                    }
+                    None if zone != current => {
+                        return Err(ConductorError::Conflict(format!(
+                            "Server can only be pinned to its current availability zone '{current}', \
+                             but '{zone}' was requested."
+                        )));
+                    }
+                    _ => Some(zone),
+                }
+            }
+        };
         sqlx::query(
-            "UPDATE instances SET display_name = $1, description = $2, updated_at = $3, access_ip_v4 = $4, access_ip_v6 = $5 WHERE uuid = $6",
+            "UPDATE instances SET display_name = $1, description = $2, updated_at = $3, access_ip_v4 = $4, \
+             access_ip_v6 = $5, requested_availability_zone = $6 WHERE uuid = $7",
         )
         .bind(changes.name.unwrap_or_else(|| instance.display_name.clone()))
         .bind(changes.description.unwrap_or_else(|| instance.description.clone()))
         .bind(db::now())
         .bind(changes.access_ip_v4.unwrap_or_else(|| instance.access_ip_v4.clone()))
         .bind(changes.access_ip_v6.unwrap_or_else(|| instance.access_ip_v6.clone()))
+        .bind(pinned)
         .bind(uuid)
         .execute(&mut *tx)
         .await?;

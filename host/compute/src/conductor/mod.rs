@@ -29,6 +29,7 @@ pub mod snapshot;
 pub mod soft_delete;
 pub mod states;
 pub mod tasks;
+pub mod usage_audit;
 
 pub use networking::PortPlan;
 pub use ops::{Caller, Recovery};

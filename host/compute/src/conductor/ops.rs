@@ -773,7 +773,8 @@ impl Conductor {
         Ok(count)
     }
 
-    /// Runs [`Conductor::reap`] every `reaper_interval_seconds` until `shutdown`.
+    /// Runs the periodic tasks every `reaper_interval_seconds` until
+    /// `shutdown`: [`Conductor::reap`], then [`Conductor::audit_usage`].
     pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let interval = std::time::Duration::from_secs(self.compute.reaper_interval_seconds.max(1));
         tokio::pin!(shutdown);
@@ -784,6 +785,9 @@ impl Conductor {
             }
             if let Err(error) = self.reap().await {
                 tracing::error!(%error, "task reaper failed");
+            }
+            if let Err(error) = self.audit_usage().await {
+                tracing::error!(%error, "instance usage audit failed");
             }
         }
     }

@@ -89,3 +89,51 @@ pub async fn set_metadata_password_once(
     .rows_affected();
     Ok(updated == 1)
 }
+
+/// The instances (deleted ones included) of `project` (every project when
+/// `None`) that ran during `[begin, end)`: launched before `end` and not
+/// terminated by `begin` (Nova's `get_active_by_window_joined`), ordered by
+/// project and uuid, at most `limit` after the instance `marker`. `None`
+/// when the marker names no instance.
+pub async fn active_in_window(
+    db: &Db,
+    begin: &str,
+    end: &str,
+    project: Option<&str>,
+    limit: usize,
+    marker: Option<&str>,
+) -> Result<Option<Vec<Instance>>, DbError> {
+    let after = match marker {
+        None => None,
+        Some(marker) => match Instance::fetch(db.pool(), marker).await? {
+            Some(instance) => Some((instance.project_id, instance.uuid)),
+            None => return Ok(None),
+        },
+    };
+    let (after_project, after_uuid) = after.unwrap_or_default();
+    let instances = sqlx::query_as::<_, Instance>(
+        "SELECT * FROM instances WHERE (terminated_at IS NULL OR terminated_at > $1) \
+         AND launched_at < $2 AND ($3 = '' OR project_id = $3) \
+         AND (project_id > $4 OR (project_id = $4 AND uuid > $5)) \
+         ORDER BY project_id, uuid LIMIT $6",
+    )
+    .bind(begin)
+    .bind(end)
+    .bind(project.unwrap_or_default())
+    .bind(&after_project)
+    .bind(&after_uuid)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(Some(instances))
+}
+
+/// The live instances placed on `host`, oldest first.
+pub async fn on_host(db: &Db, host: &str) -> Result<Vec<Instance>, DbError> {
+    Ok(sqlx::query_as::<_, Instance>(
+        "SELECT * FROM instances WHERE deleted = 0 AND host = $1 ORDER BY created_at, uuid",
+    )
+    .bind(host)
+    .fetch_all(db.pool())
+    .await?)
+}
