@@ -21,9 +21,7 @@ pub fn execute(driver: &dyn VirtDriver, task: &Task) -> TaskOutcome {
 pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
     let instance = task.instance_uuid;
     let result = match &task.action {
-        TaskAction::ConsoleOutput { .. } | TaskAction::SerialConsole => {
-            return answer(driver, task);
-        }
+        action if action.is_query() => return answer(driver, task),
         TaskAction::Spawn(spec) => driver.spawn(instance, spec),
         TaskAction::Redefine { spec, power_on } => driver.redefine(instance, spec, *power_on),
         TaskAction::Destroy => driver.destroy(instance),
@@ -43,6 +41,11 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
             image_id,
             base_image_id,
         } => driver.snapshot(instance, image_id, base_image_id),
+        TaskAction::TriggerCrashDump => driver.trigger_crash_dump(instance),
+        TaskAction::ConsoleOutput { .. }
+        | TaskAction::SerialConsole
+        | TaskAction::SetPassword { .. }
+        | TaskAction::Diagnostics => return answer(driver, task),
     };
     let state = driver.power_state(instance);
     match (result, state) {
@@ -67,6 +70,12 @@ pub fn answer(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
     let found: Result<TaskAnswer, DriverError> = match &task.action {
         TaskAction::ConsoleOutput { lines } => driver.console_output(instance, *lines),
         TaskAction::SerialConsole => driver.serial_console(instance),
+        TaskAction::SetPassword {
+            user,
+            password,
+            qemu_guest_agent,
+        } => driver.set_password(instance, user, password, *qemu_guest_agent),
+        TaskAction::Diagnostics => driver.diagnostics(instance),
         other => Err(DriverError::Unsupported(format!(
             "{} is not a query",
             other.kind()

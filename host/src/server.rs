@@ -203,6 +203,7 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
     }
     background.recovery.abort();
     let _ = background.reaper.await;
+    let _ = background.reclaimer.await;
     result
 }
 
@@ -218,6 +219,9 @@ pub struct Background {
     pub recovery: tokio::task::JoinHandle<()>,
     /// The task reaper.
     pub reaper: tokio::task::JoinHandle<()>,
+    /// The reclaim of soft-deleted instances (ends at once when
+    /// `[compute] reclaim_instance_interval` is 0).
+    pub reclaimer: tokio::task::JoinHandle<()>,
     /// The embedded compute agents.
     pub agents: crate::embedded::EmbeddedAgents,
 }
@@ -233,17 +237,19 @@ impl Background {
             }
         });
         let reaper = tokio::spawn(state.conductor.clone().run_reaper(stopped(stop.clone())));
+        let reclaimer = tokio::spawn(state.conductor.clone().run_reclaimer(stopped(stop.clone())));
         let agents = crate::embedded::start_agents(state, listen, stop);
         Self {
             recovery,
             reaper,
+            reclaimer,
             agents,
         }
     }
 
     /// Every task of the background work.
     pub fn into_handles(self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut handles = vec![self.recovery, self.reaper];
+        let mut handles = vec![self.recovery, self.reaper, self.reclaimer];
         handles.extend(self.agents.handles);
         handles
     }

@@ -21,6 +21,7 @@ use virt::sys;
 use super::bridge;
 use super::console::{self, CONSOLE_LOG, SerialConsoleOptions, SerialListen};
 use super::disks::{self, InstanceFiles};
+use super::guest;
 use super::images::{ImageCache, ImageSource};
 use super::store::{DomainStore, GuestState, StoredDomain};
 use super::xml::{self, DiskLayout, KernelBoot};
@@ -261,7 +262,7 @@ fn kvm_probe(
     Ok(works)
 }
 
-fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
+pub(super) fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
     move |e| DriverError::Libvirt {
         op,
         message: e.message().to_string(),
@@ -271,7 +272,7 @@ fn lv(op: &'static str) -> impl FnOnce(virt::error::Error) -> DriverError {
 /// `text` (named `what` in the error) if C and XML can take it: the `virt`
 /// crate turns every string into a C string and panics on a NUL, and XML 1.0
 /// holds no control character but tab, line feed and carriage return.
-fn libvirt_text<'a>(what: &str, text: &'a str) -> Result<&'a str, DriverError> {
+pub(super) fn libvirt_text<'a>(what: &str, text: &'a str) -> Result<&'a str, DriverError> {
     match text
         .chars()
         .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
@@ -563,6 +564,12 @@ impl LibvirtDriver {
         if let Err(error) = written {
             warn!(%instance, %error, "cannot write the test driver's console log");
         }
+    }
+
+    /// The hypervisor type guests run as (Nova's `[libvirt] virt_type`):
+    /// the first domain type real guests may use, `test` on the test driver.
+    fn hypervisor(&self) -> &str {
+        self.hv_types.first().map(String::as_str).unwrap_or("test")
     }
 
     /// The driver's libvirt connection, for inspecting what the driver made.
@@ -1372,5 +1379,46 @@ impl VirtDriver for LibvirtDriver {
             warn!(%instance, error = %e, "removing the snapshot's temporary file");
         }
         uploaded
+    }
+
+    fn set_password(
+        &self,
+        instance: Uuid,
+        user: &str,
+        password: &str,
+        qemu_guest_agent: bool,
+    ) -> Result<TaskAnswer, DriverError> {
+        let domain = self.domain(instance)?;
+        guest::set_password(
+            &domain,
+            self.hypervisor(),
+            Self::state_of(&domain)?,
+            user,
+            password,
+            qemu_guest_agent,
+        )
+    }
+
+    fn trigger_crash_dump(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        match Self::state_of(&domain)? {
+            PowerState::Running | PowerState::Paused => guest::inject_nmi(&domain),
+            state => Err(DriverError::InvalidState {
+                op: "trigger a crash dump of",
+                instance,
+                state,
+            }),
+        }
+    }
+
+    fn diagnostics(&self, instance: Uuid) -> Result<TaskAnswer, DriverError> {
+        let domain = self.domain(instance)?;
+        let state = Self::state_of(&domain)?;
+        let live = if state == PowerState::Running {
+            Self::live_definition(&domain)?
+        } else {
+            String::new()
+        };
+        guest::diagnostics(&domain, self.hypervisor(), state, &live)
     }
 }

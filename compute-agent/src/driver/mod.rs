@@ -10,6 +10,7 @@
 mod bridge;
 mod console;
 mod disks;
+mod guest;
 mod images;
 mod libvirt;
 mod store;
@@ -36,12 +37,13 @@ pub use libvirt::{
     DEFAULT_CLEAN_SHUTDOWN_TIMEOUT, DEFAULT_INSTANCES_PATH, DEFAULT_INTERFACE_DETACH_TIMEOUT,
     LibvirtDriver, LibvirtOptions, VirtType, parse_mac,
 };
+use libvirt::{libvirt_text, lv};
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
-    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml, domain_interfaces,
-    domain_name, domain_xml, find_interface, interface_xml, parse_capabilities, test_node_xml,
-    with_device, without_interface,
+    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml,
+    domain_disk_targets, domain_interfaces, domain_name, domain_xml, find_interface, interface_xml,
+    parse_capabilities, test_node_xml, with_device, without_interface,
 };
 
 /// What went wrong in a driver call.
@@ -207,6 +209,29 @@ pub trait VirtDriver: Send + Sync {
             "this driver cannot snapshot (image {image_id})"
         )))
     }
+    /// Set `user`'s password in the running guest through the QEMU guest
+    /// agent ([`TaskAnswer::PasswordSet`]), as Nova's libvirt driver: a
+    /// KVM/QEMU guest whose image does not say it runs the agent
+    /// (`qemu_guest_agent`) is refused, as is a guest that does not run or
+    /// an agent that does not answer ([`TaskAnswer::Refused`]). No domain:
+    /// [`DriverError::NotFound`].
+    fn set_password(
+        &self,
+        instance: Uuid,
+        user: &str,
+        password: &str,
+        qemu_guest_agent: bool,
+    ) -> Result<TaskAnswer, DriverError>;
+
+    /// Inject a non-maskable interrupt into the running guest (Nova's
+    /// `trigger_crash_dump`). Not running, or the hypervisor cannot:
+    /// an error saying so.
+    fn trigger_crash_dump(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// The running guest's statistics ([`TaskAnswer::Diagnostics`]), or
+    /// [`TaskAnswer::Refused`] with its power state when it does not run.
+    /// No domain: [`DriverError::NotFound`].
+    fn diagnostics(&self, instance: Uuid) -> Result<TaskAnswer, DriverError>;
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

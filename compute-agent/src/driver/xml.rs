@@ -315,6 +315,13 @@ pub fn domain_xml(
         xml.push_str(&interface_xml(interface, "    "));
     }
     xml.push_str(&serial_xml(&dir, serial, "    "));
+    if !is_test && novum_wire::qemu_guest_agent(&spec.image.properties) {
+        // The QEMU guest agent's channel (Nova's `_add_qga_device`).
+        xml.push_str(
+            "    <channel type='unix'>\n      <source mode='bind'/>\n      \
+             <target type='virtio' name='org.qemu.guest_agent.0'/>\n    </channel>\n",
+        );
+    }
     xml.push_str("  </devices>\n</domain>\n");
     xml
 }
@@ -375,6 +382,9 @@ pub struct DomainInterface {
     pub bridge: Option<String>,
     /// Its `<mtu size>`, when set.
     pub mtu: Option<u32>,
+    /// Its host-side device (`<target dev>`), when the definition names one
+    /// (a running domain's live definition does).
+    pub target: Option<String>,
     /// The element's text in the document (to detach exactly that device).
     pub xml: String,
 }
@@ -408,9 +418,24 @@ pub fn domain_interfaces(domain_xml: &str) -> Result<Vec<DomainInterface>, Drive
                 mtu: child(node, "mtu")
                     .and_then(|mtu| mtu.attribute("size"))
                     .and_then(|size| size.parse().ok()),
+                target: child(node, "target")
+                    .and_then(|target| target.attribute("dev"))
+                    .map(str::to_string),
                 xml: domain_xml[node.range()].to_string(),
             })
         })
+        .collect())
+}
+
+/// The target devices (`vda`, `hdd`, …) of every `<disk>` of a domain
+/// definition, in document order (Nova's `_get_io_devices` volumes).
+pub fn domain_disk_targets(domain_xml: &str) -> Result<Vec<String>, DriverError> {
+    let doc = parse_domain(domain_xml)?;
+    let devices = domain_devices(&doc)?;
+    Ok(devices
+        .children()
+        .filter(|n| n.has_tag_name("disk"))
+        .filter_map(|node| child(node, "target")?.attribute("dev").map(str::to_string))
         .collect())
 }
 
@@ -653,6 +678,32 @@ mod tests {
                 format!("/var/lib/novum/instances/{id}/disk.swap"),
             ]
         );
+    }
+
+    #[test]
+    fn a_guest_agent_image_gets_the_agents_channel() {
+        let caps = parse_capabilities(QEMU_CAPS).unwrap();
+        let layout = DiskLayout::default();
+        let channels = |properties: &[(&str, &str)]| {
+            let spec = spec(properties);
+            let guest = choose_guest(&caps, &spec).unwrap();
+            let xml = domain_xml(Uuid::new_v4(), &spec, &guest, &layout, None);
+            let doc = roxmltree::Document::parse(&xml).unwrap();
+            doc.descendants()
+                .filter(|n| n.has_tag_name("channel"))
+                .filter_map(|n| child(n, "target")?.attribute("name").map(str::to_string))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            channels(&[("hw_qemu_guest_agent", "yes")]),
+            ["org.qemu.guest_agent.0"]
+        );
+        assert_eq!(
+            channels(&[("hw_qemu_guest_agent", "True")]),
+            ["org.qemu.guest_agent.0"]
+        );
+        assert!(channels(&[("hw_qemu_guest_agent", "no")]).is_empty());
+        assert!(channels(&[]).is_empty());
     }
 
     #[test]

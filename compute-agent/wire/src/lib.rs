@@ -437,6 +437,31 @@ pub enum TaskAction {
         /// The image the instance was booted from.
         base_image_id: String,
     },
+    /// A query (Nova's `set_admin_password` call): set the password of
+    /// `user` in the running guest through the QEMU guest agent
+    /// (`virDomainSetUserPassword`), answered with
+    /// [`TaskAnswer::PasswordSet`] or [`TaskAnswer::Refused`]. The
+    /// controller blanks `password` in its task row once answered.
+    SetPassword {
+        /// The guest user (`os_admin_user`, else `root`, or
+        /// `Administrator` for Windows guests).
+        user: String,
+        /// The new password.
+        password: String,
+        /// Whether the image says the guest runs the QEMU guest agent
+        /// (`hw_qemu_guest_agent`); without it Nova's libvirt driver
+        /// refuses.
+        qemu_guest_agent: bool,
+    },
+    /// Inject a non-maskable interrupt into the guest (Nova's
+    /// `trigger_crash_dump`), which a guest configured for it answers with
+    /// a kernel crash dump. Changes nothing of the domain's state.
+    TriggerCrashDump,
+    /// A query (Nova's `get_diagnostics` / `get_instance_diagnostics`):
+    /// what libvirt says of the running guest's CPUs, memory, disks and
+    /// interfaces, answered with [`TaskAnswer::Diagnostics`] (or
+    /// [`TaskAnswer::Refused`] when the guest does not run).
+    Diagnostics,
 }
 
 impl TaskAction {
@@ -458,6 +483,9 @@ impl TaskAction {
             TaskAction::ConsoleOutput { .. } => "console_output",
             TaskAction::SerialConsole => "serial_console",
             TaskAction::Snapshot { .. } => "snapshot",
+            TaskAction::SetPassword { .. } => "set_password",
+            TaskAction::TriggerCrashDump => "trigger_crash_dump",
+            TaskAction::Diagnostics => "diagnostics",
         }
     }
 
@@ -468,9 +496,25 @@ impl TaskAction {
     pub fn is_query(&self) -> bool {
         matches!(
             self,
-            TaskAction::ConsoleOutput { .. } | TaskAction::SerialConsole
+            TaskAction::ConsoleOutput { .. }
+                | TaskAction::SerialConsole
+                | TaskAction::SetPassword { .. }
+                | TaskAction::Diagnostics
         )
     }
+}
+
+/// Whether image `properties` say the guest runs the QEMU guest agent
+/// (`hw_qemu_guest_agent`, a boolean as oslo reads one: `yes`, `true`,
+/// `on`, `1`, …): Nova's libvirt driver then gives the domain the agent's
+/// channel and sets passwords through it.
+pub fn qemu_guest_agent(properties: &BTreeMap<String, String>) -> bool {
+    properties.get("hw_qemu_guest_agent").is_some_and(|value| {
+        matches!(
+            value.trim().to_ascii_lowercase().as_str(),
+            "1" | "t" | "true" | "on" | "y" | "yes"
+        )
+    })
 }
 
 /// Most bytes of console log a [`TaskAction::ConsoleOutput`] answer holds:
@@ -816,6 +860,121 @@ pub enum TaskAnswer {
         /// The console type asked for (`serial`).
         console_type: String,
     },
+    /// The guest user's password was set ([`TaskAction::SetPassword`]).
+    PasswordSet,
+    /// The query was refused for a reason Nova answers in its own way
+    /// (see [`Refusal`]).
+    Refused {
+        /// Why.
+        refusal: Refusal,
+    },
+    /// What libvirt says of the running guest ([`TaskAction::Diagnostics`]).
+    Diagnostics(GuestDiagnostics),
+}
+
+/// Why a query was refused: each is an answer the compute API gives in
+/// Nova's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The guest is not running (Nova's `InstanceInvalidState` on the power
+    /// state, `InstancePasswordSetFailed` "instance … is not running").
+    NotRunning {
+        /// Its power state.
+        power_state: PowerState,
+    },
+    /// The image does not say the guest runs the QEMU guest agent (Nova's
+    /// `QemuGuestAgentNotEnabled`).
+    GuestAgentNotEnabled,
+    /// The hypervisor cannot do it at all (Nova's
+    /// `SetAdminPasswdNotSupported`).
+    NotSupported,
+    /// The guest agent does not answer, or libvirt does not implement the
+    /// call (Nova's `NotImplementedError`).
+    NotImplemented,
+}
+
+/// A running guest's statistics as libvirt reports them, from which the
+/// controller renders both of Nova's diagnostics formats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestDiagnostics {
+    /// The guest's power state.
+    pub power_state: PowerState,
+    /// The hypervisor type guests run as (`kvm`, `qemu`; `test` on the
+    /// test driver): Nova's `[libvirt] virt_type`.
+    pub hypervisor: String,
+    /// Maximum memory, KiB (`virDomainGetMaxMemory`).
+    pub max_memory_kib: u64,
+    /// Memory in use, KiB (`virDomainGetInfo`).
+    pub memory_kib: u64,
+    /// Each vCPU's time.
+    pub cpus: Vec<CpuDiagnostics>,
+    /// Each disk's I/O counters.
+    pub disks: Vec<DiskDiagnostics>,
+    /// Each interface, with its counters when libvirt has them.
+    pub nics: Vec<NicDiagnostics>,
+    /// `virDomainMemoryStats` by Nova's names (`actual`, `rss`, …).
+    pub memory_stats: BTreeMap<String, u64>,
+}
+
+/// One vCPU of [`GuestDiagnostics`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuDiagnostics {
+    /// The vCPU number.
+    pub id: u32,
+    /// CPU time, nanoseconds.
+    pub time_ns: u64,
+}
+
+/// One disk of [`GuestDiagnostics`] (`virDomainBlockStats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskDiagnostics {
+    /// The target device (`vda`).
+    pub device: String,
+    /// Read requests.
+    pub read_requests: i64,
+    /// Bytes read.
+    pub read_bytes: i64,
+    /// Write requests.
+    pub write_requests: i64,
+    /// Bytes written.
+    pub write_bytes: i64,
+    /// Errors.
+    pub errors: i64,
+}
+
+/// One interface of [`GuestDiagnostics`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicDiagnostics {
+    /// Its MAC address.
+    pub mac_address: String,
+    /// The host-side device (`tap…`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Its counters (`virDomainInterfaceStats`), when libvirt gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<NicCounters>,
+}
+
+/// The counters of one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicCounters {
+    /// Bytes received.
+    pub rx_bytes: i64,
+    /// Packets received.
+    pub rx_packets: i64,
+    /// Receive errors.
+    pub rx_errors: i64,
+    /// Received packets dropped.
+    pub rx_drop: i64,
+    /// Bytes sent.
+    pub tx_bytes: i64,
+    /// Packets sent.
+    pub tx_packets: i64,
+    /// Send errors.
+    pub tx_errors: i64,
+    /// Sent packets dropped.
+    pub tx_drop: i64,
 }
 
 /// Success with the resulting power state, or failure with a message.

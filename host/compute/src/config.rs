@@ -4,6 +4,10 @@
 
 use serde::Deserialize;
 
+/// The longest `[compute] reclaim_instance_interval` accepted, seconds
+/// (ten years).
+pub const MAX_RECLAIM_INSTANCE_INTERVAL: u64 = 10 * 365 * 24 * 3600;
+
 /// `[compute]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,6 +49,12 @@ pub struct ComputeConfig {
     /// How long a console URL's token stays valid, seconds (Nova's
     /// `[consoleauth] token_ttl`).
     pub console_token_ttl_seconds: u64,
+    /// Soft delete (Nova's `reclaim_instance_interval`, seconds): when
+    /// above 0, deleting a server that runs on a host powers it off into
+    /// SOFT_DELETED, from which `restore` brings it back, and a periodic
+    /// task deletes it for good once it has been soft-deleted this long
+    /// (the task runs this often). 0 (the default): deletes are immediate.
+    pub reclaim_instance_interval: u64,
     /// Base of the serial console URLs handed out (Nova's `[serial_console]
     /// base_url`), e.g. `wss://cloud.example.com/serial-console`; default:
     /// the controller's public URL with `ws`/`wss` and `/serial-console`.
@@ -91,6 +101,7 @@ impl Default for ComputeConfig {
             force_config_drive: false,
             agent_call_timeout_seconds: 30,
             console_token_ttl_seconds: 600,
+            reclaim_instance_interval: 0,
             serial_console_base_url: None,
             instance_usage_audit: false,
             instance_usage_audit_period: "month".to_string(),

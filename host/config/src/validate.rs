@@ -273,6 +273,14 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.shelved_poll_interval_seconds,
         1,
     );
+    // 0 turns soft delete off; at most ten years, so the reclaim cutoff is
+    // always a representable time.
+    checks.within(
+        compute.child("reclaim_instance_interval"),
+        section.reclaim_instance_interval,
+        0,
+        novum_compute::config::MAX_RECLAIM_INSTANCE_INTERVAL,
+    );
 
     if let Err(reason) = section
         .instance_usage_audit_period

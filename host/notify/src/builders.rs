@@ -160,6 +160,9 @@ pub enum InstanceAction {
     LiveMigrationForceComplete,
     InterfaceAttach,
     InterfaceDetach,
+    SoftDelete,
+    Restore,
+    TriggerCrashDump,
 }
 
 impl InstanceAction {
@@ -196,6 +199,9 @@ impl InstanceAction {
             LiveMigrationForceComplete => "live_migration_force_complete",
             InterfaceAttach => "interface_attach",
             InterfaceDetach => "interface_detach",
+            SoftDelete => "soft_delete",
+            Restore => "restore",
+            TriggerCrashDump => "trigger_crash_dump",
         }
     }
 

@@ -112,6 +112,11 @@ fn out_of_range_values_are_refused_with_key_and_line() {
             "compute.shelved_poll_interval_seconds",
             2,
         ),
+        (
+            "[compute]\nreclaim_instance_interval = 315360001\n",
+            "compute.reclaim_instance_interval",
+            2,
+        ),
     ];
     for (text, key, line) in cases {
         let error = refusal(text);
@@ -143,6 +148,13 @@ fn every_bad_value_is_named_at_once_and_good_edges_pass() {
     assert_eq!(config.compute.shelved_offload_time, -1, "never offload");
     assert_eq!(config.quota.instances, -1);
     assert_eq!(config.identity.lockout_failure_attempts, 0);
+    // Soft delete: 0 is off (the default), ten years the most.
+    assert_eq!(Config::default().compute.reclaim_instance_interval, 0);
+    let config = Config::parse(
+        "[compute]\nreclaim_instance_interval = 315360000\n[identity]\nadmin_password = \"x\"\n",
+    )
+    .expect("ten years");
+    assert_eq!(config.compute.reclaim_instance_interval, 315_360_000);
 }
 
 #[test]

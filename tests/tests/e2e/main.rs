@@ -15,5 +15,6 @@ mod restart_e2e;
 mod schemathesis;
 mod server_network_cli;
 mod snapshots_cli;
+mod soft_delete_cli;
 mod tempest;
 mod tempest_network;

@@ -15,6 +15,7 @@ impl From<ConductorError> for ApiError {
             ConductorError::Conflict(message) => ApiError::conflict(message),
             ConductorError::BadRequest(message) => ApiError::bad_request(message),
             ConductorError::Forbidden(message) => ApiError::forbidden(message),
+            ConductorError::NotImplemented(message) => ApiError::not_implemented(message),
             ConductorError::Db(error) => ApiError::internal(error),
             ConductorError::Quota(error) => ApiError::from(error),
             ConductorError::Notify(error) => ApiError::internal(error),

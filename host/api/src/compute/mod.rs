@@ -6,9 +6,11 @@ pub mod aggregates;
 pub mod availability_zones;
 pub mod common;
 pub mod consoles;
+pub mod deferred_delete;
 pub mod extensions;
 pub mod external_events;
 pub mod flavors;
+pub mod guest_actions;
 pub mod hosts;
 pub mod hypervisors;
 pub mod image_proxy;
@@ -16,9 +18,11 @@ pub mod interfaces;
 pub mod keypairs;
 pub mod migrations;
 pub mod server_actions;
+pub mod server_diagnostics;
 pub mod server_groups;
 pub mod server_metadata;
 pub mod server_networks;
+pub mod server_password;
 pub mod server_tags;
 pub mod servers;
 pub mod services;
@@ -42,6 +46,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_networks::routes())
         .merge(server_metadata::routes())
         .merge(server_tags::routes())
+        .merge(server_diagnostics::routes())
+        .merge(server_password::routes())
         .merge(interfaces::routes())
         .merge(hypervisors::routes())
         .merge(services::routes())

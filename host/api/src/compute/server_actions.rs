@@ -153,8 +153,8 @@ fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
 async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
-    request_id: RequestId,
     version: Microversion,
+    request_id: RequestId,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<BTreeMap<String, Value>>,
 ) -> ApiResult<Response> {
@@ -175,6 +175,18 @@ async fn action(
     }
     if let Some(answer) =
         super::snapshots::image_action(&state, &auth, &request_id, version, &id, name, args).await?
+    {
+        return Ok(answer);
+    }
+    if let Some(answer) =
+        super::deferred_delete::deferred_delete_action(&state, &auth, &request_id, &id, name)
+            .await?
+    {
+        return Ok(answer);
+    }
+    if let Some(answer) =
+        super::guest_actions::guest_action(&state, &auth, &request_id, version, &id, name, args)
+            .await?
     {
         return Ok(answer);
     }

@@ -537,10 +537,24 @@ async fn list(
         .as_deref()
         .map(|text| parse_time("changes-before", text))
         .transpose()?;
-    let include_deleted = since.is_some()
-        || (auth.is_admin() && query.deleted.as_deref().and_then(parse_bool) == Some(true));
+    // Nova's `deleted` filter (admins only): without it, a `changes-since`
+    // or `changes-before` lists every instance and anything else hides
+    // deleted and SOFT_DELETED ones.
+    let mut deleted_filter = match query.deleted.as_deref().filter(|_| auth.is_admin()) {
+        Some(text) => Some(parse_bool(text).unwrap_or(false)),
+        None if since.is_some() || before.is_some() => None,
+        None => Some(false),
+    };
     let rows = store::instances::all_newest_first(&state.db).await?;
     let statuses = query.status.as_deref().map(states::vm_states_for_status);
+    if statuses.as_deref() == Some(&[states::vm::DELETED][..]) {
+        if !auth.is_admin() {
+            return Err(ApiError::forbidden(
+                "Only administrators may list deleted instances",
+            ));
+        }
+        deleted_filter = Some(true);
+    }
     if let (Some(status), Some(states)) = (&query.status, &statuses)
         && states.is_empty()
         && version.at_least(38)
@@ -557,7 +571,9 @@ async fn list(
     let name_filter = query.name.as_deref().map(NameFilter::new);
     let mut servers: Vec<Instance> = rows
         .into_iter()
-        .filter(|instance| include_deleted || instance.deleted == 0)
+        .filter(|instance| {
+            states::listed(instance.deleted != 0, &instance.vm_state, deleted_filter)
+        })
         .filter(|instance| {
             project_filter
                 .as_ref()
@@ -1103,7 +1119,10 @@ async fn delete(
         project_id: &auth.project_id,
         request_id: &request_id.0,
     };
-    state.conductor.delete_server(&id, &caller).await?;
+    state
+        .conductor
+        .delete_server_as_configured(&id, &caller)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

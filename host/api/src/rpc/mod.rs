@@ -69,6 +69,7 @@ impl From<ConductorError> for RpcError {
             ConductorError::Quota(denied) => Self(StatusCode::FORBIDDEN, denied.to_string()),
             ConductorError::Notify(error) => error.into(),
             ConductorError::Timeout(message) => Self(StatusCode::GATEWAY_TIMEOUT, message),
+            ConductorError::NotImplemented(message) => Self(StatusCode::NOT_IMPLEMENTED, message),
             ConductorError::Network(error) => Self(
                 StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 error.to_string(),

@@ -72,13 +72,45 @@ impl Conductor {
     /// call in refusals (`get_console_output`). Refused with 409 like Nova's
     /// `check_instance_host` and `reject_instance_state`: an instance on no
     /// host yet, or being deleted or moved.
-    async fn ask_agent(
+    pub(super) async fn ask_agent(
         &self,
         instance: &Instance,
         method: &str,
         action: &TaskAction,
         request_id: &str,
     ) -> Result<TaskAnswer> {
+        let uuid = &instance.uuid;
+        let (_, end) = self
+            .query_agent(instance, method, action, request_id)
+            .await?;
+        let host = instance.host.as_deref().unwrap_or_default();
+        match end {
+            QueryEnd::Answered(answer) => Ok(answer),
+            QueryEnd::Failed(message) => Err(ConductorError::Conflict(message)),
+            QueryEnd::Cancelled => Err(ConductorError::NotFound(format!(
+                "Instance {uuid} could not be found."
+            ))),
+            QueryEnd::TimedOut => Err(self.call_timed_out(method, host)),
+        }
+    }
+
+    /// The 504 of a call `method` the agent on `host` did not answer in time.
+    pub(super) fn call_timed_out(&self, method: &str, host: &str) -> ConductorError {
+        ConductorError::Timeout(format!(
+            "Timed out waiting for a reply to {method} from the compute agent on {host} ({} s).",
+            self.compute.agent_call_timeout_seconds
+        ))
+    }
+
+    /// What [`Conductor::ask_agent`] does before mapping the end: the
+    /// guards, the query task (its id is returned) and the wait.
+    pub(super) async fn query_agent(
+        &self,
+        instance: &Instance,
+        method: &str,
+        action: &TaskAction,
+        request_id: &str,
+    ) -> Result<(String, QueryEnd)> {
         let uuid = &instance.uuid;
         let Some(host) = instance.host.as_deref().filter(|host| !host.is_empty()) else {
             return Err(ConductorError::Conflict(format!(
@@ -95,22 +127,12 @@ impl Conductor {
         let id =
             tasks::enqueue_query(&self.db, &self.board, host, uuid, action, request_id).await?;
         let timeout = Duration::from_secs(self.compute.agent_call_timeout_seconds);
-        match tasks::wait_answer(&self.db, &self.board, &id, timeout).await? {
-            QueryEnd::Answered(answer) => Ok(answer),
-            QueryEnd::Failed(message) => Err(ConductorError::Conflict(message)),
-            QueryEnd::Cancelled => Err(ConductorError::NotFound(format!(
-                "Instance {uuid} could not be found."
-            ))),
-            QueryEnd::TimedOut => Err(ConductorError::Timeout(format!(
-                "Timed out waiting for a reply to {method} from the compute agent on {host} \
-                 ({} s).",
-                timeout.as_secs()
-            ))),
-        }
+        let end = tasks::wait_answer(&self.db, &self.board, &id, timeout).await?;
+        Ok((id, end))
     }
 }
 
-fn unexpected(answer: &TaskAnswer) -> ConductorError {
+pub(super) fn unexpected(answer: &TaskAnswer) -> ConductorError {
     ConductorError::Conflict(format!(
         "The compute agent gave an answer of another kind: {answer:?}"
     ))

@@ -15,6 +15,7 @@
 pub mod actions;
 pub mod claims;
 pub mod consoles;
+pub mod guest;
 pub mod instance_admin;
 pub mod interfaces;
 mod metadata;
@@ -26,6 +27,7 @@ pub mod resize;
 pub mod server_metadata;
 pub mod snapshot;
 pub mod snapshots;
+pub mod soft_delete;
 pub mod states;
 pub mod tasks;
 pub mod usage_audit;
@@ -93,6 +95,10 @@ pub enum ConductorError {
     /// A compute agent did not answer a call in time (504).
     #[error("{0}")]
     Timeout(String),
+    /// The hypervisor or the guest cannot do this (501, Nova's
+    /// `NotImplementedError`).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl From<sqlx::Error> for ConductorError {

@@ -14,6 +14,8 @@
 //! | `instance.<action>.end` (`.error` for reboot) + `instance.update`, `compute.exception` | the task result's transaction | `nova-compute:<host>` |
 //! | `instance.delete.start` / `.end` | delete request; destroy result | `nova-compute:<host>` (`nova-api` without a host) |
 //! | `instance.update` | power-state sync changing the vm_state | `nova-compute:<host>` |
+//! | `instance.soft_delete.start` / `.end`, `instance.restore.start` / `.end` | like any server action (the delete request with soft delete on; `restore`) | `nova-compute:<host>` |
+//! | `instance.trigger_crash_dump.start` / `.end` | the request; the NMI task's result | `nova-compute:<host>` |
 //!
 //! `instance.update` is sent whenever vm_state or task_state changes (Nova's
 //! `notify_on_state_change = vm_and_task_state`).
@@ -163,6 +165,8 @@ pub fn server_action(action: super::states::ServerAction) -> InstanceAction {
         ServerAction::Unpause => InstanceAction::Unpause,
         ServerAction::Suspend => InstanceAction::Suspend,
         ServerAction::Resume => InstanceAction::Resume,
+        ServerAction::SoftDelete => InstanceAction::SoftDelete,
+        ServerAction::Restore => InstanceAction::Restore,
     }
 }
 
@@ -177,6 +181,8 @@ pub fn named_action(name: &str) -> Option<InstanceAction> {
         "unpause" => InstanceAction::Unpause,
         "suspend" => InstanceAction::Suspend,
         "resume" => InstanceAction::Resume,
+        "soft_delete" => InstanceAction::SoftDelete,
+        "restore" => InstanceAction::Restore,
         super::interfaces::ATTACH => InstanceAction::InterfaceAttach,
         super::interfaces::DETACH => InstanceAction::InterfaceDetach,
         _ => return None,

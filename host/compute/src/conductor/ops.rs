@@ -127,6 +127,11 @@ impl Conductor {
                     .await?;
                 false
             }
+            super::guest::TRIGGER_CRASH_DUMP => {
+                self.crash_dump_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
             _ => {
                 self.action_result(&mut tx, &operation, host, &outcome)
                     .await?;
@@ -429,10 +434,13 @@ impl Conductor {
             .bind(uuid)
             .execute(&mut *tx)
             .await?;
+        if let Some(stamp) = action.stamps_deleted_at() {
+            super::soft_delete::stamp_deleted_at(&mut tx, uuid, stamp).await?;
+        }
         let action_id = actions::start_action(
             &mut tx,
             uuid,
-            action.name(),
+            action.instance_action(),
             caller.request_id,
             caller.user_id,
             caller.project_id,
@@ -490,8 +498,26 @@ impl Conductor {
     /// Deletes instance `uuid`: at once when it has no host, else through a
     /// destroy task (superseding whatever was in flight).
     pub async fn delete_server(self: &Arc<Self>, uuid: &str, caller: &Caller<'_>) -> Result<()> {
+        self.delete_server_when(uuid, caller, |_| true)
+            .await
+            .map(drop)
+    }
+
+    /// [`Conductor::delete_server`] when `wanted` holds of the instance as
+    /// it is in the delete's transaction (a periodic reclaim that a restore
+    /// overtook deletes nothing); whether it deleted.
+    pub(super) async fn delete_server_when(
+        self: &Arc<Self>,
+        uuid: &str,
+        caller: &Caller<'_>,
+        wanted: impl FnOnce(&Instance) -> bool,
+    ) -> Result<bool> {
         let mut tx = self.db.begin_serialized("conductor").await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
+        if !wanted(&instance) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let before = StateMark::of(&instance);
         let context = notices::caller_context(caller);
         let shelved_image = self.shelved_image_of(&mut tx, &instance).await?;
@@ -534,7 +560,7 @@ impl Conductor {
             .await?;
             novum_notify::commit(tx).await?;
             self.delete_image_later(shelved_image);
-            return Ok(());
+            return Ok(true);
         };
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
             .bind(task::DELETING)
@@ -588,7 +614,7 @@ impl Conductor {
         if let Some(other) = other_host {
             self.board.wake(&other);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// On controller start: leased tasks are offered again, builds waiting
@@ -705,6 +731,10 @@ impl Conductor {
             return self
                 .image_operation_interrupted(tx, operation, message)
                 .await;
+        }
+        if operation.kind == super::guest::TRIGGER_CRASH_DUMP {
+            // It set no task state: only the operation and its event end.
+            return finish_operation(tx, operation, Some(message)).await;
         }
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;

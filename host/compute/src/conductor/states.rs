@@ -25,6 +25,9 @@ pub mod vm {
     pub const SHELVED: &str = "shelved";
     /// Shelved and taken off its host.
     pub const SHELVED_OFFLOADED: &str = "shelved_offloaded";
+    /// Deleted softly: powered off, restorable until reclaimed
+    /// (`[compute] reclaim_instance_interval`).
+    pub const SOFT_DELETED: &str = "soft-delete";
 }
 
 /// task_state values.
@@ -35,6 +38,8 @@ pub mod task {
     pub const SPAWNING: &str = "spawning";
     /// Deleting.
     pub const DELETING: &str = "deleting";
+    /// The guest's password is being set (status PASSWORD).
+    pub const UPDATING_PASSWORD: &str = "updating_password";
 }
 
 /// The API `status` of an instance.
@@ -51,6 +56,7 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
             Some("rebooting_hard") | Some("reboot_pending_hard") | Some("reboot_started_hard") => {
                 "HARD_REBOOT"
             }
+            Some(task::UPDATING_PASSWORD) => "PASSWORD",
             _ => "ACTIVE",
         },
         vm::STOPPED => "SHUTOFF",
@@ -58,7 +64,7 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
         vm::SUSPENDED => "SUSPENDED",
         vm::ERROR => "ERROR",
         vm::DELETED => "DELETED",
-        "soft-delete" => "SOFT_DELETED",
+        vm::SOFT_DELETED => "SOFT_DELETED",
         vm::RESIZED => "VERIFY_RESIZE",
         "rescued" => "RESCUE",
         "shelved" => "SHELVED",
@@ -80,7 +86,45 @@ pub fn vm_states_for_status(status: &str) -> Vec<&'static str> {
         "VERIFY_RESIZE" => vec![vm::RESIZED],
         "SHELVED" => vec![vm::SHELVED],
         "SHELVED_OFFLOADED" => vec![vm::SHELVED_OFFLOADED],
+        "SOFT_DELETED" => vec![vm::SOFT_DELETED],
         _ => vec![],
+    }
+}
+
+/// Whether a server list shows an instance (`deleted`: whether it is
+/// deleted, in `vm_state`) for the `deleted` filter as Nova's database API
+/// applies it: `Some(false)` (the default) shows neither deleted nor
+/// SOFT_DELETED instances, `Some(true)` (admins) shows both, `None` (a
+/// `changes-since` without `deleted`) shows every instance.
+pub fn listed(deleted: bool, vm_state: &str, deleted_filter: Option<bool>) -> bool {
+    match deleted_filter {
+        None => true,
+        Some(true) => deleted || vm_state == vm::SOFT_DELETED,
+        Some(false) => !deleted && vm_state != vm::SOFT_DELETED,
+    }
+}
+
+/// Nova's guard (`check_instance_state`): `action` may start on instance
+/// `uuid` only with no task in progress and in one of the vm_states
+/// `allowed`; `Err` carries the 409 message.
+pub fn guard(
+    action: &str,
+    uuid: &str,
+    vm_state: &str,
+    task_state: Option<&str>,
+    allowed: &[&str],
+) -> Result<(), String> {
+    if let Some(task_state) = task_state {
+        return Err(format!(
+            "Cannot '{action}' instance {uuid} while it is in task_state {task_state}"
+        ));
+    }
+    if allowed.contains(&vm_state) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Cannot '{action}' instance {uuid} while it is in vm_state {vm_state}"
+        ))
     }
 }
 
@@ -101,6 +145,11 @@ pub enum ServerAction {
     Suspend,
     /// `resume`.
     Resume,
+    /// `DELETE` with soft delete on (`[compute] reclaim_instance_interval`):
+    /// power off into SOFT_DELETED.
+    SoftDelete,
+    /// `restore` of a SOFT_DELETED instance: power on into ACTIVE.
+    Restore,
 }
 
 impl ServerAction {
@@ -114,6 +163,27 @@ impl ServerAction {
             Self::Unpause => "unpause",
             Self::Suspend => "suspend",
             Self::Resume => "resume",
+            Self::SoftDelete => "soft_delete",
+            Self::Restore => "restore",
+        }
+    }
+
+    /// The instance action recorded (`os-instance-actions`): Nova records a
+    /// soft delete as `delete`; the others as [`ServerAction::name`].
+    pub fn instance_action(self) -> &'static str {
+        match self {
+            Self::SoftDelete => "delete",
+            other => other.name(),
+        }
+    }
+
+    /// What the action does to `deleted_at`: a soft delete stamps it (the
+    /// reclaim counts from then), a restore clears it; `None`: untouched.
+    pub fn stamps_deleted_at(self) -> Option<bool> {
+        match self {
+            Self::SoftDelete => Some(true),
+            Self::Restore => Some(false),
+            _ => None,
         }
     }
 
@@ -134,6 +204,19 @@ impl ServerAction {
             Self::Unpause => &[vm::PAUSED],
             Self::Suspend => &[vm::ACTIVE],
             Self::Resume => &[vm::SUSPENDED],
+            // Nova allows any vm_state. Deleted outright instead (see
+            // `Conductor::delete_server_as_configured`): one never launched
+            // or on no host (as Nova), a resized one (its resize would need
+            // confirming first) and one in ERROR, whose domain may be gone
+            // (powering it off would fail and leave it undeleted).
+            Self::SoftDelete => &[
+                vm::ACTIVE,
+                vm::STOPPED,
+                vm::PAUSED,
+                vm::SUSPENDED,
+                vm::SOFT_DELETED,
+            ],
+            Self::Restore => &[vm::SOFT_DELETED],
         }
     }
 
@@ -148,6 +231,8 @@ impl ServerAction {
             Self::Unpause => "unpausing",
             Self::Suspend => "suspending",
             Self::Resume => "resuming",
+            Self::SoftDelete => "soft-deleting",
+            Self::Restore => "restoring",
         }
     }
 
@@ -157,7 +242,10 @@ impl ServerAction {
             Self::Stop => vm::STOPPED,
             Self::Pause => vm::PAUSED,
             Self::Suspend => vm::SUSPENDED,
-            Self::Start | Self::Reboot(_) | Self::Unpause | Self::Resume => vm::ACTIVE,
+            Self::SoftDelete => vm::SOFT_DELETED,
+            Self::Start | Self::Reboot(_) | Self::Unpause | Self::Resume | Self::Restore => {
+                vm::ACTIVE
+            }
         }
     }
 
@@ -171,6 +259,8 @@ impl ServerAction {
             Self::Unpause => "compute_unpause_instance",
             Self::Suspend => "compute_suspend_instance",
             Self::Resume => "compute_resume_instance",
+            Self::SoftDelete => "compute_soft_delete_instance",
+            Self::Restore => "compute_restore_instance",
         }
     }
 
@@ -184,25 +274,16 @@ impl ServerAction {
             Self::Unpause => TaskAction::Unpause,
             Self::Suspend => TaskAction::Suspend,
             Self::Resume => TaskAction::Resume,
+            // Nova's libvirt driver has no soft delete or restore of its
+            // own: the compute manager powers the guest off and on.
+            Self::SoftDelete => TaskAction::Stop,
+            Self::Restore => TaskAction::Start,
         }
     }
 
     /// Checks Nova's guard; `Err` carries the 409 message.
     pub fn check(self, uuid: &str, vm_state: &str, task_state: Option<&str>) -> Result<(), String> {
-        if let Some(task_state) = task_state {
-            return Err(format!(
-                "Cannot '{}' instance {uuid} while it is in task_state {task_state}",
-                self.name()
-            ));
-        }
-        if self.allowed_from().contains(&vm_state) {
-            Ok(())
-        } else {
-            Err(format!(
-                "Cannot '{}' instance {uuid} while it is in vm_state {vm_state}",
-                self.name()
-            ))
-        }
+        guard(self.name(), uuid, vm_state, task_state, self.allowed_from())
     }
 }
 

@@ -60,6 +60,16 @@ pub async fn metadata_password(db: &Db, uuid: &str) -> Result<String, DbError> {
         .unwrap_or_default())
 }
 
+/// Clears the metadata password of live instance `uuid` (Nova's
+/// `os-server-password` DELETE): the guest may post a new one.
+pub async fn clear_metadata_password(db: &Db, uuid: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE instances SET metadata_password = NULL WHERE uuid = $1 AND deleted = 0")
+        .bind(uuid)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
 /// Stores `password` as the metadata password of live instance `uuid`
 /// unless it has one already: `false` when it had (the first one stays,
 /// as Nova's metadata service keeps it).
