@@ -19,6 +19,7 @@ pub mod server_actions;
 pub mod server_groups;
 pub mod server_metadata;
 pub mod server_networks;
+pub mod server_rebuild;
 pub mod server_tags;
 pub mod servers;
 pub mod services;

@@ -21,6 +21,8 @@ pub mod vm {
     pub const DELETED: &str = "deleted";
     /// Resized, awaiting confirm or revert (VERIFY_RESIZE).
     pub const RESIZED: &str = "resized";
+    /// Booted from a rescue image (RESCUE).
+    pub const RESCUED: &str = "rescued";
 }
 
 /// task_state values.
@@ -38,6 +40,12 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
     match task_state {
         Some(task) if super::resize::is_resizing(task) => return "RESIZE",
         Some(task) if super::resize::is_reverting(task) => return "REVERT_RESIZE",
+        Some(task)
+            if super::rebuild::is_rebuilding(task)
+                && [vm::ACTIVE, vm::STOPPED, vm::ERROR].contains(&vm_state) =>
+        {
+            return "REBUILD";
+        }
         _ => {}
     }
     match vm_state {
@@ -56,7 +64,7 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
         vm::DELETED => "DELETED",
         "soft-delete" => "SOFT_DELETED",
         vm::RESIZED => "VERIFY_RESIZE",
-        "rescued" => "RESCUE",
+        vm::RESCUED => "RESCUE",
         "shelved" => "SHELVED",
         "shelved_offloaded" => "SHELVED_OFFLOADED",
         _ => "UNKNOWN",
@@ -74,6 +82,7 @@ pub fn vm_states_for_status(status: &str) -> Vec<&'static str> {
         "ERROR" => vec![vm::ERROR],
         "DELETED" => vec![vm::DELETED],
         "VERIFY_RESIZE" => vec![vm::RESIZED],
+        "RESCUE" => vec![vm::RESCUED],
         _ => vec![],
     }
 }
@@ -183,20 +192,31 @@ impl ServerAction {
 
     /// Checks Nova's guard; `Err` carries the 409 message.
     pub fn check(self, uuid: &str, vm_state: &str, task_state: Option<&str>) -> Result<(), String> {
-        if let Some(task_state) = task_state {
-            return Err(format!(
-                "Cannot '{}' instance {uuid} while it is in task_state {task_state}",
-                self.name()
-            ));
-        }
-        if self.allowed_from().contains(&vm_state) {
-            Ok(())
-        } else {
-            Err(format!(
-                "Cannot '{}' instance {uuid} while it is in vm_state {vm_state}",
-                self.name()
-            ))
-        }
+        check_guard(self.name(), self.allowed_from(), uuid, vm_state, task_state)
+    }
+}
+
+/// Nova's `check_instance_state` for action `name`: no task in progress
+/// and a vm_state among `allowed`; `Err` carries the 409 message ("Cannot
+/// 'rebuild' instance X while it is in vm_state rescued").
+pub fn check_guard(
+    name: &str,
+    allowed: &[&str],
+    uuid: &str,
+    vm_state: &str,
+    task_state: Option<&str>,
+) -> Result<(), String> {
+    if let Some(task_state) = task_state {
+        return Err(format!(
+            "Cannot '{name}' instance {uuid} while it is in task_state {task_state}"
+        ));
+    }
+    if allowed.contains(&vm_state) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Cannot '{name}' instance {uuid} while it is in vm_state {vm_state}"
+        ))
     }
 }
 
