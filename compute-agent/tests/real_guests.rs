@@ -564,14 +564,20 @@ fn a_rescued_real_guest_boots_with_two_disks_and_unrescue_restores_it() {
         properties: Default::default(),
     };
     driver.rescue(id, &own, &rescue_image).expect("rescue");
-    assert_eq!(driver.power_state(id).expect("state"), Some(PowerState::Running));
+    assert_eq!(
+        driver.power_state(id).expect("state"),
+        Some(PowerState::Running)
+    );
     let files = dir.join(id.to_string());
     let rescue_disk = disk_info(&files.join("disk.rescue"), "qcow2").expect("rescue disk");
     assert_eq!(rescue_disk.virtual_size, GIB, "the flavor's root size");
     let rescued = domain_xml(id);
     let rescue_at = rescued.find("disk.rescue'").expect("the rescue disk");
     let root_at = rescued.find("/disk'").expect("the root disk");
-    assert!(rescue_at < root_at, "the rescue disk boots first: {rescued}");
+    assert!(
+        rescue_at < root_at,
+        "the rescue disk boots first: {rescued}"
+    );
     wait_console(&dir, id, "NOVUM-READY", rescuing);
     type_on_console(id, disk_list);
     wait_console(&dir, id, "NOVUM-DISKS vda vdb END", rescuing);

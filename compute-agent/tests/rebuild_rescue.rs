@@ -9,9 +9,7 @@ use novum_agent::driver::{
     DriverError, LibvirtDriver, LibvirtOptions, TestNode, VirtDriver, rescued_original,
 };
 use novum_agent::execute;
-use novum_wire::{
-    FlavorSpec, ImageSpec, PowerState, SpawnSpec, Task, TaskAction, TaskOutcome,
-};
+use novum_wire::{FlavorSpec, ImageSpec, PowerState, SpawnSpec, Task, TaskAction, TaskOutcome};
 use uuid::Uuid;
 use virt::domain::Domain;
 use virt::sys;
@@ -201,7 +199,11 @@ fn a_rescue_outlives_the_agent_in_the_domain_store() {
     };
     let driver = LibvirtDriver::open(&node.uri(), options).expect("reopen");
     assert_eq!(driver.power_state(id).unwrap(), Some(PowerState::Running));
-    assert!(rescued_original(&definition(&driver, id)).unwrap().is_some());
+    assert!(
+        rescued_original(&definition(&driver, id))
+            .unwrap()
+            .is_some()
+    );
     driver.unrescue(id).unwrap();
     assert_eq!(definition(&driver, id), original);
     drop(driver);
@@ -252,8 +254,14 @@ fn the_tasks_run_through_execute() {
     }) else {
         panic!("a NUL in the image id must fail the rebuild");
     };
-    assert!(message.starts_with("rebuild failed: invalid input"), "{message}");
-    assert_eq!(run(TaskAction::Destroy).clone(), TaskOutcome::Succeeded {
-        power_state: PowerState::NoState
-    });
+    assert!(
+        message.starts_with("rebuild failed: invalid input"),
+        "{message}"
+    );
+    assert_eq!(
+        run(TaskAction::Destroy).clone(),
+        TaskOutcome::Succeeded {
+            power_state: PowerState::NoState
+        }
+    );
 }

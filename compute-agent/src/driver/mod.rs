@@ -38,8 +38,8 @@ pub use libvirt::{
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
-    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml, domain_interfaces,
-    RescueBoot, domain_name, domain_xml, find_interface, interface_xml, parse_capabilities,
+    KernelBoot, RescueBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml,
+    domain_interfaces, domain_name, domain_xml, find_interface, interface_xml, parse_capabilities,
     rescued_original, test_node_xml, with_device, without_interface,
 };
 

@@ -48,7 +48,13 @@ const HUNGRY_IMAGE: &str = "1d1e2f30-4152-4637-8899-aabbccddeeff";
 const STABLE_RESCUE_IMAGE: &str = "2d1e2f30-4152-4637-8899-aabbccddeeff";
 
 /// `who` posts action `body` to server `id` at microversion `version`.
-async fn act(cloud: &Cloud, who: &str, id: &str, body: Value, version: &str) -> (StatusCode, Value) {
+async fn act(
+    cloud: &Cloud,
+    who: &str,
+    id: &str,
+    body: Value,
+    version: &str,
+) -> (StatusCode, Value) {
     cloud
         .call(
             Some(who),
@@ -109,7 +115,10 @@ async fn notices(cloud: &Cloud, id: &str, event_type: Option<&str>) -> Vec<(Stri
         .map(|event| {
             let envelope = serde_json::to_value(&event.envelope).expect("json");
             (
-                envelope["event_type"].as_str().unwrap_or_default().to_string(),
+                envelope["event_type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 envelope["payload"]["nova_object.data"].clone(),
             )
         })
@@ -334,7 +343,10 @@ async fn rebuild_boots_the_new_image_keeping_ports_and_addresses() {
     assert!(*power_on && *preserve_ephemeral);
     assert_eq!(spec.image.id, NEW_IMAGE);
     assert_eq!(
-        spec.image.properties.get("hw_machine_type").map(String::as_str),
+        spec.image
+            .properties
+            .get("hw_machine_type")
+            .map(String::as_str),
         Some("q35")
     );
     assert_eq!(spec.name, "web2");
@@ -708,7 +720,10 @@ async fn rebuild_and_rescue_on_an_embedded_host() {
     };
     status_of("ACTIVE").await;
     for (action, wanted) in [
-        (json!({"rebuild": {"imageRef": http_cloud::IMAGE}}), "ACTIVE"),
+        (
+            json!({"rebuild": {"imageRef": http_cloud::IMAGE}}),
+            "ACTIVE",
+        ),
         (json!({"rescue": null}), "RESCUE"),
         (json!({"unrescue": null}), "ACTIVE"),
     ] {

@@ -243,7 +243,10 @@ impl RequestBody for RescueBody {
     }
 
     fn validate(&self, _version: Microversion) -> ApiResult<()> {
-        if let Some(image) = self.rescue.as_ref().and_then(|r| r.rescue_image_ref.as_ref())
+        if let Some(image) = self
+            .rescue
+            .as_ref()
+            .and_then(|r| r.rescue_image_ref.as_ref())
             && uuid::Uuid::parse_str(image).is_err()
         {
             let value = Value::String(image.clone());

@@ -13,12 +13,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::api_time_micros;
-use super::server_rebuild;
 use super::flavors;
+use super::server_rebuild;
 use super::servers::{fetch_visible, requested_flavor};
 use crate::AppState;
 use crate::auth::AuthContext;
-use crate::bodies::{self, server_action::Rebuild, server_action::RebuildBody, server_action::RescueBody};
+use crate::bodies::{
+    self, server_action::Rebuild, server_action::RebuildBody, server_action::RescueBody,
+};
 use crate::body::JsonBody;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
@@ -102,7 +104,9 @@ fn parse_action(name: &str, args: &Value, version: Microversion) -> ApiResult<Re
             let body: RebuildBody = bodies::parse(&json!({ "rebuild": args }), version)?;
             return Ok(Requested::Rebuild(Box::new(body.rebuild)));
         }
-        "rescue" => return bodies::parse(&json!({ "rescue": args }), version).map(Requested::Rescue),
+        "rescue" => {
+            return bodies::parse(&json!({ "rescue": args }), version).map(Requested::Rescue);
+        }
         "unrescue" => return Ok(Requested::Unrescue),
         "os-start" => ServerAction::Start,
         "os-stop" => ServerAction::Stop,

@@ -142,8 +142,11 @@ pub async fn rescue(
         .rescue_image_ref
         .clone()
         .unwrap_or_else(|| instance.image_ref.clone());
-    let unsupported =
-        || ApiError::bad_request(format!("Requested rescue image '{image_id}' is not supported"));
+    let unsupported = || {
+        ApiError::bad_request(format!(
+            "Requested rescue image '{image_id}' is not supported"
+        ))
+    };
     let rescue_image = match &rescue.rescue_image_ref {
         Some(image_id) => {
             let image = visible_image(state, auth, image_id, unsupported).await?;

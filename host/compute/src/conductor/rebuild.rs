@@ -26,8 +26,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use novum_notify::builders::InstanceAction;
 use novum_notify::Publisher;
+use novum_notify::builders::InstanceAction;
 use novum_quota::Resource;
 use novum_wire::{TaskAction, TaskOutcome};
 
