@@ -57,6 +57,10 @@ pub struct ComputeConfig {
     /// `@offset` (`month@15`, `day@18`) (Nova's
     /// `instance_usage_audit_period`).
     pub instance_usage_audit_period: String,
+    /// Show the administrator password in the answers of a server create,
+    /// rebuild and rescue (`adminPass`; Nova's `[api]
+    /// enable_instance_password`, default true).
+    pub enable_instance_password: bool,
 }
 
 impl ComputeConfig {
@@ -87,6 +91,7 @@ impl Default for ComputeConfig {
             serial_console_base_url: None,
             instance_usage_audit: false,
             instance_usage_audit_period: "month".to_string(),
+            enable_instance_password: true,
         }
     }
 }

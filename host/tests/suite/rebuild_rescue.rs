@@ -743,3 +743,56 @@ async fn rebuild_and_rescue_on_an_embedded_host() {
     }
     cloud.stop().await;
 }
+
+/// With `[compute] enable_instance_password = false` (Nova's `[api]`
+/// option) no answer shows a password: a rescue answers `{}`.
+#[tokio::test]
+async fn answers_show_no_password_when_instance_passwords_are_off() {
+    let cloud = cloud_with(|config| config.compute.enable_instance_password = false).await;
+    let token = cloud.register("cmp1", 8, 16384).await;
+    let (status, body) = cloud
+        .create(
+            "member",
+            json!({"server": {"name": "quiet", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body["server"].get("adminPass").is_none(), "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    cloud.spawn_active("cmp1", &token, &id).await;
+    let (status, body) = act(
+        &cloud,
+        "member",
+        &id,
+        json!({"rebuild": {"imageRef": IMAGE, "adminPass": "x"}}),
+        "2.1",
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body["server"].get("adminPass").is_none(), "{body}");
+    let task = one_task(&cloud, "cmp1", &token).await;
+    cloud
+        .report("cmp1", &token, task.id, succeeded(PowerState::Running))
+        .await;
+    cloud.wait_status(&id, "ACTIVE").await;
+    let (status, body) = act(&cloud, "member", &id, json!({"rescue": null}), "2.1").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({}));
+}
+
+#[test]
+fn rebuild_and_rescue_states_show_as_nova_shows_them() {
+    use novum_compute::conductor::states::{status, vm};
+    for vm_state in [vm::ACTIVE, vm::STOPPED, vm::ERROR] {
+        for task_state in [
+            "rebuilding",
+            "rebuild_block_device_mapping",
+            "rebuild_spawning",
+        ] {
+            assert_eq!(status(vm_state, Some(task_state)), "REBUILD");
+        }
+    }
+    assert_eq!(status(vm::ACTIVE, Some("rescuing")), "ACTIVE");
+    assert_eq!(status(vm::RESCUED, None), "RESCUE");
+    assert_eq!(status(vm::RESCUED, Some("unrescuing")), "RESCUE");
+}

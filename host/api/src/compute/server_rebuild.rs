@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::common::compute_url;
 use super::servers::{
@@ -119,7 +119,9 @@ pub async fn rebuild(
     if version.at_least(USER_DATA_IN_REBUILD_SINCE) {
         view["OS-EXT-SRV-ATTR:user_data"] = json!(rebuilt.user_data);
     }
-    view["adminPass"] = json!(admin_password(rebuild.admin_pass.as_ref()));
+    if let Some(password) = admin_password(state, rebuild.admin_pass.as_ref()) {
+        view["adminPass"] = json!(password);
+    }
     let mut response = (StatusCode::ACCEPTED, Json(json!({ "server": view }))).into_response();
     let location = format!("{}/v2.1/servers/{}", compute_url(state), instance.uuid);
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -129,7 +131,8 @@ pub async fn rebuild(
 }
 
 /// `rescue`: server `instance` boots from the rescue image (the one the
-/// body names, else its own). 202 with `{"adminPass": …}`.
+/// body names, else its own). 202 with `{"adminPass": …}` (`{}` when
+/// passwords are not shown).
 pub async fn rescue(
     state: &AppState,
     auth: &AuthContext,
@@ -177,10 +180,9 @@ pub async fn rescue(
         .conductor
         .rescue_server(&instance.uuid, rescue_image, caller)
         .await?;
-    let password = admin_password(rescue.admin_pass.as_ref());
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "adminPass": Value::String(password) })),
-    )
-        .into_response())
+    let answer = match admin_password(state, rescue.admin_pass.as_ref()) {
+        Some(password) => json!({ "adminPass": password }),
+        None => json!({}),
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }

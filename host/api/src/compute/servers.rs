@@ -810,14 +810,17 @@ pub(super) fn check_image_fits(
     Ok(())
 }
 
-/// The administrator password an answer shows (Nova's
-/// `enable_instance_password`): the one asked for, else a new one of 12
-/// characters.
-pub(super) fn admin_password(requested: Option<&String>) -> String {
-    match requested {
+/// The administrator password an answer shows: the one asked for, else a
+/// new one of 12 characters; `None` when the answers show none (`[compute]
+/// enable_instance_password = false`, Nova's `[api]` option).
+pub(super) fn admin_password(state: &AppState, requested: Option<&String>) -> Option<String> {
+    if !state.config.compute.enable_instance_password {
+        return None;
+    }
+    Some(match requested {
         Some(password) => password.clone(),
         None => uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
-    }
+    })
 }
 
 /// The ports a create asks for: the listed networks and ports; `auto` (and,
@@ -1021,7 +1024,9 @@ async fn create(
         "OS-DCF:diskConfig": "MANUAL",
         "security_groups": groups_shown,
     });
-    view["adminPass"] = json!(admin_password(server.admin_pass.as_ref()));
+    if let Some(password) = admin_password(&state, server.admin_pass.as_ref()) {
+        view["adminPass"] = json!(password);
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({"server": view}))))
 }
 
