@@ -46,6 +46,13 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
         | TaskAction::SerialConsole
         | TaskAction::SetPassword { .. }
         | TaskAction::Diagnostics => return answer(driver, task),
+        TaskAction::Rebuild {
+            spec,
+            power_on,
+            preserve_ephemeral,
+        } => driver.rebuild(instance, spec, *power_on, *preserve_ephemeral),
+        TaskAction::Rescue { spec, rescue_image } => driver.rescue(instance, spec, rescue_image),
+        TaskAction::Unrescue => driver.unrescue(instance),
     };
     let state = driver.power_state(instance);
     match (result, state) {

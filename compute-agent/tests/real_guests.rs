@@ -117,6 +117,47 @@ async fn image_file(
     response
 }
 
+/// Serves `images` as the controller's image endpoint on 127.0.0.1 (a
+/// download, and a snapshot's upload into the same map), from a runtime of
+/// its own: the runtime and the base URL.
+fn serve_images(images: Images) -> (tokio::runtime::Runtime, String) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route(
+            "/rpc/v1/agents/{host}/images/{id}/file",
+            axum::routing::get(image_file).put(image_upload),
+        )
+        // A snapshot is tens of MiB: no body limit (as the controller's RPC).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(images);
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    (runtime, base)
+}
+
+/// A TCG driver on `qemu:///system` keeping instances in `dir`, fetching
+/// images from `base`.
+fn open_driver(dir: &Path, base: &str, runtime: &tokio::runtime::Runtime) -> Arc<LibvirtDriver> {
+    let options = LibvirtOptions {
+        instances_path: dir.to_string_lossy().into_owned(),
+        virt_type: VirtType::Qemu,
+        clean_shutdown_timeout: Duration::from_secs(30),
+        ..LibvirtOptions::default()
+    };
+    let driver = Arc::new(LibvirtDriver::open(URI, options).expect("qemu:///system"));
+    let source = ControllerImages::new(base, HOST, Some(TOKEN.into()), runtime.handle().clone())
+        .expect("image source");
+    driver.set_image_source(Arc::new(source));
+    driver
+}
+
 /// Removes the test's domains and files, even when the test fails.
 struct Cleanup {
     instances: Vec<Uuid>,
@@ -252,22 +293,7 @@ fn real_guests_boot_from_served_images_with_real_disks() {
     bad.info.os_hash_value = Some(sha512(b"something else"));
     images.insert(corrupt.clone(), bad);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = axum::Router::new()
-        .route(
-            "/rpc/v1/agents/{host}/images/{id}/file",
-            axum::routing::get(image_file),
-        )
-        .with_state(Arc::new(std::sync::Mutex::new(images)));
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    let (runtime, base) = serve_images(Arc::new(std::sync::Mutex::new(images)));
 
     let disk_guest = Uuid::new_v4();
     let kernel_guest = Uuid::new_v4();
@@ -278,16 +304,7 @@ fn real_guests_boot_from_served_images_with_real_disks() {
         instances: vec![disk_guest, kernel_guest, failing, unstartable_guard],
         dir: dir.clone(),
     };
-    let options = LibvirtOptions {
-        instances_path: dir.to_string_lossy().into_owned(),
-        virt_type: VirtType::Qemu,
-        clean_shutdown_timeout: Duration::from_secs(30),
-        ..LibvirtOptions::default()
-    };
-    let driver = Arc::new(LibvirtDriver::open(URI, options).expect("qemu:///system"));
-    let source = ControllerImages::new(&base, HOST, Some(TOKEN.into()), runtime.handle().clone())
-        .expect("image source");
-    driver.set_image_source(Arc::new(source));
+    let driver = open_driver(&dir, &base, &runtime);
 
     // The inventory is the host's, for QEMU TCG guests only.
     let inventory = driver.inventory().expect("inventory");
@@ -576,24 +593,7 @@ fn a_real_guest_snapshot_is_a_standalone_qcow2_that_boots() {
         base_image.clone(),
         served(disk, "qcow2", "sha256"),
     )])));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = axum::Router::new()
-        .route(
-            "/rpc/v1/agents/{host}/images/{id}/file",
-            axum::routing::get(image_file).put(image_upload),
-        )
-        // A snapshot is tens of MiB: no body limit (as the controller's RPC).
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(Arc::clone(&images));
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    let (runtime, base) = serve_images(Arc::clone(&images));
 
     let original = Uuid::new_v4();
     let restored = Uuid::new_v4();
@@ -668,4 +668,71 @@ fn a_real_guest_snapshot_is_a_standalone_qcow2_that_boots() {
     eprintln!("the snapshot's guest booted in {booted:?}");
     driver.destroy(original).expect("destroy");
     driver.destroy(restored).expect("destroy");
+}
+
+/// A rescued real guest boots from the rescue disk with its root disk as
+/// the second disk (`vda` and `vdb` in the guest); unrescue brings back
+/// the original definition (its root disk alone, as `vda`) and removes the
+/// rescue disk.
+#[test]
+fn a_rescued_real_guest_boots_with_two_disks_and_unrescue_restores_it() {
+    let guest = test_guest();
+    let disk_image = format!("disk-{}", Uuid::new_v4());
+    let data = std::fs::read(guest.join("disk.qcow2")).expect("test guest disk");
+    let images = HashMap::from([(disk_image.clone(), served(data, "qcow2", "sha256"))]);
+    let (runtime, base) = serve_images(Arc::new(std::sync::Mutex::new(images)));
+    let id = Uuid::new_v4();
+    let dir = std::env::temp_dir().join(format!("novum-real-rescue-{}", Uuid::new_v4()));
+    let _cleanup = Cleanup {
+        instances: vec![id],
+        dir: dir.clone(),
+    };
+    let driver = open_driver(&dir, &base, &runtime);
+    let own = spec("rescuable", &disk_image, &[], flavor(1, 0, 0));
+    let started = Instant::now();
+    driver.spawn(id, &own).expect("spawn");
+    wait_console(&dir, id, "NOVUM-READY", started);
+    let original = domain_xml(id);
+    let disk_list = "echo NOVUM-DISKS $(ls /sys/block | grep vd) END";
+
+    let rescuing = Instant::now();
+    let rescue_image = ImageSpec {
+        id: disk_image.clone(),
+        properties: Default::default(),
+    };
+    driver.rescue(id, &own, &rescue_image).expect("rescue");
+    assert_eq!(
+        driver.power_state(id).expect("state"),
+        Some(PowerState::Running)
+    );
+    let files = dir.join(id.to_string());
+    let rescue_disk = disk_info(&files.join("disk.rescue"), "qcow2").expect("rescue disk");
+    assert_eq!(rescue_disk.virtual_size, GIB, "the flavor's root size");
+    let rescued = domain_xml(id);
+    let rescue_at = rescued.find("disk.rescue'").expect("the rescue disk");
+    let root_at = rescued.find("/disk'").expect("the root disk");
+    assert!(
+        rescue_at < root_at,
+        "the rescue disk boots first: {rescued}"
+    );
+    wait_console(&dir, id, "NOVUM-READY", rescuing);
+    type_on_console(id, disk_list);
+    wait_console(&dir, id, "NOVUM-DISKS vda vdb END", rescuing);
+
+    let unrescuing = Instant::now();
+    driver.unrescue(id).expect("unrescue");
+    assert!(!files.join("disk.rescue").exists());
+    let restored = domain_xml(id);
+    assert!(!restored.contains("disk.rescue"), "{restored}");
+    assert_eq!(
+        novum_agent::driver::rescued_original(&restored).expect("xml"),
+        None
+    );
+    let disks = |xml: &str| xml.matches("<disk type='file' device='disk'>").count();
+    assert_eq!(disks(&restored), disks(&original));
+    wait_console(&dir, id, "NOVUM-READY", unrescuing);
+    type_on_console(id, disk_list);
+    wait_console(&dir, id, "NOVUM-DISKS vda END", unrescuing);
+    driver.destroy(id).expect("destroy");
+    drop(runtime);
 }

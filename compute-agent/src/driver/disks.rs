@@ -27,6 +27,13 @@ pub const KERNEL_FILE: &str = "kernel";
 pub const RAMDISK_FILE: &str = "ramdisk";
 /// File name of the serial console's log.
 pub const CONSOLE_LOG: &str = "console.log";
+/// File name of the disk a rescued instance boots from (made from the
+/// rescue image; the root disk is attached after it).
+pub const RESCUE_DISK: &str = "disk.rescue";
+/// File name of the kernel of a rescue image's direct kernel boot.
+pub const RESCUE_KERNEL_FILE: &str = "kernel.rescue";
+/// File name of the ramdisk of a rescue image's direct kernel boot.
+pub const RESCUE_RAMDISK_FILE: &str = "ramdisk.rescue";
 
 const BYTES_PER_GIB: u64 = 1024 * 1024 * 1024;
 
@@ -113,29 +120,61 @@ impl InstanceFiles {
         image: &CachedImage,
         flavor: &FlavorSpec,
     ) -> Result<(), DriverError> {
-        self.create_dir()?;
-        let root = self.path(ROOT_DISK);
-        if !root.exists() {
-            let base = path_text(&image.path)?;
-            let image_size = disk_info(&image.path, image.qemu_format())?.virtual_size;
-            let wanted = flavor.root_gb * BYTES_PER_GIB;
-            let size = wanted.max(image_size).to_string();
-            qemu_img(&[
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                image.qemu_format(),
-                "-b",
-                base,
-                path_text(&root)?,
-                &size,
-            ])?;
-            info!(disk = %root.display(), bytes = size, backing = base, "root disk made");
-        }
+        self.create_overlay(ROOT_DISK, image, flavor.root_gb)?;
         self.create_blank(EPHEMERAL_DISK, flavor.ephemeral_gb * BYTES_PER_GIB)?;
         self.create_blank(SWAP_DISK, flavor.swap_mb * 1024 * 1024)?;
+        Ok(())
+    }
+
+    /// Makes `file`, a qcow2 overlay on `image` of `root_gb` (or the
+    /// image's own size when 0; never smaller than the image), unless it
+    /// exists: the root disk, or a rescued instance's [`RESCUE_DISK`].
+    pub fn create_overlay(
+        &self,
+        file: &str,
+        image: &CachedImage,
+        root_gb: u64,
+    ) -> Result<(), DriverError> {
+        self.create_dir()?;
+        let disk = self.path(file);
+        if disk.exists() {
+            return Ok(());
+        }
+        let base = path_text(&image.path)?;
+        let image_size = disk_info(&image.path, image.qemu_format())?.virtual_size;
+        let size = (root_gb * BYTES_PER_GIB).max(image_size).to_string();
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            image.qemu_format(),
+            "-b",
+            base,
+            path_text(&disk)?,
+            &size,
+        ])?;
+        info!(disk = %disk.display(), bytes = size, backing = base, "overlay disk made");
+        Ok(())
+    }
+
+    /// Removes `files` of the instance's directory (those missing are no
+    /// error): a rebuild's old root disk, a rescue's disk.
+    pub fn remove_files(&self, files: &[&str]) -> Result<(), DriverError> {
+        for file in files {
+            let path = self.path(file);
+            match fs::remove_file(&path) {
+                Ok(()) => info!(file = %path.display(), "instance file removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(DriverError::Disk(format!(
+                        "removing {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 

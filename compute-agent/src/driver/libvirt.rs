@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use std::collections::HashSet;
 
 use novum_wire::{
-    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
+    ImageSpec, InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec,
+    TaskAnswer,
 };
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -48,6 +49,42 @@ const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(200);
 const MTU_RANGE: std::ops::RangeInclusive<u32> = 68..=65535;
 
 const BYTES_PER_GIB: u64 = 1024 * 1024 * 1024;
+
+/// The files one boot of an instance is made of: the disk it boots from
+/// and a direct kernel boot's kernel and ramdisk.
+struct BootFiles {
+    /// The disk booted from.
+    disk: &'static str,
+    /// The kernel file.
+    kernel: &'static str,
+    /// The ramdisk file.
+    ramdisk: &'static str,
+    /// Whether the flavor's ephemeral and swap disks come with it.
+    data_disks: bool,
+}
+
+/// The instance's own boot: the root disk, ephemeral and swap.
+const INSTANCE_BOOT: BootFiles = BootFiles {
+    disk: disks::ROOT_DISK,
+    kernel: disks::KERNEL_FILE,
+    ramdisk: disks::RAMDISK_FILE,
+    data_disks: true,
+};
+
+/// The files a rescue makes, removed at unrescue.
+const RESCUE_FILES: [&str; 3] = [
+    disks::RESCUE_DISK,
+    disks::RESCUE_KERNEL_FILE,
+    disks::RESCUE_RAMDISK_FILE,
+];
+
+/// A rescue: the rescue disk, with a kernel and ramdisk of its own.
+const RESCUE_BOOT: BootFiles = BootFiles {
+    disk: disks::RESCUE_DISK,
+    kernel: disks::RESCUE_KERNEL_FILE,
+    ramdisk: disks::RESCUE_RAMDISK_FILE,
+    data_disks: false,
+};
 
 /// Settings of a [`LibvirtDriver`].
 #[derive(Debug, Clone)]
@@ -659,15 +696,27 @@ impl LibvirtDriver {
     /// into the host's cache, the root overlay, ephemeral and swap disks,
     /// and the boot files. The test driver needs none: the plain layout.
     fn prepare_files(&self, instance: Uuid, spec: &SpawnSpec) -> Result<DiskLayout, DriverError> {
+        self.prepare_boot_files(instance, spec, &INSTANCE_BOOT)
+    }
+
+    /// Makes the files of `instance` that booting `spec.image` as `boot`
+    /// says needs (see [`LibvirtDriver::prepare_files`]); for a rescue,
+    /// only the rescue disk and the rescue image's kernel and ramdisk.
+    fn prepare_boot_files(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        boot: &BootFiles,
+    ) -> Result<DiskLayout, DriverError> {
         let mut layout = DiskLayout {
             instances_path: self.options.instances_path.clone(),
-            kernel_boot: None,
+            ..DiskLayout::default()
         };
         if self.test_driver {
             return Ok(layout);
         }
         let source = self.image_source()?;
-        let files = InstanceFiles::new(Path::new(&self.options.instances_path), instance);
+        let files = self.files(instance);
         let image = self.images.fetch(source.as_ref(), &spec.image.id)?;
         let kernel = spec
             .image
@@ -679,13 +728,17 @@ impl LibvirtDriver {
             .ramdisk_id()
             .map(|id| self.images.fetch(source.as_ref(), id))
             .transpose()?;
-        files.create_disks(&image, &spec.flavor)?;
+        if boot.data_disks {
+            files.create_disks(&image, &spec.flavor)?;
+        } else {
+            files.create_overlay(boot.disk, &image, spec.flavor.root_gb)?;
+        }
         if let Some(kernel) = kernel {
             let text = |path: PathBuf| path.to_string_lossy().into_owned();
             layout.kernel_boot = Some(KernelBoot {
-                kernel: text(files.copy_boot_file(&kernel, disks::KERNEL_FILE)?),
+                kernel: text(files.copy_boot_file(&kernel, boot.kernel)?),
                 initrd: ramdisk
-                    .map(|ramdisk| files.copy_boot_file(&ramdisk, disks::RAMDISK_FILE))
+                    .map(|ramdisk| files.copy_boot_file(&ramdisk, boot.ramdisk))
                     .transpose()?
                     .map(text),
                 cmdline: spec
@@ -698,9 +751,23 @@ impl LibvirtDriver {
         Ok(layout)
     }
 
+    /// The files of `instance` under the instances path.
+    fn files(&self, instance: Uuid) -> InstanceFiles {
+        InstanceFiles::new(Path::new(&self.options.instances_path), instance)
+    }
+
     /// Removes the files of `instance` (on the test driver, its console log).
     fn remove_files(&self, instance: Uuid) -> Result<(), DriverError> {
-        InstanceFiles::new(Path::new(&self.options.instances_path), instance).remove()
+        self.files(instance).remove()
+    }
+
+    /// Removes some of the disk files of `instance` (real hypervisors; the
+    /// test driver has no disks).
+    fn remove_some_files(&self, instance: Uuid, files: &[&str]) -> Result<(), DriverError> {
+        if self.test_driver {
+            return Ok(());
+        }
+        self.files(instance).remove_files(files)
     }
 
     /// Defines the domain of `instance` from `spec` and boots it, making
@@ -1072,8 +1139,7 @@ impl VirtDriver for LibvirtDriver {
         }
         let layout = self.prepare_files(instance, spec)?;
         if !self.test_driver {
-            InstanceFiles::new(Path::new(&self.options.instances_path), instance)
-                .grow_root(spec.flavor.root_gb)?;
+            self.files(instance).grow_root(spec.flavor.root_gb)?;
         }
         self.write_config_drive(instance, spec)?;
         let (domain, definition) = self.define_instance(instance, spec, &layout)?;
@@ -1323,6 +1389,92 @@ impl VirtDriver for LibvirtDriver {
         Ok(TaskAnswer::ConsoleOutput {
             output: console::read_console_log(&log, lines)?,
         })
+    }
+
+    fn rebuild(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        power_on: bool,
+        preserve_ephemeral: bool,
+    ) -> Result<(), DriverError> {
+        check_spec(spec)?;
+        // An instance in ERROR may have lost its domain: it is made anew.
+        if self.lookup(instance)?.is_some() {
+            self.shut_down(instance)?;
+        }
+        let mut old_files = vec![disks::ROOT_DISK, disks::KERNEL_FILE, disks::RAMDISK_FILE];
+        if !preserve_ephemeral {
+            old_files.push(disks::EPHEMERAL_DISK);
+        }
+        info!(%instance, image = %spec.image.id, preserve_ephemeral, "rebuilding");
+        self.remove_some_files(instance, &old_files)?;
+        self.redefine(instance, spec, power_on)
+    }
+
+    fn rescue(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        rescue_image: &ImageSpec,
+    ) -> Result<(), DriverError> {
+        let rescue_spec = SpawnSpec {
+            image: rescue_image.clone(),
+            ..spec.clone()
+        };
+        check_spec(&rescue_spec)?;
+        let domain = self.domain(instance)?;
+        let original = Self::definition(&domain)?;
+        if xml::rescued_original(&original)?.is_some() {
+            debug!(%instance, "rescued already");
+            if !domain.is_active().map_err(lv("is active"))? {
+                self.start(&domain)?;
+            }
+            return Ok(());
+        }
+        self.shut_down(instance)?;
+        if domain.has_managed_save(0).map_err(lv("has managed save"))? {
+            domain
+                .managed_save_remove(0)
+                .map_err(lv("remove managed save"))?;
+        }
+        let mut layout = self.prepare_boot_files(instance, &rescue_spec, &RESCUE_BOOT)?;
+        layout.rescue = Some(xml::RescueBoot {
+            original_definition: original.clone(),
+        });
+        info!(%instance, image = %rescue_image.id, "rescuing");
+        let (domain, definition) = self.define_instance(instance, &rescue_spec, &layout)?;
+        if let Err(e) = self.start(&domain) {
+            // Leave the instance as it was: its own definition, no rescue files.
+            warn!(%instance, error = %e, "the rescue guest did not start; restoring the instance");
+            if let Err(restore) = define(&self.conn.0, &original) {
+                warn!(%instance, error = %restore, "restoring the definition after a failed rescue");
+            }
+            let _ = self.remove_some_files(instance, &RESCUE_FILES);
+            return Err(e);
+        }
+        self.remember(instance, Some(true), Some(&definition));
+        Ok(())
+    }
+
+    fn unrescue(&self, instance: Uuid) -> Result<(), DriverError> {
+        let domain = self.domain(instance)?;
+        let Some(original) = xml::rescued_original(&Self::definition(&domain)?)? else {
+            debug!(%instance, "not rescued");
+            if !domain.is_active().map_err(lv("is active"))? {
+                self.start(&domain)?;
+            }
+            return Ok(());
+        };
+        if domain.is_active().map_err(lv("is active"))? {
+            Self::hard_stop(&domain)?;
+        }
+        info!(%instance, "unrescuing");
+        let domain = define(&self.conn.0, &original)?;
+        self.remove_some_files(instance, &RESCUE_FILES)?;
+        self.start(&domain)?;
+        self.remember(instance, Some(true), Some(&original));
+        Ok(())
     }
 
     fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError> {

@@ -17,7 +17,8 @@ mod store;
 mod xml;
 
 use novum_wire::{
-    InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec, TaskAnswer,
+    ImageSpec, InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec,
+    TaskAnswer,
 };
 use uuid::Uuid;
 
@@ -27,8 +28,8 @@ pub use console::{
     parse_port_range, read_console_log, serial_listeners, serial_xml,
 };
 pub use disks::{
-    CONSOLE_LOG, DiskInfo, EPHEMERAL_DISK, InstanceFiles, KERNEL_FILE, RAMDISK_FILE, ROOT_DISK,
-    SWAP_DISK, disk_info, qemu_img,
+    CONSOLE_LOG, DiskInfo, EPHEMERAL_DISK, InstanceFiles, KERNEL_FILE, RAMDISK_FILE, RESCUE_DISK,
+    RESCUE_KERNEL_FILE, RESCUE_RAMDISK_FILE, ROOT_DISK, SWAP_DISK, disk_info, qemu_img,
 };
 pub use images::{
     BASE_DIR, CachedImage, ImageCache, ImageData, ImageSource, check_image_id, upload_info,
@@ -41,9 +42,9 @@ use libvirt::{libvirt_text, lv};
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
-    KernelBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml,
+    KernelBoot, RescueBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml,
     domain_disk_targets, domain_interfaces, domain_name, domain_xml, find_interface, interface_xml,
-    parse_capabilities, test_node_xml, with_device, without_interface,
+    parse_capabilities, rescued_original, test_node_xml, with_device, without_interface,
 };
 
 /// What went wrong in a driver call.
@@ -232,6 +233,30 @@ pub trait VirtDriver: Send + Sync {
     /// [`TaskAnswer::Refused`] with its power state when it does not run.
     /// No domain: [`DriverError::NotFound`].
     fn diagnostics(&self, instance: Uuid) -> Result<TaskAnswer, DriverError>;
+
+    /// Rebuild from `spec.image` (see [`novum_wire::TaskAction::Rebuild`]):
+    /// power off, make the root disk (and, unless `preserve_ephemeral`, the
+    /// ephemeral disk) again, then as [`VirtDriver::redefine`].
+    fn rebuild(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        power_on: bool,
+        preserve_ephemeral: bool,
+    ) -> Result<(), DriverError>;
+
+    /// Boot from `rescue_image` with the root disk second, keeping the
+    /// definition to restore (see [`novum_wire::TaskAction::Rescue`]).
+    fn rescue(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        rescue_image: &ImageSpec,
+    ) -> Result<(), DriverError>;
+
+    /// Restore the definition [`VirtDriver::rescue`] kept, remove the
+    /// rescue files and boot (see [`novum_wire::TaskAction::Unrescue`]).
+    fn unrescue(&self, instance: Uuid) -> Result<(), DriverError>;
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

@@ -202,6 +202,59 @@ pub struct DiskLayout {
     pub instances_path: String,
     /// A direct kernel boot (an image with `kernel_id`); `None`: boot from the root disk.
     pub kernel_boot: Option<KernelBoot>,
+    /// Rescue mode: boot from the rescue disk with the root disk second;
+    /// `None`: the instance's own disks.
+    pub rescue: Option<RescueBoot>,
+}
+
+/// A rescued domain's layout (Nova's libvirt rescue): the rescue disk
+/// (`disk.rescue`) as `vda`, the instance's root disk as `vdb`, the config
+/// drive; no ephemeral or swap disk. The definition to restore at unrescue
+/// travels in the rescue definition's `<metadata>` (see
+/// [`rescued_original`]), so it lives as long as the domain does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RescueBoot {
+    /// The persistent definition the domain had before the rescue.
+    pub original_definition: String,
+}
+
+/// The XML namespace of novum's rescue metadata.
+const RESCUE_NAMESPACE: &str = "https://novum.dev/xmlns/libvirt/rescue/1.0";
+
+/// The `<metadata>` element of a rescue definition: the original
+/// definition, base64 (libvirt keeps metadata as XML it does not read).
+fn rescue_metadata(rescue: &RescueBoot) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&rescue.original_definition);
+    format!(
+        "  <metadata>\n    <novum:rescue xmlns:novum='{RESCUE_NAMESPACE}'>\n      \
+         <novum:original>{encoded}</novum:original>\n    </novum:rescue>\n  </metadata>\n"
+    )
+}
+
+/// The definition a rescued domain had before its rescue, read from the
+/// metadata of its rescue definition `domain_xml`; `None` when the domain
+/// is not rescued.
+pub fn rescued_original(domain_xml: &str) -> Result<Option<String>, DriverError> {
+    use base64::Engine as _;
+    let doc = parse_domain(domain_xml)?;
+    let Some(encoded) = child(doc.root_element(), "metadata")
+        .and_then(|metadata| {
+            metadata
+                .children()
+                .find(|n| n.tag_name().namespace() == Some(RESCUE_NAMESPACE))
+        })
+        .and_then(|rescue| child(rescue, "original"))
+        .map(|original| original.text().unwrap_or_default().trim().to_string())
+    else {
+        return Ok(None);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| DriverError::Xml(format!("rescue metadata: not base64: {e}")))?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|e| DriverError::Xml(format!("rescue metadata: not UTF-8: {e}")))
 }
 
 /// The files and command line of a direct kernel boot.
@@ -251,6 +304,9 @@ pub fn domain_xml(
     let _ = writeln!(xml, "  <name>{}</name>", domain_name(instance));
     let _ = writeln!(xml, "  <uuid>{instance}</uuid>");
     let _ = writeln!(xml, "  <title>{}</title>", escape(&spec.name));
+    if let Some(rescue) = &disks.rescue {
+        xml.push_str(&rescue_metadata(rescue));
+    }
     let _ = writeln!(
         xml,
         "  <memory unit='MiB'>{}</memory>",
@@ -300,12 +356,17 @@ pub fn domain_xml(
         let _ = writeln!(xml, "      <target dev='{dev}' bus='virtio'/>");
         let _ = writeln!(xml, "    </disk>");
     };
-    disk("disk", "vda");
-    if spec.flavor.ephemeral_gb > 0 {
-        disk("disk.eph0", "vdb");
-    }
-    if spec.flavor.swap_mb > 0 {
-        disk("disk.swap", "vdc");
+    if disks.rescue.is_some() {
+        disk(super::disks::RESCUE_DISK, "vda");
+        disk(super::disks::ROOT_DISK, "vdb");
+    } else {
+        disk(super::disks::ROOT_DISK, "vda");
+        if spec.flavor.ephemeral_gb > 0 {
+            disk(super::disks::EPHEMERAL_DISK, "vdb");
+        }
+        if spec.flavor.swap_mb > 0 {
+            disk(super::disks::SWAP_DISK, "vdc");
+        }
     }
     if spec.config_drive.is_some() {
         let image = format!("{dir}/{}", crate::config_drive::DISK_CONFIG);

@@ -462,6 +462,38 @@ pub enum TaskAction {
     /// interfaces, answered with [`TaskAnswer::Diagnostics`] (or
     /// [`TaskAnswer::Refused`] when the guest does not run).
     Diagnostics,
+    /// Rebuild the instance from `spec.image` (Nova's rebuild): power the
+    /// domain off, make its root disk again from the image (a new overlay
+    /// on the newly cached image; the ephemeral disk is made again too
+    /// unless `preserve_ephemeral`), write the config drive from the spec,
+    /// redefine the domain and boot it when `power_on` (a stopped instance
+    /// stays off). Delivered twice, it rebuilds twice: nothing of the guest
+    /// ran in between.
+    Rebuild {
+        /// The domain to have, with the new image, name, metadata and
+        /// config drive.
+        spec: SpawnSpec,
+        /// Whether it should run afterwards.
+        power_on: bool,
+        /// Keep the ephemeral disk as it is.
+        #[serde(default)]
+        preserve_ephemeral: bool,
+    },
+    /// Boot the instance in rescue mode (Nova's rescue): its definition is
+    /// kept to be restored, and the domain is defined again to boot from a
+    /// new disk made from `rescue_image` with the original root disk
+    /// attached as the second disk, then started. Rescued already: nothing
+    /// to do but make sure it runs.
+    Rescue {
+        /// The instance's own domain (flavor, interfaces, config drive).
+        spec: SpawnSpec,
+        /// The image to boot.
+        rescue_image: ImageSpec,
+    },
+    /// Leave rescue mode: the definition kept by [`TaskAction::Rescue`] is
+    /// defined again, the rescue files go, and the domain boots. Not
+    /// rescued: nothing to do but make sure it runs.
+    Unrescue,
 }
 
 impl TaskAction {
@@ -486,6 +518,9 @@ impl TaskAction {
             TaskAction::SetPassword { .. } => "set_password",
             TaskAction::TriggerCrashDump => "trigger_crash_dump",
             TaskAction::Diagnostics => "diagnostics",
+            TaskAction::Rebuild { .. } => "rebuild",
+            TaskAction::Rescue { .. } => "rescue",
+            TaskAction::Unrescue => "unrescue",
         }
     }
 

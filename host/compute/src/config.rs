@@ -74,6 +74,10 @@ pub struct ComputeConfig {
     /// Seconds between the sweeps that offload SHELVED instances older than
     /// `shelved_offload_time` (Nova's `shelved_poll_interval`).
     pub shelved_poll_interval_seconds: u64,
+    /// Show the administrator password in the answers of a server create,
+    /// rebuild and rescue (`adminPass`; Nova's `[api]
+    /// enable_instance_password`, default true).
+    pub enable_instance_password: bool,
 }
 
 impl ComputeConfig {
@@ -107,6 +111,7 @@ impl Default for ComputeConfig {
             instance_usage_audit_period: "month".to_string(),
             shelved_offload_time: 0,
             shelved_poll_interval_seconds: 3600,
+            enable_instance_password: true,
         }
     }
 }

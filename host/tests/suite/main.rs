@@ -40,6 +40,7 @@ mod quota_api;
 mod real_console;
 mod real_guest_metadata;
 mod real_guests;
+mod rebuild_rescue;
 mod request_bodies;
 mod resize;
 mod restart;

@@ -70,7 +70,8 @@ fn domain_xml(uuid: &str) -> Option<String> {
     let mut conn = Connect::open(Some(URI)).expect("libvirt");
     let xml = Domain::lookup_by_uuid_string(&conn, uuid)
         .ok()
-        .map(|domain| domain.get_xml_desc(0).expect("domain xml"));
+        // A domain destroyed between the lookup and the read is gone too.
+        .and_then(|domain| domain.get_xml_desc(0).ok());
     let _ = conn.close();
     xml
 }

@@ -11,6 +11,7 @@ mod openstack_cli;
 mod plugin_cli;
 mod quota_cli;
 mod real_guests;
+mod rebuild_rescue_cli;
 mod restart_e2e;
 mod schemathesis;
 mod server_network_cli;

@@ -29,6 +29,7 @@ pub mod aggregate;
 pub mod fields;
 pub mod flavor;
 pub mod server;
+pub mod server_action;
 
 use axum::extract::{FromRequest, Request};
 use serde::de::{self, DeserializeOwned};

@@ -23,6 +23,7 @@ pub mod server_groups;
 pub mod server_metadata;
 pub mod server_networks;
 pub mod server_password;
+pub mod server_rebuild;
 pub mod server_tags;
 pub mod servers;
 pub mod services;

@@ -14,9 +14,13 @@ use utoipa_axum::routes;
 
 use super::common::api_time_micros;
 use super::flavors;
+use super::server_rebuild;
 use super::servers::{fetch_visible, requested_flavor};
 use crate::AppState;
 use crate::auth::AuthContext;
+use crate::bodies::{
+    self, server_action::Rebuild, server_action::RebuildBody, server_action::RescueBody,
+};
 use crate::body::JsonBody;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
@@ -52,6 +56,12 @@ enum Requested {
     /// agent (a guest reads its network from the config drive or the
     /// metadata service); accepted for a server on a host.
     InjectNetworkInfo,
+    /// `rebuild`, its body checked at the request's microversion.
+    Rebuild(Box<Rebuild>),
+    /// `rescue`.
+    Rescue(RescueBody),
+    /// `unrescue`.
+    Unrescue,
 }
 
 impl Requested {
@@ -68,12 +78,36 @@ impl Requested {
             Self::SecurityGroup(_, true) => "add",
             Self::SecurityGroup(_, false) => "remove",
             Self::InjectNetworkInfo => "inject_network_info",
+            Self::Rebuild(_) => "rebuild",
+            Self::Rescue(_) => "rescue",
+            Self::Unrescue => "unrescue",
         }
+    }
+
+    /// The whole policy rule (`os_compute_api:<scope>:<name>`, and Nova's
+    /// `os_compute_api:os-rescue` / `os-unrescue`).
+    fn policy_rule(&self) -> String {
+        let scope = match self {
+            Self::Lock | Self::Unlock => "os-lock-server",
+            Self::SecurityGroup(..) => "os-security-groups",
+            Self::Rescue(_) => return "os_compute_api:os-rescue".to_string(),
+            Self::Unrescue => return "os_compute_api:os-unrescue".to_string(),
+            _ => "servers",
+        };
+        format!("os_compute_api:{scope}:{}", self.policy_name())
     }
 }
 
-fn parse_action(name: &str, args: &Value) -> ApiResult<Requested> {
+fn parse_action(name: &str, args: &Value, version: Microversion) -> ApiResult<Requested> {
     Ok(Requested::Simple(match name {
+        "rebuild" => {
+            let body: RebuildBody = bodies::parse(&json!({ "rebuild": args }), version)?;
+            return Ok(Requested::Rebuild(Box::new(body.rebuild)));
+        }
+        "rescue" => {
+            return bodies::parse(&json!({ "rescue": args }), version).map(Requested::Rescue);
+        }
+        "unrescue" => return Ok(Requested::Unrescue),
         "os-start" => ServerAction::Start,
         "os-stop" => ServerAction::Stop,
         "pause" => ServerAction::Pause,
@@ -190,7 +224,7 @@ async fn action(
     {
         return Ok(answer);
     }
-    let requested = parse_action(name, args)?;
+    let requested = parse_action(name, args, version)?;
     let instance = fetch_visible(&state, &auth, &id).await?;
     let locking = matches!(requested, Requested::Lock | Requested::Unlock);
     if let Requested::ResetState(_) | Requested::InjectNetworkInfo = requested {
@@ -199,17 +233,7 @@ async fn action(
             requested.policy_name()
         ))?;
     } else {
-        let scope = if locking {
-            "os-lock-server"
-        } else if matches!(requested, Requested::SecurityGroup(..)) {
-            "os-security-groups"
-        } else {
-            "servers"
-        };
-        auth.require_writer(&format!(
-            "os_compute_api:{scope}:{}",
-            requested.policy_name()
-        ))?;
+        auth.require_writer(&requested.policy_rule())?;
     }
     if !locking {
         check_lock(&auth, &instance)?;
@@ -258,6 +282,14 @@ async fn action(
                 )));
             }
         }
+        Requested::Rebuild(rebuild) => {
+            return server_rebuild::rebuild(&state, &auth, version, &instance, *rebuild, &caller)
+                .await;
+        }
+        Requested::Rescue(body) => {
+            return server_rebuild::rescue(&state, &auth, &instance, body, &caller).await;
+        }
+        Requested::Unrescue => conductor.unrescue_server(&id, &caller).await?,
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

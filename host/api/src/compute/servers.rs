@@ -729,8 +729,9 @@ async fn show(
     Ok(Json(json!({ "server": view })))
 }
 
-/// What each server of a create asks of the absolute quota resources.
-fn absolute_requests(
+/// What each server of a create (or a rebuild) asks of the absolute quota
+/// resources.
+pub(super) fn absolute_requests(
     metadata_items: usize,
     personality: Option<PersonalitySizes>,
 ) -> Vec<(Resource, i64)> {
@@ -795,22 +796,47 @@ async fn boot_image(
             }
             other => ApiError::from(other),
         })?;
+    check_image_fits(&image, image_ref, flavor.memory_mb, flavor.root_gb)?;
+    Ok(image)
+}
+
+/// Nova's `_check_requested_image`: 400 when the image is not active, or
+/// when a flavor of `memory_mb` and `root_gb` is too small for it.
+pub(super) fn check_image_fits(
+    image: &images::Image,
+    image_ref: &str,
+    memory_mb: i64,
+    root_gb: i64,
+) -> ApiResult<()> {
     if image.status != images::STATUS_ACTIVE {
         return Err(ApiError::bad_request(format!(
             "Image {image_ref} is not active."
         )));
     }
-    if flavor.memory_mb < image.min_ram {
+    if memory_mb < image.min_ram {
         return Err(ApiError::bad_request(
             "Flavor's memory is too small for requested image.",
         ));
     }
-    if flavor.root_gb > 0 && flavor.root_gb < image.min_disk {
+    if root_gb > 0 && root_gb < image.min_disk {
         return Err(ApiError::bad_request(
             "Flavor's disk is too small for requested image.",
         ));
     }
-    Ok(image)
+    Ok(())
+}
+
+/// The administrator password an answer shows: the one asked for, else a
+/// new one of 12 characters; `None` when the answers show none (`[compute]
+/// enable_instance_password = false`, Nova's `[api]` option).
+pub(super) fn admin_password(state: &AppState, requested: Option<&String>) -> Option<String> {
+    if !state.config.compute.enable_instance_password {
+        return None;
+    }
+    Some(match requested {
+        Some(password) => password.clone(),
+        None => uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+    })
 }
 
 /// The ports a create asks for: the listed networks and ports; `auto` (and,
@@ -1014,10 +1040,8 @@ async fn create(
         "OS-DCF:diskConfig": "MANUAL",
         "security_groups": groups_shown,
     });
-    if let Some(password) = &server.admin_pass {
+    if let Some(password) = admin_password(&state, server.admin_pass.as_ref()) {
         view["adminPass"] = json!(password);
-    } else {
-        view["adminPass"] = json!(uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"server": view}))))
 }
@@ -1047,20 +1071,13 @@ async fn update(
         pinned_availability_zone: changes.pinned_availability_zone,
     };
     state.conductor.update_server(&id, changes, &caller).await?;
-    let instance = fetch_visible(&state, &auth, &id).await?;
-    let host_statuses =
-        shown_host_statuses(&state, &auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
-    let networking = server_networks::of_server(&state, &instance.uuid).await?;
-    let tags = instance_tags(&state, &instance.uuid).await?;
-    let mut view = detail_view(
-        &state,
-        &auth,
-        version,
-        &instance,
-        host_statuses.as_ref(),
-        &networking,
-        &tags,
-    );
+    let view = changed_server_view(&state, &auth, version, &id).await?;
+    Ok(Json(json!({ "server": view })))
+}
+
+/// The view of a server an update or a rebuild answers with: before 2.75,
+/// the detailed view without what only `show` has.
+fn changed_view(mut view: Value, version: Microversion) -> Value {
     if !version.at_least(UPDATE_SHOWS_ALL_SINCE)
         && let Some(fields) = view.as_object_mut()
     {
@@ -1077,8 +1094,35 @@ async fn update(
             }
         }
     }
+    view
+}
+
+/// The detailed view of server `uuid` as `auth` sees it at `version`,
+/// for the answer of an action that changed it (`host_status` as an
+/// update shows it).
+pub(super) async fn changed_server_view(
+    state: &AppState,
+    auth: &AuthContext,
+    version: Microversion,
+    uuid: &str,
+) -> ApiResult<Value> {
+    let instance = fetch_visible(state, auth, uuid).await?;
+    let host_statuses =
+        shown_host_statuses(state, auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
+    let networking = server_networks::of_server(state, &instance.uuid).await?;
+    let tags = instance_tags(state, &instance.uuid).await?;
+    let view = detail_view(
+        state,
+        auth,
+        version,
+        &instance,
+        host_statuses.as_ref(),
+        &networking,
+        &tags,
+    );
+    let mut view = changed_view(view, version);
     add_single_server_fields(&mut view, version, &instance);
-    Ok(Json(json!({ "server": view })))
+    Ok(view)
 }
 
 /// From 2.75 a server update answers every field a show does; before, the

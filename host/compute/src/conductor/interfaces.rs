@@ -227,6 +227,7 @@ impl Conductor {
             result_state: instance.vm_state.clone(),
             event: event.to_string(),
             port_id,
+            error_state: None,
         };
         let operation = insert_operation(
             tx,

@@ -23,6 +23,8 @@ pub mod model;
 pub mod networking;
 pub mod notices;
 pub mod ops;
+pub mod rebuild;
+pub mod rescue;
 pub mod resize;
 pub mod server_metadata;
 pub mod snapshot;
@@ -149,6 +151,10 @@ struct ActionData {
     /// The port an interface attach plugs (given back when it fails).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     port_id: Option<String>,
+    /// The vm_state a failed task leaves (a failed rescue: ERROR);
+    /// `None`: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error_state: Option<String>,
 }
 
 /// A request to build servers (validated by the API).

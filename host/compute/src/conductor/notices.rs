@@ -185,6 +185,9 @@ pub fn named_action(name: &str) -> Option<InstanceAction> {
         "restore" => InstanceAction::Restore,
         super::interfaces::ATTACH => InstanceAction::InterfaceAttach,
         super::interfaces::DETACH => InstanceAction::InterfaceDetach,
+        super::rebuild::REBUILD => InstanceAction::Rebuild,
+        super::rescue::RESCUE => InstanceAction::Rescue,
+        super::rescue::UNRESCUE => InstanceAction::Unrescue,
         _ => return None,
     })
 }

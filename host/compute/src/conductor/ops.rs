@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::model::Instance;
 use super::notices::{self, StateMark};
+use super::rebuild;
 use super::resize;
 use super::states::{PowerSync, ServerAction, power_sync, task, vm};
 use super::tasks::{self, state as task_state};
@@ -28,6 +29,26 @@ pub struct Caller<'a> {
     pub project_id: &'a str,
     /// The API request id.
     pub request_id: &'a str,
+}
+
+/// One agent task started as an instance action (see
+/// [`Conductor::queue_action`]).
+pub(super) struct QueuedAction<'a> {
+    /// The operation's kind.
+    pub name: &'a str,
+    /// The instance action's name (the kind, but for a soft delete's
+    /// `delete`).
+    pub instance_action: &'a str,
+    /// The instance-action event it runs under.
+    pub event: &'a str,
+    /// The task_state while it runs.
+    pub task_state: &'a str,
+    /// What the operation needs at its end.
+    pub data: ActionData,
+    /// The agent task.
+    pub task: TaskAction,
+    /// The `instance.<action>` notified `.start` now (and `.end` after).
+    pub notified: Option<InstanceAction>,
 }
 
 fn outcome_power(outcome: &TaskOutcome) -> Option<PowerState> {
@@ -129,6 +150,11 @@ impl Conductor {
             }
             super::guest::TRIGGER_CRASH_DUMP => {
                 self.crash_dump_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
+            rebuild::REBUILD => {
+                self.rebuild_result(&mut tx, &operation, host, &outcome)
                     .await?;
                 false
             }
@@ -273,7 +299,10 @@ impl Conductor {
         }
     }
 
-    async fn action_result(
+    /// Records the result of a one-task action in `tx`: its end state and
+    /// `.end`, or the fault (and the vm_state its data says a failure
+    /// leaves).
+    pub(super) async fn action_result(
         &self,
         tx: &mut Tx,
         operation: &Operation,
@@ -315,12 +344,13 @@ impl Conductor {
                 }
                 sqlx::query(
                     "UPDATE instances SET task_state = NULL, power_state = COALESCE($1, power_state), fault = $2, \
-                     updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+                     updated_at = $3, vm_state = COALESCE($5, vm_state) WHERE uuid = $4 AND deleted = 0",
                 )
                 .bind(power)
                 .bind(fault_json(500, message, ""))
                 .bind(db::now())
                 .bind(&operation.instance_uuid)
+                .bind(data.as_ref().and_then(|data| data.error_state.as_deref()))
                 .execute(&mut **tx)
                 .await?;
                 finish_operation(tx, operation, Some(message)).await?;
@@ -330,13 +360,15 @@ impl Conductor {
                     "InstanceActionFailed",
                     message,
                 );
-                // Nova has an `.error` phase for reboot (and create) only.
-                if notified == Some(InstanceAction::Reboot) {
+                // Nova has an `.error` phase for reboot and rebuild (and
+                // create) only.
+                if let Some(action @ (InstanceAction::Reboot | InstanceAction::Rebuild)) = notified
+                {
                     notices::action(
                         tx,
                         &compute,
                         uuid,
-                        InstanceAction::Reboot,
+                        action,
                         Phase::Error,
                         &context,
                         Some(fault.clone()),
@@ -407,6 +439,65 @@ impl Conductor {
             .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))
     }
 
+    /// In `tx`, starts one agent task on `instance` (as it was before, for
+    /// the `instance.update`) on `host` as an instance action: the task
+    /// state, the action and its event, the operation, the task, and the
+    /// `instance.update` and `.start` notifications. The caller commits
+    /// and wakes the host.
+    pub(super) async fn queue_action(
+        &self,
+        tx: &mut Tx,
+        instance: &Instance,
+        host: &str,
+        queued: QueuedAction<'_>,
+        caller: &Caller<'_>,
+    ) -> Result<()> {
+        let uuid = instance.uuid.as_str();
+        let before = StateMark::of(instance);
+        sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
+            .bind(queued.task_state)
+            .bind(db::now())
+            .bind(uuid)
+            .execute(&mut **tx)
+            .await?;
+        let action_id = actions::start_action(
+            tx,
+            uuid,
+            queued.instance_action,
+            caller.request_id,
+            caller.user_id,
+            caller.project_id,
+        )
+        .await?;
+        actions::start_event(tx, &action_id, queued.event, Some(host)).await?;
+        let operation = insert_operation(
+            tx,
+            uuid,
+            queued.name,
+            step::TASK,
+            &to_json(&queued.data),
+            caller.request_id,
+            &action_id,
+        )
+        .await?;
+        tasks::enqueue(tx, host, uuid, &operation, &queued.task, caller.request_id).await?;
+        let context = notices::caller_context(caller);
+        notices::state_changed(tx, &self.api_publisher(), uuid, Some(&before), &context).await?;
+        if let Some(action) = queued.notified {
+            notices::action(
+                tx,
+                &Publisher::compute(host),
+                uuid,
+                action,
+                Phase::Start,
+                &context,
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Starts `action` on instance `uuid` after Nova's state guard (409 when
     /// the instance is in the wrong state).
     pub async fn server_action(
@@ -427,69 +518,25 @@ impl Conductor {
                 instance.vm_state
             )));
         };
-        let before = StateMark::of(&instance);
-        sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
-            .bind(action.task_state())
-            .bind(db::now())
-            .bind(uuid)
-            .execute(&mut *tx)
-            .await?;
         if let Some(stamp) = action.stamps_deleted_at() {
             super::soft_delete::stamp_deleted_at(&mut tx, uuid, stamp).await?;
         }
-        let action_id = actions::start_action(
-            &mut tx,
-            uuid,
-            action.instance_action(),
-            caller.request_id,
-            caller.user_id,
-            caller.project_id,
-        )
-        .await?;
-        actions::start_event(&mut tx, &action_id, action.event(), Some(&host)).await?;
-        let data = ActionData {
-            result_state: action.result_state().to_string(),
-            event: action.event().to_string(),
-            port_id: None,
+        let queued = QueuedAction {
+            name: action.name(),
+            instance_action: action.instance_action(),
+            event: action.event(),
+            task_state: action.task_state(),
+            data: ActionData {
+                result_state: action.result_state().to_string(),
+                event: action.event().to_string(),
+                port_id: None,
+                error_state: None,
+            },
+            task: action.task(),
+            notified: Some(notices::server_action(action)),
         };
-        let operation = insert_operation(
-            &mut tx,
-            uuid,
-            action.name(),
-            step::TASK,
-            &to_json(&data),
-            caller.request_id,
-            &action_id,
-        )
-        .await?;
-        tasks::enqueue(
-            &mut tx,
-            &host,
-            uuid,
-            &operation,
-            &action.task(),
-            caller.request_id,
-        )
-        .await?;
-        let context = notices::caller_context(caller);
-        notices::state_changed(
-            &mut tx,
-            &self.api_publisher(),
-            uuid,
-            Some(&before),
-            &context,
-        )
-        .await?;
-        notices::action(
-            &mut tx,
-            &Publisher::compute(&host),
-            uuid,
-            notices::server_action(action),
-            Phase::Start,
-            &context,
-            None,
-        )
-        .await?;
+        self.queue_action(&mut tx, &instance, &host, queued, caller)
+            .await?;
         novum_notify::commit(tx).await?;
         self.board.wake(&host);
         Ok(())

@@ -28,6 +28,8 @@ pub mod vm {
     /// Deleted softly: powered off, restorable until reclaimed
     /// (`[compute] reclaim_instance_interval`).
     pub const SOFT_DELETED: &str = "soft-delete";
+    /// Booted from a rescue image (RESCUE).
+    pub const RESCUED: &str = "rescued";
 }
 
 /// task_state values.
@@ -47,6 +49,12 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
     match task_state {
         Some(task) if super::resize::is_resizing(task) => return "RESIZE",
         Some(task) if super::resize::is_reverting(task) => return "REVERT_RESIZE",
+        Some(task)
+            if super::rebuild::is_rebuilding(task)
+                && [vm::ACTIVE, vm::STOPPED, vm::ERROR].contains(&vm_state) =>
+        {
+            return "REBUILD";
+        }
         _ => {}
     }
     match vm_state {
@@ -66,7 +74,7 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
         vm::DELETED => "DELETED",
         vm::SOFT_DELETED => "SOFT_DELETED",
         vm::RESIZED => "VERIFY_RESIZE",
-        "rescued" => "RESCUE",
+        vm::RESCUED => "RESCUE",
         "shelved" => "SHELVED",
         "shelved_offloaded" => "SHELVED_OFFLOADED",
         _ => "UNKNOWN",
@@ -87,6 +95,7 @@ pub fn vm_states_for_status(status: &str) -> Vec<&'static str> {
         "SHELVED" => vec![vm::SHELVED],
         "SHELVED_OFFLOADED" => vec![vm::SHELVED_OFFLOADED],
         "SOFT_DELETED" => vec![vm::SOFT_DELETED],
+        "RESCUE" => vec![vm::RESCUED],
         _ => vec![],
     }
 }
