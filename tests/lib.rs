@@ -237,11 +237,26 @@ impl Cloud {
 
     /// Creates and uploads a small public raw image named `name`; returns its id.
     pub fn create_image(&self, token: &str, name: &str) -> anyhow::Result<String> {
+        self.create_image_with(token, name, serde_json::json!({}))
+    }
+
+    /// [`Cloud::create_image`] with the extra image properties in `properties`
+    /// (a JSON object of strings).
+    pub fn create_image_with(
+        &self,
+        token: &str,
+        name: &str,
+        properties: serde_json::Value,
+    ) -> anyhow::Result<String> {
         let client = reqwest::blocking::Client::new();
+        let mut body = serde_json::json!({"name": name, "visibility": "public", "disk_format": "raw", "container_format": "bare"});
+        if let (Some(body), Some(properties)) = (body.as_object_mut(), properties.as_object()) {
+            body.extend(properties.clone());
+        }
         let created: serde_json::Value = client
             .post(format!("{}/image/v2/images", self.url))
             .header("x-auth-token", token)
-            .json(&serde_json::json!({"name": name, "visibility": "public", "disk_format": "raw", "container_format": "bare"}))
+            .json(&body)
             .send()?
             .error_for_status()?
             .json()?;

@@ -114,6 +114,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(versions_listed))
         .routes(routes!(list_images, create_image))
         .routes(routes!(show_image, update_image, delete_image))
+        .routes(routes!(image_tasks))
         .routes(routes!(download, upload))
         .routes(routes!(add_tag, remove_tag))
         .routes(routes!(list_members, create_member))
@@ -443,6 +444,18 @@ async fn show_image(
 ) -> ApiResult<Response> {
     let image = visible_image(&state, &auth, &image_id).await?;
     Ok(axum::Json(image_json(&image)).into_response())
+}
+
+/// `GET /v2/images/{id}/tasks` (Glance 2.12): the import tasks of an
+/// image. novum's image service imports nothing asynchronously: none.
+#[utoipa::path(get, path = "/v2/images/{image_id}/tasks", params(("image_id" = String, Path, description = "The image id")), responses((status = OK, description = "Success", body = Object), crate::fault::ApiError))]
+async fn image_tasks(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(image_id): Path<String>,
+) -> ApiResult<Response> {
+    visible_image(&state, &auth, &image_id).await?;
+    Ok(axum::Json(serde_json::json!({"tasks": []})).into_response())
 }
 
 /// One JSON-patch operation.

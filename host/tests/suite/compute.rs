@@ -155,6 +155,26 @@ impl Cloud {
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
 
+    /// [`Cloud::call`] of `path` under `/compute/v2.1` as `who` at
+    /// microversion `version`.
+    pub(crate) async fn compute_at(
+        &self,
+        who: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        version: &str,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Some(who),
+            method,
+            &format!("/compute/v2.1{path}"),
+            body,
+            Some(version),
+        )
+        .await
+    }
+
     pub(crate) async fn call(
         &self,
         who: Option<&str>,

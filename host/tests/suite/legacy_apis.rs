@@ -7,25 +7,6 @@ use serde_json::{Value, json};
 
 use crate::compute::{Cloud, IMAGE, cloud_with};
 
-async fn call(
-    cloud: &Cloud,
-    who: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    version: &str,
-) -> (StatusCode, Value) {
-    cloud
-        .call(
-            Some(who),
-            method,
-            &format!("/compute/v2.1{path}"),
-            body,
-            Some(version),
-        )
-        .await
-}
-
 #[tokio::test]
 async fn os_hosts_lists_hosts_and_their_resources() {
     let cloud = cloud_with(|_| {}).await;
@@ -44,22 +25,20 @@ async fn os_hosts_lists_hosts_and_their_resources() {
     let id = body["server"]["id"].as_str().expect("id").to_string();
     cloud.spawn_active("h1", &token, &id).await;
 
-    let (status, body) = call(&cloud, "admin", "GET", "/os-hosts", None, "2.42").await;
+    let (status, body) = cloud
+        .compute_at("admin", "GET", "/os-hosts", None, "2.42")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let hosts = body["hosts"].as_array().expect("hosts");
     assert!(hosts.contains(&json!({"host_name": "h1", "service": "compute", "zone": "nova"})));
-    let (_, body) = call(
-        &cloud,
-        "admin",
-        "GET",
-        "/os-hosts?zone=elsewhere",
-        None,
-        "2.1",
-    )
-    .await;
+    let (_, body) = cloud
+        .compute_at("admin", "GET", "/os-hosts?zone=elsewhere", None, "2.1")
+        .await;
     assert_eq!(body, json!({"hosts": []}));
 
-    let (status, body) = call(&cloud, "admin", "GET", "/os-hosts/h1", None, "2.1").await;
+    let (status, body) = cloud
+        .compute_at("admin", "GET", "/os-hosts/h1", None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let rows: Vec<&Value> = body["host"]
         .as_array()
@@ -148,17 +127,21 @@ async fn os_hosts_lists_hosts_and_their_resources() {
             StatusCode::FORBIDDEN,
         ),
     ] {
-        let (status, answer) = call(&cloud, who, method, path, body, "2.1").await;
+        let (status, answer) = cloud.compute_at(who, method, path, body, "2.1").await;
         assert_eq!(status, wanted, "{who} {method} {path}: {answer}");
     }
-    let (status, _) = call(&cloud, "admin", "GET", "/os-hosts", None, "2.43").await;
+    let (status, _) = cloud
+        .compute_at("admin", "GET", "/os-hosts", None, "2.43")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn the_image_proxy_shows_images_the_nova_way() {
     let cloud = cloud_with(|_| {}).await;
-    let (status, body) = call(&cloud, "member", "GET", "/images/detail", None, "2.35").await;
+    let (status, body) = cloud
+        .compute_at("member", "GET", "/images/detail", None, "2.35")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let image = body["images"]
         .as_array()
@@ -170,164 +153,132 @@ async fn the_image_proxy_shows_images_the_nova_way() {
     assert_eq!(image["OS-EXT-IMG-SIZE:size"], 1024);
     assert_eq!(image["links"].as_array().map(Vec::len), Some(3));
 
-    let (_, body) = call(&cloud, "member", "GET", "/images?name=cirros", None, "2.1").await;
+    let (_, body) = cloud
+        .compute_at("member", "GET", "/images?name=cirros", None, "2.1")
+        .await;
     assert_eq!(body["images"][0]["id"], IMAGE);
     assert!(body["images"][0].get("status").is_none());
-    let (_, body) = call(&cloud, "member", "GET", "/images?name=nothing", None, "2.1").await;
+    let (_, body) = cloud
+        .compute_at("member", "GET", "/images?name=nothing", None, "2.1")
+        .await;
     assert_eq!(body, json!({"images": []}));
-    let (_, body) = call(
-        &cloud,
-        "member",
-        "GET",
-        "/images/detail?minDisk=5",
-        None,
-        "2.1",
-    )
-    .await;
+    let (_, body) = cloud
+        .compute_at("member", "GET", "/images/detail?minDisk=5", None, "2.1")
+        .await;
     assert_eq!(body, json!({"images": []}));
 
     // Metadata: set, merge, show one, replace, delete; only the owner (admin) may change it.
     let metadata = format!("/images/{IMAGE}/metadata");
-    let (status, body) = call(
-        &cloud,
-        "admin",
-        "POST",
-        &metadata,
-        Some(json!({"metadata": {"os_distro": "debian"}})),
-        "2.1",
-    )
-    .await;
+    let (status, body) = cloud
+        .compute_at(
+            "admin",
+            "POST",
+            &metadata,
+            Some(json!({"metadata": {"os_distro": "debian"}})),
+            "2.1",
+        )
+        .await;
     assert_eq!(
         (status, body),
         (StatusCode::OK, json!({"metadata": {"os_distro": "debian"}}))
     );
-    let (_, body) = call(
-        &cloud,
-        "admin",
-        "POST",
-        &metadata,
-        Some(json!({"metadata": {"a": "1"}})),
-        "2.1",
-    )
-    .await;
+    let (_, body) = cloud
+        .compute_at(
+            "admin",
+            "POST",
+            &metadata,
+            Some(json!({"metadata": {"a": "1"}})),
+            "2.1",
+        )
+        .await;
     assert_eq!(body, json!({"metadata": {"a": "1", "os_distro": "debian"}}));
-    let (status, body) = call(
-        &cloud,
-        "member",
-        "GET",
-        &format!("{metadata}/a"),
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, body) = cloud
+        .compute_at("member", "GET", &format!("{metadata}/a"), None, "2.1")
+        .await;
     assert_eq!(
         (status, body),
         (StatusCode::OK, json!({"meta": {"a": "1"}}))
     );
-    let (status, _) = call(
-        &cloud,
-        "member",
-        "POST",
-        &metadata,
-        Some(json!({"metadata": {"b": "2"}})),
-        "2.1",
-    )
-    .await;
+    let (status, _) = cloud
+        .compute_at(
+            "member",
+            "POST",
+            &metadata,
+            Some(json!({"metadata": {"b": "2"}})),
+            "2.1",
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call(
-        &cloud,
-        "admin",
-        "PUT",
-        &format!("{metadata}/a"),
-        Some(json!({"meta": {"b": "2"}})),
-        "2.1",
-    )
-    .await;
+    let (status, _) = cloud
+        .compute_at(
+            "admin",
+            "PUT",
+            &format!("{metadata}/a"),
+            Some(json!({"meta": {"b": "2"}})),
+            "2.1",
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, body) = call(
-        &cloud,
-        "admin",
-        "PUT",
-        &format!("{metadata}/a"),
-        Some(json!({"meta": {"a": "9"}})),
-        "2.1",
-    )
-    .await;
+    let (status, body) = cloud
+        .compute_at(
+            "admin",
+            "PUT",
+            &format!("{metadata}/a"),
+            Some(json!({"meta": {"a": "9"}})),
+            "2.1",
+        )
+        .await;
     assert_eq!(
         (status, body),
         (StatusCode::OK, json!({"meta": {"a": "9"}}))
     );
-    let (_, body) = call(
-        &cloud,
-        "admin",
-        "PUT",
-        &metadata,
-        Some(json!({"metadata": {"c": "3"}})),
-        "2.1",
-    )
-    .await;
+    let (_, body) = cloud
+        .compute_at(
+            "admin",
+            "PUT",
+            &metadata,
+            Some(json!({"metadata": {"c": "3"}})),
+            "2.1",
+        )
+        .await;
     assert_eq!(body, json!({"metadata": {"c": "3"}}));
-    let (status, _) = call(
-        &cloud,
-        "admin",
-        "DELETE",
-        &format!("{metadata}/c"),
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, _) = cloud
+        .compute_at("admin", "DELETE", &format!("{metadata}/c"), None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = call(
-        &cloud,
-        "admin",
-        "DELETE",
-        &format!("{metadata}/c"),
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, body) = cloud
+        .compute_at("admin", "DELETE", &format!("{metadata}/c"), None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body) = call(&cloud, "member", "GET", "/images/nope", None, "2.1").await;
+    let (status, body) = cloud
+        .compute_at("member", "GET", "/images/nope", None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["itemNotFound"]["message"], "Image not found.");
-    let (status, _) = call(
-        &cloud,
-        "member",
-        "DELETE",
-        &format!("/images/{IMAGE}"),
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, _) = cloud
+        .compute_at("member", "DELETE", &format!("/images/{IMAGE}"), None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = call(&cloud, "member", "GET", "/images", None, "2.36").await;
+    let (status, _) = cloud
+        .compute_at("member", "GET", "/images", None, "2.36")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = call(
-        &cloud,
-        "admin",
-        "DELETE",
-        &format!("/images/{IMAGE}"),
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, _) = cloud
+        .compute_at("admin", "DELETE", &format!("/images/{IMAGE}"), None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = call(
-        &cloud,
-        "member",
-        "GET",
-        &format!("/images/{IMAGE}"),
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, _) = cloud
+        .compute_at("member", "GET", &format!("/images/{IMAGE}"), None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn extensions_are_listed_as_nova_lists_them() {
     let cloud = cloud_with(|_| {}).await;
-    let (status, body) = call(&cloud, "member", "GET", "/extensions", None, "2.1").await;
+    let (status, body) = cloud
+        .compute_at("member", "GET", "/extensions", None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::OK);
     let extensions = body["extensions"].as_array().expect("list");
     assert_eq!(extensions.len(), 99);
@@ -336,17 +287,13 @@ async fn extensions_are_listed_as_nova_lists_them() {
             .iter()
             .any(|extension| extension["name"] == "Hosts")
     );
-    let (status, body) = call(
-        &cloud,
-        "member",
-        "GET",
-        "/extensions/os-consoles",
-        None,
-        "2.1",
-    )
-    .await;
+    let (status, body) = cloud
+        .compute_at("member", "GET", "/extensions/os-consoles", None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["extension"]["alias"], "os-consoles");
-    let (status, _) = call(&cloud, "member", "GET", "/extensions/nope", None, "2.1").await;
+    let (status, _) = cloud
+        .compute_at("member", "GET", "/extensions/nope", None, "2.1")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -14,6 +14,7 @@ mod real_guests;
 mod rebuild_rescue_cli;
 mod restart_e2e;
 mod schemathesis;
+mod server_details_cli;
 mod server_network_cli;
 mod snapshots_cli;
 mod soft_delete_cli;

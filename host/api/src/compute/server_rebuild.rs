@@ -116,8 +116,13 @@ pub async fn rebuild(
     if version.at_least(KEY_NAME_IN_REBUILD_SINCE) {
         view["key_name"] = json!(rebuilt.key_name);
     }
+    // Nova's rebuild answer leaves the extended `OS-EXT-SRV-ATTR:user_data`
+    // out; from 2.57 it carries `user_data` instead.
+    if let Some(fields) = view.as_object_mut() {
+        fields.remove("OS-EXT-SRV-ATTR:user_data");
+    }
     if version.at_least(USER_DATA_IN_REBUILD_SINCE) {
-        view["OS-EXT-SRV-ATTR:user_data"] = json!(rebuilt.user_data);
+        view["user_data"] = json!(rebuilt.user_data);
     }
     if let Some(password) = admin_password(state, rebuild.admin_pass.as_ref()) {
         view["adminPass"] = json!(password);
@@ -184,5 +189,6 @@ pub async fn rescue(
         Some(password) => json!({ "adminPass": password }),
         None => json!({}),
     };
-    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+    // Nova answers a rescue with 200 (the password), not 202.
+    Ok((StatusCode::OK, Json(answer)).into_response())
 }
