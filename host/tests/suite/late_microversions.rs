@@ -8,7 +8,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::compute::{Cloud, IMAGE, cloud_with};
+use crate::compute::{IMAGE, cloud_with};
 
 #[tokio::test]
 async fn servers_show_groups_image_properties_hints_and_pins_by_microversion() {

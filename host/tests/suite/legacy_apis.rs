@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::compute::{Cloud, IMAGE, cloud_with};
+use crate::compute::{IMAGE, cloud_with};
 
 #[tokio::test]
 async fn os_hosts_lists_hosts_and_their_resources() {
