@@ -31,6 +31,9 @@ const EXCLUDE: &[&str] = &[
     r"\.compute\.test_tenant_networks\.",
     r"\.admin\.test_security_groups\.",
     r"\.compute\.security_groups\.",
+    // Adds a security group made through the os-security-groups proxy
+    // (before 2.36) to a rescued server: the proxy is the open feature above.
+    r"\.ServerRescueTestJSONUnderV235\.test_rescued_vm_add_remove_security_group\b",
     // Floating IPs need Neutron's L3 (routers, floating IPs), which the
     // built-in network service does not have.
     r"\.compute\.floating_ips\.",

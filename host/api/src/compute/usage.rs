@@ -74,7 +74,12 @@ impl Window {
         Ok(Window {
             start,
             stop: stop.min(now),
-            detailed: query_value(pairs, "detailed") == Some("1"),
+            // Nova takes only `1`; openstacksdk sends `True` (`usage
+            // list` counts the servers from `server_usages`): any of
+            // Nova's true strings.
+            detailed: query_value(pairs, "detailed")
+                .and_then(super::common::parse_bool)
+                .unwrap_or(false),
         })
     }
 }
