@@ -86,6 +86,20 @@ enum BenchCommand {
         #[arg(long, default_value = "10", value_parser = parse_group_members)]
         group_members: GroupMembers,
     },
+    /// What a decision pays to know the cloud: the whole read from the
+    /// database against the in-memory host state after one placement, on a
+    /// fresh SQLite database per size.
+    HostState {
+        /// Cloud sizes (hosts), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+        hosts: Vec<usize>,
+        /// Live instances on each host.
+        #[arg(long, default_value_t = 5)]
+        instances_per_host: usize,
+        /// Time spent on each figure per size, in seconds.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
 }
 
 /// `--group-members`: a cap, or none.
@@ -158,6 +172,33 @@ async fn main() -> anyhow::Result<()> {
             if per_plugin {
                 print!("{}", novum_scheduler::bench::format_plugins(&rows));
             }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::HostState {
+            hosts,
+            instances_per_host,
+            seconds,
+        }) => {
+            let mut rows = Vec::new();
+            for size in hosts {
+                let dir = std::env::temp_dir().join(format!("novum-bench-{}", std::process::id()));
+                std::fs::create_dir_all(&dir)?;
+                let path = dir.join(format!("host-state-{size}.db"));
+                let _ = std::fs::remove_file(&path);
+                let db = novum_db::Db::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+                let row = novum_compute::bench::host_state(
+                    &db,
+                    size,
+                    instances_per_host,
+                    Duration::from_secs_f64(seconds),
+                )
+                .await;
+                db.pool().close().await;
+                let _ = std::fs::remove_dir_all(&dir);
+                rows.push(row?);
+            }
+            println!("SQLite, one controller; a placement = a node's usage bumped and an instance put on it");
+            print!("{}", novum_compute::bench::format(&rows));
             Ok(())
         }
         Command::Plugin { command } => {

@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod conductor;
 pub mod config;
 pub mod instance_metadata;

@@ -326,6 +326,11 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         config.scheduler.max_attempts,
         1,
     );
+    checks.at_least(
+        scheduler.child("host_state_resync_seconds"),
+        config.scheduler.host_state_resync_seconds,
+        1,
+    );
 
     let plugins = root("plugins");
     let defaults = plugins.child("defaults");

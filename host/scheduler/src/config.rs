@@ -9,6 +9,7 @@
 //! host_subset_size = 1
 //! max_attempts = 3
 //! backend = "wasm"        # or "native": the plugin crates compiled in
+//! host_state_resync_seconds = 300   # host state re-read whole this often
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,9 @@ pub struct SchedulerConfig {
     pub max_attempts: usize,
     /// How plugins run: sandboxed components, or the crates compiled in.
     pub backend: Backend,
+    /// The in-memory host state follows the database's change log between
+    /// decisions; every this many seconds it is re-read whole all the same.
+    pub host_state_resync_seconds: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -58,6 +62,7 @@ impl Default for SchedulerConfig {
             host_subset_size: 1,
             max_attempts: 3,
             backend: Backend::default(),
+            host_state_resync_seconds: 300,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The scheduler's view of the cloud: host rows, aggregates, and the request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use novum_plugin_sdk::Request;
 use serde::{Deserialize, Serialize};
@@ -224,9 +225,11 @@ impl Aggregate {
 }
 
 /// Every host and aggregate at one moment: what a scheduling decision reads.
+/// Hosts are shared: a snapshot made from another with a few hosts changed
+/// shares every other host with it.
 #[derive(Clone, Debug, Default)]
 pub struct CloudSnapshot {
-    hosts: Vec<HostState>,
+    hosts: Vec<Arc<HostState>>,
     aggregates: Vec<Aggregate>,
     aggregate_index: HashMap<u32, usize>,
     /// The columnar form of every host, built once per group on first use.
@@ -236,6 +239,11 @@ pub struct CloudSnapshot {
 impl CloudSnapshot {
     /// A snapshot of `hosts` and `aggregates`.
     pub fn new(hosts: Vec<HostState>, aggregates: Vec<Aggregate>) -> Self {
+        Self::from_shared(hosts.into_iter().map(Arc::new).collect(), aggregates)
+    }
+
+    /// A snapshot of shared `hosts` and `aggregates`.
+    pub fn from_shared(hosts: Vec<Arc<HostState>>, aggregates: Vec<Aggregate>) -> Self {
         let aggregate_index = aggregates
             .iter()
             .enumerate()
@@ -255,8 +263,13 @@ impl CloudSnapshot {
     }
 
     /// Every host.
-    pub fn hosts(&self) -> &[HostState] {
+    pub fn hosts(&self) -> &[Arc<HostState>] {
         &self.hosts
+    }
+
+    /// Copies of every host, to change and make another snapshot of.
+    pub fn host_states(&self) -> Vec<HostState> {
+        self.hosts.iter().map(|host| HostState::clone(host)).collect()
     }
 
     /// Every aggregate.

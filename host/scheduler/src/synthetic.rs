@@ -168,7 +168,7 @@ pub fn cloud(seed: u64, hosts: usize) -> CloudSnapshot {
 /// some 15 % of all instances in each of its three groups.
 pub fn cap_group_members(cloud: &CloudSnapshot, members: usize) -> CloudSnapshot {
     let mut seen: Vec<(String, usize)> = Vec::new();
-    let mut hosts = cloud.hosts().to_vec();
+    let mut hosts = cloud.host_states();
     for instance in hosts.iter_mut().flat_map(|host| host.instances.iter_mut()) {
         let Some(group) = &instance.server_group else {
             continue;

@@ -74,7 +74,7 @@ impl<'a> HostRows<'a> {
         self.changed = ColumnGroups::default();
         self.consumed
             .entry(index)
-            .or_insert_with(|| snapshot.hosts()[index].clone())
+            .or_insert_with(|| HostState::clone(&snapshot.hosts()[index]))
     }
 
     /// The columnar form of column group `column` over every row (only that
@@ -903,7 +903,7 @@ mod tests {
             let alone = CloudSnapshot::new(
                 candidates
                     .iter()
-                    .map(|row| snapshot.hosts()[*row].clone())
+                    .map(|row| HostState::clone(&snapshot.hosts()[*row]))
                     .collect(),
                 snapshot.aggregates().to_vec(),
             );

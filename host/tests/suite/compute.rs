@@ -13,7 +13,7 @@ use novum_config::Config;
 use novum_db::Db;
 use novum_wire::{
     CpuInfo, HeartbeatRequest, Inventory, PowerState, RegisterRequest, RegisterResponse,
-    SupportedInstance, TaskList, TaskOutcome, TaskResult,
+    SupportedInstance, TaskAction, TaskList, TaskOutcome, TaskResult,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -316,6 +316,30 @@ impl Cloud {
         response.agent_token
     }
 
+    /// Sends `host`'s heartbeat: its inventory as registered, and the power
+    /// states of `instances`; answers the status.
+    pub(crate) async fn heartbeat(
+        &self,
+        host: &str,
+        token: &str,
+        (vcpus, memory_mb): (u32, u64),
+        instances: Vec<novum_wire::InstancePower>,
+    ) -> StatusCode {
+        let heartbeat = HeartbeatRequest {
+            inventory: inventory(host, vcpus, memory_mb),
+            instances,
+        };
+        let (status, _) = self
+            .rpc(
+                token,
+                "POST",
+                &format!("/rpc/v1/agents/{host}/heartbeat"),
+                Some(serde_json::to_value(heartbeat).expect("json")),
+            )
+            .await;
+        status
+    }
+
     pub(crate) async fn poll(&self, host: &str, token: &str) -> TaskList {
         let (status, body) = self
             .rpc(
@@ -362,6 +386,39 @@ impl Cloud {
         )
         .await;
         self.wait_status(id, "ACTIVE").await
+    }
+
+    /// Deletes server `id` as its owner and plays `host`'s agent for the
+    /// destroy; returns once the server is gone (404).
+    pub(crate) async fn delete_done(&self, host: &str, token: &str, id: &str) {
+        let path = format!("/compute/v2.1/servers/{id}");
+        let (status, body) = self
+            .call(Some("member"), "DELETE", &path, None, Some("2.96"))
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let tasks = self.next_tasks(host, token).await;
+        assert!(
+            matches!(tasks.tasks[0].action, TaskAction::Destroy),
+            "{:?}",
+            tasks.tasks[0].action
+        );
+        self.report(
+            host,
+            token,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::NoState,
+            },
+        )
+        .await;
+        for _ in 0..200 {
+            let (status, _) = self.call(Some("admin"), "GET", &path, None, None).await;
+            if status == StatusCode::NOT_FOUND {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("server {id} was not deleted");
     }
 
     /// Waits for a task on `host` (the build runs in the background).
@@ -1261,21 +1318,11 @@ async fn heartbeat_reconciles_power_state() {
     let (_, body) = cloud.create("member", server_body("vm")).await;
     let id = body["server"]["id"].as_str().expect("id").to_string();
     cloud.spawn_active("cmp1", &token, &id).await;
-    let heartbeat = HeartbeatRequest {
-        inventory: inventory("cmp1", 4, 8192),
-        instances: vec![novum_wire::InstancePower {
-            uuid: id.parse().expect("uuid"),
-            power_state: PowerState::Shutdown,
-        }],
+    let power = novum_wire::InstancePower {
+        uuid: id.parse().expect("uuid"),
+        power_state: PowerState::Shutdown,
     };
-    let (status, _) = cloud
-        .rpc(
-            &token,
-            "POST",
-            "/rpc/v1/agents/cmp1/heartbeat",
-            Some(serde_json::to_value(heartbeat).expect("json")),
-        )
-        .await;
+    let status = cloud.heartbeat("cmp1", &token, (4, 8192), vec![power]).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let server = cloud.wait_status(&id, "SHUTOFF").await;
     assert_eq!(server["OS-EXT-STS:power_state"], 4);

@@ -18,6 +18,7 @@ mod consoles;
 mod external_events;
 mod guest_actions;
 mod host_firewall;
+mod host_state;
 mod host_status;
 mod identity_api;
 mod images_api;

@@ -51,7 +51,7 @@ fn ignore_and_force_hosts_as_the_host_manager() {
     assert_eq!(selection[0].alternates, ["host-1", "host-0"]);
 
     // Forcing skips the filters, as in Nova: even a disabled host is taken.
-    let mut hosts = snapshot.hosts().to_vec();
+    let mut hosts = snapshot.host_states();
     hosts[0].service_disabled = true;
     let disabled = CloudSnapshot::new(hosts, Vec::new());
     let mut forcing = request(None);
@@ -87,7 +87,7 @@ fn no_valid_host_explains_every_rejection() {
         &[],
         &common::plugins_config(),
     );
-    let mut hosts = cloud(3).hosts().to_vec();
+    let mut hosts = cloud(3).host_states();
     hosts[0].service_up = false;
     hosts[1].service_disabled = true;
     hosts[2].availability_zone = "az9".into();
@@ -155,7 +155,7 @@ fn multi_create_consumes_resources_between_instances() {
 #[test]
 fn aggregate_metadata_overrides_the_multiplier() {
     let set = load(&[], &["ram-weigher"], &common::plugins_config());
-    let mut hosts = cloud(3).hosts().to_vec();
+    let mut hosts = cloud(3).host_states();
     hosts[2].aggregates = vec![1, 2];
     let aggregates = vec![
         Aggregate {
@@ -205,7 +205,7 @@ fn zero_multiplier_weighers_are_skipped_unless_an_aggregate_overrides() {
 
     // An aggregate of a candidate overriding the multiplier brings the
     // weigher back: its hosts' weights count.
-    let mut hosts = cloud(3).hosts().to_vec();
+    let mut hosts = cloud(3).host_states();
     hosts[1].aggregates = vec![1];
     hosts[2].num_instances = 5;
     let aggregates = vec![Aggregate {

@@ -76,7 +76,7 @@ fn load_filter(engine: &Arc<PluginEngine>, plugin: &str) -> (PluginSet, String) 
 /// Whether `set` (one filter) lets a host whose compute service is disabled
 /// through: `all-hosts-filter` does, `compute-filter` does not.
 fn passes_a_disabled_host(set: &PluginSet) -> bool {
-    let mut hosts = common::cloud(1).hosts().to_vec();
+    let mut hosts = common::cloud(1).host_states();
     hosts[0].service_disabled = true;
     let snapshot = CloudSnapshot::new(hosts, Vec::new());
     match schedule(

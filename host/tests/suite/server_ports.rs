@@ -103,47 +103,6 @@ async fn create_ok(cloud: &Cloud, networks: Value) -> String {
     body["server"]["id"].as_str().expect("id").to_string()
 }
 
-async fn delete_done(cloud: &Cloud, host: &str, token: &str, id: &str) {
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "DELETE",
-            &format!("/compute/v2.1/servers/{id}"),
-            None,
-            Some("2.96"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let tasks = cloud.next_tasks(host, token).await;
-    assert!(matches!(tasks.tasks[0].action, TaskAction::Destroy));
-    cloud
-        .report(
-            host,
-            token,
-            tasks.tasks[0].id,
-            TaskOutcome::Succeeded {
-                power_state: PowerState::NoState,
-            },
-        )
-        .await;
-    for _ in 0..200 {
-        let (status, _) = cloud
-            .call(
-                Some("admin"),
-                "GET",
-                &format!("/compute/v2.1/servers/{id}"),
-                None,
-                None,
-            )
-            .await;
-        if status == StatusCode::NOT_FOUND {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("server {id} was not deleted");
-}
-
 async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
     let cloud = cloud_on(backend).await;
     let token = cloud.register("h1", 16, 32768).await;
@@ -485,7 +444,7 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "port in use: {body}");
 
     // Delete: the port made for the server goes, the user's stays unbound.
-    delete_done(&cloud, "h1", &token, &web).await;
+    cloud.delete_done("h1", &token, &web).await;
     assert!(ports_of(&cloud, &web).await.is_empty());
     assert!(
         cloud
@@ -496,7 +455,7 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
             .is_err(),
         "the created port is deleted"
     );
-    delete_done(&cloud, "h1", &token, &db).await;
+    cloud.delete_done("h1", &token, &db).await;
     let kept = cloud
         .state
         .network

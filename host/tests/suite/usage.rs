@@ -6,7 +6,6 @@
 //! the last completed period per host, once.
 
 use axum::http::StatusCode;
-use novum_wire::{PowerState, TaskOutcome};
 use serde_json::{Value, json};
 
 use crate::api_common::backends;
@@ -30,29 +29,6 @@ async fn active_server(cloud: &Cloud, token: &str, name: &str, flavor: &str) -> 
     id
 }
 
-async fn delete_server(cloud: &Cloud, token: &str, id: &str) {
-    let (status, body) = cloud
-        .call(
-            Some("member"),
-            "DELETE",
-            &format!("/compute/v2.1/servers/{id}"),
-            None,
-            V,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let tasks = cloud.next_tasks("h1", token).await;
-    cloud
-        .report(
-            "h1",
-            token,
-            tasks.tasks[0].id,
-            TaskOutcome::Succeeded {
-                power_state: PowerState::NoState,
-            },
-        )
-        .await;
-}
 
 /// Moves instance `id`'s launch (and termination, if any) `hours` back.
 async fn age(cloud: &Cloud, id: &str, hours: i64) {
@@ -85,7 +61,7 @@ async fn usage_on(backend: &crate::api_common::Backend) {
     let token = cloud.register("h1", 16, 32768).await;
     let running = active_server(&cloud, &token, "running", "2").await;
     let gone = active_server(&cloud, &token, "gone", "1").await;
-    delete_server(&cloud, &token, &gone).await;
+    cloud.delete_done("h1", &token, &gone).await;
     // Both launched three hours ago; `gone` was deleted three hours ago too.
     age(&cloud, &running, 3).await;
     age(&cloud, &gone, 3).await;

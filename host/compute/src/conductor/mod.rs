@@ -27,6 +27,7 @@ pub mod rebuild;
 pub mod rescue;
 pub mod resize;
 pub mod server_metadata;
+pub mod host_state;
 pub mod snapshot;
 pub mod snapshots;
 pub mod soft_delete;
@@ -224,6 +225,8 @@ pub struct Conductor {
     /// core): plugin deadlines are wall-clock, so a burst of builds must queue
     /// here rather than starve each other's plugin calls into timeouts.
     scheduling_slots: Arc<tokio::sync::Semaphore>,
+    /// The hosts as the scheduler sees them, kept in memory.
+    host_state: host_state::HostStateCache,
     /// Domains agents reported that are no instance of novum's, each
     /// `(host, uuid)` warned about once (they are never destroyed).
     foreign_domains: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
@@ -499,8 +502,15 @@ impl Conductor {
         quota: Arc<novum_quota::Quota>,
         network: novum_network::NetworkService,
     ) -> Arc<Self> {
+        let host_state = host_state::HostStateCache::new(
+            db.clone(),
+            &compute.default_availability_zone,
+            compute.service_down_time,
+            std::time::Duration::from_secs(scheduler.host_state_resync_seconds),
+        );
         Arc::new(Self {
             db,
+            host_state,
             host: host.to_string(),
             compute,
             scheduler,
@@ -940,12 +950,7 @@ impl Conductor {
             .acquire_owned()
             .await
             .map_err(|error| ConductorError::Conflict(format!("scheduler closed: {error}")))?;
-        let snapshot = snapshot::load(
-            &self.db,
-            &self.compute.default_availability_zone,
-            self.compute.service_down_time,
-        )
-        .await?;
+        let snapshot = self.host_state.snapshot().await?;
         let plugins = self.plugins.current();
         let config = self.scheduler.clone();
         let conductor = Arc::clone(self);

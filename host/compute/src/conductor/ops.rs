@@ -858,6 +858,9 @@ impl Conductor {
             if let Err(error) = self.audit_usage().await {
                 tracing::error!(%error, "instance usage audit failed");
             }
+            if let Err(error) = super::host_state::prune_changes(&self.db).await {
+                tracing::error!(%error, "pruning the host state change log failed");
+            }
             if last_offload_sweep.elapsed() >= offload_interval {
                 last_offload_sweep = std::time::Instant::now();
                 if let Err(error) = self.offload_shelved().await {

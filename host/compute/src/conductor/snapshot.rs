@@ -80,27 +80,44 @@ pub fn host_zones(aggregates: &[(Aggregate, Vec<String>)]) -> HashMap<String, St
     zones
 }
 
-/// The cloud as the scheduler sees it now.
-pub async fn load(
+/// Placeholders `$first..` for `count` values of an `IN (…)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Hosts per `IN (…)` list: well under every engine's bind limit.
+const HOSTS_PER_QUERY: usize = 500;
+
+/// The instances on each host (every host, or only `only`).
+async fn instances_on_hosts(
     db: &Db,
-    default_zone: &str,
-    down_time_seconds: u64,
-) -> Result<CloudSnapshot, DbError> {
-    let aggregates = aggregates(db).await?;
-    let zones = host_zones(&aggregates);
-    let nodes = sqlx::query(
-        "SELECT n.*, s.disabled, s.forced_down, s.last_seen_up FROM compute_nodes n \
-         JOIN services s ON s.id = n.service_id ORDER BY n.host",
-    )
-    .fetch_all(db.pool())
-    .await?;
-    let instances = sqlx::query(
-        "SELECT uuid, host, server_group, image_properties FROM instances WHERE deleted = 0 AND host IS NOT NULL",
-    )
-    .fetch_all(db.pool())
-    .await?;
+    only: Option<&[String]>,
+) -> Result<HashMap<String, Vec<InstanceOnHost>>, DbError> {
+    const COLUMNS: &str = "SELECT uuid, host, server_group, image_properties FROM instances \
+                           WHERE deleted = 0 AND host IS NOT NULL";
+    let rows = match only {
+        None => sqlx::query(COLUMNS).fetch_all(db.pool()).await?,
+        Some(hosts) => {
+            let mut rows = Vec::new();
+            for chunk in hosts.chunks(HOSTS_PER_QUERY) {
+                let sql = format!(
+                    "{COLUMNS} AND host IN ({})",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for host in chunk {
+                    query = query.bind(host);
+                }
+                rows.extend(query.fetch_all(db.pool()).await?);
+            }
+            rows
+        }
+    };
     let mut on_host: HashMap<String, Vec<InstanceOnHost>> = HashMap::new();
-    for row in instances {
+    for row in rows {
         let properties: std::collections::BTreeMap<String, String> =
             serde_json::from_str(&row.try_get::<String, _>("image_properties")?)
                 .unwrap_or_default();
@@ -113,6 +130,82 @@ pub async fn load(
                 image_properties: properties.into_iter().collect(),
             });
     }
+    Ok(on_host)
+}
+
+/// What places a host in zones and aggregates: the aggregates with their
+/// members, each host's zone, and the zone of hosts in none.
+pub struct Membership<'a> {
+    /// Every aggregate with its hosts.
+    pub aggregates: &'a [(Aggregate, Vec<String>)],
+    /// The zone of every host in a zone aggregate.
+    pub zones: &'a HashMap<String, String>,
+    /// The zone of the others.
+    pub default_zone: &'a str,
+}
+
+impl Membership<'_> {
+    /// The availability zone of `host`.
+    pub fn zone_of(&self, host: &str) -> String {
+        self.zones
+            .get(host)
+            .cloned()
+            .unwrap_or_else(|| self.default_zone.to_string())
+    }
+
+    /// The ids of the aggregates `host` is in.
+    pub fn aggregates_of(&self, host: &str) -> Vec<u32> {
+        self.aggregates
+            .iter()
+            .filter(|(_, members)| members.iter().any(|member| member == host))
+            .map(|(aggregate, _)| aggregate.id)
+            .collect()
+    }
+}
+
+/// A host as the scheduler sees it, with its liveness inputs.
+pub struct LoadedHost {
+    /// The host's state.
+    pub state: HostState,
+    /// When its service last reported (RFC 3339).
+    pub last_seen_up: Option<String>,
+    /// Whether its service is forced down.
+    pub forced_down: bool,
+}
+
+/// The compute hosts (every one, or only `only`), with their instances, as
+/// the scheduler sees them now.
+pub async fn load_hosts(
+    db: &Db,
+    membership: &Membership<'_>,
+    down_time_seconds: u64,
+    only: Option<&[String]>,
+) -> Result<Vec<LoadedHost>, DbError> {
+    const NODES: &str = "SELECT n.*, s.disabled, s.forced_down, s.last_seen_up FROM compute_nodes n \
+                         JOIN services s ON s.id = n.service_id";
+    let nodes = match only {
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("{NODES} ORDER BY n.host")))
+                .fetch_all(db.pool())
+                .await?
+        }
+        Some(hosts) => {
+            let mut rows = Vec::new();
+            for chunk in hosts.chunks(HOSTS_PER_QUERY) {
+                let sql = format!(
+                    "{NODES} WHERE n.host IN ({}) ORDER BY n.host",
+                    placeholders(1, chunk.len())
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for host in chunk {
+                    query = query.bind(host);
+                }
+                rows.extend(query.fetch_all(db.pool()).await?);
+            }
+            rows
+        }
+    };
+    let mut on_host = instances_on_hosts(db, only).await?;
     let mut hosts = Vec::with_capacity(nodes.len());
     for row in nodes {
         let name: String = row.try_get("host")?;
@@ -123,19 +216,13 @@ pub async fn load(
                 .unwrap_or_default();
         let metrics: Vec<(String, f64)> =
             serde_json::from_str(&row.try_get::<String, _>("metrics")?).unwrap_or_default();
-        let last_seen: Option<String> = row.try_get("last_seen_up")?;
+        let last_seen_up: Option<String> = row.try_get("last_seen_up")?;
+        let forced_down = row.try_get::<i64, _>("forced_down")? != 0;
         let reserved: i64 = row.try_get("reserved_host_memory_mb")?;
-        hosts.push(HostState {
+        let state = HostState {
             uuid: row.try_get("uuid")?,
-            availability_zone: zones
-                .get(&name)
-                .cloned()
-                .unwrap_or_else(|| default_zone.to_string()),
-            aggregates: aggregates
-                .iter()
-                .filter(|(_, members)| members.contains(&name))
-                .map(|(aggregate, _)| aggregate.id)
-                .collect(),
+            availability_zone: membership.zone_of(&name),
+            aggregates: membership.aggregates_of(&name),
             memory_total_mb: row.try_get::<i64, _>("memory_mb")? - reserved,
             memory_used_mb: row.try_get("memory_mb_used")?,
             disk_total_mb: row.try_get::<i64, _>("local_gb")? * 1024,
@@ -165,21 +252,40 @@ pub async fn load(
                 .map(|triple| (triple.arch, triple.hv_type, triple.vm_mode))
                 .collect(),
             metrics,
-            service_up: service_is_up(
-                last_seen.as_deref(),
-                row.try_get::<i64, _>("forced_down")? != 0,
-                down_time_seconds,
-            ),
+            service_up: service_is_up(last_seen_up.as_deref(), forced_down, down_time_seconds),
             service_disabled: row.try_get::<i64, _>("disabled")? != 0,
             host_ip: row
                 .try_get::<Option<String>, _>("host_ip")?
                 .unwrap_or_default(),
             instances: on_host.remove(&name).unwrap_or_default(),
             name,
+        };
+        hosts.push(LoadedHost {
+            state,
+            last_seen_up,
+            forced_down,
         });
     }
+    Ok(hosts)
+}
+
+/// The cloud as the scheduler sees it now, read whole from the database
+/// (the scheduler itself keeps it in memory: see `host_state`).
+pub async fn load(
+    db: &Db,
+    default_zone: &str,
+    down_time_seconds: u64,
+) -> Result<CloudSnapshot, DbError> {
+    let aggregates = aggregates(db).await?;
+    let zones = host_zones(&aggregates);
+    let membership = Membership {
+        aggregates: &aggregates,
+        zones: &zones,
+        default_zone,
+    };
+    let hosts = load_hosts(db, &membership, down_time_seconds, None).await?;
     Ok(CloudSnapshot::new(
-        hosts,
+        hosts.into_iter().map(|host| host.state).collect(),
         aggregates
             .into_iter()
             .map(|(aggregate, _)| aggregate)

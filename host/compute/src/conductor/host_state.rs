@@ -1,0 +1,408 @@
+//! The scheduler's host state, kept in memory (Nova's HostManager): loaded
+//! whole once, then brought up to date before each decision from the change
+//! log the database's triggers write (`host_state_changes`, migration 0102),
+//! so a decision reads only what changed since the last one.
+//!
+//! - A change names a host (its node, an instance placed on or taken off it,
+//!   its service disabled or forced down): that host is re-read, alone. A
+//!   change with no host means aggregates changed: they are re-read and
+//!   every host's zone and aggregates re-derived in memory.
+//! - Liveness is not logged (every heartbeat would write a row): the
+//!   services' `last_seen_up` is re-read every [`LIVENESS_INTERVAL`] and
+//!   `service_up` recomputed.
+//! - Every controller reads the same log, so a claim one controller makes is
+//!   seen by the others at their next decision. A stale view can still pick
+//!   a host that has just filled up: the claim's generation check refuses it
+//!   and the decision moves to an alternate (see `claims`).
+//! - Log ids are handed out when a row is inserted, not when it commits, so
+//!   on PostgreSQL a reader can see id 11 before id 10 commits. The cursor
+//!   keeps such gaps open and reads from below them until they fill or
+//!   [`GAP_PATIENCE`] passes; and the whole state is re-read every
+//!   `[scheduler] host_state_resync_seconds` all the same.
+//!
+//! Snapshots are immutable and shared: an unchanged cloud hands every
+//! decision the same [`CloudSnapshot`] (and the column groups plugins have
+//! already had built), a change makes a new one sharing every unchanged host.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::Row;
+use tokio::sync::Mutex;
+
+use novum_db::{Db, DbError};
+use novum_scheduler::{Aggregate, CloudSnapshot, HostState};
+
+use super::snapshot::{self, LoadedHost, Membership};
+
+/// How often the services' liveness is re-read.
+pub const LIVENESS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long a gap in the change log's ids is waited for (a transaction that
+/// took its id and has not committed yet) before it counts as rolled back.
+pub const GAP_PATIENCE: Duration = Duration::from_secs(30);
+
+/// How long change-log rows are kept. A controller that has not looked for
+/// longer than half of it re-reads everything instead.
+pub const CHANGE_RETENTION: Duration = Duration::from_secs(600);
+
+/// Where a reader of the change log stands.
+#[derive(Debug, Default)]
+struct ChangeCursor {
+    /// Every id at or below it has been read.
+    floor: i64,
+    /// Ids above the floor already read.
+    read: BTreeSet<i64>,
+    /// Ids above the floor not seen yet, with when they were first missed.
+    gaps: BTreeMap<i64, Instant>,
+}
+
+impl ChangeCursor {
+    /// A cursor past every id up to `last`.
+    fn at(last: i64) -> Self {
+        Self {
+            floor: last,
+            ..Self::default()
+        }
+    }
+
+    /// Takes in the ids of one read (every id above the floor that was
+    /// visible), answering which are new; moves the floor up past
+    /// everything read and every gap waited for long enough.
+    fn advance(&mut self, visible: &[i64], now: Instant) -> Vec<i64> {
+        let fresh: Vec<i64> = visible
+            .iter()
+            .copied()
+            .filter(|id| *id > self.floor && self.read.insert(*id))
+            .collect();
+        for id in &fresh {
+            self.gaps.remove(id);
+        }
+        let top = self.read.iter().next_back().copied().unwrap_or(self.floor);
+        let mut expected = self.floor + 1;
+        for id in self.read.range(self.floor + 1..=top) {
+            while expected < *id {
+                self.gaps.entry(expected).or_insert(now);
+                expected += 1;
+            }
+            expected = id + 1;
+        }
+        self.gaps
+            .retain(|_, missed| now.duration_since(*missed) < GAP_PATIENCE);
+        self.floor = match self.gaps.keys().next() {
+            Some(first_gap) => first_gap - 1,
+            None => top,
+        };
+        let floor = self.floor;
+        self.read.retain(|id| *id > floor);
+        fresh
+    }
+}
+
+/// One host as cached: its state and its liveness inputs.
+#[derive(Debug)]
+struct CachedHost {
+    state: Arc<HostState>,
+    last_seen_up: Option<String>,
+    forced_down: bool,
+}
+
+impl CachedHost {
+    fn new(loaded: LoadedHost) -> Self {
+        Self {
+            state: Arc::new(loaded.state),
+            last_seen_up: loaded.last_seen_up,
+            forced_down: loaded.forced_down,
+        }
+    }
+}
+
+/// The state between decisions.
+#[derive(Debug, Default)]
+struct Cached {
+    hosts: BTreeMap<String, CachedHost>,
+    aggregates: Vec<(Aggregate, Vec<String>)>,
+    cursor: ChangeCursor,
+    snapshot: Option<Arc<CloudSnapshot>>,
+    loaded_at: Option<Instant>,
+    polled_at: Option<Instant>,
+    liveness_at: Option<Instant>,
+}
+
+/// What one refresh did, for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refresh {
+    /// Everything was re-read.
+    pub full: bool,
+    /// Hosts re-read from the change log.
+    pub hosts_reread: usize,
+    /// Aggregates were re-read.
+    pub aggregates_reread: bool,
+}
+
+/// The in-memory host state of one controller.
+#[derive(Debug)]
+pub struct HostStateCache {
+    db: Db,
+    default_zone: String,
+    down_time_seconds: u64,
+    resync: Duration,
+    cached: Mutex<Cached>,
+}
+
+impl HostStateCache {
+    /// A cache over `db`, empty until the first [`HostStateCache::snapshot`].
+    pub fn new(db: Db, default_zone: &str, down_time_seconds: u64, resync: Duration) -> Self {
+        Self {
+            db,
+            default_zone: default_zone.to_string(),
+            down_time_seconds,
+            resync,
+            cached: Mutex::new(Cached::default()),
+        }
+    }
+
+    /// The cloud as it is now, brought up to date from the change log.
+    pub async fn snapshot(&self) -> Result<Arc<CloudSnapshot>, DbError> {
+        Ok(self.refresh().await?.0)
+    }
+
+    /// Brings the state up to date: the snapshot, and what it took.
+    pub async fn refresh(&self) -> Result<(Arc<CloudSnapshot>, Refresh), DbError> {
+        let mut cached = self.cached.lock().await;
+        let now = Instant::now();
+        let stale = |at: Option<Instant>, limit: Duration| {
+            at.is_none_or(|at| now.duration_since(at) >= limit)
+        };
+        if cached.snapshot.is_none()
+            || stale(cached.loaded_at, self.resync)
+            || stale(cached.polled_at, CHANGE_RETENTION / 2)
+        {
+            self.load_all(&mut cached, now).await?;
+            let snapshot = Arc::clone(cached.snapshot.get_or_insert_default());
+            let refresh = Refresh {
+                full: true,
+                ..Refresh::default()
+            };
+            return Ok((snapshot, refresh));
+        }
+        let mut refresh = Refresh::default();
+        let mut changed = false;
+        let (hosts, aggregates) = self.read_changes(&mut cached.cursor, now).await?;
+        cached.polled_at = Some(now);
+        if aggregates {
+            refresh.aggregates_reread = true;
+            changed |= self.reread_aggregates(&mut cached).await?;
+        }
+        if !hosts.is_empty() {
+            refresh.hosts_reread = hosts.len();
+            self.reread_hosts(&mut cached, hosts).await?;
+            changed = true;
+        }
+        if stale(cached.liveness_at, LIVENESS_INTERVAL) {
+            cached.liveness_at = Some(now);
+            changed |= self.reread_liveness(&mut cached).await?;
+        }
+        if changed || cached.snapshot.is_none() {
+            cached.snapshot = Some(Arc::new(build_snapshot(&cached)));
+        }
+        let snapshot = Arc::clone(cached.snapshot.get_or_insert_default());
+        Ok((snapshot, refresh))
+    }
+
+    /// Re-reads everything, and moves the cursor past the log as it was
+    /// before the read (changes made during it are read again next time).
+    async fn load_all(&self, cached: &mut Cached, now: Instant) -> Result<(), DbError> {
+        let last: Option<i64> = sqlx::query("SELECT MAX(id) AS last FROM host_state_changes")
+            .fetch_one(self.db.pool())
+            .await?
+            .try_get("last")?;
+        let aggregates = snapshot::aggregates(&self.db).await?;
+        let zones = snapshot::host_zones(&aggregates);
+        let membership = Membership {
+            aggregates: &aggregates,
+            zones: &zones,
+            default_zone: &self.default_zone,
+        };
+        let hosts = snapshot::load_hosts(&self.db, &membership, self.down_time_seconds, None).await?;
+        cached.hosts = hosts
+            .into_iter()
+            .map(|host| (host.state.name.clone(), CachedHost::new(host)))
+            .collect();
+        cached.aggregates = aggregates;
+        cached.cursor = ChangeCursor::at(last.unwrap_or(0));
+        cached.loaded_at = Some(now);
+        cached.polled_at = Some(now);
+        cached.liveness_at = Some(now);
+        cached.snapshot = Some(Arc::new(build_snapshot(cached)));
+        Ok(())
+    }
+
+    /// The hosts named by changes since the cursor, and whether aggregates
+    /// changed.
+    async fn read_changes(
+        &self,
+        cursor: &mut ChangeCursor,
+        now: Instant,
+    ) -> Result<(Vec<String>, bool), DbError> {
+        let rows = sqlx::query("SELECT id, host FROM host_state_changes WHERE id > $1 ORDER BY id")
+            .bind(cursor.floor)
+            .fetch_all(self.db.pool())
+            .await?;
+        let mut by_id = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let host: Option<String> = row.try_get("host")?;
+            by_id.insert(id, host);
+        }
+        let visible: Vec<i64> = by_id.keys().copied().collect();
+        let mut hosts = HashSet::new();
+        let mut aggregates = false;
+        for id in cursor.advance(&visible, now) {
+            match by_id.remove(&id).flatten() {
+                Some(host) => {
+                    hosts.insert(host);
+                }
+                None => aggregates = true,
+            }
+        }
+        Ok((hosts.into_iter().collect(), aggregates))
+    }
+
+    /// Re-reads the aggregates and re-derives every host's zone and
+    /// aggregates; whether any host changed.
+    async fn reread_aggregates(&self, cached: &mut Cached) -> Result<bool, DbError> {
+        let aggregates = snapshot::aggregates(&self.db).await?;
+        let zones = snapshot::host_zones(&aggregates);
+        let membership = Membership {
+            aggregates: &aggregates,
+            zones: &zones,
+            default_zone: &self.default_zone,
+        };
+        let mut changed = aggregates != cached.aggregates;
+        for (name, host) in &mut cached.hosts {
+            let zone = membership.zone_of(name);
+            let ids = membership.aggregates_of(name);
+            if host.state.availability_zone != zone || host.state.aggregates != ids {
+                let state = Arc::make_mut(&mut host.state);
+                state.availability_zone = zone;
+                state.aggregates = ids;
+                changed = true;
+            }
+        }
+        cached.aggregates = aggregates;
+        Ok(changed)
+    }
+
+    /// Re-reads `names` (a host no longer in the database leaves the state).
+    async fn reread_hosts(&self, cached: &mut Cached, names: Vec<String>) -> Result<(), DbError> {
+        let zones = snapshot::host_zones(&cached.aggregates);
+        let membership = Membership {
+            aggregates: &cached.aggregates,
+            zones: &zones,
+            default_zone: &self.default_zone,
+        };
+        let loaded =
+            snapshot::load_hosts(&self.db, &membership, self.down_time_seconds, Some(&names))
+                .await?;
+        for name in &names {
+            cached.hosts.remove(name);
+        }
+        for host in loaded {
+            cached
+                .hosts
+                .insert(host.state.name.clone(), CachedHost::new(host));
+        }
+        Ok(())
+    }
+
+    /// Re-reads when each compute service last reported and recomputes
+    /// which are up; whether any host's liveness changed.
+    async fn reread_liveness(&self, cached: &mut Cached) -> Result<bool, DbError> {
+        let rows = sqlx::query(
+            "SELECT n.host, s.last_seen_up, s.forced_down FROM compute_nodes n \
+             JOIN services s ON s.id = n.service_id",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut changed = false;
+        for row in rows {
+            let name: String = row.try_get("host")?;
+            let Some(host) = cached.hosts.get_mut(&name) else {
+                continue;
+            };
+            host.last_seen_up = row.try_get("last_seen_up")?;
+            host.forced_down = row.try_get::<i64, _>("forced_down")? != 0;
+            let up = snapshot::service_is_up(
+                host.last_seen_up.as_deref(),
+                host.forced_down,
+                self.down_time_seconds,
+            );
+            if host.state.service_up != up {
+                Arc::make_mut(&mut host.state).service_up = up;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The snapshot of what is cached, hosts in name order.
+fn build_snapshot(cached: &Cached) -> CloudSnapshot {
+    CloudSnapshot::from_shared(
+        cached
+            .hosts
+            .values()
+            .map(|host| Arc::clone(&host.state))
+            .collect(),
+        cached
+            .aggregates
+            .iter()
+            .map(|(aggregate, _)| aggregate.clone())
+            .collect(),
+    )
+}
+
+/// Deletes change-log rows older than [`CHANGE_RETENTION`]; how many.
+pub async fn prune_changes(db: &Db) -> Result<u64, DbError> {
+    let cutoff = chrono::Utc::now().timestamp_millis() - CHANGE_RETENTION.as_millis() as i64;
+    Ok(
+        sqlx::query("DELETE FROM host_state_changes WHERE changed_at_ms < $1")
+            .bind(cutoff)
+            .execute(db.pool())
+            .await?
+            .rows_affected(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_reads_each_id_once_and_waits_for_gaps() {
+        let start = Instant::now();
+        let mut cursor = ChangeCursor::at(10);
+        assert_eq!(cursor.advance(&[11, 12], start), vec![11, 12]);
+        assert_eq!(cursor.floor, 12);
+        // 14 is visible before 13 commits: the floor stays below 13.
+        assert_eq!(cursor.advance(&[14], start), vec![14]);
+        assert_eq!(cursor.floor, 12);
+        // Read again from 12: 14 is not new, 13 is.
+        assert_eq!(cursor.advance(&[13, 14], start), vec![13]);
+        assert_eq!(cursor.floor, 14);
+        assert!(cursor.read.is_empty() && cursor.gaps.is_empty());
+    }
+
+    #[test]
+    fn cursor_gives_up_on_a_gap_after_its_patience() {
+        let start = Instant::now();
+        let mut cursor = ChangeCursor::at(0);
+        assert_eq!(cursor.advance(&[2, 3], start), vec![2, 3]);
+        assert_eq!(cursor.floor, 0);
+        let later = start + GAP_PATIENCE;
+        assert!(cursor.advance(&[2, 3], later).is_empty());
+        assert_eq!(cursor.floor, 3);
+    }
+}
