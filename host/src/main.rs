@@ -185,7 +185,8 @@ async fn main() -> anyhow::Result<()> {
                 std::fs::create_dir_all(&dir)?;
                 let path = dir.join(format!("host-state-{size}.db"));
                 let _ = std::fs::remove_file(&path);
-                let db = novum_db::Db::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+                let db =
+                    novum_db::Db::open(&format!("sqlite://{}?mode=rwc", path.display())).await?;
                 let row = novum_compute::bench::host_state(
                     &db,
                     size,
@@ -197,7 +198,9 @@ async fn main() -> anyhow::Result<()> {
                 let _ = std::fs::remove_dir_all(&dir);
                 rows.push(row?);
             }
-            println!("SQLite, one controller; a placement = a node's usage bumped and an instance put on it");
+            println!(
+                "SQLite, one controller; a placement = a node's usage bumped and an instance put on it"
+            );
             print!("{}", novum_compute::bench::format(&rows));
             Ok(())
         }

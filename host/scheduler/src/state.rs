@@ -269,7 +269,10 @@ impl CloudSnapshot {
 
     /// Copies of every host, to change and make another snapshot of.
     pub fn host_states(&self) -> Vec<HostState> {
-        self.hosts.iter().map(|host| HostState::clone(host)).collect()
+        self.hosts
+            .iter()
+            .map(|host| HostState::clone(host))
+            .collect()
     }
 
     /// Every aggregate.

@@ -1322,7 +1322,9 @@ async fn heartbeat_reconciles_power_state() {
         uuid: id.parse().expect("uuid"),
         power_state: PowerState::Shutdown,
     };
-    let status = cloud.heartbeat("cmp1", &token, (4, 8192), vec![power]).await;
+    let status = cloud
+        .heartbeat("cmp1", &token, (4, 8192), vec![power])
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let server = cloud.wait_status(&id, "SHUTOFF").await;
     assert_eq!(server["OS-EXT-STS:power_state"], 4);

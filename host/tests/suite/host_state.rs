@@ -26,12 +26,21 @@ const DOWN_TIME: u64 = 60;
 async fn refreshed(cache: &HostStateCache, db: &Db) -> (Arc<CloudSnapshot>, Refresh) {
     let (cached, refresh) = cache.refresh().await.expect("refresh");
     let whole = snapshot::load(db, "nova", DOWN_TIME).await.expect("load");
-    assert_eq!(cached.hosts(), whole.hosts(), "cached hosts differ from the database");
+    assert_eq!(
+        cached.hosts(),
+        whole.hosts(),
+        "cached hosts differ from the database"
+    );
     assert_eq!(cached.aggregates(), whole.aggregates());
     (cached, refresh)
 }
 
-async fn admin(cloud: &Cloud, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+async fn admin(
+    cloud: &Cloud,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let (status, body) = cloud
         .call(Some("admin"), method, path, Some(body), None)
         .await;
@@ -53,10 +62,15 @@ async fn follows_every_change(backend: &crate::api_common::Backend) {
     // Nothing changed: the same snapshot, nothing re-read.
     let (again, refresh) = refreshed(&cache, db).await;
     assert_eq!(refresh, Refresh::default());
-    assert!(Arc::ptr_eq(&first, &again), "an unchanged cloud makes a new snapshot");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "an unchanged cloud makes a new snapshot"
+    );
 
     // A heartbeat reporting the same inventory logs nothing.
-    let status = cloud.heartbeat("h2", &token_h2, (8, 16384), Vec::new()).await;
+    let status = cloud
+        .heartbeat("h2", &token_h2, (8, 16384), Vec::new())
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, refresh) = refreshed(&cache, db).await;
     assert_eq!(refresh.hosts_reread, 0, "{refresh:?}");
@@ -73,13 +87,28 @@ async fn follows_every_change(backend: &crate::api_common::Backend) {
     cloud.spawn_active("h1", &token, &id).await;
     let (placed, refresh) = refreshed(&cache, db).await;
     assert!(!refresh.full && refresh.hosts_reread >= 1, "{refresh:?}");
-    let h1 = placed.hosts().iter().find(|host| host.name == "h1").expect("h1");
+    let h1 = placed
+        .hosts()
+        .iter()
+        .find(|host| host.name == "h1")
+        .expect("h1");
     assert_eq!(h1.vcpus_used, 1);
     assert_eq!(h1.instances.len(), 1);
     assert_eq!(h1.instances[0].uuid, id);
-    let h2_before = first.hosts().iter().find(|host| host.name == "h2").expect("h2");
-    let h2_after = placed.hosts().iter().find(|host| host.name == "h2").expect("h2");
-    assert!(Arc::ptr_eq(h2_before, h2_after), "an unchanged host was copied");
+    let h2_before = first
+        .hosts()
+        .iter()
+        .find(|host| host.name == "h2")
+        .expect("h2");
+    let h2_after = placed
+        .hosts()
+        .iter()
+        .find(|host| host.name == "h2")
+        .expect("h2");
+    assert!(
+        Arc::ptr_eq(h2_before, h2_after),
+        "an unchanged host was copied"
+    );
 
     // An aggregate with a zone, h1 in it: every host's zone is re-derived.
     let aggregate = admin(
@@ -99,7 +128,11 @@ async fn follows_every_change(backend: &crate::api_common::Backend) {
     .await;
     let (zoned, refresh) = refreshed(&cache, db).await;
     assert!(refresh.aggregates_reread, "{refresh:?}");
-    let h1 = zoned.hosts().iter().find(|host| host.name == "h1").expect("h1");
+    let h1 = zoned
+        .hosts()
+        .iter()
+        .find(|host| host.name == "h1")
+        .expect("h1");
     assert_eq!(h1.availability_zone, "az1");
     assert_eq!(h1.aggregates, vec![aggregate_id as u32]);
 
@@ -113,13 +146,21 @@ async fn follows_every_change(backend: &crate::api_common::Backend) {
     .await;
     let (disabled, refresh) = refreshed(&cache, db).await;
     assert_eq!(refresh.hosts_reread, 1, "{refresh:?}");
-    let h2 = disabled.hosts().iter().find(|host| host.name == "h2").expect("h2");
+    let h2 = disabled
+        .hosts()
+        .iter()
+        .find(|host| host.name == "h2")
+        .expect("h2");
     assert!(h2.service_disabled);
 
     // The server deleted: h1 is empty again.
     cloud.delete_done("h1", &token, &id).await;
     let (emptied, _) = refreshed(&cache, db).await;
-    let h1 = emptied.hosts().iter().find(|host| host.name == "h1").expect("h1");
+    let h1 = emptied
+        .hosts()
+        .iter()
+        .find(|host| host.name == "h1")
+        .expect("h1");
     assert_eq!((h1.vcpus_used, h1.instances.len()), (0, 0));
 
     // The log is pruned by age only: nothing here is old enough.

@@ -29,7 +29,6 @@ async fn active_server(cloud: &Cloud, token: &str, name: &str, flavor: &str) -> 
     id
 }
 
-
 /// Moves instance `id`'s launch (and termination, if any) `hours` back.
 async fn age(cloud: &Cloud, id: &str, hours: i64) {
     let shift = |text: Option<String>| {

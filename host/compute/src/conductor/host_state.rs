@@ -81,7 +81,7 @@ impl ChangeCursor {
         }
         let top = self.read.iter().next_back().copied().unwrap_or(self.floor);
         let mut expected = self.floor + 1;
-        for id in self.read.range(self.floor + 1..=top) {
+        for id in self.read.iter().take_while(|id| **id <= top) {
             while expected < *id {
                 self.gaps.entry(expected).or_insert(now);
                 expected += 1;
@@ -225,7 +225,8 @@ impl HostStateCache {
             zones: &zones,
             default_zone: &self.default_zone,
         };
-        let hosts = snapshot::load_hosts(&self.db, &membership, self.down_time_seconds, None).await?;
+        let hosts =
+            snapshot::load_hosts(&self.db, &membership, self.down_time_seconds, None).await?;
         cached.hosts = hosts
             .into_iter()
             .map(|host| (host.state.name.clone(), CachedHost::new(host)))
@@ -393,6 +394,9 @@ mod tests {
         assert_eq!(cursor.advance(&[13, 14], start), vec![13]);
         assert_eq!(cursor.floor, 14);
         assert!(cursor.read.is_empty() && cursor.gaps.is_empty());
+        // Nothing new: the cursor stays.
+        assert!(cursor.advance(&[], start).is_empty());
+        assert_eq!(cursor.floor, 14);
     }
 
     #[test]

@@ -103,10 +103,7 @@ async fn instances_on_hosts(
         Some(hosts) => {
             let mut rows = Vec::new();
             for chunk in hosts.chunks(HOSTS_PER_QUERY) {
-                let sql = format!(
-                    "{COLUMNS} AND host IN ({})",
-                    placeholders(1, chunk.len())
-                );
+                let sql = format!("{COLUMNS} AND host IN ({})", placeholders(1, chunk.len()));
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for host in chunk {
                     query = query.bind(host);
