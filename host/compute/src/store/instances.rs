@@ -6,27 +6,26 @@ use sqlx::Row;
 use crate::conductor::model::Instance;
 use novum_db::{Db, DbError};
 
-/// The uuid and host of every live instance placed on a host, oldest first.
-pub async fn placed(db: &Db) -> Result<Vec<(String, String)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT uuid, host FROM instances WHERE deleted = 0 AND host IS NOT NULL ORDER BY created_at, uuid",
-    )
-    .fetch_all(db.pool())
-    .await?;
+/// The uuid and host of every live instance placed on one of `hosts`,
+/// oldest first.
+pub async fn placed_on(db: &Db, hosts: &[String]) -> Result<Vec<(String, String)>, DbError> {
+    if hosts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut clauses = novum_db::Clauses::default();
+    let list = clauses.text_list(hosts);
+    clauses.push(format!("deleted = 0 AND host IN ({list})"));
+    let sql = format!(
+        "SELECT uuid, host FROM instances WHERE {} ORDER BY created_at, uuid",
+        clauses.sql()
+    );
+    let rows = clauses
+        .bind_all_rows(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|row| Ok((row.try_get("uuid")?, row.try_get("host")?)))
         .collect()
-}
-
-/// Every instance, deleted ones included, newest first.
-pub async fn all_newest_first(db: &Db) -> Result<Vec<Instance>, DbError> {
-    Ok(
-        sqlx::query_as::<_, Instance>(
-            "SELECT * FROM instances ORDER BY created_at DESC, uuid DESC",
-        )
-        .fetch_all(db.pool())
-        .await?,
-    )
 }
 
 /// The project of server group `uuid`, when it exists (a server created

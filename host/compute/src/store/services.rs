@@ -127,6 +127,27 @@ pub async fn all(db: &Db) -> Result<Vec<ServiceRow>, DbError> {
     )
 }
 
+/// The services whose ids are among `ids`.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ServiceRow>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut clauses = novum_db::Clauses::default();
+    let list = ids
+        .iter()
+        .map(|id| clauses.int(*id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    clauses.push(format!("id IN ({list})"));
+    let sql = format!(
+        "SELECT id, uuid, host, binary_name, disabled, disabled_reason, forced_down, last_seen_up, created_at, updated_at \
+         FROM services WHERE {} ORDER BY id",
+        clauses.sql()
+    );
+    let query = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(sql));
+    Ok(clauses.bind_all(query).fetch_all(db.pool()).await?)
+}
+
 /// The flags an administrator sets on a service (`PUT /os-services/{id}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusFlags {
