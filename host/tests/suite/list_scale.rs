@@ -161,7 +161,13 @@ async fn list_scale() {
     .await;
     assert_eq!(body["servers"].as_array().map(Vec::len), Some(100));
     rows.push(("GET /servers?limit=100&marker= (member)".into(), time));
-    let (time, body) = timed(&app, &member, "2.1", "/compute/v2.1/servers/detail?limit=100").await;
+    let (time, body) = timed(
+        &app,
+        &member,
+        "2.1",
+        "/compute/v2.1/servers/detail?limit=100",
+    )
+    .await;
     assert_eq!(body["servers"].as_array().map(Vec::len), Some(100));
     rows.push(("GET /servers/detail?limit=100 (member)".into(), time));
     let (time, body) = timed(
@@ -199,7 +205,10 @@ async fn list_scale() {
     )
     .await;
     assert!(body["tenant_usage"].is_object(), "{body}");
-    rows.push(("GET /os-simple-tenant-usage/{project}?limit=100".into(), time));
+    rows.push((
+        "GET /os-simple-tenant-usage/{project}?limit=100".into(),
+        time,
+    ));
 
     println!("{:<50} {:>12}", "request", "median");
     for (request, time) in rows {

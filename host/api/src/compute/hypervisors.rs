@@ -87,7 +87,11 @@ async fn servers_by_host(
 }
 
 /// The node with API id `id` at `version`, when there is one.
-async fn by_api_id(state: &AppState, version: Microversion, id: &str) -> Result<Option<Node>, DbError> {
+async fn by_api_id(
+    state: &AppState,
+    version: Microversion,
+    id: &str,
+) -> Result<Option<Node>, DbError> {
     let key = if version.at_least(53) {
         NodeKey::Uuid(id)
     } else {
@@ -297,9 +301,7 @@ async fn find(state: &AppState, version: Microversion, id: &str) -> ApiResult<No
     } else if id.parse::<i64>().is_err() {
         return Err(not_found());
     }
-    by_api_id(state, version, id)
-        .await?
-        .ok_or_else(not_found)
+    by_api_id(state, version, id).await?.ok_or_else(not_found)
 }
 
 #[derive(Deserialize, Default, IntoParams)]
@@ -324,7 +326,9 @@ async fn show(
     if servers_wanted {
         body = with_servers(
             body,
-            servers_by_host(&state, &[&node]).await?.get(&node.compute.host),
+            servers_by_host(&state, &[&node])
+                .await?
+                .get(&node.compute.host),
         );
     }
     if version.at_least(88) {

@@ -23,9 +23,7 @@ use crate::microversion::Microversion;
 use novum_compute::conductor::model::Instance;
 use novum_compute::conductor::states::{self, vm};
 use novum_compute::store;
-use novum_compute::store::server_listing::{
-    ServerListing, SortColumn, SortKey, TagFilters,
-};
+use novum_compute::store::server_listing::{ServerListing, SortColumn, SortKey, TagFilters};
 
 /// The `locked` filter and sort key, from this microversion.
 const LOCKED_SINCE: u16 = 73;
@@ -297,7 +295,8 @@ fn sort_order(
     let mut keys = values("sort_key");
     let mut directions = values("sort_dir");
     let locked_sorts = version.at_least(LOCKED_SINCE);
-    let ignored = |key: &str| IGNORED_SORT_KEYS.contains(&key) && !(locked_sorts && key == "locked");
+    let ignored =
+        |key: &str| IGNORED_SORT_KEYS.contains(&key) && !(locked_sorts && key == "locked");
     for key in &keys {
         let valid = SORT_KEYS.contains(&key.as_str())
             || (locked_sorts && key == "locked")
@@ -344,7 +343,9 @@ fn sort_order(
             "Invalid input received: Sort direction size exceeds sort key size",
         ));
     }
-    let default_descending = directions.first().is_some_and(|direction| direction == "desc");
+    let default_descending = directions
+        .first()
+        .is_some_and(|direction| direction == "desc");
     let mut order: Vec<SortKey> = Vec::with_capacity(keys.len() + 2);
     let mut named: Vec<&str> = Vec::with_capacity(keys.len());
     for (index, key) in keys.iter().enumerate() {
@@ -357,7 +358,10 @@ fn sort_order(
         }
     }
     // Nova's default keys, `created_at` and `id` (the uuid here).
-    for (key, column) in [("created_at", SortColumn::CreatedAt), ("uuid", SortColumn::Uuid)] {
+    for (key, column) in [
+        ("created_at", SortColumn::CreatedAt),
+        ("uuid", SortColumn::Uuid),
+    ] {
         if !named.contains(&key) {
             order.push(SortKey {
                 column,
@@ -494,8 +498,7 @@ async fn servers_page(
     let mut kept: Vec<Instance> = Vec::with_capacity(limit + 1);
     let mut after = marker;
     loop {
-        let rows =
-            store::server_listing::page(&state.db, listing, after.as_deref(), batch).await?;
+        let rows = store::server_listing::page(&state.db, listing, after.as_deref(), batch).await?;
         let exhausted = rows.len() < batch;
         after = rows.last().map(|instance| instance.uuid.clone());
         for instance in rows {
@@ -558,7 +561,9 @@ pub(super) async fn list(
                 instance,
                 host_statuses.as_ref(),
                 &networking,
-                tags.get(&instance.uuid).map(Vec::as_slice).unwrap_or_default(),
+                tags.get(&instance.uuid)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
             ));
         }
     } else {

@@ -154,15 +154,23 @@ pub async fn statistics(db: &Db) -> Result<NodeStatistics, DbError> {
         sum("compute_nodes.vcpus_used", "vcpus_used"),
         sum("compute_nodes.memory_mb_used", "memory_mb_used"),
         sum("compute_nodes.local_gb_used", "local_gb_used"),
-        sum("compute_nodes.memory_mb - compute_nodes.memory_mb_used", "free_ram_mb"),
-        sum("compute_nodes.local_gb - compute_nodes.local_gb_used", "free_disk_gb"),
+        sum(
+            "compute_nodes.memory_mb - compute_nodes.memory_mb_used",
+            "free_ram_mb"
+        ),
+        sum(
+            "compute_nodes.local_gb - compute_nodes.local_gb_used",
+            "free_disk_gb"
+        ),
         sum("compute_nodes.num_io_ops", "current_workload"),
         sum("compute_nodes.running_vms", "running_vms"),
     );
-    Ok(sqlx::query_as::<_, NodeStatistics>(sqlx::AssertSqlSafe(sql))
-        .bind(COMPUTE_BINARY)
-        .fetch_one(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_as::<_, NodeStatistics>(sqlx::AssertSqlSafe(sql))
+            .bind(COMPUTE_BINARY)
+            .fetch_one(db.pool())
+            .await?,
+    )
 }
 
 /// Creates or refreshes the service and compute node rows of `host`; a new

@@ -310,8 +310,12 @@ pub async fn page(
     let order = listing.order();
     if let Some(after) = after {
         let marker = clauses.text(after);
-        let of_marker =
-            |key: &SortKey| format!("(SELECT {} FROM instances WHERE uuid = {marker})", key.column.expression());
+        let of_marker = |key: &SortKey| {
+            format!(
+                "(SELECT {} FROM instances WHERE uuid = {marker})",
+                key.column.expression()
+            )
+        };
         let comparison = |key: &SortKey| if key.descending { "<" } else { ">" };
         // Past the marker: equal on the first keys and beyond it on the
         // next, for some key (Nova's paginate_query).
