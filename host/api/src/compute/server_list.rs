@@ -174,6 +174,23 @@ impl NameFilter {
             .unwrap_or_else(|_| Self::Literal(pattern.to_string()))
     }
 
+    /// The text every passing name contains, when the filter is plain
+    /// text (no expression syntax): what SQL can narrow the list to.
+    pub fn literal(&self) -> Option<&str> {
+        match self {
+            Self::Expression(expression) => {
+                // Outside a class (which needs `[`), only these are syntax.
+                let pattern = expression.as_str();
+                let plain = !pattern.is_empty()
+                    && !pattern
+                        .chars()
+                        .any(|character| "\\.+*?()|[]{}^$".contains(character));
+                plain.then_some(pattern)
+            }
+            Self::Literal(text) => Some(text.as_str()),
+        }
+    }
+
     /// Whether `name` passes.
     pub fn matches(&self, name: &str) -> bool {
         match self {
@@ -466,6 +483,11 @@ fn listing(
         flavor_id: query.flavor.clone(),
         image_ref: query.image.clone(),
         locked,
+        name_contains: query
+            .name
+            .as_deref()
+            .map(NameFilter::new)
+            .and_then(|filter| filter.literal().map(str::to_string)),
         changes_since,
         changes_before,
         tags: tag_filters(query, version),
@@ -544,7 +566,14 @@ pub(super) async fn list(
         servers_page(state, &listing, &post, query.page.marker.clone(), limit).await?;
     let mut items: Vec<Value> = Vec::with_capacity(page.len());
     if detail {
-        let host_statuses = shown_host_statuses(state, auth, version, HOST_STATUS_SINCE).await?;
+        let host_statuses = shown_host_statuses(
+            state,
+            auth,
+            version,
+            HOST_STATUS_SINCE,
+            &page.iter().collect::<Vec<_>>(),
+        )
+        .await?;
         let tags = if version.at_least(server_tags::TAGS_SINCE) {
             let uuids: Vec<String> = page.iter().map(|instance| instance.uuid.clone()).collect();
             let mut conn = state.db.connection().await?;
@@ -608,5 +637,16 @@ mod tests {
             "tempest-server-x"
         ));
         assert!(name_matches("web[", "my-web[1]"));
+    }
+
+    #[test]
+    fn only_plain_text_narrows_in_sql() {
+        assert_eq!(NameFilter::new("web-1").literal(), Some("web-1"));
+        assert_eq!(NameFilter::new("a_b%").literal(), Some("a_b%"));
+        assert_eq!(NameFilter::new("web[").literal(), Some("web["));
+        assert_eq!(NameFilter::new("^web").literal(), None);
+        assert_eq!(NameFilter::new("w.b").literal(), None);
+        assert_eq!(NameFilter::new(r"a\-b").literal(), None);
+        assert_eq!(NameFilter::new("").literal(), None);
     }
 }

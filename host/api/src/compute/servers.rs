@@ -85,19 +85,27 @@ pub(super) const HOST_STATUS_SINCE: u16 = 16;
 /// (Nova shows every attribute there from 2.75 on).
 const HOST_STATUS_IN_UPDATE_SINCE: u16 = 75;
 
-/// The host statuses a response at `version` shows `auth`: from `since`,
-/// to admins (Nova's default `os_compute_api:servers:show:host_status`
-/// policy); `None` leaves the field out.
+/// The host statuses of `servers`' hosts a response at `version` shows
+/// `auth`: from `since`, to admins (Nova's default
+/// `os_compute_api:servers:show:host_status` policy); `None` leaves the
+/// field out.
 pub(super) async fn shown_host_statuses(
     state: &AppState,
     auth: &AuthContext,
     version: Microversion,
     since: u16,
+    servers: &[&Instance],
 ) -> ApiResult<Option<HostStatuses>> {
     if !version.at_least(since) || !auth.is_admin() {
         return Ok(None);
     }
-    Ok(Some(services::host_statuses(state).await?))
+    let mut hosts: Vec<String> = servers
+        .iter()
+        .filter_map(|instance| instance.host.clone())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    Ok(Some(services::host_statuses(state, &hosts).await?))
 }
 
 /// The `host_status` of `instance`: its host's, `""` without a host or
@@ -355,7 +363,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let instance = fetch_visible(&state, &auth, &id).await?;
-    let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
+    let host_statuses =
+        shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE, &[&instance]).await?;
     let networking = server_networks::of_server(&state, &instance.uuid).await?;
     let tags = instance_tags(&state, &instance.uuid).await?;
     let mut view = detail_view(
@@ -749,8 +758,14 @@ pub(super) async fn changed_server_view(
     uuid: &str,
 ) -> ApiResult<Value> {
     let instance = fetch_visible(state, auth, uuid).await?;
-    let host_statuses =
-        shown_host_statuses(state, auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
+    let host_statuses = shown_host_statuses(
+        state,
+        auth,
+        version,
+        HOST_STATUS_IN_UPDATE_SINCE,
+        &[&instance],
+    )
+    .await?;
     let networking = server_networks::of_server(state, &instance.uuid).await?;
     let tags = instance_tags(state, &instance.uuid).await?;
     let view = detail_view(

@@ -178,6 +178,9 @@ pub struct ServerListing {
     pub image_ref: Option<String>,
     /// Locked (or unlocked) servers (2.73).
     pub locked: Option<bool>,
+    /// Servers whose name contains this text (case-insensitively on
+    /// SQLite: a narrowing the caller's exact check completes).
+    pub name_contains: Option<String>,
     /// Servers changed at or after this time.
     pub changes_since: Option<String>,
     /// Servers changed at or before this time.
@@ -254,6 +257,17 @@ impl ServerListing {
         }
         if let Some(locked) = self.locked {
             clauses.push(if locked { "locked <> 0" } else { "locked = 0" });
+        }
+        if let Some(text) = &self.name_contains {
+            let escaped: String = text
+                .chars()
+                .flat_map(|character| match character {
+                    '%' | '_' | '\\' => vec!['\\', character],
+                    other => vec![other],
+                })
+                .collect();
+            let pattern = clauses.text(&format!("%{escaped}%"));
+            clauses.push(format!("display_name LIKE {pattern} ESCAPE '\\'"));
         }
         if let Some(since) = &self.changes_since {
             let placeholder = clauses.text(since);

@@ -397,6 +397,29 @@ async fn regular_expression_filters_fill_every_page() {
         assert_eq!(names(&reply), ["web-15", "web-10"]);
         let reply = get(env, &env.member, "?availability_zone=^no", "2.1").await;
         assert_eq!(names(&reply).len(), 30);
+        // Plain text narrows in SQL (LIKE, whose `_` and `%` are escaped),
+        // and the exact, case-sensitive search still decides.
+        for (minute, name) in [
+            (40, "x_y"),
+            (41, "xzy"),
+            (42, "50%"),
+            (43, "500"),
+            (44, "X_Y"),
+        ] {
+            seed(env, &env.member, name, minute).await;
+        }
+        assert_eq!(
+            names(&get(env, &env.member, "?name=x_y", "2.1").await),
+            ["x_y"]
+        );
+        assert_eq!(
+            names(&get(env, &env.member, "?name=50%25", "2.1").await),
+            ["50%"]
+        );
+        assert_eq!(
+            names(&get(env, &env.member, "?name=web-2", "2.1").await),
+            ["web-25", "web-20"]
+        );
     })
     .await;
 }
