@@ -512,3 +512,68 @@ async fn hypervisor_pages_follow_markers_by_id_and_uuid() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn usage_pages_walk_every_project_and_one_project_to_the_end() {
+    on_each_backend(async |env| {
+        let mut everyone = Vec::new();
+        let mut member_only = Vec::new();
+        for minute in 0..4 {
+            let uuid = seed(env, &env.member, &format!("m{minute}"), minute).await;
+            member_only.push(uuid.clone());
+            everyone.push(uuid);
+            everyone.push(seed(env, &env.other, &format!("o{minute}"), minute).await);
+        }
+        // A server deleted inside the window still counts.
+        delete_at(env, &member_only[0], 30).await;
+        everyone.sort();
+        member_only.sort();
+        let window = "start=2025-12-31T00:00:00&end=2026-01-02T00:00:00";
+        let prefix = format!("{PUBLIC_URL}/compute/v2.1/");
+        // Every page's server ids, following `links` from `path`.
+        let walk = async |path: String, usages: &str, links: &str| {
+            let mut next = Some(path);
+            let mut ids = Vec::new();
+            while let Some(path) = next.take() {
+                let reply = env
+                    .compute(&env.admin, Method::GET, &path, "2.40", Value::Null)
+                    .await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.json);
+                let tenants = match &reply.json[usages] {
+                    Value::Array(list) => list.clone(),
+                    one => vec![one.clone()],
+                };
+                for tenant in tenants {
+                    for server in tenant["server_usages"].as_array().into_iter().flatten() {
+                        ids.push(server["instance_id"].as_str().expect("id").to_string());
+                    }
+                }
+                assert!(ids.len() <= 20, "the links never end");
+                next = reply.json[links][0]["href"]
+                    .as_str()
+                    .map(|href| href.strip_prefix(&prefix).expect("public URL").to_string());
+            }
+            ids
+        };
+        let mut all = walk(
+            format!("os-simple-tenant-usage?{window}&detailed=1&limit=3"),
+            "tenant_usages",
+            "tenant_usages_links",
+        )
+        .await;
+        all.sort();
+        assert_eq!(all, everyone);
+        let mut one = walk(
+            format!(
+                "os-simple-tenant-usage/{}?{window}&limit=1",
+                env.member.project_id
+            ),
+            "tenant_usage",
+            "tenant_usage_links",
+        )
+        .await;
+        one.sort();
+        assert_eq!(one, member_only);
+    })
+    .await;
+}
