@@ -18,6 +18,9 @@
 
 #![deny(missing_docs)]
 
+pub mod clauses;
+pub use clauses::{Bind, Clauses};
+
 use std::str::FromStr;
 use std::time::Duration;
 

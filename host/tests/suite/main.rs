@@ -27,6 +27,7 @@ mod instance_metadata;
 mod keypair_ids;
 mod late_microversions;
 mod legacy_apis;
+mod list_scale;
 mod network;
 mod network_api;
 mod network_data;

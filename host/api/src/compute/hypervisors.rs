@@ -23,7 +23,8 @@ use crate::auth::AuthContext;
 use crate::extract::{Path, Query};
 use crate::fault::{ApiError, ApiResult};
 use crate::microversion::Microversion;
-use novum_compute::store::{self, nodes::ComputeNode, services::ServiceRow};
+use novum_compute::store::nodes::{ComputeNode, NodeKey};
+use novum_compute::store::{self, services::ServiceRow};
 use novum_db::DbError;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,15 +47,15 @@ impl Node {
     }
 }
 
-/// The compute nodes whose service exists, each with it.
-async fn nodes(state: &AppState) -> Result<Vec<Node>, DbError> {
-    let services: HashMap<i64, ServiceRow> = store::services::all(&state.db)
+/// `computes`, each with its service (those whose service is gone left out).
+async fn with_services(state: &AppState, computes: Vec<ComputeNode>) -> Result<Vec<Node>, DbError> {
+    let ids: Vec<i64> = computes.iter().map(|compute| compute.service_id).collect();
+    let services: HashMap<i64, ServiceRow> = store::services::by_ids(&state.db, &ids)
         .await?
         .into_iter()
         .map(|service| (service.id, service))
         .collect();
-    Ok(store::nodes::all(&state.db)
-        .await?
+    Ok(computes
         .into_iter()
         .filter_map(|compute| {
             let service = services.get(&compute.service_id).cloned()?;
@@ -63,16 +64,46 @@ async fn nodes(state: &AppState) -> Result<Vec<Node>, DbError> {
         .collect())
 }
 
-/// The servers (name, uuid) on each host.
-async fn servers_by_host(state: &AppState) -> Result<HashMap<String, Vec<Value>>, DbError> {
+/// The compute nodes whose service exists, each with it.
+async fn nodes(state: &AppState) -> Result<Vec<Node>, DbError> {
+    let computes = store::nodes::all(&state.db).await?;
+    with_services(state, computes).await
+}
+
+/// The servers (name, uuid) on each of `nodes`' hosts.
+async fn servers_by_host(
+    state: &AppState,
+    nodes: &[&Node],
+) -> Result<HashMap<String, Vec<Value>>, DbError> {
+    let hosts: Vec<String> = nodes.iter().map(|node| node.compute.host.clone()).collect();
     let mut by_host: HashMap<String, Vec<Value>> = HashMap::new();
-    for (uuid, host) in store::instances::placed(&state.db).await? {
+    for (uuid, host) in store::instances::placed_on(&state.db, &hosts).await? {
         by_host
             .entry(host)
             .or_default()
             .push(json!({"name": instance_name(&uuid), "uuid": uuid}));
     }
     Ok(by_host)
+}
+
+/// The node with API id `id` at `version`, when there is one.
+async fn by_api_id(
+    state: &AppState,
+    version: Microversion,
+    id: &str,
+) -> Result<Option<Node>, DbError> {
+    let key = if version.at_least(53) {
+        NodeKey::Uuid(id)
+    } else {
+        match id.parse::<i64>() {
+            Ok(id) => NodeKey::Id(id),
+            Err(_) => return Ok(None),
+        }
+    };
+    let Some(compute) = store::nodes::find(&state.db, key).await? else {
+        return Ok(None);
+    };
+    Ok(with_services(state, vec![compute]).await?.pop())
 }
 
 fn summary(state: &AppState, version: Microversion, node: &Node) -> Value {
@@ -173,30 +204,42 @@ async fn list(
             "Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported.",
         ));
     }
-    let mut all = nodes(state).await?;
-    if let Some(pattern) = &pattern {
+    let (page, more): (Vec<Node>, bool) = if let Some(pattern) = &pattern {
+        // A pattern lists every match (paging with one is refused above).
+        let mut all = nodes(state).await?;
         all.retain(|node| node.compute.hypervisor_hostname.contains(pattern.as_str()));
         if all.is_empty() {
             return Err(no_match(pattern));
         }
-    }
-    let keyed: Vec<(String, Node)> = all
-        .into_iter()
-        .map(|node| (node.api_id(version), node))
-        .collect();
-    let (page, more) = if paging {
-        query.page.apply(state, keyed, |(id, _)| id)?
+        (all, false)
+    } else if paging {
+        let limit = query.page.limit(state)?;
+        let after = match &query.page.marker {
+            None => None,
+            Some(marker) => Some(
+                by_api_id(state, version, marker)
+                    .await?
+                    .ok_or_else(|| ApiError::bad_request(format!("marker [{marker}] not found")))?
+                    .compute
+                    .id,
+            ),
+        };
+        let computes = store::nodes::page(&state.db, after, limit.saturating_add(1)).await?;
+        let mut page = with_services(state, computes).await?;
+        let more = page.len() > limit && limit > 0;
+        page.truncate(limit);
+        (page, more)
     } else {
-        (keyed, false)
+        (nodes(state).await?, false)
     };
     let servers = if servers_wanted {
-        Some(servers_by_host(state).await?)
+        Some(servers_by_host(state, &page.iter().collect::<Vec<_>>()).await?)
     } else {
         None
     };
     let items: Vec<Value> = page
         .iter()
-        .map(|(_, node)| {
+        .map(|node| {
             let body = if detailed {
                 detail(state, version, node)
             } else {
@@ -211,7 +254,7 @@ async fn list(
         })
         .collect();
     let mut body = json!({"hypervisors": items});
-    if more && let Some((last, _)) = page.last() {
+    if more && let Some(last) = page.last() {
         body["hypervisors_links"] = next_link(
             state,
             if detailed {
@@ -220,7 +263,7 @@ async fn list(
                 "os-hypervisors"
             },
             &parse_query(raw.as_deref()),
-            last,
+            &last.api_id(version),
         );
     }
     Ok(Json(body))
@@ -258,11 +301,7 @@ async fn find(state: &AppState, version: Microversion, id: &str) -> ApiResult<No
     } else if id.parse::<i64>().is_err() {
         return Err(not_found());
     }
-    nodes(state)
-        .await?
-        .into_iter()
-        .find(|node| node.api_id(version) == id)
-        .ok_or_else(not_found)
+    by_api_id(state, version, id).await?.ok_or_else(not_found)
 }
 
 #[derive(Deserialize, Default, IntoParams)]
@@ -285,7 +324,12 @@ async fn show(
     let node = find(&state, version, &id).await?;
     let mut body = detail(&state, version, &node);
     if servers_wanted {
-        body = with_servers(body, servers_by_host(&state).await?.get(&node.compute.host));
+        body = with_servers(
+            body,
+            servers_by_host(&state, &[&node])
+                .await?
+                .get(&node.compute.host),
+        );
     }
     if version.at_least(88) {
         body["uptime"] = json!(node.compute.uptime);
@@ -325,22 +369,20 @@ async fn statistics(
     if version.at_least(88) {
         return Err(ApiError::no_such_resource());
     }
-    let nodes = nodes(&state).await?;
-    let sum = |field: fn(&Node) -> i64| nodes.iter().map(field).sum::<i64>();
-    let free_disk = sum(|n| n.compute.local_gb - n.compute.local_gb_used);
+    let sums = store::nodes::statistics(&state.db).await?;
     Ok(Json(json!({"hypervisor_statistics": {
-        "count": nodes.len(),
-        "vcpus": sum(|n| n.compute.vcpus),
-        "memory_mb": sum(|n| n.compute.memory_mb),
-        "local_gb": sum(|n| n.compute.local_gb),
-        "vcpus_used": sum(|n| n.compute.vcpus_used),
-        "memory_mb_used": sum(|n| n.compute.memory_mb_used),
-        "local_gb_used": sum(|n| n.compute.local_gb_used),
-        "free_ram_mb": sum(|n| n.compute.memory_mb - n.compute.memory_mb_used),
-        "free_disk_gb": free_disk,
-        "current_workload": sum(|n| n.compute.num_io_ops),
-        "running_vms": sum(|n| n.compute.running_vms),
-        "disk_available_least": free_disk,
+        "count": sums.count,
+        "vcpus": sums.vcpus,
+        "memory_mb": sums.memory_mb,
+        "local_gb": sums.local_gb,
+        "vcpus_used": sums.vcpus_used,
+        "memory_mb_used": sums.memory_mb_used,
+        "local_gb_used": sums.local_gb_used,
+        "free_ram_mb": sums.free_ram_mb,
+        "free_disk_gb": sums.free_disk_gb,
+        "current_workload": sums.current_workload,
+        "running_vms": sums.running_vms,
+        "disk_available_least": sums.free_disk_gb,
     }})))
 }
 
@@ -369,7 +411,7 @@ async fn by_pattern(
         return Err(no_match(pattern));
     }
     let by_host = if servers {
-        Some(servers_by_host(state).await?)
+        Some(servers_by_host(state, &matching.iter().collect::<Vec<_>>()).await?)
     } else {
         None
     };

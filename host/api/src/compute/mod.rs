@@ -20,6 +20,7 @@ pub mod migrations;
 pub mod server_actions;
 pub mod server_diagnostics;
 pub mod server_groups;
+pub mod server_list;
 pub mod server_metadata;
 pub mod server_networks;
 pub mod server_password;

@@ -6,16 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::parse_query;
-use super::common::{Page, api_time, compute_url, links, next_link, parse_bool};
+use super::common::{api_time, compute_url, links};
 use super::flavors;
+use super::server_list::{self, ListQuery};
 use super::server_networks::{self, ServerNetworking};
 use super::server_tags;
 use super::services;
@@ -82,24 +80,32 @@ fn host_id(instance: &Instance) -> String {
 pub type HostStatuses = HashMap<String, HostStatus>;
 
 /// The microversion from which show and list detail carry `host_status`.
-const HOST_STATUS_SINCE: u16 = 16;
+pub(super) const HOST_STATUS_SINCE: u16 = 16;
 /// The microversion from which the update response carries `host_status`
 /// (Nova shows every attribute there from 2.75 on).
 const HOST_STATUS_IN_UPDATE_SINCE: u16 = 75;
 
-/// The host statuses a response at `version` shows `auth`: from `since`,
-/// to admins (Nova's default `os_compute_api:servers:show:host_status`
-/// policy); `None` leaves the field out.
-async fn shown_host_statuses(
+/// The host statuses of `servers`' hosts a response at `version` shows
+/// `auth`: from `since`, to admins (Nova's default
+/// `os_compute_api:servers:show:host_status` policy); `None` leaves the
+/// field out.
+pub(super) async fn shown_host_statuses(
     state: &AppState,
     auth: &AuthContext,
     version: Microversion,
     since: u16,
+    servers: &[&Instance],
 ) -> ApiResult<Option<HostStatuses>> {
     if !version.at_least(since) || !auth.is_admin() {
         return Ok(None);
     }
-    Ok(Some(services::host_statuses(state).await?))
+    let mut hosts: Vec<String> = servers
+        .iter()
+        .filter_map(|instance| instance.host.clone())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    Ok(Some(services::host_statuses(state, &hosts).await?))
 }
 
 /// The `host_status` of `instance`: its host's, `""` without a host or
@@ -327,362 +333,6 @@ async fn instance_tags(state: &AppState, uuid: &str) -> ApiResult<Vec<String>> {
     Ok(store::tags::of_instance(&mut conn, uuid).await?)
 }
 
-/// The tags of `uuid` in a list's read of every server's tags.
-fn tags_of<'a>(all: &'a HashMap<String, Vec<String>>, uuid: &str) -> &'a [String] {
-    all.get(uuid).map(Vec::as_slice).unwrap_or_default()
-}
-
-/// The list filters on tags (2.26): each a comma-separated list.
-struct TagFilters {
-    /// `tags`: every one of these.
-    all: Option<Vec<String>>,
-    /// `tags-any`: at least one.
-    any: Option<Vec<String>>,
-    /// `not-tags`: not every one of these.
-    not_all: Option<Vec<String>>,
-    /// `not-tags-any`: none of these.
-    not_any: Option<Vec<String>>,
-}
-
-impl TagFilters {
-    fn from_query(query: &ListQuery, version: Microversion) -> Self {
-        let split = |text: &Option<String>| {
-            text.as_deref()
-                .filter(|_| version.at_least(server_tags::TAGS_SINCE))
-                .map(|text| {
-                    text.split(',')
-                        .map(str::trim)
-                        .filter(|tag| !tag.is_empty())
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-        };
-        TagFilters {
-            all: split(&query.tags),
-            any: split(&query.tags_any),
-            not_all: split(&query.not_tags),
-            not_any: split(&query.not_tags_any),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.all.is_none() && self.any.is_none() && self.not_all.is_none() && self.not_any.is_none()
-    }
-
-    fn matches(&self, tags: &[String]) -> bool {
-        let has = |tag: &String| tags.contains(tag);
-        self.all
-            .as_ref()
-            .is_none_or(|wanted| wanted.iter().all(has))
-            && self
-                .any
-                .as_ref()
-                .is_none_or(|wanted| wanted.iter().any(has))
-            && self
-                .not_all
-                .as_ref()
-                .is_none_or(|unwanted| !unwanted.iter().all(has))
-            && self
-                .not_any
-                .as_ref()
-                .is_none_or(|unwanted| !unwanted.iter().any(has))
-    }
-}
-
-fn summary_view(state: &AppState, instance: &Instance) -> Value {
-    json!({"id": instance.uuid, "name": instance.display_name, "links": links(state, "servers", &instance.uuid)})
-}
-
-/// The `name` filter: a regular-expression search, as Nova's database
-/// REGEXP does (unanchored unless the pattern anchors itself). A pattern
-/// that is not a valid expression matches as literal text.
-pub enum NameFilter {
-    /// A compiled expression.
-    Expression(regex::Regex),
-    /// Literal text (the pattern was no valid expression).
-    Literal(String),
-}
-
-impl NameFilter {
-    /// Compiles `pattern` once for a whole listing.
-    pub fn new(pattern: &str) -> Self {
-        regex::Regex::new(pattern)
-            .map(Self::Expression)
-            .unwrap_or_else(|_| Self::Literal(pattern.to_string()))
-    }
-
-    /// Whether `name` passes.
-    pub fn matches(&self, name: &str) -> bool {
-        match self {
-            Self::Expression(expression) => expression.is_match(name),
-            Self::Literal(text) => name.contains(text.as_str()),
-        }
-    }
-}
-
-#[derive(Deserialize, Default, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    name: Option<String>,
-    status: Option<String>,
-    host: Option<String>,
-    #[serde(rename = "changes-since")]
-    changes_since: Option<String>,
-    #[serde(rename = "changes-before")]
-    changes_before: Option<String>,
-    all_tenants: Option<String>,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-    flavor: Option<String>,
-    image: Option<String>,
-    reservation_id: Option<String>,
-    availability_zone: Option<String>,
-    deleted: Option<String>,
-    sort_dir: Option<String>,
-    /// A regular expression an IPv4 address of the server matches.
-    ip: Option<String>,
-    /// A regular expression an IPv6 address of the server matches.
-    ip6: Option<String>,
-    /// Servers with every one of these tags (comma-separated; 2.26).
-    tags: Option<String>,
-    /// Servers with at least one of these tags (2.26).
-    #[serde(rename = "tags-any")]
-    tags_any: Option<String>,
-    /// Servers without every one of these tags (2.26).
-    #[serde(rename = "not-tags")]
-    not_tags: Option<String>,
-    /// Servers with none of these tags (2.26).
-    #[serde(rename = "not-tags-any")]
-    not_tags_any: Option<String>,
-    /// `limit` and `marker`.
-    #[serde(flatten)]
-    #[param(inline, required = false)]
-    page: Page,
-}
-
-/// The servers with an address matching the `ip` (IPv4) and `ip6` (IPv6)
-/// filters, regular expressions searched in the address as Nova does.
-async fn with_matching_address(
-    state: &AppState,
-    servers: Vec<Instance>,
-    query: &ListQuery,
-) -> ApiResult<Vec<Instance>> {
-    let filters: Vec<(u8, NameFilter)> = [(4, &query.ip), (6, &query.ip6)]
-        .into_iter()
-        .filter_map(|(version, pattern)| {
-            pattern
-                .as_deref()
-                .map(|pattern| (version, NameFilter::new(pattern)))
-        })
-        .collect();
-    let mut kept = Vec::new();
-    for server in servers {
-        let ports = state
-            .network
-            .instance_ports(&server.uuid)
-            .await
-            .map_err(super::common::network_fault)?;
-        let matches = filters.iter().all(|(version, filter)| {
-            ports
-                .iter()
-                .flat_map(|port| &port.ips)
-                .any(|ip| ip.version == *version && filter.matches(&ip.address))
-        });
-        if matches {
-            kept.push(server);
-        }
-    }
-    Ok(kept)
-}
-
-fn parse_time(name: &str, text: &str) -> ApiResult<String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{text}Z")))
-        .map(|time| novum_db::timestamp(time.with_timezone(&chrono::Utc)))
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "Invalid input for query parameters {name}. Value: {text}."
-            ))
-        })
-}
-
-async fn list(
-    state: &AppState,
-    auth: &AuthContext,
-    version: Microversion,
-    query: ListQuery,
-    raw: Option<String>,
-    detail: bool,
-) -> ApiResult<Json<Value>> {
-    let all_tenants = match query.all_tenants.as_deref() {
-        None => false,
-        Some("") => true,
-        Some(text) => parse_bool(text).unwrap_or(true),
-    };
-    if all_tenants {
-        auth.require_admin("os_compute_api:servers:index:get_all_tenants")?;
-    }
-    let project_filter = if all_tenants {
-        query.project_id.clone().or(query.tenant_id.clone())
-    } else {
-        Some(auth.project_id.clone())
-    };
-    let since = query
-        .changes_since
-        .as_deref()
-        .map(|text| parse_time("changes-since", text))
-        .transpose()?;
-    let before = query
-        .changes_before
-        .as_deref()
-        .map(|text| parse_time("changes-before", text))
-        .transpose()?;
-    // Nova's `deleted` filter (admins only): without it, a `changes-since`
-    // or `changes-before` lists every instance and anything else hides
-    // deleted and SOFT_DELETED ones.
-    let mut deleted_filter = match query.deleted.as_deref().filter(|_| auth.is_admin()) {
-        Some(text) => Some(parse_bool(text).unwrap_or(false)),
-        None if since.is_some() || before.is_some() => None,
-        None => Some(false),
-    };
-    let rows = store::instances::all_newest_first(&state.db).await?;
-    let statuses = query.status.as_deref().map(states::vm_states_for_status);
-    if statuses.as_deref() == Some(&[states::vm::DELETED][..]) {
-        if !auth.is_admin() {
-            return Err(ApiError::forbidden(
-                "Only administrators may list deleted instances",
-            ));
-        }
-        deleted_filter = Some(true);
-    }
-    if let (Some(status), Some(states)) = (&query.status, &statuses)
-        && states.is_empty()
-        && version.at_least(38)
-    {
-        return Err(ApiError::bad_request(format!(
-            "Invalid status value: {status}"
-        )));
-    }
-    let host_filter = if auth.is_admin() {
-        query.host.clone()
-    } else {
-        None
-    };
-    let name_filter = query.name.as_deref().map(NameFilter::new);
-    let mut servers: Vec<Instance> = rows
-        .into_iter()
-        .filter(|instance| {
-            states::listed(instance.deleted != 0, &instance.vm_state, deleted_filter)
-        })
-        .filter(|instance| {
-            project_filter
-                .as_ref()
-                .is_none_or(|project| &instance.project_id == project)
-        })
-        .filter(|instance| {
-            name_filter
-                .as_ref()
-                .is_none_or(|filter| filter.matches(&instance.display_name))
-        })
-        .filter(|instance| {
-            statuses
-                .as_ref()
-                .is_none_or(|states| states.contains(&instance.vm_state.as_str()))
-        })
-        .filter(|instance| {
-            host_filter
-                .as_ref()
-                .is_none_or(|host| instance.host.as_ref() == Some(host))
-        })
-        .filter(|instance| {
-            since
-                .as_ref()
-                .is_none_or(|since| &instance.updated_at >= since)
-        })
-        .filter(|instance| {
-            before
-                .as_ref()
-                .is_none_or(|before| &instance.updated_at <= before)
-        })
-        .filter(|instance| {
-            query
-                .flavor
-                .as_ref()
-                .is_none_or(|flavor| &instance.flavor_id == flavor)
-        })
-        .filter(|instance| {
-            query
-                .image
-                .as_ref()
-                .is_none_or(|image| &instance.image_ref == image)
-        })
-        .filter(|instance| {
-            query
-                .reservation_id
-                .as_ref()
-                .is_none_or(|id| &instance.reservation_id == id)
-        })
-        .filter(|instance| {
-            query
-                .availability_zone
-                .as_ref()
-                .is_none_or(|zone| instance.availability_zone.as_ref() == Some(zone))
-        })
-        .collect();
-    if query.ip.is_some() || query.ip6.is_some() {
-        servers = with_matching_address(state, servers, &query).await?;
-    }
-    let tag_filters = TagFilters::from_query(&query, version);
-    let all_tags =
-        if !tag_filters.is_empty() || (detail && version.at_least(server_tags::TAGS_SINCE)) {
-            let mut conn = state.db.connection().await?;
-            store::tags::all(&mut conn).await?
-        } else {
-            HashMap::new()
-        };
-    if !tag_filters.is_empty() {
-        servers.retain(|instance| tag_filters.matches(tags_of(&all_tags, &instance.uuid)));
-    }
-    if query.sort_dir.as_deref() == Some("asc") {
-        servers.reverse();
-    }
-    let (page, more) = query
-        .page
-        .apply(state, servers, |instance| &instance.uuid)?;
-    let host_statuses = if detail {
-        shown_host_statuses(state, auth, version, HOST_STATUS_SINCE).await?
-    } else {
-        None
-    };
-    let mut items: Vec<Value> = Vec::with_capacity(page.len());
-    for instance in &page {
-        items.push(if detail {
-            let networking = server_networks::of_server(state, &instance.uuid).await?;
-            detail_view(
-                state,
-                auth,
-                version,
-                instance,
-                host_statuses.as_ref(),
-                &networking,
-                tags_of(&all_tags, &instance.uuid),
-            )
-        } else {
-            summary_view(state, instance)
-        });
-    }
-    let mut body = json!({"servers": items});
-    if more && let Some(last) = page.last() {
-        body["servers_links"] = next_link(
-            state,
-            if detail { "servers/detail" } else { "servers" },
-            &parse_query(raw.as_deref()),
-            &last.uuid,
-        );
-    }
-    Ok(Json(body))
-}
-
 #[utoipa::path(get, path = "/v2.1/servers", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::fault::ApiError))]
 async fn index(
     State(state): State<AppState>,
@@ -691,7 +341,7 @@ async fn index(
     Query(query): Query<ListQuery>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    list(&state, &auth, version, query, raw, false).await
+    server_list::list(&state, &auth, version, query, raw, false).await
 }
 
 #[utoipa::path(get, path = "/v2.1/servers/detail", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::fault::ApiError))]
@@ -702,7 +352,7 @@ async fn detail(
     Query(query): Query<ListQuery>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    list(&state, &auth, version, query, raw, true).await
+    server_list::list(&state, &auth, version, query, raw, true).await
 }
 
 #[utoipa::path(get, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = ServerEnvelope), crate::fault::ApiError))]
@@ -713,7 +363,8 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let instance = fetch_visible(&state, &auth, &id).await?;
-    let host_statuses = shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE).await?;
+    let host_statuses =
+        shown_host_statuses(&state, &auth, version, HOST_STATUS_SINCE, &[&instance]).await?;
     let networking = server_networks::of_server(&state, &instance.uuid).await?;
     let tags = instance_tags(&state, &instance.uuid).await?;
     let mut view = detail_view(
@@ -1107,8 +758,14 @@ pub(super) async fn changed_server_view(
     uuid: &str,
 ) -> ApiResult<Value> {
     let instance = fetch_visible(state, auth, uuid).await?;
-    let host_statuses =
-        shown_host_statuses(state, auth, version, HOST_STATUS_IN_UPDATE_SINCE).await?;
+    let host_statuses = shown_host_statuses(
+        state,
+        auth,
+        version,
+        HOST_STATUS_IN_UPDATE_SINCE,
+        &[&instance],
+    )
+    .await?;
     let networking = server_networks::of_server(state, &instance.uuid).await?;
     let tags = instance_tags(state, &instance.uuid).await?;
     let view = detail_view(
@@ -1185,34 +842,4 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(index, create))
         .routes(routes!(detail))
         .routes(routes!(show, update, delete))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::NameFilter;
-
-    fn name_matches(pattern: &str, name: &str) -> bool {
-        NameFilter::new(pattern).matches(name)
-    }
-
-    #[test]
-    fn name_filter_is_a_regex_search() {
-        assert!(name_matches("web", "my-web-1"));
-        assert!(name_matches("^web", "web-1"));
-        assert!(!name_matches("^web", "my-web"));
-        assert!(name_matches("web-.$", "web-1"));
-        assert!(!name_matches("web$", "web-1"));
-        assert!(name_matches("w.*1", "web-1"));
-        assert!(!name_matches("db", "web"));
-        // What Tempest sends, and a pattern that is no expression at all.
-        assert!(name_matches(
-            r"^tempest\-server\-[0-9]+$",
-            "tempest-server-12"
-        ));
-        assert!(!name_matches(
-            r"^tempest\-server\-[0-9]+$",
-            "tempest-server-x"
-        ));
-        assert!(name_matches("web[", "my-web[1]"));
-    }
 }

@@ -37,14 +37,16 @@ pub fn api_id(service: &ServiceRow, version: Microversion) -> Value {
     }
 }
 
-/// The `host_status` of every host with a compute service, from one read
-/// of the services table.
-pub async fn host_statuses(state: &AppState) -> Result<HashMap<String, HostStatus>, DbError> {
+/// The `host_status` of each of `hosts` that has a compute service, from
+/// one read of the services table.
+pub async fn host_statuses(
+    state: &AppState,
+    hosts: &[String],
+) -> Result<HashMap<String, HostStatus>, DbError> {
     let down_time = state.config.compute.service_down_time;
-    Ok(services::all(&state.db)
+    Ok(services::compute_of_hosts(&state.db, hosts)
         .await?
         .iter()
-        .filter(|service| service.binary_name == COMPUTE_BINARY)
         .map(|service| (service.host.clone(), service.host_status(down_time)))
         .collect())
 }

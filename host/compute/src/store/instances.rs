@@ -6,27 +6,26 @@ use sqlx::Row;
 use crate::conductor::model::Instance;
 use novum_db::{Db, DbError};
 
-/// The uuid and host of every live instance placed on a host, oldest first.
-pub async fn placed(db: &Db) -> Result<Vec<(String, String)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT uuid, host FROM instances WHERE deleted = 0 AND host IS NOT NULL ORDER BY created_at, uuid",
-    )
-    .fetch_all(db.pool())
-    .await?;
+/// The uuid and host of every live instance placed on one of `hosts`,
+/// oldest first.
+pub async fn placed_on(db: &Db, hosts: &[String]) -> Result<Vec<(String, String)>, DbError> {
+    if hosts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut clauses = novum_db::Clauses::default();
+    let list = clauses.text_list(hosts);
+    clauses.push(format!("deleted = 0 AND host IN ({list})"));
+    let sql = format!(
+        "SELECT uuid, host FROM instances WHERE {} ORDER BY created_at, uuid",
+        clauses.sql()
+    );
+    let rows = clauses
+        .bind_all_rows(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|row| Ok((row.try_get("uuid")?, row.try_get("host")?)))
         .collect()
-}
-
-/// Every instance, deleted ones included, newest first.
-pub async fn all_newest_first(db: &Db) -> Result<Vec<Instance>, DbError> {
-    Ok(
-        sqlx::query_as::<_, Instance>(
-            "SELECT * FROM instances ORDER BY created_at DESC, uuid DESC",
-        )
-        .fetch_all(db.pool())
-        .await?,
-    )
 }
 
 /// The project of server group `uuid`, when it exists (a server created
@@ -110,21 +109,34 @@ pub async fn active_in_window(
             None => return Ok(None),
         },
     };
-    let (after_project, after_uuid) = after.unwrap_or_default();
-    let instances = sqlx::query_as::<_, Instance>(
-        "SELECT * FROM instances WHERE (terminated_at IS NULL OR terminated_at > $1) \
-         AND launched_at < $2 AND ($3 = '' OR project_id = $3) \
-         AND (project_id > $4 OR (project_id = $4 AND uuid > $5)) \
-         ORDER BY project_id, uuid LIMIT $6",
-    )
-    .bind(begin)
-    .bind(end)
-    .bind(project.unwrap_or_default())
-    .bind(&after_project)
-    .bind(&after_uuid)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(db.pool())
-    .await?;
+    let mut clauses = novum_db::Clauses::default();
+    let begin = clauses.text(begin);
+    let end = clauses.text(end);
+    clauses.push(format!(
+        "(terminated_at IS NULL OR terminated_at > {begin}) AND launched_at < {end}"
+    ));
+    // One project's condition only when there is one: an index on
+    // (project_id, uuid) then walks just that project, in order.
+    if let Some(project) = project {
+        let project = clauses.text(project);
+        clauses.push(format!("project_id = {project}"));
+    }
+    if let Some((after_project, after_uuid)) = after {
+        let after_project = clauses.text(&after_project);
+        let after_uuid = clauses.text(&after_uuid);
+        clauses.push(format!(
+            "(project_id > {after_project} OR (project_id = {after_project} AND uuid > {after_uuid}))"
+        ));
+    }
+    let sql = format!(
+        "SELECT * FROM instances WHERE {} ORDER BY project_id, uuid LIMIT {}",
+        clauses.sql(),
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    );
+    let instances = clauses
+        .bind_all(sqlx::query_as::<_, Instance>(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(db.pool())
+        .await?;
     Ok(Some(instances))
 }
 

@@ -16,5 +16,6 @@ pub mod keypairs;
 pub mod migrations;
 pub mod nodes;
 pub mod server_groups;
+pub mod server_listing;
 pub mod services;
 pub mod tags;

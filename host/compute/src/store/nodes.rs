@@ -63,6 +63,116 @@ pub async fn all(db: &Db) -> Result<Vec<ComputeNode>, DbError> {
     .await?)
 }
 
+/// The columns of a [`ComputeNode`].
+const NODE_COLUMNS: &str = "compute_nodes.id, compute_nodes.uuid, compute_nodes.service_id, compute_nodes.host, \
+     hypervisor_hostname, vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used, running_vms, num_io_ops, \
+     hypervisor_type, hypervisor_version, cpu_info, host_ip, uptime";
+
+/// Which compute node a lookup names: the API's integer id (before 2.53)
+/// or uuid.
+#[derive(Clone, Copy, Debug)]
+pub enum NodeKey<'a> {
+    /// The integer id.
+    Id(i64),
+    /// The uuid.
+    Uuid(&'a str),
+}
+
+/// The compute node `key` names, when it exists and its service does.
+pub async fn find(db: &Db, key: NodeKey<'_>) -> Result<Option<ComputeNode>, DbError> {
+    let (condition, text, id) = match key {
+        NodeKey::Id(id) => ("compute_nodes.id = $1", None, Some(id)),
+        NodeKey::Uuid(uuid) => ("compute_nodes.uuid = $1", Some(uuid), None),
+    };
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM compute_nodes JOIN services ON services.id = compute_nodes.service_id \
+         WHERE {condition}"
+    );
+    let query = sqlx::query_as::<_, ComputeNode>(sqlx::AssertSqlSafe(sql));
+    let query = match (text, id) {
+        (Some(text), _) => query.bind(text),
+        (None, id) => query.bind(id.unwrap_or_default()),
+    };
+    Ok(query.fetch_optional(db.pool()).await?)
+}
+
+/// At most `limit` compute nodes whose service exists, by id, after node
+/// id `after`.
+pub async fn page(db: &Db, after: Option<i64>, limit: usize) -> Result<Vec<ComputeNode>, DbError> {
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM compute_nodes JOIN services ON services.id = compute_nodes.service_id \
+         WHERE compute_nodes.id > $1 ORDER BY compute_nodes.id LIMIT $2"
+    );
+    Ok(sqlx::query_as::<_, ComputeNode>(sqlx::AssertSqlSafe(sql))
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(db.pool())
+        .await?)
+}
+
+/// Sums over the compute nodes of enabled compute services (Nova's
+/// `compute_node_statistics`).
+#[derive(Clone, Debug, Default, sqlx::FromRow)]
+pub struct NodeStatistics {
+    /// Nodes counted.
+    pub count: i64,
+    /// Virtual CPUs.
+    pub vcpus: i64,
+    /// Memory, MiB.
+    pub memory_mb: i64,
+    /// Disk, GiB.
+    pub local_gb: i64,
+    /// Virtual CPUs in use.
+    pub vcpus_used: i64,
+    /// Memory in use, MiB.
+    pub memory_mb_used: i64,
+    /// Disk in use, GiB.
+    pub local_gb_used: i64,
+    /// Free memory, MiB.
+    pub free_ram_mb: i64,
+    /// Free disk, GiB.
+    pub free_disk_gb: i64,
+    /// Operations in progress.
+    pub current_workload: i64,
+    /// Instances running.
+    pub running_vms: i64,
+}
+
+/// The hypervisor statistics, in one aggregate query: the compute nodes
+/// whose compute service is not disabled, as Nova counts them.
+pub async fn statistics(db: &Db) -> Result<NodeStatistics, DbError> {
+    let sum = |expression: &str, name: &str| {
+        format!("CAST(COALESCE(SUM({expression}), 0) AS BIGINT) AS {name}")
+    };
+    let sql = format!(
+        "SELECT COUNT(*) AS count, {}, {}, {}, {}, {}, {}, {}, {}, {}, {} \
+         FROM compute_nodes JOIN services ON services.id = compute_nodes.service_id \
+         WHERE services.disabled = 0 AND services.binary_name = $1",
+        sum("compute_nodes.vcpus", "vcpus"),
+        sum("compute_nodes.memory_mb", "memory_mb"),
+        sum("compute_nodes.local_gb", "local_gb"),
+        sum("compute_nodes.vcpus_used", "vcpus_used"),
+        sum("compute_nodes.memory_mb_used", "memory_mb_used"),
+        sum("compute_nodes.local_gb_used", "local_gb_used"),
+        sum(
+            "compute_nodes.memory_mb - compute_nodes.memory_mb_used",
+            "free_ram_mb"
+        ),
+        sum(
+            "compute_nodes.local_gb - compute_nodes.local_gb_used",
+            "free_disk_gb"
+        ),
+        sum("compute_nodes.num_io_ops", "current_workload"),
+        sum("compute_nodes.running_vms", "running_vms"),
+    );
+    Ok(
+        sqlx::query_as::<_, NodeStatistics>(sqlx::AssertSqlSafe(sql))
+            .bind(COMPUTE_BINARY)
+            .fetch_one(db.pool())
+            .await?,
+    )
+}
+
 /// Creates or refreshes the service and compute node rows of `host`; a new
 /// service is notified (`service.create`, in `tx`).
 pub async fn upsert_host(

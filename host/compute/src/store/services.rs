@@ -120,11 +120,51 @@ impl HostStatus {
 
 /// Every service, ordered by id.
 pub async fn all(db: &Db) -> Result<Vec<ServiceRow>, DbError> {
-    Ok(
-        sqlx::query_as::<_, ServiceRow>("SELECT id, uuid, host, binary_name, disabled, disabled_reason, forced_down, last_seen_up, created_at, updated_at FROM services ORDER BY id")
-            .fetch_all(db.pool())
-            .await?,
-    )
+    Ok(sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SERVICE_COLUMNS} FROM services ORDER BY id"
+    )))
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// The columns of a [`ServiceRow`].
+const SERVICE_COLUMNS: &str = "id, uuid, host, binary_name, disabled, disabled_reason, forced_down, last_seen_up, created_at, updated_at";
+
+/// The services matching `clauses`, by id.
+async fn matching(db: &Db, clauses: &novum_db::Clauses) -> Result<Vec<ServiceRow>, DbError> {
+    let sql = format!(
+        "SELECT {SERVICE_COLUMNS} FROM services WHERE {} ORDER BY id",
+        clauses.sql()
+    );
+    let query = sqlx::query_as::<_, ServiceRow>(sqlx::AssertSqlSafe(sql));
+    Ok(clauses.bind_all(query).fetch_all(db.pool()).await?)
+}
+
+/// The services whose ids are among `ids`.
+pub async fn by_ids(db: &Db, ids: &[i64]) -> Result<Vec<ServiceRow>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut clauses = novum_db::Clauses::default();
+    let list = ids
+        .iter()
+        .map(|id| clauses.int(*id))
+        .collect::<Vec<_>>()
+        .join(", ");
+    clauses.push(format!("id IN ({list})"));
+    matching(db, &clauses).await
+}
+
+/// The compute services of `hosts`.
+pub async fn compute_of_hosts(db: &Db, hosts: &[String]) -> Result<Vec<ServiceRow>, DbError> {
+    if hosts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut clauses = novum_db::Clauses::default();
+    let list = clauses.text_list(hosts);
+    let binary = clauses.text(COMPUTE_BINARY);
+    clauses.push(format!("host IN ({list}) AND binary_name = {binary}"));
+    matching(db, &clauses).await
 }
 
 /// The flags an administrator sets on a service (`PUT /os-services/{id}`).

@@ -18,14 +18,27 @@ pub async fn of_instance(conn: &mut AnyConnection, uuid: &str) -> Result<Vec<Str
         .collect::<Result<_, _>>()?)
 }
 
-/// Every instance's tags (sorted), by instance uuid: one read for a
-/// server list.
-pub async fn all(conn: &mut AnyConnection) -> Result<HashMap<String, Vec<String>>, DbError> {
-    let rows =
-        sqlx::query("SELECT instance_uuid, tag FROM instance_tags ORDER BY instance_uuid, tag")
-            .fetch_all(&mut *conn)
-            .await?;
+/// The tags (sorted) of each of the instances `uuids` that has some, by
+/// instance uuid: one read for a page of a server list.
+pub async fn of_instances(
+    conn: &mut AnyConnection,
+    uuids: &[String],
+) -> Result<HashMap<String, Vec<String>>, DbError> {
     let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+    if uuids.is_empty() {
+        return Ok(tags);
+    }
+    let mut clauses = novum_db::Clauses::default();
+    let list = clauses.text_list(uuids);
+    clauses.push(format!("instance_uuid IN ({list})"));
+    let sql = format!(
+        "SELECT instance_uuid, tag FROM instance_tags WHERE {} ORDER BY instance_uuid, tag",
+        clauses.sql()
+    );
+    let rows = clauses
+        .bind_all_rows(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_all(&mut *conn)
+        .await?;
     for row in rows {
         tags.entry(row.try_get("instance_uuid")?)
             .or_default()

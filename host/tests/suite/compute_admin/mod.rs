@@ -16,6 +16,7 @@ mod boot_images;
 mod hypervisors;
 mod keypairs;
 mod server_groups;
+mod server_lists;
 mod services;
 
 use crate::api_common;
