@@ -29,6 +29,7 @@ mod legacy_apis;
 mod network;
 mod network_api;
 mod network_data;
+mod network_proxies;
 mod notifications;
 mod openapi;
 mod pipeline;
