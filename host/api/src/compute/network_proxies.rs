@@ -142,17 +142,17 @@ async fn show_network(
     ))
 }
 
-#[utoipa::path(post, path = "/v2.1/os-networks", responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(post, path = "/v2.1/os-networks", responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn create_network() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
 
-#[utoipa::path(post, path = "/v2.1/os-networks/add", responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(post, path = "/v2.1/os-networks/add", responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn add_network() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
 
-#[utoipa::path(delete, path = "/v2.1/os-networks/{id}", params(("id" = String, Path, description = "The network's id")), responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(delete, path = "/v2.1/os-networks/{id}", params(("id" = String, Path, description = "The network's id")), responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn delete_network() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
@@ -198,12 +198,12 @@ async fn show_tenant_network(
     Ok(Json(json!({"network": tenant_network_view(&network)})))
 }
 
-#[utoipa::path(post, path = "/v2.1/os-tenant-networks", responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(post, path = "/v2.1/os-tenant-networks", responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn create_tenant_network() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
 
-#[utoipa::path(delete, path = "/v2.1/os-tenant-networks/{id}", params(("id" = String, Path, description = "The network's id")), responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(delete, path = "/v2.1/os-tenant-networks/{id}", params(("id" = String, Path, description = "The network's id")), responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn delete_tenant_network() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }

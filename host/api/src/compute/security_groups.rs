@@ -464,6 +464,7 @@ fn unquote(text: &str) -> String {
         let escaped = (bytes[index] == b'%')
             .then(|| text.get(index + 1..index + 3))
             .flatten()
+            .filter(|hex| hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
             .and_then(|hex| u8::from_str_radix(hex, 16).ok());
         match escaped {
             Some(byte) => {
@@ -642,22 +643,22 @@ async fn delete_rule(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[utoipa::path(get, path = "/v2.1/os-security-group-default-rules", responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(get, path = "/v2.1/os-security-group-default-rules", responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn list_default_rules() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
 
-#[utoipa::path(post, path = "/v2.1/os-security-group-default-rules", responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(post, path = "/v2.1/os-security-group-default-rules", responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn create_default_rule() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
 
-#[utoipa::path(get, path = "/v2.1/os-security-group-default-rules/{id}", params(("id" = String, Path, description = "A default rule's id")), responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(get, path = "/v2.1/os-security-group-default-rules/{id}", params(("id" = String, Path, description = "A default rule's id")), responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn show_default_rule() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
 
-#[utoipa::path(delete, path = "/v2.1/os-security-group-default-rules/{id}", params(("id" = String, Path, description = "A default rule's id")), responses((status = GONE, description = "Removed with nova-network")))]
+#[utoipa::path(delete, path = "/v2.1/os-security-group-default-rules/{id}", params(("id" = String, Path, description = "A default rule's id")), responses((status = GONE, description = "Removed with nova-network"), crate::fault::ApiError))]
 async fn delete_default_rule() -> ApiResult<StatusCode> {
     Err(ApiError::gone())
 }
@@ -737,6 +738,7 @@ mod tests {
             "10.0.0.0/8"
         );
         assert_eq!(parse_cidr(&json!("")).expect("cidr"), ANY_IPV4);
+        assert_eq!(unquote("%+f%2f%zz%"), "%+f/%zz%");
         assert_eq!(parse_cidr(&json!("::/0")).expect("cidr"), "::/0");
         assert_eq!(
             parse_cidr(&json!("10.0.0.1"))
