@@ -110,6 +110,14 @@ impl ApiError {
     pub fn no_such_resource() -> Self {
         Self::not_found("The resource could not be found.")
     }
+    /// 410 computeFault for a route Nova removed with nova-network
+    /// (`@wsgi.removed`), at every microversion; webob's message.
+    pub fn gone() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "This resource is no longer available.  No forwarding address is given.",
+        )
+    }
     /// 501 for what the hypervisor driver cannot do (Nova's
     /// `raise_feature_not_supported`).
     pub fn feature_not_supported() -> Self {

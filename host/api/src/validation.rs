@@ -39,6 +39,9 @@ pub enum TextFormat {
     /// `parameter_types.description`: 0 to 255 printable characters,
     /// whitespace anywhere.
     Description,
+    /// A bare string of 0 to 255 characters, any of them (the security
+    /// group proxy's `name` and `description`).
+    Any,
 }
 
 impl TextFormat {
@@ -49,7 +52,7 @@ impl TextFormat {
             TextFormat::AzName => {
                 "printable characters except :.Can not start or end with whitespace."
             }
-            TextFormat::Description => "printable characters.",
+            TextFormat::Description | TextFormat::Any => "printable characters.",
         }
     }
 
@@ -57,7 +60,7 @@ impl TextFormat {
     fn length(self) -> (usize, usize) {
         match self {
             TextFormat::Name | TextFormat::AzName => (1, MAX_NAME_LENGTH),
-            TextFormat::Description => (0, MAX_DESCRIPTION_LENGTH),
+            TextFormat::Description | TextFormat::Any => (0, MAX_DESCRIPTION_LENGTH),
         }
     }
 }
@@ -89,6 +92,9 @@ pub fn check_text(field: &str, text: &str, format: TextFormat) -> ApiResult<()> 
         return Err(ApiError::bad_request(format!(
             "Invalid input for field/attribute {field}. Value: {shown}. {shown} is too long"
         )));
+    }
+    if format == TextFormat::Any {
+        return Ok(());
     }
     let refused = !is_printable(text)
         || (format != TextFormat::Description && EDGE_SPACE.is_match(text))

@@ -134,7 +134,11 @@ fn port_security(port: Port, rules: Vec<ResolvedRule>) -> PortSecurity {
 fn resolve(rule: &SecurityGroupRule, members: &BTreeMap<String, Vec<String>>) -> ResolvedRule {
     let version = if rule.ethertype == "IPv6" { 6 } else { 4 };
     let remote = match (&rule.remote_ip_prefix, &rule.remote_group_id) {
-        (Some(prefix), _) => Some(vec![prefix.clone()]),
+        (Some(prefix), _) => Some(vec![
+            crate::ipam::parse_prefix(prefix)
+                .map(|network| network.to_string())
+                .unwrap_or_else(|_| prefix.clone()),
+        ]),
         (None, Some(group)) => Some(
             members
                 .get(group)

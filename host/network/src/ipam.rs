@@ -79,11 +79,18 @@ pub fn parse_subnet_cidr(text: &str, ip_version: u8) -> Result<IpNet, NetworkErr
 }
 
 /// Parses a CIDR or a bare address (as a host prefix), normalized to its
-/// network (a security group rule's `remote_ip_prefix`, an address pair).
+/// network (an address pair, a host route, what the firewall matches).
 pub fn parse_prefix(text: &str) -> Result<IpNet, NetworkError> {
+    parse_address_prefix(text).map(|net| net.trunc())
+}
+
+/// Parses a CIDR or a bare address (as a host prefix), keeping the address
+/// as given, host bits included: a security group rule's
+/// `remote_ip_prefix`, which Neutron stores so (`10.2.3.124/24`).
+pub fn parse_address_prefix(text: &str) -> Result<IpNet, NetworkError> {
     let trimmed = text.trim();
     if let Ok(net) = trimmed.parse::<IpNet>() {
-        return Ok(net.trunc());
+        return Ok(net);
     }
     trimmed
         .parse::<IpAddr>()

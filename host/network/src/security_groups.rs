@@ -279,6 +279,12 @@ pub(crate) async fn ensure_default_in(
         .ok_or_else(|| NetworkError::SecurityGroupNotFound(DEFAULT_GROUP_NAME.to_string()))
 }
 
+/// A rule's remote prefix as Neutron compares rules for duplicates: every
+/// address (`0.0.0.0/0`, `::/0`) the same as none.
+fn any_address_as_none(prefix: Option<&str>) -> Option<&str> {
+    prefix.filter(|prefix| !matches!(*prefix, "0.0.0.0/0" | "::/0"))
+}
+
 fn normalize_protocol(protocol: Option<&str>) -> Result<Option<String>, NetworkError> {
     let Some(protocol) = protocol
         .map(str::trim)
@@ -378,7 +384,7 @@ fn validate_rule(
     let prefix = match new.remote_ip_prefix.as_deref() {
         None => None,
         Some(text) => {
-            let prefix = ipam::parse_prefix(text)?;
+            let prefix = ipam::parse_address_prefix(text)?;
             let version = if ethertype == "IPv4" { 4 } else { 6 };
             if ipam::version_of(prefix.addr()) != version {
                 return Err(NetworkError::SecurityGroupRuleParameterConflict {
@@ -622,7 +628,8 @@ impl NetworkService {
                 && rule.protocol == protocol
                 && rule.port_range_min == new.port_range_min
                 && rule.port_range_max == new.port_range_max
-                && rule.remote_ip_prefix == prefix
+                && any_address_as_none(rule.remote_ip_prefix.as_deref())
+                    == any_address_as_none(prefix.as_deref())
                 && rule.remote_group_id == new.remote_group_id
             {
                 return Err(NetworkError::SecurityGroupRuleExists(rule.id));

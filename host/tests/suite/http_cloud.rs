@@ -260,6 +260,31 @@ impl Cloud {
     }
 }
 
+impl Cloud {
+    /// Waits until server `id` shows `wanted` as its status (failing on
+    /// ERROR); returns its view.
+    pub async fn wait_status(&self, id: &str, wanted: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..400 {
+            (_, last) = self
+                .compute(
+                    &self.admin,
+                    Method::GET,
+                    &format!("/servers/{id}"),
+                    None,
+                    "2.1",
+                )
+                .await;
+            if last["server"]["status"] == wanted {
+                return last["server"].clone();
+            }
+            assert_ne!(last["server"]["status"], "ERROR", "{last}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server {id} never reached {wanted}: {last}");
+    }
+}
+
 /// A server-create body.
 pub fn server(name: &str, flavor: &str) -> Value {
     json!({"server": {"name": name, "imageRef": IMAGE, "flavorRef": flavor, "networks": "none"}})

@@ -31,6 +31,7 @@ mod list_scale;
 mod network;
 mod network_api;
 mod network_data;
+mod network_proxies;
 mod notifications;
 mod openapi;
 mod pipeline;

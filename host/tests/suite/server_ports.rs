@@ -310,8 +310,8 @@ async fn servers_and_ports_on(backend: &crate::api_common::Backend) {
     let (status, body) = action(json!({"removeSecurityGroup": {"name": "default"}})).await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
-        "not associated any more: {body}"
+        StatusCode::NOT_FOUND,
+        "not associated any more (Nova's 404): {body}"
     );
     assert_eq!(
         cloud.server(&web).await["security_groups"],

@@ -15,14 +15,58 @@ use novum_tests::{ADMIN_PASSWORD, Cloud, openstack_cli};
 
 /// The Tempest tests that run, one regular expression per line (Tempest's
 /// `--include-list`). Tests that need what novum lacks are skipped by the
-/// feature flags in [`tempest_conf`] or excluded in [`EXCLUDE`].
+/// feature flags in [`tempest_conf`] or excluded in [`EXCLUDE`]. For a quick
+/// local iteration, `NOVUM_TEMPEST_INCLUDE` replaces this list with its own
+/// regular expressions, one per line (or separated by `;`), e.g.
+/// `NOVUM_TEMPEST_INCLUDE='\.compute\.security_groups\.'`; the count check
+/// at the end is then skipped.
 const INCLUDE: &[&str] = &[r"^tempest\.api\.compute\."];
 
+/// The scheduler filters the Tempest cloud enables, as novum's plugin
+/// names and Nova's class names (what `tempest.conf` tells Tempest): novum's
+/// default list plus `SameHostFilter` and `DifferentHostFilter`, as
+/// devstack enables them, so Tempest runs its tests of the `same_host` and
+/// `different_host` hints.
+const SCHEDULER_FILTERS: &[(&str, &str)] = &[
+    ("compute-filter", "ComputeFilter"),
+    ("compute-capabilities-filter", "ComputeCapabilitiesFilter"),
+    ("image-properties-filter", "ImagePropertiesFilter"),
+    (
+        "server-group-anti-affinity-filter",
+        "ServerGroupAntiAffinityFilter",
+    ),
+    ("server-group-affinity-filter", "ServerGroupAffinityFilter"),
+    ("availability-zone-filter", "AvailabilityZoneFilter"),
+    ("same-host-filter", "SameHostFilter"),
+    ("different-host-filter", "DifferentHostFilter"),
+];
+
+/// The include list: [`INCLUDE`], or `NOVUM_TEMPEST_INCLUDE`'s when set
+/// (then `true`: a partial run).
+fn include_list() -> (Vec<String>, bool) {
+    match std::env::var("NOVUM_TEMPEST_INCLUDE") {
+        Ok(custom) if !custom.trim().is_empty() => (
+            custom
+                .split(['\n', ';'])
+                .map(str::trim)
+                .filter(|pattern| !pattern.is_empty())
+                .map(str::to_string)
+                .collect(),
+            true,
+        ),
+        _ => (
+            INCLUDE.iter().map(|pattern| pattern.to_string()).collect(),
+            false,
+        ),
+    }
+}
+
 // Why the tests Tempest skips are skipped (its own skip messages, from the
-// run of 2026-12-06 with the `tempest_conf` below: 414 passed, 66
-// skipped, 0 failed once the last exclusion above was added; 48 of the
-// package's 588 tests excluded below). Each is a service novum does not
-// offer or a feature that is still open, never a failure hidden:
+// run of 2026-12-06 with the `tempest_conf` below: 445 passed, 69
+// skipped, 0 failed; 14 of the package's tests excluded below). Each is a
+// service novum does not offer, a feature that is still open, or what
+// Tempest itself skips when Neutron backs Nova's proxies, never a failure
+// hidden:
 // - the volume service (Cinder), absent: every volume, attach and
 //   boot-from-volume test (26);
 // - guest validation off (`[validation] run_validation = false`: the
@@ -33,9 +77,9 @@ const INCLUDE: &[&str] = &[r"^tempest\.api\.compute\."];
 // - VNC and SPICE consoles (only the serial console is served): 3;
 // - personality files (accepted, not injected), `OS-DCF:diskConfig`
 //   AUTO, FQDN hostname sanitization, image certificate validation: 6;
-// - the `SameHostFilter`/`DifferentHostFilter` tests, which Tempest runs
-//   only when told those filters are enabled (they are plugins novum
-//   ships; not listed in `tempest.conf` yet): 3;
+// - the security group proxy's negative tests Tempest skips with Neutron
+//   behind it (duplicate names allowed; ids, names and descriptions not
+//   checked on update; its bug 1161411 on create): 6;
 // - nova-network, public networks (floating IPs): 2; Tempest's own
 //   known-bug skips: 3.
 
@@ -45,16 +89,6 @@ const EXCLUDE: &[&str] = &[
     // No cold migration yet (issue 14, the fleet): `migrate` is an unknown
     // action (400, not 404).
     r"\.ServersAdminNegativeTestJSON\.test_migrate_non_existent_server\b",
-    // Nova's network proxies, removed in 2.36 (the Network API serves
-    // these): os-networks, os-tenant-networks, os-security-groups and
-    // os-security-group-rules: an open feature of issue 12.
-    r"\.admin\.test_networks\.",
-    r"\.compute\.test_tenant_networks\.",
-    r"\.admin\.test_security_groups\.",
-    r"\.compute\.security_groups\.",
-    // Adds a security group made through the os-security-groups proxy
-    // (before 2.36) to a rescued server: the proxy is the open feature above.
-    r"\.ServerRescueTestJSONUnderV235\.test_rescued_vm_add_remove_security_group\b",
     // Floating IPs need Neutron's L3 (routers, floating IPs), which the
     // built-in network service does not have.
     r"\.compute\.floating_ips\.",
@@ -82,6 +116,11 @@ fn tempest_conf(
 ) -> String {
     let url = &cloud.url;
     let dir = workspace.display();
+    let filters = SCHEDULER_FILTERS
+        .iter()
+        .map(|(_, nova)| *nova)
+        .collect::<Vec<_>>()
+        .join(",");
     format!(
         r#"[DEFAULT]
 log_dir = {dir}/logs
@@ -117,6 +156,7 @@ min_microversion = 2.1
 max_microversion = 2.104
 
 [compute-feature-enabled]
+scheduler_enabled_filters = {filters}
 console_output = true
 resize = true
 pause = true
@@ -220,7 +260,15 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
             "tempest is missing: run tests/bootstrap.sh (it installs it beside the openstack CLI)"
         )
     })?;
-    let cloud = Cloud::start("tempest", "[agent]\nembedded_hosts = 2\n")?;
+    let filters = SCHEDULER_FILTERS
+        .iter()
+        .map(|(plugin, _)| format!("{plugin:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cloud = Cloud::start(
+        "tempest",
+        &format!("[agent]\nembedded_hosts = 2\n\n[scheduler]\nenabled_filters = [{filters}]\n"),
+    )?;
     let token = cloud.admin_token()?;
     // Images whose guests run the QEMU guest agent, as changePassword needs.
     let guest_agent = serde_json::json!({"hw_qemu_guest_agent": "yes"});
@@ -243,7 +291,8 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
             &network_extensions(&cloud, &token)?,
         ),
     )?;
-    std::fs::write(workspace.join("include.txt"), INCLUDE.join("\n") + "\n")?;
+    let (include, partial) = include_list();
+    std::fs::write(workspace.join("include.txt"), include.join("\n") + "\n")?;
     std::fs::write(workspace.join("exclude.txt"), EXCLUDE.join("\n") + "\n")?;
 
     // Tempest runs stestr, which runs the tests with the venv's Python.
@@ -287,7 +336,7 @@ fn tempest_compute_api_subset() -> anyhow::Result<()> {
     );
     // A run where everything skipped would pass too: hold the count up.
     assert!(
-        passed >= 400,
+        partial || passed >= 400,
         "only {passed} Tempest tests passed:\n{output}"
     );
     Ok(())

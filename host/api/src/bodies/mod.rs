@@ -28,6 +28,7 @@
 pub mod aggregate;
 pub mod fields;
 pub mod flavor;
+pub mod security_group;
 pub mod server;
 pub mod server_action;
 

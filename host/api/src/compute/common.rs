@@ -6,7 +6,23 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::fault::{ApiError, ApiResult};
+use crate::microversion::Microversion;
 use novum_compute::conductor::ConductorError;
+
+/// The last microversion of Nova's proxy APIs (its
+/// `MAX_PROXY_API_SUPPORT_VERSION`, 2.35): the image proxy, the network and
+/// security group proxies.
+pub const MAX_PROXY_MICROVERSION: u16 = 35;
+
+/// 404 (Nova's `VersionNotFoundForAPIMethod`) for a route whose last
+/// microversion is 2.`last`, at every later one.
+pub fn until_microversion(version: Microversion, last: u16) -> ApiResult<()> {
+    if version.at_least(last + 1) {
+        Err(ApiError::no_such_resource())
+    } else {
+        Ok(())
+    }
+}
 
 impl From<ConductorError> for ApiError {
     fn from(error: ConductorError) -> Self {

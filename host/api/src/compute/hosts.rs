@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{parse_query, query_value};
+use super::common::{parse_query, query_value, until_microversion};
 use super::services::{service_zone, zones_by_host};
 use crate::AppState;
 use crate::auth::AuthContext;
@@ -28,9 +28,7 @@ const LAST_MICROVERSION: u16 = 42;
 
 /// 404 from 2.43; 403 for a caller who is not an admin.
 fn guard(auth: &AuthContext, version: Microversion, rule: &str) -> ApiResult<()> {
-    if version.at_least(LAST_MICROVERSION + 1) {
-        return Err(ApiError::no_such_resource());
-    }
+    until_microversion(version, LAST_MICROVERSION)?;
     auth.require_admin(&format!("os_compute_api:os-hosts:{rule}"))
 }
 

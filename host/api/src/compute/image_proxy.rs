@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{Page, api_time, compute_url, links, next_link, parse_query, query_value};
+use super::common::{
+    MAX_PROXY_MICROVERSION, Page, api_time, compute_url, links, next_link, parse_query,
+    query_value, until_microversion,
+};
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::body::JsonBody;
@@ -27,20 +30,13 @@ use novum_images::listing::{self, FilterColumn, ImageListing, ValueMatch};
 use novum_images::{Image, Viewer};
 use novum_quota::Resource;
 
-/// The last microversion with the image proxy.
-const LAST_MICROVERSION: u16 = 35;
-
 /// The listing's page size when the proxy reads every image it then
 /// filters and pages itself.
 const ALL_IMAGES: usize = 100_000;
 
 /// 404 from 2.36.
 fn guard(version: Microversion) -> ApiResult<()> {
-    if version.at_least(LAST_MICROVERSION + 1) {
-        Err(ApiError::no_such_resource())
-    } else {
-        Ok(())
-    }
+    until_microversion(version, MAX_PROXY_MICROVERSION)
 }
 
 /// Nova's answer for an image the caller cannot see.

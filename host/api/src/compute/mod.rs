@@ -17,6 +17,8 @@ pub mod image_proxy;
 pub mod interfaces;
 pub mod keypairs;
 pub mod migrations;
+pub mod network_proxies;
+pub mod security_groups;
 pub mod server_actions;
 pub mod server_diagnostics;
 pub mod server_groups;
@@ -61,6 +63,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(usage::routes())
         .merge(hosts::routes())
         .merge(image_proxy::routes())
+        .merge(network_proxies::routes())
+        .merge(security_groups::routes())
         .merge(extensions::routes())
         .merge(usage_audit_log::routes())
         .merge(external_events::routes())

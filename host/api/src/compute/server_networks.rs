@@ -14,12 +14,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::network_fault;
+use super::security_groups;
 use super::servers::{fetch_visible, network_caller};
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
-use novum_network::{InstancePort, SecurityGroup, SecurityGroupRule};
+use novum_network::{InstancePort, SecurityGroup};
 
 /// What a server's view shows of its networking.
 #[derive(Clone, Debug, Default)]
@@ -119,43 +120,6 @@ async fn ips_of_network(
     }
 }
 
-/// A rule as Nova's `os-security-groups` shows it.
-fn rule_view(rule: &SecurityGroupRule, groups: &[SecurityGroup]) -> Value {
-    let group = rule.remote_group_id.as_ref().map(|remote| {
-        let name = groups
-            .iter()
-            .find(|group| &group.id == remote)
-            .map(|group| group.name.clone());
-        json!({"name": name})
-    });
-    json!({
-        "id": rule.id,
-        "parent_group_id": rule.security_group_id,
-        "ip_protocol": rule.protocol,
-        "from_port": rule.port_range_min,
-        "to_port": rule.port_range_max,
-        "ip_range": rule.remote_ip_prefix.as_ref().map_or_else(|| json!({}), |cidr| json!({"cidr": cidr})),
-        "group": group.unwrap_or_else(|| json!({})),
-    })
-}
-
-/// A security group as Nova's `os-security-groups` shows it (ingress
-/// rules only, as Nova's proxy does).
-fn group_view(group: &SecurityGroup, groups: &[SecurityGroup]) -> Value {
-    json!({
-        "id": group.id,
-        "name": group.name,
-        "description": group.description,
-        "tenant_id": group.project_id,
-        "rules": group
-            .rules
-            .iter()
-            .filter(|rule| rule.direction == "ingress")
-            .map(|rule| rule_view(rule, groups))
-            .collect::<Vec<_>>(),
-    })
-}
-
 #[utoipa::path(get, path = "/v2.1/servers/{id}/os-security-groups", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "The server's security groups", body = Object), crate::fault::ApiError))]
 async fn security_groups(
     State(state): State<AppState>,
@@ -163,23 +127,26 @@ async fn security_groups(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     fetch_visible(&state, &auth, &id).await?;
-    let mut groups = state
+    let caller = network_caller(&auth);
+    let groups: Vec<SecurityGroup> = state
         .network
         .instance_security_groups(&id)
         .await
-        .map_err(network_fault)?;
-    groups.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-    let views: Vec<Value> = groups
-        .iter()
-        .map(|group| group_view(group, &groups))
+        .map_err(network_fault)?
+        .into_iter()
+        .filter(|group| auth.may_see_project(&group.project_id))
         .collect();
+    let views = security_groups::views(&state, &caller, &groups).await?;
     Ok(Json(json!({"security_groups": views})))
 }
 
 /// `addSecurityGroup` (`add`) or `removeSecurityGroup` on server `id` of
-/// group `name`: every port of the server gains or loses it. Nova's
-/// answers: an unknown group 404, a group the server does not have (on
-/// remove) 400, a server without ports 400.
+/// group `name` (a name or an id of the caller's project): every port of
+/// the server gains or loses it. Nova's answers (`security_group_api`'s
+/// `add_to_instance` / `remove_from_instance`): an unknown group 404, a
+/// name of several groups 409, a server without ports 404, a group none of
+/// its ports has (on remove) 404, a port without port security (on add)
+/// 400.
 pub async fn change_security_group(
     state: &AppState,
     auth: &AuthContext,
@@ -189,44 +156,44 @@ pub async fn change_security_group(
 ) -> ApiResult<()> {
     let caller = network_caller(auth);
     let network = &state.network;
-    let ports = network.instance_ports(id).await.map_err(network_fault)?;
-    if ports.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "Server {id} has no port to {} a security group",
-            if add { "add" } else { "remove" }
-        )));
-    }
-    if !add {
-        let current = network
-            .instance_security_groups(id)
-            .await
-            .map_err(network_fault)?;
-        if !current
-            .iter()
-            .any(|group| group.name == name || group.id == name)
-        {
-            return Err(ApiError::bad_request(format!(
-                "Security group {name} not associated with the instance {id}"
+    let group = match network
+        .resolve_security_groups(&auth.project_id, &[name.to_string()])
+        .await
+    {
+        Ok(mut ids) => ids.pop().unwrap_or_default(),
+        Err(novum_network::NetworkError::SecurityGroupNotFound(_)) => {
+            return Err(ApiError::not_found(format!(
+                "Security group {name} is not found for project {}",
+                auth.project_id
             )));
         }
+        Err(error) => return Err(network_fault(error)),
+    };
+    let ports = network.instance_ports(id).await.map_err(network_fault)?;
+    if ports.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "instance_id {id} could not be found as device id on any ports"
+        )));
+    }
+    if !add
+        && !ports
+            .iter()
+            .any(|port| port.port.security_groups.contains(&group))
+    {
+        return Err(ApiError::not_found(format!(
+            "Security group {name} not associated with the instance {id}"
+        )));
     }
     let changed = if add {
-        network.add_instance_security_group(&caller, id, name).await
+        network
+            .add_instance_security_group(&caller, id, &group)
+            .await
     } else {
         network
-            .remove_instance_security_group(&caller, id, name)
+            .remove_instance_security_group(&caller, id, &group)
             .await
     };
-    match changed {
-        Ok(_) => Ok(()),
-        Err(novum_network::NetworkError::SecurityGroupNotFound(_)) => {
-            Err(ApiError::not_found(format!(
-                "Security group {name} not found for project {}.",
-                auth.project_id
-            )))
-        }
-        Err(error) => Err(network_fault(error)),
-    }
+    changed.map(|_| ()).map_err(network_fault)
 }
 
 /// The routes of this module.

@@ -702,7 +702,8 @@ async fn security_groups_and_rules_refuse_what_neutron_refuses() {
             .create_security_group_rule(&alice, &ssh)
             .await
             .expect("ssh rule");
-        assert_eq!(created.remote_ip_prefix.as_deref(), Some("10.0.0.0/8"));
+        // Kept as given, host bits and all, as Neutron keeps it.
+        assert_eq!(created.remote_ip_prefix.as_deref(), Some("10.0.0.1/8"));
         let message = refused(
             service.create_security_group_rule(&alice, &ssh).await,
             "SecurityGroupRuleExists",
