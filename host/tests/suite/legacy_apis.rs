@@ -1,6 +1,7 @@
 //! The deprecated routes clients still call, answered as Nova answers
 //! them: `os-hosts` (to 2.42), the image proxy `/images` with its metadata
-//! (to 2.35), and `/extensions`; each 404 after its last microversion.
+//! (to 2.35), `/extensions`, and `os-volumes_boot` (the `/servers` alias, to
+//! 2.102); each 404 after its last microversion.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -296,4 +297,87 @@ async fn extensions_are_listed_as_nova_lists_them() {
         .compute_at("member", "GET", "/extensions/nope", None, "2.1")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn os_volumes_boot_is_the_servers_alias_until_2_102() {
+    let cloud = cloud_with(|_| {}).await;
+    let token = cloud.register("h1", 8, 16384).await;
+    let body =
+        json!({"server": {"name": "vb", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}});
+    let (status, created) = cloud
+        .compute_at(
+            "member",
+            "POST",
+            "/os-volumes_boot",
+            Some(body.clone()),
+            "2.102",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{created}");
+    let id = created["server"]["id"].as_str().expect("id").to_string();
+    cloud.spawn_active("h1", &token, &id).await;
+
+    let (status, shown) = cloud
+        .compute_at(
+            "member",
+            "GET",
+            &format!("/os-volumes_boot/{id}"),
+            None,
+            "2.1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["server"]["status"], "ACTIVE");
+    for path in ["/os-volumes_boot", "/os-volumes_boot/detail"] {
+        let (status, listed) = cloud.compute_at("member", "GET", path, None, "2.1").await;
+        assert_eq!(status, StatusCode::OK, "{listed}");
+        let ids: Vec<&Value> = listed["servers"]
+            .as_array()
+            .expect("servers")
+            .iter()
+            .map(|server| &server["id"])
+            .collect();
+        assert_eq!(ids, [&json!(id)], "{path}");
+    }
+    let (status, updated) = cloud
+        .compute_at(
+            "member",
+            "PUT",
+            &format!("/os-volumes_boot/{id}"),
+            Some(json!({"server": {"name": "renamed"}})),
+            "2.1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["server"]["name"], "renamed");
+    let (status, fault) = cloud
+        .compute_at(
+            "member",
+            "POST",
+            &format!("/os-volumes_boot/{id}/action"),
+            Some(json!({"explode": null})),
+            "2.1",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{fault}");
+
+    // Gone from 2.103, every route of it.
+    for (method, path) in [
+        ("GET", "/os-volumes_boot".to_string()),
+        ("GET", "/os-volumes_boot/detail".to_string()),
+        ("GET", format!("/os-volumes_boot/{id}")),
+        ("DELETE", format!("/os-volumes_boot/{id}")),
+    ] {
+        let (status, fault) = cloud
+            .compute_at("member", method, &path, None, "2.103")
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {fault}");
+    }
+    let (status, fault) = cloud
+        .compute_at("member", "POST", "/os-volumes_boot", Some(body), "2.103")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{fault}");
+    // The server is still there, and goes as any other.
+    cloud.delete_done("h1", &token, &id).await;
 }

@@ -34,6 +34,7 @@ pub mod snapshots;
 pub mod usage;
 pub mod usage_audit_log;
 pub mod versions;
+pub mod volumes_boot;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -68,5 +69,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(extensions::routes())
         .merge(usage_audit_log::routes())
         .merge(external_events::routes())
+        .merge(volumes_boot::routes())
         .merge(crate::quota::routes())
 }

@@ -184,7 +184,7 @@ fn parse_action(name: &str, args: &Value, version: Microversion) -> ApiResult<Re
 }
 
 #[utoipa::path(post, path = "/v2.1/servers/{id}/action", params(("id" = String, Path, description = "The server UUID")), request_body = crate::openapi::SingleKeyObject, responses((status = ACCEPTED, description = "Accepted"), (status = OK, description = "os-getConsoleOutput: the log; os-getSerialConsole: the console URL", body = Object), (status = NO_CONTENT, description = "confirmResize done"), crate::fault::ApiError))]
-async fn action(
+pub(super) async fn action(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,

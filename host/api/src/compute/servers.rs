@@ -334,7 +334,7 @@ async fn instance_tags(state: &AppState, uuid: &str) -> ApiResult<Vec<String>> {
 }
 
 #[utoipa::path(get, path = "/v2.1/servers", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::fault::ApiError))]
-async fn index(
+pub(super) async fn index(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
@@ -345,7 +345,7 @@ async fn index(
 }
 
 #[utoipa::path(get, path = "/v2.1/servers/detail", params(ListQuery), responses((status = OK, description = "Success", body = ServerList), crate::fault::ApiError))]
-async fn detail(
+pub(super) async fn detail(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
@@ -356,7 +356,7 @@ async fn detail(
 }
 
 #[utoipa::path(get, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = OK, description = "Success", body = ServerEnvelope), crate::fault::ApiError))]
-async fn show(
+pub(super) async fn show(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
@@ -576,7 +576,7 @@ pub(crate) fn network_caller(auth: &AuthContext) -> novum_network::Caller {
 }
 
 #[utoipa::path(post, path = "/v2.1/servers", request_body = ServerCreateBody, responses((status = ACCEPTED, description = "The new server (`server`), or its reservation id (`reservation_id`) with return_reservation_id", body = Object), crate::fault::ApiError))]
-async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     auth: AuthContext,
     request_id: RequestId,
@@ -698,7 +698,7 @@ async fn create(
 }
 
 #[utoipa::path(put, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), request_body = ServerUpdateBody, responses((status = OK, description = "Success", body = ServerEnvelope), crate::fault::ApiError))]
-async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     auth: AuthContext,
     version: Microversion,
@@ -806,7 +806,7 @@ fn only_in_show(key: &str) -> bool {
 }
 
 #[utoipa::path(delete, path = "/v2.1/servers/{id}", params(("id" = String, Path, description = "The server UUID")), responses((status = NO_CONTENT, description = "Done, no body"), crate::fault::ApiError))]
-async fn delete(
+pub(super) async fn delete(
     State(state): State<AppState>,
     auth: AuthContext,
     request_id: RequestId,
