@@ -55,9 +55,8 @@ async fn reload(State(state): State<AppState>, auth: AuthContext) -> ApiResult<J
     let selection = config.scheduler.plugin_selection();
     let scope = state.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        scope.metrics_scope(|| {
-            plugins.reload(config.scheduler.backend, &selection, &config.plugins)
-        })
+        scope
+            .metrics_scope(|| plugins.reload(config.scheduler.backend, &selection, &config.plugins))
     })
     .await
     .map_err(ApiError::internal)?

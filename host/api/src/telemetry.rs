@@ -46,7 +46,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Router, middleware};
 use metrics::{Gauge, Recorder};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -147,7 +149,13 @@ impl Telemetry {
     }
 
     /// Records one API request.
-    pub fn record_request(&self, method: &Method, route: Option<&str>, status: u16, elapsed: Duration) {
+    pub fn record_request(
+        &self,
+        method: &Method,
+        route: Option<&str>,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let method = method_label(method);
         let route = route.unwrap_or(UNMATCHED_ROUTE).to_string();
         self.scope(|| {
@@ -250,7 +258,11 @@ impl Recorder for SharedRecorder {
         self.0.describe_histogram(key, unit, description);
     }
 
-    fn register_counter(&self, key: &metrics::Key, metadata: &metrics::Metadata<'_>) -> metrics::Counter {
+    fn register_counter(
+        &self,
+        key: &metrics::Key,
+        metadata: &metrics::Metadata<'_>,
+    ) -> metrics::Counter {
         self.0.register_counter(key, metadata)
     }
 

@@ -194,7 +194,9 @@ impl Checks {
 fn same_port(first: std::net::SocketAddr, second: std::net::SocketAddr) -> bool {
     first.port() != 0
         && first.port() == second.port()
-        && (first.ip() == second.ip() || first.ip().is_unspecified() || second.ip().is_unspecified())
+        && (first.ip() == second.ip()
+            || first.ip().is_unspecified()
+            || second.ip().is_unspecified())
 }
 
 fn root(name: &str) -> KeyPath {

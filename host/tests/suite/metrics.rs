@@ -98,7 +98,11 @@ async fn scrape(cloud: &Cloud) -> Exposition {
 
 /// Scrapes until `ready` holds (a state read at scrape time, or a request
 /// counted after its response went out), at most 30 s.
-async fn scrape_until(cloud: &Cloud, what: &str, ready: impl Fn(&Exposition) -> bool) -> Exposition {
+async fn scrape_until(
+    cloud: &Cloud,
+    what: &str,
+    ready: impl Fn(&Exposition) -> bool,
+) -> Exposition {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let scraped = scrape(cloud).await;
@@ -114,14 +118,20 @@ async fn scrape_until(cloud: &Cloud, what: &str, ready: impl Fn(&Exposition) -> 
 /// running in these clouds).
 async fn outbox_events(cloud: &Cloud) -> f64 {
     let (status, body) = cloud
-        .call(&cloud.admin, Method::GET, "/novum/v1/notifications?limit=1000", None, "2.1")
+        .call(
+            &cloud.admin,
+            Method::GET,
+            "/novum/v1/notifications?limit=1000",
+            None,
+            "2.1",
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     body["notifications"].as_array().expect("a list").len() as f64
 }
 
 const PLACED_BUILDS: &str = r#"novum_scheduler_decisions_total{purpose="build",outcome="placed"}"#;
-const SERVER_ROUTE: &str = "/compute/v2.1/servers/{server_id}";
+const SERVER_ROUTE: &str = "/compute/v2.1/servers/{id}";
 
 #[tokio::test]
 async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series() {
@@ -144,11 +154,12 @@ async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(
 
     let id = server_from(&cloud, &cloud.admin, "1", IMAGE, "ACTIVE").await;
     let missing = "/compute/v2.1/no-such-resource-metrics-probe";
-    let (status, _) = cloud.call(&cloud.admin, Method::GET, missing, None, "2.1").await;
+    let (status, _) = cloud
+        .call(&cloud.admin, Method::GET, missing, None, "2.1")
+        .await;
     assert_eq!(status, 404);
-    let get_server = format!(
-        r#"novum_api_requests_total{{method="GET",route="{SERVER_ROUTE}",status="200"}}"#
-    );
+    let get_server =
+        format!(r#"novum_api_requests_total{{method="GET",route="{SERVER_ROUTE}",status="200"}}"#);
     let events_before = outbox_events(&cloud).await;
     let after = scrape_until(&cloud, "the requests counted", |scraped| {
         scraped.get(&get_server).is_some()
@@ -188,13 +199,22 @@ async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(
         assert!(sum > 0.0, "{stage} took no time");
     }
     let decision = after.value("novum_scheduler_decision_duration_seconds_sum");
-    assert!((decision - stages).abs() < 1e-6, "{decision} s vs {stages} s in stages");
+    assert!(
+        (decision - stages).abs() < 1e-6,
+        "{decision} s vs {stages} s in stages"
+    );
     assert_eq!(
         after.value(r#"novum_scheduler_stage_duration_seconds_bucket{stage="state",le="+Inf"}"#),
         1.0
     );
-    assert_eq!(after.value(r#"novum_scheduler_claims_total{outcome="won"}"#), 1.0);
-    assert_eq!(after.value(r#"novum_scheduler_claims_total{outcome="lost"}"#), 0.0);
+    assert_eq!(
+        after.value(r#"novum_scheduler_claims_total{outcome="won"}"#),
+        1.0
+    );
+    assert_eq!(
+        after.value(r#"novum_scheduler_claims_total{outcome="lost"}"#),
+        0.0
+    );
 
     // Requests by route template and status; latency by route.
     assert_eq!(
@@ -216,13 +236,24 @@ async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(
     );
     // Bounded labels: no id, no raw path.
     assert!(!after.text.contains(&id), "a server id in a label");
-    assert!(!after.text.contains("no-such-resource"), "a raw path in a label");
+    assert!(
+        !after.text.contains("no-such-resource"),
+        "a raw path in a label"
+    );
     for (series, _) in after.series_of("novum_api_requests_total") {
-        assert!(series.contains(r#"route="/"#) || series.contains(r#"route="unmatched""#), "{series}");
+        assert!(
+            series.contains(r#"route="/"#) || series.contains(r#"route="unmatched""#),
+            "{series}"
+        );
     }
 
     // The plugins that placed it, through the plugin host's own counters.
-    for plugin in ["compute-filter", "ram-weigher", "standard-quota-policy"] {
+    // (One host: the weighers have nothing to choose between and are not called.)
+    for plugin in [
+        "compute-filter",
+        "availability-zone-filter",
+        "standard-quota-policy",
+    ] {
         assert!(
             after.value(&format!(
                 r#"novum_plugin_call_duration_seconds_count{{plugin="{plugin}"}}"#
@@ -242,7 +273,10 @@ async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(
     assert_eq!(status, 200, "{plugins}");
     let listed_calls = plugins["plugins"]
         .as_array()
-        .and_then(|list| list.iter().find(|plugin| plugin["name"] == "compute-filter"))
+        .and_then(|list| {
+            list.iter()
+                .find(|plugin| plugin["name"] == "compute-filter")
+        })
         .map(|plugin| plugin["metrics"]["calls"].as_f64().unwrap_or_default())
         .expect("compute-filter listed");
     assert_eq!(
@@ -265,15 +299,30 @@ async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(
         depth > 0.0 && (events_before..=events_after).contains(&depth),
         "depth {depth}, events {events_before}..{events_after}"
     );
-    assert_eq!(after.value(r#"novum_metrics_collector_up{collector="outbox"}"#), 1.0);
-    assert_eq!(after.value(r#"novum_metrics_collector_up{collector="agents"}"#), 1.0);
+    assert_eq!(
+        after.value(r#"novum_metrics_collector_up{collector="outbox"}"#),
+        1.0
+    );
+    assert_eq!(
+        after.value(r#"novum_metrics_collector_up{collector="agents"}"#),
+        1.0
+    );
 
     // An admin forces the service down: the agent counts as down.
     let (status, services) = cloud
-        .compute(&cloud.admin, Method::GET, "/os-services?binary=nova-compute", None, "2.53")
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            "/os-services?binary=nova-compute",
+            None,
+            "2.53",
+        )
         .await;
     assert_eq!(status, 200, "{services}");
-    let service = services["services"][0]["id"].as_str().expect("service id").to_string();
+    let service = services["services"][0]["id"]
+        .as_str()
+        .expect("service id")
+        .to_string();
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -301,7 +350,11 @@ async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(
         .send()
         .await
         .expect("request");
-    assert_eq!(other.status().as_u16(), 404, "only /metrics is served there");
+    assert_eq!(
+        other.status().as_u16(),
+        404,
+        "only /metrics is served there"
+    );
 
     wait_status(&cloud, &id, "ACTIVE").await;
     cloud.stop().await;
@@ -318,8 +371,16 @@ async fn the_api_listener_serves_metrics_to_admins_only() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("novum:metrics"), "{body}");
     let scraped = scrape(&cloud).await;
-    assert!(scraped.text.contains("# TYPE novum_api_requests_total counter"));
-    assert!(scraped.text.contains("# TYPE novum_scheduler_stage_duration_seconds histogram"));
+    assert!(
+        scraped
+            .text
+            .contains("# TYPE novum_api_requests_total counter")
+    );
+    assert!(
+        scraped
+            .text
+            .contains("# TYPE novum_scheduler_stage_duration_seconds histogram")
+    );
     assert!(scraped.text.contains("# HELP novum_agents "));
     // The refused scrapes are requests like any other.
     let refused = scrape_until(&cloud, "the refused scrapes counted", |scraped| {
@@ -351,21 +412,31 @@ fn the_scrape_address_is_checked() {
     )
     .expect_err("the API's own port");
     let message = format!("{error:#}");
-    assert!(message.contains("line 3") && message.contains("metrics.listen"), "{message}");
+    assert!(
+        message.contains("line 3") && message.contains("metrics.listen"),
+        "{message}"
+    );
     let error = novum_config::Config::parse(
         "listen = \"127.0.0.1:8774\"\n[metrics]\nlisten = \"0.0.0.0:8774\"\n",
     )
     .expect_err("every address takes the API's port too");
     assert!(format!("{error:#}").contains("must differ"), "{error:#}");
-    let error = novum_config::Config::parse("[metrics]\nenabled = false\nlisten = \"127.0.0.1:9180\"\n")
-        .expect_err("a scrape address with metrics off");
-    assert!(format!("{error:#}").contains("metrics.enabled = true"), "{error:#}");
+    let error =
+        novum_config::Config::parse("[metrics]\nenabled = false\nlisten = \"127.0.0.1:9180\"\n")
+            .expect_err("a scrape address with metrics off");
+    assert!(
+        format!("{error:#}").contains("metrics.enabled = true"),
+        "{error:#}"
+    );
     let error = novum_config::Config::parse("[metrics]\nlisten = \"not an address\"\n")
         .expect_err("not an address");
     assert!(format!("{error:#}").contains("listen"), "{error:#}");
-    let config =
-        novum_config::Config::parse("[metrics]\nlisten = \"127.0.0.1:9180\"\n").expect("a scrape address");
-    assert_eq!(config.metrics.listen, Some("127.0.0.1:9180".parse().expect("address")));
+    let config = novum_config::Config::parse("[metrics]\nlisten = \"127.0.0.1:9180\"\n")
+        .expect("a scrape address");
+    assert_eq!(
+        config.metrics.listen,
+        Some("127.0.0.1:9180".parse().expect("address"))
+    );
     assert!(config.metrics.enabled);
     let error = novum_config::Config::parse("[metrics]\nport = 9180\n").expect_err("unknown key");
     assert!(format!("{error:#}").contains("port"), "{error:#}");

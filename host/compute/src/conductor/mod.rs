@@ -54,7 +54,6 @@ use crate::instance_metadata::{config_drive_column, config_drive_required};
 use claims::Resources;
 use model::{FlavorSnapshot, Instance};
 use notices::StateMark;
-use scheduling_metrics::{Outcome, SchedulingMetrics, StageTimes};
 use novum_db::{self as db, Db, DbError, Tx};
 use novum_notify::builders::{self, InstanceAction};
 use novum_notify::payload::RequestSpecPayload;
@@ -64,6 +63,7 @@ use novum_scheduler::{
     self as scheduler, ClaimOutcome, Claimer, HostState, ScheduleError, SchedulerConfig,
     SchedulingRequest,
 };
+use scheduling_metrics::{Outcome, SchedulingMetrics, StageTimes};
 use states::{task, vm};
 use tasks::TaskBoard;
 

@@ -93,9 +93,7 @@ impl SchedulingMetrics {
     /// Registers every series with the `metrics` recorder in scope (no-op
     /// handles when there is none).
     pub fn register() -> Self {
-        let stage = |name: &'static str| {
-            metrics::histogram!("novum_scheduler_stage_duration_seconds", "stage" => name)
-        };
+        let stage = |name: &'static str| metrics::histogram!("novum_scheduler_stage_duration_seconds", "stage" => name);
         Self {
             decisions: PURPOSES.map(|purpose| {
                 Outcome::ALL.map(|outcome| {

@@ -193,8 +193,7 @@ pub async fn agent_liveness(db: &Db, service_down_time: u64) -> Result<AgentLive
     let mut liveness = AgentLiveness::default();
     let mut total_lag = 0.0;
     for (last_seen_up, forced_down) in rows {
-        if !snapshot::service_is_up(last_seen_up.as_deref(), forced_down != 0, service_down_time)
-        {
+        if !snapshot::service_is_up(last_seen_up.as_deref(), forced_down != 0, service_down_time) {
             liveness.down += 1;
             continue;
         }
