@@ -4,7 +4,8 @@
 //! plugin calls, the agents up and down (an admin forcing the service down)
 //! and the outbox depth. On the API listener only admins may read it; the
 //! `[metrics] listen` address serves it without authentication; with
-//! `[metrics] enabled = false` there is nothing to read.
+//! `[metrics] enabled = false` there is nothing to read. On SQLite and
+//! PostgreSQL.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -133,9 +134,29 @@ async fn outbox_events(cloud: &Cloud) -> f64 {
 const PLACED_BUILDS: &str = r#"novum_scheduler_decisions_total{purpose="build",outcome="placed"}"#;
 const SERVER_ROUTE: &str = "/compute/v2.1/servers/{id}";
 
-#[tokio::test]
-async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_shows_in_the_series_sqlite() {
+    a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_shows_in_the_series_postgres() {
+    a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(true).await;
+}
+
+/// On SQLite, or on a fresh PostgreSQL database (skipped, reason printed,
+/// when none answers).
+async fn a_placement_shows_in_the_decision_route_agent_plugin_and_outbox_series(postgres: bool) {
+    let database_url = if postgres {
+        let Some(url) = novum_db::testing::postgres_url().await else {
+            return;
+        };
+        Some(url)
+    } else {
+        None
+    };
     let cloud = Cloud::start(|config| {
+        config.database.url = database_url;
         config.metrics.listen = Some("127.0.0.1:0".parse().expect("address"));
     })
     .await;
