@@ -18,7 +18,10 @@
 //! listener of its own without authentication ([`scrape_app`]) for a
 //! Prometheus server on a management network. Labels never hold an id or a
 //! raw path: a request is labelled by its route's template
-//! (`/compute/v2.1/servers/{server_id}`), its method and its status.
+//! (`/compute/v2.1/servers/{id}`; `unmatched` for a path no route
+//! knows), its method (`other` for a non-standard one) and its status.
+//! Scrapes of the `[metrics] listen` address are not counted as API
+//! requests; the API listener's own `/metrics` requests are.
 //!
 //! | series | type | labels |
 //! |---|---|---|
@@ -311,7 +314,7 @@ fn describe() {
     metrics::describe_histogram!(
         "novum_scheduler_stage_duration_seconds",
         metrics::Unit::Seconds,
-        "Time of a scheduling pass in each stage: wait (for a slot), state (loading the hosts), pipeline (filters and weighers), claim"
+        "Time of a scheduling pass in each stage: wait (for a slot), state (the host state brought up to date), pipeline (filters and weighers), claim"
     );
     metrics::describe_histogram!(
         "novum_scheduler_decision_duration_seconds",

@@ -7,7 +7,8 @@
 //!   `claims_lost` (every chosen host's claim lost to a concurrent decision:
 //!   the conductor schedules again on a fresh view) or `error`.
 //! - `novum_scheduler_stage_duration_seconds{stage}`: `wait` (for a
-//!   scheduling slot, one per core), `state` (loading the hosts' state),
+//!   scheduling slot, one per core), `state` (bringing the in-memory host
+//!   state up to date: `HostStateCache::snapshot`),
 //!   `pipeline` (the filter and weigher plugins, without the claims) and
 //!   `claim` (the claims on the chosen hosts, lost ones included).
 //! - `novum_scheduler_decision_duration_seconds`: a whole pass.
