@@ -39,12 +39,26 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         region: &config.region,
     };
     let identity = Identity::new(db.clone(), &config.identity, &deployment).await?;
-    let plugins = config.load_scheduler_plugins()?;
-    let quota_policies =
-        novum_quota::load_policies(plugins.engine(), &config.quota, &config.plugins)?;
+    let telemetry = if config.metrics.enabled {
+        Some(api::telemetry::Telemetry::start()?)
+    } else {
+        None
+    };
+    // Plugins and the conductor register their metric series as they are
+    // built: with this controller's recorder in scope.
+    let (plugins, quota_policies, hooks) =
+        api::telemetry::in_scope(telemetry.as_deref(), || -> anyhow::Result<_> {
+            let plugins = config.load_scheduler_plugins()?;
+            let quota_policies =
+                novum_quota::load_policies(plugins.engine(), &config.quota, &config.plugins)?;
+            let hooks = novum_notify::sink::hook::load(
+                plugins.engine(),
+                &config.notifications,
+                &config.plugins,
+            )?;
+            Ok((plugins, quota_policies, hooks))
+        })?;
     let quota = Arc::new(Quota::new(db.clone(), config.quota.clone(), quota_policies));
-    let hooks =
-        novum_notify::sink::hook::load(plugins.engine(), &config.notifications, &config.plugins)?;
 
     let network = novum_network::NetworkService::new(db.clone(), config.network.clone())?;
     let admin_project =
@@ -52,15 +66,17 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
             .await?
             .with_context(|| format!("admin project {} missing", config.identity.admin_project))?;
     novum_network::ensure_default_network(&db, &config.network, &admin_project.id).await?;
-    let conductor = Conductor::new(
-        db.clone(),
-        &config.host,
-        config.compute.clone(),
-        config.scheduler.clone(),
-        plugins,
-        Arc::clone(&quota),
-        network.clone(),
-    );
+    let conductor = api::telemetry::in_scope(telemetry.as_deref(), || {
+        Conductor::new(
+            db.clone(),
+            &config.host,
+            config.compute.clone(),
+            config.scheduler.clone(),
+            plugins,
+            Arc::clone(&quota),
+            network.clone(),
+        )
+    });
     conductor.set_image_data_dir(config.data_dir.clone());
     if config.compute.default_flavors {
         novum_compute::store::flavors::ensure_defaults(&db).await?;
@@ -78,6 +94,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         quota,
         network,
         hooks,
+        telemetry,
     }))
 }
 
@@ -88,6 +105,30 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Binds `[metrics] listen`, the unauthenticated scrape address, if set.
+pub async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some(listen) = config.metrics.listen.filter(|_| config.metrics.enabled) else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (`metrics.listen`)"))?;
+    Ok(Some(listener))
+}
+
+/// Serves `GET /metrics` without authentication on `listener` (the
+/// `[metrics] listen` address) until `shutdown` resolves.
+pub async fn serve_metrics(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, api::telemetry::scrape_app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
@@ -110,11 +151,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let local = listener.local_addr()?;
+    let metrics_listener = bind_metrics(&state.config).await?;
+    if let Some(telemetry) = &state.telemetry {
+        telemetry.install_global()?;
+    }
     let notifications = start_notifications(&state)?;
     tracing::info!(listen = %local, "novum is serving");
     let (stop, stopped) = watch::channel(false);
     let background = Background::start(&state, local, stopped);
     let (stop_http, http_stopped) = watch::channel(false);
+    let metrics_http = match metrics_listener {
+        Some(metrics_listener) => {
+            tracing::info!(listen = %metrics_listener.local_addr()?, "serving /metrics without authentication");
+            Some(tokio::spawn(serve_metrics(
+                state.clone(),
+                metrics_listener,
+                self::stopped(http_stopped.clone()),
+            )))
+        }
+        None => None,
+    };
     let mut http = tokio::spawn(serve(state.clone(), listener, self::stopped(http_stopped)));
     let failed = tokio::select! {
         () = shutdown_signal() => None,
@@ -133,6 +189,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await;
     notifications.shutdown().await;
+    if let Some(metrics_http) = metrics_http {
+        // Stopped with the API (a scrape in flight finishes, or is dropped).
+        let abort = metrics_http.abort_handle();
+        if tokio::time::timeout(HTTP_DRAIN_TIMEOUT, metrics_http)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
     tracing::info!(
         elapsed_ms = began.elapsed().as_millis() as u64,
         "novum stopped"

@@ -27,6 +27,7 @@ pub mod plugins;
 pub mod quota;
 pub mod request_id;
 pub mod rpc;
+pub mod telemetry;
 pub mod validation;
 
 use std::ops::Deref;
@@ -65,6 +66,17 @@ pub struct Services {
     pub network: novum_network::NetworkService,
     /// The notification-hook plugins (`[notifications] hooks`).
     pub hooks: Arc<novum_plugin_host::Plugins>,
+    /// The metrics recorder (`[metrics]`); `None` when metrics are off.
+    pub telemetry: Option<Arc<telemetry::Telemetry>>,
+}
+
+impl Services {
+    /// Runs `build` with this controller's metrics recorder in scope (see
+    /// [`telemetry::Telemetry::scope`]): plugins loaded in it count into
+    /// `/metrics`.
+    pub fn metrics_scope<T>(&self, build: impl FnOnce() -> T) -> T {
+        telemetry::in_scope(self.telemetry.as_deref(), build)
+    }
 }
 
 /// Shared handler state (cheap to clone).
@@ -100,6 +112,10 @@ pub fn app(state: AppState) -> Router {
         .layer(Extension(openapi::OpenApiJson(json.into())))
         .layer(middleware::from_fn(guard::guard_request))
         .layer(middleware::from_fn(request_id::assign))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::track,
+        ))
         .with_state(state)
 }
 
@@ -126,5 +142,6 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(notifications::routes())
         .merge(consoles::routes())
         .merge(crate::plugins::routes())
+        .merge(telemetry::routes())
         .routes(routes!(openapi::document))
 }

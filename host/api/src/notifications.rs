@@ -193,11 +193,13 @@ async fn reload_hooks(
     context.require_admin("novum:notifications:hooks:reload")?;
     let reloaded = state.clone();
     tokio::task::spawn_blocking(move || {
-        novum_notify::sink::hook::reload(
-            &reloaded.hooks,
-            &reloaded.config.notifications,
-            &reloaded.config.plugins,
-        )
+        reloaded.metrics_scope(|| {
+            novum_notify::sink::hook::reload(
+                &reloaded.hooks,
+                &reloaded.config.notifications,
+                &reloaded.config.plugins,
+            )
+        })
     })
     .await
     .map_err(ApiError::internal)?

@@ -53,8 +53,10 @@ async fn reload(State(state): State<AppState>, auth: AuthContext) -> ApiResult<J
         .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
     let plugins = std::sync::Arc::clone(state.conductor.plugins());
     let selection = config.scheduler.plugin_selection();
+    let scope = state.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        plugins.reload(config.scheduler.backend, &selection, &config.plugins)
+        scope
+            .metrics_scope(|| plugins.reload(config.scheduler.backend, &selection, &config.plugins))
     })
     .await
     .map_err(ApiError::internal)?

@@ -55,6 +55,8 @@ pub struct Config {
     pub network: novum_network::NetworkConfig,
     /// Metadata service settings (the proxies' shared secret).
     pub metadata: MetadataConfig,
+    /// The Prometheus `/metrics` endpoint.
+    pub metrics: MetricsConfig,
     /// The file this configuration was read from (for reloads); not a key.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -79,6 +81,7 @@ impl Default for Config {
             images: novum_images::ImagesConfig::default(),
             network: novum_network::NetworkConfig::default(),
             metadata: MetadataConfig::default(),
+            metrics: MetricsConfig::default(),
             source: None,
         }
     }
@@ -90,6 +93,33 @@ impl Default for Config {
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; default: SQLite file `novum.db` in the data directory.
     pub url: Option<String>,
+}
+
+/// `[metrics]`: the controller's metrics in Prometheus's text format.
+///
+/// With `enabled` (the default), `GET /metrics` on the API listener answers
+/// callers holding the `admin` role (an `X-Auth-Token`, like every admin
+/// endpoint). `listen` adds a second listener that serves only `/metrics`,
+/// without authentication, for a Prometheus server that scrapes over a
+/// management network: bind it to an address only that network reaches.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Record and serve metrics; `false`: nothing is recorded and `/metrics`
+    /// answers 404.
+    pub enabled: bool,
+    /// An address serving `/metrics` without authentication (e.g.
+    /// `"10.0.0.5:9180"`); none by default.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 /// The machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`,

@@ -188,6 +188,17 @@ impl Checks {
     }
 }
 
+/// Whether two listen addresses would take the same port (an unspecified
+/// address, `0.0.0.0` or `::`, takes it on every address; port 0 is a fresh
+/// port each time).
+fn same_port(first: std::net::SocketAddr, second: std::net::SocketAddr) -> bool {
+    first.port() != 0
+        && first.port() == second.port()
+        && (first.ip() == second.ip()
+            || first.ip().is_unspecified()
+            || second.ip().is_unspecified())
+}
+
 fn root(name: &str) -> KeyPath {
     KeyPath::default().child(name)
 }
@@ -391,6 +402,25 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
             webhook.backoff_initial_ms,
         );
         checks.at_least(table.child("concurrency"), webhook.concurrency, 1);
+    }
+
+    let metrics = root("metrics");
+    if let Some(listen) = config.metrics.listen {
+        if !config.metrics.enabled {
+            checks.fail(
+                metrics.child("listen"),
+                "needs `metrics.enabled = true` (metrics are off: nothing to serve)".to_string(),
+            );
+        }
+        if same_port(listen, config.listen) {
+            checks.fail(
+                metrics.child("listen"),
+                format!(
+                    "must differ from the API's `listen` ({}): /metrics is served there already (to admins)",
+                    config.listen
+                ),
+            );
+        }
     }
 
     let quota = root("quota");

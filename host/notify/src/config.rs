@@ -142,6 +142,28 @@ impl Default for WebhookConfig {
     }
 }
 
+impl NotificationsConfig {
+    /// The names the configured sinks keep their delivery state under, as
+    /// the dispatcher names them: `jsonl` (when on), `webhook:<name or url>`,
+    /// `hook:<plugin>`.
+    pub fn sink_names(&self) -> Vec<String> {
+        let jsonl = self.jsonl.enabled.then(|| JSONL_SINK.to_string());
+        jsonl
+            .into_iter()
+            .chain(self.webhooks.iter().map(WebhookConfig::sink_name))
+            .chain(self.hooks.iter().map(|hook| hook_sink_name(hook)))
+            .collect()
+    }
+}
+
+/// The JSON-lines log sink's name.
+pub const JSONL_SINK: &str = "jsonl";
+
+/// The sink name of notification-hook plugin `hook`.
+pub fn hook_sink_name(hook: &str) -> String {
+    format!("hook:{hook}")
+}
+
 impl WebhookConfig {
     /// The name its delivery state is kept under.
     pub fn sink_name(&self) -> String {

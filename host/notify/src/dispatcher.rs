@@ -69,7 +69,7 @@ impl Dispatcher {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("notifications.jsonl"));
             sinks.push(Sink {
-                name: "jsonl".to_string(),
+                name: super::config::JSONL_SINK.to_string(),
                 kind: SinkKind::Jsonl(JsonlSink::new(path)),
                 retry: RetryPolicy {
                     max_attempts: None,
@@ -99,7 +99,7 @@ impl Dispatcher {
         }
         for hook in hooks {
             sinks.push(Sink {
-                name: format!("hook:{}", hook.name()),
+                name: super::config::hook_sink_name(hook.name()),
                 kind: SinkKind::Hook(hook),
                 retry: RetryPolicy {
                     max_attempts: Some(config.hook_max_attempts.max(1)),

@@ -89,6 +89,31 @@ pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, Notif
     Ok(seq)
 }
 
+/// How many events each of `sinks` has yet to settle: the events emitted
+/// past its durable cursor (all of them for a sink that never ran). The
+/// outbox's depth as `/metrics` shows it.
+pub async fn depth(db: &Db, sinks: &[String]) -> Result<Vec<(String, u64)>, NotifyError> {
+    let (emitted,): (i64,) =
+        sqlx::query_as("SELECT value FROM notification_counters WHERE name = 'outbox'")
+            .fetch_one(db.pool())
+            .await?;
+    let cursors: Vec<(String, i64)> =
+        sqlx::query_as("SELECT sink, seq FROM notification_sink_cursors")
+            .fetch_all(db.pool())
+            .await?;
+    Ok(sinks
+        .iter()
+        .map(|sink| {
+            let settled = cursors
+                .iter()
+                .find(|(name, _)| name == sink)
+                .map_or(0, |(_, seq)| *seq);
+            let pending = u64::try_from(emitted.saturating_sub(settled)).unwrap_or(0);
+            (sink.clone(), pending)
+        })
+        .collect())
+}
+
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {

@@ -252,12 +252,13 @@ impl LoadedPlugin {
         settings: PluginSettings,
         backend: Box<dyn PluginBackend>,
     ) -> Self {
+        let metrics = PluginMetrics::exported(&name);
         Self {
             name,
             kind,
             info,
             settings,
-            metrics: PluginMetrics::default(),
+            metrics,
             backend,
         }
     }

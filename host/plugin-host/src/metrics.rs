@@ -1,5 +1,13 @@
 //! Per-plugin metrics: calls, hosts rejected, errors by kind, and latency
 //! (count, total, max, and p50/p99 from a power-of-two histogram).
+//!
+//! The same calls reach `/metrics` through the `metrics` facade:
+//! [`PluginMetrics::exported`] registers the plugin's series with the
+//! recorder in scope when the plugin is loaded, and every call recorded here
+//! is recorded there too (one place counts, two views read):
+//! `novum_plugin_call_duration_seconds{plugin}` (a histogram: its `_count`
+//! is the calls), `novum_plugin_rejections_total{plugin}` and
+//! `novum_plugin_errors_total{plugin,error}`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +21,13 @@ use super::FailureKind;
 /// (bucket 0 also counts calls under 1 µs).
 const BUCKETS: usize = 32;
 
+/// The Prometheus name of a plugin's call latency histogram.
+pub const CALL_DURATION: &str = "novum_plugin_call_duration_seconds";
+/// The Prometheus name of a plugin's rejection counter.
+pub const REJECTIONS: &str = "novum_plugin_rejections_total";
+/// The Prometheus name of a plugin's failed-call counter.
+pub const ERRORS: &str = "novum_plugin_errors_total";
+
 /// Counters of one plugin, updated lock-free on every call.
 #[derive(Debug)]
 pub struct PluginMetrics {
@@ -22,18 +37,43 @@ pub struct PluginMetrics {
     total_ns: AtomicU64,
     max_ns: AtomicU64,
     buckets: [AtomicU64; BUCKETS],
+    exported: Exported,
+}
+
+/// The plugin's series in the `metrics` facade's recorder (no-ops when
+/// none was in scope at load).
+#[derive(Debug)]
+struct Exported {
+    duration: metrics::Histogram,
+    rejections: metrics::Counter,
+    errors: [metrics::Counter; FailureKind::ALL.len()],
+}
+
+impl Exported {
+    fn noop() -> Self {
+        Self {
+            duration: metrics::Histogram::noop(),
+            rejections: metrics::Counter::noop(),
+            errors: std::array::from_fn(|_| metrics::Counter::noop()),
+        }
+    }
+
+    /// The series of plugin `name`, registered with the recorder in scope.
+    fn register(name: &str) -> Self {
+        let plugin = name.to_string();
+        Self {
+            duration: metrics::histogram!(CALL_DURATION, "plugin" => plugin.clone()),
+            rejections: metrics::counter!(REJECTIONS, "plugin" => plugin.clone()),
+            errors: FailureKind::ALL.map(|kind| {
+                metrics::counter!(ERRORS, "plugin" => plugin.clone(), "error" => kind.as_str())
+            }),
+        }
+    }
 }
 
 impl Default for PluginMetrics {
     fn default() -> Self {
-        Self {
-            calls: AtomicU64::new(0),
-            rejections: AtomicU64::new(0),
-            errors: std::array::from_fn(|_| AtomicU64::new(0)),
-            total_ns: AtomicU64::new(0),
-            max_ns: AtomicU64::new(0),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
+        Self::with_exported(Exported::noop())
     }
 }
 
@@ -73,8 +113,28 @@ impl MetricsSnapshot {
 }
 
 impl PluginMetrics {
+    fn with_exported(exported: Exported) -> Self {
+        Self {
+            calls: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            total_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            exported,
+        }
+    }
+
+    /// Counters of plugin `name` that also record into the `metrics`
+    /// recorder in scope now (the controller's `/metrics`); a plugin loaded
+    /// again under the same name continues the same series.
+    pub fn exported(name: &str) -> Self {
+        Self::with_exported(Exported::register(name))
+    }
+
     /// Records one call that took `elapsed`.
     pub fn record_call(&self, elapsed: Duration) {
+        self.exported.duration.record(elapsed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.total_ns.fetch_add(nanos, Ordering::Relaxed);
@@ -91,11 +151,13 @@ impl PluginMetrics {
     /// Records `count` rejected hosts.
     pub fn record_rejections(&self, count: u64) {
         self.rejections.fetch_add(count, Ordering::Relaxed);
+        self.exported.rejections.increment(count);
     }
 
     /// Records a failed call.
     pub fn record_error(&self, kind: FailureKind) {
         self.errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.exported.errors[kind.index()].increment(1);
     }
 
     /// Failed calls of `kind`.

@@ -26,6 +26,8 @@ pub struct Cloud {
     pub admin: String,
     /// The database URL the controller uses.
     pub database_url: String,
+    /// `http://<[metrics] listen>` when the configuration sets it.
+    pub metrics_base: Option<String>,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -66,7 +68,26 @@ impl Cloud {
             .expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let background = novum::server::start_background(&state, address, stopped.clone());
+        let mut background = novum::server::start_background(&state, address, stopped.clone());
+        let metrics_listener = novum::server::bind_metrics(&state.config)
+            .await
+            .expect("bind [metrics] listen");
+        let mut metrics_base = None;
+        if let Some(metrics_listener) = metrics_listener {
+            metrics_base = Some(format!(
+                "http://{}",
+                metrics_listener.local_addr().expect("metrics address")
+            ));
+            let (state, stopped) = (state.clone(), stopped.clone());
+            background.push(tokio::spawn(async move {
+                let _ = novum::server::serve_metrics(
+                    state,
+                    metrics_listener,
+                    novum::server::stopped(stopped),
+                )
+                .await;
+            }));
+        }
         let server = tokio::spawn(async move {
             let _ = novum::server::serve(state, listener, novum::server::stopped(stopped)).await;
         });
@@ -79,6 +100,7 @@ impl Cloud {
             base,
             client,
             database_url,
+            metrics_base,
             admin: String::new(),
             stop,
             server,

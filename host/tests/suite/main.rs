@@ -28,6 +28,7 @@ mod keypair_ids;
 mod late_microversions;
 mod legacy_apis;
 mod list_scale;
+mod metrics;
 mod network;
 mod network_api;
 mod network_data;

@@ -3,7 +3,8 @@
 //! Every workspace crate has a layer; a crate may depend only on crates of a
 //! lower layer (domain crates also on each other), and some layers may not use
 //! some outside crates at all: the HTTP layer no sqlx, the domain and
-//! infrastructure layers no axum, the agent nothing of the controller's.
+//! infrastructure layers no axum and no metrics exporter (they record through
+//! the `metrics` facade), the agent nothing of the controller's.
 //! A workspace crate that has no layer fails the check, so a new crate is
 //! placed on the map when it is added.
 
@@ -64,9 +65,15 @@ fn layer_of(name: &str, manifest_path: &str) -> Option<Layer> {
 
 /// Outside crates a layer must not depend on directly, and why.
 fn forbidden_outside(layer: Layer) -> &'static [(&'static str, &'static str)] {
-    const NO_HTTP_SERVER: &[(&str, &str)] = &[
+    // Below the API, crates record metrics through the `metrics` facade;
+    // the exporter (the recorder and its text format) is the API's.
+    const BELOW_THE_API: &[(&str, &str)] = &[
         ("axum", "HTTP belongs to novum-api"),
         ("tower-http", "HTTP belongs to novum-api"),
+        (
+            "metrics-exporter-prometheus",
+            "the metrics exporter belongs to novum-api; record through the `metrics` facade",
+        ),
     ];
     match layer {
         Layer::Api => &[("sqlx", "the HTTP layer calls domain services, never SQL")],
@@ -74,7 +81,7 @@ fn forbidden_outside(layer: Layer) -> &'static [(&'static str, &'static str)] {
         | Layer::Scheduler
         | Layer::Domain
         | Layer::Compute
-        | Layer::Configuration => NO_HTTP_SERVER,
+        | Layer::Configuration => BELOW_THE_API,
         Layer::Agent => &[
             ("sqlx", "the agent keeps no controller database"),
             ("wasmtime", "the agent runs no plugins"),
@@ -239,6 +246,7 @@ fn the_check_catches_each_kind_of_break() {
         package("novum-quota", "/w/host/quota/Cargo.toml", &[("axum", ""), ("novum-api", ""), ("novum-db", "")]),
         package("novum-identity", "/w/host/identity/Cargo.toml", &[("novum-quota", ""), ("sqlx", "")]),
         package("novum-db", "/w/host/db/Cargo.toml", &[("sqlx", ""), ("axum", "dev")]),
+        package("novum-notify", "/w/host/notify/Cargo.toml", &[("metrics", ""), ("metrics-exporter-prometheus", "")]),
         package("novum-agent", "/w/compute-agent/Cargo.toml", &[("novum-wire", ""), ("novum-db", ""), ("wasmtime", "")]),
         package("novum-wire", "/w/compute-agent/wire/Cargo.toml", &[]),
         package("novum-stray", "/w/host/stray/Cargo.toml", &[]),
@@ -249,6 +257,7 @@ fn the_check_catches_each_kind_of_break() {
         "novum-api (Api) depends on sqlx",
         "novum-quota (Domain) depends on axum",
         "novum-quota (Domain) depends on novum-api (Api)",
+        "novum-notify (Domain) depends on metrics-exporter-prometheus",
         "novum-agent (Agent) depends on novum-db (Infrastructure)",
         "novum-agent (Agent) depends on wasmtime",
         "novum-stray has no layer",

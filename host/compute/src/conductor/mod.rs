@@ -27,6 +27,7 @@ pub mod ops;
 pub mod rebuild;
 pub mod rescue;
 pub mod resize;
+pub mod scheduling_metrics;
 pub mod server_metadata;
 pub mod snapshot;
 pub mod snapshots;
@@ -40,6 +41,7 @@ pub use ops::{Caller, Recovery};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use novum_plugin_sdk::{Flavor, GroupPolicy, Image, KeyValue, Request, SchedulerHint, ServerGroup};
 use novum_wire::{FlavorSpec, ImageSpec, SpawnSpec, TaskAction};
@@ -61,6 +63,7 @@ use novum_scheduler::{
     self as scheduler, ClaimOutcome, Claimer, HostState, ScheduleError, SchedulerConfig,
     SchedulingRequest,
 };
+use scheduling_metrics::{Outcome, SchedulingMetrics, StageTimes};
 use states::{task, vm};
 use tasks::TaskBoard;
 
@@ -233,6 +236,8 @@ pub struct Conductor {
     /// Where the image service keeps image data (see
     /// [`Conductor::set_image_data_dir`]).
     image_data_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// Scheduling decisions and their stages, for `/metrics`.
+    scheduling_metrics: SchedulingMetrics,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -421,6 +426,15 @@ enum Purpose {
 }
 
 impl Purpose {
+    /// Its `purpose` label in the scheduling metrics.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Resize => "resize",
+            Self::Unshelve => "unshelve",
+        }
+    }
+
     /// The purpose of a scheduling operation of kind `kind`.
     fn of_kind(kind: &str) -> Self {
         match kind {
@@ -459,10 +473,24 @@ struct PlacementClaimer<'a> {
     handle: tokio::runtime::Handle,
     placement: &'a Placement,
     won: Mutex<Option<String>>,
+    /// Time spent claiming (the pass's `claim` stage).
+    claiming: Mutex<Duration>,
 }
 
 impl Claimer for PlacementClaimer<'_> {
     fn claim(&self, host: &HostState, _request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
+        let started = Instant::now();
+        let outcome = self.claim_on(host);
+        *self.claiming.lock().unwrap_or_else(PoisonError::into_inner) += started.elapsed();
+        self.conductor
+            .scheduling_metrics
+            .record_claim(outcome == ClaimOutcome::Won);
+        outcome
+    }
+}
+
+impl PlacementClaimer<'_> {
+    fn claim_on(&self, host: &HostState) -> ClaimOutcome {
         let claimed = match self.placement.purpose {
             Purpose::Build | Purpose::Unshelve => self
                 .handle
@@ -523,6 +551,7 @@ impl Conductor {
             scheduling_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
+            scheduling_metrics: SchedulingMetrics::register(),
         })
     }
 
@@ -936,7 +965,8 @@ impl Conductor {
     }
 
     /// One scheduling pass on a fresh snapshot: the pipeline's answer and
-    /// the host claimed, if any.
+    /// the host claimed, if any. Counted and timed by stage in the
+    /// scheduling metrics.
     async fn schedule_once(
         self: &Arc<Self>,
         placement: Placement,
@@ -945,36 +975,78 @@ impl Conductor {
         Result<Vec<scheduler::Selection>, ScheduleError>,
         Option<String>,
     )> {
+        let purpose = placement.purpose.label();
+        let mut times = StageTimes::default();
+        let pass = self.schedule_pass(placement, request, &mut times).await;
+        let outcome = match &pass {
+            Ok((Ok(_), _)) => Outcome::Placed,
+            Ok((Err(ScheduleError::NoValidHost(no_valid_host)), _))
+                if !no_valid_host.lost_claims.is_empty() =>
+            {
+                Outcome::ClaimsLost
+            }
+            Ok((Err(ScheduleError::NoValidHost(_)), _)) => Outcome::NoValidHost,
+            Ok((Err(_), _)) | Err(_) => Outcome::Error,
+        };
+        self.scheduling_metrics
+            .record_decision(purpose, outcome, times);
+        pass
+    }
+
+    /// [`Conductor::schedule_once`]'s work, noting each stage's time in
+    /// `times` as it ends.
+    async fn schedule_pass(
+        self: &Arc<Self>,
+        placement: Placement,
+        request: SchedulingRequest,
+        times: &mut StageTimes,
+    ) -> Result<(
+        Result<Vec<scheduler::Selection>, ScheduleError>,
+        Option<String>,
+    )> {
+        let started = Instant::now();
         // Wait for a slot first, so the snapshot is fresh when our turn comes.
         let slot = Arc::clone(&self.scheduling_slots)
             .acquire_owned()
             .await
             .map_err(|error| ConductorError::Conflict(format!("scheduler closed: {error}")))?;
+        times.wait = started.elapsed();
+        let loading = Instant::now();
         let snapshot = self.host_state.snapshot().await?;
+        times.state = loading.elapsed();
         let plugins = self.plugins.current();
         let config = self.scheduler.clone();
         let conductor = Arc::clone(self);
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
+        let (result, won, pipeline, claim) = tokio::task::spawn_blocking(move || {
             let claimer = PlacementClaimer {
                 conductor: &conductor,
                 handle,
                 placement: &placement,
                 won: Mutex::new(None),
+                claiming: Mutex::new(Duration::ZERO),
             };
             let mut rng = rand::rng();
+            let scheduling = Instant::now();
             let result =
                 scheduler::schedule(&plugins, &config, &snapshot, &request, &claimer, &mut rng);
+            let elapsed = scheduling.elapsed();
+            drop(slot);
+            let claim = claimer
+                .claiming
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
             let won = claimer
                 .won
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            drop(slot);
-            (result, won)
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
+            (result, won, elapsed.saturating_sub(claim), claim)
         })
         .await
-        .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))
+        .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))?;
+        times.pipeline = pipeline;
+        times.claim = claim;
+        Ok((result, won))
     }
 
     /// Claims `placement`'s flavor on `host`'s node: the open transaction

@@ -167,6 +167,54 @@ pub async fn compute_of_hosts(db: &Db, hosts: &[String]) -> Result<Vec<ServiceRo
     matching(db, &clauses).await
 }
 
+/// The compute agents as `/metrics` shows them: how many are up and down
+/// (Nova's rule: a heartbeat within `service_down_time` seconds and not
+/// forced down), and how long ago the agents that are up last heartbeated.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AgentLiveness {
+    /// Compute services up.
+    pub up: u64,
+    /// Compute services down (stopped heartbeating, or forced down).
+    pub down: u64,
+    /// The longest time since an up agent's last heartbeat, in seconds.
+    pub max_heartbeat_lag: f64,
+    /// The mean time since the up agents' last heartbeats, in seconds.
+    pub mean_heartbeat_lag: f64,
+}
+
+/// [`AgentLiveness`] now, from the compute services' heartbeats.
+pub async fn agent_liveness(db: &Db, service_down_time: u64) -> Result<AgentLiveness, DbError> {
+    let rows: Vec<(Option<String>, i64)> =
+        sqlx::query_as("SELECT last_seen_up, forced_down FROM services WHERE binary_name = $1")
+            .bind(COMPUTE_BINARY)
+            .fetch_all(db.pool())
+            .await?;
+    let now = chrono::Utc::now();
+    let mut liveness = AgentLiveness::default();
+    let mut total_lag = 0.0;
+    for (last_seen_up, forced_down) in rows {
+        if !snapshot::service_is_up(last_seen_up.as_deref(), forced_down != 0, service_down_time) {
+            liveness.down += 1;
+            continue;
+        }
+        liveness.up += 1;
+        let lag = last_seen_up
+            .as_deref()
+            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+            .map(|seen| {
+                let age = now.signed_duration_since(seen.with_timezone(&chrono::Utc));
+                (age.num_milliseconds().max(0) as f64) / 1000.0
+            })
+            .unwrap_or_default();
+        total_lag += lag;
+        liveness.max_heartbeat_lag = liveness.max_heartbeat_lag.max(lag);
+    }
+    if liveness.up > 0 {
+        liveness.mean_heartbeat_lag = total_lag / liveness.up as f64;
+    }
+    Ok(liveness)
+}
+
 /// The flags an administrator sets on a service (`PUT /os-services/{id}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusFlags {
