@@ -219,12 +219,7 @@ impl HostStateCache {
             .await?
             .try_get("last")?;
         let aggregates = snapshot::aggregates(&self.db).await?;
-        let zones = snapshot::host_zones(&aggregates);
-        let membership = Membership {
-            aggregates: &aggregates,
-            zones: &zones,
-            default_zone: &self.default_zone,
-        };
+        let membership = Membership::new(&aggregates, &self.default_zone);
         let hosts =
             snapshot::load_hosts(&self.db, &membership, self.down_time_seconds, None).await?;
         cached.hosts = hosts
@@ -275,12 +270,7 @@ impl HostStateCache {
     /// aggregates; whether any host changed.
     async fn reread_aggregates(&self, cached: &mut Cached) -> Result<bool, DbError> {
         let aggregates = snapshot::aggregates(&self.db).await?;
-        let zones = snapshot::host_zones(&aggregates);
-        let membership = Membership {
-            aggregates: &aggregates,
-            zones: &zones,
-            default_zone: &self.default_zone,
-        };
+        let membership = Membership::new(&aggregates, &self.default_zone);
         let mut changed = aggregates != cached.aggregates;
         for (name, host) in &mut cached.hosts {
             let zone = membership.zone_of(name);
@@ -298,12 +288,7 @@ impl HostStateCache {
 
     /// Re-reads `names` (a host no longer in the database leaves the state).
     async fn reread_hosts(&self, cached: &mut Cached, names: Vec<String>) -> Result<(), DbError> {
-        let zones = snapshot::host_zones(&cached.aggregates);
-        let membership = Membership {
-            aggregates: &cached.aggregates,
-            zones: &zones,
-            default_zone: &self.default_zone,
-        };
+        let membership = Membership::new(&cached.aggregates, &self.default_zone);
         let loaded =
             snapshot::load_hosts(&self.db, &membership, self.down_time_seconds, Some(&names))
                 .await?;

@@ -134,14 +134,23 @@ async fn instances_on_hosts(
 /// members, each host's zone, and the zone of hosts in none.
 pub struct Membership<'a> {
     /// Every aggregate with its hosts.
-    pub aggregates: &'a [(Aggregate, Vec<String>)],
+    aggregates: &'a [(Aggregate, Vec<String>)],
     /// The zone of every host in a zone aggregate.
-    pub zones: &'a HashMap<String, String>,
+    zones: HashMap<String, String>,
     /// The zone of the others.
-    pub default_zone: &'a str,
+    default_zone: &'a str,
 }
 
-impl Membership<'_> {
+impl<'a> Membership<'a> {
+    /// The membership `aggregates` make, hosts in no zone in `default_zone`.
+    pub fn new(aggregates: &'a [(Aggregate, Vec<String>)], default_zone: &'a str) -> Self {
+        Self {
+            aggregates,
+            zones: host_zones(aggregates),
+            default_zone,
+        }
+    }
+
     /// The availability zone of `host`.
     pub fn zone_of(&self, host: &str) -> String {
         self.zones
@@ -274,12 +283,7 @@ pub async fn load(
     down_time_seconds: u64,
 ) -> Result<CloudSnapshot, DbError> {
     let aggregates = aggregates(db).await?;
-    let zones = host_zones(&aggregates);
-    let membership = Membership {
-        aggregates: &aggregates,
-        zones: &zones,
-        default_zone,
-    };
+    let membership = Membership::new(&aggregates, default_zone);
     let hosts = load_hosts(db, &membership, down_time_seconds, None).await?;
     Ok(CloudSnapshot::new(
         hosts.into_iter().map(|host| host.state).collect(),
