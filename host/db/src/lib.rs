@@ -8,6 +8,9 @@
 //! timestamps are TEXT in RFC 3339 UTC with microseconds (so they sort as
 //! text), JSON is TEXT.
 //!
+//! [`gap_cursor`]: a reader's place in a table of generated ids that sees
+//! each row once though writers commit out of id order.
+//!
 //! Migrations live in `migrations/` (portable SQL, one numbered file per
 //! part) and, for the few steps that have no portable spelling (generated
 //! ids), in `migrations/sqlite/` and `migrations/postgres/` under the same
@@ -19,7 +22,9 @@
 #![deny(missing_docs)]
 
 pub mod clauses;
+pub mod gap_cursor;
 pub use clauses::{Bind, Clauses};
+pub use gap_cursor::GapCursor;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -196,13 +201,18 @@ impl Db {
     /// transaction-scoped advisory lock on the name's hash.
     ///
     /// Lock order (PostgreSQL, where names are separate locks): `conductor`
-    /// before `quota:<project>` before `network:<network id>` (several in id
-    /// order: novum-network's address allocation); a transaction that needs
-    /// more than one takes them in that order (the others with
-    /// [`Db::serialize_in`]). `network-default` (creating the default
-    /// network) comes before `quota:<project>`;
-    /// `security-group-default:<project>` and `network-instance:<uuid>`
-    /// are taken alone.
+    /// before `instance:<uuid>` before `quota:<project>` before
+    /// `network:<network id>` (several in id order: novum-network's address
+    /// allocation); a transaction that needs more than one takes them in
+    /// that order (the others with [`Db::serialize_in`]), and may start
+    /// anywhere in it. No lock is global on the create path: a create takes
+    /// `quota:<project>` (then its networks'), the steps of a build
+    /// (scheduling failures, the agent's result) `instance:<uuid>` alone; the
+    /// other workflows on an instance still take `conductor`, then
+    /// `instance:<uuid>`. `network-default` (creating the default network)
+    /// comes before `quota:<project>`; `claim:<node uuid>`,
+    /// `tasks:<host>`, `security-group-default:<project>` and
+    /// `network-instance:<uuid>` are taken alone.
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),

@@ -39,10 +39,13 @@
 //!   ([`NetworkError::error_type`]) the handler puts in a `NeutronError`.
 //!
 //! Lock order (PostgreSQL advisory locks; SQLite holds its one write lock):
-//! `conductor` → `quota:<project>` → `network:<network id>` (several in id
-//! order); `network-default` (creating the default network) comes before
-//! `quota:<project>`. `security-group-default:<project>` and
-//! `network-instance:<uuid>` are taken alone.
+//! `conductor` → `instance:<uuid>` → `quota:<project>` → `network:<network
+//! id>` (several in id order), any of them first; a server create starts at
+//! `quota:<project>` (no global lock), the compute workflows on an existing
+//! instance at `conductor` or `instance:<uuid>`; `network-default`
+//! (creating the default network) comes before `quota:<project>`.
+//! `security-group-default:<project>` and `network-instance:<uuid>` are
+//! taken alone.
 
 #![deny(missing_docs)]
 

@@ -3,10 +3,14 @@
 //!
 //! - One worker per sink, so a slow or dead sink holds up only itself.
 //! - A sink's worker reads events past its durable cursor, queues them per
-//!   ordering key, and delivers up to `concurrency` keys at once, one event
+//!   ordering key (each event once: the outbox numbers events as they are
+//!   written, not committed, so on PostgreSQL seq N+1 can be visible before
+//!   seq N commits; the worker's [`novum_db::GapCursor`] reads such a gap
+//!   again until it fills or [`GAP_PATIENCE`] passes, and the durable
+//!   cursor never moves past it), and delivers up to `concurrency` keys at once, one event
 //!   at a time per key (a failing event holds up only its own key). Each
 //!   outcome is recorded (`notification_deliveries`); the cursor advances
-//!   over the settled prefix. A restart resumes from the cursor and skips
+//!   over the settled prefix below the first gap. A restart resumes from the cursor and skips
 //!   what was recorded delivered: nothing acknowledged is redelivered twice
 //!   in the common case, nothing unacknowledged is lost.
 //! - Failures are retried with exponential backoff; after the sink's
@@ -19,7 +23,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -27,9 +31,9 @@ use tracing::Instrument;
 
 use super::config::NotificationsConfig;
 use super::envelope::Envelope;
-use super::outbox::{NotifyError, events_after, wake_receiver};
+use super::outbox::{NotifyError, events_after, events_at, wake_receiver};
 use super::sink::{HookSink, JsonlSink, RetryPolicy, Sink, SinkKind, WebhookSink};
-use novum_db::{self as db, Db};
+use novum_db::{self as db, Db, GapCursor};
 
 /// Events read per query.
 const BATCH: i64 = 256;
@@ -39,6 +43,10 @@ const MAX_BUFFERED: usize = 4096;
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often the lease is renewed (and, without it, retried).
 const LEASE_RENEW: Duration = Duration::from_secs(3);
+/// How long a sink waits for a gap in the outbox's numbers (an event
+/// written, not yet committed) before it counts as rolled back. Longer than
+/// the host state's: a skipped notification is not re-read later.
+pub const GAP_PATIENCE: Duration = Duration::from_secs(120);
 /// How often settled events past the retention are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -300,10 +308,9 @@ struct SinkWorker {
 }
 
 /// The in-memory state of a sink worker between the cursor and what it read.
-#[derive(Default)]
 struct Pipeline {
-    /// Read up to here.
-    fetched: i64,
+    /// What was read (each event once, gaps waited for).
+    read: GapCursor,
     /// Read, not settled.
     outstanding: BTreeSet<i64>,
     /// Waiting events per key.
@@ -312,6 +319,28 @@ struct Pipeline {
     busy: HashSet<String>,
     /// Deliveries in flight: task id → (key, seq).
     running: HashMap<tokio::task::Id, (String, i64)>,
+}
+
+impl Pipeline {
+    /// Nothing read yet past the durable cursor `cursor`.
+    fn at(cursor: i64) -> Self {
+        Self {
+            read: GapCursor::at(cursor, GAP_PATIENCE),
+            outstanding: BTreeSet::new(),
+            queues: HashMap::new(),
+            busy: HashSet::new(),
+            running: HashMap::new(),
+        }
+    }
+
+    /// Where the durable cursor may go: every event at or below it is
+    /// settled, and no gap is below it.
+    fn settled(&self) -> i64 {
+        let read = self.read.floor();
+        self.outstanding
+            .first()
+            .map_or(read, |first| read.min(first - 1))
+    }
 }
 
 impl SinkWorker {
@@ -327,18 +356,12 @@ impl SinkWorker {
                 () = tokio::time::sleep(self.poll) => {}
             }
         };
-        let mut pipeline = Pipeline {
-            fetched: cursor,
-            ..Pipeline::default()
-        };
+        let mut pipeline = Pipeline::at(cursor);
         let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
             let more = self.refill(&mut pipeline).await;
             self.start_ready(&mut pipeline, &mut tasks);
-            let settled = pipeline
-                .outstanding
-                .first()
-                .map_or(pipeline.fetched, |first| first - 1);
+            let settled = pipeline.settled();
             if settled > cursor {
                 match save_cursor(&self.db, &self.sink.name, settled).await {
                     Ok(()) => cursor = settled,
@@ -364,7 +387,7 @@ impl SinkWorker {
                         tracing::error!(%error, seq, "notification delivery task failed");
                         tasks.abort_all();
                         while tasks.join_next().await.is_some() {}
-                        pipeline = Pipeline { fetched: cursor, ..Pipeline::default() };
+                        pipeline = Pipeline::at(cursor);
                         continue;
                     }
                     pipeline.outstanding.remove(&seq);
@@ -381,22 +404,46 @@ impl SinkWorker {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Reads events past what was read; true when there may be more now.
+    /// Reads the events not read yet (the gaps waited for, and past the
+    /// highest read); true when there may be more now.
     async fn refill(&self, pipeline: &mut Pipeline) -> bool {
         if pipeline.outstanding.len() >= MAX_BUFFERED {
             return false;
         }
-        let events = match events_after(&self.db, &self.sink.name, pipeline.fetched, BATCH).await {
+        let gaps = pipeline.read.gaps();
+        let mut events = if gaps.is_empty() {
+            Vec::new()
+        } else {
+            match events_at(&self.db, &self.sink.name, &gaps).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the notification outbox");
+                    return false;
+                }
+            }
+        };
+        let newer = match events_after(&self.db, &self.sink.name, pipeline.read.top(), BATCH).await
+        {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the notification outbox");
                 return false;
             }
         };
-        let full = events.len() as i64 == BATCH;
+        let full = newer.len() as i64 == BATCH;
+        events.extend(newer);
+        let visible: Vec<i64> = events.iter().map(|event| event.event.seq).collect();
+        let fresh: HashSet<i64> = pipeline
+            .read
+            .advance(&visible, Instant::now())
+            .into_iter()
+            .collect();
+        events.sort_by_key(|event| event.event.seq);
         for event in events {
             let seq = event.event.seq;
-            pipeline.fetched = seq;
+            if !fresh.contains(&seq) {
+                continue;
+            }
             if matches!(event.state.as_deref(), Some("delivered" | "dead")) {
                 continue;
             }

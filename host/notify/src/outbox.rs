@@ -1,9 +1,11 @@
 //! The outbox: [`emit`] writes a notification in the caller's transaction,
 //! so a state change and its event commit (or roll back) together. Events
-//! are numbered by a counter row bumped with `UPDATE … RETURNING` (portable
-//! to SQLite and PostgreSQL): the row lock lasts until the emitting
-//! transaction ends, so numbers commit in order and without gaps. Emit last,
-//! just before committing: concurrent emitters wait for the counter row.
+//! are numbered by the database (`seq`: an identity column on PostgreSQL,
+//! AUTOINCREMENT on SQLite; migration 0103), without a lock: emitters do not
+//! wait for each other. Numbers increase in the order events are written,
+//! not committed, so on PostgreSQL a reader can see seq N+1 before seq N
+//! commits; the dispatcher's cursor (`novum_db::GapCursor`) waits for such
+//! gaps, so none is skipped.
 
 use std::sync::LazyLock;
 
@@ -63,17 +65,11 @@ pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, Notif
         .map(serde_json::to_string)
         .transpose()
         .map_err(|source| NotifyError::Corrupt { seq: 0, source })?;
-    let (seq,): (i64,) = sqlx::query_as(
-        "UPDATE notification_counters SET value = value + 1 WHERE name = 'outbox' RETURNING value",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO notification_outbox (seq, message_id, ordering_key, event_type, priority, \
+    let insert = sqlx::query(
+        "INSERT INTO notification_outbox (message_id, ordering_key, event_type, priority, \
          publisher_id, project_id, instance_uuid, created_at, body, legacy_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq AS id",
     )
-    .bind(seq)
     .bind(&notification.envelope.message_id)
     .bind(&notification.ordering_key)
     .bind(&notification.envelope.event_type)
@@ -83,35 +79,44 @@ pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, Notif
     .bind(notification.instance_uuid.as_deref())
     .bind(db::now())
     .bind(body)
-    .bind(legacy_body)
-    .execute(&mut **tx)
-    .await?;
+    .bind(legacy_body);
+    let seq = db::insert_returning_id(tx, insert)
+        .await
+        .map_err(|error| match error {
+            db::DbError::Query(error) => NotifyError::Db(error),
+            other => NotifyError::Config(other.to_string()),
+        })?;
     Ok(seq)
 }
 
-/// How many events each of `sinks` has yet to settle: the events emitted
-/// past its durable cursor (all of them for a sink that never ran). The
-/// outbox's depth as `/metrics` shows it.
+/// How many events each of `sinks` has yet to settle: the events in the
+/// outbox past its durable cursor (all of them for a sink that never ran).
+/// The outbox's depth as `/metrics` shows it.
 pub async fn depth(db: &Db, sinks: &[String]) -> Result<Vec<(String, u64)>, NotifyError> {
-    let (emitted,): (i64,) =
-        sqlx::query_as("SELECT value FROM notification_counters WHERE name = 'outbox'")
-            .fetch_one(db.pool())
-            .await?;
     let cursors: Vec<(String, i64)> =
         sqlx::query_as("SELECT sink, seq FROM notification_sink_cursors")
             .fetch_all(db.pool())
             .await?;
-    Ok(sinks
-        .iter()
-        .map(|sink| {
-            let settled = cursors
-                .iter()
-                .find(|(name, _)| name == sink)
-                .map_or(0, |(_, seq)| *seq);
-            let pending = u64::try_from(emitted.saturating_sub(settled)).unwrap_or(0);
-            (sink.clone(), pending)
-        })
-        .collect())
+    let mut depths = Vec::with_capacity(sinks.len());
+    for sink in sinks {
+        let settled = cursors
+            .iter()
+            .find(|(name, _)| name == sink)
+            .map_or(0, |(_, seq)| *seq);
+        // Past the cursor, less what was settled beyond it (while the
+        // cursor waits for a gap).
+        let (pending,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM notification_outbox o WHERE o.seq > $1 AND NOT EXISTS \
+             (SELECT 1 FROM notification_deliveries d WHERE d.sink = $2 AND d.seq = o.seq \
+             AND d.state IN ('delivered', 'dead'))",
+        )
+        .bind(settled)
+        .bind(sink)
+        .fetch_one(db.pool())
+        .await?;
+        depths.push((sink.clone(), u64::try_from(pending).unwrap_or(0)));
+    }
+    Ok(depths)
 }
 
 /// An event as stored.
@@ -205,17 +210,46 @@ pub(crate) async fn events_after(
     .bind(limit)
     .fetch_all(db.pool())
     .await?;
-    rows.into_iter()
-        .map(
-            |(seq, key, event_type, project, created, body, legacy, state, attempts)| {
-                Ok(SinkEvent {
-                    event: parse_event((seq, key, event_type, project, created, body, legacy))?,
-                    state,
-                    attempts: attempts.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
-                })
-            },
-        )
-        .collect()
+    rows.into_iter().map(sink_event).collect()
+}
+
+/// The events numbered `seqs` that are visible now (the gaps a sink's
+/// cursor waits for), with `sink`'s delivery state, in order.
+pub(crate) async fn events_at(
+    db: &Db,
+    sink: &str,
+    seqs: &[i64],
+) -> Result<Vec<SinkEvent>, NotifyError> {
+    let mut events = Vec::new();
+    for chunk in seqs.chunks(500) {
+        // Integers only: nothing of the caller's text reaches the SQL.
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<SinkEventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {EVENT_COLUMNS}, d.state, d.attempts FROM notification_outbox o \
+             LEFT JOIN notification_deliveries d ON d.sink = $1 AND d.seq = o.seq \
+             WHERE o.seq IN ({list}) ORDER BY o.seq"
+        )))
+        .bind(sink)
+        .fetch_all(db.pool())
+        .await?;
+        for row in rows {
+            events.push(sink_event(row)?);
+        }
+    }
+    Ok(events)
+}
+
+fn sink_event(row: SinkEventRow) -> Result<SinkEvent, NotifyError> {
+    let (seq, key, event_type, project, created, body, legacy, state, attempts) = row;
+    Ok(SinkEvent {
+        event: parse_event((seq, key, event_type, project, created, body, legacy))?,
+        state,
+        attempts: attempts.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32,
+    })
 }
 
 /// Filters of [`list_events`].

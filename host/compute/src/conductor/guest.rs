@@ -67,7 +67,7 @@ impl Conductor {
         password: &str,
         caller: &Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         states::guard(
             CHANGE_PASSWORD,
@@ -187,7 +187,7 @@ impl Conductor {
         uuid: &str,
         caller: &Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let host = host_of(&instance)?;
         states::guard(

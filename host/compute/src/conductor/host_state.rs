@@ -16,6 +16,7 @@
 //!   and the decision moves to an alternate (see `claims`).
 //! - Log ids are handed out when a row is inserted, not when it commits, so
 //!   on PostgreSQL a reader can see id 11 before id 10 commits. The cursor
+//!   (`novum_db::GapCursor`, which the notification dispatcher uses too)
 //!   keeps such gaps open and reads from below them until they fill or
 //!   [`GAP_PATIENCE`] passes; and the whole state is re-read every
 //!   `[scheduler] host_state_resync_seconds` all the same.
@@ -24,14 +25,14 @@
 //! decision the same [`CloudSnapshot`] (and the column groups plugins have
 //! already had built), a change makes a new one sharing every unchanged host.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use tokio::sync::Mutex;
 
-use novum_db::{Db, DbError};
+use novum_db::{Db, DbError, GapCursor};
 use novum_scheduler::{Aggregate, CloudSnapshot, HostState};
 
 use super::snapshot::{self, LoadedHost, Membership};
@@ -41,64 +42,11 @@ pub const LIVENESS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long a gap in the change log's ids is waited for (a transaction that
 /// took its id and has not committed yet) before it counts as rolled back.
-pub const GAP_PATIENCE: Duration = Duration::from_secs(30);
+pub const GAP_PATIENCE: Duration = novum_db::gap_cursor::DEFAULT_PATIENCE;
 
 /// How long change-log rows are kept. A controller that has not looked for
 /// longer than half of it re-reads everything instead.
 pub const CHANGE_RETENTION: Duration = Duration::from_secs(600);
-
-/// Where a reader of the change log stands.
-#[derive(Debug, Default)]
-struct ChangeCursor {
-    /// Every id at or below it has been read.
-    floor: i64,
-    /// Ids above the floor already read.
-    read: BTreeSet<i64>,
-    /// Ids above the floor not seen yet, with when they were first missed.
-    gaps: BTreeMap<i64, Instant>,
-}
-
-impl ChangeCursor {
-    /// A cursor past every id up to `last`.
-    fn at(last: i64) -> Self {
-        Self {
-            floor: last,
-            ..Self::default()
-        }
-    }
-
-    /// Takes in the ids of one read (every id above the floor that was
-    /// visible), answering which are new; moves the floor up past
-    /// everything read and every gap waited for long enough.
-    fn advance(&mut self, visible: &[i64], now: Instant) -> Vec<i64> {
-        let fresh: Vec<i64> = visible
-            .iter()
-            .copied()
-            .filter(|id| *id > self.floor && self.read.insert(*id))
-            .collect();
-        for id in &fresh {
-            self.gaps.remove(id);
-        }
-        let top = self.read.iter().next_back().copied().unwrap_or(self.floor);
-        let mut expected = self.floor + 1;
-        for id in self.read.iter().take_while(|id| **id <= top) {
-            while expected < *id {
-                self.gaps.entry(expected).or_insert(now);
-                expected += 1;
-            }
-            expected = id + 1;
-        }
-        self.gaps
-            .retain(|_, missed| now.duration_since(*missed) < GAP_PATIENCE);
-        self.floor = match self.gaps.keys().next() {
-            Some(first_gap) => first_gap - 1,
-            None => top,
-        };
-        let floor = self.floor;
-        self.read.retain(|id| *id > floor);
-        fresh
-    }
-}
 
 /// One host as cached: its state and its liveness inputs.
 #[derive(Debug)]
@@ -123,7 +71,7 @@ impl CachedHost {
 struct Cached {
     hosts: BTreeMap<String, CachedHost>,
     aggregates: Vec<(Aggregate, Vec<String>)>,
-    cursor: ChangeCursor,
+    cursor: GapCursor,
     snapshot: Option<Arc<CloudSnapshot>>,
     loaded_at: Option<Instant>,
     polled_at: Option<Instant>,
@@ -227,7 +175,7 @@ impl HostStateCache {
             .map(|host| (host.state.name.clone(), CachedHost::new(host)))
             .collect();
         cached.aggregates = aggregates;
-        cached.cursor = ChangeCursor::at(last.unwrap_or(0));
+        cached.cursor = GapCursor::at(last.unwrap_or(0), GAP_PATIENCE);
         cached.loaded_at = Some(now);
         cached.polled_at = Some(now);
         cached.liveness_at = Some(now);
@@ -239,11 +187,11 @@ impl HostStateCache {
     /// changed.
     async fn read_changes(
         &self,
-        cursor: &mut ChangeCursor,
+        cursor: &mut GapCursor,
         now: Instant,
     ) -> Result<(Vec<String>, bool), DbError> {
         let rows = sqlx::query("SELECT id, host FROM host_state_changes WHERE id > $1 ORDER BY id")
-            .bind(cursor.floor)
+            .bind(cursor.floor())
             .fetch_all(self.db.pool())
             .await?;
         let mut by_id = HashMap::with_capacity(rows.len());
@@ -360,38 +308,4 @@ pub async fn prune_changes(db: &Db) -> Result<u64, DbError> {
             .await?
             .rows_affected(),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_reads_each_id_once_and_waits_for_gaps() {
-        let start = Instant::now();
-        let mut cursor = ChangeCursor::at(10);
-        assert_eq!(cursor.advance(&[11, 12], start), vec![11, 12]);
-        assert_eq!(cursor.floor, 12);
-        // 14 is visible before 13 commits: the floor stays below 13.
-        assert_eq!(cursor.advance(&[14], start), vec![14]);
-        assert_eq!(cursor.floor, 12);
-        // Read again from 12: 14 is not new, 13 is.
-        assert_eq!(cursor.advance(&[13, 14], start), vec![13]);
-        assert_eq!(cursor.floor, 14);
-        assert!(cursor.read.is_empty() && cursor.gaps.is_empty());
-        // Nothing new: the cursor stays.
-        assert!(cursor.advance(&[], start).is_empty());
-        assert_eq!(cursor.floor, 14);
-    }
-
-    #[test]
-    fn cursor_gives_up_on_a_gap_after_its_patience() {
-        let start = Instant::now();
-        let mut cursor = ChangeCursor::at(0);
-        assert_eq!(cursor.advance(&[2, 3], start), vec![2, 3]);
-        assert_eq!(cursor.floor, 0);
-        let later = start + GAP_PATIENCE;
-        assert!(cursor.advance(&[2, 3], later).is_empty());
-        assert_eq!(cursor.floor, 3);
-    }
 }

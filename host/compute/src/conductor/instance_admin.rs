@@ -50,7 +50,7 @@ impl Conductor {
     /// admin's repair (no state guard, no agent, no notification: Nova's
     /// `reset_state`).
     pub async fn reset_state(self: &Arc<Self>, uuid: &str, vm_state: &str) -> Result<()> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         Self::locked_instance(&mut tx, uuid).await?;
         sqlx::query(
             "UPDATE instances SET vm_state = $1, task_state = NULL, updated_at = $2 WHERE uuid = $3",
@@ -73,7 +73,7 @@ impl Conductor {
         lock: Option<LockedBy>,
         caller_is_admin: bool,
     ) -> Result<()> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         if lock.is_none()
             && instance.locked_by.as_deref() == Some(LockedBy::Admin.as_str())
@@ -106,7 +106,7 @@ impl Conductor {
         changes: ServerChanges,
         caller: &Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let pinned = match changes.pinned_availability_zone {
             None => instance.requested_availability_zone.clone(),

@@ -105,7 +105,7 @@ impl Conductor {
             .ok_or_else(|| ConductorError::NotFound(format!("Port {port_id} not found")))?;
         let interface = interface_spec(&port)?;
         let queued = async {
-            let mut tx = self.db.begin_serialized("conductor").await?;
+            let mut tx = self.begin_global(uuid).await?;
             let instance = Self::locked_instance(&mut tx, uuid).await?;
             let host = check_state(&instance, ATTACH)?;
             self.queue_interface_task(
@@ -154,7 +154,7 @@ impl Conductor {
                 ))
             })?;
         let interface = interface_spec(&port)?;
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let host = check_state(&instance, DETACH)?;
         self.give_back_port(&mut tx, uuid, port_id).await?;

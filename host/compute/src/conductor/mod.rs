@@ -11,6 +11,16 @@
 //! result: ACTIVE, or the claim released, `failed_builds` counted and the
 //! build rescheduled (tried hosts ignored) up to `max_attempts`, then ERROR
 //! with a fault that explains.
+//!
+//! Locks (PostgreSQL advisory locks; SQLite has its one writer): a create
+//! takes its project's quota lock (`quota:<project>`, then its networks'),
+//! nothing global, so creates of different projects run side by side; the
+//! steps of a build after it (a scheduling failure, the agent's result) take
+//! the instance's lock (`instance:<uuid>`) alone, and its claim the node's
+//! (`claim:<node>`) with a conditional update of the operation's step. The
+//! other workflows on an instance (delete, actions, resize, snapshots,
+//! rebuild, rescue, admin changes) still take the global `conductor` lock,
+//! then `instance:<uuid>`, so they serialize with a build's steps too.
 
 pub mod actions;
 pub mod claims;
@@ -138,6 +148,15 @@ const DELETE: &str = "delete";
 const SCHEDULE_EVENT: &str = "conductor_schedule_and_build_instances";
 const BUILD_EVENT: &str = "compute__do_build_and_run_instance";
 const DELETE_EVENT: &str = "compute_terminate_instance";
+
+/// The global lock the workflows other than create and build still take
+/// first (see [`Conductor::begin_global`]).
+pub(crate) const CONDUCTOR_LOCK: &str = "conductor";
+
+/// The lock serializing the changes to instance `uuid`.
+pub(crate) fn instance_lock(uuid: &str) -> String {
+    format!("instance:{uuid}")
+}
 
 /// What a build operation remembers between attempts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -585,10 +604,52 @@ impl Conductor {
         &self.compute
     }
 
+    /// A transaction serialized with every other change to instance
+    /// `uuid` (the lock `instance:<uuid>`, alone): the steps of a build —
+    /// a scheduling failure, the agent's result — which no other instance's
+    /// work waits for. See [`Conductor::begin_global`] for the rest.
+    pub(crate) async fn begin_instance(&self, uuid: &str) -> Result<Tx> {
+        Ok(self.db.begin_serialized(&instance_lock(uuid)).await?)
+    }
+
+    /// A transaction for a workflow on instance `uuid` that still runs
+    /// under the global `conductor` lock (resize, snapshots, rebuild,
+    /// rescue, admin actions, delete, …): `conductor`, then
+    /// `instance:<uuid>`, so it serializes with the build steps of
+    /// [`Conductor::begin_instance`] too. Lock order (see
+    /// `novum_db::Db::begin_serialized`): `conductor`, `instance:<uuid>`,
+    /// `quota:<project>`, `network:<id>`.
+    pub(crate) async fn begin_global(&self, uuid: &str) -> Result<Tx> {
+        let mut tx = self.db.begin_serialized(CONDUCTOR_LOCK).await?;
+        self.db.serialize_in(&mut tx, &instance_lock(uuid)).await?;
+        Ok(tx)
+    }
+
+    /// [`Conductor::begin_global`] for the instance of operation `id`, or
+    /// `None` when the operation is gone. Its instance never changes, so
+    /// it is read before the locks are taken.
+    pub(crate) async fn begin_global_for_operation(&self, id: &str) -> Result<Option<Tx>> {
+        match load_operation(self.db.pool(), id).await? {
+            Some(operation) => Ok(Some(self.begin_global(&operation.instance_uuid).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Conductor::begin_instance`] for the instance of operation `id`, or
+    /// `None` when the operation is gone.
+    async fn begin_instance_for_operation(&self, id: &str) -> Result<Option<Tx>> {
+        match load_operation(self.db.pool(), id).await? {
+            Some(operation) => Ok(Some(self.begin_instance(&operation.instance_uuid).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Creates the instances of `request` (BUILD) and starts their builds;
     /// returns their uuids and the reservation id. The quota check and the
-    /// inserts share one transaction, serialized per project, so concurrent
-    /// creates never exceed a limit; over quota is [`ConductorError::Quota`].
+    /// inserts share one transaction, serialized per project
+    /// (`quota:<project>`, then the networks' locks; nothing serializes the
+    /// creates of different projects), so concurrent creates never exceed
+    /// a limit; over quota is [`ConductorError::Quota`].
     pub async fn create_servers(
         self: &Arc<Self>,
         request: BuildRequest,
@@ -599,7 +660,11 @@ impl Conductor {
         let mut operations = Vec::new();
         self.prepare_ports(&request.project_id, &request.ports)
             .await?;
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        // The project's quota lock is all a create needs: the rows it
+        // writes are new (no one else can see them before the commit), its
+        // addresses are allocated under the networks' locks, and its
+        // notifications are numbered without a lock.
+        let mut tx = self.quota.begin(&request.project_id).await?;
         let quota_flavor = request.flavor.sdk_flavor();
         let check = novum_quota::InstanceCheck {
             project_id: &request.project_id,
@@ -695,8 +760,7 @@ impl Conductor {
             uuids.push(uuid);
             operations.push(operation);
         }
-        // One `server_group.add_member` per new member (emitted last: the
-        // outbox counter row stays locked until the commit).
+        // One `server_group.add_member` per new member.
         if let Some(group) = &request.group
             && let Some(payload) = crate::store::server_groups::payload(&mut tx, group).await?
         {
@@ -725,7 +789,9 @@ impl Conductor {
         if let Err(error) = self.schedule_build(id).await {
             tracing::error!(operation = id, %error, "build failed");
             let result = async {
-                let mut tx = self.db.begin_serialized("conductor").await?;
+                let Some(mut tx) = self.begin_instance_for_operation(id).await? else {
+                    return Ok(());
+                };
                 if let Some(operation) = load_operation(&mut *tx, id).await?
                     && operation.state == op_state::RUNNING
                 {
@@ -942,7 +1008,9 @@ impl Conductor {
                     _ => message,
                 };
                 tracing::warn!(operation = id, %details, "no valid host");
-                let mut tx = self.db.begin_serialized("conductor").await?;
+                let Some(mut tx) = self.begin_instance_for_operation(id).await? else {
+                    return Ok(());
+                };
                 if let Some(operation) = load_operation(&mut *tx, id).await?
                     && operation.state == op_state::RUNNING
                 {

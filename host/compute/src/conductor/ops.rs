@@ -79,7 +79,7 @@ impl Conductor {
         report: TaskResult,
     ) -> Result<()> {
         let TaskResult { outcome, answer } = report;
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_for_task(host, task_id).await?;
         let row = sqlx::query("SELECT operation_id, state FROM tasks WHERE id = $1 AND host = $2")
             .bind(task_id)
             .bind(host)
@@ -176,6 +176,36 @@ impl Conductor {
             tokio::spawn(async move { conductor.run_build(&operation.id).await });
         }
         Ok(())
+    }
+
+    /// The transaction recording the result of task `task_id` of `host`:
+    /// a build's result (or a query's answer) under its instance's lock
+    /// alone ([`Conductor::begin_instance`]: builds of different instances
+    /// finish side by side), any other operation's under
+    /// [`Conductor::begin_global`]. A task's instance and operation never
+    /// change, so they are read before the locks are taken; an unknown task
+    /// gets a plain transaction (its 404 follows).
+    async fn begin_for_task(&self, host: &str, task_id: &str) -> Result<Tx> {
+        let row = sqlx::query(
+            "SELECT t.instance_uuid, t.operation_id, o.kind FROM tasks t \
+             LEFT JOIN conductor_operations o ON o.id = t.operation_id \
+             WHERE t.id = $1 AND t.host = $2",
+        )
+        .bind(task_id)
+        .bind(host)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(self.db.begin().await?);
+        };
+        let uuid: String = row.try_get("instance_uuid")?;
+        let operation: String = row.try_get("operation_id")?;
+        let kind: Option<String> = row.try_get("kind")?;
+        if operation == tasks::QUERY_OPERATION || kind.as_deref() == Some(BUILD) {
+            self.begin_instance(&uuid).await
+        } else {
+            self.begin_global(&uuid).await
+        }
     }
 
     /// A spawn finished: ACTIVE, or release, count the failure and
@@ -506,7 +536,7 @@ impl Conductor {
         action: ServerAction,
         caller: &Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         action
             .check(uuid, &instance.vm_state, instance.task_state.as_deref())
@@ -559,7 +589,7 @@ impl Conductor {
         caller: &Caller<'_>,
         wanted: impl FnOnce(&Instance) -> bool,
     ) -> Result<bool> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         if !wanted(&instance) {
             tx.rollback().await?;
@@ -710,7 +740,9 @@ impl Conductor {
     /// left alone; one waiting for a host is scheduled again; one with a task
     /// still queued or leased goes on; one whose task is gone is failed.
     pub async fn recover_operation(self: &Arc<Self>, id: &str) -> Result<Recovery> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let Some(mut tx) = self.begin_global_for_operation(id).await? else {
+            return Ok(Recovery::AlreadyOver);
+        };
         let Some(operation) = load_operation(&mut *tx, id).await? else {
             tx.commit().await?;
             return Ok(Recovery::AlreadyOver);

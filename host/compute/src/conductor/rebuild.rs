@@ -115,7 +115,7 @@ impl Conductor {
         request: RebuildRequest,
         caller: &Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         guard(
             REBUILD,

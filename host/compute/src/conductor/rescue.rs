@@ -88,7 +88,7 @@ impl Conductor {
         rescue: Option<Option<ImageSpec>>,
         caller: &Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         guard(
             step.name,

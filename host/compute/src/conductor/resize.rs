@@ -244,7 +244,7 @@ impl Conductor {
         flavor: FlavorSnapshot,
         caller: &super::Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         if let Some(task_state) = &instance.task_state {
             return Err(ConductorError::Conflict(format!(
@@ -371,7 +371,9 @@ impl Conductor {
         };
         tracing::warn!(operation = id, %message, "resize not scheduled");
         let result = async {
-            let mut tx = self.db.begin_serialized("conductor").await?;
+            let Some(mut tx) = self.begin_global_for_operation(id).await? else {
+                return Ok(());
+            };
             if let Some(operation) = load_operation(&mut *tx, id).await?
                 && operation.state == op_state::RUNNING
                 && operation.step == step::SCHEDULE
@@ -839,7 +841,7 @@ impl Conductor {
         caller: &super::Caller<'_>,
         kind: &str,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         check_verify_resize(&instance, kind)?;
         let migration = match open_migration(&mut tx, uuid).await? {

@@ -76,7 +76,7 @@ impl Conductor {
         change: MetadataChange,
         caller: &Caller<'_>,
     ) -> Result<BTreeMap<String, String>> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let verb = if matches!(change, MetadataChange::Delete(_)) {
             "delete metadata"
@@ -142,7 +142,7 @@ impl Conductor {
         change: TagsChange,
         caller: &Caller<'_>,
     ) -> Result<(Vec<String>, bool)> {
-        let mut tx = self.db().begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         let verb = match &change {
             TagsChange::Replace(_) => "update tags",

@@ -519,7 +519,7 @@ impl Conductor {
         allowed: &[&str],
         plan: impl FnOnce(&Instance, &str) -> Result<ImageJob>,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         conflict(kind, &instance, allowed)?;
         let host = host_of(kind, &instance)?;
@@ -672,7 +672,7 @@ impl Conductor {
                 images::STATUS_SAVING
             )));
         }
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(&uuid).await?;
         let context = match load_running_job(&mut tx, &uuid).await? {
             Some(operation) => {
                 notices::action_context(&mut tx, operation.action_id.as_deref()).await?
@@ -1028,7 +1028,7 @@ impl Conductor {
         request: UnshelveRequest,
         caller: &super::Caller<'_>,
     ) -> Result<()> {
-        let mut tx = self.db.begin_serialized("conductor").await?;
+        let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         conflict(UNSHELVE, &instance, &[vm::SHELVED, vm::SHELVED_OFFLOADED])?;
         if instance.vm_state != vm::SHELVED_OFFLOADED
