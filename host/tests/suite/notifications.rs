@@ -896,3 +896,77 @@ async fn concurrent_emitters_are_each_delivered_once(db: Db, dir: PathBuf) {
     assert_eq!(logged, ids.into_iter().collect::<HashSet<_>>());
 }
 on_both_databases!(concurrent_emitters_are_each_delivered_once);
+
+/// The upgrade to generated sequence numbers (migration 0103) on a
+/// database an older novum wrote: the stored events keep their numbers, the
+/// counter's last number (above the events left after pruning) is never
+/// given again, and the dispatcher picks up after its saved cursor.
+async fn the_upgrade_numbers_above_the_counter(db: Db, dir: PathBuf) {
+    novum_db::testing::migrate_to(&db, 102)
+        .await
+        .expect("migrate up to 0102");
+    let kept = event("kept", InstanceAction::Create, Phase::Start);
+    sqlx::query(
+        "INSERT INTO notification_outbox (seq, message_id, ordering_key, event_type, priority, \
+         publisher_id, created_at, body) VALUES (40, $1, 'kept', 'instance.create.start', 'INFO', \
+         'nova-compute:host1', $2, $3)",
+    )
+    .bind(&kept.envelope.message_id)
+    .bind(novum_db::now())
+    .bind(serde_json::to_string(&kept.envelope).expect("json"))
+    .execute(db.pool())
+    .await
+    .expect("an old event");
+    // Events 41..50 were delivered and pruned.
+    sqlx::query("UPDATE notification_counters SET value = 50 WHERE name = 'outbox'")
+        .execute(db.pool())
+        .await
+        .expect("counter");
+    sqlx::query(
+        "INSERT INTO notification_sink_cursors (sink, seq, updated_at) VALUES ('jsonl', 50, $1)",
+    )
+    .bind(novum_db::now())
+    .execute(db.pool())
+    .await
+    .expect("cursor");
+    db.migrate().await.expect("the upgrade");
+
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM notification_outbox ORDER BY seq")
+        .fetch_all(db.pool())
+        .await
+        .expect("seqs");
+    assert_eq!(seqs, vec![40]);
+    let first = event("first", InstanceAction::Create, Phase::Start);
+    assert_eq!(emit_committed(&db, &first).await, 51);
+    let second = event("second", InstanceAction::Create, Phase::End);
+    assert_eq!(emit_committed(&db, &second).await, 52);
+    let dispatcher = start(&db, &config(&dir, Vec::new()), &dir);
+    eventually(10, "the new events", || jsonl(&dir).len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dispatcher.shutdown().await;
+    let logged: Vec<String> = jsonl(&dir).into_iter().map(|m| m.message_id).collect();
+    assert_eq!(
+        logged,
+        vec![
+            first.envelope.message_id.clone(),
+            second.envelope.message_id.clone()
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_to_generated_seqs_numbers_above_the_counter_sqlite() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("novum.db").display());
+    let db = Db::connect(&url).await.expect("sqlite");
+    the_upgrade_numbers_above_the_counter(db, dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_to_generated_seqs_numbers_above_the_counter_postgres() {
+    let Some(url) = novum_db::testing::postgres_url().await else {
+        return;
+    };
+    let db = Db::connect(&url).await.expect("postgres");
+    the_upgrade_numbers_above_the_counter(db, temp_dir()).await;
+}
