@@ -39,6 +39,9 @@ const MAX_BUFFERED: usize = 4096;
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often the lease is renewed (and, without it, retried).
 const LEASE_RENEW: Duration = Duration::from_secs(3);
+/// How much of a JSON-lines file's end a dispatcher taking the sink over
+/// reads for lines already written (see [`JsonlSink::recent_message_ids`]).
+const JSONL_TAKEOVER_WINDOW: u64 = 1 << 20;
 /// How often settled events past the retention are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -302,6 +305,9 @@ struct SinkWorker {
 /// The in-memory state of a sink worker between the cursor and what it read.
 #[derive(Default)]
 struct Pipeline {
+    /// Message ids the sink holds already though the outbox does not say
+    /// so (a JSON-lines file a dead dispatcher wrote last): skipped.
+    written: HashSet<String>,
     /// Read up to here.
     fetched: i64,
     /// Read, not settled.
@@ -327,8 +333,13 @@ impl SinkWorker {
                 () = tokio::time::sleep(self.poll) => {}
             }
         };
+        let written = match &self.sink.kind {
+            SinkKind::Jsonl(jsonl) => jsonl.recent_message_ids(JSONL_TAKEOVER_WINDOW).await,
+            _ => HashSet::new(),
+        };
         let mut pipeline = Pipeline {
             fetched: cursor,
+            written,
             ..Pipeline::default()
         };
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -364,7 +375,11 @@ impl SinkWorker {
                         tracing::error!(%error, seq, "notification delivery task failed");
                         tasks.abort_all();
                         while tasks.join_next().await.is_some() {}
-                        pipeline = Pipeline { fetched: cursor, ..Pipeline::default() };
+                        pipeline = Pipeline {
+                            fetched: cursor,
+                            written: std::mem::take(&mut pipeline.written),
+                            ..Pipeline::default()
+                        };
                         continue;
                     }
                     pipeline.outstanding.remove(&seq);
@@ -402,6 +417,18 @@ impl SinkWorker {
             }
             let messages = self.sink.messages(&event.event, &self.allowed);
             if messages.is_empty() {
+                continue;
+            }
+            if !pipeline.written.is_empty()
+                && messages
+                    .iter()
+                    .all(|message| pipeline.written.contains(&message.message_id))
+            {
+                tracing::info!(
+                    seq,
+                    message_id = %event.event.envelope.message_id,
+                    "already in the sink (written by the previous dispatcher): not written again"
+                );
                 continue;
             }
             pipeline.outstanding.insert(seq);
