@@ -20,9 +20,17 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "novum-agent", version, about)]
 struct Args {
-    /// Base URL of the novum controller.
-    #[arg(long, env = "NOVUM_CONTROLLER", value_name = "URL")]
-    controller: String,
+    /// Base URL of the novum controller; several controllers on one
+    /// database: repeat the option or separate the URLs with commas (calls
+    /// fail over from one to the next).
+    #[arg(
+        long,
+        env = "NOVUM_CONTROLLER",
+        value_name = "URL",
+        value_delimiter = ',',
+        required = true
+    )]
+    controller: Vec<String>,
     /// Host name of this compute service (default: the machine's hostname).
     #[arg(long, value_name = "NAME")]
     host: Option<String>,
@@ -164,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         },
         firewall_interval: Duration::from_secs(args.firewall_seconds.max(1)),
-        ..AgentConfig::new(args.controller, host)
+        ..AgentConfig::new(args.controller.join(","), host)
     };
     run_agent(config, shutdown_signal())
         .await

@@ -365,7 +365,7 @@ impl MetadataProxy {
         } else {
             request.path.clone()
         };
-        let url = format!("{}{METADATA_PREFIX}{path}", self.controller_url);
+        let controllers = crate::agent::controller_urls(&self.controller_url);
         let method = match request.method.as_str() {
             "GET" => reqwest::Method::GET,
             "HEAD" => reqwest::Method::HEAD,
@@ -373,20 +373,37 @@ impl MetadataProxy {
             _ => return Answer::plain(405, "The method is not allowed."),
         };
         let instance = guest.instance.to_string();
-        let reply = self
-            .http
-            .request(method, url)
-            .timeout(IO_TIMEOUT)
-            .header(metadata_headers::INSTANCE_ID, &instance)
-            .header(metadata_headers::TENANT_ID, &guest.project_id)
-            .header(
-                metadata_headers::SIGNATURE,
-                metadata_signature(&secret, &instance),
-            )
-            .header(metadata_headers::FORWARDED_FOR, source.to_string())
-            .body(request.body)
-            .send()
-            .await;
+        // Each controller in turn (several on one database) until one
+        // answers without a server error.
+        let mut reply = None;
+        for controller in &controllers {
+            let url = format!("{controller}{METADATA_PREFIX}{path}");
+            let sent = self
+                .http
+                .request(method.clone(), url)
+                .timeout(IO_TIMEOUT)
+                .header(metadata_headers::INSTANCE_ID, &instance)
+                .header(metadata_headers::TENANT_ID, &guest.project_id)
+                .header(
+                    metadata_headers::SIGNATURE,
+                    metadata_signature(&secret, &instance),
+                )
+                .header(metadata_headers::FORWARDED_FOR, source.to_string())
+                .body(request.body.clone())
+                .send()
+                .await;
+            let fails_over = match &sent {
+                Ok(answer) => answer.status().is_server_error(),
+                Err(_) => true,
+            };
+            reply = Some(sent);
+            if !fails_over {
+                break;
+            }
+        }
+        let Some(reply) = reply else {
+            return Answer::plain(502, "The metadata service did not answer.");
+        };
         match reply {
             Ok(reply) => {
                 let status = reply.status().as_u16();

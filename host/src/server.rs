@@ -270,6 +270,7 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
     background.recovery.abort();
     let _ = background.reaper.await;
     let _ = background.reclaimer.await;
+    let _ = background.cluster.await;
     result
 }
 
@@ -279,7 +280,8 @@ pub async fn stopped(mut stopped: watch::Receiver<bool>) {
 }
 
 /// The controller's background work: the conductor's recovery of what was
-/// in flight, the task reaper and, in all-in-one mode, the embedded agents.
+/// in flight, the task reaper, the controllers' registry and, in all-in-one
+/// mode, the embedded agents.
 pub struct Background {
     /// The recovery (ends by itself once every operation is judged).
     pub recovery: tokio::task::JoinHandle<()>,
@@ -288,6 +290,10 @@ pub struct Background {
     /// The reclaim of soft-deleted instances (ends at once when
     /// `[compute] reclaim_instance_interval` is 0).
     pub reclaimer: tokio::task::JoinHandle<()>,
+    /// This controller's row among the controllers sharing the database,
+    /// the adoption of what dead ones left, the wake-up of polls for tasks
+    /// other controllers queue (see `novum_compute::conductor::cluster`).
+    pub cluster: tokio::task::JoinHandle<()>,
     /// The embedded compute agents.
     pub agents: crate::embedded::EmbeddedAgents,
 }
@@ -304,18 +310,20 @@ impl Background {
         });
         let reaper = tokio::spawn(state.conductor.clone().run_reaper(stopped(stop.clone())));
         let reclaimer = tokio::spawn(state.conductor.clone().run_reclaimer(stopped(stop.clone())));
+        let cluster = tokio::spawn(state.conductor.clone().run_cluster(stopped(stop.clone())));
         let agents = crate::embedded::start_agents(state, listen, stop);
         Self {
             recovery,
             reaper,
             reclaimer,
+            cluster,
             agents,
         }
     }
 
     /// Every task of the background work.
     pub fn into_handles(self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut handles = vec![self.recovery, self.reaper, self.reclaimer];
+        let mut handles = vec![self.recovery, self.reaper, self.reclaimer, self.cluster];
         handles.extend(self.agents.handles);
         handles
     }

@@ -1,8 +1,16 @@
 //! The agent's side of the RPC: authenticated JSON calls to the controller, with
 //! registration and re-registration when the controller forgets the credential.
+//!
+//! An agent may know several controllers (several `novum serve` on one
+//! database, see [`controller_urls`]): a call goes to the one that answered
+//! last and, when it cannot be reached or answers with a server error (a
+//! 503 while it shuts down included), to the next, each tried once per
+//! call. The agent credential is in the shared database, so every
+//! controller accepts it.
 
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use novum_wire::{
@@ -49,6 +57,9 @@ pub enum RpcError {
     /// The credential store could not be written.
     #[error("storing the agent credential: {0}")]
     Store(#[from] std::io::Error),
+    /// No controller URL was given.
+    #[error("no controller URL")]
+    NoController,
 }
 
 impl RpcError {
@@ -72,15 +83,116 @@ impl RpcError {
                     || *status == StatusCode::REQUEST_TIMEOUT
                     || *status == StatusCode::TOO_MANY_REQUESTS
             }
-            RpcError::NoEnrollmentToken | RpcError::Store(_) => false,
+            RpcError::NoEnrollmentToken | RpcError::Store(_) | RpcError::NoController => false,
         }
+    }
+
+    /// Whether another controller may answer where this one failed: it could
+    /// not be reached or answered a server error (a 503 while it shuts
+    /// down included).
+    pub fn fails_over(&self) -> bool {
+        match self {
+            RpcError::Transport(_) => true,
+            RpcError::Status { status, .. } => status.is_server_error(),
+            RpcError::NoEnrollmentToken | RpcError::Store(_) | RpcError::NoController => false,
+        }
+    }
+}
+
+/// The controller URLs of `list`: separated by commas (or whitespace),
+/// without trailing `/`, empty items dropped, duplicates kept once.
+pub fn controller_urls(list: &str) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for url in list.split([',', ' ', '\t', '\n']) {
+        let url = url.trim().trim_end_matches('/');
+        if !url.is_empty() && !urls.iter().any(|known| known == url) {
+            urls.push(url.to_string());
+        }
+    }
+    urls
+}
+
+/// The controllers an agent talks to, and which of them answered last
+/// (shared by the client and its image source).
+#[derive(Debug)]
+pub struct Controllers {
+    urls: Vec<String>,
+    current: AtomicUsize,
+}
+
+impl Controllers {
+    /// The controllers of `list` (see [`controller_urls`]); an empty list
+    /// keeps the one (empty) base, so calls fail with a transport error.
+    pub fn new(list: &str) -> Self {
+        let mut urls = controller_urls(list);
+        if urls.is_empty() {
+            urls.push(String::new());
+        }
+        Controllers {
+            urls,
+            current: AtomicUsize::new(0),
+        }
+    }
+
+    /// Every controller URL.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The controller calls go to first (the last that answered).
+    pub fn current(&self) -> &str {
+        &self.urls[self.current.load(Ordering::Relaxed) % self.urls.len()]
+    }
+
+    /// The order to try them in for one call: the current one, then the
+    /// others in their order; each with its index.
+    fn rotation(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        let start = self.current.load(Ordering::Relaxed) % self.urls.len();
+        (0..self.urls.len()).map(move |offset| {
+            let index = (start + offset) % self.urls.len();
+            (index, self.urls[index].as_str())
+        })
+    }
+
+    /// Remembers that controller `index` answered.
+    fn answered(&self, index: usize) {
+        let previous = self.current.swap(index, Ordering::Relaxed);
+        if previous != index && self.urls.len() > 1 {
+            info!(controller = %self.urls[index], "now talking to this controller");
+        }
+    }
+
+    /// Tries `call` on each controller in turn (see [`Controllers::rotation`])
+    /// until one answers with something other than a failover error (see
+    /// [`RpcError::fails_over`]); returns that answer, or the last error.
+    async fn each<'a, T, F, Fut>(&'a self, call: F) -> Result<T, RpcError>
+    where
+        F: Fn(&'a str) -> Fut,
+        Fut: Future<Output = Result<T, RpcError>>,
+    {
+        let mut last = None;
+        for (index, base) in self.rotation() {
+            match call(base).await {
+                Err(error) if error.fails_over() => {
+                    if self.urls.len() > 1 {
+                        warn!(controller = %base, %error, "controller unavailable; trying the next");
+                    }
+                    last = Some(error);
+                }
+                answer => {
+                    self.answered(index);
+                    return answer;
+                }
+            }
+        }
+        Err(last.unwrap_or(RpcError::NoController))
     }
 }
 
 /// Authenticated client for one agent.
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    controllers: Arc<Controllers>,
     host: String,
     enrollment_token: Option<String>,
     store: CredentialStore,
@@ -88,7 +200,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `host` talking to the controller at `base` (no trailing `/`).
+    /// A client for `host` talking to the controllers listed in `base`
+    /// (one URL, or several separated by commas; see [`controller_urls`]).
     pub fn new(
         base: &str,
         host: &str,
@@ -100,7 +213,7 @@ impl Client {
             http: reqwest::Client::builder()
                 .user_agent(concat!("novum-agent/", env!("CARGO_PKG_VERSION")))
                 .build()?,
-            base: base.trim_end_matches('/').to_string(),
+            controllers: Arc::new(Controllers::new(base)),
             host: host.to_string(),
             enrollment_token,
             store,
@@ -113,11 +226,16 @@ impl Client {
     pub fn image_source(&self, runtime: tokio::runtime::Handle) -> ControllerImages {
         ControllerImages {
             http: self.http.clone(),
-            base: self.base.clone(),
+            controllers: Arc::clone(&self.controllers),
             host: self.host.clone(),
             token: Arc::clone(&self.token),
             runtime,
         }
+    }
+
+    /// The controllers this client talks to.
+    pub fn controllers(&self) -> &Arc<Controllers> {
+        &self.controllers
     }
 
     /// The current agent credential.
@@ -138,20 +256,23 @@ impl Client {
             inventory,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        let response = self
-            .http
-            .post(format!("{}{REGISTER_PATH}", self.base))
-            .bearer_auth(enrollment)
-            .timeout(CALL_TIMEOUT)
-            .json(&request)
-            .send()
+        let answer: RegisterResponse = self
+            .controllers
+            .each(|base| {
+                let request = self
+                    .http
+                    .post(format!("{base}{REGISTER_PATH}"))
+                    .bearer_auth(enrollment)
+                    .timeout(CALL_TIMEOUT)
+                    .json(&request);
+                async move { read_json(request.send().await?).await }
+            })
             .await?;
-        let answer: RegisterResponse = read_json(response).await?;
         if answer.host != self.host {
             warn!(asked = %self.host, got = %answer.host, "controller registered another host name");
         }
         self.store.save(&StoredCredential {
-            controller: self.base.clone(),
+            controller: self.controllers.urls().join(","),
             host: self.host.clone(),
             token: answer.agent_token.clone(),
         })?;
@@ -205,17 +326,22 @@ impl Client {
         body: Option<&B>,
         timeout: Duration,
     ) -> Result<reqwest::Response, RpcError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .timeout(timeout);
-        if let Some(token) = self.token.read().await.as_deref() {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        check(request.send().await?).await
+        let token = self.token.read().await.clone();
+        self.controllers
+            .each(|base| {
+                let mut request = self
+                    .http
+                    .request(method.clone(), format!("{base}{path}"))
+                    .timeout(timeout);
+                if let Some(token) = token.as_deref() {
+                    request = request.bearer_auth(token);
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                async move { check(request.send().await?).await }
+            })
+            .await
     }
 }
 
@@ -240,15 +366,15 @@ async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T
 /// Its calls block (on `runtime`): call them from blocking threads only.
 pub struct ControllerImages {
     http: reqwest::Client,
-    base: String,
+    controllers: Arc<Controllers>,
     host: String,
     token: Arc<RwLock<Option<String>>>,
     runtime: tokio::runtime::Handle,
 }
 
 impl ControllerImages {
-    /// A source downloading from the controller at `base` as agent `host`
-    /// with credential `token`.
+    /// A source downloading from the controllers listed in `base` (see
+    /// [`controller_urls`]) as agent `host` with credential `token`.
     pub fn new(
         base: &str,
         host: &str,
@@ -259,7 +385,7 @@ impl ControllerImages {
             http: reqwest::Client::builder()
                 .user_agent(concat!("novum-agent/", env!("CARGO_PKG_VERSION")))
                 .build()?,
-            base: base.trim_end_matches('/').to_string(),
+            controllers: Arc::new(Controllers::new(base)),
             host: host.to_string(),
             token: Arc::new(RwLock::new(token)),
             runtime,
@@ -283,17 +409,30 @@ impl ImageSource for ControllerImages {
         let failed = |e: &dyn std::fmt::Display| {
             DriverError::Image(format!("downloading image {id} from the controller: {e}"))
         };
-        let url = format!("{}{}", self.base, image_file_path(&self.host, id));
+        let path = image_file_path(&self.host, id);
         let response = self.runtime.block_on(async {
-            let mut request = self.http.get(url);
-            if let Some(token) = self.token.read().await.as_deref() {
-                request = request.bearer_auth(token);
-            }
-            let response = tokio::time::timeout(IMAGE_READ_TIMEOUT, request.send())
+            let token = self.token.read().await.clone();
+            self.controllers
+                .each(|base| {
+                    let mut request = self.http.get(format!("{base}{path}"));
+                    if let Some(token) = token.as_deref() {
+                        request = request.bearer_auth(token);
+                    }
+                    async move {
+                        let response = tokio::time::timeout(IMAGE_READ_TIMEOUT, request.send())
+                            .await
+                            .map_err(|_| RpcError::Status {
+                                status: StatusCode::GATEWAY_TIMEOUT,
+                                message: format!(
+                                    "no answer within {} s",
+                                    IMAGE_READ_TIMEOUT.as_secs()
+                                ),
+                            })??;
+                        check(response).await
+                    }
+                })
                 .await
-                .map_err(|e| failed(&e))?
-                .map_err(|e| failed(&e))?;
-            check(response).await.map_err(|e| failed(&e))
+                .map_err(|e| failed(&e))
         })?;
         let info = ImageFileInfo::from_headers(|name| {
             response
@@ -327,27 +466,36 @@ impl ControllerImages {
             DriverError::Image(format!("uploading snapshot {id} to the controller: {e}"))
         };
         let info = crate::driver::upload_info(path, disk_format)?;
-        let url = format!("{}{}", self.base, image_file_path(&self.host, id));
+        let path_on_controller = image_file_path(&self.host, id);
         self.runtime.block_on(async {
-            let file = tokio::fs::File::open(path).await.map_err(|e| failed(&e))?;
-            let body = FileBody {
-                file,
-                buffer: vec![0_u8; 1 << 20].into_boxed_slice(),
-                size: info.size.unwrap_or_default(),
-            };
-            let mut request = self
-                .http
-                .put(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .body(reqwest::Body::wrap(body));
-            for (name, value) in info.headers() {
-                request = request.header(name, value);
-            }
-            if let Some(token) = self.token.read().await.as_deref() {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.map_err(|e| failed(&e))?;
-            check(response).await.map_err(|e| failed(&e)).map(drop)
+            let token = self.token.read().await.clone();
+            let info = &info;
+            let token = token.as_deref();
+            let path_on_controller = path_on_controller.as_str();
+            self.controllers
+                .each(|base| async move {
+                    // The file again for each controller tried.
+                    let file = tokio::fs::File::open(path).await?;
+                    let body = FileBody {
+                        file,
+                        buffer: vec![0_u8; 1 << 20].into_boxed_slice(),
+                        size: info.size.unwrap_or_default(),
+                    };
+                    let mut request = self
+                        .http
+                        .put(format!("{base}{path_on_controller}"))
+                        .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                        .body(reqwest::Body::wrap(body));
+                    for (name, value) in info.headers() {
+                        request = request.header(name, value);
+                    }
+                    if let Some(token) = token {
+                        request = request.bearer_auth(token);
+                    }
+                    check(request.send().await?).await.map(drop)
+                })
+                .await
+                .map_err(|e| failed(&e))
         })?;
         info!(image = id, size = ?info.size, "snapshot uploaded");
         Ok(())

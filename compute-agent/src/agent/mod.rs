@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use uuid::Uuid;
 
-pub use client::{Client, ControllerImages, RpcError};
+pub use client::{Client, ControllerImages, Controllers, RpcError, controller_urls};
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
@@ -52,7 +52,10 @@ pub const DEFAULT_FIREWALL_INTERVAL: Duration = Duration::from_secs(10);
 /// Everything an agent needs to know.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Base URL of the controller (`http://controller:8774`).
+    /// Base URL of the controller (`http://controller:8774`), or of several
+    /// controllers on one database separated by commas
+    /// (`http://c1:8774,http://c2:8774`): calls go to the one that answered
+    /// last and fail over to the next (see [`Controllers`]).
     pub controller_url: String,
     /// This agent's host name (Nova's service `host`), unique in the cloud.
     pub host: String,
@@ -163,7 +166,7 @@ pub async fn run_agent(
         serial.proxyclient_address = config
             .host_ip
             .clone()
-            .or_else(|| local_ip_towards(&config.controller_url));
+            .or_else(|| local_ip_towards(first_controller(&config.controller_url)));
     }
     if !config.libvirt_uri.starts_with("test:") && config.firewall_table.is_none() {
         config.firewall_table = Some(firewall::table_name(&config.host));
@@ -254,7 +257,16 @@ struct Agent {
 impl Agent {
     fn new(config: AgentConfig, driver: Arc<dyn VirtDriver>) -> Result<Self, AgentError> {
         let store = CredentialStore::new(config.state_dir.as_deref());
-        let token = store.load(&config.controller_url, &config.host)?;
+        // Kept under the list of controllers (or, stored by an agent that
+        // knew one, under any of them: the credential is in the database
+        // every controller of the list shares).
+        let urls = controller_urls(&config.controller_url);
+        let mut token = store.load(&urls.join(","), &config.host)?;
+        for url in &urls {
+            if token.is_none() {
+                token = store.load(url, &config.host)?;
+            }
+        }
         if token.is_some() {
             info!("using the stored agent credential");
         }
@@ -335,7 +347,7 @@ impl Agent {
             .config
             .host_ip
             .clone()
-            .or_else(|| local_ip_towards(&self.config.controller_url));
+            .or_else(|| local_ip_towards(self.client.controllers().current()));
         inventory.uptime = host_uptime();
         Ok(inventory)
     }
@@ -651,6 +663,14 @@ fn plugs_ports(action: &TaskAction) -> bool {
     )
 }
 
+/// The first controller of a list (see [`controller_urls`]).
+fn first_controller(list: &str) -> &str {
+    list.split(',')
+        .map(str::trim)
+        .find(|url| !url.is_empty())
+        .unwrap_or(list)
+}
+
 /// The local address this machine uses to reach the controller (no packet is
 /// sent: connecting a UDP socket only picks the route).
 fn local_ip_towards(controller_url: &str) -> Option<String> {
@@ -688,6 +708,18 @@ fn host_uptime() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controller_lists() {
+        assert_eq!(
+            controller_urls(" http://a:1/, http://b:2 ,,http://a:1"),
+            vec!["http://a:1".to_string(), "http://b:2".to_string()]
+        );
+        assert_eq!(first_controller("http://a:1,http://b:2"), "http://a:1");
+        assert!(controller_urls("").is_empty());
+        let controllers = Controllers::new("http://a:1,http://b:2");
+        assert_eq!(controllers.current(), "http://a:1");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -47,6 +47,9 @@ const LEASE_RENEW: Duration = Duration::from_secs(3);
 /// written, not yet committed) before it counts as rolled back. Longer than
 /// the host state's: a skipped notification is not re-read later.
 pub const GAP_PATIENCE: Duration = Duration::from_secs(120);
+/// How much of a JSON-lines file's end a dispatcher taking the sink over
+/// reads for lines already written (see [`JsonlSink::recent_message_ids`]).
+const JSONL_TAKEOVER_WINDOW: u64 = 1 << 20;
 /// How often settled events past the retention are pruned.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -311,6 +314,9 @@ struct SinkWorker {
 struct Pipeline {
     /// What was read (each event once, gaps waited for).
     read: GapCursor,
+    /// Message ids the sink holds already though the outbox does not say
+    /// so (a JSON-lines file a dead dispatcher wrote last): skipped.
+    written: HashSet<String>,
     /// Read, not settled.
     outstanding: BTreeSet<i64>,
     /// Waiting events per key.
@@ -322,10 +328,12 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    /// Nothing read yet past the durable cursor `cursor`.
-    fn at(cursor: i64) -> Self {
+    /// Nothing read yet past the durable cursor `cursor`; `written`: the
+    /// message ids the sink holds already.
+    fn at(cursor: i64, written: HashSet<String>) -> Self {
         Self {
             read: GapCursor::at(cursor, GAP_PATIENCE),
+            written,
             outstanding: BTreeSet::new(),
             queues: HashMap::new(),
             busy: HashSet::new(),
@@ -356,7 +364,11 @@ impl SinkWorker {
                 () = tokio::time::sleep(self.poll) => {}
             }
         };
-        let mut pipeline = Pipeline::at(cursor);
+        let written = match &self.sink.kind {
+            SinkKind::Jsonl(jsonl) => jsonl.recent_message_ids(JSONL_TAKEOVER_WINDOW).await,
+            _ => HashSet::new(),
+        };
+        let mut pipeline = Pipeline::at(cursor, written);
         let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
             let more = self.refill(&mut pipeline).await;
@@ -387,7 +399,7 @@ impl SinkWorker {
                         tracing::error!(%error, seq, "notification delivery task failed");
                         tasks.abort_all();
                         while tasks.join_next().await.is_some() {}
-                        pipeline = Pipeline::at(cursor);
+                        pipeline = Pipeline::at(cursor, std::mem::take(&mut pipeline.written));
                         continue;
                     }
                     pipeline.outstanding.remove(&seq);
@@ -449,6 +461,18 @@ impl SinkWorker {
             }
             let messages = self.sink.messages(&event.event, &self.allowed);
             if messages.is_empty() {
+                continue;
+            }
+            if !pipeline.written.is_empty()
+                && messages
+                    .iter()
+                    .all(|message| pipeline.written.contains(&message.message_id))
+            {
+                tracing::info!(
+                    seq,
+                    message_id = %event.event.envelope.message_id,
+                    "already in the sink (written by the previous dispatcher): not written again"
+                );
                 continue;
             }
             pipeline.outstanding.insert(seq);

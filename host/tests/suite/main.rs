@@ -56,6 +56,7 @@ mod server_ports;
 mod server_tags;
 mod snapshots;
 mod soft_delete;
+mod two_controllers;
 mod usage;
 mod vm_states;
 mod write_your_own_filter;

@@ -20,3 +20,4 @@ mod snapshots_cli;
 mod soft_delete_cli;
 mod tempest;
 mod tempest_network;
+mod two_controllers;

@@ -41,6 +41,11 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) fn login(cloud: &Cloud) -> Self {
+        Self::login_at(&cloud.url)
+    }
+
+    /// An admin session on the controller at `url`.
+    pub(crate) fn login_at(url: &str) -> Self {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -50,7 +55,7 @@ impl Api {
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
         }});
         let response = client
-            .post(format!("{}/identity/v3/auth/tokens", cloud.url))
+            .post(format!("{url}/identity/v3/auth/tokens"))
             .json(&body)
             .send()
             .expect("token request");
@@ -66,7 +71,7 @@ impl Api {
             .to_string();
         Self {
             client,
-            base: cloud.url.clone(),
+            base: url.to_string(),
             token,
             project_id,
             image: Mutex::new(None),

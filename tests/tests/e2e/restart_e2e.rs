@@ -21,7 +21,7 @@ use crate::notifications_e2e::{Api, Receiver, eventually, webhook_config};
 
 /// Plugin deadlines are the sandbox tests' subject: here a loaded machine
 /// must not turn a descheduled plugin call into a rejection.
-const PLUGIN_DEADLINE: &str = "[plugins.defaults]\ndeadline_ms = 1000\n";
+pub(crate) const PLUGIN_DEADLINE: &str = "[plugins.defaults]\ndeadline_ms = 1000\n";
 
 /// What SIGTERM may take at most (the target is 2 s; a loaded CI machine
 /// must not make the test flaky).
@@ -112,7 +112,7 @@ fn postgres_admin_url() -> String {
 }
 
 /// Runs `sql` with `psql` against `url`; the unaligned rows, or why not.
-fn psql(url: &str, sql: &str) -> Result<Vec<String>, String> {
+pub(crate) fn psql(url: &str, sql: &str) -> Result<Vec<String>, String> {
     let output = Command::new("psql")
         .args([
             "-X",
@@ -138,7 +138,7 @@ fn psql(url: &str, sql: &str) -> Result<Vec<String>, String> {
 }
 
 /// A fresh PostgreSQL database's URL, or `None` with the reason printed.
-fn postgres_database() -> Option<String> {
+pub(crate) fn postgres_database() -> Option<String> {
     let admin = postgres_admin_url();
     let name = format!("novum_e2e_{}_{}", std::process::id(), free_port());
     if let Err(why) = psql(&admin, &format!("CREATE DATABASE {name}")) {

@@ -24,6 +24,7 @@
 
 pub mod actions;
 pub mod claims;
+pub mod cluster;
 pub mod consoles;
 pub mod guest;
 pub mod host_state;
@@ -257,6 +258,10 @@ pub struct Conductor {
     image_data_dir: std::sync::OnceLock<std::path::PathBuf>,
     /// Scheduling decisions and their stages, for `/metrics`.
     scheduling_metrics: SchedulingMetrics,
+    /// This controller's id in `controllers` (see [`cluster`]).
+    controller_id: String,
+    /// The operations whose scheduling step runs in this process.
+    scheduling: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -348,14 +353,19 @@ async fn finish_operation(tx: &mut Tx, operation: &Operation, error: Option<&str
 }
 
 async fn set_operation(tx: &mut Tx, id: &str, step: &str, state: &str, data: &str) -> Result<()> {
-    sqlx::query("UPDATE conductor_operations SET step = $1, state = $2, data = $3, updated_at = $4 WHERE id = $5")
-        .bind(step)
-        .bind(state)
-        .bind(data)
-        .bind(db::now())
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    // A step handed back to scheduling (a reschedule) belongs to no
+    // controller until one takes it (see `cluster`).
+    sqlx::query(
+        "UPDATE conductor_operations SET step = $1, state = $2, data = $3, updated_at = $4, \
+                 owner = CASE WHEN $1 = 'schedule' THEN NULL ELSE owner END WHERE id = $5",
+    )
+    .bind(step)
+    .bind(state)
+    .bind(data)
+    .bind(db::now())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -571,6 +581,8 @@ impl Conductor {
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
             scheduling_metrics: SchedulingMetrics::register(),
+            controller_id: Uuid::new_v4().to_string(),
+            scheduling: Mutex::default(),
         })
     }
 
@@ -792,8 +804,11 @@ impl Conductor {
                 let Some(mut tx) = self.begin_instance_for_operation(id).await? else {
                     return Ok(());
                 };
+                // Still waiting for a host (another controller may have
+                // placed it meanwhile: see `cluster`).
                 if let Some(operation) = load_operation(&mut *tx, id).await?
                     && operation.state == op_state::RUNNING
+                    && operation.step == step::SCHEDULE
                 {
                     self.placement_failed(
                         &mut tx,
@@ -918,6 +933,11 @@ impl Conductor {
     }
 
     async fn schedule_build(self: &Arc<Self>, id: &str) -> Result<()> {
+        // Taken by this controller first: another (live) one schedules it,
+        // or it runs here already, or it is placed.
+        let Some(_taken) = self.take_scheduling(id).await? else {
+            return Ok(());
+        };
         let Some(operation) = load_operation(self.db.pool(), id).await? else {
             return Ok(());
         };
@@ -1013,6 +1033,7 @@ impl Conductor {
                 };
                 if let Some(operation) = load_operation(&mut *tx, id).await?
                     && operation.state == op_state::RUNNING
+                    && operation.step == step::SCHEDULE
                 {
                     self.placement_failed(
                         &mut tx,

@@ -701,7 +701,14 @@ impl Conductor {
     /// each operation is judged in its own serialized transaction from what it
     /// is then (see [`Conductor::recover_operation`]), not from the listing.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
-        let requeued = tasks::requeue_leased(&self.db, None).await?;
+        // With other controllers alive the leased tasks are their agents'
+        // work in progress: they stay leased (a lease that runs out is
+        // offered again anyway).
+        let requeued = if self.live_peer_hosts().await? == 0 {
+            tasks::requeue_leased(&self.db, None).await?
+        } else {
+            0
+        };
         let mut resumed = 0;
         let mut failed = 0;
         let mut finished = 0;

@@ -391,6 +391,10 @@ impl Conductor {
     /// Schedules resize `id`: `Ok(None)` once a destination is claimed (or
     /// nothing is left to do), `Ok(Some(why))` when no host fits.
     async fn schedule_resize(self: &Arc<Self>, id: &str) -> Result<Option<String>> {
+        // Taken by this controller first (see `cluster`).
+        let Some(_taken) = self.take_scheduling(id).await? else {
+            return Ok(None);
+        };
         let Some(operation) = load_operation(self.db.pool(), id).await? else {
             return Ok(None);
         };

@@ -1,5 +1,6 @@
 //! The JSON-lines log sink: one envelope per line, appended to a file.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use tokio::io::AsyncWriteExt;
@@ -26,6 +27,56 @@ impl JsonlSink {
     /// The file.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// The message ids of the lines in the last `window` bytes of the file,
+    /// read when a dispatcher takes the sink over: a dispatcher that died
+    /// (several controllers on one database, one killed) may have written
+    /// a line without recording it delivered, and its successor skips what
+    /// is there already instead of writing it twice. A last line cut short
+    /// by the death is ended, so the next line starts on its own.
+    pub async fn recent_message_ids(&self, window: u64) -> HashSet<String> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut ids = HashSet::new();
+        let Ok(mut file) = tokio::fs::File::open(&self.path).await else {
+            return ids;
+        };
+        let Ok(length) = file.metadata().await.map(|metadata| metadata.len()) else {
+            return ids;
+        };
+        let start = length.saturating_sub(window);
+        if file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+            return ids;
+        }
+        let mut tail = Vec::new();
+        if file.read_to_end(&mut tail).await.is_err() {
+            return ids;
+        }
+        let mut lines = tail.split(|byte| *byte == b'\n');
+        if start > 0 {
+            // The first piece may be the end of a longer line.
+            lines.next();
+        }
+        for line in lines {
+            if let Ok(message) = serde_json::from_slice::<serde_json::Value>(line)
+                && let Some(id) = message["message_id"].as_str()
+            {
+                ids.insert(id.to_string());
+            }
+        }
+        if tail.last().is_some_and(|last| *last != b'\n') {
+            let mut guard = self.file.lock().await;
+            *guard = None;
+            if let Ok(mut file) = tokio::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .await
+            {
+                let _ = file.write_all(b"\n").await;
+                let _ = file.flush().await;
+            }
+        }
+        ids
     }
 
     /// Appends `messages`, one line each, in one write.
