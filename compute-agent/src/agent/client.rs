@@ -19,6 +19,9 @@ use tracing::{info, warn};
 use crate::credentials::{CredentialStore, StoredCredential};
 use crate::driver::{DriverError, ImageData, ImageSource, check_image_id};
 
+/// The agent's `User-Agent`.
+pub const USER_AGENT: &str = concat!("novum-agent/", env!("CARGO_PKG_VERSION"));
+
 /// How long an ordinary call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -88,18 +91,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `host` talking to the controller at `base` (no trailing `/`).
+    /// A client for `host` talking to the controller at `base` (no trailing
+    /// `/`), over `http` when given (shared by several agents), else over
+    /// its own.
     pub fn new(
         base: &str,
         host: &str,
         enrollment_token: Option<String>,
         store: CredentialStore,
         token: Option<String>,
+        http: Option<reqwest::Client>,
     ) -> Result<Self, RpcError> {
+        let http = match http {
+            Some(http) => http,
+            None => reqwest::Client::builder().user_agent(USER_AGENT).build()?,
+        };
         Ok(Client {
-            http: reqwest::Client::builder()
-                .user_agent(concat!("novum-agent/", env!("CARGO_PKG_VERSION")))
-                .build()?,
+            http,
             base: base.trim_end_matches('/').to_string(),
             host: host.to_string(),
             enrollment_token,
