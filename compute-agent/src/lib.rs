@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod driver;
 pub mod execute;
 pub mod firewall;
+pub mod fleet;
 pub mod metadata_proxy;
 
 pub use agent::{AgentConfig, AgentError, run_agent, run_agent_with_driver};

@@ -101,6 +101,55 @@ struct Args {
     /// of this host's ports, enforced with nftables on a real hypervisor).
     #[arg(long, default_value_t = DEFAULT_FIREWALL_INTERVAL.as_secs())]
     firewall_seconds: u64,
+    /// Simulate a fleet of this many hosts in this one process, for
+    /// benchmarks and scale tests: each is a full agent (registration,
+    /// heartbeats, long polls, tasks) on an in-memory hypervisor, named
+    /// `--host` followed by its number (`sim-0001` …), a hundred hosts to
+    /// one HTTP/2 connection. No libvirt is opened.
+    #[arg(long, value_name = "N")]
+    simulate: Option<usize>,
+    /// CPUs of each simulated host.
+    #[arg(long, default_value_t = 64, requires = "simulate")]
+    simulate_vcpus: u32,
+    /// Memory of each simulated host, MiB.
+    #[arg(long, default_value_t = 262_144, requires = "simulate")]
+    simulate_memory_mb: u64,
+    /// Disk of each simulated host, GiB.
+    #[arg(long, default_value_t = 4_000, requires = "simulate")]
+    simulate_disk_gb: u64,
+    /// How long a simulated spawn takes, milliseconds.
+    #[arg(long, default_value_t = 0, requires = "simulate")]
+    simulate_spawn_ms: u64,
+    /// Seconds over which the simulated hosts start (their registrations
+    /// spread over it).
+    #[arg(long, default_value_t = 10, requires = "simulate")]
+    simulate_ramp_seconds: u64,
+}
+
+/// Runs `--simulate N` hosts named after `prefix` until a signal.
+async fn simulate(args: Args, hosts: usize, prefix: String) -> anyhow::Result<()> {
+    let options = novum_agent::fleet::FleetOptions {
+        controller_url: args.controller.join(","),
+        prefix,
+        hosts,
+        host: novum_agent::driver::SimulatedHost {
+            hostname: String::new(),
+            vcpus: args.simulate_vcpus,
+            memory_mb: args.simulate_memory_mb,
+            disk_gb: args.simulate_disk_gb,
+            spawn_delay: Duration::from_millis(args.simulate_spawn_ms),
+        },
+        enrollment_token: args.token,
+        heartbeat_interval: Duration::from_secs(args.heartbeat_seconds.max(1)),
+        poll_wait: Duration::from_secs(args.poll_seconds),
+        reconcile_interval: Duration::from_secs(args.reconcile_seconds.max(1)),
+        state_dir: args.state_dir,
+        host_ip: args.host_ip.unwrap_or_else(|| "127.0.0.1".to_string()),
+        ramp: Duration::from_secs(args.simulate_ramp_seconds),
+    };
+    novum_agent::fleet::run_fleet(options, shutdown_signal())
+        .await
+        .context("the simulated fleet stopped")
 }
 
 fn hostname() -> anyhow::Result<String> {
@@ -136,6 +185,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    if let Some(hosts) = args.simulate {
+        let prefix = args.host.clone().unwrap_or_else(|| "sim-".to_string());
+        return simulate(args, hosts, prefix).await;
+    }
     let host = match args.host {
         Some(host) => host,
         None => hostname()?,

@@ -7,5 +7,6 @@
 #![deny(missing_docs)]
 
 pub mod admin_client;
+pub mod bench_cloud;
 pub mod embedded;
 pub mod server;

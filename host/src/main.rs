@@ -86,6 +86,36 @@ enum BenchCommand {
         #[arg(long, default_value = "10", value_parser = parse_group_members)]
         group_members: GroupMembers,
     },
+    /// The whole control plane end to end: the real controller and a
+    /// simulated fleet (`novum-agent --simulate N`) as separate processes,
+    /// creates through the compute API; decisions/s beside the pipeline-only
+    /// rate, POST→ACTIVE, creates/s, RSS and idle CPU.
+    Cloud {
+        /// Fleet sizes (hosts), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+        hosts: Vec<usize>,
+        /// Instances placed before the burst, comma-separated (a run per value).
+        #[arg(long, value_delimiter = ',', default_value = "0,50000")]
+        instances: Vec<usize>,
+        /// Single-server creates in the burst.
+        #[arg(long, default_value_t = 500)]
+        creates: usize,
+        /// Clients creating at once.
+        #[arg(long, default_value_t = 24)]
+        concurrency: usize,
+        /// A fresh PostgreSQL database per run instead of SQLite.
+        #[arg(long)]
+        postgres: bool,
+        /// Seconds the idle controller's CPU is sampled over.
+        #[arg(long, default_value_t = 20.0)]
+        idle_seconds: f64,
+        /// Directory of the `novum` and `novum-agent` binaries (default: this one's).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// The controllers' compiled-plugin cache directory.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
     /// What a decision pays to know the cloud: the whole read from the
     /// database against the in-memory host state after one placement, on a
     /// fresh SQLite database per size.
@@ -172,6 +202,41 @@ async fn main() -> anyhow::Result<()> {
             if per_plugin {
                 print!("{}", novum_scheduler::bench::format_plugins(&rows));
             }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Cloud {
+            hosts,
+            instances,
+            creates,
+            concurrency,
+            postgres,
+            idle_seconds,
+            bin_dir,
+            cache_dir,
+        }) => {
+            let bin_dir = match bin_dir {
+                Some(dir) => dir,
+                None => std::env::current_exe()?
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
+            };
+            let options = novum::bench_cloud::CloudBenchOptions {
+                hosts,
+                background: instances,
+                creates,
+                concurrency,
+                postgres,
+                bin_dir,
+                idle_seconds,
+                plugin_cache: cache_dir,
+            };
+            let rows = novum::bench_cloud::run(&options).await?;
+            println!(
+                "{}, controller and simulated fleet as two processes; {creates} creates from {concurrency} clients",
+                if postgres { "PostgreSQL" } else { "SQLite" }
+            );
+            print!("{}", novum::bench_cloud::format(&rows));
             Ok(())
         }
         Command::Bench(BenchCommand::HostState {

@@ -27,6 +27,9 @@ use tracing::{info, warn};
 use crate::credentials::{CredentialStore, StoredCredential};
 use crate::driver::{DriverError, ImageData, ImageSource, check_image_id};
 
+/// The agent's `User-Agent`.
+pub const USER_AGENT: &str = concat!("novum-agent/", env!("CARGO_PKG_VERSION"));
+
 /// How long an ordinary call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -201,18 +204,22 @@ pub struct Client {
 
 impl Client {
     /// A client for `host` talking to the controllers listed in `base`
-    /// (one URL, or several separated by commas; see [`controller_urls`]).
+    /// (one URL, or several separated by commas; see [`controller_urls`]),
+    /// over `http` when given (shared by several agents), else over its own.
     pub fn new(
         base: &str,
         host: &str,
         enrollment_token: Option<String>,
         store: CredentialStore,
         token: Option<String>,
+        http: Option<reqwest::Client>,
     ) -> Result<Self, RpcError> {
+        let http = match http {
+            Some(http) => http,
+            None => reqwest::Client::builder().user_agent(USER_AGENT).build()?,
+        };
         Ok(Client {
-            http: reqwest::Client::builder()
-                .user_agent(concat!("novum-agent/", env!("CARGO_PKG_VERSION")))
-                .build()?,
+            http,
             controllers: Arc::new(Controllers::new(base)),
             host: host.to_string(),
             enrollment_token,
@@ -383,7 +390,7 @@ impl ControllerImages {
     ) -> Result<Self, RpcError> {
         Ok(ControllerImages {
             http: reqwest::Client::builder()
-                .user_agent(concat!("novum-agent/", env!("CARGO_PKG_VERSION")))
+                .user_agent(USER_AGENT)
                 .build()?,
             controllers: Arc::new(Controllers::new(base)),
             host: host.to_string(),

@@ -23,7 +23,9 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use uuid::Uuid;
 
-pub use client::{Client, ControllerImages, Controllers, RpcError, controller_urls};
+pub use client::{
+    Client, ControllerImages, Controllers, RpcError, USER_AGENT, controller_urls,
+};
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
@@ -86,6 +88,10 @@ pub struct AgentConfig {
     pub firewall_table: Option<String>,
     /// How often the host firewall is refreshed from the controller.
     pub firewall_interval: Duration,
+    /// An HTTP client shared by the agents of one process (the simulated
+    /// fleet multiplexes all its hosts over one HTTP/2 connection); `None`:
+    /// the agent makes its own.
+    pub http: Option<reqwest::Client>,
 }
 
 impl AgentConfig {
@@ -105,6 +111,7 @@ impl AgentConfig {
             shutdown_grace: SHUTDOWN_GRACE,
             firewall_table: None,
             firewall_interval: DEFAULT_FIREWALL_INTERVAL,
+            http: None,
         }
     }
 }
@@ -276,6 +283,7 @@ impl Agent {
             config.enrollment_token.clone(),
             store,
             token,
+            config.http.clone(),
         )?;
         driver.set_image_source(Arc::new(
             client.image_source(tokio::runtime::Handle::current()),
@@ -342,13 +350,18 @@ impl Agent {
     }
 
     async fn inventory(&self) -> Result<Inventory, AgentError> {
-        let mut inventory = self.blocking(|d| d.inventory()).await?;
+        let mut inventory = self
+            .blocking(|d| {
+                let mut inventory = d.inventory()?;
+                inventory.uptime = d.uptime();
+                Ok(inventory)
+            })
+            .await?;
         inventory.host_ip = self
             .config
             .host_ip
             .clone()
             .or_else(|| local_ip_towards(self.client.controllers().current()));
-        inventory.uptime = host_uptime();
         Ok(inventory)
     }
 
@@ -689,20 +702,6 @@ fn local_ip_towards(controller_url: &str) -> Option<String> {
     let socket = UdpSocket::bind(bind).ok()?;
     socket.connect(target).ok()?;
     Some(socket.local_addr().ok()?.ip().to_string())
-}
-
-/// What `uptime` prints on this host (the C locale), as Nova's libvirt
-/// driver reports it; `None` when it cannot be run.
-fn host_uptime() -> Option<String> {
-    let output = std::process::Command::new("uptime")
-        .env("LANG", "C")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())?;
-    let text = String::from_utf8_lossy(&output.stdout)
-        .trim_end()
-        .to_string();
-    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]

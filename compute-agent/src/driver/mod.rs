@@ -13,6 +13,7 @@ mod disks;
 mod guest;
 mod images;
 mod libvirt;
+mod simulated;
 mod store;
 mod xml;
 
@@ -39,6 +40,7 @@ pub use libvirt::{
     LibvirtDriver, LibvirtOptions, VirtType, parse_mac,
 };
 use libvirt::{libvirt_text, lv};
+pub use simulated::{SimulatedDriver, SimulatedHost};
 pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_store_dir};
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
@@ -114,6 +116,20 @@ pub enum DriverError {
 pub trait VirtDriver: Send + Sync {
     /// The host's resources and capabilities. `host_ip` is left for the agent to fill.
     fn inventory(&self) -> Result<Inventory, DriverError>;
+
+    /// What `uptime` says on the host (C locale), as Nova's libvirt driver
+    /// reports it; `None` when it cannot be run.
+    fn uptime(&self) -> Option<String> {
+        let output = std::process::Command::new("uptime")
+            .env("LANG", "C")
+            .output()
+            .ok()
+            .filter(|output| output.status.success())?;
+        let text = String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_string();
+        (!text.is_empty()).then_some(text)
+    }
 
     /// Every domain on the hypervisor with its power state.
     fn list_instances(&self) -> Result<Vec<InstancePower>, DriverError>;

@@ -9,12 +9,14 @@
 //! retry finds the ports it made; binding a bound port, releasing a
 //! released instance change nothing. A failed allocation leaves nothing.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, Row};
 
 use crate::error::NetworkError;
 use crate::model::{
-    Caller, FixedIpRequest, HostRoute, NewPort, Port, STATUS_ACTIVE, STATUS_DOWN, SecurityGroup,
-    VIF_TYPE_BRIDGE, VIF_TYPE_UNBOUND,
+    Caller, FixedIpRequest, HostRoute, Network, NewPort, Port, STATUS_ACTIVE, STATUS_DOWN,
+    SecurityGroup, Subnet, VIF_TYPE_BRIDGE, VIF_TYPE_UNBOUND,
 };
 use crate::ports::{self, PortDraft};
 use crate::{NetworkService, networks, security_groups, store, subnets};
@@ -416,31 +418,85 @@ impl NetworkService {
         Ok(released)
     }
 
-    /// The ports of `instance_id`, oldest first, with their network's name,
-    /// MTU and bridge, and each address with its subnet.
+    /// The ports of `instance_id` as compute shows them (in creation
+    /// order, with their network's name, MTU and bridge and each address's
+    /// subnet).
     pub async fn instance_ports(
         &self,
         instance_id: &str,
     ) -> Result<Vec<InstancePort>, NetworkError> {
+        Ok(self
+            .instances_ports(&[instance_id.to_string()])
+            .await?
+            .remove(instance_id)
+            .unwrap_or_default())
+    }
+
+    /// [`NetworkService::instance_ports`] of every one of `instance_ids`,
+    /// keyed by instance (instances without ports are absent), read with a
+    /// fixed number of batched queries whatever the number of instances: a
+    /// page of a server list costs as much as one server.
+    pub async fn instances_ports(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<HashMap<String, Vec<InstancePort>>, NetworkError> {
         let mut conn = self.db.connection().await?;
-        let ids = port_ids_of(&mut conn, instance_id).await?;
-        let ports = store::ports(&mut conn, &ids).await?;
-        let mut answer = Vec::new();
-        for port in ports {
-            let network = networks::load(&mut conn, &port.network_id)
-                .await?
+        let owners = store::select_in(
+            &mut conn,
+            "id, device_id",
+            "ports",
+            "device_id",
+            instance_ids,
+            "ORDER BY created_at, id",
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("id")?,
+                row.try_get::<String, _>("device_id")?,
+            ))
+        })
+        .collect::<Result<Vec<(String, String)>, sqlx::Error>>()?;
+        let port_ids: Vec<String> = owners.iter().map(|(port, _)| port.clone()).collect();
+        let mut ports: HashMap<String, Port> = store::ports(&mut conn, &port_ids)
+            .await?
+            .into_iter()
+            .map(|port| (port.id.clone(), port))
+            .collect();
+        let mut network_ids: Vec<String> =
+            ports.values().map(|port| port.network_id.clone()).collect();
+        network_ids.sort();
+        network_ids.dedup();
+        let networks: HashMap<String, Network> = store::networks(&mut conn, &network_ids)
+            .await?
+            .into_iter()
+            .map(|network| (network.id.clone(), network))
+            .collect();
+        let mut subnet_ids: Vec<String> = ports
+            .values()
+            .flat_map(|port| port.fixed_ips.iter().map(|fixed| fixed.subnet_id.clone()))
+            .collect();
+        subnet_ids.sort();
+        subnet_ids.dedup();
+        let subnets: HashMap<String, Subnet> = store::subnets(&mut conn, &subnet_ids)
+            .await?
+            .into_iter()
+            .map(|subnet| (subnet.id.clone(), subnet))
+            .collect();
+        let mut answer: HashMap<String, Vec<InstancePort>> = HashMap::new();
+        for (port_id, instance) in owners {
+            let Some(port) = ports.remove(&port_id) else {
+                continue;
+            };
+            let network = networks
+                .get(&port.network_id)
                 .ok_or_else(|| NetworkError::NetworkNotFound(port.network_id.clone()))?;
-            let subnet_ids: Vec<String> = port
-                .fixed_ips
-                .iter()
-                .map(|fixed| fixed.subnet_id.clone())
-                .collect();
-            let subnets = store::subnets(&mut conn, &subnet_ids).await?;
             let ips = port
                 .fixed_ips
                 .iter()
                 .filter_map(|fixed| {
-                    let subnet = subnets.iter().find(|subnet| subnet.id == fixed.subnet_id)?;
+                    let subnet = subnets.get(&fixed.subnet_id)?;
                     Some(InstanceIp {
                         address: fixed.ip_address.clone(),
                         version: subnet.ip_version,
@@ -454,10 +510,10 @@ impl NetworkService {
                     })
                 })
                 .collect();
-            answer.push(InstancePort {
+            answer.entry(instance).or_default().push(InstancePort {
                 bridge: bridge_name(&network.id),
                 tap: tap_name(&port.id),
-                network_name: network.name,
+                network_name: network.name.clone(),
                 mtu: network.mtu,
                 ips,
                 port,
@@ -472,20 +528,55 @@ impl NetworkService {
         &self,
         instance_id: &str,
     ) -> Result<Vec<SecurityGroup>, NetworkError> {
+        Ok(self
+            .instances_security_groups(&[instance_id.to_string()])
+            .await?
+            .remove(instance_id)
+            .unwrap_or_default())
+    }
+
+    /// [`NetworkService::instance_security_groups`] of every one of
+    /// `instance_ids`, keyed by instance, in a fixed number of queries.
+    pub async fn instances_security_groups(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<HashMap<String, Vec<SecurityGroup>>, NetworkError> {
         let mut conn = self.db.connection().await?;
-        let rows = sqlx::query(
-            "SELECT DISTINCT b.security_group_id AS id FROM port_security_group_bindings b JOIN ports p ON p.id = b.port_id WHERE p.device_id = $1",
+        let bindings = store::select_in(
+            &mut conn,
+            "DISTINCT p.device_id AS device_id, b.security_group_id AS id",
+            "port_security_group_bindings b JOIN ports p ON p.id = b.port_id",
+            "p.device_id",
+            instance_ids,
+            "",
         )
-        .bind(instance_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let ids = rows
-            .iter()
-            .map(|row| row.try_get::<String, _>("id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut groups = store::groups(&mut conn, &ids).await?;
-        groups.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-        Ok(groups)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("device_id")?,
+                row.try_get::<String, _>("id")?,
+            ))
+        })
+        .collect::<Result<Vec<(String, String)>, sqlx::Error>>()?;
+        let mut group_ids: Vec<String> = bindings.iter().map(|(_, group)| group.clone()).collect();
+        group_ids.sort();
+        group_ids.dedup();
+        let groups: HashMap<String, SecurityGroup> = store::groups(&mut conn, &group_ids)
+            .await?
+            .into_iter()
+            .map(|group| (group.id.clone(), group))
+            .collect();
+        let mut answer: HashMap<String, Vec<SecurityGroup>> = HashMap::new();
+        for (instance, group) in bindings {
+            if let Some(group) = groups.get(&group) {
+                answer.entry(instance).or_default().push(group.clone());
+            }
+        }
+        for groups in answer.values_mut() {
+            groups.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        }
+        Ok(answer)
     }
 
     /// Adds the group `name_or_id` of `caller`'s project to every port of

@@ -140,7 +140,7 @@ pub(crate) fn rule_from(row: &AnyRow) -> Result<SecurityGroupRule, sqlx::Error> 
 
 /// Runs `SELECT {columns} FROM {table} WHERE {key} IN (ids) {tail}` over
 /// chunks of `ids`.
-async fn select_in(
+pub(crate) async fn select_in(
     conn: &mut AnyConnection,
     columns: &str,
     table: &str,

@@ -87,7 +87,7 @@ impl Drop for Agent {
 }
 
 /// Polls `probe` until it answers `Some`, or fails after `seconds`.
-fn wait_for<T>(what: &str, seconds: u64, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, seconds: u64, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
         if let Some(value) = probe() {
@@ -110,7 +110,7 @@ fn hypervisor(cloud: &Cloud, token: &str) -> Option<Value> {
         .cloned()
 }
 
-fn server(cloud: &Cloud, token: &str, id: &str) -> Value {
+pub(crate) fn server(cloud: &Cloud, token: &str, id: &str) -> Value {
     let (status, body) = cloud
         .compute(token, Method::GET, &format!("/servers/{id}"), None, "2.57")
         .expect("server");
@@ -118,7 +118,7 @@ fn server(cloud: &Cloud, token: &str, id: &str) -> Value {
     body["server"].clone()
 }
 
-fn wait_status(cloud: &Cloud, token: &str, id: &str, wanted: &str) -> Value {
+pub(crate) fn wait_status(cloud: &Cloud, token: &str, id: &str, wanted: &str) -> Value {
     wait_for(&format!("server {id} {wanted}"), 60, || {
         let server = server(cloud, token, id);
         assert_ne!(server["status"], "ERROR", "{server}");
@@ -126,7 +126,7 @@ fn wait_status(cloud: &Cloud, token: &str, id: &str, wanted: &str) -> Value {
     })
 }
 
-fn create(cloud: &Cloud, token: &str, image: &str, name: &str) -> String {
+pub(crate) fn create(cloud: &Cloud, token: &str, image: &str, name: &str) -> String {
     let body =
         json!({"server": {"name": name, "imageRef": image, "flavorRef": "1", "networks": "none"}});
     let (status, body) = cloud
@@ -136,7 +136,7 @@ fn create(cloud: &Cloud, token: &str, image: &str, name: &str) -> String {
     body["server"]["id"].as_str().expect("id").to_string()
 }
 
-fn action(cloud: &Cloud, token: &str, id: &str, body: Value) {
+pub(crate) fn action(cloud: &Cloud, token: &str, id: &str, body: Value) {
     let (status, reply) = cloud
         .compute(
             token,

@@ -16,6 +16,7 @@ mod restart_e2e;
 mod schemathesis;
 mod server_details_cli;
 mod server_network_cli;
+mod simulated_fleet;
 mod snapshots_cli;
 mod soft_delete_cli;
 mod tempest;

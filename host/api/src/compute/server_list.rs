@@ -574,15 +574,16 @@ pub(super) async fn list(
             &page.iter().collect::<Vec<_>>(),
         )
         .await?;
+        let uuids: Vec<String> = page.iter().map(|instance| instance.uuid.clone()).collect();
         let tags = if version.at_least(server_tags::TAGS_SINCE) {
-            let uuids: Vec<String> = page.iter().map(|instance| instance.uuid.clone()).collect();
             let mut conn = state.db.connection().await?;
             store::tags::of_instances(&mut conn, &uuids).await?
         } else {
             HashMap::new()
         };
+        let mut networking = server_networks::of_servers(state, &uuids).await?;
         for instance in &page {
-            let networking = server_networks::of_server(state, &instance.uuid).await?;
+            let networking = networking.remove(&instance.uuid).unwrap_or_default();
             items.push(detail_view(
                 state,
                 auth,

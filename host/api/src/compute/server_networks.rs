@@ -5,7 +5,7 @@
 //! `removeSecurityGroup` actions' effect. The ports themselves belong to the
 //! network service (novum-network); this module only reads and shapes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::State;
@@ -66,23 +66,49 @@ pub fn addresses(ports: &[InstancePort]) -> Map<String, Value> {
 
 /// The networking of server `uuid`.
 pub async fn of_server(state: &AppState, uuid: &str) -> ApiResult<ServerNetworking> {
-    let ports = state
+    Ok(of_servers(state, &[uuid.to_string()])
+        .await?
+        .remove(uuid)
+        .unwrap_or_default())
+}
+
+/// The networking of each of `uuids` (a page of a server list), read in a
+/// fixed number of queries.
+pub async fn of_servers(
+    state: &AppState,
+    uuids: &[String],
+) -> ApiResult<HashMap<String, ServerNetworking>> {
+    let mut ports = state
         .network
-        .instance_ports(uuid)
+        .instances_ports(uuids)
         .await
         .map_err(network_fault)?;
-    let groups = state
+    let mut groups = state
         .network
-        .instance_security_groups(uuid)
+        .instances_security_groups(uuids)
         .await
         .map_err(network_fault)?;
-    let mut names: Vec<String> = groups.into_iter().map(|group| group.name).collect();
-    names.sort();
-    names.dedup();
-    Ok(ServerNetworking {
-        addresses: addresses(&ports),
-        security_groups: names,
-    })
+    Ok(uuids
+        .iter()
+        .map(|uuid| {
+            let ports = ports.remove(uuid).unwrap_or_default();
+            let mut names: Vec<String> = groups
+                .remove(uuid)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|group| group.name)
+                .collect();
+            names.sort();
+            names.dedup();
+            (
+                uuid.clone(),
+                ServerNetworking {
+                    addresses: addresses(&ports),
+                    security_groups: names,
+                },
+            )
+        })
+        .collect())
 }
 
 /// The addresses of a server the caller may see.

@@ -1,0 +1,731 @@
+//! `novum bench cloud`: the whole control plane under load, end to end.
+//!
+//! For each fleet size it starts the real controller (`novum serve`, a child
+//! process on a fresh database) and a simulated fleet (`novum-agent
+//! --simulate N`, another process: the agents are outside the controller),
+//! waits until every host is registered, measures the controller's idle
+//! CPU and memory, places the background instances, then sends a burst of
+//! single-server creates through the compute API from `concurrency` clients
+//! and waits for each to be ACTIVE. It prints, side by side in one run:
+//! decisions per second end to end, the rate the scheduler's pipeline alone
+//! reached in the same controller (its `pipeline` stage in `/metrics`:
+//! decisions / time spent in the pipeline, one core), their ratio, POST→ACTIVE
+//! p50/p99, creates accepted per second, RSS and idle CPU, and the failures
+//! the issue counts (HTTP 5xx, "database is locked", EMFILE, over-commit).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+/// The admin password of the benchmark's clouds.
+const ADMIN_PASSWORD: &str = "novum-bench-admin";
+/// The microversion the benchmark speaks.
+const MICROVERSION: &str = "2.37";
+/// Servers one background POST asks for (`min_count`/`max_count`).
+const BACKGROUND_BATCH: usize = 100;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CloudBenchOptions {
+    /// Fleet sizes.
+    pub hosts: Vec<usize>,
+    /// Instances placed before the burst, per size (each size runs once per entry).
+    pub background: Vec<usize>,
+    /// Single-server creates in the burst.
+    pub creates: usize,
+    /// Clients sending them at once.
+    pub concurrency: usize,
+    /// Run on a fresh PostgreSQL database (made on the server of
+    /// `NOVUM_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`)
+    /// instead of a fresh SQLite file.
+    pub postgres: bool,
+    /// Where `novum` and `novum-agent` are.
+    pub bin_dir: PathBuf,
+    /// Seconds the idle CPU is sampled over.
+    pub idle_seconds: f64,
+    /// The controllers' compiled-plugin cache (default: one under the
+    /// temporary directory, shared by the runs).
+    pub plugin_cache: Option<PathBuf>,
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Default)]
+pub struct CloudBenchRow {
+    /// Hosts in the fleet.
+    pub hosts: usize,
+    /// Instances placed before the burst.
+    pub background: usize,
+    /// Decisions (servers ACTIVE) per second over the burst.
+    pub decisions_per_second: f64,
+    /// Mean time of the scheduler's pipeline stage, ms.
+    pub pipeline_ms: f64,
+    /// Mean time of a whole decision (wait, state, pipeline, claim), ms.
+    pub decision_ms: f64,
+    /// Servers accepted by `POST /servers` per second.
+    pub creates_per_second: f64,
+    /// POST→ACTIVE, median, ms.
+    pub p50_ms: f64,
+    /// POST→ACTIVE, 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Controller RSS with the fleet registered and idle, MiB.
+    pub idle_rss_mib: f64,
+    /// Controller RSS after the burst, MiB.
+    pub rss_mib: f64,
+    /// Controller CPU with the fleet heartbeating and nothing else, % of one core.
+    pub idle_cpu_percent: f64,
+    /// HTTP 5xx answers the benchmark saw.
+    pub http_5xx: usize,
+    /// Servers that ended in ERROR.
+    pub errors: usize,
+    /// "database is locked" in the controller's log.
+    pub database_locked: usize,
+    /// "Too many open files" in the controller's or the fleet's log.
+    pub emfile: usize,
+    /// Hosts whose usage exceeds their capacity × allocation ratio.
+    pub overcommitted_hosts: usize,
+}
+
+impl CloudBenchRow {
+    /// The pipeline-only rate: decisions per second one core spends in the
+    /// pipeline alone.
+    pub fn pipeline_rate(&self) -> f64 {
+        if self.pipeline_ms > 0.0 {
+            1000.0 / self.pipeline_ms
+        } else {
+            0.0
+        }
+    }
+
+    /// End-to-end decisions/s as a share of the pipeline-only rate.
+    pub fn ratio(&self) -> f64 {
+        let rate = self.pipeline_rate();
+        if rate > 0.0 {
+            self.decisions_per_second / rate
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A child process killed when dropped.
+struct Process {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(command: &mut Command, log: PathBuf) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(&log)?;
+        let child = command
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        Ok(Process { child, log })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .map(|text| text.matches(needle).count())
+            .unwrap_or(0)
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system) of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: the fields start after its ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Resident memory of `pid`, MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| {
+                    value
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The compute API of one benchmark cloud, as its admin.
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    project: String,
+    errors_5xx: AtomicUsize,
+}
+
+impl Api {
+    async fn login(url: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
+        let response = http
+            .post(format!("{url}/identity/v3/auth/tokens"))
+            .json(&body)
+            .send()
+            .await?;
+        let token = response
+            .headers()
+            .get("x-subject-token")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+            .context("no X-Subject-Token")?;
+        let answer: Value = response.json().await?;
+        let project = answer["token"]["project"]["id"]
+            .as_str()
+            .context("the token names no project")?
+            .to_string();
+        Ok(Api {
+            http,
+            url: url.to_string(),
+            token,
+            project,
+            errors_5xx: AtomicUsize::new(0),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("x-auth-token", &self.token)
+            .header("openstack-api-version", format!("compute {MICROVERSION}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        if status >= 500 {
+            self.errors_5xx.fetch_add(1, Ordering::Relaxed);
+        }
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    async fn compute(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.call(method, &format!("/compute/v2.1{path}"), body)
+            .await
+    }
+
+    /// A flavor, an image and unlimited quotas for the admin project.
+    async fn prepare(&self) -> anyhow::Result<(String, String)> {
+        let (status, _) = self
+            .compute(
+                reqwest::Method::PUT,
+                &format!("/os-quota-sets/{}", self.project),
+                Some(json!({"quota_set": {"instances": -1, "cores": -1, "ram": -1}})),
+            )
+            .await?;
+        if status != 200 {
+            bail!("setting quotas answered {status}");
+        }
+        let (status, flavor) = self
+            .compute(
+                reqwest::Method::POST,
+                "/flavors",
+                Some(json!({"flavor": {"name": "bench", "vcpus": 1, "ram": 512, "disk": 1}})),
+            )
+            .await?;
+        let flavor = flavor["flavor"]["id"]
+            .as_str()
+            .with_context(|| format!("creating the flavor answered {status}"))?
+            .to_string();
+        let (status, image) = self
+            .call(
+                reqwest::Method::POST,
+                "/image/v2/images",
+                Some(json!({"name": "bench", "visibility": "public",
+                    "disk_format": "raw", "container_format": "bare"})),
+            )
+            .await?;
+        let image = image["id"]
+            .as_str()
+            .with_context(|| format!("creating the image answered {status}"))?
+            .to_string();
+        let response = self
+            .http
+            .put(format!("{}/image/v2/images/{image}/file", self.url))
+            .header("x-auth-token", &self.token)
+            .header("content-type", "application/octet-stream")
+            .body(vec![0_u8; 4096])
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("uploading the image answered {}", response.status());
+        }
+        Ok((flavor, image))
+    }
+
+    /// How many hypervisors are up.
+    async fn hosts_up(&self) -> anyhow::Result<usize> {
+        let (_, body) = self
+            .compute(reqwest::Method::GET, "/os-hypervisors/statistics", None)
+            .await?;
+        Ok(body["hypervisor_statistics"]["count"].as_u64().unwrap_or(0) as usize)
+    }
+
+    /// Hosts whose usage exceeds capacity × the allocation ratios
+    /// (`cpu_allocation_ratio` 4.0, RAM and disk 1.0 as configured).
+    async fn overcommitted_hosts(&self) -> anyhow::Result<usize> {
+        let (_, body) = self
+            .compute(reqwest::Method::GET, "/os-hypervisors/detail", None)
+            .await?;
+        let hypervisors = body["hypervisors"].as_array().cloned().unwrap_or_default();
+        Ok(hypervisors
+            .iter()
+            .filter(|hypervisor| {
+                let number = |key: &str| hypervisor[key].as_f64().unwrap_or(0.0);
+                number("vcpus_used") > number("vcpus") * 4.0
+                    || number("memory_mb_used") > number("memory_mb")
+                    || number("local_gb_used") > number("local_gb")
+            })
+            .count())
+    }
+
+    /// The status of server `id`.
+    async fn status(&self, id: &str) -> anyhow::Result<String> {
+        let (_, body) = self
+            .compute(reqwest::Method::GET, &format!("/servers/{id}"), None)
+            .await?;
+        Ok(body["server"]["status"].as_str().unwrap_or("").to_string())
+    }
+}
+
+/// The sum and count of `series{labels}` in a Prometheus text page.
+fn histogram(page: &str, series: &str, labels: &str) -> (f64, f64) {
+    let value = |suffix: &str| {
+        page.lines()
+            .filter(|line| line.starts_with(&format!("{series}{suffix}")) && line.contains(labels))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (value("_sum"), value("_count"))
+}
+
+/// Waits until `ready` holds, checking every `every`, at most `timeout`.
+async fn wait_until<F, Fut>(timeout: Duration, every: Duration, mut ready: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready().await? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("not ready within {timeout:?}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Percentile `p` (0–100) of sorted `values`.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark for one fleet size and background count.
+async fn run_one(
+    options: &CloudBenchOptions,
+    hosts: usize,
+    background: usize,
+) -> anyhow::Result<CloudBenchRow> {
+    let dir = std::env::temp_dir().join(format!(
+        "novum-bench-cloud-{}-{hosts}-{background}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let metrics_port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let enrollment = format!("bench-enrollment-{}", uuid_like());
+    let database = if options.postgres {
+        let url = novum_db::testing::postgres_url()
+            .await
+            .context("no PostgreSQL server answers")?;
+        format!("[database]\nurl = {url:?}\n")
+    } else {
+        String::new()
+    };
+    let plugin_cache = options
+        .plugin_cache
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("novum-bench-plugin-cache"));
+    let config = format!(
+        "data_dir = {data:?}\nlisten = \"127.0.0.1:{port}\"\nplugins.cache_dir = {cache:?}\n{database}\n\
+         [identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n\
+         [agent]\nembedded = false\nenrollment_token = \"{enrollment}\"\n\n\
+         [metrics]\nenabled = true\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+        data = dir.display().to_string(),
+        cache = plugin_cache.display().to_string(),
+    );
+    let config_path = dir.join("novum.toml");
+    std::fs::write(&config_path, config)?;
+    let mut controller = Process::spawn(
+        Command::new(options.bin_dir.join("novum"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("serve")
+            .env("RUST_LOG", "warn"),
+        dir.join("novum.log"),
+    )?;
+    let http = reqwest::Client::new();
+    wait_until(Duration::from_secs(300), Duration::from_millis(200), || {
+        let http = http.clone();
+        let url = url.clone();
+        let exited = controller.exited();
+        async move {
+            if let Some(status) = exited {
+                bail!("the controller exited with {status}");
+            }
+            Ok(http
+                .get(format!("{url}/identity/v3"))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success()))
+        }
+    })
+    .await
+    .context("starting the controller")?;
+    let api = Arc::new(Api::login(&url).await?);
+    let (flavor, image) = api.prepare().await?;
+    let ramp = (hosts / 500).max(2);
+    let fleet = Process::spawn(
+        Command::new(options.bin_dir.join("novum-agent"))
+            .args(["--controller", &url, "--token", &enrollment])
+            .args(["--host", "sim-", "--simulate", &hosts.to_string()])
+            .args(["--simulate-ramp-seconds", &ramp.to_string()])
+            .arg("--state-dir")
+            .arg(dir.join("fleet"))
+            .env("RUST_LOG", "warn"),
+        dir.join("fleet.log"),
+    )?;
+    wait_until(
+        Duration::from_secs(120 + hosts as u64 / 20),
+        Duration::from_secs(1),
+        || {
+            let api = Arc::clone(&api);
+            async move { Ok(api.hosts_up().await? >= hosts) }
+        },
+    )
+    .await
+    .context("waiting for the fleet to register")?;
+    // Let the registrations' ramp settle into steady heartbeats.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle = Duration::from_secs_f64(options.idle_seconds);
+    let before = cpu_ticks(controller.pid()).unwrap_or(0);
+    tokio::time::sleep(idle).await;
+    let after = cpu_ticks(controller.pid()).unwrap_or(0);
+    let ticks_per_second = 100.0;
+    let idle_cpu_percent =
+        (after.saturating_sub(before) as f64 / ticks_per_second) / idle.as_secs_f64() * 100.0;
+    let idle_rss_mib = rss_mib(controller.pid());
+
+    // The background: multi-creates of up to BACKGROUND_BATCH servers.
+    let mut placed = 0;
+    while placed < background {
+        let count = BACKGROUND_BATCH.min(background - placed);
+        let (status, body) = api
+            .compute(
+                reqwest::Method::POST,
+                "/servers",
+                Some(json!({"server": {"name": "background", "flavorRef": flavor,
+                    "imageRef": image, "networks": "none",
+                    "min_count": count, "max_count": count}})),
+            )
+            .await?;
+        if status != 202 {
+            bail!("a background create answered {status}: {body}");
+        }
+        placed += count;
+    }
+    if background > 0 {
+        wait_until(
+            Duration::from_secs(600 + background as u64 / 10),
+            Duration::from_secs(1),
+            || {
+                let api = Arc::clone(&api);
+                async move {
+                    let (_, body) = api
+                        .compute(reqwest::Method::GET, "/servers?status=BUILD&limit=1", None)
+                        .await?;
+                    Ok(body["servers"].as_array().is_some_and(Vec::is_empty))
+                }
+            },
+        )
+        .await
+        .context("placing the background instances")?;
+    }
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let page_before = http.get(&metrics_url).send().await?.text().await?;
+
+    // The burst.
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..options.concurrency.max(1) {
+        let api = Arc::clone(&api);
+        let next = Arc::clone(&next);
+        let (flavor, image) = (flavor.clone(), image.clone());
+        let creates = options.creates;
+        clients.spawn(async move {
+            let mut results = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < creates {
+                let posted = Instant::now();
+                let (status, body) = api
+                    .compute(
+                        reqwest::Method::POST,
+                        "/servers",
+                        Some(json!({"server": {"name": "burst", "flavorRef": flavor,
+                            "imageRef": image, "networks": "none"}})),
+                    )
+                    .await?;
+                let accepted = posted.elapsed();
+                let Some(id) = body["server"]["id"].as_str().map(str::to_string) else {
+                    results.push((accepted, None, false));
+                    tracing::warn!(status, %body, "a create was refused");
+                    continue;
+                };
+                let active = loop {
+                    match api.status(&id).await?.as_str() {
+                        "ACTIVE" => break true,
+                        "ERROR" => break false,
+                        _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                };
+                results.push((accepted, Some(posted.elapsed()), active));
+            }
+            anyhow::Ok(results)
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut accepted_total = Duration::ZERO;
+    let mut errors = 0;
+    while let Some(joined) = clients.join_next().await {
+        for (accepted, done, active) in joined?? {
+            accepted_total += accepted;
+            match done {
+                Some(done) if active => latencies.push(done.as_secs_f64() * 1000.0),
+                _ => errors += 1,
+            }
+        }
+    }
+    let burst = started.elapsed();
+    let page_after = http.get(&metrics_url).send().await?.text().await?;
+    let stage = |page: &str, name: &str| {
+        histogram(
+            page,
+            "novum_scheduler_stage_duration_seconds",
+            &format!("stage=\"{name}\""),
+        )
+    };
+    let (pipeline_before, count_before) = stage(&page_before, "pipeline");
+    let (pipeline_after, count_after) = stage(&page_after, "pipeline");
+    let (decision_before, decisions_before) = histogram(
+        &page_before,
+        "novum_scheduler_decision_duration_seconds",
+        "",
+    );
+    let (decision_after, decisions_after) =
+        histogram(&page_after, "novum_scheduler_decision_duration_seconds", "");
+    let per_decision = |sum: f64, count: f64| {
+        if count > 0.0 {
+            sum / count * 1000.0
+        } else {
+            0.0
+        }
+    };
+    latencies.sort_by(f64::total_cmp);
+    let row = CloudBenchRow {
+        hosts,
+        background,
+        decisions_per_second: latencies.len() as f64 / burst.as_secs_f64(),
+        pipeline_ms: per_decision(pipeline_after - pipeline_before, count_after - count_before),
+        decision_ms: per_decision(
+            decision_after - decision_before,
+            decisions_after - decisions_before,
+        ),
+        // Each client spends `accepted / concurrency` of its time in POSTs.
+        creates_per_second: options.creates as f64
+            / (accepted_total.as_secs_f64() / options.concurrency.max(1) as f64).max(f64::EPSILON),
+        p50_ms: percentile(&latencies, 50.0),
+        p99_ms: percentile(&latencies, 99.0),
+        idle_rss_mib,
+        rss_mib: rss_mib(controller.pid()),
+        idle_cpu_percent,
+        http_5xx: api.errors_5xx.load(Ordering::Relaxed),
+        errors,
+        database_locked: controller.log_count("database is locked"),
+        emfile: controller.log_count("Too many open files")
+            + fleet.log_count("Too many open files"),
+        overcommitted_hosts: api.overcommitted_hosts().await?,
+    };
+    drop(fleet);
+    drop(controller);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(row)
+}
+
+/// A short random-enough suffix (the process id and the clock).
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos)
+}
+
+/// Runs every configuration of `options`, one after the other.
+pub async fn run(options: &CloudBenchOptions) -> anyhow::Result<Vec<CloudBenchRow>> {
+    for binary in ["novum", "novum-agent"] {
+        if !Path::new(&options.bin_dir.join(binary)).exists() {
+            bail!(
+                "{} not found: build both binaries (cargo build --release -p novum -p novum-agent)",
+                options.bin_dir.join(binary).display()
+            );
+        }
+    }
+    let mut rows = Vec::new();
+    for &hosts in &options.hosts {
+        for &background in &options.background {
+            let row = run_one(options, hosts, background)
+                .await
+                .with_context(|| format!("{hosts} hosts, {background} instances"))?;
+            eprintln!("{}", format_row(&row));
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// The table's header.
+pub fn header() -> String {
+    "| hosts | instances | decisions/s | pipeline-only/s (1 core) | ratio | decision ms | POST→ACTIVE p50 / p99 ms | creates/s | RSS idle / after MiB | idle CPU | 5xx / ERROR / locked / EMFILE / over-committed |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|\n"
+        .to_string()
+}
+
+/// One row of the table.
+pub fn format_row(row: &CloudBenchRow) -> String {
+    format!(
+        "| {} | {} | {:.1} | {:.0} | {:.1} % | {:.2} | {:.0} / {:.0} | {:.1} | {:.0} / {:.0} | {:.1} % | {} / {} / {} / {} / {} |",
+        row.hosts,
+        row.background,
+        row.decisions_per_second,
+        row.pipeline_rate(),
+        row.ratio() * 100.0,
+        row.decision_ms,
+        row.p50_ms,
+        row.p99_ms,
+        row.creates_per_second,
+        row.idle_rss_mib,
+        row.rss_mib,
+        row.idle_cpu_percent,
+        row.http_5xx,
+        row.errors,
+        row.database_locked,
+        row.emfile,
+        row.overcommitted_hosts,
+    )
+}
+
+/// The whole table.
+pub fn format(rows: &[CloudBenchRow]) -> String {
+    let mut out = header();
+    for row in rows {
+        out.push_str(&format_row(row));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_read_from_prometheus_text() {
+        let page = "novum_scheduler_stage_duration_seconds_sum{stage=\"pipeline\"} 0.5\n\
+                    novum_scheduler_stage_duration_seconds_count{stage=\"pipeline\"} 100\n\
+                    novum_scheduler_stage_duration_seconds_sum{stage=\"claim\"} 9\n";
+        assert_eq!(
+            histogram(
+                page,
+                "novum_scheduler_stage_duration_seconds",
+                "stage=\"pipeline\""
+            ),
+            (0.5, 100.0)
+        );
+    }
+
+    #[test]
+    fn percentiles_pick_the_ranked_value() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 51.0);
+        assert_eq!(percentile(&values, 99.0), 99.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+}
