@@ -508,9 +508,49 @@ async fn heartbeat_cost() {
         );
     }
     let polls = started.elapsed();
+    // The floor: requests the router answers without the database (a
+    // path no route knows).
+    let started = Instant::now();
+    for _ in 0..BEATS {
+        assert_eq!(
+            cloud.rpc("none", "GET", "/rpc/v1/nothing", None).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let floor = started.elapsed();
+    // Concurrent: 50 agents beating at once.
+    let cloud = std::sync::Arc::new(cloud);
+    let tokens = std::sync::Arc::new(tokens);
+    let bodies = std::sync::Arc::new(bodies);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..50)
+        .map(|worker| {
+            let (cloud, tokens, bodies) = (cloud.clone(), tokens.clone(), bodies.clone());
+            tokio::spawn(async move {
+                for beat in (worker..BEATS).step_by(50) {
+                    let index = beat % HOSTS;
+                    let status = heartbeat_raw(
+                        &cloud,
+                        &format!("bench-{index}"),
+                        &tokens[index],
+                        bodies[index].clone(),
+                    )
+                    .await;
+                    assert_eq!(status, StatusCode::NO_CONTENT);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let concurrent = started.elapsed();
     println!(
-        "{BEATS} heartbeats of {HOSTS} hosts: {beats:?} ({:?} a beat); {BEATS} idle polls: {polls:?} ({:?} a poll)",
+        "{BEATS} heartbeats of {HOSTS} hosts: {beats:?} ({:?} a beat); {BEATS} idle polls: {polls:?} ({:?} a poll); \
+         floor (a 404 without the database): {:?} a request; 50 concurrent agents: {:?} a beat",
         beats / BEATS as u32,
-        polls / BEATS as u32
+        polls / BEATS as u32,
+        floor / BEATS as u32,
+        concurrent / BEATS as u32
     );
 }
