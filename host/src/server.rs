@@ -83,6 +83,10 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
     }
     let enrollment_token = novum_api::rpc::enrollment_token(&config)?;
     let metadata_secret = novum_api::rpc::metadata_secret(&config)?;
+    // Heartbeats are written in batches; offered tasks no wake-up announced
+    // are looked for every couple of seconds.
+    let agents = novum_api::rpc::Agents::new(db.clone(), config.compute.service_down_time);
+    agents.start(conductor.board());
     Ok(AppState::new(Services {
         config,
         db,
@@ -95,6 +99,7 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         network,
         hooks,
         telemetry,
+        agents,
     }))
 }
 
@@ -145,6 +150,7 @@ pub const AGENT_STOP_MARGIN: Duration = Duration::from_secs(1);
 /// Runs the controller with `config` until a shutdown signal, then stops in
 /// an order that loses nothing (see [`shut_down`]).
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    raise_fd_limit();
     let listen = config.listen;
     let state = build_state(config).await?;
     let listener = TcpListener::bind(listen)
@@ -209,6 +215,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// Raises the soft limit on open file descriptors to the hard limit (one
+/// connection per agent: 10,000 agents need more than the usual 1,024) and
+/// logs the limit in effect.
+pub fn raise_fd_limit() {
+    #[cfg(unix)]
+    match api::telemetry::raise_fd_limit() {
+        Ok(Some(limit)) => tracing::info!(limit, "open file descriptor limit"),
+        Ok(None) => tracing::info!("open file descriptor limit: unlimited"),
+        Err(error) => tracing::warn!(
+            %error,
+            limit = ?api::telemetry::fd_limit().flatten(),
+            "cannot raise the open file descriptor limit to its hard limit"
+        ),
+    }
+}
+
 /// What [`shut_down`] stops.
 struct Running {
     /// Stops the background work.
@@ -255,6 +277,10 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
                 abort.abort();
             }
         }
+    }
+    // The last heartbeats, before the process goes.
+    if let Err(error) = state.agents.flush().await {
+        tracing::warn!(%error, "cannot record the agents' last heartbeats");
     }
     for host in &background.agents.hosts {
         match novum_compute::conductor::tasks::requeue_leased(&state.db, Some(host)).await {

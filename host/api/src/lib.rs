@@ -68,6 +68,9 @@ pub struct Services {
     pub hooks: Arc<novum_plugin_host::Plugins>,
     /// The metrics recorder (`[metrics]`); `None` when metrics are off.
     pub telemetry: Option<Arc<telemetry::Telemetry>>,
+    /// What the agent RPC keeps in memory: credentials, heartbeats not yet
+    /// written, inventory fingerprints (see [`rpc::Agents`]).
+    pub agents: Arc<rpc::Agents>,
 }
 
 impl Services {

@@ -38,6 +38,8 @@
 //! | `novum_agent_heartbeat_lag_max_seconds`, `…_mean_seconds` | gauge | |
 //! | `novum_notification_outbox_depth` | gauge | `sink` |
 //! | `novum_metrics_collector_up` | gauge | `collector` (`agents`, `outbox`) |
+//! | `novum_process_fd_limit` | gauge (RLIMIT_NOFILE's soft limit; 0: unlimited) | |
+//! | `novum_process_open_fds` | gauge | |
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -104,6 +106,8 @@ struct ScrapedGauges {
     heartbeat_lag_mean: Gauge,
     agents_collector_up: Gauge,
     outbox_collector_up: Gauge,
+    fd_limit: Gauge,
+    open_fds: Gauge,
 }
 
 impl Telemetry {
@@ -126,6 +130,8 @@ impl Telemetry {
                 heartbeat_lag_mean: metrics::gauge!("novum_agent_heartbeat_lag_mean_seconds"),
                 agents_collector_up: metrics::gauge!("novum_metrics_collector_up", "collector" => "agents"),
                 outbox_collector_up: metrics::gauge!("novum_metrics_collector_up", "collector" => "outbox"),
+                fd_limit: metrics::gauge!("novum_process_fd_limit"),
+                open_fds: metrics::gauge!("novum_process_open_fds"),
             }
         });
         let telemetry = Arc::new(Self {
@@ -217,8 +223,56 @@ impl Telemetry {
                 gauges.outbox_collector_up.set(0.0);
             }
         }
+        if let Some(limit) = fd_limit() {
+            gauges.fd_limit.set(limit.map_or(0.0, |limit| limit as f64));
+        }
+        if let Some(open) = open_fds() {
+            gauges.open_fds.set(open as f64);
+        }
         self.handle.render()
     }
+}
+
+/// The soft limit on open file descriptors (RLIMIT_NOFILE): `Some(None)`
+/// when unlimited, `None` when it cannot be read.
+pub fn fd_limit() -> Option<Option<u64>> {
+    #[cfg(unix)]
+    {
+        Some(rustix::process::getrlimit(rustix::process::Resource::Nofile).current)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The file descriptors this process has open (`/proc/self/fd`, else
+/// `/dev/fd`), `None` when neither can be read.
+pub fn open_fds() -> Option<u64> {
+    ["/proc/self/fd", "/dev/fd"].iter().find_map(|dir| {
+        let entries = std::fs::read_dir(dir).ok()?;
+        // Less the descriptor the listing itself holds open.
+        Some((entries.count() as u64).saturating_sub(1))
+    })
+}
+
+/// Raises the soft limit on open file descriptors (RLIMIT_NOFILE) to the
+/// hard limit, for a controller that keeps a connection per agent; answers
+/// the soft limit in effect afterwards (`None`: unlimited). On failure the
+/// limit stays as it was (and is answered).
+#[cfg(unix)]
+pub fn raise_fd_limit() -> std::io::Result<Option<u64>> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return Ok(limit.current);
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    setrlimit(Resource::Nofile, raised)?;
+    Ok(getrlimit(Resource::Nofile).current)
 }
 
 /// Runs `build` in `telemetry`'s scope ([`Telemetry::scope`]), or as it is
@@ -298,6 +352,14 @@ async fn upkeep(telemetry: Weak<Telemetry>) {
 
 /// The `HELP` line of every series.
 fn describe() {
+    metrics::describe_gauge!(
+        "novum_process_fd_limit",
+        "The controller's soft limit on open file descriptors (RLIMIT_NOFILE; 0: unlimited), raised to the hard limit at start"
+    );
+    metrics::describe_gauge!(
+        "novum_process_open_fds",
+        "File descriptors the controller has open (connections, database files, logs)"
+    );
     metrics::describe_counter!(
         "novum_api_requests_total",
         "API requests answered, by method, route template and status code"

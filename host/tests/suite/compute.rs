@@ -473,7 +473,7 @@ impl Cloud {
     }
 }
 
-fn inventory(host: &str, vcpus: u32, memory_mb: u64) -> Inventory {
+pub(crate) fn inventory(host: &str, vcpus: u32, memory_mb: u64) -> Inventory {
     Inventory {
         uptime: None,
         vcpus,

@@ -9,6 +9,7 @@ mod common;
 mod http_cloud;
 
 mod agent_rpc;
+mod cheap_agents;
 mod claims_contention;
 mod compute;
 mod compute_admin;

@@ -2,6 +2,16 @@
 //! registration with the enrollment token, per-agent credentials (stored as
 //! SHA-256 hashes of random tokens), heartbeats with inventory and power
 //! states, task long-polls and task results.
+//!
+//! An agent with nothing new to say costs the database (almost) nothing:
+//! its credential, liveness, inventory and power report are remembered in
+//! memory ([`Agents`]; beats are written in batches every couple of seconds)
+//! and a poll of a host with nothing offered reads nothing
+//! ([`novum_compute::conductor::tasks::TaskBoard`]'s idle hosts).
+
+mod agents;
+
+pub use agents::{Agents, BeatPlan, TOKEN_TTL, flush_interval};
 
 use std::time::Duration;
 
@@ -173,9 +183,17 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Checks the agent credential of `host`: a token that matched the
+/// database less than [`TOKEN_TTL`] ago passes without a query; any other
+/// is checked in the database (a mismatch is never remembered).
 async fn authenticate(state: &AppState, headers: &HeaderMap, host: &str) -> Result<(), RpcError> {
     let token = bearer(headers).ok_or_else(unauthorized)?;
-    if agent_credentials::is_valid(&state.db, host, &hash_token(token)).await? {
+    let hash = hash_token(token);
+    if state.agents.token_known(host, &hash) {
+        return Ok(());
+    }
+    if agent_credentials::is_valid(&state.db, host, &hash).await? {
+        state.agents.remember_token(host, &hash);
         Ok(())
     } else {
         Err(unauthorized())
@@ -220,6 +238,8 @@ async fn register(
         ));
     }
     let token = generate_token();
+    // The beats noted in memory first: whether the host is up is read below.
+    state.agents.flush().await?;
     let mut tx = state.db.begin_serialized("services").await?;
     let previous =
         services::compute_service_liveness(&mut tx, &state.config.compute, &request.host).await?;
@@ -256,8 +276,12 @@ async fn register(
         Some(&request.agent_version),
     )
     .await?;
-    agent_credentials::replace(&mut tx, &request.host, &hash_token(&token)).await?;
+    let token_hash = hash_token(&token);
+    agent_credentials::replace(&mut tx, &request.host, &token_hash).await?;
     novum_notify::commit(tx).await?;
+    state
+        .agents
+        .registered(&request.host, &token_hash, &request.inventory);
     // A (re)registered agent starts afresh: whatever it held is offered again.
     tasks::requeue_leased(&state.db, Some(&request.host)).await?;
     state.conductor.board().wake(&request.host);
@@ -279,20 +303,44 @@ async fn heartbeat(
 ) -> Result<StatusCode, RpcError> {
     authenticate(&state, &headers, &host).await?;
     let request: HeartbeatRequest = body(&bytes)?;
-    let mut tx = state.db.begin_serialized("services").await?;
-    nodes::upsert_host(
-        &mut tx,
-        &state.config.compute,
-        &host,
-        &request.inventory,
-        None,
-    )
-    .await?;
-    novum_notify::commit(tx).await?;
-    state
-        .conductor
-        .reconcile_power(&host, &request.instances)
-        .await?;
+    // Liveness is noted in memory and written with the other beats.
+    let plan = state.agents.beat(&host, &request);
+    if let Some(fingerprint) = plan.inventory {
+        let written = async {
+            let mut tx = state.db.begin_serialized("services").await?;
+            nodes::upsert_host(
+                &mut tx,
+                &state.config.compute,
+                &host,
+                &request.inventory,
+                None,
+            )
+            .await?;
+            novum_notify::commit(tx).await?;
+            Ok::<_, RpcError>(())
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                state
+                    .agents
+                    .inventory_written(&host, fingerprint, request.inventory.uptime.clone())
+            }
+            Err(error) => {
+                state.agents.forget_inventory(&host);
+                return Err(error);
+            }
+        }
+    }
+    if plan.reconcile
+        && let Err(error) = state
+            .conductor
+            .reconcile_power(&host, &request.instances)
+            .await
+    {
+        state.agents.power_stale(&host);
+        return Err(error.into());
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -324,7 +372,21 @@ async fn poll(
         if board.is_closed() {
             return Err(shutting_down());
         }
-        let tasks = tasks::lease(&state.db, &host, lease).await?;
+        // An idle host (nothing offered at its last look, no wake-up since)
+        // reads nothing; it is marked before the look, so that a wake-up
+        // while it looks is not lost.
+        let tasks = if board.is_idle(&host) {
+            Vec::new()
+        } else {
+            board.mark_idle(&host);
+            match tasks::lease(&state.db, &host, lease).await {
+                Ok(tasks) => tasks,
+                Err(error) => {
+                    board.forget_idle(&host);
+                    return Err(error.into());
+                }
+            }
+        };
         if !tasks.is_empty() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(TaskList { tasks }));
         }
@@ -357,10 +419,10 @@ async fn result(
 ) -> Result<StatusCode, RpcError> {
     authenticate(&state, &headers, &host).await?;
     let report: TaskResult = body(&bytes)?;
-    state
-        .conductor
-        .complete_task(&host, &task_id, report)
-        .await?;
+    let completed = state.conductor.complete_task(&host, &task_id, report).await;
+    // The host's instances changed: its next beat reconciles power states.
+    state.agents.power_stale(&host);
+    completed?;
     Ok(StatusCode::NO_CONTENT)
 }
 

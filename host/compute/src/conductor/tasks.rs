@@ -7,7 +7,7 @@
 //! for its answer ([`wait_answer`], bounded), and nothing of the instance's
 //! state changes when it completes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -40,10 +40,24 @@ pub const QUERY_OPERATION: &str = "";
 /// taken it).
 const ANSWER_RECHECK: Duration = Duration::from_millis(250);
 
+/// How often a controller looks in the database for hosts with offered
+/// tasks that no wake-up announced (queued by another controller, or by
+/// a path that does not wake, or leases that expired): see
+/// [`TaskBoard::sweep`].
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Wakes the long polls of hosts, and closes them all at shutdown.
+///
+/// It also knows which hosts are *idle*: a poll found nothing offered to
+/// them and no wake-up came since. A poll of an idle host does not touch
+/// the database; [`TaskBoard::wake`] (after a task is queued on this
+/// controller) and [`TaskBoard::sweep`] (every [`SWEEP_INTERVAL`], one
+/// query for all hosts) end a host's idleness.
 #[derive(Debug)]
 pub struct TaskBoard {
     notifies: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Hosts with nothing offered, as far as this controller knows.
+    idle: Mutex<HashSet<String>>,
     /// True once the controller shuts down: no task is handed out any more.
     closed: watch::Sender<bool>,
     /// Counts the query answers this controller received: requests waiting
@@ -55,6 +69,7 @@ impl Default for TaskBoard {
     fn default() -> Self {
         Self {
             notifies: Mutex::default(),
+            idle: Mutex::default(),
             closed: watch::Sender::new(false),
             answers: watch::Sender::new(0),
         }
@@ -86,9 +101,50 @@ impl TaskBoard {
         Arc::clone(notifies.entry(host.to_string()).or_default())
     }
 
-    /// Wakes `host`'s poll (or the next one).
+    /// Wakes `host`'s poll (or the next one), which looks in the database
+    /// again.
     pub fn wake(&self, host: &str) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(host);
         self.notify_of(host).notify_one();
+    }
+
+    /// Whether a poll of `host` may skip the database: nothing was offered
+    /// to it at its last look, and no wake-up came since.
+    pub fn is_idle(&self, host: &str) -> bool {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(host)
+    }
+
+    /// Marks `host` idle, before a poll looks for its tasks: a wake-up
+    /// while it looks ends the idleness again, so that none is lost.
+    pub fn mark_idle(&self, host: &str) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_string());
+    }
+
+    /// Forgets that `host` is idle (its poll could not look).
+    pub fn forget_idle(&self, host: &str) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(host);
+    }
+
+    /// Wakes every host the database offers tasks to (queued, or leased
+    /// with an expired lease), in one query; answers how many it woke.
+    pub async fn sweep(&self, db: &Db) -> Result<usize, DbError> {
+        let hosts = offered_hosts(db).await?;
+        for host in &hosts {
+            self.wake(host);
+        }
+        Ok(hosts.len())
     }
 
     /// Tells the requests waiting for a query's answer that one came.
@@ -287,13 +343,40 @@ pub async fn snapshot_instance(
     Ok(None)
 }
 
+/// The hosts with a task offered (queued, or leased with an expired
+/// lease), in one query over the `tasks_state_lease` index.
+pub async fn offered_hosts(db: &Db) -> Result<Vec<String>, DbError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT host FROM tasks WHERE state = $1 OR (state = $2 AND leased_until < $3)",
+    )
+    .bind(state::QUEUED)
+    .bind(state::LEASED)
+    .bind(db::now())
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(|(host,)| host).collect())
+}
+
 /// Leases every task offered to `host` (queued, or leased with an expired
-/// lease), oldest first.
+/// lease), oldest first. A read looks first: when nothing is offered,
+/// nothing is written and no lock is taken.
 pub async fn lease(db: &Db, host: &str, lease: Duration) -> Result<Vec<Task>, DbError> {
     let now = chrono::Utc::now();
     let until =
         db::timestamp(now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX));
     let now = db::timestamp(now);
+    let offered = sqlx::query(
+        "SELECT id FROM tasks WHERE host = $1 AND (state = $2 OR (state = $3 AND leased_until < $4)) LIMIT 1",
+    )
+    .bind(host)
+    .bind(state::QUEUED)
+    .bind(state::LEASED)
+    .bind(&now)
+    .fetch_optional(db.pool())
+    .await?;
+    if offered.is_none() {
+        return Ok(Vec::new());
+    }
     let mut tx = db.begin_serialized(&format!("tasks:{host}")).await?;
     // A write first, so that SQLite takes the write lock at once.
     sqlx::query(

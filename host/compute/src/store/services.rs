@@ -380,3 +380,75 @@ pub async fn compute_service_liveness(
         Liveness::Down
     }))
 }
+
+/// How many hosts one statement of [`record_heartbeats`] names (bound
+/// values stay far below SQLite's and PostgreSQL's limits).
+const HEARTBEAT_CHUNK: usize = 500;
+
+/// Records, in one transaction, that the compute services of `hosts`
+/// heartbeated at `seen` (`last_seen_up` and `updated_at`), one UPDATE per
+/// [`HEARTBEAT_CHUNK`] hosts, and the `uptime` reported by the hosts in
+/// `uptimes` (one UPDATE each). Answers the hosts among `hosts` that have no
+/// compute service (deleted while their agent beats on): the caller makes
+/// their next heartbeat create it again.
+///
+/// This is the write behind the agents' heartbeats: the RPC keeps the beats
+/// in memory and a controller calls this every couple of seconds for all
+/// the hosts that beat since (see `novum_api::rpc`).
+pub async fn record_heartbeats(
+    db: &Db,
+    seen: &str,
+    hosts: &[String],
+    uptimes: &[(String, Option<String>)],
+) -> Result<Vec<String>, DbError> {
+    if hosts.is_empty() && uptimes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut tx = db.begin().await?;
+    let mut missing = Vec::new();
+    for chunk in hosts.chunks(HEARTBEAT_CHUNK) {
+        let mut clauses = novum_db::Clauses::default();
+        let seen_at = clauses.text(seen);
+        let binary = clauses.text(COMPUTE_BINARY);
+        let list = clauses.text_list(chunk);
+        let sql = format!(
+            "UPDATE services SET last_seen_up = {seen_at}, updated_at = {seen_at} \
+             WHERE binary_name = {binary} AND host IN ({list})"
+        );
+        let updated = clauses
+            .bind_all_rows(sqlx::query(sqlx::AssertSqlSafe(sql)))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated < chunk.len() as u64 {
+            let mut clauses = novum_db::Clauses::default();
+            let binary = clauses.text(COMPUTE_BINARY);
+            let list = clauses.text_list(chunk);
+            let sql = format!(
+                "SELECT host FROM services WHERE binary_name = {binary} AND host IN ({list})"
+            );
+            let present: std::collections::HashSet<String> = clauses
+                .bind_all(sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql)))
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(host,)| host)
+                .collect();
+            missing.extend(
+                chunk
+                    .iter()
+                    .filter(|host| !present.contains(*host))
+                    .cloned(),
+            );
+        }
+    }
+    for (host, uptime) in uptimes {
+        sqlx::query("UPDATE compute_nodes SET uptime = $1 WHERE host = $2")
+            .bind(uptime)
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(missing)
+}
