@@ -389,9 +389,7 @@ impl ControllerImages {
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, RpcError> {
         Ok(ControllerImages {
-            http: reqwest::Client::builder()
-                .user_agent(USER_AGENT)
-                .build()?,
+            http: reqwest::Client::builder().user_agent(USER_AGENT).build()?,
             controllers: Arc::new(Controllers::new(base)),
             host: host.to_string(),
             token: Arc::new(RwLock::new(token)),

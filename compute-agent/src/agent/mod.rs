@@ -23,9 +23,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use uuid::Uuid;
 
-pub use client::{
-    Client, ControllerImages, Controllers, RpcError, USER_AGENT, controller_urls,
-};
+pub use client::{Client, ControllerImages, Controllers, RpcError, USER_AGENT, controller_urls};
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};

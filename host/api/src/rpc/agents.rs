@@ -390,6 +390,9 @@ mod tests {
             power_fingerprint(&[a.clone(), b.clone()]),
             power_fingerprint(&[b.clone(), a.clone()])
         );
-        assert_ne!(power_fingerprint(&[a.clone()]), power_fingerprint(&[a, b]));
+        assert_ne!(
+            power_fingerprint(std::slice::from_ref(&a)),
+            power_fingerprint(&[a, b])
+        );
     }
 }
