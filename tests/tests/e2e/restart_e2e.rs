@@ -281,8 +281,16 @@ fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
         claims.keys().all(|uuid| ids.contains(uuid.as_str())),
         "claims of servers that do not exist: {claims:?}"
     );
+    assert_node_usage(&database, &per_host);
+    drop(cloud);
+}
+
+/// Checks every compute node's usage against `per_host` (servers of
+/// m1.tiny, 1 vCPU, per host): running VMs and vCPUs match, memory within
+/// capacity (no double claim, no over-commit).
+pub(crate) fn assert_node_usage(database: &str, per_host: &HashMap<String, i64>) {
     for row in psql(
-        &database,
+        database,
         "SELECT host || '|' || running_vms || '|' || vcpus_used || '|' || memory_mb_used || '|' || \
          (memory_mb * ram_allocation_ratio - reserved_host_memory_mb)::bigint FROM compute_nodes",
     )
@@ -305,5 +313,4 @@ fn sigkill_during_a_burst_of_creates_on_postgres_keeps_every_claim() {
         );
         assert!(memory <= capacity, "{host} over-committed: {row}");
     }
-    drop(cloud);
 }

@@ -26,7 +26,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::notifications_e2e::{Api, eventually};
-use crate::restart_e2e::{PLUGIN_DEADLINE, postgres_database, psql};
+use crate::restart_e2e::{PLUGIN_DEADLINE, assert_node_usage, postgres_database, psql};
 
 /// Servers created in the burst.
 const BURST: usize = 30;
@@ -419,30 +419,7 @@ fn two_controllers_one_killed_mid_burst_lose_and_double_nothing() {
         claims.keys().all(|uuid| ids.contains(uuid)),
         "claims of servers that do not exist: {claims:?}"
     );
-    for row in psql(
-        &database,
-        "SELECT host || '|' || running_vms || '|' || vcpus_used || '|' || memory_mb_used || '|' || \
-         (memory_mb * ram_allocation_ratio - reserved_host_memory_mb)::bigint FROM compute_nodes",
-    )
-    .expect("nodes")
-    {
-        let fields: Vec<&str> = row.split('|').collect();
-        let [host, running, vcpus, memory, capacity] = fields[..] else {
-            panic!("unexpected row {row}");
-        };
-        let count = per_host.get(host).copied().unwrap_or(0);
-        assert_eq!(running.parse::<i64>().ok(), Some(count), "{row}");
-        assert_eq!(
-            vcpus.parse::<i64>().ok(),
-            Some(count),
-            "{row} (m1.tiny: 1 vCPU)"
-        );
-        let (memory, capacity) = (
-            memory.parse::<i64>().expect("memory"),
-            capacity.parse::<i64>().expect("capacity"),
-        );
-        assert!(memory <= capacity, "{host} over-committed: {row}");
-    }
+    assert_node_usage(&database, &per_host);
     println!("servers per host: {per_host:?}");
 
     // Each server's instance.create.end once in the sink; no message twice.
