@@ -351,8 +351,9 @@ impl Api {
 /// The sum and count of `series{labels}` in a Prometheus text page.
 fn histogram(page: &str, series: &str, labels: &str) -> (f64, f64) {
     let value = |suffix: &str| {
+        let name = format!("{series}{suffix}");
         page.lines()
-            .filter(|line| line.starts_with(&format!("{series}{suffix}")) && line.contains(labels))
+            .filter(|line| line.starts_with(&name) && line.contains(labels))
             .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum::<f64>()
     };

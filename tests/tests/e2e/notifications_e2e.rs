@@ -78,6 +78,18 @@ impl Api {
         }
     }
 
+    /// Lifts the project's instance, core and RAM quotas (a burst of creates).
+    pub(crate) fn unlimited_quota(&self) {
+        for resource in ["instances", "cores", "ram"] {
+            let (status, body) = self.compute(
+                Method::PUT,
+                &format!("/os-quota-sets/{}", self.project_id),
+                Some(json!({"quota_set": {resource: -1}})),
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+
     /// An active image to boot from (uploaded once per session).
     pub(crate) fn image(&self) -> String {
         let mut image = self.image.lock().unwrap_or_else(PoisonError::into_inner);
