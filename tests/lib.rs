@@ -10,6 +10,23 @@ use std::time::{Duration, Instant};
 /// The admin password every test cloud is started with.
 pub const ADMIN_PASSWORD: &str = "novum-test-admin";
 
+/// The password of every user [`Cloud::project_member`] makes.
+pub const MEMBER_PASSWORD: &str = "novum-test-member";
+
+/// A user holding `member` in a project of its own
+/// ([`Cloud::project_member`]).
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The project's name.
+    pub project: String,
+    /// The project's id.
+    pub project_id: String,
+    /// The user's name.
+    pub user: String,
+    /// A token scoped to the project.
+    pub token: String,
+}
+
 /// The directory holding the workspace's built binaries: `NOVUM_BIN_DIR`, else
 /// the `target/debug` these tests were built into.
 pub fn binary_dir() -> PathBuf {
@@ -297,13 +314,121 @@ impl Cloud {
         Ok((status, serde_json::from_str(&text).unwrap_or_default()))
     }
 
-    /// Environment for the `openstack` CLI against this cloud.
+    /// Sends `body` to `path` (from the root, e.g. `/novum/v1/…`) with
+    /// `token`; the JSON answer with its headers, or an error naming the
+    /// status.
+    pub fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(reqwest::header::HeaderMap, serde_json::Value)> {
+        let (status, headers, body) = self.request(token, method.clone(), path, body)?;
+        anyhow::ensure!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {body}"
+        );
+        Ok((headers, body))
+    }
+
+    /// Sends `body` to `path` with `token` whatever the answer: its status,
+    /// headers and JSON body (Null when empty).
+    pub fn request(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, serde_json::Value)> {
+        let mut request = reqwest::blocking::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .header("x-auth-token", token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text()?;
+        Ok((
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// A new project `project` with a new user `user` holding `member`
+    /// there (made through the identity API as the admin), with its token.
+    pub fn project_member(&self, admin: &str, project: &str, user: &str) -> anyhow::Result<Member> {
+        use reqwest::Method;
+        use serde_json::json;
+        let (_, created) = self.call(
+            admin,
+            Method::POST,
+            "/identity/v3/projects",
+            Some(json!({"project": {"name": project, "domain_id": "default"}})),
+        )?;
+        let project_id = created["project"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (_, created) = self.call(
+            admin,
+            Method::POST,
+            "/identity/v3/users",
+            Some(json!({"user": {"name": user, "domain_id": "default",
+                "password": MEMBER_PASSWORD, "default_project_id": project_id}})),
+        )?;
+        let user_id = created["user"]["id"].as_str().unwrap_or_default();
+        let (_, roles) = self.call(admin, Method::GET, "/identity/v3/roles?name=member", None)?;
+        let role_id = roles["roles"][0]["id"].as_str().unwrap_or_default();
+        self.call(
+            admin,
+            Method::PUT,
+            &format!("/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}"),
+            None,
+        )?;
+        let (headers, _) = self.call(
+            "",
+            Method::POST,
+            "/identity/v3/auth/tokens",
+            Some(json!({"auth": {
+                "identity": {"methods": ["password"], "password": {"user": {
+                    "id": user_id, "password": MEMBER_PASSWORD}}},
+                "scope": {"project": {"id": project_id}},
+            }})),
+        )?;
+        let token = headers
+            .get("x-subject-token")
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("no X-Subject-Token for {user}"))?
+            .to_string();
+        Ok(Member {
+            project: project.to_string(),
+            project_id,
+            user: user.to_string(),
+            token,
+        })
+    }
+
+    /// Environment for the `openstack` CLI against this cloud, as the admin.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        self.cli_env_as("admin", ADMIN_PASSWORD, "admin")
+    }
+
+    /// Environment for the `openstack` CLI (and `novum`'s client commands)
+    /// as `member`.
+    pub fn member_env(&self, member: &Member) -> Vec<(&'static str, String)> {
+        self.cli_env_as(&member.user, MEMBER_PASSWORD, &member.project)
+    }
+
+    fn cli_env_as(&self, user: &str, password: &str, project: &str) -> Vec<(&'static str, String)> {
         vec![
             ("OS_AUTH_URL", format!("{}/identity/v3", self.url)),
-            ("OS_USERNAME", "admin".to_string()),
-            ("OS_PASSWORD", ADMIN_PASSWORD.to_string()),
-            ("OS_PROJECT_NAME", "admin".to_string()),
+            ("OS_USERNAME", user.to_string()),
+            ("OS_PASSWORD", password.to_string()),
+            ("OS_PROJECT_NAME", project.to_string()),
             ("OS_USER_DOMAIN_NAME", "Default".to_string()),
             ("OS_PROJECT_DOMAIN_NAME", "Default".to_string()),
             ("OS_IDENTITY_API_VERSION", "3".to_string()),
@@ -357,15 +482,18 @@ fn installed_tool(override_var: &str, relative: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.exists())
 }
 
-/// Runs `openstack ARGS -f json` (when `json`) against `cloud`; returns stdout
-/// or an error with stderr.
+/// Runs `openstack ARGS` against `cloud` as the admin; returns stdout or an
+/// error with stderr.
 pub fn openstack(cloud: &Cloud, args: &[&str]) -> anyhow::Result<String> {
+    openstack_with(cloud.cli_env(), args)
+}
+
+/// Runs `openstack ARGS` with the `OS_*` environment `env` (see
+/// [`Cloud::member_env`]); returns stdout or an error with stderr.
+pub fn openstack_with(env: Vec<(&'static str, String)>, args: &[&str]) -> anyhow::Result<String> {
     let cli = openstack_cli()
         .ok_or_else(|| anyhow::anyhow!("the openstack CLI is missing: run tests/bootstrap.sh"))?;
-    let output = Command::new(cli)
-        .args(args)
-        .envs(cloud.cli_env())
-        .output()?;
+    let output = Command::new(cli).args(args).envs(env).output()?;
     if !output.status.success() {
         anyhow::bail!(
             "openstack {} failed ({}):\n{}\n{}",
@@ -378,11 +506,38 @@ pub fn openstack(cloud: &Cloud, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Runs `openstack ARGS -f json` and parses the answer.
+/// Runs the `novum` binary's client commands (`novum plugin list`, `novum
+/// decision show …`) with the `OS_*` environment `env`; returns stdout or an
+/// error with stderr.
+pub fn novum_cli(env: Vec<(&'static str, String)>, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(binary("novum"))
+        .args(args)
+        .envs(env)
+        .output()?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "novum {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Runs `openstack ARGS -f json` as the admin and parses the answer.
 pub fn openstack_json(cloud: &Cloud, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    openstack_json_with(cloud.cli_env(), args)
+}
+
+/// Runs `openstack ARGS -f json` with the `OS_*` environment `env` and
+/// parses the answer.
+pub fn openstack_json_with(
+    env: Vec<(&'static str, String)>,
+    args: &[&str],
+) -> anyhow::Result<serde_json::Value> {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["-f", "json"]);
-    let text = openstack(cloud, &all)?;
+    let text = openstack_with(env, &all)?;
     serde_json::from_str(&text).map_err(|error| {
         anyhow::anyhow!(
             "openstack {} printed non-JSON ({error}): {text}",

@@ -1,5 +1,6 @@
 //! The operator commands that talk to a running controller (`novum plugin
-//! list`, `novum plugin reload`): they authenticate like the openstack CLI,
+//! list`, `novum plugin reload`, `novum decision show`, `novum decision
+//! list`): they authenticate like the openstack CLI,
 //! from the `OS_*` environment that `<data_dir>/admin-openrc.sh` sets, and call
 //! novum's admin API.
 
@@ -112,6 +113,323 @@ pub fn format_plugins(body: &Value) -> String {
             errors,
             count(&metrics["latency"]["p50_us"]),
             count(&metrics["latency"]["p99_us"]),
+        ));
+    }
+    out
+}
+
+/// `novum decision show`: each decision of a request, readably — the
+/// request in brief and its outcome, the rejected hosts grouped by plugin
+/// and reason, Nova's filter results, and the ranking with every weigher's
+/// part. A member's summary has no hosts: its rejections are counts.
+pub fn format_decisions(body: &Value) -> String {
+    let decisions = body["decisions"].as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    for (index, decision) in decisions.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format_decision(decision, index + 1, decisions.len()));
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn plural(count: u64, one: &str) -> String {
+    if count == 1 {
+        format!("{count} {one}")
+    } else {
+        format!("{count} {one}s")
+    }
+}
+
+fn field_line(out: &mut String, name: &str, value: impl std::fmt::Display) {
+    out.push_str(&format!("  {name:<10} {value}\n"));
+}
+
+fn format_decision(decision: &Value, number: usize, of: usize) -> String {
+    let mut out = format!(
+        "Decision {number} of {of} for request {} ({}, {}",
+        text(&decision["request_id"]),
+        text(&decision["purpose"]),
+        text(&decision["decided_at"]),
+    );
+    if let Some(controller) = decision["controller"].as_str() {
+        out.push_str(&format!(", controller {controller}"));
+    }
+    out.push_str(")\n");
+    let request = &decision["request"];
+    let instances: Vec<String> = decision["instance_uuids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    field_line(&mut out, "instance", instances.join(", "));
+    field_line(
+        &mut out,
+        "project",
+        format!(
+            "{} (user {})",
+            text(&request["project_id"]),
+            text(&request["user_id"])
+        ),
+    );
+    let flavor = &request["flavor"];
+    field_line(
+        &mut out,
+        "flavor",
+        format!(
+            "{} (id {}): {} vCPU, {} MiB RAM, {} GiB root disk, {} GiB ephemeral, {} MiB swap",
+            text(&flavor["name"]),
+            text(&flavor["id"]),
+            text(&flavor["vcpus"]),
+            text(&flavor["memory_mb"]),
+            text(&flavor["root_gb"]),
+            text(&flavor["ephemeral_gb"]),
+            text(&flavor["swap_mb"]),
+        ),
+    );
+    field_line(&mut out, "image", text(&request["image"]));
+    if let Some(zone) = request["availability_zone"].as_str() {
+        field_line(&mut out, "zone", zone);
+    }
+    if let Some(hints) = request["hints"]
+        .as_object()
+        .filter(|hints| !hints.is_empty())
+    {
+        let hints: Vec<String> = hints
+            .iter()
+            .map(|(name, values)| {
+                let values: Vec<String> =
+                    values.as_array().into_iter().flatten().map(text).collect();
+                format!("{name}={}", values.join(","))
+            })
+            .collect();
+        field_line(&mut out, "hints", hints.join(" "));
+    }
+    if request["group"].is_object() {
+        let group = &request["group"];
+        field_line(
+            &mut out,
+            "group",
+            format!(
+                "{} ({}, {} before this request)",
+                text(&group["id"]),
+                text(&group["policy"]),
+                plural(group["members"].as_u64().unwrap_or(0), "member"),
+            ),
+        );
+    }
+    for (key, name) in [("ignore_hosts", "ignoring"), ("force_hosts", "forced to")] {
+        let hosts: Vec<String> = request[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        if !hosts.is_empty() {
+            field_line(&mut out, name, hosts.join(", "));
+        }
+    }
+    // A whole decision has `outcome`; a member's summary `result`/`message`.
+    let outcome = &decision["outcome"];
+    let result = outcome["result"]
+        .as_str()
+        .or(decision["result"].as_str())
+        .unwrap_or("?");
+    let message = outcome["message"].as_str().or(decision["message"].as_str());
+    match (result, message) {
+        ("placed", _) => {
+            let selections: Vec<String> = outcome["selections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|selection| {
+                    let alternates: Vec<String> = selection["alternates"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(text)
+                        .collect();
+                    format!(
+                        "{} (weight {:.3}; alternates: {})",
+                        text(&selection["host"]),
+                        selection["weight"].as_f64().unwrap_or(0.0),
+                        if alternates.is_empty() {
+                            "none".to_string()
+                        } else {
+                            alternates.join(", ")
+                        }
+                    )
+                })
+                .collect();
+            if selections.is_empty() {
+                field_line(&mut out, "result", "placed");
+            } else {
+                field_line(
+                    &mut out,
+                    "result",
+                    format!("placed on {}", selections.join("; ")),
+                );
+            }
+        }
+        (other, Some(message)) => field_line(&mut out, "result", format!("{other}: {message}")),
+        (other, None) => field_line(&mut out, "result", other),
+    }
+    if let (Some(total), Some(passed)) = (
+        decision["hosts_total"].as_u64(),
+        decision["hosts_passed"].as_u64(),
+    ) {
+        field_line(
+            &mut out,
+            "hosts",
+            format!("{total} known, {passed} passed the filters"),
+        );
+    }
+    format_rejections(&mut out, decision);
+    format_ranking(&mut out, decision);
+    out
+}
+
+fn format_rejections(out: &mut String, decision: &Value) {
+    let groups = decision["rejections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let reasons = decision["reasons"].as_array().cloned().unwrap_or_default();
+    if reasons.is_empty() {
+        return;
+    }
+    out.push_str("\nRejected hosts, by plugin\n");
+    for reason in &reasons {
+        let plugin = text(&reason["plugin"]);
+        out.push_str(&format!(
+            "  {plugin}: {}\n",
+            plural(reason["hosts"].as_u64().unwrap_or(0), "host")
+        ));
+        for group in groups
+            .iter()
+            .filter(|group| group["plugin"] == reason["plugin"])
+        {
+            let hosts: Vec<String> = group["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            let why = group["reason"]
+                .as_str()
+                .filter(|why| !why.is_empty())
+                .unwrap_or("(no reason given)");
+            out.push_str(&format!("    {why}: {}\n", hosts.join(", ")));
+        }
+    }
+    let results: Vec<String> = decision["filter_results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|count| {
+            format!(
+                "{} {} → {}",
+                text(&count["plugin"]),
+                text(&count["hosts_in"]),
+                text(&count["hosts_out"])
+            )
+        })
+        .collect();
+    if !results.is_empty() {
+        out.push_str(&format!("  filter results: {}\n", results.join(", ")));
+    }
+    let lost: Vec<String> = decision["lost_claims"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    if !lost.is_empty() {
+        out.push_str(&format!("  claims lost: {}\n", lost.join(", ")));
+    }
+}
+
+fn format_ranking(out: &mut String, decision: &Value) {
+    let ranking = decision["ranking"].as_array().cloned().unwrap_or_default();
+    if ranking.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "\nRanking (best {} of {} candidates; weighted = normalized × multiplier)\n",
+        ranking.len(),
+        text(&decision["hosts_passed"])
+    ));
+    out.push_str(&format!(
+        "  {:>4}  {:<32} {:>10}  {}\n",
+        "rank", "host", "total", "selected"
+    ));
+    for ranked in &ranking {
+        out.push_str(&format!(
+            "  {:>4}  {:<32} {:>10.4}  {}\n",
+            text(&ranked["rank"]),
+            text(&ranked["host"]),
+            ranked["total"].as_f64().unwrap_or(0.0),
+            if ranked["selected"] == Value::Bool(true) {
+                "*"
+            } else {
+                ""
+            }
+        ));
+        let weighers = ranked["weighers"].as_array().cloned().unwrap_or_default();
+        if weighers.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "        {:<40} {:>14} {:>10} {:>10} {:>10}\n",
+            "weigher", "raw", "normalized", "multiplier", "weighted"
+        ));
+        for part in &weighers {
+            let number = |value: &Value, digits: usize| {
+                value
+                    .as_f64()
+                    .map_or_else(|| "-".to_string(), |number| format!("{number:.digits$}"))
+            };
+            out.push_str(&format!(
+                "        {:<40} {:>14} {:>10} {:>10} {:>10}{}\n",
+                text(&part["weigher"]),
+                number(&part["raw"], 2),
+                number(&part["normalized"], 4),
+                number(&part["multiplier"], 2),
+                number(&part["weighted"], 4),
+                part["note"]
+                    .as_str()
+                    .map(|note| format!("  ({note})"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+}
+
+/// `novum decision list`: one line per decision, newest first.
+pub fn format_decision_list(body: &Value) -> String {
+    let mut out = format!(
+        "{:>8}  {:<40} {:<9} {:<14} {:<27} {}\n",
+        "id", "request", "purpose", "result", "decided at", "instance"
+    );
+    for entry in body["decisions"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:>8}  {:<40} {:<9} {:<14} {:<27} {}\n",
+            text(&entry["id"]),
+            text(&entry["request_id"]),
+            text(&entry["purpose"]),
+            text(&entry["result"]),
+            text(&entry["decided_at"]),
+            text(&entry["instance_uuid"]),
         ));
     }
     out

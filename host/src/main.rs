@@ -34,6 +34,13 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Why the scheduler placed a request where it did, or found no host
+    /// (uses the `OS_*` environment; an admin sees every host, a project
+    /// member the summary of its own requests).
+    Decision {
+        #[command(subcommand)]
+        command: DecisionCommand,
+    },
     /// Identity maintenance.
     Identity {
         #[command(subcommand)]
@@ -55,6 +62,28 @@ enum PluginCommand {
     List,
     /// Re-read the controller's configuration file and swap the plugin set.
     Reload,
+}
+
+#[derive(Subcommand)]
+enum DecisionCommand {
+    /// The decisions of one API request: the request id a server's fault
+    /// names (or any `x-openstack-request-id`).
+    Show {
+        /// The request id.
+        request_id: String,
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest decisions (admin).
+    List {
+        /// Decisions per page.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The id of the last decision of the previous page.
+        #[arg(long)]
+        marker: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +114,10 @@ enum BenchCommand {
         /// synthetic cloud's uncapped groups (~1,500 members at 10,000 hosts).
         #[arg(long, default_value = "10", value_parser = parse_group_members)]
         group_members: GroupMembers,
+        /// Each decision also keeps what the decision log needs (as the
+        /// controller's do with `[scheduler] decision_log_size` > 0).
+        #[arg(long)]
+        explain: bool,
     },
     /// The whole control plane end to end: the real controller and a
     /// simulated fleet (`novum-agent --simulate N`) as separate processes,
@@ -132,6 +165,16 @@ enum BenchCommand {
     },
 }
 
+/// The path of a decision of `request_id` (the id percent-encoded as one
+/// path segment).
+fn decision_path(request_id: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse("http://novum/novum/v1/decisions")?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("decision URL cannot take a path"))?
+        .push(request_id);
+    Ok(url.path().to_string())
+}
+
 /// `--group-members`: a cap, or none.
 #[derive(Clone, Copy, Debug)]
 struct GroupMembers(Option<usize>);
@@ -176,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             cache_dir,
             per_plugin,
             group_members,
+            explain,
         }) => {
             let cache_dir = cache_dir.unwrap_or_else(|| config.plugin_cache_dir());
             let engine = novum_plugin_host::PluginEngine::new(cache_dir)?;
@@ -185,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
                     &engine,
                     Duration::from_secs_f64(seconds),
                     group_members.0,
+                    explain,
                 )
             })?;
             match group_members.0 {
@@ -197,6 +242,9 @@ async fn main() -> anyhow::Result<()> {
                     "request: uncapped synthetic server group (stress case; Nova's default \
                      server_group_members quota is 10)"
                 ),
+            }
+            if explain {
+                println!("each decision keeps what the decision log needs (--explain)");
             }
             print!("{}", novum_scheduler::bench::format(&rows));
             if per_plugin {
@@ -284,6 +332,30 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             print!("{}", novum::admin_client::format_plugins(&body));
+            Ok(())
+        }
+        Command::Decision { command } => {
+            let client = novum::admin_client::AdminClient::from_env().await?;
+            match command {
+                DecisionCommand::Show { request_id, json } => {
+                    let body = client
+                        .call(reqwest::Method::GET, &decision_path(&request_id)?)
+                        .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&body)?);
+                    } else {
+                        print!("{}", novum::admin_client::format_decisions(&body));
+                    }
+                }
+                DecisionCommand::List { limit, marker } => {
+                    let mut path = format!("/novum/v1/decisions?limit={limit}");
+                    if let Some(marker) = marker {
+                        path.push_str(&format!("&marker={marker}"));
+                    }
+                    let body = client.call(reqwest::Method::GET, &path).await?;
+                    print!("{}", novum::admin_client::format_decision_list(&body));
+                }
+            }
             Ok(())
         }
         Command::Identity {

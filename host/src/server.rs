@@ -78,6 +78,8 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         )
     });
     conductor.set_image_data_dir(config.data_dir.clone());
+    // Decisions are written by their own task, off the scheduling path.
+    conductor.decisions().start();
     if config.compute.default_flavors {
         novum_compute::store::flavors::ensure_defaults(&db).await?;
     }
@@ -142,6 +144,9 @@ pub async fn serve_metrics(
 /// How long the HTTP server may take, at shutdown, to finish the requests in
 /// flight once it stopped accepting connections.
 pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long, at shutdown, the decision log may take to write what it holds.
+pub const DECISION_LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long, at shutdown, the embedded agents may take to stop beyond their
 /// own grace period for running tasks (then they are aborted).
@@ -277,6 +282,16 @@ async fn shut_down(state: &AppState, running: Running) -> anyhow::Result<()> {
                 abort.abort();
             }
         }
+    }
+    // The last decisions the log holds, before the process goes.
+    if tokio::time::timeout(
+        DECISION_LOG_FLUSH_TIMEOUT,
+        state.conductor.decisions().flush(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("scheduling decisions still unwritten at shutdown; dropped");
     }
     // The last heartbeats, before the process goes.
     if let Err(error) = state.agents.flush().await {

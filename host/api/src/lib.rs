@@ -13,6 +13,7 @@ pub mod bodies;
 pub mod body;
 pub mod compute;
 pub mod consoles;
+pub mod decisions;
 pub mod extract;
 pub mod fault;
 pub mod guard;
@@ -145,6 +146,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(notifications::routes())
         .merge(consoles::routes())
         .merge(crate::plugins::routes())
+        .merge(crate::decisions::routes())
         .merge(telemetry::routes())
         .routes(routes!(openapi::document))
 }

@@ -69,7 +69,8 @@ struct ListQuery {
     limit: Option<String>,
 }
 
-fn parse_limit(limit: Option<&str>) -> ApiResult<i64> {
+/// `limit=`: [`DEFAULT_LIMIT`] when absent, at most [`MAX_LIMIT`].
+pub(crate) fn parse_limit(limit: Option<&str>) -> ApiResult<i64> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(text) => match text.parse::<i64>() {
@@ -81,7 +82,8 @@ fn parse_limit(limit: Option<&str>) -> ApiResult<i64> {
     }
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+/// The parsed query string, or 400 naming what is wrong.
+pub(crate) fn query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
     query
         .map(|Query(query)| query)
         .map_err(|error| ApiError::bad_request(format!("Invalid query string: {error}")))

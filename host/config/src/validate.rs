@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::Config;
 use novum_plugin_host::limits::MAX_MEMORY_LIMIT_MIB;
+use novum_scheduler::config::{MAX_DECISION_LOG_SIZE, MAX_DECISION_LOG_TOP_HOSTS};
 
 /// One step of a key's path: a table key or an array index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,6 +342,18 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         scheduler.child("host_state_resync_seconds"),
         config.scheduler.host_state_resync_seconds,
         1,
+    );
+    checks.within(
+        scheduler.child("decision_log_size"),
+        config.scheduler.decision_log_size,
+        0,
+        MAX_DECISION_LOG_SIZE,
+    );
+    checks.within(
+        scheduler.child("decision_log_top_hosts"),
+        config.scheduler.decision_log_top_hosts,
+        1,
+        MAX_DECISION_LOG_TOP_HOSTS,
     );
 
     let plugins = root("plugins");

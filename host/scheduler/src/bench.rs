@@ -14,7 +14,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::config::SchedulerConfig;
-use super::pipeline::{NoClaims, schedule};
+use super::explain::Decision;
+use super::pipeline::{NoClaims, Trace, schedule, schedule_traced};
 use super::synthetic;
 use novum_plugin_host::{Backend, PluginEngine, PluginSet, PluginsConfig};
 
@@ -63,7 +64,9 @@ fn percentile(samples: &mut [Duration], fraction: f64) -> Duration {
 
 /// Loads the default plugins with both backends and times decisions on
 /// synthetic clouds of each size in `sizes`, with server groups capped at
-/// `group_members` members (`None`: the uncapped synthetic groups). The
+/// `group_members` members (`None`: the uncapped synthetic groups). With
+/// `explain`, each decision also keeps what the decision log needs, as the
+/// controller's does ([`schedule_traced`] and [`Decision::new`]). The
 /// native pipeline needs `novum-plugin-host`'s `native` feature (the `novum`
 /// binary turns it on); without it this fails with a load error.
 pub fn run(
@@ -71,6 +74,7 @@ pub fn run(
     engine: &Arc<PluginEngine>,
     budget: Duration,
     group_members: Option<usize>,
+    explain: bool,
 ) -> anyhow::Result<Vec<BenchRow>> {
     let config = SchedulerConfig {
         host_subset_size: 1,
@@ -94,10 +98,38 @@ pub fn run(
         request.request.instance_uuids.truncate(1);
         let mut rng = StdRng::seed_from_u64(0);
         let mut time = |set: &PluginSet| -> anyhow::Result<Duration> {
+            // The controller hands its request over; here it is copied
+            // before the clock starts.
+            let kept = explain.then(|| request.clone());
             let started = Instant::now();
-            schedule(set, &config, &cloud, &request, &NoClaims, &mut rng)
-                .map_err(|error| anyhow::anyhow!("benchmark request failed: {error}"))?;
-            Ok(started.elapsed())
+            let result = match kept {
+                Some(kept) => {
+                    let mut trace = Trace::default();
+                    let result = schedule_traced(
+                        set,
+                        &config,
+                        &cloud,
+                        &request,
+                        &NoClaims,
+                        &mut rng,
+                        Some(&mut trace),
+                    );
+                    std::hint::black_box(Decision::new(
+                        "build",
+                        String::new(),
+                        kept,
+                        &cloud,
+                        trace,
+                        &result,
+                        config.decision_log_top_hosts,
+                    ));
+                    result
+                }
+                None => schedule(set, &config, &cloud, &request, &NoClaims, &mut rng),
+            };
+            let elapsed = started.elapsed();
+            result.map_err(|error| anyhow::anyhow!("benchmark request failed: {error}"))?;
+            Ok(elapsed)
         };
         // Warm up: instantiate, fault memory in.
         for _ in 0..3 {

@@ -10,6 +10,8 @@
 //! max_attempts = 3
 //! backend = "wasm"        # or "native": the plugin crates compiled in
 //! host_state_resync_seconds = 300   # host state re-read whole this often
+//! decision_log_size = 1000          # decisions kept (0: none kept)
+//! decision_log_top_hosts = 10       # hosts of each decision's ranking kept
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -46,7 +48,28 @@ pub struct SchedulerConfig {
     /// The in-memory host state follows the database's change log between
     /// decisions; every this many seconds it is re-read whole all the same.
     pub host_state_resync_seconds: u64,
+    /// How many scheduling decisions the decision log keeps (the newest, in
+    /// the database every controller shares; `GET
+    /// /novum/v1/decisions/{request_id}`). 0 keeps none and the pipeline
+    /// collects nothing for it.
+    pub decision_log_size: u64,
+    /// How many of the best hosts of each decision's ranking are kept, with
+    /// every weigher's part.
+    pub decision_log_top_hosts: usize,
 }
+
+/// Decisions kept by default.
+pub const DEFAULT_DECISION_LOG_SIZE: u64 = 1000;
+
+/// Ranked hosts kept per decision by default.
+pub const DEFAULT_DECISION_LOG_TOP_HOSTS: usize = 10;
+
+/// The most decisions the log may keep (a decision at 10,000 hosts can
+/// name every one of them).
+pub const MAX_DECISION_LOG_SIZE: u64 = 100_000;
+
+/// The most ranked hosts a decision may keep.
+pub const MAX_DECISION_LOG_TOP_HOSTS: usize = 1000;
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
@@ -63,6 +86,8 @@ impl Default for SchedulerConfig {
             max_attempts: 3,
             backend: Backend::default(),
             host_state_resync_seconds: 300,
+            decision_log_size: DEFAULT_DECISION_LOG_SIZE,
+            decision_log_top_hosts: DEFAULT_DECISION_LOG_TOP_HOSTS,
         }
     }
 }
@@ -89,6 +114,7 @@ mod tests {
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.weighers.len(), 11);
         assert_eq!(config.enabled_filters.len(), 6);
+        assert_eq!(config.decision_log_size, DEFAULT_DECISION_LOG_SIZE);
         assert!(toml::from_str::<SchedulerConfig>("max_attempt = 2\n").is_err());
     }
 }

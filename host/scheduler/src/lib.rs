@@ -8,15 +8,17 @@
 
 pub mod bench;
 pub mod config;
+pub mod explain;
 pub mod pipeline;
 pub mod state;
 pub mod synthetic;
 pub mod table;
 
 pub use config::SchedulerConfig;
+pub use explain::{Decision, DecisionSummary};
 pub use pipeline::{
     ClaimOutcome, Claimer, FilterCount, HostRejection, NoClaims, NoValidHost, Ranking,
-    ScheduleError, Selection, rank, schedule,
+    ScheduleError, Selection, Trace, rank, schedule, schedule_traced,
 };
 pub use state::{
     Aggregate, CloudSnapshot, HostState, InstanceOnHost, SchedulingRequest, resource_shortage,

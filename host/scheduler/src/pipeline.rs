@@ -23,7 +23,7 @@ use std::fmt;
 
 use novum_plugin_sdk::{Column, Request};
 use rand::{Rng, RngCore};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::SchedulerConfig;
 use super::state::{CloudSnapshot, HostState, SchedulingRequest};
@@ -71,7 +71,7 @@ impl Claimer for NoClaims {
 }
 
 /// Where one instance goes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Selection {
     /// The claimed host.
     pub host: String,
@@ -95,7 +95,7 @@ pub struct HostRejection {
 }
 
 /// How many hosts a filter kept (Nova's "Filter results").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilterCount {
     /// The filter.
     pub plugin: String,
@@ -108,6 +108,9 @@ pub struct FilterCount {
 /// Why no host was found, host by host.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NoValidHost {
+    /// The request id: where its decision is kept (`GET
+    /// /novum/v1/decisions/{request_id}`); empty for dry runs.
+    pub request_id: String,
     /// The instance (of a multi-create) that found no host.
     pub instance_index: usize,
     /// Per host: which plugin rejected it and why.
@@ -118,10 +121,83 @@ pub struct NoValidHost {
     pub lost_claims: Vec<String>,
 }
 
+/// Nova's message for a request no host can take.
+pub const NO_VALID_HOST_MESSAGE: &str =
+    "No valid host was found. There are not enough hosts available.";
+
+/// How many plugins the short reason of a fault names (the most
+/// rejecting first).
+pub const TOP_REASONS: usize = 3;
+
+/// Hosts rejected per plugin, most first (ties in the order the plugins
+/// first rejected a host).
+pub fn rejection_counts(rejections: &[HostRejection]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for rejection in rejections {
+        match counts
+            .iter_mut()
+            .find(|(plugin, _)| *plugin == rejection.plugin)
+        {
+            Some((_, count)) => *count += 1,
+            None => counts.push((rejection.plugin.clone(), 1)),
+        }
+    }
+    // A stable sort keeps first-rejection order among equal counts.
+    counts.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+    counts
+}
+
+/// The top reasons as Nova's log line gives them: `"compute-filter rejected
+/// 3 hosts, ram-filter 7"` (at most [`TOP_REASONS`] plugins, then how many
+/// more), plus the claims lost; `None` when nothing was rejected.
+pub fn top_reasons(counts: &[(String, usize)], lost_claims: usize) -> Option<String> {
+    let hosts = |count: usize| if count == 1 { "host" } else { "hosts" };
+    let mut parts: Vec<String> = counts
+        .iter()
+        .take(TOP_REASONS)
+        .enumerate()
+        .map(|(position, (plugin, count))| {
+            if position == 0 {
+                format!("{plugin} rejected {count} {}", hosts(*count))
+            } else {
+                format!("{plugin} {count}")
+            }
+        })
+        .collect();
+    if counts.len() > TOP_REASONS {
+        let others = counts.len() - TOP_REASONS;
+        parts.push(format!(
+            "{others} more {}",
+            if others == 1 { "plugin" } else { "plugins" }
+        ));
+    }
+    if lost_claims > 0 {
+        parts.push(format!(
+            "claims lost on {lost_claims} {}",
+            hosts(lost_claims)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 impl NoValidHost {
-    /// A multi-line explanation for operators and logs.
+    /// A multi-line explanation for operators and logs: the message, Nova's
+    /// "Filter results" and every host's rejection.
     pub fn explanation(&self) -> String {
         let mut text = self.to_string();
+        if !self.filter_results.is_empty() {
+            let results: Vec<String> = self
+                .filter_results
+                .iter()
+                .map(|count| {
+                    format!(
+                        "{}: (start: {}, end: {})",
+                        count.plugin, count.hosts_in, count.hosts_out
+                    )
+                })
+                .collect();
+            text.push_str(&format!(" Filter results: [{}]", results.join(", ")));
+        }
         for rejection in &self.rejections {
             text.push_str(&format!(
                 "\n  {}: rejected by {}: {}",
@@ -135,24 +211,22 @@ impl NoValidHost {
     }
 }
 
+/// The fault message: Nova's, the top reasons with their host counts, and
+/// where the whole decision is (`novum decision show REQUEST_ID`).
 impl fmt::Display for NoValidHost {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "No valid host was found. There are not enough hosts available."
-        )?;
-        if !self.filter_results.is_empty() {
-            let results: Vec<String> = self
-                .filter_results
-                .iter()
-                .map(|count| {
-                    format!(
-                        "{}: (start: {}, end: {})",
-                        count.plugin, count.hosts_in, count.hosts_out
-                    )
-                })
-                .collect();
-            write!(formatter, " Filter results: [{}]", results.join(", "))?;
+        formatter.write_str(NO_VALID_HOST_MESSAGE)?;
+        let counts = rejection_counts(&self.rejections);
+        match top_reasons(&counts, self.lost_claims.len()) {
+            Some(reasons) => write!(formatter, " Top reasons: {reasons}.")?,
+            None => formatter.write_str(" No hosts to choose from.")?,
+        }
+        if !self.request_id.is_empty() {
+            write!(
+                formatter,
+                " Decision: novum decision show {}",
+                self.request_id
+            )?;
         }
         Ok(())
     }
@@ -183,6 +257,74 @@ pub struct Ranking {
     pub rejections: Vec<HostRejection>,
     /// Filter counts.
     pub filter_results: Vec<FilterCount>,
+    /// What each weigher gave, when asked for ([`rank_traced`]).
+    pub weighing: Option<Weighing>,
+}
+
+/// What one weigher gave the candidates of a ranking (for the decision
+/// log): the vectors the pipeline computes anyway, kept instead of dropped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeigherTrace {
+    /// The weigher.
+    pub weigher: String,
+    /// Its configured multiplier.
+    pub multiplier: f64,
+    /// Per candidate, when aggregates override the multiplier.
+    pub multipliers: Option<Vec<f64>>,
+    /// Raw weights per candidate (empty when the weigher gave none).
+    pub raw: Vec<f64>,
+    /// Normalized weights per candidate (empty when the weigher gave none).
+    pub normalized: Vec<f64>,
+    /// Why the weigher gave nothing: a multiplier of 0, or its failure.
+    pub skipped: Option<String>,
+}
+
+impl WeigherTrace {
+    /// The multiplier candidate `position` had.
+    pub fn multiplier_of(&self, position: usize) -> f64 {
+        self.multipliers
+            .as_ref()
+            .and_then(|multipliers| multipliers.get(position).copied())
+            .unwrap_or(self.multiplier)
+    }
+}
+
+/// The weighing of one ranking: the candidates (row indices, in the order
+/// of every [`WeigherTrace`]'s vectors) and each weigher's part.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Weighing {
+    /// Candidate rows, ascending.
+    pub candidates: Vec<usize>,
+    /// Per weigher, in run order.
+    pub weighers: Vec<WeigherTrace>,
+}
+
+/// One instance's ranking as the decision log keeps it.
+#[derive(Clone, Debug, Default)]
+pub struct RankingTrace {
+    /// The instance (of a multi-create).
+    pub instance_index: usize,
+    /// (row index, total weight), best first, before the random pick.
+    pub weighed: Vec<(usize, f64)>,
+    /// Every rejection (ignore/force, capacity, filters).
+    pub rejections: Vec<HostRejection>,
+    /// Per filter: hosts in and out.
+    pub filter_results: Vec<FilterCount>,
+    /// Each weigher's part.
+    pub weighing: Weighing,
+    /// Hosts whose claim was lost.
+    pub lost_claims: Vec<String>,
+}
+
+/// What the pipeline saw of a request, kept when asked for
+/// ([`schedule_traced`]); the decision log builds its record from it.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// Hosts in the snapshot.
+    pub hosts: usize,
+    /// One ranking per instance scheduled; when the request failed, the
+    /// last is the instance that found no host.
+    pub rankings: Vec<RankingTrace>,
 }
 
 /// Normalizes `raw` to 0..1 over `floor ..= max` (`floor`: Nova's
@@ -360,12 +502,14 @@ fn run_filters(
 }
 
 /// Weighs `candidates`: the sum of each weigher's normalized weights times its
-/// (per-host) multiplier, sorted best first.
+/// (per-host) multiplier, sorted best first. With `trace`, each weigher's
+/// vectors are kept there instead of dropped.
 fn run_weighers(
     weighers: &[WeigherEntry],
     rows: &HostRows<'_>,
     context: &CallContext<'_>,
     candidates: &[usize],
+    mut trace: Option<&mut Vec<WeigherTrace>>,
 ) -> Result<Vec<(usize, f64)>, ScheduleError> {
     let mut totals = vec![0.0; candidates.len()];
     if candidates.len() > 1 {
@@ -373,9 +517,18 @@ fn run_weighers(
             let plugin = &entry.plugin;
             let multipliers =
                 candidate_multipliers(rows, candidates, &entry.multiplier_key, entry.multiplier);
+            let mut kept = trace.as_ref().map(|_| WeigherTrace {
+                weigher: plugin.name().to_string(),
+                multiplier: entry.multiplier,
+                ..WeigherTrace::default()
+            });
             if entry.multiplier == 0.0 && multipliers.is_none() {
                 // Every candidate's weight would be multiplied by 0: skip the
                 // call, as Nova does for its zero-multiplier weighers.
+                if let (Some(trace), Some(mut kept)) = (trace.as_deref_mut(), kept) {
+                    kept.skipped = Some("multiplier 0".to_string());
+                    trace.push(kept);
+                }
                 continue;
             }
             let raw = plugin.weigh(context, |needs| build_table(rows, candidates, needs));
@@ -383,23 +536,35 @@ fn run_weighers(
                 Ok(raw) => raw,
                 Err(failure) => match plugin.on_error() {
                     OnError::FailRequest => return Err(plugin_failed(plugin, failure)),
-                    OnError::Ignore | OnError::RejectHost => continue,
+                    OnError::Ignore | OnError::RejectHost => {
+                        if let (Some(trace), Some(mut kept)) = (trace.as_deref_mut(), kept) {
+                            kept.skipped = Some(format!("failed: {failure}"));
+                            trace.push(kept);
+                        }
+                        continue;
+                    }
                 },
             };
             let normalized = normalize(&raw, entry.normalization_min);
-            match multipliers {
+            match &multipliers {
                 None => {
-                    for (total, weight) in totals.iter_mut().zip(normalized) {
+                    for (total, weight) in totals.iter_mut().zip(&normalized) {
                         *total += entry.multiplier * weight;
                     }
                 }
                 Some(multipliers) => {
                     for ((total, weight), multiplier) in
-                        totals.iter_mut().zip(normalized).zip(multipliers)
+                        totals.iter_mut().zip(&normalized).zip(multipliers)
                     {
                         *total += multiplier * weight;
                     }
                 }
+            }
+            if let (Some(trace), Some(mut kept)) = (trace.as_deref_mut(), kept.take()) {
+                kept.multipliers = multipliers;
+                kept.raw = raw;
+                kept.normalized = normalized;
+                trace.push(kept);
             }
         }
     }
@@ -415,6 +580,18 @@ pub fn rank(
     request: &SchedulingRequest,
     plugin_request: &Request,
 ) -> Result<Ranking, ScheduleError> {
+    rank_traced(plugins, rows, request, plugin_request, false)
+}
+
+/// [`rank`], keeping each weigher's part in [`Ranking::weighing`] when
+/// `keep_weighing`.
+pub fn rank_traced(
+    plugins: &PluginSet,
+    rows: &HostRows<'_>,
+    request: &SchedulingRequest,
+    plugin_request: &Request,
+    keep_weighing: bool,
+) -> Result<Ranking, ScheduleError> {
     let mut ranking = Ranking::default();
     let converted = ConvertedRequest::new(plugin_request);
     let context = CallContext {
@@ -427,7 +604,20 @@ pub fn rank(
     } else {
         run_filters(plugins, rows, &context, candidates, &mut ranking)?
     };
-    ranking.weighed = run_weighers(plugins.weighers(), rows, &context, &candidates)?;
+    let mut weighers = Vec::new();
+    ranking.weighed = run_weighers(
+        plugins.weighers(),
+        rows,
+        &context,
+        &candidates,
+        keep_weighing.then_some(&mut weighers),
+    )?;
+    if keep_weighing {
+        ranking.weighing = Some(Weighing {
+            candidates,
+            weighers,
+        });
+    }
     Ok(ranking)
 }
 
@@ -441,20 +631,64 @@ pub fn schedule(
     claimer: &dyn Claimer,
     rng: &mut dyn RngCore,
 ) -> Result<Vec<Selection>, ScheduleError> {
+    schedule_traced(plugins, config, snapshot, request, claimer, rng, None)
+}
+
+/// [`schedule`], keeping in `trace` (when given) what the decision log
+/// needs: the vectors the pipeline computes anyway are moved there rather
+/// than dropped; only a failed request's rejections are copied.
+pub fn schedule_traced(
+    plugins: &PluginSet,
+    config: &SchedulerConfig,
+    snapshot: &CloudSnapshot,
+    request: &SchedulingRequest,
+    claimer: &dyn Claimer,
+    rng: &mut dyn RngCore,
+    mut trace: Option<&mut Trace>,
+) -> Result<Vec<Selection>, ScheduleError> {
     let mut rows = HostRows::new(snapshot);
+    if let Some(trace) = trace.as_deref_mut() {
+        trace.hosts = rows.len();
+    }
     let mut plugin_request = request.request.clone();
     let instances = request.request.num_instances.max(1) as usize;
     let mut selections = Vec::with_capacity(instances);
     for instance_index in 0..instances {
-        let ranking = rank(plugins, &rows, request, &plugin_request)?;
+        let ranking = rank_traced(plugins, &rows, request, &plugin_request, trace.is_some())?;
         let mut order: Vec<(usize, f64)> = ranking.weighed;
-        if order.is_empty() {
-            return Err(ScheduleError::NoValidHost(NoValidHost {
+        let mut kept = trace.as_ref().map(|_| RankingTrace {
+            instance_index,
+            weighed: order.clone(),
+            weighing: ranking.weighing.unwrap_or_default(),
+            ..RankingTrace::default()
+        });
+        let no_valid_host = |lost_claims: Vec<String>,
+                             rejections: Vec<HostRejection>,
+                             filter_results: Vec<FilterCount>,
+                             kept: Option<RankingTrace>,
+                             trace: Option<&mut Trace>| {
+            if let (Some(trace), Some(mut kept)) = (trace, kept) {
+                kept.rejections = rejections.clone();
+                kept.filter_results = filter_results.clone();
+                kept.lost_claims = lost_claims.clone();
+                trace.rankings.push(kept);
+            }
+            ScheduleError::NoValidHost(NoValidHost {
+                request_id: request.request_id.clone(),
                 instance_index,
-                rejections: ranking.rejections,
-                filter_results: ranking.filter_results,
-                lost_claims: Vec::new(),
-            }));
+                rejections,
+                filter_results,
+                lost_claims,
+            })
+        };
+        if order.is_empty() {
+            return Err(no_valid_host(
+                Vec::new(),
+                ranking.rejections,
+                ranking.filter_results,
+                kept,
+                trace,
+            ));
         }
         let subset = config.host_subset_size.clamp(1, order.len());
         let chosen = if subset > 1 {
@@ -479,13 +713,20 @@ pub fn schedule(
             }
         }
         let Some((position, index, weight)) = won else {
-            return Err(ScheduleError::NoValidHost(NoValidHost {
-                instance_index,
-                rejections: ranking.rejections,
-                filter_results: ranking.filter_results,
+            return Err(no_valid_host(
                 lost_claims,
-            }));
+                ranking.rejections,
+                ranking.filter_results,
+                kept,
+                trace,
+            ));
         };
+        if let (Some(trace), Some(mut kept)) = (trace.as_deref_mut(), kept.take()) {
+            kept.rejections = ranking.rejections;
+            kept.filter_results = ranking.filter_results;
+            kept.lost_claims = lost_claims;
+            trace.rankings.push(kept);
+        }
         let host = rows.get(index);
         selections.push(Selection {
             host: host.name.clone(),
@@ -594,6 +835,7 @@ mod tests {
     #[test]
     fn explanation_lists_hosts_and_filter_counts() {
         let error = NoValidHost {
+            request_id: "req-1".into(),
             instance_index: 0,
             rejections: vec![HostRejection {
                 host: "h1".into(),
@@ -615,6 +857,45 @@ mod tests {
         assert!(
             text.contains("h1: rejected by compute-filter: down"),
             "{text}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "No valid host was found. There are not enough hosts available. \
+             Top reasons: compute-filter rejected 1 host. Decision: novum decision show req-1"
+        );
+    }
+
+    #[test]
+    fn top_reasons_count_hosts_per_plugin_most_first() {
+        let rejection = |plugin: &str| HostRejection {
+            host: "h".into(),
+            plugin: plugin.into(),
+            reason: "r".into(),
+        };
+        let rejections: Vec<HostRejection> = ["a", "b", "b", "c", "d", "d", "d", "e"]
+            .iter()
+            .map(|plugin| rejection(plugin))
+            .collect();
+        let counts = rejection_counts(&rejections);
+        assert_eq!(
+            counts,
+            vec![
+                ("d".to_string(), 3),
+                ("b".to_string(), 2),
+                ("a".to_string(), 1),
+                ("c".to_string(), 1),
+                ("e".to_string(), 1)
+            ]
+        );
+        assert_eq!(
+            top_reasons(&counts, 2).as_deref(),
+            Some("d rejected 3 hosts, b 2, a 1, 2 more plugins, claims lost on 2 hosts")
+        );
+        assert_eq!(top_reasons(&[], 0), None);
+        let empty = NoValidHost::default();
+        assert_eq!(
+            empty.to_string(),
+            "No valid host was found. There are not enough hosts available. No hosts to choose from."
         );
     }
 }

@@ -88,6 +88,16 @@ fn out_of_range_values_are_refused_with_key_and_line() {
             2,
         ),
         (
+            "[scheduler]\ndecision_log_size = 100001\n",
+            "scheduler.decision_log_size",
+            2,
+        ),
+        (
+            "[scheduler]\n\ndecision_log_top_hosts = 0\n",
+            "scheduler.decision_log_top_hosts",
+            3,
+        ),
+        (
             "[notifications]\npoll_interval_ms = 0\n",
             "notifications.poll_interval_ms",
             2,

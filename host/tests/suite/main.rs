@@ -17,6 +17,7 @@ mod config_examples;
 mod config_file;
 mod consoles;
 mod create_path;
+mod decision_log;
 mod external_events;
 mod gap_cursor;
 mod guest_actions;

@@ -1,23 +1,10 @@
 //! `novum plugin list` and `novum plugin reload` against a running `novum
 //! serve`, authenticating from the same `OS_*` environment as the openstack CLI.
 
-use std::process::Command;
-
-use novum_tests::{Cloud, binary};
+use novum_tests::{Cloud, novum_cli};
 
 fn novum(cloud: &Cloud, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(binary("novum"))
-        .args(args)
-        .envs(cloud.cli_env())
-        .output()?;
-    if !output.status.success() {
-        anyhow::bail!(
-            "novum {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    novum_cli(cloud.cli_env(), args)
 }
 
 #[test]

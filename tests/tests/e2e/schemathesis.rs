@@ -8,7 +8,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use novum_tests::{Cloud, schemathesis};
-use serde_json::{Value, json};
 
 /// Generated test cases per operation: enough to reach every handler's
 /// validation with valid and invalid input, few enough for the whole run
@@ -31,91 +30,6 @@ const PHASES: &str = "examples,coverage,fuzzing";
 /// The hooks schemathesis loads: serializers for novum's own media types.
 const HOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis_hooks.py");
 
-/// The member's password.
-const MEMBER_PASSWORD: &str = "schemathesis-member-password";
-
-/// Sends `body` to `path` with `token`; the JSON answer, or an error naming
-/// the status.
-fn call(
-    cloud: &Cloud,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<(reqwest::header::HeaderMap, Value)> {
-    let mut request = reqwest::blocking::Client::new()
-        .request(method.clone(), format!("{}{path}", cloud.url))
-        .header("x-auth-token", token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send()?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text()?;
-    anyhow::ensure!(
-        status.is_success(),
-        "{method} {path} answered {status}: {text}"
-    );
-    Ok((headers, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
-
-/// A token of a new user holding `member` in a new project (made through
-/// the identity API as the admin).
-fn member_token(cloud: &Cloud, admin: &str) -> anyhow::Result<String> {
-    use reqwest::Method;
-    let (_, project) = call(
-        cloud,
-        admin,
-        Method::POST,
-        "/identity/v3/projects",
-        Some(json!({"project": {"name": "fuzz-project", "domain_id": "default"}})),
-    )?;
-    let project_id = project["project"]["id"].as_str().unwrap_or_default();
-    let (_, user) = call(
-        cloud,
-        admin,
-        Method::POST,
-        "/identity/v3/users",
-        Some(
-            json!({"user": {"name": "fuzz-member", "domain_id": "default",
-            "password": MEMBER_PASSWORD, "default_project_id": project_id}}),
-        ),
-    )?;
-    let user_id = user["user"]["id"].as_str().unwrap_or_default();
-    let (_, roles) = call(
-        cloud,
-        admin,
-        Method::GET,
-        "/identity/v3/roles?name=member",
-        None,
-    )?;
-    let role_id = roles["roles"][0]["id"].as_str().unwrap_or_default();
-    call(
-        cloud,
-        admin,
-        Method::PUT,
-        &format!("/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}"),
-        None,
-    )?;
-    let (headers, _) = call(
-        cloud,
-        "",
-        Method::POST,
-        "/identity/v3/auth/tokens",
-        Some(json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "id": user_id, "password": MEMBER_PASSWORD}}},
-            "scope": {"project": {"id": project_id}},
-        }})),
-    )?;
-    Ok(headers
-        .get("x-subject-token")
-        .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| anyhow::anyhow!("no X-Subject-Token for the member"))?
-        .to_string())
-}
-
 /// The lines of schemathesis' output from its summary on (or all of it).
 fn summary(output: &str) -> &str {
     output
@@ -132,7 +46,9 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() -> anyhow::Resul
     })?;
     let cloud = Cloud::start("schemathesis", "")?;
     let admin = cloud.admin_token()?;
-    let member = member_token(&cloud, &admin)?;
+    let member = cloud
+        .project_member(&admin, "fuzz-project", "fuzz-member")?
+        .token;
     let document = format!("{}/novum/v1/openapi.json", cloud.url);
     let mut failures = Vec::new();
     for (caller, token) in [("admin", &admin), ("member", &member)] {

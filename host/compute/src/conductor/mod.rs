@@ -26,6 +26,7 @@ pub mod actions;
 pub mod claims;
 pub mod cluster;
 pub mod consoles;
+pub mod decisions;
 pub mod guest;
 pub mod host_state;
 pub mod instance_admin;
@@ -262,6 +263,8 @@ pub struct Conductor {
     controller_id: String,
     /// The operations whose scheduling step runs in this process.
     scheduling: Mutex<std::collections::HashSet<String>>,
+    /// Every scheduling decision, kept for `GET /novum/v1/decisions`.
+    decisions: decisions::DecisionLog,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -559,6 +562,7 @@ impl Conductor {
         quota: Arc<novum_quota::Quota>,
         network: novum_network::NetworkService,
     ) -> Arc<Self> {
+        let decisions = decisions::DecisionLog::new(db.clone(), host, &scheduler);
         let host_state = host_state::HostStateCache::new(
             db.clone(),
             &compute.default_availability_zone,
@@ -583,6 +587,7 @@ impl Conductor {
             scheduling_metrics: SchedulingMetrics::register(),
             controller_id: Uuid::new_v4().to_string(),
             scheduling: Mutex::default(),
+            decisions,
         })
     }
 
@@ -599,6 +604,12 @@ impl Conductor {
     /// `nova-api:<controller>`.
     fn api_publisher(&self) -> Publisher {
         Publisher::api(&self.host)
+    }
+
+    /// The decision log (start its writer with
+    /// [`decisions::DecisionLog::start`]).
+    pub fn decisions(&self) -> &decisions::DecisionLog {
+        &self.decisions
     }
 
     /// The task board (long-poll wake-ups).
@@ -1117,8 +1128,15 @@ impl Conductor {
             };
             let mut rng = rand::rng();
             let scheduling = Instant::now();
-            let result =
-                scheduler::schedule(&plugins, &config, &snapshot, &request, &claimer, &mut rng);
+            let result = conductor.decisions.schedule(
+                placement.purpose.label(),
+                &plugins,
+                &config,
+                &snapshot,
+                request,
+                &claimer,
+                &mut rng,
+            );
             let elapsed = scheduling.elapsed();
             drop(slot);
             let claim = claimer

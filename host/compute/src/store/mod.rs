@@ -10,6 +10,7 @@
 pub mod agent_credentials;
 pub mod aggregates;
 pub mod console_tokens;
+pub mod decisions;
 pub mod flavors;
 pub mod instances;
 pub mod keypairs;

@@ -1,0 +1,222 @@
+//! The decision log: every scheduling decision kept, so that "No valid host
+//! was found" comes with its reasons and a placement with its ranking
+//! (`GET /novum/v1/decisions/{request_id}`, `novum decision show`).
+//!
+//! Off the decision's path: [`DecisionLog::schedule`] runs the pipeline
+//! with its [`Trace`] (the vectors it computes anyway, kept instead of
+//! dropped), builds the cheap part of the record ([`Decision::new`]: the
+//! request taken apart, the best `decision_log_top_hosts` hosts) and hands
+//! it to a bounded channel without waiting. One writer task per controller
+//! ([`DecisionLog::start`]) drains the channel, groups the rejections, and
+//! writes each batch in one transaction that also trims the table to
+//! `[scheduler] decision_log_size` rows (the table is shared by every
+//! controller on the database). When the channel is full the decision is
+//! dropped and counted, never waited for. With `decision_log_size = 0` the
+//! pipeline runs exactly as without a log.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use rand::RngCore;
+use tokio::sync::{mpsc, oneshot};
+
+use novum_db::Db;
+use novum_plugin_host::PluginSet;
+use novum_scheduler::{
+    Claimer, CloudSnapshot, Decision, ScheduleError, SchedulerConfig, SchedulingRequest, Selection,
+    Trace,
+};
+
+use crate::store::decisions as store;
+
+/// Decisions waiting for the writer at most; beyond, new ones are dropped.
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// Decisions the writer puts in one transaction at most.
+pub const BATCH_SIZE: usize = 64;
+
+enum Message {
+    Decision(Box<Decision>),
+    /// Answered once everything sent before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A controller's decision log (see the module documentation).
+pub struct DecisionLog {
+    db: Db,
+    controller: String,
+    size: u64,
+    top_hosts: usize,
+    sender: mpsc::Sender<Message>,
+    receiver: Mutex<Option<mpsc::Receiver<Message>>>,
+    running: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for DecisionLog {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DecisionLog")
+            .field("size", &self.size)
+            .field("top_hosts", &self.top_hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecisionLog {
+    /// The log of controller `controller` (its host name) on `db`, sized by
+    /// `config`. Nothing is written until [`DecisionLog::start`].
+    pub fn new(db: Db, controller: &str, config: &SchedulerConfig) -> Self {
+        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        Self {
+            db,
+            controller: controller.to_string(),
+            size: config.decision_log_size,
+            top_hosts: config.decision_log_top_hosts,
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            running: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether decisions are kept (`decision_log_size > 0`).
+    pub fn enabled(&self) -> bool {
+        self.size > 0
+    }
+
+    /// Decisions dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Runs the pipeline for `request` (a `purpose` decision) and hands
+    /// its decision to the log; the pipeline's answer is returned as
+    /// [`novum_scheduler::schedule`] gives it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule(
+        &self,
+        purpose: &str,
+        plugins: &PluginSet,
+        config: &SchedulerConfig,
+        snapshot: &CloudSnapshot,
+        request: SchedulingRequest,
+        claimer: &dyn Claimer,
+        rng: &mut dyn RngCore,
+    ) -> Result<Vec<Selection>, ScheduleError> {
+        if !self.enabled() {
+            return novum_scheduler::schedule(plugins, config, snapshot, &request, claimer, rng);
+        }
+        let mut trace = Trace::default();
+        let result = novum_scheduler::schedule_traced(
+            plugins,
+            config,
+            snapshot,
+            &request,
+            claimer,
+            rng,
+            Some(&mut trace),
+        );
+        self.record(Decision::new(
+            purpose,
+            novum_db::now(),
+            request,
+            snapshot,
+            trace,
+            &result,
+            self.top_hosts,
+        ));
+        result
+    }
+
+    /// Hands `decision` to the writer without waiting; drops it (counted)
+    /// when the writer is that far behind.
+    pub fn record(&self, decision: Decision) {
+        if !self.enabled() {
+            return;
+        }
+        if let Err(error) = self.sender.try_send(Message::Decision(Box::new(decision))) {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped == 1 || dropped.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped,
+                    %error,
+                    "decision log writer behind: scheduling decisions dropped"
+                );
+            }
+        }
+    }
+
+    /// Starts the writer (once; later calls and a disabled log start
+    /// nothing).
+    pub fn start(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.enabled() {
+            return None;
+        }
+        let receiver = self
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        self.running.store(true, Ordering::Release);
+        let writer = Writer {
+            db: self.db.clone(),
+            controller: self.controller.clone(),
+            size: self.size,
+        };
+        Some(tokio::spawn(writer.run(receiver)))
+    }
+
+    /// Waits until every decision recorded before the call is written (at
+    /// once when the writer does not run).
+    pub async fn flush(&self) {
+        if !self.running.load(Ordering::Acquire) {
+            return;
+        }
+        let (done, written) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+/// The task that writes the decisions.
+struct Writer {
+    db: Db,
+    controller: String,
+    size: u64,
+}
+
+impl Writer {
+    async fn run(self, mut receiver: mpsc::Receiver<Message>) {
+        let mut batch: Vec<Decision> = Vec::with_capacity(BATCH_SIZE);
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        while let Some(first) = receiver.recv().await {
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Decision(decision) => {
+                        let mut decision = *decision;
+                        decision.finish();
+                        batch.push(decision);
+                    }
+                    Message::Flush(done) => flushes.push(done),
+                }
+                if batch.len() < BATCH_SIZE {
+                    next = receiver.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                if let Err(error) =
+                    store::insert_and_trim(&self.db, &self.controller, &batch, self.size).await
+                {
+                    tracing::warn!(%error, decisions = batch.len(), "cannot write scheduling decisions");
+                }
+                batch.clear();
+            }
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}

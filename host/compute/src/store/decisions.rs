@@ -1,0 +1,161 @@
+//! The decision log's table (`scheduling_decisions`, migration 0109): every
+//! scheduling decision as JSON ([`novum_scheduler::Decision`]), the newest
+//! kept up to `[scheduler] decision_log_size` for every controller sharing
+//! the database. Written in batches by the log's writer
+//! ([`crate::conductor::decisions`]), read by the decisions API.
+
+use sqlx::Row as _;
+
+use novum_db::{Db, DbError};
+use novum_scheduler::Decision;
+
+/// A decision as stored: its row id, who decided it, and the record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredDecision {
+    /// Row id (increasing; the list's marker).
+    pub id: i64,
+    /// The controller that decided it.
+    pub controller: String,
+    /// The project whose request it was.
+    pub project_id: String,
+    /// The decision.
+    pub decision: Decision,
+}
+
+/// A row of the list: what identifies a decision, without its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionEntry {
+    /// Row id.
+    pub id: i64,
+    /// The API request it served.
+    pub request_id: String,
+    /// The instance it placed (or failed to).
+    pub instance_uuid: Option<String>,
+    /// The project whose request it was.
+    pub project_id: String,
+    /// `build`, `resize` or `unshelve`.
+    pub purpose: String,
+    /// `placed`, `no_valid_host` or `error`.
+    pub outcome: String,
+    /// The controller that decided it.
+    pub controller: String,
+    /// When.
+    pub decided_at: String,
+}
+
+/// Writes `decisions` (decided by `controller`) in one transaction, then
+/// removes all but the newest `keep` rows of the table.
+pub async fn insert_and_trim(
+    db: &Db,
+    controller: &str,
+    decisions: &[Decision],
+    keep: u64,
+) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    for decision in decisions {
+        let record = serde_json::to_string(decision)
+            .map_err(|error| DbError::Query(sqlx::Error::Encode(Box::new(error))))?;
+        sqlx::query(
+            "INSERT INTO scheduling_decisions \
+             (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&decision.request_id)
+        .bind(decision.instance_uuids.first())
+        .bind(&decision.request.project_id)
+        .bind(&decision.purpose)
+        .bind(decision.outcome.label())
+        .bind(controller)
+        .bind(&decision.decided_at)
+        .bind(record)
+        .execute(&mut *tx)
+        .await?;
+    }
+    trim(&mut tx, keep).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes all but the newest `keep` decisions.
+async fn trim(tx: &mut novum_db::Tx, keep: u64) -> Result<(), DbError> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    if keep == 0 {
+        sqlx::query("DELETE FROM scheduling_decisions")
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
+    // The oldest row kept is the keep-th newest; when there are fewer rows
+    // the subquery is NULL and nothing goes.
+    sqlx::query(
+        "DELETE FROM scheduling_decisions WHERE id < \
+         (SELECT id FROM scheduling_decisions ORDER BY id DESC LIMIT 1 OFFSET $1)",
+    )
+    .bind(keep - 1)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn stored(row: &sqlx::any::AnyRow) -> Result<StoredDecision, DbError> {
+    let record: String = row.try_get("record")?;
+    let decision = serde_json::from_str(&record)
+        .map_err(|error| DbError::Query(sqlx::Error::Decode(Box::new(error))))?;
+    Ok(StoredDecision {
+        id: row.try_get("id")?,
+        controller: row.try_get("controller")?,
+        project_id: row.try_get("project_id")?,
+        decision,
+    })
+}
+
+/// Every decision kept for `request_id`, oldest first (a request can have
+/// several: one per server of a multi-create, per reschedule, per round
+/// after lost claims).
+pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<StoredDecision>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, controller, project_id, record FROM scheduling_decisions \
+         WHERE request_id = $1 ORDER BY id",
+    )
+    .bind(request_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(stored).collect()
+}
+
+/// A page of decisions, newest first: at most `limit`, older than the row
+/// `marker` when given.
+pub async fn page(db: &Db, limit: i64, marker: Option<i64>) -> Result<Vec<DecisionEntry>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at \
+         FROM scheduling_decisions WHERE id < $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(marker.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DecisionEntry {
+                id: row.try_get("id")?,
+                request_id: row.try_get("request_id")?,
+                instance_uuid: row.try_get("instance_uuid")?,
+                project_id: row.try_get("project_id")?,
+                purpose: row.try_get("purpose")?,
+                outcome: row.try_get("outcome")?,
+                controller: row.try_get("controller")?,
+                decided_at: row.try_get("decided_at")?,
+            })
+        })
+        .collect()
+}
+
+/// How many decisions are kept.
+pub async fn count(db: &Db) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) AS kept FROM scheduling_decisions")
+            .fetch_one(db.pool())
+            .await?
+            .try_get("kept")?,
+    )
+}
