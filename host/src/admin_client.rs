@@ -197,6 +197,16 @@ fn format_decision(decision: &Value, number: usize, of: usize) -> String {
             text(&flavor["swap_mb"]),
         ),
     );
+    if let Some(specs) = flavor["extra_specs"]
+        .as_object()
+        .filter(|specs| !specs.is_empty())
+    {
+        let specs: Vec<String> = specs
+            .iter()
+            .map(|(key, value)| format!("{key}={}", text(value)))
+            .collect();
+        field_line(&mut out, "specs", specs.join(" "));
+    }
     field_line(&mut out, "image", text(&request["image"]));
     if let Some(zone) = request["availability_zone"].as_str() {
         field_line(&mut out, "zone", zone);
@@ -397,7 +407,11 @@ fn format_ranking(out: &mut String, decision: &Value) {
             let number = |value: &Value, digits: usize| {
                 value
                     .as_f64()
-                    .map_or_else(|| "-".to_string(), |number| format!("{number:.digits$}"))
+                    // `+ 0.0` shows a negative zero as 0.
+                    .map_or_else(
+                        || "-".to_string(),
+                        |number| format!("{:.digits$}", number + 0.0),
+                    )
             };
             out.push_str(&format!(
                 "        {:<40} {:>14} {:>10} {:>10} {:>10}{}\n",

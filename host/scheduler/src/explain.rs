@@ -99,6 +99,9 @@ pub struct FlavorSummary {
     pub ephemeral_gb: u64,
     /// Swap, MiB.
     pub swap_mb: u64,
+    /// Extra specs (what capability and aggregate filters match).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_specs: BTreeMap<String, String>,
 }
 
 /// A server group in brief.
@@ -216,16 +219,30 @@ impl RequestSummary {
             force_hosts,
             ..
         } = request;
-        let flavor = request.flavor;
+        let novum_plugin_sdk::Flavor {
+            id,
+            name,
+            vcpus,
+            memory_mb,
+            root_gb,
+            ephemeral_gb,
+            swap_mb,
+            extra_specs,
+        } = request.flavor;
+        let extra_specs = extra_specs
+            .into_iter()
+            .map(|spec| (spec.key, spec.value))
+            .collect();
         Self {
             flavor: FlavorSummary {
-                id: flavor.id,
-                name: flavor.name,
-                vcpus: flavor.vcpus,
-                memory_mb: flavor.memory_mb,
-                root_gb: flavor.root_gb,
-                ephemeral_gb: flavor.ephemeral_gb,
-                swap_mb: flavor.swap_mb,
+                id,
+                name,
+                vcpus,
+                memory_mb,
+                root_gb,
+                ephemeral_gb,
+                swap_mb,
+                extra_specs,
             },
             image: request.image.id,
             project_id: request.project_id,

@@ -96,6 +96,7 @@ fn no_valid_host_explained_through_fault_api_and_cli() -> anyhow::Result<()> {
     assert_eq!(shown["status"], "ERROR", "{shown}");
     let request_id = create_request_id(&owner_env, "doomed")?;
     let fault = &shown["fault"];
+    println!("openstack server show doomed (owner): fault {fault}");
     let message = fault["message"].as_str().unwrap_or_default();
     assert!(
         message.starts_with("No valid host was found.")
@@ -148,6 +149,7 @@ fn no_valid_host_explained_through_fault_api_and_cli() -> anyhow::Result<()> {
     // `novum decision show`: the admin's rejections by plugin with host
     // names, the owner's counts.
     let printed = novum_cli(cloud.cli_env(), &["decision", "show", &request_id])?;
+    println!("novum decision show {request_id} (admin):\n{printed}");
     assert!(printed.contains("Rejected hosts, by plugin"), "{printed}");
     assert!(printed.contains("placement: 2 hosts"), "{printed}");
     assert!(printed.contains("e2e.huge"), "{printed}");
@@ -155,6 +157,7 @@ fn no_valid_host_explained_through_fault_api_and_cli() -> anyhow::Result<()> {
         assert!(printed.contains(host.as_str()), "{printed}");
     }
     let printed = novum_cli(owner_env.clone(), &["decision", "show", &request_id])?;
+    println!("novum decision show {request_id} (owner):\n{printed}");
     assert!(printed.contains("placement: 2 hosts"), "{printed}");
     assert!(printed.contains("no_valid_host"), "{printed}");
     for host in &compute_hosts {
@@ -171,7 +174,9 @@ fn no_valid_host_explained_through_fault_api_and_cli() -> anyhow::Result<()> {
     )?;
     assert_eq!(placed["status"], "ACTIVE", "{placed}");
     let request_id = create_request_id(&owner_env, "placed")?;
-    let host = openstack_json(&cloud, &["server", "show", "placed"])?["OS-EXT-SRV-ATTR:host"]
+    // The admin names it by id: by name, its own project's are looked up.
+    let placed_id = placed["id"].as_str().unwrap_or_default();
+    let host = openstack_json(&cloud, &["server", "show", placed_id])?["OS-EXT-SRV-ATTR:host"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -195,6 +200,7 @@ fn no_valid_host_explained_through_fault_api_and_cli() -> anyhow::Result<()> {
         "{body}"
     );
     let printed = novum_cli(cloud.cli_env(), &["decision", "show", &request_id])?;
+    println!("novum decision show {request_id} (admin):\n{printed}");
     assert!(printed.contains(&format!("placed on {host}")), "{printed}");
     assert!(
         printed.contains("Ranking (best 2 of 2 candidates"),
