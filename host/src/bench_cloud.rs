@@ -13,6 +13,7 @@
 //! p50/p99, creates accepted per second, RSS and idle CPU, and the failures
 //! the issue counts (HTTP 5xx, "database is locked", EMFILE, over-commit).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -64,6 +65,12 @@ pub struct CloudBenchRow {
     pub decisions_per_second: f64,
     /// Mean time of the scheduler's pipeline stage, ms.
     pub pipeline_ms: f64,
+    /// Mean wait for a scheduling slot, ms.
+    pub wait_ms: f64,
+    /// Mean time bringing the host state up to date, ms.
+    pub state_ms: f64,
+    /// Mean time claiming (the claim's transaction), ms.
+    pub claim_ms: f64,
     /// Mean time of a whole decision (wait, state, pipeline, claim), ms.
     pub decision_ms: f64,
     /// Servers accepted by `POST /servers` per second.
@@ -346,7 +353,131 @@ impl Api {
             .await?;
         Ok(body["server"]["status"].as_str().unwrap_or("").to_string())
     }
+
+    /// The ids of the servers in BUILD.
+    async fn building(&self) -> anyhow::Result<HashSet<String>> {
+        let mut ids = HashSet::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut path = format!("/servers?status=BUILD&limit={WATCH_PAGE}");
+            if let Some(marker) = &marker {
+                path.push_str(&format!("&marker={marker}"));
+            }
+            let (status, body) = self.compute(reqwest::Method::GET, &path, None).await?;
+            if status != 200 {
+                bail!("listing the building servers answered {status}: {body}");
+            }
+            let page: Vec<String> = body["servers"]
+                .as_array()
+                .map(|servers| {
+                    servers
+                        .iter()
+                        .filter_map(|server| server["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let full = page.len() == WATCH_PAGE;
+            marker = page.last().cloned();
+            ids.extend(page);
+            if !full {
+                return Ok(ids);
+            }
+        }
+    }
 }
+
+/// How often the watcher lists the building servers.
+const WATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// The page size of the watcher's list.
+const WATCH_PAGE: usize = 1000;
+
+/// Tells the burst's clients when their servers leave BUILD. Clients of a
+/// real cloud poll every few seconds (openstacksdk's `wait_for_server`: 2 s);
+/// a benchmark that wants the moment each server goes ACTIVE must look far
+/// more often, and if every client polled its own server that polling would
+/// be most of the controller's load. One list of the building servers per
+/// [`WATCH_INTERVAL`] answers for all of them.
+#[derive(Default)]
+struct Watcher {
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+}
+
+/// A server a client waits for.
+struct Waiting {
+    id: String,
+    since: Instant,
+    done: tokio::sync::oneshot::Sender<(Instant, bool)>,
+}
+
+impl Watcher {
+    /// Waits until server `id` (just accepted) leaves BUILD: when it was
+    /// seen out of it, and whether it is ACTIVE.
+    async fn wait(&self, id: String) -> anyhow::Result<(Instant, bool)> {
+        let (done, seen) = tokio::sync::oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Waiting {
+                id,
+                since: Instant::now(),
+                done,
+            });
+        seen.await.context("the watcher stopped")
+    }
+
+    /// Lists the building servers until aborted; a server registered before
+    /// a list began and missing from it has left BUILD.
+    async fn run(self: Arc<Self>, api: Arc<Api>) -> anyhow::Result<()> {
+        loop {
+            let asked = Instant::now();
+            let building = api.building().await?;
+            let seen = Instant::now();
+            let left: Vec<Waiting> = {
+                let mut waiting = self
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (left, still): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut *waiting)
+                    .into_iter()
+                    .partition(|server| server.since < asked && !building.contains(&server.id));
+                *waiting = still;
+                left
+            };
+            for server in left {
+                let active = api.status(&server.id).await? == "ACTIVE";
+                let _ = server.done.send((seen, active));
+            }
+            tokio::time::sleep(WATCH_INTERVAL.saturating_sub(seen.elapsed())).await;
+        }
+    }
+}
+
+/// The controller's CPU, % of one core, once it is steady: consecutive
+/// windows of `window` are measured until two in a row agree within a
+/// percentage point or a tenth (the registration wave's first heartbeats
+/// and inventory writes are over), at most [`STEADY_WINDOWS`] of them.
+async fn steady_cpu_percent(pid: u32, window: Duration) -> f64 {
+    let mut previous: Option<f64> = None;
+    let mut percent = 0.0;
+    for _ in 0..STEADY_WINDOWS {
+        let before = cpu_ticks(pid).unwrap_or(0);
+        tokio::time::sleep(window).await;
+        let after = cpu_ticks(pid).unwrap_or(0);
+        let ticks_per_second = 100.0;
+        percent =
+            (after.saturating_sub(before) as f64 / ticks_per_second) / window.as_secs_f64() * 100.0;
+        if let Some(previous) = previous
+            && ((percent - previous).abs() <= 1.0 || (percent - previous).abs() <= previous / 10.0)
+        {
+            break;
+        }
+        previous = Some(percent);
+    }
+    percent
+}
+
+/// Idle-CPU windows measured at most before the last one is taken.
+const STEADY_WINDOWS: usize = 12;
 
 /// The sum and count of `series{labels}` in a Prometheus text page.
 fn histogram(page: &str, series: &str, labels: &str) -> (f64, f64) {
@@ -474,15 +605,11 @@ async fn run_one(
     )
     .await
     .context("waiting for the fleet to register")?;
-    // Let the registrations' ramp settle into steady heartbeats.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle = Duration::from_secs_f64(options.idle_seconds);
-    let before = cpu_ticks(controller.pid()).unwrap_or(0);
-    tokio::time::sleep(idle).await;
-    let after = cpu_ticks(controller.pid()).unwrap_or(0);
-    let ticks_per_second = 100.0;
-    let idle_cpu_percent =
-        (after.saturating_sub(before) as f64 / ticks_per_second) / idle.as_secs_f64() * 100.0;
+    let idle_cpu_percent = steady_cpu_percent(
+        controller.pid(),
+        Duration::from_secs_f64(options.idle_seconds),
+    )
+    .await;
     let idle_rss_mib = rss_mib(controller.pid());
 
     // The background: multi-creates of up to BACKGROUND_BATCH servers.
@@ -523,12 +650,17 @@ async fn run_one(
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let page_before = http.get(&metrics_url).send().await?.text().await?;
 
-    // The burst.
+    // The burst: each client posts, then waits for the watcher to see its
+    // server leave BUILD (one cheap list of the building servers every
+    // WATCH_INTERVAL, instead of every client polling its own server).
+    let watcher = Arc::new(Watcher::default());
+    let watching = tokio::spawn(Arc::clone(&watcher).run(Arc::clone(&api)));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
     for _ in 0..options.concurrency.max(1) {
         let api = Arc::clone(&api);
+        let watcher = Arc::clone(&watcher);
         let next = Arc::clone(&next);
         let (flavor, image) = (flavor.clone(), image.clone());
         let creates = options.creates;
@@ -550,14 +682,8 @@ async fn run_one(
                     tracing::warn!(status, %body, "a create was refused");
                     continue;
                 };
-                let active = loop {
-                    match api.status(&id).await?.as_str() {
-                        "ACTIVE" => break true,
-                        "ERROR" => break false,
-                        _ => tokio::time::sleep(Duration::from_millis(10)).await,
-                    }
-                };
-                results.push((accepted, Some(posted.elapsed()), active));
+                let (done_at, active) = watcher.wait(id).await?;
+                results.push((accepted, Some(done_at.duration_since(posted)), active));
             }
             anyhow::Ok(results)
         });
@@ -574,24 +700,9 @@ async fn run_one(
             }
         }
     }
+    watching.abort();
     let burst = started.elapsed();
     let page_after = http.get(&metrics_url).send().await?.text().await?;
-    let stage = |page: &str, name: &str| {
-        histogram(
-            page,
-            "novum_scheduler_stage_duration_seconds",
-            &format!("stage=\"{name}\""),
-        )
-    };
-    let (pipeline_before, count_before) = stage(&page_before, "pipeline");
-    let (pipeline_after, count_after) = stage(&page_after, "pipeline");
-    let (decision_before, decisions_before) = histogram(
-        &page_before,
-        "novum_scheduler_decision_duration_seconds",
-        "",
-    );
-    let (decision_after, decisions_after) =
-        histogram(&page_after, "novum_scheduler_decision_duration_seconds", "");
     let per_decision = |sum: f64, count: f64| {
         if count > 0.0 {
             sum / count * 1000.0
@@ -599,12 +710,34 @@ async fn run_one(
             0.0
         }
     };
+    let stage = |page: &str, name: &str| {
+        histogram(
+            page,
+            "novum_scheduler_stage_duration_seconds",
+            &format!("stage=\"{name}\""),
+        )
+    };
+    let stage_ms = |name: &str| {
+        let (sum_before, count_before) = stage(&page_before, name);
+        let (sum_after, count_after) = stage(&page_after, name);
+        per_decision(sum_after - sum_before, count_after - count_before)
+    };
+    let (decision_before, decisions_before) = histogram(
+        &page_before,
+        "novum_scheduler_decision_duration_seconds",
+        "",
+    );
+    let (decision_after, decisions_after) =
+        histogram(&page_after, "novum_scheduler_decision_duration_seconds", "");
     latencies.sort_by(f64::total_cmp);
     let row = CloudBenchRow {
         hosts,
         background,
         decisions_per_second: latencies.len() as f64 / burst.as_secs_f64(),
-        pipeline_ms: per_decision(pipeline_after - pipeline_before, count_after - count_before),
+        pipeline_ms: stage_ms("pipeline"),
+        wait_ms: stage_ms("wait"),
+        state_ms: stage_ms("state"),
+        claim_ms: stage_ms("claim"),
         decision_ms: per_decision(
             decision_after - decision_before,
             decisions_after - decisions_before,
@@ -664,7 +797,7 @@ pub async fn run(options: &CloudBenchOptions) -> anyhow::Result<Vec<CloudBenchRo
 
 /// The table's header.
 pub fn header() -> String {
-    "| hosts | instances | decisions/s | pipeline-only/s (1 core) | ratio | decision ms | POST→ACTIVE p50 / p99 ms | creates/s | RSS idle / after MiB | idle CPU | 5xx / ERROR / locked / EMFILE / over-committed |\n\
+    "| hosts | instances | decisions/s | pipeline-only/s (1 core) | ratio | decision ms (wait / state / pipeline / claim) | POST→ACTIVE p50 / p99 ms | creates/s | RSS idle / after MiB | idle CPU | 5xx / ERROR / locked / EMFILE / over-committed |\n\
      |---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_string()
 }
@@ -672,13 +805,17 @@ pub fn header() -> String {
 /// One row of the table.
 pub fn format_row(row: &CloudBenchRow) -> String {
     format!(
-        "| {} | {} | {:.1} | {:.0} | {:.1} % | {:.2} | {:.0} / {:.0} | {:.1} | {:.0} / {:.0} | {:.1} % | {} / {} / {} / {} / {} |",
+        "| {} | {} | {:.1} | {:.0} | {:.1} % | {:.1} ({:.1} / {:.1} / {:.1} / {:.1}) | {:.0} / {:.0} | {:.1} | {:.0} / {:.0} | {:.1} % | {} / {} / {} / {} / {} |",
         row.hosts,
         row.background,
         row.decisions_per_second,
         row.pipeline_rate(),
         row.ratio() * 100.0,
         row.decision_ms,
+        row.wait_ms,
+        row.state_ms,
+        row.pipeline_ms,
+        row.claim_ms,
         row.p50_ms,
         row.p99_ms,
         row.creates_per_second,

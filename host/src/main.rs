@@ -139,8 +139,9 @@ enum BenchCommand {
         /// A fresh PostgreSQL database per run instead of SQLite.
         #[arg(long)]
         postgres: bool,
-        /// Seconds the idle controller's CPU is sampled over.
-        #[arg(long, default_value_t = 20.0)]
+        /// Seconds of one window of the idle controller's CPU (windows are
+        /// measured until two agree: steady state).
+        #[arg(long, default_value_t = 10.0)]
         idle_seconds: f64,
         /// Directory of the `novum` and `novum-agent` binaries (default: this one's).
         #[arg(long)]

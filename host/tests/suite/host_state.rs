@@ -177,3 +177,103 @@ async fn host_state_follows_every_change_on_each_backend() {
         follows_every_change(&backend).await;
     }
 }
+
+/// `h1`'s row in `snapshot`.
+fn host<'a>(snapshot: &'a CloudSnapshot, name: &str) -> &'a novum_scheduler::HostState {
+    snapshot
+        .hosts()
+        .iter()
+        .find(|host| host.name == name)
+        .expect("host")
+}
+
+/// A decision's reserved choice counts in every snapshot until its claim is
+/// read back (or the claim failed), and never hides a committed claim.
+async fn reservations_count_until_read_back(backend: &crate::api_common::Backend) {
+    let cloud = cloud_on(backend).await;
+    let db = &cloud.state.db;
+    let token = cloud.register("h1", 8, 16384).await;
+    cloud.register("h2", 8, 16384).await;
+    let cache = HostStateCache::new(db.clone(), "nova", DOWN_TIME, Duration::from_secs(3600));
+    let base = cache.snapshot().await.expect("snapshot");
+    let mut request = novum_scheduler::synthetic::request(7, &base).request;
+    request.flavor.vcpus = 2;
+    request.flavor.memory_mb = 1024;
+
+    // Reserved: h1 counts it, h2 is the base's own.
+    let reservation = cache.reserve("h1", &request, "reserved-1");
+    let reserved = cache.snapshot().await.expect("snapshot");
+    assert_eq!(host(&reserved, "h1").vcpus_used, 2);
+    assert_eq!(host(&reserved, "h1").memory_used_mb, 1024);
+    assert!(
+        host(&reserved, "h1")
+            .instances
+            .iter()
+            .any(|instance| instance.uuid == "reserved-1")
+    );
+    assert!(Arc::ptr_eq(
+        base.hosts().iter().find(|h| h.name == "h2").expect("h2"),
+        reserved
+            .hosts()
+            .iter()
+            .find(|h| h.name == "h2")
+            .expect("h2"),
+    ));
+    // Unchanged reservations and base: the same overlay snapshot.
+    let again = cache.snapshot().await.expect("snapshot");
+    assert!(Arc::ptr_eq(&reserved, &again));
+
+    // Cancelled (its claim failed): gone, the base again.
+    reservation.cancel();
+    assert_eq!(cache.reservations_held(), 0);
+    let cancelled = cache.snapshot().await.expect("snapshot");
+    assert_eq!(host(&cancelled, "h1").vcpus_used, 0);
+
+    // Dropped without an answer: cancelled too.
+    drop(cache.reserve("h1", &request, "reserved-2"));
+    assert_eq!(cache.reservations_held(), 0);
+
+    // A real server placed through the API while a reservation for it is
+    // held, then marked committed: the next snapshot reads the claim from
+    // the database and drops the reservation (counted once, not twice, not
+    // zero times).
+    let (status, body) = cloud
+        .create(
+            "member",
+            json!({"server": {"name": "s", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    cloud.spawn_active("h1", &token, &id).await;
+    let placed_on = |snapshot: &CloudSnapshot| {
+        snapshot
+            .hosts()
+            .iter()
+            .filter(|host| host.instances.iter().any(|instance| instance.uuid == id))
+            .count()
+    };
+    let reservation = cache.reserve("h2", &request, &id);
+    let both = cache.snapshot().await.expect("snapshot");
+    assert_eq!(
+        placed_on(&both),
+        2,
+        "the claim and the reservation, at most twice"
+    );
+    reservation.committed();
+    assert_eq!(cache.reservations_held(), 1, "kept until the next refresh");
+    let (read_back, _) = refreshed(&cache, db).await;
+    assert_eq!(placed_on(&read_back), 1);
+    let after = cache.snapshot().await.expect("snapshot");
+    assert_eq!(cache.reservations_held(), 0);
+    assert_eq!(placed_on(&after), 1);
+    assert_eq!(host(&after, "h2").vcpus_used, 0);
+}
+
+#[tokio::test]
+async fn reservations_count_until_read_back_on_each_backend() {
+    for backend in backends().await {
+        println!("backend {}", backend.name);
+        reservations_count_until_read_back(&backend).await;
+    }
+}

@@ -168,9 +168,12 @@ impl Conductor {
     /// Takes the scheduling step of operation `id` for this controller:
     /// `None` when it is not (or no longer) waiting for a host, when it runs
     /// in this process already, or when another live controller owns it.
+    /// `owned`: this controller inserted it as its owner (a create it
+    /// accepted), so only the in-process mark is taken.
     pub(super) async fn take_scheduling(
         self: &Arc<Self>,
         id: &str,
+        owned: bool,
     ) -> Result<Option<SchedulingMark>> {
         if !self
             .scheduling
@@ -184,6 +187,9 @@ impl Conductor {
             conductor: Arc::clone(self),
             id: id.to_string(),
         };
+        if owned {
+            return Ok(Some(mark));
+        }
         let now = db::now();
         let taken = sqlx::query(
             "UPDATE conductor_operations SET owner = $1, updated_at = $2 \

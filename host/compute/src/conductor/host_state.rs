@@ -24,6 +24,20 @@
 //! Snapshots are immutable and shared: an unchanged cloud hands every
 //! decision the same [`CloudSnapshot`] (and the column groups plugins have
 //! already had built), a change makes a new one sharing every unchanged host.
+//!
+//! A decision does not hold the scheduler's slot while its claim commits:
+//! the pipeline's choice is *reserved* here ([`HostStateCache::reserve`]),
+//! the slot passes to the next decision, and the claim's transaction runs
+//! beside it. Every snapshot handed out carries the reservations not yet
+//! seen in the database applied to their hosts (as Nova's HostManager
+//! consumes a selection in memory), so the next decision counts them. A
+//! reservation ends when its claim failed ([`Reservation::cancel`]), or, once
+//! its claim committed ([`Reservation::committed`]), at the first refresh
+//! that began after the commit (which reads the claim's change-log row). A
+//! host that lists the reserved instance already does not count it again,
+//! so a build's claim is counted exactly once; a resize's (whose instance
+//! the destination does not list yet) may be counted twice for the moment
+//! between its commit and the next refresh, never not at all.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +47,7 @@ use sqlx::Row;
 use tokio::sync::Mutex;
 
 use novum_db::{Db, DbError, GapCursor};
+use novum_plugin_sdk::Request;
 use novum_scheduler::{Aggregate, CloudSnapshot, HostState};
 
 use super::snapshot::{self, LoadedHost, Membership};
@@ -89,6 +104,37 @@ pub struct Refresh {
     pub aggregates_reread: bool,
 }
 
+/// A decision's choice whose claim has not been read back from the
+/// database yet.
+#[derive(Debug)]
+struct Reserved {
+    id: u64,
+    host: String,
+    request: Request,
+    instance_uuid: String,
+    /// When its claim committed.
+    committed_at: Option<Instant>,
+}
+
+/// The reservations of one controller, and the overlay snapshot last made
+/// from them (reused while neither they nor the base changed).
+#[derive(Debug, Default)]
+struct Reservations {
+    next_id: u64,
+    held: Vec<Reserved>,
+    /// Bumped by every change of `held`.
+    version: u64,
+    overlay: Option<Overlay>,
+}
+
+/// A snapshot with reservations applied, and what it was made from.
+#[derive(Debug)]
+struct Overlay {
+    base: Arc<CloudSnapshot>,
+    version: u64,
+    snapshot: Arc<CloudSnapshot>,
+}
+
 /// The in-memory host state of one controller.
 #[derive(Debug)]
 pub struct HostStateCache {
@@ -97,6 +143,67 @@ pub struct HostStateCache {
     down_time_seconds: u64,
     resync: Duration,
     cached: Mutex<Cached>,
+    reservations: Arc<std::sync::Mutex<Reservations>>,
+    /// Signalled whenever a reservation is answered (committed or ended).
+    answered: Arc<tokio::sync::Notify>,
+}
+
+/// A reserved choice (see the module doc). Dropped without
+/// [`Reservation::committed`], it is cancelled.
+#[derive(Debug)]
+pub struct Reservation {
+    id: u64,
+    reservations: Arc<std::sync::Mutex<Reservations>>,
+    answered: Arc<tokio::sync::Notify>,
+    done: bool,
+}
+
+impl Reservation {
+    /// Its claim committed: it ends at the next refresh that begins from now.
+    pub fn committed(mut self) {
+        self.done = true;
+        let mut reservations = lock(&self.reservations);
+        if let Some(reserved) = reservations
+            .held
+            .iter_mut()
+            .find(|reserved| reserved.id == self.id)
+        {
+            reserved.committed_at = Some(Instant::now());
+        }
+        drop(reservations);
+        self.answered.notify_waiters();
+    }
+
+    /// Its claim failed: it ends now.
+    pub fn cancel(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.done = true;
+        let mut reservations = lock(&self.reservations);
+        let before = reservations.held.len();
+        reservations.held.retain(|reserved| reserved.id != self.id);
+        if reservations.held.len() != before {
+            reservations.version += 1;
+        }
+        drop(reservations);
+        self.answered.notify_waiters();
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            self.end();
+        }
+    }
+}
+
+fn lock(reservations: &std::sync::Mutex<Reservations>) -> std::sync::MutexGuard<'_, Reservations> {
+    reservations
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl HostStateCache {
@@ -108,12 +215,105 @@ impl HostStateCache {
             down_time_seconds,
             resync,
             cached: Mutex::new(Cached::default()),
+            reservations: Arc::default(),
+            answered: Arc::default(),
         }
     }
 
-    /// The cloud as it is now, brought up to date from the change log.
+    /// The cloud as it is now, brought up to date from the change log, with
+    /// the reservations whose claims it does not show yet applied.
     pub async fn snapshot(&self) -> Result<Arc<CloudSnapshot>, DbError> {
-        Ok(self.refresh().await?.0)
+        Ok(self.snapshot_with_unanswered().await?.0)
+    }
+
+    /// [`HostStateCache::snapshot`], and the reservations it counts whose
+    /// claims are not answered yet (see
+    /// [`HostStateCache::wait_answered`]).
+    pub async fn snapshot_with_unanswered(
+        &self,
+    ) -> Result<(Arc<CloudSnapshot>, Vec<u64>), DbError> {
+        let started = Instant::now();
+        let base = self.refresh().await?.0;
+        let mut reservations = lock(&self.reservations);
+        let before = reservations.held.len();
+        reservations.held.retain(|reserved| {
+            reserved
+                .committed_at
+                .is_none_or(|at| at >= started && !shows(&base, reserved))
+        });
+        if reservations.held.len() != before {
+            reservations.version += 1;
+        }
+        if reservations.held.is_empty() {
+            reservations.overlay = None;
+            return Ok((base, Vec::new()));
+        }
+        let unanswered = reservations
+            .held
+            .iter()
+            .filter(|reserved| reserved.committed_at.is_none())
+            .map(|reserved| reserved.id)
+            .collect();
+        if let Some(overlay) = &reservations.overlay
+            && overlay.version == reservations.version
+            && Arc::ptr_eq(&overlay.base, &base)
+        {
+            return Ok((Arc::clone(&overlay.snapshot), unanswered));
+        }
+        let snapshot = Arc::new(apply_reservations(&base, &reservations.held));
+        reservations.overlay = Some(Overlay {
+            base,
+            version: reservations.version,
+            snapshot: Arc::clone(&snapshot),
+        });
+        Ok((snapshot, unanswered))
+    }
+
+    /// Waits (at most `patience`) until each reservation of `ids` is
+    /// answered: its claim committed or failed. A decision that found no
+    /// host while others' claims were in flight waits for them and looks
+    /// again, so that a claim about to fail never makes it give up.
+    pub async fn wait_answered(&self, ids: &[u64], patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            let pending = lock(&self.reservations)
+                .held
+                .iter()
+                .any(|reserved| reserved.committed_at.is_none() && ids.contains(&reserved.id));
+            if !pending || tokio::time::timeout_at(deadline, answered).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Reserves `host` for `instance_uuid` as `request` asks (see the module
+    /// doc): every snapshot counts it until it ends.
+    pub fn reserve(&self, host: &str, request: &Request, instance_uuid: &str) -> Reservation {
+        let mut reservations = lock(&self.reservations);
+        reservations.next_id += 1;
+        reservations.version += 1;
+        let id = reservations.next_id;
+        reservations.held.push(Reserved {
+            id,
+            host: host.to_string(),
+            request: request.clone(),
+            instance_uuid: instance_uuid.to_string(),
+            committed_at: None,
+        });
+        Reservation {
+            id,
+            reservations: Arc::clone(&self.reservations),
+            answered: Arc::clone(&self.answered),
+            done: false,
+        }
+    }
+
+    /// Reservations held (not yet seen back from the database).
+    pub fn reservations_held(&self) -> usize {
+        lock(&self.reservations).held.len()
     }
 
     /// Brings the state up to date: the snapshot, and what it took.
@@ -296,6 +496,40 @@ fn build_snapshot(cached: &Cached) -> CloudSnapshot {
             .map(|(aggregate, _)| aggregate.clone())
             .collect(),
     )
+}
+
+/// Whether `host` already lists the reservation's instance (its claim was
+/// read back).
+fn holds(host: &HostState, reserved: &Reserved) -> bool {
+    host.instances
+        .iter()
+        .any(|instance| instance.uuid == reserved.instance_uuid)
+}
+
+/// Whether `snapshot` already shows the reservation's claim.
+fn shows(snapshot: &CloudSnapshot, reserved: &Reserved) -> bool {
+    snapshot
+        .hosts()
+        .binary_search_by(|host| host.name.as_str().cmp(&reserved.host))
+        .is_ok_and(|index| holds(&snapshot.hosts()[index], reserved))
+}
+
+/// `base` with each reservation consumed from its host (one whose host
+/// lists its instance already is not counted twice) (a host gone from
+/// `base` is skipped); every other host is shared.
+fn apply_reservations(base: &CloudSnapshot, held: &[Reserved]) -> CloudSnapshot {
+    let mut hosts = base.hosts().to_vec();
+    for reserved in held {
+        let Ok(index) = hosts.binary_search_by(|host| host.name.as_str().cmp(&reserved.host))
+        else {
+            continue;
+        };
+        if holds(&hosts[index], reserved) {
+            continue;
+        }
+        Arc::make_mut(&mut hosts[index]).consume(&reserved.request, Some(&reserved.instance_uuid));
+    }
+    CloudSnapshot::from_shared(hosts, base.aggregates().to_vec())
 }
 
 /// Deletes change-log rows older than [`CHANGE_RETENTION`]; how many.

@@ -72,8 +72,8 @@ use novum_notify::payload::RequestSpecPayload;
 use novum_notify::{Phase, Publisher};
 use novum_plugin_host::Plugins;
 use novum_scheduler::{
-    self as scheduler, ClaimOutcome, Claimer, HostState, ScheduleError, SchedulerConfig,
-    SchedulingRequest,
+    self as scheduler, ClaimOutcome, Claimer, CloudSnapshot, HostState, ScheduleError,
+    SchedulerConfig, SchedulingRequest,
 };
 use scheduling_metrics::{Outcome, SchedulingMetrics, StageTimes};
 use states::{task, vm};
@@ -146,6 +146,14 @@ mod step {
 const BUILD: &str = "build";
 /// Scheduling passes per build attempt when every claim of a pass is lost.
 const SCHEDULING_ROUNDS: u32 = 4;
+
+/// Looks a decision takes, at most, when it finds no host while claims of
+/// other decisions are in flight (each after those claims are answered).
+const NO_HOST_LOOKS: u32 = 4;
+
+/// How long a decision that found no host waits, at most, for the claims
+/// in flight when it looked.
+const UNANSWERED_PATIENCE: Duration = Duration::from_secs(5);
 const DELETE: &str = "delete";
 const SCHEDULE_EVENT: &str = "conductor_schedule_and_build_instances";
 const BUILD_EVENT: &str = "compute__do_build_and_run_instance";
@@ -321,10 +329,36 @@ async fn insert_operation(
     request_id: &str,
     action_id: &str,
 ) -> Result<String> {
+    insert_operation_owned_by(
+        tx,
+        None,
+        instance_uuid,
+        kind,
+        step,
+        data,
+        request_id,
+        action_id,
+    )
+    .await
+}
+
+/// Inserts an operation, owned by controller `owner` when given (a build
+/// this controller schedules itself: see `cluster`); its id.
+#[allow(clippy::too_many_arguments)]
+async fn insert_operation_owned_by(
+    tx: &mut Tx,
+    owner: Option<&str>,
+    instance_uuid: &str,
+    kind: &str,
+    step: &str,
+    data: &str,
+    request_id: &str,
+    action_id: &str,
+) -> Result<String> {
     let id = Uuid::new_v4().to_string();
     sqlx::query(
-        "INSERT INTO conductor_operations (id, instance_uuid, kind, step, state, data, request_id, action_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        "INSERT INTO conductor_operations (id, instance_uuid, kind, step, state, data, request_id, action_id, created_at, updated_at, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
     )
     .bind(&id)
     .bind(instance_uuid)
@@ -335,6 +369,7 @@ async fn insert_operation(
     .bind(request_id)
     .bind(action_id)
     .bind(db::now())
+    .bind(owner)
     .execute(&mut **tx)
     .await?;
     Ok(id)
@@ -486,6 +521,10 @@ struct Placement {
     instance: Instance,
     flavor: FlavorSnapshot,
     spec: RequestSpecPayload,
+    /// `scheduler.select_destinations.start`, stamped when scheduling began,
+    /// still to be sent (with the claim): a build's. A resize sends its own
+    /// before scheduling.
+    start_notice: Option<novum_notify::Notification>,
 }
 
 impl Placement {
@@ -498,50 +537,26 @@ impl Placement {
     }
 }
 
-/// The claimer the scheduling pipeline calls: a claim on the chosen node,
-/// committed with what follows from it for the placement.
-struct PlacementClaimer<'a> {
-    conductor: &'a Conductor,
-    handle: tokio::runtime::Handle,
-    placement: &'a Placement,
-    won: Mutex<Option<String>>,
-    /// Time spent claiming (the pass's `claim` stage).
-    claiming: Mutex<Duration>,
+/// The claimer the scheduling pipeline calls while the decision holds its
+/// slot: the chosen host is reserved in the host state (so the next decision
+/// counts it), and claimed in the database after the slot is passed on
+/// ([`Conductor::claim_selection`]).
+struct ReservingClaimer<'a> {
+    host_state: &'a host_state::HostStateCache,
+    instance_uuid: &'a str,
+    reserved: Mutex<Vec<(String, host_state::Reservation)>>,
 }
 
-impl Claimer for PlacementClaimer<'_> {
-    fn claim(&self, host: &HostState, _request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
-        let started = Instant::now();
-        let outcome = self.claim_on(host);
-        *self.claiming.lock().unwrap_or_else(PoisonError::into_inner) += started.elapsed();
-        self.conductor
-            .scheduling_metrics
-            .record_claim(outcome == ClaimOutcome::Won);
-        outcome
-    }
-}
-
-impl PlacementClaimer<'_> {
-    fn claim_on(&self, host: &HostState) -> ClaimOutcome {
-        let claimed = match self.placement.purpose {
-            Purpose::Build | Purpose::Unshelve => self
-                .handle
-                .block_on(self.conductor.claim_on(self.placement, host)),
-            Purpose::Resize => self
-                .handle
-                .block_on(self.conductor.claim_resize_on(self.placement, host)),
-        };
-        match claimed {
-            Ok(false) => ClaimOutcome::Lost,
-            Ok(true) => {
-                *self.won.lock().unwrap_or_else(PoisonError::into_inner) = Some(host.name.clone());
-                ClaimOutcome::Won
-            }
-            Err(error) => {
-                tracing::error!(host = %host.name, %error, "claim failed");
-                ClaimOutcome::Lost
-            }
-        }
+impl Claimer for ReservingClaimer<'_> {
+    fn claim(&self, host: &HostState, request: &SchedulingRequest, _index: usize) -> ClaimOutcome {
+        let reservation = self
+            .host_state
+            .reserve(&host.name, &request.request, self.instance_uuid);
+        self.reserved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((host.name.clone(), reservation));
+        ClaimOutcome::Won
     }
 }
 
@@ -770,8 +785,9 @@ impl Conductor {
             )
             .await?;
             actions::start_event(&mut tx, &action_id, SCHEDULE_EVENT, None).await?;
-            let operation = insert_operation(
+            let operation = insert_operation_owned_by(
                 &mut tx,
+                Some(&self.controller_id),
                 &uuid,
                 BUILD,
                 step::SCHEDULE,
@@ -801,7 +817,7 @@ impl Conductor {
         let conductor = Arc::clone(self);
         tokio::spawn(async move {
             for operation in operations {
-                conductor.run_build(&operation).await;
+                conductor.run_build_owned(&operation, true).await;
             }
         });
         Ok((uuids, reservation_id))
@@ -809,7 +825,13 @@ impl Conductor {
 
     /// Runs the scheduling step of build operation `id` (logging failures).
     async fn run_build(self: &Arc<Self>, id: &str) {
-        if let Err(error) = self.schedule_build(id).await {
+        self.run_build_owned(id, false).await;
+    }
+
+    /// [`Conductor::run_build`] of an operation this controller inserted
+    /// as its owner (`owned`: taking it needs no write).
+    async fn run_build_owned(self: &Arc<Self>, id: &str, owned: bool) {
+        if let Err(error) = self.schedule_build(id, owned).await {
             tracing::error!(operation = id, %error, "build failed");
             let result = async {
                 let Some(mut tx) = self.begin_instance_for_operation(id).await? else {
@@ -943,10 +965,10 @@ impl Conductor {
         Ok(scheduling)
     }
 
-    async fn schedule_build(self: &Arc<Self>, id: &str) -> Result<()> {
+    async fn schedule_build(self: &Arc<Self>, id: &str, owned: bool) -> Result<()> {
         // Taken by this controller first: another (live) one schedules it,
         // or it runs here already, or it is placed.
-        let Some(_taken) = self.take_scheduling(id).await? else {
+        let Some(_taken) = self.take_scheduling(id, owned).await? else {
             return Ok(());
         };
         let Some(operation) = load_operation(self.db.pool(), id).await? else {
@@ -971,13 +993,10 @@ impl Conductor {
             request.force_hosts = vec![host];
         }
         let spec = notices::request_spec(&instance, &flavor, &request);
-        let mut tx = self.db.begin().await?;
-        notices::send(
-            &mut tx,
-            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start),
-        )
-        .await?;
-        novum_notify::commit(tx).await?;
+        // Stamped now, sent with the claim (or the failure) it leads to: a
+        // transaction fewer per build.
+        let start_notice =
+            builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start);
         // Every claim lost means the snapshot was stale (claims only lose on
         // a real shortage): schedule again on a fresh one, a bounded number of
         // times, so the final answer (a host, or NoValidHost) reflects the
@@ -988,6 +1007,7 @@ impl Conductor {
             instance: instance.clone(),
             flavor: flavor.clone(),
             spec: spec.clone(),
+            start_notice: Some(start_notice.clone()),
         };
         let mut round = 0;
         let (result, won) = loop {
@@ -1046,6 +1066,7 @@ impl Conductor {
                     && operation.state == op_state::RUNNING
                     && operation.step == step::SCHEDULE
                 {
+                    notices::send(&mut tx, &start_notice).await?;
                     self.placement_failed(
                         &mut tx,
                         &operation,
@@ -1094,7 +1115,9 @@ impl Conductor {
     }
 
     /// [`Conductor::schedule_once`]'s work, noting each stage's time in
-    /// `times` as it ends.
+    /// `times` as it ends. The slot is held while the state is brought up
+    /// to date and the pipeline chooses (its choice reserved); the claim
+    /// runs after, beside the next decision.
     async fn schedule_pass(
         self: &Arc<Self>,
         placement: Placement,
@@ -1104,56 +1127,134 @@ impl Conductor {
         Result<Vec<scheduler::Selection>, ScheduleError>,
         Option<String>,
     )> {
-        let started = Instant::now();
-        // Wait for a slot first, so the snapshot is fresh when our turn comes.
-        let slot = Arc::clone(&self.scheduling_slots)
-            .acquire_owned()
+        let mut looks = 0;
+        let (snapshot, selections, reserved) = loop {
+            looks += 1;
+            let started = Instant::now();
+            // Wait for a slot first, so the snapshot is fresh when our turn comes.
+            let slot = Arc::clone(&self.scheduling_slots)
+                .acquire_owned()
+                .await
+                .map_err(|error| ConductorError::Conflict(format!("scheduler closed: {error}")))?;
+            times.wait += started.elapsed();
+            let loading = Instant::now();
+            let (snapshot, unanswered) = self.host_state.snapshot_with_unanswered().await?;
+            times.state += loading.elapsed();
+            let plugins = self.plugins.current();
+            let config = self.scheduler.clone();
+            let conductor = Arc::clone(self);
+            let instance_uuid = placement.instance.uuid.clone();
+            let purpose = placement.purpose.label();
+            let chosen_from = Arc::clone(&snapshot);
+            let request = request.clone();
+            let (result, reserved, pipeline) = tokio::task::spawn_blocking(move || {
+                let claimer = ReservingClaimer {
+                    host_state: &conductor.host_state,
+                    instance_uuid: &instance_uuid,
+                    reserved: Mutex::new(Vec::new()),
+                };
+                let mut rng = rand::rng();
+                let scheduling = Instant::now();
+                let result = conductor.decisions.schedule(
+                    purpose,
+                    &plugins,
+                    &config,
+                    &chosen_from,
+                    request,
+                    &claimer,
+                    &mut rng,
+                );
+                let elapsed = scheduling.elapsed();
+                drop(slot);
+                let reserved = claimer
+                    .reserved
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner);
+                (result, reserved, elapsed)
+            })
             .await
-            .map_err(|error| ConductorError::Conflict(format!("scheduler closed: {error}")))?;
-        times.wait = started.elapsed();
-        let loading = Instant::now();
-        let snapshot = self.host_state.snapshot().await?;
-        times.state = loading.elapsed();
-        let plugins = self.plugins.current();
-        let config = self.scheduler.clone();
-        let conductor = Arc::clone(self);
-        let handle = tokio::runtime::Handle::current();
-        let (result, won, pipeline, claim) = tokio::task::spawn_blocking(move || {
-            let claimer = PlacementClaimer {
-                conductor: &conductor,
-                handle,
-                placement: &placement,
-                won: Mutex::new(None),
-                claiming: Mutex::new(Duration::ZERO),
+            .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))?;
+            times.pipeline += pipeline;
+            match result {
+                Ok(selections) => break (snapshot, selections, reserved),
+                // No host while other decisions' claims were in flight: one
+                // of them may fail and free its host. Look again once they
+                // are answered.
+                Err(ScheduleError::NoValidHost(_))
+                    if !unanswered.is_empty() && looks < NO_HOST_LOOKS =>
+                {
+                    let waiting = Instant::now();
+                    self.host_state
+                        .wait_answered(&unanswered, UNANSWERED_PATIENCE)
+                        .await;
+                    times.wait += waiting.elapsed();
+                }
+                Err(error) => return Ok((Err(error), None)),
+            }
+        };
+        let claiming = Instant::now();
+        let claimed = self
+            .claim_selection(&placement, &snapshot, &selections, reserved)
+            .await;
+        times.claim = claiming.elapsed();
+        match claimed {
+            Ok(host) => Ok((Ok(selections), Some(host))),
+            Err(lost_claims) => Ok((
+                Err(ScheduleError::NoValidHost(scheduler::NoValidHost {
+                    lost_claims,
+                    ..scheduler::NoValidHost::default()
+                })),
+                None,
+            )),
+        }
+    }
+
+    /// Claims the pipeline's choice in the database, then its alternates in
+    /// order until one holds: the host claimed, or every host whose claim
+    /// was lost. The reservation of the choice ends with it.
+    async fn claim_selection(
+        &self,
+        placement: &Placement,
+        snapshot: &CloudSnapshot,
+        selections: &[scheduler::Selection],
+        reserved: Vec<(String, host_state::Reservation)>,
+    ) -> std::result::Result<String, Vec<String>> {
+        let mut reserved = reserved;
+        let mut lost = Vec::new();
+        let Some(selection) = selections.first() else {
+            return Err(lost);
+        };
+        for name in std::iter::once(&selection.host).chain(&selection.alternates) {
+            let Ok(index) = snapshot
+                .hosts()
+                .binary_search_by(|host| host.name.as_str().cmp(name))
+            else {
+                lost.push(name.clone());
+                continue;
             };
-            let mut rng = rand::rng();
-            let scheduling = Instant::now();
-            let result = conductor.decisions.schedule(
-                placement.purpose.label(),
-                &plugins,
-                &config,
-                &snapshot,
-                request,
-                &claimer,
-                &mut rng,
-            );
-            let elapsed = scheduling.elapsed();
-            drop(slot);
-            let claim = claimer
-                .claiming
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
-            let won = claimer
-                .won
-                .into_inner()
-                .unwrap_or_else(PoisonError::into_inner);
-            (result, won, elapsed.saturating_sub(claim), claim)
-        })
-        .await
-        .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))?;
-        times.pipeline = pipeline;
-        times.claim = claim;
-        Ok((result, won))
+            let host = &snapshot.hosts()[index];
+            let claimed = match placement.purpose {
+                Purpose::Build | Purpose::Unshelve => self.claim_on(placement, host).await,
+                Purpose::Resize => self.claim_resize_on(placement, host).await,
+            };
+            let won = claimed.unwrap_or_else(|error| {
+                tracing::error!(host = %name, %error, "claim failed");
+                false
+            });
+            self.scheduling_metrics.record_claim(won);
+            if won {
+                for (host, reservation) in reserved.drain(..) {
+                    if host == *name {
+                        reservation.committed();
+                    } else {
+                        reservation.cancel();
+                    }
+                }
+                return Ok(name.clone());
+            }
+            lost.push(name.clone());
+        }
+        Err(lost)
     }
 
     /// Claims `placement`'s flavor on `host`'s node: the open transaction
@@ -1259,6 +1360,9 @@ impl Conductor {
         }
         let compute = Publisher::compute(&host.name);
         let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
+        if let Some(start) = &placement.start_notice {
+            notices::send(&mut tx, start).await?;
+        }
         notices::send(
             &mut tx,
             &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::End),

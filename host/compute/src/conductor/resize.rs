@@ -392,7 +392,7 @@ impl Conductor {
     /// nothing is left to do), `Ok(Some(why))` when no host fits.
     async fn schedule_resize(self: &Arc<Self>, id: &str) -> Result<Option<String>> {
         // Taken by this controller first (see `cluster`).
-        let Some(_taken) = self.take_scheduling(id).await? else {
+        let Some(_taken) = self.take_scheduling(id, false).await? else {
             return Ok(None);
         };
         let Some(operation) = load_operation(self.db.pool(), id).await? else {
@@ -438,6 +438,7 @@ impl Conductor {
             instance: instance.clone(),
             flavor: migration.new_flavor.clone(),
             spec,
+            start_notice: None,
         };
         let mut round = 0;
         loop {
