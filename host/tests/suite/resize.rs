@@ -12,7 +12,7 @@ use crate::http_cloud::{self, Cloud};
 
 /// A cloud of `hosts` embedded hosts (8 vCPUs each, ratio 1.0), on SQLite
 /// or the PostgreSQL database `database_url`.
-async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Cloud {
+pub(crate) async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Cloud {
     let cloud = Cloud::start(|config| {
         config.database.url = database_url;
         config.agent.embedded = true;
@@ -28,7 +28,7 @@ async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Clo
     cloud
 }
 
-async fn create_flavor(cloud: &Cloud, name: &str, vcpus: u32, ram: u32) -> String {
+pub(crate) async fn create_flavor(cloud: &Cloud, name: &str, vcpus: u32, ram: u32) -> String {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -45,7 +45,7 @@ async fn create_flavor(cloud: &Cloud, name: &str, vcpus: u32, ram: u32) -> Strin
         .to_string()
 }
 
-async fn show(cloud: &Cloud, id: &str) -> Value {
+pub(crate) async fn show(cloud: &Cloud, id: &str) -> Value {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -59,7 +59,7 @@ async fn show(cloud: &Cloud, id: &str) -> Value {
     body["server"].clone()
 }
 
-async fn wait_status(cloud: &Cloud, id: &str, wanted: &str) -> Value {
+pub(crate) async fn wait_status(cloud: &Cloud, id: &str, wanted: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
         last = show(cloud, id).await;
@@ -72,7 +72,7 @@ async fn wait_status(cloud: &Cloud, id: &str, wanted: &str) -> Value {
     panic!("server {id} never reached {wanted}: {last}");
 }
 
-async fn act(cloud: &Cloud, token: &str, id: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn act(cloud: &Cloud, token: &str, id: &str, body: Value) -> (u16, Value) {
     cloud
         .compute(
             token,
@@ -98,7 +98,7 @@ async fn used(cloud: &Cloud, token: &str) -> (i64, i64) {
 }
 
 /// vcpus_used per hypervisor hostname.
-async fn vcpus_used(cloud: &Cloud) -> Vec<(String, i64)> {
+pub(crate) async fn vcpus_used(cloud: &Cloud) -> Vec<(String, i64)> {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -128,7 +128,7 @@ async fn vcpus_used(cloud: &Cloud) -> Vec<(String, i64)> {
 }
 
 /// The event types notified for `instance`, oldest first.
-async fn event_types(cloud: &Cloud, instance: &str) -> Vec<String> {
+pub(crate) async fn event_types(cloud: &Cloud, instance: &str) -> Vec<String> {
     let (status, body) = cloud
         .call(
             &cloud.admin,
@@ -157,7 +157,7 @@ async fn event_types(cloud: &Cloud, instance: &str) -> Vec<String> {
     events.into_iter().map(|(_, event)| event).collect()
 }
 
-fn host_of(server: &Value) -> String {
+pub(crate) fn host_of(server: &Value) -> String {
     server["OS-EXT-SRV-ATTR:host"]
         .as_str()
         .expect("host")

@@ -900,6 +900,9 @@ impl Conductor {
             if let Err(error) = super::host_state::prune_changes(&self.db).await {
                 tracing::error!(%error, "pruning the host state change log failed");
             }
+            if let Err(error) = self.confirm_expired_resizes().await {
+                tracing::error!(%error, "confirming resizes past resize_confirm_window failed");
+            }
             if last_offload_sweep.elapsed() >= offload_interval {
                 last_offload_sweep = std::time::Instant::now();
                 if let Err(error) = self.offload_shelved().await {

@@ -1090,6 +1090,53 @@ impl Conductor {
         Ok(())
     }
 
+    /// Confirms every resize and cold migration that has awaited
+    /// confirmation (VERIFY_RESIZE) longer than `[compute]
+    /// resize_confirm_window` (Nova's `_poll_unconfirmed_resizes`), as the
+    /// user who started it; returns how many confirmations started. Does
+    /// nothing when the window is 0.
+    pub async fn confirm_expired_resizes(self: &Arc<Self>) -> Result<usize> {
+        let window = self.compute.resize_confirm_window;
+        if window == 0 {
+            return Ok(0);
+        }
+        let seconds = i64::try_from(window).unwrap_or(i64::MAX);
+        let cutoff = db::timestamp(chrono::Utc::now() - chrono::Duration::seconds(seconds));
+        let rows = sqlx::query(
+            "SELECT m.instance_uuid, m.user_id, m.project_id FROM migrations m \
+             JOIN instances i ON i.uuid = m.instance_uuid \
+             WHERE m.status = $1 AND m.updated_at <= $2 AND i.vm_state = $3 \
+             AND i.task_state IS NULL AND i.deleted = 0",
+        )
+        .bind(status::FINISHED)
+        .bind(&cutoff)
+        .bind(vm::RESIZED)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut started = 0;
+        for row in rows {
+            let uuid: String = row.try_get("instance_uuid")?;
+            let user_id: String = row.try_get("user_id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let request_id = format!("req-{}", Uuid::new_v4());
+            let caller = super::Caller {
+                user_id: &user_id,
+                project_id: &project_id,
+                request_id: &request_id,
+            };
+            match self.confirm_resize(&uuid, &caller).await {
+                Ok(()) => {
+                    tracing::info!(instance = %uuid, window, "resize confirmed automatically");
+                    started += 1;
+                }
+                // Confirmed, reverted or deleted meanwhile: nothing to do.
+                Err(ConductorError::Conflict(_) | ConductorError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(started)
+    }
+
     /// On delete: the other host of an unfinished resize gets a destroy task
     /// too (under the delete operation), and the migration ends in error.
     pub(super) async fn delete_resize_leftovers(
