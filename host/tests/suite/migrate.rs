@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::http_cloud::{self, Cloud};
 use crate::resize::{
-    act, cloud, create_flavor, event_types, host_of, show, vcpus_used, wait_status,
+    ONE_RESIZE, act, cloud, create_flavor, event_types, host_of, show, vcpus_used, wait_status,
 };
 
 /// Sends server action `body` at `version`.
@@ -264,17 +264,9 @@ async fn cold_migration_moves_a_server_to_another_host_with_the_same_flavor() {
         .into_iter()
         .filter(|event| event.starts_with("instance.resize"))
         .collect();
-    let one_move = [
-        "instance.resize_prep.start",
-        "instance.resize_prep.end",
-        "instance.resize.start",
-        "instance.resize.end",
-        "instance.resize_finish.start",
-        "instance.resize_finish.end",
-    ];
-    let mut expected: Vec<&str> = one_move.to_vec();
+    let mut expected: Vec<&str> = ONE_RESIZE.to_vec();
     expected.extend(["instance.resize_revert.start", "instance.resize_revert.end"]);
-    expected.extend(one_move);
+    expected.extend(ONE_RESIZE);
     expected.extend([
         "instance.resize_confirm.start",
         "instance.resize_confirm.end",

@@ -10,6 +10,17 @@ use serde_json::{Value, json};
 
 use crate::http_cloud::{self, Cloud};
 
+/// The notifications of one resize (or cold migration) up to
+/// VERIFY_RESIZE, in order.
+pub(crate) const ONE_RESIZE: [&str; 6] = [
+    "instance.resize_prep.start",
+    "instance.resize_prep.end",
+    "instance.resize.start",
+    "instance.resize.end",
+    "instance.resize_finish.start",
+    "instance.resize_finish.end",
+];
+
 /// A cloud of `hosts` embedded hosts (8 vCPUs each, ratio 1.0), on SQLite
 /// or the PostgreSQL database `database_url`.
 pub(crate) async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Cloud {
@@ -365,20 +376,12 @@ async fn resize_across_hosts(database_url: Option<String>) {
         .into_iter()
         .filter(|event| event.starts_with("instance.resize"))
         .collect();
-    let one_resize = [
-        "instance.resize_prep.start",
-        "instance.resize_prep.end",
-        "instance.resize.start",
-        "instance.resize.end",
-        "instance.resize_finish.start",
-        "instance.resize_finish.end",
-    ];
-    let mut expected: Vec<&str> = one_resize.to_vec();
+    let mut expected: Vec<&str> = ONE_RESIZE.to_vec();
     expected.extend([
         "instance.resize_confirm.start",
         "instance.resize_confirm.end",
     ]);
-    expected.extend(one_resize);
+    expected.extend(ONE_RESIZE);
     expected.extend(["instance.resize_revert.start", "instance.resize_revert.end"]);
     assert_eq!(resize_events, expected);
     let (status, body) = cloud

@@ -33,6 +33,33 @@ fn cli_quiet(cloud: &Cloud, args: &[&str]) {
     openstack(cloud, args).unwrap_or_else(|error| panic!("{args:?}: {error:#}"));
 }
 
+/// Boots an m1.tiny named `name` on the test's network and waits for it.
+fn create_server(cloud: &Cloud, name: &str) -> Value {
+    cli(
+        cloud,
+        &[
+            "server",
+            "create",
+            "--image",
+            "migrate-image",
+            "--flavor",
+            "m1.tiny",
+            "--network",
+            "migrate-net",
+            "--wait",
+            name,
+        ],
+    )
+}
+
+/// `openstack compute service set --enable|--disable HOST nova-compute`.
+fn set_service(cloud: &Cloud, host: &str, switch: &str) {
+    cli_quiet(
+        cloud,
+        &["compute", "service", "set", switch, host, "nova-compute"],
+    );
+}
+
 fn show(cloud: &Cloud, server: &str) -> Value {
     cli(cloud, &["server", "show", server])
 }
@@ -104,14 +131,22 @@ fn domains(fleet: &Fleet, server_id: &str) -> BTreeMap<String, Option<bool>> {
         .collect()
 }
 
-/// The expectation that `server_id` (an m1.tiny) is claimed and defined
-/// on `hosts` (running on `running`) and nowhere else, and its port bound
-/// to `bound`; each of `others` holds one more m1.tiny server.
+/// Where a server (an m1.tiny) should be: claimed and defined on `hosts`
+/// and nowhere else, running on `running` with its port bound there; each
+/// of `others` holds one more m1.tiny server.
 struct Placed<'a> {
     hosts: &'a [&'a str],
-    running: Option<&'a str>,
-    bound: &'a str,
+    running: &'a str,
     others: &'a [&'a str],
+}
+
+/// The placement one migration step should leave.
+fn placed<'a>(hosts: &'a [&'a str], running: &'a str) -> Placed<'a> {
+    Placed {
+        hosts,
+        running,
+        others: &[],
+    }
 }
 
 fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'_>) {
@@ -134,12 +169,12 @@ fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'
         .iter()
         .map(|host| {
             let defined = expected.hosts.contains(&host.name.as_str());
-            let running = expected.running == Some(host.name.as_str());
+            let running = expected.running == host.name.as_str();
             (host.name.clone(), defined.then_some(running))
         })
         .collect();
     assert_eq!(domains(fleet, server_id), wanted_domains);
-    assert_eq!(port_binding(cloud, server_id), expected.bound);
+    assert_eq!(port_binding(cloud, server_id), expected.running);
 }
 
 /// The CLI's failure text of `args` (which must fail).
@@ -221,34 +256,10 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
             "migrate-subnet",
         ],
     );
-    let created = cli(
-        cloud,
-        &[
-            "server",
-            "create",
-            "--image",
-            "migrate-image",
-            "--flavor",
-            "m1.tiny",
-            "--network",
-            "migrate-net",
-            "--wait",
-            "mover",
-        ],
-    );
+    let created = create_server(cloud, "mover");
     let id = created["id"].as_str().expect("server id").to_string();
     let source = host_of(&wait_status(cloud, "mover", "ACTIVE"));
-    check_placed(
-        &fleet,
-        &token,
-        &id,
-        &Placed {
-            hosts: &[&source],
-            running: Some(&source),
-            bound: &source,
-            others: &[],
-        },
-    );
+    check_placed(&fleet, &token, &id, &placed(&[&source], &source));
 
     // Nova's refusals of a named destination, at 2.56.
     let at_2_56 = ["--os-compute-api-version", "2.56"];
@@ -283,31 +294,11 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     let moved = wait_status(cloud, "mover", "VERIFY_RESIZE");
     let first = host_of(&moved);
     assert_ne!(first, source, "{moved}");
-    check_placed(
-        &fleet,
-        &token,
-        &id,
-        &Placed {
-            hosts: &[&source, &first],
-            running: Some(&first),
-            bound: &first,
-            others: &[],
-        },
-    );
+    check_placed(&fleet, &token, &id, &placed(&[&source, &first], &first));
     cli_quiet(cloud, &["server", "migration", "confirm", "mover"]);
     let confirmed = wait_status(cloud, "mover", "ACTIVE");
     assert_eq!(host_of(&confirmed), first, "{confirmed}");
-    check_placed(
-        &fleet,
-        &token,
-        &id,
-        &Placed {
-            hosts: &[&first],
-            running: Some(&first),
-            bound: &first,
-            others: &[],
-        },
-    );
+    check_placed(&fleet, &token, &id, &placed(&[&first], &first));
 
     // 2. A named destination (2.56), then revert: nothing is left on it.
     let third = fleet
@@ -326,45 +317,15 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     );
     let moved = wait_status(cloud, "mover", "VERIFY_RESIZE");
     assert_eq!(host_of(&moved), third, "{moved}");
-    check_placed(
-        &fleet,
-        &token,
-        &id,
-        &Placed {
-            hosts: &[&first, &third],
-            running: Some(&third),
-            bound: &third,
-            others: &[],
-        },
-    );
+    check_placed(&fleet, &token, &id, &placed(&[&first, &third], &third));
     cli_quiet(cloud, &["server", "migration", "revert", "mover"]);
     let reverted = wait_status(cloud, "mover", "ACTIVE");
     assert_eq!(host_of(&reverted), first, "{reverted}");
-    check_placed(
-        &fleet,
-        &token,
-        &id,
-        &Placed {
-            hosts: &[&first],
-            running: Some(&first),
-            bound: &first,
-            others: &[],
-        },
-    );
+    check_placed(&fleet, &token, &id, &placed(&[&first], &first));
 
     // 3. Every other host disabled: no valid host; the server stays put.
     for host in [&source, &third] {
-        cli_quiet(
-            cloud,
-            &[
-                "compute",
-                "service",
-                "set",
-                "--disable",
-                host,
-                "nova-compute",
-            ],
-        );
+        set_service(cloud, host, "--disable");
     }
     cli_quiet(cloud, &["server", "migrate", "mover"]);
     wait_for("the failed migration to end", 30, || {
@@ -373,17 +334,7 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     });
     let stayed = wait_status(cloud, "mover", "ACTIVE");
     assert_eq!(host_of(&stayed), first, "{stayed}");
-    check_placed(
-        &fleet,
-        &token,
-        &id,
-        &Placed {
-            hosts: &[&first],
-            running: Some(&first),
-            bound: &first,
-            others: &[],
-        },
-    );
+    check_placed(&fleet, &token, &id, &placed(&[&first], &first));
     let row =
         |status: &str, from: &str, to: &str| ["migration", status, from, to].map(str::to_string);
     assert_eq!(
@@ -398,43 +349,9 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     // 4. Drain `first`: re-enable `source`, disable `first`; a new build
     //    avoids `first`, its server migrates off, then `first` is enabled
     //    again and takes a build (the only host with room).
-    cli_quiet(
-        cloud,
-        &[
-            "compute",
-            "service",
-            "set",
-            "--enable",
-            &source,
-            "nova-compute",
-        ],
-    );
-    cli_quiet(
-        cloud,
-        &[
-            "compute",
-            "service",
-            "set",
-            "--disable",
-            &first,
-            "nova-compute",
-        ],
-    );
-    cli(
-        cloud,
-        &[
-            "server",
-            "create",
-            "--image",
-            "migrate-image",
-            "--flavor",
-            "m1.tiny",
-            "--network",
-            "migrate-net",
-            "--wait",
-            "newcomer",
-        ],
-    );
+    set_service(cloud, &source, "--enable");
+    set_service(cloud, &first, "--disable");
+    create_server(cloud, "newcomer");
     assert_eq!(
         host_of(&wait_status(cloud, "newcomer", "ACTIVE")),
         source,
@@ -457,49 +374,13 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
         &token,
         &id,
         &Placed {
-            hosts: &[&source],
-            running: Some(&source),
-            bound: &source,
             others: &[&source],
+            ..placed(&[&source], &source)
         },
     );
-    cli_quiet(
-        cloud,
-        &[
-            "compute",
-            "service",
-            "set",
-            "--enable",
-            &first,
-            "nova-compute",
-        ],
-    );
-    cli_quiet(
-        cloud,
-        &[
-            "compute",
-            "service",
-            "set",
-            "--disable",
-            &source,
-            "nova-compute",
-        ],
-    );
-    cli(
-        cloud,
-        &[
-            "server",
-            "create",
-            "--image",
-            "migrate-image",
-            "--flavor",
-            "m1.tiny",
-            "--network",
-            "migrate-net",
-            "--wait",
-            "returner",
-        ],
-    );
+    set_service(cloud, &first, "--enable");
+    set_service(cloud, &source, "--disable");
+    create_server(cloud, "returner");
     assert_eq!(
         host_of(&wait_status(cloud, "returner", "ACTIVE")),
         first,

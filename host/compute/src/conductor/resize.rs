@@ -1103,7 +1103,7 @@ impl Conductor {
         let seconds = i64::try_from(window).unwrap_or(i64::MAX);
         let cutoff = db::timestamp(chrono::Utc::now() - chrono::Duration::seconds(seconds));
         let rows = sqlx::query(
-            "SELECT m.instance_uuid, m.user_id, m.project_id FROM migrations m \
+            "SELECT m.instance_uuid AS uuid, m.user_id, m.project_id FROM migrations m \
              JOIN instances i ON i.uuid = m.instance_uuid \
              WHERE m.status = $1 AND m.updated_at <= $2 AND i.vm_state = $3 \
              AND i.task_state IS NULL AND i.deleted = 0",
@@ -1113,28 +1113,9 @@ impl Conductor {
         .bind(vm::RESIZED)
         .fetch_all(self.db.pool())
         .await?;
-        let mut started = 0;
-        for row in rows {
-            let uuid: String = row.try_get("instance_uuid")?;
-            let user_id: String = row.try_get("user_id")?;
-            let project_id: String = row.try_get("project_id")?;
-            let request_id = format!("req-{}", Uuid::new_v4());
-            let caller = super::Caller {
-                user_id: &user_id,
-                project_id: &project_id,
-                request_id: &request_id,
-            };
-            match self.confirm_resize(&uuid, &caller).await {
-                Ok(()) => {
-                    tracing::info!(instance = %uuid, window, "resize confirmed automatically");
-                    started += 1;
-                }
-                // Confirmed, reverted or deleted meanwhile: nothing to do.
-                Err(ConductorError::Conflict(_) | ConductorError::NotFound(_)) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(started)
+        // Confirmed, reverted or deleted meanwhile: skipped.
+        self.act_as_owners(&rows, super::ops::OwnerSweep::ConfirmResize)
+            .await
     }
 
     /// On delete: the other host of an unfinished resize gets a destroy task
