@@ -21,7 +21,7 @@ use novum_tests::{Cloud, openstack, openstack_json};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::agent_process::wait_for;
+use crate::agent_process::{wait_for, wait_status};
 
 /// Runs the CLI, failing the test with its output when it fails.
 fn cli(cloud: &Cloud, args: &[&str]) -> Value {
@@ -33,9 +33,10 @@ fn cli_quiet(cloud: &Cloud, args: &[&str]) {
     openstack(cloud, args).unwrap_or_else(|error| panic!("{args:?}: {error:#}"));
 }
 
-/// Boots an m1.tiny named `name` on the test's network and waits for it.
-fn create_server(cloud: &Cloud, name: &str) -> Value {
-    cli(
+/// Boots an m1.tiny named `name` on the test's network (the CLI waits
+/// for it); returns its id.
+fn create_server(cloud: &Cloud, name: &str) -> String {
+    let created = cli(
         cloud,
         &[
             "server",
@@ -49,7 +50,8 @@ fn create_server(cloud: &Cloud, name: &str) -> Value {
             "--wait",
             name,
         ],
-    )
+    );
+    created["id"].as_str().expect("server id").to_string()
 }
 
 /// `openstack compute service set --enable|--disable HOST nova-compute`.
@@ -58,19 +60,6 @@ fn set_service(cloud: &Cloud, host: &str, switch: &str) {
         cloud,
         &["compute", "service", "set", switch, host, "nova-compute"],
     );
-}
-
-fn show(cloud: &Cloud, server: &str) -> Value {
-    cli(cloud, &["server", "show", server])
-}
-
-/// Waits until `server` shows `status` with no task in progress.
-fn wait_status(cloud: &Cloud, server: &str, status: &str) -> Value {
-    wait_for(&format!("{server} {status}"), 60, || {
-        let shown = show(cloud, server);
-        assert_ne!(shown["status"], "ERROR", "{shown}");
-        (shown["status"] == status && shown["OS-EXT-STS:task_state"].is_null()).then_some(shown)
-    })
 }
 
 fn host_of(shown: &Value) -> String {
@@ -103,14 +92,22 @@ fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
         .collect()
 }
 
-/// The host the server's only port is bound to (`binding:host_id`).
-fn port_binding(cloud: &Cloud, server_id: &str) -> String {
-    let ports = cli(cloud, &["port", "list", "--device-id", server_id]);
-    let ports = ports.as_array().expect("ports");
-    assert_eq!(ports.len(), 1, "{ports:?}");
-    let id = ports[0]["ID"].as_str().expect("port id");
-    let port = cli(cloud, &["port", "show", id]);
-    port["binding_host_id"]
+/// The host the server's only port is bound to (`binding:host_id`, from
+/// the network API).
+fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
+    let listed: Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "{}/network/v2.0/ports?device_id={server_id}",
+            cloud.url
+        ))
+        .header("x-auth-token", token)
+        .send()
+        .and_then(reqwest::blocking::Response::error_for_status)
+        .and_then(reqwest::blocking::Response::json)
+        .expect("ports");
+    let ports = listed["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 1, "{listed}");
+    ports[0]["binding:host_id"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -174,7 +171,7 @@ fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'
         })
         .collect();
     assert_eq!(domains(fleet, server_id), wanted_domains);
-    assert_eq!(port_binding(cloud, server_id), expected.running);
+    assert_eq!(port_binding(cloud, token, server_id), expected.running);
 }
 
 /// The CLI's failure text of `args` (which must fail).
@@ -256,9 +253,8 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
             "migrate-subnet",
         ],
     );
-    let created = create_server(cloud, "mover");
-    let id = created["id"].as_str().expect("server id").to_string();
-    let source = host_of(&wait_status(cloud, "mover", "ACTIVE"));
+    let id = create_server(cloud, "mover");
+    let source = host_of(&wait_status(cloud, &token, &id, "ACTIVE"));
     check_placed(&fleet, &token, &id, &placed(&[&source], &source));
 
     // Nova's refusals of a named destination, at 2.56.
@@ -291,12 +287,12 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     // 1. The scheduler's choice (never the source), then confirm: nothing
     //    is left on the source.
     cli_quiet(cloud, &["server", "migrate", "--wait", "mover"]);
-    let moved = wait_status(cloud, "mover", "VERIFY_RESIZE");
+    let moved = wait_status(cloud, &token, &id, "VERIFY_RESIZE");
     let first = host_of(&moved);
     assert_ne!(first, source, "{moved}");
     check_placed(&fleet, &token, &id, &placed(&[&source, &first], &first));
     cli_quiet(cloud, &["server", "migration", "confirm", "mover"]);
-    let confirmed = wait_status(cloud, "mover", "ACTIVE");
+    let confirmed = wait_status(cloud, &token, &id, "ACTIVE");
     assert_eq!(host_of(&confirmed), first, "{confirmed}");
     check_placed(&fleet, &token, &id, &placed(&[&first], &first));
 
@@ -315,11 +311,11 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
         ]
         .concat(),
     );
-    let moved = wait_status(cloud, "mover", "VERIFY_RESIZE");
+    let moved = wait_status(cloud, &token, &id, "VERIFY_RESIZE");
     assert_eq!(host_of(&moved), third, "{moved}");
     check_placed(&fleet, &token, &id, &placed(&[&first, &third], &third));
     cli_quiet(cloud, &["server", "migration", "revert", "mover"]);
-    let reverted = wait_status(cloud, "mover", "ACTIVE");
+    let reverted = wait_status(cloud, &token, &id, "ACTIVE");
     assert_eq!(host_of(&reverted), first, "{reverted}");
     check_placed(&fleet, &token, &id, &placed(&[&first], &first));
 
@@ -332,7 +328,7 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
         let rows = migrations(cloud, &token, &id);
         rows.last().filter(|row| row[1] == "error").map(drop)
     });
-    let stayed = wait_status(cloud, "mover", "ACTIVE");
+    let stayed = wait_status(cloud, &token, &id, "ACTIVE");
     assert_eq!(host_of(&stayed), first, "{stayed}");
     check_placed(&fleet, &token, &id, &placed(&[&first], &first));
     let row =
@@ -351,19 +347,19 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     //    again and takes a build (the only host with room).
     set_service(cloud, &source, "--enable");
     set_service(cloud, &first, "--disable");
-    create_server(cloud, "newcomer");
+    let newcomer = create_server(cloud, "newcomer");
     assert_eq!(
-        host_of(&wait_status(cloud, "newcomer", "ACTIVE")),
+        host_of(&wait_status(cloud, &token, &newcomer, "ACTIVE")),
         source,
         "the only enabled host"
     );
     cli_quiet(cloud, &["server", "migrate", "--wait", "mover"]);
     assert_eq!(
-        host_of(&wait_status(cloud, "mover", "VERIFY_RESIZE")),
+        host_of(&wait_status(cloud, &token, &id, "VERIFY_RESIZE")),
         source
     );
     cli_quiet(cloud, &["server", "migration", "confirm", "mover"]);
-    wait_status(cloud, "mover", "ACTIVE");
+    wait_status(cloud, &token, &id, "ACTIVE");
     let on_first = cli(
         cloud,
         &["server", "list", "--all-projects", "--host", &first],
@@ -380,9 +376,9 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
     );
     set_service(cloud, &first, "--enable");
     set_service(cloud, &source, "--disable");
-    create_server(cloud, "returner");
+    let returner = create_server(cloud, "returner");
     assert_eq!(
-        host_of(&wait_status(cloud, "returner", "ACTIVE")),
+        host_of(&wait_status(cloud, &token, &returner, "ACTIVE")),
         first,
         "the re-enabled host (the others disabled)"
     );
