@@ -12,7 +12,10 @@
 //! with every other host disabled finds no valid host and leaves the
 //! server where it was, and disabling a host keeps new builds away from
 //! it while its servers are migrated off (a drain), then re-enabling it
-//! lets builds land there again.
+//! lets builds land there again. Last, failure detection: a disabled host's
+//! servers show `host_status` MAINTENANCE, a forced-down one's (2.11) DOWN
+//! at once, and when a host's agent is killed its servers turn UNKNOWN and
+//! its hypervisor `down` after `service_down_time`.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +24,7 @@ use novum_tests::{Cloud, openstack, openstack_json};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::agent_process::{wait_for, wait_status};
+use crate::agent_process::{server, wait_for, wait_status};
 
 /// Runs the CLI, failing the test with its output when it fails.
 fn cli(cloud: &Cloud, args: &[&str]) -> Value {
@@ -223,9 +226,15 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
         return;
     }
     let _turn = novum_tests::shared_turn();
-    let fleet = Fleet::start("migrate", &[HostSize::default(); 3], "").expect("fleet");
+    // Hosts are down 4 s after their last beat (they beat every second).
+    let mut fleet = Fleet::start(
+        "migrate",
+        &[HostSize::default(); 3],
+        "[compute]\nservice_down_time = 4\n",
+    )
+    .expect("fleet");
+    let token = fleet.cloud.admin_token().expect("token");
     let cloud = &fleet.cloud;
-    let token = cloud.admin_token().expect("token");
     let image_file = cloud.data_dir.join("migrate.img");
     std::fs::write(&image_file, vec![7u8; 4096]).expect("image file");
     cli(
@@ -395,4 +404,60 @@ fn cold_migration_across_a_namespaced_fleet_with_the_cli() {
         assert!(actions.contains(&expected), "{expected} in {actions:?}");
     }
     assert!(!actions.contains(&"resize"), "{actions:?}");
+
+    // 5. Failure detection (2.11, 2.16): `mover`'s host is disabled
+    //    (MAINTENANCE), then forced down (DOWN at once); the agent of
+    //    `returner`'s host dies and, after service_down_time, its servers
+    //    are UNKNOWN and its hypervisor down.
+    let host_status = |cloud: &Cloud, server_id: &str| {
+        server(cloud, &token, server_id)["host_status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(host_status(cloud, &id), "MAINTENANCE");
+    assert_eq!(host_status(cloud, &returner), "UP");
+    cli_quiet(
+        cloud,
+        &[
+            "--os-compute-api-version",
+            "2.11",
+            "compute",
+            "service",
+            "set",
+            "--down",
+            &source,
+            "nova-compute",
+        ],
+    );
+    assert_eq!(host_status(cloud, &id), "DOWN");
+    fleet
+        .hosts
+        .iter_mut()
+        .find(|host| host.name == first)
+        .expect("the returner's host")
+        .kill_agent();
+    let cloud = &fleet.cloud;
+    wait_for("the silent host's server UNKNOWN", 20, || {
+        (host_status(cloud, &returner) == "UNKNOWN").then_some(())
+    });
+    let (status, body) = cloud
+        .compute(&token, Method::GET, "/os-hypervisors/detail", None, "2.53")
+        .expect("os-hypervisors");
+    assert_eq!(status, 200, "{body}");
+    let states: BTreeMap<&str, &str> = body["hypervisors"]
+        .as_array()
+        .expect("hypervisors")
+        .iter()
+        .map(|hypervisor| {
+            (
+                hypervisor["hypervisor_hostname"]
+                    .as_str()
+                    .unwrap_or_default(),
+                hypervisor["state"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(states.get(first.as_str()), Some(&"down"), "{states:?}");
+    assert_eq!(states.get(third.as_str()), Some(&"up"), "{states:?}");
 }
