@@ -97,8 +97,19 @@ fn message(body: &Value, fault: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cold_migration_moves_a_server_to_another_host_with_the_same_flavor() {
+    cold_migration(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cold_migration_on_postgres() {
+    if let Some(url) = novum_db::testing::postgres_url().await {
+        cold_migration(Some(url)).await;
+    }
+}
+
+async fn cold_migration(database_url: Option<String>) {
     // allow_resize_to_same_host on: a migration still never stays.
-    let cloud = cloud(3, true, None).await;
+    let cloud = cloud(3, true, database_url).await;
     let small = create_flavor(&cloud, "small", 1, 512).await;
     let (_, _, member) = cloud.tenant("movers", "mover", "member").await;
     let (status, body) = cloud
