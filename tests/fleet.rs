@@ -183,7 +183,7 @@ impl FleetNetwork {
         let _ = ip(&["netns", "delete", &namespace]);
         ip(&["netns", "add", &namespace])?;
         self.namespaces.push(namespace.clone());
-        let outside = format!("{namespace}r");
+        let outside = format!("{namespace}r"); // what `drop` deletes
         let inside = format!("{namespace}n");
         ip(&[
             "link", "add", &outside, "type", "veth", "peer", "name", &inside, "netns", &namespace,
@@ -212,8 +212,11 @@ impl FleetNetwork {
 
 impl Drop for FleetNetwork {
     fn drop(&mut self) {
-        // A namespace's deletion takes its end of the veth, and so the pair.
         for namespace in &self.namespaces {
+            // The pair goes with either end, at once; a namespace's deletion
+            // would take its end only when the kernel frees the namespace,
+            // later.
+            let _ = ip(&["link", "delete", &format!("{namespace}r")]);
             if let Err(error) = ip(&["netns", "delete", namespace]) {
                 eprintln!("fleet teardown: {error}");
             }
@@ -253,6 +256,11 @@ impl FleetHost {
         self.domains()
             .into_iter()
             .find(|domain| domain.instance.to_string() == uuid)
+    }
+
+    /// The agent's process id, while it runs.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
     }
 
     /// What the agent logged so far.
@@ -363,6 +371,11 @@ impl Fleet {
     /// The bridge's address (the controller's).
     pub fn gateway(&self) -> String {
         self.network.gateway()
+    }
+
+    /// The bridge's name (`nvf<k>`).
+    pub fn bridge(&self) -> &str {
+        &self.network.bridge
     }
 
     /// Waits until every host's hypervisor is listed `up` with its address.

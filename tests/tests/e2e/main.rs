@@ -4,6 +4,7 @@
 mod agent_process;
 mod consoles_cli;
 mod crate_boundaries;
+mod fleet_harness;
 mod fleet_migrate_cli;
 mod login_flood;
 mod network_cli;
