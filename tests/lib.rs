@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod fleet;
+
 /// The admin password every test cloud is started with.
 pub const ADMIN_PASSWORD: &str = "novum-test-admin";
 
@@ -92,17 +94,32 @@ impl Cloud {
     /// Starts `novum serve` with `extra_config` appended to a config that sets
     /// a free port, a fresh data directory and the admin password.
     pub fn start(name: &str, extra_config: &str) -> anyhow::Result<Self> {
+        Self::start_on(name, "127.0.0.1", extra_config)
+    }
+
+    /// [`Cloud::start`] listening on `listen_ip` instead of loopback (a
+    /// fleet's bridge address, which its namespaced hosts reach).
+    pub fn start_on(name: &str, listen_ip: &str, extra_config: &str) -> anyhow::Result<Self> {
         let data_dir =
             std::env::temp_dir().join(format!("novum-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir)?;
-        Self::start_in(data_dir, extra_config)
+        Self::start_in_on(data_dir, listen_ip, extra_config)
     }
 
     /// Starts `novum serve` on an existing data directory (a restart).
     pub fn start_in(data_dir: PathBuf, extra_config: &str) -> anyhow::Result<Self> {
+        Self::start_in_on(data_dir, "127.0.0.1", extra_config)
+    }
+
+    /// [`Cloud::start_in`] listening on `listen_ip`.
+    pub fn start_in_on(
+        data_dir: PathBuf,
+        listen_ip: &str,
+        extra_config: &str,
+    ) -> anyhow::Result<Self> {
         let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://{listen_ip}:{port}");
         let config_path = data_dir.join("novum.toml");
         // One compiled-plugin cache for every test cloud (a debug controller
         // takes tens of seconds to compile the shipped plugins; each cloud
@@ -110,7 +127,7 @@ impl Cloud {
         // so tests may still add `[plugins.NAME]` tables.
         let plugin_cache = binary_dir().join("e2e-plugin-cache");
         let config = format!(
-            "data_dir = {data_dir:?}\nlisten = \"127.0.0.1:{port}\"\nplugins.cache_dir = {plugin_cache:?}\n\n[identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n{extra_config}\n",
+            "data_dir = {data_dir:?}\nlisten = \"{listen_ip}:{port}\"\nplugins.cache_dir = {plugin_cache:?}\n\n[identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n{extra_config}\n",
             data_dir = data_dir.display().to_string(),
             plugin_cache = plugin_cache.display().to_string(),
         );

@@ -8,6 +8,10 @@ use serde::Deserialize;
 /// (ten years).
 pub const MAX_RECLAIM_INSTANCE_INTERVAL: u64 = 10 * 365 * 24 * 3600;
 
+/// The longest `[compute] resize_confirm_window` accepted, seconds (ten
+/// years, so the cutoff is always a representable time).
+pub const MAX_RESIZE_CONFIRM_WINDOW: u64 = MAX_RECLAIM_INSTANCE_INTERVAL;
+
 /// `[compute]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +39,10 @@ pub struct ComputeConfig {
     pub reaper_interval_seconds: u64,
     /// Create Nova's default flavors (m1.tiny … m1.xlarge) at first start.
     pub default_flavors: bool,
+    /// Seconds after which a resize or cold migration left awaiting
+    /// confirmation (VERIFY_RESIZE) is confirmed automatically by the
+    /// reaper (Nova's `resize_confirm_window`); 0 (the default): never.
+    pub resize_confirm_window: u64,
     /// Let a resize land on the instance's own host (Nova's option of that
     /// name; Nova defaults to false, devstack and novum's all-in-one to true,
     /// so that a one-host cloud can resize).
@@ -101,6 +109,7 @@ impl Default for ComputeConfig {
             task_timeout_seconds: 900,
             reaper_interval_seconds: 5,
             default_flavors: true,
+            resize_confirm_window: 0,
             allow_resize_to_same_host: true,
             force_config_drive: false,
             agent_call_timeout_seconds: 30,

@@ -294,6 +294,13 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         novum_compute::config::MAX_RECLAIM_INSTANCE_INTERVAL,
     );
 
+    checks.within(
+        compute.child("resize_confirm_window"),
+        section.resize_confirm_window,
+        0,
+        novum_compute::config::MAX_RESIZE_CONFIRM_WINDOW,
+    );
+
     if let Err(reason) = section
         .instance_usage_audit_period
         .parse::<novum_compute::conductor::usage_audit::AuditPeriod>()

@@ -375,6 +375,31 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Moves the binding of every port of `instance_id` to `host` inside the
+    /// caller's transaction (a resize or migration: to the destination
+    /// before the guest is defined there, back to the source on a revert),
+    /// keeping its owner; `binding:vif_type` bridge, status ACTIVE. A port
+    /// already bound there is left as it is.
+    pub async fn rebind_instance_ports_in(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+        host: &str,
+    ) -> Result<(), NetworkError> {
+        sqlx::query(
+            "UPDATE ports SET binding_host_id = $1, binding_vif_type = $2, status = $3, updated_at = $4, revision_number = revision_number + 1 \
+             WHERE device_id = $5 AND NOT (binding_host_id = $1 AND binding_vif_type = $2 AND status = $3)",
+        )
+        .bind(host)
+        .bind(VIF_TYPE_BRIDGE)
+        .bind(STATUS_ACTIVE)
+        .bind(novum_db::now())
+        .bind(instance_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
     /// Detaches one port from `instance_id` (`os-interface` detach):
     /// deleted when it was created for the instance, else unbound.
     /// [`NetworkError::PortNotFound`] when the instance does not hold it.

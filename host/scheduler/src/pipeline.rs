@@ -1,7 +1,8 @@
 //! The scheduling pipeline, as Nova's filter scheduler:
 //!
 //! 1. host manager: drop `ignore_hosts`; keep only `force_hosts` /
-//!    `force_nodes` (when any match, filters are skipped, as in Nova);
+//!    `force_nodes` (when any match, filters are skipped, as in Nova) and
+//!    the `requested_hosts` (which still go through the filters);
 //! 2. filters, in configured order, each over the surviving hosts; every
 //!    rejection is recorded (plugin + reason) for the "no valid host"
 //!    explanation;
@@ -410,6 +411,13 @@ fn host_manager(
             Some(("force_hosts", "host is not in force_hosts"))
         } else if !request.force_nodes.is_empty() && !request.force_nodes.contains(&host.name) {
             Some(("force_nodes", "node is not in force_nodes"))
+        } else if !request.requested_hosts.is_empty()
+            && !request.requested_hosts.contains(&host.name)
+        {
+            Some((
+                "requested_destination",
+                "host is not the requested destination",
+            ))
         } else {
             None
         };

@@ -306,6 +306,9 @@ pub struct SchedulingRequest {
     pub force_hosts: Vec<String>,
     /// Only these nodes (filters are skipped, as in Nova).
     pub force_nodes: Vec<String>,
+    /// Only these hosts, still through the filters and weighers (Nova's
+    /// `requested_destination`: a cold migration to a named host).
+    pub requested_hosts: Vec<String>,
     /// Drop, before the filters, hosts whose free vCPUs, RAM or disk (under
     /// their allocation ratios) cannot hold the flavor, as Nova's Placement
     /// query does. The conductor sets it; dry runs over synthetic hosts need
@@ -322,6 +325,7 @@ impl SchedulingRequest {
             ignore_hosts: Vec::new(),
             force_hosts: Vec::new(),
             force_nodes: Vec::new(),
+            requested_hosts: Vec::new(),
             check_capacity: false,
         }
     }

@@ -33,6 +33,7 @@ mod late_microversions;
 mod legacy_apis;
 mod list_scale;
 mod metrics;
+mod migrate;
 mod network;
 mod network_api;
 mod network_data;

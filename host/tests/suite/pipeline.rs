@@ -1,4 +1,5 @@
-//! The scheduling pipeline with the shipped plugins: force/ignore hosts, the
+//! The scheduling pipeline with the shipped plugins: force/ignore hosts, a
+//! requested destination, the
 //! "no valid host" explanation, multi-instance consumption, aggregate
 //! multiplier overrides, claims, and WASM/native equivalence on random clouds.
 
@@ -77,6 +78,45 @@ fn ignore_and_force_hosts_as_the_host_manager() {
     assert_eq!(
         run(&set, &disabled, &nodes).expect("forced node")[0].host,
         "host-1"
+    );
+}
+
+#[test]
+fn a_requested_destination_still_goes_through_the_filters() {
+    let set = load(
+        &["compute-filter"],
+        &["ram-weigher"],
+        &common::plugins_config(),
+    );
+    let mut hosts = cloud(4).host_states();
+    hosts[0].service_disabled = true;
+    let snapshot = CloudSnapshot::new(hosts, Vec::new());
+    // Only the requested host, though another has more free RAM.
+    let mut requesting = request(None);
+    requesting.requested_hosts = vec!["host-1".into()];
+    let selection = run(&set, &snapshot, &requesting).expect("requested");
+    assert_eq!(selection[0].host, "host-1");
+    assert!(selection[0].alternates.is_empty());
+    // Unlike a forced host, a disabled one is refused by the filters.
+    requesting.requested_hosts = vec!["host-0".into()];
+    let ScheduleError::NoValidHost(explanation) =
+        run(&set, &snapshot, &requesting).expect_err("disabled")
+    else {
+        panic!("expected no valid host")
+    };
+    let plugins: Vec<(&str, &str)> = explanation
+        .rejections
+        .iter()
+        .map(|rejection| (rejection.host.as_str(), rejection.plugin.as_str()))
+        .collect();
+    assert_eq!(
+        plugins,
+        [
+            ("host-1", "requested_destination"),
+            ("host-2", "requested_destination"),
+            ("host-3", "requested_destination"),
+            ("host-0", "compute-filter"),
+        ]
     );
 }
 

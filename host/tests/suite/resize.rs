@@ -10,9 +10,20 @@ use serde_json::{Value, json};
 
 use crate::http_cloud::{self, Cloud};
 
+/// The notifications of one resize (or cold migration) up to
+/// VERIFY_RESIZE, in order.
+pub(crate) const ONE_RESIZE: [&str; 6] = [
+    "instance.resize_prep.start",
+    "instance.resize_prep.end",
+    "instance.resize.start",
+    "instance.resize.end",
+    "instance.resize_finish.start",
+    "instance.resize_finish.end",
+];
+
 /// A cloud of `hosts` embedded hosts (8 vCPUs each, ratio 1.0), on SQLite
 /// or the PostgreSQL database `database_url`.
-async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Cloud {
+pub(crate) async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Cloud {
     let cloud = Cloud::start(|config| {
         config.database.url = database_url;
         config.agent.embedded = true;
@@ -28,7 +39,7 @@ async fn cloud(hosts: u32, same_host: bool, database_url: Option<String>) -> Clo
     cloud
 }
 
-async fn create_flavor(cloud: &Cloud, name: &str, vcpus: u32, ram: u32) -> String {
+pub(crate) async fn create_flavor(cloud: &Cloud, name: &str, vcpus: u32, ram: u32) -> String {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -45,7 +56,7 @@ async fn create_flavor(cloud: &Cloud, name: &str, vcpus: u32, ram: u32) -> Strin
         .to_string()
 }
 
-async fn show(cloud: &Cloud, id: &str) -> Value {
+pub(crate) async fn show(cloud: &Cloud, id: &str) -> Value {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -59,7 +70,7 @@ async fn show(cloud: &Cloud, id: &str) -> Value {
     body["server"].clone()
 }
 
-async fn wait_status(cloud: &Cloud, id: &str, wanted: &str) -> Value {
+pub(crate) async fn wait_status(cloud: &Cloud, id: &str, wanted: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
         last = show(cloud, id).await;
@@ -72,7 +83,7 @@ async fn wait_status(cloud: &Cloud, id: &str, wanted: &str) -> Value {
     panic!("server {id} never reached {wanted}: {last}");
 }
 
-async fn act(cloud: &Cloud, token: &str, id: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn act(cloud: &Cloud, token: &str, id: &str, body: Value) -> (u16, Value) {
     cloud
         .compute(
             token,
@@ -98,7 +109,7 @@ async fn used(cloud: &Cloud, token: &str) -> (i64, i64) {
 }
 
 /// vcpus_used per hypervisor hostname.
-async fn vcpus_used(cloud: &Cloud) -> Vec<(String, i64)> {
+pub(crate) async fn vcpus_used(cloud: &Cloud) -> Vec<(String, i64)> {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -128,7 +139,7 @@ async fn vcpus_used(cloud: &Cloud) -> Vec<(String, i64)> {
 }
 
 /// The event types notified for `instance`, oldest first.
-async fn event_types(cloud: &Cloud, instance: &str) -> Vec<String> {
+pub(crate) async fn event_types(cloud: &Cloud, instance: &str) -> Vec<String> {
     let (status, body) = cloud
         .call(
             &cloud.admin,
@@ -157,7 +168,7 @@ async fn event_types(cloud: &Cloud, instance: &str) -> Vec<String> {
     events.into_iter().map(|(_, event)| event).collect()
 }
 
-fn host_of(server: &Value) -> String {
+pub(crate) fn host_of(server: &Value) -> String {
     server["OS-EXT-SRV-ATTR:host"]
         .as_str()
         .expect("host")
@@ -365,20 +376,12 @@ async fn resize_across_hosts(database_url: Option<String>) {
         .into_iter()
         .filter(|event| event.starts_with("instance.resize"))
         .collect();
-    let one_resize = [
-        "instance.resize_prep.start",
-        "instance.resize_prep.end",
-        "instance.resize.start",
-        "instance.resize.end",
-        "instance.resize_finish.start",
-        "instance.resize_finish.end",
-    ];
-    let mut expected: Vec<&str> = one_resize.to_vec();
+    let mut expected: Vec<&str> = ONE_RESIZE.to_vec();
     expected.extend([
         "instance.resize_confirm.start",
         "instance.resize_confirm.end",
     ]);
-    expected.extend(one_resize);
+    expected.extend(ONE_RESIZE);
     expected.extend(["instance.resize_revert.start", "instance.resize_revert.end"]);
     assert_eq!(resize_events, expected);
     let (status, body) = cloud

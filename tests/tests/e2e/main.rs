@@ -5,6 +5,8 @@ mod agent_process;
 mod consoles_cli;
 mod crate_boundaries;
 mod decisions_cli;
+mod fleet_harness;
+mod fleet_migrate_cli;
 mod login_flood;
 mod network_cli;
 mod notifications_e2e;

@@ -1,7 +1,7 @@
 //! The bodies of the server actions that take more than a field or two:
 //! `rebuild` (Nova's `servers.base_rebuild` and its microversions, sharing
 //! the [`fields`](super::fields) types of a server create) and `rescue`
-//! (`rescue.rescue`).
+//! (`rescue.rescue`), `migrate` (`migrate_server.migrate_v2_56`).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -272,6 +272,56 @@ pub struct Rescue {
     pub rescue_image_ref: Option<String>,
 }
 
+/// `{"migrate": null}` or, from 2.56, `{"migrate": {"host": …}}` (Nova's
+/// `migrate_server.migrate_v2_56`; before 2.56 Nova reads no body).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateBody {
+    /// The destination, optional.
+    #[serde(default)]
+    pub migrate: Option<Migrate>,
+}
+
+/// The microversion from which a cold migration may name its destination.
+pub const MIGRATE_HOST_SINCE: u16 = 56;
+
+impl RequestBody for MigrateBody {
+    fn check_fields(value: &Value, version: Microversion) -> ApiResult<()> {
+        allow_only::<Self>(value, &[], version)?;
+        allow_only::<Migrate>(&value["migrate"], &[], version)
+    }
+
+    fn validate(&self, _version: Microversion) -> ApiResult<()> {
+        let Some(host) = self.migrate.as_ref().and_then(|m| m.host.as_ref()) else {
+            return Ok(());
+        };
+        // Nova's `parameter_types.fqdn`.
+        let value = Value::String(host.clone());
+        let reason = if host.is_empty() {
+            format!("{value} is too short")
+        } else if host.chars().count() > 255 {
+            format!("{value} is too long")
+        } else if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        {
+            format!("{value} does not match '^[a-zA-Z0-9-._]*$'")
+        } else {
+            return Ok(());
+        };
+        Err(invalid_value("host", &value, reason))
+    }
+}
+
+/// The `migrate` of a cold migration.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Migrate {
+    /// The destination host (the scheduler's choice when absent or null).
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +399,29 @@ mod tests {
         assert!(matches!(body.rebuild.key_name, Some(None)));
         assert!(matches!(body.rebuild.user_data, Some(None)));
         assert!(body.rebuild.preserves_ephemeral());
+    }
+
+    #[test]
+    fn migrate_takes_null_or_a_valid_host() {
+        let parsed = |value: Value| parse::<MigrateBody>(&value, Microversion::v2(56));
+        assert!(parsed(json!({"migrate": null})).is_ok());
+        assert!(parsed(json!({"migrate": {"host": null}})).is_ok());
+        let named = parsed(json!({"migrate": {"host": "host-1.example"}})).expect("a host");
+        assert_eq!(
+            named.migrate.and_then(|m| m.host).as_deref(),
+            Some("host-1.example")
+        );
+        let refused = |value: Value| parsed(value).err().map(|e| e.message().to_string());
+        assert_eq!(
+            refused(json!({"migrate": {"hots": "a"}})),
+            Some("Additional properties are not allowed ('hots' was unexpected)".into())
+        );
+        assert!(refused(json!({"migrate": {"host": ""}})).is_some_and(|m| m.contains("too short")));
+        assert!(
+            refused(json!({"migrate": {"host": "a b"}}))
+                .is_some_and(|m| m.contains("does not match"))
+        );
+        assert!(refused(json!({"migrate": {"host": 7}})).is_some());
     }
 
     #[test]

@@ -19,7 +19,8 @@ use super::servers::{fetch_visible, requested_flavor};
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::bodies::{
-    self, server_action::Rebuild, server_action::RebuildBody, server_action::RescueBody,
+    self,
+    server_action::{MIGRATE_HOST_SINCE, MigrateBody, Rebuild, RebuildBody, RescueBody},
 };
 use crate::body::JsonBody;
 use crate::extract::Path;
@@ -37,6 +38,8 @@ enum Requested {
     Simple(ServerAction),
     /// `resize` to the flavor `flavorRef` names.
     Resize(String),
+    /// A cold `migrate` (admin), to the named host from 2.56.
+    Migrate(Option<String>),
     /// `confirmResize`.
     ConfirmResize,
     /// `revertResize`.
@@ -70,6 +73,7 @@ impl Requested {
         match self {
             Self::Simple(action) => action.name(),
             Self::Resize(_) => "resize",
+            Self::Migrate(_) => "migrate",
             Self::ConfirmResize => "confirm_resize",
             Self::RevertResize => "revert_resize",
             Self::Lock => "lock",
@@ -89,6 +93,7 @@ impl Requested {
     fn policy_rule(&self) -> String {
         let scope = match self {
             Self::Lock | Self::Unlock => "os-lock-server",
+            Self::Migrate(_) => "os-migrate-server",
             Self::SecurityGroup(..) => "os-security-groups",
             Self::Rescue(_) => return "os_compute_api:os-rescue".to_string(),
             Self::Unrescue => return "os_compute_api:os-unrescue".to_string(),
@@ -108,6 +113,14 @@ fn parse_action(name: &str, args: &Value, version: Microversion) -> ApiResult<Re
             return bodies::parse(&json!({ "rescue": args }), version).map(Requested::Rescue);
         }
         "unrescue" => return Ok(Requested::Unrescue),
+        "migrate" => {
+            // Before 2.56 Nova reads no body: the scheduler picks.
+            if !version.at_least(MIGRATE_HOST_SINCE) {
+                return Ok(Requested::Migrate(None));
+            }
+            let body: MigrateBody = bodies::parse(&json!({ "migrate": args }), version)?;
+            return Ok(Requested::Migrate(body.migrate.and_then(|m| m.host)));
+        }
         "os-start" => ServerAction::Start,
         "os-stop" => ServerAction::Stop,
         "pause" => ServerAction::Pause,
@@ -232,6 +245,8 @@ pub(super) async fn action(
             "os_compute_api:os-admin-actions:{}",
             requested.policy_name()
         ))?;
+    } else if let Requested::Migrate(_) = requested {
+        auth.require_admin(&requested.policy_rule())?;
     } else {
         auth.require_writer(&requested.policy_rule())?;
     }
@@ -251,6 +266,7 @@ pub(super) async fn action(
             let flavor = flavors::snapshot(&state.db, &flavor).await?;
             conductor.resize_server(&id, flavor, &caller).await?;
         }
+        Requested::Migrate(host) => conductor.migrate_server(&id, host, &caller).await?,
         Requested::ConfirmResize => {
             conductor.confirm_resize(&id, &caller).await?;
             // Nova answers a confirm with 204, every other action with 202.

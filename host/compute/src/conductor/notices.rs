@@ -330,7 +330,15 @@ pub fn request_spec(
         numa_topology: None,
         pci_requests: None,
         num_instances: 1,
-        requested_destination: None,
+        // Nova's `DestinationPayload` of a migration to a named host.
+        requested_destination: request.requested_hosts.first().map(|host| {
+            serde_json::json!({
+                "nova_object.name": "DestinationPayload",
+                "nova_object.namespace": "nova",
+                "nova_object.version": "1.0",
+                "nova_object.data": {"host": host, "node": null, "cell": null, "aggregates": null},
+            })
+        }),
         retry: None,
         scheduler_hints: (!hints.is_empty()).then_some(hints),
         security_groups: Vec::new(),

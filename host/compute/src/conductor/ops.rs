@@ -31,6 +31,16 @@ pub struct Caller<'a> {
     pub request_id: &'a str,
 }
 
+/// What a periodic sweep does to each instance it found, on behalf of its
+/// owner (see [`Conductor::act_as_owners`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum OwnerSweep {
+    /// Offload a SHELVED instance (`shelved_offload_time`).
+    ShelveOffload,
+    /// Confirm a resize left in VERIFY_RESIZE (`resize_confirm_window`).
+    ConfirmResize,
+}
+
 /// One agent task started as an instance action (see
 /// [`Conductor::queue_action`]).
 pub(super) struct QueuedAction<'a> {
@@ -876,10 +886,46 @@ impl Conductor {
         Ok(count)
     }
 
+    /// Runs `sweep` on the instance of each row (columns `uuid`, `user_id`,
+    /// `project_id`) as its owner, each under a request id of its own; an
+    /// instance changed meanwhile (a 409 or 404) is skipped. Returns how
+    /// many actions started.
+    pub(super) async fn act_as_owners(
+        self: &Arc<Self>,
+        rows: &[sqlx::any::AnyRow],
+        sweep: OwnerSweep,
+    ) -> Result<usize> {
+        let mut started = 0;
+        for row in rows {
+            let uuid: String = row.try_get("uuid")?;
+            let user_id: String = row.try_get("user_id")?;
+            let project_id: String = row.try_get("project_id")?;
+            let request_id = format!("req-{}", uuid::Uuid::new_v4());
+            let caller = Caller {
+                user_id: &user_id,
+                project_id: &project_id,
+                request_id: &request_id,
+            };
+            let outcome = match sweep {
+                OwnerSweep::ShelveOffload => self.shelve_offload_server(&uuid, &caller).await,
+                OwnerSweep::ConfirmResize => {
+                    tracing::info!(instance = %uuid, "confirming a resize automatically");
+                    self.confirm_resize(&uuid, &caller).await
+                }
+            };
+            match outcome {
+                Ok(()) => started += 1,
+                Err(ConductorError::Conflict(_) | ConductorError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(started)
+    }
+
     /// Runs the periodic tasks every `reaper_interval_seconds` until
-    /// `shutdown`: [`Conductor::reap`], [`Conductor::audit_usage`], and
-    /// every `shelved_poll_interval_seconds` the offload of shelved
-    /// instances.
+    /// `shutdown`: [`Conductor::reap`], [`Conductor::audit_usage`], the
+    /// confirmation of resizes past `resize_confirm_window`, and every
+    /// `shelved_poll_interval_seconds` the offload of shelved instances.
     pub async fn run_reaper(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let interval = std::time::Duration::from_secs(self.compute.reaper_interval_seconds.max(1));
         let offload_interval =
@@ -899,6 +945,9 @@ impl Conductor {
             }
             if let Err(error) = super::host_state::prune_changes(&self.db).await {
                 tracing::error!(%error, "pruning the host state change log failed");
+            }
+            if let Err(error) = self.confirm_expired_resizes().await {
+                tracing::error!(%error, "confirming resizes past resize_confirm_window failed");
             }
             if last_offload_sweep.elapsed() >= offload_interval {
                 last_offload_sweep = std::time::Instant::now();

@@ -1,5 +1,11 @@
-//! Resize, confirm and revert (Nova's `resize`, `confirmResize`,
-//! `revertResize` server actions).
+//! Resize, cold migration, confirm and revert (Nova's `resize`, `migrate`,
+//! `confirmResize`, `revertResize` server actions).
+//!
+//! A cold migration is a resize to the same flavor (Nova's own words): the
+//! same operation, with `migration_type` `migration`, the instance action
+//! `migrate`, no quota check, the source host never a candidate, and,
+//! from microversion 2.56, an optional destination host that still goes
+//! through the filters (Nova's `requested_destination`).
 //!
 //! A resize is checked against quota (only growth counts) and recorded in one
 //! transaction with a `migrations` row; the instance then counts the larger of
@@ -38,8 +44,10 @@ use novum_notify::{Phase, Publisher};
 use novum_quota::ResizeCheck;
 use novum_scheduler::{HostState, ScheduleError};
 
-/// Operation kind of a resize.
+/// Operation kind of a resize (and of a cold migration).
 pub(super) const RESIZE: &str = "resize";
+/// Instance action of a cold migration (its operation is a [`RESIZE`]).
+const MIGRATE: &str = "migrate";
 /// Operation kind of a confirm.
 pub(super) const CONFIRM: &str = "confirmResize";
 /// Operation kind of a revert.
@@ -114,6 +122,12 @@ struct Step {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ResizeData {
     migration: String,
+    /// A cold migration (`migrate`): the source host is never a candidate.
+    #[serde(default)]
+    cold_migration: bool,
+    /// The destination a cold migration named (2.56), checked by the filters.
+    #[serde(default)]
+    requested_host: Option<String>,
     /// The running step first, then the ones after it.
     steps: Vec<Step>,
 }
@@ -234,6 +248,40 @@ fn check_verify_resize(instance: &Instance, action: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a resize operation moves an instance for.
+#[derive(Clone, Debug)]
+pub enum MoveRequest {
+    /// `resize` to this flavor.
+    Resize(FlavorSnapshot),
+    /// A cold `migrate` with the same flavor, to the scheduler's choice or
+    /// to the named host (2.56).
+    Migrate {
+        /// The destination the caller named, if any.
+        host: Option<String>,
+    },
+}
+
+impl MoveRequest {
+    /// The action's name in Nova's guards and instance actions.
+    fn action(&self) -> &'static str {
+        match self {
+            Self::Resize(_) => RESIZE,
+            Self::Migrate { .. } => MIGRATE,
+        }
+    }
+}
+
+/// Whether compute host `host` has a compute node.
+async fn host_exists(tx: &mut Tx, host: &str) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 AS found FROM compute_nodes WHERE host = $1")
+            .bind(host)
+            .fetch_optional(&mut **tx)
+            .await?
+            .is_some(),
+    )
+}
+
 impl Conductor {
     /// Starts resizing instance `uuid` to `flavor` (Nova's guards: ACTIVE or
     /// SHUTOFF with nothing in progress, a different flavor, no smaller root
@@ -244,48 +292,94 @@ impl Conductor {
         flavor: FlavorSnapshot,
         caller: &super::Caller<'_>,
     ) -> Result<()> {
+        self.move_server(uuid, MoveRequest::Resize(flavor), caller)
+            .await
+    }
+
+    /// Starts a cold migration of instance `uuid` (Nova's `migrate`): the
+    /// resize guards, then, when `host` is named, Nova's checks of it (not
+    /// the instance's own host, a compute host that exists: 400).
+    pub async fn migrate_server(
+        self: &Arc<Self>,
+        uuid: &str,
+        host: Option<String>,
+        caller: &super::Caller<'_>,
+    ) -> Result<()> {
+        self.move_server(uuid, MoveRequest::Migrate { host }, caller)
+            .await
+    }
+
+    /// Records a resize or cold migration and starts scheduling it.
+    async fn move_server(
+        self: &Arc<Self>,
+        uuid: &str,
+        request: MoveRequest,
+        caller: &super::Caller<'_>,
+    ) -> Result<()> {
+        let action = request.action();
         let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         if let Some(task_state) = &instance.task_state {
             return Err(ConductorError::Conflict(format!(
-                "Cannot 'resize' instance {uuid} while it is in task_state {task_state}"
+                "Cannot '{action}' instance {uuid} while it is in task_state {task_state}"
             )));
         }
         if instance.vm_state != vm::ACTIVE && instance.vm_state != vm::STOPPED {
             return Err(ConductorError::Conflict(format!(
-                "Cannot 'resize' instance {uuid} while it is in vm_state {}",
+                "Cannot '{action}' instance {uuid} while it is in vm_state {}",
                 instance.vm_state
             )));
         }
         let (Some(host), Some(node)) = (instance.host.clone(), instance.node.clone()) else {
             return Err(ConductorError::Conflict(format!(
-                "Cannot 'resize' instance {uuid}: it has no host"
+                "Cannot '{action}' instance {uuid}: it has no host"
             )));
         };
         let old = instance.flavor()?;
-        if old.id == flavor.id {
-            return Err(ConductorError::BadRequest(
-                "When resizing, instances must change flavor!".to_string(),
-            ));
-        }
-        if flavor.root_gb < old.root_gb && !instance.image_ref.is_empty() {
-            return Err(ConductorError::BadRequest(format!(
-                "Resizing to a smaller root disk is not allowed: flavor {} has {} GB, the instance has {} GB.",
-                flavor.name, flavor.root_gb, old.root_gb
-            )));
-        }
-        self.quota
-            .check_resize(
-                &mut tx,
-                &ResizeCheck {
-                    project_id: &instance.project_id,
-                    user_id: &instance.user_id,
-                    old: &old.sdk_flavor(),
-                    new: &flavor.sdk_flavor(),
-                    request_id: caller.request_id,
-                },
-            )
-            .await?;
+        let (flavor, requested_host) = match request {
+            MoveRequest::Resize(flavor) => {
+                if old.id == flavor.id {
+                    return Err(ConductorError::BadRequest(
+                        "When resizing, instances must change flavor!".to_string(),
+                    ));
+                }
+                if flavor.root_gb < old.root_gb && !instance.image_ref.is_empty() {
+                    return Err(ConductorError::BadRequest(format!(
+                        "Resizing to a smaller root disk is not allowed: flavor {} has {} GB, the instance has {} GB.",
+                        flavor.name, flavor.root_gb, old.root_gb
+                    )));
+                }
+                self.quota
+                    .check_resize(
+                        &mut tx,
+                        &ResizeCheck {
+                            project_id: &instance.project_id,
+                            user_id: &instance.user_id,
+                            old: &old.sdk_flavor(),
+                            new: &flavor.sdk_flavor(),
+                            request_id: caller.request_id,
+                        },
+                    )
+                    .await?;
+                (flavor, None)
+            }
+            MoveRequest::Migrate { host: requested } => {
+                if let Some(requested) = &requested {
+                    if *requested == host {
+                        return Err(ConductorError::BadRequest(
+                            "Cannot migrate to the host where the server exists.".to_string(),
+                        ));
+                    }
+                    if !host_exists(&mut tx, requested).await? {
+                        return Err(ConductorError::BadRequest(format!(
+                            "Compute host {requested} could not be found."
+                        )));
+                    }
+                }
+                (old.clone(), requested)
+            }
+        };
+        let cold_migration = action == MIGRATE;
         let before = StateMark::of(&instance);
         let now = db::now();
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
@@ -307,7 +401,7 @@ impl Conductor {
             sqlx::query(
                 "INSERT INTO migrations (uuid, instance_uuid, migration_type, source_compute, source_node, old_flavor, \
                  new_flavor, old_vm_state, status, created_at, updated_at, user_id, project_id) \
-                 VALUES ($1, $2, 'resize', $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
+                 VALUES ($1, $2, $12, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
             )
             .bind(&migration)
             .bind(uuid)
@@ -319,13 +413,14 @@ impl Conductor {
             .bind(status::PRE_MIGRATING)
             .bind(&now)
             .bind(caller.user_id)
-            .bind(caller.project_id),
+            .bind(caller.project_id)
+            .bind(if cold_migration { "migration" } else { "resize" }),
         )
         .await?;
         let action_id = actions::start_action(
             &mut tx,
             uuid,
-            RESIZE,
+            action,
             caller.request_id,
             caller.user_id,
             caller.project_id,
@@ -334,6 +429,8 @@ impl Conductor {
         actions::start_event(&mut tx, &action_id, MIGRATE_EVENT, None).await?;
         let data = ResizeData {
             migration,
+            cold_migration,
+            requested_host,
             ..ResizeData::default()
         };
         let operation = insert_operation(
@@ -411,6 +508,7 @@ impl Conductor {
         let Some(migration) = migration else {
             return Ok(Some("The resize's migration record is gone.".to_string()));
         };
+        let data: ResizeData = serde_json::from_str(&operation.data).unwrap_or_default();
         // A resize is not rescheduled: it has no hosts tried before.
         let mut request = self
             .scheduling_request(
@@ -421,9 +519,11 @@ impl Conductor {
             )
             .await?;
         request.force_hosts.clear();
-        if !self.compute.allow_resize_to_same_host {
+        // Nova's scheduler never offers a cold migration its source host.
+        if data.cold_migration || !self.compute.allow_resize_to_same_host {
             request.ignore_hosts.push(migration.source_compute.clone());
         }
+        request.requested_hosts = data.requested_host.iter().cloned().collect();
         let spec = notices::request_spec(&instance, &migration.new_flavor, &request);
         let mut tx = self.db.begin().await?;
         notices::send(
@@ -456,6 +556,12 @@ impl Conductor {
                 Err(ScheduleError::NoValidHost(no_valid_host))
                     if !no_valid_host.lost_claims.is_empty()
                         && round < super::SCHEDULING_ROUNDS => {}
+                Err(ScheduleError::NoValidHost(no_valid_host)) if data.cold_migration => {
+                    return Ok(Some(format!(
+                        "No valid host was found. No valid host found for cold migrate. {}",
+                        no_valid_host.explanation()
+                    )));
+                }
                 Err(ScheduleError::NoValidHost(no_valid_host)) => {
                     return Ok(Some(format!(
                         "{no_valid_host} {}",
@@ -584,6 +690,14 @@ impl Conductor {
         };
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
+        if let TaskAction::Redefine { .. } = step.action {
+            // The guest's ports follow it before it is defined there, so the
+            // host's firewall covers them first (the destination of a move,
+            // the source again on a revert).
+            self.network
+                .rebind_instance_ports_in(tx, uuid, &step.host)
+                .await?;
+        }
         tasks::enqueue(
             tx,
             &step.host,
@@ -737,6 +851,10 @@ impl Conductor {
             && let Some(migration) = &migration
         {
             claims::release(tx, &resize_consumer(uuid)).await?;
+            // The instance is still its source's: so are its ports.
+            self.network
+                .rebind_instance_ports_in(tx, uuid, &migration.source_compute)
+                .await?;
             set_counted(
                 tx,
                 uuid,
@@ -926,6 +1044,7 @@ impl Conductor {
         let data = ResizeData {
             migration: migration.uuid.clone(),
             steps,
+            ..ResizeData::default()
         };
         let operation_id = insert_operation(
             &mut tx,
@@ -970,6 +1089,34 @@ impl Conductor {
         novum_notify::commit(tx).await?;
         self.board.wake(&host);
         Ok(())
+    }
+
+    /// Confirms every resize and cold migration that has awaited
+    /// confirmation (VERIFY_RESIZE) longer than `[compute]
+    /// resize_confirm_window` (Nova's `_poll_unconfirmed_resizes`), as the
+    /// user who started it; returns how many confirmations started. Does
+    /// nothing when the window is 0.
+    pub async fn confirm_expired_resizes(self: &Arc<Self>) -> Result<usize> {
+        let window = self.compute.resize_confirm_window;
+        if window == 0 {
+            return Ok(0);
+        }
+        let seconds = i64::try_from(window).unwrap_or(i64::MAX);
+        let cutoff = db::timestamp(chrono::Utc::now() - chrono::Duration::seconds(seconds));
+        let rows = sqlx::query(
+            "SELECT m.instance_uuid AS uuid, m.user_id, m.project_id FROM migrations m \
+             JOIN instances i ON i.uuid = m.instance_uuid \
+             WHERE m.status = $1 AND m.updated_at <= $2 AND i.vm_state = $3 \
+             AND i.task_state IS NULL AND i.deleted = 0",
+        )
+        .bind(status::FINISHED)
+        .bind(&cutoff)
+        .bind(vm::RESIZED)
+        .fetch_all(self.db.pool())
+        .await?;
+        // Confirmed, reverted or deleted meanwhile: skipped.
+        self.act_as_owners(&rows, super::ops::OwnerSweep::ConfirmResize)
+            .await
     }
 
     /// On delete: the other host of an unfinished resize gets a destroy task

@@ -1382,25 +1382,9 @@ impl Conductor {
         .bind(&cutoff)
         .fetch_all(self.db.pool())
         .await?;
-        let mut started = 0;
-        for row in rows {
-            let uuid: String = row.try_get("uuid")?;
-            let user_id: String = row.try_get("user_id")?;
-            let project_id: String = row.try_get("project_id")?;
-            let request_id = format!("req-{}", Uuid::new_v4());
-            let caller = super::Caller {
-                user_id: &user_id,
-                project_id: &project_id,
-                request_id: &request_id,
-            };
-            match self.shelve_offload_server(&uuid, &caller).await {
-                Ok(()) => started += 1,
-                // Changed meanwhile (unshelved, deleted): nothing to do.
-                Err(ConductorError::Conflict(_) | ConductorError::NotFound(_)) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(started)
+        // Unshelved or deleted meanwhile: skipped.
+        self.act_as_owners(&rows, super::ops::OwnerSweep::ShelveOffload)
+            .await
     }
 }
 
