@@ -27,6 +27,7 @@ pub use clauses::{Bind, Clauses};
 pub use gap_cursor::GapCursor;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -69,10 +70,59 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the one writer's turn, handed from transaction to
+    /// transaction in arrival order (see [`Tx`]).
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A transaction on a [`Db`].
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A transaction on a [`Db`]: it dereferences to its connection, as
+/// sqlx's transaction does (`&mut *tx`, `&mut **tx` are executors).
+///
+/// On SQLite a transaction takes the database's one write lock at its
+/// start (`BEGIN IMMEDIATE`), and a second one waits in SQLite's busy
+/// handler, which polls with sleeps of up to 100 ms: under load the lock
+/// sits idle between holders while waiters sleep. So every SQLite
+/// transaction of a process first takes the process's write turn (a
+/// first-come-first-served async lock) and holds it until it ends; the
+/// lock itself is then always free when `BEGIN IMMEDIATE` asks, and the
+/// next transaction starts the moment one ends. (Writers without a
+/// transaction, and other processes, still meet the busy handler.)
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Tx").finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl Tx {
+    /// Commits (and passes the write turn on).
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    /// Rolls back (and passes the write turn on).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
 
 /// The portable migrations (host/db/migrations), which both engines run.
 static PORTABLE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
@@ -150,7 +200,28 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            write_turn: Arc::default(),
+        })
+    }
+
+    /// A SQLite transaction in this process's write turn (see [`Tx`]).
+    async fn begin_sqlite(&self) -> Result<Tx, DbError> {
+        let turn = Arc::clone(&self.write_turn).lock_owned().await;
+        Ok(Tx {
+            inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: Some(turn),
+        })
+    }
+
+    /// A PostgreSQL transaction.
+    async fn begin_postgres(&self) -> Result<Tx, DbError> {
+        Ok(Tx {
+            inner: self.pool.begin().await?,
+            _turn: None,
+        })
     }
 
     /// Opens `url` and applies every pending migration.
@@ -189,8 +260,8 @@ impl Db {
     /// Never hold one while opening another on the same database.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => Ok(self.pool.begin().await?),
+            Backend::Sqlite => self.begin_sqlite().await,
+            Backend::Postgres => self.begin_postgres().await,
         }
     }
 
@@ -215,9 +286,9 @@ impl Db {
     /// `network-instance:<uuid>` are taken alone.
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite => self.begin_sqlite().await,
             Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_postgres().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(advisory_key(lock))
                     .execute(&mut *tx)

@@ -18,8 +18,10 @@
 //!   most once per [`UPTIME_REFRESH`] per host.
 //! - **Power states.** `reconcile_power` (which reads the host's instances)
 //!   runs when the reported power states differ from the host's previous
-//!   report, after a task result of the host arrived (its instances
-//!   changed), and every [`POWER_SYNC_EVERY`]th beat otherwise.
+//!   report and at the beat after (a vanished domain is called gone on
+//!   the second look), after a task result of the host arrived (its
+//!   instances changed), and every [`POWER_SYNC_INTERVAL`] otherwise
+//!   (Nova's `sync_power_state_interval`).
 //! - **Credentials.** A token that matched the database is trusted for
 //!   [`TOKEN_TTL`] without a query; a registration on this controller
 //!   replaces the host's entry at once, so the previous token stops working
@@ -42,9 +44,10 @@ use novum_wire::{HeartbeatRequest, InstancePower, Inventory};
 /// controller keeps working on this one.
 pub const TOKEN_TTL: Duration = Duration::from_secs(30);
 
-/// Every how many beats of a host its power states are reconciled even when
-/// its report did not change (a safety net for changes no beat shows).
-pub const POWER_SYNC_EVERY: u64 = 6;
+/// How often a host's power states are reconciled even when its report did
+/// not change (a safety net for changes no beat shows): Nova's
+/// `sync_power_state_interval` default.
+pub const POWER_SYNC_INTERVAL: Duration = Duration::from_secs(600);
 
 /// How often, at most, a host's changed `uptime` line is written when
 /// nothing else of its inventory changed.
@@ -73,8 +76,11 @@ struct HostEntry {
     uptime: Option<(Option<String>, Instant)>,
     /// The fingerprint of the power states last reconciled.
     power: Option<u64>,
-    /// Beats since the last reconcile.
-    beats_since_sync: u64,
+    /// When its power states were last reconciled.
+    synced_at: Option<Instant>,
+    /// Its report changed at the last beat: reconcile once more (the sync
+    /// calls a domain gone on its second look).
+    recheck: bool,
 }
 
 /// A beat not written yet.
@@ -226,7 +232,8 @@ impl Agents {
                 inventory: Some(inventory_fingerprint(inventory)),
                 uptime: Some((inventory.uptime.clone(), now)),
                 power: None,
-                beats_since_sync: 0,
+                synced_at: None,
+                recheck: false,
             };
         });
     }
@@ -249,12 +256,16 @@ impl Agents {
                     entry.uptime = Some((request.inventory.uptime.clone(), now));
                 }
             }
-            entry.beats_since_sync += 1;
-            let reconcile =
-                entry.power != Some(power) || entry.beats_since_sync >= POWER_SYNC_EVERY;
+            let changed = entry.power != Some(power);
+            let reconcile = changed
+                || entry.recheck
+                || entry
+                    .synced_at
+                    .is_none_or(|at| now.duration_since(at) >= POWER_SYNC_INTERVAL);
+            entry.recheck = changed;
             if reconcile {
                 entry.power = Some(power);
-                entry.beats_since_sync = 0;
+                entry.synced_at = Some(now);
             }
             BeatPlan {
                 inventory,
