@@ -48,6 +48,18 @@ async fn admin(
     body
 }
 
+/// A server created by a member (placed once its host's agent spawns it).
+async fn create_server(cloud: &Cloud) -> String {
+    let (status, body) = cloud
+        .create(
+            "member",
+            json!({"server": {"name": "s", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    body["server"]["id"].as_str().expect("id").to_string()
+}
+
 async fn follows_every_change(backend: &crate::api_common::Backend) {
     let cloud = cloud_on(backend).await;
     let db = &cloud.state.db;
@@ -76,14 +88,7 @@ async fn follows_every_change(backend: &crate::api_common::Backend) {
     assert_eq!(refresh.hosts_reread, 0, "{refresh:?}");
 
     // A server placed on h1: h1 alone is re-read, with its usage and instance.
-    let (status, body) = cloud
-        .create(
-            "member",
-            json!({"server": {"name": "s", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = create_server(&cloud).await;
     cloud.spawn_active("h1", &token, &id).await;
     let (placed, refresh) = refreshed(&cache, db).await;
     assert!(!refresh.full && refresh.hosts_reread >= 1, "{refresh:?}");
@@ -237,14 +242,7 @@ async fn reservations_count_until_read_back(backend: &crate::api_common::Backend
     // held, then marked committed: the next snapshot reads the claim from
     // the database and drops the reservation (counted once, not twice, not
     // zero times).
-    let (status, body) = cloud
-        .create(
-            "member",
-            json!({"server": {"name": "s", "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = create_server(&cloud).await;
     cloud.spawn_active("h1", &token, &id).await;
     let placed_on = |snapshot: &CloudSnapshot| {
         snapshot

@@ -560,6 +560,29 @@ impl Claimer for ReservingClaimer<'_> {
     }
 }
 
+/// The hosts of the first selection, chosen one first, then its
+/// alternates, as `snapshot` has them (a name it lacks as `Err`).
+fn candidates(
+    snapshot: &CloudSnapshot,
+    selections: &[scheduler::Selection],
+) -> Vec<Result<Arc<HostState>, String>> {
+    selections
+        .first()
+        .map(|selection| {
+            std::iter::once(&selection.host)
+                .chain(&selection.alternates)
+                .map(|name| {
+                    snapshot
+                        .hosts()
+                        .binary_search_by(|host| host.name.as_str().cmp(name))
+                        .map(|index| Arc::clone(&snapshot.hosts()[index]))
+                        .map_err(|_| name.clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Conductor {
     /// The scheduler's plugin set (listing, metrics, reload).
     pub fn plugins(&self) -> &Arc<Plugins> {
@@ -1128,7 +1151,7 @@ impl Conductor {
         Option<String>,
     )> {
         let mut looks = 0;
-        let (snapshot, selections, reserved) = loop {
+        let (candidates, selections, reserved) = loop {
             looks += 1;
             let started = Instant::now();
             // Wait for a slot first, so the snapshot is fresh when our turn comes.
@@ -1176,7 +1199,10 @@ impl Conductor {
             .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))?;
             times.pipeline += pipeline;
             match result {
-                Ok(selections) => break (snapshot, selections, reserved),
+                // Only the chosen host and its alternates outlive the pass:
+                // the snapshot (and the columns the plugins had built of it)
+                // goes now, not after the claim's wait for the database.
+                Ok(selections) => break (candidates(&snapshot, &selections), selections, reserved),
                 // No host while other decisions' claims were in flight: one
                 // of them may fail and free its host. Look again once they
                 // are answered.
@@ -1193,9 +1219,7 @@ impl Conductor {
             }
         };
         let claiming = Instant::now();
-        let claimed = self
-            .claim_selection(&placement, &snapshot, &selections, reserved)
-            .await;
+        let claimed = self.claim_selection(&placement, candidates, reserved).await;
         times.claim = claiming.elapsed();
         match claimed {
             Ok(host) => Ok((Ok(selections), Some(host))),
@@ -1210,32 +1234,29 @@ impl Conductor {
     }
 
     /// Claims the pipeline's choice in the database, then its alternates in
-    /// order until one holds: the host claimed, or every host whose claim
-    /// was lost. The reservation of the choice ends with it.
+    /// order (`candidates`, see [`candidates`]) until one holds: the host
+    /// claimed, or every host whose claim was lost. The reservation of the
+    /// choice ends with it.
     async fn claim_selection(
         &self,
         placement: &Placement,
-        snapshot: &CloudSnapshot,
-        selections: &[scheduler::Selection],
+        candidates: Vec<Result<Arc<HostState>, String>>,
         reserved: Vec<(String, host_state::Reservation)>,
     ) -> std::result::Result<String, Vec<String>> {
         let mut reserved = reserved;
         let mut lost = Vec::new();
-        let Some(selection) = selections.first() else {
-            return Err(lost);
-        };
-        for name in std::iter::once(&selection.host).chain(&selection.alternates) {
-            let Ok(index) = snapshot
-                .hosts()
-                .binary_search_by(|host| host.name.as_str().cmp(name))
-            else {
-                lost.push(name.clone());
-                continue;
+        for candidate in candidates {
+            let host = match candidate {
+                Ok(host) => host,
+                Err(gone) => {
+                    lost.push(gone);
+                    continue;
+                }
             };
-            let host = &snapshot.hosts()[index];
+            let name = &host.name;
             let claimed = match placement.purpose {
-                Purpose::Build | Purpose::Unshelve => self.claim_on(placement, host).await,
-                Purpose::Resize => self.claim_resize_on(placement, host).await,
+                Purpose::Build | Purpose::Unshelve => self.claim_on(placement, &host).await,
+                Purpose::Resize => self.claim_resize_on(placement, &host).await,
             };
             let won = claimed.unwrap_or_else(|error| {
                 tracing::error!(host = %name, %error, "claim failed");
