@@ -62,7 +62,7 @@ fn include_list() -> (Vec<String>, bool) {
 }
 
 // Why the tests Tempest skips are skipped (its own skip messages, from the
-// run of 2026-12-06 with the `tempest_conf` below: 445 passed, 69
+// run of 2026-12-06 with the `tempest_conf` below: 450 passed, 65
 // skipped, 0 failed; 14 of the package's tests excluded below). Each is a
 // service novum does not offer, a feature that is still open, or what
 // Tempest itself skips when Neutron backs Nova's proxies, never a failure
