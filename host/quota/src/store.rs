@@ -178,17 +178,22 @@ pub struct InstanceUsage {
 /// instance holds: its flavor, or, while a resize awaits confirmation
 /// (VERIFY_RESIZE), the larger of the old and new flavor per resource, so a
 /// revert can never find the old resources taken.
+///
+/// Read from `instance_usage`, which the database's triggers keep equal to
+/// that count at every commit (migration 0113): a few rows, however many
+/// instances the project has.
 pub async fn count_instances(
     conn: &mut AnyConnection,
     project: &str,
     user: Option<&str>,
 ) -> Result<InstanceUsage, DbError> {
-    const COLUMNS: &str = "SELECT COUNT(*) AS instances, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS cores, \
-                           CAST(COALESCE(SUM(memory_mb), 0) AS BIGINT) AS ram FROM instances";
+    const COLUMNS: &str = "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS instances, \
+                           CAST(COALESCE(SUM(cores), 0) AS BIGINT) AS cores, \
+                           CAST(COALESCE(SUM(ram), 0) AS BIGINT) AS ram FROM instance_usage";
     let row = match user {
         Some(user) => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE project_id = $1 AND user_id = $2 AND deleted = 0"
+                "{COLUMNS} WHERE project_id = $1 AND user_id = $2"
             )))
             .bind(project)
             .bind(user)
@@ -197,7 +202,7 @@ pub async fn count_instances(
         }
         None => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE project_id = $1 AND deleted = 0"
+                "{COLUMNS} WHERE project_id = $1"
             )))
             .bind(project)
             .fetch_one(&mut *conn)
@@ -270,7 +275,8 @@ pub async fn flavor_usage(
     project: &str,
 ) -> Result<Vec<FlavorUsage>, DbError> {
     let rows = sqlx::query(
-        "SELECT flavor, COUNT(*) AS n FROM instances WHERE project_id = $1 AND deleted = 0 GROUP BY flavor ORDER BY flavor",
+        "SELECT flavor, CAST(SUM(instances) AS BIGINT) AS n FROM instance_usage WHERE project_id = $1 \
+         GROUP BY flavor HAVING SUM(instances) > 0 ORDER BY flavor",
     )
     .bind(project)
     .fetch_all(&mut *conn)

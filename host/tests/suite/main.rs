@@ -28,6 +28,7 @@ mod identity_api;
 mod images_api;
 mod input_validation;
 mod instance_metadata;
+mod instance_usage;
 mod keypair_ids;
 mod late_microversions;
 mod legacy_apis;
