@@ -48,7 +48,7 @@ for app in "$here"/*/app.py; do
   stamp=$out/$name.stamp
   # Up to date: built by this componentize-py, newer than its sources.
   if [[ -f $wasm && -f $stamp && $(cat "$stamp") == "$version" ]] &&
-    [[ -z $(find "$dir" "$sdk" "$wit" -newer "$wasm" -type f -print -quit) ]]; then
+    [[ -z $(find "$dir" "$sdk" "$wit" -newer "$wasm" -type f -not -path "*/__pycache__/*" -print -quit) ]]; then
     continue
   fi
   echo "python plugins: building $name ($world) with $version"
