@@ -111,9 +111,11 @@ enum PluginCommand {
         /// RAM of the requested flavor, MB.
         #[arg(long, default_value_t = 512)]
         ram_mb: u64,
-        /// Call deadline, ms (default: `[plugins.defaults]`).
-        #[arg(long)]
-        deadline_ms: Option<u64>,
+        /// Call deadline, ms (default 1000: a generous bound, so that the
+        /// verdicts show even on a busy machine; the calls' times are
+        /// printed, to compare with the controller's `deadline_ms`).
+        #[arg(long, default_value_t = 1000)]
+        deadline_ms: u64,
         /// Memory cap, MiB (default: `[plugins.defaults]`).
         #[arg(long)]
         memory_limit_mib: Option<u64>,
@@ -437,7 +439,7 @@ async fn main() -> anyhow::Result<()> {
                         config: set,
                         vcpus,
                         ram_mb,
-                        deadline_ms: deadline_ms.or(Some(config.plugins.defaults.deadline_ms)),
+                        deadline_ms: Some(deadline_ms),
                         memory_limit_mib: memory_limit_mib
                             .or(Some(config.plugins.defaults.memory_limit_mib)),
                     };

@@ -49,7 +49,7 @@ pub struct TestOptions {
     pub vcpus: u32,
     /// RAM of the requested flavor, MB.
     pub ram_mb: u64,
-    /// Call deadline, ms (default: the controller's).
+    /// Call deadline, ms.
     pub deadline_ms: Option<u64>,
     /// Memory cap, MiB (default: the controller's).
     pub memory_limit_mib: Option<u64>,
@@ -180,6 +180,7 @@ fn run_scheduler_plugin(
             }
         }
         writeln!(text, "passed {passed} of {} hosts", rows.len())?;
+        writeln!(text, "{}", call_time(plugin))?;
     } else {
         let raw = plugin.weigh(&context, table)?;
         let normalized = normalize(&raw, None);
@@ -191,8 +192,20 @@ fn run_scheduler_plugin(
         for (row, (raw, normalized)) in raw.iter().zip(&normalized).enumerate() {
             writeln!(text, "  {:<14} {raw:>14.3} {normalized:>11.4}", name(row))?;
         }
+        writeln!(text, "{}", call_time(plugin))?;
     }
     Ok(())
+}
+
+/// The plugin's last call time, from its metrics (the first call of an
+/// instance includes instantiating it: for a Python plugin, CPython).
+fn call_time(plugin: &LoadedPlugin) -> String {
+    let latency = plugin.metrics().snapshot().latency;
+    format!(
+        "calls so far: {}, mean {:.3} ms each (the first includes instantiating the component)",
+        latency.count,
+        latency.total_us as f64 / latency.count.max(1) as f64 / 1000.0
+    )
 }
 
 /// The quota checks a policy is shown: the requested flavor for an empty

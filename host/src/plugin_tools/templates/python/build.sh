@@ -3,8 +3,9 @@
 # world `__WORLD__` (wit/), from app.py and novum_plugin.py with
 # componentize-py ($COMPONENTIZE_PY, else the PATH).
 set -euo pipefail
-cd "$(dirname "$0")"
 tool=${COMPONENTIZE_PY:-$(command -v componentize-py || true)}
+[[ -z $tool || $tool == /* ]] || tool=$PWD/$tool
+cd "$(dirname "$0")"
 if [[ -z $tool ]]; then
   echo "componentize-py is not installed: pip install componentize-py==__COMPONENTIZE_VERSION__" \
     "(or set COMPONENTIZE_PY to it; novum's tests/bootstrap.sh installs it into target/componentize-py)" >&2
