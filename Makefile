@@ -20,6 +20,9 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# The scheduler benchmark: WASM pipeline vs native pipeline, side by side.
+# The scheduler benchmark: WASM pipeline vs native pipeline, side by side;
+# then num-instances-filter alone as a Python component (built by bootstrap),
+# a Rust component and native, side by side.
 bench: bootstrap
-	cargo run --release -p novum -- bench scheduler --hosts 100,1000,10000
+	cargo run --release -p novum -- bench scheduler --hosts 100,1000,10000 \
+	  --python-filter target/python-plugins/num-instances-filter.wasm

@@ -96,6 +96,21 @@ if ! "$schemathesis_venv/bin/schemathesis" --version 2>/dev/null | grep -q "vers
   "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"
 fi
 
+# componentize-py (Python plugins: plugins/python) in a venv of its own, and
+# the Python plugins built with it into target/python-plugins. The
+# controller's build never needs Python; only these plugins and their tests do.
+componentize_venv="${NOVUM_COMPONENTIZE_VENV:-$PWD/target/componentize-py}"
+componentize_version="${NOVUM_COMPONENTIZE_PY_VERSION:-0.25.1}"
+if ! "$componentize_venv/bin/componentize-py" --version 2>/dev/null | grep -qx "componentize-py $componentize_version"; then
+  echo "bootstrap: installing componentize-py $componentize_version into $componentize_venv"
+  python3 -m venv "$componentize_venv" 2>/dev/null || {
+    apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$componentize_venv"
+  }
+  "$componentize_venv/bin/pip" install -q "componentize-py==$componentize_version"
+fi
+COMPONENTIZE_PY="$componentize_venv/bin/componentize-py" bash plugins/python/build.sh target/python-plugins
+
 # The test guest (kernel + busybox initramfs + bootable disks), from Debian's
 # packages, cached under target/test-guest.
 bash tests/guest/build.sh target/test-guest

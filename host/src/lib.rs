@@ -9,4 +9,5 @@
 pub mod admin_client;
 pub mod bench_cloud;
 pub mod embedded;
+pub mod plugin_tools;
 pub mod server;

@@ -62,6 +62,74 @@ enum PluginCommand {
     List,
     /// Re-read the controller's configuration file and swap the plugin set.
     Reload,
+    /// Write a ready-to-build plugin project: a Rust crate on
+    /// novum-plugin-sdk, or a Python app.py with its componentize-py build
+    /// script (needs no controller).
+    New {
+        /// The plugin's language.
+        #[arg(long, value_enum)]
+        lang: novum::plugin_tools::Lang,
+        /// What the plugin is.
+        #[arg(value_enum)]
+        kind: novum::plugin_tools::Kind,
+        /// The plugin's name (crate and component name).
+        name: String,
+        /// Where to write it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rust: the novum-plugin-sdk crate to depend on (default: this
+        /// novum's source tree).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a plugin component in the real plugin host and print its answers:
+    /// per host of a synthetic cloud (or of recorded decisions' requests)
+    /// pass or reject with the reason, or the weights; a quota policy's
+    /// answers to sample checks (needs no controller, except to fetch
+    /// decisions by request id).
+    Test {
+        /// The component (.wasm).
+        plugin: PathBuf,
+        /// Hosts of the synthetic cloud.
+        #[arg(long, default_value_t = 10)]
+        synthetic: usize,
+        /// Seed of the synthetic cloud.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Run the requests of recorded decisions instead of a synthetic one:
+        /// a file of `novum decision show ID --json`, a decision URL, or a
+        /// request id (fetched with the `OS_*` environment).
+        #[arg(long)]
+        decisions_from: Option<String>,
+        /// The plugin's configuration, `key=value` (repeatable): what
+        /// `config = {...}` of its `[plugins.<name>]` table would say.
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// vCPUs of the requested flavor.
+        #[arg(long, default_value_t = 1)]
+        vcpus: u32,
+        /// RAM of the requested flavor, MB.
+        #[arg(long, default_value_t = 512)]
+        ram_mb: u64,
+        /// Call deadline, ms (default 1000: a generous bound, so that the
+        /// verdicts show even on a busy machine; the calls' times are
+        /// printed, to compare with the controller's `deadline_ms`).
+        #[arg(long, default_value_t = 1000)]
+        deadline_ms: u64,
+        /// Memory cap, MiB (default: `[plugins.defaults]`).
+        #[arg(long)]
+        memory_limit_mib: Option<u64>,
+        /// Compiled-plugin cache directory (default: the configuration's).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+/// `--config key=value`.
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.trim().to_string(), value.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
 #[derive(Subcommand)]
@@ -118,6 +186,12 @@ enum BenchCommand {
         /// controller's do with `[scheduler] decision_log_size` > 0).
         #[arg(long)]
         explain: bool,
+        /// Also time the Python port of num-instances-filter (this component,
+        /// built by plugins/python/build.sh: target/python-plugins/num-instances-filter.wasm)
+        /// against the Rust crate as a component and compiled in: that filter
+        /// alone, per decision, side by side at each size.
+        #[arg(long)]
+        python_filter: Option<PathBuf>,
     },
     /// The whole control plane end to end: the real controller and a
     /// simulated fleet (`novum-agent --simulate N`) as separate processes,
@@ -221,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
             per_plugin,
             group_members,
             explain,
+            python_filter,
         }) => {
             let cache_dir = cache_dir.unwrap_or_else(|| config.plugin_cache_dir());
             let engine = novum_plugin_host::PluginEngine::new(cache_dir)?;
@@ -250,6 +325,22 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", novum_scheduler::bench::format(&rows));
             if per_plugin {
                 print!("{}", novum_scheduler::bench::format_plugins(&rows));
+            }
+            if let Some(python) = python_filter {
+                let filter = "num-instances-filter";
+                let rows = tokio::task::block_in_place(|| {
+                    novum_scheduler::bench::filter_costs(
+                        &hosts,
+                        &engine,
+                        Duration::from_secs_f64(seconds),
+                        filter,
+                        &python,
+                    )
+                })?;
+                print!(
+                    "{}",
+                    novum_scheduler::bench::format_filter_costs(filter, &rows)
+                );
             }
             Ok(())
         }
@@ -319,19 +410,45 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plugin { command } => {
-            let client = novum::admin_client::AdminClient::from_env().await?;
-            let body = match command {
-                PluginCommand::List => {
-                    client
-                        .call(reqwest::Method::GET, "/novum/v1/plugins")
-                        .await?
-                }
-                PluginCommand::Reload => {
-                    client
-                        .call(reqwest::Method::POST, "/novum/v1/plugins/reload")
-                        .await?
+            let (method, path) = match command {
+                PluginCommand::List => (reqwest::Method::GET, "/novum/v1/plugins"),
+                PluginCommand::Reload => (reqwest::Method::POST, "/novum/v1/plugins/reload"),
+                PluginCommand::New {
+                    lang,
+                    kind,
+                    name,
+                    dir,
+                    sdk,
+                } => return plugin_new(lang, kind, &name, dir, sdk),
+                PluginCommand::Test {
+                    plugin,
+                    synthetic,
+                    seed,
+                    decisions_from,
+                    set,
+                    vcpus,
+                    ram_mb,
+                    deadline_ms,
+                    memory_limit_mib,
+                    cache_dir,
+                } => {
+                    let options = novum::plugin_tools::test::TestOptions {
+                        plugin,
+                        hosts: synthetic,
+                        seed,
+                        config: set,
+                        vcpus,
+                        ram_mb,
+                        deadline_ms: Some(deadline_ms),
+                        memory_limit_mib: memory_limit_mib
+                            .or(Some(config.plugins.defaults.memory_limit_mib)),
+                    };
+                    let cache_dir = cache_dir.unwrap_or_else(|| config.plugin_cache_dir());
+                    return plugin_test(&options, decisions_from.as_deref(), cache_dir).await;
                 }
             };
+            let client = novum::admin_client::AdminClient::from_env().await?;
+            let body = client.call(method, path).await?;
             print!("{}", novum::admin_client::format_plugins(&body));
             Ok(())
         }
@@ -374,4 +491,41 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `novum plugin new`.
+fn plugin_new(
+    lang: novum::plugin_tools::Lang,
+    kind: novum::plugin_tools::Kind,
+    name: &str,
+    dir: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let sdk = sdk.unwrap_or_else(novum::plugin_tools::new::default_sdk_path);
+    let (files, build) = novum::plugin_tools::new::write_project(lang, kind, name, &dir, &sdk)?;
+    for file in files {
+        println!("wrote {}", file.display());
+    }
+    println!("build it: {build}");
+    Ok(())
+}
+
+/// `novum plugin test`.
+async fn plugin_test(
+    options: &novum::plugin_tools::test::TestOptions,
+    decisions_from: Option<&str>,
+    cache_dir: PathBuf,
+) -> anyhow::Result<()> {
+    let decisions = match decisions_from {
+        Some(source) => novum::plugin_tools::test::decisions_from(source).await?,
+        None => Vec::new(),
+    };
+    let engine = novum_plugin_host::PluginEngine::new(cache_dir)?;
+    let text = tokio::task::block_in_place(|| {
+        let plugin = novum::plugin_tools::test::load(&engine, options)?;
+        novum::plugin_tools::test::run(&plugin, options, &decisions)
+    })?;
+    print!("{text}");
+    Ok(())
 }

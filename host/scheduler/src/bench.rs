@@ -221,3 +221,220 @@ pub fn format(rows: &[BenchRow]) -> String {
     }
     text
 }
+
+/// One build of a filter in [`filter_costs`]: decision times with that
+/// filter alone, and its own mean call time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterCost {
+    /// Median decision time.
+    pub median: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// The plugin's mean call time (without building its table), µs.
+    pub call_mean_us: f64,
+}
+
+/// One filter, three builds, one cloud size: a Python component, the Rust
+/// crate as a component, the Rust crate compiled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterCostRow {
+    /// Hosts in the cloud.
+    pub hosts: usize,
+    /// Hosts the filter rejected (the same in every build, or the run fails).
+    pub rejected: usize,
+    /// Decisions timed per build.
+    pub iterations: usize,
+    /// The Python component.
+    pub python: FilterCost,
+    /// The Rust crate as a WebAssembly component.
+    pub wasm: FilterCost,
+    /// The Rust crate compiled natively.
+    pub native: FilterCost,
+}
+
+/// The configuration every build of the compared filter gets: a limit the
+/// synthetic hosts' instance counts (0–23) straddle, so it both passes and
+/// rejects.
+pub const FILTER_COST_CONFIG: (&str, &str) = ("max_instances_per_host", "12");
+
+/// The call deadline of the filters [`filter_costs`] compares, ms.
+pub const FILTER_COST_DEADLINE_MS: u64 = 1000;
+
+/// The cost per decision of one filter alone (no weighers), side by side:
+/// the Python component `python` (a port of the shipped filter `filter`),
+/// that filter's Rust crate as a component, and compiled in. Before timing,
+/// every build's rejections (host and reason) must agree, or this fails.
+pub fn filter_costs(
+    sizes: &[usize],
+    engine: &Arc<PluginEngine>,
+    budget: Duration,
+    filter: &str,
+    python: &std::path::Path,
+) -> anyhow::Result<Vec<FilterCostRow>> {
+    let python_name = format!("python-{filter}");
+    // A fresh Python instance spends tens of milliseconds instantiating
+    // CPython inside its first call's deadline (the default 50 ms is
+    // missed on a busy machine); the deadline is a bound, not a cost.
+    let plugins: PluginsConfig = toml::from_str(&format!(
+        "[defaults]\ndeadline_ms = {FILTER_COST_DEADLINE_MS}\n\
+         [{filter}]\nconfig = {{ {key} = {value:?} }}\n\
+         [{python_name}]\npath = {path:?}\nconfig = {{ {key} = {value:?} }}\n",
+        key = FILTER_COST_CONFIG.0,
+        value = FILTER_COST_CONFIG.1,
+        path = python.display().to_string(),
+    ))?;
+    let config_of = |name: &str| SchedulerConfig {
+        enabled_filters: vec![name.to_string()],
+        weighers: Vec::new(),
+        host_subset_size: 1,
+        ..SchedulerConfig::default()
+    };
+    let (python_config, rust_config) = (config_of(&python_name), config_of(filter));
+    let mut rows = Vec::new();
+    for &hosts in sizes {
+        let sets = [
+            PluginSet::load(
+                engine,
+                Backend::Wasm,
+                &python_config.plugin_selection(),
+                &plugins,
+            )?,
+            PluginSet::load(
+                engine,
+                Backend::Wasm,
+                &rust_config.plugin_selection(),
+                &plugins,
+            )?,
+            PluginSet::load(
+                engine,
+                Backend::Native,
+                &rust_config.plugin_selection(),
+                &plugins,
+            )?,
+        ];
+        let configs = [&python_config, &rust_config, &rust_config];
+        let cloud = synthetic::cloud(42, hosts);
+        let mut request = synthetic::request(1, &cloud);
+        request.force_hosts.clear();
+        request.ignore_hosts.clear();
+        request.request.num_instances = 1;
+        request.request.instance_uuids.truncate(1);
+        let rows_of = super::table::HostRows::new(&cloud);
+        let rejections = |set: &PluginSet| -> anyhow::Result<Vec<(String, String)>> {
+            let ranking = super::pipeline::rank(set, &rows_of, &request, &request.request)
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            Ok(ranking
+                .rejections
+                .into_iter()
+                .map(|rejection| (rejection.host, rejection.reason))
+                .collect())
+        };
+        let expected = rejections(&sets[2])?;
+        for set in &sets[..2] {
+            let got = rejections(set)?;
+            if got != expected {
+                anyhow::bail!(
+                    "{hosts} hosts: {} rejects {} hosts, the native {filter} {}",
+                    set.filters()[0].name(),
+                    got.len(),
+                    expected.len()
+                );
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut time = |index: usize| -> anyhow::Result<Duration> {
+            let started = Instant::now();
+            let result = schedule(
+                &sets[index],
+                configs[index],
+                &cloud,
+                &request,
+                &NoClaims,
+                &mut rng,
+            );
+            let elapsed = started.elapsed();
+            result.map_err(|error| anyhow::anyhow!("benchmark request failed: {error}"))?;
+            Ok(elapsed)
+        };
+        for _ in 0..3 {
+            for index in 0..3 {
+                time(index)?;
+            }
+        }
+        let mut samples: [Vec<Duration>; 3] = Default::default();
+        let started = Instant::now();
+        while samples[0].len() < 5 || (started.elapsed() < budget && samples[0].len() < 1000) {
+            for (index, samples) in samples.iter_mut().enumerate() {
+                samples.push(time(index)?);
+            }
+        }
+        let iterations = samples[0].len();
+        let [python, wasm, native] = samples;
+        let cost = |set: &PluginSet, mut samples: Vec<Duration>| {
+            let metrics = set.filters()[0].metrics().snapshot();
+            FilterCost {
+                median: percentile(&mut samples, 0.5),
+                p90: percentile(&mut samples, 0.9),
+                call_mean_us: metrics.latency.total_us as f64 / metrics.latency.count.max(1) as f64,
+            }
+        };
+        rows.push(FilterCostRow {
+            hosts,
+            rejected: expected.len(),
+            iterations,
+            python: cost(&sets[0], python),
+            wasm: cost(&sets[1], wasm),
+            native: cost(&sets[2], native),
+        });
+    }
+    Ok(rows)
+}
+
+/// The rows of [`filter_costs`] as a text table.
+pub fn format_filter_costs(filter: &str, rows: &[FilterCostRow]) -> String {
+    let ms = |duration: Duration| format!("{:.3}", duration.as_secs_f64() * 1000.0);
+    let mut text = format!(
+        "\n{filter} alone ({}={}), per decision: Python component, Rust component, Rust native\n\
+         {:>7} {:>8} {:>6} {:>11} {:>10} {:>9} {:>9} {:>10} {:>10} {:>12} {:>9}\n",
+        FILTER_COST_CONFIG.0,
+        FILTER_COST_CONFIG.1,
+        "hosts",
+        "rejected",
+        "runs",
+        "py p50 ms",
+        "py p90",
+        "rust p50",
+        "rust p90",
+        "native p50",
+        "native p90",
+        "py/rust",
+        "py/native",
+    );
+    let ratio = |left: Duration, right: Duration| {
+        left.as_secs_f64() / right.as_secs_f64().max(f64::MIN_POSITIVE)
+    };
+    for row in rows {
+        text.push_str(&format!(
+            "{:>7} {:>8} {:>6} {:>11} {:>10} {:>9} {:>9} {:>10} {:>10} {:>11.2}x {:>8.1}x\n",
+            row.hosts,
+            row.rejected,
+            row.iterations,
+            ms(row.python.median),
+            ms(row.python.p90),
+            ms(row.wasm.median),
+            ms(row.wasm.p90),
+            ms(row.native.median),
+            ms(row.native.p90),
+            ratio(row.python.median, row.wasm.median),
+            ratio(row.python.median, row.native.median),
+        ));
+    }
+    text.push_str("mean call time of the filter itself (µs, without building its table):\n");
+    for row in rows {
+        text.push_str(&format!(
+            "{:>7} hosts: python {:.1}, rust {:.1}, native {:.1}\n",
+            row.hosts, row.python.call_mean_us, row.wasm.call_mean_us, row.native.call_mean_us
+        ));
+    }
+    text
+}

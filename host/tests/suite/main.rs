@@ -45,6 +45,7 @@ mod pipeline;
 mod plugin_cache;
 mod plugins;
 mod plugins_api;
+mod python_plugins;
 mod quota;
 mod quota_api;
 mod real_console;
