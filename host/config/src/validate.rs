@@ -370,6 +370,11 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         0,
         MAX_DECISION_LOG_SIZE,
     );
+    checks.at_least(
+        scheduler.child("decision_replay_max_hosts"),
+        config.scheduler.decision_replay_max_hosts,
+        1,
+    );
     if let Some(shadow) = &config.scheduler.shadow {
         let section = scheduler.child("shadow");
         checks.within(section.child("queue"), shadow.queue, 1, MAX_SHADOW_QUEUE);

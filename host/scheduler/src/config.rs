@@ -13,6 +13,7 @@
 //! decision_log_size = 1000          # decisions kept (0: none kept)
 //! decision_log_top_hosts = 10       # hosts of each decision's ranking kept
 //! decision_replay_size = 100        # newest decisions that keep their inputs (replay)
+//! decision_replay_max_hosts = 1000  # only decisions over at most this many hosts keep them
 //!
 //! [scheduler.shadow]                # a candidate plugin set run beside production
 //! plugins = "/etc/novum/candidate.toml"   # the format of `novum plan --plugins`
@@ -66,6 +67,10 @@ pub struct SchedulerConfig {
     /// the hosts as the plugins saw them, deflated) so that `novum decision
     /// replay` can run them again; 0 keeps none and captures nothing.
     pub decision_replay_size: u64,
+    /// Only decisions over at most this many hosts keep their inputs
+    /// (encoding them is the costly part: about 2 KiB of JSON per host,
+    /// deflated to a tenth, on the log's writer).
+    pub decision_replay_max_hosts: usize,
     /// A candidate plugin set run beside production on real decisions
     /// (never deciding); none by default.
     pub shadow: Option<ShadowConfig>,
@@ -103,6 +108,9 @@ pub const DEFAULT_SHADOW_QUEUE: usize = 256;
 /// The longest shadow queue.
 pub const MAX_SHADOW_QUEUE: usize = 100_000;
 
+/// The most hosts a decision may be over and keep its inputs, by default.
+pub const DEFAULT_DECISION_REPLAY_MAX_HOSTS: usize = 1000;
+
 /// Decisions that keep their inputs by default.
 pub const DEFAULT_DECISION_REPLAY_SIZE: u64 = 100;
 
@@ -137,6 +145,7 @@ impl Default for SchedulerConfig {
             decision_log_size: DEFAULT_DECISION_LOG_SIZE,
             decision_log_top_hosts: DEFAULT_DECISION_LOG_TOP_HOSTS,
             decision_replay_size: DEFAULT_DECISION_REPLAY_SIZE,
+            decision_replay_max_hosts: DEFAULT_DECISION_REPLAY_MAX_HOSTS,
             shadow: None,
         }
     }

@@ -853,4 +853,30 @@ mod tests {
         assert_eq!(plugins.plugins["ram-weigher"].multiplier, Some(-1.0));
         assert!(CandidateSet::parse("[scheduler]\nfilters = []\n").is_err());
     }
+
+    /// What keeping the inputs costs the log's writer (not the decision:
+    /// capture is `Arc` clones): `cargo test -p novum-scheduler --lib
+    /// whatif::tests::inputs_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, printed"]
+    fn inputs_cost() {
+        for hosts in [1_000, 10_000] {
+            let snapshot = crate::synthetic::cloud(5, hosts);
+            let request = crate::synthetic::request(5, &snapshot);
+            let started = std::time::Instant::now();
+            let inputs = DecisionInputs::capture(&snapshot, &request, 1);
+            let captured = started.elapsed();
+            let started = std::time::Instant::now();
+            let text = inputs.encode(hosts).expect("encodes");
+            let encoded = started.elapsed();
+            let started = std::time::Instant::now();
+            let (back, _) = DecisionInputs::decode(&text).expect("decodes");
+            let decoded = started.elapsed();
+            assert_eq!(back.hosts.len(), hosts);
+            println!(
+                "{hosts} hosts: capture {captured:?}, encode {encoded:?} to {} KiB, decode {decoded:?}",
+                text.len() / 1024
+            );
+        }
+    }
 }
