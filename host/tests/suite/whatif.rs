@@ -290,6 +290,44 @@ async fn plan_replay_and_shadow_over_a_real_cloud() {
     assert_eq!(status, 404, "{body}");
     assert!(body["itemNotFound"]["message"].is_string(), "{body}");
 
+    // A candidate with one more filter: at most one server per host. The
+    // two hosts holding one are rejected by it, with its reason.
+    let one_each = "[scheduler]\nenabled_filters = [\"compute-filter\", \"num-instances-filter\"]\n\n\
+                    [plugins.num-instances-filter]\nconfig = { max_instances_per_host = 1 }\n";
+    let (status, body) = plan(
+        &cloud,
+        &cloud.admin,
+        json!({"flavor": "1", "image": IMAGE, "plugins": one_each}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let candidate_run = &body["plan"]["candidate"];
+    assert_eq!(candidate_run["decision"]["hosts_passed"], 1, "{body}");
+    assert_eq!(
+        candidate_run["decision"]["reasons"],
+        json!([{"plugin": "num-instances-filter", "hosts": 2}]),
+        "{body}"
+    );
+    assert_eq!(
+        candidate_run["capacity"]["hosts"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+    let rejected: Vec<&Value> = body["plan"]["differences"]["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|change| change["after"]["verdict"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 2, "{body}");
+    assert!(
+        rejected
+            .iter()
+            .all(|change| change["after"]["plugin"] == "num-instances-filter"
+                && change["before"]["verdict"] == "passed"),
+        "{body}"
+    );
+
     // The shadow compared both creates: the first agreed (every host
     // empty), the second not (the candidate stacks).
     let mut report = Value::Null;
