@@ -50,6 +50,9 @@ pub const DEFAULT_TOP: usize = 10;
 /// The most ranked hosts a what-if or replay shows per set.
 pub const MAX_TOP: usize = 1000;
 
+/// The most servers one what-if places.
+pub const MAX_COUNT: u32 = 1000;
+
 /// The `/novum/v1/scheduling` routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -85,7 +88,7 @@ struct PlanFields {
     #[serde(default)]
     #[schema(value_type = Object)]
     hints: BTreeMap<String, HintValue>,
-    /// Servers (default 1).
+    /// Servers (default 1, at most [`MAX_COUNT`]).
     #[serde(default)]
     count: Option<u32>,
     /// `zone`, `zone:host`.
@@ -138,8 +141,12 @@ async fn plan(
     auth.require_admin("novum:scheduling:plan")?;
     let fields = body.plan;
     let top = top(fields.top)?;
-    if fields.count == Some(0) {
-        return Err(ApiError::bad_request("count must be at least 1"));
+    if let Some(count) = fields.count
+        && !(1..=MAX_COUNT).contains(&count)
+    {
+        return Err(ApiError::bad_request(format!(
+            "count must be 1 to {MAX_COUNT}, not {count}"
+        )));
     }
     let flavor = match flavors::get(&state.db, &fields.flavor).await? {
         Some(flavor) => flavor,

@@ -230,6 +230,17 @@ async fn plan_replay_and_shadow_over_a_real_cloud() {
             .is_some_and(|message| message.contains("plugin mine")),
         "{body}"
     );
+    let (status, body) = plan(
+        &cloud,
+        &cloud.admin,
+        json!({"flavor": "1", "image": IMAGE, "count": 4_000_000_000u32}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["badRequest"]["message"],
+        "count must be 1 to 1000, not 4000000000"
+    );
     let (_, _, member) = cloud.tenant("whatif", "whatif-member", "member").await;
     let (status, body) = plan(&cloud, &member, json!({"flavor": "1", "image": IMAGE})).await;
     assert_eq!(status, 403, "{body}");
