@@ -1,6 +1,7 @@
 //! The operator commands that talk to a running controller (`novum plugin
-//! list`, `novum plugin reload`, `novum decision show`, `novum decision
-//! list`): they authenticate like the openstack CLI,
+//! list`, `novum plugin reload`, `novum plugin shadow report`, `novum
+//! decision show`, `novum decision list`, `novum decision replay`, `novum
+//! plan`): they authenticate like the openstack CLI,
 //! from the `OS_*` environment that `<data_dir>/admin-openrc.sh` sets, and call
 //! novum's admin API.
 
@@ -70,12 +71,57 @@ impl AdminClient {
     /// Calls `method path` on the admin API and returns the JSON answer, or an
     /// error with the controller's message.
     pub async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
-        let response = self
+        self.call_with(method, path, None).await
+    }
+
+    /// The id of image `name_or_id`: itself when the image service knows
+    /// that id, else the one image of that name.
+    pub async fn image_id(&self, name_or_id: &str) -> anyhow::Result<String> {
+        let mut url = reqwest::Url::parse("http://novum/image/v2/images/")?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("image URL cannot take a path"))?
+            .pop_if_empty()
+            .push(name_or_id);
+        if self.call(reqwest::Method::GET, url.path()).await.is_ok() {
+            return Ok(name_or_id.to_string());
+        }
+        let mut url = reqwest::Url::parse("http://novum/image/v2/images")?;
+        url.query_pairs_mut().append_pair("name", name_or_id);
+        let listed = self
+            .call(
+                reqwest::Method::GET,
+                &format!("{}?{}", url.path(), url.query().unwrap_or_default()),
+            )
+            .await?;
+        let ids: Vec<&str> = listed["images"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|image| image["id"].as_str())
+            .collect();
+        match ids.as_slice() {
+            [id] => Ok((*id).to_string()),
+            // Let the controller say it does not know it (Nova's fault).
+            [] => Ok(name_or_id.to_string()),
+            _ => bail!("more than one image is named {name_or_id}: use its id"),
+        }
+    }
+
+    /// [`AdminClient::call`] with a JSON `body`.
+    pub async fn call_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
-            .header("x-auth-token", &self.token)
-            .send()
-            .await?;
+            .header("x-auth-token", &self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -445,6 +491,325 @@ pub fn format_decision_list(body: &Value) -> String {
             text(&entry["decided_at"]),
             text(&entry["instance_uuid"]),
         ));
+    }
+    out
+}
+
+/// How one decision judged one host (a `Verdict` of the what-if API).
+fn verdict(value: &Value) -> String {
+    match value["verdict"].as_str() {
+        Some("passed") => {
+            let mut out = match value["rank"].as_u64() {
+                Some(rank) => format!(
+                    "passed, rank {rank} (weight {:.4})",
+                    value["weight"].as_f64().unwrap_or(0.0) + 0.0
+                ),
+                None => "passed (rank not kept)".to_string(),
+            };
+            if value["selected"] == Value::Bool(true) {
+                out.push_str(", chosen");
+            }
+            out
+        }
+        Some("rejected") => {
+            let reason = value["reason"].as_str().unwrap_or("");
+            if reason.is_empty() {
+                format!("rejected by {}", text(&value["plugin"]))
+            } else {
+                format!("rejected by {}: {reason}", text(&value["plugin"]))
+            }
+        }
+        _ => "not seen".to_string(),
+    }
+}
+
+fn hosts_or_none(value: &Value) -> String {
+    let hosts: Vec<String> = value.as_array().into_iter().flatten().map(text).collect();
+    if hosts.is_empty() {
+        "no host".to_string()
+    } else {
+        hosts.join(", ")
+    }
+}
+
+/// A comparison of two decisions (`before` → `after`): the choices, then
+/// every host whose verdict differs.
+fn format_comparison(out: &mut String, comparison: &Value, before: &str, after: &str) {
+    let same = comparison["same_choice"] == Value::Bool(true);
+    out.push_str(&format!(
+        "  {before:<10} {} ({})\n  {after:<10} {} ({})\n",
+        hosts_or_none(&comparison["before"]),
+        text(&comparison["before_result"]),
+        hosts_or_none(&comparison["after"]),
+        text(&comparison["after_result"]),
+    ));
+    out.push_str(if same {
+        "  same choice\n"
+    } else {
+        "  CHOICE DIFFERS\n"
+    });
+    let changes = comparison["changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = comparison["changed_hosts"].as_u64().unwrap_or(0);
+    if changes.is_empty() {
+        out.push_str("  no host's verdict differs\n");
+        return;
+    }
+    out.push_str(&format!(
+        "  {} with a different verdict ({before} → {after}):\n",
+        plural(total, "host")
+    ));
+    for change in &changes {
+        out.push_str(&format!(
+            "    {}: {} → {}\n",
+            text(&change["host"]),
+            verdict(&change["before"]),
+            verdict(&change["after"])
+        ));
+    }
+    if total > changes.len() as u64 {
+        out.push_str(&format!("    … {} more\n", total - changes.len() as u64));
+    }
+}
+
+fn format_set(set: &Value) -> String {
+    let filters: Vec<String> = set["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let weighers: Vec<String> = set["weighers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|pair| format!("{}×{}", text(&pair[0]), text(&pair[1])))
+        .collect();
+    format!(
+        "filters: {}; weighers: {}",
+        if filters.is_empty() {
+            "none".to_string()
+        } else {
+            filters.join(", ")
+        },
+        if weighers.is_empty() {
+            "none".to_string()
+        } else {
+            weighers.join(", ")
+        }
+    )
+}
+
+fn format_fits(out: &mut String, name: &str, places: &Value) {
+    let places: Vec<String> = places
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|place| {
+            format!(
+                "{} {} ({})",
+                text(&place["name"]),
+                text(&place["fits"]),
+                plural(place["hosts"].as_u64().unwrap_or(0), "host")
+            )
+        })
+        .collect();
+    if !places.is_empty() {
+        field_line(out, name, places.join(", "));
+    }
+}
+
+fn format_plan_run(out: &mut String, title: &str, run: &Value, flavor: &str) {
+    let decision = &run["decision"];
+    out.push_str(&format!("\n{title} set ({})\n", format_set(&run["set"])));
+    match decision["outcome"]["result"].as_str() {
+        Some("placed") => {
+            let selections: Vec<String> = decision["outcome"]["selections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|selection| {
+                    format!(
+                        "{} (weight {:.4})",
+                        text(&selection["host"]),
+                        selection["weight"].as_f64().unwrap_or(0.0) + 0.0
+                    )
+                })
+                .collect();
+            field_line(out, "would go", selections.join("; "));
+        }
+        Some(other) => field_line(
+            out,
+            "would go",
+            format!(
+                "nowhere: {other}: {}",
+                text(&decision["outcome"]["message"])
+            ),
+        ),
+        None => field_line(out, "would go", "?"),
+    }
+    field_line(
+        out,
+        "hosts",
+        format!(
+            "{} known, {} passed the filters",
+            text(&decision["hosts_total"]),
+            text(&decision["hosts_passed"])
+        ),
+    );
+    let capacity = &run["capacity"];
+    field_line(
+        out,
+        "fits",
+        format!(
+            "{} more {flavor} on the hosts that pass",
+            text(&capacity["total"])
+        ),
+    );
+    format_fits(out, "per host", &capacity["hosts"]);
+    format_fits(out, "per zone", &capacity["availability_zones"]);
+    format_fits(out, "per aggr.", &capacity["aggregates"]);
+    format_rejections(out, decision);
+    format_ranking(out, decision);
+}
+
+/// `novum plan`: the request, each set's answer (where it would go, how
+/// many fit, why hosts were rejected, the ranking) and the differences.
+pub fn format_plan(body: &Value) -> String {
+    let plan = &body["plan"];
+    let request = &plan["request"];
+    let flavor = &request["flavor"];
+    let flavor_name = text(&flavor["name"]);
+    let mut out = format!(
+        "What if {} × {} ({} vCPU, {} MiB RAM, {} GiB disk), image {}",
+        text(&request["num_instances"]),
+        flavor_name,
+        text(&flavor["vcpus"]),
+        text(&flavor["memory_mb"]),
+        text(&flavor["root_gb"]),
+        text(&request["image"]),
+    );
+    if let Some(zone) = request["availability_zone"].as_str() {
+        out.push_str(&format!(", zone {zone}"));
+    }
+    if request["group"].is_object() {
+        out.push_str(&format!(
+            ", group {} ({})",
+            text(&request["group"]["id"]),
+            text(&request["group"]["policy"])
+        ));
+    }
+    out.push_str(" — nothing is claimed\n");
+    format_plan_run(&mut out, "Live", &plan["live"], &flavor_name);
+    if plan["candidate"].is_object() {
+        format_plan_run(&mut out, "Candidate", &plan["candidate"], &flavor_name);
+        out.push_str("\nDifferences (live → candidate)\n");
+        format_comparison(&mut out, &plan["differences"], "live", "candidate");
+    }
+    out
+}
+
+/// `novum decision replay`: per decision, what was decided against what
+/// the replay decides, the differing verdicts, the replay's ranking.
+pub fn format_replays(body: &Value) -> String {
+    let mut out = String::new();
+    for replay in body["replays"].as_array().into_iter().flatten() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "Replay of decision {} of request {} (decided {}; {} of {} hosts kept: those its plugins saw)\n",
+            text(&replay["id"]),
+            text(&body["request_id"]),
+            text(&replay["decided_at"]),
+            text(&replay["hosts_kept"]),
+            text(&replay["hosts_total"]),
+        ));
+        out.push_str(&format!(
+            "  with the {} set ({})\n",
+            text(&replay["set"]["name"]),
+            format_set(&replay["set"])
+        ));
+        format_comparison(&mut out, &replay["comparison"], "original", "replayed");
+        format_ranking(&mut out, &replay["replayed"]);
+    }
+    out
+}
+
+/// `novum plugin shadow report`: how often the shadow set agreed, where it
+/// differs most, and its newest disagreements with why.
+pub fn format_shadow(body: &Value) -> String {
+    let shadow = &body["shadow"];
+    let count = |key: &str| shadow[key].as_u64().unwrap_or(0);
+    let compared = count("compared");
+    let share = |part: u64| {
+        if compared == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1} %", part as f64 * 100.0 / compared as f64)
+        }
+    };
+    let weighers: Vec<String> = shadow["weighers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|pair| format!("{}×{}", text(&pair[0]), text(&pair[1])))
+        .collect();
+    let filters: Vec<String> = shadow["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let mut out = format!(
+        "Shadow set {} (filters: {}; weighers: {}), sample rate {}\n",
+        text(&shadow["plugins"]),
+        filters.join(", "),
+        weighers.join(", "),
+        text(&shadow["sample_rate"]),
+    );
+    out.push_str(&format!(
+        "  compared {compared}: agreed {} ({}), disagreed {} ({}), dropped {}\n",
+        count("agreed"),
+        share(count("agreed")),
+        count("disagreed"),
+        share(count("disagreed")),
+        count("dropped"),
+    ));
+    let pairs = shadow["by_hosts"].as_array().cloned().unwrap_or_default();
+    if !pairs.is_empty() {
+        out.push_str("\nWhere it differs (production → shadow: decisions)\n");
+        for pair in &pairs {
+            out.push_str(&format!(
+                "  {} → {}: {}\n",
+                text(&pair["production"]),
+                text(&pair["shadow"]),
+                text(&pair["count"])
+            ));
+        }
+    }
+    let recent = shadow["recent"].as_array().cloned().unwrap_or_default();
+    if !recent.is_empty() {
+        out.push_str("\nNewest disagreements\n");
+        for disagreement in &recent {
+            out.push_str(&format!(
+                "  request {} ({}): production {}, shadow {}\n",
+                text(&disagreement["request_id"]),
+                text(&disagreement["decided_at"]),
+                hosts_or_none(&disagreement["production"]),
+                hosts_or_none(&disagreement["shadow"]),
+            ));
+            for change in disagreement["why"].as_array().into_iter().flatten().take(4) {
+                out.push_str(&format!(
+                    "    {}: production {} / shadow {}\n",
+                    text(&change["host"]),
+                    verdict(&change["before"]),
+                    verdict(&change["after"])
+                ));
+            }
+        }
     }
     out
 }

@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: DecisionCommand,
     },
+    /// What if a request came now: where it would go, how many of the
+    /// flavor still fit, why hosts would not take it — claiming nothing;
+    /// with --plugins, a candidate plugin set beside the live one and the
+    /// differences (admin; uses the `OS_*` environment).
+    Plan(PlanArgs),
     /// Identity maintenance.
     Identity {
         #[command(subcommand)]
@@ -60,7 +65,8 @@ enum IdentityCommand {
 enum PluginCommand {
     /// List the loaded plugins with their metrics.
     List,
-    /// Re-read the controller's configuration file and swap the plugin set.
+    /// Re-read the controller's configuration file and swap the plugin set
+    /// (and the shadow's candidate set).
     Reload,
     /// Write a ready-to-build plugin project: a Rust crate on
     /// novum-plugin-sdk, or a Python app.py with its componentize-py build
@@ -123,13 +129,81 @@ enum PluginCommand {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// The shadow scheduler (`[scheduler.shadow]`).
+    Shadow {
+        #[command(subcommand)]
+        command: ShadowCommand,
+    },
 }
 
-/// `--config key=value`.
+#[derive(Subcommand)]
+enum ShadowCommand {
+    /// How often and where the shadow set chose otherwise than production.
+    Report {
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `novum plan`'s arguments.
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Flavor id or name.
+    #[arg(long)]
+    flavor: String,
+    /// Image id or name.
+    #[arg(long)]
+    image: String,
+    /// Server group uuid.
+    #[arg(long)]
+    group: Option<String>,
+    /// A scheduler hint, `key=value` (repeat the key for a list).
+    #[arg(long = "hint", value_parser = parse_key_value)]
+    hints: Vec<(String, String)>,
+    /// Servers.
+    #[arg(long, default_value_t = 1)]
+    count: u32,
+    /// Availability zone (`zone` or `zone:host`).
+    #[arg(long = "availability-zone")]
+    availability_zone: Option<String>,
+    /// A candidate plugin set: a TOML file with `[scheduler]` lists and
+    /// `[plugins.*]` tables (paths in it are the controller's).
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// Ranked hosts shown per set.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// How a command prints its answer.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// Readable text.
+    Table,
+    /// The API's JSON.
+    Json,
+}
+
+/// `key=value` (a scheduler hint, a plugin's configuration key).
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
-        .map(|(key, value)| (key.trim().to_string(), value.to_string()))
+        .map(|(key, value)| (key.trim(), value))
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_string(), value.to_string()))
         .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
+/// The text of candidate plugin file `path`, when given.
+fn read_plugins(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    path.map(|path| {
+        std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))
+    })
+    .transpose()
 }
 
 #[derive(Subcommand)]
@@ -142,6 +216,21 @@ enum DecisionCommand {
         /// Print the API's JSON instead.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a decision again over its kept inputs, with the live plugin set
+    /// or a candidate one, and show what changes (admin).
+    Replay {
+        /// The request id.
+        request_id: String,
+        /// A candidate plugin set (as `novum plan --plugins`).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// Ranked hosts shown.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Output format.
+        #[arg(short = 'f', long = "format", value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// The newest decisions (admin).
     List {
@@ -413,6 +502,20 @@ async fn main() -> anyhow::Result<()> {
             let (method, path) = match command {
                 PluginCommand::List => (reqwest::Method::GET, "/novum/v1/plugins"),
                 PluginCommand::Reload => (reqwest::Method::POST, "/novum/v1/plugins/reload"),
+                PluginCommand::Shadow {
+                    command: ShadowCommand::Report { json },
+                } => {
+                    let client = novum::admin_client::AdminClient::from_env().await?;
+                    let body = client
+                        .call(reqwest::Method::GET, "/novum/v1/scheduling/shadow")
+                        .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&body)?);
+                    } else {
+                        print!("{}", novum::admin_client::format_shadow(&body));
+                    }
+                    return Ok(());
+                }
                 PluginCommand::New {
                     lang,
                     kind,
@@ -465,6 +568,28 @@ async fn main() -> anyhow::Result<()> {
                         print!("{}", novum::admin_client::format_decisions(&body));
                     }
                 }
+                DecisionCommand::Replay {
+                    request_id,
+                    plugins,
+                    top,
+                    format,
+                } => {
+                    let body = serde_json::json!({"replay": {
+                        "plugins": read_plugins(plugins.as_deref())?,
+                        "top": top,
+                    }});
+                    let answer = client
+                        .call_with(
+                            reqwest::Method::POST,
+                            &format!("{}/replay", decision_path(&request_id)?),
+                            Some(&body),
+                        )
+                        .await?;
+                    match format {
+                        Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+                        Format::Table => print!("{}", novum::admin_client::format_replays(&answer)),
+                    }
+                }
                 DecisionCommand::List { limit, marker } => {
                     let mut path = format!("/novum/v1/decisions?limit={limit}");
                     if let Some(marker) = marker {
@@ -473,6 +598,37 @@ async fn main() -> anyhow::Result<()> {
                     let body = client.call(reqwest::Method::GET, &path).await?;
                     print!("{}", novum::admin_client::format_decision_list(&body));
                 }
+            }
+            Ok(())
+        }
+        Command::Plan(args) => {
+            let client = novum::admin_client::AdminClient::from_env().await?;
+            let image = client.image_id(&args.image).await?;
+            let mut hints: std::collections::BTreeMap<String, Vec<String>> =
+                std::collections::BTreeMap::new();
+            for (key, value) in args.hints {
+                hints.entry(key).or_default().push(value);
+            }
+            let body = serde_json::json!({"plan": {
+                "flavor": args.flavor,
+                "image": image,
+                "group": args.group,
+                "hints": hints,
+                "count": args.count,
+                "availability_zone": args.availability_zone,
+                "top": args.top,
+                "plugins": read_plugins(args.plugins.as_deref())?,
+            }});
+            let answer = client
+                .call_with(
+                    reqwest::Method::POST,
+                    "/novum/v1/scheduling/plan",
+                    Some(&body),
+                )
+                .await?;
+            match args.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+                Format::Table => print!("{}", novum::admin_client::format_plan(&answer)),
             }
             Ok(())
         }

@@ -78,6 +78,18 @@ pub async fn build_state_with_db(config: Config, db: Db) -> anyhow::Result<AppSt
         )
     });
     conductor.set_image_data_dir(config.data_dir.clone());
+    // A candidate set beside production, fed by the decision log's writer
+    // (so set before the writer starts).
+    if let Some(shadow) = &config.scheduler.shadow {
+        let shadow = novum_compute::conductor::shadow::Shadow::start(
+            shadow,
+            Arc::clone(conductor.plugins().engine()),
+            config.scheduler.backend,
+            &config.scheduler,
+            &config.plugins,
+        )?;
+        conductor.decisions().set_shadow(shadow);
+    }
     // Decisions are written by their own task, off the scheduling path.
     conductor.decisions().start();
     if config.compute.default_flavors {

@@ -11,8 +11,17 @@
 //! - `GET /novum/v1/decisions?limit=&marker=` (admin): the newest
 //!   decisions first, one line each; `marker` is the `id` of the last one
 //!   of the previous page.
+//! - `POST /novum/v1/decisions/{request_id}/replay` (admin): runs the
+//!   request's decisions again over their kept inputs (the newest
+//!   `[scheduler] decision_replay_size` keep them) with the live plugin set,
+//!   or with the candidate set of an optional body `{"replay": {"plugins":
+//!   TOML?, "top": N?}}`, and answers per decision the replayed decision and
+//!   its comparison with the original: the hosts each chose and every host
+//!   whose verdict differs. 404 when nothing is kept for the request, 409
+//!   when its inputs no longer are.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Deserialize;
@@ -20,6 +29,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::AuthContext;
+use crate::body::parse_json;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
 use crate::notifications::{parse_limit, query};
@@ -35,12 +45,17 @@ crate::envelope!(
     /// `{"decisions": […]}`
     DecisionList, "decisions", Array
 );
+crate::envelope!(
+    /// `{"request_id": …, "replays": […]}`
+    ReplayList, "replays", Array
+);
 
 /// The `/novum/v1/decisions` routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(show))
         .routes(routes!(list))
+        .routes(routes!(replay))
 }
 
 /// A decision as an admin sees it: the whole record, its row id and the
@@ -125,4 +140,43 @@ async fn list(
         })
         .collect();
     Ok(Json(json!({ "decisions": listed })))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    replay: ReplayFields,
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReplayFields {
+    /// A candidate plugin set (TOML); absent: the live set.
+    #[serde(default)]
+    plugins: Option<String>,
+    /// Ranked hosts shown per decision (default 10).
+    #[serde(default)]
+    top: Option<usize>,
+}
+
+#[utoipa::path(post, path = "/novum/v1/decisions/{request_id}/replay", params(("request_id" = String, Path, description = "The API request id the decisions served")), request_body = ReplayBody, responses((status = OK, description = "Success", body = ReplayList), crate::fault::ApiError))]
+async fn replay(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(request_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("novum:decisions:replay")?;
+    // The body is optional: none replays with the live set.
+    let fields = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayFields::default()
+    } else {
+        parse_json::<ReplayBody>(&body)?.replay
+    };
+    let top = crate::scheduling::top(fields.top)?;
+    let candidate = crate::scheduling::candidate(&state, fields.plugins).await?;
+    let replays = state.conductor.replay(&request_id, candidate, top).await?;
+    Ok(Json(
+        json!({ "request_id": request_id, "replays": replays }),
+    ))
 }

@@ -28,6 +28,7 @@ pub mod plugins;
 pub mod quota;
 pub mod request_id;
 pub mod rpc;
+pub mod scheduling;
 pub mod telemetry;
 pub mod validation;
 
@@ -147,6 +148,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(consoles::routes())
         .merge(crate::plugins::routes())
         .merge(crate::decisions::routes())
+        .merge(crate::scheduling::routes())
         .merge(telemetry::routes())
         .routes(routes!(openapi::document))
 }

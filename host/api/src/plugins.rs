@@ -8,7 +8,8 @@
 //!   requests in flight finish on the old set. A set where any plugin fails to
 //!   load leaves the running one in place and answers 409 naming the plugin.
 //!   Plugin tables (`[plugins.*]`) and the filter/weigher lists take effect;
-//!   other keys need a restart.
+//!   other keys need a restart. The shadow scheduler's candidate set
+//!   (`[scheduler.shadow] plugins`, the file named at start) is re-read too.
 
 use axum::Json;
 use axum::extract::State;
@@ -53,13 +54,20 @@ async fn reload(State(state): State<AppState>, auth: AuthContext) -> ApiResult<J
         .map_err(|error| ApiError::bad_request(format!("{error:#}")))?;
     let plugins = std::sync::Arc::clone(state.conductor.plugins());
     let selection = config.scheduler.plugin_selection();
+    let shadow = state.conductor.decisions().shadow().cloned();
     let scope = state.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        scope
+        let loaded = scope
             .metrics_scope(|| plugins.reload(config.scheduler.backend, &selection, &config.plugins))
+            .map_err(|error| ApiError::conflict(format!("plugin set not reloaded: {error}")))?;
+        if let Some(shadow) = shadow {
+            shadow
+                .reload(&config.scheduler, &config.plugins)
+                .map_err(|error| ApiError::conflict(format!("shadow set not reloaded: {error}")))?;
+        }
+        Ok::<_, ApiError>(loaded)
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(|error| ApiError::conflict(format!("plugin set not reloaded: {error}")))?;
+    .map_err(ApiError::internal)??;
     Ok(Json(json!({ "plugins": loaded.list() })))
 }

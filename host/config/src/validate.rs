@@ -7,7 +7,9 @@ use std::fmt;
 
 use super::Config;
 use novum_plugin_host::limits::MAX_MEMORY_LIMIT_MIB;
-use novum_scheduler::config::{MAX_DECISION_LOG_SIZE, MAX_DECISION_LOG_TOP_HOSTS};
+use novum_scheduler::config::{
+    MAX_DECISION_LOG_SIZE, MAX_DECISION_LOG_TOP_HOSTS, MAX_SHADOW_QUEUE,
+};
 
 /// One step of a key's path: a table key or an array index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,6 +364,29 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         1,
         MAX_DECISION_LOG_TOP_HOSTS,
     );
+    checks.within(
+        scheduler.child("decision_replay_size"),
+        config.scheduler.decision_replay_size,
+        0,
+        MAX_DECISION_LOG_SIZE,
+    );
+    checks.at_least(
+        scheduler.child("decision_replay_max_hosts"),
+        config.scheduler.decision_replay_max_hosts,
+        1,
+    );
+    if let Some(shadow) = &config.scheduler.shadow {
+        let section = scheduler.child("shadow");
+        checks.within(section.child("queue"), shadow.queue, 1, MAX_SHADOW_QUEUE);
+        checks.within(section.child("sample_rate"), shadow.sample_rate, 0.0, 1.0);
+        if config.scheduler.decision_log_size == 0 {
+            checks.fail(
+                section.clone(),
+                "needs the decision log (decision_log_size > 0): the shadow is fed by its writer"
+                    .to_string(),
+            );
+        }
+    }
 
     let plugins = root("plugins");
     let defaults = plugins.child("defaults");

@@ -17,7 +17,7 @@ use super::pipeline::{
     FilterCount, HostRejection, ScheduleError, Selection, Trace, rejection_counts,
 };
 use super::state::{CloudSnapshot, SchedulingRequest};
-use novum_plugin_sdk::GroupPolicy;
+use super::whatif::policy_name;
 
 /// One scheduling decision as the decision log keeps it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,15 +198,6 @@ pub struct Contribution {
     /// Why the weigher gave nothing (multiplier 0, a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-}
-
-fn policy_name(policy: GroupPolicy) -> &'static str {
-    match policy {
-        GroupPolicy::Affinity => "affinity",
-        GroupPolicy::AntiAffinity => "anti-affinity",
-        GroupPolicy::SoftAffinity => "soft-affinity",
-        GroupPolicy::SoftAntiAffinity => "soft-anti-affinity",
-    }
 }
 
 impl RequestSummary {

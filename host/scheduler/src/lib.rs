@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod state;
 pub mod synthetic;
 pub mod table;
+pub mod whatif;
 
 pub use config::SchedulerConfig;
 pub use explain::{Decision, DecisionSummary};

@@ -4,7 +4,9 @@
 //! `decision_log_size`, each decision read back by request id with every
 //! rejection and the weighed ranking; and `GET /novum/v1/decisions` through
 //! the real router: an admin sees everything, the requesting project the
-//! summary, another project nothing.
+//! summary, another project nothing. The inputs a replay needs are kept on
+//! the newest `decision_replay_size` rows, and a replay with the same set
+//! decides the same.
 
 use axum::http::{Method, StatusCode};
 use rand::SeedableRng;
@@ -17,6 +19,7 @@ use novum_compute::conductor::decisions::DecisionLog;
 use novum_compute::store::decisions as store;
 use novum_plugin_host::PluginSet;
 use novum_scheduler::explain::Outcome;
+use novum_scheduler::whatif::{self, DecisionInputs};
 use novum_scheduler::{CloudSnapshot, NoClaims, SchedulerConfig};
 
 /// The plugins the decisions run: a filter that rejects (disabled and down
@@ -323,5 +326,48 @@ async fn admins_see_everything_members_their_summary_others_nothing() {
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, _) = get(&app, &admin, "/novum/v1/decisions?marker=abc").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_are_kept_on_the_newest_and_replay_the_same() {
+    let set = plugins();
+    let snapshot = hosts();
+    for backend in backends().await {
+        let name = backend.name;
+        let config = SchedulerConfig {
+            decision_replay_size: 2,
+            ..config(10)
+        };
+        let log = DecisionLog::new(backend.db.clone(), "controller-a", &config);
+        let writer = log.start().expect("the writer starts");
+        for index in 0..4 {
+            decide(&log, &set, &snapshot, &format!("req-{index}"), "p", true);
+            // One batch each: the trim runs after every one.
+            log.flush().await;
+        }
+        let mut kept = Vec::new();
+        for index in 0..4 {
+            let stored = store::for_request(&backend.db, &format!("req-{index}"))
+                .await
+                .expect("read");
+            let inputs = store::inputs(&backend.db, stored[0].id)
+                .await
+                .expect("inputs");
+            kept.push(inputs.is_some());
+            if let Some(text) = inputs {
+                // The hosts the plugins saw (all four passed the capacity
+                // check), and the same decision again with the same set.
+                let (inputs, total) = DecisionInputs::decode(&text).expect("decodes");
+                assert_eq!((inputs.hosts.len(), total), (4, 4), "{name}");
+                let replayed = whatif::replay(&set, &config, &inputs, novum_db::now());
+                let comparison = whatif::compare(&stored[0].decision, &replayed);
+                assert!(comparison.same_choice, "{name}: {comparison:?}");
+                assert_eq!(comparison.changed_hosts, 0, "{name}: {comparison:?}");
+                assert_eq!(comparison.after, ["host-3"], "{name}");
+            }
+        }
+        assert_eq!(kept, [false, false, true, true], "{name}");
+        writer.abort();
     }
 }

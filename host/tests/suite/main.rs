@@ -64,4 +64,5 @@ mod soft_delete;
 mod two_controllers;
 mod usage;
 mod vm_states;
+mod whatif;
 mod write_your_own_filter;

@@ -25,3 +25,4 @@ mod soft_delete_cli;
 mod tempest;
 mod tempest_network;
 mod two_controllers;
+mod whatif_cli;

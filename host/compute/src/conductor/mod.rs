@@ -41,12 +41,14 @@ pub mod rescue;
 pub mod resize;
 pub mod scheduling_metrics;
 pub mod server_metadata;
+pub mod shadow;
 pub mod snapshot;
 pub mod snapshots;
 pub mod soft_delete;
 pub mod states;
 pub mod tasks;
 pub mod usage_audit;
+pub mod whatif;
 
 pub use networking::PortPlan;
 pub use ops::{Caller, Recovery};
@@ -55,7 +57,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use novum_plugin_sdk::{Flavor, GroupPolicy, Image, KeyValue, Request, SchedulerHint, ServerGroup};
+use novum_plugin_sdk::{GroupPolicy, Image, KeyValue, Request, SchedulerHint, ServerGroup};
 use novum_wire::{FlavorSpec, ImageSpec, SpawnSpec, TaskAction};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -444,6 +446,23 @@ fn group_policy(name: &str) -> GroupPolicy {
         "soft-anti-affinity" => GroupPolicy::SoftAntiAffinity,
         _ => GroupPolicy::AntiAffinity,
     }
+}
+
+/// What a scheduling request is made of (a build's instance, or a
+/// what-if's parameters): see [`Conductor::build_request`].
+pub(crate) struct RequestParts<'a> {
+    request_id: &'a str,
+    flavor: &'a FlavorSnapshot,
+    image_id: &'a str,
+    image_properties: &'a BTreeMap<String, String>,
+    project_id: &'a str,
+    user_id: &'a str,
+    /// `zone`, `zone:host` or `:host`.
+    availability_zone: Option<&'a str>,
+    hints: BTreeMap<String, Vec<String>>,
+    server_group: Option<&'a str>,
+    instance_uuids: Vec<String>,
+    count: u32,
 }
 
 fn key_values(map: &BTreeMap<String, String>) -> Vec<KeyValue> {
@@ -894,57 +913,80 @@ impl Conductor {
         data: &BuildData,
         request_id: &str,
     ) -> Result<SchedulingRequest> {
-        let group = match &instance.server_group {
-            Some(uuid) => {
-                let row = sqlx::query("SELECT policy, rules FROM server_groups WHERE uuid = $1")
-                    .bind(uuid)
-                    .fetch_optional(self.db.pool())
-                    .await?;
-                match row {
-                    Some(row) => {
-                        let members = sqlx::query(
-                            "SELECT m.instance_uuid, i.host FROM server_group_members m \
-                             LEFT JOIN instances i ON i.uuid = m.instance_uuid AND i.deleted = 0 WHERE m.group_uuid = $1",
-                        )
-                        .bind(uuid)
-                        .fetch_all(self.db.pool())
-                        .await?;
-                        let mut hosts: Vec<String> = Vec::new();
-                        let mut uuids = Vec::new();
-                        for member in members {
-                            uuids.push(member.try_get::<String, _>("instance_uuid")?);
-                            if let Some(host) = member.try_get::<Option<String>, _>("host")?
-                                && !hosts.contains(&host)
-                            {
-                                hosts.push(host);
-                            }
-                        }
-                        let rules: BTreeMap<String, serde_json::Value> =
-                            serde_json::from_str(&row.try_get::<String, _>("rules")?)
-                                .unwrap_or_default();
-                        Some(ServerGroup {
-                            id: uuid.clone(),
-                            policy: group_policy(&row.try_get::<String, _>("policy")?),
-                            rules: rules
-                                .into_iter()
-                                .map(|(key, value)| KeyValue {
-                                    key,
-                                    value: value
-                                        .as_str()
-                                        .map(str::to_string)
-                                        .unwrap_or_else(|| value.to_string()),
-                                })
-                                .collect(),
-                            members: uuids,
-                            hosts,
-                        })
-                    }
-                    None => None,
-                }
+        let mut scheduling = self
+            .build_request(RequestParts {
+                request_id,
+                flavor,
+                image_id: &instance.image_ref,
+                image_properties: &instance.image_property_map(),
+                project_id: &instance.project_id,
+                user_id: &instance.user_id,
+                availability_zone: instance.requested_availability_zone.as_deref(),
+                hints: instance.hints(),
+                server_group: instance.server_group.as_deref(),
+                instance_uuids: vec![instance.uuid.clone()],
+                count: 1,
+            })
+            .await?;
+        scheduling.ignore_hosts = data.tried_hosts.clone();
+        Ok(scheduling)
+    }
+
+    /// The server group `uuid` as plugins see it (its members and their
+    /// hosts now), or `None` when it is gone.
+    async fn server_group(&self, uuid: &str) -> Result<Option<ServerGroup>> {
+        let row = sqlx::query("SELECT policy, rules FROM server_groups WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(self.db.pool())
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let members = sqlx::query(
+            "SELECT m.instance_uuid, i.host FROM server_group_members m \
+             LEFT JOIN instances i ON i.uuid = m.instance_uuid AND i.deleted = 0 WHERE m.group_uuid = $1",
+        )
+        .bind(uuid)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut hosts: Vec<String> = Vec::new();
+        let mut uuids = Vec::new();
+        for member in members {
+            uuids.push(member.try_get::<String, _>("instance_uuid")?);
+            if let Some(host) = member.try_get::<Option<String>, _>("host")?
+                && !hosts.contains(&host)
+            {
+                hosts.push(host);
             }
+        }
+        let rules: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&row.try_get::<String, _>("rules")?).unwrap_or_default();
+        Ok(Some(ServerGroup {
+            id: uuid.to_string(),
+            policy: group_policy(&row.try_get::<String, _>("policy")?),
+            rules: rules
+                .into_iter()
+                .map(|(key, value)| KeyValue {
+                    key,
+                    value: value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string()),
+                })
+                .collect(),
+            members: uuids,
+            hosts,
+        }))
+    }
+
+    /// The scheduling request of `parts`, as a build asks it (capacity
+    /// checked; a `zone:host` zone forces the host).
+    pub(crate) async fn build_request(&self, parts: RequestParts<'_>) -> Result<SchedulingRequest> {
+        let group = match parts.server_group {
+            Some(uuid) => self.server_group(uuid).await?,
             None => None,
         };
-        let (zone, forced_host) = match instance.requested_availability_zone.as_deref() {
+        let (zone, forced_host) = match parts.availability_zone {
             Some(requested) => match requested.split_once(':') {
                 Some((zone, host)) => (
                     (!zone.is_empty()).then(|| zone.to_string()),
@@ -954,35 +996,26 @@ impl Conductor {
             },
             None => (None, None),
         };
+        let flavor = parts.flavor;
         let request = Request {
-            flavor: Flavor {
-                id: flavor.id.clone(),
-                name: flavor.name.clone(),
-                vcpus: flavor.vcpus as u32,
-                memory_mb: flavor.memory_mb as u64,
-                root_gb: flavor.root_gb as u64,
-                ephemeral_gb: flavor.ephemeral_gb as u64,
-                swap_mb: flavor.swap as u64,
-                extra_specs: key_values(&flavor.extra_specs),
-            },
+            flavor: flavor.sdk_flavor(),
             image: Image {
-                id: instance.image_ref.clone(),
-                properties: key_values(&instance.image_property_map()),
+                id: parts.image_id.to_string(),
+                properties: key_values(parts.image_properties),
             },
-            project_id: instance.project_id.clone(),
-            user_id: instance.user_id.clone(),
+            project_id: parts.project_id.to_string(),
+            user_id: parts.user_id.to_string(),
             availability_zone: zone,
-            num_instances: 1,
-            scheduler_hints: instance
-                .hints()
+            num_instances: parts.count.max(1),
+            scheduler_hints: parts
+                .hints
                 .into_iter()
                 .map(|(name, values)| SchedulerHint { name, values })
                 .collect(),
             group,
-            instance_uuids: vec![instance.uuid.clone()],
+            instance_uuids: parts.instance_uuids,
         };
-        let mut scheduling = SchedulingRequest::new(request_id, request);
-        scheduling.ignore_hosts = data.tried_hosts.clone();
+        let mut scheduling = SchedulingRequest::new(parts.request_id, request);
         scheduling.force_hosts = forced_host.into_iter().collect();
         scheduling.check_capacity = true;
         Ok(scheduling)

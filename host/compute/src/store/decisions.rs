@@ -2,7 +2,9 @@
 //! scheduling decision as JSON ([`novum_scheduler::Decision`]), the newest
 //! kept up to `[scheduler] decision_log_size` for every controller sharing
 //! the database. Written in batches by the log's writer
-//! ([`crate::conductor::decisions`]), read by the decisions API.
+//! ([`crate::conductor::decisions`]), read by the decisions API. Migration
+//! 0111 adds `inputs`: what a replay needs, on the newest
+//! `[scheduler] decision_replay_size` rows only.
 
 use sqlx::Row as _;
 
@@ -43,22 +45,34 @@ pub struct DecisionEntry {
     pub decided_at: String,
 }
 
-/// Writes `decisions` (decided by `controller`) in one transaction, then
-/// removes all but the newest `keep` rows of the table.
+/// A decision to store, with its inputs when kept (see
+/// [`novum_scheduler::whatif::DecisionInputs::encode`]).
+#[derive(Clone, Debug)]
+pub struct DecisionRow {
+    /// The decision.
+    pub decision: Decision,
+    /// Its inputs, encoded.
+    pub inputs: Option<String>,
+}
+
+/// Writes `rows` (decided by `controller`) in one transaction, then
+/// removes all but the newest `keep` rows of the table and the inputs of
+/// all but the newest `keep_inputs`.
 pub async fn insert_and_trim(
     db: &Db,
     controller: &str,
-    decisions: &[Decision],
+    rows: &[DecisionRow],
     keep: u64,
+    keep_inputs: u64,
 ) -> Result<(), DbError> {
     let mut tx = db.begin().await?;
-    for decision in decisions {
+    for DecisionRow { decision, inputs } in rows {
         let record = serde_json::to_string(decision)
             .map_err(|error| DbError::Query(sqlx::Error::Encode(Box::new(error))))?;
         sqlx::query(
             "INSERT INTO scheduling_decisions \
-             (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record, inputs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&decision.request_id)
         .bind(decision.instance_uuids.first())
@@ -68,10 +82,12 @@ pub async fn insert_and_trim(
         .bind(controller)
         .bind(&decision.decided_at)
         .bind(record)
+        .bind(inputs)
         .execute(&mut *tx)
         .await?;
     }
     trim(&mut tx, keep).await?;
+    trim_inputs(&mut tx, keep_inputs).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -95,6 +111,39 @@ async fn trim(tx: &mut novum_db::Tx, keep: u64) -> Result<(), DbError> {
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Forgets the inputs of all but the newest `keep` decisions that have any.
+async fn trim_inputs(tx: &mut novum_db::Tx, keep: u64) -> Result<(), DbError> {
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    if keep == 0 {
+        sqlx::query("UPDATE scheduling_decisions SET inputs = NULL WHERE inputs IS NOT NULL")
+            .execute(&mut **tx)
+            .await?;
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE scheduling_decisions SET inputs = NULL WHERE inputs IS NOT NULL AND id < \
+         (SELECT id FROM scheduling_decisions WHERE inputs IS NOT NULL \
+          ORDER BY id DESC LIMIT 1 OFFSET $1)",
+    )
+    .bind(keep - 1)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The kept inputs of decision row `id` (`None`: not kept, or gone).
+pub async fn inputs(db: &Db, id: i64) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query("SELECT inputs FROM scheduling_decisions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await?
+            .map(|row| row.try_get::<Option<String>, _>("inputs"))
+            .transpose()?
+            .flatten(),
+    )
 }
 
 fn stored(row: &sqlx::any::AnyRow) -> Result<StoredDecision, DbError> {
