@@ -6,6 +6,7 @@ mod consoles_cli;
 mod crate_boundaries;
 mod decisions_cli;
 mod fleet_harness;
+mod fleet_live_migrate_cli;
 mod fleet_migrate_cli;
 mod login_flood;
 mod network_cli;
