@@ -120,7 +120,7 @@ async fn live_migration_on_postgres() {
 
 async fn live_migration(database_url: Option<String>) {
     let cloud = cloud(3, false, database_url).await;
-    // 256 MiB: the simulated copy takes about two seconds.
+    // 256 MiB: the simulated copy takes about four seconds.
     let small = create_flavor(&cloud, "small", 1, 256).await;
     let (_, _, member) = cloud.tenant("movers", "mover", "member").await;
     let (status, body) = cloud

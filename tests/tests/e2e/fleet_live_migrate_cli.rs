@@ -34,10 +34,11 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
         vcpus: 1,
         ..HostSize::default()
     };
+    // vCPUs are not over-committed: the small host is full with one server.
     let fleet = Fleet::start(
         "live",
         &[HostSize::default(), HostSize::default(), small],
-        "",
+        "[compute]\ncpu_allocation_ratio = 1.0\n",
     )
     .expect("fleet");
     let token = fleet.cloud.admin_token().expect("token");
@@ -71,7 +72,7 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
             "live-subnet",
         ],
     );
-    let create = |name: &str, host: &str| {
+    let create = |name: &str, flavor: &str, host: &str| {
         let created = cli(
             cloud,
             &[
@@ -80,7 +81,7 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
                 "--image",
                 "live-image",
                 "--flavor",
-                "m1.tiny",
+                flavor,
                 "--network",
                 "live-net",
                 "--availability-zone",
@@ -91,7 +92,7 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
         );
         created["id"].as_str().expect("server id").to_string()
     };
-    let id = create("mover", a);
+    let id = create("mover", "m1.tiny", a);
     assert_eq!(host_of(&wait_status(cloud, &token, &id, "ACTIVE")), *a);
     check_placed(&fleet, &token, &id, &placed(&[a], a));
 
@@ -108,7 +109,7 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
     // 2. Fill the small host; then to it by name (2.30): the filters
     //    refuse it, and forced (`force`, by the API: the CLI has no flag)
     //    its claim does. The server stays ACTIVE where it was.
-    let filler = create("filler", full);
+    let filler = create("filler", "m1.tiny", full);
     assert_eq!(
         host_of(&wait_status(cloud, &token, &filler, "ACTIVE")),
         *full
@@ -130,10 +131,19 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
         .concat(),
     );
     let failed = |count: usize| {
-        wait_for("the failed live migration to end", 30, || {
-            let rows = migrations(cloud, &token, &id);
-            (rows.len() == count && rows.last().is_some_and(|row| row[1] == "error")).then_some(())
-        });
+        let mut rows = Vec::new();
+        for _ in 0..120 {
+            rows = migrations(cloud, &token, &id);
+            if rows.len() == count && rows.last().is_some_and(|row| row[1] == "error") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!(
+            "no failed live migration #{count}: {rows:?}; vcpus {:?}, used {:?}",
+            crate::fleet_migrate_cli::hypervisor_field(cloud, &token, "vcpus"),
+            crate::fleet_migrate_cli::vcpus_used(cloud, &token)
+        );
     };
     failed(2);
     let (status, body) = cloud
@@ -195,7 +205,8 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
             .then(|| row["id"].as_i64())
             .flatten()
     });
-    let shown = wait_status(cloud, &token, &id, "MIGRATING");
+    let shown = crate::agent_process::server(cloud, &token, &id);
+    assert_eq!(shown["status"], "MIGRATING", "{shown}");
     assert_eq!(shown["OS-EXT-STS:task_state"], "migrating");
     cli_quiet(
         cloud,

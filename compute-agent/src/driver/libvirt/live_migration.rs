@@ -32,7 +32,7 @@ use super::{LibvirtDriver, check_spec, lv};
 use crate::driver::{DriverError, LiveMigrationJob, VirtDriver};
 
 /// How fast the simulated move of the test driver copies memory (bytes/s).
-pub const SIMULATED_BANDWIDTH: u64 = 128 * 1024 * 1024;
+pub const SIMULATED_BANDWIDTH: u64 = 64 * 1024 * 1024;
 
 /// How often the simulated copy looks at its controls.
 const SIMULATED_TICK: Duration = Duration::from_millis(50);
