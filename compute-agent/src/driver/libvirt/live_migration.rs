@@ -75,6 +75,15 @@ impl Jobs {
     }
 }
 
+/// `ip` as the host part of a URI (IPv6 in brackets).
+fn uri_host(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
+}
+
 /// The libvirt URI of the destination's daemon at `ip`, for a source on
 /// `uri` (Nova's `live_migration_uri` default, `qemu+tcp://%s/system`; a
 /// session daemon migrates to the session daemon).
@@ -84,12 +93,13 @@ pub fn destination_uri(uri: &str, ip: &str) -> String {
     } else {
         "system"
     };
-    let host = if ip.contains(':') {
-        format!("[{ip}]")
-    } else {
-        ip.to_string()
-    };
-    format!("qemu+tcp://{host}/{path}")
+    format!("qemu+tcp://{}/{path}", uri_host(ip))
+}
+
+/// Where QEMU sends the guest's memory: the destination's address (Nova's
+/// `live_migration_inbound_addr`), not whatever its host name resolves to.
+pub fn migration_uri(ip: &str) -> String {
+    format!("tcp://{}", uri_host(ip))
 }
 
 /// libvirt's message for a migration cancelled by its client.
@@ -137,7 +147,14 @@ impl LibvirtDriver {
                 flags |= sys::VIR_MIGRATE_NON_SHARED_INC;
             }
             domain
-                .migrate_to_uri3(Some(&uri), MigrateParameters::default(), flags)
+                .migrate_to_uri3(
+                    Some(&uri),
+                    MigrateParameters {
+                        uri: Some(migration_uri(job.destination_ip)),
+                        ..MigrateParameters::default()
+                    },
+                    flags,
+                )
                 .map_err(lv("migrate"))
         };
         self.live_jobs.end(instance);
@@ -266,5 +283,6 @@ mod tests {
             destination_uri("qemu:///session", "fd00::3"),
             "qemu+tcp://[fd00::3]/session"
         );
+        assert_eq!(migration_uri("10.251.0.3"), "tcp://10.251.0.3");
     }
 }
