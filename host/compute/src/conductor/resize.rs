@@ -19,6 +19,9 @@
 //! resize) and drops the old claim; revert destroys the destination domain,
 //! redefines the source with the old flavor and drops the new claim.
 //!
+//! A live migration (`os-migrateLive`) is a move operation of this module
+//! too, with its own steps and ends (see [`super::live_migration`]).
+//!
 //! Each multi-task operation keeps its remaining [`Step`]s in its durable
 //! data, so a restarted controller finds the running task in `tasks` and the
 //! steps after it in the operation.
