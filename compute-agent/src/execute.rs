@@ -45,7 +45,8 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
         TaskAction::ConsoleOutput { .. }
         | TaskAction::SerialConsole
         | TaskAction::SetPassword { .. }
-        | TaskAction::Diagnostics => return answer(driver, task),
+        | TaskAction::Diagnostics
+        | TaskAction::LiveMigrationControl { .. } => return answer(driver, task),
         TaskAction::Rebuild {
             spec,
             power_on,
@@ -53,6 +54,25 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
         } => driver.rebuild(instance, spec, *power_on, *preserve_ephemeral),
         TaskAction::Rescue { spec, rescue_image } => driver.rescue(instance, spec, rescue_image),
         TaskAction::Unrescue => driver.unrescue(instance),
+        TaskAction::PreLiveMigration {
+            spec,
+            block_migration,
+        } => driver.pre_live_migration(instance, spec, *block_migration),
+        TaskAction::LiveMigrate {
+            destination,
+            destination_ip,
+            block_migration,
+            spec,
+        } => driver.live_migrate(
+            instance,
+            &crate::driver::LiveMigrationJob {
+                destination,
+                destination_ip,
+                block_migration: *block_migration,
+                spec,
+            },
+        ),
+        TaskAction::PostLiveMigration { spec } => driver.post_live_migration(instance, spec),
     };
     let state = driver.power_state(instance);
     match (result, state) {
@@ -83,6 +103,9 @@ pub fn answer(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
             qemu_guest_agent,
         } => driver.set_password(instance, user, password, *qemu_guest_agent),
         TaskAction::Diagnostics => driver.diagnostics(instance),
+        TaskAction::LiveMigrationControl { control } => {
+            driver.control_live_migration(instance, *control)
+        }
         other => Err(DriverError::Unsupported(format!(
             "{} is not a query",
             other.kind()

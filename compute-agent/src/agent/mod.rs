@@ -670,7 +670,11 @@ impl Agent {
 fn plugs_ports(action: &TaskAction) -> bool {
     matches!(
         action,
-        TaskAction::Spawn(_) | TaskAction::Redefine { .. } | TaskAction::AttachInterface { .. }
+        TaskAction::Spawn(_)
+            | TaskAction::Redefine { .. }
+            | TaskAction::AttachInterface { .. }
+            | TaskAction::PreLiveMigration { .. }
+            | TaskAction::PostLiveMigration { .. }
     )
 }
 

@@ -29,6 +29,8 @@ use super::xml::{self, DiskLayout, KernelBoot};
 use super::{DriverError, VirtDriver};
 use crate::config_drive;
 
+mod live_migration;
+
 /// How long a clean shutdown may take before the domain is stopped hard
 /// (Nova's `shutdown_timeout` default).
 pub const DEFAULT_CLEAN_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -212,6 +214,8 @@ pub struct LibvirtDriver {
     /// Held from choosing a serial console port to defining the domain
     /// that gets it, so two spawns never choose the same one.
     serial_ports: std::sync::Mutex<()>,
+    /// The live migrations running from this host.
+    live_jobs: live_migration::Jobs,
 }
 
 /// The libvirt domain types the guests of a real hypervisor may use, from
@@ -476,6 +480,7 @@ impl LibvirtDriver {
             images,
             image_source: RwLock::new(None),
             serial_ports: std::sync::Mutex::new(()),
+            live_jobs: live_migration::Jobs::default(),
         };
         driver.restore()?;
         Ok(driver)
@@ -1475,6 +1480,35 @@ impl VirtDriver for LibvirtDriver {
         self.start(&domain)?;
         self.remember(instance, Some(true), Some(&original));
         Ok(())
+    }
+
+    fn pre_live_migration(
+        &self,
+        instance: Uuid,
+        spec: &SpawnSpec,
+        block_migration: bool,
+    ) -> Result<(), DriverError> {
+        self.prepare_live_migration(instance, spec, block_migration)
+    }
+
+    fn live_migrate(
+        &self,
+        instance: Uuid,
+        job: &super::LiveMigrationJob<'_>,
+    ) -> Result<(), DriverError> {
+        self.run_live_migration(instance, job)
+    }
+
+    fn post_live_migration(&self, instance: Uuid, spec: &SpawnSpec) -> Result<(), DriverError> {
+        self.finish_live_migration(instance, spec)
+    }
+
+    fn control_live_migration(
+        &self,
+        instance: Uuid,
+        control: novum_wire::LiveMigrationControl,
+    ) -> Result<TaskAnswer, DriverError> {
+        self.live_migration_control(instance, control)
     }
 
     fn serial_console(&self, instance: Uuid) -> Result<TaskAnswer, DriverError> {

@@ -18,8 +18,8 @@ mod store;
 mod xml;
 
 use novum_wire::{
-    ImageSpec, InstancePower, InterfaceSpec, Inventory, PowerState, RebootType, SpawnSpec,
-    TaskAnswer,
+    ImageSpec, InstancePower, InterfaceSpec, Inventory, LiveMigrationControl, PowerState,
+    RebootType, SpawnSpec, TaskAnswer,
 };
 use uuid::Uuid;
 
@@ -273,6 +273,60 @@ pub trait VirtDriver: Send + Sync {
     /// Restore the definition [`VirtDriver::rescue`] kept, remove the
     /// rescue files and boot (see [`novum_wire::TaskAction::Unrescue`]).
     fn unrescue(&self, instance: Uuid) -> Result<(), DriverError>;
+
+    /// The destination of a live migration gets ready (see
+    /// [`novum_wire::TaskAction::PreLiveMigration`]).
+    fn pre_live_migration(
+        &self,
+        _instance: Uuid,
+        _spec: &SpawnSpec,
+        _block_migration: bool,
+    ) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported(
+            "this hypervisor cannot live-migrate".to_string(),
+        ))
+    }
+
+    /// Moves the running guest to another host (see
+    /// [`novum_wire::TaskAction::LiveMigrate`]); a failure leaves it here.
+    fn live_migrate(&self, _instance: Uuid, _job: &LiveMigrationJob) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported(
+            "this hypervisor cannot live-migrate".to_string(),
+        ))
+    }
+
+    /// The guest arrived (see [`novum_wire::TaskAction::PostLiveMigration`]).
+    fn post_live_migration(&self, _instance: Uuid, _spec: &SpawnSpec) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported(
+            "this hypervisor cannot live-migrate".to_string(),
+        ))
+    }
+
+    /// Aborts, forces or reports the running live migration of `instance`
+    /// (see [`novum_wire::TaskAction::LiveMigrationControl`]).
+    fn control_live_migration(
+        &self,
+        _instance: Uuid,
+        _control: LiveMigrationControl,
+    ) -> Result<TaskAnswer, DriverError> {
+        Err(DriverError::Unsupported(
+            "this hypervisor cannot live-migrate".to_string(),
+        ))
+    }
+}
+
+/// What the source of a live migration is asked (the fields of
+/// [`novum_wire::TaskAction::LiveMigrate`]).
+#[derive(Debug, Clone)]
+pub struct LiveMigrationJob<'a> {
+    /// The destination compute host's name.
+    pub destination: &'a str,
+    /// The destination's address.
+    pub destination_ip: &'a str,
+    /// Copy the disks too.
+    pub block_migration: bool,
+    /// The domain as the destination defines it.
+    pub spec: &'a SpawnSpec,
 }
 
 /// A test-driver node file on disk describing a host of a given size (see

@@ -494,6 +494,77 @@ pub enum TaskAction {
     /// defined again, the rescue files go, and the domain boots. Not
     /// rescued: nothing to do but make sure it runs.
     Unrescue,
+    /// The destination of a live migration gets ready to receive the guest
+    /// (Nova's `pre_live_migration`): the instance's files, its config
+    /// drive and its host bridges; with `block_migration` the disks are
+    /// made empty for the copy. Delivered twice, it ends in the same place.
+    PreLiveMigration {
+        /// The domain the guest will have here.
+        spec: SpawnSpec,
+        /// The disks are copied (no shared storage).
+        block_migration: bool,
+    },
+    /// The source of a live migration moves the running guest to
+    /// `destination` (libvirt: peer to peer to the destination's libvirtd,
+    /// `VIR_MIGRATE_LIVE | PERSIST_DEST | UNDEFINE_SOURCE`, with
+    /// `NON_SHARED_DISK` for a block migration). Ends with no domain here.
+    /// A failure leaves the guest running here.
+    LiveMigrate {
+        /// The destination compute host's name.
+        destination: String,
+        /// The destination's address (its `host_ip`), for its libvirt URI.
+        destination_ip: String,
+        /// Copy the disks too.
+        block_migration: bool,
+        /// The domain as the destination defines it.
+        spec: SpawnSpec,
+    },
+    /// The destination after a live migration (Nova's
+    /// `post_live_migration_at_destination`): the guest is defined and runs
+    /// here (a hypervisor that cannot migrate, libvirt's test driver, gets
+    /// it defined and started from `spec`: the simulated move).
+    PostLiveMigration {
+        /// The domain the guest has here.
+        spec: SpawnSpec,
+    },
+    /// A query on the source of a running live migration: abort it (Nova's
+    /// `live_migration_abort`) or force it to complete (`live_migration_force_complete`):
+    /// answered with [`TaskAnswer::LiveMigrationControlled`], or refused
+    /// when no migration runs.
+    LiveMigrationControl {
+        /// What to do.
+        control: LiveMigrationControl,
+    },
+}
+
+/// What [`TaskAction::LiveMigrationControl`] asks of a running live migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveMigrationControl {
+    /// Stop it: the guest stays on the source (libvirt's `abortJob`).
+    Abort,
+    /// Finish it now: switch to post-copy, or pause the guest so its memory
+    /// stops changing.
+    ForceComplete,
+    /// Report its progress.
+    Progress,
+}
+
+/// How far a live migration is (from libvirt's domain job info), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveMigrationProgress {
+    /// Memory to copy.
+    pub memory_total: u64,
+    /// Memory copied.
+    pub memory_processed: u64,
+    /// Memory left.
+    pub memory_remaining: u64,
+    /// Disk to copy (block migration).
+    pub disk_total: u64,
+    /// Disk copied.
+    pub disk_processed: u64,
+    /// Disk left.
+    pub disk_remaining: u64,
 }
 
 impl TaskAction {
@@ -521,6 +592,10 @@ impl TaskAction {
             TaskAction::Rebuild { .. } => "rebuild",
             TaskAction::Rescue { .. } => "rescue",
             TaskAction::Unrescue => "unrescue",
+            TaskAction::PreLiveMigration { .. } => "pre_live_migration",
+            TaskAction::LiveMigrate { .. } => "live_migrate",
+            TaskAction::PostLiveMigration { .. } => "post_live_migration",
+            TaskAction::LiveMigrationControl { .. } => "live_migration_control",
         }
     }
 
@@ -535,6 +610,7 @@ impl TaskAction {
                 | TaskAction::SerialConsole
                 | TaskAction::SetPassword { .. }
                 | TaskAction::Diagnostics
+                | TaskAction::LiveMigrationControl { .. }
         )
     }
 }
@@ -905,6 +981,9 @@ pub enum TaskAnswer {
     },
     /// What libvirt says of the running guest ([`TaskAction::Diagnostics`]).
     Diagnostics(GuestDiagnostics),
+    /// A [`TaskAction::LiveMigrationControl`] was done; the migration's
+    /// progress when it was.
+    LiveMigrationControlled(LiveMigrationProgress),
 }
 
 /// Why a query was refused: each is an answer the compute API gives in

@@ -33,6 +33,7 @@ mod keypair_ids;
 mod late_microversions;
 mod legacy_apis;
 mod list_scale;
+mod live_migration;
 mod metrics;
 mod migrate;
 mod network;

@@ -27,12 +27,12 @@ use serde_json::Value;
 use crate::agent_process::{server, wait_for, wait_status};
 
 /// Runs the CLI, failing the test with its output when it fails.
-fn cli(cloud: &Cloud, args: &[&str]) -> Value {
+pub(crate) fn cli(cloud: &Cloud, args: &[&str]) -> Value {
     openstack_json(cloud, args).unwrap_or_else(|error| panic!("{args:?}: {error:#}"))
 }
 
 /// Runs a CLI command that prints nothing.
-fn cli_quiet(cloud: &Cloud, args: &[&str]) {
+pub(crate) fn cli_quiet(cloud: &Cloud, args: &[&str]) {
     openstack(cloud, args).unwrap_or_else(|error| panic!("{args:?}: {error:#}"));
 }
 
@@ -65,7 +65,7 @@ fn set_service(cloud: &Cloud, host: &str, switch: &str) {
     );
 }
 
-fn host_of(shown: &Value) -> String {
+pub(crate) fn host_of(shown: &Value) -> String {
     shown["OS-EXT-SRV-ATTR:host"]
         .as_str()
         .unwrap_or_default()
@@ -74,7 +74,7 @@ fn host_of(shown: &Value) -> String {
 
 /// `field` of each hypervisor by hostname, as `os-hypervisors` shows them
 /// at 2.53 (the CLI prints no usage from 2.88).
-fn hypervisor_field(cloud: &Cloud, token: &str, field: &str) -> BTreeMap<String, Value> {
+pub(crate) fn hypervisor_field(cloud: &Cloud, token: &str, field: &str) -> BTreeMap<String, Value> {
     let (status, body) = cloud
         .compute(token, Method::GET, "/os-hypervisors/detail", None, "2.53")
         .expect("os-hypervisors");
@@ -96,7 +96,7 @@ fn hypervisor_field(cloud: &Cloud, token: &str, field: &str) -> BTreeMap<String,
 }
 
 /// vCPUs claimed per host.
-fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
+pub(crate) fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
     hypervisor_field(cloud, token, "vcpus_used")
         .into_iter()
         .map(|(host, used)| (host, used.as_i64().unwrap_or(-1)))
@@ -105,7 +105,7 @@ fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
 
 /// The host the server's only port is bound to (`binding:host_id`, from
 /// the network API).
-fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
+pub(crate) fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
     let listed: Value = reqwest::blocking::Client::new()
         .get(format!(
             "{}/network/v2.0/ports?device_id={server_id}",
@@ -126,7 +126,7 @@ fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
 
 /// What each host's libvirt holds of `server_id`: `Some(running)` where it
 /// has a domain.
-fn domains(fleet: &Fleet, server_id: &str) -> BTreeMap<String, Option<bool>> {
+pub(crate) fn domains(fleet: &Fleet, server_id: &str) -> BTreeMap<String, Option<bool>> {
     fleet
         .hosts
         .iter()
@@ -142,14 +142,14 @@ fn domains(fleet: &Fleet, server_id: &str) -> BTreeMap<String, Option<bool>> {
 /// Where a server (an m1.tiny) should be: claimed and defined on `hosts`
 /// and nowhere else, running on `running` with its port bound there; each
 /// of `others` holds one more m1.tiny server.
-struct Placed<'a> {
-    hosts: &'a [&'a str],
-    running: &'a str,
-    others: &'a [&'a str],
+pub(crate) struct Placed<'a> {
+    pub(crate) hosts: &'a [&'a str],
+    pub(crate) running: &'a str,
+    pub(crate) others: &'a [&'a str],
 }
 
 /// The placement one migration step should leave.
-fn placed<'a>(hosts: &'a [&'a str], running: &'a str) -> Placed<'a> {
+pub(crate) fn placed<'a>(hosts: &'a [&'a str], running: &'a str) -> Placed<'a> {
     Placed {
         hosts,
         running,
@@ -157,7 +157,7 @@ fn placed<'a>(hosts: &'a [&'a str], running: &'a str) -> Placed<'a> {
     }
 }
 
-fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'_>) {
+pub(crate) fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'_>) {
     let cloud = &fleet.cloud;
     let wanted_usage: BTreeMap<String, i64> = fleet
         .hosts
@@ -186,7 +186,7 @@ fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'
 }
 
 /// The CLI's failure text of `args` (which must fail).
-fn refusal(cloud: &Cloud, args: &[&str]) -> String {
+pub(crate) fn refusal(cloud: &Cloud, args: &[&str]) -> String {
     match openstack(cloud, args) {
         Ok(output) => panic!("{args:?} succeeded: {output}"),
         Err(error) => format!("{error:#}"),
@@ -195,7 +195,7 @@ fn refusal(cloud: &Cloud, args: &[&str]) -> String {
 
 /// The migrations of `server_id` as (type, status, source, destination),
 /// oldest first (`os-migrations` at 2.80).
-fn migrations(cloud: &Cloud, token: &str, server_id: &str) -> Vec<[String; 4]> {
+pub(crate) fn migrations(cloud: &Cloud, token: &str, server_id: &str) -> Vec<[String; 4]> {
     let (status, body) = cloud
         .compute(
             token,

@@ -16,6 +16,7 @@ pub mod hypervisors;
 pub mod image_proxy;
 pub mod interfaces;
 pub mod keypairs;
+pub mod live_migration;
 pub mod migrations;
 pub mod network_proxies;
 pub mod security_groups;
@@ -61,6 +62,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(server_groups::routes())
         .merge(keypairs::routes())
         .merge(migrations::routes())
+        .merge(live_migration::routes())
         .merge(usage::routes())
         .merge(hosts::routes())
         .merge(image_proxy::routes())

@@ -31,6 +31,7 @@ pub mod guest;
 pub mod host_state;
 pub mod instance_admin;
 pub mod interfaces;
+pub mod live_migration;
 mod metadata;
 pub mod model;
 pub mod networking;

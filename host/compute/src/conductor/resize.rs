@@ -19,6 +19,9 @@
 //! resize) and drops the old claim; revert destroys the destination domain,
 //! redefines the source with the old flavor and drops the new claim.
 //!
+//! A live migration (`os-migrateLive`) is a move operation of this module
+//! too, with its own steps and ends (see [`super::live_migration`]).
+//!
 //! Each multi-task operation keeps its remaining [`Step`]s in its durable
 //! data, so a restarted controller finds the running task in `tasks` and the
 //! steps after it in the operation.
@@ -62,15 +65,15 @@ const REVERT_EVENT: &str = "compute_revert_resize";
 const FINISH_REVERT_EVENT: &str = "compute_finish_revert_resize";
 
 /// task_state values of a resize.
-mod resize_task {
+pub(super) mod resize_task {
     pub const PREP: &str = "resize_prep";
     pub const MIGRATING: &str = "resize_migrating";
     pub const FINISH: &str = "resize_finish";
     pub const REVERTING: &str = "resize_reverting";
 }
 
-/// `migrations.status` values.
-mod status {
+/// `migrations.status` values (a live migration's too).
+pub(super) mod status {
     pub const PRE_MIGRATING: &str = "pre-migrating";
     pub const MIGRATING: &str = "migrating";
     pub const POST_MIGRATING: &str = "post-migrating";
@@ -80,6 +83,11 @@ mod status {
     pub const CONFIRMED: &str = "confirmed";
     pub const REVERTED: &str = "reverted";
     pub const ERROR: &str = "error";
+    pub const ACCEPTED: &str = "accepted";
+    pub const PREPARING: &str = "preparing";
+    pub const RUNNING: &str = "running";
+    pub const COMPLETED: &str = "completed";
+    pub const CANCELLED: &str = "cancelled";
 }
 
 /// The consumer of the destination claim while a resize is unconfirmed (the
@@ -103,45 +111,48 @@ pub fn is_reverting(task_state: &str) -> bool {
 
 /// One agent task of a multi-task operation, with what it changes around it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Step {
-    host: String,
-    action: TaskAction,
+pub(super) struct Step {
+    pub(super) host: String,
+    pub(super) action: TaskAction,
     /// The instance-action event it runs under.
-    event: String,
+    pub(super) event: String,
     /// The instance's task_state while it runs (`None`: unchanged).
-    task_state: Option<String>,
+    pub(super) task_state: Option<String>,
     /// The migration's status while it runs.
-    status: String,
+    pub(super) status: String,
     /// Notified `.start` when it begins.
-    start: Option<InstanceAction>,
+    pub(super) start: Option<InstanceAction>,
     /// Notified `.end` when it succeeds.
-    end: Option<InstanceAction>,
+    pub(super) end: Option<InstanceAction>,
 }
 
 /// What a resize, confirm or revert operation remembers.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct ResizeData {
-    migration: String,
+pub(super) struct ResizeData {
+    pub(super) migration: String,
     /// A cold migration (`migrate`): the source host is never a candidate.
     #[serde(default)]
     cold_migration: bool,
     /// The destination a cold migration named (2.56), checked by the filters.
     #[serde(default)]
     requested_host: Option<String>,
+    /// A live migration (`os-migrateLive`): what it was asked.
+    #[serde(default)]
+    pub(super) live: Option<super::live_migration::LiveMove>,
     /// The running step first, then the ones after it.
-    steps: Vec<Step>,
+    pub(super) steps: Vec<Step>,
 }
 
 /// A `migrations` row.
 #[derive(Clone, Debug)]
-struct Migration {
-    uuid: String,
-    source_compute: String,
-    source_node: String,
-    dest_compute: Option<String>,
-    dest_node: Option<String>,
+pub(super) struct Migration {
+    pub(super) uuid: String,
+    pub(super) source_compute: String,
+    pub(super) source_node: String,
+    pub(super) dest_compute: Option<String>,
+    pub(super) dest_node: Option<String>,
     old_flavor: FlavorSnapshot,
-    new_flavor: FlavorSnapshot,
+    pub(super) new_flavor: FlavorSnapshot,
     old_vm_state: String,
 }
 
@@ -162,15 +173,17 @@ fn flavor_of(text: &str) -> Result<FlavorSnapshot> {
 }
 
 /// The instance's unfinished migration, if any.
-async fn open_migration(tx: &mut Tx, instance_uuid: &str) -> Result<Option<Migration>> {
+pub(super) async fn open_migration(tx: &mut Tx, instance_uuid: &str) -> Result<Option<Migration>> {
     let row = sqlx::query(
-        "SELECT * FROM migrations WHERE instance_uuid = $1 AND status NOT IN ($2, $3, $4) \
+        "SELECT * FROM migrations WHERE instance_uuid = $1 AND status NOT IN ($2, $3, $4, $5, $6) \
          ORDER BY created_at DESC LIMIT 1",
     )
     .bind(instance_uuid)
     .bind(status::CONFIRMED)
     .bind(status::REVERTED)
     .bind(status::ERROR)
+    .bind(status::COMPLETED)
+    .bind(status::CANCELLED)
     .fetch_optional(&mut **tx)
     .await?;
     row.map(|row| {
@@ -188,7 +201,7 @@ async fn open_migration(tx: &mut Tx, instance_uuid: &str) -> Result<Option<Migra
     .transpose()
 }
 
-async fn set_status(tx: &mut Tx, migration: &str, value: &str) -> Result<()> {
+pub(super) async fn set_status(tx: &mut Tx, migration: &str, value: &str) -> Result<()> {
     sqlx::query("UPDATE migrations SET status = $1, updated_at = $2 WHERE uuid = $3")
         .bind(value)
         .bind(db::now())
@@ -210,7 +223,7 @@ async fn set_counted(tx: &mut Tx, uuid: &str, vcpus: i64, memory_mb: i64) -> Res
 }
 
 /// Sets the instance's flavor snapshot and placement.
-async fn place(
+pub(super) async fn place(
     tx: &mut Tx,
     uuid: &str,
     flavor: &FlavorSnapshot,
@@ -259,6 +272,8 @@ pub enum MoveRequest {
         /// The destination the caller named, if any.
         host: Option<String>,
     },
+    /// A live migration (`os-migrateLive`).
+    Live(super::live_migration::LiveMove),
 }
 
 impl MoveRequest {
@@ -267,6 +282,23 @@ impl MoveRequest {
         match self {
             Self::Resize(_) => RESIZE,
             Self::Migrate { .. } => MIGRATE,
+            Self::Live(_) => super::live_migration::LIVE_MIGRATION,
+        }
+    }
+
+    /// The action's name in Nova's state-guard messages.
+    fn guard_name(&self) -> &'static str {
+        match self {
+            Self::Live(_) => "os-migrateLive",
+            other => other.action(),
+        }
+    }
+
+    /// The vm_states it starts from.
+    fn allowed_states(&self) -> [&'static str; 2] {
+        match self {
+            Self::Live(_) => [vm::ACTIVE, vm::PAUSED],
+            _ => [vm::ACTIVE, vm::STOPPED],
         }
     }
 }
@@ -309,32 +341,37 @@ impl Conductor {
             .await
     }
 
-    /// Records a resize or cold migration and starts scheduling it.
-    async fn move_server(
+    /// Records a resize, cold or live migration and starts scheduling it.
+    pub(super) async fn move_server(
         self: &Arc<Self>,
         uuid: &str,
         request: MoveRequest,
         caller: &super::Caller<'_>,
     ) -> Result<()> {
         let action = request.action();
+        let guard = request.guard_name();
         let mut tx = self.begin_global(uuid).await?;
         let instance = Self::locked_instance(&mut tx, uuid).await?;
         if let Some(task_state) = &instance.task_state {
             return Err(ConductorError::Conflict(format!(
-                "Cannot '{action}' instance {uuid} while it is in task_state {task_state}"
+                "Cannot '{guard}' instance {uuid} while it is in task_state {task_state}"
             )));
         }
-        if instance.vm_state != vm::ACTIVE && instance.vm_state != vm::STOPPED {
+        if !request
+            .allowed_states()
+            .contains(&instance.vm_state.as_str())
+        {
             return Err(ConductorError::Conflict(format!(
-                "Cannot '{action}' instance {uuid} while it is in vm_state {}",
+                "Cannot '{guard}' instance {uuid} while it is in vm_state {}",
                 instance.vm_state
             )));
         }
         let (Some(host), Some(node)) = (instance.host.clone(), instance.node.clone()) else {
             return Err(ConductorError::Conflict(format!(
-                "Cannot '{action}' instance {uuid}: it has no host"
+                "Cannot '{guard}' instance {uuid}: it has no host"
             )));
         };
+        let mut live = None;
         let old = instance.flavor()?;
         let (flavor, requested_host) = match request {
             MoveRequest::Resize(flavor) => {
@@ -378,12 +415,38 @@ impl Conductor {
                 }
                 (old.clone(), requested)
             }
+            MoveRequest::Live(request) => {
+                super::live_migration::check_destination(&mut tx, uuid, &host, &request).await?;
+                let requested = request.host.clone();
+                live = Some(request);
+                (old.clone(), requested)
+            }
         };
-        let cold_migration = action == MIGRATE;
+        let cold_migration = action != RESIZE;
+        let (task_state, migration_type, first_status, first_event) = match &live {
+            Some(_) => (
+                super::live_migration::MIGRATING,
+                super::live_migration::LIVE_MIGRATION,
+                status::ACCEPTED,
+                super::live_migration::CONDUCTOR_EVENT,
+            ),
+            None if cold_migration => (
+                resize_task::PREP,
+                "migration",
+                status::PRE_MIGRATING,
+                MIGRATE_EVENT,
+            ),
+            None => (
+                resize_task::PREP,
+                "resize",
+                status::PRE_MIGRATING,
+                MIGRATE_EVENT,
+            ),
+        };
         let before = StateMark::of(&instance);
         let now = db::now();
         sqlx::query("UPDATE instances SET task_state = $1, updated_at = $2 WHERE uuid = $3")
-            .bind(resize_task::PREP)
+            .bind(task_state)
             .bind(&now)
             .bind(uuid)
             .execute(&mut *tx)
@@ -410,11 +473,11 @@ impl Conductor {
             .bind(to_json(&old))
             .bind(to_json(&flavor))
             .bind(&instance.vm_state)
-            .bind(status::PRE_MIGRATING)
+            .bind(first_status)
             .bind(&now)
             .bind(caller.user_id)
             .bind(caller.project_id)
-            .bind(if cold_migration { "migration" } else { "resize" }),
+            .bind(migration_type),
         )
         .await?;
         let action_id = actions::start_action(
@@ -426,11 +489,12 @@ impl Conductor {
             caller.project_id,
         )
         .await?;
-        actions::start_event(&mut tx, &action_id, MIGRATE_EVENT, None).await?;
+        actions::start_event(&mut tx, &action_id, first_event, None).await?;
         let data = ResizeData {
             migration,
             cold_migration,
             requested_host,
+            live,
             ..ResizeData::default()
         };
         let operation = insert_operation(
@@ -524,6 +588,11 @@ impl Conductor {
             request.ignore_hosts.push(migration.source_compute.clone());
         }
         request.requested_hosts = data.requested_host.iter().cloned().collect();
+        if data.live.as_ref().is_some_and(|live| live.force) {
+            // A forced live migration (2.30–2.67) skips the filters: the
+            // claim alone decides.
+            request.force_hosts = std::mem::take(&mut request.requested_hosts);
+        }
         let spec = notices::request_spec(&instance, &migration.new_flavor, &request);
         let mut tx = self.db.begin().await?;
         notices::send(
@@ -556,7 +625,9 @@ impl Conductor {
                 Err(ScheduleError::NoValidHost(no_valid_host))
                     if !no_valid_host.lost_claims.is_empty()
                         && round < super::SCHEDULING_ROUNDS => {}
-                Err(ScheduleError::NoValidHost(no_valid_host)) if data.cold_migration => {
+                Err(ScheduleError::NoValidHost(no_valid_host))
+                    if data.cold_migration && data.live.is_none() =>
+                {
                     return Ok(Some(format!(
                         "No valid host was found. No valid host found for cold migrate. {}",
                         no_valid_host.explanation()
@@ -621,6 +692,34 @@ impl Conductor {
         .await?;
         let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
         let destination = Publisher::compute(&host.name);
+        let mut data: ResizeData = serde_json::from_str(&current.data).unwrap_or_default();
+        if let Some(live) = data.live.clone() {
+            if let Some(action_id) = &operation.action_id {
+                actions::finish_events(
+                    &mut tx,
+                    action_id,
+                    Some(super::live_migration::CONDUCTOR_EVENT),
+                    None,
+                )
+                .await?;
+            }
+            notices::send(
+                &mut tx,
+                &builders::select_destinations(
+                    &self.scheduler_publisher(),
+                    spec.clone(),
+                    Phase::End,
+                ),
+            )
+            .await?;
+            data.steps = self
+                .live_steps(&mut tx, instance, &migration, &host.name, &host.uuid, &live)
+                .await?;
+            let first = self.begin_step(&mut tx, &current, &data, &context).await?;
+            novum_notify::commit(tx).await?;
+            self.board.wake(&first);
+            return Ok(true);
+        }
         if let Some(action_id) = &operation.action_id {
             actions::finish_events(&mut tx, action_id, Some(MIGRATE_EVENT), None).await?;
             actions::start_event(&mut tx, action_id, PREP_EVENT, Some(&host.name)).await?;
@@ -642,7 +741,6 @@ impl Conductor {
             )
             .await?;
         }
-        let mut data: ResizeData = serde_json::from_str(&current.data).unwrap_or_default();
         data.steps = vec![
             Step {
                 host: migration.source_compute.clone(),
@@ -675,7 +773,7 @@ impl Conductor {
     /// Enqueues the first of `data.steps` (its task, task_state, migration
     /// status, event and `.start` notice) and stores `data`; returns the
     /// host to wake.
-    async fn begin_step(
+    pub(super) async fn begin_step(
         &self,
         tx: &mut Tx,
         operation: &Operation,
@@ -690,7 +788,7 @@ impl Conductor {
         };
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
-        if let TaskAction::Redefine { .. } = step.action {
+        if let TaskAction::Redefine { .. } | TaskAction::PostLiveMigration { .. } = step.action {
             // The guest's ports follow it before it is defined there, so the
             // host's firewall covers them first (the destination of a move,
             // the source again on a revert).
@@ -752,6 +850,17 @@ impl Conductor {
             return Ok(None);
         }
         let done = data.steps.remove(0);
+        if data.live.is_some() {
+            if let TaskOutcome::Failed { message, .. } = outcome {
+                return self.live_failed(tx, operation, &done, message).await;
+            }
+            if data.live.as_ref().is_some_and(|live| live.abort) && !data.steps.is_empty() {
+                // Aborted while queued or preparing (2.65): not started.
+                return self
+                    .live_failed(tx, operation, &done, super::live_migration::ABORTED)
+                    .await;
+            }
+        }
         if let TaskOutcome::Failed { message, .. } = outcome {
             let fault = notices::fault(
                 &format!("{}_instance", operation.kind),
@@ -799,6 +908,9 @@ impl Conductor {
         };
         let before = StateMark::read(tx, uuid).await?;
         match operation.kind.as_str() {
+            RESIZE if data.live.is_some() => {
+                super::live_migration::finish(tx, uuid, &migration, power).await?
+            }
             RESIZE => self.finish_resize(tx, uuid, &migration, power).await?,
             CONFIRM => confirm(tx, uuid, &migration).await?,
             _ => revert(tx, uuid, &migration, power).await?,
@@ -843,7 +955,12 @@ impl Conductor {
     /// A failed step: the instance in ERROR with a fault, the migration in
     /// error; a failed resize also drops the new claim and counts the old
     /// flavor again (the instance is still on its source).
-    async fn resize_failed(&self, tx: &mut Tx, operation: &Operation, message: &str) -> Result<()> {
+    pub(super) async fn resize_failed(
+        &self,
+        tx: &mut Tx,
+        operation: &Operation,
+        message: &str,
+    ) -> Result<()> {
         let uuid = operation.instance_uuid.as_str();
         let before = StateMark::read(tx, uuid).await?;
         let migration = open_migration(tx, uuid).await?;
@@ -1158,12 +1275,7 @@ impl Conductor {
 /// Confirmed: the old claim goes, the new one takes the instance's uuid, and
 /// the instance counts the new flavor only.
 async fn confirm(tx: &mut Tx, uuid: &str, migration: &Migration) -> Result<()> {
-    claims::release(tx, uuid).await?;
-    sqlx::query("UPDATE allocations SET instance_uuid = $1 WHERE instance_uuid = $2")
-        .bind(uuid)
-        .bind(resize_consumer(uuid))
-        .execute(&mut **tx)
-        .await?;
+    take_destination_claim(tx, uuid).await?;
     set_counted(
         tx,
         uuid,
@@ -1180,6 +1292,18 @@ async fn confirm(tx: &mut Tx, uuid: &str, migration: &Migration) -> Result<()> {
     .execute(&mut **tx)
     .await?;
     set_status(tx, &migration.uuid, status::CONFIRMED).await
+}
+
+/// The source's claim goes and the destination's (`resize:<uuid>`) becomes
+/// the instance's.
+pub(super) async fn take_destination_claim(tx: &mut Tx, uuid: &str) -> Result<()> {
+    claims::release(tx, uuid).await?;
+    sqlx::query("UPDATE allocations SET instance_uuid = $1 WHERE instance_uuid = $2")
+        .bind(uuid)
+        .bind(resize_consumer(uuid))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Reverted: the new claim goes, the instance is back on its source with

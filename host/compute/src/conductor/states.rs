@@ -50,6 +50,12 @@ pub fn status(vm_state: &str, task_state: Option<&str>) -> &'static str {
         Some(task) if super::resize::is_resizing(task) => return "RESIZE",
         Some(task) if super::resize::is_reverting(task) => return "REVERT_RESIZE",
         Some(task)
+            if super::live_migration::is_live_migrating(task)
+                && [vm::ACTIVE, vm::PAUSED].contains(&vm_state) =>
+        {
+            return "MIGRATING";
+        }
+        Some(task)
             if super::rebuild::is_rebuilding(task)
                 && [vm::ACTIVE, vm::STOPPED, vm::ERROR].contains(&vm_state) =>
         {

@@ -1,0 +1,471 @@
+//! Live migration (Nova's `os-migrateLive` and `/servers/{id}/migrations`)
+//! over real HTTP on three embedded hosts (libvirt's test driver, whose
+//! agents simulate the move: the source copies the guest's memory at a
+//! fixed rate, then its domain leaves, and the destination defines and
+//! starts it). Admin only; Nova's body by microversion; the state guards;
+//! the scheduler's choice (never the source), a named host through the
+//! filters unless forced; status MIGRATING while it runs, the progress in
+//! `GET /servers/{id}/migrations`; the claim moving with the guest; abort
+//! (the migration `cancelled`, the guest still on its source),
+//! force-complete, and a forced migration to a full host ending in `error`
+//! with the server ACTIVE where it was; the `os-migrations` records, the
+//! instance actions and Nova's notifications.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::http_cloud::{self, Cloud};
+use crate::resize::{cloud, create_flavor, event_types, host_of, show, vcpus_used, wait_status};
+
+/// Sends `os-migrateLive` with `args` at `version` as admin.
+async fn live(cloud: &Cloud, id: &str, args: Value, version: &str) -> (u16, Value) {
+    cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/servers/{id}/action"),
+            Some(json!({ "os-migrateLive": args })),
+            version,
+        )
+        .await
+}
+
+fn message(body: &Value, fault: &str) -> String {
+    body[fault]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The live migrations of `id` (os-migrations) as (status, source, dest),
+/// newest first.
+async fn records(cloud: &Cloud, id: &str) -> Vec<[String; 3]> {
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            &format!("/os-migrations?instance_uuid={id}&migration_type=live-migration"),
+            None,
+            "2.80",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let text = |row: &Value, key: &str| row[key].as_str().unwrap_or_default().to_string();
+    body["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|row| {
+            [
+                text(row, "status"),
+                text(row, "source_compute"),
+                text(row, "dest_compute"),
+            ]
+        })
+        .collect()
+}
+
+/// Waits until `GET /servers/{id}/migrations` shows a running migration
+/// with progress; returns it.
+async fn running(cloud: &Cloud, id: &str) -> Value {
+    for _ in 0..400 {
+        let (status, body) = cloud
+            .compute(
+                &cloud.admin,
+                Method::GET,
+                &format!("/servers/{id}/migrations"),
+                None,
+                "2.80",
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(row) = body["migrations"]
+            .as_array()
+            .and_then(|rows| rows.first())
+            .filter(|row| row["status"] == "running" && row["memory_total_bytes"].is_u64())
+        {
+            return row.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no running live migration of {id}");
+}
+
+/// Waits until the newest live migration of `id` is `wanted`.
+async fn wait_record(cloud: &Cloud, id: &str, wanted: &str) -> Vec<[String; 3]> {
+    let mut latest = Vec::new();
+    for _ in 0..600 {
+        latest = records(cloud, id).await;
+        if latest.first().is_some_and(|row| row[0] == wanted) {
+            return latest;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the live migration of {id} never became {wanted}: {latest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_migration_moves_a_running_server_and_rolls_back_when_it_cannot() {
+    live_migration(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_migration_on_postgres() {
+    if let Some(url) = novum_db::testing::postgres_url().await {
+        live_migration(Some(url)).await;
+    }
+}
+
+async fn live_migration(database_url: Option<String>) {
+    let cloud = cloud(3, false, database_url).await;
+    // 256 MiB: the simulated copy takes about four seconds.
+    let small = create_flavor(&cloud, "small", 1, 256).await;
+    let (_, _, member) = cloud.tenant("movers", "mover", "member").await;
+    let (status, body) = cloud
+        .compute(
+            &member,
+            Method::POST,
+            "/servers",
+            Some(http_cloud::server("mover", &small)),
+            "2.96",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let source = host_of(&wait_status(&cloud, &id, "ACTIVE").await);
+
+    // Admin only.
+    let (status, body) = cloud
+        .compute(
+            &member,
+            Method::POST,
+            &format!("/servers/{id}/action"),
+            Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})),
+            "2.68",
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        message(&body, "forbidden").contains("os_compute_api:os-migrate-server:migrate_live"),
+        "{body}"
+    );
+    // Nova's body by microversion, and its checks of the named host.
+    for (args, version, fault) in [
+        (
+            json!({"host": null, "block_migration": false}),
+            "2.1",
+            "'disk_over_commit' is a required property",
+        ),
+        (
+            json!({"host": null, "block_migration": "auto", "disk_over_commit": false}),
+            "2.25",
+            "'disk_over_commit' was unexpected",
+        ),
+        (
+            json!({"host": null, "block_migration": "auto", "force": true}),
+            "2.30",
+            "Can't force to a non-provided destination",
+        ),
+        (
+            json!({"host": "x", "block_migration": "auto", "force": true}),
+            "2.68",
+            "'force' was unexpected",
+        ),
+        (
+            json!({"block_migration": "auto"}),
+            "2.68",
+            "'host' is a required property",
+        ),
+        (
+            json!({"host": source, "block_migration": "auto"}),
+            "2.68",
+            &format!("Unable to migrate instance ({id}) to current host ({source})."),
+        ),
+        (
+            json!({"host": "nowhere", "block_migration": "auto"}),
+            "2.68",
+            "Compute host nowhere could not be found.",
+        ),
+    ] {
+        let (status, reply) = live(&cloud, &id, args.clone(), version).await;
+        assert_eq!(status, 400, "{args} at {version}: {reply}");
+        assert!(message(&reply, "badRequest").contains(fault), "{reply}");
+    }
+    // Not while it is off.
+    let act = |body: Value| {
+        let cloud = &cloud;
+        let member = member.clone();
+        let id = id.clone();
+        async move {
+            cloud
+                .compute(
+                    &member,
+                    Method::POST,
+                    &format!("/servers/{id}/action"),
+                    Some(body),
+                    "2.96",
+                )
+                .await
+        }
+    };
+    assert_eq!(act(json!({"os-stop": null})).await.0, 202);
+    wait_status(&cloud, &id, "SHUTOFF").await;
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": null, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        message(&body, "conflictingRequest"),
+        format!("Cannot 'os-migrateLive' instance {id} while it is in vm_state stopped")
+    );
+    assert_eq!(act(json!({"os-start": null})).await.0, 202);
+    wait_status(&cloud, &id, "ACTIVE").await;
+    assert!(records(&cloud, &id).await.is_empty());
+
+    // The scheduler's choice: MIGRATING while the guest moves, with its
+    // progress, then ACTIVE on another host with the claim there.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": null, "block_migration": "auto"}),
+        "2.25",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let moving = show(&cloud, &id).await;
+    assert_eq!(moving["status"], "MIGRATING", "{moving}");
+    assert_eq!(moving["OS-EXT-STS:task_state"], "migrating");
+    let row = running(&cloud, &id).await;
+    assert_eq!(row["memory_total_bytes"], 256 * 1024 * 1024, "{row}");
+    assert_eq!(row["source_compute"], source.as_str());
+    assert_eq!(row["server_uuid"], id.as_str());
+    let first = row["dest_compute"].as_str().expect("dest").to_string();
+    assert_ne!(first, source);
+    // Shown alone too; an unknown one is a 404.
+    let mid = row["id"].as_i64().expect("id");
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            &format!("/servers/{id}/migrations/{mid}"),
+            None,
+            "2.23",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["migration"]["id"], mid);
+    let (status, _) = cloud
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            &format!("/servers/{id}/migrations/{mid}"),
+            None,
+            "2.22",
+        )
+        .await;
+    assert_eq!(status, 404, "before 2.23");
+    // A second move while one runs: 409.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": null, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let moved = wait_status(&cloud, &id, "ACTIVE").await;
+    assert_eq!(host_of(&moved), first);
+    assert!(moved["OS-EXT-STS:task_state"].is_null(), "{moved}");
+    assert_eq!(moved["OS-EXT-STS:power_state"], 1);
+    let usage = vcpus_used(&cloud).await;
+    assert!(
+        usage
+            .iter()
+            .all(|(host, used)| *used == i64::from(*host == first)),
+        "{usage:?}"
+    );
+    assert_eq!(wait_record(&cloud, &id, "completed").await[0][2], first);
+    // Nothing in progress any more; force_complete and abort refuse.
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::GET,
+            &format!("/servers/{id}/migrations"),
+            None,
+            "2.23",
+        )
+        .await;
+    assert_eq!((status, body["migrations"].clone()), (200, json!([])));
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/servers/{id}/migrations/{mid}/action"),
+            Some(json!({"force_complete": null})),
+            "2.22",
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        message(&body, "conflictingRequest"),
+        format!("Cannot 'force complete' instance {id} while it is in task_state None")
+    );
+
+    // Abort while it runs: the guest stays where it was, `cancelled`.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": null, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let row = running(&cloud, &id).await;
+    let mid = row["id"].as_i64().expect("id");
+    let aborted_to = row["dest_compute"].as_str().expect("dest").to_string();
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::DELETE,
+            &format!("/servers/{id}/migrations/{}", mid + 1000),
+            None,
+            "2.24",
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::DELETE,
+            &format!("/servers/{id}/migrations/{mid}"),
+            None,
+            "2.24",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "cancelled").await;
+    let stayed = wait_status(&cloud, &id, "ACTIVE").await;
+    assert_eq!(host_of(&stayed), first);
+    assert!(stayed["OS-EXT-STS:task_state"].is_null(), "{stayed}");
+    let usage = vcpus_used(&cloud).await;
+    assert!(
+        usage
+            .iter()
+            .all(|(host, used)| *used == i64::from(*host == first)),
+        "{usage:?}"
+    );
+
+    // Force-complete while it runs: it ends at once, to the named host.
+    let third = usage
+        .iter()
+        .map(|(host, _)| host.clone())
+        .find(|host| *host != source && *host != first)
+        .expect("a third host");
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": source, "block_migration": true}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let row = running(&cloud, &id).await;
+    let mid = row["id"].as_i64().expect("id");
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/servers/{id}/migrations/{mid}/action"),
+            Some(json!({"force_complete": null})),
+            "2.22",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    let back = wait_status(&cloud, &id, "ACTIVE").await;
+    assert_eq!(host_of(&back), source);
+
+    // Forced (2.30) to a host that is full: the claim fails, the migration
+    // ends in error and the server is ACTIVE on its source.
+    let big = create_flavor(&cloud, "big", 8, 512).await;
+    let mut filler = http_cloud::server("filler", &big);
+    filler["server"]["availability_zone"] = json!(format!("nova:{third}"));
+    let (status, body) = cloud
+        .compute(&cloud.admin, Method::POST, "/servers", Some(filler), "2.96")
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let filler = body["server"]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        host_of(&wait_status(&cloud, &filler, "ACTIVE").await),
+        third
+    );
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": third, "block_migration": "auto", "force": true}),
+        "2.30",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "error").await;
+    let stayed = wait_status(&cloud, &id, "ACTIVE").await;
+    assert_eq!(host_of(&stayed), source);
+    assert!(stayed["OS-EXT-STS:task_state"].is_null(), "{stayed}");
+
+    let row = |status: &str, from: &str, to: &str| [status, from, to].map(str::to_string);
+    assert_eq!(
+        records(&cloud, &id).await,
+        vec![
+            row("error", &source, ""),
+            row("completed", &first, &source),
+            row("cancelled", &first, &aborted_to),
+            row("completed", &source, &first),
+        ]
+    );
+    let (status, body) = cloud
+        .compute(
+            &member,
+            Method::GET,
+            &format!("/servers/{id}/os-instance-actions"),
+            None,
+            "2.84",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let lives = body["instanceActions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|action| action["action"] == "live-migration")
+        .count();
+    assert_eq!(lives, 4, "{body}");
+    let notified: Vec<String> = event_types(&cloud, &id)
+        .await
+        .into_iter()
+        .filter(|event| event.starts_with("instance.live_migration"))
+        .collect();
+    for wanted in [
+        "instance.live_migration_pre.start",
+        "instance.live_migration_pre.end",
+        "instance.live_migration_post.start",
+        "instance.live_migration_post.end",
+        "instance.live_migration_abort.start",
+        "instance.live_migration_abort.end",
+        "instance.live_migration_rollback.start",
+        "instance.live_migration_rollback.end",
+        "instance.live_migration_force_complete.start",
+        "instance.live_migration_force_complete.end",
+    ] {
+        assert!(
+            notified.iter().any(|event| event == wanted),
+            "{wanted}: {notified:?}"
+        );
+    }
+    cloud.stop().await;
+}
