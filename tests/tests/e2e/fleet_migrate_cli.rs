@@ -27,12 +27,12 @@ use serde_json::Value;
 use crate::agent_process::{server, wait_for, wait_status};
 
 /// Runs the CLI, failing the test with its output when it fails.
-fn cli(cloud: &Cloud, args: &[&str]) -> Value {
+pub(crate) fn cli(cloud: &Cloud, args: &[&str]) -> Value {
     openstack_json(cloud, args).unwrap_or_else(|error| panic!("{args:?}: {error:#}"))
 }
 
 /// Runs a CLI command that prints nothing.
-fn cli_quiet(cloud: &Cloud, args: &[&str]) {
+pub(crate) fn cli_quiet(cloud: &Cloud, args: &[&str]) {
     openstack(cloud, args).unwrap_or_else(|error| panic!("{args:?}: {error:#}"));
 }
 
@@ -58,14 +58,14 @@ fn create_server(cloud: &Cloud, name: &str) -> String {
 }
 
 /// `openstack compute service set --enable|--disable HOST nova-compute`.
-fn set_service(cloud: &Cloud, host: &str, switch: &str) {
+pub(crate) fn set_service(cloud: &Cloud, host: &str, switch: &str) {
     cli_quiet(
         cloud,
         &["compute", "service", "set", switch, host, "nova-compute"],
     );
 }
 
-fn host_of(shown: &Value) -> String {
+pub(crate) fn host_of(shown: &Value) -> String {
     shown["OS-EXT-SRV-ATTR:host"]
         .as_str()
         .unwrap_or_default()
@@ -74,7 +74,7 @@ fn host_of(shown: &Value) -> String {
 
 /// `field` of each hypervisor by hostname, as `os-hypervisors` shows them
 /// at 2.53 (the CLI prints no usage from 2.88).
-fn hypervisor_field(cloud: &Cloud, token: &str, field: &str) -> BTreeMap<String, Value> {
+pub(crate) fn hypervisor_field(cloud: &Cloud, token: &str, field: &str) -> BTreeMap<String, Value> {
     let (status, body) = cloud
         .compute(token, Method::GET, "/os-hypervisors/detail", None, "2.53")
         .expect("os-hypervisors");
@@ -96,7 +96,7 @@ fn hypervisor_field(cloud: &Cloud, token: &str, field: &str) -> BTreeMap<String,
 }
 
 /// vCPUs claimed per host.
-fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
+pub(crate) fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
     hypervisor_field(cloud, token, "vcpus_used")
         .into_iter()
         .map(|(host, used)| (host, used.as_i64().unwrap_or(-1)))
@@ -105,7 +105,7 @@ fn vcpus_used(cloud: &Cloud, token: &str) -> BTreeMap<String, i64> {
 
 /// The host the server's only port is bound to (`binding:host_id`, from
 /// the network API).
-fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
+pub(crate) fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
     let listed: Value = reqwest::blocking::Client::new()
         .get(format!(
             "{}/network/v2.0/ports?device_id={server_id}",
@@ -126,7 +126,7 @@ fn port_binding(cloud: &Cloud, token: &str, server_id: &str) -> String {
 
 /// What each host's libvirt holds of `server_id`: `Some(running)` where it
 /// has a domain.
-fn domains(fleet: &Fleet, server_id: &str) -> BTreeMap<String, Option<bool>> {
+pub(crate) fn domains(fleet: &Fleet, server_id: &str) -> BTreeMap<String, Option<bool>> {
     fleet
         .hosts
         .iter()
@@ -186,7 +186,7 @@ fn check_placed(fleet: &Fleet, token: &str, server_id: &str, expected: &Placed<'
 }
 
 /// The CLI's failure text of `args` (which must fail).
-fn refusal(cloud: &Cloud, args: &[&str]) -> String {
+pub(crate) fn refusal(cloud: &Cloud, args: &[&str]) -> String {
     match openstack(cloud, args) {
         Ok(output) => panic!("{args:?} succeeded: {output}"),
         Err(error) => format!("{error:#}"),
@@ -195,7 +195,7 @@ fn refusal(cloud: &Cloud, args: &[&str]) -> String {
 
 /// The migrations of `server_id` as (type, status, source, destination),
 /// oldest first (`os-migrations` at 2.80).
-fn migrations(cloud: &Cloud, token: &str, server_id: &str) -> Vec<[String; 4]> {
+pub(crate) fn migrations(cloud: &Cloud, token: &str, server_id: &str) -> Vec<[String; 4]> {
     let (status, body) = cloud
         .compute(
             token,
