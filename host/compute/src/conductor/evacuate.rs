@@ -105,6 +105,16 @@ struct EvacuateData {
     power_on: bool,
 }
 
+/// How an evacuation failed (see [`Conductor::evacuate_failed`]).
+struct Failure<'a> {
+    /// The fault's message.
+    message: &'a str,
+    /// The fault's details.
+    details: &'a str,
+    /// The migration's status: `failed` on the destination, `error` before.
+    migration_status: &'a str,
+}
+
 fn data_of(operation: &Operation) -> EvacuateData {
     serde_json::from_str(&operation.data).unwrap_or_default()
 }
@@ -235,12 +245,12 @@ impl Conductor {
     /// Runs the scheduling step of evacuation `id`; no host found puts the
     /// server in ERROR with a fault, as Nova's conductor does.
     pub(super) async fn run_evacuate(self: &Arc<Self>, id: &str) {
-        let message = match self.schedule_evacuate(id).await {
+        let (message, details) = match self.schedule_evacuate(id).await {
             Ok(None) => return,
-            Ok(Some(message)) => message,
-            Err(error) => format!("Evacuate failed: {error}"),
+            Ok(Some(failure)) => failure,
+            Err(error) => (format!("Evacuate failed: {error}"), String::new()),
         };
-        tracing::warn!(operation = id, %message, "evacuation not scheduled");
+        tracing::warn!(operation = id, %message, %details, "evacuation not scheduled");
         let result = async {
             let Some(mut tx) = self.begin_global_for_operation(id).await? else {
                 return Ok(());
@@ -249,8 +259,12 @@ impl Conductor {
                 && operation.state == op_state::RUNNING
                 && operation.step == step::SCHEDULE
             {
-                self.evacuate_failed(&mut tx, &operation, &message, status::ERROR)
-                    .await?;
+                let failure = Failure {
+                    message: &message,
+                    details: &details,
+                    migration_status: status::ERROR,
+                };
+                self.evacuate_failed(&mut tx, &operation, failure).await?;
             }
             novum_notify::commit(tx).await?;
             Ok::<_, ConductorError>(())
@@ -261,8 +275,9 @@ impl Conductor {
     }
 
     /// Schedules evacuation `id`: `Ok(None)` once a destination is claimed
-    /// (or nothing is left to do), `Ok(Some(why))` when no host fits.
-    async fn schedule_evacuate(self: &Arc<Self>, id: &str) -> Result<Option<String>> {
+    /// (or nothing is left to do), `Ok(Some((why, details)))` when no host
+    /// fits.
+    async fn schedule_evacuate(self: &Arc<Self>, id: &str) -> Result<Option<(String, String)>> {
         let Some(_taken) = self.take_scheduling(id, false).await? else {
             return Ok(None);
         };
@@ -330,12 +345,12 @@ impl Conductor {
                     if !no_valid_host.lost_claims.is_empty()
                         && round < super::SCHEDULING_ROUNDS => {}
                 Err(ScheduleError::NoValidHost(no_valid_host)) => {
-                    return Ok(Some(format!(
-                        "{no_valid_host} {}",
-                        no_valid_host.explanation()
+                    return Ok(Some((
+                        no_valid_host.to_string(),
+                        no_valid_host.explanation(),
                     )));
                 }
-                Err(other) => return Ok(Some(other.to_string())),
+                Err(other) => return Ok(Some((other.to_string(), String::new()))),
             }
         }
     }
@@ -479,9 +494,12 @@ impl Conductor {
                 )
                 .await?;
                 notices::exception(tx, &compute, uuid, fault).await?;
-                return self
-                    .evacuate_failed(tx, operation, message, status::FAILED)
-                    .await;
+                let failure = Failure {
+                    message,
+                    details: "",
+                    migration_status: status::FAILED,
+                };
+                return self.evacuate_failed(tx, operation, failure).await;
             }
         };
         let data = data_of(operation);
@@ -529,14 +547,18 @@ impl Conductor {
 
     /// A failed evacuation: the server in ERROR on its source with a fault,
     /// the destination claim dropped and the ports back on the source, the
-    /// migration in `migration_status`.
+    /// migration in the failure's status.
     async fn evacuate_failed(
         &self,
         tx: &mut Tx,
         operation: &Operation,
-        message: &str,
-        migration_status: &str,
+        failure: Failure<'_>,
     ) -> Result<()> {
+        let Failure {
+            message,
+            details,
+            migration_status,
+        } = failure;
         let uuid = operation.instance_uuid.as_str();
         let data = data_of(operation);
         let before = StateMark::read(tx, uuid).await?;
@@ -550,7 +572,7 @@ impl Conductor {
              WHERE uuid = $4 AND deleted = 0",
         )
         .bind(vm::ERROR)
-        .bind(fault_json(500, message, ""))
+        .bind(fault_json(500, message, details))
         .bind(db::now())
         .bind(uuid)
         .execute(&mut **tx)
@@ -584,8 +606,12 @@ impl Conductor {
         } else {
             status::FAILED
         };
-        self.evacuate_failed(tx, operation, message, migration_status)
-            .await
+        let failure = Failure {
+            message,
+            details: "",
+            migration_status,
+        };
+        self.evacuate_failed(tx, operation, failure).await
     }
 
     /// The instances evacuated away from `host` whose domains it may still
