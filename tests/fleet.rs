@@ -17,7 +17,7 @@
 //! Namespaces need root and `ip` (iproute2): [`unavailable`] says why a
 //! fleet cannot be made here, for tests to print and skip.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -239,6 +239,8 @@ pub struct FleetHost {
     pub state_dir: PathBuf,
     log: PathBuf,
     agent: Option<Child>,
+    /// How its agent is started (again, by [`FleetHost::restart_agent`]).
+    start: AgentStart,
 }
 
 impl FleetHost {
@@ -274,6 +276,16 @@ impl FleetHost {
             let _ = agent.kill();
             let _ = agent.wait();
         }
+    }
+
+    /// Starts the agent again as it was first started (killing it first if
+    /// it runs): same namespace, address, state directory and credential,
+    /// so it comes back as the same host with the domains it kept. Its log
+    /// goes on in the same file.
+    pub fn restart_agent(&mut self) -> anyhow::Result<()> {
+        self.kill_agent();
+        self.agent = Some(start_agent(&self.start)?);
+        Ok(())
     }
 }
 
@@ -333,18 +345,19 @@ impl Fleet {
                 novum_agent::driver::test_node_xml(size.vcpus, size.memory_mb),
             )?;
             let log = cloud.data_dir.join(format!("{host_name}.log"));
-            let agent = start_agent(&AgentStart {
-                binary: &agent_binary,
-                namespace: &namespace,
-                controller: &cloud.url,
-                host: &host_name,
-                address: &address,
-                node: &node,
-                state_dir: &state_dir,
+            let start = AgentStart {
+                binary: agent_binary.clone(),
+                namespace: namespace.clone(),
+                controller: cloud.url.clone(),
+                host: host_name.clone(),
+                address: address.clone(),
+                node,
+                state_dir: state_dir.clone(),
                 disk_gb: size.disk_gb,
-                token: enrollment.trim(),
-                log: &log,
-            })?;
+                token: enrollment.trim().to_string(),
+                log: log.clone(),
+            };
+            let agent = start_agent(&start)?;
             hosts.push(FleetHost {
                 name: host_name,
                 address,
@@ -352,6 +365,7 @@ impl Fleet {
                 state_dir,
                 log,
                 agent: Some(agent),
+                start,
             });
         }
         let fleet = Self {
@@ -419,41 +433,41 @@ impl Fleet {
 }
 
 /// How one host's agent is started.
-struct AgentStart<'a> {
-    binary: &'a Path,
-    namespace: &'a str,
-    controller: &'a str,
-    host: &'a str,
-    address: &'a str,
-    node: &'a Path,
-    state_dir: &'a Path,
+struct AgentStart {
+    binary: PathBuf,
+    namespace: String,
+    controller: String,
+    host: String,
+    address: String,
+    node: PathBuf,
+    state_dir: PathBuf,
     disk_gb: u64,
-    token: &'a str,
-    log: &'a Path,
+    token: String,
+    log: PathBuf,
 }
 
 /// Starts `novum-agent` inside its namespace (`ip netns exec` execs it, so
 /// the child is the agent itself).
-fn start_agent(start: &AgentStart<'_>) -> anyhow::Result<Child> {
+fn start_agent(start: &AgentStart) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(start.log)?;
+        .open(&start.log)?;
     Command::new("ip")
-        .args(["netns", "exec", start.namespace])
-        .arg(start.binary)
+        .args(["netns", "exec", &start.namespace])
+        .arg(&start.binary)
         .arg("--controller")
-        .arg(start.controller)
-        .args(["--host", start.host, "--host-ip", start.address])
+        .arg(&start.controller)
+        .args(["--host", &start.host, "--host-ip", &start.address])
         .arg("--libvirt-uri")
         .arg(format!("test://{}", start.node.display()))
         .arg("--state-dir")
-        .arg(start.state_dir)
+        .arg(&start.state_dir)
         .arg("--instances-path")
         .arg(start.state_dir.join("instances"))
         .args(["--disk-gb", &start.disk_gb.to_string()])
         .args(AGENT_TIMING)
-        .args(["--token", start.token])
+        .args(["--token", &start.token])
         .env("RUST_LOG", "info")
         .env_remove("NOVUM_AGENT_TOKEN")
         .stdout(Stdio::from(log.try_clone()?))

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use novum_wire::{
-    ErrorBody, HeartbeatRequest, HostFirewall, ImageFileInfo, Inventory, REGISTER_PATH,
-    RegisterRequest, RegisterResponse, Task, TaskList, TaskResult, firewall_path, heartbeat_path,
-    image_file_path, task_result_path, tasks_path,
+    ErrorBody, Evacuated, HeartbeatRequest, HostFirewall, ImageFileInfo, Inventory, REGISTER_PATH,
+    RegisterRequest, RegisterResponse, Task, TaskList, TaskResult, evacuated_path, firewall_path,
+    heartbeat_path, image_file_path, task_result_path, tasks_path,
 };
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -69,6 +69,11 @@ impl RpcError {
     /// Whether the controller refused the credential (`401`).
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, RpcError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED)
+    }
+
+    /// Whether the controller does not know the call (`404`: an older one).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RpcError::Status { status, .. } if *status == StatusCode::NOT_FOUND)
     }
 
     /// Whether the controller refused a registration because another agent's
@@ -315,6 +320,27 @@ impl Client {
         self.call(Method::POST, &path, Some(result), CALL_TIMEOUT)
             .await
             .map(drop)
+    }
+
+    /// The instances evacuated away from this host (see
+    /// [`novum_wire::evacuated_path`]).
+    pub async fn evacuated(&self) -> Result<Evacuated, RpcError> {
+        let response = self
+            .call::<()>(Method::GET, &evacuated_path(&self.host), None, CALL_TIMEOUT)
+            .await?;
+        read_json(response).await
+    }
+
+    /// Reports the domains of `destroyed` (evacuated instances) gone.
+    pub async fn evacuated_destroyed(&self, destroyed: &Evacuated) -> Result<(), RpcError> {
+        self.call(
+            Method::POST,
+            &evacuated_path(&self.host),
+            Some(destroyed),
+            CALL_TIMEOUT,
+        )
+        .await
+        .map(drop)
     }
 
     /// The security of every port bound to this host.

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use novum_wire::{
-    HeartbeatRequest, InstancePower, Inventory, Task, TaskAction, TaskOutcome, TaskResult,
+    Evacuated, HeartbeatRequest, InstancePower, Inventory, Task, TaskAction, TaskOutcome,
+    TaskResult,
 };
 use tokio::sync::oneshot::{self, error::TryRecvError};
 use tokio::sync::{Mutex, Notify, watch};
@@ -178,7 +179,10 @@ pub async fn run_agent(
     }
     let uri = config.libvirt_uri.clone();
     let options = config.libvirt.clone();
-    let driver = tokio::task::spawn_blocking(move || LibvirtDriver::open(&uri, options)).await??;
+    // The guests it lost come back once the evacuated ones are gone (see
+    // `Agent::destroy_evacuated`).
+    let driver =
+        tokio::task::spawn_blocking(move || LibvirtDriver::open_deferred(&uri, options)).await??;
     run_agent_with_driver(config, Arc::new(driver), shutdown).await
 }
 
@@ -322,6 +326,10 @@ impl Agent {
                 }
             }
         }
+        if !self.destroy_evacuated(&mut cancel).await {
+            return Ok(());
+        }
+        self.blocking(|d| d.resume_guests()).await?;
         self.metadata.serve_known_bridges();
         let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat_loop(cancel.clone()));
         let reconcile = tokio::spawn(Arc::clone(&self).reconcile_loop(cancel.clone()));
@@ -336,6 +344,63 @@ impl Agent {
         firewall?;
         info!("agent stopped");
         Ok(())
+    }
+
+    /// Destroys the domains of the instances evacuated away from this host
+    /// while it was gone (the controller lists them), before any guest is
+    /// resumed, and reports them destroyed (Nova's
+    /// `_destroy_evacuated_instances` at `init_host`): a stale copy is
+    /// never started. Retries while the controller cannot answer; `false`
+    /// when shut down meanwhile. A controller without the call (404)
+    /// evacuates nothing.
+    async fn destroy_evacuated(&self, cancel: &mut Cancel) -> bool {
+        let mut backoff = Backoff::new();
+        let evacuated = loop {
+            match self.authed(|client| client.evacuated()).await {
+                Ok(evacuated) => break evacuated,
+                Err(AgentError::Rpc(e)) if e.is_not_found() => return true,
+                Err(AgentError::Rpc(e)) if !e.is_transient() => {
+                    error!(error = %e, "the controller will not say which instances were evacuated; resuming every guest");
+                    return true;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot learn which instances were evacuated; retrying");
+                    if !cancel.sleep(backoff.next()).await {
+                        return false;
+                    }
+                }
+            }
+        };
+        let mut destroyed = Vec::new();
+        for instance in evacuated.instances {
+            info!(%instance, "destroying the domain of an instance evacuated from this host");
+            match self.blocking(move |d| d.destroy(instance)).await {
+                Ok(()) => destroyed.push(instance),
+                Err(e) => warn!(%instance, error = %e, "cannot destroy an evacuated instance"),
+            }
+        }
+        if destroyed.is_empty() {
+            return true;
+        }
+        let report = Evacuated {
+            instances: destroyed,
+        };
+        let mut backoff = Backoff::new();
+        for _ in 0..5 {
+            match self
+                .authed(|client| client.evacuated_destroyed(&report))
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(error = %e, "cannot report the evacuated instances destroyed; retrying");
+                    if !cancel.sleep(backoff.next()).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Run a blocking driver call on a blocking thread.

@@ -450,8 +450,19 @@ fn power_state_of(state: sys::virDomainState, managed_save: bool) -> PowerState 
 }
 
 impl LibvirtDriver {
-    /// Open `uri` (`test:///default`, `test:///abs/node.xml`, `qemu:///system`).
+    /// Open `uri` (`test:///default`, `test:///abs/node.xml`, `qemu:///system`)
+    /// and restore the domains the hypervisor lost (see
+    /// [`LibvirtDriver::open_deferred`]).
     pub fn open(uri: &str, options: LibvirtOptions) -> Result<Self, DriverError> {
+        let driver = Self::open_deferred(uri, options)?;
+        driver.restore()?;
+        Ok(driver)
+    }
+
+    /// Open `uri` without restoring the remembered domains yet: the agent
+    /// first destroys the ones evacuated away from this host, then calls
+    /// [`VirtDriver::resume_guests`].
+    pub fn open_deferred(uri: &str, options: LibvirtOptions) -> Result<Self, DriverError> {
         static SILENCE: Once = Once::new();
         // libvirt prints every error to stderr by default; ours are values.
         SILENCE.call_once(virt::error::clear_error_callback);
@@ -482,7 +493,6 @@ impl LibvirtDriver {
             serial_ports: std::sync::Mutex::new(()),
             live_jobs: live_migration::Jobs::default(),
         };
-        driver.restore()?;
         Ok(driver)
     }
 
@@ -1172,6 +1182,10 @@ impl VirtDriver for LibvirtDriver {
         self.remove_files(instance)?;
         self.remember(instance, None, None);
         self.remove_config_drive(instance)
+    }
+
+    fn resume_guests(&self) -> Result<(), DriverError> {
+        self.restore()
     }
 
     fn set_image_source(&self, source: Arc<dyn ImageSource>) {

@@ -182,6 +182,17 @@ pub trait VirtDriver: Send + Sync {
         interface: &InterfaceSpec,
     ) -> Result<(), DriverError>;
 
+    /// Brings back the guests the hypervisor lost while the agent was away
+    /// (libvirt's test driver, whose domains die with the agent process:
+    /// the domain store's, defined again and the running ones started, as a
+    /// host booting with `resume_guests_state_on_host_boot`). Already
+    /// defined ones are left as they are. The agent calls it once the
+    /// controller has said which domains are no longer this host's and
+    /// those are destroyed. Default: nothing to bring back.
+    fn resume_guests(&self) -> Result<(), DriverError> {
+        Ok(())
+    }
+
     /// Where the driver downloads images from (the agent sets the
     /// controller's image service once it has its credential). Drivers
     /// that need no images ignore it.

@@ -56,6 +56,22 @@ pub fn task_result_path(host: &str, task_id: Uuid) -> String {
     format!("{API_PREFIX}/agents/{host}/tasks/{task_id}/result")
 }
 
+/// Path of the list of instances evacuated away from `host` (`GET`,
+/// answered with [`Evacuated`]): domains the host may still hold that are
+/// no longer its own. The agent destroys them before it resumes its
+/// guests, then reports them with a `POST` of the same [`Evacuated`] to
+/// the same path (Nova's `_destroy_evacuated_instances` at `init_host`).
+pub fn evacuated_path(host: &str) -> String {
+    format!("{API_PREFIX}/agents/{host}/evacuated")
+}
+
+/// Instances evacuated away from a host (see [`evacuated_path`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evacuated {
+    /// Their uuids (= their domains' uuids on the host).
+    pub instances: Vec<Uuid>,
+}
+
 /// Path of the data of image `image_id`, as agent `host` downloads it
 /// (`GET`, agent credential) or uploads a snapshot into it (`PUT`, only an
 /// image a [`TaskAction::Snapshot`] of that host names; the headers say the

@@ -353,6 +353,29 @@ pub fn instance_action(
     )
 }
 
+/// `instance.<action>` without a phase (`InstanceActionPayload`), as Nova
+/// sends `instance.evacuate` and `instance.rebuild_scheduled`; the legacy
+/// `compute.instance.<action>` with it.
+pub fn instance_event(
+    publisher: &Publisher,
+    instance: &InstanceInfo,
+    action: &str,
+    context: &RequestContext,
+) -> Notification {
+    let event_type = EventType::new("instance", action, None);
+    let payload = InstanceActionPayload {
+        instance: instance_payload(instance, context),
+        fault: None,
+    };
+    Notification::new(publisher, &event_type, instance.uuid.as_str(), payload)
+        .with_instance(&instance.uuid)
+        .with_project(instance.project_id.as_deref())
+        .with_legacy(
+            format!("compute.instance.{action}"),
+            Value::Object(legacy_instance_info(instance)),
+        )
+}
+
 /// `instance.resize_prep.<phase>` (`InstanceActionResizePrepPayload`): the
 /// instance and the flavor it is being resized to.
 pub fn instance_resize_prep(

@@ -18,6 +18,7 @@ mod config_file;
 mod consoles;
 mod create_path;
 mod decision_log;
+mod evacuate;
 mod external_events;
 mod gap_cursor;
 mod guest_actions;

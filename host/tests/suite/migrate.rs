@@ -18,7 +18,7 @@ use crate::resize::{
 };
 
 /// Sends server action `body` at `version`.
-async fn act_at(cloud: &Cloud, id: &str, body: Value, version: &str) -> (u16, Value) {
+pub(crate) async fn act_at(cloud: &Cloud, id: &str, body: Value, version: &str) -> (u16, Value) {
     cloud
         .compute(
             &cloud.admin,
@@ -32,7 +32,7 @@ async fn act_at(cloud: &Cloud, id: &str, body: Value, version: &str) -> (u16, Va
 
 /// The migrations of `id` as (type, status, source, destination), newest
 /// first.
-async fn migrations(cloud: &Cloud, id: &str) -> Vec<[String; 4]> {
+pub(crate) async fn migrations(cloud: &Cloud, id: &str) -> Vec<[String; 4]> {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -60,7 +60,13 @@ async fn migrations(cloud: &Cloud, id: &str) -> Vec<[String; 4]> {
 }
 
 /// Disables (or enables) the compute service of `host`.
-async fn set_disabled(cloud: &Cloud, host: &str, disabled: bool) {
+pub(crate) async fn set_disabled(cloud: &Cloud, host: &str, disabled: bool) {
+    let status_value = if disabled { "disabled" } else { "enabled" };
+    update_service(cloud, host, json!({"status": status_value})).await;
+}
+
+/// Applies `change` (2.53's body) to the compute service of `host`.
+pub(crate) async fn update_service(cloud: &Cloud, host: &str, change: Value) {
     let (status, body) = cloud
         .compute(
             &cloud.admin,
@@ -75,20 +81,19 @@ async fn set_disabled(cloud: &Cloud, host: &str, disabled: bool) {
         .as_str()
         .expect("service id")
         .to_string();
-    let status_value = if disabled { "disabled" } else { "enabled" };
     let (status, body) = cloud
         .compute(
             &cloud.admin,
             Method::PUT,
             &format!("/os-services/{service}"),
-            Some(json!({"status": status_value})),
+            Some(change),
             "2.53",
         )
         .await;
     assert_eq!(status, 200, "{body}");
 }
 
-fn message(body: &Value, fault: &str) -> String {
+pub(crate) fn message(body: &Value, fault: &str) -> String {
     body[fault]["message"]
         .as_str()
         .unwrap_or_default()

@@ -58,7 +58,7 @@ fn create_server(cloud: &Cloud, name: &str) -> String {
 }
 
 /// `openstack compute service set --enable|--disable HOST nova-compute`.
-fn set_service(cloud: &Cloud, host: &str, switch: &str) {
+pub(crate) fn set_service(cloud: &Cloud, host: &str, switch: &str) {
     cli_quiet(
         cloud,
         &["compute", "service", "set", switch, host, "nova-compute"],

@@ -5,6 +5,7 @@ mod agent_process;
 mod consoles_cli;
 mod crate_boundaries;
 mod decisions_cli;
+mod fleet_evacuate_cli;
 mod fleet_harness;
 mod fleet_live_migrate_cli;
 mod fleet_migrate_cli;

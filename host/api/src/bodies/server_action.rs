@@ -282,6 +282,24 @@ pub struct MigrateBody {
     pub migrate: Option<Migrate>,
 }
 
+/// Checks a destination `host` field as Nova's `parameter_types.fqdn`.
+pub fn check_host_name(host: &str) -> ApiResult<()> {
+    let value = Value::String(host.to_string());
+    let reason = if host.is_empty() {
+        format!("{value} is too short")
+    } else if host.chars().count() > 255 {
+        format!("{value} is too long")
+    } else if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        format!("{value} does not match '^[a-zA-Z0-9-._]*$'")
+    } else {
+        return Ok(());
+    };
+    Err(invalid_value("host", &value, reason))
+}
+
 /// The microversion from which a cold migration may name its destination.
 pub const MIGRATE_HOST_SINCE: u16 = 56;
 
@@ -292,24 +310,10 @@ impl RequestBody for MigrateBody {
     }
 
     fn validate(&self, _version: Microversion) -> ApiResult<()> {
-        let Some(host) = self.migrate.as_ref().and_then(|m| m.host.as_ref()) else {
-            return Ok(());
-        };
-        // Nova's `parameter_types.fqdn`.
-        let value = Value::String(host.clone());
-        let reason = if host.is_empty() {
-            format!("{value} is too short")
-        } else if host.chars().count() > 255 {
-            format!("{value} is too long")
-        } else if !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        {
-            format!("{value} does not match '^[a-zA-Z0-9-._]*$'")
-        } else {
-            return Ok(());
-        };
-        Err(invalid_value("host", &value, reason))
+        match self.migrate.as_ref().and_then(|m| m.host.as_ref()) {
+            Some(host) => check_host_name(host),
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod availability_zones;
 pub mod common;
 pub mod consoles;
 pub mod deferred_delete;
+pub mod evacuate;
 pub mod extensions;
 pub mod external_events;
 pub mod flavors;

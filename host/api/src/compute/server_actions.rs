@@ -250,6 +250,12 @@ pub(super) async fn action(
     {
         return Ok(answer);
     }
+    if let Some(answer) =
+        super::evacuate::evacuate_action(&state, &auth, &request_id, version, &id, name, args)
+            .await?
+    {
+        return Ok(answer);
+    }
     let requested = parse_action(name, args, version)?;
     let instance = fetch_visible(&state, &auth, &id).await?;
     let locking = matches!(requested, Requested::Lock | Requested::Unlock);

@@ -21,8 +21,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use novum_wire::{
-    ErrorBody, HeartbeatRequest, HostFirewall, RegisterRequest, RegisterResponse, TaskList,
-    TaskResult,
+    ErrorBody, Evacuated, HeartbeatRequest, HostFirewall, RegisterRequest, RegisterResponse,
+    TaskList, TaskResult,
 };
 use rand::RngCore;
 use serde::Deserialize;
@@ -532,6 +532,38 @@ async fn firewall(
     Ok(Json(state.conductor.host_firewall(&host).await?))
 }
 
+/// The instances evacuated away from `host` whose domains it may still
+/// hold: the agent destroys them before it resumes its guests.
+#[utoipa::path(get, path = "/agents/{host}/evacuated", params(("host" = String, Path, description = "The agent's host name")), security(("AgentToken" = [])), responses((status = OK, description = "`{\"instances\": [uuid, …]}`", body = Object), crate::openapi::RpcFault))]
+async fn evacuated(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Evacuated>, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    Ok(Json(Evacuated {
+        instances: state.conductor.evacuated_from(&host).await?,
+    }))
+}
+
+/// `host` destroyed the domains of these evacuated instances: their
+/// evacuations are `completed`.
+#[utoipa::path(post, path = "/agents/{host}/evacuated", params(("host" = String, Path, description = "The agent's host name")), request_body = Object, security(("AgentToken" = [])), responses((status = NO_CONTENT, description = "Done, no body"), crate::openapi::RpcFault))]
+async fn evacuated_destroyed(
+    State(state): State<AppState>,
+    Path(host): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<StatusCode, RpcError> {
+    authenticate(&state, &headers, &host).await?;
+    let report: Evacuated = body(&bytes)?;
+    state
+        .conductor
+        .evacuated_destroyed(&host, &report.instances)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 crate::envelope!(
     /// `{"agent_token": …}`
     AgentCredential, "agent_token", String
@@ -550,4 +582,5 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(result))
         .routes(routes!(image_file, image_upload))
         .routes(routes!(firewall))
+        .routes(routes!(evacuated, evacuated_destroyed))
 }

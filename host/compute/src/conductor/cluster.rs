@@ -37,7 +37,7 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::tasks::state as task_state;
-use super::{Conductor, Result, op_state, resize, step};
+use super::{Conductor, Result, op_state, step};
 use novum_db as db;
 
 /// How long a controller's row lives without renewal.
@@ -243,12 +243,7 @@ impl Conductor {
             }
             tracing::info!(operation = %id, %kind, "adopting a scheduling step nobody runs");
             started += 1;
-            let conductor = Arc::clone(self);
-            if kind == resize::RESIZE {
-                tokio::spawn(async move { conductor.run_resize(&id).await });
-            } else {
-                tokio::spawn(async move { conductor.run_build(&id).await });
-            }
+            self.spawn_scheduling(&kind, id);
         }
         Ok(started)
     }

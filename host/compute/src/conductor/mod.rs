@@ -27,6 +27,7 @@ pub mod claims;
 pub mod cluster;
 pub mod consoles;
 pub mod decisions;
+pub mod evacuate;
 pub mod guest;
 pub mod host_state;
 pub mod instance_admin;
@@ -510,6 +511,9 @@ enum Purpose {
     /// boots the shelved image and the instance action and notices are
     /// the unshelve's.
     Unshelve,
+    /// An evacuation: the claim (under the consumer `evacuate:<uuid>`)
+    /// commits the destination and the rebuild there.
+    Evacuate,
 }
 
 impl Purpose {
@@ -519,6 +523,7 @@ impl Purpose {
             Self::Build => "build",
             Self::Resize => "resize",
             Self::Unshelve => "unshelve",
+            Self::Evacuate => "evacuate",
         }
     }
 
@@ -527,6 +532,7 @@ impl Purpose {
         match kind {
             resize::RESIZE => Self::Resize,
             snapshots::UNSHELVE => Self::Unshelve,
+            evacuate::EVACUATE => Self::Evacuate,
             _ => Self::Build,
         }
     }
@@ -553,6 +559,7 @@ impl Placement {
         match self.purpose {
             Purpose::Build | Purpose::Unshelve => self.instance.uuid.clone(),
             Purpose::Resize => resize::resize_consumer(&self.instance.uuid),
+            Purpose::Evacuate => evacuate::evacuate_consumer(&self.instance.uuid),
         }
     }
 }
@@ -864,6 +871,17 @@ impl Conductor {
             }
         });
         Ok((uuids, reservation_id))
+    }
+
+    /// Runs the scheduling step of operation `id` of kind `kind` in the
+    /// background (a resize's, an evacuation's, else a build's).
+    fn spawn_scheduling(self: &Arc<Self>, kind: &str, id: String) {
+        let conductor = Arc::clone(self);
+        match kind {
+            resize::RESIZE => tokio::spawn(async move { conductor.run_resize(&id).await }),
+            evacuate::EVACUATE => tokio::spawn(async move { conductor.run_evacuate(&id).await }),
+            _ => tokio::spawn(async move { conductor.run_build(&id).await }),
+        };
     }
 
     /// Runs the scheduling step of build operation `id` (logging failures).
@@ -1291,6 +1309,7 @@ impl Conductor {
             let claimed = match placement.purpose {
                 Purpose::Build | Purpose::Unshelve => self.claim_on(placement, &host).await,
                 Purpose::Resize => self.claim_resize_on(placement, &host).await,
+                Purpose::Evacuate => self.claim_evacuate_on(placement, &host).await,
             };
             let won = claimed.unwrap_or_else(|error| {
                 tracing::error!(host = %name, %error, "claim failed");

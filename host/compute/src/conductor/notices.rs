@@ -237,6 +237,21 @@ pub async fn action(
     send(tx, &notification).await
 }
 
+/// Emits `instance.<action>` (no phase: `evacuate`, `rebuild_scheduled`)
+/// about instance `uuid` as it is now in `tx`.
+pub async fn instance_event(
+    tx: &mut Tx,
+    publisher: &Publisher,
+    uuid: &str,
+    action: &str,
+    context: &RequestContext,
+) -> Result<()> {
+    let instance = current(tx, uuid).await?;
+    let notification =
+        builders::instance_event(publisher, &instance_info(&instance), action, context);
+    send(tx, &notification).await
+}
+
 /// Emits `instance.resize_prep.<phase>` about instance `uuid` as it is now
 /// in `tx`, with the flavor it is being resized to.
 pub async fn resize_prep(

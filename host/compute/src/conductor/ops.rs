@@ -5,6 +5,7 @@ use std::sync::Arc;
 use novum_wire::{InstancePower, PowerState, TaskAction, TaskOutcome, TaskResult};
 use sqlx::Row;
 
+use super::evacuate;
 use super::model::Instance;
 use super::notices::{self, StateMark};
 use super::rebuild;
@@ -165,6 +166,11 @@ impl Conductor {
             }
             rebuild::REBUILD => {
                 self.rebuild_result(&mut tx, &operation, host, &outcome)
+                    .await?;
+                false
+            }
+            evacuate::EVACUATE => {
+                self.evacuate_result(&mut tx, &operation, host, &outcome)
                     .await?;
                 false
             }
@@ -770,13 +776,7 @@ impl Conductor {
         }
         if operation.step == step::SCHEDULE {
             tx.commit().await?;
-            let conductor = Arc::clone(self);
-            let id = id.to_string();
-            if operation.kind == resize::RESIZE {
-                tokio::spawn(async move { conductor.run_resize(&id).await });
-            } else {
-                tokio::spawn(async move { conductor.run_build(&id).await });
-            }
+            self.spawn_scheduling(&operation.kind, id.to_string());
             return Ok(Recovery::Resumed);
         }
         let live: i64 = sqlx::query(
@@ -827,6 +827,9 @@ impl Conductor {
             return self
                 .image_operation_interrupted(tx, operation, message)
                 .await;
+        }
+        if operation.kind == evacuate::EVACUATE {
+            return self.evacuate_interrupted(tx, operation, message).await;
         }
         if operation.kind == super::guest::TRIGGER_CRASH_DUMP {
             // It set no task state: only the operation and its event end.
@@ -1150,6 +1153,7 @@ async fn mark_deleted_rows(tx: &mut Tx, uuid: &str) -> Result<()> {
     .await?;
     claims::release(tx, uuid).await?;
     claims::release(tx, &resize::resize_consumer(uuid)).await?;
+    claims::release(tx, &evacuate::evacuate_consumer(uuid)).await?;
     sqlx::query("DELETE FROM server_group_members WHERE instance_uuid = $1")
         .bind(uuid)
         .execute(&mut **tx)

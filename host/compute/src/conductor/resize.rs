@@ -176,7 +176,7 @@ fn flavor_of(text: &str) -> Result<FlavorSnapshot> {
 pub(super) async fn open_migration(tx: &mut Tx, instance_uuid: &str) -> Result<Option<Migration>> {
     let row = sqlx::query(
         "SELECT * FROM migrations WHERE instance_uuid = $1 AND status NOT IN ($2, $3, $4, $5, $6) \
-         ORDER BY created_at DESC LIMIT 1",
+         AND migration_type <> 'evacuation' ORDER BY created_at DESC LIMIT 1",
     )
     .bind(instance_uuid)
     .bind(status::CONFIRMED)

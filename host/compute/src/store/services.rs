@@ -255,8 +255,9 @@ pub async fn set_status(
 }
 
 /// Deletes `service`, its compute node and its host's aggregate memberships,
-/// and notifies it (`service.delete`); a [`ConductorError::Conflict`] while
-/// instances live on its host.
+/// and the claims left on that node, and notifies it (`service.delete`); a
+/// [`ConductorError::Conflict`] (Nova's messages) while instances live on
+/// its host or migrations to or from it are in progress.
 pub async fn delete(
     db: &Db,
     config: &ComputeConfig,
@@ -271,11 +272,35 @@ pub async fn delete(
             .await?
             .try_get("n")?;
     if instances > 0 {
-        return Err(ConductorError::Conflict(format!(
-            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first: host {}",
-            service.host
-        )));
+        return Err(ConductorError::Conflict(
+            "Unable to delete compute service that is hosting instances. Migrate or delete the instances first."
+                .to_string(),
+        ));
     }
+    // Nova's in-progress migrations: any status but these.
+    let migrating: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM migrations WHERE (source_compute = $1 OR dest_compute = $1) \
+         AND status NOT IN ('confirmed', 'reverted', 'error', 'failed', 'completed', 'cancelled', 'done')",
+    )
+    .bind(&service.host)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("n")?;
+    if migrating > 0 {
+        return Err(ConductorError::Conflict(
+            "Unable to delete compute service that has in-progress migrations. Complete the migrations or delete the instances first."
+                .to_string(),
+        ));
+    }
+    // What is still claimed on its node (an evacuated instance's old claim,
+    // a deleted one's) goes with it, as Nova deletes the resource provider
+    // with its allocations.
+    sqlx::query(
+        "DELETE FROM allocations WHERE node_uuid IN (SELECT uuid FROM compute_nodes WHERE service_id = $1)",
+    )
+    .bind(service.id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM aggregate_hosts WHERE host = $1")
         .bind(&service.host)
         .execute(&mut *tx)
