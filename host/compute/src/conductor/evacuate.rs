@@ -328,30 +328,16 @@ impl Conductor {
             spec,
             start_notice: None,
         };
-        let mut round = 0;
-        loop {
-            round += 1;
-            let (result, won) = self
-                .schedule_once(placement.clone(), request.clone())
-                .await?;
-            match result {
-                Ok(_) => {
-                    if let Some(host) = won {
-                        self.board.wake(&host);
-                    }
-                    return Ok(None);
-                }
-                Err(ScheduleError::NoValidHost(no_valid_host))
-                    if !no_valid_host.lost_claims.is_empty()
-                        && round < super::SCHEDULING_ROUNDS => {}
-                Err(ScheduleError::NoValidHost(no_valid_host)) => {
-                    return Ok(Some((
-                        no_valid_host.to_string(),
-                        no_valid_host.explanation(),
-                    )));
-                }
-                Err(other) => return Ok(Some((other.to_string(), String::new()))),
-            }
+        match self
+            .schedule_rounds(&operation.id, placement, request)
+            .await?
+        {
+            Ok(()) => Ok(None),
+            Err(ScheduleError::NoValidHost(no_valid_host)) => Ok(Some((
+                no_valid_host.to_string(),
+                no_valid_host.explanation(),
+            ))),
+            Err(other) => Ok(Some((other.to_string(), String::new()))),
         }
     }
 

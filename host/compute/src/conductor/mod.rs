@@ -1072,10 +1072,6 @@ impl Conductor {
         // transaction fewer per build.
         let start_notice =
             builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::Start);
-        // Every claim lost means the snapshot was stale (claims only lose on
-        // a real shortage): schedule again on a fresh one, a bounded number of
-        // times, so the final answer (a host, or NoValidHost) reflects the
-        // cloud as it is.
         let placement = Placement {
             purpose,
             operation: operation.clone(),
@@ -1084,33 +1080,8 @@ impl Conductor {
             spec: spec.clone(),
             start_notice: Some(start_notice.clone()),
         };
-        let mut round = 0;
-        let (result, won) = loop {
-            round += 1;
-            let (result, won) = self
-                .schedule_once(placement.clone(), request.clone())
-                .await?;
-            match &result {
-                Err(ScheduleError::NoValidHost(no_valid_host))
-                    if !no_valid_host.lost_claims.is_empty() && round < SCHEDULING_ROUNDS =>
-                {
-                    tracing::info!(
-                        operation = id,
-                        round,
-                        lost = ?no_valid_host.lost_claims,
-                        "every claim lost: scheduling again on a fresh view"
-                    );
-                }
-                _ => break (result, won),
-            }
-        };
-        match result {
-            Ok(_) => {
-                if let Some(host) = won {
-                    self.board.wake(&host);
-                }
-                Ok(())
-            }
+        match self.schedule_rounds(id, placement, request).await? {
+            Ok(()) => Ok(()),
             Err(error) => {
                 let (message, details, exception) = match &error {
                     ScheduleError::NoValidHost(no_valid_host) => (
@@ -1156,6 +1127,46 @@ impl Conductor {
                 }
                 novum_notify::commit(tx).await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// Schedules `placement` until a claim is won, or the pipeline finds no
+    /// host, or [`SCHEDULING_ROUNDS`] rounds lost every claim (a lost claim
+    /// means the snapshot was stale: claims only lose on a real shortage, so
+    /// each round runs on a fresh one and the final answer — a host, or
+    /// NoValidHost — reflects the cloud as it is). Wakes the host claimed;
+    /// answers the last round's error. `operation` names the work in logs.
+    async fn schedule_rounds(
+        self: &Arc<Self>,
+        operation: &str,
+        placement: Placement,
+        request: SchedulingRequest,
+    ) -> Result<std::result::Result<(), ScheduleError>> {
+        let mut round = 0;
+        loop {
+            round += 1;
+            let (result, won) = self
+                .schedule_once(placement.clone(), request.clone())
+                .await?;
+            match result {
+                Ok(_) => {
+                    if let Some(host) = won {
+                        self.board.wake(&host);
+                    }
+                    return Ok(Ok(()));
+                }
+                Err(ScheduleError::NoValidHost(no_valid_host))
+                    if !no_valid_host.lost_claims.is_empty() && round < SCHEDULING_ROUNDS =>
+                {
+                    tracing::info!(
+                        operation,
+                        round,
+                        lost = ?no_valid_host.lost_claims,
+                        "every claim lost: scheduling again on a fresh view"
+                    );
+                }
+                Err(error) => return Ok(Err(error)),
             }
         }
     }

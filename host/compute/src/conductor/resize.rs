@@ -609,38 +609,24 @@ impl Conductor {
             spec,
             start_notice: None,
         };
-        let mut round = 0;
-        loop {
-            round += 1;
-            let (result, won) = self
-                .schedule_once(placement.clone(), request.clone())
-                .await?;
-            match result {
-                Ok(_) => {
-                    if let Some(host) = won {
-                        self.board.wake(&host);
-                    }
-                    return Ok(None);
-                }
-                Err(ScheduleError::NoValidHost(no_valid_host))
-                    if !no_valid_host.lost_claims.is_empty()
-                        && round < super::SCHEDULING_ROUNDS => {}
-                Err(ScheduleError::NoValidHost(no_valid_host))
-                    if data.cold_migration && data.live.is_none() =>
-                {
-                    return Ok(Some(format!(
-                        "No valid host was found. No valid host found for cold migrate. {}",
-                        no_valid_host.explanation()
-                    )));
-                }
-                Err(ScheduleError::NoValidHost(no_valid_host)) => {
-                    return Ok(Some(format!(
-                        "{no_valid_host} {}",
-                        no_valid_host.explanation()
-                    )));
-                }
-                Err(other) => return Ok(Some(other.to_string())),
+        match self
+            .schedule_rounds(&operation.id, placement, request)
+            .await?
+        {
+            Ok(()) => Ok(None),
+            Err(ScheduleError::NoValidHost(no_valid_host))
+                if data.cold_migration && data.live.is_none() =>
+            {
+                Ok(Some(format!(
+                    "No valid host was found. No valid host found for cold migrate. {}",
+                    no_valid_host.explanation()
+                )))
             }
+            Err(ScheduleError::NoValidHost(no_valid_host)) => Ok(Some(format!(
+                "{no_valid_host} {}",
+                no_valid_host.explanation()
+            ))),
+            Err(other) => Ok(Some(other.to_string())),
         }
     }
 
