@@ -46,6 +46,10 @@ crate::envelope!(
     DecisionList, "decisions", Array
 );
 crate::envelope!(
+    /// `{"request_id": …, "inputs": [{"id": …, "inputs": "…" | null}]}`
+    DecisionInputsOfRequest, "inputs", Array
+);
+crate::envelope!(
     /// `{"request_id": …, "replays": […]}`
     ReplayList, "replays", Array
 );
@@ -56,6 +60,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show))
         .routes(routes!(list))
         .routes(routes!(replay))
+        .routes(routes!(inputs))
 }
 
 /// A decision as an admin sees it: the whole record, its row id and the
@@ -92,6 +97,32 @@ async fn show(
     Ok(Json(
         json!({ "request_id": request_id, "decisions": shown }),
     ))
+}
+
+/// `GET /novum/v1/decisions/{request_id}/inputs` (admin): what each
+/// decision of the request kept to be re-run — the request and the hosts
+/// its plugins saw, encoded as the log keeps them (deflated JSON in base64,
+/// `novum_scheduler::whatif::DecisionInputs::decode`), or `null` once no
+/// longer kept. `novum plugin test --decisions-from` runs a plugin over them.
+#[utoipa::path(get, path = "/novum/v1/decisions/{request_id}/inputs", params(("request_id" = String, Path, description = "The API request id (x-openstack-request-id) the decisions served")), responses((status = OK, description = "Success", body = DecisionInputsOfRequest), crate::fault::ApiError))]
+async fn inputs(
+    State(state): State<AppState>,
+    auth: AuthContext,
+    Path(request_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    auth.require_admin("novum:decisions:inputs")?;
+    let kept = decisions::for_request(&state.db, &request_id).await?;
+    if kept.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "No scheduling decision is kept for request {request_id}."
+        )));
+    }
+    let mut shown = Vec::with_capacity(kept.len());
+    for stored in &kept {
+        let encoded = decisions::inputs(&state.db, stored.id).await?;
+        shown.push(json!({ "id": stored.id, "inputs": encoded }));
+    }
+    Ok(Json(json!({ "request_id": request_id, "inputs": shown })))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

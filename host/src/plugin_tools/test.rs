@@ -11,7 +11,11 @@
 //!   for exactly one more server, one at its instance limit);
 //! - with `--decisions-from`, filters and weighers run each recorded
 //!   decision's request (flavor, image, project, zone, hints, group) instead
-//!   of the synthetic one, and the recorded outcome is printed beside.
+//!   of the synthetic one, and the recorded outcome is printed beside; over
+//!   the hosts that decision's plugins saw when the log still keeps its
+//!   inputs (fetched from the controller: `GET
+//!   /novum/v1/decisions/{request_id}/inputs`), else over the synthetic
+//!   cloud.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +32,7 @@ use novum_scheduler::explain::{Decision, Outcome, RequestSummary};
 use novum_scheduler::pipeline::normalize;
 use novum_scheduler::synthetic;
 use novum_scheduler::table::{HostRows, build_table};
+use novum_scheduler::whatif::DecisionInputs;
 use serde_json::Value;
 
 /// The request id plugin calls of `plugin test` carry in their log lines.
@@ -98,7 +103,7 @@ fn synthetic_request(options: &TestOptions) -> Request {
 pub fn run(
     plugin: &LoadedPlugin,
     options: &TestOptions,
-    decisions: &[Decision],
+    decisions: &[Recorded],
 ) -> anyhow::Result<String> {
     let info = plugin.info();
     let mut text = format!(
@@ -110,21 +115,41 @@ pub fn run(
     );
     match plugin.kind() {
         PluginKind::Filter | PluginKind::Weigher => {
-            let cloud = synthetic::cloud(options.seed, options.hosts);
-            let requests: Vec<(String, Request)> = if decisions.is_empty() {
+            let synthetic_cloud = synthetic::cloud(options.seed, options.hosts);
+            let synthetic_line = format!(
+                "synthetic cloud: {} hosts (seed {})",
+                synthetic_cloud.hosts().len(),
+                options.seed
+            );
+            if decisions.is_empty() {
                 let request = synthetic_request(options);
-                vec![(format!("flavor {}", describe_flavor(&request)), request)]
-            } else {
-                decisions.iter().map(recorded_request).collect()
-            };
-            for (what, request) in requests {
                 writeln!(
                     text,
-                    "\nrequest: {what}\nsynthetic cloud: {} hosts (seed {})",
-                    cloud.hosts().len(),
-                    options.seed
+                    "\nrequest: flavor {}\n{synthetic_line}",
+                    describe_flavor(&request)
                 )?;
-                run_scheduler_plugin(plugin, &cloud, &request, &mut text)?;
+                run_scheduler_plugin(plugin, &synthetic_cloud, &request, &mut text)?;
+            }
+            for recorded in decisions {
+                let (what, request) = recorded_request(&recorded.decision);
+                match &recorded.inputs {
+                    Some(inputs) => {
+                        let cloud = inputs.snapshot();
+                        writeln!(
+                            text,
+                            "\nrequest: {what}\nrecorded hosts: {} (as the decision's plugins saw them)",
+                            cloud.hosts().len()
+                        )?;
+                        run_scheduler_plugin(plugin, &cloud, &inputs.request.request, &mut text)?;
+                    }
+                    None => {
+                        writeln!(
+                            text,
+                            "\nrequest: {what}\n{synthetic_line} (the decision's hosts are no longer kept)"
+                        )?;
+                        run_scheduler_plugin(plugin, &synthetic_cloud, &request, &mut text)?;
+                    }
+                }
             }
         }
         PluginKind::QuotaPolicy => run_quota_policy(plugin, options, &mut text)?,
@@ -258,32 +283,77 @@ fn run_quota_policy(
     Ok(())
 }
 
+/// A recorded decision, with the inputs it kept (the request and the hosts
+/// its plugins saw) when the controller still has them.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The decision as the log keeps it.
+    pub decision: Decision,
+    /// Its inputs, decoded.
+    pub inputs: Option<DecisionInputs>,
+}
+
 /// The decisions of `source`: a file holding `novum decision show ID
 /// --json` (or `GET /novum/v1/decisions/{id}`), or that answer fetched
-/// from the controller of the `OS_*` environment, by request id or URL.
-pub async fn decisions_from(source: &str) -> anyhow::Result<Vec<Decision>> {
-    let body: Value = if Path::new(source).is_file() {
-        serde_json::from_str(&std::fs::read_to_string(source)?)?
+/// from the controller of the `OS_*` environment, by request id or URL —
+/// then with their kept inputs.
+pub async fn decisions_from(source: &str) -> anyhow::Result<Vec<Recorded>> {
+    let (body, inputs): (Value, Option<Value>) = if Path::new(source).is_file() {
+        (
+            serde_json::from_str(&std::fs::read_to_string(source)?)?,
+            None,
+        )
     } else {
         let path = match source.find("/novum/v1/decisions/") {
-            Some(start) => source[start..].to_string(),
+            Some(start) => source[start..].trim_end_matches('/').to_string(),
             None => format!("/novum/v1/decisions/{}", percent_encode(source)),
         };
-        crate::admin_client::AdminClient::from_env()
-            .await?
-            .call(reqwest::Method::GET, &path)
-            .await?
+        let client = crate::admin_client::AdminClient::from_env().await?;
+        let body = client.call(reqwest::Method::GET, &path).await?;
+        let inputs = client
+            .call(reqwest::Method::GET, &format!("{path}/inputs"))
+            .await?;
+        (body, Some(inputs))
     };
-    let decisions = body
+    let shown = body
         .get("decisions")
+        .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("{source}: no `decisions` in the answer"))?;
-    let decisions: Vec<Decision> = serde_json::from_value(decisions)
-        .map_err(|error| anyhow::anyhow!("{source}: not the decisions an admin sees ({error})"))?;
-    if decisions.is_empty() {
+    if shown.is_empty() {
         anyhow::bail!("{source}: no decisions");
     }
-    Ok(decisions)
+    let kept_inputs = |id: Option<i64>| -> anyhow::Result<Option<DecisionInputs>> {
+        let Some(encoded) = inputs
+            .as_ref()
+            .and_then(|inputs| inputs.get("inputs"))
+            .and_then(Value::as_array)
+            .and_then(|all| {
+                all.iter()
+                    .find(|entry| entry.get("id").and_then(Value::as_i64) == id)
+            })
+            .and_then(|entry| entry.get("inputs"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let (decoded, _) = DecisionInputs::decode(encoded)
+            .map_err(|error| anyhow::anyhow!("{source}: the kept inputs: {error}"))?;
+        Ok(Some(decoded))
+    };
+    shown
+        .into_iter()
+        .map(|value| {
+            let id = value.get("id").and_then(Value::as_i64);
+            let decision: Decision = serde_json::from_value(value).map_err(|error| {
+                anyhow::anyhow!("{source}: not the decisions an admin sees ({error})")
+            })?;
+            Ok(Recorded {
+                decision,
+                inputs: kept_inputs(id)?,
+            })
+        })
+        .collect()
 }
 
 /// A request id as one path segment.

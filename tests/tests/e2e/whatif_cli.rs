@@ -6,8 +6,10 @@
 //! `--plugins` where the candidate would put it; the next create goes where
 //! the plan said; `novum decision replay` reproduces that decision with the
 //! live set and shows the change with the candidate; `novum plugin shadow
-//! report` counts where the shadow disagreed; the candidate is switched on
-//! with `novum plugin reload` and the next create follows it.
+//! report` counts where the shadow disagreed; `novum plugin test
+//! --decisions-from` runs a plugin over the hosts a decision saw; the
+//! candidate is switched on with `novum plugin reload` and the next create
+//! follows it.
 
 use std::time::Duration;
 
@@ -227,6 +229,51 @@ fn plan_replay_shadow_and_switch_through_the_cli() -> anyhow::Result<()> {
         printed.contains(&format!("replayed   {first} (placed)")),
         "{printed}"
     );
+
+    // `novum plugin test --decisions-from`: a plugin run over the hosts that
+    // decision's plugins saw (kept with its inputs), not a synthetic cloud:
+    // at most one instance per host rejects `first`'s host alone.
+    if let Some(filter) = novum_tests::test_plugin("num-instances-filter") {
+        let cache = cloud.data_dir.join("plugin-test-cache");
+        let printed = novum_cli(
+            cloud.cli_env(),
+            &[
+                "plugin",
+                "test",
+                &filter.display().to_string(),
+                "--decisions-from",
+                &request_id,
+                "--set",
+                "max_instances_per_host=1",
+                "--cache-dir",
+                &cache.display().to_string(),
+            ],
+        )?;
+        println!("novum plugin test … --decisions-from {request_id}:\n{printed}");
+        assert!(
+            printed.contains("recorded hosts: 3 (as the decision's plugins saw them)"),
+            "{printed}"
+        );
+        let verdict = |host: &str| {
+            printed
+                .lines()
+                .find(|line| line.split_whitespace().next() == Some(host))
+                .map(|line| {
+                    line.split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string()
+                })
+        };
+        assert_eq!(verdict(&first).as_deref(), Some("reject"), "{printed}");
+        let passed = printed
+            .lines()
+            .filter(|line| line.split_whitespace().nth(1) == Some("pass"))
+            .count();
+        assert_eq!(passed, 2, "{printed}");
+    } else {
+        println!("skipped plugin test --decisions-from: num-instances-filter is not built");
+    }
 
     // The shadow saw both creates: agreed on the first (empty hosts),
     // differed on the second.
