@@ -48,7 +48,7 @@ use super::states::vm;
 use super::{
     BuildData, Caller, Conductor, ConductorError, Operation, Placement, Purpose, Result, actions,
     claims, fault_json, finish_operation, insert_operation, load_operation, op_state,
-    set_operation, step, tasks, to_json,
+    set_migration_destination, set_operation, step, tasks, to_json,
 };
 use crate::store::services;
 use novum_db::{self as db, Tx};
@@ -278,17 +278,7 @@ impl Conductor {
     /// (or nothing is left to do), `Ok(Some((why, details)))` when no host
     /// fits.
     async fn schedule_evacuate(self: &Arc<Self>, id: &str) -> Result<Option<(String, String)>> {
-        let Some(_taken) = self.take_scheduling(id, false).await? else {
-            return Ok(None);
-        };
-        let Some(operation) = load_operation(self.db.pool(), id).await? else {
-            return Ok(None);
-        };
-        if operation.state != op_state::RUNNING || operation.step != step::SCHEDULE {
-            return Ok(None);
-        }
-        let Some(instance) = Instance::fetch(self.db.pool(), &operation.instance_uuid).await?
-        else {
+        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, false).await? else {
             return Ok(None);
         };
         let data = data_of(&operation);
@@ -356,37 +346,13 @@ impl Conductor {
             spec,
             ..
         } = placement;
-        let Some(mut tx) = self.claim_for(placement, host).await? else {
+        let Some((mut tx, current)) = self.claim_while_scheduling(placement, host).await? else {
             return Ok(false);
         };
-        let Some(current) = load_operation(&mut *tx, &operation.id).await? else {
-            tx.rollback().await?;
-            return Ok(false);
-        };
-        if current.state != op_state::RUNNING || current.step != step::SCHEDULE {
-            tx.rollback().await?;
-            return Ok(false);
-        }
         let data = data_of(&current);
         let uuid = instance.uuid.as_str();
-        let node: String =
-            sqlx::query("SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $1")
-                .bind(&host.uuid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("hypervisor_hostname"))
-                .transpose()?
-                .unwrap_or_else(|| host.name.clone());
-        sqlx::query(
-            "UPDATE migrations SET dest_compute = $1, dest_node = $2, status = $3, updated_at = $4 WHERE uuid = $5",
-        )
-        .bind(&host.name)
-        .bind(&node)
-        .bind(status::PRE_MIGRATING)
-        .bind(db::now())
-        .bind(&data.migration)
-        .execute(&mut *tx)
-        .await?;
+        set_migration_destination(&mut tx, &data.migration, host, Some(status::PRE_MIGRATING))
+            .await?;
         let before = StateMark::read(&mut tx, uuid).await?;
         sqlx::query("UPDATE instances SET availability_zone = $1, updated_at = $2 WHERE uuid = $3")
             .bind(&host.availability_zone)

@@ -297,6 +297,49 @@ struct Operation {
     action_id: Option<String>,
 }
 
+/// The hypervisor hostname of `host`'s node (the host's name when its node
+/// row is gone).
+async fn node_name(tx: &mut Tx, host: &HostState) -> Result<String> {
+    let node: Option<String> =
+        sqlx::query("SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $1")
+            .bind(&host.uuid)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|row| row.try_get("hypervisor_hostname"))
+            .transpose()?;
+    Ok(node.unwrap_or_else(|| host.name.clone()))
+}
+
+/// Records `host` (and its node) as the destination of migration
+/// `migration`, with its new status when one is given.
+async fn set_migration_destination(
+    tx: &mut Tx,
+    migration: &str,
+    host: &HostState,
+    status: Option<&str>,
+) -> Result<()> {
+    let node = node_name(tx, host).await?;
+    sqlx::query(
+        "UPDATE migrations SET dest_compute = $1, dest_node = $2, status = COALESCE($3, status), \
+         updated_at = $4 WHERE uuid = $5",
+    )
+    .bind(&host.name)
+    .bind(&node)
+    .bind(status)
+    .bind(db::now())
+    .bind(migration)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Operation {
+    /// Whether the operation still waits for its scheduler's choice.
+    fn is_scheduling(&self) -> bool {
+        self.state == op_state::RUNNING && self.step == step::SCHEDULE
+    }
+}
+
 async fn load_operation<'c, E>(executor: E, id: &str) -> Result<Option<Operation>>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
@@ -1040,20 +1083,35 @@ impl Conductor {
         Ok(scheduling)
     }
 
-    async fn schedule_build(self: &Arc<Self>, id: &str, owned: bool) -> Result<()> {
-        // Taken by this controller first: another (live) one schedules it,
-        // or it runs here already, or it is placed.
-        let Some(_taken) = self.take_scheduling(id, owned).await? else {
-            return Ok(());
+    /// Takes operation `id` for scheduling on this controller (see
+    /// `cluster`) when it still waits for its scheduler's choice: the mark
+    /// that holds it, the operation and its server; `None` when another
+    /// controller (or this one) schedules it already, or it has moved on.
+    async fn take_for_scheduling(
+        self: &Arc<Self>,
+        id: &str,
+        owned: bool,
+    ) -> Result<Option<(cluster::SchedulingMark, Operation, Instance)>> {
+        let Some(taken) = self.take_scheduling(id, owned).await? else {
+            return Ok(None);
         };
         let Some(operation) = load_operation(self.db.pool(), id).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        if operation.state != op_state::RUNNING || operation.step != step::SCHEDULE {
-            return Ok(());
+        if !operation.is_scheduling() {
+            return Ok(None);
         }
         let Some(instance) = Instance::fetch(self.db.pool(), &operation.instance_uuid).await?
         else {
+            return Ok(None);
+        };
+        Ok(Some((taken, operation, instance)))
+    }
+
+    async fn schedule_build(self: &Arc<Self>, id: &str, owned: bool) -> Result<()> {
+        // Taken by this controller first: another (live) one schedules it,
+        // or it runs here already, or it is placed.
+        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, owned).await? else {
             return Ok(());
         };
         let data: BuildData = serde_json::from_str(&operation.data).unwrap_or_default();
@@ -1362,6 +1420,28 @@ impl Conductor {
         }
     }
 
+    /// Claims `placement` on `host` for an operation that moves a server
+    /// (a resize, an evacuation): the claim's open transaction and the
+    /// operation as re-read in it, or `None` when the node has no room or
+    /// the operation has left its scheduling step meanwhile (the claim then
+    /// rolled back).
+    async fn claim_while_scheduling(
+        &self,
+        placement: &Placement,
+        host: &HostState,
+    ) -> Result<Option<(Tx, Operation)>> {
+        let Some(mut tx) = self.claim_for(placement, host).await? else {
+            return Ok(None);
+        };
+        match load_operation(&mut *tx, &placement.operation.id).await? {
+            Some(current) if current.is_scheduling() => Ok(Some((tx, current))),
+            _ => {
+                tx.rollback().await?;
+                Ok(None)
+            }
+        }
+    }
+
     /// Claims the node of `host` for the build, and commits the placement,
     /// the next step and the spawn task with the claim.
     async fn claim_on(&self, placement: &Placement, host: &HostState) -> Result<bool> {
@@ -1394,18 +1474,12 @@ impl Conductor {
             return Ok(false);
         }
         let before = StateMark::read(&mut tx, &instance.uuid).await?;
-        let node: Option<String> =
-            sqlx::query("SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $1")
-                .bind(&host.uuid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("hypervisor_hostname"))
-                .transpose()?;
+        let node = node_name(&mut tx, host).await?;
         sqlx::query(
             "UPDATE instances SET host = $1, node = $2, availability_zone = $3, task_state = $4, updated_at = $5 WHERE uuid = $6",
         )
         .bind(&host.name)
-        .bind(node.unwrap_or_else(|| host.name.clone()))
+        .bind(node)
         .bind(&host.availability_zone)
         .bind(task::SPAWNING)
         .bind(db::now())

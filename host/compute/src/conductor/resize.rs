@@ -38,8 +38,8 @@ use super::notices::{self, StateMark};
 use super::states::vm;
 use super::{
     BuildData, Conductor, ConductorError, Operation, Placement, Purpose, Result, actions, claims,
-    fault_json, finish_operation, insert_operation, load_operation, op_state, set_operation, step,
-    tasks, to_json,
+    fault_json, finish_operation, insert_operation, load_operation, op_state,
+    set_migration_destination, set_operation, step, tasks, to_json,
 };
 use novum_db::{self as db, Tx};
 use novum_notify::builders::{self, InstanceAction, RequestContext};
@@ -553,17 +553,7 @@ impl Conductor {
     /// nothing is left to do), `Ok(Some(why))` when no host fits.
     async fn schedule_resize(self: &Arc<Self>, id: &str) -> Result<Option<String>> {
         // Taken by this controller first (see `cluster`).
-        let Some(_taken) = self.take_scheduling(id, false).await? else {
-            return Ok(None);
-        };
-        let Some(operation) = load_operation(self.db.pool(), id).await? else {
-            return Ok(None);
-        };
-        if operation.state != op_state::RUNNING || operation.step != step::SCHEDULE {
-            return Ok(None);
-        }
-        let Some(instance) = Instance::fetch(self.db.pool(), &operation.instance_uuid).await?
-        else {
+        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, false).await? else {
             return Ok(None);
         };
         let mut tx = self.db.begin().await?;
@@ -644,38 +634,14 @@ impl Conductor {
             spec,
             ..
         } = placement;
-        let Some(mut tx) = self.claim_for(placement, host).await? else {
-            return Ok(false);
-        };
-        let Some(current) = load_operation(&mut *tx, &operation.id).await? else {
-            tx.rollback().await?;
+        let Some((mut tx, current)) = self.claim_while_scheduling(placement, host).await? else {
             return Ok(false);
         };
         let Some(migration) = open_migration(&mut tx, &instance.uuid).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
-        if current.state != op_state::RUNNING || current.step != step::SCHEDULE {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let node: String =
-            sqlx::query("SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $1")
-                .bind(&host.uuid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("hypervisor_hostname"))
-                .transpose()?
-                .unwrap_or_else(|| host.name.clone());
-        sqlx::query(
-            "UPDATE migrations SET dest_compute = $1, dest_node = $2, updated_at = $3 WHERE uuid = $4",
-        )
-        .bind(&host.name)
-        .bind(&node)
-        .bind(db::now())
-        .bind(&migration.uuid)
-        .execute(&mut *tx)
-        .await?;
+        set_migration_destination(&mut tx, &migration.uuid, host, None).await?;
         let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
         let destination = Publisher::compute(&host.name);
         let mut data: ResizeData = serde_json::from_str(&current.data).unwrap_or_default();
