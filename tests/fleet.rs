@@ -220,6 +220,12 @@ impl Libvirtd {
         )
     }
 
+    /// The directory its run, state, cache, log, config and instances
+    /// directories are under (its `/run/libvirt` is `<root>/run`).
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// The daemon's process id (its namespaces are the host's).
     pub fn pid(&self) -> u32 {
         self.pid
