@@ -195,16 +195,18 @@ impl MetadataProxy {
 
     /// Learns from a task that succeeded: a spawn or redefine gives the
     /// instance's project and interfaces (and the bridges that now have
-    /// guests are served), an interface attach or detach changes them, a
-    /// destroy forgets the instance.
+    /// guests are served), so does the destination's end of a live
+    /// migration (the guest arrived), an interface attach or detach changes
+    /// them, a destroy forgets the instance and so does the source's live
+    /// migration (the guest left).
     pub fn observe(self: &Arc<Self>, instance: Uuid, action: &TaskAction, outcome: &TaskOutcome) {
         if !matches!(outcome, TaskOutcome::Succeeded { .. }) {
             return;
         }
         match action {
-            TaskAction::Spawn(spec) | TaskAction::Redefine { spec, .. } => {
-                self.record(instance, spec)
-            }
+            TaskAction::Spawn(spec)
+            | TaskAction::Redefine { spec, .. }
+            | TaskAction::PostLiveMigration { spec } => self.record(instance, spec),
             TaskAction::AttachInterface { interface } => {
                 let bridge = {
                     let mut instances = lock(&self.instances);
@@ -224,7 +226,7 @@ impl MetadataProxy {
                 }
                 self.keep();
             }
-            TaskAction::Destroy => self.forget(instance),
+            TaskAction::Destroy | TaskAction::LiveMigrate { .. } => self.forget(instance),
             _ => {}
         }
     }

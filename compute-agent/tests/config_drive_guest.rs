@@ -246,6 +246,85 @@ async fn the_proxy_maps_a_bridge_and_address_to_the_instance_and_keeps_it_across
     assert_eq!(again.instance_at(&interface.bridge, address), None);
 }
 
+#[tokio::test]
+async fn the_proxy_follows_a_live_migration_from_host_to_host() {
+    let network = Uuid::new_v4();
+    let instance = Uuid::new_v4();
+    let interface = InterfaceSpec {
+        port_id: Uuid::new_v4(),
+        mac_address: "fa:16:3e:00:00:32".into(),
+        network_id: network,
+        network_name: "moving".into(),
+        mtu: None,
+        bridge: bridge_name(network),
+        fixed_ips: vec![FixedIpSpec {
+            ip_address: "10.233.0.5".into(),
+            ip_version: 4,
+            subnet_cidr: "10.233.0.0/24".into(),
+            gateway_ip: None,
+            dns_nameservers: Vec::new(),
+            host_routes: Vec::new(),
+        }],
+    };
+    let spec = SpawnSpec {
+        interfaces: vec![interface.clone()],
+        ..small_spec(None)
+    };
+    let address: std::net::IpAddr = "10.233.0.5".parse().expect("address");
+    let succeeded = |power_state| novum_wire::TaskOutcome::Succeeded { power_state };
+    let (source, destination) = (
+        MetadataProxy::new("http://controller"),
+        MetadataProxy::new("http://controller"),
+    );
+    source.observe(
+        instance,
+        &novum_wire::TaskAction::Spawn(spec.clone()),
+        &succeeded(novum_wire::PowerState::Running),
+    );
+    let live_migrate = novum_wire::TaskAction::LiveMigrate {
+        destination: "elsewhere".into(),
+        destination_ip: "10.0.0.2".into(),
+        block_migration: true,
+        spec: spec.clone(),
+    };
+    // A move that failed leaves the guest (and its metadata) where it was.
+    source.observe(
+        instance,
+        &live_migrate,
+        &novum_wire::TaskOutcome::Failed {
+            message: "no".into(),
+            power_state: Some(novum_wire::PowerState::Running),
+        },
+    );
+    assert!(source.instance_at(&interface.bridge, address).is_some());
+    // The preparation alone teaches the destination nothing yet.
+    destination.observe(
+        instance,
+        &novum_wire::TaskAction::PreLiveMigration {
+            spec: spec.clone(),
+            block_migration: true,
+        },
+        &succeeded(novum_wire::PowerState::NoState),
+    );
+    assert_eq!(destination.instance_at(&interface.bridge, address), None);
+    // The guest left the source and arrived at the destination.
+    source.observe(
+        instance,
+        &live_migrate,
+        &succeeded(novum_wire::PowerState::NoState),
+    );
+    assert_eq!(source.instance_at(&interface.bridge, address), None);
+    destination.observe(
+        instance,
+        &novum_wire::TaskAction::PostLiveMigration { spec },
+        &succeeded(novum_wire::PowerState::Running),
+    );
+    assert_eq!(
+        destination.instance_at(&interface.bridge, address),
+        Some((instance, PROJECT.to_string()))
+    );
+}
+
 /// The stand-in controller: answers `GET /metadata/openstack/latest/meta_data.json`
 /// with the instance's uuid and [`PROXIED_MARK`] when the proxy's headers
 /// name `instance` of [`PROJECT`], signed with [`SECRET`], for `guest_ip`;

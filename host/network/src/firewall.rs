@@ -52,9 +52,15 @@ pub struct ResolvedRule {
 }
 
 impl NetworkService {
-    /// The ports bound to compute host `host` (instance ports), oldest
-    /// first, with their security.
-    pub async fn host_port_security(&self, host: &str) -> Result<Vec<PortSecurity>, NetworkError> {
+    /// The ports bound to compute host `host` (instance ports), then the
+    /// instance ports of the servers `arriving` (ids; a live migration's
+    /// guests, still bound to their source) that are bound elsewhere,
+    /// oldest first, with their security.
+    pub async fn host_port_security(
+        &self,
+        host: &str,
+        arriving: &[String],
+    ) -> Result<Vec<PortSecurity>, NetworkError> {
         let mut conn = self.db.connection().await?;
         let rows = sqlx::query(
             "SELECT id FROM ports WHERE binding_host_id = $1 AND device_owner LIKE 'compute:%' ORDER BY created_at, id",
@@ -62,10 +68,24 @@ impl NetworkService {
         .bind(host)
         .fetch_all(&mut *conn)
         .await?;
-        let ids = rows
+        let mut ids = rows
             .iter()
             .map(|row| row.try_get::<String, _>("id"))
             .collect::<Result<Vec<_>, _>>()?;
+        for instance in arriving {
+            let rows = sqlx::query(
+                "SELECT id FROM ports WHERE device_id = $1 AND device_owner LIKE 'compute:%' ORDER BY created_at, id",
+            )
+            .bind(instance)
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
         let ports = store::ports(&mut conn, &ids).await?;
         let group_ids: BTreeSet<String> = ports
             .iter()

@@ -2,7 +2,10 @@
 //! on SQLite and PostgreSQL: the ports bound to the host with their groups'
 //! rules, remote groups resolved to the members' addresses on any host,
 //! another host's ports left out, and only the host's own credential
-//! admitted.
+//! admitted. A live migration's destination has the moving guest's ports
+//! from its preparation on (Nova's `pre_live_migration` sets up the
+//! destination's filters before the guest arrives), and loses them when the
+//! migration rolls back.
 
 use axum::http::StatusCode;
 use novum_wire::{Direction, HostFirewall};
@@ -60,7 +63,7 @@ async fn host_firewall_on(backend: &crate::api_common::Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"ports": []}));
 
-    let (_, a) = server(&cloud, "h1", &h1, &["default"]).await;
+    let (a_id, a) = server(&cloud, "h1", &h1, &["default"]).await;
     let (_, c) = server(&cloud, "h1", &h1, &["other"]).await;
     let h2 = cloud.register("h2", 16, 32768).await;
     // Only h1's token reads h1's firewall.
@@ -162,6 +165,71 @@ async fn host_firewall_on(backend: &crate::api_common::Backend) {
         "{body}"
     );
     assert_eq!(port_c.rules.len(), 2, "{body}");
+
+    // A live migration of A to h2: while h2 prepares (A's port still bound
+    // to h1, where the guest runs), h2's firewall has A's port already, so
+    // the guest is filtered from the moment it arrives.
+    let in_firewall = |body: &serde_json::Value| {
+        let answer: HostFirewall = serde_json::from_value(body.clone()).expect("a HostFirewall");
+        answer
+            .ports
+            .iter()
+            .any(|port| port.addresses == vec![a.clone()])
+    };
+    assert!(!in_firewall(&firewall(&cloud, "h2", &h2).await.1));
+    let (status, body) = cloud
+        .compute_at(
+            "admin",
+            "POST",
+            &format!("/servers/{a_id}/action"),
+            Some(json!({"os-migrateLive": {"host": "h2", "block_migration": "auto"}})),
+            "2.30",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let tasks = cloud.next_tasks("h2", &h2).await;
+    let task = tasks.tasks.first().expect("a task");
+    assert_eq!(task.action.kind(), "pre_live_migration");
+    let (status, body) = firewall(&cloud, "h2", &h2).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(in_firewall(&body), "A's port on its destination: {body}");
+    assert!(in_firewall(&firewall(&cloud, "h1", &h1).await.1));
+    // The preparation fails: the migration rolls back, h2 has no A.
+    cloud
+        .report(
+            "h2",
+            &h2,
+            task.id,
+            novum_wire::TaskOutcome::Failed {
+                message: "no room".into(),
+                power_state: None,
+            },
+        )
+        .await;
+    let mut left = true;
+    for _ in 0..200 {
+        let tasks = cloud.poll("h2", &h2).await;
+        for task in &tasks.tasks {
+            // The destination's cleanup.
+            cloud
+                .report(
+                    "h2",
+                    &h2,
+                    task.id,
+                    novum_wire::TaskOutcome::Succeeded {
+                        power_state: novum_wire::PowerState::NoState,
+                    },
+                )
+                .await;
+        }
+        left = in_firewall(&firewall(&cloud, "h2", &h2).await.1);
+        if !left {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!left, "A's port stays in h2's firewall after the rollback");
+    assert!(in_firewall(&firewall(&cloud, "h1", &h1).await.1));
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod notifications_e2e;
 mod openstack_cli;
 mod plugin_cli;
 mod quota_cli;
+mod real_fleet_live_migrate;
 mod real_guests;
 mod real_live_migration;
 mod rebuild_rescue_cli;

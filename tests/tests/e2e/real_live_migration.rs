@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use novum_agent::driver::{LibvirtDriver, LibvirtOptions, LiveMigrationJob, VirtDriver, VirtType};
-use novum_tests::fleet;
+use novum_tests::fleet::{self, Libvirtd};
 use novum_wire::{ConfigDriveFile, FlavorSpec, ImageSpec, SpawnSpec};
 use uuid::Uuid;
 
@@ -45,18 +45,8 @@ fn ip(args: &[&str]) -> anyhow::Result<String> {
 
 /// Why this machine cannot run the test, if it cannot.
 fn unavailable(guest: &Path) -> Option<String> {
-    if let Some(reason) = fleet::unavailable() {
+    if let Some(reason) = fleet::libvirtd_unavailable() {
         return Some(reason);
-    }
-    for binary in ["libvirtd", "virsh", "qemu-system-x86_64", "unshare"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {binary}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !found {
-            return Some(format!("no {binary} on this machine"));
-        }
     }
     if !guest.join("vmlinuz").exists() {
         return Some(format!(
@@ -72,6 +62,9 @@ fn unavailable(guest: &Path) -> Option<String> {
 struct TwoDaemons {
     tag: String,
     dir: PathBuf,
+    /// The daemons (the harness's, as a fleet host's), dropped before the
+    /// namespaces go.
+    daemons: Vec<Libvirtd>,
 }
 
 impl TwoDaemons {
@@ -80,17 +73,18 @@ impl TwoDaemons {
     }
 
     /// The libvirt URI of daemon `n` (1 or 2), through its socket.
-    fn uri(&self, n: u8) -> String {
-        format!(
-            "qemu+unix:///system?socket={}/h{n}/run/libvirt-sock",
-            self.dir.display()
-        )
+    fn uri(&self, n: usize) -> String {
+        self.daemons[n - 1].uri()
     }
 
     fn start(dir: PathBuf) -> anyhow::Result<Self> {
         let tag = format!("lm{}", std::process::id() % 10_000);
         std::fs::create_dir_all(&dir)?;
-        let this = Self { tag, dir };
+        let mut this = Self {
+            tag,
+            dir,
+            daemons: Vec::new(),
+        };
         let (one, two, peer) = (
             this.namespace("a"),
             this.namespace("b"),
@@ -138,72 +132,18 @@ impl TwoDaemons {
             ip(&["-n", &peer, "link", "set", &peer_end, "up"])?;
         }
         for (n, ns) in [(1, &one), (2, &two)] {
-            this.start_daemon(n, ns)?;
+            let daemon =
+                Libvirtd::start(ns, this.dir.join(format!("h{n}")), &format!("lm-host-{n}"))?;
+            this.daemons.push(daemon);
         }
         Ok(this)
-    }
-
-    /// libvirtd `n` in namespace `ns`, in a mount namespace of its own.
-    fn start_daemon(&self, n: u8, ns: &str) -> anyhow::Result<()> {
-        let root = self.dir.join(format!("h{n}"));
-        for sub in ["run", "lib", "cache", "log", "etc"] {
-            std::fs::create_dir_all(root.join(sub))?;
-        }
-        std::fs::write(
-            root.join("etc/libvirtd.conf"),
-            format!(
-                "listen_tls = 0\nlisten_tcp = 1\nauth_tcp = \"none\"\nhost_uuid = \"{}\"\n",
-                Uuid::new_v4()
-            ),
-        )?;
-        std::fs::write(
-            root.join("etc/qemu.conf"),
-            "stdio_handler = \"file\"\nuser = \"root\"\ngroup = \"root\"\ndynamic_ownership = 0\n",
-        )?;
-        let root = root.display().to_string();
-        let script = format!(
-            "set -e\nmkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt\n\
-             mount --bind {root}/run /run/libvirt\nmount --bind {root}/lib /var/lib/libvirt\n\
-             mount --bind {root}/cache /var/cache/libvirt\nmount --bind {root}/log /var/log/libvirt\n\
-             mount --bind {root}/etc /etc/libvirt\nlibvirtd --listen -d -p {root}/libvirtd.pid\n"
-        );
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                ns,
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ],
-        )?;
-        let socket = format!("{root}/run/libvirt-sock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !Path::new(&socket).exists() {
-            anyhow::ensure!(Instant::now() < deadline, "libvirtd {n} made no socket");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
     }
 }
 
 impl Drop for TwoDaemons {
     fn drop(&mut self) {
-        for n in [1, 2] {
-            let _ = Command::new("virsh")
-                .args(["-c", &self.uri(n), "destroy", "lmguest"])
-                .output();
-            let pid_file = self.dir.join(format!("h{n}/libvirtd.pid"));
-            if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-                let _ = Command::new("kill").arg(pid.trim()).status();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(500));
+        // Their domains destroyed, the daemons stopped.
+        self.daemons.clear();
         for which in ["a", "b", "p"] {
             let _ = Command::new("ip")
                 .args(["netns", "delete", &self.namespace(which)])

@@ -176,6 +176,25 @@ struct ControlCheck<'a> {
 }
 
 impl Conductor {
+    /// The instances whose live migration to `host` is in progress.
+    pub(super) async fn live_migrating_to(&self, host: &str) -> Result<Vec<String>> {
+        // One placeholder per status of `IN_PROGRESS`.
+        const _: () = assert!(IN_PROGRESS.len() == 4);
+        let mut statement = sqlx::query(
+            "SELECT instance_uuid FROM migrations WHERE dest_compute = $1 AND migration_type = $2 AND status IN ($3, $4, $5, $6) ORDER BY id",
+        )
+        .bind(host)
+        .bind(LIVE_MIGRATION);
+        for status in IN_PROGRESS {
+            statement = statement.bind(*status);
+        }
+        let rows = statement.fetch_all(self.db.pool()).await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get::<String, _>("instance_uuid"))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Starts a live migration of instance `uuid` (Nova's `os-migrateLive`):
     /// ACTIVE or PAUSED with no task (409), a named host that exists and is
     /// not the source (400).

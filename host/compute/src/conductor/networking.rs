@@ -190,9 +190,13 @@ impl Conductor {
 impl Conductor {
     /// The firewall of compute host `host`: every port bound to it with the
     /// rules of its security groups, remote groups resolved (what the
-    /// host's agent enforces).
+    /// host's agent enforces), and the ports of the guests live-migrating
+    /// to it, still bound to their source (Nova's `pre_live_migration`
+    /// sets up the destination's filters before the guest arrives: it is
+    /// filtered from its first packet there).
     pub async fn host_firewall(&self, host: &str) -> Result<HostFirewall> {
-        let ports = self.network.host_port_security(host).await?;
+        let arriving = self.live_migrating_to(host).await?;
+        let ports = self.network.host_port_security(host, &arriving).await?;
         let ports = ports
             .into_iter()
             .map(|port| {
