@@ -231,11 +231,37 @@ async fn revoked_credentials(backend: &Backend) {
         heartbeat_raw(&first, "cheap-2", &renewed, beat("cheap-2", 4, None)).await,
         StatusCode::NO_CONTENT
     );
+    // The second controller checked the old token a moment ago and trusts
+    // it until its next refresh of every credential (one read), which
+    // drops it.
+    assert_eq!(
+        heartbeat_raw(&second, "cheap-2", &token, beat("cheap-2", 4, None)).await,
+        StatusCode::NO_CONTENT
+    );
+    second
+        .state
+        .agents
+        .refresh_credentials()
+        .await
+        .expect("refresh");
+    assert_eq!(
+        heartbeat_raw(&second, "cheap-2", &token, beat("cheap-2", 4, None)).await,
+        StatusCode::UNAUTHORIZED,
+        "a replaced credential stops working at the refresh"
+    );
     assert_eq!(
         heartbeat_raw(&second, "cheap-2", &renewed, beat("cheap-2", 4, None)).await,
         StatusCode::NO_CONTENT,
         "a fresh credential is never locked out"
     );
+    // A refresh keeps trusting a credential that still matches.
+    second
+        .state
+        .agents
+        .refresh_credentials()
+        .await
+        .expect("refresh");
+    assert!(second.state.agents.token_known("cheap-2", &novum_api::rpc::hash_token(&renewed)));
     // A wrong token is always asked of the database, and refused.
     assert_eq!(
         heartbeat_raw(

@@ -1,6 +1,10 @@
 //! The `agent_credentials` table: one credential per compute host, kept as
 //! the SHA-256 of the token its agent presents (`rpc::hash_token`).
 
+use std::collections::HashMap;
+
+use sqlx::Row;
+
 use novum_db::{self as db, Db, DbError, Tx};
 
 /// Whether `token_hash` is the credential of `host`.
@@ -13,6 +17,16 @@ pub async fn is_valid(db: &Db, host: &str, token_hash: &str) -> Result<bool, DbE
             .await?
             .is_some(),
     )
+}
+
+/// Every host's credential: host → token hash.
+pub async fn all(db: &Db) -> Result<HashMap<String, String>, DbError> {
+    let rows = sqlx::query("SELECT host, token_hash FROM agent_credentials")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("host")?, row.try_get("token_hash")?)))
+        .collect()
 }
 
 /// Makes `token_hash` the one credential of `host`, revoking the previous.
