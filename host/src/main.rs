@@ -293,6 +293,15 @@ enum BenchCommand {
         /// Instances placed before the burst, comma-separated (a run per value).
         #[arg(long, value_delimiter = ',', default_value = "0,50000")]
         instances: Vec<usize>,
+        /// Servers one background multi-create asks for.
+        #[arg(long, default_value_t = 1000)]
+        background_batch: usize,
+        /// Background multi-creates being scheduled at once.
+        #[arg(long, default_value_t = 4)]
+        background_in_flight: usize,
+        /// Times each read of the reads table is made.
+        #[arg(long, default_value_t = 10)]
+        read_runs: usize,
         /// Single-server creates in the burst.
         #[arg(long, default_value_t = 500)]
         creates: usize,
@@ -436,6 +445,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Cloud {
             hosts,
             instances,
+            background_batch,
+            background_in_flight,
+            read_runs,
             creates,
             concurrency,
             postgres,
@@ -453,6 +465,9 @@ async fn main() -> anyhow::Result<()> {
             let options = novum::bench_cloud::CloudBenchOptions {
                 hosts,
                 background: instances,
+                background_batch,
+                background_in_flight,
+                read_runs,
                 creates,
                 concurrency,
                 postgres,
@@ -462,7 +477,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let rows = novum::bench_cloud::run(&options).await?;
             println!(
-                "{}, controller and simulated fleet as two processes; {creates} creates from {concurrency} clients",
+                "{}, controller and simulated fleet as two processes; background in multi-creates of \
+                 {background_batch}, {background_in_flight} at once; {creates} creates from {concurrency} clients; \
+                 reads as the admin, {read_runs} runs each",
                 if postgres { "PostgreSQL" } else { "SQLite" }
             );
             print!("{}", novum::bench_cloud::format(&rows));
