@@ -55,6 +55,15 @@ pub struct CloudBenchOptions {
     pub background_in_flight: usize,
     /// Times each read of the reads table is made.
     pub read_runs: usize,
+    /// Seconds the controller's notification outbox may take to drain
+    /// after the background is placed, before the controller is measured
+    /// idle with it anyway.
+    pub drain_seconds: f64,
+    /// The controller's JSON-lines notification sink off (`[notifications.jsonl]
+    /// enabled = false`): events are still written to the outbox in the
+    /// transactions that emit them, but no sink delivers them (Nova emits
+    /// none unless a notification driver is configured).
+    pub no_notification_log: bool,
     /// Single-server creates in the burst.
     pub creates: usize,
     /// Clients sending them at once.
@@ -104,6 +113,12 @@ pub struct CloudBenchRow {
     /// Background servers placed (ACTIVE) per second, from the first POST
     /// to the last server out of BUILD.
     pub background_per_second: f64,
+    /// Seconds the notification outbox took to drain once the background
+    /// was placed (the dispatcher delivering its events to the sinks).
+    pub drain_seconds: f64,
+    /// Events still in the outbox when the wait for the drain ended
+    /// (`drain_seconds` reached the option's patience).
+    pub outbox_left: usize,
     /// Controller RSS with the background placed and idle (before the
     /// burst), MiB.
     pub loaded_rss_mib: f64,
@@ -623,16 +638,48 @@ async fn steady_cpu_percent(pid: u32, window: Duration) -> f64 {
 /// Idle-CPU windows measured at most before the last one is taken.
 const STEADY_WINDOWS: usize = 12;
 
-/// The sum and count of `series{labels}` in a Prometheus text page.
+/// The sum of the values of `series` (any labels) holding `labels` in a
+/// Prometheus text page.
+fn series_sum(page: &str, series: &str, labels: &str) -> f64 {
+    page.lines()
+        .filter(|line| {
+            line.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                && line.contains(labels)
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The sum and count of histogram `series{labels}` in a Prometheus text page.
 fn histogram(page: &str, series: &str, labels: &str) -> (f64, f64) {
-    let value = |suffix: &str| {
-        let name = format!("{series}{suffix}");
-        page.lines()
-            .filter(|line| line.starts_with(&name) && line.contains(labels))
-            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    (value("_sum"), value("_count"))
+    (
+        series_sum(page, &format!("{series}_sum"), labels),
+        series_sum(page, &format!("{series}_count"), labels),
+    )
+}
+
+/// How often the notification outbox's depth is looked at.
+const DRAIN_POLL: Duration = Duration::from_secs(1);
+
+/// Waits (at most `patience`) until the controller's notification outbox
+/// is empty (`novum_notification_outbox_depth`, summed over the sinks, on
+/// `/metrics`): the events the background emitted are delivered before the
+/// controller is measured idle. The seconds waited and the events left.
+async fn drain_outbox(
+    http: &reqwest::Client,
+    metrics_url: &str,
+    patience: Duration,
+) -> anyhow::Result<(f64, usize)> {
+    let started = Instant::now();
+    loop {
+        let page = http.get(metrics_url).send().await?.text().await?;
+        let depth = series_sum(&page, "novum_notification_outbox_depth", "") as usize;
+        if depth == 0 || started.elapsed() >= patience {
+            return Ok((started.elapsed().as_secs_f64(), depth));
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
 }
 
 /// Waits until `ready` holds, checking every `every`, at most `timeout`.
@@ -831,7 +878,9 @@ async fn run_one(
         "data_dir = {data:?}\nlisten = \"127.0.0.1:{port}\"\nplugins.cache_dir = {cache:?}\n{database}\n\
          [identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n\
          [agent]\nembedded = false\nenrollment_token = \"{enrollment}\"\n\n\
-         [metrics]\nenabled = true\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+         [metrics]\nenabled = true\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
+         [notifications.jsonl]\nenabled = {log}\n",
+        log = !options.no_notification_log,
         data = dir.display().to_string(),
         cache = plugin_cache.display().to_string(),
     );
@@ -905,6 +954,13 @@ async fn run_one(
     .await
     .context("placing the background instances")?;
     let background_errors = api.server_ids("ERROR", usize::MAX).await?.len();
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let (drain_seconds, outbox_left) = drain_outbox(
+        &http,
+        &metrics_url,
+        Duration::from_secs_f64(options.drain_seconds),
+    )
+    .await?;
     let (loaded_cpu_percent, loaded_rss_mib) = if background > 0 {
         (
             steady_cpu_percent(
@@ -920,7 +976,6 @@ async fn run_one(
     let reads = Reads::measure(&api, hosts, background, options.read_runs)
         .await
         .context("measuring the reads")?;
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let page_before = http.get(&metrics_url).send().await?.text().await?;
 
     // The burst: each client posts, then waits for the watcher to see its
@@ -1028,6 +1083,8 @@ async fn run_one(
         } else {
             0.0
         },
+        drain_seconds,
+        outbox_left,
         loaded_rss_mib,
         loaded_cpu_percent,
         servers_detail: reads.servers_detail,
@@ -1117,10 +1174,10 @@ pub fn format_row(row: &CloudBenchRow) -> String {
 /// The reads table's header.
 pub fn reads_header() -> String {
     format!(
-        "| hosts | instances | background placed/s | RSS with instances, idle MiB | idle CPU with instances | \
+        "| hosts | instances | background placed/s | notifications drained s (left) | RSS with instances, idle MiB | idle CPU with instances | \
          GET /servers/detail?limit={PAGE} p50 / max ms | same, page after the middle (marker) p50 / max ms | \
          GET /os-hypervisors/statistics p50 / max ms | GET /os-hypervisors/detail?limit={PAGE} p50 / max ms |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+         |---|---|---|---|---|---|---|---|---|---|\n"
     )
 }
 
@@ -1128,10 +1185,12 @@ pub fn reads_header() -> String {
 pub fn format_reads_row(row: &CloudBenchRow) -> String {
     let timing = |timing: &ReadTiming| format!("{:.1} / {:.1}", timing.p50_ms, timing.max_ms);
     format!(
-        "| {} | {} | {:.1} | {:.0} | {:.1} % | {} | {} | {} | {} |",
+        "| {} | {} | {:.1} | {:.0} ({}) | {:.0} | {:.1} % | {} | {} | {} | {} |",
         row.hosts,
         row.background,
         row.background_per_second,
+        row.drain_seconds,
+        row.outbox_left,
         row.loaded_rss_mib,
         row.loaded_cpu_percent,
         timing(&row.servers_detail),
@@ -1162,6 +1221,18 @@ pub fn format(rows: &[CloudBenchRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gauges_are_summed_over_their_labels_only() {
+        let page = "novum_notification_outbox_depth{sink=\"jsonl\"} 7\n\
+                    novum_notification_outbox_depth{sink=\"hook\"} 3\n\
+                    novum_notification_outbox_depth_total 100\n";
+        assert_eq!(
+            series_sum(page, "novum_notification_outbox_depth", ""),
+            10.0
+        );
+        assert_eq!(series_sum(page, "novum_absent", ""), 0.0);
+    }
 
     #[test]
     fn histograms_are_read_from_prometheus_text() {

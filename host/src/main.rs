@@ -297,11 +297,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         background_batch: usize,
         /// Background multi-creates being scheduled at once.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 8)]
         background_in_flight: usize,
         /// Times each read of the reads table is made.
         #[arg(long, default_value_t = 10)]
         read_runs: usize,
+        /// Seconds the notification outbox may take to drain after the
+        /// background is placed (then the idle controller is measured anyway).
+        #[arg(long, default_value_t = 600.0)]
+        drain_seconds: f64,
+        /// The controller's JSON-lines notification sink off (events are
+        /// still written to the outbox; nothing delivers them).
+        #[arg(long)]
+        no_notification_log: bool,
         /// Single-server creates in the burst.
         #[arg(long, default_value_t = 500)]
         creates: usize,
@@ -448,6 +456,8 @@ async fn main() -> anyhow::Result<()> {
             background_batch,
             background_in_flight,
             read_runs,
+            drain_seconds,
+            no_notification_log,
             creates,
             concurrency,
             postgres,
@@ -468,6 +478,8 @@ async fn main() -> anyhow::Result<()> {
                 background_batch,
                 background_in_flight,
                 read_runs,
+                drain_seconds,
+                no_notification_log,
                 creates,
                 concurrency,
                 postgres,
@@ -479,8 +491,13 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{}, controller and simulated fleet as two processes; background in multi-creates of \
                  {background_batch}, {background_in_flight} at once; {creates} creates from {concurrency} clients; \
-                 reads as the admin, {read_runs} runs each",
-                if postgres { "PostgreSQL" } else { "SQLite" }
+                 reads as the admin, {read_runs} runs each{}",
+                if postgres { "PostgreSQL" } else { "SQLite" },
+                if no_notification_log {
+                    "; notification log sink off"
+                } else {
+                    ""
+                }
             );
             print!("{}", novum::bench_cloud::format(&rows));
             Ok(())

@@ -180,6 +180,7 @@ fn bench_cloud_runs_the_control_plane_end_to_end_without_a_failure() {
     }
     let header = reads.lines().next().expect("the reads header");
     for column in [
+        "notifications drained s (left)",
         "RSS with instances, idle MiB",
         "idle CPU with instances",
         "GET /servers/detail?limit=1000 p50 / max ms",
@@ -198,23 +199,28 @@ fn bench_cloud_runs_the_control_plane_end_to_end_without_a_failure() {
         assert!(p50 > 0.0 && p50 <= max, "{cell}");
     };
     for row in &reads {
-        // | hosts | instances | placed/s | RSS | CPU | detail | deep | statistics | hypervisors |
+        // | hosts | instances | placed/s | drained s (left) | RSS | CPU | detail | deep
+        // | statistics | hypervisors |
         let placed: f64 = row[3].parse().expect("placed/s");
-        let rss: f64 = row[4].parse().expect("RSS");
+        assert!(
+            row[4].ends_with(" (0)"),
+            "every notification delivered: {row:?}"
+        );
+        let rss: f64 = row[5].parse().expect("RSS");
         assert!(rss > 0.0, "{row:?}");
-        row[5]
+        row[6]
             .trim_end_matches(" %")
             .parse::<f64>()
             .expect("idle CPU");
-        for cell in [&row[6], &row[8], &row[9]] {
+        for cell in [&row[7], &row[9], &row[10]] {
             timing(cell);
         }
         if row[2] == "0" {
             assert_eq!(placed, 0.0, "{row:?}");
-            assert_eq!(row[7], "–", "no page deep inside an empty list: {row:?}");
+            assert_eq!(row[8], "–", "no page deep inside an empty list: {row:?}");
         } else {
             assert!(placed > 0.0, "{row:?}");
-            timing(&row[7]);
+            timing(&row[8]);
         }
     }
 }
