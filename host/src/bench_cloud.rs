@@ -712,8 +712,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// How often the background's progress is looked at.
 const BACKGROUND_POLL: Duration = Duration::from_millis(500);
 /// How long the background may go without a server leaving BUILD before
-/// the run fails.
-const BACKGROUND_STALL: Duration = Duration::from_secs(300);
+/// the run fails (longer than a task's lease: a spawn whose long-poll
+/// answer was lost is offered again when its lease ends, after
+/// `[compute] task_lease_seconds`, 300 by default).
+const BACKGROUND_STALL: Duration = Duration::from_secs(600);
 /// How often the background's progress is printed.
 const BACKGROUND_REPORT: Duration = Duration::from_secs(30);
 
