@@ -4,14 +4,20 @@
 //! process on a fresh database) and a simulated fleet (`novum-agent
 //! --simulate N`, another process: the agents are outside the controller),
 //! waits until every host is registered, measures the controller's idle
-//! CPU and memory, places the background instances, then sends a burst of
-//! single-server creates through the compute API from `concurrency` clients
-//! and waits for each to be ACTIVE. It prints, side by side in one run:
-//! decisions per second end to end, the rate the scheduler's pipeline alone
-//! reached in the same controller (its `pipeline` stage in `/metrics`:
-//! decisions / time spent in the pipeline, one core), their ratio, POST→ACTIVE
-//! p50/p99, creates accepted per second, RSS and idle CPU, and the failures
-//! the issue counts (HTTP 5xx, "database is locked", EMFILE, over-commit).
+//! CPU and memory, places the background instances (multi-creates through
+//! the compute API and the real scheduler, a few batches in flight), measures
+//! the controller idle again with them placed and the reads an operator
+//! makes of such a cloud, then sends a burst of single-server creates from
+//! `concurrency` clients and waits for each to be ACTIVE. It prints, side by
+//! side in one run: decisions per second end to end, the rate the
+//! scheduler's pipeline alone reached in the same controller (its `pipeline`
+//! stage in `/metrics`: decisions / time spent in the pipeline, one core),
+//! their ratio, POST→ACTIVE p50/p99, creates accepted per second, RSS and
+//! idle CPU, and the failures the issue counts (HTTP 5xx, "database is
+//! locked", EMFILE, over-commit); and in a second table the background's
+//! placement rate, RSS and idle CPU with the instances placed, and the
+//! times of `GET /servers/detail` (a first page and one deep inside),
+//! `GET /os-hypervisors/statistics` and `GET /os-hypervisors/detail`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -27,8 +33,9 @@ use serde_json::{Value, json};
 const ADMIN_PASSWORD: &str = "novum-bench-admin";
 /// The microversion the benchmark speaks.
 const MICROVERSION: &str = "2.37";
-/// Servers one background POST asks for (`min_count`/`max_count`).
-const BACKGROUND_BATCH: usize = 100;
+/// The page size of the lists the benchmark reads and times (the
+/// controller's default `[compute] max_limit`, Nova's `max_limit` too).
+const PAGE: usize = 1000;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -37,6 +44,26 @@ pub struct CloudBenchOptions {
     pub hosts: Vec<usize>,
     /// Instances placed before the burst, per size (each size runs once per entry).
     pub background: Vec<usize>,
+    /// Servers one background POST asks for (`min_count` = `max_count`):
+    /// Nova sets no upper bound on a multi-create but quota, nor does novum.
+    pub background_batch: usize,
+    /// Background batches the controller is scheduling at once: the next
+    /// POST is sent once at most `background_in_flight - 1` batches' worth
+    /// of servers are still in BUILD (the controller schedules a
+    /// multi-create's servers one after the other, so this is about the
+    /// decisions in flight).
+    pub background_in_flight: usize,
+    /// Times each read of the reads table is made.
+    pub read_runs: usize,
+    /// Seconds the controller's notification outbox may take to drain
+    /// after the background is placed, before the controller is measured
+    /// idle with it anyway.
+    pub drain_seconds: f64,
+    /// The controller's JSON-lines notification sink off (`[notifications.jsonl]
+    /// enabled = false`): events are still written to the outbox in the
+    /// transactions that emit them, but no sink delivers them (Nova emits
+    /// none unless a notification driver is configured).
+    pub no_notification_log: bool,
     /// Single-server creates in the burst.
     pub creates: usize,
     /// Clients sending them at once.
@@ -83,11 +110,35 @@ pub struct CloudBenchRow {
     pub idle_rss_mib: f64,
     /// Controller RSS after the burst, MiB.
     pub rss_mib: f64,
+    /// Background servers placed (ACTIVE) per second, from the first POST
+    /// to the last server out of BUILD.
+    pub background_per_second: f64,
+    /// Seconds the notification outbox took to drain once the background
+    /// was placed (the dispatcher delivering its events to the sinks).
+    pub drain_seconds: f64,
+    /// Events still in the outbox when the wait for the drain ended
+    /// (`drain_seconds` reached the option's patience).
+    pub outbox_left: usize,
+    /// Controller RSS with the background placed and idle (before the
+    /// burst), MiB.
+    pub loaded_rss_mib: f64,
+    /// Controller CPU with the background placed and nothing else, % of one core.
+    pub loaded_cpu_percent: f64,
+    /// `GET /servers/detail?limit=1000`, the first page.
+    pub servers_detail: ReadTiming,
+    /// `GET /servers/detail?limit=1000&marker=…`, the page after the
+    /// middle of the background.
+    /// `None` when the background has fewer than two servers.
+    pub servers_detail_deep: Option<ReadTiming>,
+    /// `GET /os-hypervisors/statistics`.
+    pub hypervisor_statistics: ReadTiming,
+    /// `GET /os-hypervisors/detail?limit=1000`, the first page.
+    pub hypervisors_detail: ReadTiming,
     /// Controller CPU with the fleet heartbeating and nothing else, % of one core.
     pub idle_cpu_percent: f64,
     /// HTTP 5xx answers the benchmark saw.
     pub http_5xx: usize,
-    /// Servers that ended in ERROR.
+    /// Servers that ended in ERROR (background and burst).
     pub errors: usize,
     /// "database is locked" in the controller's log.
     pub database_locked: usize,
@@ -95,6 +146,27 @@ pub struct CloudBenchRow {
     pub emfile: usize,
     /// Hosts whose usage exceeds their capacity × allocation ratio.
     pub overcommitted_hosts: usize,
+}
+
+/// How long one read took over its runs, through the API as the admin
+/// (request sent to body received).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReadTiming {
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// Slowest run, ms.
+    pub max_ms: f64,
+}
+
+impl ReadTiming {
+    /// The timing of `runs` (any order).
+    fn of(mut runs: Vec<f64>) -> Self {
+        runs.sort_by(f64::total_cmp);
+        ReadTiming {
+            p50_ms: percentile(&runs, 50.0),
+            max_ms: runs.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 impl CloudBenchRow {
@@ -271,6 +343,89 @@ impl Api {
             .await
     }
 
+    /// `GET /compute/v2.1{path}`, which must answer 200: its body.
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.compute(reqwest::Method::GET, path, None).await?;
+        if status != 200 {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Makes read `path` `runs` times: how long it took (sending the
+    /// request to having the whole body; the client's JSON parsing is not
+    /// counted). Each answer must be 200 and pass `check`.
+    async fn time_read(
+        &self,
+        path: &str,
+        runs: usize,
+        check: impl Fn(&Value) -> anyhow::Result<()>,
+    ) -> anyhow::Result<ReadTiming> {
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs.max(1) {
+            let started = Instant::now();
+            let response = self
+                .http
+                .get(format!("{}/compute/v2.1{path}", self.url))
+                .header("x-auth-token", &self.token)
+                .header("openstack-api-version", format!("compute {MICROVERSION}"))
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let text = response.text().await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            if status != 200 {
+                bail!("GET {path} answered {status}: {text}");
+            }
+            check(&serde_json::from_str(&text)?).with_context(|| format!("GET {path}"))?;
+        }
+        Ok(ReadTiming::of(times))
+    }
+
+    /// Up to `at_most` ids of the servers in `status`, paged by [`PAGE`]
+    /// (the count is exact below `at_most`; a page more may be read).
+    async fn server_ids(&self, status: &str, at_most: usize) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut path = format!("/servers?status={status}&limit={PAGE}");
+            if let Some(marker) = &marker {
+                path.push_str(&format!("&marker={marker}"));
+            }
+            let page = ids_of(&self.get(&path).await?["servers"]);
+            let full = page.len() == PAGE;
+            marker = page.last().cloned();
+            ids.extend(page);
+            if !full || ids.len() >= at_most {
+                return Ok(ids);
+            }
+        }
+    }
+
+    /// The id of the server at `position` (0-based) of the default list
+    /// order (newest first), reached through pages of [`PAGE`] with
+    /// markers; `None` when there are not that many.
+    async fn server_at(&self, position: usize) -> anyhow::Result<Option<String>> {
+        let mut marker: Option<String> = None;
+        let mut skipped = 0;
+        loop {
+            let limit = (position + 1 - skipped).min(PAGE);
+            let mut path = format!("/servers?limit={limit}");
+            if let Some(marker) = &marker {
+                path.push_str(&format!("&marker={marker}"));
+            }
+            let page = ids_of(&self.get(&path).await?["servers"]);
+            if page.len() < limit {
+                return Ok(None);
+            }
+            skipped += page.len();
+            marker = page.last().cloned();
+            if skipped > position {
+                return Ok(marker);
+            }
+        }
+    }
+
     /// A flavor, an image and unlimited quotas for the admin project.
     async fn prepare(&self) -> anyhow::Result<(String, String)> {
         let (status, _) = self
@@ -330,20 +485,35 @@ impl Api {
 
     /// Hosts whose usage exceeds capacity × the allocation ratios
     /// (`cpu_allocation_ratio` 4.0, RAM and disk 1.0 as configured).
+    /// Every page is read: the list is paged by `max_limit` (1000) from 2.33.
     async fn overcommitted_hosts(&self) -> anyhow::Result<usize> {
-        let (_, body) = self
-            .compute(reqwest::Method::GET, "/os-hypervisors/detail", None)
-            .await?;
-        let hypervisors = body["hypervisors"].as_array().cloned().unwrap_or_default();
-        Ok(hypervisors
-            .iter()
-            .filter(|hypervisor| {
-                let number = |key: &str| hypervisor[key].as_f64().unwrap_or(0.0);
-                number("vcpus_used") > number("vcpus") * 4.0
-                    || number("memory_mb_used") > number("memory_mb")
-                    || number("local_gb_used") > number("local_gb")
-            })
-            .count())
+        let mut overcommitted = 0;
+        let mut marker: Option<String> = None;
+        loop {
+            let mut path = format!("/os-hypervisors/detail?limit={PAGE}");
+            if let Some(marker) = &marker {
+                path.push_str(&format!("&marker={marker}"));
+            }
+            let body = self.get(&path).await?;
+            let hypervisors = body["hypervisors"].as_array().cloned().unwrap_or_default();
+            overcommitted += hypervisors
+                .iter()
+                .filter(|hypervisor| {
+                    let number = |key: &str| hypervisor[key].as_f64().unwrap_or(0.0);
+                    number("vcpus_used") > number("vcpus") * 4.0
+                        || number("memory_mb_used") > number("memory_mb")
+                        || number("local_gb_used") > number("local_gb")
+                })
+                .count();
+            // The id is an integer before 2.53, a uuid from it.
+            marker = hypervisors.last().map(|last| match &last["id"] {
+                Value::String(id) => id.clone(),
+                other => other.to_string(),
+            });
+            if hypervisors.len() < PAGE {
+                return Ok(overcommitted);
+            }
+        }
     }
 
     /// The status of server `id`.
@@ -356,40 +526,29 @@ impl Api {
 
     /// The ids of the servers in BUILD.
     async fn building(&self) -> anyhow::Result<HashSet<String>> {
-        let mut ids = HashSet::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let mut path = format!("/servers?status=BUILD&limit={WATCH_PAGE}");
-            if let Some(marker) = &marker {
-                path.push_str(&format!("&marker={marker}"));
-            }
-            let (status, body) = self.compute(reqwest::Method::GET, &path, None).await?;
-            if status != 200 {
-                bail!("listing the building servers answered {status}: {body}");
-            }
-            let page: Vec<String> = body["servers"]
-                .as_array()
-                .map(|servers| {
-                    servers
-                        .iter()
-                        .filter_map(|server| server["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let full = page.len() == WATCH_PAGE;
-            marker = page.last().cloned();
-            ids.extend(page);
-            if !full {
-                return Ok(ids);
-            }
-        }
+        Ok(self
+            .server_ids("BUILD", usize::MAX)
+            .await?
+            .into_iter()
+            .collect())
     }
+}
+
+/// The ids in a list of servers.
+fn ids_of(servers: &Value) -> Vec<String> {
+    servers
+        .as_array()
+        .map(|servers| {
+            servers
+                .iter()
+                .filter_map(|server| server["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// How often the watcher lists the building servers.
 const WATCH_INTERVAL: Duration = Duration::from_millis(10);
-/// The page size of the watcher's list.
-const WATCH_PAGE: usize = 1000;
 
 /// Tells the burst's clients when their servers leave BUILD. Clients of a
 /// real cloud poll every few seconds (openstacksdk's `wait_for_server`: 2 s);
@@ -479,16 +638,48 @@ async fn steady_cpu_percent(pid: u32, window: Duration) -> f64 {
 /// Idle-CPU windows measured at most before the last one is taken.
 const STEADY_WINDOWS: usize = 12;
 
-/// The sum and count of `series{labels}` in a Prometheus text page.
+/// The sum of the values of `series` (any labels) holding `labels` in a
+/// Prometheus text page.
+fn series_sum(page: &str, series: &str, labels: &str) -> f64 {
+    page.lines()
+        .filter(|line| {
+            line.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                && line.contains(labels)
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The sum and count of histogram `series{labels}` in a Prometheus text page.
 fn histogram(page: &str, series: &str, labels: &str) -> (f64, f64) {
-    let value = |suffix: &str| {
-        let name = format!("{series}{suffix}");
-        page.lines()
-            .filter(|line| line.starts_with(&name) && line.contains(labels))
-            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    (value("_sum"), value("_count"))
+    (
+        series_sum(page, &format!("{series}_sum"), labels),
+        series_sum(page, &format!("{series}_count"), labels),
+    )
+}
+
+/// How often the notification outbox's depth is looked at.
+const DRAIN_POLL: Duration = Duration::from_secs(1);
+
+/// Waits (at most `patience`) until the controller's notification outbox
+/// is empty (`novum_notification_outbox_depth`, summed over the sinks, on
+/// `/metrics`): the events the background emitted are delivered before the
+/// controller is measured idle. The seconds waited and the events left.
+async fn drain_outbox(
+    http: &reqwest::Client,
+    metrics_url: &str,
+    patience: Duration,
+) -> anyhow::Result<(f64, usize)> {
+    let started = Instant::now();
+    loop {
+        let page = http.get(metrics_url).send().await?.text().await?;
+        let depth = series_sum(&page, "novum_notification_outbox_depth", "") as usize;
+        if depth == 0 || started.elapsed() >= patience {
+            return Ok((started.elapsed().as_secs_f64(), depth));
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
 }
 
 /// Waits until `ready` holds, checking every `every`, at most `timeout`.
@@ -516,6 +707,145 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// How often the background's progress is looked at.
+const BACKGROUND_POLL: Duration = Duration::from_millis(500);
+/// How long the background may go without a server leaving BUILD before
+/// the run fails (longer than a task's lease: a spawn whose long-poll
+/// answer was lost is offered again when its lease ends, after
+/// `[compute] task_lease_seconds`, 300 by default).
+const BACKGROUND_STALL: Duration = Duration::from_secs(600);
+/// How often the background's progress is printed.
+const BACKGROUND_REPORT: Duration = Duration::from_secs(30);
+
+/// Places `count` servers (`server`, the body of a create) through the
+/// compute API and the real scheduler: multi-creates of
+/// `options.background_batch`, the next one sent once at most
+/// `options.background_in_flight - 1` batches' worth of servers are still
+/// in BUILD (counted with `GET /servers?status=BUILD`), until none is. The
+/// seconds it took, from the first POST to the last server out of BUILD.
+async fn place_background(
+    api: &Api,
+    options: &CloudBenchOptions,
+    server: &Value,
+    count: usize,
+) -> anyhow::Result<f64> {
+    let batch = options.background_batch.max(1);
+    let window = batch * options.background_in_flight.max(1);
+    let started = Instant::now();
+    let mut posted = 0;
+    let mut building = 0;
+    let mut placed = 0;
+    let mut progressed = Instant::now();
+    let mut reported = Instant::now();
+    while posted < count || building > 0 {
+        while posted < count && building + batch.min(count - posted) <= window {
+            let servers = batch.min(count - posted);
+            let mut body = json!({"server": server});
+            body["server"]["min_count"] = json!(servers);
+            body["server"]["max_count"] = json!(servers);
+            let (status, answer) = api
+                .compute(reqwest::Method::POST, "/servers", Some(body))
+                .await?;
+            if status != 202 {
+                bail!("a background create answered {status}: {answer}");
+            }
+            posted += servers;
+            building += servers;
+        }
+        tokio::time::sleep(BACKGROUND_POLL).await;
+        building = api.server_ids("BUILD", window).await?.len();
+        if posted - building > placed {
+            placed = posted - building;
+            progressed = Instant::now();
+        } else if progressed.elapsed() > BACKGROUND_STALL {
+            bail!(
+                "{building} servers stayed in BUILD for {BACKGROUND_STALL:?} ({placed} of {count} placed)"
+            );
+        }
+        if reported.elapsed() >= BACKGROUND_REPORT {
+            reported = Instant::now();
+            eprintln!(
+                "background: {placed} of {count} placed in {:.0} s ({:.1}/s)",
+                started.elapsed().as_secs_f64(),
+                placed as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The reads the benchmark times, with the background placed.
+struct Reads {
+    servers_detail: ReadTiming,
+    servers_detail_deep: Option<ReadTiming>,
+    hypervisor_statistics: ReadTiming,
+    hypervisors_detail: ReadTiming,
+}
+
+impl Reads {
+    /// Times each read `runs` times on a cloud of `hosts` and `servers`
+    /// (the background: nothing else exists yet), checking each answer
+    /// holds what it should.
+    async fn measure(api: &Api, hosts: usize, servers: usize, runs: usize) -> anyhow::Result<Self> {
+        let length = |key: &'static str, expected: usize| {
+            move |body: &Value| {
+                let found = body[key].as_array().map_or(0, Vec::len);
+                if found != expected {
+                    bail!("{found} {key}, not {expected}");
+                }
+                Ok(())
+            }
+        };
+        let servers_detail = api
+            .time_read(
+                &format!("/servers/detail?limit={PAGE}"),
+                runs,
+                length("servers", servers.min(PAGE)),
+            )
+            .await?;
+        // The page after the middle server.
+        let middle = servers / 2;
+        let servers_detail_deep = if servers >= 2 {
+            let marker = api
+                .server_at(middle)
+                .await?
+                .with_context(|| format!("no server at position {middle} of the list"))?;
+            Some(
+                api.time_read(
+                    &format!("/servers/detail?limit={PAGE}&marker={marker}"),
+                    runs,
+                    length("servers", (servers - middle - 1).min(PAGE)),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let hypervisor_statistics = api
+            .time_read("/os-hypervisors/statistics", runs, |body: &Value| {
+                let count = body["hypervisor_statistics"]["count"].as_u64().unwrap_or(0);
+                if count != hosts as u64 {
+                    bail!("{count} hypervisors counted, not {hosts}");
+                }
+                Ok(())
+            })
+            .await?;
+        let hypervisors_detail = api
+            .time_read(
+                &format!("/os-hypervisors/detail?limit={PAGE}"),
+                runs,
+                length("hypervisors", hosts.min(PAGE)),
+            )
+            .await?;
+        Ok(Reads {
+            servers_detail,
+            servers_detail_deep,
+            hypervisor_statistics,
+            hypervisors_detail,
+        })
+    }
 }
 
 /// Runs the benchmark for one fleet size and background count.
@@ -550,7 +880,9 @@ async fn run_one(
         "data_dir = {data:?}\nlisten = \"127.0.0.1:{port}\"\nplugins.cache_dir = {cache:?}\n{database}\n\
          [identity]\nadmin_password = \"{ADMIN_PASSWORD}\"\n\n\
          [agent]\nembedded = false\nenrollment_token = \"{enrollment}\"\n\n\
-         [metrics]\nenabled = true\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+         [metrics]\nenabled = true\nlisten = \"127.0.0.1:{metrics_port}\"\n\n\
+         [notifications.jsonl]\nenabled = {log}\n",
+        log = !options.no_notification_log,
         data = dir.display().to_string(),
         cache = plugin_cache.display().to_string(),
     );
@@ -612,42 +944,40 @@ async fn run_one(
     .await;
     let idle_rss_mib = rss_mib(controller.pid());
 
-    // The background: multi-creates of up to BACKGROUND_BATCH servers.
-    let mut placed = 0;
-    while placed < background {
-        let count = BACKGROUND_BATCH.min(background - placed);
-        let (status, body) = api
-            .compute(
-                reqwest::Method::POST,
-                "/servers",
-                Some(json!({"server": {"name": "background", "flavorRef": flavor,
-                    "imageRef": image, "networks": "none",
-                    "min_count": count, "max_count": count}})),
-            )
-            .await?;
-        if status != 202 {
-            bail!("a background create answered {status}: {body}");
-        }
-        placed += count;
-    }
-    if background > 0 {
-        wait_until(
-            Duration::from_secs(600 + background as u64 / 10),
-            Duration::from_secs(1),
-            || {
-                let api = Arc::clone(&api);
-                async move {
-                    let (_, body) = api
-                        .compute(reqwest::Method::GET, "/servers?status=BUILD&limit=1", None)
-                        .await?;
-                    Ok(body["servers"].as_array().is_some_and(Vec::is_empty))
-                }
-            },
-        )
-        .await
-        .context("placing the background instances")?;
-    }
+    // The background, then the controller idle again with it placed, and
+    // the reads.
+    let background_seconds = place_background(
+        &api,
+        options,
+        &json!({"name": "background", "flavorRef": flavor,
+            "imageRef": image, "networks": "none"}),
+        background,
+    )
+    .await
+    .context("placing the background instances")?;
+    let background_errors = api.server_ids("ERROR", usize::MAX).await?.len();
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let (drain_seconds, outbox_left) = drain_outbox(
+        &http,
+        &metrics_url,
+        Duration::from_secs_f64(options.drain_seconds),
+    )
+    .await?;
+    let (loaded_cpu_percent, loaded_rss_mib) = if background > 0 {
+        (
+            steady_cpu_percent(
+                controller.pid(),
+                Duration::from_secs_f64(options.idle_seconds),
+            )
+            .await,
+            rss_mib(controller.pid()),
+        )
+    } else {
+        (idle_cpu_percent, idle_rss_mib)
+    };
+    let reads = Reads::measure(&api, hosts, background, options.read_runs)
+        .await
+        .context("measuring the reads")?;
     let page_before = http.get(&metrics_url).send().await?.text().await?;
 
     // The burst: each client posts, then waits for the watcher to see its
@@ -750,8 +1080,21 @@ async fn run_one(
         idle_rss_mib,
         rss_mib: rss_mib(controller.pid()),
         idle_cpu_percent,
+        background_per_second: if background_seconds > 0.0 {
+            background as f64 / background_seconds
+        } else {
+            0.0
+        },
+        drain_seconds,
+        outbox_left,
+        loaded_rss_mib,
+        loaded_cpu_percent,
+        servers_detail: reads.servers_detail,
+        servers_detail_deep: reads.servers_detail_deep,
+        hypervisor_statistics: reads.hypervisor_statistics,
+        hypervisors_detail: reads.hypervisors_detail,
         http_5xx: api.errors_5xx.load(Ordering::Relaxed),
-        errors,
+        errors: errors + background_errors,
         database_locked: controller.log_count("database is locked"),
         emfile: controller.log_count("Too many open files")
             + fleet.log_count("Too many open files"),
@@ -788,7 +1131,7 @@ pub async fn run(options: &CloudBenchOptions) -> anyhow::Result<Vec<CloudBenchRo
             let row = run_one(options, hosts, background)
                 .await
                 .with_context(|| format!("{hosts} hosts, {background} instances"))?;
-            eprintln!("{}", format_row(&row));
+            eprintln!("{}\n{}", format_row(&row), format_reads_row(&row));
             rows.push(row);
         }
     }
@@ -830,11 +1173,48 @@ pub fn format_row(row: &CloudBenchRow) -> String {
     )
 }
 
-/// The whole table.
+/// The reads table's header.
+pub fn reads_header() -> String {
+    format!(
+        "| hosts | instances | background placed/s | notifications drained s (left) | RSS with instances, idle MiB | idle CPU with instances | \
+         GET /servers/detail?limit={PAGE} p50 / max ms | same, page after the middle (marker) p50 / max ms | \
+         GET /os-hypervisors/statistics p50 / max ms | GET /os-hypervisors/detail?limit={PAGE} p50 / max ms |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
+    )
+}
+
+/// One row of the reads table.
+pub fn format_reads_row(row: &CloudBenchRow) -> String {
+    let timing = |timing: &ReadTiming| format!("{:.1} / {:.1}", timing.p50_ms, timing.max_ms);
+    format!(
+        "| {} | {} | {:.1} | {:.0} ({}) | {:.0} | {:.1} % | {} | {} | {} | {} |",
+        row.hosts,
+        row.background,
+        row.background_per_second,
+        row.drain_seconds,
+        row.outbox_left,
+        row.loaded_rss_mib,
+        row.loaded_cpu_percent,
+        timing(&row.servers_detail),
+        row.servers_detail_deep
+            .as_ref()
+            .map_or_else(|| "–".to_string(), timing),
+        timing(&row.hypervisor_statistics),
+        timing(&row.hypervisors_detail),
+    )
+}
+
+/// Both tables: the burst, then the reads.
 pub fn format(rows: &[CloudBenchRow]) -> String {
     let mut out = header();
     for row in rows {
         out.push_str(&format_row(row));
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&reads_header());
+    for row in rows {
+        out.push_str(&format_reads_row(row));
         out.push('\n');
     }
     out
@@ -843,6 +1223,18 @@ pub fn format(rows: &[CloudBenchRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gauges_are_summed_over_their_labels_only() {
+        let page = "novum_notification_outbox_depth{sink=\"jsonl\"} 7\n\
+                    novum_notification_outbox_depth{sink=\"hook\"} 3\n\
+                    novum_notification_outbox_depth_total 100\n";
+        assert_eq!(
+            series_sum(page, "novum_notification_outbox_depth", ""),
+            10.0
+        );
+        assert_eq!(series_sum(page, "novum_absent", ""), 0.0);
+    }
 
     #[test]
     fn histograms_are_read_from_prometheus_text() {

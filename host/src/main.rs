@@ -293,6 +293,23 @@ enum BenchCommand {
         /// Instances placed before the burst, comma-separated (a run per value).
         #[arg(long, value_delimiter = ',', default_value = "0,50000")]
         instances: Vec<usize>,
+        /// Servers one background multi-create asks for.
+        #[arg(long, default_value_t = 1000)]
+        background_batch: usize,
+        /// Background multi-creates being scheduled at once.
+        #[arg(long, default_value_t = 8)]
+        background_in_flight: usize,
+        /// Times each read of the reads table is made.
+        #[arg(long, default_value_t = 10)]
+        read_runs: usize,
+        /// Seconds the notification outbox may take to drain after the
+        /// background is placed (then the idle controller is measured anyway).
+        #[arg(long, default_value_t = 600.0)]
+        drain_seconds: f64,
+        /// The controller's JSON-lines notification sink off (events are
+        /// still written to the outbox; nothing delivers them).
+        #[arg(long)]
+        no_notification_log: bool,
         /// Single-server creates in the burst.
         #[arg(long, default_value_t = 500)]
         creates: usize,
@@ -436,6 +453,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Cloud {
             hosts,
             instances,
+            background_batch,
+            background_in_flight,
+            read_runs,
+            drain_seconds,
+            no_notification_log,
             creates,
             concurrency,
             postgres,
@@ -453,6 +475,11 @@ async fn main() -> anyhow::Result<()> {
             let options = novum::bench_cloud::CloudBenchOptions {
                 hosts,
                 background: instances,
+                background_batch,
+                background_in_flight,
+                read_runs,
+                drain_seconds,
+                no_notification_log,
                 creates,
                 concurrency,
                 postgres,
@@ -462,8 +489,15 @@ async fn main() -> anyhow::Result<()> {
             };
             let rows = novum::bench_cloud::run(&options).await?;
             println!(
-                "{}, controller and simulated fleet as two processes; {creates} creates from {concurrency} clients",
-                if postgres { "PostgreSQL" } else { "SQLite" }
+                "{}, controller and simulated fleet as two processes; background in multi-creates of \
+                 {background_batch}, {background_in_flight} at once; {creates} creates from {concurrency} clients; \
+                 reads as the admin, {read_runs} runs each{}",
+                if postgres { "PostgreSQL" } else { "SQLite" },
+                if no_notification_log {
+                    "; notification log sink off"
+                } else {
+                    ""
+                }
             );
             print!("{}", novum::bench_cloud::format(&rows));
             Ok(())

@@ -2,11 +2,14 @@
 //! operation's scheduling step. A step owned by a dead controller, or left
 //! unowned too long, is adopted; one a live controller owns, one placed
 //! already, or one just made is not; a controller that stops cleanly hands
-//! its steps over at once.
+//! its steps over at once. A multi-create's servers waiting for their turn
+//! are their controller's own, not orphans.
 
 use std::time::Duration;
 
+use axum::http::{Method, StatusCode};
 use novum_db::Db;
+use serde_json::json;
 use sqlx::Row;
 
 use crate::api_common::{self, Backend, TestApp};
@@ -137,4 +140,56 @@ async fn dead_controllers_scheduling_steps_are_adopted_postgres() {
         return;
     };
     adoption(backend).await;
+}
+
+/// The controller that accepted a multi-create schedules its servers one
+/// after the other; those still waiting for their turn are marked as its
+/// own, so none is adopted however long the wait (unmarked, every server
+/// still waiting after `ADOPT_UNOWNED_AFTER` was adopted and scheduled at
+/// once, beside the others: thousands of decisions contending for the
+/// database behind a large background).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_creates_waiting_servers_are_not_adopted() {
+    let backend = api_common::backends().await.remove(0);
+    let mut config = api_common::config(&backend.dir.0);
+    config.agent.embedded = false;
+    config.quota.instances = -1;
+    config.quota.cores = -1;
+    config.quota.ram = -1;
+    let app = TestApp::new(&backend, config).await;
+    let admin = app.admin_token().await;
+    let image = app.public_image(&admin).await;
+    let body = json!({"server": {"name": "many", "imageRef": image, "flavorRef": "1",
+        "networks": "none", "min_count": 100}});
+    let reply = app
+        .send(
+            Method::POST,
+            "/compute/v2.1/servers",
+            &[
+                ("x-auth-token", &admin),
+                ("content-type", "application/json"),
+                ("openstack-api-version", "compute 2.37"),
+            ],
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.json);
+    // Every step looks as if it had waited a minute.
+    sqlx::query("UPDATE conductor_operations SET updated_at = $1")
+        .bind(novum_db::timestamp(
+            chrono::Utc::now() - chrono::Duration::minutes(1),
+        ))
+        .execute(backend.db.pool())
+        .await
+        .expect("age the steps");
+    let waiting: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM conductor_operations WHERE state = 'running' AND step = 'schedule'",
+    )
+    .fetch_one(backend.db.pool())
+    .await
+    .expect("count")
+    .try_get("n")
+    .expect("n");
+    assert!(waiting > 0, "the servers wait for their turn");
+    assert_eq!(app.state.conductor.adopt_orphans().await.expect("adopt"), 0);
 }

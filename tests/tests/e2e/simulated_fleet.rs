@@ -135,6 +135,8 @@ fn bench_cloud_runs_the_control_plane_end_to_end_without_a_failure() {
     let _turn = novum_tests::shared_turn();
     let output = Command::new(binary("novum"))
         .args(["bench", "cloud", "--hosts", "150", "--instances", "0,200"])
+        // Four background batches, two at a time: the window is waited on.
+        .args(["--background-batch", "50", "--background-in-flight", "2"])
         .args([
             "--creates",
             "40",
@@ -142,6 +144,8 @@ fn bench_cloud_runs_the_control_plane_end_to_end_without_a_failure() {
             "4",
             "--idle-seconds",
             "2",
+            "--read-runs",
+            "3",
         ])
         .arg("--cache-dir")
         .arg(binary_dir().join("e2e-plugin-cache"))
@@ -151,16 +155,72 @@ fn bench_cloud_runs_the_control_plane_end_to_end_without_a_failure() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     println!("{stdout}");
-    let rows: Vec<Vec<&str>> = stdout
-        .lines()
-        .filter(|line| line.starts_with("| 150 |"))
-        .map(|line| line.split('|').map(str::trim).collect())
-        .collect();
-    assert_eq!(rows.len(), 2, "{stdout}");
-    for row in rows {
+    // Two tables: the burst's, then the reads'.
+    let (burst, reads) = stdout
+        .split_once("| hosts | instances | background placed/s |")
+        .expect("a reads table");
+    let rows = |table: &str| -> Vec<Vec<String>> {
+        table
+            .lines()
+            .filter(|line| line.starts_with("| 150 |"))
+            .map(|line| {
+                line.split('|')
+                    .map(|cell| cell.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    let burst = rows(burst);
+    assert_eq!(burst.len(), 2, "{stdout}");
+    for row in &burst {
         // | hosts | instances | decisions/s | … | 5xx / ERROR / locked / EMFILE / over-committed |
         let decisions: f64 = row[3].parse().expect("decisions/s");
         assert!(decisions > 0.0, "{row:?}");
         assert_eq!(row[11], "0 / 0 / 0 / 0 / 0", "{row:?}");
+    }
+    let header = reads.lines().next().expect("the reads header");
+    for column in [
+        "notifications drained s (left)",
+        "RSS with instances, idle MiB",
+        "idle CPU with instances",
+        "GET /servers/detail?limit=1000 p50 / max ms",
+        "page after the middle (marker) p50 / max ms",
+        "GET /os-hypervisors/statistics p50 / max ms",
+        "GET /os-hypervisors/detail?limit=1000 p50 / max ms",
+    ] {
+        assert!(header.contains(column), "{column} in {header}");
+    }
+    let reads = rows(reads);
+    assert_eq!(reads.len(), 2, "{stdout}");
+    // "p50 / max": two times in ms, 0 < p50 <= max.
+    let timing = |cell: &str| {
+        let (p50, max) = cell.split_once(" / ").expect("p50 / max");
+        let (p50, max): (f64, f64) = (p50.parse().expect("p50"), max.parse().expect("max"));
+        assert!(p50 > 0.0 && p50 <= max, "{cell}");
+    };
+    for row in &reads {
+        // | hosts | instances | placed/s | drained s (left) | RSS | CPU | detail | deep
+        // | statistics | hypervisors |
+        let placed: f64 = row[3].parse().expect("placed/s");
+        assert!(
+            row[4].ends_with(" (0)"),
+            "every notification delivered: {row:?}"
+        );
+        let rss: f64 = row[5].parse().expect("RSS");
+        assert!(rss > 0.0, "{row:?}");
+        row[6]
+            .trim_end_matches(" %")
+            .parse::<f64>()
+            .expect("idle CPU");
+        for cell in [&row[7], &row[9], &row[10]] {
+            timing(cell);
+        }
+        if row[2] == "0" {
+            assert_eq!(placed, 0.0, "{row:?}");
+            assert_eq!(row[8], "–", "no page deep inside an empty list: {row:?}");
+        } else {
+            assert!(placed > 0.0, "{row:?}");
+            timing(&row[8]);
+        }
     }
 }

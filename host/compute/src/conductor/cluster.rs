@@ -68,6 +68,13 @@ pub(super) struct SchedulingMark {
     id: String,
 }
 
+impl SchedulingMark {
+    /// The operation marked.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl Drop for SchedulingMark {
     fn drop(&mut self) {
         self.conductor
@@ -165,31 +172,31 @@ impl Conductor {
         .try_get("n")?)
     }
 
-    /// Takes the scheduling step of operation `id` for this controller:
-    /// `None` when it is not (or no longer) waiting for a host, when it runs
-    /// in this process already, or when another live controller owns it.
-    /// `owned`: this controller inserted it as its owner (a create it
-    /// accepted), so only the in-process mark is taken.
-    pub(super) async fn take_scheduling(
-        self: &Arc<Self>,
-        id: &str,
-        owned: bool,
-    ) -> Result<Option<SchedulingMark>> {
-        if !self
-            .scheduling
+    /// Marks the scheduling step of operation `id` as this process's
+    /// (until the mark drops): `None` when it is already. Enough to take
+    /// an operation this controller inserted as its owner (a create it
+    /// accepted); [`Conductor::adopt_orphans`] leaves a marked step alone.
+    pub(super) fn mark_scheduling(self: &Arc<Self>, id: &str) -> Option<SchedulingMark> {
+        self.scheduling
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id.to_string())
-        {
+            .then(|| SchedulingMark {
+                conductor: Arc::clone(self),
+                id: id.to_string(),
+            })
+    }
+
+    /// Takes the scheduling step of operation `id` for this controller:
+    /// `None` when it is not (or no longer) waiting for a host, when it runs
+    /// in this process already, or when another live controller owns it.
+    pub(super) async fn take_scheduling(
+        self: &Arc<Self>,
+        id: &str,
+    ) -> Result<Option<SchedulingMark>> {
+        let Some(mark) = self.mark_scheduling(id) else {
             return Ok(None);
-        }
-        let mark = SchedulingMark {
-            conductor: Arc::clone(self),
-            id: id.to_string(),
         };
-        if owned {
-            return Ok(Some(mark));
-        }
         let now = db::now();
         let taken = sqlx::query(
             "UPDATE conductor_operations SET owner = $1, updated_at = $2 \

@@ -68,6 +68,7 @@ use uuid::Uuid;
 use crate::config::ComputeConfig;
 use crate::instance_metadata::{config_drive_column, config_drive_required};
 use claims::Resources;
+use cluster::SchedulingMark;
 use model::{FlavorSnapshot, Instance};
 use notices::StateMark;
 use novum_db::{self as db, Db, DbError, Tx};
@@ -907,10 +908,18 @@ impl Conductor {
             }
         }
         novum_notify::commit(tx).await?;
+        // The servers are scheduled one after the other, all marked as this
+        // process's from now: a server still waiting for its turn after
+        // ADOPT_UNOWNED_AFTER is not adopted (and run beside the others).
+        let marks: Vec<SchedulingMark> = operations
+            .iter()
+            .filter_map(|operation| self.mark_scheduling(operation))
+            .collect();
         let conductor = Arc::clone(self);
         tokio::spawn(async move {
-            for operation in operations {
-                conductor.run_build_owned(&operation, true).await;
+            for mark in marks {
+                let id = mark.id().to_string();
+                conductor.run_build_marked(&id, Some(mark)).await;
             }
         });
         Ok((uuids, reservation_id))
@@ -929,13 +938,14 @@ impl Conductor {
 
     /// Runs the scheduling step of build operation `id` (logging failures).
     async fn run_build(self: &Arc<Self>, id: &str) {
-        self.run_build_owned(id, false).await;
+        self.run_build_marked(id, None).await;
     }
 
-    /// [`Conductor::run_build`] of an operation this controller inserted
-    /// as its owner (`owned`: taking it needs no write).
-    async fn run_build_owned(self: &Arc<Self>, id: &str, owned: bool) {
-        if let Err(error) = self.schedule_build(id, owned).await {
+    /// [`Conductor::run_build`], with the operation's scheduling step
+    /// already taken when `mark` is given (one this controller inserted as
+    /// its owner: taking it needs no write).
+    async fn run_build_marked(self: &Arc<Self>, id: &str, mark: Option<SchedulingMark>) {
+        if let Err(error) = self.schedule_build(id, mark).await {
             tracing::error!(operation = id, %error, "build failed");
             let result = async {
                 let Some(mut tx) = self.begin_instance_for_operation(id).await? else {
@@ -1087,13 +1097,19 @@ impl Conductor {
     /// `cluster`) when it still waits for its scheduler's choice: the mark
     /// that holds it, the operation and its server; `None` when another
     /// controller (or this one) schedules it already, or it has moved on.
+    /// `mark`: the step is taken already (an operation this controller
+    /// inserted as its owner and marked: taking it needs no write).
     async fn take_for_scheduling(
         self: &Arc<Self>,
         id: &str,
-        owned: bool,
-    ) -> Result<Option<(cluster::SchedulingMark, Operation, Instance)>> {
-        let Some(taken) = self.take_scheduling(id, owned).await? else {
-            return Ok(None);
+        mark: Option<SchedulingMark>,
+    ) -> Result<Option<(SchedulingMark, Operation, Instance)>> {
+        let taken = match mark {
+            Some(mark) => mark,
+            None => match self.take_scheduling(id).await? {
+                Some(mark) => mark,
+                None => return Ok(None),
+            },
         };
         let Some(operation) = load_operation(self.db.pool(), id).await? else {
             return Ok(None);
@@ -1108,10 +1124,14 @@ impl Conductor {
         Ok(Some((taken, operation, instance)))
     }
 
-    async fn schedule_build(self: &Arc<Self>, id: &str, owned: bool) -> Result<()> {
+    async fn schedule_build(
+        self: &Arc<Self>,
+        id: &str,
+        mark: Option<SchedulingMark>,
+    ) -> Result<()> {
         // Taken by this controller first: another (live) one schedules it,
         // or it runs here already, or it is placed.
-        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, owned).await? else {
+        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, mark).await? else {
             return Ok(());
         };
         let data: BuildData = serde_json::from_str(&operation.data).unwrap_or_default();
