@@ -261,7 +261,12 @@ async fn revoked_credentials(backend: &Backend) {
         .refresh_credentials()
         .await
         .expect("refresh");
-    assert!(second.state.agents.token_known("cheap-2", &novum_api::rpc::hash_token(&renewed)));
+    assert!(
+        second
+            .state
+            .agents
+            .token_known("cheap-2", &novum_api::rpc::hash_token(&renewed))
+    );
     // A wrong token is always asked of the database, and refused.
     assert_eq!(
         heartbeat_raw(

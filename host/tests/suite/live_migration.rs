@@ -52,6 +52,14 @@ async fn records(cloud: &Cloud, id: &str) -> Vec<[String; 3]> {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    for row in body["migrations"].as_array().expect("migrations") {
+        for key in ["old_instance_type_id", "new_instance_type_id"] {
+            assert!(
+                row[key].is_i64() || row[key].is_null(),
+                "Nova's schema has {key} an integer or null: {row}"
+            );
+        }
+    }
     let text = |row: &Value, key: &str| row[key].as_str().unwrap_or_default().to_string();
     body["migrations"]
         .as_array()

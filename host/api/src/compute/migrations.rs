@@ -31,12 +31,15 @@ struct ListQuery {
 }
 
 /// A flavor id as Nova shows it: a number when it is one.
+/// `old_instance_type_id`/`new_instance_type_id`: Nova's internal flavor
+/// number, an integer or null in its schema. A flavor whose id is a number
+/// gives it; any other (a UUID) gives null, as Nova's API has no place for
+/// it.
 fn flavor_id(snapshot: &str) -> Value {
-    let id = serde_json::from_str::<FlavorSnapshot>(snapshot)
-        .map(|flavor| flavor.id)
-        .unwrap_or_default();
-    id.parse::<i64>()
-        .map_or_else(|_| json!(id), |number| json!(number))
+    serde_json::from_str::<FlavorSnapshot>(snapshot)
+        .ok()
+        .and_then(|flavor| flavor.id.parse::<i64>().ok())
+        .map_or(Value::Null, |number| json!(number))
 }
 
 fn view(migration: &MigrationRow, version: Microversion) -> Value {
