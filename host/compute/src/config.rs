@@ -133,7 +133,11 @@ pub struct AgentConfig {
     /// The enrollment token agents register with; default: generated into
     /// `<data_dir>/agent-enrollment-token` at first start.
     pub enrollment_token: Option<String>,
-    /// Heartbeat interval asked of agents, seconds.
+    /// Heartbeat interval asked of agents, seconds: how often an agent
+    /// reports its inventory and power states (a change of power state is
+    /// reported at once). Liveness does not wait for it: every request of
+    /// an agent, its long polls (one at least every
+    /// `max_poll_wait_seconds`) above all, keeps its service up.
     pub heartbeat_seconds: u64,
     /// Longest long-poll wait the controller grants, seconds.
     pub max_poll_wait_seconds: u64,
@@ -173,7 +177,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             enrollment_token: None,
-            heartbeat_seconds: 10,
+            heartbeat_seconds: 30,
             max_poll_wait_seconds: 30,
             embedded: true,
             embedded_hosts: 1,

@@ -1,7 +1,9 @@
 //! What the agent RPC keeps in memory so that an agent that has nothing new
 //! to say costs the database (almost) nothing.
 //!
-//! - **Liveness.** A heartbeat is noted here (host → time of its last beat)
+//! - **Liveness.** A heartbeat — or any other authenticated request of the
+//!   agent, its long polls above all — is noted here (host → time of its
+//!   last beat)
 //!   and written to `services.last_seen_up`/`updated_at` with every other
 //!   beat since, by [`Agents::flush`]: one transaction (one UPDATE per 500
 //!   hosts) every [`flush_interval`] (2 s, shorter when
@@ -322,6 +324,18 @@ impl Agents {
                 reconcile,
             }
         });
+        self.note_alive(host, uptime);
+        plan
+    }
+
+    /// Notes that `host`'s agent is alive now, written with the next flush.
+    /// Any authenticated request proves it: between two heartbeats its long
+    /// polls (one at least every `max_poll_wait_seconds`) keep it up.
+    pub fn alive(&self, host: &str) {
+        self.note_alive(host, None);
+    }
+
+    fn note_alive(&self, host: &str, uptime: Option<Option<String>>) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let at = chrono::Utc::now();
         let beat = pending
@@ -331,7 +345,6 @@ impl Agents {
         if uptime.is_some() {
             beat.uptime = uptime;
         }
-        plan
     }
 
     /// The inventory with `fingerprint` (and `uptime`) is written for `host`.

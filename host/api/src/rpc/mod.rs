@@ -185,15 +185,18 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Checks the agent credential of `host`: a token that matched the
 /// database less than [`TOKEN_TTL`] ago passes without a query; any other
-/// is checked in the database (a mismatch is never remembered).
+/// is checked in the database (a mismatch is never remembered). A request
+/// that passes proves the agent alive ([`Agents::alive`]).
 async fn authenticate(state: &AppState, headers: &HeaderMap, host: &str) -> Result<(), RpcError> {
     let token = bearer(headers).ok_or_else(unauthorized)?;
     let hash = hash_token(token);
     if state.agents.token_known(host, &hash) {
+        state.agents.alive(host);
         return Ok(());
     }
     if agent_credentials::is_valid(&state.db, host, &hash).await? {
         state.agents.remember_token(host, &hash);
+        state.agents.alive(host);
         Ok(())
     } else {
         Err(unauthorized())
