@@ -166,54 +166,52 @@ impl Agents {
     /// wake-up announced, every [`SWEEP_INTERVAL`]; both end once these
     /// agents (or the board) are dropped.
     pub fn start(self: &Arc<Self>, board: &Arc<TaskBoard>) {
-        let agents = Arc::downgrade(self);
-        let interval = self.interval;
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                let Some(agents) = Weak::upgrade(&agents) else {
-                    return;
-                };
-                if let Err(error) = agents.flush().await {
-                    tracing::warn!(%error, "cannot record the agents' heartbeats; retried at the next flush");
-                }
+        self.every(self.interval, |agents| async move {
+            if let Err(error) = agents.flush().await {
+                tracing::warn!(%error, "cannot record the agents' heartbeats; retried at the next flush");
             }
+            true
         });
-        let agents = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(CREDENTIAL_REFRESH);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                let Some(agents) = Weak::upgrade(&agents) else {
-                    return;
-                };
-                if let Err(error) = agents.refresh_credentials().await {
-                    tracing::warn!(%error, "cannot refresh the agents' credentials; each is checked at its next request");
-                }
+        self.every(CREDENTIAL_REFRESH, |agents| async move {
+            if let Err(error) = agents.refresh_credentials().await {
+                tracing::warn!(%error, "cannot refresh the agents' credentials; each is checked at its next request");
             }
+            true
         });
-        let agents = Arc::downgrade(self);
         let board = Arc::downgrade(board);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await;
-            loop {
-                ticks.tick().await;
-                let (Some(agents), Some(board)) = (Weak::upgrade(&agents), Weak::upgrade(&board))
-                else {
-                    return;
+        self.every(SWEEP_INTERVAL, move |agents| {
+            let board = Weak::upgrade(&board);
+            async move {
+                let Some(board) = board.filter(|board| !board.is_closed()) else {
+                    return false;
                 };
-                if board.is_closed() {
-                    return;
-                }
                 if let Err(error) = board.sweep(&agents.db).await {
                     tracing::warn!(%error, "cannot look for offered tasks");
+                }
+                true
+            }
+        });
+    }
+
+    /// Runs `work` every `period` (the first time one period from now)
+    /// until these agents are dropped or `work` answers false.
+    fn every<Work, Done>(self: &Arc<Self>, period: Duration, work: Work)
+    where
+        Work: Fn(Arc<Self>) -> Done + Send + 'static,
+        Done: Future<Output = bool> + Send + 'static,
+    {
+        let agents = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(agents) = Weak::upgrade(&agents) else {
+                    return;
+                };
+                if !work(agents).await {
+                    return;
                 }
             }
         });
