@@ -187,15 +187,7 @@ impl Cloud {
     /// The controller's resident memory now, in KiB (`VmRSS` of
     /// `/proc/<pid>/status`); `None` where that cannot be read.
     pub fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
+        rss_kib_of(self.pid())
     }
 
     /// What the controller logged so far.
@@ -656,4 +648,18 @@ impl Drop for ExclusiveTurn {
     fn drop(&mut self) {
         TURNS.update(|state| state.exclusive = false);
     }
+}
+
+/// The resident memory of process `pid` now, in KiB (`VmRSS` of
+/// `/proc/<pid>/status`); `None` where that cannot be read.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
