@@ -5,6 +5,7 @@ use novum_wire::{PowerState, Task, TaskAction, TaskAnswer, TaskOutcome, TaskResu
 use tracing::{debug, info, warn};
 
 use crate::driver::{DriverError, VirtDriver};
+use uuid::Uuid;
 
 /// Execute `task` on `driver` (blocking) and say how it went.
 ///
@@ -72,7 +73,9 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
                 spec,
             },
         ),
-        TaskAction::PostLiveMigration { spec } => driver.post_live_migration(instance, spec),
+        TaskAction::PostLiveMigration { spec, paused } => driver
+            .post_live_migration(instance, spec)
+            .and_then(|()| keep_paused(driver, instance, *paused)),
     };
     let state = driver.power_state(instance);
     match (result, state) {
@@ -88,6 +91,16 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
             state.ok().map(|s| s.unwrap_or(PowerState::NoState)),
         )),
     }
+}
+
+/// A guest that was paused on the source of a live migration and arrived
+/// running (the test driver's simulated move starts it from its spec) is
+/// paused again; one that arrived paused (a real migration) is left as is.
+fn keep_paused(driver: &dyn VirtDriver, instance: Uuid, paused: bool) -> Result<(), DriverError> {
+    if paused && driver.power_state(instance)? == Some(PowerState::Running) {
+        driver.pause(instance)?;
+    }
+    Ok(())
 }
 
 /// Answer the query `task` (see [`TaskAction::is_query`]): what the driver

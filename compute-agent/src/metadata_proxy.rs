@@ -206,7 +206,7 @@ impl MetadataProxy {
         match action {
             TaskAction::Spawn(spec)
             | TaskAction::Redefine { spec, .. }
-            | TaskAction::PostLiveMigration { spec } => self.record(instance, spec),
+            | TaskAction::PostLiveMigration { spec, .. } => self.record(instance, spec),
             TaskAction::AttachInterface { interface } => {
                 let bridge = {
                     let mut instances = lock(&self.instances);

@@ -316,7 +316,10 @@ async fn the_proxy_follows_a_live_migration_from_host_to_host() {
     assert_eq!(source.instance_at(&interface.bridge, address), None);
     destination.observe(
         instance,
-        &novum_wire::TaskAction::PostLiveMigration { spec },
+        &novum_wire::TaskAction::PostLiveMigration {
+            spec,
+            paused: false,
+        },
         &succeeded(novum_wire::PowerState::Running),
     );
     assert_eq!(

@@ -542,6 +542,10 @@ pub enum TaskAction {
     PostLiveMigration {
         /// The domain the guest has here.
         spec: SpawnSpec,
+        /// The guest was paused on the source (vm_state PAUSED): it stays
+        /// paused here (Nova keeps a paused guest paused through the move).
+        #[serde(default)]
+        paused: bool,
     },
     /// A query on the source of a running live migration: abort it (Nova's
     /// `live_migration_abort`) or force it to complete (`live_migration_force_complete`):

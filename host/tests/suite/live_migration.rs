@@ -399,6 +399,36 @@ async fn live_migration(database_url: Option<String>) {
     let back = wait_status(&cloud, &id, "ACTIVE").await;
     assert_eq!(host_of(&back), source);
 
+    // A paused guest moves paused and stays PAUSED (the test driver's
+    // simulated move starts the domain at the destination: it is paused
+    // again there), then comes back for the rest.
+    assert_eq!(act(json!({"pause": null})).await.0, 202);
+    wait_status(&cloud, &id, "PAUSED").await;
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": first, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    let paused = wait_status(&cloud, &id, "PAUSED").await;
+    assert_eq!(host_of(&paused), first);
+    assert_eq!(paused["OS-EXT-STS:power_state"], 3, "{paused}");
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": source, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    assert_eq!(host_of(&wait_status(&cloud, &id, "PAUSED").await), source);
+    assert_eq!(act(json!({"unpause": null})).await.0, 202);
+    wait_status(&cloud, &id, "ACTIVE").await;
+
     // Forced (2.30) to a host that is full: the claim fails, the migration
     // ends in error and the server is ACTIVE on its source.
     let big = create_flavor(&cloud, "big", 8, 512).await;
@@ -432,6 +462,8 @@ async fn live_migration(database_url: Option<String>) {
         vec![
             row("error", &source, ""),
             row("completed", &first, &source),
+            row("completed", &source, &first),
+            row("completed", &first, &source),
             row("cancelled", &first, &aborted_to),
             row("completed", &source, &first),
         ]
@@ -452,7 +484,7 @@ async fn live_migration(database_url: Option<String>) {
         .iter()
         .filter(|action| action["action"] == "live-migration")
         .count();
-    assert_eq!(lives, 4, "{body}");
+    assert_eq!(lives, 6, "{body}");
     let notified: Vec<String> = event_types(&cloud, &id)
         .await
         .into_iter()

@@ -92,11 +92,6 @@ const EXCLUDE: &[&str] = &[
     // Floating IPs need Neutron's L3 (routers, floating IPs), which the
     // built-in network service does not have.
     r"\.compute\.floating_ips\.",
-    // A paused server live-migrated on the embedded test-driver hosts
-    // came back ACTIVE instead of PAUSED in one whole run of 2026-12-06
-    // (it passed in a run of the migration tests alone): a bug of issue
-    // 14's live migration, open there, until fixed.
-    r"\.test_live_block_migration_paused",
 ];
 
 /// The `tempest` entry point installed beside the `openstack` CLI.

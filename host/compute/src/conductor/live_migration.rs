@@ -40,6 +40,7 @@ use super::resize::{
     self, Migration, MoveRequest, ResizeData, Step, open_migration, resize_consumer, set_status,
     status,
 };
+use super::states::vm;
 use super::tasks::{self, QueryEnd};
 use super::{
     Conductor, ConductorError, Operation, Result, actions, claims, finish_operation, op_state,
@@ -260,7 +261,10 @@ impl Conductor {
             },
             Step {
                 host: dest.to_string(),
-                action: TaskAction::PostLiveMigration { spec },
+                action: TaskAction::PostLiveMigration {
+                    spec,
+                    paused: instance.vm_state == vm::PAUSED,
+                },
                 event: POST_EVENT.to_string(),
                 task_state: None,
                 status: status::POST_MIGRATING.to_string(),
