@@ -326,6 +326,25 @@ pub fn validate(config: &Config) -> Result<(), InvalidConfig> {
         section.heartbeat_seconds,
         1,
     );
+    checks.at_least(
+        agent.child("max_poll_wait_seconds"),
+        section.max_poll_wait_seconds,
+        1,
+    );
+    // Every agent request proves the host alive, and an idle agent sends
+    // one at least every min(heartbeat, longest poll) seconds: a host is
+    // only marked down after it missed two of them, never between them.
+    let longest_silence = section.heartbeat_seconds.min(section.max_poll_wait_seconds);
+    if config.compute.service_down_time < longest_silence.saturating_mul(2) {
+        checks.fail(
+            compute.child("service_down_time"),
+            format!(
+                "must be at least twice the longest silence of an idle agent (2 × min(agent.heartbeat_seconds, agent.max_poll_wait_seconds) = {}), not {}: hosts would flap down between their requests",
+                longest_silence.saturating_mul(2),
+                config.compute.service_down_time
+            ),
+        );
+    }
     if section.embedded {
         checks.at_least(agent.child("embedded_vcpus"), section.embedded_vcpus, 1);
         checks.at_least(

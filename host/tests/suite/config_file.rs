@@ -83,6 +83,16 @@ fn out_of_range_values_are_refused_with_key_and_line() {
             2,
         ),
         (
+            "[agent]\nmax_poll_wait_seconds = 0\n",
+            "agent.max_poll_wait_seconds",
+            2,
+        ),
+        (
+            "[compute]\nservice_down_time = 50\n\n[agent]\nheartbeat_seconds = 40\n",
+            "compute.service_down_time",
+            2,
+        ),
+        (
             "[scheduler]\nmax_attempts = 0\n",
             "scheduler.max_attempts",
             2,
