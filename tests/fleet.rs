@@ -351,6 +351,8 @@ pub enum Hypervisor {
     Libvirtd {
         /// Disk the agent reports, GB.
         disk_gb: u64,
+        /// The agent's `--live-migration-bandwidth`, MiB/s (0: unbounded).
+        live_migration_mib_s: u64,
     },
 }
 
@@ -690,22 +692,30 @@ impl Fleet {
             let host_name = format!("fleet-{}", index + 1);
             let state_dir = cloud.data_dir.join(format!("{host_name}-state"));
             std::fs::create_dir_all(&state_dir)?;
-            let (libvirtd, libvirt_uri, disk_gb) = match hypervisor {
+            let (libvirtd, libvirt_uri, disk_gb, live_migration_mib_s) = match hypervisor {
                 Hypervisor::Test(size) => {
                     let node = cloud.data_dir.join(format!("{host_name}-node.xml"));
                     std::fs::write(
                         &node,
                         novum_agent::driver::test_node_xml(size.vcpus, size.memory_mb),
                     )?;
-                    (None, format!("test://{}", node.display()), size.disk_gb)
+                    (None, format!("test://{}", node.display()), size.disk_gb, 0)
                 }
-                Hypervisor::Libvirtd { disk_gb } => {
+                Hypervisor::Libvirtd {
+                    disk_gb,
+                    live_migration_mib_s,
+                } => {
                     let daemon = Libvirtd::start(
                         &namespace,
                         cloud.data_dir.join(format!("{host_name}-libvirt")),
                         &host_name,
                     )?;
-                    (Some(daemon), "qemu:///system".to_string(), *disk_gb)
+                    (
+                        Some(daemon),
+                        "qemu:///system".to_string(),
+                        *disk_gb,
+                        *live_migration_mib_s,
+                    )
                 }
             };
             let log = cloud.data_dir.join(format!("{host_name}.log"));
@@ -719,6 +729,7 @@ impl Fleet {
                 libvirt_uri,
                 state_dir: state_dir.clone(),
                 disk_gb,
+                live_migration_mib_s,
                 token: enrollment.trim().to_string(),
                 log: log.clone(),
             };
@@ -822,6 +833,8 @@ struct AgentStart {
     libvirt_uri: String,
     state_dir: PathBuf,
     disk_gb: u64,
+    /// `--live-migration-bandwidth` (real hosts; 0: unbounded).
+    live_migration_mib_s: u64,
     token: String,
     log: PathBuf,
 }
@@ -838,6 +851,10 @@ fn start_agent(start: &AgentStart) -> anyhow::Result<Child> {
             let mut command = nsenter(pid, &start.binary);
             command
                 .args(["--virt-type", "qemu", "--firewall-seconds", "1"])
+                .args([
+                    "--live-migration-bandwidth",
+                    &start.live_migration_mib_s.to_string(),
+                ])
                 .arg("--instances-path")
                 .arg(novum_agent::driver::DEFAULT_INSTANCES_PATH);
             command

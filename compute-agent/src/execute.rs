@@ -75,7 +75,7 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
         ),
         TaskAction::PostLiveMigration { spec, paused } => driver
             .post_live_migration(instance, spec)
-            .and_then(|()| keep_paused(driver, instance, *paused)),
+            .and_then(|()| arrive(driver, instance, *paused)),
     };
     let state = driver.power_state(instance);
     match (result, state) {
@@ -93,14 +93,18 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
     }
 }
 
-/// A guest that was paused on the source of a live migration and arrived
-/// running (the test driver's simulated move starts it from its spec) is
-/// paused again; one that arrived paused (a real migration) is left as is.
-fn keep_paused(driver: &dyn VirtDriver, instance: Uuid, paused: bool) -> Result<(), DriverError> {
-    if paused && driver.power_state(instance)? == Some(PowerState::Running) {
-        driver.pause(instance)?;
+/// The guest arrives at the destination of a live migration in the power
+/// state it moved in: paused when it was paused on the source (the test
+/// driver's simulated move starts it from its spec: paused again here),
+/// running otherwise (a move forced to complete paused it on the source so
+/// its memory stopped changing; libvirt resumes it at the end, and where it
+/// did not, it is resumed here).
+fn arrive(driver: &dyn VirtDriver, instance: Uuid, paused: bool) -> Result<(), DriverError> {
+    match (paused, driver.power_state(instance)?) {
+        (true, Some(PowerState::Running)) => driver.pause(instance),
+        (false, Some(PowerState::Paused)) => driver.unpause(instance),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Answer the query `task` (see [`TaskAction::is_query`]): what the driver

@@ -101,6 +101,10 @@ struct Args {
     /// of this host's ports, enforced with nftables on a real hypervisor).
     #[arg(long, default_value_t = DEFAULT_FIREWALL_INTERVAL.as_secs())]
     firewall_seconds: u64,
+    /// The most a live migration from this host may send, MiB/s (Nova's
+    /// `[libvirt] live_migration_bandwidth`); 0: as fast as the link goes.
+    #[arg(long, value_name = "MIB_PER_SECOND", default_value_t = 0)]
+    live_migration_bandwidth: u64,
     /// Simulate a fleet of this many hosts in this one process, for
     /// benchmarks and scale tests: each is a full agent (registration,
     /// heartbeats, long polls, tasks) on an in-memory hypervisor, named
@@ -223,6 +227,8 @@ async fn main() -> anyhow::Result<()> {
                 proxyclient_address: args.serial_proxyclient_address,
                 port_range: args.serial_port_range,
             }),
+            live_migration_bandwidth: (args.live_migration_bandwidth > 0)
+                .then_some(args.live_migration_bandwidth),
         },
         firewall_interval: Duration::from_secs(args.firewall_seconds.max(1)),
         ..AgentConfig::new(args.controller.join(","), host)

@@ -121,6 +121,11 @@ pub struct LibvirtOptions {
     /// console proxy); `None` (the default, as Nova's `[serial_console]
     /// enabled = false`): the serial device only logs.
     pub serial_console: Option<SerialConsoleOptions>,
+    /// The most a live migration from this host may send, MiB/s (Nova's
+    /// `[libvirt] live_migration_bandwidth`, libvirt's
+    /// `VIR_MIGRATE_PARAM_BANDWIDTH`, which bounds the disks' copy too);
+    /// `None`: as fast as the link goes.
+    pub live_migration_bandwidth: Option<u64>,
 }
 
 /// Which accelerator the guests of a QEMU host run on (Nova's `[libvirt]
@@ -177,6 +182,7 @@ impl Default for LibvirtOptions {
             interface_detach_timeout: DEFAULT_INTERFACE_DETACH_TIMEOUT,
             virt_type: VirtType::Auto,
             serial_console: None,
+            live_migration_bandwidth: None,
         }
     }
 }

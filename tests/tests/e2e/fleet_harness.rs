@@ -96,7 +96,10 @@ fn a_real_host_runs_its_agent_in_its_own_daemons_namespaces_and_a_panic_stops_bo
     let _turn = novum_tests::shared_turn();
     let mut made = None;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let real = Hypervisor::Libvirtd { disk_gb: 10 };
+        let real = Hypervisor::Libvirtd {
+            disk_gb: 10,
+            live_migration_mib_s: 0,
+        };
         let mut fleet = Fleet::start_hosts("harness-real", &[real], "").expect("fleet");
         let peer = fleet
             .span_bridge("brqharness", "192.168.73.250/24")

@@ -15,12 +15,33 @@
 //! `cancelled`. `server migration list` shows every record.
 
 use novum_tests::fleet::{self, Fleet, HostSize};
-use novum_tests::openstack;
+use novum_tests::{Cloud, openstack};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::agent_process::{wait_for, wait_status};
 use crate::fleet_migrate_cli::{check_placed, cli, cli_quiet, host_of, migrations, placed};
+
+/// Waits until server `id` has a live migration `running` (its guest
+/// moving, `GET /servers/{id}/migrations`, 2.24); returns its id.
+pub(crate) fn running_live_migration(cloud: &Cloud, token: &str, id: &str) -> i64 {
+    wait_for("a running live migration", 60, || {
+        let (status, body) = cloud
+            .compute(
+                token,
+                Method::GET,
+                &format!("/servers/{id}/migrations"),
+                None,
+                "2.24",
+            )
+            .ok()?;
+        (status == 200).then_some(())?;
+        let row = body["migrations"].as_array()?.first()?.clone();
+        (row["status"] == "running")
+            .then(|| row["id"].as_i64())
+            .flatten()
+    })
+}
 
 #[test]
 fn live_migration_across_a_namespaced_fleet_with_the_cli() {
@@ -189,22 +210,7 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
         ]
         .concat(),
     );
-    let running: i64 = wait_for("a running live migration", 30, || {
-        let (status, body) = cloud
-            .compute(
-                &token,
-                Method::GET,
-                &format!("/servers/{id}/migrations"),
-                None,
-                "2.24",
-            )
-            .ok()?;
-        (status == 200).then_some(())?;
-        let row = body["migrations"].as_array()?.first()?.clone();
-        (row["status"] == "running")
-            .then(|| row["id"].as_i64())
-            .flatten()
-    });
+    let running = running_live_migration(cloud, &token, &id);
     let shown = crate::agent_process::server(cloud, &token, &id);
     assert_eq!(shown["status"], "MIGRATING", "{shown}");
     assert_eq!(shown["OS-EXT-STS:task_state"], "migrating");

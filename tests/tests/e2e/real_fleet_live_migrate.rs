@@ -10,16 +10,22 @@
 //! bridge on both hosts is joined to one layer-2 segment with a peer
 //! namespace on it (`Fleet::span_bridge`, the provider wiring), ICMP let
 //! in by the default security group, and a QEMU (TCG) server with a config
-//! drive on the first host. When the peer reaches the guest, it pings it
-//! every 50 ms while `openstack server migrate --live-migration` (block
+//! drive on the first host (the agents move guests at most
+//! [`LIVE_MIGRATION_MIB_S`], so a move lasts seconds). When the peer
+//! reaches the guest: a move aborted while it runs (`server migration
+//! abort`: libvirt's job cancelled, the guest running and answering on
+//! the first host, nothing on the second); then the peer pings it every
+//! 50 ms while `openstack server migrate --live-migration` (block
 //! migration `auto`: the hosts share no storage) moves it to the other
 //! host. Then: the server is ACTIVE on the second host, its domain runs on
 //! that host's daemon and is gone from the first's, the claims are on the
 //! second host only, the port is bound there, the disk files are gone from
 //! the first host, the migration record is `completed`, and the guest
-//! answers from its new host. The measured ping loss, the migration's wall
-//! time and QEMU's downtime are printed. It skips, saying why, where a
-//! fleet or real guests cannot run.
+//! answers from its new host. Last, the move back forced to complete
+//! (`server migration force complete`: the source pauses the guest) ends
+//! with the guest running (ACTIVE, not PAUSED) on the first host. The
+//! measured ping loss, the migration's wall time and QEMU's downtime are
+//! printed. It skips, saying why, where a fleet or real guests cannot run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +35,7 @@ use novum_tests::fleet::{self, Fleet, Hypervisor};
 use serde_json::Value;
 
 use crate::agent_process::{wait_for, wait_status};
+use crate::fleet_live_migrate_cli::running_live_migration;
 use crate::fleet_migrate_cli::{cli, cli_quiet, host_of, migrations, port_binding, vcpus_used};
 
 /// The guest network's range, and the peer's address on its segment (in
@@ -36,6 +43,10 @@ use crate::fleet_migrate_cli::{cli, cli_quiet, host_of, migrations, port_binding
 const SUBNET: &str = "192.168.71.0/24";
 const POOL: &str = "start=192.168.71.10,end=192.168.71.99";
 const PEER_CIDR: &str = "192.168.71.250/24";
+/// The hosts' `--live-migration-bandwidth`, MiB/s: a move of the test
+/// guest then lasts long enough for an abort or a force-complete to reach
+/// it while it runs.
+const LIVE_MIGRATION_MIB_S: u64 = 16;
 
 /// The test guest's files, or why this machine cannot run the test.
 fn test_guest() -> Result<PathBuf, String> {
@@ -141,7 +152,10 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
     };
     let _turn = novum_tests::shared_turn();
     let began = Instant::now();
-    let real = Hypervisor::Libvirtd { disk_gb: 20 };
+    let real = Hypervisor::Libvirtd {
+        disk_gb: 20,
+        live_migration_mib_s: LIVE_MIGRATION_MIB_S,
+    };
     let mut fleet = Fleet::start_hosts("rlm", &[real, real], "").expect("fleet");
     let up = began.elapsed();
     let token = fleet.cloud.admin_token().expect("token");
@@ -244,7 +258,60 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
     let source_files = source.instances_dir().join(&id);
     assert!(source_files.join("disk").exists(), "{source_files:?}");
 
-    // 50 ms pings through the move, until SIGINT.
+    let domstate = |host: &fleet::FleetHost| {
+        host.libvirtd
+            .as_ref()
+            .expect("a daemon")
+            .virsh(&["domstate", &id])
+            .map(|state| state.trim().to_string())
+            .unwrap_or_default()
+    };
+    let has_domain = |host: &fleet::FleetHost| {
+        host.libvirtd
+            .as_ref()
+            .expect("a daemon")
+            .domains()
+            .contains(&id)
+    };
+
+    // 1. Aborted while the guest moves (2.24): libvirt's job is cancelled
+    //    (`virDomainAbortJob` on the source), the guest keeps running on
+    //    the first host and answering, nothing is left on the second.
+    cli_quiet(cloud, &["server", "migrate", "--live-migration", &id]);
+    let running = running_live_migration(cloud, &token, &id);
+    let abort_sent = Instant::now();
+    cli_quiet(
+        cloud,
+        &[
+            "--os-compute-api-version",
+            "2.24",
+            "server",
+            "migration",
+            "abort",
+            &id,
+            &running.to_string(),
+        ],
+    );
+    wait_for("the aborted live migration to end", 60, || {
+        migrations(cloud, &token, &id)
+            .last()
+            .filter(|row| row[1] == "cancelled")
+            .map(drop)
+    });
+    let aborted = abort_sent.elapsed();
+    let stayed = wait_status(cloud, &token, &id, "ACTIVE");
+    assert_eq!(host_of(&stayed), a, "{stayed}");
+    assert_eq!(domstate(source), "running");
+    wait_for("the destination cleaned up", 30, || {
+        (!has_domain(destination) && !destination.instances_dir().join(&id).exists()).then_some(())
+    });
+    assert_eq!(vcpus_used(cloud, &token).get(&a), Some(&1));
+    assert!(
+        answers(&peer, &address, "3"),
+        "the guest answers on its first host after the abort"
+    );
+
+    // 2. The move, with 50 ms pings through it until SIGINT.
     let pinger = Pinger::start(&peer, &address);
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
@@ -261,20 +328,9 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
     // Where everything is now.
     assert_eq!(host_of(&moved), b, "{moved}");
     let uuid = id.as_str();
-    let state = destination
-        .libvirtd
-        .as_ref()
-        .expect("a daemon")
-        .virsh(&["domstate", uuid])
-        .expect("the domain on the destination's daemon");
-    assert_eq!(state.trim(), "running");
+    assert_eq!(domstate(destination), "running");
     assert!(
-        !source
-            .libvirtd
-            .as_ref()
-            .expect("a daemon")
-            .domains()
-            .contains(&id),
+        !has_domain(source),
         "the domain is left on the source's daemon"
     );
     let claims = vcpus_used(cloud, &token);
@@ -290,7 +346,10 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
     let records = migrations(cloud, &token, &id);
     assert_eq!(
         records,
-        vec![["live-migration", "completed", &a, &b].map(str::to_string)]
+        vec![
+            ["live-migration", "cancelled", &a, &b].map(str::to_string),
+            ["live-migration", "completed", &a, &b].map(str::to_string),
+        ]
     );
     let downtime = destination
         .libvirtd
@@ -304,17 +363,6 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    eprintln!(
-        "measured: fleet up in {:.1} s, guest answering {:.1} s after ACTIVE; \
-         `openstack server migrate --live-migration --wait` of a 256 MiB TCG guest \
-         (block migration) took {:.2} s; {} of {sent} pings (50 ms apart) lost; {downtime}; \
-         whole test {:.1} s",
-        up.as_secs_f64(),
-        boot.as_secs_f64(),
-        took.as_secs_f64(),
-        sent.saturating_sub(received),
-        began.elapsed().as_secs_f64(),
-    );
     assert!(sent > 0 && received > 0, "{text}");
     assert!(
         sent - received <= 20,
@@ -324,16 +372,63 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
         answers(&peer, &address, "3"),
         "the guest answers from its new host"
     );
-    // Deleted from its new host: nothing left there either.
-    cli_quiet(cloud, &["server", "delete", "--wait", &id]);
-    wait_for("the destination's domain gone", 30, || {
-        (!destination
-            .libvirtd
-            .as_ref()
-            .expect("a daemon")
-            .domains()
-            .contains(&id))
-        .then_some(())
-    });
+
+    // 3. Back, forced to complete while it moves (2.22): the source pauses
+    //    the guest so its memory stops changing, the move ends, and the
+    //    guest runs again on the first host (ACTIVE, not PAUSED).
+    cli_quiet(cloud, &["server", "migrate", "--live-migration", &id]);
+    let running = running_live_migration(cloud, &token, &id);
+    let forced = Instant::now();
+    cli_quiet(
+        cloud,
+        &[
+            "--os-compute-api-version",
+            "2.22",
+            "server",
+            "migration",
+            "force",
+            "complete",
+            &id,
+            &running.to_string(),
+        ],
+    );
+    let back = wait_status(cloud, &token, &id, "ACTIVE");
+    let force_took = forced.elapsed();
+    assert_eq!(host_of(&back), a, "{back}");
+    assert_eq!(back["OS-EXT-STS:power_state"], 1, "{back}");
+    assert_eq!(domstate(source), "running");
+    assert!(!has_domain(destination), "the domain is left on {b}");
     assert!(!destination.instances_dir().join(&id).exists());
+    assert_eq!(
+        migrations(cloud, &token, &id)
+            .last()
+            .map(|row| row[1].clone()),
+        Some("completed".to_string())
+    );
+    assert!(
+        answers(&peer, &address, "3"),
+        "the guest answers on its first host after the forced move"
+    );
+    eprintln!(
+        "measured: fleet up in {:.1} s, guest answering {:.1} s after ACTIVE; \
+         migrations at most {LIVE_MIGRATION_MIB_S} MiB/s; an abort ended {:.2} s after \
+         the CLI was started; `openstack server migrate --live-migration --wait` of a \
+         256 MiB TCG guest (block migration) took {:.2} s; {} of {sent} pings (50 ms \
+         apart) lost; {downtime}; the move back forced to complete in {:.2} s; whole \
+         test {:.1} s",
+        up.as_secs_f64(),
+        boot.as_secs_f64(),
+        aborted.as_secs_f64(),
+        took.as_secs_f64(),
+        sent.saturating_sub(received),
+        force_took.as_secs_f64(),
+        began.elapsed().as_secs_f64(),
+    );
+    // Deleted: nothing left on either host.
+    cli_quiet(cloud, &["server", "delete", "--wait", &id]);
+    wait_for("the domain gone", 30, || {
+        (!has_domain(source)).then_some(())
+    });
+    assert!(!source_files.exists(), "{source_files:?} is left");
+    assert!(!has_domain(destination));
 }

@@ -151,6 +151,7 @@ impl LibvirtDriver {
                     Some(&uri),
                     MigrateParameters {
                         uri: Some(migration_uri(job.destination_ip)),
+                        bandwidth: self.options.live_migration_bandwidth,
                         ..MigrateParameters::default()
                     },
                     flags,
