@@ -477,3 +477,125 @@ async fn live_migration(database_url: Option<String>) {
     }
     cloud.stop().await;
 }
+
+/// Puts `host` into a new aggregate `name` of availability zone `zone`;
+/// returns the aggregate's id.
+async fn zone_of_one(cloud: &Cloud, name: &str, zone: &str, host: &str) -> i64 {
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            "/os-aggregates",
+            Some(json!({"aggregate": {"name": name, "availability_zone": zone}})),
+            "2.41",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let aggregate = body["aggregate"]["id"].as_i64().expect("aggregate id");
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/os-aggregates/{aggregate}/action"),
+            Some(json!({"add_host": {"host": host}})),
+            "2.41",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    aggregate
+}
+
+/// A move across availability zones takes the server into its
+/// destination's zone (Nova's conductor sets `instance.availability_zone`
+/// from the destination host's aggregate): a named live migration, a cold
+/// migration (the destination's zone while it awaits confirmation, the
+/// source's again when reverted, then confirmed) and a forced live
+/// migration; the host in no zone aggregate is in the default zone
+/// (`nova`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_across_availability_zones_takes_the_destination_zone() {
+    use crate::migrate::act_at;
+
+    let cloud = cloud(3, false, None).await;
+    let hosts: Vec<String> = vcpus_used(&cloud)
+        .await
+        .into_iter()
+        .map(|(host, _)| host)
+        .collect();
+    zone_of_one(&cloud, "east", "az-east", &hosts[0]).await;
+    zone_of_one(&cloud, "west", "az-west", &hosts[1]).await;
+    let zone = |host: &str| match hosts.iter().position(|known| known == host) {
+        Some(0) => "az-east",
+        Some(1) => "az-west",
+        _ => "nova",
+    };
+    let in_zone = |server: &Value, host: &str| {
+        assert_eq!(host_of(server), host, "{server}");
+        assert_eq!(
+            server["OS-EXT-AZ:availability_zone"],
+            zone(host),
+            "{server}"
+        );
+    };
+    let small = create_flavor(&cloud, "small", 1, 64).await;
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            "/servers",
+            Some(http_cloud::server("zoned", &small)),
+            "2.96",
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let start = host_of(&wait_status(&cloud, &id, "ACTIVE").await);
+    in_zone(&show(&cloud, &id).await, &start);
+    let others: Vec<&String> = hosts.iter().filter(|host| **host != start).collect();
+    let (first, second) = (others[0].as_str(), others[1].as_str());
+
+    // A named live migration.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": first, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    in_zone(&wait_status(&cloud, &id, "ACTIVE").await, first);
+
+    // A cold migration: the destination's zone while it awaits
+    // confirmation, the source's again when reverted; then confirmed.
+    for (answer, stays) in [("revertResize", first), ("confirmResize", second)] {
+        let (status, body) =
+            act_at(&cloud, &id, json!({"migrate": {"host": second}}), "2.56").await;
+        assert_eq!(status, 202, "{body}");
+        in_zone(&wait_status(&cloud, &id, "VERIFY_RESIZE").await, second);
+        let (status, body) = act_at(&cloud, &id, json!({ answer: null }), "2.56").await;
+        assert!(status == 202 || status == 204, "{answer}: {status} {body}");
+        let mut server = Value::Null;
+        for _ in 0..400 {
+            server = show(&cloud, &id).await;
+            if server["status"] == "ACTIVE" && server["OS-EXT-STS:task_state"].is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        in_zone(&server, stays);
+    }
+
+    // Forced (2.30) back to where it started.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": start, "block_migration": "auto", "force": true}),
+        "2.30",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    in_zone(&wait_status(&cloud, &id, "ACTIVE").await, &start);
+    cloud.stop().await;
+}

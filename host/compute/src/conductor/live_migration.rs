@@ -143,20 +143,22 @@ async fn live_row(tx: &mut Tx, uuid: &str, migration_id: i64) -> Result<Option<L
     .transpose()
 }
 
-/// The successful end: the instance on the destination, the destination's
-/// claim its own, the migration `completed`.
+/// The successful end: the instance on the destination (in its zone,
+/// `default_zone` when in none), the destination's claim its own, the
+/// migration `completed`.
 pub(super) async fn finish(
     tx: &mut Tx,
     uuid: &str,
     migration: &Migration,
     power: i64,
+    default_zone: &str,
 ) -> Result<()> {
     let host = migration
         .dest_compute
         .clone()
         .unwrap_or_else(|| migration.source_compute.clone());
     let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
-    resize::place(tx, uuid, &migration.new_flavor, &host, &node).await?;
+    resize::place(tx, uuid, &migration.new_flavor, &host, &node, default_zone).await?;
     resize::take_destination_claim(tx, uuid).await?;
     sqlx::query("UPDATE instances SET task_state = NULL, power_state = $1 WHERE uuid = $2")
         .bind(power)
