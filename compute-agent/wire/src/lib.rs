@@ -514,11 +514,18 @@ pub enum TaskAction {
     /// (Nova's `pre_live_migration`): the instance's files, its config
     /// drive and its host bridges; with `block_migration` the disks are
     /// made empty for the copy. Delivered twice, it ends in the same place.
+    /// First the hypervisor must be able to offer the source's CPU (Nova's
+    /// `_compare_cpu`): when it cannot, the step fails with "Unacceptable
+    /// CPU info: CPU doesn't have compatibility." and nothing is made.
     PreLiveMigration {
         /// The domain the guest will have here.
         spec: SpawnSpec,
         /// The disks are copied (no shared storage).
         block_migration: bool,
+        /// The source host's CPU as its agent reported it; `None` (and a
+        /// controller that does not send it) skips the check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_cpu: Option<CpuInfo>,
     },
     /// The source of a live migration moves the running guest to
     /// `destination` (libvirt: peer to peer to the destination's libvirtd,

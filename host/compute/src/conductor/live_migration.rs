@@ -11,7 +11,8 @@
 //! (2.30–2.67), when only the claim decides. The flavor is claimed on the
 //! destination under the consumer `resize:<uuid>`; then three agent tasks:
 //! [`TaskAction::PreLiveMigration`] on the destination (status
-//! `preparing`), [`TaskAction::LiveMigrate`] on the source (`running`),
+//! `preparing`; it carries the source's recorded `cpu_info`, which the
+//! destination's hypervisor must be able to offer), [`TaskAction::LiveMigrate`] on the source (`running`),
 //! [`TaskAction::PostLiveMigration`] on the destination (`post-migrating`;
 //! the ports are bound there first). On success the destination's claim
 //! becomes the instance's, the source's goes, the instance is placed on the
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use novum_notify::builders::InstanceAction;
 use novum_notify::{Phase, Publisher};
-use novum_wire::{LiveMigrationControl, LiveMigrationProgress, TaskAction, TaskAnswer};
+use novum_wire::{CpuInfo, LiveMigrationControl, LiveMigrationProgress, TaskAction, TaskAnswer};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -115,6 +116,26 @@ pub(super) async fn check_destination(
         )));
     }
     Ok(())
+}
+
+/// The CPU the source's agent reported (`compute_nodes.cpu_info` of its
+/// node), for the destination's compatibility check (Nova's
+/// `check_can_live_migrate_destination` compares the source's `cpu_info`);
+/// `None` when none was recorded.
+async fn source_cpu(tx: &mut Tx, migration: &Migration) -> Result<Option<CpuInfo>> {
+    let text: Option<String> = sqlx::query(
+        "SELECT cpu_info FROM compute_nodes WHERE host = $1 ORDER BY (hypervisor_hostname = $2) DESC, id",
+    )
+    .bind(&migration.source_compute)
+    .bind(&migration.source_node)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|row| row.try_get("cpu_info"))
+    .transpose()?;
+    // A node that never reported holds `{}`: nothing to compare.
+    Ok(text
+        .and_then(|text| serde_json::from_str::<CpuInfo>(&text).ok())
+        .filter(|cpu| !cpu.arch.is_empty()))
 }
 
 /// One row of a live migration, as the `/servers/{id}/migrations` API and
@@ -228,6 +249,7 @@ impl Conductor {
                 .map(|row| row.try_get::<Option<String>, _>("host_ip"))
                 .transpose()?
                 .flatten();
+        let source_cpu = source_cpu(tx, migration).await?;
         let spec = self
             .spec_with_interfaces(instance, &migration.new_flavor)
             .await?;
@@ -239,6 +261,7 @@ impl Conductor {
                 action: TaskAction::PreLiveMigration {
                     spec: spec.clone(),
                     block_migration,
+                    source_cpu,
                 },
                 event: PRE_EVENT.to_string(),
                 task_state: None,
