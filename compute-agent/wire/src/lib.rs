@@ -1176,6 +1176,50 @@ mod tests {
     }
 
     #[test]
+    fn a_pre_live_migration_without_the_source_cpu_still_parses() {
+        let spec = json!({
+            "name": "old",
+            "flavor": {"vcpus": 1, "memory_mb": 64, "root_gb": 1},
+            "image": {"id": "i"},
+        });
+        let old: TaskAction = serde_json::from_value(
+            json!({"kind": "pre_live_migration", "spec": spec, "block_migration": true}),
+        )
+        .unwrap();
+        assert!(
+            matches!(
+                old,
+                TaskAction::PreLiveMigration {
+                    source_cpu: None,
+                    ..
+                }
+            ),
+            "{old:?}"
+        );
+        let cpu = CpuInfo {
+            arch: "x86_64".into(),
+            model: Some("Haswell".into()),
+            ..CpuInfo::default()
+        };
+        let TaskAction::PreLiveMigration {
+            spec,
+            block_migration,
+            ..
+        } = old
+        else {
+            unreachable!()
+        };
+        let new = TaskAction::PreLiveMigration {
+            spec,
+            block_migration,
+            source_cpu: Some(cpu),
+        };
+        let value = serde_json::to_value(&new).unwrap();
+        assert_eq!(value["source_cpu"]["model"], "Haswell");
+        assert_eq!(serde_json::from_value::<TaskAction>(value).unwrap(), new);
+    }
+
+    #[test]
     fn power_state_is_nova_number() {
         assert_eq!(
             serde_json::to_value(PowerState::Running).ok(),
