@@ -58,7 +58,8 @@ pub fn run(driver: &dyn VirtDriver, task: &Task) -> TaskResult {
         TaskAction::PreLiveMigration {
             spec,
             block_migration,
-        } => driver.pre_live_migration(instance, spec, *block_migration),
+            source_cpu,
+        } => driver.pre_live_migration(instance, spec, *block_migration, source_cpu.as_ref()),
         TaskAction::LiveMigrate {
             destination,
             destination_ip,

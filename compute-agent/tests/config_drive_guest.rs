@@ -303,6 +303,7 @@ async fn the_proxy_follows_a_live_migration_from_host_to_host() {
         &novum_wire::TaskAction::PreLiveMigration {
             spec: spec.clone(),
             block_migration: true,
+            source_cpu: None,
         },
         &succeeded(novum_wire::PowerState::NoState),
     );

@@ -1507,8 +1507,9 @@ impl VirtDriver for LibvirtDriver {
         instance: Uuid,
         spec: &SpawnSpec,
         block_migration: bool,
+        source_cpu: Option<&novum_wire::CpuInfo>,
     ) -> Result<(), DriverError> {
-        self.prepare_live_migration(instance, spec, block_migration)
+        self.prepare_live_migration(instance, spec, block_migration, source_cpu)
     }
 
     fn live_migrate(

@@ -45,8 +45,9 @@ pub use store::{DOMAIN_STORE_DIR, DomainStore, GuestState, StoredDomain, domain_
 pub use xml::{
     Capabilities, DEFAULT_KERNEL_CMDLINE, DEFAULT_X86_MACHINE_TYPE, DiskLayout, DomainInterface,
     KernelBoot, RescueBoot, add_guest_archs, canonical_arch, choose_guest, config_drive_xml,
-    domain_disk_targets, domain_interfaces, domain_name, domain_xml, find_interface, interface_xml,
-    parse_capabilities, rescued_original, test_node_xml, with_device, without_interface,
+    cpu_xml, domain_disk_targets, domain_interfaces, domain_name, domain_xml, find_interface,
+    interface_xml, parse_capabilities, rescued_original, test_node_xml, with_device,
+    without_interface,
 };
 
 /// What went wrong in a driver call.
@@ -101,6 +102,11 @@ pub enum DriverError {
     /// The config drive could not be made or removed.
     #[error("config drive: {0}")]
     ConfigDrive(String),
+    /// The hypervisor cannot offer the CPU a live-migrating guest had on
+    /// its source (Nova's `InvalidCPUInfo` from `_compare_cpu`); the
+    /// detail is libvirt's answer.
+    #[error("{CPU_INCOMPATIBLE} {0} Refer to {CPU_COMPARE_REFERENCE}")]
+    CpuIncompatible(String),
     /// A hot-unplugged interface was still in the guest after the timeout
     /// (the guest did not release it).
     #[error("interface {mac_address} of instance {instance} was not released by the guest in time")]
@@ -111,6 +117,15 @@ pub enum DriverError {
         mac_address: String,
     },
 }
+
+/// How a live migration's preparation fails when the destination cannot
+/// offer the source's CPU (Nova's message).
+pub const CPU_INCOMPATIBLE: &str = "Unacceptable CPU info: CPU doesn't have compatibility.";
+
+/// Where libvirt explains the CPU comparison's answers (Nova's message
+/// names it too).
+pub const CPU_COMPARE_REFERENCE: &str =
+    "http://libvirt.org/html/libvirt-libvirt-host.html#virCPUCompareResult";
 
 /// A hypervisor the agent drives. Every method blocks.
 pub trait VirtDriver: Send + Sync {
@@ -286,12 +301,14 @@ pub trait VirtDriver: Send + Sync {
     fn unrescue(&self, instance: Uuid) -> Result<(), DriverError>;
 
     /// The destination of a live migration gets ready (see
-    /// [`novum_wire::TaskAction::PreLiveMigration`]).
+    /// [`novum_wire::TaskAction::PreLiveMigration`]), once its hypervisor
+    /// has said it can offer `source_cpu` (when known).
     fn pre_live_migration(
         &self,
         _instance: Uuid,
         _spec: &SpawnSpec,
         _block_migration: bool,
+        _source_cpu: Option<&novum_wire::CpuInfo>,
     ) -> Result<(), DriverError> {
         Err(DriverError::Unsupported(
             "this hypervisor cannot live-migrate".to_string(),

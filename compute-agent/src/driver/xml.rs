@@ -108,6 +108,40 @@ pub fn parse_capabilities(xml: &str) -> Result<Capabilities, DriverError> {
     })
 }
 
+/// The `<cpu>` document of `cpu` that Nova's `_compare_cpu` gives
+/// libvirt's CPU comparison: arch, model, vendor, topology (when known)
+/// and every feature required.
+pub fn cpu_xml(cpu: &CpuInfo) -> String {
+    let mut out = String::from("<cpu>\n");
+    let _ = writeln!(out, "  <arch>{}</arch>", escape(&cpu.arch));
+    if let Some(model) = &cpu.model {
+        let _ = writeln!(out, "  <model>{}</model>", escape(model));
+    }
+    if let Some(vendor) = &cpu.vendor {
+        let _ = writeln!(out, "  <vendor>{}</vendor>", escape(vendor));
+    }
+    let CpuTopology {
+        sockets,
+        cores,
+        threads,
+    } = cpu.topology;
+    if sockets > 0 && cores > 0 && threads > 0 {
+        let _ = writeln!(
+            out,
+            "  <topology sockets='{sockets}' cores='{cores}' threads='{threads}'/>"
+        );
+    }
+    for feature in &cpu.features {
+        let _ = writeln!(
+            out,
+            "  <feature policy='require' name='{}'/>",
+            escape(feature)
+        );
+    }
+    out.push_str("</cpu>\n");
+    out
+}
+
 fn child<'a, 'input>(
     node: roxmltree::Node<'a, 'input>,
     name: &str,
@@ -620,6 +654,33 @@ mod tests {
     use super::*;
     use novum_wire::{FlavorSpec, ImageSpec, bridge_name};
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_cpu_is_written_as_nova_gives_it_to_the_comparison() {
+        let cpu = CpuInfo {
+            arch: "x86_64".into(),
+            model: Some("Haswell".into()),
+            vendor: Some("Intel".into()),
+            features: vec!["avx2".into(), "a<b".into()],
+            topology: CpuTopology {
+                sockets: 1,
+                cores: 4,
+                threads: 2,
+            },
+        };
+        assert_eq!(
+            cpu_xml(&cpu),
+            "<cpu>\n  <arch>x86_64</arch>\n  <model>Haswell</model>\n  <vendor>Intel</vendor>\n  \
+             <topology sockets='1' cores='4' threads='2'/>\n  <feature policy='require' name='avx2'/>\n  \
+             <feature policy='require' name='a&lt;b'/>\n</cpu>\n"
+        );
+        // What is not known is left out.
+        let bare = CpuInfo {
+            arch: "i686".into(),
+            ..CpuInfo::default()
+        };
+        assert_eq!(cpu_xml(&bare), "<cpu>\n  <arch>i686</arch>\n</cpu>\n");
+    }
 
     const QEMU_CAPS: &str = r#"<capabilities>
   <host>

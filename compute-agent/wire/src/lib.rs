@@ -514,11 +514,18 @@ pub enum TaskAction {
     /// (Nova's `pre_live_migration`): the instance's files, its config
     /// drive and its host bridges; with `block_migration` the disks are
     /// made empty for the copy. Delivered twice, it ends in the same place.
+    /// First the hypervisor must be able to offer the source's CPU (Nova's
+    /// `_compare_cpu`): when it cannot, the step fails with "Unacceptable
+    /// CPU info: CPU doesn't have compatibility." and nothing is made.
     PreLiveMigration {
         /// The domain the guest will have here.
         spec: SpawnSpec,
         /// The disks are copied (no shared storage).
         block_migration: bool,
+        /// The source host's CPU as its agent reported it; `None` (and a
+        /// controller that does not send it) skips the check.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_cpu: Option<CpuInfo>,
     },
     /// The source of a live migration moves the running guest to
     /// `destination` (libvirt: peer to peer to the destination's libvirtd,
@@ -1170,6 +1177,50 @@ mod tests {
         let answer: RegisterResponse =
             serde_json::from_value(json!({"host": "h", "agent_token": "t"})).unwrap();
         assert_eq!(answer.metadata_secret, None);
+    }
+
+    #[test]
+    fn a_pre_live_migration_without_the_source_cpu_still_parses() {
+        let spec = json!({
+            "name": "old",
+            "flavor": {"vcpus": 1, "memory_mb": 64, "root_gb": 1},
+            "image": {"id": "i"},
+        });
+        let old: TaskAction = serde_json::from_value(
+            json!({"kind": "pre_live_migration", "spec": spec, "block_migration": true}),
+        )
+        .unwrap();
+        assert!(
+            matches!(
+                old,
+                TaskAction::PreLiveMigration {
+                    source_cpu: None,
+                    ..
+                }
+            ),
+            "{old:?}"
+        );
+        let cpu = CpuInfo {
+            arch: "x86_64".into(),
+            model: Some("Haswell".into()),
+            ..CpuInfo::default()
+        };
+        let TaskAction::PreLiveMigration {
+            spec,
+            block_migration,
+            ..
+        } = old
+        else {
+            unreachable!()
+        };
+        let new = TaskAction::PreLiveMigration {
+            spec,
+            block_migration,
+            source_cpu: Some(cpu),
+        };
+        let value = serde_json::to_value(&new).unwrap();
+        assert_eq!(value["source_cpu"]["model"], "Haswell");
+        assert_eq!(serde_json::from_value::<TaskAction>(value).unwrap(), new);
     }
 
     #[test]

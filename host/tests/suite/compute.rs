@@ -298,9 +298,15 @@ impl Cloud {
 
     /// Registers a fake-free agent host (the protocol, driven by the test).
     pub(crate) async fn register(&self, host: &str, vcpus: u32, memory_mb: u64) -> String {
+        self.register_with(host, inventory(host, vcpus, memory_mb))
+            .await
+    }
+
+    /// Registers agent host `host` reporting `inventory`.
+    pub(crate) async fn register_with(&self, host: &str, inventory: Inventory) -> String {
         let request = RegisterRequest {
             host: host.to_string(),
-            inventory: inventory(host, vcpus, memory_mb),
+            inventory,
             agent_version: "test".into(),
         };
         let (status, body) = self
@@ -495,7 +501,7 @@ pub(crate) fn inventory(host: &str, vcpus: u32, memory_mb: u64) -> Inventory {
     }
 }
 
-fn server_body(name: &str) -> Value {
+pub(crate) fn server_body(name: &str) -> Value {
     json!({"server": {"name": name, "imageRef": IMAGE, "flavorRef": "1", "networks": "none"}})
 }
 

@@ -23,7 +23,7 @@ use crate::resize::{
 
 /// Creates server `name` of `flavor` as `token`, on `host` when given
 /// (`nova:<host>`, admin); waits until ACTIVE and returns its id and host.
-async fn boot(
+pub(crate) async fn boot(
     cloud: &Cloud,
     token: &str,
     name: &str,

@@ -509,3 +509,298 @@ async fn live_migration(database_url: Option<String>) {
     }
     cloud.stop().await;
 }
+
+/// The source's CPU, as its agent reported it (`compute_nodes.cpu_info`),
+/// travels in the destination's `PreLiveMigration` task; a destination
+/// whose hypervisor cannot offer it fails the step with Nova's
+/// "Unacceptable CPU info" and the migration rolls back: `error`, the
+/// server ACTIVE on its source, the destination's claim gone and what it
+/// prepared destroyed, the pre step's event failed with the reason. The
+/// agents are played by the test over the real RPC.
+#[tokio::test]
+async fn a_destination_refusing_the_source_cpu_keeps_the_server_on_its_source() {
+    use axum::http::StatusCode;
+    use novum_wire::{CpuInfo, CpuTopology, Inventory, PowerState, TaskAction, TaskOutcome};
+
+    use crate::compute::{self, cloud_with, server_body};
+
+    let cloud = cloud_with(|_| {}).await;
+    let haswell = CpuInfo {
+        arch: "x86_64".into(),
+        model: Some("Haswell-noTSX".into()),
+        vendor: Some("Intel".into()),
+        features: vec!["avx2".into(), "vmx".into()],
+        topology: CpuTopology {
+            sockets: 1,
+            cores: 4,
+            threads: 2,
+        },
+    };
+    let source = cloud
+        .register_with(
+            "cpu-source",
+            Inventory {
+                cpu_info: haswell.clone(),
+                ..compute::inventory("cpu-source", 4, 8192)
+            },
+        )
+        .await;
+    let (status, body) = cloud.create("member", server_body("mover")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["server"]["id"].as_str().expect("id").to_string();
+    cloud.spawn_active("cpu-source", &source, &id).await;
+    let destination = cloud.register("cpu-dest", 4, 8192).await;
+    let recorded: String =
+        sqlx::query_scalar("SELECT cpu_info FROM compute_nodes WHERE host = 'cpu-source'")
+            .fetch_one(cloud.state.db.pool())
+            .await
+            .expect("cpu_info");
+    assert_eq!(
+        serde_json::from_str::<CpuInfo>(&recorded).expect("recorded cpu_info"),
+        haswell
+    );
+
+    let (status, body) = cloud
+        .compute_at(
+            "admin",
+            "POST",
+            &format!("/servers/{id}/action"),
+            Some(json!({"os-migrateLive": {"host": "cpu-dest", "block_migration": "auto"}})),
+            "2.68",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let tasks = cloud.next_tasks("cpu-dest", &destination).await;
+    let pre = &tasks.tasks[0];
+    match &pre.action {
+        TaskAction::PreLiveMigration { source_cpu, .. } => {
+            assert_eq!(source_cpu.as_ref(), Some(&haswell));
+        }
+        other => panic!("expected the pre step, got {other:?}"),
+    }
+    let claimed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM allocations WHERE instance_uuid = $1")
+            .bind(format!("resize:{id}"))
+            .fetch_one(cloud.state.db.pool())
+            .await
+            .expect("claim");
+    assert!(claimed > 0, "the destination is claimed while it prepares");
+    let refusal = format!(
+        "pre_live_migration failed: {} the CPU is incompatible with host CPU: Host CPU does not \
+         provide required features: avx2, vmx. Refer to {}",
+        novum_agent::driver::CPU_INCOMPATIBLE,
+        novum_agent::driver::CPU_COMPARE_REFERENCE
+    );
+    cloud
+        .report(
+            "cpu-dest",
+            &destination,
+            pre.id,
+            TaskOutcome::Failed {
+                message: refusal.clone(),
+                power_state: None,
+            },
+        )
+        .await;
+    // What the destination prepared goes.
+    let tasks = cloud.next_tasks("cpu-dest", &destination).await;
+    assert!(
+        matches!(tasks.tasks[0].action, TaskAction::Destroy),
+        "{:?}",
+        tasks.tasks[0].action
+    );
+    cloud
+        .report(
+            "cpu-dest",
+            &destination,
+            tasks.tasks[0].id,
+            TaskOutcome::Succeeded {
+                power_state: PowerState::NoState,
+            },
+        )
+        .await;
+
+    let server = cloud.wait_status(&id, "ACTIVE").await;
+    assert_eq!(server["OS-EXT-SRV-ATTR:host"], "cpu-source", "{server}");
+    assert!(server["OS-EXT-STS:task_state"].is_null(), "{server}");
+    let (status, body) = cloud
+        .compute_at(
+            "admin",
+            "GET",
+            &format!("/os-migrations?instance_uuid={id}"),
+            None,
+            "2.80",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let migration = &body["migrations"][0];
+    assert_eq!(migration["migration_type"], "live-migration", "{body}");
+    assert_eq!(migration["status"], "error", "{body}");
+    assert_eq!(migration["source_compute"], "cpu-source", "{body}");
+    let claimed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM allocations WHERE instance_uuid = $1")
+            .bind(format!("resize:{id}"))
+            .fetch_one(cloud.state.db.pool())
+            .await
+            .expect("claim");
+    assert_eq!(claimed, 0, "the destination's claim is released");
+    let used: i64 =
+        sqlx::query_scalar("SELECT vcpus_used FROM compute_nodes WHERE host = 'cpu-dest'")
+            .fetch_one(cloud.state.db.pool())
+            .await
+            .expect("usage");
+    assert_eq!(used, 0, "nothing counted on the destination");
+
+    // The instance action: the pre step's event failed, with the reason.
+    let (_, body) = cloud
+        .compute_at(
+            "admin",
+            "GET",
+            &format!("/servers/{id}/os-instance-actions"),
+            None,
+            "2.84",
+        )
+        .await;
+    let request_id = body["instanceActions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|action| action["action"] == "live-migration")
+        .and_then(|action| action["request_id"].as_str())
+        .expect("the live-migration action")
+        .to_string();
+    let (_, body) = cloud
+        .compute_at(
+            "admin",
+            "GET",
+            &format!("/servers/{id}/os-instance-actions/{request_id}"),
+            None,
+            "2.84",
+        )
+        .await;
+    let events = body["instanceAction"]["events"].as_array().expect("events");
+    let pre_event = events
+        .iter()
+        .find(|event| event["event"] == "compute_pre_live_migration")
+        .unwrap_or_else(|| panic!("no pre step event: {body}"));
+    assert_eq!(pre_event["result"], "Error", "{body}");
+    assert!(
+        pre_event["details"]
+            .as_str()
+            .is_some_and(|details| details.contains(novum_agent::driver::CPU_INCOMPATIBLE)),
+        "{body}"
+    );
+}
+
+/// Puts `host` into a new aggregate `name` of availability zone `zone`;
+/// returns the aggregate's id.
+async fn zone_of_one(cloud: &Cloud, name: &str, zone: &str, host: &str) -> i64 {
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            "/os-aggregates",
+            Some(json!({"aggregate": {"name": name, "availability_zone": zone}})),
+            "2.41",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let aggregate = body["aggregate"]["id"].as_i64().expect("aggregate id");
+    let (status, body) = cloud
+        .compute(
+            &cloud.admin,
+            Method::POST,
+            &format!("/os-aggregates/{aggregate}/action"),
+            Some(json!({"add_host": {"host": host}})),
+            "2.41",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    aggregate
+}
+
+/// A move across availability zones takes the server into its
+/// destination's zone (Nova's conductor sets `instance.availability_zone`
+/// from the destination host's aggregate): a named live migration, a cold
+/// migration (the destination's zone while it awaits confirmation, the
+/// source's again when reverted, then confirmed) and a forced live
+/// migration; the host in no zone aggregate is in the default zone
+/// (`nova`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_across_availability_zones_takes_the_destination_zone() {
+    use crate::evacuate::boot;
+    use crate::migrate::act_at;
+
+    let cloud = cloud(3, false, None).await;
+    let hosts: Vec<String> = vcpus_used(&cloud)
+        .await
+        .into_iter()
+        .map(|(host, _)| host)
+        .collect();
+    zone_of_one(&cloud, "east", "az-east", &hosts[0]).await;
+    zone_of_one(&cloud, "west", "az-west", &hosts[1]).await;
+    let zone = |host: &str| match hosts.iter().position(|known| known == host) {
+        Some(0) => "az-east",
+        Some(1) => "az-west",
+        _ => "nova",
+    };
+    let in_zone = |server: &Value, host: &str| {
+        assert_eq!(host_of(server), host, "{server}");
+        assert_eq!(
+            server["OS-EXT-AZ:availability_zone"],
+            zone(host),
+            "{server}"
+        );
+    };
+    let small = create_flavor(&cloud, "small", 1, 64).await;
+    // Not pinned to a zone: it may move to any.
+    let (id, start) = boot(&cloud, &cloud.admin, "zoned", &small, None).await;
+    in_zone(&show(&cloud, &id).await, &start);
+    let others: Vec<&String> = hosts.iter().filter(|host| **host != start).collect();
+    let (first, second) = (others[0].as_str(), others[1].as_str());
+
+    // A named live migration.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": first, "block_migration": "auto"}),
+        "2.68",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    in_zone(&wait_status(&cloud, &id, "ACTIVE").await, first);
+
+    // A cold migration: the destination's zone while it awaits
+    // confirmation, the source's again when reverted; then confirmed.
+    for (answer, stays) in [("revertResize", first), ("confirmResize", second)] {
+        let (status, body) =
+            act_at(&cloud, &id, json!({"migrate": {"host": second}}), "2.56").await;
+        assert_eq!(status, 202, "{body}");
+        in_zone(&wait_status(&cloud, &id, "VERIFY_RESIZE").await, second);
+        let (status, body) = act_at(&cloud, &id, json!({ answer: null }), "2.56").await;
+        assert!(status == 202 || status == 204, "{answer}: {status} {body}");
+        let mut server = Value::Null;
+        for _ in 0..400 {
+            server = show(&cloud, &id).await;
+            if server["status"] == "ACTIVE" && server["OS-EXT-STS:task_state"].is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        in_zone(&server, stays);
+    }
+
+    // Forced (2.30) back to where it started.
+    let (status, body) = live(
+        &cloud,
+        &id,
+        json!({"host": start, "block_migration": "auto", "force": true}),
+        "2.30",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    wait_record(&cloud, &id, "completed").await;
+    in_zone(&wait_status(&cloud, &id, "ACTIVE").await, &start);
+    cloud.stop().await;
+}

@@ -18,17 +18,19 @@
 //! `post_live_migration`, both hosts' domain stores following.
 
 use std::collections::HashMap;
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use novum_wire::{LiveMigrationControl, LiveMigrationProgress, SpawnSpec, TaskAnswer};
-use tracing::{info, warn};
+use novum_wire::{CpuInfo, LiveMigrationControl, LiveMigrationProgress, SpawnSpec, TaskAnswer};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
+use virt::connect::Connect;
 use virt::domain::MigrateParameters;
 use virt::sys;
 
-use super::{LibvirtDriver, check_spec, lv};
+use super::{LibvirtDriver, check_spec, libvirt_text, lv, unsupported, xml};
 use crate::driver::{DriverError, LiveMigrationJob, VirtDriver};
 
 /// How fast the simulated move of the test driver copies memory (bytes/s).
@@ -111,8 +113,11 @@ impl LibvirtDriver {
         instance: Uuid,
         spec: &SpawnSpec,
         block_migration: bool,
+        source_cpu: Option<&CpuInfo>,
     ) -> Result<(), DriverError> {
         check_spec(spec)?;
+        // Before anything is made here: a refusal leaves nothing behind.
+        self.check_source_cpu(instance, source_cpu)?;
         if block_migration {
             // The overlays on the cached base image, for the copy to fill.
             self.prepare_files(instance, spec)?;
@@ -125,6 +130,72 @@ impl LibvirtDriver {
                 .map(|interface| (interface.bridge.clone(), interface.mtu))
                 .collect())
         })
+    }
+
+    /// Whether this hypervisor can offer `cpu`, the source host's CPU
+    /// (Nova's `_compare_cpu` with the source's `cpu_info`): libvirt's
+    /// `virConnectCompareHypervisorCPU` for the domain type guests run as,
+    /// failing with Nova's "Unacceptable CPU info" and libvirt's reason
+    /// when it cannot. Skipped, as Nova skips it, when there is nothing to
+    /// compare: no CPU sent (an older controller), a CPU without a model
+    /// (libvirt compares models; a test-driver source reports only its
+    /// arch and features), or guests emulated by QEMU's TCG (the guest's
+    /// CPU is software, whatever the host's); a driver that cannot compare
+    /// (`VIR_ERR_NO_SUPPORT`, libvirt's test driver) lets it proceed.
+    ///
+    /// Unlike Nova, a source CPU within this host's own (same arch, model
+    /// and vendor, no feature this host lacks) is accepted without asking:
+    /// identical hosts always take each other's guests, even where a
+    /// nested KVM offers less than the CPU it runs on reports (libvirt then
+    /// finds a host's own CPU incompatible with its hypervisor).
+    fn check_source_cpu(&self, instance: Uuid, cpu: Option<&CpuInfo>) -> Result<(), DriverError> {
+        let Some(cpu) = cpu else {
+            debug!(%instance, "the source's CPU is not known: no CPU comparison");
+            return Ok(());
+        };
+        if cpu.model.is_none() {
+            debug!(%instance, arch = %cpu.arch, "the source's CPU has no model: no CPU comparison");
+            return Ok(());
+        }
+        let virt_type = self.hypervisor();
+        if !self.test_driver && virt_type != "kvm" {
+            debug!(%instance, virt_type, "guests are emulated (QEMU TCG): no CPU comparison");
+            return Ok(());
+        }
+        let own = self.capabilities()?.cpu;
+        if within(cpu, &own) {
+            debug!(%instance, "the source's CPU is this host's own (or within it): compatible");
+            return Ok(());
+        }
+        let xml = xml::cpu_xml(cpu);
+        debug!(%instance, %xml, "cpu compare xml");
+        let c_text = |what: &str, text: &str| {
+            CString::new(libvirt_text(what, text)?).map_err(|_| {
+                DriverError::InvalidInput(format!("the {what} contains a NUL character"))
+            })
+        };
+        let xml = c_text("CPU description", &xml)?;
+        let virt_type = (!self.test_driver)
+            .then(|| c_text("virt type", virt_type))
+            .transpose()?;
+        match compare_hypervisor_cpu(&self.conn.0, virt_type.as_deref(), &xml) {
+            Ok(result) if result > 0 => Ok(()),
+            Ok(result) => Err(DriverError::CpuIncompatible(format!(
+                "libvirt's comparison answered {result}."
+            ))),
+            Err(e) if unsupported(&e) => {
+                debug!(%instance, uri = %self.uri, error = %e.message(),
+                    "the hypervisor does not support CPU comparison; it will be proceeded though");
+                Ok(())
+            }
+            Err(e) => {
+                warn!(%instance, error = %e.message(), "the source's CPU is not acceptable here");
+                Err(DriverError::CpuIncompatible(format!(
+                    "{}.",
+                    e.message().trim_end_matches('.')
+                )))
+            }
+        }
     }
 
     pub(super) fn run_live_migration(
@@ -239,6 +310,49 @@ impl LibvirtDriver {
     }
 }
 
+/// Whether `cpu` is within `own`: the same arch, model and vendor, and
+/// none of its features missing from `own`.
+fn within(cpu: &CpuInfo, own: &CpuInfo) -> bool {
+    cpu.arch == own.arch
+        && cpu.model.is_some()
+        && cpu.model == own.model
+        && cpu.vendor == own.vendor
+        && cpu
+            .features
+            .iter()
+            .all(|feature| own.features.contains(feature))
+}
+
+/// libvirt's `virConnectCompareHypervisorCPU` (which the `virt` crate does
+/// not wrap): how the CPU `xml` compares with what the hypervisor can give
+/// guests of domain type `virt_type` (libvirt's choice when `None`),
+/// `VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE` so that an incompatible CPU
+/// comes back as an error saying why.
+fn compare_hypervisor_cpu(
+    conn: &Connect,
+    virt_type: Option<&CStr>,
+    xml: &CStr,
+) -> Result<sys::virCPUCompareResult, virt::error::Error> {
+    // SAFETY: the connection pointer is valid while `conn` lives; the
+    // strings are NUL-terminated and outlive the call, which only reads
+    // them; NULL emulator, arch and machine ask libvirt for its defaults.
+    let result = unsafe {
+        sys::virConnectCompareHypervisorCPU(
+            conn.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            std::ptr::null(),
+            virt_type.map_or(std::ptr::null(), CStr::as_ptr),
+            xml.as_ptr(),
+            sys::VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE,
+        )
+    };
+    if result == sys::VIR_CPU_COMPARE_ERROR {
+        return Err(virt::error::Error::last_error());
+    }
+    Ok(result)
+}
+
 /// The simulated copy of the guest's memory: done at
 /// [`SIMULATED_BANDWIDTH`], at once when forced, failed when aborted.
 fn simulate_copy(job: &Job, spec: &SpawnSpec) -> Result<(), DriverError> {
@@ -273,6 +387,38 @@ fn simulate_copy(job: &Job, spec: &SpawnSpec) -> Result<(), DriverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpu_is_within_a_host_with_its_model_vendor_and_features() {
+        let own = CpuInfo {
+            arch: "x86_64".into(),
+            model: Some("Skylake-Client-IBRS".into()),
+            vendor: Some("Intel".into()),
+            features: vec!["avx2".into(), "vmx".into()],
+            ..CpuInfo::default()
+        };
+        assert!(within(&own, &own));
+        let fewer = CpuInfo {
+            features: vec!["vmx".into()],
+            ..own.clone()
+        };
+        assert!(within(&fewer, &own));
+        let more = CpuInfo {
+            features: vec!["avx512f".into(), "vmx".into()],
+            ..own.clone()
+        };
+        assert!(!within(&more, &own));
+        let other_model = CpuInfo {
+            model: Some("Haswell".into()),
+            ..own.clone()
+        };
+        assert!(!within(&other_model, &own));
+        let model_less = CpuInfo {
+            model: None,
+            ..own.clone()
+        };
+        assert!(!within(&model_less, &CpuInfo { model: None, ..own }));
+    }
 
     #[test]
     fn destination_uris_follow_nova() {

@@ -11,7 +11,8 @@
 //! (2.30–2.67), when only the claim decides. The flavor is claimed on the
 //! destination under the consumer `resize:<uuid>`; then three agent tasks:
 //! [`TaskAction::PreLiveMigration`] on the destination (status
-//! `preparing`), [`TaskAction::LiveMigrate`] on the source (`running`),
+//! `preparing`; it carries the source's recorded `cpu_info`, which the
+//! destination's hypervisor must be able to offer), [`TaskAction::LiveMigrate`] on the source (`running`),
 //! [`TaskAction::PostLiveMigration`] on the destination (`post-migrating`;
 //! the ports are bound there first). On success the destination's claim
 //! becomes the instance's, the source's goes, the instance is placed on the
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use novum_notify::builders::InstanceAction;
 use novum_notify::{Phase, Publisher};
-use novum_wire::{LiveMigrationControl, LiveMigrationProgress, TaskAction, TaskAnswer};
+use novum_wire::{CpuInfo, LiveMigrationControl, LiveMigrationProgress, TaskAction, TaskAnswer};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -118,6 +119,26 @@ pub(super) async fn check_destination(
     Ok(())
 }
 
+/// The CPU the source's agent reported (`compute_nodes.cpu_info` of its
+/// node), for the destination's compatibility check (Nova's
+/// `check_can_live_migrate_destination` compares the source's `cpu_info`);
+/// `None` when none was recorded.
+async fn source_cpu(tx: &mut Tx, migration: &Migration) -> Result<Option<CpuInfo>> {
+    let text: Option<String> = sqlx::query(
+        "SELECT cpu_info FROM compute_nodes WHERE host = $1 ORDER BY (hypervisor_hostname = $2) DESC, id",
+    )
+    .bind(&migration.source_compute)
+    .bind(&migration.source_node)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|row| row.try_get("cpu_info"))
+    .transpose()?;
+    // A node that never reported holds `{}`: nothing to compare.
+    Ok(text
+        .and_then(|text| serde_json::from_str::<CpuInfo>(&text).ok())
+        .filter(|cpu| !cpu.arch.is_empty()))
+}
+
 /// One row of a live migration, as the `/servers/{id}/migrations` API and
 /// its actions need it.
 struct LiveRow {
@@ -144,20 +165,22 @@ async fn live_row(tx: &mut Tx, uuid: &str, migration_id: i64) -> Result<Option<L
     .transpose()
 }
 
-/// The successful end: the instance on the destination, the destination's
-/// claim its own, the migration `completed`.
+/// The successful end: the instance on the destination (in its zone,
+/// `default_zone` when in none), the destination's claim its own, the
+/// migration `completed`.
 pub(super) async fn finish(
     tx: &mut Tx,
     uuid: &str,
     migration: &Migration,
     power: i64,
+    default_zone: &str,
 ) -> Result<()> {
     let host = migration
         .dest_compute
         .clone()
         .unwrap_or_else(|| migration.source_compute.clone());
     let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
-    resize::place(tx, uuid, &migration.new_flavor, &host, &node).await?;
+    resize::place(tx, uuid, &migration.new_flavor, &host, &node, default_zone).await?;
     resize::take_destination_claim(tx, uuid).await?;
     sqlx::query("UPDATE instances SET task_state = NULL, power_state = $1 WHERE uuid = $2")
         .bind(power)
@@ -227,6 +250,7 @@ impl Conductor {
                 .map(|row| row.try_get::<Option<String>, _>("host_ip"))
                 .transpose()?
                 .flatten();
+        let source_cpu = source_cpu(tx, migration).await?;
         let spec = self
             .spec_with_interfaces(instance, &migration.new_flavor)
             .await?;
@@ -238,6 +262,7 @@ impl Conductor {
                 action: TaskAction::PreLiveMigration {
                     spec: spec.clone(),
                     block_migration,
+                    source_cpu,
                 },
                 event: PRE_EVENT.to_string(),
                 task_state: None,

@@ -222,21 +222,27 @@ async fn set_counted(tx: &mut Tx, uuid: &str, vcpus: i64, memory_mb: i64) -> Res
     Ok(())
 }
 
-/// Sets the instance's flavor snapshot and placement.
+/// Sets the instance's flavor snapshot and placement: `host`, `node` and
+/// the host's availability zone (`default_zone` when it is in none).
 pub(super) async fn place(
     tx: &mut Tx,
     uuid: &str,
     flavor: &FlavorSnapshot,
     host: &str,
     node: &str,
+    default_zone: &str,
 ) -> Result<()> {
+    // The instance is in its host's zone, as at build time (Nova's
+    // conductor sets it from the destination's aggregate when it moves).
+    let zone = crate::store::aggregates::host_zone(tx, host, default_zone).await?;
     sqlx::query(
-        "UPDATE instances SET flavor_id = $1, flavor = $2, host = $3, node = $4, updated_at = $5 WHERE uuid = $6",
+        "UPDATE instances SET flavor_id = $1, flavor = $2, host = $3, node = $4, availability_zone = $5, updated_at = $6 WHERE uuid = $7",
     )
     .bind(&flavor.id)
     .bind(to_json(flavor))
     .bind(host)
     .bind(node)
+    .bind(zone)
     .bind(db::now())
     .bind(uuid)
     .execute(&mut **tx)
@@ -859,13 +865,14 @@ impl Conductor {
             return Ok(None);
         };
         let before = StateMark::read(tx, uuid).await?;
+        let zone = self.compute.default_availability_zone.as_str();
         match operation.kind.as_str() {
             RESIZE if data.live.is_some() => {
-                super::live_migration::finish(tx, uuid, &migration, power).await?
+                super::live_migration::finish(tx, uuid, &migration, power, zone).await?
             }
             RESIZE => self.finish_resize(tx, uuid, &migration, power).await?,
             CONFIRM => confirm(tx, uuid, &migration).await?,
-            _ => revert(tx, uuid, &migration, power).await?,
+            _ => revert(tx, uuid, &migration, power, zone).await?,
         }
         let operation = Operation {
             data: to_json(&data),
@@ -892,7 +899,15 @@ impl Conductor {
             .clone()
             .unwrap_or_else(|| migration.source_compute.clone());
         let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
-        place(tx, uuid, &migration.new_flavor, &host, &node).await?;
+        place(
+            tx,
+            uuid,
+            &migration.new_flavor,
+            &host,
+            &node,
+            &self.compute.default_availability_zone,
+        )
+        .await?;
         sqlx::query(
             "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2 WHERE uuid = $3",
         )
@@ -1260,7 +1275,13 @@ pub(super) async fn take_destination_claim(tx: &mut Tx, uuid: &str) -> Result<()
 
 /// Reverted: the new claim goes, the instance is back on its source with
 /// the old flavor and counts it only.
-async fn revert(tx: &mut Tx, uuid: &str, migration: &Migration, power: i64) -> Result<()> {
+async fn revert(
+    tx: &mut Tx,
+    uuid: &str,
+    migration: &Migration,
+    power: i64,
+    default_zone: &str,
+) -> Result<()> {
     claims::release(tx, &resize_consumer(uuid)).await?;
     place(
         tx,
@@ -1268,6 +1289,7 @@ async fn revert(tx: &mut Tx, uuid: &str, migration: &Migration, power: i64) -> R
         &migration.old_flavor,
         &migration.source_compute,
         &migration.source_node,
+        default_zone,
     )
     .await?;
     set_counted(

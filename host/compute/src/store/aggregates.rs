@@ -40,6 +40,28 @@ pub struct Aggregate {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// The availability zone of `host`, read in `tx`: the zone of its zone
+/// aggregate (a host is in one zone at most), else `default` (the
+/// `[compute] default_availability_zone`), as the scheduler's
+/// `zone_of` says at build time.
+pub async fn host_zone(
+    tx: &mut Tx,
+    host: &str,
+    default: &str,
+) -> std::result::Result<String, db::DbError> {
+    Ok(sqlx::query(
+        "SELECT m.value FROM aggregate_metadata m JOIN aggregate_hosts h ON h.aggregate_id = m.aggregate_id \
+         WHERE h.host = $1 AND m.key = $2 ORDER BY m.aggregate_id",
+    )
+    .bind(host)
+    .bind(ZONE_KEY)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|row| row.try_get::<String, _>("value"))
+    .transpose()?
+    .unwrap_or_else(|| default.to_string()))
+}
+
 impl Aggregate {
     /// The availability zone it makes, if any.
     pub fn zone(&self) -> Option<&str> {

@@ -335,16 +335,8 @@ pub async fn service_payload(
         return Ok(None);
     };
     let host: String = row.try_get("host")?;
-    let zone = sqlx::query(
-        "SELECT m.value FROM aggregate_metadata m JOIN aggregate_hosts h ON h.aggregate_id = m.aggregate_id \
-         WHERE h.host = $1 AND m.key = 'availability_zone' ORDER BY m.value",
-    )
-    .bind(&host)
-    .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| row.try_get::<String, _>("value"))
-    .transpose()?
-    .unwrap_or_else(|| config.default_availability_zone.clone());
+    let zone =
+        crate::store::aggregates::host_zone(tx, &host, &config.default_availability_zone).await?;
     Ok(Some(ServiceStatusPayload {
         host: Some(host),
         binary: Some(row.try_get("binary_name")?),
