@@ -19,7 +19,7 @@
 //! times of `GET /servers/detail` (a first page and one deep inside),
 //! `GET /os-hypervisors/statistics` and `GET /os-hypervisors/detail`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -100,6 +100,12 @@ pub struct CloudBenchRow {
     pub claim_ms: f64,
     /// Mean time of a whole decision (wait, state, pipeline, claim), ms.
     pub decision_ms: f64,
+    /// The share of the burst the SQLite writer was busy (the write turn
+    /// held, `novum_db_write_turn_held_seconds`), %; 0 on PostgreSQL.
+    pub writer_busy_percent: f64,
+    /// Write transactions per create during the burst (every writer of the
+    /// controller: API, conductor, agents' RPCs, notifications).
+    pub writes_per_create: f64,
     /// Servers accepted by `POST /servers` per second.
     pub creates_per_second: f64,
     /// POST→ACTIVE, median, ms.
@@ -651,6 +657,42 @@ fn series_sum(page: &str, series: &str, labels: &str) -> f64 {
         .sum()
 }
 
+/// The write transactions between two pages of `/metrics`, by kind
+/// (`novum_db_write_turn_held_seconds{kind}`): per create and their mean
+/// hold time, the busiest first.
+fn writes_by_kind(before: &str, after: &str, creates: usize) -> String {
+    const SERIES: &str = "novum_db_write_turn_held_seconds";
+    let prefix = format!("{SERIES}_count{{kind=\"");
+    let kinds: BTreeSet<&str> = after
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix)?.split('"').next())
+        .collect();
+    let mut rows: Vec<(f64, String)> = kinds
+        .into_iter()
+        .filter_map(|kind| {
+            let label = format!("kind=\"{kind}\"");
+            let (sum_before, count_before) = histogram(before, SERIES, &label);
+            let (sum_after, count_after) = histogram(after, SERIES, &label);
+            let (held, count) = (sum_after - sum_before, count_after - count_before);
+            (count > 0.0).then(|| {
+                (
+                    held,
+                    format!(
+                        "{kind} {:.2}/create × {:.2} ms",
+                        count / creates.max(1) as f64,
+                        held / count * 1000.0
+                    ),
+                )
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rows.into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The sum and count of histogram `series{labels}` in a Prometheus text page.
 fn histogram(page: &str, series: &str, labels: &str) -> (f64, f64) {
     (
@@ -1059,6 +1101,13 @@ async fn run_one(
     );
     let (decision_after, decisions_after) =
         histogram(&page_after, "novum_scheduler_decision_duration_seconds", "");
+    let turn = |page: &str| histogram(page, "novum_db_write_turn_held_seconds", "");
+    let ((held_before, writes_before), (held_after, writes_after)) =
+        (turn(&page_before), turn(&page_after));
+    eprintln!(
+        "{hosts} hosts, {background} instances: the burst's write transactions by kind: {}",
+        writes_by_kind(&page_before, &page_after, options.creates)
+    );
     latencies.sort_by(f64::total_cmp);
     let row = CloudBenchRow {
         hosts,
@@ -1072,6 +1121,8 @@ async fn run_one(
             decision_after - decision_before,
             decisions_after - decisions_before,
         ),
+        writer_busy_percent: (held_after - held_before) / burst.as_secs_f64() * 100.0,
+        writes_per_create: (writes_after - writes_before) / options.creates.max(1) as f64,
         // Each client spends `accepted / concurrency` of its time in POSTs.
         creates_per_second: options.creates as f64
             / (accepted_total.as_secs_f64() / options.concurrency.max(1) as f64).max(f64::EPSILON),
@@ -1140,15 +1191,15 @@ pub async fn run(options: &CloudBenchOptions) -> anyhow::Result<Vec<CloudBenchRo
 
 /// The table's header.
 pub fn header() -> String {
-    "| hosts | instances | decisions/s | pipeline-only/s (1 core) | ratio | decision ms (wait / state / pipeline / claim) | POST→ACTIVE p50 / p99 ms | creates/s | RSS idle / after MiB | idle CPU | 5xx / ERROR / locked / EMFILE / over-committed |\n\
-     |---|---|---|---|---|---|---|---|---|---|---|\n"
+    "| hosts | instances | decisions/s | pipeline-only/s (1 core) | ratio | decision ms (wait / state / pipeline / claim) | writer busy / write tx per create | POST→ACTIVE p50 / p99 ms | creates/s | RSS idle / after MiB | idle CPU | 5xx / ERROR / locked / EMFILE / over-committed |\n\
+     |---|---|---|---|---|---|---|---|---|---|---|---|\n"
         .to_string()
 }
 
 /// One row of the table.
 pub fn format_row(row: &CloudBenchRow) -> String {
     format!(
-        "| {} | {} | {:.1} | {:.0} | {:.1} % | {:.1} ({:.1} / {:.1} / {:.1} / {:.1}) | {:.0} / {:.0} | {:.1} | {:.0} / {:.0} | {:.1} % | {} / {} / {} / {} / {} |",
+        "| {} | {} | {:.1} | {:.0} | {:.1} % | {:.1} ({:.1} / {:.1} / {:.1} / {:.1}) | {:.0} % / {:.1} | {:.0} / {:.0} | {:.1} | {:.0} / {:.0} | {:.1} % | {} / {} / {} / {} / {} |",
         row.hosts,
         row.background,
         row.decisions_per_second,
@@ -1159,6 +1210,8 @@ pub fn format_row(row: &CloudBenchRow) -> String {
         row.state_ms,
         row.pipeline_ms,
         row.claim_ms,
+        row.writer_busy_percent,
+        row.writes_per_create,
         row.p50_ms,
         row.p99_ms,
         row.creates_per_second,

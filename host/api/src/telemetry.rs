@@ -40,6 +40,8 @@
 //! | `novum_metrics_collector_up` | gauge | `collector` (`agents`, `outbox`) |
 //! | `novum_process_fd_limit` | gauge (RLIMIT_NOFILE's soft limit; 0: unlimited) | |
 //! | `novum_process_open_fds` | gauge | |
+//! | `novum_db_write_turn_wait_seconds` | histogram (SQLite: a write transaction's wait for the process's write turn) | |
+//! | `novum_db_write_turn_held_seconds` | histogram (SQLite: how long a write transaction held it; `_sum` over time is the writer's busy share) | |
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};

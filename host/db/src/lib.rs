@@ -89,7 +89,73 @@ pub struct Db {
 /// transaction, and other processes, still meet the busy handler.)
 pub struct Tx {
     inner: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _turn: Option<WriteTurn>,
+}
+
+/// This process's SQLite write turn, held by one transaction: how long it
+/// was waited for and held goes to `/metrics`
+/// (`novum_db_write_turn_wait_seconds`, `novum_db_write_turn_held_seconds`:
+/// the one writer's queue and its busy time).
+struct WriteTurn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    since: std::time::Instant,
+    kind: &'static str,
+}
+
+/// The `kind` label of a write transaction: the kind of its
+/// [`Db::begin_serialized`] lock name (`claim` of `claim:<node>`, …; the
+/// known kinds only, so the label's values stay few), `plain` for
+/// [`Db::begin`].
+fn lock_kind(lock: Option<&str>) -> &'static str {
+    const KINDS: &[&str] = &[
+        "aggregates",
+        "claim",
+        "conductor",
+        "flavors",
+        "identity-assignments",
+        "identity-revocations",
+        "instance",
+        "network",
+        "network-default",
+        "network-instance",
+        "quota",
+        "security-group-default",
+        "services",
+        "tasks",
+    ];
+    match lock {
+        None => "plain",
+        Some(name) => {
+            let kind = name.split(':').next().unwrap_or(name);
+            KINDS
+                .iter()
+                .find(|known| **known == kind)
+                .copied()
+                .unwrap_or("other")
+        }
+    }
+}
+
+impl WriteTurn {
+    async fn take(turn: &Arc<tokio::sync::Mutex<()>>, kind: &'static str) -> Self {
+        let asked = std::time::Instant::now();
+        let guard = Arc::clone(turn).lock_owned().await;
+        let since = std::time::Instant::now();
+        metrics::histogram!("novum_db_write_turn_wait_seconds", "kind" => kind)
+            .record(since.duration_since(asked).as_secs_f64());
+        Self {
+            _guard: guard,
+            since,
+            kind,
+        }
+    }
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        metrics::histogram!("novum_db_write_turn_held_seconds", "kind" => self.kind)
+            .record(self.since.elapsed().as_secs_f64());
+    }
 }
 
 impl std::fmt::Debug for Tx {
@@ -208,8 +274,8 @@ impl Db {
     }
 
     /// A SQLite transaction in this process's write turn (see [`Tx`]).
-    async fn begin_sqlite(&self) -> Result<Tx, DbError> {
-        let turn = Arc::clone(&self.write_turn).lock_owned().await;
+    async fn begin_sqlite(&self, lock: Option<&str>) -> Result<Tx, DbError> {
+        let turn = WriteTurn::take(&self.write_turn, lock_kind(lock)).await;
         Ok(Tx {
             inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
             _turn: Some(turn),
@@ -260,7 +326,7 @@ impl Db {
     /// Never hold one while opening another on the same database.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         match self.backend {
-            Backend::Sqlite => self.begin_sqlite().await,
+            Backend::Sqlite => self.begin_sqlite(None).await,
             Backend::Postgres => self.begin_postgres().await,
         }
     }
@@ -286,7 +352,7 @@ impl Db {
     /// `network-instance:<uuid>` are taken alone.
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
-            Backend::Sqlite => self.begin_sqlite().await,
+            Backend::Sqlite => self.begin_sqlite(Some(lock)).await,
             Backend::Postgres => {
                 let mut tx = self.begin_postgres().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
