@@ -32,6 +32,12 @@ async fn live(cloud: &Cloud, id: &str, args: Value, version: &str) -> (u16, Valu
         .await
 }
 
+/// Sends `os-migrateLive` with `args` at `version` as admin: accepted.
+async fn start_live(cloud: &Cloud, id: &str, args: Value, version: &str) {
+    let (status, body) = live(cloud, id, args, version).await;
+    assert_eq!(status, 202, "{body}");
+}
+
 fn message(body: &Value, fault: &str) -> String {
     body[fault]["message"]
         .as_str()
@@ -238,14 +244,13 @@ async fn live_migration(database_url: Option<String>) {
 
     // The scheduler's choice: MIGRATING while the guest moves, with its
     // progress, then ACTIVE on another host with the claim there.
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": null, "block_migration": "auto"}),
         "2.25",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let moving = show(&cloud, &id).await;
     assert_eq!(moving["status"], "MIGRATING", "{moving}");
     assert_eq!(moving["OS-EXT-STS:task_state"], "migrating");
@@ -326,14 +331,13 @@ async fn live_migration(database_url: Option<String>) {
     );
 
     // Abort while it runs: the guest stays where it was, `cancelled`.
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": null, "block_migration": "auto"}),
         "2.68",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let row = running(&cloud, &id).await;
     let mid = row["id"].as_i64().expect("id");
     let aborted_to = row["dest_compute"].as_str().expect("dest").to_string();
@@ -375,14 +379,13 @@ async fn live_migration(database_url: Option<String>) {
         .map(|(host, _)| host.clone())
         .find(|host| *host != source && *host != first)
         .expect("a third host");
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": source, "block_migration": true}),
         "2.68",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     let row = running(&cloud, &id).await;
     let mid = row["id"].as_i64().expect("id");
     let (status, body) = cloud
@@ -404,26 +407,24 @@ async fn live_migration(database_url: Option<String>) {
     // again there), then comes back for the rest.
     assert_eq!(act(json!({"pause": null})).await.0, 202);
     wait_status(&cloud, &id, "PAUSED").await;
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": first, "block_migration": "auto"}),
         "2.68",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     wait_record(&cloud, &id, "completed").await;
     let paused = wait_status(&cloud, &id, "PAUSED").await;
     assert_eq!(host_of(&paused), first);
     assert_eq!(paused["OS-EXT-STS:power_state"], 3, "{paused}");
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": source, "block_migration": "auto"}),
         "2.68",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     wait_record(&cloud, &id, "completed").await;
     assert_eq!(host_of(&wait_status(&cloud, &id, "PAUSED").await), source);
     assert_eq!(act(json!({"unpause": null})).await.0, 202);
@@ -443,14 +444,13 @@ async fn live_migration(database_url: Option<String>) {
         host_of(&wait_status(&cloud, &filler, "ACTIVE").await),
         third
     );
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": third, "block_migration": "auto", "force": true}),
         "2.30",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     wait_record(&cloud, &id, "error").await;
     let stayed = wait_status(&cloud, &id, "ACTIVE").await;
     assert_eq!(host_of(&stayed), source);
@@ -760,14 +760,13 @@ async fn a_move_across_availability_zones_takes_the_destination_zone() {
     let (first, second) = (others[0].as_str(), others[1].as_str());
 
     // A named live migration.
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": first, "block_migration": "auto"}),
         "2.68",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     wait_record(&cloud, &id, "completed").await;
     in_zone(&wait_status(&cloud, &id, "ACTIVE").await, first);
 
@@ -792,14 +791,13 @@ async fn a_move_across_availability_zones_takes_the_destination_zone() {
     }
 
     // Forced (2.30) back to where it started.
-    let (status, body) = live(
+    start_live(
         &cloud,
         &id,
         json!({"host": start, "block_migration": "auto", "force": true}),
         "2.30",
     )
     .await;
-    assert_eq!(status, 202, "{body}");
     wait_record(&cloud, &id, "completed").await;
     in_zone(&wait_status(&cloud, &id, "ACTIVE").await, &start);
     cloud.stop().await;

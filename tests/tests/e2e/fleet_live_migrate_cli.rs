@@ -22,6 +22,22 @@ use serde_json::{Value, json};
 use crate::agent_process::{wait_for, wait_status};
 use crate::fleet_migrate_cli::{check_placed, cli, cli_quiet, host_of, migrations, placed};
 
+/// Aborts live migration `migration` of `server` with the CLI (2.24).
+pub(crate) fn abort_live_migration(cloud: &Cloud, server: &str, migration: i64) {
+    cli_quiet(
+        cloud,
+        &[
+            "--os-compute-api-version",
+            "2.24",
+            "server",
+            "migration",
+            "abort",
+            server,
+            &migration.to_string(),
+        ],
+    );
+}
+
 /// Waits until server `id` has a live migration `running` (its guest
 /// moving, `GET /servers/{id}/migrations`, 2.24); returns its id.
 pub(crate) fn running_live_migration(cloud: &Cloud, token: &str, id: &str) -> i64 {
@@ -214,18 +230,7 @@ fn live_migration_across_a_namespaced_fleet_with_the_cli() {
     let shown = crate::agent_process::server(cloud, &token, &id);
     assert_eq!(shown["status"], "MIGRATING", "{shown}");
     assert_eq!(shown["OS-EXT-STS:task_state"], "migrating");
-    cli_quiet(
-        cloud,
-        &[
-            "--os-compute-api-version",
-            "2.24",
-            "server",
-            "migration",
-            "abort",
-            "mover",
-            &running.to_string(),
-        ],
-    );
+    abort_live_migration(cloud, "mover", running);
     wait_for("the aborted live migration to end", 30, || {
         let rows = migrations(cloud, &token, &id);
         rows.last().filter(|row| row[1] == "cancelled").map(drop)

@@ -35,7 +35,7 @@ use novum_tests::fleet::{self, Fleet, Hypervisor};
 use serde_json::Value;
 
 use crate::agent_process::{wait_for, wait_status};
-use crate::fleet_live_migrate_cli::running_live_migration;
+use crate::fleet_live_migrate_cli::{abort_live_migration, running_live_migration};
 use crate::fleet_migrate_cli::{cli, cli_quiet, host_of, migrations, port_binding, vcpus_used};
 
 /// The guest network's range, and the peer's address on its segment (in
@@ -280,18 +280,7 @@ fn a_real_guest_live_migrates_between_two_fleet_hosts_through_the_cli() {
     cli_quiet(cloud, &["server", "migrate", "--live-migration", &id]);
     let running = running_live_migration(cloud, &token, &id);
     let abort_sent = Instant::now();
-    cli_quiet(
-        cloud,
-        &[
-            "--os-compute-api-version",
-            "2.24",
-            "server",
-            "migration",
-            "abort",
-            &id,
-            &running.to_string(),
-        ],
-    );
+    abort_live_migration(cloud, &id, running);
     wait_for("the aborted live migration to end", 60, || {
         migrations(cloud, &token, &id)
             .last()
