@@ -175,12 +175,7 @@ pub(super) async fn finish(
     power: i64,
     default_zone: &str,
 ) -> Result<()> {
-    let host = migration
-        .dest_compute
-        .clone()
-        .unwrap_or_else(|| migration.source_compute.clone());
-    let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
-    resize::place(tx, uuid, &migration.new_flavor, &host, &node, default_zone).await?;
+    resize::place_on_destination(tx, uuid, migration, default_zone).await?;
     resize::take_destination_claim(tx, uuid).await?;
     sqlx::query("UPDATE instances SET task_state = NULL, power_state = $1 WHERE uuid = $2")
         .bind(power)

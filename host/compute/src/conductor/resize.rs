@@ -894,20 +894,7 @@ impl Conductor {
         migration: &Migration,
         power: i64,
     ) -> Result<()> {
-        let host = migration
-            .dest_compute
-            .clone()
-            .unwrap_or_else(|| migration.source_compute.clone());
-        let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
-        place(
-            tx,
-            uuid,
-            &migration.new_flavor,
-            &host,
-            &node,
-            &self.compute.default_availability_zone,
-        )
-        .await?;
+        place_on_destination(tx, uuid, migration, &self.compute.default_availability_zone).await?;
         sqlx::query(
             "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2 WHERE uuid = $3",
         )
@@ -1271,6 +1258,22 @@ pub(super) async fn take_destination_claim(tx: &mut Tx, uuid: &str) -> Result<()
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The instance on the migration's destination (its source when it has
+/// none: a resize on the same host) with the new flavor (see [`place`]).
+pub(super) async fn place_on_destination(
+    tx: &mut Tx,
+    uuid: &str,
+    migration: &Migration,
+    default_zone: &str,
+) -> Result<()> {
+    let host = migration
+        .dest_compute
+        .clone()
+        .unwrap_or_else(|| migration.source_compute.clone());
+    let node = migration.dest_node.clone().unwrap_or_else(|| host.clone());
+    place(tx, uuid, &migration.new_flavor, &host, &node, default_zone).await
 }
 
 /// Reverted: the new claim goes, the instance is back on its source with
