@@ -190,17 +190,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn authenticate(state: &AppState, headers: &HeaderMap, host: &str) -> Result<(), RpcError> {
     let token = bearer(headers).ok_or_else(unauthorized)?;
     let hash = hash_token(token);
-    if state.agents.token_known(host, &hash) {
-        state.agents.alive(host);
-        return Ok(());
-    }
-    if agent_credentials::is_valid(&state.db, host, &hash).await? {
+    if !state.agents.token_known(host, &hash) {
+        if !agent_credentials::is_valid(&state.db, host, &hash).await? {
+            return Err(unauthorized());
+        }
         state.agents.remember_token(host, &hash);
-        state.agents.alive(host);
-        Ok(())
-    } else {
-        Err(unauthorized())
     }
+    state.agents.alive(host);
+    Ok(())
 }
 
 fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
