@@ -51,9 +51,6 @@ pub enum DbError {
     /// A query failed.
     #[error(transparent)]
     Query(#[from] sqlx::Error),
-    /// An optimistic write kept losing to concurrent writers.
-    #[error("too much contention: {0}")]
-    Contended(String),
 }
 
 /// Which SQL engine a [`Db`] talks to.
@@ -252,7 +249,9 @@ impl Db {
         let options = AnyConnectOptions::from_str(url).map_err(open_error)?;
         let pool_options = match backend {
             // SQLite has one writer: a small pool, WAL, and writers that wait.
-            Backend::Sqlite => AnyPoolOptions::new().max_connections(8).after_connect(|conn, _meta| {
+            // A connection to a local file does not go stale: no ping (a
+            // round trip to the connection's worker thread) before each use.
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(8).test_before_acquire(false).after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
                         .await?;

@@ -288,6 +288,14 @@ impl NetworkService {
         host: &str,
         availability_zone: &str,
     ) -> Result<Vec<Port>, NetworkError> {
+        // An instance without ports (`networks: none`) binds nothing: no
+        // write transaction. Its ports cannot change meanwhile (an
+        // interface is attached only to a server that has left BUILD).
+        let mut conn = self.db.connection().await?;
+        if port_ids_of(&mut conn, instance_id).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        drop(conn);
         let owner = format!("compute:{availability_zone}");
         let mut tx = self.db.begin().await?;
         sqlx::query(

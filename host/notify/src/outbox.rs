@@ -54,32 +54,83 @@ pub async fn commit(tx: Tx) -> Result<(), NotifyError> {
     Ok(())
 }
 
+/// The outbox's columns, in the order [`emit`] and [`emit_all`] bind them.
+const OUTBOX_COLUMNS: &str = "message_id, ordering_key, event_type, priority, publisher_id, \
+                              project_id, instance_uuid, created_at, body, legacy_body";
+/// How many values one outbox row binds.
+const OUTBOX_VALUES_PER_ROW: usize = 10;
+/// Rows in one multi-row `INSERT` of [`emit_all`] (well under SQLite's
+/// limit of host parameters per statement).
+const OUTBOX_ROWS_PER_INSERT: usize = 64;
+
+/// One outbox row, serialized.
+struct OutboxRow<'a> {
+    notification: &'a Notification,
+    body: String,
+    legacy_body: Option<String>,
+}
+
+impl<'a> OutboxRow<'a> {
+    fn of(notification: &'a Notification) -> Result<Self, NotifyError> {
+        let corrupt = |source| NotifyError::Corrupt { seq: 0, source };
+        Ok(Self {
+            notification,
+            body: serde_json::to_string(&notification.envelope).map_err(corrupt)?,
+            legacy_body: notification
+                .legacy
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(corrupt)?,
+        })
+    }
+
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        now: &str,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>
+    where
+        'a: 'q,
+    {
+        let notification = self.notification;
+        query
+            .bind(&notification.envelope.message_id)
+            .bind(&notification.ordering_key)
+            .bind(&notification.envelope.event_type)
+            .bind(notification.envelope.priority.as_str())
+            .bind(&notification.envelope.publisher_id)
+            .bind(notification.project_id.as_deref())
+            .bind(notification.instance_uuid.as_deref())
+            .bind(now.to_string())
+            .bind(self.body)
+            .bind(self.legacy_body)
+    }
+}
+
+/// `($1, …, $10), ($11, …)`: the placeholders of `rows` outbox rows.
+fn outbox_placeholders(rows: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let first = row * OUTBOX_VALUES_PER_ROW + 1;
+            let values: Vec<String> = (first..first + OUTBOX_VALUES_PER_ROW)
+                .map(|n| format!("${n}"))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Writes `notification` to the outbox in `tx`; returns its sequence number.
 /// Nothing else happens on the caller's path: delivery is the dispatcher's.
 pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, NotifyError> {
-    let body = serde_json::to_string(&notification.envelope)
-        .map_err(|source| NotifyError::Corrupt { seq: 0, source })?;
-    let legacy_body = notification
-        .legacy
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|source| NotifyError::Corrupt { seq: 0, source })?;
-    let insert = sqlx::query(
-        "INSERT INTO notification_outbox (message_id, ordering_key, event_type, priority, \
-         publisher_id, project_id, instance_uuid, created_at, body, legacy_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq AS id",
-    )
-    .bind(&notification.envelope.message_id)
-    .bind(&notification.ordering_key)
-    .bind(&notification.envelope.event_type)
-    .bind(notification.envelope.priority.as_str())
-    .bind(&notification.envelope.publisher_id)
-    .bind(notification.project_id.as_deref())
-    .bind(notification.instance_uuid.as_deref())
-    .bind(db::now())
-    .bind(body)
-    .bind(legacy_body);
+    let row = OutboxRow::of(notification)?;
+    let sql = format!(
+        "INSERT INTO notification_outbox ({OUTBOX_COLUMNS}) VALUES {} RETURNING seq AS id",
+        outbox_placeholders(1)
+    );
+    let insert = row.bind(sqlx::query(sqlx::AssertSqlSafe(sql)), &db::now());
     let seq = db::insert_returning_id(tx, insert)
         .await
         .map_err(|error| match error {
@@ -87,6 +138,30 @@ pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, Notif
             other => NotifyError::Config(other.to_string()),
         })?;
     Ok(seq)
+}
+
+/// Writes `notifications` to the outbox in `tx`, in their order, with as
+/// few statements as it can (one per [`OUTBOX_ROWS_PER_INSERT`]): a
+/// transaction that emits several events pays one round trip to the
+/// database for them, not one each.
+pub async fn emit_all(tx: &mut Tx, notifications: &[Notification]) -> Result<(), NotifyError> {
+    let now = db::now();
+    for chunk in notifications.chunks(OUTBOX_ROWS_PER_INSERT) {
+        let rows = chunk
+            .iter()
+            .map(OutboxRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "INSERT INTO notification_outbox ({OUTBOX_COLUMNS}) VALUES {}",
+            outbox_placeholders(rows.len())
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in rows {
+            insert = row.bind(insert, &now);
+        }
+        insert.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// How many events each of `sinks` has yet to settle: the events in the

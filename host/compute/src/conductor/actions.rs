@@ -40,16 +40,61 @@ pub async fn start_event(
     host: Option<&str>,
 ) -> Result<(), DbError> {
     let now = db::now();
+    insert_event(tx, action_id, event, host, &now).await?;
+    touch_action(tx, action_id, &now).await
+}
+
+/// Records the start of event `event` of action `action_id`, which
+/// [`start_action`] has just written in `tx` (so its `updated_at` is now
+/// already: only the event is written).
+pub async fn start_first_event(
+    tx: &mut Tx,
+    action_id: &str,
+    event: &str,
+    host: Option<&str>,
+) -> Result<(), DbError> {
+    insert_event(tx, action_id, event, host, &db::now()).await
+}
+
+/// Finishes event `finished` of action `action_id` (successfully) and
+/// starts event `started`: one step of an action handing over to the next,
+/// the action's `updated_at` written once.
+pub async fn finish_and_start_event(
+    tx: &mut Tx,
+    action_id: &str,
+    finished: &str,
+    started: &str,
+    host: Option<&str>,
+) -> Result<(), DbError> {
+    let now = db::now();
+    finish_matching(tx, action_id, Some(finished), None, &now).await?;
+    insert_event(tx, action_id, started, host, &now).await?;
+    touch_action(tx, action_id, &now).await
+}
+
+/// Inserts event `event` of action `action_id`, started at `now`.
+async fn insert_event(
+    tx: &mut Tx,
+    action_id: &str,
+    event: &str,
+    host: Option<&str>,
+    now: &str,
+) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO instance_action_events (id, action_id, event, start_time, host) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(Uuid::new_v4().to_string())
     .bind(action_id)
     .bind(event)
-    .bind(&now)
+    .bind(now)
     .bind(host)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Sets action `action_id`'s `updated_at` to `now`.
+async fn touch_action(tx: &mut Tx, action_id: &str, now: &str) -> Result<(), DbError> {
     sqlx::query("UPDATE instance_actions SET updated_at = $1 WHERE id = $2")
         .bind(now)
         .bind(action_id)
@@ -69,6 +114,27 @@ pub async fn finish_events(
     error: Option<&str>,
 ) -> Result<(), DbError> {
     let now = db::now();
+    finish_matching(tx, action_id, event, error, &now).await?;
+    let message = error.map(|_| "Error");
+    sqlx::query("UPDATE instance_actions SET updated_at = $1, message = COALESCE($2, message) WHERE id = $3")
+        .bind(now)
+        .bind(message)
+        .bind(action_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Finishes the unfinished events of action `action_id` (all, or those
+/// named `event`) at `now`, as [`finish_events`] says; leaves the action's
+/// own row to the caller.
+async fn finish_matching(
+    tx: &mut Tx,
+    action_id: &str,
+    event: Option<&str>,
+    error: Option<&str>,
+    now: &str,
+) -> Result<(), DbError> {
     let result = if error.is_some() { "Error" } else { "Success" };
     let query = match event {
         Some(_) => {
@@ -81,7 +147,7 @@ pub async fn finish_events(
         }
     };
     let mut query = sqlx::query(query)
-        .bind(&now)
+        .bind(now)
         .bind(result)
         .bind(error)
         .bind(action_id);
@@ -89,13 +155,6 @@ pub async fn finish_events(
         query = query.bind(event);
     }
     query.execute(&mut **tx).await?;
-    let message = error.map(|_| "Error");
-    sqlx::query("UPDATE instance_actions SET updated_at = $1, message = COALESCE($2, message) WHERE id = $3")
-        .bind(now)
-        .bind(message)
-        .bind(action_id)
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }
 

@@ -1,12 +1,14 @@
 //! Claims: an instance's resources taken from a compute node, atomically.
 //!
-//! A claim re-reads the node, checks that the request fits under the
-//! allocation ratios, then commits with a conditional `UPDATE … WHERE
-//! generation = $g AND <capacity holds>` in the same transaction as the
-//! allocation row. Two claimers racing for the last slot cannot both win: the
-//! first UPDATE bumps the generation, the second matches no row, re-reads and
-//! finds no room. Claims on one node also serialize on a per-node lock, so
-//! a burst of builds queues instead of exhausting retries (Nova bug 1716706).
+//! A claim is one conditional `UPDATE … WHERE <capacity holds>` (the usage
+//! bumped, the node's generation with it) in the same transaction as the
+//! allocation row: two claimers racing for the last slot cannot both win,
+//! since the second `UPDATE` sees the first's usage (SQLite: one writer;
+//! PostgreSQL: the row lock, then the condition re-checked on the row as
+//! the first left it). The node is read only when the `UPDATE` took
+//! nothing, to say why. Claims on one node also serialize on a per-node
+//! lock, so a burst of builds queues instead of piling up on the row (Nova
+//! bug 1716706).
 
 use sqlx::Row;
 
@@ -23,11 +25,6 @@ pub struct Resources {
     /// Disk, GiB.
     pub disk_gb: i64,
 }
-
-/// Generation conflicts tolerated before a claim gives up. Claims on one node
-/// serialize on its claim lock, so a conflict only comes from a concurrent
-/// release; each one is followed by a re-read.
-const CLAIM_RETRIES: u32 = 64;
 
 /// The answer of [`claim`].
 #[derive(Debug)]
@@ -51,18 +48,15 @@ impl Claim {
     }
 }
 
-struct NodeUsage {
-    generation: i64,
-    shortage: Option<String>,
-}
-
-async fn read_node(
+/// Why node `node_uuid` cannot take `wanted`: `None` when the node is
+/// gone, `Some(None)` when (now) it could.
+async fn shortage_of(
     tx: &mut Tx,
     node_uuid: &str,
     wanted: Resources,
-) -> Result<Option<NodeUsage>, DbError> {
+) -> Result<Option<Option<String>>, DbError> {
     let row = sqlx::query(
-        "SELECT generation, vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used, \
+        "SELECT vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used, \
          cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio, reserved_host_memory_mb \
          FROM compute_nodes WHERE uuid = $1",
     )
@@ -92,31 +86,17 @@ async fn read_node(
         row.try_get("local_gb")?,
         row.try_get("disk_allocation_ratio")?,
     ));
-    Ok(Some(NodeUsage {
-        generation: row.try_get("generation")?,
-        shortage,
-    }))
-}
-
-/// A short random pause after a lost generation race, so that retries do
-/// not collide again in lockstep.
-async fn backoff(attempt: u32) {
-    use rand::Rng;
-    let ceiling = 2u64 << attempt.min(5);
-    let pause = rand::rng().random_range(1..=ceiling);
-    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+    Ok(Some(shortage))
 }
 
 /// Claims `wanted` on node `node_uuid` for `instance_uuid`.
 ///
 /// Claims on one node serialize on its claim lock
-/// ([`Db::begin_serialized`] `claim:<node>`), so concurrent builds queue up
-/// instead of racing; inside the lock the node is read, the request checked
-/// against the allocation ratios, and the usage bumped with a conditional
-/// `UPDATE … WHERE generation = $g AND <capacity holds>`. A generation
-/// conflict (a release committed in between) is not a lack of room: the
-/// claim re-reads and retries, with jitter, up to an ample bound. Only a real
-/// shortage answers [`Claim::NoRoom`].
+/// ([`Db::begin_serialized`] `claim:<node>`), so concurrent builds queue up;
+/// inside it the usage is bumped with a conditional `UPDATE … WHERE
+/// <capacity holds under the allocation ratios>` (the node's generation
+/// with it, for readers that cached the node). When it takes nothing the
+/// node is read to say why: [`Claim::NoRoom`], or [`Claim::NoNode`].
 pub async fn claim(
     db: &Db,
     node_uuid: &str,
@@ -124,60 +104,46 @@ pub async fn claim(
     wanted: Resources,
 ) -> Result<Claim, DbError> {
     let mut tx = db.begin_serialized(&format!("claim:{node_uuid}")).await?;
-    for attempt in 0..CLAIM_RETRIES {
-        let Some(node) = read_node(&mut tx, node_uuid, wanted).await? else {
-            tx.rollback().await?;
-            return Ok(Claim::NoNode);
+    let updated = sqlx::query(
+        "UPDATE compute_nodes SET vcpus_used = vcpus_used + $1, memory_mb_used = memory_mb_used + $2, \
+         local_gb_used = local_gb_used + $3, running_vms = running_vms + 1, generation = generation + 1, \
+         updated_at = $4 \
+         WHERE uuid = $5 \
+         AND vcpus_used + $1 <= vcpus * cpu_allocation_ratio \
+         AND memory_mb_used + $2 <= (memory_mb - reserved_host_memory_mb) * ram_allocation_ratio \
+         AND local_gb_used + $3 <= local_gb * disk_allocation_ratio",
+    )
+    .bind(wanted.vcpus)
+    .bind(wanted.memory_mb)
+    .bind(wanted.disk_gb)
+    .bind(db::now())
+    .bind(node_uuid)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        let answer = match shortage_of(&mut tx, node_uuid, wanted).await? {
+            None => Claim::NoNode,
+            Some(why) => Claim::NoRoom(
+                why.unwrap_or_else(|| "the node's capacity check failed at the claim".to_string()),
+            ),
         };
-        if let Some(why) = node.shortage {
-            tx.rollback().await?;
-            return Ok(Claim::NoRoom(why));
-        }
-        let updated = sqlx::query(
-            "UPDATE compute_nodes SET vcpus_used = vcpus_used + $1, memory_mb_used = memory_mb_used + $2, \
-             local_gb_used = local_gb_used + $3, running_vms = running_vms + 1, generation = generation + 1, \
-             updated_at = $4 \
-             WHERE uuid = $5 AND generation = $6 \
-             AND vcpus_used + $1 <= vcpus * cpu_allocation_ratio \
-             AND memory_mb_used + $2 <= (memory_mb - reserved_host_memory_mb) * ram_allocation_ratio \
-             AND local_gb_used + $3 <= local_gb * disk_allocation_ratio",
-        )
-        .bind(wanted.vcpus)
-        .bind(wanted.memory_mb)
-        .bind(wanted.disk_gb)
-        .bind(db::now())
-        .bind(node_uuid)
-        .bind(node.generation)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            tracing::debug!(
-                node = node_uuid,
-                attempt,
-                "claim lost a generation race; re-reading"
-            );
-            backoff(attempt).await;
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO allocations (instance_uuid, node_uuid, vcpus, memory_mb, disk_gb, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(instance_uuid)
-        .bind(node_uuid)
-        .bind(wanted.vcpus)
-        .bind(wanted.memory_mb)
-        .bind(wanted.disk_gb)
-        .bind(db::now())
-        .execute(&mut *tx)
-        .await?;
-        return Ok(Claim::Won(tx));
+        tx.rollback().await?;
+        return Ok(answer);
     }
-    tx.rollback().await?;
-    Err(DbError::Contended(format!(
-        "claim on node {node_uuid}: {CLAIM_RETRIES} generation conflicts in a row"
-    )))
+    sqlx::query(
+        "INSERT INTO allocations (instance_uuid, node_uuid, vcpus, memory_mb, disk_gb, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(instance_uuid)
+    .bind(node_uuid)
+    .bind(wanted.vcpus)
+    .bind(wanted.memory_mb)
+    .bind(wanted.disk_gb)
+    .bind(db::now())
+    .execute(&mut *tx)
+    .await?;
+    Ok(Claim::Won(tx))
 }
 
 /// Releases the claim of `instance_uuid`, if any, inside `tx`.

@@ -868,7 +868,9 @@ impl Conductor {
             }
             self.allocate_ports(&mut tx, &request.project_id, &uuid, &request.ports)
                 .await?;
-            crate::store::tags::replace(&mut tx, &uuid, &request.tags).await?;
+            if !request.tags.is_empty() {
+                crate::store::tags::replace(&mut tx, &uuid, &request.tags).await?;
+            }
             let action_id = actions::start_action(
                 &mut tx,
                 &uuid,
@@ -878,7 +880,7 @@ impl Conductor {
                 &request.project_id,
             )
             .await?;
-            actions::start_event(&mut tx, &action_id, SCHEDULE_EVENT, None).await?;
+            actions::start_first_event(&mut tx, &action_id, SCHEDULE_EVENT, None).await?;
             let operation = insert_operation_owned_by(
                 &mut tx,
                 Some(&self.controller_id),
@@ -1534,31 +1536,30 @@ impl Conductor {
         )
         .await?;
         if let Some(action_id) = &operation.action_id {
-            actions::finish_events(&mut tx, action_id, Some(schedule_event), None).await?;
-            actions::start_event(&mut tx, action_id, spawn_event, Some(&host.name)).await?;
+            actions::finish_and_start_event(
+                &mut tx,
+                action_id,
+                schedule_event,
+                spawn_event,
+                Some(&host.name),
+            )
+            .await?;
         }
         let compute = Publisher::compute(&host.name);
         let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
+        let now = notices::current(&mut tx, &instance.uuid).await?;
+        let mut events = notices::Batch::default();
         if let Some(start) = &placement.start_notice {
-            notices::send(&mut tx, start).await?;
+            events.push(start.clone());
         }
-        notices::send(
-            &mut tx,
-            &builders::select_destinations(&self.scheduler_publisher(), spec.clone(), Phase::End),
-        )
-        .await?;
-        notices::action(
-            &mut tx,
-            &compute,
-            &instance.uuid,
-            notice,
-            Phase::Start,
-            &context,
-            None,
-        )
-        .await?;
-        notices::state_changed(&mut tx, &compute, &instance.uuid, before.as_ref(), &context)
-            .await?;
+        events.push(builders::select_destinations(
+            &self.scheduler_publisher(),
+            spec.clone(),
+            Phase::End,
+        ));
+        events.action(&compute, &now, notice, Phase::Start, &context, None);
+        events.state_changed(&compute, &now, before.as_ref(), &context);
+        events.send(&mut tx).await?;
         novum_notify::commit(tx).await?;
         Ok(true)
     }

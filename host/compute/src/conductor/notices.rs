@@ -203,7 +203,8 @@ pub fn fault(function_name: &str, exception: &str, message: &str) -> ExceptionPa
     }
 }
 
-async fn current(tx: &mut Tx, uuid: &str) -> Result<Instance> {
+/// Instance `uuid` as it is now in `tx` (not found is an error).
+pub async fn current(tx: &mut Tx, uuid: &str) -> Result<Instance> {
     Instance::fetch(&mut **tx, uuid)
         .await?
         .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))
@@ -213,6 +214,78 @@ async fn current(tx: &mut Tx, uuid: &str) -> Result<Instance> {
 pub async fn send(tx: &mut Tx, notification: &Notification) -> Result<()> {
     emit(tx, notification).await?;
     Ok(())
+}
+
+/// Events of one change, written to the outbox together
+/// ([`novum_notify::emit_all`]: one statement, however many), in the order
+/// they were added. The instance events are built from an instance row the
+/// caller read once for all of them (see [`current`]).
+#[derive(Default)]
+pub struct Batch {
+    notifications: Vec<Notification>,
+}
+
+impl Batch {
+    /// Adds `notification`.
+    pub fn push(&mut self, notification: Notification) {
+        self.notifications.push(notification);
+    }
+
+    /// Adds `instance.<action>.<phase>` about `instance`.
+    pub fn action(
+        &mut self,
+        publisher: &Publisher,
+        instance: &Instance,
+        action: InstanceAction,
+        phase: Phase,
+        context: &RequestContext,
+        fault: Option<ExceptionPayload>,
+    ) {
+        self.push(builders::instance_action(
+            publisher,
+            &instance_info(instance),
+            action,
+            phase,
+            context,
+            fault,
+        ));
+    }
+
+    /// Adds `instance.update` when `instance`'s vm_state or task_state
+    /// differs from `before` (nothing when `before` is `None` or unchanged).
+    pub fn state_changed(
+        &mut self,
+        publisher: &Publisher,
+        instance: &Instance,
+        before: Option<&StateMark>,
+        context: &RequestContext,
+    ) {
+        let Some(before) = before else { return };
+        if StateMark::of(instance) == *before {
+            return;
+        }
+        let update = InstanceStateUpdatePayload {
+            old_state: Some(before.vm_state.clone()),
+            state: Some(instance.vm_state.clone()),
+            old_task_state: before.task_state.clone(),
+            new_task_state: instance.task_state.clone(),
+        };
+        self.push(builders::instance_update(
+            publisher,
+            &instance_info(instance),
+            update,
+            None,
+            context,
+        ));
+    }
+
+    /// Writes the events in `tx`.
+    pub async fn send(self, tx: &mut Tx) -> Result<()> {
+        if !self.notifications.is_empty() {
+            novum_notify::emit_all(tx, &self.notifications).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Emits `instance.<action>.<phase>` about instance `uuid` as it is now in `tx`.
@@ -226,15 +299,9 @@ pub async fn action(
     fault: Option<ExceptionPayload>,
 ) -> Result<()> {
     let instance = current(tx, uuid).await?;
-    let notification = builders::instance_action(
-        publisher,
-        &instance_info(&instance),
-        action,
-        phase,
-        context,
-        fault,
-    );
-    send(tx, &notification).await
+    let mut batch = Batch::default();
+    batch.action(publisher, &instance, action, phase, context, fault);
+    batch.send(tx).await
 }
 
 /// Emits `instance.<action>` (no phase: `evacuate`, `rebuild_scheduled`)
@@ -282,22 +349,13 @@ pub async fn state_changed(
     before: Option<&StateMark>,
     context: &RequestContext,
 ) -> Result<()> {
-    let Some(before) = before else {
-        return Ok(());
-    };
-    let instance = current(tx, uuid).await?;
-    if StateMark::of(&instance) == *before {
+    if before.is_none() {
         return Ok(());
     }
-    let update = InstanceStateUpdatePayload {
-        old_state: Some(before.vm_state.clone()),
-        state: Some(instance.vm_state.clone()),
-        old_task_state: before.task_state.clone(),
-        new_task_state: instance.task_state.clone(),
-    };
-    let notification =
-        builders::instance_update(publisher, &instance_info(&instance), update, None, context);
-    send(tx, &notification).await
+    let instance = current(tx, uuid).await?;
+    let mut batch = Batch::default();
+    batch.state_changed(publisher, &instance, before, context);
+    batch.send(tx).await
 }
 
 /// Emits `compute.exception` about instance `uuid`.

@@ -91,24 +91,12 @@ impl Conductor {
     ) -> Result<()> {
         let TaskResult { outcome, answer } = report;
         let mut tx = self.begin_for_task(host, task_id).await?;
-        let row = sqlx::query("SELECT operation_id, state FROM tasks WHERE id = $1 AND host = $2")
-            .bind(task_id)
-            .bind(host)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Err(ConductorError::NotFound(format!(
-                "Task {task_id} of host {host} could not be found."
-            )));
-        };
-        let state: String = row.try_get("state")?;
-        if state != task_state::QUEUED && state != task_state::LEASED {
-            tx.commit().await?;
-            return Ok(());
-        }
         let succeeded = matches!(outcome, TaskOutcome::Succeeded { .. });
-        sqlx::query(
-            "UPDATE tasks SET state = $1, result = $2, answer = $3, updated_at = $4 WHERE id = $5",
+        // The task's state moves on only from queued or leased: a result
+        // reported twice finds it done and changes nothing.
+        let row = sqlx::query(
+            "UPDATE tasks SET state = $1, result = $2, answer = $3, updated_at = $4 \
+             WHERE id = $5 AND host = $6 AND state IN ($7, $8) RETURNING operation_id",
         )
         .bind(if succeeded {
             task_state::DONE
@@ -119,8 +107,27 @@ impl Conductor {
         .bind(answer.as_ref().map(to_json))
         .bind(db::now())
         .bind(task_id)
-        .execute(&mut *tx)
+        .bind(host)
+        .bind(task_state::QUEUED)
+        .bind(task_state::LEASED)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            let known = sqlx::query("SELECT 1 FROM tasks WHERE id = $1 AND host = $2")
+                .bind(task_id)
+                .bind(host)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            tx.commit().await?;
+            return if known {
+                Ok(())
+            } else {
+                Err(ConductorError::NotFound(format!(
+                    "Task {task_id} of host {host} could not be found."
+                )))
+            };
+        };
         let operation_id: String = row.try_get("operation_id")?;
         if operation_id == tasks::QUERY_OPERATION {
             // A query: the request waiting for it reads the answer.
@@ -255,17 +262,18 @@ impl Conductor {
                     .execute(&mut **tx)
                     .await?;
                 finish_operation(tx, operation, None).await?;
-                notices::state_changed(tx, &compute, uuid, before.as_ref(), &context).await?;
-                notices::action(
-                    tx,
+                let now = notices::current(tx, uuid).await?;
+                let mut events = notices::Batch::default();
+                events.state_changed(&compute, &now, before.as_ref(), &context);
+                events.action(
                     &compute,
-                    uuid,
+                    &now,
                     InstanceAction::Create,
                     Phase::End,
                     &context,
                     None,
-                )
-                .await?;
+                );
+                events.send(tx).await?;
                 Ok(false)
             }
             TaskOutcome::Failed { message, .. } => {
