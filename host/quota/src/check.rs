@@ -186,8 +186,9 @@ impl Quota {
     ) -> Result<u32, QuotaError> {
         self.join(tx, check.project_id).await?;
         let conn = &mut **tx;
-        let project_limits = self.project_limits(conn, check.project_id).await?;
-        let user_rows = store::user_rows(conn, check.project_id, check.user_id).await?;
+        let (project_limits, user_rows) = self
+            .project_limits_and_user_rows(conn, check.project_id, check.user_id)
+            .await?;
         let mut lines = instance_lines(
             conn,
             &project_limits,
@@ -263,8 +264,9 @@ impl Quota {
     ) -> Result<(), QuotaError> {
         self.join(tx, check.project_id).await?;
         let conn = &mut **tx;
-        let project_limits = self.project_limits(conn, check.project_id).await?;
-        let user_rows = store::user_rows(conn, check.project_id, check.user_id).await?;
+        let (project_limits, user_rows) = self
+            .project_limits_and_user_rows(conn, check.project_id, check.user_id)
+            .await?;
         let growth = [
             0,
             (cores_of(check.new) - cores_of(check.old)).max(0),

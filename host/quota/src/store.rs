@@ -81,6 +81,39 @@ pub async fn user_row_sums(
     Ok(sums)
 }
 
+/// The rows that make the limits of `user` in `project`, in one read: the
+/// default quota class's, the project-wide ones and the user's own (the
+/// last three layers of the lookup, over the configuration's defaults).
+pub async fn limit_layers(
+    conn: &mut AnyConnection,
+    project: &str,
+    user: &str,
+) -> Result<[LimitMap; 3], DbError> {
+    let rows = sqlx::query(
+        "SELECT CAST(0 AS BIGINT) AS layer, resource, hard_limit FROM quota_classes WHERE class_name = $1 \
+         UNION ALL \
+         SELECT CAST(CASE WHEN user_id = '' THEN 1 ELSE 2 END AS BIGINT) AS layer, resource, hard_limit \
+         FROM quotas WHERE project_id = $2 AND (user_id = '' OR user_id = $3)",
+    )
+    .bind(DEFAULT_CLASS)
+    .bind(project)
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut layers: [LimitMap; 3] = Default::default();
+    for row in rows {
+        let layer: i64 = row.try_get("layer")?;
+        let name: String = row.try_get("resource")?;
+        if let (Some(limits), Some(resource)) = (
+            usize::try_from(layer).ok().and_then(|layer| layers.get_mut(layer)),
+            Resource::from_name(&name),
+        ) {
+            limits.insert(resource, row.try_get("hard_limit")?);
+        }
+    }
+    Ok(layers)
+}
+
 /// The rows of quota class `class`.
 pub async fn class_rows(conn: &mut AnyConnection, class: &str) -> Result<LimitMap, DbError> {
     let rows = sqlx::query("SELECT resource, hard_limit FROM quota_classes WHERE class_name = $1")
