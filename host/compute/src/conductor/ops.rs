@@ -257,7 +257,7 @@ impl Conductor {
                 .bind(&operation.instance_uuid)
                 .execute(&mut **tx)
                 .await?;
-                sqlx::query("UPDATE compute_nodes SET failed_builds = 0 WHERE host = $1")
+                sqlx::query("UPDATE compute_nodes SET failed_builds = 0 WHERE host = $1 AND failed_builds <> 0")
                     .bind(host)
                     .execute(&mut **tx)
                     .await?;
