@@ -105,7 +105,9 @@ pub async fn limit_layers(
         let layer: i64 = row.try_get("layer")?;
         let name: String = row.try_get("resource")?;
         if let (Some(limits), Some(resource)) = (
-            usize::try_from(layer).ok().and_then(|layer| layers.get_mut(layer)),
+            usize::try_from(layer)
+                .ok()
+                .and_then(|layer| layers.get_mut(layer)),
             Resource::from_name(&name),
         ) {
             limits.insert(resource, row.try_get("hard_limit")?);

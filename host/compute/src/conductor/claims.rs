@@ -31,7 +31,13 @@ pub struct Resources {
 pub enum Claim {
     /// The resources are taken; the transaction holding the claim (and the
     /// node's claim lock) is still open, for the caller's own writes.
-    Won(Tx),
+    Won {
+        /// The open transaction.
+        tx: Tx,
+        /// The node's hypervisor hostname (what an instance on it records
+        /// as its `node`), read by the claim itself.
+        hypervisor_hostname: String,
+    },
     /// The node cannot hold the request (why, for the logs).
     NoRoom(String),
     /// The node does not exist (any more).
@@ -42,7 +48,7 @@ impl Claim {
     /// The open transaction when the claim was won.
     pub fn won(self) -> Option<Tx> {
         match self {
-            Self::Won(tx) => Some(tx),
+            Self::Won { tx, .. } => Some(tx),
             Self::NoRoom(_) | Self::NoNode => None,
         }
     }
@@ -111,17 +117,17 @@ pub async fn claim(
          WHERE uuid = $5 \
          AND vcpus_used + $1 <= vcpus * cpu_allocation_ratio \
          AND memory_mb_used + $2 <= (memory_mb - reserved_host_memory_mb) * ram_allocation_ratio \
-         AND local_gb_used + $3 <= local_gb * disk_allocation_ratio",
+         AND local_gb_used + $3 <= local_gb * disk_allocation_ratio \
+         RETURNING hypervisor_hostname",
     )
     .bind(wanted.vcpus)
     .bind(wanted.memory_mb)
     .bind(wanted.disk_gb)
     .bind(db::now())
     .bind(node_uuid)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated != 1 {
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(updated) = updated else {
         let answer = match shortage_of(&mut tx, node_uuid, wanted).await? {
             None => Claim::NoNode,
             Some(why) => Claim::NoRoom(
@@ -130,7 +136,8 @@ pub async fn claim(
         };
         tx.rollback().await?;
         return Ok(answer);
-    }
+    };
+    let hypervisor_hostname: String = updated.try_get("hypervisor_hostname")?;
     sqlx::query(
         "INSERT INTO allocations (instance_uuid, node_uuid, vcpus, memory_mb, disk_gb, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -143,7 +150,10 @@ pub async fn claim(
     .bind(db::now())
     .execute(&mut *tx)
     .await?;
-    Ok(Claim::Won(tx))
+    Ok(Claim::Won {
+        tx,
+        hypervisor_hostname,
+    })
 }
 
 /// Releases the claim of `instance_uuid`, if any, inside `tx`.

@@ -1423,11 +1423,19 @@ impl Conductor {
     }
 
     /// Claims `placement`'s flavor on `host`'s node: the open transaction
-    /// holding the claim, or `None` when the node has no room (or is gone).
-    async fn claim_for(&self, placement: &Placement, host: &HostState) -> Result<Option<Tx>> {
+    /// holding the claim and the node's hypervisor hostname, or `None` when
+    /// the node has no room (or is gone).
+    async fn claim_for(
+        &self,
+        placement: &Placement,
+        host: &HostState,
+    ) -> Result<Option<(Tx, String)>> {
         let wanted = resources(&placement.flavor);
         match claims::claim(&self.db, &host.uuid, &placement.consumer(), wanted).await? {
-            claims::Claim::Won(tx) => Ok(Some(tx)),
+            claims::Claim::Won {
+                tx,
+                hypervisor_hostname,
+            } => Ok(Some((tx, hypervisor_hostname))),
             claims::Claim::NoRoom(why) => {
                 tracing::info!(
                     instance = %placement.instance.uuid,
@@ -1452,7 +1460,7 @@ impl Conductor {
         placement: &Placement,
         host: &HostState,
     ) -> Result<Option<(Tx, Operation)>> {
-        let Some(mut tx) = self.claim_for(placement, host).await? else {
+        let Some((mut tx, _)) = self.claim_for(placement, host).await? else {
             return Ok(None);
         };
         match load_operation(&mut *tx, &placement.operation.id).await? {
@@ -1477,7 +1485,7 @@ impl Conductor {
         let interfaces = self
             .bind_ports(&instance.uuid, &host.name, &host.availability_zone)
             .await?;
-        let Some(mut tx) = self.claim_for(placement, host).await? else {
+        let Some((mut tx, node)) = self.claim_for(placement, host).await? else {
             return Ok(false);
         };
         let advanced = sqlx::query(
@@ -1496,7 +1504,6 @@ impl Conductor {
             return Ok(false);
         }
         let before = StateMark::read(&mut tx, &instance.uuid).await?;
-        let node = node_name(&mut tx, host).await?;
         sqlx::query(
             "UPDATE instances SET host = $1, node = $2, availability_zone = $3, task_state = $4, updated_at = $5 WHERE uuid = $6",
         )
