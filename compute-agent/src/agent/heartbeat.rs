@@ -8,6 +8,15 @@
 //! service up. So a wake sends the beat only when [`Heartbeats::reason`]
 //! finds a [`BeatReason`]; at 10,000 hosts that halves the controller's
 //! requests at idle.
+//!
+//! A wake after a skipped beat is timed half an interval past the point
+//! where the last request sent turns one interval old
+//! ([`delay_after_skip`]): the long polls, re-sent every interval or
+//! sooner, then fall between two wakes, and a wake never lands in the
+//! moment between a poll's answer and the next poll, where nothing was
+//! sent for an interval (the two loops start together, so they would
+//! otherwise stay in step there, beating for nothing). When the polls
+//! stop, the beat goes one and a half intervals after the last request.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +28,23 @@ use super::client::Contact;
 /// controller's default 30 s interval, a full report at least every 5
 /// minutes.
 pub const DEFAULT_FULL_REPORT_EVERY: u32 = 10;
+
+/// How long the heartbeat loop sleeps after a wake `now` that sent nothing,
+/// when the last request was sent at `last_sent` (less than `interval`
+/// ago: else the beat went): until half an interval after that request
+/// turns one interval old, so the wakes sit half-way between the polls.
+/// Between half an interval and one and a half; one interval while the
+/// polls go every interval.
+pub(super) fn delay_after_skip(
+    last_sent: Option<Instant>,
+    now: Instant,
+    interval: Duration,
+) -> Duration {
+    let half = interval / 2;
+    let next = last_sent.map_or(now + interval, |sent| sent + interval + half);
+    next.saturating_duration_since(now)
+        .clamp(half, interval + half)
+}
 
 /// What a heartbeat reports, without what changes on its own at every beat
 /// (the `uptime` line): two equal reports tell the controller the same.
@@ -336,6 +362,56 @@ mod tests {
                 "{contact:?}"
             );
         }
+    }
+
+    #[test]
+    fn wakes_settle_half_way_between_the_polls() {
+        let start = Instant::now();
+        let report = Report::of(&inventory(4, "up"), &[]);
+        // The poll loop sends at start and every interval (plus a little);
+        // the heartbeat loop starts in step with it.
+        let poll_period = INTERVAL + Duration::from_millis(3);
+        let last_poll = |now: Instant| {
+            let polls = now.duration_since(start).as_nanos() / poll_period.as_nanos();
+            start + poll_period * u32::try_from(polls).expect("few polls")
+        };
+        let mut beats = Heartbeats::new(1000);
+        beats.sent(report.clone(), contact(start), 0);
+        beats.sent(report.clone(), contact(start), 0);
+        let mut now = start + INTERVAL + Duration::from_millis(1);
+        let mut quiet = 0;
+        for _ in 0..200 {
+            let polled = contact(last_poll(now));
+            let delay = match beats.reason(&report, &polled, now, INTERVAL) {
+                Some(reason) => {
+                    assert_eq!(reason, BeatReason::Quiet);
+                    quiet += 1;
+                    beats.sent(report.clone(), polled, 0);
+                    INTERVAL
+                }
+                None => {
+                    beats.skipped();
+                    delay_after_skip(polled.last_sent, now, INTERVAL)
+                }
+            };
+            assert!(delay >= INTERVAL / 2 && delay <= INTERVAL * 3 / 2);
+            now += delay;
+        }
+        assert!(quiet <= 1, "{quiet} beats for nothing");
+        let age = now.duration_since(last_poll(now));
+        assert!(
+            age > INTERVAL / 4 && age < INTERVAL * 3 / 4,
+            "a wake {age:?} after the last poll"
+        );
+        // The polls stop: the next wake beats, one and a half intervals
+        // after the last.
+        let stopped = last_poll(now);
+        let wake = now + delay_after_skip(Some(stopped), now, INTERVAL);
+        assert_eq!(wake, stopped + INTERVAL * 3 / 2);
+        assert_eq!(
+            beats.reason(&report, &contact(stopped), wake, INTERVAL),
+            Some(BeatReason::Quiet)
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
 use crate::execute::run;
 use crate::firewall::{self, Firewall};
 use crate::metadata_proxy::MetadataProxy;
-use heartbeat::{BeatReason, Heartbeats, Report};
+use heartbeat::{BeatReason, Heartbeats, Report, delay_after_skip};
 
 /// Default libvirt URI: libvirt's test driver (no daemon needed).
 pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
@@ -70,13 +70,15 @@ pub struct AgentConfig {
     /// credential is accepted).
     pub enrollment_token: Option<String>,
     /// Heartbeat interval (the controller may ask for another at registration).
-    /// The loop wakes this often, but sends the beat only when the controller
+    /// The loop wakes this often (after a skipped beat, timed half-way
+    /// between two long polls), but sends the beat only when the controller
     /// has not heard it all: the first after a start or a registration, a
     /// changed inventory (its `uptime` aside) or changed power states (and
     /// the beat after, the controller's second look), a beat after a task
     /// result, after a failed request (the controller may have restarted)
-    /// or a move to another controller, when no request went for an
-    /// interval, and a full report every [`AgentConfig::full_report_every`]
+    /// or a move to another controller, when no request was sent for an
+    /// interval (so at most one and a half intervals after the last long
+    /// poll), and a full report every [`AgentConfig::full_report_every`]
     /// intervals.
     pub heartbeat_interval: Duration,
     /// A full heartbeat goes at least every this many intervals, whatever
@@ -503,22 +505,24 @@ impl Agent {
     /// One wake of the heartbeat loop: reads the inventory and power states
     /// and sends them, when `asked` (power states changed) or when the
     /// controller has not heard them all (see [`Heartbeats::reason`]).
-    async fn heartbeat_once(&self, asked: bool) -> Result<(), AgentError> {
+    /// Returns how long to sleep until the next wake.
+    async fn heartbeat_once(&self, asked: bool) -> Result<Duration, AgentError> {
         let inventory = self.inventory().await?;
         let mut instances = self.blocking(|d| d.list_instances()).await?;
         instances.sort_by_key(|p| p.uuid);
         let report = Report::of(&inventory, &instances);
         let before = self.client.contact();
+        let now = Instant::now();
+        let interval = self.heartbeat_interval();
         let reason = if asked {
             Some(BeatReason::Asked)
         } else {
-            self.heartbeats()
-                .reason(&report, &before, Instant::now(), self.heartbeat_interval())
+            self.heartbeats().reason(&report, &before, now, interval)
         };
         let Some(reason) = reason else {
             self.heartbeats().skipped();
             debug!("heartbeat skipped: the controller heard all of it");
-            return Ok(());
+            return Ok(delay_after_skip(before.last_sent, now, interval));
         };
         let beat = HeartbeatRequest {
             inventory,
@@ -528,7 +532,7 @@ impl Agent {
         let answered_by = self.client.contact().controller;
         self.heartbeats().sent(report, before, answered_by);
         debug!(?reason, "heartbeat sent");
-        Ok(())
+        Ok(interval)
     }
 
     async fn heartbeat_loop(self: Arc<Self>, mut cancel: Cancel) {
@@ -540,9 +544,9 @@ impl Agent {
                 .instrument(info_span!("heartbeat"))
                 .await
             {
-                Ok(()) => {
+                Ok(delay) => {
                     backoff = Backoff::new();
-                    self.heartbeat_interval()
+                    delay
                 }
                 Err(e) => {
                     warn!(error = %e, "heartbeat failed");
