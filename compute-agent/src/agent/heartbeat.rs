@@ -18,6 +18,7 @@
 //! otherwise stay in step there, beating for nothing). When the polls
 //! stop, the beat goes one and a half intervals after the last request.
 
+use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::time::{Duration, Instant};
 
 use novum_wire::{InstancePower, Inventory};
@@ -113,17 +114,28 @@ pub(super) struct Heartbeats {
     heard_twice: bool,
     /// Wakes without a beat since the last.
     skipped: u32,
+    /// How many intervals early the first full report goes (from the host
+    /// name, below `full_report_every`): hosts started together spread
+    /// their full reports over the intervals instead of sending them all
+    /// at once.
+    head_start: u32,
 }
 
 impl Heartbeats {
-    /// Nothing heard yet; a full report at least every `full_report_every`
-    /// intervals (0 counts as 1).
-    pub(super) fn new(full_report_every: u32) -> Self {
+    /// Nothing heard yet from `host`; a full report at least every
+    /// `full_report_every` intervals (0 counts as 1).
+    pub(super) fn new(host: &str, full_report_every: u32) -> Self {
+        let full_report_every = full_report_every.max(1);
+        let mut hasher = DefaultHasher::new();
+        host.hash(&mut hasher);
+        let head_start =
+            u32::try_from(hasher.finish() % u64::from(full_report_every)).unwrap_or_default();
         Heartbeats {
-            full_report_every: full_report_every.max(1),
+            full_report_every,
             last: None,
             heard_twice: false,
             skipped: 0,
+            head_start,
         }
     }
 
@@ -165,7 +177,7 @@ impl Heartbeats {
             BeatReason::SecondLook
         } else if contact.results != then.results {
             BeatReason::TaskReported
-        } else if self.skipped + 1 >= self.full_report_every {
+        } else if self.skipped + 1 + self.head_start >= self.full_report_every {
             BeatReason::FullReportDue
         } else {
             return None;
@@ -173,10 +185,19 @@ impl Heartbeats {
         Some(reason)
     }
 
-    /// A beat with `report` reached the controller: `before` is the
-    /// client's [`Contact`] read before it was sent, `answered_by` the
-    /// controller that took it.
-    pub(super) fn sent(&mut self, report: Report, before: Contact, answered_by: usize) {
+    /// A beat with `report`, sent for `reason`, reached the controller:
+    /// `before` is the client's [`Contact`] read before it was sent,
+    /// `answered_by` the controller that took it.
+    pub(super) fn sent(
+        &mut self,
+        reason: BeatReason,
+        report: Report,
+        before: Contact,
+        answered_by: usize,
+    ) {
+        if reason == BeatReason::FullReportDue {
+            self.head_start = 0;
+        }
         self.heard_twice = self.last.as_ref().is_some_and(|(last, _)| *last == report);
         self.last = Some((
             report,
@@ -229,9 +250,9 @@ mod tests {
     /// Heartbeats that sent `report` twice (so heard it twice), with
     /// `contact` before each.
     fn heard_twice(report: &Report, contact: Contact) -> Heartbeats {
-        let mut beats = Heartbeats::new(4);
-        beats.sent(report.clone(), contact, 0);
-        beats.sent(report.clone(), contact, 0);
+        let mut beats = Heartbeats::new("h1", 4);
+        beats.sent(BeatReason::Changed, report.clone(), contact, 0);
+        beats.sent(BeatReason::Changed, report.clone(), contact, 0);
         beats
     }
 
@@ -239,28 +260,31 @@ mod tests {
     fn an_idle_host_beats_only_for_the_full_report() {
         let start = Instant::now();
         let report = Report::of(&inventory(4, "10:00 up"), &[]);
-        let mut beats = Heartbeats::new(4);
+        let mut beats = Heartbeats::new("h1", 4);
         assert_eq!(
             beats.reason(&report, &contact(start), start, INTERVAL),
             Some(BeatReason::First)
         );
-        beats.sent(report.clone(), contact(start), 0);
+        beats.sent(BeatReason::Changed, report.clone(), contact(start), 0);
         assert_eq!(
             beats.reason(&report, &contact(start), start, INTERVAL),
             Some(BeatReason::SecondLook)
         );
-        beats.sent(report.clone(), contact(start), 0);
+        beats.sent(BeatReason::Changed, report.clone(), contact(start), 0);
         // Only the uptime moved, and a long poll went a moment ago.
         let later = Report::of(&inventory(4, "10:01 up"), &[]);
         assert_eq!(later, report);
+        // The first full report comes early by the host's head start, the
+        // next a full four intervals after it.
+        let first = 4 - beats.head_start;
         let mut sent = Vec::new();
-        for wake in 1..=8_u32 {
+        for wake in 1..=first + 4 {
             let now = start + INTERVAL * wake;
             let poll = contact(now - Duration::from_secs(1));
             match beats.reason(&later, &poll, now, INTERVAL) {
                 Some(reason) => {
                     sent.push((wake, reason));
-                    beats.sent(later.clone(), poll, 0);
+                    beats.sent(reason, later.clone(), poll, 0);
                 }
                 None => beats.skipped(),
             }
@@ -268,10 +292,19 @@ mod tests {
         assert_eq!(
             sent,
             [
-                (4, BeatReason::FullReportDue),
-                (8, BeatReason::FullReportDue)
+                (first, BeatReason::FullReportDue),
+                (first + 4, BeatReason::FullReportDue)
             ]
         );
+    }
+
+    #[test]
+    fn hosts_started_together_spread_their_full_reports() {
+        let head_starts: std::collections::HashSet<u32> = (1..=100)
+            .map(|host| Heartbeats::new(&format!("sim-{host:03}"), 10).head_start)
+            .collect();
+        assert!(head_starts.iter().all(|start| *start < 10));
+        assert!(head_starts.len() >= 8, "{head_starts:?}");
     }
 
     #[test]
@@ -289,13 +322,13 @@ mod tests {
             beats.reason(&changed, &polled, now, INTERVAL),
             Some(BeatReason::Changed)
         );
-        beats.sent(changed.clone(), polled, 0);
+        beats.sent(BeatReason::Changed, changed.clone(), polled, 0);
         assert_eq!(beats.reported_instances(), Some(&[guest][..]));
         assert_eq!(
             beats.reason(&changed, &polled, now, INTERVAL),
             Some(BeatReason::SecondLook)
         );
-        beats.sent(changed.clone(), polled, 0);
+        beats.sent(BeatReason::Changed, changed.clone(), polled, 0);
         assert_eq!(beats.reason(&changed, &polled, now, INTERVAL), None);
         let bigger = Report::of(&inventory(8, "up"), &[]);
         assert_eq!(
@@ -375,9 +408,10 @@ mod tests {
             let polls = now.duration_since(start).as_nanos() / poll_period.as_nanos();
             start + poll_period * u32::try_from(polls).expect("few polls")
         };
-        let mut beats = Heartbeats::new(1000);
-        beats.sent(report.clone(), contact(start), 0);
-        beats.sent(report.clone(), contact(start), 0);
+        let mut beats = Heartbeats::new("h1", 1000);
+        beats.head_start = 0;
+        beats.sent(BeatReason::Changed, report.clone(), contact(start), 0);
+        beats.sent(BeatReason::Changed, report.clone(), contact(start), 0);
         let mut now = start + INTERVAL + Duration::from_millis(1);
         let mut quiet = 0;
         for _ in 0..200 {
@@ -386,7 +420,7 @@ mod tests {
                 Some(reason) => {
                     assert_eq!(reason, BeatReason::Quiet);
                     quiet += 1;
-                    beats.sent(report.clone(), polled, 0);
+                    beats.sent(reason, report.clone(), polled, 0);
                     INTERVAL
                 }
                 None => {
@@ -419,9 +453,9 @@ mod tests {
         let now = Instant::now();
         let polled = contact(now);
         let report = Report::of(&inventory(4, "up"), &[]);
-        let mut beats = Heartbeats::new(0);
-        beats.sent(report.clone(), polled, 0);
-        beats.sent(report.clone(), polled, 0);
+        let mut beats = Heartbeats::new("h1", 0);
+        beats.sent(BeatReason::Changed, report.clone(), polled, 0);
+        beats.sent(BeatReason::Changed, report.clone(), polled, 0);
         assert_eq!(
             beats.reason(&report, &polled, now, INTERVAL),
             Some(BeatReason::FullReportDue)

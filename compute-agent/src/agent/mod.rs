@@ -86,7 +86,9 @@ pub struct AgentConfig {
     /// reconciliation (every 600 s) and the host `uptime` it shows
     /// (`os-hypervisors/{id}/uptime`) ride on beats; the default,
     /// [`DEFAULT_FULL_REPORT_EVERY`], is 5 minutes at the controller's
-    /// default 30 s interval.
+    /// default 30 s interval. A host's first full report comes early by a
+    /// number of intervals taken from its name, so that a fleet started
+    /// together does not send them all at once.
     pub full_report_every: u32,
     /// How long one task long-poll waits on the controller.
     pub poll_wait: Duration,
@@ -320,7 +322,7 @@ impl Agent {
         let metadata =
             MetadataProxy::with_state(&config.controller_url, config.state_dir.as_deref());
         Ok(Agent {
-            heartbeats: StdMutex::new(Heartbeats::new(config.full_report_every)),
+            heartbeats: StdMutex::new(Heartbeats::new(&config.host, config.full_report_every)),
             heartbeat_interval: StdMutex::new(config.heartbeat_interval),
             config,
             driver,
@@ -530,7 +532,7 @@ impl Agent {
         };
         self.authed(|client| client.heartbeat(&beat)).await?;
         let answered_by = self.client.contact().controller;
-        self.heartbeats().sent(report, before, answered_by);
+        self.heartbeats().sent(reason, report, before, answered_by);
         debug!(?reason, "heartbeat sent");
         Ok(interval)
     }
