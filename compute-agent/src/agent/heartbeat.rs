@@ -6,7 +6,7 @@
 //! reconciles power states only when they changed (and every 600 s), and
 //! any request of the agent — its long polls above all — keeps the
 //! service up. So a wake sends the beat only when [`Heartbeats::reason`]
-//! finds a [`BeatReason`]; at 10,000 hosts that halves the controller's
+//! finds a [`BeatReason`]; at 10,000 hosts that nearly halves the controller's
 //! requests at idle.
 //!
 //! A wake after a skipped beat is timed half an interval past the point
