@@ -9,9 +9,9 @@
 //! controller accepts it.
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use novum_wire::{
     ErrorBody, Evacuated, HeartbeatRequest, HostFirewall, ImageFileInfo, Inventory, REGISTER_PATH,
@@ -120,12 +120,44 @@ pub fn controller_urls(list: &str) -> Vec<String> {
     urls
 }
 
+/// What an agent's requests told the controllers so far, as far as the
+/// heartbeat needs to know whether the controller already heard everything
+/// (see [`Client::contact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contact {
+    /// When the last request was sent to a controller (each attempt counts:
+    /// the controller notes the agent alive as a request arrives, a long
+    /// poll still waiting included); `None`: never.
+    pub last_sent: Option<Instant>,
+    /// How many requests failed so far without an answer of the controller
+    /// (it could not be reached, or answered a server error): after one, the
+    /// controller may have restarted and forgotten what it heard.
+    pub failures: u64,
+    /// How many registrations succeeded so far.
+    pub registrations: u64,
+    /// How many task results the controller accepted so far.
+    pub results: u64,
+    /// Which of [`Controllers::urls`] answered last.
+    pub controller: usize,
+}
+
+/// The counters behind [`Contact`], kept by [`Controllers::each`] and the
+/// client's calls.
+#[derive(Debug, Default)]
+struct ContactLog {
+    last_sent: Mutex<Option<Instant>>,
+    failures: AtomicU64,
+    registrations: AtomicU64,
+    results: AtomicU64,
+}
+
 /// The controllers an agent talks to, and which of them answered last
 /// (shared by the client and its image source).
 #[derive(Debug)]
 pub struct Controllers {
     urls: Vec<String>,
     current: AtomicUsize,
+    contact: ContactLog,
 }
 
 impl Controllers {
@@ -139,6 +171,7 @@ impl Controllers {
         Controllers {
             urls,
             current: AtomicUsize::new(0),
+            contact: ContactLog::default(),
         }
     }
 
@@ -170,9 +203,23 @@ impl Controllers {
         }
     }
 
+    /// What the requests through these controllers told them so far.
+    pub fn contact(&self) -> Contact {
+        let log = &self.contact;
+        Contact {
+            last_sent: *log.last_sent.lock().unwrap_or_else(PoisonError::into_inner),
+            failures: log.failures.load(Ordering::Relaxed),
+            registrations: log.registrations.load(Ordering::Relaxed),
+            results: log.results.load(Ordering::Relaxed),
+            controller: self.current.load(Ordering::Relaxed) % self.urls.len(),
+        }
+    }
+
     /// Tries `call` on each controller in turn (see [`Controllers::rotation`])
     /// until one answers with something other than a failover error (see
     /// [`RpcError::fails_over`]); returns that answer, or the last error.
+    /// Each attempt is noted in the [`Contact`] (when it was sent, whether it
+    /// failed).
     async fn each<'a, T, F, Fut>(&'a self, call: F) -> Result<T, RpcError>
     where
         F: Fn(&'a str) -> Fut,
@@ -180,8 +227,14 @@ impl Controllers {
     {
         let mut last = None;
         for (index, base) in self.rotation() {
+            *self
+                .contact
+                .last_sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             match call(base).await {
                 Err(error) if error.fails_over() => {
+                    self.contact.failures.fetch_add(1, Ordering::Relaxed);
                     if self.urls.len() > 1 {
                         warn!(controller = %base, %error, "controller unavailable; trying the next");
                     }
@@ -250,6 +303,12 @@ impl Client {
         &self.controllers
     }
 
+    /// What this client's requests (and its image source's) told the
+    /// controllers so far.
+    pub fn contact(&self) -> Contact {
+        self.controllers.contact()
+    }
+
     /// The current agent credential.
     pub async fn token(&self) -> Option<String> {
         self.token.read().await.clone()
@@ -289,6 +348,10 @@ impl Client {
             token: answer.agent_token.clone(),
         })?;
         *self.token.write().await = Some(answer.agent_token.clone());
+        self.controllers
+            .contact
+            .registrations
+            .fetch_add(1, Ordering::Relaxed);
         info!(host = %self.host, "registered with the controller");
         Ok(answer)
     }
@@ -318,8 +381,12 @@ impl Client {
     pub async fn report(&self, task: &Task, result: &TaskResult) -> Result<(), RpcError> {
         let path = task_result_path(&self.host, task.id);
         self.call(Method::POST, &path, Some(result), CALL_TIMEOUT)
-            .await
-            .map(drop)
+            .await?;
+        self.controllers
+            .contact
+            .results
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The instances evacuated away from this host (see

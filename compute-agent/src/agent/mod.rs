@@ -6,17 +6,17 @@
 //! concurrently, tasks for one instance one after the other.
 
 mod client;
+mod heartbeat;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use novum_wire::{
-    Evacuated, HeartbeatRequest, InstancePower, Inventory, Task, TaskAction, TaskOutcome,
-    TaskResult,
+    Evacuated, HeartbeatRequest, Inventory, Task, TaskAction, TaskOutcome, TaskResult,
 };
 use tokio::sync::oneshot::{self, error::TryRecvError};
 use tokio::sync::{Mutex, Notify, watch};
@@ -24,13 +24,17 @@ use tokio::task::JoinSet;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use uuid::Uuid;
 
-pub use client::{Client, ControllerImages, Controllers, RpcError, USER_AGENT, controller_urls};
+pub use client::{
+    Client, Contact, ControllerImages, Controllers, RpcError, USER_AGENT, controller_urls,
+};
+pub use heartbeat::DEFAULT_FULL_REPORT_EVERY;
 
 use crate::credentials::CredentialStore;
 use crate::driver::{DriverError, LibvirtDriver, LibvirtOptions, VirtDriver};
 use crate::execute::run;
 use crate::firewall::{self, Firewall};
 use crate::metadata_proxy::MetadataProxy;
+use heartbeat::{BeatReason, Heartbeats, Report, delay_after_skip};
 
 /// Default libvirt URI: libvirt's test driver (no daemon needed).
 pub const DEFAULT_LIBVIRT_URI: &str = "test:///default";
@@ -66,7 +70,26 @@ pub struct AgentConfig {
     /// credential is accepted).
     pub enrollment_token: Option<String>,
     /// Heartbeat interval (the controller may ask for another at registration).
+    /// The loop wakes this often (after a skipped beat, timed half-way
+    /// between two long polls), but sends the beat only when the controller
+    /// has not heard it all: the first after a start or a registration, a
+    /// changed inventory (its `uptime` aside) or changed power states (and
+    /// the beat after, the controller's second look), a beat after a task
+    /// result, after a failed request (the controller may have restarted)
+    /// or a move to another controller, when no request was sent for an
+    /// interval (so at most one and a half intervals after the last long
+    /// poll), and a full report every [`AgentConfig::full_report_every`]
+    /// intervals.
     pub heartbeat_interval: Duration,
+    /// A full heartbeat goes at least every this many intervals, whatever
+    /// changed (1: at every wake). The controller's periodic power-state
+    /// reconciliation (every 600 s) and the host `uptime` it shows
+    /// (`os-hypervisors/{id}/uptime`) ride on beats; the default,
+    /// [`DEFAULT_FULL_REPORT_EVERY`], is 5 minutes at the controller's
+    /// default 30 s interval. A host's first full report comes early by a
+    /// number of intervals taken from its name, so that a fleet started
+    /// together does not send them all at once.
+    pub full_report_every: u32,
     /// How long one task long-poll waits on the controller.
     pub poll_wait: Duration,
     /// How often power states are sampled; a change triggers a heartbeat at once.
@@ -102,6 +125,7 @@ impl AgentConfig {
             libvirt_uri: DEFAULT_LIBVIRT_URI.to_string(),
             enrollment_token: None,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            full_report_every: DEFAULT_FULL_REPORT_EVERY,
             poll_wait: DEFAULT_POLL_WAIT,
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             state_dir: None,
@@ -251,8 +275,9 @@ struct Agent {
     heartbeat_interval: StdMutex<Duration>,
     /// Wakes the heartbeat loop early (power states changed).
     heartbeat_now: Notify,
-    /// Power states as last sent, sorted by uuid.
-    last_reported: StdMutex<Vec<InstancePower>>,
+    /// What the last successful heartbeat reported (its power states sorted
+    /// by uuid), and whether the next may be left out.
+    heartbeats: StdMutex<Heartbeats>,
     /// Serializes (re-)registrations: several loops may see a `401` at once.
     registering: Mutex<()>,
     /// Tasks received and not yet reported, so a re-delivery does not run twice.
@@ -297,12 +322,12 @@ impl Agent {
         let metadata =
             MetadataProxy::with_state(&config.controller_url, config.state_dir.as_deref());
         Ok(Agent {
+            heartbeats: StdMutex::new(Heartbeats::new(&config.host, config.full_report_every)),
             heartbeat_interval: StdMutex::new(config.heartbeat_interval),
             config,
             driver,
             client,
             heartbeat_now: Notify::new(),
-            last_reported: StdMutex::new(Vec::new()),
             registering: Mutex::new(()),
             in_flight: StdMutex::new(HashSet::new()),
             firewall,
@@ -439,10 +464,10 @@ impl Agent {
         let answer = self.client.register(inventory).await?;
         self.metadata.set_secret(answer.metadata_secret);
         if let Some(seconds) = answer.heartbeat_seconds {
-            let interval = Duration::from_secs(seconds.max(1));
-            if let Ok(mut current) = self.heartbeat_interval.lock() {
-                *current = interval;
-            }
+            *self
+                .heartbeat_interval
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Duration::from_secs(seconds.max(1));
         }
         Ok(())
     }
@@ -464,47 +489,77 @@ impl Agent {
         }
     }
 
-    async fn heartbeat_once(&self) -> Result<(), AgentError> {
+    /// The heartbeat interval in effect.
+    fn heartbeat_interval(&self) -> Duration {
+        *self
+            .heartbeat_interval
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What the heartbeats told the controller.
+    fn heartbeats(&self) -> MutexGuard<'_, Heartbeats> {
+        self.heartbeats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One wake of the heartbeat loop: reads the inventory and power states
+    /// and sends them, when `asked` (power states changed) or when the
+    /// controller has not heard them all (see [`Heartbeats::reason`]).
+    /// Returns how long to sleep until the next wake.
+    async fn heartbeat_once(&self, asked: bool) -> Result<Duration, AgentError> {
         let inventory = self.inventory().await?;
         let mut instances = self.blocking(|d| d.list_instances()).await?;
         instances.sort_by_key(|p| p.uuid);
+        let report = Report::of(&inventory, &instances);
+        let before = self.client.contact();
+        let now = Instant::now();
+        let interval = self.heartbeat_interval();
+        let reason = if asked {
+            Some(BeatReason::Asked)
+        } else {
+            self.heartbeats().reason(&report, &before, now, interval)
+        };
+        let Some(reason) = reason else {
+            self.heartbeats().skipped();
+            debug!("heartbeat skipped: the controller heard all of it");
+            return Ok(delay_after_skip(before.last_sent, now, interval));
+        };
         let beat = HeartbeatRequest {
             inventory,
             instances,
         };
         self.authed(|client| client.heartbeat(&beat)).await?;
-        if let Ok(mut last) = self.last_reported.lock() {
-            *last = beat.instances;
-        }
-        debug!("heartbeat sent");
-        Ok(())
+        let answered_by = self.client.contact().controller;
+        self.heartbeats().sent(reason, report, before, answered_by);
+        debug!(?reason, "heartbeat sent");
+        Ok(interval)
     }
 
     async fn heartbeat_loop(self: Arc<Self>, mut cancel: Cancel) {
         let mut backoff = Backoff::new();
+        let mut asked = false;
         loop {
             let delay = match self
-                .heartbeat_once()
+                .heartbeat_once(asked)
                 .instrument(info_span!("heartbeat"))
                 .await
             {
-                Ok(()) => {
+                Ok(delay) => {
                     backoff = Backoff::new();
-                    self.heartbeat_interval
-                        .lock()
-                        .map(|i| *i)
-                        .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL)
+                    delay
                 }
                 Err(e) => {
                     warn!(error = %e, "heartbeat failed");
                     backoff.next()
                 }
             };
-            tokio::select! {
+            asked = tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.heartbeat_now.notified() => {}
-            }
+                _ = tokio::time::sleep(delay) => false,
+                _ = self.heartbeat_now.notified() => true,
+            };
         }
     }
 
@@ -521,10 +576,9 @@ impl Agent {
             };
             now.sort_by_key(|p| p.uuid);
             let changed = self
-                .last_reported
-                .lock()
-                .map(|last| *last != now)
-                .unwrap_or(true);
+                .heartbeats()
+                .reported_instances()
+                .is_some_and(|last| last != now.as_slice());
             if changed {
                 info!("power states changed; reporting");
                 self.heartbeat_now.notify_one();

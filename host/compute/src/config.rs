@@ -134,10 +134,13 @@ pub struct AgentConfig {
     /// `<data_dir>/agent-enrollment-token` at first start.
     pub enrollment_token: Option<String>,
     /// Heartbeat interval asked of agents, seconds: how often an agent
-    /// reports its inventory and power states (a change of power state is
-    /// reported at once). Liveness does not wait for it: every request of
-    /// an agent, its long polls (one at least every
-    /// `max_poll_wait_seconds`) above all, keeps its service up.
+    /// looks at its inventory and power states, and reports them when
+    /// they changed (a change of power state is reported at once); an idle
+    /// agent sends a full report only every tenth interval (its
+    /// `full_report_every`), or when no other request of it went for an
+    /// interval. Liveness does not wait for it: every request of an agent,
+    /// its long polls (one at least every `max_poll_wait_seconds`) above
+    /// all, keeps its service up.
     pub heartbeat_seconds: u64,
     /// Longest long-poll wait the controller grants, seconds.
     pub max_poll_wait_seconds: u64,

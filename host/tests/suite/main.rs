@@ -48,6 +48,7 @@ mod plugin_cache;
 mod plugins;
 mod plugins_api;
 mod python_plugins;
+mod quiet_agents;
 mod quota;
 mod quota_api;
 mod real_console;

@@ -18,7 +18,7 @@ use crate::soft_delete::{server_from, wait_status};
 
 /// One scrape: every sample by its series, `name{label="value",…}` with the
 /// labels sorted.
-struct Exposition {
+pub(crate) struct Exposition {
     text: String,
     samples: BTreeMap<String, f64>,
 }
@@ -50,7 +50,10 @@ impl Exposition {
     }
 
     /// Every series of metric `name`.
-    fn series_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a String, &'a f64)> {
+    pub(crate) fn series_of<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a f64)> {
         self.samples
             .iter()
             .filter(move |(series, _)| series.split('{').next() == Some(name))
@@ -90,7 +93,7 @@ async fn get_metrics(cloud: &Cloud, base: &str, token: Option<&str>) -> (u16, St
 }
 
 /// A scrape of the API listener as the admin.
-async fn scrape(cloud: &Cloud) -> Exposition {
+pub(crate) async fn scrape(cloud: &Cloud) -> Exposition {
     let (status, content_type, text) = get_metrics(cloud, &cloud.base, Some(&cloud.admin)).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
