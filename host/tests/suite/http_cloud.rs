@@ -283,6 +283,23 @@ impl Cloud {
 }
 
 impl Cloud {
+    /// Creates server `name` of flavor `flavor` as the admin at
+    /// microversion `version` (no network); returns its id once the API
+    /// has accepted it (202).
+    pub async fn create_server(&self, name: &str, flavor: &str, version: &str) -> String {
+        let (status, body) = self
+            .compute(
+                &self.admin,
+                Method::POST,
+                "/servers",
+                Some(server(name, flavor)),
+                version,
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["server"]["id"].as_str().expect("id").to_string()
+    }
+
     /// Waits until server `id` shows `wanted` as its status (failing on
     /// ERROR); returns its view.
     pub async fn wait_status(&self, id: &str, wanted: &str) -> Value {

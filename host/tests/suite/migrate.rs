@@ -303,17 +303,7 @@ async fn a_migration_left_unconfirmed_is_confirmed_after_resize_confirm_window()
     })
     .await;
     cloud.wait_for_hosts(2).await;
-    let (status, body) = cloud
-        .compute(
-            &cloud.admin,
-            Method::POST,
-            "/servers",
-            Some(http_cloud::server("waiter", "1")),
-            "2.96",
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = cloud.create_server("waiter", "1", "2.96").await;
     let source = host_of(&wait_status(&cloud, &id, "ACTIVE").await);
     let (status, body) = act_at(&cloud, &id, json!({"migrate": null}), "2.1").await;
     assert_eq!(status, 202, "{body}");

@@ -14,7 +14,7 @@ use novum_agent::{AgentConfig, run_agent_with_driver};
 use reqwest::Method;
 use tokio::time::Instant;
 
-use crate::http_cloud::{self, Cloud, ENROLLMENT_TOKEN};
+use crate::http_cloud::{Cloud, ENROLLMENT_TOKEN};
 use crate::metrics::scrape;
 
 const HOST: &str = "quiet1";
@@ -100,17 +100,7 @@ async fn an_idle_agent_stays_up_on_its_polls_and_beats_only_with_news() {
         let _ = stopped.await;
     }));
     cloud.wait_for_hosts(1).await;
-    let (status, body) = cloud
-        .compute(
-            &cloud.admin,
-            Method::POST,
-            "/servers",
-            Some(http_cloud::server("quiet", "1")),
-            "2.53",
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = cloud.create_server("quiet", "1", "2.53").await;
     cloud.wait_status(&id, "ACTIVE").await;
     // The beats the spawn called for (its result, the new domain and the
     // second look at it) are over within two intervals.

@@ -693,17 +693,7 @@ async fn rebuild_and_rescue_on_an_embedded_host() {
     })
     .await;
     cloud.wait_for_hosts(1).await;
-    let (status, body) = cloud
-        .compute(
-            &cloud.admin,
-            Method::POST,
-            "/servers",
-            Some(http_cloud::server("real", "1")),
-            "2.96",
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = cloud.create_server("real", "1", "2.96").await;
     let status_of = |wanted: &'static str| {
         let cloud = &cloud;
         let id = id.clone();

@@ -451,17 +451,7 @@ async fn resize_across_hosts(database_url: Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_host_cloud_resizes_in_place_and_a_stopped_server_stays_off() {
     let cloud = cloud(1, true, None).await;
-    let (status, body) = cloud
-        .compute(
-            &cloud.admin,
-            Method::POST,
-            "/servers",
-            Some(http_cloud::server("in-place", "1")),
-            "2.96",
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = cloud.create_server("in-place", "1", "2.96").await;
     let host = host_of(&wait_status(&cloud, &id, "ACTIVE").await);
 
     let (status, body) = act(

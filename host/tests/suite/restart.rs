@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::api_common::{self, Backend, TestApp};
-use crate::http_cloud::{self, Cloud, ENROLLMENT_TOKEN};
+use crate::http_cloud::{Cloud, ENROLLMENT_TOKEN};
 
 /// The enrollment token of the in-process controllers.
 const ENROLL: &str = "enroll-restart";
@@ -400,17 +400,7 @@ async fn a_vanished_domain_is_synced_to_error_and_a_failed_action_shows_its_erro
     }));
     cloud.wait_for_hosts(1).await;
 
-    let (status, body) = cloud
-        .compute(
-            &cloud.admin,
-            reqwest::Method::POST,
-            "/servers",
-            Some(http_cloud::server("doomed", "1")),
-            "2.84",
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["server"]["id"].as_str().expect("id").to_string();
+    let id = cloud.create_server("doomed", "1", "2.84").await;
     let show = |version: &'static str| {
         let cloud = &cloud;
         let id = id.clone();
