@@ -55,17 +55,7 @@ async fn service_state(cloud: &Cloud) -> String {
 
 /// A server's `OS-EXT-STS:power_state`.
 async fn power_state(cloud: &Cloud, id: &str) -> serde_json::Value {
-    let (status, body) = cloud
-        .compute(
-            &cloud.admin,
-            Method::GET,
-            &format!("/servers/{id}"),
-            None,
-            "2.53",
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["server"]["OS-EXT-STS:power_state"].clone()
+    crate::resize::show(cloud, id).await["OS-EXT-STS:power_state"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
