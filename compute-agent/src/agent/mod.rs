@@ -478,14 +478,46 @@ impl Agent {
         F: Fn(&'a Client) -> Fut,
         Fut: Future<Output = Result<T, RpcError>> + 'a,
     {
+        self.authed_unless(None, call)
+            .await
+            .unwrap_or_else(|| unreachable!("without a stop signal the call is never given up"))
+    }
+
+    /// [`Agent::authed`], with each call given up (`None`) once `stop` is
+    /// cancelled. A registration is never given up half-way: once the
+    /// controller issued a credential, it is stored before anything stops.
+    async fn authed_unless<'a, T, F, Fut>(
+        &'a self,
+        stop: Option<&Cancel>,
+        call: F,
+    ) -> Option<Result<T, AgentError>>
+    where
+        F: Fn(&'a Client) -> Fut,
+        Fut: Future<Output = Result<T, RpcError>> + 'a,
+    {
+        let stop = || async {
+            match stop {
+                Some(cancel) => cancel.clone().cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         let token = self.client.token().await;
-        match call(&self.client).await {
+        let first = tokio::select! {
+            _ = stop() => return None,
+            first = call(&self.client) => first,
+        };
+        match first {
             Err(e) if e.is_unauthorized() => {
                 warn!("controller refused the agent credential; registering again");
-                self.register_if_refused(token).await?;
-                Ok(call(&self.client).await?)
+                if let Err(e) = self.register_if_refused(token).await {
+                    return Some(Err(e));
+                }
+                tokio::select! {
+                    _ = stop() => None,
+                    again = call(&self.client) => Some(again.map_err(AgentError::from)),
+                }
             }
-            other => Ok(other?),
+            other => Some(other.map_err(AgentError::from)),
         }
     }
 
@@ -627,10 +659,10 @@ impl Agent {
         let mut last_of: HashMap<Uuid, oneshot::Receiver<()>> = HashMap::new();
         let mut backoff = Backoff::new();
         while !cancel.is_cancelled() {
-            let polled = tokio::select! {
-                _ = cancel.cancelled() => break,
-                polled = self.authed(|client| client.poll(self.config.poll_wait)) => polled,
-            };
+            let polled = self
+                .authed_unless(Some(&cancel), |client| client.poll(self.config.poll_wait))
+                .await;
+            let Some(polled) = polled else { break };
             match polled {
                 Ok(tasks) => {
                     backoff = Backoff::new();
