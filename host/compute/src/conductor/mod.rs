@@ -38,6 +38,7 @@ pub mod model;
 pub mod networking;
 pub mod notices;
 pub mod ops;
+pub mod pipeline_threads;
 pub mod rebuild;
 pub mod rescue;
 pub mod resize;
@@ -262,6 +263,9 @@ pub struct Conductor {
     /// core): plugin deadlines are wall-clock, so a burst of builds must queue
     /// here rather than starve each other's plugin calls into timeouts.
     scheduling_slots: Arc<tokio::sync::Semaphore>,
+    /// The threads the pipelines run on, one per scheduling slot, below
+    /// the control plane's priority.
+    pipeline_threads: pipeline_threads::PipelineThreads,
     /// The hosts as the scheduler sees them, kept in memory.
     host_state: host_state::HostStateCache,
     /// Domains agents reported that are no instance of novum's, each
@@ -672,6 +676,7 @@ impl Conductor {
         network: novum_network::NetworkService,
     ) -> Arc<Self> {
         let decisions = decisions::DecisionLog::new(db.clone(), host, &scheduler);
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let host_state = host_state::HostStateCache::new(
             db.clone(),
             &compute.default_availability_zone,
@@ -690,9 +695,11 @@ impl Conductor {
             board: Arc::new(TaskBoard::default()),
             foreign_domains: std::sync::Mutex::default(),
             image_data_dir: std::sync::OnceLock::new(),
-            scheduling_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            )),
+            scheduling_slots: Arc::new(tokio::sync::Semaphore::new(cores)),
+            pipeline_threads: pipeline_threads::PipelineThreads::start(
+                cores,
+                tokio::runtime::Handle::try_current().ok(),
+            ),
             scheduling_metrics: SchedulingMetrics::register(),
             controller_id: Uuid::new_v4().to_string(),
             scheduling: Mutex::default(),
@@ -1313,34 +1320,39 @@ impl Conductor {
             let purpose = placement.purpose.label();
             let chosen_from = Arc::clone(&snapshot);
             let request = request.clone();
-            let (result, reserved, pipeline) = tokio::task::spawn_blocking(move || {
-                let claimer = ReservingClaimer {
-                    host_state: &conductor.host_state,
-                    instance_uuid: &instance_uuid,
-                    reserved: Mutex::new(Vec::new()),
-                };
-                let mut rng = rand::rng();
-                let scheduling = Instant::now();
-                let result = conductor.decisions.schedule(
-                    purpose,
-                    &plugins,
-                    &config,
-                    &chosen_from,
-                    request,
-                    &claimer,
-                    &mut rng,
-                );
-                let elapsed = scheduling.elapsed();
-                drop(slot);
-                let reserved = claimer
-                    .reserved
-                    .into_inner()
-                    .unwrap_or_else(PoisonError::into_inner);
-                (result, reserved, elapsed)
-            })
-            .await
-            .map_err(|error| ConductorError::Conflict(format!("scheduler task failed: {error}")))?;
+            let ((result, reserved, pipeline), pipeline_cpu) = self
+                .pipeline_threads
+                .run(move || {
+                    let claimer = ReservingClaimer {
+                        host_state: &conductor.host_state,
+                        instance_uuid: &instance_uuid,
+                        reserved: Mutex::new(Vec::new()),
+                    };
+                    let mut rng = rand::rng();
+                    let scheduling = Instant::now();
+                    let result = conductor.decisions.schedule(
+                        purpose,
+                        &plugins,
+                        &config,
+                        &chosen_from,
+                        request,
+                        &claimer,
+                        &mut rng,
+                    );
+                    let elapsed = scheduling.elapsed();
+                    drop(slot);
+                    let reserved = claimer
+                        .reserved
+                        .into_inner()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    (result, reserved, elapsed)
+                })
+                .await
+                .map_err(|error| {
+                    ConductorError::Conflict(format!("scheduler task failed: {error}"))
+                })?;
             times.pipeline += pipeline;
+            times.pipeline_cpu += pipeline_cpu;
             match result {
                 // Only the chosen host and its alternates outlive the pass:
                 // the snapshot (and the columns the plugins had built of it)

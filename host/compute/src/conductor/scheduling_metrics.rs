@@ -11,6 +11,8 @@
 //!   state up to date: `HostStateCache::snapshot`),
 //!   `pipeline` (the filter and weigher plugins, without the claims) and
 //!   `claim` (the claims on the chosen hosts, lost ones included).
+//! - `novum_scheduler_pipeline_cpu_seconds`: the CPU time of the pipeline
+//!   stage (its thread's, so waiting for a core is not in it).
 //! - `novum_scheduler_decision_duration_seconds`: a whole pass.
 //! - `novum_scheduler_claims_total{outcome}`: claims `won` or `lost`.
 //!
@@ -32,6 +34,9 @@ pub struct StageTimes {
     pub pipeline: Duration,
     /// Claiming on the chosen hosts.
     pub claim: Duration,
+    /// The CPU time the pipeline's thread spent in the plugins (part of
+    /// `pipeline`, which also counts waiting for a core).
+    pub pipeline_cpu: Duration,
 }
 
 impl StageTimes {
@@ -84,6 +89,7 @@ pub struct SchedulingMetrics {
     wait: Histogram,
     state: Histogram,
     pipeline: Histogram,
+    pipeline_cpu: Histogram,
     claim: Histogram,
     decision: Histogram,
     claims_won: Counter,
@@ -108,6 +114,7 @@ impl SchedulingMetrics {
             wait: stage("wait"),
             state: stage("state"),
             pipeline: stage("pipeline"),
+            pipeline_cpu: metrics::histogram!("novum_scheduler_pipeline_cpu_seconds"),
             claim: stage("claim"),
             decision: metrics::histogram!("novum_scheduler_decision_duration_seconds"),
             claims_won: metrics::counter!("novum_scheduler_claims_total", "outcome" => "won"),
@@ -126,6 +133,7 @@ impl SchedulingMetrics {
         self.wait.record(times.wait);
         self.state.record(times.state);
         self.pipeline.record(times.pipeline);
+        self.pipeline_cpu.record(times.pipeline_cpu);
         self.claim.record(times.claim);
         self.decision.record(times.total());
     }
