@@ -78,6 +78,12 @@ pub struct CloudBenchOptions {
     pub bin_dir: PathBuf,
     /// Seconds the idle CPU is sampled over.
     pub idle_seconds: f64,
+    /// The controller's `RUST_LOG` (e.g. `warn,sqlx::query=debug` for
+    /// every statement with its time).
+    pub controller_log: String,
+    /// Where each run's controller and fleet logs are copied before its
+    /// directory goes (`<hosts>-<instances>-novum.log`, `…-fleet.log`).
+    pub keep_logs: Option<PathBuf>,
     /// The controllers' compiled-plugin cache (default: one under the
     /// temporary directory, shared by the runs).
     pub plugin_cache: Option<PathBuf>,
@@ -939,7 +945,7 @@ async fn run_one(
             .arg("--config")
             .arg(&config_path)
             .arg("serve")
-            .env("RUST_LOG", "warn"),
+            .env("RUST_LOG", &options.controller_log),
         dir.join("novum.log"),
     )?;
     let http = reqwest::Client::new();
@@ -1161,6 +1167,15 @@ async fn run_one(
     };
     drop(fleet);
     drop(controller);
+    if let Some(keep) = &options.keep_logs {
+        std::fs::create_dir_all(keep)?;
+        for log in ["novum.log", "fleet.log"] {
+            std::fs::copy(
+                dir.join(log),
+                keep.join(format!("{hosts}-{background}-{log}")),
+            )?;
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(row)
 }

@@ -329,6 +329,13 @@ enum BenchCommand {
         /// The controllers' compiled-plugin cache directory.
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// The controller's `RUST_LOG` (`warn,sqlx::query=debug`: every
+        /// statement with its time).
+        #[arg(long, default_value = "warn")]
+        controller_log: String,
+        /// Copy each run's controller and fleet logs into this directory.
+        #[arg(long)]
+        keep_logs: Option<PathBuf>,
     },
     /// What a decision pays to know the cloud: the whole read from the
     /// database against the in-memory host state after one placement, on a
@@ -464,6 +471,8 @@ async fn main() -> anyhow::Result<()> {
             idle_seconds,
             bin_dir,
             cache_dir,
+            controller_log,
+            keep_logs,
         }) => {
             let bin_dir = match bin_dir {
                 Some(dir) => dir,
@@ -486,6 +495,8 @@ async fn main() -> anyhow::Result<()> {
                 bin_dir,
                 idle_seconds,
                 plugin_cache: cache_dir,
+                controller_log,
+                keep_logs,
             };
             let rows = novum::bench_cloud::run(&options).await?;
             println!(

@@ -215,3 +215,55 @@ async fn list_scale() {
         println!("{request:<50} {:>9.2} ms", time.as_secs_f64() * 1000.0);
     }
 }
+
+/// The plan SQLite chooses for `statement` (its steps' details).
+async fn query_plan(db: &Db, statement: &str) -> String {
+    use sqlx::Row;
+    let mut connection = db.connection().await.expect("connection");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {statement}"
+    )))
+    .fetch_all(&mut *connection)
+    .await
+    .expect("plan");
+    rows.iter()
+        .map(|row| row.try_get::<String, _>("detail").expect("detail"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The statements every heartbeat, claim and action event makes read the
+/// host's or the action's rows through an index, not every live instance
+/// or every event ever recorded: their cost must not grow with the cloud.
+#[tokio::test]
+async fn per_host_and_per_action_statements_use_their_index() {
+    let dir = std::env::temp_dir().join(format!("novum-plans-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = novum_db::testing::sqlite(&dir).await.expect("db");
+    for (statement, index) in [
+        (
+            "SELECT uuid, vm_state, power_state FROM instances \
+             WHERE host = 'h' AND deleted = 0 AND task_state IS NULL",
+            "instances_host_live",
+        ),
+        (
+            "SELECT uuid, host, server_group, image_properties FROM instances \
+             WHERE deleted = 0 AND host IS NOT NULL AND host IN ('a', 'b')",
+            "instances_host_live",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM instances WHERE host = 'h' AND deleted = 0",
+            "instances_host_live",
+        ),
+        (
+            "UPDATE instance_action_events SET finish_time = 't', result = 'Success' \
+             WHERE action_id = 'a' AND finish_time IS NULL AND event = 'e'",
+            "instance_action_events_action",
+        ),
+    ] {
+        let plan = query_plan(&db, statement).await;
+        assert!(plan.contains(index), "{statement}: {plan}");
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
