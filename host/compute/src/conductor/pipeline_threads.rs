@@ -29,7 +29,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A fixed set of threads running pipelines in the order they are handed in.
 #[derive(Debug)]
 pub struct PipelineThreads {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// The pipeline threads are gone (a thread could not be started).
@@ -66,9 +66,7 @@ impl PipelineThreads {
                 tracing::error!(%error, "cannot start a pipeline thread");
             }
         }
-        Self {
-            jobs: Mutex::new(sender),
-        }
+        Self { jobs: sender }
     }
 
     /// Runs `work` on a pipeline thread; its answer, with the CPU time the
@@ -84,11 +82,7 @@ impl PipelineThreads {
                 let _ = answer.send((result, thread_cpu_time().saturating_sub(before)));
             }
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job)
-            .map_err(|_| ThreadsGone)?;
+        self.jobs.send(job).map_err(|_| ThreadsGone)?;
         answered.await.map_err(|_| ThreadsGone)
     }
 }
