@@ -111,6 +111,8 @@ async fn inputs(
     Path(request_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     auth.require_admin("novum:decisions:inputs")?;
+    // Inputs this controller keeps are encoded when asked for.
+    state.conductor.decisions().flush().await;
     let kept = decisions::for_request(&state.db, &request_id).await?;
     if kept.is_empty() {
         return Err(ApiError::not_found(format!(

@@ -371,3 +371,42 @@ async fn inputs_are_kept_on_the_newest_and_replay_the_same() {
         writer.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_keeps_the_inputs_of_its_newest_once_quiet() {
+    let set = plugins();
+    let snapshot = hosts();
+    for backend in backends().await {
+        let name = backend.name;
+        let config = SchedulerConfig {
+            decision_replay_size: 2,
+            ..config(10)
+        };
+        let log = DecisionLog::new(backend.db.clone(), "controller-a", &config);
+        let writer = log.start().expect("the writer starts");
+        // No flush: the writer encodes once no decision came for a while.
+        for index in 0..6 {
+            decide(&log, &set, &snapshot, &format!("burst-{index}"), "p", true);
+        }
+        let mut kept = Vec::new();
+        for _ in 0..100 {
+            kept.clear();
+            for index in 0..6 {
+                let stored = store::for_request(&backend.db, &format!("burst-{index}"))
+                    .await
+                    .expect("read");
+                let inputs = match stored.first() {
+                    Some(stored) => store::inputs(&backend.db, stored.id).await.expect("inputs"),
+                    None => None,
+                };
+                kept.push(inputs.is_some());
+            }
+            if kept == [false, false, false, false, true, true] {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(kept, [false, false, false, false, true, true], "{name}");
+        writer.abort();
+    }
+}

@@ -19,16 +19,23 @@
 //! is not 0 (or a shadow runs) the decision's inputs ([`DecisionInputs`]: the request
 //! and `Arc`s of the snapshot's hosts, no copy) travel with it to the
 //! writer, which hands the decision to the shadow ([`super::shadow`]) when
-//! it was sampled, and stores the inputs deflated (encoded on a blocking
-//! thread) in the row's `inputs` column, kept on the newest
-//! `decision_replay_size` rows only. Encoding is the costly part (measured,
-//! debug build: 125 ms and 224 KiB for 1,000 synthetic hosts, 1.2 s and
-//! 2.2 MiB for 10,000), so only decisions over at most
-//! `decision_replay_max_hosts` hosts keep their inputs, and of a batch only
-//! the newest `decision_replay_size` are encoded.
+//! it was sampled, and keeps the inputs of the newest
+//! `decision_replay_size` decisions in memory. Encoding them (deflated, on
+//! a blocking thread) into the row's `inputs` column is the costly part
+//! (measured, release build: tens of milliseconds for 1,000 hosts with
+//! their instances), so it waits until no decision came for
+//! [`INPUTS_QUIET`], or until someone asks for them ([`DecisionLog::flush`]:
+//! the replay and the inputs API flush first), and the newest go first. A
+//! burst of decisions thus encodes only the last `decision_replay_size`
+//! once it is over, instead of encoding every decision (and then trimming
+//! all but the newest) on the cores the burst needs; and the decisions'
+//! batches stay small writes. Only decisions over at most
+//! `decision_replay_max_hosts` hosts keep their inputs.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -51,6 +58,10 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 
 /// Decisions the writer puts in one transaction at most.
 pub const BATCH_SIZE: usize = 64;
+
+/// How long the writer waits with no new decision before it encodes the
+/// inputs it keeps (see the module documentation).
+pub const INPUTS_QUIET: Duration = Duration::from_millis(500);
 
 /// A decision on its way to the writer, with its inputs when kept.
 struct Record {
@@ -235,8 +246,8 @@ impl DecisionLog {
         Some(tokio::spawn(writer.run(receiver)))
     }
 
-    /// Waits until every decision recorded before the call is written (at
-    /// once when the writer does not run).
+    /// Waits until every decision recorded before the call is written, with
+    /// the inputs it keeps (at once when the writer does not run).
     pub async fn flush(&self) {
         if !self.running.load(Ordering::Acquire) {
             return;
@@ -257,11 +268,34 @@ struct Writer {
     shadow: Option<Arc<Shadow>>,
 }
 
+/// Inputs kept for a written decision until they are encoded.
+struct KeptInputs {
+    /// The decision's row.
+    id: i64,
+    inputs: DecisionInputs,
+    hosts_total: usize,
+}
+
 impl Writer {
     async fn run(self, mut receiver: mpsc::Receiver<Message>) {
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH_SIZE);
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-        while let Some(first) = receiver.recv().await {
+        // Newest last, at most `replay_size`.
+        let mut kept: VecDeque<KeptInputs> = VecDeque::new();
+        loop {
+            let first = if kept.is_empty() {
+                receiver.recv().await
+            } else {
+                match tokio::time::timeout(INPUTS_QUIET, receiver.recv()).await {
+                    Ok(message) => message,
+                    Err(_quiet) => {
+                        // Quiet: encode, newest first, until decisions come again.
+                        while receiver.is_empty() && self.encode_newest(&mut kept).await {}
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
@@ -273,78 +307,101 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                let records = std::mem::take(&mut batch);
-                let shadow = self.shadow.clone();
-                // Older rows' inputs are trimmed at once: encode only the
-                // newest `decision_replay_size` of the batch.
-                let encode_from = records
-                    .len()
-                    .saturating_sub(usize::try_from(self.replay_size).unwrap_or(usize::MAX));
-                // Grouping, the shadow's hand-off and the inputs' encoding
-                // are CPU work: off the runtime's threads.
-                let rows = tokio::task::spawn_blocking(move || {
-                    records
-                        .into_iter()
-                        .enumerate()
-                        .map(|(index, record)| {
-                            prepare(record, shadow.as_deref(), index >= encode_from)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .await;
-                match rows {
-                    Ok(rows) => {
-                        if let Err(error) = store::insert_and_trim(
-                            &self.db,
-                            &self.controller,
-                            &rows,
-                            self.size,
-                            self.replay_size,
-                        )
-                        .await
-                        {
-                            tracing::warn!(%error, decisions = rows.len(), "cannot write scheduling decisions");
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "cannot prepare scheduling decisions"),
-                }
+                self.write(std::mem::take(&mut batch), &mut kept).await;
                 batch = Vec::with_capacity(BATCH_SIZE);
+            }
+            if !flushes.is_empty() {
+                while self.encode_newest(&mut kept).await {}
             }
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
         }
     }
+
+    /// Writes `records` in one transaction and keeps the inputs of those
+    /// that keep theirs in `kept` (the newest `replay_size` of all).
+    async fn write(&self, records: Vec<Record>, kept: &mut VecDeque<KeptInputs>) {
+        let shadow = self.shadow.clone();
+        // Grouping and the shadow's hand-off are CPU work: off the
+        // runtime's threads.
+        let prepared = tokio::task::spawn_blocking(move || {
+            records
+                .into_iter()
+                .map(|record| prepare(record, shadow.as_deref()))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let (decisions, inputs): (Vec<_>, Vec<_>) = match prepared {
+            Ok(prepared) => prepared.into_iter().unzip(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot prepare scheduling decisions");
+                return;
+            }
+        };
+        match store::insert_and_trim(&self.db, &self.controller, &decisions, self.size).await {
+            Ok(ids) => {
+                for ((id, inputs), decision) in ids.into_iter().zip(inputs).zip(&decisions) {
+                    if let Some(inputs) = inputs {
+                        kept.push_back(KeptInputs {
+                            id,
+                            inputs,
+                            hosts_total: decision.hosts_total,
+                        });
+                    }
+                }
+                let keep = usize::try_from(self.replay_size).unwrap_or(usize::MAX);
+                while kept.len() > keep {
+                    kept.pop_front();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, decisions = decisions.len(), "cannot write scheduling decisions");
+            }
+        }
+    }
+
+    /// Encodes the newest kept inputs into their row (the oldest rows'
+    /// inputs trimmed beyond `replay_size`); `false` when none was kept.
+    async fn encode_newest(&self, kept: &mut VecDeque<KeptInputs>) -> bool {
+        let Some(KeptInputs {
+            id,
+            inputs,
+            hosts_total,
+        }) = kept.pop_back()
+        else {
+            return false;
+        };
+        let encoded = tokio::task::spawn_blocking(move || inputs.encode(hosts_total)).await;
+        match encoded {
+            Ok(Ok(text)) => {
+                if let Err(error) =
+                    store::attach_inputs(&self.db, id, &text, self.replay_size).await
+                {
+                    tracing::warn!(%error, decision = id, "cannot keep a decision's inputs");
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot keep a decision's inputs"),
+            Err(error) => tracing::warn!(%error, "cannot encode a decision's inputs"),
+        }
+        true
+    }
 }
 
 /// A record made ready to store: the rejections grouped, the decision
-/// handed to the shadow when sampled, the inputs (without the hosts the
-/// host manager dropped) encoded when kept.
-fn prepare(record: Record, shadow: Option<&Shadow>, newest: bool) -> store::DecisionRow {
+/// handed to the shadow when sampled; and its inputs (without the hosts the
+/// host manager dropped) when they are kept for replays.
+fn prepare(record: Record, shadow: Option<&Shadow>) -> (Decision, Option<DecisionInputs>) {
     let Record {
         mut decision,
         inputs,
         replay,
         shadow: sampled,
     } = record;
-    let keep_inputs = replay && newest;
     decision.finish();
     let inputs = inputs.map(|inputs| inputs.without_host_manager_rejections(&decision));
-    let encoded = match (&inputs, keep_inputs) {
-        (Some(inputs), true) => match inputs.encode(decision.hosts_total) {
-            Ok(text) => Some(text),
-            Err(error) => {
-                tracing::warn!(%error, "cannot keep a decision's inputs");
-                None
-            }
-        },
-        _ => None,
-    };
-    if sampled && let (Some(shadow), Some(inputs)) = (shadow, inputs) {
-        shadow.offer(decision.clone(), inputs);
+    if sampled && let (Some(shadow), Some(inputs)) = (shadow, &inputs) {
+        shadow.offer(decision.clone(), inputs.clone());
     }
-    store::DecisionRow {
-        decision,
-        inputs: encoded,
-    }
+    (decision, inputs.filter(|_| replay))
 }

@@ -272,6 +272,8 @@ impl Conductor {
         candidate: Option<Candidate>,
         top: usize,
     ) -> Result<Vec<Replay>> {
+        // Inputs this controller keeps are encoded when asked for.
+        self.decisions.flush().await;
         let kept = store::for_request(&self.db, request_id).await?;
         if kept.is_empty() {
             return Err(ConductorError::NotFound(format!(

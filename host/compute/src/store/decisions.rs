@@ -45,34 +45,24 @@ pub struct DecisionEntry {
     pub decided_at: String,
 }
 
-/// A decision to store, with its inputs when kept (see
-/// [`novum_scheduler::whatif::DecisionInputs::encode`]).
-#[derive(Clone, Debug)]
-pub struct DecisionRow {
-    /// The decision.
-    pub decision: Decision,
-    /// Its inputs, encoded.
-    pub inputs: Option<String>,
-}
-
-/// Writes `rows` (decided by `controller`) in one transaction, then
-/// removes all but the newest `keep` rows of the table and the inputs of
-/// all but the newest `keep_inputs`.
+/// Writes `decisions` (decided by `controller`) in one transaction, their
+/// inputs not kept yet ([`attach_inputs`]), then removes all but the newest
+/// `keep` rows of the table. The rows' ids, in order.
 pub async fn insert_and_trim(
     db: &Db,
     controller: &str,
-    rows: &[DecisionRow],
+    decisions: &[Decision],
     keep: u64,
-    keep_inputs: u64,
-) -> Result<(), DbError> {
+) -> Result<Vec<i64>, DbError> {
     let mut tx = db.begin().await?;
-    for DecisionRow { decision, inputs } in rows {
+    let mut ids = Vec::with_capacity(decisions.len());
+    for decision in decisions {
         let record = serde_json::to_string(decision)
             .map_err(|error| DbError::Query(sqlx::Error::Encode(Box::new(error))))?;
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO scheduling_decisions \
-             (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record, inputs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&decision.request_id)
         .bind(decision.instance_uuids.first())
@@ -81,12 +71,30 @@ pub async fn insert_and_trim(
         .bind(decision.outcome.label())
         .bind(controller)
         .bind(&decision.decided_at)
-        .bind(record)
-        .bind(inputs)
-        .execute(&mut *tx)
-        .await?;
+        .bind(record);
+        ids.push(novum_db::insert_returning_id(&mut tx, insert).await?);
     }
     trim(&mut tx, keep).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// Keeps `inputs` (encoded, see
+/// [`novum_scheduler::whatif::DecisionInputs::encode`]) on decision row
+/// `id`, if it is still there, and forgets the inputs of all but the newest
+/// `keep_inputs` rows that have any.
+pub async fn attach_inputs(
+    db: &Db,
+    id: i64,
+    inputs: &str,
+    keep_inputs: u64,
+) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE scheduling_decisions SET inputs = $1 WHERE id = $2")
+        .bind(inputs)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     trim_inputs(&mut tx, keep_inputs).await?;
     tx.commit().await?;
     Ok(())
