@@ -8,14 +8,15 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use serde::Deserialize;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::IntoParams;
 
 use super::common::{Page, links, next_link, parse_bool, parse_query};
-use super::server_networks;
+use super::server_networks::{self, ServerNetworking};
 use super::server_tags;
-use super::servers::{HOST_STATUS_SINCE, detail_view, shown_host_statuses};
+use super::servers::{HOST_STATUS_SINCE, ServerView, detail_view, shown_host_statuses};
 use crate::AppState;
 use crate::auth::AuthContext;
 use crate::fault::{ApiError, ApiResult};
@@ -548,7 +549,7 @@ pub(super) async fn list(
     query: ListQuery,
     raw: Option<String>,
     detail: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let pairs = parse_query(raw.as_deref());
     let listing = listing(&query, auth, version, &pairs)?;
     let limit = query.page.limit(state)?;
@@ -564,51 +565,77 @@ pub(super) async fn list(
     let post = PostFilters::of(&query);
     let (page, more) =
         servers_page(state, &listing, &post, query.page.marker.clone(), limit).await?;
-    let mut items: Vec<Value> = Vec::with_capacity(page.len());
-    if detail {
-        let host_statuses = shown_host_statuses(
+    let servers_links = page.last().filter(|_| more).map(|last| {
+        next_link(
             state,
-            auth,
-            version,
-            HOST_STATUS_SINCE,
-            &page.iter().collect::<Vec<_>>(),
+            if detail { "servers/detail" } else { "servers" },
+            &pairs,
+            &last.uuid,
         )
-        .await?;
-        let uuids: Vec<String> = page.iter().map(|instance| instance.uuid.clone()).collect();
-        let tags = if version.at_least(server_tags::TAGS_SINCE) {
-            let mut conn = state.db.connection().await?;
-            store::tags::of_instances(&mut conn, &uuids).await?
-        } else {
-            HashMap::new()
-        };
-        let mut networking = server_networks::of_servers(state, &uuids).await?;
-        for instance in &page {
-            let networking = networking.remove(&instance.uuid).unwrap_or_default();
-            items.push(detail_view(
+    });
+    if !detail {
+        let servers: Vec<Value> = page
+            .iter()
+            .map(|instance| summary_view(state, instance))
+            .collect();
+        return Ok(Json(ServerPage {
+            servers,
+            servers_links,
+        })
+        .into_response());
+    }
+    let host_statuses = shown_host_statuses(
+        state,
+        auth,
+        version,
+        HOST_STATUS_SINCE,
+        &page.iter().collect::<Vec<_>>(),
+    )
+    .await?;
+    let uuids: Vec<String> = page.iter().map(|instance| instance.uuid.clone()).collect();
+    let tags = if version.at_least(server_tags::TAGS_SINCE) {
+        let mut conn = state.db.connection().await?;
+        store::tags::of_instances(&mut conn, &uuids).await?
+    } else {
+        HashMap::new()
+    };
+    let mut networking = server_networks::of_servers(state, &uuids).await?;
+    let networking: Vec<ServerNetworking> = page
+        .iter()
+        .map(|instance| networking.remove(&instance.uuid).unwrap_or_default())
+        .collect();
+    let servers: Vec<ServerView> = page
+        .iter()
+        .zip(&networking)
+        .map(|(instance, networking)| {
+            detail_view(
                 state,
                 auth,
                 version,
                 instance,
                 host_statuses.as_ref(),
-                &networking,
+                networking,
                 tags.get(&instance.uuid)
                     .map(Vec::as_slice)
                     .unwrap_or_default(),
-            ));
-        }
-    } else {
-        items.extend(page.iter().map(|instance| summary_view(state, instance)));
-    }
-    let mut body = json!({"servers": items});
-    if more && let Some(last) = page.last() {
-        body["servers_links"] = next_link(
-            state,
-            if detail { "servers/detail" } else { "servers" },
-            &pairs,
-            &last.uuid,
-        );
-    }
-    Ok(Json(body))
+            )
+        })
+        .collect();
+    // Serialized here, while the views still borrow the page.
+    Ok(Json(ServerPage {
+        servers,
+        servers_links,
+    })
+    .into_response())
+}
+
+/// A page of a server list: its servers and, when more follow, the link to
+/// the next page.
+#[derive(Serialize)]
+struct ServerPage<T: Serialize> {
+    servers: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servers_links: Option<Value>,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha224};
 use utoipa_axum::router::OpenApiRouter;
@@ -119,17 +120,151 @@ fn host_status(statuses: &HostStatuses, instance: &Instance) -> HostStatus {
         .unwrap_or(HostStatus::NoHost)
 }
 
+/// One value of a server's view, borrowed from the instance where it can
+/// be: a page of servers is serialized without building a JSON tree (no
+/// per-field copies, no sorted maps; measured, a page of 1,000 servers).
+pub enum Field<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A string, or `null`.
+    OptStr(Option<&'a str>),
+    /// A string made for the view.
+    Owned(String),
+    /// An integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// Strings, as an array.
+    Strings(&'a [String]),
+    /// A JSON object.
+    Object(&'a Map<String, Value>),
+    /// Any JSON.
+    Json(Value),
+}
+
+impl<'a> From<&'a str> for Field<'a> {
+    fn from(text: &'a str) -> Self {
+        Self::Str(text)
+    }
+}
+
+impl<'a> From<&'a String> for Field<'a> {
+    fn from(text: &'a String) -> Self {
+        Self::Str(text)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Field<'a> {
+    fn from(text: &'a Option<String>) -> Self {
+        Self::OptStr(text.as_deref())
+    }
+}
+
+impl From<String> for Field<'_> {
+    fn from(text: String) -> Self {
+        Self::Owned(text)
+    }
+}
+
+impl From<i64> for Field<'_> {
+    fn from(number: i64) -> Self {
+        Self::Int(number)
+    }
+}
+
+impl From<bool> for Field<'_> {
+    fn from(flag: bool) -> Self {
+        Self::Bool(flag)
+    }
+}
+
+impl From<Value> for Field<'_> {
+    fn from(value: Value) -> Self {
+        Self::Json(value)
+    }
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Str(text) => serializer.serialize_str(text),
+            Self::OptStr(Some(text)) => serializer.serialize_str(text),
+            Self::OptStr(None) | Self::Null => serializer.serialize_none(),
+            Self::Owned(text) => serializer.serialize_str(text),
+            Self::Int(number) => serializer.serialize_i64(*number),
+            Self::Bool(flag) => serializer.serialize_bool(*flag),
+            Self::Strings(texts) => texts.serialize(serializer),
+            Self::Object(object) => object.serialize(serializer),
+            Self::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// A server's detailed view ([`detail_view`]): its fields in order, each
+/// name once; serialized as a JSON object.
+pub struct ServerView<'a> {
+    fields: Vec<(&'static str, Field<'a>)>,
+}
+
+impl<'a> ServerView<'a> {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            fields: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, name: &'static str, value: impl Into<Field<'a>>) {
+        self.fields.push((name, value.into()));
+    }
+
+    /// The view as a JSON tree (a single server's answer, which callers
+    /// still change).
+    pub fn into_value(self) -> Value {
+        Value::Object(
+            self.fields
+                .into_iter()
+                .map(|(name, field)| {
+                    let value = match field {
+                        Field::Str(text) => Value::String(text.to_string()),
+                        Field::OptStr(text) => text.map_or(Value::Null, |text| json!(text)),
+                        Field::Owned(text) => Value::String(text),
+                        Field::Int(number) => json!(number),
+                        Field::Bool(flag) => Value::Bool(flag),
+                        Field::Null => Value::Null,
+                        Field::Strings(texts) => json!(texts),
+                        Field::Object(object) => Value::Object(object.clone()),
+                        Field::Json(value) => value,
+                    };
+                    (name.to_string(), value)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for ServerView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (name, value) in &self.fields {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
 /// The detailed view of a server for `version`; `host_statuses` (see
 /// [`shown_host_statuses`]) adds `host_status`.
-pub fn detail_view(
+pub fn detail_view<'a>(
     state: &AppState,
     auth: &AuthContext,
     version: Microversion,
-    instance: &Instance,
+    instance: &'a Instance,
     host_statuses: Option<&HostStatuses>,
-    networking: &ServerNetworking,
-    tags: &[String],
-) -> Value {
+    networking: &'a ServerNetworking,
+    tags: &'a [String],
+) -> ServerView<'a> {
     let admin = auth.is_admin();
     let status = states::status(&instance.vm_state, instance.task_state.as_deref());
     let base = compute_url(state);
@@ -152,115 +287,100 @@ pub fn detail_view(
     let image = if instance.image_ref.is_empty() {
         json!("")
     } else {
-        json!({"id": instance.image_ref, "links": [{"rel": "bookmark", "href": format!("{base}/images/{}", instance.image_ref)}]})
+        let mut image = json!({"id": instance.image_ref, "links": [{"rel": "bookmark", "href": format!("{base}/images/{}", instance.image_ref)}]});
+        if version.at_least(IMAGE_PROPERTIES_SINCE) {
+            image["properties"] = json!(standard_image_properties(instance));
+        }
+        image
     };
-    let mut body = json!({
-        "id": instance.uuid,
-        "name": instance.display_name,
-        "status": status,
-        "tenant_id": instance.project_id,
-        "user_id": instance.user_id,
-        "metadata": instance.metadata_map(),
-        "hostId": host_id(instance),
-        "image": image,
-        "flavor": flavor_view,
-        "created": api_time(&instance.created_at),
-        "updated": api_time(&instance.updated_at),
-        "addresses": networking.addresses,
-        "accessIPv4": instance.access_ip_v4,
-        "accessIPv6": instance.access_ip_v6,
-        "links": links(state, "servers", &instance.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": instance.availability_zone.clone().unwrap_or_default(),
-        "config_drive": instance.config_drive,
-        "key_name": instance.key_name,
-        "OS-SRV-USG:launched_at": instance.launched_at.as_deref().map(super::common::api_time_micros),
-        "OS-SRV-USG:terminated_at": instance.terminated_at.as_deref().map(super::common::api_time_micros),
-        "OS-EXT-STS:task_state": instance.task_state,
-        "OS-EXT-STS:vm_state": instance.vm_state,
-        "OS-EXT-STS:power_state": instance.power_state,
-        "os-extended-volumes:volumes_attached": [],
-    });
-    let object = body.as_object_mut().map(std::mem::take).unwrap_or_default();
-    let mut object: Map<String, Value> = object;
+    let mut view = ServerView::with_capacity(48);
+    view.push("id", &instance.uuid);
+    view.push("name", &instance.display_name);
+    view.push("status", status);
+    view.push("tenant_id", &instance.project_id);
+    view.push("user_id", &instance.user_id);
+    view.push("metadata", json!(instance.metadata_map()));
+    view.push("hostId", host_id(instance));
+    view.push("image", image);
+    view.push("flavor", flavor_view);
+    view.push("created", api_time(&instance.created_at));
+    view.push("updated", api_time(&instance.updated_at));
+    view.push("addresses", Field::Object(&networking.addresses));
+    view.push("accessIPv4", &instance.access_ip_v4);
+    view.push("accessIPv6", &instance.access_ip_v6);
+    view.push("links", links(state, "servers", &instance.uuid));
+    view.push("OS-DCF:diskConfig", "MANUAL");
+    view.push(
+        "OS-EXT-AZ:availability_zone",
+        instance.availability_zone.as_deref().unwrap_or_default(),
+    );
+    view.push("config_drive", &instance.config_drive);
+    view.push("key_name", &instance.key_name);
+    let time_micros = |time: &Option<String>| match time.as_deref() {
+        Some(time) => Field::Owned(super::common::api_time_micros(time)),
+        None => Field::Null,
+    };
+    view.push("OS-SRV-USG:launched_at", time_micros(&instance.launched_at));
+    view.push(
+        "OS-SRV-USG:terminated_at",
+        time_micros(&instance.terminated_at),
+    );
+    view.push("OS-EXT-STS:task_state", &instance.task_state);
+    view.push("OS-EXT-STS:vm_state", &instance.vm_state);
+    view.push("OS-EXT-STS:power_state", instance.power_state);
+    view.push("os-extended-volumes:volumes_attached", Field::Strings(&[]));
     // Nova shows `security_groups` only for a server that has some.
     if !networking.security_groups.is_empty() {
-        object.insert("security_groups".into(), networking.security_groups_view());
+        view.push("security_groups", networking.security_groups_view());
     }
     if status == "ACTIVE" || status == "BUILD" {
-        object.insert(
-            "progress".into(),
-            json!(if status == "ACTIVE" { 100 } else { 0 }),
-        );
+        view.push("progress", if status == "ACTIVE" { 100 } else { 0 });
     }
     if admin {
-        object.insert("OS-EXT-SRV-ATTR:host".into(), json!(instance.host));
-        object.insert(
-            "OS-EXT-SRV-ATTR:instance_name".into(),
-            json!(instance_name(&instance.uuid)),
+        view.push("OS-EXT-SRV-ATTR:host", &instance.host);
+        view.push(
+            "OS-EXT-SRV-ATTR:instance_name",
+            instance_name(&instance.uuid),
         );
-        object.insert(
-            "OS-EXT-SRV-ATTR:hypervisor_hostname".into(),
-            json!(instance.node),
-        );
+        view.push("OS-EXT-SRV-ATTR:hypervisor_hostname", &instance.node);
     }
     if version.at_least(3) && admin {
-        object.insert(
-            "OS-EXT-SRV-ATTR:reservation_id".into(),
-            json!(instance.reservation_id),
-        );
-        object.insert(
-            "OS-EXT-SRV-ATTR:launch_index".into(),
-            json!(instance.launch_index),
-        );
-        object.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
-        object.insert("OS-EXT-SRV-ATTR:ramdisk_id".into(), json!(""));
-        object.insert("OS-EXT-SRV-ATTR:root_device_name".into(), Value::Null);
-        object.insert(
-            "OS-EXT-SRV-ATTR:user_data".into(),
-            json!(instance.user_data),
-        );
+        view.push("OS-EXT-SRV-ATTR:reservation_id", &instance.reservation_id);
+        view.push("OS-EXT-SRV-ATTR:launch_index", instance.launch_index);
+        view.push("OS-EXT-SRV-ATTR:kernel_id", "");
+        view.push("OS-EXT-SRV-ATTR:ramdisk_id", "");
+        view.push("OS-EXT-SRV-ATTR:root_device_name", Field::Null);
+        view.push("OS-EXT-SRV-ATTR:user_data", &instance.user_data);
     }
     if version.at_least(3) && (admin || version.at_least(90)) {
-        object.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(instance.hostname));
+        view.push("OS-EXT-SRV-ATTR:hostname", &instance.hostname);
     }
     if version.at_least(9) {
-        object.insert("locked".into(), json!(instance.locked != 0));
+        view.push("locked", instance.locked != 0);
     }
     if version.at_least(73) {
-        object.insert("locked_reason".into(), Value::Null);
+        view.push("locked_reason", Field::Null);
     }
     if let Some(statuses) = host_statuses {
-        object.insert(
-            "host_status".into(),
-            json!(host_status(statuses, instance).as_str()),
-        );
+        view.push("host_status", host_status(statuses, instance).as_str());
     }
     if version.at_least(19) {
-        object.insert("description".into(), json!(instance.description));
+        view.push("description", &instance.description);
     }
     if version.at_least(server_tags::TAGS_SINCE) {
-        object.insert("tags".into(), json!(tags));
+        view.push("tags", Field::Strings(tags));
     }
     if version.at_least(63) {
-        object.insert("trusted_image_certificates".into(), Value::Null);
+        view.push("trusted_image_certificates", Field::Null);
     }
     if version.at_least(96) {
-        object.insert(
-            "pinned_availability_zone".into(),
-            json!(instance.requested_availability_zone),
-        );
-    }
-    if version.at_least(IMAGE_PROPERTIES_SINCE)
-        && let Some(image) = object.get_mut("image").and_then(Value::as_object_mut)
-    {
-        image.insert(
-            "properties".into(),
-            json!(standard_image_properties(instance)),
+        view.push(
+            "pinned_availability_zone",
+            &instance.requested_availability_zone,
         );
     }
     if version.at_least(SCHEDULER_HINTS_SINCE) {
-        object.insert("scheduler_hints".into(), json!(instance.hints()));
+        view.push("scheduler_hints", json!(instance.hints()));
     }
     if (instance.vm_state == vm::ERROR || instance.vm_state == vm::DELETED)
         && let Some(fault) = instance
@@ -277,9 +397,9 @@ pub fn detail_view(
         if admin || code != 500 {
             shown["details"] = fault["details"].clone();
         }
-        object.insert("fault".into(), shown);
+        view.push("fault", shown);
     }
-    Value::Object(object)
+    view
 }
 
 /// Image properties under `image` in a server's view from this microversion.
@@ -340,7 +460,7 @@ pub(super) async fn index(
     version: Microversion,
     Query(query): Query<ListQuery>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     server_list::list(&state, &auth, version, query, raw, false).await
 }
 
@@ -351,7 +471,7 @@ pub(super) async fn detail(
     version: Microversion,
     Query(query): Query<ListQuery>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     server_list::list(&state, &auth, version, query, raw, true).await
 }
 
@@ -375,7 +495,8 @@ pub(super) async fn show(
         host_statuses.as_ref(),
         &networking,
         &tags,
-    );
+    )
+    .into_value();
     add_single_server_fields(&mut view, version, &instance);
     Ok(Json(json!({ "server": view })))
 }
@@ -776,7 +897,8 @@ pub(super) async fn changed_server_view(
         host_statuses.as_ref(),
         &networking,
         &tags,
-    );
+    )
+    .into_value();
     let mut view = changed_view(view, version);
     add_single_server_fields(&mut view, version, &instance);
     Ok(view)

@@ -37,7 +37,7 @@ async fn index(
     version: Microversion,
     query: Query<ListQuery>,
     raw: RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     until_microversion(version, LAST_MICROVERSION)?;
     servers::index(state, auth, version, query, raw).await
 }
@@ -49,7 +49,7 @@ async fn detail(
     version: Microversion,
     query: Query<ListQuery>,
     raw: RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     until_microversion(version, LAST_MICROVERSION)?;
     servers::detail(state, auth, version, query, raw).await
 }
