@@ -329,18 +329,27 @@ async fn admins_see_everything_members_their_summary_others_nothing() {
     }
 }
 
+/// A started log on `db` that keeps the inputs of its newest two
+/// decisions, its settings and its writer.
+fn log_keeping_two_inputs(
+    db: &novum_db::Db,
+) -> (SchedulerConfig, DecisionLog, tokio::task::JoinHandle<()>) {
+    let config = SchedulerConfig {
+        decision_replay_size: 2,
+        ..config(10)
+    };
+    let log = DecisionLog::new(db.clone(), "controller-a", &config);
+    let writer = log.start().expect("the writer starts");
+    (config, log, writer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inputs_are_kept_on_the_newest_and_replay_the_same() {
     let set = plugins();
     let snapshot = hosts();
     for backend in backends().await {
         let name = backend.name;
-        let config = SchedulerConfig {
-            decision_replay_size: 2,
-            ..config(10)
-        };
-        let log = DecisionLog::new(backend.db.clone(), "controller-a", &config);
-        let writer = log.start().expect("the writer starts");
+        let (config, log, writer) = log_keeping_two_inputs(&backend.db);
         for index in 0..4 {
             decide(&log, &set, &snapshot, &format!("req-{index}"), "p", true);
             // One batch each: the trim runs after every one.
@@ -378,12 +387,7 @@ async fn a_burst_keeps_the_inputs_of_its_newest_once_quiet() {
     let snapshot = hosts();
     for backend in backends().await {
         let name = backend.name;
-        let config = SchedulerConfig {
-            decision_replay_size: 2,
-            ..config(10)
-        };
-        let log = DecisionLog::new(backend.db.clone(), "controller-a", &config);
-        let writer = log.start().expect("the writer starts");
+        let (_, log, writer) = log_keeping_two_inputs(&backend.db);
         // No flush: the writer encodes once no decision came for a while.
         for index in 0..6 {
             decide(&log, &set, &snapshot, &format!("burst-{index}"), "p", true);
