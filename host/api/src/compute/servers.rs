@@ -222,25 +222,8 @@ impl<'a> ServerView<'a> {
     /// The view as a JSON tree (a single server's answer, which callers
     /// still change).
     pub fn into_value(self) -> Value {
-        Value::Object(
-            self.fields
-                .into_iter()
-                .map(|(name, field)| {
-                    let value = match field {
-                        Field::Str(text) => Value::String(text.to_string()),
-                        Field::OptStr(text) => text.map_or(Value::Null, |text| json!(text)),
-                        Field::Owned(text) => Value::String(text),
-                        Field::Int(number) => json!(number),
-                        Field::Bool(flag) => Value::Bool(flag),
-                        Field::Null => Value::Null,
-                        Field::Strings(texts) => json!(texts),
-                        Field::Object(object) => Value::Object(object.clone()),
-                        Field::Json(value) => value,
-                    };
-                    (name.to_string(), value)
-                })
-                .collect(),
-        )
+        // A map of string keys always serializes.
+        serde_json::to_value(&self).unwrap_or_default()
     }
 }
 
