@@ -236,8 +236,9 @@ impl PluginEngine {
     }
 
     /// The ticks the epoch ticker has counted, a lower bound of the engine's
-    /// epoch (which wasmtime does not expose). The WASI timers of a plugin
-    /// read it to wake when a call's deadline has passed.
+    /// epoch (which wasmtime does not expose). A plugin's WASI timer that
+    /// would outlast its call's budget reads it to wake once the engine has
+    /// reached the epoch deadline where the budget ends.
     pub fn epoch_counter(&self) -> &Arc<AtomicU64> {
         &self.epoch
     }

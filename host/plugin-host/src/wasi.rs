@@ -14,8 +14,11 @@
 //!   a random request is capped at [`WASI_MAX_RANDOM_BYTES`], the resources
 //!   an instance holds at [`WASI_MAX_RESOURCES`];
 //! - a timer (`std::thread::sleep`, `wasi:io/poll` on a clock) never outlasts
-//!   the call's deadline: it wakes at the first epoch tick past the deadline,
-//!   and the guest's next instruction hits the deadline like a busy loop.
+//!   what is left of the call's budget, and its wait is charged to the
+//!   budget ([`super::limits::CallBudget`]). A timer that would outlast it
+//!   sets the store's epoch deadline where the budget ends and wakes once
+//!   the engine's epoch is past it: the guest's next instruction then hits
+//!   the deadline, like a busy loop.
 //!
 //! The functions are the synchronous WASI 0.2 bindings
 //! (`wasmtime_wasi::p2::add_to_linker_sync`): calls stay synchronous and the
@@ -39,7 +42,9 @@ use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxView, WasiView};
 
-use super::limits::{EPOCH_TICK, WASI_MAX_RANDOM_BYTES, WASI_MAX_RESOURCES};
+use super::limits::{
+    EPOCH_TICK, WASI_MAX_RANDOM_BYTES, WASI_MAX_RESOURCES, WaitMeter, ticks_covering,
+};
 use super::wasm::StoreState;
 
 /// The `wasi:clocks/monotonic-clock` instance `wasmtime_wasi` 48 defines; its
@@ -49,19 +54,19 @@ use super::wasm::StoreState;
 /// `sleeping_past_the_deadline_hits_the_deadline` fails.
 const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 
-/// A plugin store's WASI state: the empty context, its resource table, and
-/// where the current call's deadline is (for the timers).
+/// A plugin store's WASI state: the empty context, its resource table, the
+/// guest's monotonic clock, and the engine's epoch count (for timers that
+/// would outlast their call's budget).
 pub struct PluginWasi {
     ctx: WasiCtx,
     table: ResourceTable,
     clock: PluginClock,
     epoch: Arc<AtomicU64>,
-    epoch_deadline: u64,
 }
 
 impl PluginWasi {
     /// A context that grants nothing (see the module documentation);
-    /// `epoch` is the engine's tick counter
+    /// `epoch` is the engine's tick count
     /// ([`super::engine::PluginEngine::epoch_counter`]).
     pub fn empty(epoch: Arc<AtomicU64>) -> Self {
         let clock = PluginClock::new();
@@ -80,31 +85,39 @@ impl PluginWasi {
             table,
             clock,
             epoch,
-            epoch_deadline: u64::MAX,
         }
     }
+}
 
-    /// Records that the store's epoch deadline was just set `ticks` ahead:
-    /// the guest's timers wake once the ticker has counted past it. Call it
-    /// after `Store::set_epoch_deadline`, so the engine's epoch read there
-    /// is never ahead of the count read here by more than one tick.
-    pub fn set_deadline(&mut self, ticks: u64) {
-        self.epoch_deadline = self.epoch.load(Ordering::Acquire).saturating_add(ticks);
-    }
-
-    /// A pollable that is ready after `wait`, or once the call's deadline has
-    /// passed, whichever comes first.
-    fn timer(&mut self, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
-        let timer = CappedTimer {
-            wake: tokio::time::Instant::now().checked_add(wait),
-            epoch: Arc::clone(&self.epoch),
-            // One more tick: the engine's epoch may have been one ahead of
-            // the count when the deadline was set.
-            epoch_deadline: self.epoch_deadline.saturating_add(1),
-        };
-        let timer = self.table.push(timer)?;
-        subscribe(&mut self.table, timer)
-    }
+/// A pollable for the guest in `store` that is ready after `wait`, or once
+/// the rest of its call's budget has passed, whichever comes first; the
+/// time it keeps the guest waiting is charged to the budget.
+fn timer(
+    mut store: StoreContextMut<'_, StoreState>,
+    wait: Duration,
+) -> wasmtime::Result<Resource<DynPollable>> {
+    let budget = store.data().budget();
+    let remaining = budget.remaining();
+    let waits = budget.wait_meter();
+    let wake = if wait < remaining {
+        Wake::At(tokio::time::Instant::now().checked_add(wait))
+    } else {
+        // The guest would wait its budget away: check the budget where it
+        // ends, and wake once the engine's epoch is past that check (the
+        // count read after setting it is at most one tick behind the
+        // engine's, hence one tick more).
+        let ticks = ticks_covering(remaining);
+        store.set_epoch_deadline(ticks);
+        let epoch = Arc::clone(&store.data().wasi().epoch);
+        let count = epoch.load(Ordering::Acquire).saturating_add(ticks);
+        Wake::PastEpoch {
+            epoch,
+            count: count.saturating_add(1),
+        }
+    };
+    let table = &mut store.data_mut().wasi_mut().table;
+    let timer = table.push(CappedTimer { wake, waits })?;
+    subscribe(table, timer)
 }
 
 impl WasiView for StoreState {
@@ -125,50 +138,67 @@ pub fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
     clock.func_wrap(
         "subscribe-duration",
-        |mut store: StoreContextMut<'_, StoreState>, (nanos,): (u64,)| {
-            Ok((store
-                .data_mut()
-                .wasi_mut()
-                .timer(Duration::from_nanos(nanos))?,))
+        |store: StoreContextMut<'_, StoreState>, (nanos,): (u64,)| {
+            Ok((timer(store, Duration::from_nanos(nanos))?,))
         },
     )?;
     clock.func_wrap(
         "subscribe-instant",
-        |mut store: StoreContextMut<'_, StoreState>, (when,): (u64,)| {
-            let wasi = store.data_mut().wasi_mut();
-            let wait = Duration::from_nanos(when.saturating_sub(wasi.clock.now()));
-            Ok((wasi.timer(wait)?,))
+        |store: StoreContextMut<'_, StoreState>, (when,): (u64,)| {
+            let wait = Duration::from_nanos(when.saturating_sub(store.data().wasi().clock.now()));
+            Ok((timer(store, wait)?,))
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// A guest's timer, capped by its call's deadline.
+/// A guest's timer, capped by what was left of its call's budget.
 struct CappedTimer {
-    /// When the guest asked to wake (`None`: too far ahead to represent).
-    wake: Option<tokio::time::Instant>,
-    epoch: Arc<AtomicU64>,
-    /// Ready once the ticker's count is past this.
-    epoch_deadline: u64,
+    wake: Wake,
+    /// Where the waits are charged.
+    waits: WaitMeter,
+}
+
+/// When a [`CappedTimer`] is ready.
+enum Wake {
+    /// At this instant, within the budget (`None`: too far ahead to
+    /// represent, never; a budget that large is no cap).
+    At(Option<tokio::time::Instant>),
+    /// Once the engine's tick `epoch` counts past `count`.
+    PastEpoch { epoch: Arc<AtomicU64>, count: u64 },
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for CappedTimer {
     async fn ready(&mut self) {
-        loop {
-            if self.epoch.load(Ordering::Acquire) > self.epoch_deadline {
-                return;
-            }
-            let step = tokio::time::Instant::now() + EPOCH_TICK;
-            match self.wake {
-                Some(wake) if wake <= step => {
-                    tokio::time::sleep_until(wake).await;
-                    return;
+        // Charged when the wait ends, also when `poll` drops it because
+        // another pollable was ready first.
+        let _charge = ChargeOnDrop {
+            waits: &self.waits,
+            since: Instant::now(),
+        };
+        match &self.wake {
+            Wake::At(Some(wake)) => tokio::time::sleep_until(*wake).await,
+            Wake::At(None) => std::future::pending().await,
+            Wake::PastEpoch { epoch, count } => {
+                while epoch.load(Ordering::Acquire) <= *count {
+                    tokio::time::sleep(EPOCH_TICK).await;
                 }
-                _ => tokio::time::sleep_until(step).await,
             }
         }
+    }
+}
+
+/// Charges the time since `since` to `waits` when dropped.
+struct ChargeOnDrop<'a> {
+    waits: &'a WaitMeter,
+    since: Instant,
+}
+
+impl Drop for ChargeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.waits.charge(self.since.elapsed());
     }
 }
 

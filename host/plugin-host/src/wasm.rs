@@ -1,6 +1,7 @@
 //! The WebAssembly backend: a component compiled once (through the cache),
 //! pre-linked (`InstancePre`), and a small pool of warm instances, each in its
-//! own store with a memory cap, a per-call epoch deadline and an empty WASI
+//! own store with a memory cap, a per-call budget ([`CallBudget`], checked
+//! at epoch deadlines) and an empty WASI
 //! context ([`super::wasi`]). An instance that traps, overruns its deadline or
 //! its memory is discarded; the next call gets a fresh one.
 
@@ -14,7 +15,7 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::{VersionedInstance, VersionedPre};
 use super::engine::{CompileSource, PluginEngine};
-use super::limits::{LimitKind, Limits, MemoryCap, warn_limit_hit};
+use super::limits::{CallBudget, LimitKind, Limits, MemoryCap, warn_limit_hit};
 use super::wasi::{self, PluginWasi};
 use super::{
     CallContext, FailureKind, PluginBackend, PluginFailure, PluginKind, PluginSettings,
@@ -30,17 +31,29 @@ pub fn now_ms() -> u64 {
 }
 
 /// What a plugin's store holds: its name, its configuration, the current
-/// request id (for log lines), its memory cap and its (empty) WASI context.
+/// request id (for log lines), its memory cap, the current call's budget and
+/// its (empty) WASI context.
 pub struct StoreState {
     plugin: Arc<str>,
     config: Arc<Vec<(String, String)>>,
     request_id: String,
     memory: MemoryCap,
+    budget: CallBudget,
     wasi: PluginWasi,
 }
 
 impl StoreState {
+    /// The current call's budget.
+    pub(super) fn budget(&self) -> &CallBudget {
+        &self.budget
+    }
+
     /// The store's WASI state.
+    pub(super) fn wasi(&self) -> &PluginWasi {
+        &self.wasi
+    }
+
+    /// The store's WASI state, to change.
     pub(super) fn wasi_mut(&mut self) -> &mut PluginWasi {
         &mut self.wasi
     }
@@ -150,12 +163,13 @@ impl WasmPlugin {
             config: Arc::clone(&self.config),
             request_id: String::new(),
             memory: MemoryCap::new(self.limits.memory_bytes),
+            budget: CallBudget::new(self.limits.deadline),
             wasi: PluginWasi::empty(Arc::clone(self.engine.epoch_counter())),
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.memory);
-        store.epoch_deadline_trap();
-        set_deadline(&mut store, self.limits.deadline_ticks());
+        store.epoch_deadline_callback(|store| Ok(store.data().budget.on_epoch_deadline()));
+        start_budget(&mut store, self.limits.deadline_ticks());
         match wasi::run_guest(|| self.pre.instantiate(&mut store)) {
             Ok(Ok(instance)) => Ok(Slot { store, instance }),
             Ok(Err(error)) => Err(self.classify(&store, error, FailureKind::Instantiate)),
@@ -235,7 +249,7 @@ impl WasmPlugin {
             state.request_id.clear();
             state.request_id.push_str(request_id);
         }
-        set_deadline(&mut slot.store, self.limits.deadline_ticks());
+        start_budget(&mut slot.store, self.limits.deadline_ticks());
         let result = match wasi::run_guest(|| call(&slot.instance, &mut slot.store)) {
             Ok(result) => result.map_err(Into::into),
             Err(panic) => Err(CallError::Host(PluginFailure::new(
@@ -272,17 +286,18 @@ impl WasmPlugin {
         self.call(context.request_id, |instance, store| {
             let needs = instance.begin(store, context.request)?;
             let table = hosts(needs).map_err(CallError::Host)?;
-            set_deadline(store, deadline);
+            start_budget(store, deadline);
             Ok::<_, CallError>(run(instance, store, table)?)
         })
     }
 }
 
-/// Gives the next guest call `ticks` epoch ticks, and tells the store's WASI
-/// timers where that deadline is.
-fn set_deadline(store: &mut Store<StoreState>, ticks: u64) {
+/// Starts a fresh budget for the next guest call, first checked `ticks`
+/// epoch ticks from now (where the budget would end if the call ran on its
+/// core throughout).
+fn start_budget(store: &mut Store<StoreState>, ticks: u64) {
+    store.data_mut().budget.start();
     store.set_epoch_deadline(ticks);
-    store.data_mut().wasi.set_deadline(ticks);
 }
 
 /// How a call on an instance failed.

@@ -237,6 +237,107 @@ fn sleeping_past_the_deadline_hits_the_deadline() {
     filter_is_contained("sleep", FailureKind::Deadline, plugin);
 }
 
+/// A `misbehaving-filter` in `work` mode for `rounds` rounds, under
+/// `deadline_ms`.
+fn working_filter(rounds: u64, deadline_ms: u64) -> PluginsConfig {
+    let mut plugin = PluginConfig {
+        deadline_ms: Some(deadline_ms),
+        ..test_plugin("misbehaving-filter")
+    };
+    plugin
+        .config
+        .insert("mode".into(), toml::Value::String("work".into()));
+    plugin.config.insert(
+        "work_rounds".into(),
+        toml::Value::Integer(rounds.cast_signed()),
+    );
+    config_with("working", plugin)
+}
+
+/// Runs one request through `set` on a thread pinned to `cpu` at nice 19,
+/// while a thread at the controller's priority spins on the same CPU: the
+/// request's thread runs a small share of the time, in short turns. Answers
+/// the result and the wall-clock time it took.
+fn run_kept_off_the_core(
+    set: &novum_plugin_host::PluginSet,
+    cpu: usize,
+) -> (
+    Result<Vec<novum_scheduler::Selection>, ScheduleError>,
+    Duration,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pin = |cpu: usize| {
+        let mut only = rustix::thread::CpuSet::new();
+        only.set(cpu);
+        rustix::thread::sched_setaffinity(None, &only).expect("pinned");
+    };
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            pin(cpu);
+            while !done.load(Ordering::Relaxed) {
+                std::hint::black_box(0u64);
+            }
+        });
+        let request = scope.spawn(|| {
+            pin(cpu);
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+                .expect("nice 19");
+            let started = Instant::now();
+            let result = run(set, None);
+            (result, started.elapsed())
+        });
+        let answer = request.join().expect("the request thread ends");
+        done.store(true, Ordering::Relaxed);
+        answer
+    })
+}
+
+#[test]
+fn a_call_kept_off_its_core_past_its_deadline_still_answers() {
+    // A deadline counts the CPU time a call uses, not the time its thread
+    // waits for a core: on a loaded machine a well-behaved plugin is slow,
+    // not failed. Calibrate a call that uses a few milliseconds of CPU...
+    let mut rounds = 250_000u64;
+    let cpu_time = loop {
+        let set = load(&["working"], &[], &working_filter(rounds, 10_000));
+        let before = novum_plugin_host::limits::thread_cpu_time();
+        run(&set, None).expect("an uncontended call answers");
+        let spent = novum_plugin_host::limits::thread_cpu_time().saturating_sub(before);
+        if spent >= Duration::from_millis(4) || rounds >= 1 << 36 {
+            break spent;
+        }
+        rounds *= 2;
+    };
+    // ...give it a deadline of twice that, and keep its thread off the core
+    // for most of the call.
+    let deadline = cpu_time * 2 + Duration::from_millis(5);
+    let deadline_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+    let set = load(&["working"], &[], &working_filter(rounds, deadline_ms));
+    let cpu = rustix::thread::sched_getaffinity(None)
+        .ok()
+        .and_then(|allowed| (0..rustix::thread::CpuSet::MAX_CPU).find(|&cpu| allowed.is_set(cpu)))
+        .expect("a CPU this test may run on");
+    let (result, took) = run_kept_off_the_core(&set, cpu);
+    assert!(
+        took > deadline * 2,
+        "the call was not kept off its core ({took:?} for a {deadline:?} deadline, \
+         {cpu_time:?} of CPU): the test proves nothing"
+    );
+    let selections = result.expect("the call answers although it ran past its deadline");
+    assert_eq!(selections.len(), 1);
+    let filter = set.plugin("working").expect("loaded");
+    assert_eq!(filter.metrics().errors(FailureKind::Deadline), 0);
+    assert_eq!(filter.metrics().snapshot().error_count(), 0);
+
+    // The same call with a budget below its CPU time still hits it.
+    let set = load(&["working"], &[], &working_filter(rounds * 8, deadline_ms));
+    let error = run(&set, None).expect_err("over its CPU budget");
+    assert!(matches!(error, ScheduleError::NoValidHost(_)), "{error}");
+    let filter = set.plugin("working").expect("loaded");
+    assert_eq!(filter.metrics().errors(FailureKind::Deadline), 1);
+}
+
 /// What `std-using-filter` reports when it sees nothing of the outside.
 const NOTHING_SEEN: &str = "env=absent args=none fs=denied net=denied dns=denied map=ok";
 

@@ -9,7 +9,9 @@
 //! statement queued behind them and every other decision's claim waited
 //! for it (measured: `bench cloud`, 5,000 hosts, claim stage 61–77 ms →
 //! 52–67 ms). A nice value only lowers a share under contention: on an idle
-//! core a pipeline runs at full speed.
+//! core a pipeline runs at full speed. A plugin's deadline counts the CPU
+//! time of its call (`novum_plugin_host::limits::CallBudget`), so a
+//! pipeline kept waiting for a core does not fail its plugins.
 //!
 //! Each run also reports the CPU time its thread spent on it (the
 //! pipeline-only cost a benchmark compares the whole decision with, which
@@ -19,6 +21,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use novum_plugin_host::limits::thread_cpu_time;
 
 /// The nice value of the pipeline threads (0 is the controller's own;
 /// 19 the lowest priority).
@@ -94,15 +98,6 @@ fn lower_priority() {
     if let Err(error) = rustix::process::setpriority_process(Some(thread), PIPELINE_NICE) {
         tracing::warn!(%error, "cannot lower a pipeline thread's priority");
     }
-}
-
-/// The CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
-    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(spent.tv_sec).unwrap_or(0),
-        u32::try_from(spent.tv_nsec).unwrap_or(0),
-    )
 }
 
 #[cfg(test)]

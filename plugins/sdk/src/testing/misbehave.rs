@@ -22,6 +22,14 @@ pub fn spin<T>(value: T) -> ! {
     }
 }
 
+/// Does `rounds` rounds of busy arithmetic and returns: a well-behaved
+/// plugin whose call takes CPU time in proportion to `rounds`.
+pub fn work(rounds: u64) -> u64 {
+    (0..rounds).fold(0u64, |sum, round| {
+        std::hint::black_box(sum.wrapping_mul(31).wrapping_add(round))
+    })
+}
+
 /// Allocates without bound, until the controller's memory limit stops the
 /// guest.
 pub fn hoard() -> ! {

@@ -3,7 +3,8 @@
 //! controller's sandbox tests can check containment.
 //!
 //! Modes: `loop` (never returns), `sleep` (sleeps for 10 s, then passes
-//! every host), `alloc` (allocates without bound), `panic` (traps),
+//! every host), `work` (busy for `work_rounds` rounds, its configuration
+//! key, default 1,000,000, then passes every host), `alloc` (allocates without bound), `panic` (traps),
 //! `wrong-length` (one verdict too many), `bad-reason` (a verdict pointing
 //! past the reasons), `undeclared-needs` (`begin` asks for a column
 //! `describe` did not declare), `reject-odd` (well-behaved: rejects odd
@@ -46,6 +47,17 @@ impl Guest for Misbehaving {
                 std::thread::sleep(std::time::Duration::from_secs(10));
                 FilterOutcome {
                     verdicts: Vec::new(),
+                    reasons: Vec::new(),
+                }
+            }
+            "work" => {
+                let rounds = config
+                    .get("work_rounds")
+                    .and_then(|rounds| rounds.parse().ok())
+                    .unwrap_or(1_000_000);
+                misbehave::work(rounds);
+                FilterOutcome {
+                    verdicts: vec![0; len],
                     reasons: Vec::new(),
                 }
             }
