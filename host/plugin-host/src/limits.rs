@@ -125,10 +125,13 @@ impl CallBudget {
         }
     }
 
-    /// Starts a fresh budget for the next call, on the calling thread.
-    pub fn start(&mut self) {
+    /// Starts a fresh budget for the next call, on the calling thread;
+    /// answers the epoch ticks to its first check (where the budget would
+    /// end if the call ran on its core throughout).
+    pub fn start(&mut self) -> u64 {
         self.cpu_at_start = thread_cpu_time();
         self.waited.reset();
+        ticks_covering(self.limit)
     }
 
     /// The budget used since [`CallBudget::start`]. Call it on the thread

@@ -169,7 +169,7 @@ impl WasmPlugin {
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(|store| Ok(store.data().budget.on_epoch_deadline()));
-        start_budget(&mut store, self.limits.deadline_ticks());
+        start_budget(&mut store);
         match wasi::run_guest(|| self.pre.instantiate(&mut store)) {
             Ok(Ok(instance)) => Ok(Slot { store, instance }),
             Ok(Err(error)) => Err(self.classify(&store, error, FailureKind::Instantiate)),
@@ -249,7 +249,7 @@ impl WasmPlugin {
             state.request_id.clear();
             state.request_id.push_str(request_id);
         }
-        start_budget(&mut slot.store, self.limits.deadline_ticks());
+        start_budget(&mut slot.store);
         let result = match wasi::run_guest(|| call(&slot.instance, &mut slot.store)) {
             Ok(result) => result.map_err(Into::into),
             Err(panic) => Err(CallError::Host(PluginFailure::new(
@@ -282,21 +282,18 @@ impl WasmPlugin {
         hosts: &mut TableFor<'_>,
         run: impl FnOnce(&VersionedInstance, &mut Store<StoreState>, HostTable) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFailure> {
-        let deadline = self.limits.deadline_ticks();
         self.call(context.request_id, |instance, store| {
             let needs = instance.begin(store, context.request)?;
             let table = hosts(needs).map_err(CallError::Host)?;
-            start_budget(store, deadline);
+            start_budget(store);
             Ok::<_, CallError>(run(instance, store, table)?)
         })
     }
 }
 
-/// Starts a fresh budget for the next guest call, first checked `ticks`
-/// epoch ticks from now (where the budget would end if the call ran on its
-/// core throughout).
-fn start_budget(store: &mut Store<StoreState>, ticks: u64) {
-    store.data_mut().budget.start();
+/// Starts a fresh budget for the next guest call and sets its first check.
+fn start_budget(store: &mut Store<StoreState>) {
+    let ticks = store.data_mut().budget.start();
     store.set_epoch_deadline(ticks);
 }
 
