@@ -1,4 +1,5 @@
-//! The request guard every API request passes before its handler: a NUL in
+//! The request guard every API request passes before its handler (applied
+//! by [`request_layer`](crate::request_layer)): a NUL in
 //! the path or the query string is a 400, a body over
 //! [`MAX_REQUEST_BODY_BYTES`] a 413 (Nova's `max_request_body_size`), both
 //! in the fault shape of the API asked (Keystone's under `/identity`, the
@@ -12,7 +13,6 @@ use std::pin::Pin;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::header::CONTENT_LENGTH;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::fault::{ApiError, FaultStyle};
@@ -31,7 +31,7 @@ pub fn body_too_large() -> ApiError {
 }
 
 /// The fault shape of the API `path` belongs to.
-fn style_of(path: &str) -> FaultStyle {
+pub(crate) fn style_of(path: &str) -> FaultStyle {
     if path.starts_with("/identity") {
         FaultStyle::Keystone
     } else if path.starts_with(novum_wire::API_PREFIX) {
@@ -44,55 +44,47 @@ fn style_of(path: &str) -> FaultStyle {
 }
 
 /// Whether the body of a request to `path` streams past the size limit.
-fn streams_body(path: &str) -> bool {
+pub(crate) fn streams_body(path: &str) -> bool {
     path.starts_with(novum_wire::API_PREFIX)
         || (path.starts_with("/image/") && path.ends_with("/file"))
 }
 
-/// Middleware: refuses NUL in the path and query, and oversized bodies (see
-/// the module documentation); buffers the body of the others, so that a
-/// chunked body is held to the limit too.
-pub async fn guard_request(request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_string();
-    let style = style_of(&path);
+/// The answer refusing `request` before its handler: a NUL escaped in its
+/// path or query string, or a declared body over the limit (where bodies
+/// are held to it). `None` lets it through; a body without a declared
+/// length is held to the limit while it is read ([`read_limited`]).
+pub fn refusal(request: &Request) -> Option<Response> {
+    let path = request.uri().path();
+    let style = style_of(path);
     // A raw NUL cannot appear in a URI: only its escape can.
-    if path.contains("%00") {
-        return validation::nul_refused("path")
-            .styled(style)
-            .into_response();
-    }
-    if request
+    let nul_in = if path.contains("%00") {
+        Some("path")
+    } else if request
         .uri()
         .query()
         .is_some_and(|query| query.contains("%00"))
     {
-        return validation::nul_refused("query string")
-            .styled(style)
-            .into_response();
-    }
-    if streams_body(&path) {
-        return next.run(request).await;
+        Some("query string")
+    } else {
+        None
+    };
+    if let Some(part) = nul_in {
+        return Some(validation::nul_refused(part).styled(style).into_response());
     }
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_REQUEST_BODY_BYTES as u64) {
-        return body_too_large().styled(style).into_response();
+    if !streams_body(path) && declared.is_some_and(|length| length > MAX_REQUEST_BODY_BYTES as u64)
+    {
+        return Some(body_too_large().styled(style).into_response());
     }
-    let (parts, body) = request.into_parts();
-    match read_limited(body, MAX_REQUEST_BODY_BYTES).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(error) => error.styled(style).into_response(),
-    }
+    None
 }
 
 /// The whole of `body`, or a 413 as soon as it passes `limit` bytes.
-async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_limited(mut body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut buffer = Vec::new();
     while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         let frame = frame.map_err(|error| {

@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod plugins;
 pub mod quota;
 pub mod request_id;
+pub mod request_layer;
 pub mod rpc;
 pub mod scheduling;
 pub mod telemetry;
@@ -115,12 +116,7 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(|| async { fault::ApiError::no_such_resource() })
         .layer(Extension(openapi::OpenApiJson(json.into())))
-        .layer(middleware::from_fn(guard::guard_request))
-        .layer(middleware::from_fn(request_id::assign))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::track,
-        ))
+        .layer(request_layer::RequestLayer::new(state.telemetry.clone()))
         .with_state(state)
 }
 

@@ -44,14 +44,13 @@
 //! | `novum_db_write_turn_held_seconds` | histogram (SQLite: how long a write transaction held it; `_sum` over time is the writer's busy share) | |
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Router, middleware};
 use metrics::{Gauge, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -441,28 +440,6 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Middleware: counts and times every request by method, route template
-/// and status (a no-op when metrics are off).
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(telemetry) = state.telemetry.clone() else {
-        return next.run(request).await;
-    };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_string());
-    let method = request.method().clone();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    telemetry.record_request(
-        &method,
-        route.as_deref(),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
 /// The rendered text, with its content type.
 async fn exposition(state: &AppState, telemetry: &Telemetry) -> Response {
     let body = telemetry.render(state).await;
@@ -515,6 +492,6 @@ pub fn scrape_app(state: AppState) -> Router {
         .split_for_parts();
     router
         .fallback(|| async { ApiError::no_such_resource() })
-        .layer(middleware::from_fn(crate::request_id::assign))
+        .layer(crate::request_layer::RequestLayer::default())
         .with_state(state)
 }

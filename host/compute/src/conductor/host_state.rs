@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
 use tokio::sync::Mutex;
 
@@ -454,14 +455,13 @@ impl HostStateCache {
     /// Re-reads when each compute service last reported and recomputes
     /// which are up; whether any host's liveness changed.
     async fn reread_liveness(&self, cached: &mut Cached) -> Result<bool, DbError> {
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT n.host, s.last_seen_up, s.forced_down FROM compute_nodes n \
              JOIN services s ON s.id = n.service_id",
         )
-        .fetch_all(self.db.pool())
-        .await?;
+        .fetch(self.db.pool());
         let mut changed = false;
-        for row in rows {
+        while let Some(row) = rows.try_next().await? {
             let name: String = row.try_get("host")?;
             let Some(host) = cached.hosts.get_mut(&name) else {
                 continue;

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
+use futures_util::TryStreamExt;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use novum_db::{Db, DbError};
 use novum_scheduler::{Aggregate, CloudSnapshot, HostState, InstanceOnHost};
@@ -98,36 +100,61 @@ async fn instances_on_hosts(
 ) -> Result<HashMap<String, Vec<InstanceOnHost>>, DbError> {
     const COLUMNS: &str = "SELECT uuid, host, server_group, image_properties FROM instances \
                            WHERE deleted = 0 AND host IS NOT NULL";
-    let rows = match only {
-        None => sqlx::query(COLUMNS).fetch_all(db.pool()).await?,
-        Some(hosts) => {
-            let mut rows = Vec::new();
-            for chunk in hosts.chunks(HOSTS_PER_QUERY) {
-                let sql = format!("{COLUMNS} AND host IN ({})", placeholders(1, chunk.len()));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for host in chunk {
-                    query = query.bind(host);
-                }
-                rows.extend(query.fetch_all(db.pool()).await?);
-            }
-            rows
-        }
-    };
     let mut on_host: HashMap<String, Vec<InstanceOnHost>> = HashMap::new();
-    for row in rows {
-        let properties: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(&row.try_get::<String, _>("image_properties")?)
-                .unwrap_or_default();
-        on_host
-            .entry(row.try_get("host")?)
-            .or_default()
-            .push(InstanceOnHost {
-                uuid: row.try_get("uuid")?,
-                server_group: row.try_get("server_group")?,
-                image_properties: properties.into_iter().collect(),
-            });
-    }
+    for_each_row(
+        db,
+        only,
+        COLUMNS.to_string(),
+        |chunk| format!("{COLUMNS} AND host IN ({})", placeholders(1, chunk)),
+        |row| {
+            let properties: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&row.try_get::<String, _>("image_properties")?)
+                    .unwrap_or_default();
+            on_host
+                .entry(row.try_get("host")?)
+                .or_default()
+                .push(InstanceOnHost {
+                    uuid: row.try_get("uuid")?,
+                    server_group: row.try_get("server_group")?,
+                    image_properties: properties.into_iter().collect(),
+                });
+            Ok(())
+        },
+    )
+    .await?;
     Ok(on_host)
+}
+
+/// Runs `every` (or, for only the hosts `only`, `some` with as many
+/// placeholders as a chunk of [`HOSTS_PER_QUERY`] host names, bound in
+/// order) and hands each row to `each` as it arrives: the rows are
+/// streamed, never all held at once (a resync at 10,000 hosts would hold
+/// tens of MiB of them).
+async fn for_each_row(
+    db: &Db,
+    only: Option<&[String]>,
+    every: String,
+    some: impl Fn(usize) -> String,
+    mut each: impl FnMut(AnyRow) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let chunks: Vec<(String, &[String])> = match only {
+        None => vec![(every, &[])],
+        Some(hosts) => hosts
+            .chunks(HOSTS_PER_QUERY)
+            .map(|chunk| (some(chunk.len()), chunk))
+            .collect(),
+    };
+    for (sql, hosts) in chunks {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for host in hosts {
+            query = query.bind(host);
+        }
+        let mut rows = query.fetch(db.pool());
+        while let Some(row) = rows.try_next().await? {
+            each(row)?;
+        }
+    }
+    Ok(())
 }
 
 /// What places a host in zones and aggregates: the aggregates with their
@@ -189,89 +216,80 @@ pub async fn load_hosts(
 ) -> Result<Vec<LoadedHost>, DbError> {
     const NODES: &str = "SELECT n.*, s.disabled, s.forced_down, s.last_seen_up FROM compute_nodes n \
                          JOIN services s ON s.id = n.service_id";
-    let nodes = match only {
-        None => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("{NODES} ORDER BY n.host")))
-                .fetch_all(db.pool())
-                .await?
-        }
-        Some(hosts) => {
-            let mut rows = Vec::new();
-            for chunk in hosts.chunks(HOSTS_PER_QUERY) {
-                let sql = format!(
-                    "{NODES} WHERE n.host IN ({}) ORDER BY n.host",
-                    placeholders(1, chunk.len())
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for host in chunk {
-                    query = query.bind(host);
-                }
-                rows.extend(query.fetch_all(db.pool()).await?);
-            }
-            rows
-        }
-    };
     let mut on_host = instances_on_hosts(db, only).await?;
-    let mut hosts = Vec::with_capacity(nodes.len());
-    for row in nodes {
-        let name: String = row.try_get("host")?;
-        let cpu_info: serde_json::Value =
-            serde_json::from_str(&row.try_get::<String, _>("cpu_info")?).unwrap_or_default();
-        let supported: Vec<novum_wire::SupportedInstance> =
-            serde_json::from_str(&row.try_get::<String, _>("supported_instances")?)
-                .unwrap_or_default();
-        let metrics: Vec<(String, f64)> =
-            serde_json::from_str(&row.try_get::<String, _>("metrics")?).unwrap_or_default();
-        let last_seen_up: Option<String> = row.try_get("last_seen_up")?;
-        let forced_down = row.try_get::<i64, _>("forced_down")? != 0;
-        let reserved: i64 = row.try_get("reserved_host_memory_mb")?;
-        let state = HostState {
-            uuid: row.try_get("uuid")?,
-            availability_zone: membership.zone_of(&name),
-            aggregates: membership.aggregates_of(&name),
-            memory_total_mb: row.try_get::<i64, _>("memory_mb")? - reserved,
-            memory_used_mb: row.try_get("memory_mb_used")?,
-            disk_total_mb: row.try_get::<i64, _>("local_gb")? * 1024,
-            disk_used_mb: row.try_get::<i64, _>("local_gb_used")? * 1024,
-            vcpus_total: row.try_get::<i64, _>("vcpus")? as u32,
-            vcpus_used: row.try_get::<i64, _>("vcpus_used")? as u32,
-            cpu_allocation_ratio: row.try_get("cpu_allocation_ratio")?,
-            ram_allocation_ratio: row.try_get("ram_allocation_ratio")?,
-            disk_allocation_ratio: row.try_get("disk_allocation_ratio")?,
-            num_instances: row.try_get::<i64, _>("running_vms")? as u32,
-            num_io_ops: row.try_get::<i64, _>("num_io_ops")? as u32,
-            failed_builds: row.try_get::<i64, _>("failed_builds")? as u32,
-            hypervisor_type: row.try_get("hypervisor_type")?,
-            hypervisor_version: row.try_get::<i64, _>("hypervisor_version")? as u64,
-            cpu_arch: cpu_info["arch"].as_str().unwrap_or_default().to_string(),
-            cpu_features: cpu_info["features"]
-                .as_array()
-                .map(|features| {
-                    features
-                        .iter()
-                        .filter_map(|f| f.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            supported_instances: supported
-                .into_iter()
-                .map(|triple| (triple.arch, triple.hv_type, triple.vm_mode))
-                .collect(),
-            metrics,
-            service_up: service_is_up(last_seen_up.as_deref(), forced_down, down_time_seconds),
-            service_disabled: row.try_get::<i64, _>("disabled")? != 0,
-            host_ip: row
-                .try_get::<Option<String>, _>("host_ip")?
-                .unwrap_or_default(),
-            instances: on_host.remove(&name).unwrap_or_default(),
-            name,
-        };
-        hosts.push(LoadedHost {
-            state,
-            last_seen_up,
-            forced_down,
-        });
-    }
+    let mut hosts = Vec::with_capacity(only.map_or(0, <[String]>::len));
+    for_each_row(
+        db,
+        only,
+        format!("{NODES} ORDER BY n.host"),
+        |chunk| {
+            format!(
+                "{NODES} WHERE n.host IN ({}) ORDER BY n.host",
+                placeholders(1, chunk)
+            )
+        },
+        |row| {
+            let name: String = row.try_get("host")?;
+            let cpu_info: serde_json::Value =
+                serde_json::from_str(&row.try_get::<String, _>("cpu_info")?).unwrap_or_default();
+            let supported: Vec<novum_wire::SupportedInstance> =
+                serde_json::from_str(&row.try_get::<String, _>("supported_instances")?)
+                    .unwrap_or_default();
+            let metrics: Vec<(String, f64)> =
+                serde_json::from_str(&row.try_get::<String, _>("metrics")?).unwrap_or_default();
+            let last_seen_up: Option<String> = row.try_get("last_seen_up")?;
+            let forced_down = row.try_get::<i64, _>("forced_down")? != 0;
+            let reserved: i64 = row.try_get("reserved_host_memory_mb")?;
+            let state = HostState {
+                uuid: row.try_get("uuid")?,
+                availability_zone: membership.zone_of(&name),
+                aggregates: membership.aggregates_of(&name),
+                memory_total_mb: row.try_get::<i64, _>("memory_mb")? - reserved,
+                memory_used_mb: row.try_get("memory_mb_used")?,
+                disk_total_mb: row.try_get::<i64, _>("local_gb")? * 1024,
+                disk_used_mb: row.try_get::<i64, _>("local_gb_used")? * 1024,
+                vcpus_total: row.try_get::<i64, _>("vcpus")? as u32,
+                vcpus_used: row.try_get::<i64, _>("vcpus_used")? as u32,
+                cpu_allocation_ratio: row.try_get("cpu_allocation_ratio")?,
+                ram_allocation_ratio: row.try_get("ram_allocation_ratio")?,
+                disk_allocation_ratio: row.try_get("disk_allocation_ratio")?,
+                num_instances: row.try_get::<i64, _>("running_vms")? as u32,
+                num_io_ops: row.try_get::<i64, _>("num_io_ops")? as u32,
+                failed_builds: row.try_get::<i64, _>("failed_builds")? as u32,
+                hypervisor_type: row.try_get("hypervisor_type")?,
+                hypervisor_version: row.try_get::<i64, _>("hypervisor_version")? as u64,
+                cpu_arch: cpu_info["arch"].as_str().unwrap_or_default().to_string(),
+                cpu_features: cpu_info["features"]
+                    .as_array()
+                    .map(|features| {
+                        features
+                            .iter()
+                            .filter_map(|f| f.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                supported_instances: supported
+                    .into_iter()
+                    .map(|triple| (triple.arch, triple.hv_type, triple.vm_mode))
+                    .collect(),
+                metrics,
+                service_up: service_is_up(last_seen_up.as_deref(), forced_down, down_time_seconds),
+                service_disabled: row.try_get::<i64, _>("disabled")? != 0,
+                host_ip: row
+                    .try_get::<Option<String>, _>("host_ip")?
+                    .unwrap_or_default(),
+                instances: on_host.remove(&name).unwrap_or_default(),
+                name,
+            };
+            hosts.push(LoadedHost {
+                state,
+                last_seen_up,
+                forced_down,
+            });
+            Ok(())
+        },
+    )
+    .await?;
     Ok(hosts)
 }
 
