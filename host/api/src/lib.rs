@@ -36,8 +36,8 @@ pub mod validation;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::middleware;
-use axum::{Extension, Router};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -107,15 +107,8 @@ impl Deref for AppState {
 /// The whole API as one router, with its OpenAPI document served at
 /// [`openapi::OPENAPI_PATH`].
 pub fn app(state: AppState) -> Router {
-    let (router, document) = documented_routes().split_for_parts();
-    let document = openapi::finish(document);
-    let json = serde_json::to_vec(&document).unwrap_or_else(|error| {
-        tracing::error!(%error, "cannot serialize the OpenAPI document");
-        b"{}".to_vec()
-    });
-    router
+    Router::from(documented_routes())
         .fallback(|| async { fault::ApiError::no_such_resource() })
-        .layer(Extension(openapi::OpenApiJson(json.into())))
         .layer(request_layer::RequestLayer::new(state.telemetry.clone()))
         .with_state(state)
 }

@@ -14,11 +14,11 @@
 //! [`NeutronFault`] for the network API, the agent RPC's
 //! [`novum_wire::ErrorBody`].
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -40,11 +40,8 @@ pub const AGENT_SCHEME: &str = "AgentToken";
 /// The document's title.
 const TITLE: &str = "novum";
 
-/// The document, serialized once when the router is built (cheap to clone).
-#[derive(Clone)]
-pub struct OpenApiJson(pub Bytes);
-
-/// `GET /novum/v1/openapi.json`: this document.
+/// `GET /novum/v1/openapi.json`: this document (serialized at its first
+/// request, then kept).
 #[utoipa::path(
     get,
     path = "/novum/v1/openapi.json",
@@ -52,8 +49,17 @@ pub struct OpenApiJson(pub Bytes);
     security(()),
     responses((status = OK, description = "The OpenAPI 3.1 document of every route novum answers", content_type = "application/json", body = Object)),
 )]
-pub async fn document(Extension(document): Extension<OpenApiJson>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], document.0)
+pub async fn document() -> impl IntoResponse {
+    static JSON: OnceLock<Bytes> = OnceLock::new();
+    let json = JSON.get_or_init(|| {
+        serde_json::to_vec(&crate::openapi_document())
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot serialize the OpenAPI document");
+                b"{}".to_vec()
+            })
+            .into()
+    });
+    ([(header::CONTENT_TYPE, "application/json")], json.clone())
 }
 
 /// Completes the document the router built: title and version, the token
