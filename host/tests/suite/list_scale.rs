@@ -267,3 +267,66 @@ async fn per_host_and_per_action_statements_use_their_index() {
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A page read as one JSON array (SQLite) holds the very instances the
+/// rows hold: every column of `Instance`, its NULLs and its numbers.
+#[tokio::test]
+async fn a_page_holds_every_column_of_its_instances() {
+    use novum_compute::conductor::model::Instance;
+    use novum_compute::store::server_listing::{self, ServerListing};
+    for backend in backends().await {
+        let db = &backend.db;
+        let columns = Instance::COLUMNS;
+        let values: Vec<String> = (1..=columns.len())
+            .map(|index| format!("${index}"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO instances ({}) VALUES ({})",
+            columns.join(", "),
+            values.join(", ")
+        );
+        for (index, nulls) in [(1, false), (2, true)] {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for column in columns {
+                query = match *column {
+                    "power_state" | "launch_index" | "locked" => query.bind(index * 7),
+                    "deleted" => query.bind(0_i64),
+                    "flavor" => query.bind(FLAVOR_JSON.to_string()),
+                    "uuid" => query.bind(format!("00000000-0000-0000-0000-00000000000{index}")),
+                    "description"
+                    | "task_state"
+                    | "host"
+                    | "node"
+                    | "availability_zone"
+                    | "requested_availability_zone"
+                    | "key_name"
+                    | "key_data"
+                    | "user_data"
+                    | "server_group"
+                    | "fault"
+                    | "launched_at"
+                    | "terminated_at"
+                    | "deleted_at"
+                    | "locked_by"
+                        if nulls =>
+                    {
+                        query.bind(None::<String>)
+                    }
+                    other => query.bind(format!("{other} \"{index}\" é\n")),
+                };
+            }
+            query.execute(db.pool()).await.expect("insert instance");
+        }
+        let page = server_listing::page(db, &ServerListing::default(), None, 10)
+            .await
+            .expect("page");
+        assert_eq!(page.len(), 2, "{}", backend.name);
+        for listed in page {
+            let fetched = Instance::fetch(db.pool(), &listed.uuid)
+                .await
+                .expect("fetch")
+                .expect("instance");
+            assert_eq!(listed, fetched, "{}", backend.name);
+        }
+    }
+}

@@ -61,8 +61,9 @@ impl FlavorSnapshot {
     }
 }
 
-/// An instance row.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// An instance row (read as a row, or as a JSON object of its
+/// [`Instance::COLUMNS`]).
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, Deserialize)]
 pub struct Instance {
     /// Uuid.
     pub uuid: String,
@@ -141,6 +142,58 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The columns of an instance row that [`Instance`] holds, in its
+    /// order.
+    pub const COLUMNS: &[&str] = &[
+        "uuid",
+        "display_name",
+        "description",
+        "project_id",
+        "user_id",
+        "flavor_id",
+        "flavor",
+        "image_ref",
+        "image_properties",
+        "vm_state",
+        "task_state",
+        "power_state",
+        "host",
+        "node",
+        "availability_zone",
+        "requested_availability_zone",
+        "metadata",
+        "key_name",
+        "key_data",
+        "user_data",
+        "scheduler_hints",
+        "server_group",
+        "fault",
+        "reservation_id",
+        "launch_index",
+        "hostname",
+        "config_drive",
+        "locked",
+        "launched_at",
+        "terminated_at",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "deleted",
+        "access_ip_v4",
+        "access_ip_v6",
+        "locked_by",
+    ];
+
+    /// A SQL expression of an `instances` row as the JSON object
+    /// [`Instance`] deserializes from (SQLite's `json_object`).
+    pub fn sqlite_json_object() -> String {
+        let pairs: Vec<String> = Self::COLUMNS
+            .iter()
+            .map(|column| format!("'{column}', {column}"))
+            .collect();
+        format!("json_object({})", pairs.join(", "))
+    }
+
     /// The flavor snapshot.
     pub fn flavor(&self) -> Result<FlavorSnapshot, DbError> {
         serde_json::from_str(&self.flavor).map_err(|error| {

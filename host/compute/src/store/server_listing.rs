@@ -11,7 +11,7 @@
 
 use crate::conductor::model::Instance;
 use crate::conductor::states::vm;
-use novum_db::{Clauses, Db, DbError};
+use novum_db::{Backend, Clauses, Db, DbError};
 
 /// A column a server list sorts by (Nova's `sort_key` values that name a
 /// column novum stores).
@@ -368,11 +368,29 @@ pub async fn page(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!(
+    let rows = format!(
         "SELECT * FROM instances WHERE {} ORDER BY {order_by} LIMIT {}",
         clauses.sql(),
         i64::try_from(limit).unwrap_or(i64::MAX)
     );
-    let query = sqlx::query_as::<_, Instance>(sqlx::AssertSqlSafe(sql));
-    Ok(clauses.bind_all(query).fetch_all(db.pool()).await?)
+    if db.backend() == Backend::Postgres {
+        let query = sqlx::query_as::<_, Instance>(sqlx::AssertSqlSafe(rows));
+        return Ok(clauses.bind_all(query).fetch_all(db.pool()).await?);
+    }
+    // SQLite answers the page as one JSON array, in one row: its worker
+    // thread hands each row to the async side on its own (a wake-up each,
+    // once its 50-row channel is full), ~10 µs a row, where the JSON costs
+    // a fraction. `list_scale`, 100-row pages: 1.1 ms instead of 2.1 for a
+    // list, 2.0 instead of 3.2 for details.
+    let sql = format!(
+        "SELECT json_group_array({} ORDER BY {order_by}) FROM ({rows})",
+        Instance::sqlite_json_object()
+    );
+    let query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+    let (page,) = clauses.bind_all(query).fetch_one(db.pool()).await?;
+    serde_json::from_str(&page).map_err(|error| {
+        DbError::Query(sqlx::Error::Decode(
+            format!("a page of instances: {error}").into(),
+        ))
+    })
 }
