@@ -13,22 +13,6 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Only SQLite (C code) still allocates through glibc's malloc, from the
-/// worker thread of each pooled connection. glibc gives each such thread
-/// an arena of its own (up to eight per core), and every arena keeps what
-/// its thread freed, which at 10,000 hosts was ~50 MiB of the controller's
-/// resident memory. One arena for all of them keeps the free pages of one;
-/// the threads' mallocs then take one lock, which their few allocations
-/// (most of SQLite's time is in its page cache, not in malloc) can share.
-fn share_one_glibc_arena() {
-    // SAFETY: mallopt only sets a malloc parameter (no pointer is passed);
-    // it is called before any SQLite connection exists.
-    let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-    if set != 1 {
-        eprintln!("novum: could not limit glibc's malloc arenas");
-    }
-}
-
 /// novum: an OpenStack-compatible compute controller with WebAssembly policy plugins.
 #[derive(Parser)]
 #[command(name = "novum", version, about)]
@@ -402,7 +386,6 @@ fn parse_group_members(text: &str) -> Result<GroupMembers, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    share_one_glibc_arena();
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Bench(_)) {
         "warn"
