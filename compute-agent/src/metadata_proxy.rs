@@ -93,6 +93,10 @@ pub struct MetadataProxy {
     instances: Mutex<HashMap<Uuid, Known>>,
     listeners: Mutex<HashMap<String, JoinHandle<()>>>,
     state_file: Option<PathBuf>,
+    /// Held while the state is written: two writes at once would share
+    /// the temporary file (one's rename finds it gone, or renames the
+    /// other's older state into place).
+    keeping: Mutex<()>,
 }
 
 impl std::fmt::Debug for MetadataProxy {
@@ -156,23 +160,33 @@ impl MetadataProxy {
             instances: Mutex::new(kept.instances),
             listeners: Mutex::new(HashMap::new()),
             state_file,
+            keeping: Mutex::new(()),
         })
     }
 
     /// Writes what the proxy knows to its state file (if any); a failure is
     /// logged: the proxy goes on from memory.
     fn keep(&self) {
-        let Some(path) = &self.state_file else { return };
+        if let Err(error) = self.write_state() {
+            let path = self.state_file.as_deref().unwrap_or(Path::new(""));
+            warn!(path = %path.display(), %error, "cannot keep the metadata proxy's state");
+        }
+    }
+
+    /// Writes what the proxy knows now to its state file (if any), one
+    /// write at a time, so the file ends with the latest state.
+    fn write_state(&self) -> std::io::Result<()> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let _turn = lock(&self.keeping);
         let kept = Kept {
             secret: lock(&self.secret).clone(),
             instances: lock(&self.instances).clone(),
         };
-        let written = serde_json::to_vec(&kept)
+        serde_json::to_vec(&kept)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| write_private(path, &bytes));
-        if let Err(error) = written {
-            warn!(path = %path.display(), %error, "cannot keep the metadata proxy's state");
-        }
+            .and_then(|bytes| write_private(path, &bytes))
     }
 
     /// Serves the bridges of every instance it knows that exist on this
@@ -579,5 +593,34 @@ fn reason(status: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes from several threads at once (a task's update beside a new
+    /// secret) all succeed, and the file ends with the latest state.
+    #[test]
+    fn concurrent_writes_keep_the_latest_state() {
+        let dir = std::env::temp_dir().join(format!("novum-proxy-{}", Uuid::new_v4()));
+        let proxy = MetadataProxy::with_state("http://127.0.0.1:1", Some(&dir));
+        std::thread::scope(|scope| {
+            for writer in 0..8 {
+                let proxy = &proxy;
+                scope.spawn(move || {
+                    for round in 0..50 {
+                        *lock(&proxy.secret) = Some(format!("secret-{writer}-{round}"));
+                        proxy.write_state().expect("state written");
+                    }
+                });
+            }
+        });
+        *lock(&proxy.secret) = Some("last".to_string());
+        proxy.write_state().expect("state written");
+        let again = MetadataProxy::with_state("http://127.0.0.1:1", Some(&dir));
+        assert_eq!(lock(&again.secret).as_deref(), Some("last"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
