@@ -79,11 +79,6 @@ impl Limits {
             memory_bytes: usize::try_from(mib << 20).unwrap_or(usize::MAX),
         }
     }
-
-    /// The deadline as a number of epoch ticks ([`ticks_covering`]).
-    pub fn deadline_ticks(&self) -> u64 {
-        ticks_covering(self.deadline)
-    }
 }
 
 /// Epoch ticks that cover `span`: rounded up, plus one tick (the engine's
@@ -273,7 +268,7 @@ mod tests {
     #[test]
     fn deadline_ticks_cover_the_whole_budget() {
         let limits = Limits::new(50, 64);
-        let ticks = limits.deadline_ticks();
+        let ticks = CallBudget::new(limits.deadline).start();
         assert!(u128::from(ticks - 1) * EPOCH_TICK.as_millis() >= 50);
         assert_eq!(limits.memory_bytes, 64 << 20);
     }
