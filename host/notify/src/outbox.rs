@@ -133,10 +133,7 @@ pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, Notif
     let insert = row.bind(sqlx::query(sqlx::AssertSqlSafe(sql)), &db::now());
     let seq = db::insert_returning_id(tx, insert)
         .await
-        .map_err(|error| match error {
-            db::DbError::Query(error) => NotifyError::Db(error),
-            other => NotifyError::Config(other.to_string()),
-        })?;
+        .map_err(db_error)?;
     Ok(seq)
 }
 
@@ -145,6 +142,17 @@ pub async fn emit(tx: &mut Tx, notification: &Notification) -> Result<i64, Notif
 /// transaction that emits several events pays one round trip to the
 /// database for them, not one each.
 pub async fn emit_all(tx: &mut Tx, notifications: &[Notification]) -> Result<(), NotifyError> {
+    let mut batch = db::Batch::new();
+    emit_all_into(&mut batch, notifications)?;
+    batch.run(tx).await.map_err(db_error)
+}
+
+/// Adds the outbox rows of `notifications` to `batch` (see [`emit_all`]),
+/// for a transaction that sends them with its other writes.
+pub fn emit_all_into(
+    batch: &mut db::Batch,
+    notifications: &[Notification],
+) -> Result<(), NotifyError> {
     let now = db::now();
     for chunk in notifications.chunks(OUTBOX_ROWS_PER_INSERT) {
         let rows = chunk
@@ -159,9 +167,17 @@ pub async fn emit_all(tx: &mut Tx, notifications: &[Notification]) -> Result<(),
         for row in rows {
             insert = row.bind(insert, &now);
         }
-        insert.execute(&mut **tx).await?;
+        batch.push(insert).map_err(db_error)?;
     }
     Ok(())
+}
+
+/// A database layer error as the outbox reports it.
+fn db_error(error: db::DbError) -> NotifyError {
+    match error {
+        db::DbError::Query(error) => NotifyError::Db(error),
+        other => NotifyError::Config(other.to_string()),
+    }
 }
 
 /// How many events each of `sinks` has yet to settle: the events in the

@@ -17,6 +17,7 @@ mod config_examples;
 mod config_file;
 mod consoles;
 mod create_path;
+mod db_batch;
 mod decision_log;
 mod evacuate;
 mod external_events;

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use novum_db::{self as db, DbError, Tx};
+use novum_db::{self as db, Batch, DbError, Tx};
 
 /// Records the start of action `action` on `instance_uuid`; returns its id.
 pub async fn start_action(
@@ -14,21 +14,42 @@ pub async fn start_action(
     user_id: &str,
     project_id: &str,
 ) -> Result<String, DbError> {
+    let mut batch = Batch::new();
+    let id = start_action_into(
+        &mut batch,
+        instance_uuid,
+        action,
+        request_id,
+        user_id,
+        project_id,
+    )?;
+    batch.run(tx).await?;
+    Ok(id)
+}
+
+/// [`start_action`], written with `batch`'s other writes.
+pub fn start_action_into(
+    batch: &mut Batch,
+    instance_uuid: &str,
+    action: &str,
+    request_id: &str,
+    user_id: &str,
+    project_id: &str,
+) -> Result<String, DbError> {
     let id = Uuid::new_v4().to_string();
-    let now = db::now();
-    sqlx::query(
-        "INSERT INTO instance_actions (id, instance_uuid, action, request_id, user_id, project_id, start_time, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-    )
-    .bind(&id)
-    .bind(instance_uuid)
-    .bind(action)
-    .bind(request_id)
-    .bind(user_id)
-    .bind(project_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    batch.push(
+        sqlx::query(
+            "INSERT INTO instance_actions (id, instance_uuid, action, request_id, user_id, project_id, start_time, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&id)
+        .bind(instance_uuid)
+        .bind(action)
+        .bind(request_id)
+        .bind(user_id)
+        .bind(project_id)
+        .bind(db::now()),
+    )?;
     Ok(id)
 }
 
@@ -40,25 +61,42 @@ pub async fn start_event(
     host: Option<&str>,
 ) -> Result<(), DbError> {
     let now = db::now();
-    insert_event(tx, action_id, event, host, &now).await?;
-    touch_action(tx, action_id, &now).await
+    let mut batch = Batch::new();
+    insert_event(&mut batch, action_id, event, host, &now)?;
+    touch_action(&mut batch, action_id, &now)?;
+    batch.run(tx).await
 }
 
 /// Records the start of event `event` of action `action_id`, which
-/// [`start_action`] has just written in `tx` (so its `updated_at` is now
-/// already: only the event is written).
-pub async fn start_first_event(
-    tx: &mut Tx,
+/// [`start_action_into`] has just added to `batch` (so its `updated_at` is
+/// now already: only the event is written).
+pub fn start_first_event_into(
+    batch: &mut Batch,
     action_id: &str,
     event: &str,
     host: Option<&str>,
 ) -> Result<(), DbError> {
-    insert_event(tx, action_id, event, host, &db::now()).await
+    insert_event(batch, action_id, event, host, &db::now())
 }
 
 /// Finishes event `finished` of action `action_id` (successfully) and
 /// starts event `started`: one step of an action handing over to the next,
-/// the action's `updated_at` written once.
+/// the action's `updated_at` written once. Written with `batch`'s other
+/// writes.
+pub fn finish_and_start_event_into(
+    batch: &mut Batch,
+    action_id: &str,
+    finished: &str,
+    started: &str,
+    host: Option<&str>,
+) -> Result<(), DbError> {
+    let now = db::now();
+    finish_matching(batch, action_id, Some(finished), None, &now)?;
+    insert_event(batch, action_id, started, host, &now)?;
+    touch_action(batch, action_id, &now)
+}
+
+/// [`finish_and_start_event_into`], run in `tx` at once.
 pub async fn finish_and_start_event(
     tx: &mut Tx,
     action_id: &str,
@@ -66,41 +104,38 @@ pub async fn finish_and_start_event(
     started: &str,
     host: Option<&str>,
 ) -> Result<(), DbError> {
-    let now = db::now();
-    finish_matching(tx, action_id, Some(finished), None, &now).await?;
-    insert_event(tx, action_id, started, host, &now).await?;
-    touch_action(tx, action_id, &now).await
+    let mut batch = Batch::new();
+    finish_and_start_event_into(&mut batch, action_id, finished, started, host)?;
+    batch.run(tx).await
 }
 
-/// Inserts event `event` of action `action_id`, started at `now`.
-async fn insert_event(
-    tx: &mut Tx,
+/// Adds event `event` of action `action_id`, started at `now`.
+fn insert_event(
+    batch: &mut Batch,
     action_id: &str,
     event: &str,
     host: Option<&str>,
     now: &str,
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO instance_action_events (id, action_id, event, start_time, host) VALUES ($1, $2, $3, $4, $5)",
+    batch.push(
+        sqlx::query(
+            "INSERT INTO instance_action_events (id, action_id, event, start_time, host) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(action_id)
+        .bind(event)
+        .bind(now)
+        .bind(host),
     )
-    .bind(Uuid::new_v4().to_string())
-    .bind(action_id)
-    .bind(event)
-    .bind(now)
-    .bind(host)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Sets action `action_id`'s `updated_at` to `now`.
-async fn touch_action(tx: &mut Tx, action_id: &str, now: &str) -> Result<(), DbError> {
-    sqlx::query("UPDATE instance_actions SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(action_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+fn touch_action(batch: &mut Batch, action_id: &str, now: &str) -> Result<(), DbError> {
+    batch.push(
+        sqlx::query("UPDATE instance_actions SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(action_id),
+    )
 }
 
 /// Finishes the unfinished events of action `action_id` (all of them, or
@@ -113,23 +148,34 @@ pub async fn finish_events(
     event: Option<&str>,
     error: Option<&str>,
 ) -> Result<(), DbError> {
+    let mut batch = Batch::new();
+    finish_events_into(&mut batch, action_id, event, error)?;
+    batch.run(tx).await
+}
+
+/// [`finish_events`], written with `batch`'s other writes.
+pub fn finish_events_into(
+    batch: &mut Batch,
+    action_id: &str,
+    event: Option<&str>,
+    error: Option<&str>,
+) -> Result<(), DbError> {
     let now = db::now();
-    finish_matching(tx, action_id, event, error, &now).await?;
+    finish_matching(batch, action_id, event, error, &now)?;
     let message = error.map(|_| "Error");
-    sqlx::query("UPDATE instance_actions SET updated_at = $1, message = COALESCE($2, message) WHERE id = $3")
-        .bind(now)
-        .bind(message)
-        .bind(action_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    batch.push(
+        sqlx::query("UPDATE instance_actions SET updated_at = $1, message = COALESCE($2, message) WHERE id = $3")
+            .bind(now)
+            .bind(message)
+            .bind(action_id),
+    )
 }
 
 /// Finishes the unfinished events of action `action_id` (all, or those
 /// named `event`) at `now`, as [`finish_events`] says; leaves the action's
 /// own row to the caller.
-async fn finish_matching(
-    tx: &mut Tx,
+fn finish_matching(
+    batch: &mut Batch,
     action_id: &str,
     event: Option<&str>,
     error: Option<&str>,
@@ -154,8 +200,7 @@ async fn finish_matching(
     if let Some(event) = event {
         query = query.bind(event);
     }
-    query.execute(&mut **tx).await?;
-    Ok(())
+    batch.push(query)
 }
 
 /// One recorded action on an instance (`os-instance-actions`).

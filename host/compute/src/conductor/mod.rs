@@ -72,7 +72,7 @@ use claims::Resources;
 use cluster::SchedulingMark;
 use model::{FlavorSnapshot, Instance};
 use notices::StateMark;
-use novum_db::{self as db, Db, DbError, Tx};
+use novum_db::{self as db, Batch, Db, DbError, Tx};
 use novum_notify::builders::{self, InstanceAction};
 use novum_notify::payload::RequestSpecPayload;
 use novum_notify::{Phase, Publisher};
@@ -381,8 +381,9 @@ async fn insert_operation(
     request_id: &str,
     action_id: &str,
 ) -> Result<String> {
-    insert_operation_owned_by(
-        tx,
+    let mut writes = Batch::new();
+    let id = insert_operation_into(
+        &mut writes,
         None,
         instance_uuid,
         kind,
@@ -390,15 +391,16 @@ async fn insert_operation(
         data,
         request_id,
         action_id,
-    )
-    .await
+    )?;
+    writes.run(tx).await?;
+    Ok(id)
 }
 
-/// Inserts an operation, owned by controller `owner` when given (a build
-/// this controller schedules itself: see `cluster`); its id.
+/// Adds an operation to `writes`, owned by controller `owner` when given
+/// (a build this controller schedules itself: see `cluster`); its id.
 #[allow(clippy::too_many_arguments)]
-async fn insert_operation_owned_by(
-    tx: &mut Tx,
+fn insert_operation_into(
+    writes: &mut Batch,
     owner: Option<&str>,
     instance_uuid: &str,
     kind: &str,
@@ -408,54 +410,86 @@ async fn insert_operation_owned_by(
     action_id: &str,
 ) -> Result<String> {
     let id = Uuid::new_v4().to_string();
-    sqlx::query(
-        "INSERT INTO conductor_operations (id, instance_uuid, kind, step, state, data, request_id, action_id, created_at, updated_at, owner) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-    )
-    .bind(&id)
-    .bind(instance_uuid)
-    .bind(kind)
-    .bind(step)
-    .bind(op_state::RUNNING)
-    .bind(data)
-    .bind(request_id)
-    .bind(action_id)
-    .bind(db::now())
-    .bind(owner)
-    .execute(&mut **tx)
-    .await?;
+    writes.push(
+        sqlx::query(
+            "INSERT INTO conductor_operations (id, instance_uuid, kind, step, state, data, request_id, action_id, created_at, updated_at, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
+        )
+        .bind(&id)
+        .bind(instance_uuid)
+        .bind(kind)
+        .bind(step)
+        .bind(op_state::RUNNING)
+        .bind(data)
+        .bind(request_id)
+        .bind(action_id)
+        .bind(db::now())
+        .bind(owner),
+    )?;
     Ok(id)
 }
 
 /// Ends `operation` where it stands: DONE when `error` is `None`, else FAILED,
 /// and closes its instance-action events with the same outcome.
 async fn finish_operation(tx: &mut Tx, operation: &Operation, error: Option<&str>) -> Result<()> {
+    let mut writes = Batch::new();
+    finish_operation_into(&mut writes, operation, error)?;
+    writes.run(tx).await?;
+    Ok(())
+}
+
+/// [`finish_operation`], written with `writes`' other writes.
+fn finish_operation_into(
+    writes: &mut Batch,
+    operation: &Operation,
+    error: Option<&str>,
+) -> Result<()> {
     let state = if error.is_some() {
         op_state::FAILED
     } else {
         op_state::DONE
     };
-    set_operation(tx, &operation.id, &operation.step, state, &operation.data).await?;
+    set_operation_into(
+        writes,
+        &operation.id,
+        &operation.step,
+        state,
+        &operation.data,
+    )?;
     if let Some(action_id) = &operation.action_id {
-        actions::finish_events(tx, action_id, None, error).await?;
+        actions::finish_events_into(writes, action_id, None, error)?;
     }
     Ok(())
 }
 
 async fn set_operation(tx: &mut Tx, id: &str, step: &str, state: &str, data: &str) -> Result<()> {
+    let mut writes = Batch::new();
+    set_operation_into(&mut writes, id, step, state, data)?;
+    writes.run(tx).await?;
+    Ok(())
+}
+
+/// [`set_operation`], written with `writes`' other writes.
+fn set_operation_into(
+    writes: &mut Batch,
+    id: &str,
+    step: &str,
+    state: &str,
+    data: &str,
+) -> Result<()> {
     // A step handed back to scheduling (a reschedule) belongs to no
     // controller until one takes it (see `cluster`).
-    sqlx::query(
-        "UPDATE conductor_operations SET step = $1, state = $2, data = $3, updated_at = $4, \
-                 owner = CASE WHEN $1 = 'schedule' THEN NULL ELSE owner END WHERE id = $5",
-    )
-    .bind(step)
-    .bind(state)
-    .bind(data)
-    .bind(db::now())
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    writes.push(
+        sqlx::query(
+            "UPDATE conductor_operations SET step = $1, state = $2, data = $3, updated_at = $4, \
+                     owner = CASE WHEN $1 = 'schedule' THEN NULL ELSE owner END WHERE id = $5",
+        )
+        .bind(step)
+        .bind(state)
+        .bind(data)
+        .bind(db::now())
+        .bind(id),
+    )?;
     Ok(())
 }
 
@@ -816,6 +850,7 @@ impl Conductor {
             request_id: &request.request_id,
         };
         let count = self.quota.check_instances(&mut tx, &check).await?;
+        let mut writes = Batch::new();
         for index in 0..count {
             let uuid = Uuid::new_v4().to_string();
             let name = if count > 1 {
@@ -824,7 +859,7 @@ impl Conductor {
                 request.name.clone()
             };
             let now = db::now();
-            sqlx::query(
+            writes.push(sqlx::query(
                 "INSERT INTO instances (uuid, display_name, description, project_id, user_id, flavor_id, flavor, image_ref, \
                  image_properties, vm_state, task_state, power_state, requested_availability_zone, metadata, key_name, key_data, \
                  user_data, scheduler_hints, server_group, reservation_id, launch_index, hostname, created_at, updated_at, \
@@ -861,35 +896,35 @@ impl Conductor {
                 request.config_drive,
                 &request.image_properties,
                 self.compute.force_config_drive,
-            )))
-            .execute(&mut *tx)
-            .await?;
+            ))))?;
             if let Some(group) = &request.group {
-                sqlx::query(
-                    "INSERT INTO server_group_members (group_uuid, instance_uuid) VALUES ($1, $2)",
-                )
-                .bind(group)
-                .bind(&uuid)
-                .execute(&mut *tx)
-                .await?;
+                writes.push(
+                    sqlx::query(
+                        "INSERT INTO server_group_members (group_uuid, instance_uuid) VALUES ($1, $2)",
+                    )
+                    .bind(group)
+                    .bind(&uuid),
+                )?;
+            }
+            if !request.ports.requests.is_empty() || !request.tags.is_empty() {
+                std::mem::take(&mut writes).run(&mut tx).await?;
             }
             self.allocate_ports(&mut tx, &request.project_id, &uuid, &request.ports)
                 .await?;
             if !request.tags.is_empty() {
                 crate::store::tags::replace(&mut tx, &uuid, &request.tags).await?;
             }
-            let action_id = actions::start_action(
-                &mut tx,
+            let action_id = actions::start_action_into(
+                &mut writes,
                 &uuid,
                 "create",
                 &request.request_id,
                 &request.user_id,
                 &request.project_id,
-            )
-            .await?;
-            actions::start_first_event(&mut tx, &action_id, SCHEDULE_EVENT, None).await?;
-            let operation = insert_operation_owned_by(
-                &mut tx,
+            )?;
+            actions::start_first_event_into(&mut writes, &action_id, SCHEDULE_EVENT, None)?;
+            let operation = insert_operation_into(
+                &mut writes,
                 Some(&self.controller_id),
                 &uuid,
                 BUILD,
@@ -897,11 +932,11 @@ impl Conductor {
                 &to_json(&BuildData::default()),
                 &request.request_id,
                 &action_id,
-            )
-            .await?;
+            )?;
             uuids.push(uuid);
             operations.push(operation);
         }
+        writes.run(&mut tx).await?;
         // One `server_group.add_member` per new member.
         if let Some(group) = &request.group
             && let Some(payload) = crate::store::server_groups::payload(&mut tx, group).await?
@@ -1497,36 +1532,10 @@ impl Conductor {
         let interfaces = self
             .bind_ports(&instance.uuid, &host.name, &host.availability_zone)
             .await?;
-        let Some((mut tx, node)) = self.claim_for(placement, host).await? else {
-            return Ok(false);
-        };
-        let advanced = sqlx::query(
-            "UPDATE conductor_operations SET step = $1, updated_at = $2 WHERE id = $3 AND state = $4 AND step = $5",
-        )
-        .bind(step::SPAWN)
-        .bind(db::now())
-        .bind(&operation.id)
-        .bind(op_state::RUNNING)
-        .bind(step::SCHEDULE)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if advanced != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        let before = StateMark::read(&mut tx, &instance.uuid).await?;
-        sqlx::query(
-            "UPDATE instances SET host = $1, node = $2, availability_zone = $3, task_state = $4, updated_at = $5 WHERE uuid = $6",
-        )
-        .bind(&host.name)
-        .bind(node)
-        .bind(&host.availability_zone)
-        .bind(task::SPAWNING)
-        .bind(db::now())
-        .bind(&instance.uuid)
-        .execute(&mut *tx)
-        .await?;
+        // Whatever does not depend on the claim is prepared before it: the
+        // domain, the spawn task, the action's events and the scheduler's
+        // notifications are written with the claim's transaction, but
+        // nothing in them waits for the database's one writer.
         let placed = Instance {
             availability_zone: Some(host.availability_zone.clone()),
             ..instance.clone()
@@ -1545,40 +1554,75 @@ impl Conductor {
         } else {
             (SCHEDULE_EVENT, BUILD_EVENT, InstanceAction::Create)
         };
-        tasks::enqueue(
-            &mut tx,
+        let mut writes = Batch::new();
+        tasks::enqueue_into(
+            &mut writes,
             &host.name,
             &instance.uuid,
             &operation.id,
             &TaskAction::Spawn(spawn),
             &operation.request_id,
-        )
-        .await?;
+        )?;
         if let Some(action_id) = &operation.action_id {
-            actions::finish_and_start_event(
-                &mut tx,
+            actions::finish_and_start_event_into(
+                &mut writes,
                 action_id,
                 schedule_event,
                 spawn_event,
                 Some(&host.name),
-            )
-            .await?;
+            )?;
         }
-        let compute = Publisher::compute(&host.name);
-        let context = notices::action_context(&mut tx, operation.action_id.as_deref()).await?;
-        let now = notices::current(&mut tx, &instance.uuid).await?;
-        let mut events = notices::Batch::default();
+        let mut scheduler_events = notices::Batch::default();
         if let Some(start) = &placement.start_notice {
-            events.push(start.clone());
+            scheduler_events.push(start.clone());
         }
-        events.push(builders::select_destinations(
+        scheduler_events.push(builders::select_destinations(
             &self.scheduler_publisher(),
             spec.clone(),
             Phase::End,
         ));
+        scheduler_events.send_with(&mut writes)?;
+        let Some((mut tx, node)) = self.claim_for(placement, host).await? else {
+            return Ok(false);
+        };
+        let advanced = sqlx::query(
+            "UPDATE conductor_operations SET step = $1, updated_at = $2 WHERE id = $3 AND state = $4 AND step = $5",
+        )
+        .bind(step::SPAWN)
+        .bind(db::now())
+        .bind(&operation.id)
+        .bind(op_state::RUNNING)
+        .bind(step::SCHEDULE)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if advanced != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let (before, context) =
+            notices::before_change(&mut tx, &instance.uuid, operation.action_id.as_deref()).await?;
+        let now = notices::changed(
+            &mut tx,
+            &instance.uuid,
+            sqlx::query_as(
+                "UPDATE instances SET host = $1, node = $2, availability_zone = $3, task_state = $4, updated_at = $5 \
+                 WHERE uuid = $6 RETURNING *",
+            )
+            .bind(&host.name)
+            .bind(node)
+            .bind(&host.availability_zone)
+            .bind(task::SPAWNING)
+            .bind(db::now())
+            .bind(&instance.uuid),
+        )
+        .await?;
+        let compute = Publisher::compute(&host.name);
+        let mut events = notices::Batch::default();
         events.action(&compute, &now, notice, Phase::Start, &context, None);
         events.state_changed(&compute, &now, before.as_ref(), &context);
-        events.send(&mut tx).await?;
+        events.send_with(&mut writes)?;
+        writes.run(&mut tx).await?;
         novum_notify::commit(tx).await?;
         Ok(true)
     }

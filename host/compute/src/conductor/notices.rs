@@ -210,6 +210,56 @@ pub async fn current(tx: &mut Tx, uuid: &str) -> Result<Instance> {
         .ok_or_else(|| ConductorError::NotFound(format!("Instance {uuid} could not be found.")))
 }
 
+/// What the notifications of a change to instance `uuid` need from before
+/// it, read in `tx` with one statement: the instance's states (`None` when
+/// it does not exist) and the request context of action `action_id`
+/// ([`action_context`]).
+pub async fn before_change(
+    tx: &mut Tx,
+    uuid: &str,
+    action_id: Option<&str>,
+) -> Result<(Option<StateMark>, RequestContext)> {
+    let row = sqlx::query(
+        "SELECT i.vm_state, i.task_state, a.request_id, a.user_id, a.project_id \
+         FROM instances i LEFT JOIN instance_actions a ON a.id = $2 WHERE i.uuid = $1",
+    )
+    .bind(uuid)
+    .bind(action_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok((None, action_context(tx, action_id).await?));
+    };
+    let mark = StateMark {
+        vm_state: row.try_get("vm_state")?,
+        task_state: row.try_get("task_state")?,
+    };
+    let context = match row.try_get::<Option<String>, _>("request_id")? {
+        Some(request_id) => RequestContext {
+            request_id: Some(request_id),
+            user_id: row.try_get("user_id")?,
+            project_id: row.try_get("project_id")?,
+        },
+        None => RequestContext::default(),
+    };
+    Ok((Some(mark), context))
+}
+
+/// Instance `uuid` as `update` (an `UPDATE instances … RETURNING *`) left
+/// it in `tx`: the change and the row its notifications describe, in one
+/// statement. When the update matched nothing, the row as it is
+/// ([`current`]).
+pub async fn changed(
+    tx: &mut Tx,
+    uuid: &str,
+    update: sqlx::query::QueryAs<'_, sqlx::Any, Instance, sqlx::any::AnyArguments>,
+) -> Result<Instance> {
+    match update.fetch_optional(&mut **tx).await? {
+        Some(instance) => Ok(instance),
+        None => current(tx, uuid).await,
+    }
+}
+
 /// Emits `notification` in `tx`.
 pub async fn send(tx: &mut Tx, notification: &Notification) -> Result<()> {
     emit(tx, notification).await?;
@@ -284,6 +334,13 @@ impl Batch {
         if !self.notifications.is_empty() {
             novum_notify::emit_all(tx, &self.notifications).await?;
         }
+        Ok(())
+    }
+
+    /// Adds the events to `writes`, to be sent with a transaction's other
+    /// writes.
+    pub fn send_with(self, writes: &mut novum_db::Batch) -> Result<()> {
+        novum_notify::emit_all_into(writes, &self.notifications)?;
         Ok(())
     }
 }

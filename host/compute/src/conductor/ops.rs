@@ -15,9 +15,10 @@ use super::tasks::{self, state as task_state};
 use super::{
     ActionData, BUILD, BUILD_EVENT, BuildData, Conductor, ConductorError, DELETE, DELETE_EVENT,
     Failure, Operation, Result, actions, cancel_operations, claims, fault_json, finish_operation,
-    insert_operation, load_operation, op_state, set_operation, step, to_json,
+    finish_operation_into, insert_operation, load_operation, op_state, set_operation, step,
+    to_json,
 };
-use novum_db::{self as db, Tx};
+use novum_db::{self as db, Batch, Tx};
 use novum_notify::builders::{InstanceAction, RequestContext};
 use novum_notify::{Phase, Publisher};
 
@@ -242,27 +243,32 @@ impl Conductor {
     ) -> Result<bool> {
         let now = db::now();
         let uuid = operation.instance_uuid.as_str();
-        let before = StateMark::read(tx, uuid).await?;
+        let (before, context) =
+            notices::before_change(tx, uuid, operation.action_id.as_deref()).await?;
         let compute = Publisher::compute(host);
-        let context = notices::action_context(tx, operation.action_id.as_deref()).await?;
         match outcome {
             TaskOutcome::Succeeded { power_state } => {
-                sqlx::query(
-                    "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2, launched_at = $3, \
-                     updated_at = $3 WHERE uuid = $4 AND deleted = 0",
+                let now = notices::changed(
+                    tx,
+                    uuid,
+                    sqlx::query_as(
+                        "UPDATE instances SET vm_state = $1, task_state = NULL, power_state = $2, launched_at = $3, \
+                         updated_at = $3 WHERE uuid = $4 AND deleted = 0 RETURNING *",
+                    )
+                    .bind(vm::ACTIVE)
+                    .bind(i64::from(u8::from(*power_state)))
+                    .bind(&now)
+                    .bind(uuid),
                 )
-                .bind(vm::ACTIVE)
-                .bind(i64::from(u8::from(*power_state)))
-                .bind(&now)
-                .bind(&operation.instance_uuid)
-                .execute(&mut **tx)
                 .await?;
-                sqlx::query("UPDATE compute_nodes SET failed_builds = 0 WHERE host = $1 AND failed_builds <> 0")
-                    .bind(host)
-                    .execute(&mut **tx)
-                    .await?;
-                finish_operation(tx, operation, None).await?;
-                let now = notices::current(tx, uuid).await?;
+                let mut writes = Batch::new();
+                writes.push(
+                    sqlx::query(
+                        "UPDATE compute_nodes SET failed_builds = 0 WHERE host = $1 AND failed_builds <> 0",
+                    )
+                    .bind(host),
+                )?;
+                finish_operation_into(&mut writes, operation, None)?;
                 let mut events = notices::Batch::default();
                 events.state_changed(&compute, &now, before.as_ref(), &context);
                 events.action(
@@ -273,7 +279,8 @@ impl Conductor {
                     &context,
                     None,
                 );
-                events.send(tx).await?;
+                events.send_with(&mut writes)?;
+                writes.run(tx).await?;
                 Ok(false)
             }
             TaskOutcome::Failed { message, .. } => {

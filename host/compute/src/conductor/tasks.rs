@@ -16,7 +16,7 @@ use sqlx::Row;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use novum_db::{self as db, Db, DbError, Tx};
+use novum_db::{self as db, Batch, Db, DbError, Tx};
 
 /// Task row states.
 pub mod state {
@@ -272,24 +272,45 @@ pub async fn enqueue(
     action: &TaskAction,
     request_id: &str,
 ) -> Result<String, DbError> {
+    let mut batch = Batch::new();
+    let id = enqueue_into(
+        &mut batch,
+        host,
+        instance_uuid,
+        operation_id,
+        action,
+        request_id,
+    )?;
+    batch.run(tx).await?;
+    Ok(id)
+}
+
+/// [`enqueue`], written with `batch`'s other writes.
+pub fn enqueue_into(
+    batch: &mut Batch,
+    host: &str,
+    instance_uuid: &str,
+    operation_id: &str,
+    action: &TaskAction,
+    request_id: &str,
+) -> Result<String, DbError> {
     let id = Uuid::new_v4().to_string();
-    let now = db::now();
     let action = serde_json::to_string(action)
         .map_err(|error| DbError::Query(sqlx::Error::Encode(error.into())))?;
-    sqlx::query(
-        "INSERT INTO tasks (id, host, instance_uuid, operation_id, action, request_id, state, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(&id)
-    .bind(host)
-    .bind(instance_uuid)
-    .bind(operation_id)
-    .bind(action)
-    .bind(request_id)
-    .bind(state::QUEUED)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    batch.push(
+        sqlx::query(
+            "INSERT INTO tasks (id, host, instance_uuid, operation_id, action, request_id, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(&id)
+        .bind(host)
+        .bind(instance_uuid)
+        .bind(operation_id)
+        .bind(action)
+        .bind(request_id)
+        .bind(state::QUEUED)
+        .bind(db::now()),
+    )?;
     Ok(id)
 }
 
