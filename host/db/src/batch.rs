@@ -4,14 +4,15 @@
 //! connection's worker thread (sqlx runs every SQLite connection on a
 //! thread of its own): the statement is handed over, the worker wakes,
 //! runs it, hands the answer back, and the waiting task wakes. A simple
-//! write runs in ~25 µs; under load the two wake-ups around it take
-//! several times that, and a transaction holds the database's one writer
-//! for all of it (measured by `bench cloud`: a claim's 14 statements held
-//! the writer ~2 ms, of which their own execution was ~0.4 ms). A batch
-//! hands its writes over at once: on SQLite one multi-statement query
-//! (each statement's `$N` placeholders renumbered past the ones before
-//! it, the arguments concatenated), on PostgreSQL one statement after the
-//! other, as before.
+//! write runs in ~25 µs; under load the wake-ups around it take longer
+//! than that, and a transaction holds the database's one writer for all
+//! of it (measured by `bench cloud` at 5,000 hosts: a claim's 14
+//! statements held the writer ~2 ms, of which their own execution was
+//! ~0.4 ms). A batch hands its writes over together: on SQLite as
+//! multi-statement queries of up to [`STATEMENTS_PER_QUERY`] statements
+//! and [`VALUES_PER_QUERY`] values (each statement's `$N` placeholders
+//! renumbered past the values before it, the values concatenated), on
+//! PostgreSQL one statement after the other, as before.
 //!
 //! A batch is for writes whose answers the caller does not read: what
 //! it learns from a statement (rows affected, a returned row) it must ask
@@ -95,10 +96,10 @@ impl Batch {
 
 /// Statements in one SQLite query at most (a multi-create's writes are
 /// sent in several).
-const STATEMENTS_PER_QUERY: usize = 32;
+pub const STATEMENTS_PER_QUERY: usize = 32;
 /// Values one SQLite query binds at most (well under SQLite's limit of
 /// 32,766 host parameters).
-const VALUES_PER_QUERY: usize = 4096;
+pub const VALUES_PER_QUERY: usize = 4096;
 
 /// `statements` as SQLite queries of several statements each: each
 /// statement's placeholders moved past the values of those before it in

@@ -72,42 +72,6 @@ pub struct Db {
     /// SQLite: the one writer's turn, handed from transaction to
     /// transaction in arrival order (see [`Tx`]).
     write_turn: Arc<tokio::sync::Mutex<()>>,
-    /// Held by every clone: the background checkpoints (SQLite) stop when
-    /// the last one is dropped.
-    _alive: Arc<()>,
-}
-
-/// SQLite: how often [`checkpoints`] copies the write-ahead log into the
-/// database.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-
-/// SQLite's checkpoints, run every [`CHECKPOINT_INTERVAL`] beside the
-/// writers (`PRAGMA wal_checkpoint(PASSIVE)` on a connection of the pool)
-/// until the last handle of the database is dropped.
-///
-/// By default the commit that grows the log past 1,000 pages runs the
-/// checkpoint itself, fsync included, while it holds the one writer: under
-/// a burst of creates that was every few dozen commits, and it doubled a
-/// claim transaction's mean commit (234 µs median, 554 µs mean, measured
-/// by `bench cloud` at 5,000 hosts). A passive checkpoint waits for no
-/// reader or writer; a writer starting after one that caught up reuses
-/// the log from its beginning, so the log stays as small as before.
-async fn checkpoints(pool: AnyPool, alive: std::sync::Weak<()>) {
-    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if alive.strong_count() == 0 || pool.is_closed() {
-            return;
-        }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            Ok(_) => metrics::counter!("novum_db_checkpoints_total").increment(1),
-            Err(_) => metrics::counter!("novum_db_checkpoint_failures_total").increment(1),
-        }
-    }
 }
 
 /// A transaction on a [`Db`]: it dereferences to its connection, as
@@ -292,9 +256,7 @@ impl Db {
             // round trip to the connection's worker thread) before each use.
             Backend::Sqlite => AnyPoolOptions::new().max_connections(8).test_before_acquire(false).after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    // No checkpoint at a commit: `checkpoints` runs them
-                    // beside the writers.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
                         .await?;
                     Ok(())
                 })
@@ -306,15 +268,10 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        let alive = Arc::new(());
-        if backend == Backend::Sqlite {
-            tokio::spawn(checkpoints(pool.clone(), Arc::downgrade(&alive)));
-        }
         Ok(Self {
             pool,
             backend,
             write_turn: Arc::default(),
-            _alive: alive,
         })
     }
 
