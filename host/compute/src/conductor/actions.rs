@@ -96,19 +96,6 @@ pub fn finish_and_start_event_into(
     touch_action(batch, action_id, &now)
 }
 
-/// [`finish_and_start_event_into`], run in `tx` at once.
-pub async fn finish_and_start_event(
-    tx: &mut Tx,
-    action_id: &str,
-    finished: &str,
-    started: &str,
-    host: Option<&str>,
-) -> Result<(), DbError> {
-    let mut batch = Batch::new();
-    finish_and_start_event_into(&mut batch, action_id, finished, started, host)?;
-    batch.run(tx).await
-}
-
 /// Adds event `event` of action `action_id`, started at `now`.
 fn insert_event(
     batch: &mut Batch,
