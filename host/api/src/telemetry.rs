@@ -42,6 +42,7 @@
 //! | `novum_process_open_fds` | gauge | |
 //! | `novum_db_write_turn_wait_seconds` | histogram (SQLite: a write transaction's wait for the process's write turn) | |
 //! | `novum_db_write_turn_held_seconds` | histogram (SQLite: how long a write transaction held it; `_sum` over time is the writer's busy share) | |
+//! | `novum_db_group_commit_members` | histogram (SQLite: the members of each commit of grouped transactions, `novum_db::writer`) | |
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

@@ -24,6 +24,7 @@
 pub mod batch;
 pub mod clauses;
 pub mod gap_cursor;
+pub mod writer;
 pub use batch::Batch;
 pub use clauses::{Bind, Clauses};
 pub use gap_cursor::GapCursor;
@@ -70,8 +71,9 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     /// SQLite: the one writer's turn, handed from transaction to
-    /// transaction in arrival order (see [`Tx`]).
-    write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// transaction in arrival order (see [`Tx`]), and the open group of
+    /// [`Db::begin_grouped`] transactions.
+    writer: Arc<writer::Writer>,
 }
 
 /// A transaction on a [`Db`]: it dereferences to its connection, as
@@ -85,22 +87,20 @@ pub struct Db {
 /// first-come-first-served async lock) and holds it until it ends; the
 /// lock itself is then always free when `BEGIN IMMEDIATE` asks, and the
 /// next transaction starts the moment one ends. (Writers without a
-/// transaction, and other processes, still meet the busy handler.)
+/// transaction, and other processes, still meet the busy handler.) A
+/// grouped transaction ([`Db::begin_grouped`]) may share one SQLite
+/// transaction with others (see [`writer`]).
 pub struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Any>,
+    /// The connection's transaction; `None` once ended.
+    inner: Option<sqlx::Transaction<'static, sqlx::Any>>,
     backend: Backend,
-    _turn: Option<WriteTurn>,
+    turn: Option<writer::WriteTurn>,
+    /// A grouped SQLite transaction's place in its group.
+    group: Option<writer::Membership>,
 }
 
-/// This process's SQLite write turn, held by one transaction: how long it
-/// was waited for and held goes to `/metrics`
-/// (`novum_db_write_turn_wait_seconds`, `novum_db_write_turn_held_seconds`:
-/// the one writer's queue and its busy time).
-struct WriteTurn {
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-    since: std::time::Instant,
-    kind: &'static str,
-}
+/// What [`Tx`]'s connection is until the transaction ends.
+const LIVE: &str = "a transaction keeps its connection until it ends";
 
 /// The `kind` label of a write transaction: the kind of its
 /// [`Db::begin_serialized`] lock name (`claim` of `claim:<node>`, …; the
@@ -136,28 +136,6 @@ fn lock_kind(lock: Option<&str>) -> &'static str {
     }
 }
 
-impl WriteTurn {
-    async fn take(turn: &Arc<tokio::sync::Mutex<()>>, kind: &'static str) -> Self {
-        let asked = std::time::Instant::now();
-        let guard = Arc::clone(turn).lock_owned().await;
-        let since = std::time::Instant::now();
-        metrics::histogram!("novum_db_write_turn_wait_seconds", "kind" => kind)
-            .record(since.duration_since(asked).as_secs_f64());
-        Self {
-            _guard: guard,
-            since,
-            kind,
-        }
-    }
-}
-
-impl Drop for WriteTurn {
-    fn drop(&mut self) {
-        metrics::histogram!("novum_db_write_turn_held_seconds", "kind" => self.kind)
-            .record(self.since.elapsed().as_secs_f64());
-    }
-}
-
 impl std::fmt::Debug for Tx {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.debug_struct("Tx").finish_non_exhaustive()
@@ -168,25 +146,46 @@ impl std::ops::Deref for Tx {
     type Target = sqlx::AnyConnection;
 
     fn deref(&self) -> &Self::Target {
-        &self.inner
+        self.inner.as_ref().expect(LIVE)
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
+        self.inner.as_mut().expect(LIVE)
     }
 }
 
 impl Tx {
-    /// Commits (and passes the write turn on).
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+    /// Commits (and passes the write turn on). A grouped transaction's
+    /// answer is its group's commit.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let inner = self.inner.take().expect(LIVE);
+        match self.group.take() {
+            Some(membership) => writer::end_member(inner, self.turn.take(), membership, true).await,
+            None => inner.commit().await,
+        }
     }
 
-    /// Rolls back (and passes the write turn on).
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.inner.rollback().await
+    /// Rolls back (and passes the write turn on). A grouped transaction
+    /// undoes its own writes only.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let inner = self.inner.take().expect(LIVE);
+        match self.group.take() {
+            Some(membership) => {
+                writer::end_member(inner, self.turn.take(), membership, false).await
+            }
+            None => inner.rollback().await,
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        // Ended, or not grouped: the transaction's own drop rolls it back.
+        if let (Some(inner), Some(membership)) = (self.inner.take(), self.group.take()) {
+            writer::abandon(inner, self.turn.take(), membership);
+        }
     }
 }
 
@@ -271,26 +270,30 @@ impl Db {
         Ok(Self {
             pool,
             backend,
-            write_turn: Arc::default(),
+            writer: Arc::default(),
         })
     }
 
-    /// A SQLite transaction in this process's write turn (see [`Tx`]).
-    async fn begin_sqlite(&self, lock: Option<&str>) -> Result<Tx, DbError> {
-        let turn = WriteTurn::take(&self.write_turn, lock_kind(lock)).await;
+    /// A SQLite transaction in this process's write turn (see [`Tx`]),
+    /// joined to an open group when `grouped`.
+    async fn begin_sqlite(&self, lock: Option<&str>, grouped: bool) -> Result<Tx, DbError> {
+        let (inner, turn, group) =
+            writer::begin(&self.pool, &self.writer, lock_kind(lock), grouped).await?;
         Ok(Tx {
-            inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            inner: Some(inner),
             backend: Backend::Sqlite,
-            _turn: Some(turn),
+            turn: Some(turn),
+            group,
         })
     }
 
     /// A PostgreSQL transaction.
     async fn begin_postgres(&self) -> Result<Tx, DbError> {
         Ok(Tx {
-            inner: self.pool.begin().await?,
+            inner: Some(self.pool.begin().await?),
             backend: Backend::Postgres,
-            _turn: None,
+            turn: None,
+            group: None,
         })
     }
 
@@ -312,6 +315,12 @@ impl Db {
         &self.pool
     }
 
+    /// What group commit ([`Db::begin_grouped`]) did so far in this
+    /// process (SQLite; always nothing on PostgreSQL).
+    pub fn write_groups(&self) -> writer::WriteGroups {
+        self.writer.groups()
+    }
+
     /// The engine behind the pool.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -330,7 +339,7 @@ impl Db {
     /// Never hold one while opening another on the same database.
     pub async fn begin(&self) -> Result<Tx, DbError> {
         match self.backend {
-            Backend::Sqlite => self.begin_sqlite(None).await,
+            Backend::Sqlite => self.begin_sqlite(None, false).await,
             Backend::Postgres => self.begin_postgres().await,
         }
     }
@@ -356,7 +365,7 @@ impl Db {
     /// `network-instance:<uuid>` are taken alone.
     pub async fn begin_serialized(&self, lock: &str) -> Result<Tx, DbError> {
         match self.backend {
-            Backend::Sqlite => self.begin_sqlite(Some(lock)).await,
+            Backend::Sqlite => self.begin_sqlite(Some(lock), false).await,
             Backend::Postgres => {
                 let mut tx = self.begin_postgres().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -365,6 +374,29 @@ impl Db {
                     .await?;
                 Ok(tx)
             }
+        }
+    }
+
+    /// [`Db::begin_serialized`] whose commit may share one SQLite
+    /// transaction with other grouped transactions that wait for the
+    /// writer (group commit, see [`writer`]): it costs its holder the
+    /// latency of the members after it, and saves the writer a `BEGIN` and
+    /// a `COMMIT` per member. Only for transactions whose holder, from its
+    /// commit to the commit's answer, holds nothing (an in-process lock) a
+    /// transaction could wait for inside. PostgreSQL: `begin_serialized`.
+    pub async fn begin_grouped(&self, lock: &str) -> Result<Tx, DbError> {
+        match self.backend {
+            Backend::Sqlite => self.begin_sqlite(Some(lock), true).await,
+            Backend::Postgres => self.begin_serialized(lock).await,
+        }
+    }
+
+    /// A transaction like [`Db::begin`] that may be grouped (see
+    /// [`Db::begin_grouped`]).
+    pub async fn begin_grouped_plain(&self) -> Result<Tx, DbError> {
+        match self.backend {
+            Backend::Sqlite => self.begin_sqlite(None, true).await,
+            Backend::Postgres => self.begin_postgres().await,
         }
     }
 

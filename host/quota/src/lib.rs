@@ -121,7 +121,7 @@ impl Quota {
     /// A transaction serialized with every other quota check of `project`:
     /// run the check and the writes it allows in it, then commit.
     pub async fn begin(&self, project: &str) -> Result<Tx, DbError> {
-        self.db.begin_serialized(&lock_name(project)).await
+        self.db.begin_grouped(&lock_name(project)).await
     }
 
     /// Joins the quota lock of `project` from a transaction begun with

@@ -22,6 +22,7 @@ mod decision_log;
 mod evacuate;
 mod external_events;
 mod gap_cursor;
+mod group_commit;
 mod guest_actions;
 mod host_firewall;
 mod host_state;

@@ -109,7 +109,7 @@ pub async fn claim(
     instance_uuid: &str,
     wanted: Resources,
 ) -> Result<Claim, DbError> {
-    let mut tx = db.begin_serialized(&format!("claim:{node_uuid}")).await?;
+    let mut tx = db.begin_grouped(&format!("claim:{node_uuid}")).await?;
     let updated = sqlx::query(
         "UPDATE compute_nodes SET vcpus_used = vcpus_used + $1, memory_mb_used = memory_mb_used + $2, \
          local_gb_used = local_gb_used + $3, running_vms = running_vms + 1, generation = generation + 1, \

@@ -782,7 +782,7 @@ impl Conductor {
     /// a scheduling failure, the agent's result — which no other instance's
     /// work waits for. See [`Conductor::begin_global`] for the rest.
     pub(crate) async fn begin_instance(&self, uuid: &str) -> Result<Tx> {
-        Ok(self.db.begin_serialized(&instance_lock(uuid)).await?)
+        Ok(self.db.begin_grouped(&instance_lock(uuid)).await?)
     }
 
     /// A transaction for a workflow on instance `uuid` that still runs

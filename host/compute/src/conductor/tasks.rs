@@ -398,7 +398,7 @@ pub async fn lease(db: &Db, host: &str, lease: Duration) -> Result<Vec<Task>, Db
     if offered.is_none() {
         return Ok(Vec::new());
     }
-    let mut tx = db.begin_serialized(&format!("tasks:{host}")).await?;
+    let mut tx = db.begin_grouped(&format!("tasks:{host}")).await?;
     // A write first, so that SQLite takes the write lock at once.
     sqlx::query(
         "UPDATE tasks SET state = $1, leased_until = $2, offers = offers + 1, updated_at = $3 \

@@ -54,7 +54,7 @@ pub async fn insert_and_trim(
     decisions: &[Decision],
     keep: u64,
 ) -> Result<Vec<i64>, DbError> {
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_grouped_plain().await?;
     let mut ids = Vec::with_capacity(decisions.len());
     for decision in decisions {
         let record = serde_json::to_string(decision)

@@ -1,0 +1,382 @@
+//! SQLite's one writer: the process's write turn, and group commit.
+//!
+//! The turn (see [`crate::Tx`]): every SQLite transaction of the process
+//! first takes it, first come first served, and holds it until it ends.
+//!
+//! Group commit: a transaction begun with [`crate::Db::begin_grouped`]
+//! that commits while others wait for the turn does not commit. It
+//! releases its writes into the open transaction and hands that
+//! transaction, still open, to the next holder of the turn, which joins it
+//! behind a savepoint when it is grouped as well (its rollback then undoes
+//! its own writes only), or commits it first when it is not. The member
+//! that finds nobody waiting, or the group at [`MAX_MEMBERS`] or older than
+//! [`MAX_AGE`], commits, and every member's `commit` returns that commit's
+//! answer: a member never returns before its writes are as durable as a
+//! transaction of its own made them, and a failed commit fails all of them.
+//! A member saves its `BEGIN` and its `COMMIT` (a commit writes each page
+//! the transaction dirtied to the log; members dirty the same pages: the
+//! indexes' last pages, the outbox's, the tasks'), each a round trip to
+//! the connection's worker thread.
+//!
+//! A member waits for the members after it. So a transaction may be
+//! grouped only when, between its commit and the commit's answer, its
+//! holder holds nothing that another transaction's holder could wait for
+//! while it holds the turn (no in-process lock held across the commit that
+//! a transaction takes inside). A member whose successor went away (its
+//! future dropped while it waited for the turn) commits the group itself
+//! after [`PATIENCE`].
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::oneshot;
+
+/// Members of one group at most: the first member's commit waits for the
+/// others, so its latency grows with the group.
+pub const MAX_MEMBERS: usize = 32;
+
+/// A group older than this (since its `BEGIN`) is committed by its next
+/// member instead of handed on.
+pub const MAX_AGE: Duration = Duration::from_millis(20);
+
+/// How long a member waits for the group's answer before it looks whether
+/// the group was left open with nobody to take it on.
+const PATIENCE: Duration = Duration::from_millis(50);
+
+const SAVEPOINT: &str = "SAVEPOINT novum_group_member";
+const RELEASE: &str = "RELEASE novum_group_member";
+const ROLLBACK: &str = "ROLLBACK TO novum_group_member; RELEASE novum_group_member";
+
+/// A group's answer to each member: its commit's error as text (an error
+/// is not `Clone`).
+type Outcome = Result<(), String>;
+
+/// The process's SQLite writer: the turn, how many wait for it, and the
+/// group transaction left open for the next holder.
+#[derive(Default)]
+pub(crate) struct Writer {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    waiting: AtomicUsize,
+    parked: Mutex<Option<OpenGroup>>,
+    /// Commits of groups of more than one member.
+    shared_commits: AtomicU64,
+    /// The members of those groups.
+    shared_members: AtomicU64,
+}
+
+/// What group commit did so far in a process ([`crate::Db::write_groups`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteGroups {
+    /// Commits of groups of more than one member.
+    pub shared_commits: u64,
+    /// The members of those groups (each saved its own commit but one).
+    pub shared_members: u64,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Writer")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// What group commit did so far.
+    pub(crate) fn groups(&self) -> WriteGroups {
+        WriteGroups {
+            shared_commits: self.shared_commits.load(Ordering::Relaxed),
+            shared_members: self.shared_members.load(Ordering::Relaxed),
+        }
+    }
+
+    fn park(&self, group: OpenGroup) {
+        let previous = self
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(group);
+        // Only the turn's holder parks, and it took what was parked first.
+        if let Some(previous) = previous {
+            previous.fail("a group transaction was replaced".to_string());
+        }
+    }
+
+    fn take_parked(&self) -> Option<OpenGroup> {
+        self.parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Counts a waiter for the turn while it waits (also when its future is
+/// dropped while waiting).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// This process's SQLite write turn, held by one transaction: how long it
+/// was waited for and held goes to `/metrics`
+/// (`novum_db_write_turn_wait_seconds`, `novum_db_write_turn_held_seconds`:
+/// the one writer's queue and its busy time).
+pub(crate) struct WriteTurn {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    since: Instant,
+    kind: &'static str,
+}
+
+impl WriteTurn {
+    async fn take(writer: &Writer, kind: &'static str) -> Self {
+        let asked = Instant::now();
+        let waiting = Waiting::new(&writer.waiting);
+        let guard = Arc::clone(&writer.turn).lock_owned().await;
+        drop(waiting);
+        let since = Instant::now();
+        metrics::histogram!("novum_db_write_turn_wait_seconds", "kind" => kind)
+            .record(since.duration_since(asked).as_secs_f64());
+        Self {
+            _guard: guard,
+            since,
+            kind,
+        }
+    }
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        metrics::histogram!("novum_db_write_turn_held_seconds", "kind" => self.kind)
+            .record(self.since.elapsed().as_secs_f64());
+    }
+}
+
+/// A group's open transaction and the members waiting for its commit.
+struct OpenGroup {
+    tx: Transaction<'static, Any>,
+    members: Vec<oneshot::Sender<Outcome>>,
+    opened: Instant,
+}
+
+impl OpenGroup {
+    /// Commits, and answers every member.
+    async fn commit(self, writer: &Writer) -> Outcome {
+        let Self { tx, members, .. } = self;
+        metrics::histogram!("novum_db_group_commit_members").record(members.len() as f64);
+        if members.len() > 1 {
+            writer.shared_commits.fetch_add(1, Ordering::Relaxed);
+            writer
+                .shared_members
+                .fetch_add(members.len() as u64, Ordering::Relaxed);
+        }
+        let outcome = tx.commit().await.map_err(|error| error.to_string());
+        for member in members {
+            let _ = member.send(outcome.clone());
+        }
+        outcome
+    }
+
+    /// Rolls back (the transaction dropped), and answers every member `why`.
+    fn fail(self, why: String) {
+        let Self { tx, members, .. } = self;
+        drop(tx);
+        for member in members {
+            let _ = member.send(Err(why.clone()));
+        }
+    }
+}
+
+/// A grouped transaction's place in its group.
+pub(crate) struct Membership {
+    writer: Arc<Writer>,
+    /// The members before it, waiting for the group's commit.
+    earlier: Vec<oneshot::Sender<Outcome>>,
+    /// It joined an open group behind [`SAVEPOINT`] (the group's first
+    /// member began the transaction itself).
+    joined: bool,
+    opened: Instant,
+}
+
+/// The group's failure as a member's commit error.
+fn group_error(why: String) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(format!(
+        "the grouped commit failed: {why}"
+    )))
+}
+
+/// A SQLite transaction in the write turn: joined to the open group when
+/// `grouped` and one is open (a group left open is committed first when
+/// not), else `BEGIN IMMEDIATE`.
+pub(crate) async fn begin(
+    pool: &AnyPool,
+    writer: &Arc<Writer>,
+    kind: &'static str,
+    grouped: bool,
+) -> Result<(Transaction<'static, Any>, WriteTurn, Option<Membership>), sqlx::Error> {
+    let turn = WriteTurn::take(writer, kind).await;
+    if let Some(group) = writer.take_parked() {
+        if grouped {
+            let OpenGroup {
+                mut tx,
+                members,
+                opened,
+            } = group;
+            match tx.execute(SAVEPOINT).await {
+                Ok(_) => {
+                    let membership = Membership {
+                        writer: Arc::clone(writer),
+                        earlier: members,
+                        joined: true,
+                        opened,
+                    };
+                    return Ok((tx, turn, Some(membership)));
+                }
+                Err(error) => OpenGroup {
+                    tx,
+                    members,
+                    opened,
+                }
+                .fail(error.to_string()),
+            }
+        } else {
+            // Its members have their answer; this transaction's own begins.
+            let _ = group.commit(writer).await;
+        }
+    }
+    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let membership = grouped.then(|| Membership {
+        writer: Arc::clone(writer),
+        earlier: Vec::new(),
+        joined: false,
+        opened: Instant::now(),
+    });
+    Ok((tx, turn, membership))
+}
+
+/// Ends a grouped transaction's part: its writes kept (`keep`, a commit)
+/// or undone; then hands the open group on to the next holder of the turn
+/// or commits it. A kept part's answer is the group's commit.
+pub(crate) async fn end_member(
+    mut tx: Transaction<'static, Any>,
+    turn: Option<WriteTurn>,
+    membership: Membership,
+    keep: bool,
+) -> Result<(), sqlx::Error> {
+    let Membership {
+        writer,
+        earlier,
+        joined,
+        opened,
+    } = membership;
+    if !joined {
+        // The group's first member: nobody before it.
+        if !keep {
+            return tx.rollback().await;
+        }
+    } else if let Err(error) = tx.execute(if keep { RELEASE } else { ROLLBACK }).await {
+        OpenGroup {
+            tx,
+            members: earlier,
+            opened,
+        }
+        .fail(error.to_string());
+        return Err(error);
+    }
+    let mut members = earlier;
+    let answer = keep.then(|| {
+        let (sender, receiver) = oneshot::channel();
+        members.push(sender);
+        receiver
+    });
+    let group = OpenGroup {
+        tx,
+        members,
+        opened,
+    };
+    let hand_on = writer.waiting.load(Ordering::SeqCst) > 0
+        && group.members.len() < MAX_MEMBERS
+        && opened.elapsed() < MAX_AGE;
+    if hand_on {
+        writer.park(group);
+        drop(turn);
+        return match answer {
+            Some(answer) => wait_for(answer, &writer).await,
+            None => Ok(()),
+        };
+    }
+    let outcome = group.commit(&writer).await;
+    drop(turn);
+    if keep {
+        outcome.map_err(group_error)
+    } else {
+        Ok(())
+    }
+}
+
+/// A grouped transaction dropped without its end (an error on its way, or
+/// its future dropped): its part is undone, and the group goes on, on a
+/// task of its own (a drop cannot wait). Without a runtime the group
+/// rolls back and its members are told.
+pub(crate) fn abandon(
+    tx: Transaction<'static, Any>,
+    turn: Option<WriteTurn>,
+    membership: Membership,
+) {
+    if !membership.joined {
+        // Nobody before it: the transaction's own drop rolls it back.
+        drop(tx);
+        drop(turn);
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                let _ = end_member(tx, turn, membership, false).await;
+            });
+        }
+        Err(_) => OpenGroup {
+            tx,
+            members: membership.earlier,
+            opened: membership.opened,
+        }
+        .fail("the transaction was dropped outside a runtime".to_string()),
+    }
+}
+
+/// Waits for the group's answer; when it is slow to come, takes the turn
+/// and commits a group left open (its next holder gone).
+async fn wait_for(
+    mut answer: oneshot::Receiver<Outcome>,
+    writer: &Arc<Writer>,
+) -> Result<(), sqlx::Error> {
+    loop {
+        match tokio::time::timeout(PATIENCE, &mut answer).await {
+            Ok(Ok(outcome)) => return outcome.map_err(group_error),
+            Ok(Err(_)) => {
+                return Err(group_error(
+                    "its transaction ended without an answer".to_string(),
+                ));
+            }
+            Err(_slow) => {
+                let turn = WriteTurn::take(writer, "group-commit").await;
+                if let Some(group) = writer.take_parked() {
+                    let _ = group.commit(writer).await;
+                }
+                drop(turn);
+            }
+        }
+    }
+}
