@@ -697,10 +697,28 @@ fn writes_by_kind(before: &str, after: &str, creates: usize) -> String {
         })
         .collect();
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-    rows.into_iter()
+    let mut text = rows
+        .into_iter()
         .map(|(_, text)| text)
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    // Group commit (`novum_db::writer`): the grouped transactions per commit.
+    const GROUPS: &str = "novum_db_group_commit_members";
+    let (members_before, commits_before) = histogram(before, GROUPS, "");
+    let (members_after, commits_after) = histogram(after, GROUPS, "");
+    let (members, commits) = (
+        members_after - members_before,
+        commits_after - commits_before,
+    );
+    if commits > 0.0 {
+        text.push_str(&format!(
+            "; grouped transactions {:.2}/create in {:.2} commits/create ({:.1} a commit)",
+            members / creates.max(1) as f64,
+            commits / creates.max(1) as f64,
+            members / commits
+        ));
+    }
+    text
 }
 
 /// The sum and count of histogram `series{labels}` in a Prometheus text page.
@@ -1324,6 +1342,23 @@ mod tests {
                 "stage=\"pipeline\""
             ),
             (0.5, 100.0)
+        );
+    }
+
+    #[test]
+    fn write_transactions_are_told_by_kind_with_their_groups() {
+        let before = "novum_db_write_turn_held_seconds_sum{kind=\"claim\"} 1\n\
+                      novum_db_write_turn_held_seconds_count{kind=\"claim\"} 100\n\
+                      novum_db_group_commit_members_sum 100\n\
+                      novum_db_group_commit_members_count 100\n";
+        let after = "novum_db_write_turn_held_seconds_sum{kind=\"claim\"} 1.2\n\
+                     novum_db_write_turn_held_seconds_count{kind=\"claim\"} 200\n\
+                     novum_db_group_commit_members_sum 300\n\
+                     novum_db_group_commit_members_count 150\n";
+        assert_eq!(
+            writes_by_kind(before, after, 100),
+            "claim 1.00/create × 2.00 ms; grouped transactions 2.00/create \
+             in 0.50 commits/create (4.0 a commit)"
         );
     }
 
