@@ -172,8 +172,24 @@ struct OpenGroup {
 }
 
 impl OpenGroup {
+    /// Commits on a task of its own, holding `turn` until it is done, and
+    /// answers every member: a caller dropped while it waits does not cut
+    /// the commit short (its members would hear an error for a commit that
+    /// happened, and a claim would be tried again elsewhere).
+    async fn commit(self, writer: &Arc<Writer>, turn: Option<WriteTurn>) -> Outcome {
+        let writer = Arc::clone(writer);
+        let committing = tokio::spawn(async move {
+            let outcome = self.commit_here(&writer).await;
+            drop(turn);
+            outcome
+        });
+        committing
+            .await
+            .unwrap_or_else(|error| Err(format!("the commit's task failed: {error}")))
+    }
+
     /// Commits, and answers every member.
-    async fn commit(self, writer: &Writer) -> Outcome {
+    async fn commit_here(self, writer: &Writer) -> Outcome {
         let Self { tx, members, .. } = self;
         metrics::histogram!("novum_db_group_commit_members").record(members.len() as f64);
         if members.len() > 1 {
@@ -253,7 +269,7 @@ pub(crate) async fn begin(
             }
         } else {
             // Its members have their answer; this transaction's own begins.
-            let _ = group.commit(writer).await;
+            let _ = group.commit(writer, None).await;
         }
     }
     let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -317,8 +333,7 @@ pub(crate) async fn end_member(
             None => Ok(()),
         };
     }
-    let outcome = group.commit(&writer).await;
-    drop(turn);
+    let outcome = group.commit(&writer, turn).await;
     if keep {
         outcome.map_err(group_error)
     } else {
@@ -373,9 +388,8 @@ async fn wait_for(
             Err(_slow) => {
                 let turn = WriteTurn::take(writer, "group-commit").await;
                 if let Some(group) = writer.take_parked() {
-                    let _ = group.commit(writer).await;
+                    let _ = group.commit(writer, Some(turn)).await;
                 }
-                drop(turn);
             }
         }
     }
