@@ -54,25 +54,45 @@ pub async fn insert_and_trim(
     decisions: &[Decision],
     keep: u64,
 ) -> Result<Vec<i64>, DbError> {
+    const COLUMNS: usize = 8;
     let mut tx = db.begin_grouped_plain().await?;
     let mut ids = Vec::with_capacity(decisions.len());
-    for decision in decisions {
-        let record = serde_json::to_string(decision)
-            .map_err(|error| DbError::Query(sqlx::Error::Encode(Box::new(error))))?;
-        let insert = sqlx::query(
+    if !decisions.is_empty() {
+        // One statement for the batch (one round trip, not one a row). Its
+        // ids come back in no set order; ids increase in the order the rows
+        // are inserted, so sorted they are the decisions' in order.
+        let rows = (0..decisions.len())
+            .map(|row| {
+                let placeholders: Vec<String> = (1..=COLUMNS)
+                    .map(|column| format!("${}", row * COLUMNS + column))
+                    .collect();
+                format!("({})", placeholders.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
             "INSERT INTO scheduling_decisions \
              (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(&decision.request_id)
-        .bind(decision.instance_uuids.first())
-        .bind(&decision.request.project_id)
-        .bind(&decision.purpose)
-        .bind(decision.outcome.label())
-        .bind(controller)
-        .bind(&decision.decided_at)
-        .bind(record);
-        ids.push(novum_db::insert_returning_id(&mut tx, insert).await?);
+             VALUES {rows} RETURNING id"
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for decision in decisions {
+            let record = serde_json::to_string(decision)
+                .map_err(|error| DbError::Query(sqlx::Error::Encode(Box::new(error))))?;
+            insert = insert
+                .bind(decision.request_id.clone())
+                .bind(decision.instance_uuids.first().cloned())
+                .bind(decision.request.project_id.clone())
+                .bind(decision.purpose.clone())
+                .bind(decision.outcome.label())
+                .bind(controller.to_string())
+                .bind(decision.decided_at.clone())
+                .bind(record);
+        }
+        for row in insert.fetch_all(&mut *tx).await? {
+            ids.push(row.try_get::<i64, _>("id")?);
+        }
+        ids.sort_unstable();
     }
     trim(&mut tx, keep).await?;
     tx.commit().await?;
