@@ -87,9 +87,28 @@ impl Clauses {
     }
 }
 
+/// `($1, …, $k), ($k+1, …)`: the placeholders of `rows` rows of
+/// `per_row` values each, for a multi-row `INSERT … VALUES`.
+pub fn row_placeholders(rows: usize, per_row: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let first = row * per_row + 1;
+            let values: Vec<String> = (first..first + per_row).map(|n| format!("${n}")).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_placeholders_number_the_rows_values_in_order() {
+        assert_eq!(row_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(row_placeholders(0, 3), "");
+    }
 
     #[test]
     fn placeholders_number_the_binds_in_order() {

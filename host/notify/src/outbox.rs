@@ -110,16 +110,7 @@ impl<'a> OutboxRow<'a> {
 
 /// `($1, …, $10), ($11, …)`: the placeholders of `rows` outbox rows.
 fn outbox_placeholders(rows: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let first = row * OUTBOX_VALUES_PER_ROW + 1;
-            let values: Vec<String> = (first..first + OUTBOX_VALUES_PER_ROW)
-                .map(|n| format!("${n}"))
-                .collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    novum_db::clauses::row_placeholders(rows, OUTBOX_VALUES_PER_ROW)
 }
 
 /// Writes `notification` to the outbox in `tx`; returns its sequence number.

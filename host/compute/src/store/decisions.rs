@@ -61,15 +61,7 @@ pub async fn insert_and_trim(
         // One statement for the batch (one round trip, not one a row). Its
         // ids come back in no set order; ids increase in the order the rows
         // are inserted, so sorted they are the decisions' in order.
-        let rows = (0..decisions.len())
-            .map(|row| {
-                let placeholders: Vec<String> = (1..=COLUMNS)
-                    .map(|column| format!("${}", row * COLUMNS + column))
-                    .collect();
-                format!("({})", placeholders.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
+        let rows = novum_db::clauses::row_placeholders(decisions.len(), COLUMNS);
         let sql = format!(
             "INSERT INTO scheduling_decisions \
              (request_id, instance_uuid, project_id, purpose, outcome, controller, decided_at, record) \
@@ -80,13 +72,13 @@ pub async fn insert_and_trim(
             let record = serde_json::to_string(decision)
                 .map_err(|error| DbError::Query(sqlx::Error::Encode(Box::new(error))))?;
             insert = insert
-                .bind(decision.request_id.clone())
-                .bind(decision.instance_uuids.first().cloned())
-                .bind(decision.request.project_id.clone())
-                .bind(decision.purpose.clone())
+                .bind(&decision.request_id)
+                .bind(decision.instance_uuids.first())
+                .bind(&decision.request.project_id)
+                .bind(&decision.purpose)
                 .bind(decision.outcome.label())
-                .bind(controller.to_string())
-                .bind(decision.decided_at.clone())
+                .bind(controller)
+                .bind(&decision.decided_at)
                 .bind(record);
         }
         for row in insert.fetch_all(&mut *tx).await? {
