@@ -63,6 +63,12 @@ impl Batch {
         Ok(())
     }
 
+    /// Adds a statement that binds nothing.
+    pub(crate) fn push_statement(&mut self, sql: &str) {
+        self.statements
+            .push((sql.to_string(), AnyArguments::default()));
+    }
+
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty()
@@ -77,20 +83,33 @@ impl Batch {
     /// that fails stops the rest (and its error is the answer: the caller
     /// rolls back, as after any failed statement).
     pub async fn run(self, tx: &mut Tx) -> Result<(), DbError> {
-        if tx.backend == Backend::Sqlite {
-            for (sql, arguments) in joined(self.statements) {
-                sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            return Ok(());
-        }
-        for (sql, arguments) in self.statements {
+        self.fetch_all(tx).await.map(drop)
+    }
+
+    /// Runs the statements in `tx` in the order they were added, and answers the
+    /// rows they return: those of the last one (a batch asked for rows
+    /// ends with the one statement that returns any, e.g. an
+    /// `UPDATE … RETURNING`). The first statement that fails stops the
+    /// rest.
+    pub async fn fetch_all(self, tx: &mut Tx) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
+        let mut queries = if tx.backend == Backend::Sqlite {
+            joined(self.statements)
+        } else {
+            self.statements
+        };
+        let Some((last_sql, last_arguments)) = queries.pop() else {
+            return Ok(Vec::new());
+        };
+        for (sql, arguments) in queries {
             sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments)
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(())
+        Ok(
+            sqlx::query_with(sqlx::AssertSqlSafe(last_sql), last_arguments)
+                .fetch_all(&mut **tx)
+                .await?,
+        )
     }
 }
 

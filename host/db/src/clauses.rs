@@ -35,13 +35,11 @@ impl Clauses {
         self.bind(Bind::Int(value))
     }
 
-    /// Placeholders for every one of `values`, comma-separated (for `IN (…)`).
+    /// `values` bound as one list, for `IN (…)`: a subquery over one
+    /// placeholder ([`list_subquery`]).
     pub fn text_list(&mut self, values: &[String]) -> String {
-        values
-            .iter()
-            .map(|value| self.text(value))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let placeholder = self.bind(Bind::Text(json_list(values)));
+        list_subquery(&placeholder)
     }
 
     /// Adds a condition (written with placeholders from this builder).
@@ -87,6 +85,22 @@ impl Clauses {
     }
 }
 
+/// `SELECT value FROM json_each(<placeholder>)`: the values of a list bound
+/// as one JSON array of text ([`json_list`]), for `x IN (…)`. SQLite's
+/// `json_each` reads the array; on PostgreSQL, migration 0116 gives
+/// `json_each` a `text` form that does. One placeholder, however long the
+/// list: SQLite finds a statement's placeholders by name in a list, so a
+/// placeholder per value costs n² to bind, and a list's length changes no
+/// statement's text.
+pub fn list_subquery(placeholder: &str) -> String {
+    format!("SELECT value FROM json_each({placeholder})")
+}
+
+/// `values` as the JSON array [`list_subquery`] reads.
+pub fn json_list(values: &[String]) -> String {
+    serde_json::Value::from(values).to_string()
+}
+
 /// `($1, …, $k), ($k+1, …)`: the placeholders of `rows` rows of
 /// `per_row` values each, for a multi-row `INSERT … VALUES`.
 pub fn row_placeholders(rows: usize, per_row: usize) -> String {
@@ -116,10 +130,14 @@ mod tests {
         assert_eq!(clauses.sql(), "1 = 1");
         let first = clauses.text("a");
         clauses.push(format!("x = {first}"));
-        let list = clauses.text_list(&["b".to_string(), "c".to_string()]);
+        let list = clauses.text_list(&["b".to_string(), "c\"".to_string()]);
         clauses.push(format!("y IN ({list})"));
         let number = clauses.int(7);
         clauses.push(format!("z < {number}"));
-        assert_eq!(clauses.sql(), "x = $1 AND y IN ($2, $3) AND z < $4");
+        assert_eq!(
+            clauses.sql(),
+            "x = $1 AND y IN (SELECT value FROM json_each($2)) AND z < $3"
+        );
+        assert_eq!(clauses.binds[1], Bind::Text(r#"["b","c\""]"#.to_string()));
     }
 }

@@ -162,9 +162,41 @@ impl Tx {
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let inner = self.inner.take().expect(LIVE);
         match self.group.take() {
-            Some(membership) => writer::end_member(inner, self.turn.take(), membership, true).await,
+            Some(membership) => {
+                writer::end_member(inner, self.turn.take(), membership, writer::Ending::Keep).await
+            }
             None => inner.commit().await,
         }
+    }
+
+    /// Runs `writes` (see [`Batch::run`]), then commits. A grouped SQLite
+    /// transaction ends its part of the group with the writes' last
+    /// hand-off, not one of its own: it releases its savepoint and opens
+    /// the next member's there when it will hand the group on. When a
+    /// write fails nothing is committed and the transaction is rolled back
+    /// (a grouped one: its own part).
+    pub async fn commit_with(mut self, mut writes: Batch) -> Result<(), DbError> {
+        let Some((closing, savepoint_open)) = self
+            .group
+            .as_ref()
+            .map(writer::Membership::closing_statements)
+        else {
+            writes.run(&mut self).await?;
+            return Ok(self.commit().await?);
+        };
+        for statement in closing {
+            writes.push_statement(statement);
+        }
+        writes.run(&mut self).await?;
+        let inner = self.inner.take().expect(LIVE);
+        match self.group.take() {
+            Some(membership) => {
+                let ending = writer::Ending::Kept { savepoint_open };
+                writer::end_member(inner, self.turn.take(), membership, ending).await?;
+            }
+            None => inner.commit().await?,
+        }
+        Ok(())
     }
 
     /// Rolls back (and passes the write turn on). A grouped transaction
@@ -173,7 +205,7 @@ impl Tx {
         let inner = self.inner.take().expect(LIVE);
         match self.group.take() {
             Some(membership) => {
-                writer::end_member(inner, self.turn.take(), membership, false).await
+                writer::end_member(inner, self.turn.take(), membership, writer::Ending::Undo).await
             }
             None => inner.rollback().await,
         }

@@ -16,7 +16,10 @@
 //! A member saves its `BEGIN` and its `COMMIT` (a commit writes each page
 //! the transaction dirtied to the log; members dirty the same pages: the
 //! indexes' last pages, the outbox's, the tasks'), each a round trip to
-//! the connection's worker thread.
+//! the connection's worker thread. A member that ends with
+//! [`crate::Tx::commit_with`] sends the end of its part (`RELEASE`) and the
+//! next member's `SAVEPOINT` with its last writes, so that neither its end
+//! nor the next member's start costs a round trip of its own.
 //!
 //! A member waits for the members after it. So a transaction may be
 //! grouped only when, between its commit and the commit's answer, its
@@ -45,9 +48,17 @@ pub const MAX_AGE: Duration = Duration::from_millis(20);
 /// the group was left open with nobody to take it on.
 const PATIENCE: Duration = Duration::from_millis(50);
 
-const SAVEPOINT: &str = "SAVEPOINT novum_group_member";
-const RELEASE: &str = "RELEASE novum_group_member";
+/// Opens the next member's part of a group.
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT novum_group_member";
+/// Keeps a member's part (its writes join the group's transaction).
+pub(crate) const RELEASE: &str = "RELEASE novum_group_member";
+/// Undoes a member's part.
 const ROLLBACK: &str = "ROLLBACK TO novum_group_member; RELEASE novum_group_member";
+/// Keeps a member's part and opens the next member's.
+const RELEASE_AND_OPEN: &str = "RELEASE novum_group_member; SAVEPOINT novum_group_member";
+/// Undoes a member's part and opens the next member's.
+const ROLLBACK_AND_OPEN: &str =
+    "ROLLBACK TO novum_group_member; RELEASE novum_group_member; SAVEPOINT novum_group_member";
 
 /// A group's answer to each member: its commit's error as text (an error
 /// is not `Clone`).
@@ -169,6 +180,9 @@ struct OpenGroup {
     tx: Transaction<'static, Any>,
     members: Vec<oneshot::Sender<Outcome>>,
     opened: Instant,
+    /// The member that parked it opened the next member's savepoint with
+    /// its own last statements (so joining costs no round trip).
+    savepoint_open: bool,
 }
 
 impl OpenGroup {
@@ -249,9 +263,15 @@ pub(crate) async fn begin(
                 mut tx,
                 members,
                 opened,
+                savepoint_open,
             } = group;
-            match tx.execute(SAVEPOINT).await {
-                Ok(_) => {
+            let joined = if savepoint_open {
+                Ok(())
+            } else {
+                tx.execute(SAVEPOINT).await.map(|_| ())
+            };
+            match joined {
+                Ok(()) => {
                     let membership = Membership {
                         writer: Arc::clone(writer),
                         earlier: members,
@@ -264,6 +284,7 @@ pub(crate) async fn begin(
                     tx,
                     members,
                     opened,
+                    savepoint_open: false,
                 }
                 .fail(error.to_string()),
             }
@@ -282,31 +303,92 @@ pub(crate) async fn begin(
     Ok((tx, turn, membership))
 }
 
-/// Ends a grouped transaction's part: its writes kept (`keep`, a commit)
-/// or undone; then hands the open group on to the next holder of the turn
-/// or commits it. A kept part's answer is the group's commit.
+/// How a grouped transaction ends its part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Its writes are kept (a commit).
+    Keep,
+    /// Its writes are undone (a rollback, an error, a drop).
+    Undo,
+    /// Its writes are kept, and its own last statements already ended its
+    /// part ([`Membership::closing_statements`]): `savepoint_open` when
+    /// they opened the next member's savepoint too.
+    Kept {
+        /// The next member's savepoint is open.
+        savepoint_open: bool,
+    },
+}
+
+impl Membership {
+    /// Whether a member ending now would hand the group on (others wait
+    /// for the turn, and the group, this member in it, is neither full nor
+    /// old) rather than commit it.
+    fn hands_on(&self, keep: bool) -> bool {
+        let members = self.earlier.len() + usize::from(keep);
+        self.writer.waiting.load(Ordering::SeqCst) > 0
+            && members < MAX_MEMBERS
+            && self.opened.elapsed() < MAX_AGE
+    }
+
+    /// The statements that end this member's part when run after its last
+    /// write (so that its commit costs no round trip of its own), and
+    /// whether they open the next member's savepoint: a member that will
+    /// hand the group on releases its part (when it joined behind a
+    /// savepoint) and opens the next one's; one that will commit needs
+    /// nothing (`COMMIT` ends every savepoint).
+    pub(crate) fn closing_statements(&self) -> (&'static [&'static str], bool) {
+        match (self.hands_on(true), self.joined) {
+            (true, true) => (&[RELEASE, SAVEPOINT], true),
+            (true, false) => (&[SAVEPOINT], true),
+            (false, _) => (&[], false),
+        }
+    }
+}
+
+/// Ends a grouped transaction's part as `ending` says; then hands the open
+/// group on to the next holder of the turn or commits it. A kept part's
+/// answer is the group's commit.
 pub(crate) async fn end_member(
     mut tx: Transaction<'static, Any>,
     turn: Option<WriteTurn>,
     membership: Membership,
-    keep: bool,
+    ending: Ending,
 ) -> Result<(), sqlx::Error> {
+    let keep = ending != Ending::Undo;
+    let hand_on = membership.hands_on(keep)
+        && match ending {
+            // A joined member whose last statements did not release its
+            // part (it was to commit) commits.
+            Ending::Kept { savepoint_open } => savepoint_open || !membership.joined,
+            Ending::Keep | Ending::Undo => true,
+        };
     let Membership {
         writer,
         earlier,
         joined,
         opened,
     } = membership;
-    if !joined {
+    // What is left to say to SQLite: a member that hands on opens the next
+    // one's savepoint with its own last statement.
+    let (statement, mut savepoint_open) = match (ending, joined, hand_on) {
+        (Ending::Kept { savepoint_open }, _, _) => (None, savepoint_open),
         // The group's first member: nobody before it.
-        if !keep {
-            return tx.rollback().await;
-        }
-    } else if let Err(error) = tx.execute(if keep { RELEASE } else { ROLLBACK }).await {
+        (Ending::Undo, false, _) => return tx.rollback().await,
+        (Ending::Keep, true, true) => (Some(RELEASE_AND_OPEN), true),
+        (Ending::Undo, true, true) => (Some(ROLLBACK_AND_OPEN), true),
+        (Ending::Undo, true, false) => (Some(ROLLBACK), false),
+        // `COMMIT` ends a joined member's savepoint; a first member hands
+        // on without one (the next opens its own).
+        (Ending::Keep, _, _) => (None, false),
+    };
+    if let Some(statement) = statement
+        && let Err(error) = tx.execute(statement).await
+    {
         OpenGroup {
             tx,
             members: earlier,
             opened,
+            savepoint_open: false,
         }
         .fail(error.to_string());
         return Err(error);
@@ -317,14 +399,17 @@ pub(crate) async fn end_member(
         members.push(sender);
         receiver
     });
+    if !hand_on {
+        // A savepoint opened for a successor that went away is committed
+        // with the rest.
+        savepoint_open = false;
+    }
     let group = OpenGroup {
         tx,
         members,
         opened,
+        savepoint_open,
     };
-    let hand_on = writer.waiting.load(Ordering::SeqCst) > 0
-        && group.members.len() < MAX_MEMBERS
-        && opened.elapsed() < MAX_AGE;
     if hand_on {
         writer.park(group);
         drop(turn);
@@ -359,13 +444,14 @@ pub(crate) fn abandon(
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             runtime.spawn(async move {
-                let _ = end_member(tx, turn, membership, false).await;
+                let _ = end_member(tx, turn, membership, Ending::Undo).await;
             });
         }
         Err(_) => OpenGroup {
             tx,
             members: membership.earlier,
             opened: membership.opened,
+            savepoint_open: false,
         }
         .fail("the transaction was dropped outside a runtime".to_string()),
     }

@@ -180,8 +180,11 @@ impl Clauses {
         if values.is_empty() {
             return "1 = 0".to_string();
         }
-        let placeholders: Vec<String> = values.iter().map(|value| self.text(value)).collect();
-        format!("{column} IN ({})", placeholders.join(", "))
+        let placeholder = self.text(&novum_db::clauses::json_list(values));
+        format!(
+            "{column} IN ({})",
+            novum_db::clauses::list_subquery(&placeholder)
+        )
     }
 
     fn attribute(&mut self, attribute: &Attribute, values: &[String]) -> Result<(), NetworkError> {
@@ -382,5 +385,10 @@ mod tests {
             .expect("valid");
         assert_eq!(clauses.clauses, ["shared IN ($1, $2)"]);
         assert_eq!(clauses.any_of("id", &[]), "1 = 0");
+        assert_eq!(
+            clauses.any_of("id", &["a".into(), "b".into()]),
+            "id IN (SELECT value FROM json_each($3))"
+        );
+        assert!(matches!(&clauses.binds[2], Bind::Text(list) if list == r#"["a","b"]"#));
     }
 }

@@ -37,5 +37,5 @@ pub mod sink;
 pub use config::{NotificationFormat, NotificationsConfig, WebhookConfig};
 pub use dispatcher::{Dispatcher, DispatcherHandle};
 pub use envelope::{Envelope, EventType, Notification, Phase, Priority, Publisher};
-pub use outbox::{NotifyError, commit, emit, emit_all, emit_all_into, wake};
+pub use outbox::{NotifyError, commit, commit_with, emit, emit_all, emit_all_into, wake};
 pub use sink::HookSink;

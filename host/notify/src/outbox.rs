@@ -21,6 +21,9 @@ pub enum NotifyError {
     /// A query failed.
     #[error("notification outbox: {0}")]
     Db(#[from] sqlx::Error),
+    /// The writes committed with the events failed.
+    #[error(transparent)]
+    Write(#[from] novum_db::DbError),
     /// A stored message is not valid JSON.
     #[error("notification outbox: stored message {seq} is corrupt: {source}")]
     Corrupt {
@@ -50,6 +53,15 @@ pub(crate) fn wake_receiver() -> watch::Receiver<u64> {
 /// Commits `tx` and wakes the dispatchers.
 pub async fn commit(tx: Tx) -> Result<(), NotifyError> {
     tx.commit().await?;
+    wake();
+    Ok(())
+}
+
+/// Runs `writes` in `tx` and commits it ([`Tx::commit_with`]: a grouped
+/// transaction's commit costs no round trip of its own), then wakes the
+/// dispatchers.
+pub async fn commit_with(tx: Tx, writes: novum_db::Batch) -> Result<(), NotifyError> {
+    tx.commit_with(writes).await?;
     wake();
     Ok(())
 }

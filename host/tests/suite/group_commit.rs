@@ -41,15 +41,39 @@ enum Ending {
     Drop,
     /// A statement fails (a duplicate key) and the transaction is dropped.
     Fail,
+    /// A last write, then the commit, in one batch (`Tx::commit_with`).
+    CommitWith,
+    /// `Tx::commit_with` whose batch fails (a duplicate key): nothing of
+    /// the member stays.
+    CommitWithFailing,
 }
 
 fn ending_of(id: i64) -> Ending {
-    match id % 7 {
+    match id % 9 {
         3 => Ending::Rollback,
         4 => Ending::Drop,
         5 => Ending::Fail,
+        6 | 8 => Ending::CommitWith,
+        7 => Ending::CommitWithFailing,
         _ => Ending::Commit,
     }
+}
+
+/// The batch of [`Ending::CommitWith`]: the member's row relabelled; with
+/// `failing`, then a duplicate key.
+fn last_writes(id: i64, failing: bool) -> novum_db::Batch {
+    let mut writes = novum_db::Batch::new();
+    writes
+        .push(sqlx::query("UPDATE group_probe SET label = 'batched' WHERE id = $1").bind(id))
+        .expect("relabel");
+    if failing {
+        writes
+            .push(sqlx::query(
+                "INSERT INTO group_probe (id, label) VALUES (0, 'again')",
+            ))
+            .expect("duplicate");
+    }
+    writes
 }
 
 /// `members` grouped transactions at once, each writing its row (and
@@ -96,6 +120,17 @@ async fn members_keep_their_own_endings(db: Db, members: i64) {
                     assert!(duplicate.is_err(), "the duplicate key fails");
                     drop(tx);
                 }
+                Ending::CommitWith => tx
+                    .commit_with(last_writes(id, false))
+                    .await
+                    .expect("commit with"),
+                Ending::CommitWithFailing => {
+                    let failed = tx.commit_with(last_writes(id, true)).await;
+                    assert!(
+                        failed.is_err(),
+                        "the batch's duplicate key fails the commit"
+                    );
+                }
             }
         }));
     }
@@ -103,7 +138,9 @@ async fn members_keep_their_own_endings(db: Db, members: i64) {
         task.await.expect("member");
     }
     let mut expected = vec![0];
-    expected.extend((1..=members).filter(|id| matches!(ending_of(*id), Ending::Commit)));
+    expected.extend(
+        (1..=members).filter(|id| matches!(ending_of(*id), Ending::Commit | Ending::CommitWith)),
+    );
     // A dropped member's undo runs on a task of its own: wait for the
     // writer to be free again.
     db.begin()
@@ -113,6 +150,21 @@ async fn members_keep_their_own_endings(db: Db, members: i64) {
         .await
         .expect("commit");
     assert_eq!(probe_ids(&db).await, expected);
+    let batched: Vec<i64> =
+        sqlx::query("SELECT id FROM group_probe WHERE label = 'batched' ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .expect("read the labels")
+            .iter()
+            .map(|row| row.try_get("id").expect("id"))
+            .collect();
+    let expected_batched: Vec<i64> = (1..=members)
+        .filter(|id| matches!(ending_of(*id), Ending::CommitWith))
+        .collect();
+    assert_eq!(
+        batched, expected_batched,
+        "each batch's write is kept with its member"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@
 
 use sqlx::Row;
 
-use novum_db::{self as db, Db, DbError, Tx};
+use novum_db::{self as db, Batch, Db, DbError, Tx};
 use novum_scheduler::resource_shortage;
 
 /// What an instance takes from a node.
@@ -110,23 +110,40 @@ pub async fn claim(
     wanted: Resources,
 ) -> Result<Claim, DbError> {
     let mut tx = db.begin_grouped(&format!("claim:{node_uuid}")).await?;
-    let updated = sqlx::query(
-        "UPDATE compute_nodes SET vcpus_used = vcpus_used + $1, memory_mb_used = memory_mb_used + $2, \
-         local_gb_used = local_gb_used + $3, running_vms = running_vms + 1, generation = generation + 1, \
-         updated_at = $4 \
-         WHERE uuid = $5 \
-         AND vcpus_used + $1 <= vcpus * cpu_allocation_ratio \
-         AND memory_mb_used + $2 <= (memory_mb - reserved_host_memory_mb) * ram_allocation_ratio \
-         AND local_gb_used + $3 <= local_gb * disk_allocation_ratio \
-         RETURNING hypervisor_hostname",
-    )
-    .bind(wanted.vcpus)
-    .bind(wanted.memory_mb)
-    .bind(wanted.disk_gb)
-    .bind(db::now())
-    .bind(node_uuid)
-    .fetch_optional(&mut *tx)
-    .await?;
+    // The allocation row first, then the conditional usage bump: one
+    // hand-off to the database. When the bump takes nothing, the rollback
+    // takes the row back too.
+    let mut statements = Batch::new();
+    statements.push(
+        sqlx::query(
+            "INSERT INTO allocations (instance_uuid, node_uuid, vcpus, memory_mb, disk_gb, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(instance_uuid)
+        .bind(node_uuid)
+        .bind(wanted.vcpus)
+        .bind(wanted.memory_mb)
+        .bind(wanted.disk_gb)
+        .bind(db::now()),
+    )?;
+    statements.push(
+        sqlx::query(
+            "UPDATE compute_nodes SET vcpus_used = vcpus_used + $1, memory_mb_used = memory_mb_used + $2, \
+             local_gb_used = local_gb_used + $3, running_vms = running_vms + 1, generation = generation + 1, \
+             updated_at = $4 \
+             WHERE uuid = $5 \
+             AND vcpus_used + $1 <= vcpus * cpu_allocation_ratio \
+             AND memory_mb_used + $2 <= (memory_mb - reserved_host_memory_mb) * ram_allocation_ratio \
+             AND local_gb_used + $3 <= local_gb * disk_allocation_ratio \
+             RETURNING hypervisor_hostname",
+        )
+        .bind(wanted.vcpus)
+        .bind(wanted.memory_mb)
+        .bind(wanted.disk_gb)
+        .bind(db::now())
+        .bind(node_uuid),
+    )?;
+    let updated = statements.fetch_all(&mut tx).await?.into_iter().next();
     let Some(updated) = updated else {
         let answer = match shortage_of(&mut tx, node_uuid, wanted).await? {
             None => Claim::NoNode,
@@ -138,18 +155,6 @@ pub async fn claim(
         return Ok(answer);
     };
     let hypervisor_hostname: String = updated.try_get("hypervisor_hostname")?;
-    sqlx::query(
-        "INSERT INTO allocations (instance_uuid, node_uuid, vcpus, memory_mb, disk_gb, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(instance_uuid)
-    .bind(node_uuid)
-    .bind(wanted.vcpus)
-    .bind(wanted.memory_mb)
-    .bind(wanted.disk_gb)
-    .bind(db::now())
-    .execute(&mut *tx)
-    .await?;
     Ok(Claim::Won {
         tx,
         hypervisor_hostname,

@@ -936,22 +936,23 @@ impl Conductor {
             uuids.push(uuid);
             operations.push(operation);
         }
-        writes.run(&mut tx).await?;
-        // One `server_group.add_member` per new member.
-        if let Some(group) = &request.group
-            && let Some(payload) = crate::store::server_groups::payload(&mut tx, group).await?
-        {
-            for _ in &uuids {
-                notices::server_group(
-                    &mut tx,
-                    &self.api_publisher(),
-                    payload.clone(),
-                    "add_member",
-                )
-                .await?;
+        // One `server_group.add_member` per new member (the payload lists
+        // them: the writes run first).
+        if let Some(group) = &request.group {
+            std::mem::take(&mut writes).run(&mut tx).await?;
+            if let Some(payload) = crate::store::server_groups::payload(&mut tx, group).await? {
+                for _ in &uuids {
+                    notices::server_group(
+                        &mut tx,
+                        &self.api_publisher(),
+                        payload.clone(),
+                        "add_member",
+                    )
+                    .await?;
+                }
             }
         }
-        novum_notify::commit(tx).await?;
+        novum_notify::commit_with(tx, writes).await?;
         // The servers are scheduled one after the other, all marked as this
         // process's from now: a server still waiting for its turn after
         // ADOPT_UNOWNED_AFTER is not adopted (and run beside the others).
@@ -1585,23 +1586,28 @@ impl Conductor {
         let Some((mut tx, node)) = self.claim_for(placement, host).await? else {
             return Ok(false);
         };
-        let advanced = sqlx::query(
-            "UPDATE conductor_operations SET step = $1, updated_at = $2 WHERE id = $3 AND state = $4 AND step = $5",
-        )
-        .bind(step::SPAWN)
-        .bind(db::now())
-        .bind(&operation.id)
-        .bind(op_state::RUNNING)
-        .bind(step::SCHEDULE)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if advanced != 1 {
+        // The build's next step, and what its notifications need from
+        // before the change, in one statement.
+        let advance = format!(
+            "UPDATE conductor_operations SET step = $1, updated_at = $2 \
+             WHERE id = $3 AND state = $4 AND step = $5 RETURNING {}",
+            notices::before_change_columns("$6", "$7")
+        );
+        let advanced = sqlx::query(sqlx::AssertSqlSafe(advance))
+            .bind(step::SPAWN)
+            .bind(db::now())
+            .bind(&operation.id)
+            .bind(op_state::RUNNING)
+            .bind(step::SCHEDULE)
+            .bind(&instance.uuid)
+            .bind(operation.action_id.as_deref())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(advanced) = advanced else {
             tx.rollback().await?;
             return Ok(false);
-        }
-        let (before, context) =
-            notices::before_change(&mut tx, &instance.uuid, operation.action_id.as_deref()).await?;
+        };
+        let (before, context) = notices::before_change_of(&advanced)?;
         let now = notices::changed(
             &mut tx,
             &instance.uuid,
@@ -1622,8 +1628,7 @@ impl Conductor {
         events.action(&compute, &now, notice, Phase::Start, &context, None);
         events.state_changed(&compute, &now, before.as_ref(), &context);
         events.send_with(&mut writes)?;
-        writes.run(&mut tx).await?;
-        novum_notify::commit(tx).await?;
+        novum_notify::commit_with(tx, writes).await?;
         Ok(true)
     }
 

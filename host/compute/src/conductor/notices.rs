@@ -21,6 +21,7 @@
 //! `notify_on_state_change = vm_and_task_state`).
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::model::Instance;
 use super::{ConductorError, Result};
@@ -219,20 +220,37 @@ pub async fn before_change(
     uuid: &str,
     action_id: Option<&str>,
 ) -> Result<(Option<StateMark>, RequestContext)> {
-    let row = sqlx::query(
-        "SELECT i.vm_state, i.task_state, a.request_id, a.user_id, a.project_id \
-         FROM instances i LEFT JOIN instance_actions a ON a.id = $2 WHERE i.uuid = $1",
+    let sql = format!("SELECT {}", before_change_columns("$1", "$2"));
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(uuid)
+        .bind(action_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    before_change_of(&row)
+}
+
+/// The columns [`before_change`] reads, where `uuid` and `action_id` are
+/// the placeholders binding the instance's uuid and its action's id. Also
+/// a `RETURNING` list: an update of another row (a step taken) reads them
+/// in the same statement, and [`before_change_of`] reads its answer.
+pub fn before_change_columns(uuid: &str, action_id: &str) -> String {
+    format!(
+        "(SELECT vm_state FROM instances WHERE uuid = {uuid}) AS vm_state, \
+         (SELECT task_state FROM instances WHERE uuid = {uuid}) AS task_state, \
+         (SELECT request_id FROM instance_actions WHERE id = {action_id}) AS request_id, \
+         (SELECT user_id FROM instance_actions WHERE id = {action_id}) AS user_id, \
+         (SELECT project_id FROM instance_actions WHERE id = {action_id}) AS project_id"
     )
-    .bind(uuid)
-    .bind(action_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok((None, action_context(tx, action_id).await?));
-    };
-    let mark = StateMark {
-        vm_state: row.try_get("vm_state")?,
-        task_state: row.try_get("task_state")?,
+}
+
+/// What [`before_change`] answers, from a row of [`before_change_columns`].
+pub fn before_change_of(row: &AnyRow) -> Result<(Option<StateMark>, RequestContext)> {
+    let mark = match row.try_get::<Option<String>, _>("vm_state")? {
+        Some(vm_state) => Some(StateMark {
+            vm_state,
+            task_state: row.try_get("task_state")?,
+        }),
+        None => None,
     };
     let context = match row.try_get::<Option<String>, _>("request_id")? {
         Some(request_id) => RequestContext {
@@ -242,7 +260,7 @@ pub async fn before_change(
         },
         None => RequestContext::default(),
     };
-    Ok((Some(mark), context))
+    Ok((mark, context))
 }
 
 /// Instance `uuid` as `update` (an `UPDATE instances … RETURNING *`) left

@@ -145,9 +145,11 @@ impl Conductor {
             return Ok(());
         }
         let mut wake = None;
+        // Writes that go with the commit (one hand-off to the database).
+        let mut last_writes = Batch::new();
         let reschedule = match operation.kind.as_str() {
             BUILD => {
-                self.build_result(&mut tx, &operation, host, &outcome)
+                self.build_result(&mut tx, &mut last_writes, &operation, host, &outcome)
                     .await?
             }
             DELETE => {
@@ -188,7 +190,7 @@ impl Conductor {
                 false
             }
         };
-        novum_notify::commit(tx).await?;
+        novum_notify::commit_with(tx, last_writes).await?;
         if let Some(next) = wake {
             self.board.wake(&next);
         }
@@ -233,10 +235,13 @@ impl Conductor {
     }
 
     /// A spawn finished: ACTIVE, or release, count the failure and
-    /// reschedule (returns true) until `max_attempts`, then ERROR.
+    /// reschedule (returns true) until `max_attempts`, then ERROR. Writes
+    /// that nothing after them reads go to `last_writes`, which the caller
+    /// runs with its commit.
     async fn build_result(
         &self,
         tx: &mut Tx,
+        last_writes: &mut Batch,
         operation: &Operation,
         host: &str,
         outcome: &TaskOutcome,
@@ -261,14 +266,14 @@ impl Conductor {
                     .bind(uuid),
                 )
                 .await?;
-                let mut writes = Batch::new();
+                let writes = last_writes;
                 writes.push(
                     sqlx::query(
                         "UPDATE compute_nodes SET failed_builds = 0 WHERE host = $1 AND failed_builds <> 0",
                     )
                     .bind(host),
                 )?;
-                finish_operation_into(&mut writes, operation, None)?;
+                finish_operation_into(writes, operation, None)?;
                 let mut events = notices::Batch::default();
                 events.state_changed(&compute, &now, before.as_ref(), &context);
                 events.action(
@@ -279,8 +284,7 @@ impl Conductor {
                     &context,
                     None,
                 );
-                events.send_with(&mut writes)?;
-                writes.run(tx).await?;
+                events.send_with(writes)?;
                 Ok(false)
             }
             TaskOutcome::Failed { message, .. } => {

@@ -399,27 +399,26 @@ pub async fn lease(db: &Db, host: &str, lease: Duration) -> Result<Vec<Task>, Db
         return Ok(Vec::new());
     }
     let mut tx = db.begin_grouped(&format!("tasks:{host}")).await?;
-    // A write first, so that SQLite takes the write lock at once.
-    sqlx::query(
+    // The leased tasks come back from the lease itself, in the queue's
+    // order once sorted.
+    let mut rows = sqlx::query(
         "UPDATE tasks SET state = $1, leased_until = $2, offers = offers + 1, updated_at = $3 \
-         WHERE host = $4 AND (state = $5 OR (state = $1 AND leased_until < $3))",
+         WHERE host = $4 AND (state = $5 OR (state = $1 AND leased_until < $3)) \
+         RETURNING id, instance_uuid, action, request_id, created_at",
     )
     .bind(state::LEASED)
     .bind(&until)
     .bind(&now)
     .bind(host)
     .bind(state::QUEUED)
-    .execute(&mut *tx)
-    .await?;
-    let rows = sqlx::query(
-        "SELECT id, instance_uuid, action, request_id FROM tasks WHERE host = $1 AND state = $2 AND updated_at = $3 \
-         ORDER BY created_at, id",
-    )
-    .bind(host)
-    .bind(state::LEASED)
-    .bind(&now)
     .fetch_all(&mut *tx)
     .await?;
+    rows.sort_by_cached_key(|row| {
+        (
+            row.try_get::<String, _>("created_at").unwrap_or_default(),
+            row.try_get::<String, _>("id").unwrap_or_default(),
+        )
+    });
     tx.commit().await?;
     let mut tasks = Vec::with_capacity(rows.len());
     for row in rows {

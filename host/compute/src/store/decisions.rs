@@ -86,8 +86,9 @@ pub async fn insert_and_trim(
         }
         ids.sort_unstable();
     }
-    trim(&mut tx, keep).await?;
-    tx.commit().await?;
+    let mut last_writes = novum_db::Batch::new();
+    trim_into(&mut last_writes, keep)?;
+    tx.commit_with(last_writes).await?;
     Ok(ids)
 }
 
@@ -112,25 +113,22 @@ pub async fn attach_inputs(
     Ok(())
 }
 
-/// Removes all but the newest `keep` decisions.
-async fn trim(tx: &mut novum_db::Tx, keep: u64) -> Result<(), DbError> {
+/// Removes all but the newest `keep` decisions (a statement added to
+/// `writes`).
+fn trim_into(writes: &mut novum_db::Batch, keep: u64) -> Result<(), DbError> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     if keep == 0 {
-        sqlx::query("DELETE FROM scheduling_decisions")
-            .execute(&mut **tx)
-            .await?;
-        return Ok(());
+        return writes.push(sqlx::query("DELETE FROM scheduling_decisions"));
     }
     // The oldest row kept is the keep-th newest; when there are fewer rows
     // the subquery is NULL and nothing goes.
-    sqlx::query(
-        "DELETE FROM scheduling_decisions WHERE id < \
-         (SELECT id FROM scheduling_decisions ORDER BY id DESC LIMIT 1 OFFSET $1)",
+    writes.push(
+        sqlx::query(
+            "DELETE FROM scheduling_decisions WHERE id < \
+             (SELECT id FROM scheduling_decisions ORDER BY id DESC LIMIT 1 OFFSET $1)",
+        )
+        .bind(keep - 1),
     )
-    .bind(keep - 1)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// Forgets the inputs of all but the newest `keep` decisions that have any.
