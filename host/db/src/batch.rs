@@ -18,9 +18,10 @@
 //! it learns from a statement (rows affected, a returned row) it must ask
 //! with a statement of its own, before or after the batch.
 
-use sqlx::Execute;
+use futures_util::TryStreamExt;
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::Query;
+use sqlx::{Execute, Executor};
 
 use crate::{Backend, DbError, Tx};
 
@@ -69,6 +70,11 @@ impl Batch {
             .push((sql.to_string(), AnyArguments::default()));
     }
 
+    /// Adds the statements of `other` after these.
+    pub fn extend(&mut self, other: Batch) {
+        self.statements.extend(other.statements);
+    }
+
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty()
@@ -83,33 +89,54 @@ impl Batch {
     /// that fails stops the rest (and its error is the answer: the caller
     /// rolls back, as after any failed statement).
     pub async fn run(self, tx: &mut Tx) -> Result<(), DbError> {
-        self.fetch_all(tx).await.map(drop)
+        self.fetch_each(tx).await.map(drop)
     }
 
-    /// Runs the statements in `tx` in the order they were added, and answers the
-    /// rows they return: those of the last one (a batch asked for rows
-    /// ends with the one statement that returns any, e.g. an
-    /// `UPDATE … RETURNING`). The first statement that fails stops the
-    /// rest.
-    pub async fn fetch_all(self, tx: &mut Tx) -> Result<Vec<sqlx::any::AnyRow>, DbError> {
-        let mut queries = if tx.backend == Backend::Sqlite {
+    /// Runs the statements in `tx` in the order they were added, and
+    /// answers what each did, in that order: the rows it changed and the
+    /// rows it returned (an `UPDATE … RETURNING` reads with the others).
+    /// The first statement that fails stops the rest.
+    pub async fn fetch_each(self, tx: &mut Tx) -> Result<Vec<StatementRows>, DbError> {
+        let queries = if tx.backend == Backend::Sqlite {
             joined(self.statements)
         } else {
             self.statements
         };
-        let Some((last_sql, last_arguments)) = queries.pop() else {
-            return Ok(Vec::new());
-        };
+        let mut answers = Vec::new();
+        let mut current = StatementRows::default();
         for (sql, arguments) in queries {
-            sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments)
-                .execute(&mut **tx)
-                .await?;
+            let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments);
+            let mut results = (&mut **tx).fetch_many(query);
+            while let Some(result) = results.try_next().await? {
+                match result {
+                    sqlx::Either::Right(row) => current.rows.push(row),
+                    sqlx::Either::Left(done) => {
+                        current.rows_affected = done.rows_affected();
+                        answers.push(std::mem::take(&mut current));
+                    }
+                }
+            }
         }
-        Ok(
-            sqlx::query_with(sqlx::AssertSqlSafe(last_sql), last_arguments)
-                .fetch_all(&mut **tx)
-                .await?,
-        )
+        Ok(answers)
+    }
+}
+
+/// What one statement of a [`Batch::fetch_each`] did.
+#[derive(Default)]
+pub struct StatementRows {
+    /// The rows it inserted, updated or deleted.
+    pub rows_affected: u64,
+    /// The rows it returned.
+    pub rows: Vec<sqlx::any::AnyRow>,
+}
+
+impl std::fmt::Debug for StatementRows {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("StatementRows")
+            .field("rows_affected", &self.rows_affected)
+            .field("rows", &self.rows.len())
+            .finish()
     }
 }
 

@@ -25,7 +25,7 @@ pub mod batch;
 pub mod clauses;
 pub mod gap_cursor;
 pub mod writer;
-pub use batch::Batch;
+pub use batch::{Batch, StatementRows};
 pub use clauses::{Bind, Clauses};
 pub use gap_cursor::GapCursor;
 

@@ -1371,10 +1371,17 @@ async fn claim_race(db: Db) {
                 memory_mb: 64,
                 disk_gb: 1,
             };
-            match novum_compute::conductor::claims::claim(&db, "n1", &format!("i{index}"), wanted)
-                .await
-                .expect("claim")
-                .won()
+            let then = novum_db::Batch::new();
+            match novum_compute::conductor::claims::claim(
+                &db,
+                "n1",
+                &format!("i{index}"),
+                wanted,
+                then,
+            )
+            .await
+            .expect("claim")
+            .won()
             {
                 Some(tx) => {
                     tx.commit().await.expect("commit");

@@ -12,7 +12,7 @@
 
 use sqlx::Row;
 
-use novum_db::{self as db, Batch, Db, DbError, Tx};
+use novum_db::{self as db, Batch, Db, DbError, StatementRows, Tx};
 use novum_scheduler::resource_shortage;
 
 /// What an instance takes from a node.
@@ -37,6 +37,8 @@ pub enum Claim {
         /// The node's hypervisor hostname (what an instance on it records
         /// as its `node`), read by the claim itself.
         hypervisor_hostname: String,
+        /// What the statements sent with the claim did, in their order.
+        then: Vec<StatementRows>,
     },
     /// The node cannot hold the request (why, for the logs).
     NoRoom(String),
@@ -95,7 +97,9 @@ async fn shortage_of(
     Ok(Some(shortage))
 }
 
-/// Claims `wanted` on node `node_uuid` for `instance_uuid`.
+/// Claims `wanted` on node `node_uuid` for `instance_uuid`, and runs the
+/// statements of `then` after it in the same hand-off to the database
+/// (the caller's next steps, which a lost claim rolls back with it).
 ///
 /// Claims on one node serialize on its claim lock
 /// ([`Db::begin_serialized`] `claim:<node>`), so concurrent builds queue up;
@@ -108,6 +112,7 @@ pub async fn claim(
     node_uuid: &str,
     instance_uuid: &str,
     wanted: Resources,
+    then: Batch,
 ) -> Result<Claim, DbError> {
     let mut tx = db.begin_grouped(&format!("claim:{node_uuid}")).await?;
     // The allocation row first, then the conditional usage bump: one
@@ -143,7 +148,9 @@ pub async fn claim(
         .bind(db::now())
         .bind(node_uuid),
     )?;
-    let updated = statements.fetch_all(&mut tx).await?.into_iter().next();
+    statements.extend(then);
+    let mut done = statements.fetch_each(&mut tx).await?.into_iter();
+    let updated = done.nth(1).and_then(|bump| bump.rows.into_iter().next());
     let Some(updated) = updated else {
         let answer = match shortage_of(&mut tx, node_uuid, wanted).await? {
             None => Claim::NoNode,
@@ -158,6 +165,7 @@ pub async fn claim(
     Ok(Claim::Won {
         tx,
         hypervisor_hostname,
+        then: done.collect(),
     })
 }
 

@@ -63,7 +63,7 @@ use std::time::{Duration, Instant};
 use novum_plugin_sdk::{GroupPolicy, Image, KeyValue, Request, SchedulerHint, ServerGroup};
 use novum_wire::{FlavorSpec, ImageSpec, SpawnSpec, TaskAction};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
 use crate::config::ComputeConfig;
@@ -72,7 +72,7 @@ use claims::Resources;
 use cluster::SchedulingMark;
 use model::{FlavorSnapshot, Instance};
 use notices::StateMark;
-use novum_db::{self as db, Batch, Db, DbError, Tx};
+use novum_db::{self as db, Batch, Db, DbError, StatementRows, Tx};
 use novum_notify::builders::{self, InstanceAction};
 use novum_notify::payload::RequestSpecPayload;
 use novum_notify::{Phase, Publisher};
@@ -1470,20 +1470,19 @@ impl Conductor {
         Err(lost)
     }
 
-    /// Claims `placement`'s flavor on `host`'s node: the open transaction
-    /// holding the claim and the node's hypervisor hostname, or `None` when
-    /// the node has no room (or is gone).
+    /// Claims `placement`'s flavor on `host`'s node, and runs `then` with
+    /// the claim ([`claims::claim`]): the open transaction holding the
+    /// claim and what `then`'s statements did, or `None` when the node has
+    /// no room (or is gone).
     async fn claim_for(
         &self,
         placement: &Placement,
         host: &HostState,
-    ) -> Result<Option<(Tx, String)>> {
+        then: Batch,
+    ) -> Result<Option<(Tx, Vec<StatementRows>)>> {
         let wanted = resources(&placement.flavor);
-        match claims::claim(&self.db, &host.uuid, &placement.consumer(), wanted).await? {
-            claims::Claim::Won {
-                tx,
-                hypervisor_hostname,
-            } => Ok(Some((tx, hypervisor_hostname))),
+        match claims::claim(&self.db, &host.uuid, &placement.consumer(), wanted, then).await? {
+            claims::Claim::Won { tx, then, .. } => Ok(Some((tx, then))),
             claims::Claim::NoRoom(why) => {
                 tracing::info!(
                     instance = %placement.instance.uuid,
@@ -1508,7 +1507,7 @@ impl Conductor {
         placement: &Placement,
         host: &HostState,
     ) -> Result<Option<(Tx, Operation)>> {
-        let Some((mut tx, _)) = self.claim_for(placement, host).await? else {
+        let Some((mut tx, _)) = self.claim_for(placement, host, Batch::new()).await? else {
             return Ok(None);
         };
         match load_operation(&mut *tx, &placement.operation.id).await? {
@@ -1583,46 +1582,53 @@ impl Conductor {
             Phase::End,
         ));
         scheduler_events.send_with(&mut writes)?;
-        let Some((mut tx, node)) = self.claim_for(placement, host).await? else {
-            return Ok(false);
-        };
-        // The build's next step, and what its notifications need from
-        // before the change, in one statement.
-        let advance = format!(
-            "UPDATE conductor_operations SET step = $1, updated_at = $2 \
-             WHERE id = $3 AND state = $4 AND step = $5 RETURNING {}",
-            notices::before_change_columns("$6", "$7")
-        );
-        let advanced = sqlx::query(sqlx::AssertSqlSafe(advance))
+        // The build's next step (read back with what its notifications
+        // need from before the change) and the instance placed, sent with
+        // the claim: one hand-off to the database.
+        let mut then = Batch::new();
+        then.push(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE conductor_operations SET step = $1, updated_at = $2 \
+                 WHERE id = $3 AND state = $4 AND step = $5 RETURNING {}",
+                notices::before_change_columns("$6", "$7")
+            )))
             .bind(step::SPAWN)
             .bind(db::now())
             .bind(&operation.id)
             .bind(op_state::RUNNING)
             .bind(step::SCHEDULE)
             .bind(&instance.uuid)
-            .bind(operation.action_id.as_deref())
-            .fetch_optional(&mut *tx)
-            .await?;
+            .bind(operation.action_id.as_deref()),
+        )?;
+        then.push(
+            sqlx::query(
+                "UPDATE instances SET host = $1, \
+                 node = (SELECT hypervisor_hostname FROM compute_nodes WHERE uuid = $2), \
+                 availability_zone = $3, task_state = $4, updated_at = $5 \
+                 WHERE uuid = $6 RETURNING *",
+            )
+            .bind(&host.name)
+            .bind(&host.uuid)
+            .bind(&host.availability_zone)
+            .bind(task::SPAWNING)
+            .bind(db::now())
+            .bind(&instance.uuid),
+        )?;
+        let Some((mut tx, then)) = self.claim_for(placement, host, then).await? else {
+            return Ok(false);
+        };
+        let mut then = then.into_iter().map(|done| done.rows.into_iter().next());
+        let (advanced, placed) = (then.next().flatten(), then.next().flatten());
+        // Another controller took the build's step meanwhile.
         let Some(advanced) = advanced else {
             tx.rollback().await?;
             return Ok(false);
         };
         let (before, context) = notices::before_change_of(&advanced)?;
-        let now = notices::changed(
-            &mut tx,
-            &instance.uuid,
-            sqlx::query_as(
-                "UPDATE instances SET host = $1, node = $2, availability_zone = $3, task_state = $4, updated_at = $5 \
-                 WHERE uuid = $6 RETURNING *",
-            )
-            .bind(&host.name)
-            .bind(node)
-            .bind(&host.availability_zone)
-            .bind(task::SPAWNING)
-            .bind(db::now())
-            .bind(&instance.uuid),
-        )
-        .await?;
+        let now = match placed {
+            Some(row) => Instance::from_row(&row)?,
+            None => notices::current(&mut tx, &instance.uuid).await?,
+        };
         let compute = Publisher::compute(&host.name);
         let mut events = notices::Batch::default();
         events.action(&compute, &now, notice, Phase::Start, &context, None);
