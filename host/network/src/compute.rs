@@ -296,24 +296,30 @@ impl NetworkService {
             return Ok(Vec::new());
         }
         drop(conn);
+        // The write alone holds the writer (grouped: nothing is held
+        // across its commit); the bound ports are read after it.
         let owner = format!("compute:{availability_zone}");
-        let mut tx = self.db.begin().await?;
-        sqlx::query(
-            "UPDATE ports SET device_owner = $1, binding_host_id = $2, binding_vif_type = $3, status = $4, updated_at = $5, revision_number = revision_number + 1 \
-             WHERE device_id = $6 AND NOT (device_owner = $1 AND binding_host_id = $2 AND binding_vif_type = $3 AND status = $4)",
-        )
-        .bind(&owner)
-        .bind(host)
-        .bind(VIF_TYPE_BRIDGE)
-        .bind(STATUS_ACTIVE)
-        .bind(novum_db::now())
-        .bind(instance_id)
-        .execute(&mut *tx)
-        .await?;
-        let ids = port_ids_of(&mut tx, instance_id).await?;
-        let ports = store::ports(&mut tx, &ids).await?;
-        tx.commit().await.map_err(novum_db::DbError::from)?;
-        Ok(ports)
+        let mut bind = novum_db::Batch::new();
+        bind.push(
+            sqlx::query(
+                "UPDATE ports SET device_owner = $1, binding_host_id = $2, binding_vif_type = $3, status = $4, updated_at = $5, revision_number = revision_number + 1 \
+                 WHERE device_id = $6 AND NOT (device_owner = $1 AND binding_host_id = $2 AND binding_vif_type = $3 AND status = $4)",
+            )
+            .bind(&owner)
+            .bind(host)
+            .bind(VIF_TYPE_BRIDGE)
+            .bind(STATUS_ACTIVE)
+            .bind(novum_db::now())
+            .bind(instance_id),
+        )?;
+        self.db
+            .begin_grouped_plain()
+            .await?
+            .commit_with(bind)
+            .await?;
+        let mut conn = self.db.connection().await?;
+        let ids = port_ids_of(&mut conn, instance_id).await?;
+        store::ports(&mut conn, &ids).await
     }
 
     /// Releases the ports of `instance_id`: those created for it are

@@ -189,11 +189,12 @@ impl Quota {
         let (project_limits, user_rows) = self
             .project_limits_and_user_rows(conn, check.project_id, check.user_id)
             .await?;
+        let (project_usage, flavor_usage) = store::project_usage(conn, check.project_id).await?;
         let mut lines = instance_lines(
             conn,
             &project_limits,
             &user_rows,
-            check.project_id,
+            (check.project_id, project_usage),
             check.user_id,
             [1, cores_of(check.flavor), ram_of(check.flavor)],
         )
@@ -221,7 +222,6 @@ impl Quota {
                 requested: *requested,
             })
             .collect();
-        let flavor_usage = store::flavor_usage(conn, check.project_id).await?;
         let request = |count: u32| QuotaRequest {
             project_id: check.project_id.to_string(),
             user_id: check.user_id.to_string(),
@@ -272,11 +272,12 @@ impl Quota {
             (cores_of(check.new) - cores_of(check.old)).max(0),
             (ram_of(check.new) - ram_of(check.old)).max(0),
         ];
+        let (project_usage, flavor_usage) = store::project_usage(conn, check.project_id).await?;
         let lines = instance_lines(
             conn,
             &project_limits,
             &user_rows,
-            check.project_id,
+            (check.project_id, project_usage),
             check.user_id,
             growth,
         )
@@ -287,7 +288,7 @@ impl Quota {
             action: "resize".to_string(),
             flavor: Some(check.new.clone()),
             resources: lines.iter().map(|line| line.usage(1)).collect(),
-            flavor_usage: store::flavor_usage(conn, check.project_id).await?,
+            flavor_usage,
         };
         self.decide(check.request_id, request).await
     }
@@ -386,18 +387,17 @@ impl Quota {
 }
 
 /// The instances, cores and ram lines of a request that adds `per_unit`
-/// (instances, vCPUs, MiB) per unit: the project's, plus the user's where
-/// the user has limits of their own.
+/// (instances, vCPUs, MiB) per unit: the project's (given: the project and
+/// what it uses), plus the user's where the user has limits of their own.
 async fn instance_lines(
     conn: &mut sqlx::AnyConnection,
     project_limits: &LimitMap,
     user_rows: &LimitMap,
-    project: &str,
+    (project, project_usage): (&str, store::InstanceUsage),
     user: &str,
     per_unit: [i64; 3],
 ) -> Result<Vec<Line>, QuotaError> {
     const SCOPED: [Resource; 3] = [Resource::Instances, Resource::Cores, Resource::Ram];
-    let project_usage = store::count_instances(conn, project, None).await?;
     let project_in_use = [
         project_usage.instances,
         project_usage.cores,

@@ -309,17 +309,35 @@ pub async fn flavor_usage(
     conn: &mut AnyConnection,
     project: &str,
 ) -> Result<Vec<FlavorUsage>, DbError> {
+    Ok(project_usage(conn, project).await?.1)
+}
+
+/// What `project` uses, in one statement: its instances, cores and ram in
+/// all ([`count_instances`]), and its instances by flavor
+/// ([`flavor_usage`]).
+pub async fn project_usage(
+    conn: &mut AnyConnection,
+    project: &str,
+) -> Result<(InstanceUsage, Vec<FlavorUsage>), DbError> {
     let rows = sqlx::query(
-        "SELECT flavor, CAST(SUM(instances) AS BIGINT) AS n FROM instance_usage WHERE project_id = $1 \
-         GROUP BY flavor HAVING SUM(instances) > 0 ORDER BY flavor",
+        "SELECT flavor, CAST(SUM(instances) AS BIGINT) AS n, CAST(SUM(cores) AS BIGINT) AS cores, \
+         CAST(SUM(ram) AS BIGINT) AS ram FROM instance_usage WHERE project_id = $1 \
+         GROUP BY flavor ORDER BY flavor",
     )
     .bind(project)
     .fetch_all(&mut *conn)
     .await?;
+    let mut total = InstanceUsage::default();
     let mut by_name: BTreeMap<String, FlavorUsage> = BTreeMap::new();
     for row in rows {
-        let text: String = row.try_get("flavor")?;
         let count: i64 = row.try_get("n")?;
+        total.instances += count;
+        total.cores += row.try_get::<i64, _>("cores")?;
+        total.ram += row.try_get::<i64, _>("ram")?;
+        if count <= 0 {
+            continue;
+        }
+        let text: String = row.try_get("flavor")?;
         let snapshot: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let name = snapshot
             .get("name")
@@ -355,5 +373,5 @@ pub async fn flavor_usage(
             .count
             .saturating_add(u32::try_from(count).unwrap_or(u32::MAX));
     }
-    Ok(by_name.into_values().collect())
+    Ok((total, by_name.into_values().collect()))
 }
