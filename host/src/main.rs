@@ -541,7 +541,7 @@ async fn main() -> anyhow::Result<()> {
                     Duration::from_secs_f64(seconds),
                 )
                 .await;
-                db.pool().close().await;
+                db.close().await;
                 let _ = std::fs::remove_dir_all(&dir);
                 rows.push(row?);
             }

@@ -69,6 +69,11 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite: the one connection every write transaction runs on (one
+    /// writer at a time holds the turn): a writer never waits in the turn
+    /// for a connection the readers hold, and its statements stay prepared
+    /// in one cache. PostgreSQL: `pool`.
+    write_pool: AnyPool,
     backend: Backend,
     /// SQLite: the one writer's turn, handed from transaction to
     /// transaction in arrival order (see [`Tx`]), and the open group of
@@ -258,6 +263,26 @@ pub async fn insert_returning_id(
     Ok(row.try_get("id")?)
 }
 
+/// A SQLite pool of `connections`. SQLite has one writer: a small pool,
+/// WAL, and writers that wait. A connection to a local file does not go
+/// stale: no ping (a round trip to the connection's worker thread) before
+/// each use.
+fn sqlite_pool_options(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
@@ -282,25 +307,28 @@ impl Db {
         };
         let options = AnyConnectOptions::from_str(url).map_err(open_error)?;
         let pool_options = match backend {
-            // SQLite has one writer: a small pool, WAL, and writers that wait.
-            // A connection to a local file does not go stale: no ping (a
-            // round trip to the connection's worker thread) before each use.
-            Backend::Sqlite => AnyPoolOptions::new().max_connections(8).test_before_acquire(false).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                        .await?;
-                    Ok(())
-                })
-            }),
+            // The readers' pool; write transactions have a connection of
+            // their own (`write_pool`).
+            Backend::Sqlite => sqlite_pool_options(8),
             Backend::Postgres => AnyPoolOptions::new().max_connections(32),
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_error)?;
+        let write_pool = match backend {
+            Backend::Sqlite => sqlite_pool_options(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .map_err(open_error)?,
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Self {
             pool,
+            write_pool,
             backend,
             writer: Arc::default(),
         })
@@ -310,7 +338,7 @@ impl Db {
     /// joined to an open group when `grouped`.
     async fn begin_sqlite(&self, lock: Option<&str>, grouped: bool) -> Result<Tx, DbError> {
         let (inner, turn, group) =
-            writer::begin(&self.pool, &self.writer, lock_kind(lock), grouped).await?;
+            writer::begin(&self.write_pool, &self.writer, lock_kind(lock), grouped).await?;
         Ok(Tx {
             inner: Some(inner),
             backend: Backend::Sqlite,
@@ -340,6 +368,14 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), DbError> {
         migrator(self.backend).run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Closes the database: its pools, the writers' connection with
+    /// them (SQLite folds its log into the database file when its last
+    /// connection closes).
+    pub async fn close(&self) {
+        self.write_pool.close().await;
+        self.pool.close().await;
     }
 
     /// The pool, for queries.
@@ -527,7 +563,7 @@ pub mod testing {
             println!("skipping PostgreSQL: cannot create a test database: {error}");
             return None;
         }
-        admin.pool().close().await;
+        admin.close().await;
         let base = admin_url
             .rsplit_once('/')
             .map(|(base, _)| base.to_string())

@@ -107,7 +107,7 @@ impl Snapshot {
     /// which a PostgreSQL template must not have; for SQLite that folds the
     /// write-ahead log into the file).
     pub async fn take(backend: Backend) -> Self {
-        backend.db.pool().close().await;
+        backend.db.close().await;
         match backend.postgres_url {
             Some(url) => {
                 let (server, name) = url.rsplit_once('/').expect("database name in URL");
@@ -145,7 +145,7 @@ impl Snapshot {
                 )))
                 .execute(admin.pool())
                 .await;
-                admin.pool().close().await;
+                admin.close().await;
                 if let Err(error) = created {
                     println!("skipping PostgreSQL: cannot copy database {name}: {error}");
                     return None;

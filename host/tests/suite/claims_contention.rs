@@ -133,7 +133,7 @@ async fn accounting(cloud: &Cloud) -> (i64, i64, i64) {
         .fetch_one(db.pool())
         .await
         .expect("usage");
-    db.pool().close().await;
+    db.close().await;
     (allocations, placed, used)
 }
 

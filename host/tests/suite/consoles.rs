@@ -412,6 +412,6 @@ async fn consoles(database_url: Option<String>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(refused_status(&format!("{prefix}{token}")).await, 401);
-    db.pool().close().await;
+    db.close().await;
     cloud.stop().await;
 }

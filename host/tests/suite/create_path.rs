@@ -154,7 +154,7 @@ async fn creates_of_other_projects_do_not_wait_for_one_project_postgres() {
         .expect("task");
     assert_eq!(status, 202, "{body}");
     cloud.wait_status(&server_id(&body), "ACTIVE").await;
-    db.pool().close().await;
+    db.close().await;
     cloud.stop().await;
 }
 
