@@ -611,6 +611,15 @@ pub async fn revoke_token(db: &Db, audit_id: &str, expires_at: &str) -> Result<(
     Ok(())
 }
 
+/// The identity's generation (migration 0117): it moves whenever a change
+/// could invalidate a checked token or alter what it stands for.
+pub async fn generation(db: &Db) -> Result<i64, DbError> {
+    let row = sqlx::query("SELECT generation FROM identity_generation WHERE id = 1")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get("generation")?)
+}
+
 /// Whether any of `audit_ids` was revoked.
 pub async fn is_revoked(db: &Db, audit_ids: &[String]) -> Result<bool, DbError> {
     for audit_id in audit_ids {

@@ -403,6 +403,18 @@ async fn validate_and_revoke_on(backend: &Backend) {
             .await
             .is_ok()
     );
+    // A checked token is kept, but not past a change made anywhere: here
+    // in the database itself, as another controller's write would be.
+    sqlx::query("UPDATE identity_users SET enabled = 0 WHERE name = 'alice'")
+        .execute(backend.db.pool())
+        .await
+        .expect("disable alice behind the controller's back");
+    let refused = AuthContext::validate(&app.state.identity, &fresh).await;
+    assert_eq!(
+        refused.err().map(|error| error.status()),
+        Some(StatusCode::UNAUTHORIZED),
+        "a user disabled elsewhere is refused at once"
+    );
 }
 
 #[tokio::test]
