@@ -35,11 +35,9 @@ impl Clauses {
         self.bind(Bind::Int(value))
     }
 
-    /// `values` bound as one list, for `IN (…)`: a subquery over one
-    /// placeholder ([`list_subquery`]).
+    /// `values` bound for `IN (…)` ([`in_list`]).
     pub fn text_list(&mut self, values: &[String]) -> String {
-        let placeholder = self.bind(Bind::Text(json_list(values)));
-        list_subquery(&placeholder)
+        in_list(values, |value| self.bind(Bind::Text(value)))
     }
 
     /// Adds a condition (written with placeholders from this builder).
@@ -83,6 +81,26 @@ impl Clauses {
         }
         query
     }
+}
+
+/// Lists of at most this many values are bound one placeholder a value
+/// ([`in_list`]).
+pub const INLINE_LIST_MAX: usize = 16;
+
+/// What goes inside `IN (…)` for `values`, each bound with `bind` (which
+/// answers its placeholder): a short list (up to [`INLINE_LIST_MAX`]) as a
+/// placeholder per value, which the planner weighs by its length (a status
+/// filter of one value picks the status index); a longer one as one JSON
+/// array read by [`list_subquery`], which costs SQLite n² to bind no more.
+pub fn in_list(values: &[String], mut bind: impl FnMut(String) -> String) -> String {
+    if values.len() <= INLINE_LIST_MAX {
+        return values
+            .iter()
+            .map(|value| bind(value.clone()))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    list_subquery(&bind(json_list(values)))
 }
 
 /// `SELECT value FROM json_each(<placeholder>)`: the values of a list bound
@@ -130,14 +148,20 @@ mod tests {
         assert_eq!(clauses.sql(), "1 = 1");
         let first = clauses.text("a");
         clauses.push(format!("x = {first}"));
-        let list = clauses.text_list(&["b".to_string(), "c\"".to_string()]);
+        let list = clauses.text_list(&["b".to_string(), "c".to_string()]);
         clauses.push(format!("y IN ({list})"));
+        let long: Vec<String> = (0..=INLINE_LIST_MAX).map(|n| format!("v{n}\"")).collect();
+        let list = clauses.text_list(&long);
+        clauses.push(format!("w IN ({list})"));
         let number = clauses.int(7);
         clauses.push(format!("z < {number}"));
         assert_eq!(
             clauses.sql(),
-            "x = $1 AND y IN (SELECT value FROM json_each($2)) AND z < $3"
+            "x = $1 AND y IN ($2, $3) AND w IN (SELECT value FROM json_each($4)) AND z < $5"
         );
-        assert_eq!(clauses.binds[1], Bind::Text(r#"["b","c\""]"#.to_string()));
+        assert_eq!(
+            clauses.binds[3],
+            Bind::Text(serde_json::Value::from(long).to_string())
+        );
     }
 }

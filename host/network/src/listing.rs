@@ -180,11 +180,8 @@ impl Clauses {
         if values.is_empty() {
             return "1 = 0".to_string();
         }
-        let placeholder = self.text(&novum_db::clauses::json_list(values));
-        format!(
-            "{column} IN ({})",
-            novum_db::clauses::list_subquery(&placeholder)
-        )
+        let list = novum_db::clauses::in_list(values, |value| self.text(&value));
+        format!("{column} IN ({list})")
     }
 
     fn attribute(&mut self, attribute: &Attribute, values: &[String]) -> Result<(), NetworkError> {
@@ -387,8 +384,14 @@ mod tests {
         assert_eq!(clauses.any_of("id", &[]), "1 = 0");
         assert_eq!(
             clauses.any_of("id", &["a".into(), "b".into()]),
-            "id IN (SELECT value FROM json_each($3))"
+            "id IN ($3, $4)"
         );
-        assert!(matches!(&clauses.binds[2], Bind::Text(list) if list == r#"["a","b"]"#));
+        let long: Vec<String> = (0..=novum_db::clauses::INLINE_LIST_MAX)
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            clauses.any_of("id", &long),
+            "id IN (SELECT value FROM json_each($5))"
+        );
     }
 }
