@@ -93,8 +93,8 @@ impl Batch {
     }
 
     /// Runs the statements in `tx` in the order they were added, and
-    /// answers what each did, in that order: the rows it changed and the
-    /// rows it returned (an `UPDATE … RETURNING` reads with the others).
+    /// answers the rows each returned, in that order (an
+    /// `UPDATE … RETURNING` reads with the others).
     /// The first statement that fails stops the rest.
     pub async fn fetch_each(self, tx: &mut Tx) -> Result<Vec<StatementRows>, DbError> {
         let queries = if tx.backend == Backend::Sqlite {
@@ -110,10 +110,7 @@ impl Batch {
             while let Some(result) = results.try_next().await? {
                 match result {
                     sqlx::Either::Right(row) => current.rows.push(row),
-                    sqlx::Either::Left(done) => {
-                        current.rows_affected = done.rows_affected();
-                        answers.push(std::mem::take(&mut current));
-                    }
+                    sqlx::Either::Left(_done) => answers.push(std::mem::take(&mut current)),
                 }
             }
         }
@@ -121,11 +118,9 @@ impl Batch {
     }
 }
 
-/// What one statement of a [`Batch::fetch_each`] did.
+/// The rows one statement of a [`Batch::fetch_each`] returned.
 #[derive(Default)]
 pub struct StatementRows {
-    /// The rows it inserted, updated or deleted.
-    pub rows_affected: u64,
     /// The rows it returned.
     pub rows: Vec<sqlx::any::AnyRow>,
 }
@@ -134,7 +129,6 @@ impl std::fmt::Debug for StatementRows {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("StatementRows")
-            .field("rows_affected", &self.rows_affected)
             .field("rows", &self.rows.len())
             .finish()
     }

@@ -49,9 +49,9 @@ pub const MAX_AGE: Duration = Duration::from_millis(20);
 const PATIENCE: Duration = Duration::from_millis(50);
 
 /// Opens the next member's part of a group.
-pub(crate) const SAVEPOINT: &str = "SAVEPOINT novum_group_member";
+const SAVEPOINT: &str = "SAVEPOINT novum_group_member";
 /// Keeps a member's part (its writes join the group's transaction).
-pub(crate) const RELEASE: &str = "RELEASE novum_group_member";
+const RELEASE: &str = "RELEASE novum_group_member";
 /// Undoes a member's part.
 const ROLLBACK: &str = "ROLLBACK TO novum_group_member; RELEASE novum_group_member";
 /// Keeps a member's part and opens the next member's.
