@@ -14,9 +14,9 @@
 //! renumbered past the values before it, the values concatenated), on
 //! PostgreSQL one statement after the other, as before.
 //!
-//! A batch is for writes whose answers the caller does not read: what
-//! it learns from a statement (rows affected, a returned row) it must ask
-//! with a statement of its own, before or after the batch.
+//! [`Batch::fetch_each`] (and [`Tx::commit_with`]) answer the rows each
+//! statement returned, so an `INSERT … RETURNING` or `UPDATE … RETURNING`
+//! reads back what it wrote in the same hand-off.
 
 use futures_util::TryStreamExt;
 use sqlx::any::{Any, AnyArguments};

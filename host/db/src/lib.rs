@@ -179,20 +179,24 @@ impl Tx {
     /// hand-off, not one of its own: it releases its savepoint and opens
     /// the next member's there when it will hand the group on. When a
     /// write fails nothing is committed and the transaction is rolled back
-    /// (a grouped one: its own part).
-    pub async fn commit_with(mut self, mut writes: Batch) -> Result<(), DbError> {
+    /// (a grouped one: its own part). Answers the rows each of `writes`
+    /// returned, in order (see [`Batch::fetch_each`]).
+    pub async fn commit_with(mut self, mut writes: Batch) -> Result<Vec<StatementRows>, DbError> {
         let Some((closing, savepoint_open)) = self
             .group
             .as_ref()
             .map(writer::Membership::closing_statements)
         else {
-            writes.run(&mut self).await?;
-            return Ok(self.commit().await?);
+            let answers = writes.fetch_each(&mut self).await?;
+            self.commit().await?;
+            return Ok(answers);
         };
+        let written = writes.len();
         for statement in closing {
             writes.push_statement(statement);
         }
-        writes.run(&mut self).await?;
+        let mut answers = writes.fetch_each(&mut self).await?;
+        answers.truncate(written);
         let inner = self.inner.take().expect(LIVE);
         match self.group.take() {
             Some(membership) => {
@@ -201,7 +205,7 @@ impl Tx {
             }
             None => inner.commit().await?,
         }
-        Ok(())
+        Ok(answers)
     }
 
     /// Rolls back (and passes the write turn on). A grouped transaction

@@ -64,7 +64,10 @@ pub mod security_groups;
 mod store;
 pub mod subnets;
 
-pub use compute::{InstanceIp, InstancePort, InstancePortRequest, ReleasedPorts, bridge_name};
+pub use compute::{
+    InstanceAddress, InstanceAddressing, InstanceIp, InstancePort, InstancePortRequest,
+    ReleasedPorts, bridge_name,
+};
 pub use config::{NetworkBackend, NetworkConfig};
 pub use default_network::{AutoAllocatedTopology, ensure_default_network};
 pub use error::NetworkError;

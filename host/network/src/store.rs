@@ -16,7 +16,7 @@ use crate::model::{
 };
 
 /// Ids per `IN (...)` list.
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 
 pub(crate) const NETWORK_COLUMNS: &str = "id, project_id, name, description, admin_state_up, shared, router_external, mtu, status, network_type, physical_network, segmentation_id, port_security_enabled, is_default, created_at, updated_at, revision_number";
 pub(crate) const SUBNET_COLUMNS: &str = "id, network_id, project_id, name, description, ip_version, cidr, gateway_ip, enable_dhcp, ipv6_ra_mode, ipv6_address_mode, created_at, updated_at, revision_number";

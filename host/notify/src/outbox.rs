@@ -59,11 +59,14 @@ pub async fn commit(tx: Tx) -> Result<(), NotifyError> {
 
 /// Runs `writes` in `tx` and commits it ([`Tx::commit_with`]: a grouped
 /// transaction's commit costs no round trip of its own), then wakes the
-/// dispatchers.
-pub async fn commit_with(tx: Tx, writes: novum_db::Batch) -> Result<(), NotifyError> {
-    tx.commit_with(writes).await?;
+/// dispatchers. Answers the rows each of `writes` returned, in order.
+pub async fn commit_with(
+    tx: Tx,
+    writes: novum_db::Batch,
+) -> Result<Vec<novum_db::StatementRows>, NotifyError> {
+    let answers = tx.commit_with(writes).await?;
     wake();
-    Ok(())
+    Ok(answers)
 }
 
 /// The outbox's columns, in the order [`emit`] and [`emit_all`] bind them.

@@ -64,7 +64,10 @@ fn ending_of(id: i64) -> Ending {
 fn last_writes(id: i64, failing: bool) -> novum_db::Batch {
     let mut writes = novum_db::Batch::new();
     writes
-        .push(sqlx::query("UPDATE group_probe SET label = 'batched' WHERE id = $1").bind(id))
+        .push(
+            sqlx::query("UPDATE group_probe SET label = 'batched' WHERE id = $1 RETURNING id")
+                .bind(id),
+        )
         .expect("relabel");
     if failing {
         writes
@@ -120,10 +123,25 @@ async fn members_keep_their_own_endings(db: Db, members: i64) {
                     assert!(duplicate.is_err(), "the duplicate key fails");
                     drop(tx);
                 }
-                Ending::CommitWith => tx
-                    .commit_with(last_writes(id, false))
-                    .await
-                    .expect("commit with"),
+                Ending::CommitWith => {
+                    // The answers are the batch's own statements' (not the
+                    // group's savepoint statements after them).
+                    let answers = tx
+                        .commit_with(last_writes(id, false))
+                        .await
+                        .expect("commit with");
+                    let returned: Vec<Vec<i64>> = answers
+                        .iter()
+                        .map(|answer| {
+                            answer
+                                .rows
+                                .iter()
+                                .map(|row| row.try_get("id").expect("id"))
+                                .collect()
+                        })
+                        .collect();
+                    assert_eq!(returned, vec![vec![id]], "what the batch returned");
+                }
                 Ending::CommitWithFailing => {
                     let failed = tx.commit_with(last_writes(id, true)).await;
                     assert!(

@@ -23,7 +23,7 @@ use crate::microversion::Microversion;
 use crate::validation::{self, TextFormat};
 use novum_compute::store::flavors::{self, FlavorDetails, NewFlavor};
 /// Re-exported from the repository so the server handlers keep their paths.
-pub(crate) use novum_compute::store::flavors::{FlavorRow, snapshot};
+pub(crate) use novum_compute::store::flavors::{FlavorRow, snapshot_of};
 use novum_db::{Db, DbError, Tx};
 use novum_notify::builders;
 use novum_notify::payload::FlavorPayload;
@@ -82,9 +82,32 @@ async fn flavor_updated(tx: &mut Tx, state: &AppState, id: &str) -> ApiResult<()
 
 /// Flavor `id` as the caller may see it (private flavors only with access).
 pub async fn get_visible(db: &Db, auth: &AuthContext, id: &str) -> ApiResult<FlavorRow> {
-    let flavor = flavors::get(db, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Flavor {id} could not be found.")))?;
+    let flavor = flavors::get(db, id).await?;
+    visible(db, auth, id, flavor).await
+}
+
+/// [`get_visible`] with the flavor's extra specs, read with it.
+pub async fn get_visible_with_specs(
+    db: &Db,
+    auth: &AuthContext,
+    id: &str,
+) -> ApiResult<(FlavorRow, BTreeMap<String, String>)> {
+    let (flavor, specs) = flavors::get_with_specs(db, id).await?.unzip();
+    Ok((
+        visible(db, auth, id, flavor).await?,
+        specs.unwrap_or_default(),
+    ))
+}
+
+/// `flavor` (flavor `id` as read) when the caller may see it, else 404.
+async fn visible(
+    db: &Db,
+    auth: &AuthContext,
+    id: &str,
+    flavor: Option<FlavorRow>,
+) -> ApiResult<FlavorRow> {
+    let flavor =
+        flavor.ok_or_else(|| ApiError::not_found(format!("Flavor {id} could not be found.")))?;
     if flavor.is_public == 0
         && !auth.is_admin()
         && !flavors::projects_with_access(db, id)

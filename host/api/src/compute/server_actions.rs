@@ -13,7 +13,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::api_time_micros;
-use super::flavors;
 use super::server_rebuild;
 use super::servers::{fetch_visible, requested_flavor};
 use crate::AppState;
@@ -282,7 +281,6 @@ pub(super) async fn action(
         Requested::Simple(action) => conductor.server_action(&id, action, &caller).await?,
         Requested::Resize(flavor_ref) => {
             let flavor = requested_flavor(&state, &auth, &flavor_ref).await?;
-            let flavor = flavors::snapshot(&state.db, &flavor).await?;
             conductor.resize_server(&id, flavor, &caller).await?;
         }
         Requested::Migrate(host) => conductor.migrate_server(&id, host, &caller).await?,

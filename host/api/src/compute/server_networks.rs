@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::AuthContext;
 use crate::extract::Path;
 use crate::fault::{ApiError, ApiResult};
-use novum_network::{InstancePort, SecurityGroup};
+use novum_network::{InstanceAddress, SecurityGroup};
 
 /// What a server's view shows of its networking.
 #[derive(Clone, Debug, Default)]
@@ -43,24 +43,24 @@ impl ServerNetworking {
     }
 }
 
-/// `addresses` of `ports`: per network name, one entry per fixed IP with
-/// its version, type and the port's MAC.
-pub fn addresses(ports: &[InstancePort]) -> Map<String, Value> {
-    let mut addresses: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for port in ports {
-        let entries = addresses.entry(port.network_name.clone()).or_default();
-        for ip in &port.ips {
-            entries.push(json!({
-                "version": ip.version,
-                "addr": ip.address,
+/// `addresses` of an instance: per network name, one entry per fixed IP
+/// with its version, type and the port's MAC.
+pub fn addresses(of_instance: &[InstanceAddress]) -> Map<String, Value> {
+    let mut addresses: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for address in of_instance {
+        addresses
+            .entry(address.network_name.as_str())
+            .or_default()
+            .push(json!({
+                "version": address.version,
+                "addr": address.address,
                 "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": port.port.mac_address,
+                "OS-EXT-IPS-MAC:mac_addr": address.mac_address,
             }));
-        }
     }
     addresses
         .into_iter()
-        .map(|(network, entries)| (network, Value::Array(entries)))
+        .map(|(network, entries)| (network.to_string(), Value::Array(entries)))
         .collect()
 }
 
@@ -72,39 +72,26 @@ pub async fn of_server(state: &AppState, uuid: &str) -> ApiResult<ServerNetworki
         .unwrap_or_default())
 }
 
-/// The networking of each of `uuids` (a page of a server list), read in a
-/// fixed number of queries.
+/// The networking of each of `uuids` (a page of a server list), read in
+/// one statement per 500 servers.
 pub async fn of_servers(
     state: &AppState,
     uuids: &[String],
 ) -> ApiResult<HashMap<String, ServerNetworking>> {
-    let mut ports = state
+    let mut addressing = state
         .network
-        .instances_ports(uuids)
-        .await
-        .map_err(network_fault)?;
-    let mut groups = state
-        .network
-        .instances_security_groups(uuids)
+        .instances_addressing(uuids)
         .await
         .map_err(network_fault)?;
     Ok(uuids
         .iter()
         .map(|uuid| {
-            let ports = ports.remove(uuid).unwrap_or_default();
-            let mut names: Vec<String> = groups
-                .remove(uuid)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|group| group.name)
-                .collect();
-            names.sort();
-            names.dedup();
+            let addressing = addressing.remove(uuid).unwrap_or_default();
             (
                 uuid.clone(),
                 ServerNetworking {
-                    addresses: addresses(&ports),
-                    security_groups: names,
+                    addresses: addresses(&addressing.addresses),
+                    security_groups: addressing.security_group_names,
                 },
             )
         })

@@ -28,7 +28,7 @@ use crate::fault::{ApiError, ApiResult};
 use crate::microversion::Microversion;
 use crate::request_id::RequestId;
 use novum_compute::conductor::instance_admin::ServerChanges;
-use novum_compute::conductor::model::Instance;
+use novum_compute::conductor::model::{FlavorSnapshot, Instance};
 use novum_compute::conductor::snapshot;
 use novum_compute::conductor::states::{self, vm};
 use novum_compute::conductor::{BuildRequest, Caller, PortPlan};
@@ -504,22 +504,26 @@ pub(super) fn absolute_requests(
     absolute
 }
 
-/// The flavor a request names (`flavorRef`: an id or a link) when the caller
-/// may use it and it is enabled; else a 400 naming it.
+/// The flavor a request names (`flavorRef`: an id or a link), as the
+/// server keeps it, when the caller may use it and it is enabled; else a
+/// 400 naming it.
 pub(super) async fn requested_flavor(
     state: &AppState,
     auth: &AuthContext,
     flavor_ref: &str,
-) -> ApiResult<flavors::FlavorRow> {
-    let flavor = flavors::get_visible(&state.db, auth, &fields::last_segment(flavor_ref))
-        .await
-        .map_err(|_| ApiError::bad_request(format!("Flavor {flavor_ref} could not be found.")))?;
+) -> ApiResult<FlavorSnapshot> {
+    let (flavor, specs) =
+        flavors::get_visible_with_specs(&state.db, auth, &fields::last_segment(flavor_ref))
+            .await
+            .map_err(|_| {
+                ApiError::bad_request(format!("Flavor {flavor_ref} could not be found."))
+            })?;
     if flavor.disabled != 0 {
         return Err(ApiError::bad_request(format!(
             "Flavor {flavor_ref} is disabled."
         )));
     }
-    Ok(flavor)
+    Ok(flavors::snapshot_of(&flavor, specs))
 }
 
 async fn known_zones(state: &AppState) -> ApiResult<Vec<String>> {
@@ -541,7 +545,7 @@ async fn boot_image(
     state: &AppState,
     auth: &AuthContext,
     image_ref: &str,
-    flavor: &flavors::FlavorRow,
+    flavor: &FlavorSnapshot,
 ) -> ApiResult<images::Image> {
     let image = images::get_for_project(&state.db, image_ref, &images::Viewer::from(auth))
         .await
@@ -729,7 +733,6 @@ pub(super) async fn create(
     };
     let image = boot_image(&state, &auth, &image_ref, &flavor).await?;
     let ports = requested_ports(&state, &auth, &server).await?;
-    let flavor = flavors::snapshot(&state.db, &flavor).await?;
     let metadata = server.metadata.clone().unwrap_or_default().0;
     let personality = server.personality.as_ref().map(Personality::sizes);
     let mut tags = match &server.tags {

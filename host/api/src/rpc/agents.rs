@@ -20,10 +20,10 @@
 //!   most once per [`UPTIME_REFRESH`] per host.
 //! - **Power states.** `reconcile_power` (which reads the host's instances)
 //!   runs when the reported power states differ from the host's previous
-//!   report and at the beat after (a vanished domain is called gone on
-//!   the second look), after a task result of the host arrived (its
-//!   instances changed), and every [`POWER_SYNC_INTERVAL`] otherwise
-//!   (Nova's `sync_power_state_interval`).
+//!   report, at the beat after one that found an instance without its
+//!   domain (a vanished domain is called gone on the second look), after a
+//!   task result of the host arrived (its instances changed), and every
+//!   [`POWER_SYNC_INTERVAL`] otherwise (Nova's `sync_power_state_interval`).
 //! - **Credentials.** A token that matched the database is trusted for
 //!   [`TOKEN_TTL`] without a query; a registration on this controller
 //!   replaces the host's entry at once, so the previous token stops working
@@ -88,8 +88,9 @@ struct HostEntry {
     power: Option<u64>,
     /// When its power states were last reconciled.
     synced_at: Option<Instant>,
-    /// Its report changed at the last beat: reconcile once more (the sync
-    /// calls a domain gone on its second look).
+    /// The last reconcile found an instance without its domain: reconcile
+    /// at the next beat too (the sync calls a domain gone on its second
+    /// look), whether the report changed or not.
     recheck: bool,
 }
 
@@ -312,8 +313,8 @@ impl Agents {
                 || entry
                     .synced_at
                     .is_none_or(|at| now.duration_since(at) >= POWER_SYNC_INTERVAL);
-            entry.recheck = changed;
             if reconcile {
+                entry.recheck = false;
                 entry.power = Some(power);
                 entry.synced_at = Some(now);
             }
@@ -357,6 +358,12 @@ impl Agents {
     /// beat writes it.
     pub fn forget_inventory(&self, host: &str) {
         self.with_host(host, |entry| entry.inventory = None);
+    }
+
+    /// `host`'s power states were reconciled; `second_look`: an instance
+    /// was missing from its report, so its next beat reconciles again.
+    pub fn reconciled(&self, host: &str, second_look: bool) {
+        self.with_host(host, |entry| entry.recheck = second_look);
     }
 
     /// `host`'s instances changed (a task result), or reconciling its power

@@ -334,14 +334,18 @@ async fn heartbeat(
             }
         }
     }
-    if plan.reconcile
-        && let Err(error) = state
+    if plan.reconcile {
+        match state
             .conductor
             .reconcile_power(&host, &request.instances)
             .await
-    {
-        state.agents.power_stale(&host);
-        return Err(error.into());
+        {
+            Ok(second_look) => state.agents.reconciled(&host, second_look),
+            Err(error) => {
+                state.agents.power_stale(&host);
+                return Err(error.into());
+            }
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

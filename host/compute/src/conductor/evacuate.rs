@@ -278,7 +278,8 @@ impl Conductor {
     /// (or nothing is left to do), `Ok(Some((why, details)))` when no host
     /// fits.
     async fn schedule_evacuate(self: &Arc<Self>, id: &str) -> Result<Option<(String, String)>> {
-        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, None).await? else {
+        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, None, None).await?
+        else {
             return Ok(None);
         };
         let data = data_of(&operation);

@@ -63,6 +63,7 @@ use std::time::{Duration, Instant};
 use novum_plugin_sdk::{GroupPolicy, Image, KeyValue, Request, SchedulerHint, ServerGroup};
 use novum_wire::{FlavorSpec, ImageSpec, SpawnSpec, TaskAction};
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 use uuid::Uuid;
 
@@ -353,19 +354,21 @@ where
         .bind(id)
         .fetch_optional(executor)
         .await?;
-    row.map(|row| {
-        Ok(Operation {
-            id: row.try_get("id")?,
-            instance_uuid: row.try_get("instance_uuid")?,
-            kind: row.try_get("kind")?,
-            step: row.try_get("step")?,
-            state: row.try_get("state")?,
-            data: row.try_get("data")?,
-            request_id: row.try_get("request_id")?,
-            action_id: row.try_get("action_id")?,
-        })
+    row.as_ref().map(operation_of).transpose()
+}
+
+/// The operation in `row`, a row of `conductor_operations`.
+fn operation_of(row: &AnyRow) -> Result<Operation> {
+    Ok(Operation {
+        id: row.try_get("id")?,
+        instance_uuid: row.try_get("instance_uuid")?,
+        kind: row.try_get("kind")?,
+        step: row.try_get("step")?,
+        state: row.try_get("state")?,
+        data: row.try_get("data")?,
+        request_id: row.try_get("request_id")?,
+        action_id: row.try_get("action_id")?,
     })
-    .transpose()
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -393,7 +396,7 @@ async fn insert_operation(
         action_id,
     )?;
     writes.run(tx).await?;
-    Ok(id)
+    Ok(id.id)
 }
 
 /// Adds an operation to `writes`, owned by controller `owner` when given
@@ -408,7 +411,7 @@ fn insert_operation_into(
     data: &str,
     request_id: &str,
     action_id: &str,
-) -> Result<String> {
+) -> Result<Operation> {
     let id = Uuid::new_v4().to_string();
     writes.push(
         sqlx::query(
@@ -426,7 +429,16 @@ fn insert_operation_into(
         .bind(db::now())
         .bind(owner),
     )?;
-    Ok(id)
+    Ok(Operation {
+        id,
+        instance_uuid: instance_uuid.to_string(),
+        kind: kind.to_string(),
+        step: step.to_string(),
+        state: op_state::RUNNING.to_string(),
+        data: data.to_string(),
+        request_id: request_id.to_string(),
+        action_id: Some(action_id.to_string()),
+    })
 }
 
 /// Ends `operation` where it stands: DONE when `error` is `None`, else FAILED,
@@ -851,6 +863,11 @@ impl Conductor {
         };
         let count = self.quota.check_instances(&mut tx, &check).await?;
         let mut writes = Batch::new();
+        // What the batches' statements returned, and which of them is each
+        // server's `INSERT … RETURNING *`: the scheduling step starts from
+        // the rows as written, without reading them again.
+        let mut answered: Vec<StatementRows> = Vec::new();
+        let mut inserted_at = Vec::new();
         for index in 0..count {
             let uuid = Uuid::new_v4().to_string();
             let name = if count > 1 {
@@ -859,12 +876,13 @@ impl Conductor {
                 request.name.clone()
             };
             let now = db::now();
+            inserted_at.push(answered.len() + writes.len());
             writes.push(sqlx::query(
                 "INSERT INTO instances (uuid, display_name, description, project_id, user_id, flavor_id, flavor, image_ref, \
                  image_properties, vm_state, task_state, power_state, requested_availability_zone, metadata, key_name, key_data, \
                  user_data, scheduler_hints, server_group, reservation_id, launch_index, hostname, created_at, updated_at, \
                  vcpus, memory_mb, access_ip_v4, access_ip_v6, config_drive) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24, $25, $26, $27)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22, $23, $24, $25, $26, $27) RETURNING *",
             )
             .bind(&uuid)
             .bind(&name)
@@ -907,7 +925,7 @@ impl Conductor {
                 )?;
             }
             if !request.ports.requests.is_empty() || !request.tags.is_empty() {
-                std::mem::take(&mut writes).run(&mut tx).await?;
+                answered.extend(std::mem::take(&mut writes).fetch_each(&mut tx).await?);
             }
             self.allocate_ports(&mut tx, &request.project_id, &uuid, &request.ports)
                 .await?;
@@ -939,7 +957,7 @@ impl Conductor {
         // One `server_group.add_member` per new member (the payload lists
         // them: the writes run first).
         if let Some(group) = &request.group {
-            std::mem::take(&mut writes).run(&mut tx).await?;
+            answered.extend(std::mem::take(&mut writes).fetch_each(&mut tx).await?);
             if let Some(payload) = crate::store::server_groups::payload(&mut tx, group).await? {
                 for _ in &uuids {
                     notices::server_group(
@@ -952,19 +970,28 @@ impl Conductor {
                 }
             }
         }
-        novum_notify::commit_with(tx, writes).await?;
+        answered.extend(novum_notify::commit_with(tx, writes).await?);
+        let mut written = Vec::with_capacity(operations.len());
+        for (operation, at) in operations.into_iter().zip(inserted_at) {
+            let row = answered.get(at).and_then(|answer| answer.rows.first());
+            let instance = row.map(Instance::from_row).transpose()?;
+            written.push((operation, instance));
+        }
         // The servers are scheduled one after the other, all marked as this
         // process's from now: a server still waiting for its turn after
         // ADOPT_UNOWNED_AFTER is not adopted (and run beside the others).
-        let marks: Vec<SchedulingMark> = operations
-            .iter()
-            .filter_map(|operation| self.mark_scheduling(operation))
+        let marked: Vec<(SchedulingMark, Option<(Operation, Instance)>)> = written
+            .into_iter()
+            .filter_map(|(operation, instance)| {
+                let mark = self.mark_scheduling(&operation.id)?;
+                Some((mark, instance.map(|instance| (operation, instance))))
+            })
             .collect();
         let conductor = Arc::clone(self);
         tokio::spawn(async move {
-            for mark in marks {
+            for (mark, written) in marked {
                 let id = mark.id().to_string();
-                conductor.run_build_marked(&id, Some(mark)).await;
+                conductor.run_build_marked(&id, Some(mark), written).await;
             }
         });
         Ok((uuids, reservation_id))
@@ -983,14 +1010,20 @@ impl Conductor {
 
     /// Runs the scheduling step of build operation `id` (logging failures).
     async fn run_build(self: &Arc<Self>, id: &str) {
-        self.run_build_marked(id, None).await;
+        self.run_build_marked(id, None, None).await;
     }
 
     /// [`Conductor::run_build`], with the operation's scheduling step
     /// already taken when `mark` is given (one this controller inserted as
-    /// its owner: taking it needs no write).
-    async fn run_build_marked(self: &Arc<Self>, id: &str, mark: Option<SchedulingMark>) {
-        if let Err(error) = self.schedule_build(id, mark).await {
+    /// its owner: taking it needs no write), and with the operation and
+    /// its server as that create wrote them when `written` is given.
+    async fn run_build_marked(
+        self: &Arc<Self>,
+        id: &str,
+        mark: Option<SchedulingMark>,
+        written: Option<(Operation, Instance)>,
+    ) {
+        if let Err(error) = self.schedule_build(id, mark, written).await {
             tracing::error!(operation = id, %error, "build failed");
             let result = async {
                 let Some(mut tx) = self.begin_instance_for_operation(id).await? else {
@@ -1144,13 +1177,22 @@ impl Conductor {
     /// controller (or this one) schedules it already, or it has moved on.
     /// `mark`: the step is taken already (an operation this controller
     /// inserted as its owner and marked: taking it needs no write).
+    /// `written`: the operation and its server as that create wrote them
+    /// (nothing to read; the claim re-reads the operation under its lock,
+    /// so a server deleted meanwhile is not placed).
     async fn take_for_scheduling(
         self: &Arc<Self>,
         id: &str,
         mark: Option<SchedulingMark>,
+        written: Option<(Operation, Instance)>,
     ) -> Result<Option<(SchedulingMark, Operation, Instance)>> {
         let taken = match mark {
-            Some(mark) => mark,
+            Some(mark) => {
+                if let Some((operation, instance)) = written {
+                    return Ok(Some((mark, operation, instance)));
+                }
+                mark
+            }
             None => match self.take_scheduling(id).await? {
                 Some(mark) => mark,
                 None => return Ok(None),
@@ -1173,10 +1215,13 @@ impl Conductor {
         self: &Arc<Self>,
         id: &str,
         mark: Option<SchedulingMark>,
+        written: Option<(Operation, Instance)>,
     ) -> Result<()> {
         // Taken by this controller first: another (live) one schedules it,
         // or it runs here already, or it is placed.
-        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, mark).await? else {
+        let Some((_taken, operation, instance)) =
+            self.take_for_scheduling(id, mark, written).await?
+        else {
             return Ok(());
         };
         let data: BuildData = serde_json::from_str(&operation.data).unwrap_or_default();

@@ -212,51 +212,38 @@ pub async fn current(tx: &mut Tx, uuid: &str) -> Result<Instance> {
 }
 
 /// What the notifications of a change to instance `uuid` need from before
-/// it, read in `tx` with one statement: the instance's states (`None` when
-/// it does not exist) and the request context of action `action_id`
-/// ([`action_context`]).
-pub async fn before_change(
-    tx: &mut Tx,
-    uuid: &str,
-    action_id: Option<&str>,
-) -> Result<(Option<StateMark>, RequestContext)> {
-    let sql = format!("SELECT {}", before_change_columns("$1", "$2"));
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(uuid)
-        .bind(action_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    before_change_of(&row)
-}
-
-/// The columns [`before_change`] reads, where `uuid` and `action_id` are
-/// the placeholders binding the instance's uuid and its action's id. Also
+/// it, as columns of one statement: the instance's states (`NULL` when it
+/// does not exist) and the request context of its action
+/// ([`action_context`]); `uuid` and `action_id` are
+/// the placeholders binding the instance's uuid and its action's id (or
+/// the columns holding them, in a query of `conductor_operations`). Also
 /// a `RETURNING` list: an update of another row (a step taken) reads them
 /// in the same statement, and [`before_change_of`] reads its answer.
 pub fn before_change_columns(uuid: &str, action_id: &str) -> String {
     format!(
-        "(SELECT vm_state FROM instances WHERE uuid = {uuid}) AS vm_state, \
-         (SELECT task_state FROM instances WHERE uuid = {uuid}) AS task_state, \
-         (SELECT request_id FROM instance_actions WHERE id = {action_id}) AS request_id, \
-         (SELECT user_id FROM instance_actions WHERE id = {action_id}) AS user_id, \
-         (SELECT project_id FROM instance_actions WHERE id = {action_id}) AS project_id"
+        "(SELECT vm_state FROM instances WHERE uuid = {uuid}) AS before_vm_state, \
+         (SELECT task_state FROM instances WHERE uuid = {uuid}) AS before_task_state, \
+         (SELECT request_id FROM instance_actions WHERE id = {action_id}) AS action_request_id, \
+         (SELECT user_id FROM instance_actions WHERE id = {action_id}) AS action_user_id, \
+         (SELECT project_id FROM instance_actions WHERE id = {action_id}) AS action_project_id"
     )
 }
 
-/// What [`before_change`] answers, from a row of [`before_change_columns`].
+/// What a row of [`before_change_columns`] says: the instance's states
+/// (`None` when it did not exist) and the action's request context.
 pub fn before_change_of(row: &AnyRow) -> Result<(Option<StateMark>, RequestContext)> {
-    let mark = match row.try_get::<Option<String>, _>("vm_state")? {
+    let mark = match row.try_get::<Option<String>, _>("before_vm_state")? {
         Some(vm_state) => Some(StateMark {
             vm_state,
-            task_state: row.try_get("task_state")?,
+            task_state: row.try_get("before_task_state")?,
         }),
         None => None,
     };
-    let context = match row.try_get::<Option<String>, _>("request_id")? {
+    let context = match row.try_get::<Option<String>, _>("action_request_id")? {
         Some(request_id) => RequestContext {
             request_id: Some(request_id),
-            user_id: row.try_get("user_id")?,
-            project_id: row.try_get("project_id")?,
+            user_id: row.try_get("action_user_id")?,
+            project_id: row.try_get("action_project_id")?,
         },
         None => RequestContext::default(),
     };

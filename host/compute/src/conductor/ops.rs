@@ -15,8 +15,8 @@ use super::tasks::{self, state as task_state};
 use super::{
     ActionData, BUILD, BUILD_EVENT, BuildData, Conductor, ConductorError, DELETE, DELETE_EVENT,
     Failure, Operation, Result, actions, cancel_operations, claims, fault_json, finish_operation,
-    finish_operation_into, insert_operation, load_operation, op_state, set_operation, step,
-    to_json,
+    finish_operation_into, insert_operation, load_operation, op_state, operation_of, set_operation,
+    step, to_json,
 };
 use novum_db::{self as db, Batch, Tx};
 use novum_notify::builders::{InstanceAction, RequestContext};
@@ -94,25 +94,43 @@ impl Conductor {
         let mut tx = self.begin_for_task(host, task_id).await?;
         let succeeded = matches!(outcome, TaskOutcome::Succeeded { .. });
         // The task's state moves on only from queued or leased: a result
-        // reported twice finds it done and changes nothing.
-        let row = sqlx::query(
-            "UPDATE tasks SET state = $1, result = $2, answer = $3, updated_at = $4 \
-             WHERE id = $5 AND host = $6 AND state IN ($7, $8) RETURNING operation_id",
-        )
-        .bind(if succeeded {
-            task_state::DONE
-        } else {
-            task_state::FAILED
-        })
-        .bind(to_json(&outcome))
-        .bind(answer.as_ref().map(to_json))
-        .bind(db::now())
-        .bind(task_id)
-        .bind(host)
-        .bind(task_state::QUEUED)
-        .bind(task_state::LEASED)
-        .fetch_optional(&mut *tx)
-        .await?;
+        // reported twice finds it done and changes nothing. Its operation
+        // (with what its notifications need from before the change) is
+        // read in the same hand-off.
+        let mut opening = Batch::new();
+        opening.push(
+            sqlx::query(
+                "UPDATE tasks SET state = $1, result = $2, answer = $3, updated_at = $4 \
+                 WHERE id = $5 AND host = $6 AND state IN ($7, $8) RETURNING operation_id",
+            )
+            .bind(if succeeded {
+                task_state::DONE
+            } else {
+                task_state::FAILED
+            })
+            .bind(to_json(&outcome))
+            .bind(answer.as_ref().map(to_json))
+            .bind(db::now())
+            .bind(task_id)
+            .bind(host)
+            .bind(task_state::QUEUED)
+            .bind(task_state::LEASED),
+        )?;
+        opening.push(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT o.*, {} FROM conductor_operations o \
+                 WHERE o.id = (SELECT operation_id FROM tasks WHERE id = $1 AND host = $2)",
+                notices::before_change_columns("o.instance_uuid", "o.action_id")
+            )))
+            .bind(task_id)
+            .bind(host),
+        )?;
+        let mut opened = opening
+            .fetch_each(&mut tx)
+            .await?
+            .into_iter()
+            .map(|answer| answer.rows.into_iter().next());
+        let (row, operation_row) = (opened.next().flatten(), opened.next().flatten());
         let Some(row) = row else {
             let known = sqlx::query("SELECT 1 FROM tasks WHERE id = $1 AND host = $2")
                 .bind(task_id)
@@ -136,10 +154,11 @@ impl Conductor {
             self.board.answered();
             return Ok(());
         }
-        let Some(operation) = load_operation(&mut *tx, &operation_id).await? else {
+        let Some(operation_row) = operation_row else {
             tx.commit().await?;
             return Ok(());
         };
+        let operation = operation_of(&operation_row)?;
         if operation.state != op_state::RUNNING {
             tx.commit().await?;
             return Ok(());
@@ -149,8 +168,16 @@ impl Conductor {
         let mut last_writes = Batch::new();
         let reschedule = match operation.kind.as_str() {
             BUILD => {
-                self.build_result(&mut tx, &mut last_writes, &operation, host, &outcome)
-                    .await?
+                let before = notices::before_change_of(&operation_row)?;
+                self.build_result(
+                    &mut tx,
+                    &mut last_writes,
+                    &operation,
+                    before,
+                    host,
+                    &outcome,
+                )
+                .await?
             }
             DELETE => {
                 self.delete_result(&mut tx, &operation, host, &outcome)
@@ -237,19 +264,19 @@ impl Conductor {
     /// A spawn finished: ACTIVE, or release, count the failure and
     /// reschedule (returns true) until `max_attempts`, then ERROR. Writes
     /// that nothing after them reads go to `last_writes`, which the caller
-    /// runs with its commit.
+    /// runs with its commit. `before`: the instance's state and its
+    /// action's context as the transaction began.
     async fn build_result(
         &self,
         tx: &mut Tx,
         last_writes: &mut Batch,
         operation: &Operation,
+        (before, context): (Option<StateMark>, RequestContext),
         host: &str,
         outcome: &TaskOutcome,
     ) -> Result<bool> {
         let now = db::now();
         let uuid = operation.instance_uuid.as_str();
-        let (before, context) =
-            notices::before_change(tx, uuid, operation.action_id.as_deref()).await?;
         let compute = Publisher::compute(host);
         match outcome {
             TaskOutcome::Succeeded { power_state } => {
@@ -985,8 +1012,11 @@ impl Conductor {
     /// alone): the power state is recorded, a guest that shut down by itself
     /// is STOPPED, and one whose domain is gone is put in ERROR with a fault
     /// (see [`power_sync`]). Each change is conditional on the row being as it
-    /// was read, so a task result landing meanwhile wins.
-    pub async fn reconcile_power(&self, host: &str, reported: &[InstancePower]) -> Result<()> {
+    /// was read, so a task result landing meanwhile wins. Answers whether it
+    /// needs a second look: an instance that must have a domain was
+    /// reported without one (recorded as no state now, called gone if the
+    /// next report still misses it).
+    pub async fn reconcile_power(&self, host: &str, reported: &[InstancePower]) -> Result<bool> {
         let rows = sqlx::query(
             "SELECT uuid, vm_state, power_state FROM instances WHERE host = $1 AND deleted = 0 AND task_state IS NULL",
         )
@@ -994,6 +1024,7 @@ impl Conductor {
         .fetch_all(self.db.pool())
         .await?;
         let mut on_record = std::collections::HashSet::new();
+        let mut second_look = false;
         for row in rows {
             let uuid: String = row.try_get("uuid")?;
             on_record.insert(uuid.clone());
@@ -1015,6 +1046,7 @@ impl Conductor {
             if power == recorded && decision == PowerSync::Record {
                 continue;
             }
+            second_look |= decision == PowerSync::Record && power == PowerState::NoState;
             let (new_vm_state, fault) = match decision {
                 PowerSync::Record => (None, None),
                 PowerSync::Follow(state) => (Some(state), None),
@@ -1091,7 +1123,8 @@ impl Conductor {
             novum_notify::commit(tx).await?;
         }
         self.report_foreign_domains(host, reported, &on_record)
-            .await
+            .await?;
+        Ok(second_look)
     }
 
     /// Warns (once per host and domain) about domains `host` runs that are

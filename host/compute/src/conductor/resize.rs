@@ -559,7 +559,8 @@ impl Conductor {
     /// nothing is left to do), `Ok(Some(why))` when no host fits.
     async fn schedule_resize(self: &Arc<Self>, id: &str) -> Result<Option<String>> {
         // Taken by this controller first (see `cluster`).
-        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, None).await? else {
+        let Some((_taken, operation, instance)) = self.take_for_scheduling(id, None, None).await?
+        else {
             return Ok(None);
         };
         let mut tx = self.db.begin().await?;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Executor, FromRow, Row};
 
 use crate::conductor::model::FlavorSnapshot;
 use crate::conductor::{ConductorError, Result};
@@ -209,7 +209,12 @@ pub async fn details(tx: &mut Tx, id: &str) -> Result<Option<FlavorDetails>, DbE
 
 /// The snapshot an instance keeps of flavor `flavor`.
 pub async fn snapshot(db: &Db, flavor: &FlavorRow) -> Result<FlavorSnapshot, DbError> {
-    Ok(FlavorSnapshot {
+    Ok(snapshot_of(flavor, extra_specs(db, &flavor.id).await?))
+}
+
+/// The snapshot of `flavor` with its `extra_specs`.
+pub fn snapshot_of(flavor: &FlavorRow, extra_specs: BTreeMap<String, String>) -> FlavorSnapshot {
+    FlavorSnapshot {
         id: flavor.id.clone(),
         name: flavor.name.clone(),
         vcpus: flavor.vcpus,
@@ -217,8 +222,34 @@ pub async fn snapshot(db: &Db, flavor: &FlavorRow) -> Result<FlavorSnapshot, DbE
         root_gb: flavor.root_gb,
         ephemeral_gb: flavor.ephemeral_gb,
         swap: flavor.swap,
-        extra_specs: extra_specs(db, &flavor.id).await?,
-    })
+        extra_specs,
+    }
+}
+
+/// Flavor `id` with its extra specs, if it exists: one statement (the
+/// flavor's row once per spec).
+pub async fn get_with_specs(
+    db: &Db,
+    id: &str,
+) -> Result<Option<(FlavorRow, BTreeMap<String, String>)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT f.*, s.key AS spec_key, s.value AS spec_value FROM flavors f \
+         LEFT JOIN flavor_extra_specs s ON s.flavor_id = f.id WHERE f.id = $1",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let flavor = FlavorRow::from_row(first)?;
+    let mut specs = BTreeMap::new();
+    for row in &rows {
+        if let Some(key) = row.try_get::<Option<String>, _>("spec_key")? {
+            specs.insert(key, row.try_get("spec_value")?);
+        }
+    }
+    Ok(Some((flavor, specs)))
 }
 
 /// Creates `flavor` in `tx`; a conflict when its id or name is taken.
