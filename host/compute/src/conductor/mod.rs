@@ -385,7 +385,7 @@ async fn insert_operation(
     action_id: &str,
 ) -> Result<String> {
     let mut writes = Batch::new();
-    let id = insert_operation_into(
+    let operation = insert_operation_into(
         &mut writes,
         None,
         instance_uuid,
@@ -396,7 +396,7 @@ async fn insert_operation(
         action_id,
     )?;
     writes.run(tx).await?;
-    Ok(id.id)
+    Ok(operation.id)
 }
 
 /// Adds an operation to `writes`, owned by controller `owner` when given
