@@ -338,7 +338,9 @@ pub async fn auth_failures(db: &Db, id: &str) -> Result<AuthFailures, DbError> {
 /// Counts one failed authentication of user `id` at `now`, in one statement
 /// (concurrent failures all count). A run that had reached `attempts` and
 /// whose lockout ran out (its last failure before `expired_before`) starts
-/// over at 1. Returns the run's length after this failure.
+/// over at 1. Returns the run's length right after this failure (its own
+/// statement's answer: of concurrent failures, each sees its own count, so
+/// exactly one sees the run reach `attempts`); 0 for an unknown user.
 pub async fn record_failed_auth(
     db: &Db,
     id: &str,
@@ -346,18 +348,19 @@ pub async fn record_failed_auth(
     attempts: i64,
     expired_before: &str,
 ) -> Result<i64, DbError> {
-    sqlx::query(
+    let count = sqlx::query_scalar(
         "UPDATE identity_users SET failed_auth_count = CASE \
          WHEN failed_auth_count >= $1 AND failed_auth_at < $2 THEN 1 \
-         ELSE failed_auth_count + 1 END, failed_auth_at = $3 WHERE id = $4",
+         ELSE failed_auth_count + 1 END, failed_auth_at = $3 WHERE id = $4 \
+         RETURNING failed_auth_count",
     )
     .bind(attempts)
     .bind(expired_before)
     .bind(now)
     .bind(id)
-    .execute(db.pool())
+    .fetch_optional(db.pool())
     .await?;
-    Ok(auth_failures(db, id).await?.count)
+    Ok(count.unwrap_or(0))
 }
 
 /// Ends user `id`'s run of failed authentications (a success).

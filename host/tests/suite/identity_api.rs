@@ -1097,6 +1097,45 @@ async fn lockout_on(backend: &Backend) {
 }
 
 #[tokio::test]
+async fn concurrent_failures_each_count_once_and_see_their_own_count() {
+    on_backends!(concurrent_failures_on);
+}
+
+/// Concurrent failed logins of one user (a flood): each failure counts, and
+/// each sees the run's length its own failure made, so exactly one sees the
+/// run reach the lockout threshold (the one that logs the lockout).
+async fn concurrent_failures_on(backend: &Backend) {
+    const FAILURES: i64 = 24;
+    let app = TestApp::start(backend).await;
+    let admin = app.admin_token().await;
+    let (_, user_id, _) = app
+        .project_user(&admin, "flooded", "floody", "member")
+        .await;
+    let now = novum_db::timestamp(chrono::Utc::now());
+    let long_ago = "2000-01-01T00:00:00.000000Z";
+    let failures = (0..FAILURES).map(|_| {
+        novum_identity::store::record_failed_auth(&backend.db, &user_id, &now, 1_000, long_ago)
+    });
+    let mut counts: Vec<i64> = futures_util::future::join_all(failures)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("recorded");
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=FAILURES).collect::<Vec<_>>(),
+        "[{}]",
+        backend.name
+    );
+    let unknown =
+        novum_identity::store::record_failed_auth(&backend.db, "nobody", &now, 3, long_ago)
+            .await
+            .expect("an unknown user");
+    assert_eq!(unknown, 0, "[{}]", backend.name);
+}
+
+#[tokio::test]
 async fn an_empty_admin_password_is_refused_at_start() {
     on_backends!(empty_admin_password_on);
 }

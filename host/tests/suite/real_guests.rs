@@ -125,6 +125,39 @@ async fn type_on_console(uuid: &str, line: &str) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+/// Types `poweroff -f` on the console of server `uuid` until libvirt shows
+/// its domain stopped (a loaded machine may drop what is typed before the
+/// guest's shell reads it); `log`: its console log, shown if it never stops.
+async fn power_off_from_console(uuid: &str, log: &str) {
+    const RETYPE_AFTER: Duration = Duration::from_secs(5);
+    let since = Instant::now();
+    loop {
+        type_on_console(uuid, "poweroff -f").await;
+        let typed = Instant::now();
+        while typed.elapsed() < RETYPE_AFTER {
+            if !domain_running(uuid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the guest never powered off: {}",
+            String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default())
+        );
+    }
+}
+
+/// Whether server `uuid`'s domain runs (exists and is not shut off).
+fn domain_running(uuid: &str) -> bool {
+    let mut conn = Connect::open(Some(URI)).expect("libvirt");
+    let running = Domain::lookup_by_uuid_string(&conn, uuid)
+        .and_then(|domain| domain.is_active())
+        .unwrap_or(false);
+    let _ = conn.close();
+    running
+}
+
 /// Waits until server `id` has `status` (or ERROR); the server.
 async fn wait_status(
     cloud: &Cloud,
@@ -237,7 +270,7 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
     // The guest powers itself off: the agent's power-state sync reports
     // it, and the server shows SHUTOFF.
     wait_console(&log, "NOVUM-READY", started).await;
-    type_on_console(&id, "poweroff -f").await;
+    power_off_from_console(&id, &log).await;
     let server = wait_status(&cloud, &id, "SHUTOFF", Duration::from_secs(60)).await;
     assert_eq!(server["status"], "SHUTOFF", "{server}");
     assert_eq!(server["OS-EXT-STS:power_state"], 4, "{server}");
