@@ -69,7 +69,7 @@ struct Guest {
 }
 
 /// What the proxy knows of one instance.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Known {
     project_id: String,
     interfaces: Vec<InterfaceSpec>,
@@ -247,19 +247,26 @@ impl MetadataProxy {
 
     /// Records the project and interfaces of `instance` from its spec, and
     /// serves the bridges of its interfaces that exist on this host (the
-    /// libvirt test driver makes none: then nothing listens).
+    /// libvirt test driver makes none: then nothing listens). A guest with
+    /// no interface cannot reach the proxy: it is not kept (and forgotten
+    /// if it had interfaces before). The state file is written only when
+    /// what the proxy knows changed.
     pub fn record(self: &Arc<Self>, instance: Uuid, spec: &SpawnSpec) {
         let Some(project_id) = spec.project_id.clone() else {
             return;
         };
-        lock(&self.instances).insert(
-            instance,
-            Known {
-                project_id,
-                interfaces: spec.interfaces.clone(),
-            },
-        );
-        self.keep();
+        if spec.interfaces.is_empty() {
+            self.forget(instance);
+            return;
+        }
+        let known = Known {
+            project_id,
+            interfaces: spec.interfaces.clone(),
+        };
+        let changed = lock(&self.instances).insert(instance, known.clone()) != Some(known);
+        if changed {
+            self.keep();
+        }
         for interface in &spec.interfaces {
             self.serve_bridge_if_present(&interface.bridge);
         }
@@ -267,8 +274,9 @@ impl MetadataProxy {
 
     /// Forgets `instance` (its addresses are answered 404 from now on).
     pub fn forget(&self, instance: Uuid) {
-        lock(&self.instances).remove(&instance);
-        self.keep();
+        if lock(&self.instances).remove(&instance).is_some() {
+            self.keep();
+        }
     }
 
     fn serve_bridge_if_present(self: &Arc<Self>, bridge: &str) {
@@ -621,6 +629,73 @@ mod tests {
         proxy.write_state().expect("state written");
         let again = MetadataProxy::with_state("http://127.0.0.1:1", Some(&dir));
         assert_eq!(lock(&again.secret).as_deref(), Some("last"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A spawn spec of project `p1` with `interfaces`.
+    fn spec_with(interfaces: Vec<InterfaceSpec>) -> SpawnSpec {
+        SpawnSpec {
+            name: "guest".into(),
+            flavor: novum_wire::FlavorSpec {
+                name: "m1.tiny".into(),
+                vcpus: 1,
+                memory_mb: 512,
+                root_gb: 1,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+            },
+            image: novum_wire::ImageSpec {
+                id: "img".into(),
+                properties: Default::default(),
+            },
+            user_data: None,
+            metadata: Default::default(),
+            interfaces,
+            project_id: Some("p1".into()),
+            config_drive: None,
+        }
+    }
+
+    /// What the state file in `dir` holds (`None`: no file).
+    fn kept_in(dir: &Path) -> Option<Kept> {
+        let bytes = std::fs::read(dir.join(STATE_FILE)).ok()?;
+        Some(serde_json::from_slice(&bytes).expect("a readable state"))
+    }
+
+    /// Guests without interfaces are not kept (nothing is written for
+    /// them); one with interfaces is, written once however often it is
+    /// recorded unchanged, and forgotten when it loses them.
+    #[test]
+    fn only_changes_of_guests_with_interfaces_are_written() {
+        let dir = std::env::temp_dir().join(format!("novum-proxy-{}", Uuid::new_v4()));
+        let proxy = MetadataProxy::with_state("http://127.0.0.1:1", Some(&dir));
+        let portless = Uuid::new_v4();
+        proxy.record(portless, &spec_with(Vec::new()));
+        proxy.forget(portless);
+        assert!(kept_in(&dir).is_none(), "a port-less guest was written");
+
+        let guest = Uuid::new_v4();
+        let interface = InterfaceSpec {
+            port_id: Uuid::new_v4(),
+            mac_address: "fa:16:3e:00:00:01".into(),
+            network_id: Uuid::new_v4(),
+            network_name: "net".into(),
+            mtu: None,
+            bridge: "novum-no-such-bridge".into(),
+            fixed_ips: Vec::new(),
+        };
+        proxy.record(guest, &spec_with(vec![interface]));
+        let kept = kept_in(&dir).expect("the guest written");
+        assert_eq!(kept.instances.len(), 1);
+        assert!(kept.instances.contains_key(&guest));
+        // Unchanged: not written again (the file removed stays removed).
+        std::fs::remove_file(dir.join(STATE_FILE)).expect("state file");
+        let interfaces = lock(&proxy.instances)[&guest].interfaces.clone();
+        proxy.record(guest, &spec_with(interfaces));
+        assert!(kept_in(&dir).is_none(), "an unchanged record was written");
+        // Redefined without interfaces: forgotten, and written.
+        proxy.record(guest, &spec_with(Vec::new()));
+        assert!(kept_in(&dir).expect("written").instances.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

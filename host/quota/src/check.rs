@@ -185,11 +185,10 @@ impl Quota {
         check: &InstanceCheck<'_>,
     ) -> Result<u32, QuotaError> {
         self.join(tx, check.project_id).await?;
-        let conn = &mut **tx;
-        let (project_limits, user_rows) = self
-            .project_limits_and_user_rows(conn, check.project_id, check.user_id)
+        let (project_limits, user_rows, (project_usage, flavor_usage)) = self
+            .limits_and_usage(tx, check.project_id, check.user_id)
             .await?;
-        let (project_usage, flavor_usage) = store::project_usage(conn, check.project_id).await?;
+        let conn = &mut **tx;
         let mut lines = instance_lines(
             conn,
             &project_limits,
@@ -263,16 +262,15 @@ impl Quota {
         check: &ResizeCheck<'_>,
     ) -> Result<(), QuotaError> {
         self.join(tx, check.project_id).await?;
-        let conn = &mut **tx;
-        let (project_limits, user_rows) = self
-            .project_limits_and_user_rows(conn, check.project_id, check.user_id)
+        let (project_limits, user_rows, (project_usage, flavor_usage)) = self
+            .limits_and_usage(tx, check.project_id, check.user_id)
             .await?;
         let growth = [
             0,
             (cores_of(check.new) - cores_of(check.old)).max(0),
             (ram_of(check.new) - ram_of(check.old)).max(0),
         ];
-        let (project_usage, flavor_usage) = store::project_usage(conn, check.project_id).await?;
+        let conn = &mut **tx;
         let lines = instance_lines(
             conn,
             &project_limits,

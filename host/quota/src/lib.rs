@@ -159,20 +159,22 @@ impl Quota {
         Ok(limits)
     }
 
-    /// The limits of `project` and the rows of `user` in it (which
-    /// override them for that user), read in one statement: what a quota
-    /// check inside a create's or a resize's transaction needs.
-    pub async fn project_limits_and_user_rows(
+    /// The limits of `project`, the rows of `user` in it (which override
+    /// them for that user) and the project's usage, read in one hand-off to
+    /// the database: what a quota check inside a create's or a resize's
+    /// transaction `tx` needs.
+    pub async fn limits_and_usage(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut Tx,
         project: &str,
         user: &str,
-    ) -> Result<(LimitMap, LimitMap), DbError> {
-        let [class, project_rows, user_rows] = store::limit_layers(conn, project, user).await?;
+    ) -> Result<(LimitMap, LimitMap, store::ProjectUsage), DbError> {
+        let ([class, project_rows, user_rows], usage) =
+            store::limits_and_usage(tx, project, user).await?;
         let mut limits = self.config.defaults();
         limits.extend(class);
         limits.extend(project_rows);
-        Ok((limits, user_rows))
+        Ok((limits, user_rows, usage))
     }
 
     /// The limits of `user` in `project`: the user's rows over the project's

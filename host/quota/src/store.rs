@@ -5,10 +5,14 @@
 use std::collections::BTreeMap;
 
 use novum_plugin_sdk::{FlavorUsage, KeyValue};
+use sqlx::any::{Any, AnyArguments, AnyRow};
 use sqlx::{AnyConnection, Row};
 
 use super::resources::{LimitMap, Resource};
-use novum_db::{self as db, DbError};
+use novum_db::{self as db, Batch, DbError, Tx};
+
+/// One statement with its values bound.
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments>;
 
 /// The quota class that takes part in the lookup.
 pub const DEFAULT_CLASS: &str = "default";
@@ -84,12 +88,8 @@ pub async fn user_row_sums(
 /// The rows that make the limits of `user` in `project`, in one read: the
 /// default quota class's, the project-wide ones and the user's own (the
 /// last three layers of the lookup, over the configuration's defaults).
-pub async fn limit_layers(
-    conn: &mut AnyConnection,
-    project: &str,
-    user: &str,
-) -> Result<[LimitMap; 3], DbError> {
-    let rows = sqlx::query(
+fn limit_layers_query<'q>(project: &'q str, user: &'q str) -> AnyQuery<'q> {
+    sqlx::query(
         "SELECT CAST(0 AS BIGINT) AS layer, resource, hard_limit FROM quota_classes WHERE class_name = $1 \
          UNION ALL \
          SELECT CAST(CASE WHEN user_id = '' THEN 1 ELSE 2 END AS BIGINT) AS layer, resource, hard_limit \
@@ -98,8 +98,10 @@ pub async fn limit_layers(
     .bind(DEFAULT_CLASS)
     .bind(project)
     .bind(user)
-    .fetch_all(&mut *conn)
-    .await?;
+}
+
+/// The layers [`limit_layers_query`]'s rows make.
+fn limit_layers_of(rows: Vec<AnyRow>) -> Result<[LimitMap; 3], DbError> {
     let mut layers: [LimitMap; 3] = Default::default();
     for row in rows {
         let layer: i64 = row.try_get("layer")?;
@@ -114,6 +116,24 @@ pub async fn limit_layers(
         }
     }
     Ok(layers)
+}
+
+/// What a check of `user`'s instances in `project` reads, in one hand-off
+/// to the database inside the check's transaction `tx`: the limit layers
+/// (see [`limit_layers_query`]) and the project's usage (see
+/// [`project_usage`]).
+pub async fn limits_and_usage(
+    tx: &mut Tx,
+    project: &str,
+    user: &str,
+) -> Result<([LimitMap; 3], ProjectUsage), DbError> {
+    let mut reads = Batch::new();
+    reads.push(limit_layers_query(project, user))?;
+    reads.push(project_usage_query(project))?;
+    let mut answers = reads.fetch_each(tx).await?.into_iter();
+    let mut next = || answers.next().map(|answer| answer.rows).unwrap_or_default();
+    let layers = limit_layers_of(next())?;
+    Ok((layers, project_usage_of(next())?))
 }
 
 /// The rows of quota class `class`.
@@ -312,21 +332,32 @@ pub async fn flavor_usage(
     Ok(project_usage(conn, project).await?.1)
 }
 
+/// What a project uses: its instances, cores and ram in all, and its
+/// instances by flavor.
+pub type ProjectUsage = (InstanceUsage, Vec<FlavorUsage>);
+
 /// What `project` uses, in one statement: its instances, cores and ram in
 /// all ([`count_instances`]), and its instances by flavor
 /// ([`flavor_usage`]).
 pub async fn project_usage(
     conn: &mut AnyConnection,
     project: &str,
-) -> Result<(InstanceUsage, Vec<FlavorUsage>), DbError> {
-    let rows = sqlx::query(
+) -> Result<ProjectUsage, DbError> {
+    project_usage_of(project_usage_query(project).fetch_all(&mut *conn).await?)
+}
+
+/// The statement of [`project_usage`].
+fn project_usage_query(project: &str) -> AnyQuery<'_> {
+    sqlx::query(
         "SELECT flavor, CAST(SUM(instances) AS BIGINT) AS n, CAST(SUM(cores) AS BIGINT) AS cores, \
          CAST(SUM(ram) AS BIGINT) AS ram FROM instance_usage WHERE project_id = $1 \
          GROUP BY flavor ORDER BY flavor",
     )
     .bind(project)
-    .fetch_all(&mut *conn)
-    .await?;
+}
+
+/// The usage [`project_usage_query`]'s rows make.
+fn project_usage_of(rows: Vec<AnyRow>) -> Result<ProjectUsage, DbError> {
     let mut total = InstanceUsage::default();
     let mut by_name: BTreeMap<String, FlavorUsage> = BTreeMap::new();
     for row in rows {
