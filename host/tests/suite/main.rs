@@ -66,6 +66,7 @@ mod server_ports;
 mod server_tags;
 mod snapshots;
 mod soft_delete;
+mod sqlite_checkpoint;
 mod two_controllers;
 mod usage;
 mod vm_states;
