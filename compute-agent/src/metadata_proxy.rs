@@ -636,14 +636,7 @@ mod tests {
     fn spec_with(interfaces: Vec<InterfaceSpec>) -> SpawnSpec {
         SpawnSpec {
             name: "guest".into(),
-            flavor: novum_wire::FlavorSpec {
-                name: "m1.tiny".into(),
-                vcpus: 1,
-                memory_mb: 512,
-                root_gb: 1,
-                ephemeral_gb: 0,
-                swap_mb: 0,
-            },
+            flavor: novum_wire::FlavorSpec::tiny(),
             image: novum_wire::ImageSpec {
                 id: "img".into(),
                 properties: Default::default(),

@@ -75,14 +75,7 @@ async fn upload(
 fn spawn_spec() -> SpawnSpec {
     SpawnSpec {
         name: "snap-vm".into(),
-        flavor: FlavorSpec {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 512,
-            root_gb: 1,
-            ephemeral_gb: 0,
-            swap_mb: 0,
-        },
+        flavor: FlavorSpec::tiny(),
         image: ImageSpec {
             id: BASE.into(),
             properties: BTreeMap::new(),

@@ -880,6 +880,21 @@ pub struct FlavorSpec {
     pub swap_mb: u64,
 }
 
+impl FlavorSpec {
+    /// Nova's `m1.tiny`: 1 vCPU, 512 MiB, a 1 GiB root disk, no ephemeral
+    /// disk and no swap (what tests and examples spawn).
+    pub fn tiny() -> Self {
+        FlavorSpec {
+            name: "m1.tiny".into(),
+            vcpus: 1,
+            memory_mb: 512,
+            root_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+        }
+    }
+}
+
 /// Image property naming the architecture (`x86_64`, `aarch64`, ...).
 pub const PROP_ARCHITECTURE: &str = "hw_architecture";
 /// Image property naming the hypervisor type (`kvm`, `qemu`, ...).

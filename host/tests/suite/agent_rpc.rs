@@ -101,14 +101,7 @@ where
 fn spawn_action() -> TaskAction {
     TaskAction::Spawn(SpawnSpec {
         name: "rpc".into(),
-        flavor: FlavorSpec {
-            name: "m1.tiny".into(),
-            vcpus: 1,
-            memory_mb: 512,
-            root_gb: 1,
-            ephemeral_gb: 0,
-            swap_mb: 0,
-        },
+        flavor: FlavorSpec::tiny(),
         image: ImageSpec {
             id: "cirros".into(),
             properties: Default::default(),
