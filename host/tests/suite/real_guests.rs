@@ -150,12 +150,19 @@ async fn power_off_from_console(uuid: &str, log: &str) {
 
 /// Whether server `uuid`'s domain runs (exists and is not shut off).
 fn domain_running(uuid: &str) -> bool {
+    domain_active(uuid).unwrap_or(false)
+}
+
+/// Server `uuid`'s domain: `None` when it has none, else whether it is
+/// active (a lookup only: the domain may go at any moment while a deletion
+/// runs).
+fn domain_active(uuid: &str) -> Option<bool> {
     let mut conn = Connect::open(Some(URI)).expect("libvirt");
-    let running = Domain::lookup_by_uuid_string(&conn, uuid)
-        .and_then(|domain| domain.is_active())
-        .unwrap_or(false);
+    let active = Domain::lookup_by_uuid_string(&conn, uuid)
+        .ok()
+        .map(|domain| domain.is_active().unwrap_or(false));
     let _ = conn.close();
-    running
+    active
 }
 
 /// Waits until server `id` has `status` (or ERROR); the server.
@@ -296,13 +303,9 @@ async fn a_server_boots_a_real_guest_from_an_uploaded_image_and_delete_leaves_no
     cloud.stop().await;
 }
 
-/// Whether server `uuid` has a domain (a lookup only: the domain may go
-/// at any moment while a deletion runs).
+/// Whether server `uuid` has a domain (see [`domain_active`]).
 fn has_domain(uuid: &str) -> bool {
-    let mut conn = Connect::open(Some(URI)).expect("libvirt");
-    let found = Domain::lookup_by_uuid_string(&conn, uuid).is_ok();
-    let _ = conn.close();
-    found
+    domain_active(uuid).is_some()
 }
 
 /// Boots server `name` from `image` and waits for NOVUM-BOOTED on its
